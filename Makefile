@@ -1,0 +1,59 @@
+# stagepilot — every entry point sets up what it needs (.venv from pinned requirements, CDK CLI from npm).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+export CDK_HOME := $(CURDIR)/.cdk-home
+
+.PHONY: help demo test lint synth deploy destroy bench soak lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+$(CDK): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(CDK)
+
+demo: $(STAMP) $(CDK)  ## run the automation on the example show, locally (no AWS account)
+	$(VENV)/bin/stagepilot simulate --policies examples/policies.json --bans examples/bans.json --events examples/show.jsonl
+
+test: $(STAMP) $(CDK) lint  ## the whole test suite, offline
+	$(PY) -m pytest -q -n 2 -m "not slow"
+
+lint: $(STAMP)  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+synth: $(STAMP) $(CDK)  ## CloudFormation template into cdk.out/, offline, no credentials
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(CDK) synth --quiet
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
+
+deploy: $(STAMP) $(CDK)  ## cdk deploy into the account of your AWS credentials
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(CDK) deploy StagePilot
+
+destroy: $(STAMP) $(CDK)  ## cdk destroy (the table is retained)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(CDK) destroy StagePilot
+
+bench: $(STAMP)  ## benchmarks against the floor (docs/performance.md)
+	$(PY) -m benchmarks
+
+soak: $(STAMP) $(CDK)  ## the slow reliability variants
+	$(PY) -m pytest -q -n 2 -m slow
+
+lock: $(STAMP)  ## re-pin requirements.txt from the current venv
+	$(PY) -m pip freeze --exclude-editable | sort > requirements.lock.tmp && echo "review requirements.lock.tmp"
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .cdk-home

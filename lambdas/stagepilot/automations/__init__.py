@@ -1,0 +1,1 @@
+"""Automations: carry out a decision for one event through the adapters (IVS, table)."""

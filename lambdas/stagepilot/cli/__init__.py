@@ -1,0 +1,1 @@
+"""The ``stagepilot`` command line."""

@@ -1,0 +1,79 @@
+"""Settings the stack hands to each function through its environment.
+
+The names here are the only place the stack (infra/) and the functions agree on; both import them.
+Reading happens in ``Settings.from_env()``, called once per container by the handler factory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+ENV_TABLE: Final = "STAGEPILOT_TABLE"
+ENV_STAGE_PREFIXES: Final = "STAGEPILOT_STAGE_ARN_PREFIXES"  # JSON list; empty/absent = all stages
+ENV_DLQ_URL: Final = "STAGEPILOT_DLQ_URL"  # malformed events are parked here directly (never retried)
+ENV_POLICY_CACHE_SECONDS: Final = "STAGEPILOT_POLICY_CACHE_SECONDS"
+ENV_IVS_CALLS_PER_SECOND: Final = "STAGEPILOT_IVS_CALLS_PER_SECOND"  # per function container
+
+DEFAULT_POLICY_CACHE_SECONDS: Final = 30.0
+DEFAULT_IVS_CALLS_PER_SECOND: Final = 2.5  # 5 TPS quota / MaximumConcurrency 2
+METRICS_NAMESPACE: Final = "StagePilot"
+
+
+class SettingsError(ValueError):
+    """The function's environment is wrong: a deployment defect, not an event problem."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    stage_arn_prefixes: tuple[str, ...] = ()
+    dlq_url: str | None = None
+    policy_cache_seconds: float = DEFAULT_POLICY_CACHE_SECONDS
+    ivs_calls_per_second: float = DEFAULT_IVS_CALLS_PER_SECOND
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        table = env.get(ENV_TABLE, "").strip()
+        if not table:
+            raise SettingsError(f"{ENV_TABLE} is not set")
+        return cls(
+            table_name=table,
+            stage_arn_prefixes=_prefixes(env.get(ENV_STAGE_PREFIXES, "")),
+            dlq_url=env.get(ENV_DLQ_URL) or None,
+            policy_cache_seconds=_positive_float(env, ENV_POLICY_CACHE_SECONDS, DEFAULT_POLICY_CACHE_SECONDS),
+            ivs_calls_per_second=_positive_float(env, ENV_IVS_CALLS_PER_SECOND, DEFAULT_IVS_CALLS_PER_SECOND),
+        )
+
+    def covers(self, stage_arn: str) -> bool:
+        """True when the automation is allowed to act on this stage."""
+        return not self.stage_arn_prefixes or stage_arn.startswith(self.stage_arn_prefixes)
+
+
+def _prefixes(raw: str) -> tuple[str, ...]:
+    if not raw.strip():
+        return ()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{ENV_STAGE_PREFIXES} is not JSON: {exc}") from exc
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise SettingsError(f"{ENV_STAGE_PREFIXES} must be a JSON list of non-empty strings")
+    return tuple(value)
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    if value <= 0:
+        raise SettingsError(f"{name} must be > 0, got {raw!r}")
+    return value

@@ -1,0 +1,1 @@
+"""Decisions: pure functions over plain data. No AWS, no I/O."""
