@@ -666,8 +666,9 @@ def _from_botocore(reason: str, name: str, details: dict, root: Shape, path: str
         wanted = " or ".join(
             sorted({_PY_TYPE_NAMES.get(kind, kind) for kind in details.get("valid_types", [])})
         )
-        article = "an" if wanted[:1] in "aeiou" else "a"
-        return Problem(where, f"{prefix}must be {article} {wanted}, got {_json_type(details.get('param'))}")
+        return Problem(
+            where, f"{prefix}must be {_article(wanted)} {wanted}, got {_json_type(details.get('param'))}"
+        )
     if reason == "invalid range":
         return Problem(where, f"must be at least {details.get('min_allowed')}, got {details.get('param')}")
     if reason == "invalid length":
@@ -770,7 +771,10 @@ def _walk_string(value: str, shape: Shape, path: str, problems: list[Problem]) -
         if arn_kind:
             kind = arn_kind.group(1)
             problems.append(
-                Problem(path, f"not a {kind} ARN (expected arn:aws:ivs:<region>:<account>:{kind}/<id>)")
+                Problem(
+                    path,
+                    f"not {_article(kind)} {kind} ARN (expected arn:aws:ivs:<region>:<account>:{kind}/<id>)",
+                )
             )
         else:
             problems.append(Problem(path, f"does not match the pattern {pattern}"))
@@ -782,6 +786,10 @@ def _walk_string(value: str, shape: Shape, path: str, problems: list[Problem]) -
 @functools.cache
 def _pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"
 
 
 def _show(key: str) -> str:
