@@ -1,0 +1,278 @@
+"""The IVS real-time API, as the automations need it.
+
+Owns the boto3 ``ivs-realtime`` client: paces mutating calls to stay under the 5-TPS account quota,
+follows ``nextToken`` (these list operations have no boto3 paginator) and turns AWS errors into the
+project's exceptions, decided once here:
+
+- 5xx, throttling (no throttling error is modelled; botocore retries ``ThrottlingException``/429 itself
+  first) and ``ServiceQuotaExceededException`` (402) → ``RetryLater``;
+- ``ValidationException``/``ResourceNotFoundException``/``AccessDenied``/``PendingVerification`` →
+  ``IvsRejected`` (a ``ConfigurationError``: the same request cannot succeed later);
+- ``ConflictException`` (409) → ``IvsConflict``; callers decide.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
+from stagepilot.errors import ConfigurationError, RetryLater
+
+ACTIVE_COMPOSITION_STATES = frozenset({"STARTING", "ACTIVE"})
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
+
+_RETRYABLE_CODES = frozenset(
+    {
+        "InternalServerException",
+        "ServiceQuotaExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "RequestTimeout",
+    }
+)
+_REJECTED_CODES = frozenset(
+    {"ValidationException", "ResourceNotFoundException", "AccessDeniedException", "PendingVerification"}
+)
+
+
+class IvsRejected(ConfigurationError):
+    """IVS refused the request for a reason retrying cannot fix."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation}: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.ivs_message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.code == "ResourceNotFoundException"
+
+
+class IvsConflict(ConfigurationError):
+    """409: the request conflicts with the resource's current state."""
+
+    def __init__(self, operation: str, message: str) -> None:
+        super().__init__(f"{operation}: ConflictException: {message}")
+        self.operation = operation
+        self.ivs_message = message
+
+
+class Pacer:
+    """Spaces calls at most ``rate`` per second within this process (token bucket of size 1).
+
+    With the event source mapping's MaximumConcurrency of 2 and 2.5 calls/s per container, the functions
+    together stay under IVS's 5 TPS for each mutating operation; bursts wait here or in the queue.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            self._sleep(start - now)
+
+
+@dataclass(frozen=True)
+class CompositionSummary:
+    arn: str
+    stage_arn: str
+    state: str
+    tags: Mapping[str, str]
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_COMPOSITION_STATES
+
+
+@dataclass(frozen=True)
+class Participant:
+    participant_id: str
+    user_id: str | None
+    state: str
+    published: bool
+    attributes: Mapping[str, str]
+    replication_type: str | None  # SOURCE | REPLICA | NONE
+    source_stage_arn: str | None
+
+    @property
+    def is_replica(self) -> bool:
+        return self.replication_type == "REPLICA"
+
+
+@dataclass(frozen=True)
+class Replica:
+    source_stage_arn: str
+    participant_id: str
+    destination_stage_arn: str
+    destination_session_id: str | None
+    state: str
+
+
+class IvsStage:
+    """The IVS real-time operations stagepilot uses. ``client`` is a boto3 ``ivs-realtime`` client."""
+
+    def __init__(self, client: Any, *, pacer: Pacer | None = None) -> None:
+        self._client = client
+        self._pacer = pacer
+
+    # reads -----------------------------------------------------------------------------------------
+    def active_session_id(self, stage_arn: str) -> str | None:
+        stage = self._call("GetStage", arn=stage_arn)["stage"]
+        return stage.get("activeSessionId") or None
+
+    def has_publishers(self, stage_arn: str, session_id: str) -> bool:
+        """True when someone who published in this session is still connected ("published" means ever)."""
+        params = {
+            "stageArn": stage_arn,
+            "sessionId": session_id,
+            "filterByPublished": True,
+            "maxResults": 100,
+        }
+        return any(p.get("state") == "CONNECTED" for p in self._paginate("ListParticipants", "participants", params))
+
+    def participants(self, stage_arn: str, session_id: str, *, user_id: str | None = None) -> list[Participant]:
+        params: dict[str, Any] = {"stageArn": stage_arn, "sessionId": session_id, "maxResults": 100}
+        if user_id is not None:
+            params["filterByUserId"] = user_id
+        return [_participant(p) for p in self._paginate("ListParticipants", "participants", params)]
+
+    def participant(self, stage_arn: str, session_id: str, participant_id: str) -> Participant:
+        response = self._call("GetParticipant", stageArn=stage_arn, sessionId=session_id, participantId=participant_id)
+        return _participant(response["participant"])
+
+    def compositions(self, stage_arn: str) -> list[CompositionSummary]:
+        params = {"filterByStageArn": stage_arn, "maxResults": 100}
+        return [
+            CompositionSummary(arn=c["arn"], stage_arn=c["stageArn"], state=c["state"], tags=c.get("tags") or {})
+            for c in self._paginate("ListCompositions", "compositions", params)
+        ]
+
+    def composition_tags(self, composition_arn: str) -> Mapping[str, str] | None:
+        """The composition's tags, or None when IVS no longer knows it (cleaned up 5 minutes after it ended)."""
+        try:
+            response = self._call("GetComposition", arn=composition_arn)
+        except IvsRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+        return response["composition"].get("tags") or {}
+
+    def replicas(self, stage_arn: str, participant_id: str) -> list[Replica]:
+        params = {"sourceStageArn": stage_arn, "participantId": participant_id, "maxResults": 50}
+        return [
+            Replica(
+                source_stage_arn=r["sourceStageArn"],
+                participant_id=r["participantId"],
+                destination_stage_arn=r["destinationStageArn"],
+                destination_session_id=r.get("destinationSessionId"),
+                state=r.get("replicationState", ""),
+            )
+            for r in self._paginate("ListParticipantReplicas", "replicas", params)
+        ]
+
+    # writes (paced) --------------------------------------------------------------------------------
+    def start_composition(self, request: Mapping[str, Any]) -> str:
+        response = self._call("StartComposition", paced=True, **request)
+        return str(response["composition"]["arn"])
+
+    def start_replication(self, request: Mapping[str, Any]) -> None:
+        self._call("StartParticipantReplication", paced=True, **request)
+
+    def stop_replication(self, source_stage_arn: str, destination_stage_arn: str, participant_id: str) -> None:
+        self._call(
+            "StopParticipantReplication",
+            paced=True,
+            sourceStageArn=source_stage_arn,
+            destinationStageArn=destination_stage_arn,
+            participantId=participant_id,
+        )
+
+    def disconnect(self, stage_arn: str, participant_id: str, reason: str) -> None:
+        self._call(
+            "DisconnectParticipant",
+            paced=True,
+            stageArn=stage_arn,
+            participantId=participant_id,
+            reason=reason,
+        )
+
+    # plumbing --------------------------------------------------------------------------------------
+    def _paginate(self, operation: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            page = self._call(operation, **{**params, **({"nextToken": token} if token else {})})
+            yield from page.get(key, [])
+            token = page.get("nextToken")
+            if not token:
+                return
+
+    def _call(self, operation: str, *, paced: bool = False, **params: Any) -> dict[str, Any]:
+        if paced and self._pacer is not None:
+            self._pacer.wait()
+        method: Callable[..., dict[str, Any]] = getattr(self._client, _snake(operation))
+        try:
+            return method(**params)
+        except ClientError as exc:
+            raise _translate(operation, exc) from exc
+        except ParamValidationError:
+            raise  # a bug in this code (or a policy that escaped validation), not a transient failure
+        except BotoCoreError as exc:  # connection errors, timeouts: transient
+            raise RetryLater(f"{operation}: {exc}") from exc
+
+
+def _translate(operation: str, exc: ClientError) -> Exception:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", "")) or str(exc)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _RETRYABLE_CODES or status == 429 or status >= 500:
+        return RetryLater(f"{operation}: {code or status}: {message}")
+    if code == "ConflictException":
+        return IvsConflict(operation, message)
+    if code in _REJECTED_CODES or 400 <= status < 500:
+        return IvsRejected(operation, code or str(status), message)
+    return RetryLater(f"{operation}: {code or status}: {message}")
+
+
+def _participant(raw: Mapping[str, Any]) -> Participant:
+    return Participant(
+        participant_id=raw["participantId"],
+        user_id=raw.get("userId") or None,
+        state=raw.get("state", ""),
+        published=bool(raw.get("published", False)),
+        attributes=raw.get("attributes") or {},
+        replication_type=raw.get("replicationType"),
+        source_stage_arn=raw.get("sourceStageArn"),
+    )
+
+
+def _snake(operation: str) -> str:
+    out = []
+    for index, char in enumerate(operation):
+        if char.isupper() and index:
+            out.append("_")
+        out.append(char.lower())
+    return "".join(out)

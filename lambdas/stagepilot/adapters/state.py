@@ -1,0 +1,126 @@
+"""Automation state in the table: per-session records, written with conditions so that concurrent
+deliveries of events for one stage cannot both act."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from stagepilot.adapters.table import STATE_RETENTION, Table, epoch, iso, stage_partition, utc_now
+from stagepilot.decisions.composition import SessionCompositions, State
+
+
+def composition_key(stage_arn: str, session_id: str) -> tuple[str, str]:
+    return stage_partition(stage_arn), f"SESSION#{session_id}#COMPOSITION"
+
+
+class CompositionRecords:
+    """The ``SessionCompositions`` record of each stage session (see decisions/composition.py)."""
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def get(self, stage_arn: str, session_id: str) -> SessionCompositions | None:
+        item = self._table.get(*composition_key(stage_arn, session_id), consistent=True)
+        return _record(item) if item else None
+
+    def claim(
+        self,
+        stage_arn: str,
+        session_id: str,
+        *,
+        attempt: int,
+        owner: str,
+        expected: SessionCompositions | None,
+    ) -> bool:
+        """Take the right to start ``attempt``; only one caller wins for a given previous state."""
+        pk, sk = composition_key(stage_arn, session_id)
+        now = self._clock()
+        if expected is None:
+            item = {
+                PARTITION_KEY: pk,
+                SORT_KEY: sk,
+                "attempt": attempt,
+                "state": State.CLAIMED.value,
+                "owner": owner,
+                "claimedAt": iso(now),
+                "restarts": 0,
+                TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
+            }
+            return self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
+        restarts = expected.restarts + (1 if expected.state is State.FAILED else 0)
+        updated = self._table.update(
+            pk,
+            sk,
+            "SET #attempt = :attempt, #state = :claimed, #owner = :owner, #claimedAt = :now, #restarts = :restarts",
+            condition="#attempt = :expected_attempt AND #state = :expected_state AND #owner = :expected_owner",
+            names={
+                "#attempt": "attempt",
+                "#state": "state",
+                "#owner": "owner",
+                "#claimedAt": "claimedAt",
+                "#restarts": "restarts",
+            },
+            values={
+                ":attempt": attempt,
+                ":claimed": State.CLAIMED.value,
+                ":owner": owner,
+                ":now": iso(now),
+                ":restarts": restarts,
+                ":expected_attempt": expected.attempt,
+                ":expected_state": expected.state.value,
+                ":expected_owner": expected.owner,
+            },
+        )
+        return updated is not None
+
+    def mark(
+        self,
+        stage_arn: str,
+        session_id: str,
+        *,
+        attempt: int,
+        state: State,
+        from_states: tuple[State, ...],
+        **attributes: Any,
+    ) -> bool:
+        """Move ``attempt`` to ``state`` if it is still in one of ``from_states``."""
+        pk, sk = composition_key(stage_arn, session_id)
+        names = {"#attempt": "attempt", "#state": "state"}
+        values: dict[str, Any] = {":attempt": attempt, ":state": state.value}
+        sets = ["#state = :state"]
+        for index, (name, value) in enumerate(attributes.items()):
+            names[f"#a{index}"] = name
+            values[f":a{index}"] = iso(value) if isinstance(value, datetime) else value
+            sets.append(f"#a{index} = :a{index}")
+        allowed = []
+        for index, from_state in enumerate(from_states):
+            values[f":from{index}"] = from_state.value
+            allowed.append(f":from{index}")
+        condition = f"#attempt = :attempt AND #state IN ({', '.join(allowed)})"
+        return (
+            self._table.update(pk, sk, "SET " + ", ".join(sets), condition=condition, names=names, values=values)
+            is not None
+        )
+
+
+def _record(item: dict[str, Any]) -> SessionCompositions:
+    return SessionCompositions(
+        attempt=int(item["attempt"]),
+        state=State(item["state"]),
+        owner=str(item.get("owner", "")),
+        claimed_at=_time(item.get("claimedAt")) or datetime.min.replace(tzinfo=UTC),
+        restarts=int(item.get("restarts", 0)),
+        composition_arn=item.get("compositionArn"),
+        failed_at=_time(item.get("failedAt")),
+        policy_hash=item.get("policyHash"),
+    )
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

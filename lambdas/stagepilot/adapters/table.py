@@ -1,0 +1,437 @@
+"""The DynamoDB table: policies, bans, automation state and the audit trail. Key design: docs/table.md.
+
+Uses the low-level client (the resource layer costs cold-start time for nothing here). Every method maps
+DynamoDB's throttling and 5xx to ``RetryLater``; conditional-write failures are answers, not errors.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
+from stagepilot.adapters.schema import (
+    AUDIT_INDEX,
+    AUDIT_INDEX_PARTITION_KEY,
+    AUDIT_INDEX_SORT_KEY,
+    PARTITION_KEY,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+)
+from stagepilot.errors import ConflictError, NotFound, RetryLater
+from stagepilot.policy import DEFAULT_STAGE, StagePolicy, parse_policy
+
+POLICY_PARTITION = "POLICY"
+BAN_PARTITION = "BAN"
+AUDIT_PARTITION = "AUDIT"
+STATE_RETENTION = timedelta(days=7)
+AUDIT_RETENTION = timedelta(days=90)
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+    }
+)
+
+
+def stage_partition(stage_arn: str) -> str:
+    return f"STAGE#{stage_arn}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+class Table:
+    """Thin typed access to one table; the stores below own the item shapes."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def get(self, pk: str, sk: str, *, consistent: bool = False) -> dict[str, Any] | None:
+        response = self._call("get_item", Key=_key(pk, sk), ConsistentRead=consistent)
+        item = response.get("Item")
+        return _from_item(item) if item else None
+
+    def get_many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        response = self._call("batch_get_item", RequestItems={self.name: {"Keys": [_key(*k) for k in keys]}})
+        found = {}
+        for raw in response.get("Responses", {}).get(self.name, []):
+            item = _from_item(raw)
+            found[(item[PARTITION_KEY], item[SORT_KEY])] = item
+        unprocessed = response.get("UnprocessedKeys", {}).get(self.name, {}).get("Keys")
+        if unprocessed:  # only under throttling; the queue retries the event
+            raise RetryLater("DynamoDB BatchGetItem left keys unprocessed")
+        return found
+
+    def put(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Write an item; False when ``condition`` did not hold."""
+        params: dict[str, Any] = {"Item": _to_item(item)}
+        _add_condition(params, condition, names, values)
+        return self._conditional("put_item", params)
+
+    def update(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Update an item and return it as it is now; None when ``condition`` did not hold."""
+        params: dict[str, Any] = {
+            "Key": _key(pk, sk),
+            "UpdateExpression": expression,
+            "ReturnValues": "ALL_NEW",
+        }
+        _add_condition(params, condition, names, values)
+        try:
+            response = self._call("update_item", **params)
+        except _ConditionFailed:
+            return None
+        return _from_item(response["Attributes"])
+
+    def delete(
+        self,
+        pk: str,
+        sk: str,
+        *,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        params: dict[str, Any] = {"Key": _key(pk, sk)}
+        _add_condition(params, condition, names, values)
+        return self._conditional("delete_item", params)
+
+    def query(
+        self,
+        pk: str,
+        *,
+        sk_prefix: str | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+        index: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        pk_name = AUDIT_INDEX_PARTITION_KEY if index == AUDIT_INDEX else PARTITION_KEY
+        sk_name = AUDIT_INDEX_SORT_KEY if index == AUDIT_INDEX else SORT_KEY
+        params: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :pk" + (" AND begins_with(#sk, :prefix)" if sk_prefix else ""),
+            "ExpressionAttributeNames": {"#pk": pk_name, **({"#sk": sk_name} if sk_prefix else {})},
+            "ExpressionAttributeValues": _to_item({":pk": pk, **({":prefix": sk_prefix} if sk_prefix else {})}),
+            "ScanIndexForward": not newest_first,
+        }
+        if index:
+            params["IndexName"] = index
+        returned = 0
+        while True:
+            if limit is not None:
+                params["Limit"] = limit - returned
+            page = self._call("query", **params)
+            for raw in page.get("Items", []):
+                yield _from_item(raw)
+                returned += 1
+            if "LastEvaluatedKey" not in page or (limit is not None and returned >= limit):
+                return
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _conditional(self, method: str, params: dict[str, Any]) -> bool:
+        try:
+            self._call(method, **params)
+        except _ConditionFailed:
+            return False
+        return True
+
+    def _call(self, method: str, **params: Any) -> dict[str, Any]:
+        try:
+            if method != "batch_get_item":
+                params["TableName"] = self.name
+            call: Callable[..., dict[str, Any]] = getattr(self.client, method)
+            return call(**params)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed() from exc
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code in _RETRYABLE or status >= 500:
+                raise RetryLater(f"DynamoDB {method}: {code}") from exc
+            raise
+        except ParamValidationError:
+            raise  # a bug in this code, not a transient failure
+        except BotoCoreError as exc:
+            raise RetryLater(f"DynamoDB {method}: {exc}") from exc
+
+
+class _ConditionFailed(Exception):
+    pass
+
+
+# Policies ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoredPolicy:
+    stage_arn: str
+    version: int
+    updated_at: str
+    document: dict[str, Any]
+
+    def parse(self) -> StagePolicy:
+        return parse_policy(self.document)
+
+
+class PolicyStore:
+    """Policies, one item each, under one partition (a Query lists them all; ≤ a few thousand items)."""
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def get(self, stage_arn: str) -> StoredPolicy | None:
+        item = self._table.get(POLICY_PARTITION, stage_arn, consistent=True)
+        return _stored_policy(item) if item else None
+
+    def get_with_default(self, stage_arn: str) -> tuple[StoredPolicy | None, StoredPolicy | None]:
+        """The stage's own policy and the default policy, in one request."""
+        keys = [(POLICY_PARTITION, stage_arn), (POLICY_PARTITION, DEFAULT_STAGE)]
+        found = self._table.get_many(keys)
+        own, default = (found.get(k) for k in keys)
+        return (_stored_policy(own) if own else None, _stored_policy(default) if default else None)
+
+    def list(self) -> list[StoredPolicy]:
+        return [_stored_policy(item) for item in self._table.query(POLICY_PARTITION)]
+
+    def put(self, policy: StagePolicy, *, expected_version: int | None = None) -> StoredPolicy:
+        """Write a policy. ``expected_version``: the version the writer read (0 = must not exist yet);
+        None means "whatever is stored now", read first, so two concurrent writers still conflict."""
+        if expected_version is None:
+            current = self.get(policy.stage_arn)
+            expected_version = current.version if current else 0
+        stored = StoredPolicy(
+            stage_arn=policy.stage_arn,
+            version=expected_version + 1,
+            updated_at=iso(self._clock()),
+            document=policy.to_document(),
+        )
+        item = {
+            PARTITION_KEY: POLICY_PARTITION,
+            SORT_KEY: stored.stage_arn,
+            "version": stored.version,
+            "updatedAt": stored.updated_at,
+            "document": json.dumps(stored.document, sort_keys=True),
+        }
+        if expected_version == 0:
+            written = self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
+        else:
+            written = self._table.put(
+                item, condition="#v = :v", names={"#v": "version"}, values={":v": expected_version}
+            )
+        if not written:
+            raise ConflictError(
+                f"policy for {policy.stage_arn} changed since version {expected_version} was read; "
+                "get it again, re-apply your change, and put it"
+            )
+        return stored
+
+    def delete(self, stage_arn: str) -> None:
+        if not self._table.delete(
+            POLICY_PARTITION, stage_arn, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
+        ):
+            raise NotFound(f"no policy stored for {stage_arn}")
+
+
+def _stored_policy(item: Mapping[str, Any]) -> StoredPolicy:
+    raw = item.get("document", "")
+    try:
+        document = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        document = {"__unreadable__": raw}
+    return StoredPolicy(
+        stage_arn=item[SORT_KEY],
+        version=int(item.get("version", 0)),
+        updated_at=str(item.get("updatedAt", "")),
+        document=document,
+    )
+
+
+# Bans ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ban:
+    user_id: str
+    reason: str
+    created_at: str
+    expires_at: datetime | None
+
+    def active(self, now: datetime) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+class BanStore:
+    """The global ban list. Expired bans are ignored at once (TTL deletion can lag by up to 48 h)."""
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def add(self, user_id: str, *, reason: str = "", ttl: timedelta | None = None) -> Ban:
+        now = self._clock()
+        ban = Ban(user_id=user_id, reason=reason, created_at=iso(now), expires_at=now + ttl if ttl else None)
+        item: dict[str, Any] = {
+            PARTITION_KEY: BAN_PARTITION,
+            SORT_KEY: user_id,
+            "reason": reason,
+            "createdAt": ban.created_at,
+        }
+        if ban.expires_at:
+            item[TTL_ATTRIBUTE] = epoch(ban.expires_at)
+        self._table.put(item)
+        return ban
+
+    def remove(self, user_id: str) -> None:
+        if not self._table.delete(
+            BAN_PARTITION, user_id, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
+        ):
+            raise NotFound(f"{user_id} is not banned")
+
+    def get(self, user_id: str) -> Ban | None:
+        item = self._table.get(BAN_PARTITION, user_id)
+        ban = _ban(item) if item else None
+        return ban if ban and ban.active(self._clock()) else None
+
+    def list(self) -> list[Ban]:
+        now = self._clock()
+        return [ban for ban in (_ban(item) for item in self._table.query(BAN_PARTITION)) if ban.active(now)]
+
+
+def _ban(item: Mapping[str, Any]) -> Ban:
+    expires = item.get(TTL_ATTRIBUTE)
+    return Ban(
+        user_id=item[SORT_KEY],
+        reason=str(item.get("reason", "")),
+        created_at=str(item.get("createdAt", "")),
+        expires_at=datetime.fromtimestamp(int(expires), UTC) if expires is not None else None,
+    )
+
+
+# Audit trail ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AuditRecord:
+    time: datetime
+    stage_arn: str
+    automation: str
+    action: str  # e.g. "composition-start-rejected", "disconnect", "would-disconnect"
+    reason: str
+    session_id: str | None = None
+    participant_id: str | None = None
+    user_id: str | None = None
+    rule: str | None = None
+    dry_run: bool = False
+    result: str = ""
+    event_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "time": iso(self.time),
+            "stageArn": self.stage_arn,
+            "automation": self.automation,
+            "action": self.action,
+            "reason": self.reason,
+            "sessionId": self.session_id,
+            "participantId": self.participant_id,
+            "userId": self.user_id,
+            "rule": self.rule,
+            "dryRun": self.dry_run,
+            "result": self.result,
+            "eventId": self.event_id,
+            "details": dict(self.details),
+        }
+        return {k: v for k, v in out.items() if v not in (None, {}, "")}
+
+
+class AuditLog:
+    """Newest-first trail of actions per stage, and across stages through the sparse time index."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+
+    def record(self, entry: AuditRecord) -> None:
+        # Deterministic per (event, action) so a retried event does not write the same entry twice.
+        suffix = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{entry.event_id}/{entry.action}/{entry.participant_id}"))
+        when = iso(entry.time)
+        item = {
+            PARTITION_KEY: stage_partition(entry.stage_arn),
+            SORT_KEY: f"AUDIT#{when}#{suffix}",
+            AUDIT_INDEX_PARTITION_KEY: AUDIT_PARTITION,
+            AUDIT_INDEX_SORT_KEY: f"{when}#{suffix}",
+            TTL_ATTRIBUTE: epoch(entry.time + AUDIT_RETENTION),
+            "entry": json.dumps(entry.to_json(), sort_keys=True),
+        }
+        self._table.put(item)
+
+    def list(self, stage_arn: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+        if stage_arn:
+            items = self._table.query(stage_partition(stage_arn), sk_prefix="AUDIT#", newest_first=True, limit=limit)
+        else:
+            items = self._table.query(AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True, limit=limit)
+        return [json.loads(item["entry"]) for item in items]
+
+
+# helpers -------------------------------------------------------------------------------------------
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {PARTITION_KEY: {"S": pk}, SORT_KEY: {"S": sk}}
+
+
+def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items()}
+
+
+def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: _deserializer.deserialize(v) for k, v in item.items()}
+    for k, v in out.items():  # Decimal → int for the counters and versions this table holds
+        if type(v).__name__ == "Decimal" and v == int(v):
+            out[k] = int(v)
+    return out
+
+
+def _add_condition(
+    params: dict[str, Any],
+    condition: str | None,
+    names: Mapping[str, str] | None,
+    values: Mapping[str, Any] | None,
+) -> None:
+    if condition:
+        params["ConditionExpression"] = condition
+    if names:
+        params["ExpressionAttributeNames"] = dict(names)
+    if values:
+        params["ExpressionAttributeValues"] = _to_item(values)

@@ -1,0 +1,291 @@
+"""Composition automation: exactly one running composition per stage session, healed when it fails.
+
+Two guards make "exactly once" hold under duplicated, concurrent and retried events: a conditional
+claim in the table (only one invocation may start a given attempt) and a deterministic
+``idempotencyToken`` per (stage, session, attempt), so a handler that crashed after StartComposition
+returned and is retried gets the same composition back from IVS instead of a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+from stagepilot.adapters.ivs import IvsRejected
+from stagepilot.adapters.state import CompositionRecords
+from stagepilot.adapters.table import AuditRecord
+from stagepilot.decisions.composition import (
+    Decision,
+    SessionCompositions,
+    State,
+    decide_on_failure,
+    decide_on_publish,
+    idempotency_token,
+    managed_attempt,
+    managed_tags,
+)
+from stagepilot.errors import RetryLater
+from stagepilot.events import CompositionStateChange, Event, StageUpdate
+from stagepilot.pipeline import Outcome, Services
+from stagepilot.policy import CompositionPolicy, StagePolicy
+from stagepilot.routing import COMPOSITION, PARTICIPANT_PUBLISHED
+
+
+class CompositionAutomation:
+    name = COMPOSITION
+    needs_policy = True
+
+    def handle(self, event: Event, policy: StagePolicy | None, services: Services) -> Outcome:
+        if policy is None or policy.composition is None:
+            return self._skip("the stage's policy has no composition section")
+        if isinstance(event, StageUpdate) and event.event_name == PARTICIPANT_PUBLISHED:
+            return self._on_publish(event, policy.composition, services)
+        if isinstance(event, CompositionStateChange):
+            return self._on_state_change(event, policy.composition, services)
+        return self._skip(f"{getattr(event, 'event_name', type(event).__name__)} is not a composition trigger")
+
+    # Participant Published ---------------------------------------------------------------------------
+    def _on_publish(self, event: StageUpdate, composition: CompositionPolicy, services: Services) -> Outcome:
+        records = CompositionRecords(services.table, clock=services.clock)
+        record = records.get(event.stage_arn, event.session_id)
+        decision = decide_on_publish(
+            record, event_id=event.event_id, now=services.clock(), policy_hash=_policy_hash(composition)
+        )
+        if not decision.act:
+            return self._skip(decision.reason, session_id=event.session_id)
+        return self._start(
+            event.stage_arn,
+            event.session_id,
+            decision,
+            record,
+            composition,
+            services,
+            owner=event.event_id,
+            restart=False,
+            event_time=event.time,
+        )
+
+    # IVS Composition State Change --------------------------------------------------------------------
+    def _on_state_change(
+        self, event: CompositionStateChange, composition: CompositionPolicy, services: Services
+    ) -> Outcome:
+        tags = services.ivs.composition_tags(event.composition_arn)
+        owned = managed_attempt(dict(tags) if tags is not None else None)
+        if tags is None:
+            return self._skip("the composition no longer exists at IVS (the event is stale)")
+        if owned is None:
+            return self._skip("not a composition stagepilot started; left alone")
+        session_id, attempt = owned
+        records = CompositionRecords(services.table, clock=services.clock)
+        if event.event_name == "Session Start":
+            return self._skip("composition session started", session_id=session_id)
+        if event.event_name == "Session End":
+            records.mark(
+                event.stage_arn,
+                session_id,
+                attempt=attempt,
+                state=State.ENDED,
+                from_states=(State.STARTED, State.CLAIMED),
+                endedAt=event.time,
+            )
+            return self._skip("composition ended normally; recorded, nothing to restart", session_id=session_id)
+        if event.event_name == "Destination Failure":
+            services.metrics.count("CompositionDestinationFailure")
+            services.audit.record(
+                AuditRecord(
+                    time=event.time,
+                    stage_arn=event.stage_arn,
+                    automation=self.name,
+                    action="destination-failure",
+                    reason=event.reason or "a destination failed",
+                    session_id=session_id,
+                    event_id=event.event_id,
+                    details={"compositionArn": event.composition_arn},
+                )
+            )
+            return self._skip(
+                "destination failed while the composition is alive; recorded, no restart",
+                session_id=session_id,
+            )
+        if event.event_name != "Session Failure":
+            return self._skip(f"{event.event_name} needs no action")
+        return self._on_failure(event, session_id, attempt, composition, services, records)
+
+    def _on_failure(
+        self,
+        event: CompositionStateChange,
+        session_id: str,
+        attempt: int,
+        composition: CompositionPolicy,
+        services: Services,
+        records: CompositionRecords,
+    ) -> Outcome:
+        records.mark(
+            event.stage_arn,
+            session_id,
+            attempt=attempt,
+            state=State.FAILED,
+            from_states=(State.STARTED, State.CLAIMED),
+            failedAt=event.time,
+            failureReason=event.reason or "",
+        )
+        record = records.get(event.stage_arn, session_id)
+        decision = decide_on_failure(
+            record,
+            failed_attempt=attempt,
+            max_restarts=composition.max_restarts,
+            failed_at=event.time,
+            now=services.clock(),
+        )
+        if not decision.act:
+            if record is not None and record.attempt == attempt and record.state is State.FAILED:
+                records.mark(
+                    event.stage_arn,
+                    session_id,
+                    attempt=attempt,
+                    state=State.GAVE_UP,
+                    from_states=(State.FAILED,),
+                )
+                services.metrics.count("CompositionGaveUp")
+                services.audit.record(
+                    AuditRecord(
+                        time=event.time,
+                        stage_arn=event.stage_arn,
+                        automation=self.name,
+                        action="composition-gave-up",
+                        reason=decision.reason,
+                        session_id=session_id,
+                        event_id=event.event_id,
+                        details={"compositionArn": event.composition_arn, "failure": event.reason or ""},
+                    )
+                )
+            return self._skip(decision.reason, session_id=session_id)
+        if decision.delay is not None:
+            raise RetryLater(
+                f"restart back-off: {decision.delay.total_seconds():.0f} s to wait",
+                delay_seconds=decision.delay.total_seconds(),
+            )
+        return self._start(
+            event.stage_arn,
+            session_id,
+            decision,
+            record,
+            composition,
+            services,
+            owner=event.event_id,
+            restart=True,
+            event_time=event.time,
+        )
+
+    # the one place a composition is started ----------------------------------------------------------
+    def _start(
+        self,
+        stage_arn: str,
+        session_id: str,
+        decision: Decision,
+        record: SessionCompositions | None,
+        composition: CompositionPolicy,
+        services: Services,
+        *,
+        owner: str,
+        restart: bool,
+        event_time: datetime,
+    ) -> Outcome:
+        records = CompositionRecords(services.table, clock=services.clock)
+        attempt = decision.attempt
+        resuming = record is not None and record.state is State.CLAIMED and record.attempt == attempt
+        if not resuming and not records.claim(stage_arn, session_id, attempt=attempt, owner=owner, expected=record):
+            return self._skip("another event claimed this start first", session_id=session_id)
+        active_session = services.ivs.active_session_id(stage_arn)
+        if active_session != session_id:
+            records.mark(stage_arn, session_id, attempt=attempt, state=State.STALE, from_states=(State.CLAIMED,))
+            return self._skip(
+                f"session {session_id} is not the stage's active session ({active_session})",
+                session_id=session_id,
+            )
+        if decision.needs_publishers and not services.ivs.has_publishers(stage_arn, session_id):
+            # Over for now; a later publisher in this session starts a new attempt.
+            records.mark(stage_arn, session_id, attempt=attempt, state=State.ENDED, from_states=(State.CLAIMED,))
+            return self._skip("nobody is publishing in the session", session_id=session_id)
+        existing = next(
+            (c for c in services.ivs.compositions(stage_arn) if c.active and managed_attempt(dict(c.tags)) is not None),
+            None,
+        )
+        if existing is not None:
+            records.mark(
+                stage_arn,
+                session_id,
+                attempt=attempt,
+                state=State.STARTED,
+                from_states=(State.CLAIMED,),
+                compositionArn=existing.arn,
+            )
+            return self._skip(
+                f"a stagepilot composition is already {existing.state.lower()} on the stage",
+                session_id=session_id,
+                composition_arn=existing.arn,
+            )
+        request = composition.start_request(
+            stage_arn=stage_arn,
+            idempotency_token=idempotency_token(stage_arn, session_id, attempt),
+            extra_tags=managed_tags(session_id, attempt),
+        )
+        try:
+            arn = services.ivs.start_composition(request)
+        except IvsRejected as exc:
+            records.mark(
+                stage_arn,
+                session_id,
+                attempt=attempt,
+                state=State.REJECTED,
+                from_states=(State.CLAIMED,),
+                policyHash=_policy_hash(composition),
+                rejection=exc.ivs_message,
+            )
+            services.metrics.count("CompositionStartFailed")
+            services.audit.record(
+                AuditRecord(
+                    time=event_time,
+                    stage_arn=stage_arn,
+                    automation=self.name,
+                    action="composition-rejected",
+                    reason=exc.ivs_message,
+                    session_id=session_id,
+                    result=exc.code,
+                    event_id=owner,
+                    details={"operation": exc.operation},
+                )
+            )
+            return Outcome(
+                self.name,
+                "rejected",
+                f"IVS rejected StartComposition: {exc.code}: {exc.ivs_message}",
+                details={"session_id": session_id},
+            )
+        records.mark(
+            stage_arn,
+            session_id,
+            attempt=attempt,
+            state=State.STARTED,
+            from_states=(State.CLAIMED,),
+            compositionArn=arn,
+            startedAt=services.clock(),
+        )
+        services.metrics.count("CompositionRestarted" if restart else "CompositionStarted")
+        verb = "restarted" if restart else "started"
+        return Outcome(
+            self.name,
+            f"composition-{verb}",
+            f"{verb} composition: {decision.reason}",
+            acted=True,
+            details={"session_id": session_id, "composition_arn": arn, "attempt": attempt},
+        )
+
+    def _skip(self, reason: str, **details: str) -> Outcome:
+        return Outcome(self.name, "skip", reason, details=details)
+
+
+def _policy_hash(composition: CompositionPolicy) -> str:
+    text = json.dumps([composition.layout, list(composition.destinations), composition.tags], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

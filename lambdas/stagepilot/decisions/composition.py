@@ -1,0 +1,156 @@
+"""When to start, skip or restart a stage session's composition. Pure: plain data in, a decision out.
+
+The per-session record (``SessionCompositions``) is what the table remembers about a stage session's
+compositions. Its ``state`` moves:
+
+    (none) ─claim→ claimed ─start→ started ─Session End→ ended ─publish again→ claimed (attempt+1)
+                      │                 └─Session Failure→ failed ─restart→ claimed (attempt+1)
+                      └─IVS rejects→ rejected                   └─out of restarts→ gave-up
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+CLAIM_TIMEOUT = timedelta(minutes=15)  # a claim older than this (its event died) can be taken over
+RESTART_BACKOFF_BASE = timedelta(seconds=5)
+RESTART_BACKOFF_MAX = timedelta(minutes=2)
+
+MANAGED_TAG = "stagepilot:managed"
+SESSION_TAG = "stagepilot:session"
+ATTEMPT_TAG = "stagepilot:attempt"
+_TOKEN_UNSAFE = re.compile(r"[^a-zA-Z0-9-_]")
+
+
+class State(StrEnum):
+    CLAIMED = "claimed"
+    STARTED = "started"
+    ENDED = "ended"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    GAVE_UP = "gave-up"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class SessionCompositions:
+    """What stagepilot knows about its compositions in one stage session."""
+
+    attempt: int  # compositions stagepilot started (or is starting) in this session, restarts included
+    state: State
+    owner: str  # the event id that claimed the current attempt
+    claimed_at: datetime
+    restarts: int = 0
+    composition_arn: str | None = None
+    failed_at: datetime | None = None
+    policy_hash: str | None = None  # set when IVS rejected the request: a changed policy may try again
+
+
+@dataclass(frozen=True)
+class Decision:
+    act: bool
+    reason: str
+    attempt: int = 0
+    needs_publishers: bool = False  # act only if someone is still publishing
+    delay: timedelta | None = None  # act, but not before this much time has passed
+
+
+def decide_on_publish(
+    record: SessionCompositions | None, *, event_id: str, now: datetime, policy_hash: str
+) -> Decision:
+    """A participant published: does this event start the session's composition?"""
+    if record is None:
+        return Decision(True, "first publisher of the session", attempt=1)
+    if record.state is State.CLAIMED:
+        if record.owner == event_id:
+            return Decision(True, "this event's earlier delivery claimed the start; finishing it", record.attempt)
+        if now - record.claimed_at > CLAIM_TIMEOUT:
+            return Decision(True, "the claim of another event expired; taking over", record.attempt)
+        return Decision(False, "another event is starting this session's composition")
+    if record.state is State.STARTED:
+        return Decision(False, f"composition already started for this session ({record.composition_arn})")
+    if record.state is State.ENDED:
+        return Decision(
+            True,
+            "the session's composition ended normally and someone is publishing again",
+            attempt=record.attempt + 1,
+            needs_publishers=True,
+        )
+    if record.state is State.REJECTED:
+        if record.policy_hash != policy_hash:
+            return Decision(
+                True,
+                "IVS rejected the previous request; the policy has changed since",
+                attempt=record.attempt + 1,
+            )
+        return Decision(False, "IVS rejected this policy's composition in this session; fix the policy")
+    if record.state is State.FAILED:
+        return Decision(False, "the failed composition is being restarted by its failure event")
+    if record.state is State.GAVE_UP:
+        return Decision(False, f"gave up after {record.restarts} restarts in this session")
+    return Decision(False, "this session is no longer the stage's active session")
+
+
+def decide_on_failure(
+    record: SessionCompositions | None,
+    *,
+    failed_attempt: int,
+    max_restarts: int,
+    failed_at: datetime,
+    now: datetime,
+) -> Decision:
+    """One of stagepilot's compositions failed: restart it?"""
+    if record is None:
+        return Decision(False, "no composition of this session is tracked")
+    if record.attempt != failed_attempt:
+        return Decision(False, f"attempt {failed_attempt} is not the current one ({record.attempt})")
+    if record.state in (State.ENDED, State.GAVE_UP, State.STALE, State.REJECTED):
+        return Decision(False, f"the session's composition is {record.state.value}")
+    if record.restarts >= max_restarts:
+        return Decision(False, f"maxRestarts ({max_restarts}) reached")
+    due = failed_at + restart_backoff(record.restarts)
+    delay = due - now if due > now else None
+    return Decision(
+        True,
+        f"restart {record.restarts + 1} of {max_restarts}",
+        attempt=record.attempt + 1,
+        needs_publishers=True,
+        delay=delay,
+    )
+
+
+def restart_backoff(restarts_done: int) -> timedelta:
+    """5 s, 10 s, 20 s, … capped at 2 minutes, before restart number ``restarts_done + 1``."""
+    return min(RESTART_BACKOFF_BASE * (2**restarts_done), RESTART_BACKOFF_MAX)
+
+
+def idempotency_token(stage_arn: str, session_id: str, attempt: int) -> str:
+    """Deterministic StartComposition token: the same (stage, session, attempt) always gets the same one.
+
+    IVS accepts ``[a-zA-Z0-9-_]``, 1–64 characters; long ids are hashed to fit.
+    """
+    stage_id = stage_arn.rsplit("/", 1)[-1]
+    token = _TOKEN_UNSAFE.sub("-", f"sp-{stage_id}-{session_id}-{attempt}")
+    if len(token) <= 64:
+        return token
+    digest = hashlib.sha256(f"{stage_arn}/{session_id}".encode()).hexdigest()[:40]
+    return f"sp-{digest}-{attempt}"
+
+
+def managed_tags(session_id: str, attempt: int) -> dict[str, str]:
+    """Tags that mark a composition as stagepilot's, and which session and attempt it belongs to."""
+    return {MANAGED_TAG: "true", SESSION_TAG: session_id, ATTEMPT_TAG: str(attempt)}
+
+
+def managed_attempt(tags: dict[str, str] | None) -> tuple[str, int] | None:
+    """(session id, attempt) when the tags mark a stagepilot composition, else None."""
+    if not tags or tags.get(MANAGED_TAG) != "true":
+        return None
+    try:
+        return tags[SESSION_TAG], int(tags[ATTEMPT_TAG])
+    except (KeyError, ValueError):
+        return None

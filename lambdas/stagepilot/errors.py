@@ -1,0 +1,44 @@
+"""The project's own exceptions. Each says, by its type, what the pipeline does with it.
+
+- ``RetryLater``: a transient failure (IVS 5xx, throttling, quota, a DynamoDB throttle). The record is
+  reported as failed, so the queue delivers it again after a back-off; after the queue's last receive it
+  is in the dead-letter queue and an alarm fires.
+- ``MalformedEvent``: the event itself is wrong. Retrying cannot help: it is parked in the DLQ at once.
+- ``ConfigurationError``: IVS rejected what the policy asked for (a channel that does not exist, a
+  destination stage that is gone). Not retried: audited, counted, visible with the CLI.
+- Anything else is a bug or an unknown failure: it is retried like ``RetryLater`` and ends in the DLQ.
+"""
+
+from __future__ import annotations
+
+
+class StagePilotError(Exception):
+    """Base class of the errors stagepilot raises on purpose."""
+
+
+class RetryLater(StagePilotError):
+    """Transient: try this event again later, after ``delay_seconds`` if given."""
+
+    def __init__(self, message: str, *, delay_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.delay_seconds = delay_seconds
+
+
+class MalformedEvent(StagePilotError):
+    """The event cannot be understood; ``field`` names the offending part (e.g. ``detail.session_id``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class ConfigurationError(StagePilotError):
+    """IVS rejected the request the policy implies; retrying the same request cannot succeed."""
+
+
+class NotFound(StagePilotError):
+    """A thing the caller named does not exist (a policy, a stage, a participant)."""
+
+
+class ConflictError(StagePilotError):
+    """A concurrent writer changed the item first (optimistic concurrency)."""

@@ -1,0 +1,112 @@
+"""What the three Lambda entry points share: building the services once per container, and running an
+SQS batch through the pipeline with per-record failure reporting (``ReportBatchItemFailures``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage, Pacer
+from stagepilot.adapters.table import Table
+from stagepilot.config import Settings
+from stagepilot.pipeline import Automation, Services, handle_record
+
+ERROR_ATTRIBUTE = "stagepilot-error"  # message attribute on events parked in a DLQ: why they are there
+
+
+class PowertoolsMetricSink:
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def count(self, name: str, value: float = 1) -> None:
+        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+class SqsRedelivery:
+    """Parks malformed events in the function's DLQ; shortens a failed record's invisibility to its back-off."""
+
+    def __init__(self, dlq_url: str | None) -> None:
+        self._dlq_url = dlq_url
+
+    @property
+    def _sqs(self) -> Any:  # created on first use: most invocations never need it
+        return _sqs_client()
+
+    def park(self, record: Mapping[str, Any], reason: str) -> None:
+        if not self._dlq_url:
+            raise RuntimeError("no dead-letter queue configured for malformed events")
+        body = record.get("body", "")
+        self._sqs.send_message(
+            QueueUrl=self._dlq_url,
+            MessageBody=body if isinstance(body, str) and body else json.dumps(body) or "(empty)",
+            MessageAttributes={ERROR_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]}},
+        )
+
+    def retry_after(self, record: Mapping[str, Any], seconds: float) -> None:
+        queue_url = queue_url_from_arn(str(record.get("eventSourceARN", "")), self._sqs.meta.endpoint_url)
+        if not queue_url or not record.get("receiptHandle"):
+            return
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=record["receiptHandle"], VisibilityTimeout=int(seconds)
+            )
+        except Exception:  # the queue's own visibility timeout still brings the record back
+            logging.getLogger(__name__).warning("could not shorten the retry delay", exc_info=True)
+
+
+def queue_url_from_arn(arn: str, endpoint_url: str) -> str | None:
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        return None
+    return f"{endpoint_url.rstrip('/')}/{parts[4]}/{parts[5]}"
+
+
+@cache
+def _sqs_client() -> Any:
+    return boto3.client("sqs")
+
+
+@cache
+def services_for(logger: Logger, metrics: Metrics) -> tuple[Services, SqsRedelivery]:
+    """Build the container's clients and stores once (first invocation), never at import time."""
+    copy_config_to_registered_loggers(source_logger=logger, include={"stagepilot"})
+    settings = Settings.from_env()
+    services = Services(
+        settings=settings,
+        table=Table(boto3.client("dynamodb"), settings.table_name),
+        ivs=IvsStage(boto3.client("ivs-realtime", config=CLIENT_CONFIG), pacer=Pacer(settings.ivs_calls_per_second)),
+        metrics=PowertoolsMetricSink(metrics),
+    )
+    return services, SqsRedelivery(settings.dlq_url)
+
+
+def run_batch(
+    event: dict[str, Any], context: Any, *, automation: Automation, logger: Logger, metrics: Metrics
+) -> dict[str, Any]:
+    services, redelivery = services_for(logger, metrics)
+
+    def record_handler(record: SQSRecord) -> None:
+        logger.set_correlation_id(_event_id(record.body))
+        handle_record(record.raw_event, automation, services, redelivery)
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    response = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return dict(response)
+
+
+def _event_id(body: str) -> str | None:
+    try:
+        value = json.loads(body).get("id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

@@ -1,0 +1,274 @@
+"""The stack, in one process: routing rules, per-automation queues with retries and DLQs, the handler
+code, moto's DynamoDB and the IVS stand-in, on a virtual clock.
+
+It mirrors what the CDK stack deploys (infra/): every event is matched against the routing table's
+patterns with moto's EventBridge matcher, each matching rule delivers it to its automation's queue, and
+a delivery that fails is retried after its back-off until ``MAX_RECEIVES``, then kept in that
+automation's dead-letter queue. Used by ``stagepilot simulate`` and by the handler tests.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from moto.events.models import EventPattern
+
+from stagepilot.adapters.ivs import IvsStage
+from stagepilot.adapters.schema import (
+    AUDIT_INDEX,
+    AUDIT_INDEX_PARTITION_KEY,
+    AUDIT_INDEX_SORT_KEY,
+    PARTITION_KEY,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+)
+from stagepilot.adapters.table import Table
+from stagepilot.automations.composition import CompositionAutomation
+from stagepilot.config import Settings
+from stagepilot.local.ivs import IvsStandIn
+from stagepilot.pipeline import Automation, Outcome, Services, handle_record
+from stagepilot.routing import AUTOMATIONS, DEFAULT_MODERATION_SOURCES, Route, build_routes
+
+MAX_RECEIVES = 5  # the stack's redrive policy: maxReceiveCount
+TABLE_NAME = "stagepilot-local"
+
+
+def create_table(client: Any, name: str = TABLE_NAME) -> None:
+    """The table exactly as the stack defines it (keys, audit index, TTL)."""
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": "S"}
+            for n in (PARTITION_KEY, SORT_KEY, AUDIT_INDEX_PARTITION_KEY, AUDIT_INDEX_SORT_KEY)
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": AUDIT_INDEX,
+                "KeySchema": [
+                    {"AttributeName": AUDIT_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": AUDIT_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )
+
+
+class VirtualClock:
+    """Time that moves only when told to (never backwards)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance_to(self, moment: datetime) -> None:
+        if moment > self.now:
+            self.now = moment
+
+
+class RecordingMetrics:
+    def __init__(self) -> None:
+        self.counts: dict[str, float] = {}
+
+    def count(self, name: str, value: float = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value
+
+
+@dataclass
+class Delivery:
+    """One event seen by one automation: what it did, or why it failed."""
+
+    time: datetime
+    automation: str
+    event: Mapping[str, Any]
+    receive: int
+    outcome: Outcome | None = None
+    error: str | None = None
+    parked: bool = False  # ended in the DLQ
+
+
+@dataclass(order=True)
+class _Pending:
+    due: datetime
+    seq: int
+    automation: str = field(compare=False)
+    body: str = field(compare=False)
+    message_id: str = field(compare=False)
+    receives: int = field(compare=False, default=0)
+    retry_delay: float | None = field(compare=False, default=None)
+
+
+class _QueueRedelivery:
+    def __init__(self) -> None:
+        self.parked: list[tuple[Mapping[str, Any], str]] = []
+        self.delay: float | None = None
+
+    def park(self, record: Mapping[str, Any], reason: str) -> None:
+        self.parked.append((record, reason))
+
+    def retry_after(self, record: Mapping[str, Any], seconds: float) -> None:
+        self.delay = seconds
+
+
+class LocalDeployment:
+    """Must be used inside ``moto.mock_aws()``; creates its own table."""
+
+    def __init__(
+        self,
+        *,
+        account: str,
+        region: str,
+        start: datetime,
+        moderation_sources: Iterable[str] = DEFAULT_MODERATION_SOURCES,
+        automations: Iterable[Automation] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.clock = VirtualClock(start)
+        self.account, self.region = account, region
+        self._seq = itertools.count()
+        self._queue: list[_Pending] = []
+        self.deliveries: list[Delivery] = []
+        self.dead_letters: dict[str, list[tuple[str, str]]] = {name: [] for name in AUTOMATIONS}
+        self.on_delivery: Callable[[Delivery], None] | None = None
+        self.ivs = IvsStandIn(account=account, region=region, clock=self.clock, on_event=self._ivs_emitted)
+        dynamodb = boto3.client("dynamodb", region_name=region)
+        create_table(dynamodb)
+        self.table = Table(dynamodb, TABLE_NAME)
+        self.settings = settings or Settings(table_name=TABLE_NAME, policy_cache_seconds=30.0)
+        self.metrics = RecordingMetrics()
+        self.services = Services(
+            settings=self.settings,
+            table=self.table,
+            ivs=IvsStage(self.ivs.client()),
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+        chosen = list(automations) if automations is not None else default_automations()
+        self.automations = {a.name: a for a in chosen}
+        self.routes: list[tuple[Route, EventPattern]] = [
+            (route, EventPattern.load(json.dumps(route.pattern)))
+            for route in build_routes(account=account, region=region, moderation_sources=list(moderation_sources))
+            if route.automation in self.automations
+        ]
+
+    # the world -------------------------------------------------------------------------------------
+    def put_event(self, event: Mapping[str, Any], *, observe: bool = True) -> list[str]:
+        """An event arrives on the bus (from IVS or another system). Returns the automations it went to."""
+        when = _event_time(event)
+        if when is not None:
+            self.clock.advance_to(when)
+            self.ivs.advance()
+        self.run_due()
+        if observe and event.get("source") == "aws.ivs":
+            self.ivs.observe(dict(event))
+        return self._route(event)
+
+    def put_raw(self, automation: str, body: str) -> None:
+        """Put a raw message body on one automation's queue (malformed-input tests)."""
+        self._enqueue(automation, body, self.clock())
+
+    def _route(self, event: Mapping[str, Any]) -> list[str]:
+        message: Any = dict(event)
+        targets = [route.automation for route, pattern in self.routes if pattern.matches_event(message)]
+        body = json.dumps(event)
+        for automation in targets:
+            self._enqueue(automation, body, self.clock())
+        return targets
+
+    def _ivs_emitted(self, event: dict[str, Any]) -> None:
+        # IVS's own events (composition lifecycle, replicas) arrive on the bus too.
+        self._route(event)
+
+    def _enqueue(self, automation: str, body: str, due: datetime) -> None:
+        heapq.heappush(self._queue, _Pending(due, next(self._seq), automation, body, str(uuid.uuid4())))
+
+    # the queues ------------------------------------------------------------------------------------
+    def run_due(self) -> None:
+        """Deliver every message that is due at the current virtual time."""
+        while self._queue and self._queue[0].due <= self.clock():
+            self._deliver(heapq.heappop(self._queue))
+
+    def drain(self, *, limit: timedelta = timedelta(hours=2)) -> None:
+        """Let time pass until every queue is empty (retries included)."""
+        deadline = self.clock() + limit
+        while self._queue and self._queue[0].due <= deadline:
+            self.clock.advance_to(self._queue[0].due)
+            self.ivs.advance()
+            self.run_due()
+
+    def _deliver(self, pending: _Pending) -> None:
+        pending.receives += 1
+        automation = self.automations[pending.automation]
+        record = {
+            "messageId": pending.message_id,
+            "body": pending.body,
+            "receiptHandle": pending.message_id,
+            "attributes": {"ApproximateReceiveCount": str(pending.receives)},
+            "eventSourceARN": f"arn:aws:sqs:{self.region}:{self.account}:stagepilot-{pending.automation}",
+        }
+        redelivery = _QueueRedelivery()
+        delivery = Delivery(
+            time=self.clock(),
+            automation=pending.automation,
+            event=_loads(pending.body),
+            receive=pending.receives,
+        )
+        try:
+            delivery.outcome = handle_record(record, automation, self.services, redelivery)
+        except Exception as exc:  # the record failed: the queue shows it again, or moves it to the DLQ
+            delivery.error = f"{type(exc).__name__}: {exc}"
+            if pending.receives >= MAX_RECEIVES:
+                delivery.parked = True
+                self.dead_letters[pending.automation].append((pending.body, delivery.error))
+            else:
+                delay = redelivery.delay if redelivery.delay is not None else 30.0
+                pending.due = self.clock() + timedelta(seconds=delay)
+                pending.seq = next(self._seq)
+                heapq.heappush(self._queue, pending)
+        for _record, reason in redelivery.parked:
+            delivery.parked = True
+            self.dead_letters[pending.automation].append((pending.body, reason))
+        self.deliveries.append(delivery)
+        if self.on_delivery:
+            self.on_delivery(delivery)
+
+
+def default_automations() -> list[Automation]:
+    return [CompositionAutomation()]
+
+
+def _event_time(event: Mapping[str, Any]) -> datetime | None:
+    raw = event.get("time")
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _loads(body: str) -> Mapping[str, Any]:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,200 @@
+"""The steps every automation shares, from one SQS record to one outcome.
+
+    body ─parse→ event ─stage in scope?→ effective policy (cached) ─paused?→ automation.handle → Outcome
+
+What happens to failures is decided here, once (see ``stagepilot.errors``): a malformed event is parked
+in the dead-letter queue at once and counted (``MalformedEvent``), a transient failure is reported as a
+batch item failure with a back-off so the queue redelivers it, and after the queue's last receive the
+event is in the DLQ where an alarm fires. Used by the Lambda handlers and by ``stagepilot simulate``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from stagepilot.adapters.ivs import IvsStage
+from stagepilot.adapters.table import AuditLog, BanStore, PolicyStore, StoredPolicy, Table
+from stagepilot.config import Settings
+from stagepilot.errors import MalformedEvent, RetryLater
+from stagepilot.events import Event, parse_body
+from stagepilot.policy import PolicyInvalid, StagePolicy
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY_SECONDS = 900  # SQS's maximum visibility extension per change we use
+RETRY_BASE_SECONDS = 10
+
+
+class MetricSink(Protocol):
+    def count(self, name: str, value: float = 1) -> None: ...
+
+
+class Redelivery(Protocol):
+    """What the queue does with a record that is not done: park it in the DLQ, or show it again later."""
+
+    def park(self, record: Mapping[str, Any], reason: str) -> None: ...
+
+    def retry_after(self, record: Mapping[str, Any], seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an automation did with one event, and why: one log line, one timeline entry."""
+
+    automation: str
+    action: str  # e.g. "start-composition", "skip"
+    reason: str
+    acted: bool = False
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Services:
+    """The ports an automation acts through. Built once per container (or per simulation)."""
+
+    settings: Settings
+    table: Table
+    ivs: IvsStage
+    metrics: MetricSink
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    policies: PolicyStore = field(init=False)
+    bans: BanStore = field(init=False)
+    audit: AuditLog = field(init=False)
+    effective_policies: EffectivePolicies = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.policies = PolicyStore(self.table, clock=self.clock)
+        self.bans = BanStore(self.table, clock=self.clock)
+        self.audit = AuditLog(self.table)
+        self.effective_policies = EffectivePolicies(
+            self.policies, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock
+        )
+
+
+class Automation(Protocol):
+    name: str
+    needs_policy: bool  # False: acts even on stages without a policy (moderation's global ban list)
+
+    def handle(self, event: Event, policy: StagePolicy | None, services: Services) -> Outcome: ...
+
+
+@dataclass(frozen=True)
+class EffectivePolicy:
+    policy: StagePolicy
+    version: int
+    source: str  # "stage" or "default"
+
+
+class EffectivePolicies:
+    """A stage's effective policy (its own, else ``default``, else none), cached briefly per container.
+
+    A stored policy that no longer validates (written behind the CLI's back) raises ``PolicyInvalid`` for
+    that stage only; the error is cached like a policy so a broken item does not hammer the table.
+    """
+
+    def __init__(self, store: PolicyStore, *, ttl_seconds: float, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[datetime, EffectivePolicy | PolicyInvalid | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, stage_arn: str) -> EffectivePolicy | None:
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(stage_arn)
+        if cached is None or (now - cached[0]).total_seconds() >= self._ttl:
+            cached = (now, self._load(stage_arn))
+            with self._lock:
+                self._cache[stage_arn] = cached
+        value = cached[1]
+        if isinstance(value, PolicyInvalid):
+            raise value
+        return value
+
+    def _load(self, stage_arn: str) -> EffectivePolicy | PolicyInvalid | None:
+        own, default = self._store.get_with_default(stage_arn)
+        chosen: StoredPolicy | None = own or default
+        if chosen is None:
+            return None
+        try:
+            policy = chosen.parse()
+        except PolicyInvalid as exc:
+            return exc
+        return EffectivePolicy(policy=policy, version=chosen.version, source="stage" if own else "default")
+
+
+def handle_event(event: Event, automation: Automation, services: Services) -> Outcome:
+    """Run one parsed event through the common checks and the automation."""
+    stage_arn = event.stage_arn
+    if not services.settings.covers(stage_arn):
+        return Outcome(automation.name, "skip", "stage is outside the configured stage ARN prefixes")
+    try:
+        effective = services.effective_policies.get(stage_arn)
+    except PolicyInvalid as exc:
+        services.metrics.count("PolicyInvalid")
+        raise RetryLater(f"the stored policy for this stage is invalid: {exc}") from exc
+    policy = effective.policy if effective else None
+    if policy is not None and policy.paused:
+        return Outcome(automation.name, "skip", "stage is paused")
+    if policy is None and automation.needs_policy:
+        return Outcome(automation.name, "skip", "no policy for this stage and no default policy")
+    return automation.handle(event, policy, services)
+
+
+def handle_record(
+    record: Mapping[str, Any], automation: Automation, services: Services, redelivery: Redelivery
+) -> Outcome:
+    """One SQS record. Returns the outcome; raises when the record must be retried."""
+    body = record.get("body", "")
+    try:
+        event = parse_body(body if isinstance(body, str) else json.dumps(body))
+    except MalformedEvent as exc:
+        services.metrics.count("MalformedEvent")
+        logger.error(
+            "malformed event parked in the dead-letter queue",
+            extra={"message_id": record.get("messageId"), "error": str(exc)},
+        )
+        redelivery.park(record, f"malformed event: {exc}")
+        return Outcome(automation.name, "park", f"malformed event: {exc}")
+    extra = {"event_id": event.event_id, "stage_arn": event.stage_arn, "automation": automation.name}
+    try:
+        outcome = handle_event(event, automation, services)
+    except RetryLater as exc:
+        delay = exc.delay_seconds if exc.delay_seconds is not None else backoff_seconds(record)
+        logger.warning("event will be retried", extra={**extra, "error": str(exc), "retry_in_seconds": delay})
+        services.metrics.count("EventRetried")
+        redelivery.retry_after(record, delay)
+        raise
+    except Exception:
+        logger.exception("event failed; the queue will retry it", extra=extra)
+        services.metrics.count("EventFailed")
+        redelivery.retry_after(record, backoff_seconds(record))
+        raise
+    logger.info(
+        outcome.reason,
+        extra={
+            **extra,
+            "action": outcome.action,
+            "acted": outcome.acted,
+            **{f"detail_{k}": v for k, v in outcome.details.items()},
+        },
+    )
+    return outcome
+
+
+def backoff_seconds(record: Mapping[str, Any]) -> float:
+    """Exponential back-off with jitter from the record's receive count: ~10 s, 20 s, 40 s, … ≤ 15 min."""
+    try:
+        receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+    except (TypeError, ValueError):
+        receives = 1
+    base = min(RETRY_BASE_SECONDS * 2 ** max(receives - 1, 0), MAX_RETRY_DELAY_SECONDS)
+    return float(min(MAX_RETRY_DELAY_SECONDS, base * random.uniform(0.8, 1.2)))  # jitter, not security
