@@ -1,0 +1,121 @@
+"""Shared test support: identifiers, real-shaped EventBridge envelopes, policy seeding."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stagepilot.local.deployment import LocalDeployment
+from stagepilot.policy import parse_policy
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+T0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
+STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/MainStage0001"
+OTHER_STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/GreenRoom0001"
+SESSION = "st-MainSession001"
+CHANNEL = f"arn:aws:ivs:{REGION}:{ACCOUNT}:channel/ShowChannel01"
+ENCODER = f"arn:aws:ivs:{REGION}:{ACCOUNT}:encoder-configuration/ShowEncoder01"
+STORAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:storage-configuration/ShowStorage01"
+
+
+def put_policy(deployment: LocalDeployment, document: dict[str, Any]) -> None:
+    deployment.services.policies.put(parse_policy(document))
+
+
+class EventFactory:
+    """Real-shaped EventBridge envelopes (see ../shared/reference/events/)."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    def _envelope(
+        self,
+        detail_type: str,
+        source: str,
+        resources: list[str],
+        detail: dict[str, Any],
+        at: datetime,
+        event_id: str | None,
+    ) -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": event_id or str(uuid.UUID(int=next(self._ids))),
+            "detail-type": detail_type,
+            "source": source,
+            "account": ACCOUNT,
+            "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": resources,
+            "detail": detail,
+        }
+
+    def stage(
+        self,
+        event_name: str,
+        participant_id: str,
+        *,
+        user_id: str = "",
+        stage: str = STAGE,
+        session: str = SESSION,
+        at: datetime = T0,
+        event_id: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        detail = {
+            "session_id": session,
+            "event_name": event_name,
+            "event_time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "user_id": user_id,
+            "participant_id": participant_id,
+            **extra,
+        }
+        return self._envelope("IVS Stage Update", "aws.ivs", [stage], detail, at, event_id)
+
+    def published(self, participant_id: str, **kwargs: Any) -> dict[str, Any]:
+        return self.stage("Participant Published", participant_id, **kwargs)
+
+    def publish_error(self, participant_id: str, **kwargs: Any) -> dict[str, Any]:
+        return self.stage("Participant Publish Error", participant_id, **kwargs)
+
+    def composition(
+        self,
+        event_name: str,
+        composition_arn: str,
+        *,
+        stage: str = STAGE,
+        at: datetime = T0,
+        reason: str | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        detail: dict[str, Any] = {"event_name": event_name, "stage_arn": stage}
+        if reason:
+            detail["reason"] = reason
+        return self._envelope("IVS Composition State Change", "aws.ivs", [composition_arn], detail, at, event_id)
+
+    def flagged(
+        self,
+        participant_id: str,
+        *,
+        user_id: str = "",
+        stage: str = STAGE,
+        session: str = SESSION,
+        at: datetime = T0,
+        source: str = "stagepilot.moderation",
+        reason: str = "reported",
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        detail = {
+            "stage_arn": stage,
+            "session_id": session,
+            "participant_id": participant_id,
+            "user_id": user_id,
+            "reason": reason,
+        }
+        return self._envelope("Participant Flagged", source, [], detail, at, event_id)
+
+
+def later(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
