@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""CDK app: the StagePilot stack, checked by cdk-nag (AwsSolutions) on every synth.
+
+Context (cdk.json, or ``cdk synth -c key=value``):
+  alarmEmail         optional; subscribes this address to the alarm topic
+  moderationSources  event sources whose "Participant Flagged" events are acted on (JSON list)
+  stageArnPrefixes   stage-ARN prefixes the automation is limited to (JSON list; empty = every stage)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from infra import names
+from infra.stack import StagePilotSettings, StagePilotStack
+from stagepilot import routing
+
+CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
+
+
+def _string_list(value: Any, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A context list; ``cdk -c key=[...]`` hands it over as a JSON string."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"context {key} must be a JSON list of strings, got {value!r}") from exc
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ValueError(f"context {key} must be a list of non-empty strings, got {value!r}")
+    return tuple(value)
+
+
+def settings_from_context(node: Any) -> StagePilotSettings:
+    email = node.try_get_context(names.CONTEXT_ALARM_EMAIL)
+    if email is not None and not isinstance(email, str):
+        raise ValueError(f"context {names.CONTEXT_ALARM_EMAIL} must be a string, got {email!r}")
+    return StagePilotSettings(
+        alarm_email=(email or "").strip() or None,
+        moderation_sources=_string_list(
+            node.try_get_context(names.CONTEXT_MODERATION_SOURCES),
+            names.CONTEXT_MODERATION_SOURCES,
+            routing.DEFAULT_MODERATION_SOURCES,
+        ),
+        stage_arn_prefixes=_string_list(
+            node.try_get_context(names.CONTEXT_STAGE_ARN_PREFIXES), names.CONTEXT_STAGE_ARN_PREFIXES, ()
+        ),
+    )
+
+
+def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = None) -> cdk.App:
+    """The app with its stack and the cdk-nag gate.
+
+    cdk.json's context (feature flags, defaults) is the base, so ``python app.py`` and tests synthesize
+    what ``cdk synth`` does; the CLI's context and ``context`` override it.
+    """
+    base = json.loads(CDK_JSON.read_text()).get("context", {})
+    app = cdk.App(context={**base, **(context or {})}, outdir=outdir)
+    StagePilotStack(
+        app,
+        names.STACK_NAME,
+        settings=settings_from_context(app.node),
+        description="stagepilot: automation for Amazon IVS real-time stages",
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    return app
+
+
+if __name__ == "__main__":
+    build_app().synth()

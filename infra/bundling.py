@@ -1,0 +1,147 @@
+"""Packaging the Lambda code without Docker and without network.
+
+The zip holds the ``stagepilot`` package (minus the CLI and the local simulator) and the runtime
+dependencies pinned in ``lambdas/requirements.txt``, copied from the interpreter that runs the synth.
+Those pins must be installed at exactly the pinned version and must be pure Python: the synth runs on
+any OS/CPU, the function runs on Linux arm64, and a compiled extension would only work by accident.
+``boto3``/``botocore`` are not bundled: the Lambda runtime provides them.
+
+The Docker image is only a fallback that CDK never pulls, because ``LocalBundling.try_bundle`` always
+succeeds or fails the synth with a message saying what to install.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import shutil
+from pathlib import Path, PurePath
+from typing import Any
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
+REQUIREMENTS = LAMBDAS_DIR / "requirements.txt"
+PACKAGE = "stagepilot"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+# Parts of the package that never run in Lambda (operator CLI, local simulator).
+EXCLUDED_SUBPACKAGES = ("cli", "local")
+COMPILED_SUFFIXES = (".so", ".pyd", ".dylib")
+# Paths under lambdas/ that do not change the zip, so they must not change the asset hash either.
+HASH_EXCLUDES = [
+    "**/__pycache__",
+    "**/*.pyc",
+    *(f"{PACKAGE}/{sub}" for sub in EXCLUDED_SUBPACKAGES),
+]
+
+_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)\s*$")
+
+
+class BundlingError(RuntimeError):
+    """The Lambda zip cannot be built from this interpreter; the message says what to fix."""
+
+
+def read_pins(requirements: Path = REQUIREMENTS) -> dict[str, str]:
+    """``name==version`` lines of a requirements file; anything else (besides comments) is an error."""
+    pins: dict[str, str] = {}
+    for number, raw in enumerate(requirements.read_text().splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = _PIN.match(line)
+        if not match:
+            raise BundlingError(f"{requirements}:{number}: expected 'name==version', got {raw.strip()!r}")
+        pins[match.group(1)] = match.group(2)
+    return pins
+
+
+def _ignore_pycache(_directory: str, names: list[str]) -> set[str]:
+    return {name for name in names if name == "__pycache__" or name.endswith(".pyc")}
+
+
+def copy_package(output_dir: Path, lambdas_dir: Path = LAMBDAS_DIR) -> None:
+    """The ``stagepilot`` sources, without the subpackages that only run on an operator's machine."""
+    source = lambdas_dir / PACKAGE
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        ignored = _ignore_pycache(directory, names)
+        if Path(directory) == source:
+            ignored.update(name for name in names if name in EXCLUDED_SUBPACKAGES)
+        return ignored
+
+    shutil.copytree(source, output_dir / PACKAGE, ignore=ignore, dirs_exist_ok=True)
+
+
+def copy_distribution(name: str, version: str, output_dir: Path) -> int:
+    """Copy one installed, pure-Python distribution's files into ``output_dir``; returns the file count."""
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise BundlingError(
+            f"Lambda dependency {name}=={version} (lambdas/requirements.txt) is not installed in this "
+            "interpreter; install the pinned requirements (make synth does) and synth again"
+        ) from exc
+    if dist.version != version:
+        raise BundlingError(
+            f"Lambda dependency {name} is pinned to {version} in lambdas/requirements.txt but "
+            f"{dist.version} is installed; reinstall the pinned requirements"
+        )
+    files = [PurePath(str(f)) for f in dist.files or []]
+    if not files:
+        raise BundlingError(f"Lambda dependency {name}=={version} has no file list (RECORD); reinstall it")
+    compiled = sorted(str(f) for f in files if f.suffix in COMPILED_SUFFIXES)
+    if compiled:
+        raise BundlingError(
+            f"Lambda dependency {name}=={version} has compiled extensions ({', '.join(compiled[:3])}); "
+            "local bundling copies pure-Python packages only. Drop it from lambdas/requirements.txt or "
+            "package it for linux arm64 another way"
+        )
+    copied = 0
+    for relative in files:
+        # Skip console scripts (../../bin/...), bytecode caches and anything outside site-packages.
+        if ".." in relative.parts or "__pycache__" in relative.parts or relative.suffix == ".pyc":
+            continue
+        source = Path(str(dist.locate_file(relative)))
+        if not source.is_file():
+            continue
+        target = output_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        copied += 1
+    return copied
+
+
+def bundle(output_dir: Path, lambdas_dir: Path = LAMBDAS_DIR) -> None:
+    """Everything that goes into the function zip, written into ``output_dir``."""
+    copy_package(output_dir, lambdas_dir)
+    for name, version in read_pins(lambdas_dir / "requirements.txt").items():
+        copy_distribution(name, version, output_dir)
+
+
+@jsii.implements(ILocalBundling)
+class OfflineBundling:
+    """CDK local bundling hook: builds the zip content in-process, no Docker, no network."""
+
+    def __init__(self, lambdas_dir: Path = LAMBDAS_DIR) -> None:
+        self._lambdas_dir = lambdas_dir
+
+    def try_bundle(self, output_dir: str, options: Any) -> bool:  # options arrives positionally
+        bundle(Path(output_dir), self._lambdas_dir)
+        return True
+
+
+def function_code(lambdas_dir: Path = LAMBDAS_DIR) -> lambda_.Code:
+    """One asset for every function; its hash covers the sources and the pins (both under lambdas/)."""
+    return lambda_.Code.from_asset(
+        str(lambdas_dir),
+        asset_hash_type=AssetHashType.SOURCE,
+        exclude=HASH_EXCLUDES,
+        bundling=BundlingOptions(
+            image=RUNTIME.bundling_image,
+            # jsii hands try_bundle its options as one positional struct, not as the keyword arguments
+            # of the generated protocol, so the class cannot match that signature.
+            local=OfflineBundling(lambdas_dir),  # type: ignore[arg-type]
+        ),
+    )

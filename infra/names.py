@@ -1,0 +1,69 @@
+"""Construct ids and stack output names, in one place.
+
+The output names are a user-facing surface: the ``stagepilot`` CLI finds the deployed resources by them
+(CONTRACT.md section 3). Extend, don't rename.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+STACK_NAME: Final = "StagePilot"
+
+# Stack-level construct ids.
+TABLE: Final = "Table"
+ALARM_KEY: Final = "AlarmTopicKey"
+ALARM_TOPIC: Final = "AlarmTopic"
+ALARM_EMAIL: Final = "AlarmEmail"
+FUNCTION_CODE: Final = "FunctionCode"
+
+# Construct ids inside one AutomationPipeline.
+QUEUE: Final = "Queue"
+DLQ: Final = "DeadLetterQueue"
+ROLE: Final = "Role"
+EXECUTION_POLICY: Final = "ExecutionPolicy"
+LOG_GROUP: Final = "LogGroup"
+FUNCTION: Final = "Function"
+DLQ_DEPTH_ALARM: Final = "DlqDepthAlarm"
+QUEUE_AGE_ALARM: Final = "QueueAgeAlarm"
+ERRORS_ALARM: Final = "ErrorsAlarm"
+MALFORMED_EVENT_ALARM: Final = "MalformedEventAlarm"
+POLICY_INVALID_ALARM: Final = "PolicyInvalidAlarm"
+
+# Context keys read by the app (cdk.json / `cdk -c key=value`).
+CONTEXT_ALARM_EMAIL: Final = "alarmEmail"
+CONTEXT_MODERATION_SOURCES: Final = "moderationSources"
+CONTEXT_STAGE_ARN_PREFIXES: Final = "stageArnPrefixes"
+
+# Stack outputs (exact names; the CLI reads them).
+OUTPUT_TABLE_NAME: Final = "TableName"
+OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
+
+# Custom metrics the handlers emit (namespace config.METRICS_NAMESPACE, dimension service=<automation>).
+METRIC_MALFORMED_EVENT: Final = "MalformedEvent"
+METRIC_POLICY_INVALID: Final = "PolicyInvalid"
+
+
+def pipeline_id(automation: str) -> str:
+    """``composition`` -> ``Composition``: the pipeline's construct id and its outputs' prefix."""
+    return automation.capitalize()
+
+
+def output_queue_url(automation: str) -> str:
+    return f"{pipeline_id(automation)}QueueUrl"
+
+
+def output_dlq_url(automation: str) -> str:
+    return f"{pipeline_id(automation)}DlqUrl"
+
+
+def output_function_name(automation: str) -> str:
+    return f"{pipeline_id(automation)}FunctionName"
+
+
+def ivs_policy_id(statement_name: str) -> str:
+    return f"{statement_name}Policy"
+
+
+def rule_id(route_name: str) -> str:
+    return f"{route_name}Rule"

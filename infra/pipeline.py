@@ -1,0 +1,319 @@
+"""One automation's pipeline: EventBridge rules -> SQS queue -> Lambda function, with its DLQ and alarms.
+
+The stack calls this builder once per automation (composition, replication, moderation); everything
+that differs between them comes in as data (routes, IVS statements, settings).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import names
+from infra.bundling import RUNTIME
+from stagepilot import config
+from stagepilot.routing import Route
+
+FUNCTION_TIMEOUT = Duration.seconds(60)
+FUNCTION_MEMORY_MB = 512
+# SQS guidance: visibility >= 6 x function timeout, so a batch that is retried inside the poller is not
+# redelivered to a second container while the first one still works on it.
+VISIBILITY_TIMEOUT = Duration.seconds(6 * FUNCTION_TIMEOUT.to_seconds())
+MAX_RECEIVES = 5
+DLQ_RETENTION = Duration.days(14)
+BATCH_SIZE = 10
+# IVS real-time API call quotas are 5 TPS per operation, per account and region, and not adjustable.
+# At most MAX_CONCURRENCY containers of one automation run at once and each paces its own IVS calls at
+# IVS_OPERATION_TPS / MAX_CONCURRENCY = 2.5 calls/s (config.ENV_IVS_CALLS_PER_SECOND), so one automation
+# alone cannot exceed the quota of an operation it owns.
+IVS_OPERATION_TPS = 5.0
+MAX_CONCURRENCY = 2
+IVS_CALLS_PER_SECOND = IVS_OPERATION_TPS / MAX_CONCURRENCY
+# Events EventBridge cannot deliver to the queue are retried for a day, then parked in the DLQ.
+TARGET_RETRY_ATTEMPTS = 185
+TARGET_MAX_EVENT_AGE = Duration.hours(24)
+QUEUE_AGE_THRESHOLD_SECONDS = 900
+ALARM_PERIOD = Duration.minutes(5)
+
+
+@dataclass(frozen=True)
+class IvsStatement:
+    """One IVS statement of an automation's role, in a policy of its own named after ``name``.
+
+    ``acknowledgments`` (cdk-nag finding id -> reason) are the findings this statement raises; they are
+    acknowledged on its own policy and nowhere else.
+    """
+
+    name: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    acknowledgments: Mapping[str, str]
+
+
+class AutomationPipeline(Construct):
+    """Rules -> queue -> function for one automation, with its DLQ, role, log group and alarms."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        automation: str,
+        routes: Sequence[Route],
+        table: dynamodb.ITable,
+        code: lambda_.Code,
+        alarm_topic: sns.ITopic,
+        ivs_statements: Sequence[IvsStatement],
+        settings_env: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not routes:
+            raise ValueError(f"automation {automation!r} has no routes")
+        if any(route.automation != automation for route in routes):
+            raise ValueError(f"routes of another automation were passed to {automation!r}")
+        self.automation = automation
+
+        self.dlq = sqs.Queue(
+            self,
+            names.DLQ,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DLQ_RETENTION,
+        )
+        self.queue = sqs.Queue(
+            self,
+            names.QUEUE,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=VISIBILITY_TIMEOUT,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=MAX_RECEIVES),
+        )
+
+        self.rules = [
+            events.Rule(
+                self,
+                names.rule_id(route.name),
+                description=route.description,
+                event_pattern=_event_pattern(route.pattern),
+                targets=[
+                    targets.SqsQueue(
+                        self.queue,
+                        dead_letter_queue=self.dlq,
+                        retry_attempts=TARGET_RETRY_ATTEMPTS,
+                        max_event_age=TARGET_MAX_EVENT_AGE,
+                    )
+                ],
+            )
+            for route in routes
+        ]
+
+        self.log_group = logs.LogGroup(
+            self,
+            names.LOG_GROUP,
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role, policies = self._role(table=table, ivs_statements=ivs_statements)
+
+        self.function = lambda_.Function(
+            self,
+            names.FUNCTION,
+            description=f"stagepilot {automation} automation",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=f"stagepilot.handlers.{automation}.lambda_handler",
+            code=code,
+            timeout=FUNCTION_TIMEOUT,
+            memory_size=FUNCTION_MEMORY_MB,
+            role=self.role,
+            log_group=self.log_group,
+            # No X-Ray: creating the tracer client costs 0.5-0.7 s of every cold start.
+            tracing=lambda_.Tracing.DISABLED,
+            environment={
+                config.ENV_TABLE: table.table_name,
+                config.ENV_DLQ_URL: self.dlq.queue_url,
+                config.ENV_IVS_CALLS_PER_SECOND: str(IVS_CALLS_PER_SECOND),
+                **settings_env,
+                "POWERTOOLS_SERVICE_NAME": automation,
+                "POWERTOOLS_METRICS_NAMESPACE": config.METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )
+        # The inline policies are separate resources: the function must not run before they exist.
+        for policy in policies:
+            self.function.node.add_dependency(policy)
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=MAX_CONCURRENCY,
+            )
+        )
+
+        self.alarms = self._alarms(alarm_topic)
+
+    def _role(
+        self, *, table: dynamodb.ITable, ivs_statements: Sequence[IvsStatement]
+    ) -> tuple[iam.Role, list[iam.Policy]]:
+        role = iam.Role(
+            self,
+            names.ROLE,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"stagepilot {self.automation} function",
+        )
+        execution = iam.Policy(
+            self,
+            names.EXECUTION_POLICY,
+            statements=[
+                iam.PolicyStatement(
+                    sid="WriteOwnLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[self.log_group.log_group_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="PoliciesStateAndAudit",
+                    actions=[
+                        "dynamodb:GetItem",
+                        "dynamodb:BatchGetItem",
+                        "dynamodb:Query",
+                        "dynamodb:PutItem",
+                        "dynamodb:UpdateItem",
+                        "dynamodb:DeleteItem",
+                    ],
+                    resources=[table.table_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="ParkMalformedEvents",
+                    actions=["sqs:SendMessage"],
+                    resources=[self.dlq.queue_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="BackOffRetriedRecords",
+                    actions=["sqs:ChangeMessageVisibility"],
+                    resources=[self.queue.queue_arn],
+                ),
+            ],
+        )
+        policies = [execution]
+        for statement in ivs_statements:
+            policy = iam.Policy(
+                self,
+                names.ivs_policy_id(statement.name),
+                statements=[
+                    iam.PolicyStatement(
+                        sid=statement.name,
+                        actions=list(statement.actions),
+                        resources=list(statement.resources),
+                    )
+                ],
+            )
+            for finding, reason in statement.acknowledgments.items():
+                Validations.of(policy).acknowledge(Acknowledgment(id=finding, reason=reason))
+            policies.append(policy)
+        for policy in policies:
+            role.attach_inline_policy(policy)
+        return role, policies
+
+    def _alarms(self, topic: sns.ITopic) -> list[cloudwatch.Alarm]:
+        label = self.automation
+        specs: list[tuple[str, cloudwatch.IMetric, float, str]] = [
+            (
+                names.DLQ_DEPTH_ALARM,
+                self.dlq.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum"),
+                1,
+                f"Events the {label} automation could not process are waiting in its dead-letter queue. "
+                "Run `stagepilot dlq list` to see them and the error, fix the cause (policy, permissions, "
+                "IVS quota), then `stagepilot dlq redrive` to process them again.",
+            ),
+            (
+                names.QUEUE_AGE_ALARM,
+                self.queue.metric_approximate_age_of_oldest_message(period=ALARM_PERIOD, statistic="Maximum"),
+                QUEUE_AGE_THRESHOLD_SECONDS,
+                f"The {label} queue holds an event older than 15 minutes: the function is failing, throttled "
+                "or too slow. Check the function's Errors/Throttles and its log group; events that keep "
+                "failing move to the dead-letter queue after 5 attempts.",
+            ),
+            (
+                names.ERRORS_ALARM,
+                self.function.metric_errors(period=ALARM_PERIOD, statistic="Sum"),
+                1,
+                f"The {label} function raised errors (whole batches failed: configuration, permissions or a "
+                "bug). Read the ERROR lines in its log group; the records are retried and then parked in "
+                "the dead-letter queue.",
+            ),
+            (
+                names.MALFORMED_EVENT_ALARM,
+                self._custom_metric(names.METRIC_MALFORMED_EVENT),
+                1,
+                f"The {label} automation received events it cannot parse and parked them in its "
+                "dead-letter queue without retrying. Run `stagepilot dlq list`: a producer is sending "
+                "events of the wrong shape (check the moderation sources).",
+            ),
+            (
+                names.POLICY_INVALID_ALARM,
+                self._custom_metric(names.METRIC_POLICY_INVALID),
+                1,
+                f"The {label} automation found a stored stage policy it cannot use and skipped the stage. "
+                "Run `stagepilot policy get <stage ARN>` and `stagepilot policy validate`, then "
+                "`stagepilot policy put` a corrected policy.",
+            ),
+        ]
+        alarms = []
+        for alarm_id, metric, threshold, description in specs:
+            alarm = cloudwatch.Alarm(
+                self,
+                alarm_id,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+            alarms.append(alarm)
+        return alarms
+
+    def _custom_metric(self, metric_name: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=config.METRICS_NAMESPACE,
+            metric_name=metric_name,
+            dimensions_map={"service": self.automation},
+            statistic="Sum",
+            period=ALARM_PERIOD,
+        )
+
+
+def _event_pattern(pattern: Mapping[str, object]) -> events.EventPattern:
+    """The route's pattern verbatim, as ``EventPattern``'s keyword arguments (``detail`` is passed whole)."""
+    known = {
+        "source": "source",
+        "detail-type": "detail_type",
+        "account": "account",
+        "region": "region",
+        "detail": "detail",
+        "resources": "resources",
+        "id": "id",
+        "time": "time",
+        "version": "version",
+    }
+    unknown = sorted(set(pattern) - set(known))
+    if unknown:
+        raise ValueError(f"route pattern has keys EventBridge rules do not take: {json.dumps(unknown)}")
+    return events.EventPattern(**{known[key]: value for key, value in pattern.items()})  # type: ignore[arg-type]

@@ -1,0 +1,292 @@
+"""The StagePilot stack: one table, one alarm topic, and one pipeline per automation.
+
+The stack composes; ``AutomationPipeline`` owns the resources of one automation. IAM for IVS is decided
+here, per automation, because it is what differs between them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from aws_cdk import (
+    ArnFormat,
+    CfnOutput,
+    RemovalPolicy,
+    Stack,
+)
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infra import names
+from infra.bundling import function_code
+from infra.pipeline import AutomationPipeline, IvsStatement
+from stagepilot import config, routing
+from stagepilot.adapters import schema
+
+
+@dataclass(frozen=True)
+class StagePilotSettings:
+    """What a deployment chooses (cdk.json context / ``cdk -c``)."""
+
+    alarm_email: str | None = None
+    moderation_sources: tuple[str, ...] = routing.DEFAULT_MODERATION_SOURCES
+    # Stage-ARN prefixes the automation is limited to (IAM and handlers); empty = every stage.
+    stage_arn_prefixes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for prefix in self.stage_arn_prefixes:
+            parts = prefix.split(":", 5)
+            if len(parts) < 6 or parts[0] != "arn" or parts[2] != "ivs" or not parts[5].startswith("stage/"):
+                raise ValueError(
+                    f"stageArnPrefixes: {prefix!r} is not a stage ARN prefix "
+                    "(expected arn:<partition>:ivs:<region>:<account>:stage/...)"
+                )
+            if "*" in prefix or "?" in prefix:
+                raise ValueError(f"stageArnPrefixes: {prefix!r} must not contain wildcards")
+
+
+class StagePilotStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StagePilotSettings,
+        code: lambda_.Code | None = None,
+        description: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id, description=description)
+        self.settings = settings
+
+        self.table = self._table()
+        self.alarm_topic = self._alarm_topic(settings.alarm_email)
+        code = code or function_code()
+
+        routes = routing.build_routes(
+            account=self.account, region=self.region, moderation_sources=settings.moderation_sources
+        )
+        settings_env = {config.ENV_STAGE_PREFIXES: json.dumps(list(settings.stage_arn_prefixes))}
+        statements = {
+            routing.COMPOSITION: self._composition_statements(),
+            routing.REPLICATION: self._replication_statements(),
+            routing.MODERATION: self._moderation_statements(),
+        }
+        self.pipelines = {
+            automation: AutomationPipeline(
+                self,
+                names.pipeline_id(automation),
+                automation=automation,
+                routes=routing.routes_for(automation, routes),
+                table=self.table,
+                code=code,
+                alarm_topic=self.alarm_topic,
+                ivs_statements=statements[automation],
+                settings_env=settings_env,
+            )
+            for automation in routing.AUTOMATIONS
+        }
+
+        CfnOutput(self, names.OUTPUT_TABLE_NAME, value=self.table.table_name)
+        CfnOutput(self, names.OUTPUT_ALARM_TOPIC_ARN, value=self.alarm_topic.topic_arn)
+        for automation, pipeline in self.pipelines.items():
+            CfnOutput(self, names.output_queue_url(automation), value=pipeline.queue.queue_url)
+            CfnOutput(self, names.output_dlq_url(automation), value=pipeline.dlq.queue_url)
+            CfnOutput(self, names.output_function_name(automation), value=pipeline.function.function_name)
+
+    # -- resources shared by the automations ---------------------------------------------------------
+
+    def _table(self) -> dynamodb.Table:
+        table = dynamodb.Table(
+            self,
+            names.TABLE,
+            partition_key=dynamodb.Attribute(name=schema.PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=schema.SORT_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=schema.TTL_ATTRIBUTE,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Sparse: only audit records carry the index keys.
+        table.add_global_secondary_index(
+            index_name=schema.AUDIT_INDEX,
+            partition_key=dynamodb.Attribute(name=schema.AUDIT_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=schema.AUDIT_INDEX_SORT_KEY, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+        return table
+
+    def _alarm_topic(self, alarm_email: str | None) -> sns.Topic:
+        # CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key: use our own key
+        # and let CloudWatch use it.
+        key = kms.Key(
+            self,
+            names.ALARM_KEY,
+            description="stagepilot alarm topic encryption",
+            enable_key_rotation=True,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToUseTheKey",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        topic = sns.Topic(self, names.ALARM_TOPIC, master_key=key, enforce_ssl=True)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        if alarm_email:
+            topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        return topic
+
+    # -- IVS permissions, per automation ---------------------------------------------------------------
+
+    def _ivs_arn(self, resource: str) -> str:
+        return self.format_arn(
+            service="ivs", resource=resource, resource_name="*", arn_format=ArnFormat.SLASH_RESOURCE_NAME
+        )
+
+    def _stage_resources(self) -> tuple[str, ...]:
+        if self.settings.stage_arn_prefixes:
+            return tuple(f"{prefix}*" for prefix in self.settings.stage_arn_prefixes)
+        return (self._ivs_arn("stage"),)
+
+    def _stage_acknowledgments(self, why: str) -> dict[str, str]:
+        return {
+            iam5_finding(self.resolve(resource)): (
+                f"Stage ids are created by the operator's own tooling and are not known at deploy time; "
+                f"{why}. Limit it to some stages with the stageArnPrefixes context."
+            )
+            for resource in self._stage_resources()
+        }
+
+    def _composition_statements(self) -> list[IvsStatement]:
+        stages = self._stage_resources()
+        start_targets = tuple(
+            self._ivs_arn(kind) for kind in ("channel", "encoder-configuration", "storage-configuration")
+        )
+        compositions = self._ivs_arn("composition")
+        return [
+            IvsStatement(
+                name="ReadStages",
+                actions=("ivs:GetStage", "ivs:ListParticipants"),
+                resources=stages,
+                acknowledgments=self._stage_acknowledgments(
+                    "the composition automation reads any stage that starts publishing"
+                ),
+            ),
+            IvsStatement(
+                name="StartCompositions",
+                actions=("ivs:StartComposition",),
+                resources=(*stages, *start_targets),
+                acknowledgments={
+                    **self._stage_acknowledgments("a composition can start on any stage with a policy"),
+                    **{
+                        iam5_finding(self.resolve(arn)): (
+                            "Channels, encoder and storage configurations are named per stage in the stage "
+                            "policies (DynamoDB), which change without a deployment; StartComposition "
+                            "authorizes each one it uses."
+                        )
+                        for arn in start_targets
+                    },
+                },
+            ),
+            IvsStatement(
+                name="TrackCompositions",
+                actions=("ivs:GetComposition", "ivs:TagResource"),
+                resources=(compositions,),
+                acknowledgments={
+                    iam5_finding(self.resolve(compositions)): (
+                        "Composition ids are created by StartComposition at run time; TagResource is "
+                        "needed for StartComposition with tags, on the composition it creates."
+                    )
+                },
+            ),
+            IvsStatement(
+                name="ListCompositions",
+                actions=("ivs:ListCompositions",),
+                resources=("*",),
+                acknowledgments={
+                    "AwsSolutions-IAM5[Resource::*]": (
+                        "ivs:ListCompositions has no required resource type: it is authorized on '*' only. "
+                        "It is read-only and is the only action in this statement."
+                    )
+                },
+            ),
+        ]
+
+    def _replication_statements(self) -> list[IvsStatement]:
+        return [
+            IvsStatement(
+                name="ReplicateParticipants",
+                actions=(
+                    "ivs:GetStage",
+                    "ivs:GetParticipant",
+                    "ivs:ListParticipants",
+                    "ivs:StartParticipantReplication",
+                    "ivs:StopParticipantReplication",
+                    "ivs:ListParticipantReplicas",
+                ),
+                resources=self._stage_resources(),
+                acknowledgments=self._stage_acknowledgments(
+                    "source and destination stages come from the stage policies"
+                ),
+            )
+        ]
+
+    def _moderation_statements(self) -> list[IvsStatement]:
+        return [
+            IvsStatement(
+                name="ModerateParticipants",
+                actions=(
+                    "ivs:GetStage",
+                    "ivs:GetParticipant",
+                    "ivs:ListParticipants",
+                    "ivs:DisconnectParticipant",
+                    "ivs:StopParticipantReplication",
+                    "ivs:ListParticipantReplicas",
+                ),
+                resources=self._stage_resources(),
+                acknowledgments=self._stage_acknowledgments(
+                    "moderation must be able to disconnect a participant from any stage it covers"
+                ),
+            )
+        ]
+
+
+def iam5_finding(resource: object) -> str:
+    """The id cdk-nag gives the AwsSolutions-IAM5 finding for a wildcard ``resource`` (resolved)."""
+    return f"AwsSolutions-IAM5[Resource::{_nag_render(resource)}]"
+
+
+def _nag_render(value: object) -> str:
+    """Render a resolved CloudFormation value the way cdk-nag names it in finding ids."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return f"<{argument}>"
+        if function == "Fn::GetAtt":
+            return f"<{'.'.join(argument) if isinstance(argument, list) else argument}>"
+        if function == "Fn::Join":
+            delimiter, parts = argument
+            return str(delimiter).join(_nag_render(part) for part in parts)
+    raise ValueError(f"cannot name the cdk-nag finding for {value!r}")
