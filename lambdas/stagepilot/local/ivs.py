@@ -1,0 +1,364 @@
+"""In-process stand-in for the Amazon IVS real-time API (``ivs-realtime``).
+
+A real boto3 client talks to it: the stand-in sits on botocore's ``before-send`` hook (the mechanism
+moto uses), so botocore still validates parameters, serializes the request and parses the response
+(errors included) exactly as it does against AWS. The stand-in keeps a small world: stages, their
+sessions and participants, compositions and participant replications, driven by the tests (or by
+``stagepilot simulate``) through ``observe()`` and friends, and it emits the EventBridge events IVS
+would send through ``on_event``.
+
+Where IVS's behaviour is undocumented, the choice made here is written next to the code (search for
+"UNDOCUMENTED"). Facts come from ``shared/reference/ivs-facts.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
+from botocore.client import BaseClient
+from botocore.config import Config
+
+from stagepilot.local.ivs_model import (
+    LIVE_COMPOSITION_STATES,
+    SERVICE_NAME,
+    Call,
+    Composition,
+    IvsApiError,
+    Participant,
+    Replication,
+    Stage,
+    error_statuses,
+    operation_names,
+)
+from stagepilot.local.ivs_world import IvsWorld, utc
+
+__all__ = ["Call", "IvsStandIn"]
+
+MUTATING_OPERATIONS = frozenset(
+    {
+        "StartComposition",
+        "StopComposition",
+        "StartParticipantReplication",
+        "StopParticipantReplication",
+        "DisconnectParticipant",
+    }
+)
+OBSERVED_STAGE_EVENTS = frozenset({"Participant Published", "Participant Unpublished", "Participant Publish Error"})
+THROTTLING = "ThrottlingException"
+
+
+class _RawBody(io.BytesIO):
+    """What ``AWSResponse.raw`` must offer botocore: a ``stream()``."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+class IvsStandIn(IvsWorld):
+    """A fake IVS real-time service for one account and region. Thread-safe (one lock)."""
+
+    def __init__(
+        self,
+        *,
+        account: str = "123456789012",
+        region: str = "us-east-1",
+        clock: Callable[[], datetime] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(account=account, region=region, clock=clock, seed=seed)
+        self._on_event = on_event
+        self._lock = threading.RLock()
+        self._failures: dict[str, deque[str]] = {}
+        self._rate_limits: dict[str, float] = {}
+        self._admitted: dict[str, deque[datetime]] = {}
+        self.calls: list[Call] = []
+
+    # ------------------------------------------------------------------------------------ clients
+
+    def client(self, *, config: Config | None = None) -> BaseClient:
+        """A real boto3 ``ivs-realtime`` client (dummy credentials) answered by this stand-in.
+
+        By default botocore does not retry (``total_max_attempts=1``), so ``fail_next(op, 1)`` is
+        seen by the caller exactly once; pass ``config`` to test retry behaviour.
+        """
+        session = boto3.session.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # dummy: requests never leave the process
+            region_name=self.region,
+        )
+        config = config or Config(retries={"mode": "standard", "total_max_attempts": 1})
+        client = session.client(SERVICE_NAME, config=config)
+        self.attach(client)
+        return client
+
+    def attach(self, client: BaseClient) -> None:
+        """Answer every request of ``client`` (an ``ivs-realtime`` client) from this stand-in."""
+        service_id = client.meta.service_model.service_id.hyphenize()
+        if service_id != SERVICE_NAME:
+            raise ValueError(f"not an {SERVICE_NAME} client: {service_id}")
+        client.meta.events.register_first(
+            f"before-send.{SERVICE_NAME}", self._on_send, unique_id=f"stagepilot-ivs-standin-{id(self)}"
+        )
+
+    # ------------------------------------------------------------------------------------ world
+
+    def create_stage(self, stage_arn: str, *, name: str = "", tags: dict[str, str] | None = None) -> None:
+        """Make the stage exist (idempotent; undoes ``missing(stage_arn)``)."""
+        with self._lock:
+            self._missing.discard(stage_arn)
+            stage = self._ensure_stage(stage_arn, self._now())
+            if stage is not None:
+                stage.name = name or stage.name
+                stage.tags.update(tags or {})
+
+    def declare_participant(
+        self,
+        stage_arn: str,
+        participant_id: str,
+        *,
+        user_id: str = "",
+        attributes: dict[str, str] | None = None,
+    ) -> None:
+        """Record a participant token's user id and attributes (what GetParticipant reports)."""
+        with self._lock:
+            stage = self._ensure_stage(stage_arn, self._now())
+            if stage is None:
+                return
+            stage.declared[participant_id] = (user_id, dict(attributes or {}))
+            for p in stage.participants.values():
+                if p.participant_id == participant_id and p.replication_type != "REPLICA":
+                    p.user_id, p.attributes = user_id, dict(attributes or {})
+
+    def observe(self, event: dict[str, Any]) -> None:
+        """Follow an EventBridge envelope the world produced (IVS Stage Update publish events).
+
+        Starts the stage/session named by the event if needed; a session id other than the active
+        one ends the active session first. Events for a session that already ended are ignored
+        (events can arrive late and out of order). Anything else is ignored.
+        """
+        detail = event.get("detail") or {}
+        name = detail.get("event_name")
+        resources = event.get("resources") or []
+        participant_id = detail.get("participant_id")
+        if event.get("detail-type") != "IVS Stage Update" or name not in OBSERVED_STAGE_EVENTS:
+            return
+        if not resources or not participant_id:
+            return
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            stage = self._ensure_stage(resources[0], now)
+            session = self._session_for_event(stage, detail.get("session_id"), now) if stage else None
+            if stage is None or session is None:
+                pending = self.take_outbox()
+            else:
+                p = self._join(stage, session, participant_id, now, user_id=detail.get("user_id") or "")
+                if detail.get("replica") and p.replication_type == "NONE":
+                    p.replication_type, p.replication_state = "REPLICA", "ACTIVE"
+                    p.source_stage_arn = detail.get("source_stage_arn")
+                    p.source_session_id = detail.get("source_session_id")
+                p.state = "CONNECTED"
+                p.publishing = name == "Participant Published"
+                p.published = p.published or p.publishing
+                self._refresh_idle(stage, now)
+                pending = self.take_outbox()
+        self._emit(pending)
+
+    def end_session(self, stage_arn: str) -> None:
+        """Everyone left: the active session ends and the stage's live compositions stop."""
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            stage = self._stages.get(stage_arn)
+            if stage is not None:
+                self._end_session_locked(stage, now)
+            pending = self.take_outbox()
+        self._emit(pending)
+
+    def fail_compositions(self, stage_arn: str, *, reason: str = "internal error") -> list[dict[str, Any]]:
+        """Every STARTING/ACTIVE composition on the stage fails; returns the Session Failure envelopes."""
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            before = len(self._outbox)
+            for c in self._compositions:
+                if c.stage_arn == stage_arn and c.state in LIVE_COMPOSITION_STATES:
+                    self._end_composition(c, now, state="FAILED", event="Session Failure", reason=reason)
+            failures = self._outbox[before:]
+            pending = self.take_outbox()
+        self._emit(pending)
+        return copy.deepcopy(failures)
+
+    def advance(self, to: datetime | None = None) -> None:
+        """Process time-based transitions up to ``to`` (default: the clock).
+
+        Every API call and ``observe()`` also does this first, so the state always matches the clock.
+        """
+        with self._lock:
+            self._advance_locked(utc(to) if to is not None else self._now())
+            pending = self.take_outbox()
+        self._emit(pending)
+
+    def missing(self, arn: str) -> None:
+        """Make a stage / channel / encoder- or storage-configuration ARN not exist."""
+        with self._lock:
+            self._missing.add(arn)
+            self._stages.pop(arn, None)
+
+    # ------------------------------------------------------------------------------------ faults
+
+    def fail_next(self, operation: str, count: int = 1, *, error: str = "InternalServerException") -> None:
+        """The next ``count`` calls of ``operation`` fail with ``error`` (a modelled IVS error or
+        ``ThrottlingException``), with the HTTP status the model gives it (429 for throttling)."""
+        _check_operation(operation)
+        if error != THROTTLING and error not in error_statuses():
+            raise ValueError(f"{error} is not an ivs-realtime error; use one of {sorted(error_statuses())}")
+        with self._lock:
+            self._failures.setdefault(operation, deque()).extend([error] * count)
+
+    def set_rate_limit(self, operation: str, calls_per_second: float) -> None:
+        """Allow at most ``calls_per_second`` calls of ``operation`` per sliding second of the
+        stand-in's clock; the excess gets HTTP 429 ``ThrottlingException``. ``math.inf`` removes it."""
+        _check_operation(operation)
+        if calls_per_second < 0:
+            raise ValueError("calls_per_second must be >= 0")
+        with self._lock:
+            if math.isinf(calls_per_second):
+                self._rate_limits.pop(operation, None)
+            else:
+                self._rate_limits[operation] = calls_per_second
+
+    # ------------------------------------------------------------------------------------ reads
+
+    def mutating_calls(self) -> list[Call]:
+        """Successful StartComposition, StopComposition, Start/StopParticipantReplication and
+        DisconnectParticipant calls, in the order received."""
+        with self._lock:
+            return [c for c in self.calls if c.operation in MUTATING_OPERATIONS and c.status == 200]
+
+    def stage(self, stage_arn: str) -> Stage | None:
+        with self._lock:
+            return copy.deepcopy(self._stages.get(stage_arn))
+
+    def compositions(self, stage_arn: str | None = None, *, include_deleted: bool = False) -> list[Composition]:
+        with self._lock:
+            return copy.deepcopy(
+                [
+                    c
+                    for c in self._compositions
+                    if (stage_arn is None or c.stage_arn == stage_arn) and (include_deleted or not c.deleted)
+                ]
+            )
+
+    def participants(self, stage_arn: str, session_id: str | None = None) -> list[Participant]:
+        """Participants of ``session_id`` (default: the active session, else the latest one)."""
+        with self._lock:
+            stage = self._stages.get(stage_arn)
+            if stage is None:
+                return []
+            if session_id is None:
+                session_id = stage.active_session_id or (stage.sessions[-1].session_id if stage.sessions else None)
+            return copy.deepcopy(stage.in_session(session_id))
+
+    def replicas(
+        self,
+        source_stage_arn: str | None = None,
+        participant_id: str | None = None,
+        *,
+        destination_stage_arn: str | None = None,
+        active_only: bool = False,
+    ) -> list[Replication]:
+        with self._lock:
+            return copy.deepcopy(
+                [
+                    r
+                    for r in self._replications
+                    if (source_stage_arn is None or r.source_stage_arn == source_stage_arn)
+                    and (participant_id is None or r.participant_id == participant_id)
+                    and (destination_stage_arn is None or r.destination_stage_arn == destination_stage_arn)
+                    and (not active_only or r.state == "ACTIVE")
+                ]
+            )
+
+    # ------------------------------------------------------------------------------------ HTTP
+
+    def _on_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        operation = urlsplit(request.url).path.strip("/")
+        body = request.body or b"{}"
+        if hasattr(body, "read"):
+            body = body.read()
+        params = json.loads(body.decode() if isinstance(body, bytes) else body)
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            status, payload, error_code = self._dispatch(operation, params, now)
+            self.calls.append(Call(operation, params, status, now))
+            pending = self.take_outbox()
+        self._emit(pending)
+        headers = HeadersDict({"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())})
+        if error_code:
+            headers["x-amzn-ErrorType"] = error_code
+        raw = _RawBody(json.dumps(payload).encode())
+        return AWSResponse(request.url, status, headers, raw)
+
+    def _dispatch(
+        self, operation: str, params: dict[str, Any], now: datetime
+    ) -> tuple[int, dict[str, Any], str | None]:
+        if not self._admit(operation, now):
+            return 429, {"message": "Rate exceeded"}, THROTTLING
+        queued = self._failures.get(operation)
+        if queued:
+            code = queued.popleft()
+            status = 429 if code == THROTTLING else error_statuses()[code]
+            return status, {"exceptionMessage": f"injected {code} for {operation}"}, code
+        handler = self.operations.get(operation)
+        if handler is None:
+            message = f"the IVS stand-in does not implement {operation}"
+            return 501, {"message": message}, "NotImplemented"
+        outbox_before = len(self._outbox)
+        try:
+            return 200, handler(params, now), None
+        except IvsApiError as exc:
+            del self._outbox[outbox_before:]  # a failed call changes nothing
+            return error_statuses()[exc.code], {"exceptionMessage": exc.message}, exc.code
+
+    def _admit(self, operation: str, now: datetime) -> bool:
+        limit = self._rate_limits.get(operation)
+        if limit is None:
+            return True
+        if limit == 0:
+            return False
+        # A sliding window of one second holding ``limit`` calls; below 1 call/s the window widens so
+        # that one call per 1/limit seconds passes.
+        window = timedelta(seconds=max(1.0, 1 / limit))
+        admitted = self._admitted.setdefault(operation, deque())
+        while admitted and admitted[0] <= now - window:
+            admitted.popleft()
+        if len(admitted) >= max(limit, 1.0):
+            return False
+        admitted.append(now)
+        return True
+
+    def _emit(self, pending: list[dict[str, Any]]) -> None:
+        # Outside the lock, so a callback may call back into the stand-in.
+        if self._on_event is not None:
+            for envelope in pending:
+                self._on_event(envelope)
+
+
+def _check_operation(operation: str) -> None:
+    if operation not in operation_names():
+        raise ValueError(f"{operation} is not an ivs-realtime operation")
