@@ -318,9 +318,7 @@ def _parse_moderation(section: dict) -> ModerationPolicy:
         dry_run=section.get("dryRun", False),
         reason=section.get("reason", DEFAULT_REASON),
         blocked_user_ids=frozenset(section.get("blockedUserIds", [])),
-        blocked_attributes={
-            key: frozenset(values) for key, values in section.get("blockedAttributes", {}).items()
-        },
+        blocked_attributes={key: frozenset(values) for key, values in section.get("blockedAttributes", {}).items()},
         publish_error_limit=None if publish_error_limit is None else _parse_limit(publish_error_limit),
         flag_limit=(
             Limit(count=DEFAULT_FLAG_COUNT, window_seconds=DEFAULT_FLAG_WINDOW_SECONDS)
@@ -427,16 +425,13 @@ def _check_destinations(destinations: list, path: str, problems: list[Problem]) 
         kinds = [kind for kind in ("channel", "s3") if kind in destination]
         if len(kinds) != 1:
             found = "both" if kinds else "neither"
-            problems.append(
-                Problem(item, f"a destination must have exactly one of channel, s3 (found {found})")
-            )
+            problems.append(Problem(item, f"a destination must have exactly one of channel, s3 (found {found})"))
         for kind in kinds:
             if kind in seen_kind:
                 problems.append(
                     Problem(
                         _join(item, kind),
-                        f"a composition can have at most one {kind} destination "
-                        f"(already {path}[{seen_kind[kind]}])",
+                        f"a composition can have at most one {kind} destination (already {path}[{seen_kind[kind]}])",
                     )
                 )
             else:
@@ -454,9 +449,7 @@ def _check_destinations(destinations: list, path: str, problems: list[Problem]) 
                 seen_name[name] = index
 
 
-def _check_replication(
-    section: object, own_stage_arn: str | None, path: str, problems: list[Problem]
-) -> None:
+def _check_replication(section: object, own_stage_arn: str | None, path: str, problems: list[Problem]) -> None:
     if not isinstance(section, list):
         problems.append(Problem(path, f"must be an array, got {_json_type(section)}"))
         return
@@ -480,20 +473,14 @@ def _check_replication(
             "participantId": _STANDIN_PARTICIPANT_ID,
         }
         request.update(
-            {
-                key: entry[key]
-                for key in ("destinationStageArn", "reconnectWindowSeconds", "attributes")
-                if key in entry
-            }
+            {key: entry[key] for key in ("destinationStageArn", "reconnectWindowSeconds", "attributes") if key in entry}
         )
         _check_request(request, "StartParticipantReplication", item, problems)
 
         destination = entry.get("destinationStageArn")
         if isinstance(destination, str):
             if destination == own_stage_arn:
-                problems.append(
-                    Problem(_join(item, "destinationStageArn"), "a stage cannot replicate to itself")
-                )
+                problems.append(Problem(_join(item, "destinationStageArn"), "a stage cannot replicate to itself"))
             elif destination in seen:
                 problems.append(
                     Problem(
@@ -528,9 +515,7 @@ def _check_participants(section: object, path: str, problems: list[Problem]) -> 
     _check_unknown(section, _PARTICIPANTS_FIELDS, path, problems)
     if not any(key in section for key in _PARTICIPANTS_FIELDS):
         problems.append(
-            Problem(
-                path, "must give userIds and/or attributes (omit participants to replicate every publisher)"
-            )
+            Problem(path, "must give userIds and/or attributes (omit participants to replicate every publisher)")
         )
     if "userIds" in section:
         _check_strings(section["userIds"], _join(path, "userIds"), problems, non_empty_list=True)
@@ -545,9 +530,7 @@ def _check_participants(section: object, path: str, problems: list[Problem]) -> 
             for key, value in attributes.items():
                 if not isinstance(value, str):
                     problems.append(
-                        Problem(
-                            _join(attributes_path, str(key)), f"must be a string, got {_json_type(value)}"
-                        )
+                        Problem(_join(attributes_path, str(key)), f"must be a string, got {_json_type(value)}")
                     )
 
 
@@ -566,9 +549,7 @@ def _check_moderation(section: object, path: str, problems: list[Problem]) -> No
         }
         _check_request(request, "DisconnectParticipant", path, problems)
     if "blockedUserIds" in section:
-        _check_strings(
-            section["blockedUserIds"], _join(path, "blockedUserIds"), problems, non_empty_list=False
-        )
+        _check_strings(section["blockedUserIds"], _join(path, "blockedUserIds"), problems, non_empty_list=False)
     if "blockedAttributes" in section:
         blocked = section["blockedAttributes"]
         blocked_path = _join(path, "blockedAttributes")
@@ -610,17 +591,13 @@ def _check_strings(value: object, path: str, problems: list[Problem], *, non_emp
         elif not item:
             problems.append(Problem(item_path, "must not be empty"))
         elif len(item) > MAX_USER_ID_LENGTH:
-            problems.append(
-                Problem(item_path, f"must be at most {MAX_USER_ID_LENGTH} characters, got {len(item)}")
-            )
+            problems.append(Problem(item_path, f"must be at most {MAX_USER_ID_LENGTH} characters, got {len(item)}"))
 
 
 def _check_unknown(section: dict, known: tuple[str, ...], path: str, problems: list[Problem]) -> None:
     for key in section:
         if key not in known:
-            problems.append(
-                Problem(_join(path, str(key)), f"unknown field (expected one of: {', '.join(known)})")
-            )
+            problems.append(Problem(_join(path, str(key)), f"unknown field (expected one of: {', '.join(known)})"))
 
 
 def _check_bool(value: object, path: str, problems: list[Problem]) -> None:
@@ -659,16 +636,10 @@ def _from_botocore(reason: str, name: str, details: dict, root: Shape, path: str
         return Problem(_join(where, str(details.get("required_name"))), "required field missing")
     if reason == "unknown field":
         valid = ", ".join(str(name) for name in details.get("valid_names", []))
-        return Problem(
-            _join(where, str(details.get("unknown_param"))), f"unknown field (expected one of: {valid})"
-        )
+        return Problem(_join(where, str(details.get("unknown_param"))), f"unknown field (expected one of: {valid})")
     if reason == "invalid type":
-        wanted = " or ".join(
-            sorted({_PY_TYPE_NAMES.get(kind, kind) for kind in details.get("valid_types", [])})
-        )
-        return Problem(
-            where, f"{prefix}must be {_article(wanted)} {wanted}, got {_json_type(details.get('param'))}"
-        )
+        wanted = " or ".join(sorted({_PY_TYPE_NAMES.get(kind, kind) for kind in details.get("valid_types", [])}))
+        return Problem(where, f"{prefix}must be {_article(wanted)} {wanted}, got {_json_type(details.get('param'))}")
     if reason == "invalid range":
         return Problem(where, f"must be at least {details.get('min_allowed')}, got {details.get('param')}")
     if reason == "invalid length":

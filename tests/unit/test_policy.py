@@ -103,9 +103,7 @@ def test_contract_example_parses_into_the_model():
     assert not policy.is_default
     assert policy.composition == CompositionPolicy(
         layout={"grid": {"featuredParticipantAttribute": "featured"}},
-        destinations=(
-            {"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}},
-        ),
+        destinations=({"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}},),
         tags={"team": "shows"},
         max_restarts=3,
     )
@@ -131,9 +129,7 @@ def test_contract_example_parses_into_the_model():
 def test_minimal_policy_has_every_automation_off():
     policy = parse_policy({"stageArn": STAGE})
 
-    assert policy == StagePolicy(
-        stage_arn=STAGE, paused=False, composition=None, replication=(), moderation=None
-    )
+    assert policy == StagePolicy(stage_arn=STAGE, paused=False, composition=None, replication=(), moderation=None)
     assert parse_policy(policy.to_document()) == policy
 
 
@@ -619,9 +615,7 @@ def test_composition_start_request_is_exact_and_valid_for_botocore():
     assert request == {
         "stageArn": STAGE,
         "idempotencyToken": "AbCdef1G2hij-st-1",
-        "destinations": [
-            {"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}
-        ],
+        "destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}],
         "layout": {"grid": {"featuredParticipantAttribute": "featured"}},
         "tags": {"team": "shows", "stagepilot:managed": "true"},
     }
@@ -630,9 +624,7 @@ def test_composition_start_request_is_exact_and_valid_for_botocore():
 
 
 def test_composition_start_request_leaves_layout_out_when_unset_and_does_not_share_state():
-    composition = parse_policy(
-        {"stageArn": STAGE, "composition": {"destinations": [S3_DESTINATION]}}
-    ).composition
+    composition = parse_policy({"stageArn": STAGE, "composition": {"destinations": [S3_DESTINATION]}}).composition
     assert composition is not None
 
     request = composition.start_request(stage_arn=STAGE, idempotency_token="t", extra_tags={})
@@ -754,3 +746,14 @@ def test_two_cycles_sharing_a_stage():
         [stage("A"), stage("B")],
         [stage("A"), stage("C")],
     ]
+
+
+def test_demo_policies_parse_without_cycles():
+    import json
+    from pathlib import Path
+
+    documents = json.loads((Path(__file__).parents[2] / "examples" / "policies.json").read_text())
+    policies = [parse_policy(document) for document in documents]
+
+    assert [p.is_default for p in policies] == [False, True]
+    assert replication_cycles(policies) == []

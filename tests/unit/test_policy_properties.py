@@ -87,9 +87,7 @@ s3 = st.fixed_dictionaries(
 def destinations(draw: st.DrawFn) -> list[dict[str, Any]]:
     kinds = draw(st.sampled_from([[channel], [s3], [channel, s3], [s3, channel]]))
     chosen = [draw(kind) for kind in kinds]
-    names = draw(
-        st.lists(attribute_key.filter(bool), min_size=len(chosen), max_size=len(chosen), unique=True)
-    )
+    names = draw(st.lists(attribute_key.filter(bool), min_size=len(chosen), max_size=len(chosen), unique=True))
     for destination, name, named in zip(
         chosen, names, draw(st.lists(st.booleans(), min_size=2, max_size=2)), strict=False
     ):
@@ -153,9 +151,7 @@ def valid_policies(draw: st.DrawFn) -> dict[str, Any]:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
 policy_like = optional(
@@ -170,9 +166,7 @@ policy_like = optional(
         json_values,
         st.lists(
             st.dictionaries(
-                st.sampled_from(
-                    ["destinationStageArn", "attributes", "participants", "reconnectWindowSeconds"]
-                ),
+                st.sampled_from(["destinationStageArn", "attributes", "participants", "reconnectWindowSeconds"]),
                 json_values,
             )
         ),
@@ -180,9 +174,7 @@ policy_like = optional(
     moderation=st.one_of(
         moderation,
         json_values,
-        st.dictionaries(
-            st.sampled_from(["reason", "flagLimit", "blockedAttributes", "blockedUserIds"]), json_values
-        ),
+        st.dictionaries(st.sampled_from(["reason", "flagLimit", "blockedAttributes", "blockedUserIds"]), json_values),
     ),
 )
 
