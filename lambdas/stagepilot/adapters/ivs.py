@@ -246,7 +246,8 @@ class IvsStage:
 def _translate(operation: str, exc: ClientError) -> Exception:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
-    message = str(error.get("Message", "")) or str(exc)
+    # IVS puts its text in the modelled member ``exceptionMessage``, which botocore surfaces at the top level.
+    message = str(error.get("Message") or exc.response.get("exceptionMessage") or exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in _RETRYABLE_CODES or status == 429 or status >= 500:
         return RetryLater(f"{operation}: {code or status}: {message}")

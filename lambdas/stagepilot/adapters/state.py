@@ -116,6 +116,7 @@ def _record(item: dict[str, Any]) -> SessionCompositions:
         restarts=int(item.get("restarts", 0)),
         composition_arn=item.get("compositionArn"),
         failed_at=_time(item.get("failedAt")),
+        ended_at=_time(item.get("endedAt")),
         policy_hash=item.get("policyHash"),
     )
 

@@ -50,7 +50,11 @@ class CompositionAutomation:
         records = CompositionRecords(services.table, clock=services.clock)
         record = records.get(event.stage_arn, event.session_id)
         decision = decide_on_publish(
-            record, event_id=event.event_id, now=services.clock(), policy_hash=_policy_hash(composition)
+            record,
+            event_id=event.event_id,
+            now=services.clock(),
+            event_time=event.time,
+            policy_hash=_policy_hash(composition),
         )
         if not decision.act:
             return self._skip(decision.reason, session_id=event.session_id)

@@ -47,6 +47,7 @@ class SessionCompositions:
     restarts: int = 0
     composition_arn: str | None = None
     failed_at: datetime | None = None
+    ended_at: datetime | None = None  # event time of the normal end of the current attempt
     policy_hash: str | None = None  # set when IVS rejected the request: a changed policy may try again
 
 
@@ -60,7 +61,7 @@ class Decision:
 
 
 def decide_on_publish(
-    record: SessionCompositions | None, *, event_id: str, now: datetime, policy_hash: str
+    record: SessionCompositions | None, *, event_id: str, now: datetime, event_time: datetime, policy_hash: str
 ) -> Decision:
     """A participant published: does this event start the session's composition?"""
     if record is None:
@@ -74,6 +75,8 @@ def decide_on_publish(
     if record.state is State.STARTED:
         return Decision(False, f"composition already started for this session ({record.composition_arn})")
     if record.state is State.ENDED:
+        if record.ended_at is not None and event_time <= record.ended_at:
+            return Decision(False, "this publish happened before the session's composition ended (a late event)")
         return Decision(
             True,
             "the session's composition ended normally and someone is publishing again",

@@ -1,0 +1,291 @@
+"""Composition automation end to end: routing → queue → handler code → moto DynamoDB + IVS stand-in."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from stagepilot.automations.composition import CompositionAutomation
+from stagepilot.local.deployment import LocalDeployment
+from stagepilot.pipeline import handle_record
+from tests.support import (
+    CHANNEL,
+    ENCODER,
+    SESSION,
+    STAGE,
+    STORAGE,
+    EventFactory,
+    later,
+    put_policy,
+)
+
+POLICY: dict[str, Any] = {
+    "stageArn": STAGE,
+    "composition": {
+        "layout": {"grid": {"featuredParticipantAttribute": "featured"}},
+        "destinations": [
+            {"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}},
+            {"name": "archive", "s3": {"storageConfigurationArn": STORAGE, "encoderConfigurationArns": [ENCODER]}},
+        ],
+        "tags": {"team": "shows"},
+        "maxRestarts": 2,
+    },
+}
+
+
+@pytest.fixture
+def show(make_deployment: Any) -> LocalDeployment:
+    deployment: LocalDeployment = make_deployment(automations=[CompositionAutomation()])
+    put_policy(deployment, POLICY)
+    return deployment
+
+
+def starts(deployment: LocalDeployment) -> list[dict[str, Any]]:
+    """The StartComposition requests stagepilot made (the application's own are not counted)."""
+    return [
+        c.params
+        for c in deployment.ivs.mutating_calls()
+        if c.operation == "StartComposition" and c.params.get("tags", {}).get("stagepilot:managed") == "true"
+    ]
+
+
+def publish(deployment: LocalDeployment, event: dict[str, Any]) -> None:
+    deployment.put_event(event)
+    deployment.run_due()
+
+
+def test_first_publisher_starts_the_composition_the_policy_describes(show: LocalDeployment, events: EventFactory):
+    publish(show, events.published("host1", user_id="host-1"))
+
+    assert starts(show) == [
+        {
+            "stageArn": STAGE,
+            "idempotencyToken": f"sp-MainStage0001-{SESSION}-1",
+            "layout": {"grid": {"featuredParticipantAttribute": "featured"}},
+            "destinations": POLICY["composition"]["destinations"],
+            "tags": {
+                "team": "shows",
+                "stagepilot:managed": "true",
+                "stagepilot:session": SESSION,
+                "stagepilot:attempt": "1",
+            },
+        }
+    ]
+    assert show.metrics.counts["CompositionStarted"] == 1
+    assert [c.state for c in show.ivs.compositions(STAGE)] == ["ACTIVE"]
+
+
+def test_second_publisher_and_duplicate_delivery_leave_one_composition(show: LocalDeployment, events: EventFactory):
+    first = events.published("host1", user_id="host-1")
+    publish(show, first)
+    publish(show, events.published("host2", user_id="host-2", at=later(1)))
+    publish(show, first)  # EventBridge delivered it again
+
+    assert len(starts(show)) == 1
+    skipped = [d.outcome.reason for d in show.deliveries if d.outcome and not d.outcome.acted]
+    assert any("already started" in reason for reason in skipped)
+
+
+def test_twenty_concurrent_invocations_for_one_session_start_once(show: LocalDeployment, events: EventFactory):
+    import json
+
+    show.ivs.observe(events.published("host1"))
+    records = [
+        {
+            "messageId": str(i),
+            "body": json.dumps(events.published(f"p{i}", at=later(i % 3))),
+            "attributes": {"ApproximateReceiveCount": "1"},
+        }
+        for i in range(20)
+    ]
+    automation = show.automations["composition"]
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    class Redelivery:
+        def park(self, record: Any, reason: str) -> None:
+            raise AssertionError(reason)
+
+        def retry_after(self, record: Any, seconds: float) -> None:
+            pass
+
+    def invoke(record: dict[str, Any]) -> None:
+        barrier.wait()
+        try:
+            handle_record(record, automation, show.services, Redelivery())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=invoke, args=(r,)) for r in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(starts(show)) == 1
+    assert len([c for c in show.ivs.compositions(STAGE) if c.state == "ACTIVE"]) == 1
+
+
+def test_failed_composition_is_restarted_until_max_restarts(show: LocalDeployment, events: EventFactory):
+    publish(show, events.published("host1"))
+    for _ in range(3):  # maxRestarts is 2: two restarts, then give up
+        show.clock.advance_to(show.clock() + timedelta(minutes=1))
+        show.ivs.fail_compositions(STAGE)
+        show.drain()
+
+    tokens = [params["idempotencyToken"] for params in starts(show)]
+    assert tokens == [f"sp-MainStage0001-{SESSION}-{n}" for n in (1, 2, 3)]
+    assert show.metrics.counts["CompositionRestarted"] == 2
+    assert show.metrics.counts["CompositionGaveUp"] == 1
+    audit = show.services.audit.list(STAGE)
+    assert [entry["action"] for entry in audit] == ["composition-gave-up"]
+    assert not any(show.dead_letters.values())
+
+
+def test_restart_waits_for_its_back_off(show: LocalDeployment, events: EventFactory):
+    publish(show, events.published("host1"))
+    failed_at = show.clock()
+    show.ivs.fail_compositions(STAGE)
+    show.run_due()
+    assert len(starts(show)) == 1  # not yet: the back-off has not passed
+    show.drain()
+
+    restart = [c for c in show.ivs.mutating_calls() if c.operation == "StartComposition"][1]
+    assert restart.time - failed_at >= timedelta(seconds=5)
+
+
+def test_max_restarts_zero_never_restarts(make_deployment: Any, events: EventFactory):
+    deployment = make_deployment(automations=[CompositionAutomation()])
+    put_policy(deployment, {**POLICY, "composition": {**POLICY["composition"], "maxRestarts": 0}})
+    publish(deployment, events.published("host1"))
+    deployment.ivs.fail_compositions(STAGE)
+    deployment.drain()
+
+    assert len(starts(deployment)) == 1
+
+
+def test_duplicate_failure_event_restarts_once(show: LocalDeployment, events: EventFactory):
+    publish(show, events.published("host1"))
+    [failure] = show.ivs.fail_compositions(STAGE)
+    show.drain()
+    show.put_event(failure)  # delivered again, late
+    show.drain()
+
+    assert len(starts(show)) == 2
+
+
+def test_normal_end_is_recorded_and_not_restarted(show: LocalDeployment, events: EventFactory):
+    publish(show, events.published("host1"))
+    show.ivs.end_session(STAGE)
+    show.drain()
+
+    assert len(starts(show)) == 1
+    reasons = [d.outcome.reason for d in show.deliveries if d.outcome]
+    assert any("ended normally" in reason for reason in reasons)
+
+
+def test_late_publish_after_a_normal_end_with_nobody_publishing_starts_nothing(
+    show: LocalDeployment, events: EventFactory
+):
+    first = events.published("host1")
+    publish(show, first)
+    show.ivs.observe(events.stage("Participant Unpublished", "host1", at=later(10)))
+    show.clock.advance_to(later(120))
+    show.ivs.advance()  # the composition auto-stops after 60 s without a publisher
+    show.run_due()
+    late = events.published("host1", at=later(5))  # arrives late, out of order
+    show._route(late)  # delivered without changing the stand-in's view of the world
+    show.run_due()
+
+    assert len(starts(show)) == 1
+
+
+def test_event_for_a_session_that_is_no_longer_active_starts_nothing(show: LocalDeployment, events: EventFactory):
+    show.ivs.observe(events.published("host9", session="st-NewerSession01", at=later(3600)))
+    stale = events.published("host1", session=SESSION, at=later(10))
+    show._route(stale)  # hours late: the stage has moved on to another session
+    show.run_due()
+
+    assert starts(show) == []
+    assert "not the stage's active session" in show.deliveries[-1].outcome.reason  # type: ignore[union-attr]
+
+
+def test_a_composition_the_application_started_is_never_restarted_or_counted(
+    show: LocalDeployment, events: EventFactory
+):
+    show.ivs.observe(events.published("host1"))
+    client = show.ivs.client()
+    own = client.start_composition(
+        stageArn=STAGE, destinations=[{"channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]
+    )["composition"]["arn"]
+    show.run_due()
+    publish(show, events.published("host2", at=later(1)))
+
+    assert len(starts(show)) == 1  # stagepilot still started its own: the app's composition does not count
+    show.ivs.fail_compositions(STAGE)
+    show.drain()
+    reasons = [d.outcome.reason for d in show.deliveries if d.outcome]
+    assert any("not a composition stagepilot started" in reason for reason in reasons)
+    restarted = [p for p in starts(show) if p["idempotencyToken"].endswith("-2")]
+    assert len(restarted) == 1 and own not in {c.arn for c in show.ivs.compositions(STAGE) if c.state == "ACTIVE"}
+
+
+def test_validation_error_is_audited_and_not_retried(show: LocalDeployment, events: EventFactory):
+    show.ivs.missing(CHANNEL)
+    publish(show, events.published("host1"))
+    show.drain()
+
+    assert starts(show) == []
+    [entry] = show.services.audit.list(STAGE)
+    assert entry["action"] == "composition-rejected"
+    assert entry["result"] == "ValidationException"
+    assert CHANNEL in entry["reason"]
+    assert show.metrics.counts["CompositionStartFailed"] == 1
+    assert [d.receive for d in show.deliveries if d.automation == "composition"] == [1]
+
+    # The operator fixes the policy; the next publisher in the same session tries again.
+    show.clock.advance_to(later(60))
+    put_policy(
+        show,
+        {**POLICY, "composition": {**POLICY["composition"], "destinations": POLICY["composition"]["destinations"][1:]}},
+    )
+    show.services.effective_policies._cache.clear()
+    publish(show, events.published("host2", at=later(61)))
+    assert len(starts(show)) == 1
+
+
+def test_server_error_is_retried_then_succeeds(show: LocalDeployment, events: EventFactory):
+    show.ivs.fail_next("StartComposition", 3, error="InternalServerException")  # botocore retries twice itself
+    publish(show, events.published("host1"))
+    show.drain()
+
+    assert len(starts(show)) == 1
+    receives = [d.receive for d in show.deliveries if d.automation == "composition" and d.event.get("source")]
+    assert receives[:2] == [1, 2]
+    assert not any(show.dead_letters.values())
+
+
+def test_persistent_throttling_ends_in_the_dead_letter_queue(show: LocalDeployment, events: EventFactory):
+    show.ivs.fail_next("StartComposition", 100, error="ThrottlingException")
+    publish(show, events.published("host1"))
+    show.drain()
+
+    assert starts(show) == []
+    [(body, error)] = show.dead_letters["composition"]
+    assert "Participant Published" in body and "ThrottlingException" in error
+
+
+def test_paused_stage_and_stage_without_composition_section_start_nothing(make_deployment: Any, events: EventFactory):
+    deployment = make_deployment(automations=[CompositionAutomation()])
+    put_policy(deployment, {**POLICY, "paused": True})
+    publish(deployment, events.published("host1"))
+    put_policy(deployment, {"stageArn": "default", "moderation": {}})
+    publish(deployment, events.published("host1", stage="arn:aws:ivs:us-east-1:123456789012:stage/Other", at=later(1)))
+
+    assert starts(deployment) == []
+    reasons = [d.outcome.reason for d in deployment.deliveries if d.outcome]
+    assert reasons == ["stage is paused", "the stage's policy has no composition section"]
