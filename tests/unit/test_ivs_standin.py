@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stagepilot.local.ivs import IvsStandIn
 
@@ -875,3 +877,33 @@ def test_concurrent_calls_keep_state_consistent(ivs: IvsStandIn) -> None:
     assert len({c.arn for c in ivs.compositions()}) == 20
     assert len(ivs.replicas(STAGE, "p1", active_only=True)) == 5
     assert len(ivs.calls) == 40
+
+
+def test_declaring_a_participant_later_updates_what_get_participant_reports(ivs: IvsStandIn, client: Any) -> None:
+    publish(ivs, "p1", user_id="from-event")
+    ivs.declare_participant(STAGE, "p1", user_id="host-1", attributes={"role": "host"})
+    participant = client.get_participant(stageArn=STAGE, sessionId=SESSION, participantId="p1")["participant"]
+    assert (participant["userId"], participant["attributes"]) == ("host-1", {"role": "host"})
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(count=st.integers(min_value=0, max_value=12), page_size=st.integers(min_value=1, max_value=5))
+def test_paging_through_participants_returns_each_once_in_order(
+    ivs: IvsStandIn, client: Any, count: int, page_size: int
+) -> None:
+    stage = f"arn:aws:ivs:us-east-1:{ACCOUNT}:stage/Paged{count}x{page_size}"
+    ids = [f"p{n}" for n in range(count)]
+    for pid in ids:
+        publish(ivs, pid, stage=stage)
+
+    seen: list[str] = []
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = client.list_participants(stageArn=stage, sessionId=SESSION, maxResults=page_size, **kwargs)
+        assert len(page["participants"]) <= page_size
+        seen += [p["participantId"] for p in page["participants"]]
+        if "nextToken" not in page:
+            break
+        kwargs = {"nextToken": page["nextToken"]}
+
+    assert seen == ids
