@@ -1,0 +1,213 @@
+"""Moderation's state in the table: windowed event counters and once-per-session disconnect claims.
+
+Counters: one item per (stage, session, participant, kind) holding a map ``event id → event time``.
+Adding an event is one ``UpdateItem`` that sets the event's own map entry only if it is absent, and
+returns the whole map as it is after the write. DynamoDB applies updates to one item one at a time, so
+concurrent deliveries each see every event written before theirs (nothing is lost to a
+read-modify-write race), and a redelivered event (same id) does not count twice. Windows are computed
+over the event times (decisions/moderation.py), never the clock of the Lambda. Entries far older than
+the newest event are pruned; the item expires by TTL.
+
+Claims: one item per (stage, session, participant). The first caller to claim a disconnect owns it;
+the owner's retry (a crash after DisconnectParticipant returned) resumes it; when it is done, repeats
+are no-ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from stagepilot.adapters.table import STATE_RETENTION, Table, epoch, iso, stage_partition, utc_now
+
+EVENTS_ATTRIBUTE: Final = "events"
+# Events can arrive hours late (ivs-facts §1.1): entries older than the newest event by more than the
+# window plus this much are pruned; a duplicate that old cannot meet the newer events in any window.
+LATE_EVENT_TOLERANCE: Final = timedelta(hours=6)
+CLAIM_TIMEOUT: Final = timedelta(minutes=15)  # a claim older than this (its event died) can be taken over
+
+
+class Kind(StrEnum):
+    PUBLISH_ERROR = "PUBLISH-ERROR"
+    FLAG = "FLAG"
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The participant's counted events after adding one."""
+
+    times: tuple[datetime, ...]
+    duplicate: bool  # the event had been counted before (a redelivery)
+
+
+def counter_key(stage_arn: str, session_id: str, participant_id: str, kind: Kind) -> tuple[str, str]:
+    return stage_partition(stage_arn), f"SESSION#{session_id}#COUNT#{kind.value}#{participant_id}"
+
+
+class WindowCounters:
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def add(
+        self,
+        stage_arn: str,
+        session_id: str,
+        participant_id: str,
+        kind: Kind,
+        *,
+        event_id: str,
+        time: datetime,
+        window_seconds: int,
+    ) -> Counted:
+        """Count ``event_id`` (at event time ``time``) once; return every event time remembered."""
+        pk, sk = counter_key(stage_arn, session_id, participant_id, kind)
+        expires = epoch(max(self._clock(), time) + STATE_RETENTION)
+        # The map must exist before one of its entries can be set conditionally: make it (idempotent).
+        self._table.update(
+            pk,
+            sk,
+            "SET #events = if_not_exists(#events, :empty), #ttl = :ttl",
+            names={"#events": EVENTS_ATTRIBUTE, "#ttl": TTL_ATTRIBUTE},
+            values={":empty": {}, ":ttl": expires},
+        )
+        item = self._table.update(
+            pk,
+            sk,
+            "SET #events.#id = :time",
+            condition="attribute_not_exists(#events.#id)",
+            names={"#events": EVENTS_ATTRIBUTE, "#id": event_id},
+            values={":time": _millis(time)},
+        )
+        duplicate = item is None
+        if item is None:  # counted by an earlier delivery: read what is there now
+            item = self._table.get(pk, sk, consistent=True) or {}
+        events: Mapping[str, Any] = item.get(EVENTS_ATTRIBUTE) or {}
+        self._prune(pk, sk, events, window_seconds=window_seconds)
+        return Counted(times=tuple(sorted(_time(v) for v in events.values())), duplicate=duplicate)
+
+    def _prune(self, pk: str, sk: str, events: Mapping[str, Any], *, window_seconds: int) -> None:
+        if not events:
+            return
+        newest = max(int(v) for v in events.values())
+        horizon = newest - int((timedelta(seconds=window_seconds) + LATE_EVENT_TOLERANCE).total_seconds() * 1000)
+        stale = [event_id for event_id, value in events.items() if int(value) < horizon][:50]
+        if not stale:
+            return
+        # Removing named entries leaves concurrent additions alone (REMOVE of a missing key is a no-op).
+        names = {"#events": EVENTS_ATTRIBUTE, **{f"#s{i}": event_id for i, event_id in enumerate(stale)}}
+        expression = "REMOVE " + ", ".join(f"#events.#s{i}" for i in range(len(stale)))
+        self._table.update(pk, sk, expression, names=names)
+
+
+# Disconnect claims ---------------------------------------------------------------------------------
+class ClaimState(StrEnum):
+    CLAIMED = "claimed"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class DisconnectClaim:
+    owner: str
+    state: ClaimState
+    claimed_at: datetime
+    result: str = ""
+
+
+def claim_key(stage_arn: str, session_id: str, participant_id: str, *, dry_run: bool) -> tuple[str, str]:
+    kind = "WOULD-DISCONNECT" if dry_run else "DISCONNECT"
+    return stage_partition(stage_arn), f"SESSION#{session_id}#{kind}#{participant_id}"
+
+
+class DisconnectClaims:
+    """At most one disconnect (or, in dry-run, one would-disconnect) per participant and session."""
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def get(self, stage_arn: str, session_id: str, participant_id: str, *, dry_run: bool) -> DisconnectClaim | None:
+        item = self._table.get(*claim_key(stage_arn, session_id, participant_id, dry_run=dry_run), consistent=True)
+        return _claim(item) if item else None
+
+    def claim(
+        self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool
+    ) -> DisconnectClaim | None:
+        """Take the disconnect for ``owner``. Returns the claim to act on, or None when another caller
+        holds a live claim or the disconnect is already done (read ``get`` to tell which)."""
+        pk, sk = claim_key(stage_arn, session_id, participant_id, dry_run=dry_run)
+        now = self._clock()
+        item = {
+            PARTITION_KEY: pk,
+            SORT_KEY: sk,
+            "owner": owner,
+            "state": ClaimState.CLAIMED.value,
+            "claimedAt": iso(now),
+            TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
+        }
+        if self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY}):
+            return DisconnectClaim(owner=owner, state=ClaimState.CLAIMED, claimed_at=now)
+        current = self.get(stage_arn, session_id, participant_id, dry_run=dry_run)
+        if current is None or current.state is not ClaimState.CLAIMED:
+            return None
+        if current.owner == owner:
+            return current  # this event's earlier delivery claimed it and did not finish: resume
+        if now - current.claimed_at <= CLAIM_TIMEOUT:
+            return None
+        taken = self._table.update(
+            pk,
+            sk,
+            "SET #owner = :owner, #claimedAt = :now",
+            condition="#state = :claimed AND #owner = :previous",
+            names={"#owner": "owner", "#claimedAt": "claimedAt", "#state": "state"},
+            values={
+                ":owner": owner,
+                ":now": iso(now),
+                ":claimed": ClaimState.CLAIMED.value,
+                ":previous": current.owner,
+            },
+        )
+        return DisconnectClaim(owner=owner, state=ClaimState.CLAIMED, claimed_at=now) if taken else None
+
+    def finish(
+        self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool, result: str
+    ) -> bool:
+        pk, sk = claim_key(stage_arn, session_id, participant_id, dry_run=dry_run)
+        return (
+            self._table.update(
+                pk,
+                sk,
+                "SET #state = :done, #result = :result, #doneAt = :now",
+                condition="#owner = :owner",
+                names={"#state": "state", "#result": "result", "#doneAt": "doneAt", "#owner": "owner"},
+                values={":done": ClaimState.DONE.value, ":result": result, ":now": iso(self._clock()), ":owner": owner},
+            )
+            is not None
+        )
+
+
+def _claim(item: Mapping[str, Any]) -> DisconnectClaim:
+    return DisconnectClaim(
+        owner=str(item.get("owner", "")),
+        state=ClaimState(item.get("state", ClaimState.CLAIMED.value)),
+        claimed_at=_parse_iso(item.get("claimedAt")),
+        result=str(item.get("result", "")),
+    )
+
+
+def _millis(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _time(value: Any) -> datetime:
+    return datetime.fromtimestamp(int(value) / 1000, UTC)
+
+
+def _parse_iso(value: object) -> datetime:
+    if not isinstance(value, str) or not value:
+        return datetime.min.replace(tzinfo=UTC)
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

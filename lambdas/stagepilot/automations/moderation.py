@@ -1,0 +1,353 @@
+"""Moderation automation: disconnect banned, blocked and over-the-limit participants.
+
+- ``Participant Published``: the global ban list (every stage that is not paused, policy or not), then
+  the stage's ``blockedUserIds``, then ``blockedAttributes`` (GetParticipant only when the policy has
+  such rules).
+- ``Participant Publish Error`` / ``Participant Flagged``: counted per participant in the table on
+  event time (adapters/counters.py); at ``publishErrorLimit`` / ``flagLimit`` the participant goes.
+
+Every disconnect goes through ``disconnect_participant``, which the CLI's manual kick uses too: at most
+once per participant and session (a conditional claim), the participant's replicas stopped after it,
+every decision audited and counted, and in ``dryRun`` nothing called on IVS.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from stagepilot.adapters.counters import ClaimState, DisconnectClaims, Kind, WindowCounters
+from stagepilot.adapters.ivs import IvsConflict, IvsRejected
+from stagepilot.adapters.table import AuditRecord
+from stagepilot.decisions.moderation import (
+    MAX_REASON_LENGTH,
+    Rule,
+    Verdict,
+    count_reason,
+    disconnect_reason,
+    events_in_window,
+    needs_attributes,
+    should_disconnect_over_limit,
+    should_disconnect_publisher,
+)
+from stagepilot.events import Event, ParticipantFlagged, StageUpdate
+from stagepilot.pipeline import Outcome, Services
+from stagepilot.policy import Limit, ModerationPolicy, PolicyInvalid, StagePolicy
+from stagepilot.routing import MODERATION, PARTICIPANT_PUBLISH_ERROR, PARTICIPANT_PUBLISHED
+
+logger = logging.getLogger(__name__)
+
+DISCONNECTED_METRIC = "ParticipantDisconnected"
+WOULD_DISCONNECT_METRIC = "ParticipantWouldDisconnect"
+DISCONNECT_REJECTED_METRIC = "DisconnectRejected"
+NO_SESSION = "no-session"
+
+
+class ModerationAutomation:
+    name = MODERATION
+    needs_policy = False  # the global ban list applies to stages without a policy too
+
+    def handle(self, event: Event, policy: StagePolicy | None, services: Services) -> Outcome:
+        moderation = policy.moderation if policy is not None else None
+        if isinstance(event, StageUpdate) and event.event_name == PARTICIPANT_PUBLISHED:
+            return self._on_published(event, moderation, services)
+        if isinstance(event, StageUpdate) and event.event_name == PARTICIPANT_PUBLISH_ERROR:
+            if moderation is None or moderation.publish_error_limit is None:
+                return _skip("the stage's policy sets no publishErrorLimit")
+            return self._on_counted(
+                event,
+                participant_id=event.participant_id,
+                user_id=event.user_id,
+                kind=Kind.PUBLISH_ERROR,
+                limit=moderation.publish_error_limit,
+                rule=Rule.PUBLISH_ERROR_LIMIT,
+                moderation=moderation,
+                services=services,
+                what="publish errors",
+            )
+        if isinstance(event, ParticipantFlagged):
+            if moderation is None:
+                return _skip("the stage's policy has no moderation section")
+            return self._on_counted(
+                event,
+                participant_id=event.participant_id,
+                user_id=event.user_id,
+                kind=Kind.FLAG,
+                limit=moderation.flag_limit,
+                rule=Rule.FLAG_LIMIT,
+                moderation=moderation,
+                services=services,
+                what="flags",
+                flag_reason=event.reason,
+            )
+        return _skip(f"{getattr(event, 'event_name', type(event).__name__)} is not a moderation trigger")
+
+    # Participant Published ---------------------------------------------------------------------------
+    def _on_published(self, event: StageUpdate, moderation: ModerationPolicy | None, services: Services) -> Outcome:
+        participant_id = event.participant_id
+        if participant_id is None:
+            return _skip("the event names no participant")
+        if event.source_stage_arn is not None:
+            return _skip(
+                "a replica: moderated on its source stage, where a disconnect also stops its replicas",
+                participant_id=participant_id,
+            )
+        ban = services.bans.get(event.user_id) if event.user_id else None
+        attributes = None
+        if needs_attributes(event.user_id, banned=ban is not None, moderation=moderation):
+            try:
+                attributes = services.ivs.participant(event.stage_arn, event.session_id, participant_id).attributes
+            except IvsRejected as exc:
+                if not exc.not_found:
+                    raise
+                return _skip("IVS no longer knows the participant; nothing to check", participant_id=participant_id)
+        verdict = should_disconnect_publisher(
+            event.user_id,
+            banned=ban is not None,
+            ban_reason=ban.reason if ban is not None else "",
+            moderation=moderation,
+            attributes=attributes,
+        )
+        if verdict is None:
+            return _skip("no moderation rule matches the publisher", participant_id=participant_id)
+        return self._act(event, participant_id, event.user_id, verdict, moderation, services)
+
+    # Participant Publish Error / Participant Flagged -------------------------------------------------
+    def _on_counted(
+        self,
+        event: StageUpdate | ParticipantFlagged,
+        *,
+        participant_id: str | None,
+        user_id: str | None,
+        kind: Kind,
+        limit: Limit,
+        rule: Rule,
+        moderation: ModerationPolicy,
+        services: Services,
+        what: str,
+        flag_reason: str | None = None,
+    ) -> Outcome:
+        if participant_id is None:
+            return _skip("the event names no participant")
+        counted = WindowCounters(services.table, clock=services.clock).add(
+            event.stage_arn,
+            event.session_id,
+            participant_id,
+            kind,
+            event_id=event.event_id,
+            time=event.time,
+            window_seconds=limit.window_seconds,
+        )
+        verdict = should_disconnect_over_limit(
+            counted.times, at=event.time, limit=limit, rule=rule, moderation=moderation, what=what
+        )
+        if verdict is None:
+            seen = events_in_window(counted.times, at=event.time, window_seconds=limit.window_seconds)
+            return _skip(count_reason(seen, limit, what), participant_id=participant_id)
+        if flag_reason:
+            verdict = Verdict(verdict.rule, verdict.reason, f"{verdict.why}; last flag: {flag_reason[:200]}")
+        return self._act(event, participant_id, user_id, verdict, moderation, services)
+
+    def _act(
+        self,
+        event: Event,
+        participant_id: str,
+        user_id: str | None,
+        verdict: Verdict,
+        moderation: ModerationPolicy | None,
+        services: Services,
+    ) -> Outcome:
+        return disconnect_participant(
+            services,
+            stage_arn=event.stage_arn,
+            session_id=event.session_id,
+            participant_id=participant_id,
+            user_id=user_id,
+            rule=verdict.rule,
+            reason=verdict.reason,
+            dry_run=moderation.dry_run if moderation is not None else False,
+            event_id=event.event_id,
+            time=event.time,
+            why=verdict.why,
+        )
+
+
+# The one place a participant is disconnected ---------------------------------------------------------
+def disconnect_participant(
+    services: Services,
+    *,
+    stage_arn: str,
+    session_id: str | None,
+    participant_id: str,
+    user_id: str | None,
+    rule: Rule | str,
+    reason: str,
+    dry_run: bool,
+    event_id: str,
+    time: datetime,
+    why: str = "",
+) -> Outcome:
+    """Disconnect one participant (once per stage session) and stop its replicas; audit and count it.
+
+    ``session_id`` None: the stage's active session (the manual kick). ``event_id`` identifies the
+    decision: a retry with the same id resumes a disconnect that was cut short; another id finds it
+    done and does nothing. ``dry_run``: audit and count a would-disconnect, call nothing on IVS.
+    Raises ``RetryLater`` on a transient IVS or DynamoDB failure (the claim stays with ``event_id``).
+    """
+    reason = (reason or disconnect_reason(None))[:MAX_REASON_LENGTH]
+    rule = Rule(rule)
+    session = session_id or services.ivs.active_session_id(stage_arn) or NO_SESSION
+    details: dict[str, Any] = {"session_id": session, "participant_id": participant_id, "rule": rule.value}
+    claims = DisconnectClaims(services.table, clock=services.clock)
+    claim = claims.claim(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run)
+    if claim is None:
+        current = claims.get(stage_arn, session, participant_id, dry_run=dry_run)
+        if current is not None and current.state is ClaimState.DONE:
+            done = "would have been disconnected" if dry_run else "already disconnected"
+            return _skip(f"participant {done} in this session ({current.result or 'done'})", **details)
+        return _skip("another event is disconnecting this participant", **details)
+
+    def audit(action: str, result: str, **extra: Any) -> None:
+        services.audit.record(
+            AuditRecord(
+                time=time,
+                stage_arn=stage_arn,
+                automation=MODERATION,
+                action=action,
+                reason=reason,
+                session_id=None if session == NO_SESSION else session,
+                participant_id=participant_id,
+                user_id=user_id,
+                rule=rule.value,
+                dry_run=dry_run,
+                result=result,
+                event_id=event_id,
+                details={**({"why": why} if why else {}), **extra},
+            )
+        )
+
+    if dry_run:
+        audit("would-disconnect", "dry-run")
+        services.metrics.count(WOULD_DISCONNECT_METRIC)
+        claims.finish(stage_arn, session, participant_id, owner=event_id, dry_run=True, result="dry-run")
+        return Outcome(
+            MODERATION,
+            "would-disconnect",
+            f"dry run: would disconnect ({rule.value}): {why or reason}",
+            details=details,
+        )
+
+    def rejected(code: str, message: str) -> Outcome:
+        # The same request cannot succeed later (IAM, a stage that is gone): recorded once, not retried.
+        audit("disconnect-rejected", code, error=message)
+        services.metrics.count(DISCONNECT_REJECTED_METRIC)
+        claims.finish(stage_arn, session, participant_id, owner=event_id, dry_run=False, result=code)
+        return Outcome(
+            MODERATION, "rejected", f"IVS rejected DisconnectParticipant: {code}: {message}", details=details
+        )
+
+    try:
+        services.ivs.disconnect(stage_arn, participant_id, reason)
+        result = "disconnected"
+    except IvsRejected as exc:
+        if not exc.not_found:
+            return rejected(exc.code, exc.ivs_message)
+        result = "not-connected"  # gone already (or an earlier delivery of this event disconnected it)
+    except IvsConflict as exc:
+        return rejected("ConflictException", exc.ivs_message)
+    stopped = stop_replicas(services, stage_arn, participant_id)
+    audit("disconnect", result, **({"replicasStopped": stopped} if stopped else {}))
+    services.metrics.count(DISCONNECTED_METRIC)
+    claims.finish(stage_arn, session, participant_id, owner=event_id, dry_run=False, result=result)
+    return Outcome(
+        MODERATION,
+        "disconnect",
+        f"disconnected ({rule.value}): {why or reason}",
+        acted=True,
+        details={**details, "result": result, "replicas_stopped": stopped},
+    )
+
+
+def stop_replicas(services: Services, stage_arn: str, participant_id: str) -> list[str]:
+    """Stop the participant's ACTIVE replications out of ``stage_arn``; the destination stages stopped."""
+    stopped = []
+    for replica in services.ivs.replicas(stage_arn, participant_id):
+        if replica.state != "ACTIVE":
+            continue
+        try:
+            services.ivs.stop_replication(stage_arn, replica.destination_stage_arn, participant_id)
+        except IvsRejected as exc:
+            if not exc.not_found:
+                raise
+            continue  # stopped meanwhile
+        stopped.append(replica.destination_stage_arn)
+    return stopped
+
+
+# The disconnect sweep of ``stagepilot ban add`` ------------------------------------------------------
+def sweep_banned_user(services: Services, user_id: str, *, reason: str, stage_arns: Iterable[str]) -> list[Outcome]:
+    """Disconnect ``user_id``'s connected participants in the active sessions of ``stage_arns``.
+
+    ``stage_arns``: the stages that have a policy (the CLI lists them). Paused stages and stages
+    outside the configured prefixes are left alone, like the automation does; a stage whose moderation
+    is in ``dryRun`` records would-disconnects. Calls are paced by the IVS adapter (5-TPS quota).
+    """
+    sweep_id = f"ban-sweep-{uuid.uuid4()}"
+    now = services.clock()
+    outcomes: list[Outcome] = []
+    for stage_arn in dict.fromkeys(stage_arns):
+        if not services.settings.covers(stage_arn):
+            outcomes.append(_skip("stage is outside the configured stage ARN prefixes", stage_arn=stage_arn))
+            continue
+        try:
+            effective = services.effective_policies.get(stage_arn)
+        except PolicyInvalid as exc:
+            outcomes.append(_skip(f"the stored policy is invalid; stage skipped: {exc}", stage_arn=stage_arn))
+            continue
+        moderation = effective.policy.moderation if effective is not None else None
+        if effective is not None and effective.policy.paused:
+            outcomes.append(_skip("stage is paused", stage_arn=stage_arn))
+            continue
+        try:
+            session_id = services.ivs.active_session_id(stage_arn)
+        except IvsRejected as exc:
+            outcomes.append(_skip(f"IVS: {exc.code}: {exc.ivs_message}", stage_arn=stage_arn))
+            continue
+        if session_id is None:
+            outcomes.append(_skip("no active session", stage_arn=stage_arn))
+            continue
+        found = services.ivs.participants(stage_arn, session_id, user_id=user_id)
+        connected = [p for p in found if p.state == "CONNECTED" and not p.is_replica]
+        if not connected:
+            outcomes.append(_skip(f"{user_id} is not connected", stage_arn=stage_arn, session_id=session_id))
+        for participant in connected:
+            outcome = disconnect_participant(
+                services,
+                stage_arn=stage_arn,
+                session_id=session_id,
+                participant_id=participant.participant_id,
+                user_id=user_id,
+                rule=Rule.GLOBAL_BAN,
+                reason=disconnect_reason(moderation, ban_reason=reason),
+                dry_run=moderation.dry_run if moderation is not None else False,
+                event_id=sweep_id,
+                time=now,
+                why=f"user {user_id} was banned",
+            )
+            outcomes.append(
+                Outcome(
+                    outcome.automation,
+                    outcome.action,
+                    outcome.reason,
+                    acted=outcome.acted,
+                    details={**outcome.details, "stage_arn": stage_arn},
+                )
+            )
+    return outcomes
+
+
+def _skip(reason: str, **details: Any) -> Outcome:
+    return Outcome(MODERATION, "skip", reason, details=details)

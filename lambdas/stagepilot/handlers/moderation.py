@@ -1,0 +1,18 @@
+"""Lambda entry point of the moderation automation (queue: Participant Published/Publish Error, Flagged)."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+
+from stagepilot.automations.moderation import ModerationAutomation
+from stagepilot.handlers.wiring import run_batch
+
+logger = Logger()
+metrics = Metrics()
+automation = ModerationAutomation()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run_batch(event, context, automation=automation, logger=logger, metrics=metrics)
