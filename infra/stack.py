@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from aws_cdk import (
     ArnFormat,
     CfnOutput,
+    Duration,
     RemovalPolicy,
     Stack,
 )
@@ -132,6 +133,9 @@ class StagePilotStack(Stack):
             names.ALARM_KEY,
             description="stagepilot alarm topic encryption",
             enable_key_rotation=True,
+            # Only encrypts alarm notifications in transit through the topic; nothing to keep after a destroy.
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
         )
         key.add_to_resource_policy(
             iam.PolicyStatement(

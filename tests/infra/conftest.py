@@ -1,0 +1,83 @@
+"""Infra fixtures: the app synthesized once per session (bundling skipped), and its template.
+
+``deployed`` is the app as ``cdk synth`` builds it from cdk.json; ``customized`` sets every context
+option (alarm email, stage-ARN prefixes, other moderation sources) so tests can compare both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # app.py lives at the repo root
+    sys.path.insert(0, str(REPO))
+
+import aws_cdk as cdk  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+
+import app as cdk_app  # noqa: E402
+from infra.stack import StagePilotStack  # noqa: E402
+
+# CI clones the repo next to shared/ (../shared), as on the development machines.
+EVENTS_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "events"
+SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
+CUSTOM_CONTEXT = {
+    "alarmEmail": "oncall@example.com",
+    "stageArnPrefixes": [
+        "arn:aws:ivs:us-east-1:123456789012:stage/Show",
+        "arn:aws:ivs:us-east-1:123456789012:stage/Studio",
+    ],
+    "moderationSources": ["acme.trust-and-safety", "stagepilot.moderation"],
+}
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    app: cdk.App
+    stack: StagePilotStack
+    template: Template
+    outdir: Path
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        resources: dict[str, Any] = self.template.to_json()["Resources"]
+        return resources
+
+    def logical_id(self, construct: Any) -> str:
+        return str(self.stack.get_logical_id(construct.node.default_child))
+
+
+def synthesize(context: dict[str, Any], outdir: Path) -> Synthesized:
+    """Synthesize like ``cdk synth`` does; raises if cdk-nag reports an unacknowledged finding."""
+    app = cdk_app.build_app({**SKIP_BUNDLING, **context}, outdir=str(outdir))
+    app.synth()
+    stack = app.node.find_child("StagePilot")
+    assert isinstance(stack, StagePilotStack)
+    return Synthesized(app=app, stack=stack, template=Template.from_stack(stack), outdir=outdir)
+
+
+@pytest.fixture(scope="session")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize({}, tmp_path_factory.mktemp("cdk-out"))
+
+
+@pytest.fixture(scope="session")
+def customized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(CUSTOM_CONTEXT, tmp_path_factory.mktemp("cdk-out-custom"))
+
+
+@pytest.fixture(scope="session")
+def sample_events() -> dict[str, dict[str, Any]]:
+    """The reference events by file stem (``stage-participant-published`` ...)."""
+    events = {path.stem: json.loads(path.read_text()) for path in sorted(EVENTS_DIR.glob("*.json"))}
+    assert events, f"no sample events in {EVENTS_DIR}"
+    return events

@@ -1,0 +1,97 @@
+"""Offline packaging: the zip content is built from this interpreter, and refuses what would break."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+
+from infra import bundling
+
+LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundle")
+    assert bundling.OfflineBundling().try_bundle(str(out), None) is True
+    return out
+
+
+def test_zip_holds_the_handlers_and_the_pinned_dependencies(bundled: Path) -> None:
+    assert (bundled / "stagepilot" / "handlers" / "__init__.py").is_file()
+    assert (bundled / "stagepilot" / "config.py").is_file()
+    assert (bundled / "stagepilot" / "routing.py").is_file()
+    assert (bundled / "aws_lambda_powertools" / "__init__.py").is_file()
+    assert (bundled / "jmespath" / "__init__.py").is_file()
+    assert (bundled / "typing_extensions.py").is_file()
+    for name, version in bundling.read_pins().items():
+        normalized = name.replace("-", "_").lower()
+        assert any(p.name.lower() == f"{normalized}-{version}.dist-info" for p in bundled.iterdir()), (
+            f"{name}=={version} missing"
+        )
+
+
+def test_zip_leaves_out_operator_tools_caches_and_boto3(bundled: Path) -> None:
+    assert not (bundled / "stagepilot" / "cli").exists()
+    assert not (bundled / "stagepilot" / "local").exists()
+    assert not list(bundled.rglob("__pycache__"))
+    assert not list(bundled.rglob("*.pyc"))
+    assert not (bundled / "boto3").exists()  # provided by the Lambda runtime
+    assert not [p for p in bundled.rglob("*") if p.suffix in bundling.COMPILED_SUFFIXES]
+    assert not (bundled / "bin").exists()
+
+
+def _lambdas_copy(tmp_path: Path, requirements: str) -> Path:
+    target = tmp_path / "lambdas"
+    (target / "stagepilot").mkdir(parents=True)
+    shutil.copy(LAMBDAS / "stagepilot" / "__init__.py", target / "stagepilot" / "__init__.py")
+    (target / "requirements.txt").write_text(requirements)
+    return target
+
+
+def test_a_pin_that_differs_from_the_installed_version_fails_the_synth(tmp_path: Path) -> None:
+    lambdas = _lambdas_copy(tmp_path, "jmespath==0.0.1\n")
+    with pytest.raises(bundling.BundlingError, match=r"jmespath is pinned to 0\.0\.1 .* installed"):
+        bundling.bundle(tmp_path / "out", lambdas)
+
+
+def test_a_dependency_with_compiled_code_fails_the_synth(tmp_path: Path) -> None:
+    import pydantic_core
+
+    lambdas = _lambdas_copy(tmp_path, f"pydantic_core=={pydantic_core.__version__}\n")
+    with pytest.raises(bundling.BundlingError, match="compiled extensions"):
+        bundling.bundle(tmp_path / "out", lambdas)
+
+
+def test_a_missing_dependency_or_a_loose_pin_fails_the_synth(tmp_path: Path) -> None:
+    with pytest.raises(bundling.BundlingError, match="not installed"):
+        bundling.bundle(tmp_path / "a", _lambdas_copy(tmp_path / "a", "no-such-dist-stagepilot==1.0\n"))
+    with pytest.raises(bundling.BundlingError, match="expected 'name==version'"):
+        bundling.bundle(tmp_path / "b", _lambdas_copy(tmp_path / "b", "aws-lambda-powertools>=3\n"))
+
+
+def test_asset_hash_follows_sources_and_pins_but_not_caches_or_the_cli(tmp_path: Path) -> None:
+    lambdas = tmp_path / "lambdas"
+    shutil.copytree(LAMBDAS, lambdas, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def fingerprint() -> str:
+        """The asset hash CDK gives the function code (bundling skipped, as in the other tests)."""
+        app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+        stack = cdk.Stack(app, "Hash")
+        code = bundling.function_code(lambdas).bind(stack)
+        assert code.s3_location is not None
+        return code.s3_location.object_key
+
+    original = fingerprint()
+    (lambdas / "stagepilot" / "cli" / "extra.py").write_text("X = 1\n")
+    (lambdas / "stagepilot" / "__pycache__").mkdir(exist_ok=True)
+    (lambdas / "stagepilot" / "__pycache__" / "config.cpython-311.pyc").write_bytes(b"\0")
+    assert fingerprint() == original
+    (lambdas / "requirements.txt").write_text((lambdas / "requirements.txt").read_text() + "six==1.17.0\n")
+    assert fingerprint() != original
+    pinned = fingerprint()
+    (lambdas / "stagepilot" / "config.py").write_text((lambdas / "stagepilot" / "config.py").read_text() + "\n")
+    assert fingerprint() != pinned

@@ -1,0 +1,73 @@
+"""The synth-time gates: cdk-nag (AwsSolutions) and cfn-lint accept the stack; the nag gate can fail."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_sqs as sqs
+from cdk_nag import AwsSolutionsChecks
+
+from tests.infra.conftest import Synthesized
+
+
+def _nag_findings(outdir: Path) -> list[object]:
+    report = json.loads((outdir / "validation-report.json").read_text())
+    return [
+        violation
+        for plugin in report["pluginReports"]
+        if plugin.get("summary", {}).get("status") != "success"
+        for violation in plugin.get("violations", [plugin])
+    ]
+
+
+def test_cdk_nag_passes_on_the_stack(deployed: Synthesized, customized: Synthesized) -> None:
+    # Both syntheses ran app.synth() with AwsSolutionsChecks registered; a finding would have raised.
+    assert _nag_findings(deployed.outdir) == []
+    assert _nag_findings(customized.outdir) == []
+
+
+def test_cdk_nag_gate_fails_a_noncompliant_stack(tmp_path: Path) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Throwaway")
+    sqs.Queue(stack, "PlainQueue", encryption=sqs.QueueEncryption.UNENCRYPTED)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+
+
+@pytest.mark.parametrize("which", ["deployed", "customized"])
+def test_cfn_lint_accepts_the_template(which: str, request: pytest.FixtureRequest) -> None:
+    synthesized: Synthesized = request.getfixturevalue(which)
+    template = synthesized.outdir / "StagePilot.template.json"
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    command = [str(cfn_lint)] if cfn_lint.exists() else [sys.executable, "-m", "cfnlint"]
+    result = subprocess.run(
+        [*command, "--ignore-checks", "W3005", "--", str(template)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_outputs_the_cli_reads(deployed: Synthesized) -> None:
+    outputs = deployed.template.to_json()["Outputs"]
+    expected = {"TableName", "AlarmTopicArn"} | {
+        f"{name}{kind}"
+        for name in ("Composition", "Replication", "Moderation")
+        for kind in ("QueueUrl", "DlqUrl", "FunctionName")
+    }
+    assert expected <= set(outputs)
+    stack = deployed.stack
+    for automation, pipeline in stack.pipelines.items():
+        prefix = automation.capitalize()
+        assert outputs[f"{prefix}QueueUrl"]["Value"] == {"Ref": deployed.logical_id(pipeline.queue)}
+        assert outputs[f"{prefix}DlqUrl"]["Value"] == {"Ref": deployed.logical_id(pipeline.dlq)}
+        assert outputs[f"{prefix}FunctionName"]["Value"] == {"Ref": deployed.logical_id(pipeline.function)}
+    assert outputs["TableName"]["Value"] == {"Ref": deployed.logical_id(stack.table)}
+    assert outputs["AlarmTopicArn"]["Value"] == {"Ref": deployed.logical_id(stack.alarm_topic)}

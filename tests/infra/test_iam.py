@@ -1,0 +1,185 @@
+"""Each function's role holds exactly its own permissions, scoped to its own resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import CUSTOM_CONTEXT, Synthesized
+
+IVS_ACTIONS = {
+    "composition": {
+        "ivs:GetStage",
+        "ivs:ListParticipants",
+        "ivs:StartComposition",
+        "ivs:GetComposition",
+        "ivs:TagResource",
+        "ivs:ListCompositions",
+    },
+    "replication": {
+        "ivs:GetStage",
+        "ivs:GetParticipant",
+        "ivs:ListParticipants",
+        "ivs:StartParticipantReplication",
+        "ivs:StopParticipantReplication",
+        "ivs:ListParticipantReplicas",
+    },
+    "moderation": {
+        "ivs:GetStage",
+        "ivs:GetParticipant",
+        "ivs:ListParticipants",
+        "ivs:DisconnectParticipant",
+        "ivs:StopParticipantReplication",
+        "ivs:ListParticipantReplicas",
+    },
+}
+STAGE_ACTIONS = {
+    "ivs:GetStage",
+    "ivs:GetParticipant",
+    "ivs:ListParticipants",
+    "ivs:StartComposition",
+    "ivs:StartParticipantReplication",
+    "ivs:StopParticipantReplication",
+    "ivs:ListParticipantReplicas",
+    "ivs:DisconnectParticipant",
+}
+ALL_STAGES = {
+    "Fn::Join": [
+        "",
+        [
+            "arn:",
+            {"Ref": "AWS::Partition"},
+            ":ivs:",
+            {"Ref": "AWS::Region"},
+            ":",
+            {"Ref": "AWS::AccountId"},
+            ":stage/*",
+        ],
+    ]
+}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(synthesized: Synthesized, automation: str) -> list[dict[str, Any]]:
+    """Every statement of every policy attached to the automation's role."""
+    role = {"Ref": synthesized.logical_id(synthesized.stack.pipelines[automation].role)}
+    return [
+        statement
+        for policy in synthesized.template.find_resources("AWS::IAM::Policy").values()
+        if role in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _actions(statements: list[dict[str, Any]], prefix: str) -> set[str]:
+    return {action for statement in statements for action in _as_list(statement["Action"]) if action.startswith(prefix)}
+
+
+@pytest.mark.parametrize("automation", list(IVS_ACTIONS))
+def test_each_role_has_exactly_its_ivs_actions(deployed: Synthesized, automation: str) -> None:
+    assert _actions(_statements(deployed, automation), "ivs:") == IVS_ACTIONS[automation]
+
+
+def test_roles_cannot_do_each_others_work(deployed: Synthesized) -> None:
+    assert "ivs:DisconnectParticipant" not in _actions(_statements(deployed, "composition"), "ivs:")
+    assert "ivs:StartComposition" not in _actions(_statements(deployed, "moderation"), "ivs:")
+
+
+def test_no_wildcard_actions_and_star_resource_only_for_list_compositions(deployed: Synthesized) -> None:
+    for policy in deployed.template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = _as_list(statement["Action"])
+            assert not any(action.endswith("*") for action in actions), statement
+            if "*" in _as_list(statement["Resource"]):
+                assert actions == ["ivs:ListCompositions"], statement
+
+
+def test_roles_use_no_managed_policies(deployed: Synthesized) -> None:
+    for role in deployed.template.find_resources("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+@pytest.mark.parametrize("automation", list(IVS_ACTIONS))
+def test_own_logs_table_and_queues_only(deployed: Synthesized, automation: str) -> None:
+    pipeline = deployed.stack.pipelines[automation]
+    statements = _statements(deployed, automation)
+
+    def resources_for(action: str) -> list[Any]:
+        return [
+            resource
+            for statement in statements
+            if action in _as_list(statement["Action"])
+            for resource in _as_list(statement["Resource"])
+        ]
+
+    def arn(construct: Any) -> dict[str, Any]:
+        return {"Fn::GetAtt": [deployed.logical_id(construct), "Arn"]}
+
+    assert resources_for("logs:PutLogEvents") == [arn(pipeline.log_group)]
+    assert resources_for("logs:CreateLogStream") == [arn(pipeline.log_group)]
+    table_actions = {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"}
+    assert _actions(statements, "dynamodb:") == {f"dynamodb:{action}" for action in table_actions}
+    for action in table_actions:
+        assert resources_for(f"dynamodb:{action}") == [arn(deployed.stack.table)]
+    assert resources_for("sqs:SendMessage") == [arn(pipeline.dlq)]
+    assert set(map(str, resources_for("sqs:ChangeMessageVisibility"))) == {str(arn(pipeline.queue))}
+
+
+def _stage_resources(synthesized: Synthesized, automation: str) -> list[Any]:
+    resources: list[Any] = []
+    for statement in _statements(synthesized, automation):
+        if set(_as_list(statement["Action"])) & STAGE_ACTIONS:
+            resources.extend(r for r in _as_list(statement["Resource"]) if ":stage/" in str(r) or r == ALL_STAGES)
+    return resources
+
+
+@pytest.mark.parametrize("automation", list(IVS_ACTIONS))
+def test_stage_actions_cover_all_stages_of_the_account_by_default(deployed: Synthesized, automation: str) -> None:
+    resources = _stage_resources(deployed, automation)
+    assert resources and all(resource == ALL_STAGES for resource in resources)
+
+
+@pytest.mark.parametrize("automation", list(IVS_ACTIONS))
+def test_stage_arn_prefixes_limit_stage_actions(customized: Synthesized, automation: str) -> None:
+    prefixed = {f"{prefix}*" for prefix in CUSTOM_CONTEXT["stageArnPrefixes"]}
+    resources = _stage_resources(customized, automation)
+    assert set(resources) == prefixed
+    assert ALL_STAGES not in resources
+    # The function is told the same prefixes, so it skips the stages it may not act on.
+    function = customized.resources[customized.logical_id(customized.stack.pipelines[automation].function)]
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["STAGEPILOT_STAGE_ARN_PREFIXES"] == (
+        '["arn:aws:ivs:us-east-1:123456789012:stage/Show", "arn:aws:ivs:us-east-1:123456789012:stage/Studio"]'
+    )
+
+
+def _resource_type(resource: Any) -> str:
+    """``stage/*`` from ``Fn::Join [..., ":stage/*"]`` or from a literal ARN."""
+    text = resource["Fn::Join"][1][-1] if isinstance(resource, dict) else resource
+    return str(text).rsplit(":", 1)[-1]
+
+
+def test_composition_targets_and_compositions_are_scoped_by_type(deployed: Synthesized) -> None:
+    statements = _statements(deployed, "composition")
+
+    def types_for(action: str) -> set[str]:
+        return {
+            _resource_type(resource)
+            for statement in statements
+            if action in _as_list(statement["Action"])
+            for resource in _as_list(statement["Resource"])
+        }
+
+    assert types_for("ivs:StartComposition") == {
+        "stage/*",
+        "channel/*",
+        "encoder-configuration/*",
+        "storage-configuration/*",
+    }
+    assert types_for("ivs:GetComposition") == {"composition/*"}
+    assert types_for("ivs:TagResource") == {"composition/*"}
+    assert types_for("ivs:ListCompositions") == {"*"}
