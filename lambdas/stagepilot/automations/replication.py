@@ -1,0 +1,350 @@
+"""Replication automation: replicate publishers into other stages by policy, once, never in loops.
+
+On ``Participant Published`` each replication rule of the stage's policy that matches the publisher is
+started once per (session, participant, destination): a conditional claim in the table lets one delivery
+act, and IVS answering 409 Conflict ("already replicated") counts as done, so a delivery that crashed
+after IVS accepted the call finishes on its retry without a second replication. Replicas are never
+replicated again, so policies replicating A→B and B→A are safe. The replication events IVS sends are
+recorded for ``stagepilot status``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
+from stagepilot.adapters.replication_state import ReplicationRecords, ReplicationTarget
+from stagepilot.adapters.table import AuditRecord
+from stagepilot.decisions.replication import (
+    MAX_REPLICATIONS_PER_PARTICIPANT,
+    ClaimState,
+    ReplicationClaim,
+    candidate_rules,
+    decide_claim,
+    match_publisher,
+    needs_attributes,
+    plan_capacity,
+    publisher_is_replica,
+    replication_event_kind,
+    rule_hash,
+)
+from stagepilot.errors import RetryLater
+from stagepilot.events import Event, StageUpdate
+from stagepilot.pipeline import Outcome, Services
+from stagepilot.policy import ReplicationRule, StagePolicy
+from stagepilot.routing import PARTICIPANT_PUBLISHED, REPLICATION
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Progress:
+    """What happened to each destination of one event, for the outcome and the log line."""
+
+    started: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+    over_limit: list[str] = field(default_factory=list)
+    retry: RetryLater | None = None
+    retrying: list[ReplicationTarget] = field(default_factory=list)  # claims kept for this event's retry
+
+    def details(self, session_id: str, participant_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"session_id": session_id, "participant_id": participant_id}
+        for name in ("started", "already", "skipped", "rejected", "over_limit"):
+            value = getattr(self, name)
+            if value:
+                out[name] = value
+        return out
+
+
+class ReplicationAutomation:
+    name = REPLICATION
+    needs_policy = True
+
+    def handle(self, event: Event, policy: StagePolicy | None, services: Services) -> Outcome:
+        if not isinstance(event, StageUpdate):
+            return self._skip(f"{type(event).__name__} is not a replication trigger")
+        if event.event_name == PARTICIPANT_PUBLISHED:
+            if policy is None or not policy.replication:
+                return self._skip("the stage's policy has no replication entries", session_id=event.session_id)
+            return self._on_publish(event, policy.replication, services)
+        if "replication" in event.event_name.lower():
+            return self._on_replication_event(event, services)
+        return self._skip(f"{event.event_name} is not a replication trigger")
+
+    # Participant Published ---------------------------------------------------------------------------
+    def _on_publish(self, event: StageUpdate, rules: tuple[ReplicationRule, ...], services: Services) -> Outcome:
+        participant_id = event.participant_id
+        assert participant_id is not None  # the parser requires it on Participant Published
+        ids = {"session_id": event.session_id, "participant_id": participant_id}
+        if publisher_is_replica(
+            replica_flag=event.envelope.detail.get("replica"), source_stage_arn=event.source_stage_arn
+        ):
+            return self._skip(
+                f"the publisher is a replica from {event.source_stage_arn or 'another stage'}; replicas are never "
+                "replicated again",
+                **ids,
+            )
+        candidates = candidate_rules(rules, stage_arn=event.stage_arn)
+        attributes: Mapping[str, str] | None = None
+        if needs_attributes(candidates, user_id=event.user_id):
+            found = self._participant(services, event)
+            if found is None:
+                return self._skip("the publisher left before the event was handled", **ids)
+            if found.is_replica:
+                return self._skip(
+                    f"the publisher is a replica from {found.source_stage_arn or 'another stage'} (GetParticipant); "
+                    "replicas are never replicated again",
+                    **ids,
+                )
+            attributes = found.attributes
+        match = match_publisher(rules, stage_arn=event.stage_arn, user_id=event.user_id, attributes=attributes)
+        if not match.matching:
+            reason = "no replication entry matches the publisher"
+            if match.own_stage and not match.not_matching:
+                reason = "the only replication entries point at this stage itself"
+            return self._skip(reason, **ids)
+
+        progress = _Progress()
+        records = ReplicationRecords(services.table, clock=services.clock)
+        wanted: list[ReplicationRule] = []
+        claims: dict[str, ReplicationClaim | None] = {}
+        for rule in match.matching:
+            target = _target(event, rule)
+            claim = records.get(target)
+            decision = decide_claim(claim, event_id=event.event_id, now=services.clock(), rule_hash=rule_hash(rule))
+            if decision.act:
+                wanted.append(rule)
+                claims[rule.destination_stage_arn] = claim
+            else:
+                progress.skipped[rule.destination_stage_arn] = decision.reason
+        if wanted:
+            active = {
+                r.destination_stage_arn
+                for r in services.ivs.replicas(event.stage_arn, participant_id)
+                if r.state == "ACTIVE"
+            }
+            plan = plan_capacity(wanted, active_destinations=active)
+            for rule in plan.already_active:
+                self._already_active(records, event, rule, claims[rule.destination_stage_arn], progress)
+            if plan.over_limit:
+                skipped = [rule.destination_stage_arn for rule in plan.over_limit]
+                progress.over_limit.extend(skipped)
+                services.metrics.count("ReplicationSkippedLimit", len(skipped))
+                logger.warning(
+                    "replication skipped: participant at its replication limit",
+                    extra={
+                        "stage_arn": event.stage_arn,
+                        **ids,
+                        "limit": MAX_REPLICATIONS_PER_PARTICIPANT,
+                        "active_elsewhere": plan.active_elsewhere,
+                        "skipped_destinations": skipped,
+                    },
+                )
+            for rule in plan.start:
+                gone = self._start(records, event, rule, claims[rule.destination_stage_arn], services, progress)
+                if gone is not None:
+                    return self._skip(gone, **progress.details(**ids))
+        if progress.retry is not None:
+            raise progress.retry
+        return self._summary(progress, ids)
+
+    def _start(
+        self,
+        records: ReplicationRecords,
+        event: StageUpdate,
+        rule: ReplicationRule,
+        claim: ReplicationClaim | None,
+        services: Services,
+        progress: _Progress,
+    ) -> str | None:
+        """Start one destination. Returns a reason when the publisher turned out to be gone (stop here)."""
+        target = _target(event, rule)
+        destination = rule.destination_stage_arn
+        owner = event.event_id
+        resuming = claim is not None and claim.state is ClaimState.CLAIMED and claim.owner == owner
+        if not resuming and not records.claim(target, owner=owner, expected=claim):
+            progress.skipped[destination] = "another event claimed this replication first"
+            return None
+        request = rule.start_request(source_stage_arn=event.stage_arn, participant_id=target.participant_id)
+        try:
+            services.ivs.start_replication(request)
+        except IvsConflict:
+            records.mark_started(target, owner=owner, how="conflict")
+            progress.already.append(destination)
+            return None
+        except RetryLater as exc:  # the claim stays ours: this event's retry finishes it
+            progress.retry = progress.retry or exc
+            progress.retrying.append(target)
+            return None
+        except IvsRejected as exc:
+            return self._rejected(records, event, rule, target, exc, services, progress)
+        records.mark_started(target, owner=owner, how="started")
+        services.metrics.count("ReplicationStarted")
+        progress.started.append(destination)
+        logger.info(
+            "replication started",
+            extra={"stage_arn": event.stage_arn, "event_id": event.event_id, **request},
+        )
+        return None
+
+    def _rejected(
+        self,
+        records: ReplicationRecords,
+        event: StageUpdate,
+        rule: ReplicationRule,
+        target: ReplicationTarget,
+        exc: IvsRejected,
+        services: Services,
+        progress: _Progress,
+    ) -> str | None:
+        # What a rejection means depends on the publisher, not on IVS's message: gone or no longer
+        # publishing is a race (no-op); a publisher still there means the request itself is wrong.
+        found = self._participant(services, event)
+        gone = None
+        if found is None or found.state != "CONNECTED":
+            services.metrics.count("ReplicationPublisherGone")
+            gone = f"the publisher stopped publishing before replication ({exc.code}: {exc.ivs_message})"
+        elif found.is_replica:
+            gone = "the publisher is a replica (GetParticipant); replicas are never replicated again"
+        if gone is not None:
+            # Nothing was started: give the claims up so a later publish may try again.
+            for claimed in (target, *progress.retrying):
+                records.release(claimed, owner=event.event_id)
+            progress.retry = None
+            return gone
+        destination = rule.destination_stage_arn
+        reason = (
+            f"destination stage {destination} was not found"
+            if exc.not_found
+            else f"IVS rejected StartParticipantReplication: {exc.code}: {exc.ivs_message}"
+        )
+        records.mark_rejected(target, owner=event.event_id, rule_hash=rule_hash(rule), rejection=exc.code)
+        services.metrics.count("ReplicationFailed")
+        services.audit.record(
+            AuditRecord(
+                time=event.time,
+                stage_arn=event.stage_arn,
+                automation=self.name,
+                action="replication-rejected",
+                reason=reason,
+                session_id=event.session_id,
+                participant_id=target.participant_id,
+                user_id=event.user_id,
+                result=exc.code,
+                event_id=event.event_id,
+                details={
+                    "operation": exc.operation,
+                    "destinationStageArn": destination,
+                    "message": exc.ivs_message,
+                },
+            )
+        )
+        logger.error(
+            "replication rejected: configuration error",
+            extra={
+                "stage_arn": event.stage_arn,
+                "event_id": event.event_id,
+                "destination_stage_arn": destination,
+                "code": exc.code,
+                "error": exc.ivs_message,
+            },
+        )
+        progress.rejected[destination] = reason
+        return None
+
+    def _already_active(
+        self,
+        records: ReplicationRecords,
+        event: StageUpdate,
+        rule: ReplicationRule,
+        claim: ReplicationClaim | None,
+        progress: _Progress,
+    ) -> None:
+        target = _target(event, rule)
+        owner = event.event_id
+        resuming = claim is not None and claim.state is ClaimState.CLAIMED and claim.owner == owner
+        if resuming or records.claim(target, owner=owner, expected=claim):
+            records.mark_started(target, owner=owner, how="already-active")
+        progress.already.append(rule.destination_stage_arn)
+
+    @staticmethod
+    def _participant(services: Services, event: StageUpdate) -> Participant | None:
+        """GetParticipant; None when the participant (or its session) no longer exists."""
+        assert event.participant_id is not None
+        try:
+            return services.ivs.participant(event.stage_arn, event.session_id, event.participant_id)
+        except IvsRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def _summary(self, progress: _Progress, ids: dict[str, str]) -> Outcome:
+        details = progress.details(**ids)
+        parts = []
+        if progress.started:
+            parts.append(f"started replication to {len(progress.started)} stage(s)")
+        if progress.already:
+            parts.append(f"already replicating to {len(progress.already)}")
+        if progress.rejected:
+            parts.append("IVS rejected " + "; ".join(progress.rejected.values()))
+        if progress.over_limit:
+            parts.append(
+                f"{len(progress.over_limit)} skipped: over the limit of "
+                f"{MAX_REPLICATIONS_PER_PARTICIPANT} concurrent replications per participant"
+            )
+        if progress.skipped:
+            parts.append("; ".join(sorted(set(progress.skipped.values()))))
+        reason = "; ".join(parts) or "nothing to replicate"
+        if progress.started:
+            return Outcome(self.name, "replication-started", reason, acted=True, details=details)
+        if progress.rejected:
+            return Outcome(self.name, "rejected", reason, details=details)
+        return Outcome(self.name, "skip", reason, details=details)
+
+    # Replication events ------------------------------------------------------------------------------
+    def _on_replication_event(self, event: StageUpdate, services: Services) -> Outcome:
+        kind = replication_event_kind(event.event_name)
+        ids = {"session_id": event.session_id}
+        if kind is None:
+            return self._skip(f"unknown replication event {event.event_name!r}; recorded nothing", **ids)
+        if event.participant_id is None or event.destination_stage_arn is None:
+            return self._skip(f"{event.event_name} names no participant or destination stage; recorded nothing", **ids)
+        target = ReplicationTarget(
+            stage_arn=event.stage_arn,
+            session_id=event.session_id,
+            participant_id=event.participant_id,
+            destination_stage_arn=event.destination_stage_arn,
+        )
+        destination_session = event.envelope.detail.get("destination_session_id")
+        recorded = ReplicationRecords(services.table, clock=services.clock).record_event(
+            target,
+            kind=kind,
+            event_name=event.event_name,
+            at=event.time,
+            destination_session_id=destination_session if isinstance(destination_session, str) else None,
+        )
+        details = {**ids, "participant_id": event.participant_id, "destination": event.destination_stage_arn}
+        if not recorded:
+            return self._skip(f"{event.event_name} is older than what is recorded; ignored", **details)
+        services.metrics.count("ReplicationEventRecorded")
+        return Outcome(
+            self.name, f"record-replication-{kind.value}", f"recorded: replication {kind.value}", details=details
+        )
+
+    def _skip(self, reason: str, **details: Any) -> Outcome:
+        return Outcome(self.name, "skip", reason, details=details)
+
+
+def _target(event: StageUpdate, rule: ReplicationRule) -> ReplicationTarget:
+    assert event.participant_id is not None
+    return ReplicationTarget(
+        stage_arn=event.stage_arn,
+        session_id=event.session_id,
+        participant_id=event.participant_id,
+        destination_stage_arn=rule.destination_stage_arn,
+    )

@@ -1,0 +1,188 @@
+"""Which destinations a publisher is replicated to, and whether this event may start each one. Pure.
+
+Per (source stage session, participant, destination) the table keeps one ``ReplicationClaim``. Its
+``state`` moves:
+
+    (none) ─claim→ claimed ─IVS accepted / 409→ started ─Replication Stopped→ stopped ─publish again→ claimed
+                      ├─IVS rejected (configuration)→ rejected ─rule changed, publish again→ claimed
+                      └─publisher already gone→ (claim released: a later publish may try again)
+
+The claim's ``owner`` is the event id that took it: a retry of that event (it crashed after IVS
+accepted the call, before the claim was marked started) may finish it; IVS answering 409 Conflict
+means the replication exists, so the retry marks it started instead of starting it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from stagepilot.policy import ReplicationRule
+
+MAX_REPLICATIONS_PER_PARTICIPANT = 5  # "Concurrent participant replications", per participant, not adjustable
+CLAIM_TIMEOUT = timedelta(minutes=15)  # a claim older than this (its event died) can be taken over
+
+
+class ClaimState(StrEnum):
+    CLAIMED = "claimed"
+    STARTED = "started"
+    STOPPED = "stopped"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class ReplicationClaim:
+    """What the table remembers about replicating one participant of one session to one destination."""
+
+    state: ClaimState
+    owner: str
+    claimed_at: datetime
+    rule_hash: str | None = None  # set when IVS rejected the request: a changed rule may try again
+    rejection: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    act: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class PublisherMatch:
+    """The policy's replication rules sorted for one publisher (policy order kept within each list)."""
+
+    matching: tuple[ReplicationRule, ...] = ()
+    not_matching: tuple[ReplicationRule, ...] = ()
+    own_stage: tuple[ReplicationRule, ...] = ()  # a (default policy's) rule pointing at the publisher's stage
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    """Which of the destinations this event wants to start fit into the participant's replication limit."""
+
+    start: tuple[ReplicationRule, ...] = ()
+    already_active: tuple[ReplicationRule, ...] = ()  # IVS already replicates to it (someone else started it)
+    over_limit: tuple[ReplicationRule, ...] = ()
+    active_elsewhere: int = 0  # active replications of the participant to destinations not in this plan
+
+
+def publisher_is_replica(*, replica_flag: object, source_stage_arn: str | None) -> bool:
+    """The event says the publisher is a replica (``detail.replica`` or ``detail.source_stage_arn``)."""
+    return (
+        replica_flag is True
+        or (isinstance(replica_flag, str) and replica_flag.lower() == "true")
+        or bool(source_stage_arn)
+    )
+
+
+def candidate_rules(rules: Iterable[ReplicationRule], *, stage_arn: str) -> tuple[ReplicationRule, ...]:
+    """The rules that could apply in ``stage_arn``: a rule never replicates a stage into itself."""
+    return tuple(rule for rule in rules if rule.destination_stage_arn != stage_arn)
+
+
+def needs_attributes(rules: Iterable[ReplicationRule], *, user_id: str | None) -> bool:
+    """True when deciding needs the publisher's token attributes: some rule filters on attributes and
+    is not already ruled out by its ``userIds``."""
+    for rule in rules:
+        wanted = rule.participants
+        if wanted is None or not wanted.needs_attributes:
+            continue
+        if wanted.user_ids is not None and user_id not in wanted.user_ids:
+            continue
+        return True
+    return False
+
+
+def match_publisher(
+    rules: Sequence[ReplicationRule],
+    *,
+    stage_arn: str,
+    user_id: str | None,
+    attributes: Mapping[str, str] | None,
+) -> PublisherMatch:
+    """Sort the rules for one publisher. ``attributes`` is None when they were not fetched (no rule
+    needed them); a rule that filters on attributes then does not match."""
+    matching: list[ReplicationRule] = []
+    not_matching: list[ReplicationRule] = []
+    own_stage: list[ReplicationRule] = []
+    for rule in rules:
+        if rule.destination_stage_arn == stage_arn:
+            own_stage.append(rule)
+        elif rule.matches(user_id=user_id, attributes=attributes):
+            matching.append(rule)
+        else:
+            not_matching.append(rule)
+    return PublisherMatch(tuple(matching), tuple(not_matching), tuple(own_stage))
+
+
+def plan_capacity(
+    wanted: Sequence[ReplicationRule],
+    *,
+    active_destinations: Iterable[str],
+    limit: int = MAX_REPLICATIONS_PER_PARTICIPANT,
+) -> CapacityPlan:
+    """Fit ``wanted`` (in policy order) into the participant's free replication slots.
+
+    ``active_destinations``: where IVS replicates the participant now (any origin). A wanted
+    destination that is already active needs no slot and no call; the others take the free slots in
+    policy order, and the rest are over the limit.
+    """
+    active = set(active_destinations)
+    already = tuple(rule for rule in wanted if rule.destination_stage_arn in active)
+    new = [rule for rule in wanted if rule.destination_stage_arn not in active]
+    free = max(limit - len(active), 0)
+    start, over = tuple(new[:free]), tuple(new[free:])
+    wanted_destinations = {rule.destination_stage_arn for rule in wanted}
+    return CapacityPlan(
+        start=start,
+        already_active=already,
+        over_limit=over,
+        active_elsewhere=len(active - wanted_destinations),
+    )
+
+
+def decide_claim(claim: ReplicationClaim | None, *, event_id: str, now: datetime, rule_hash: str) -> ClaimDecision:
+    """May this event start the replication to this destination?"""
+    if claim is None:
+        return ClaimDecision(True, "not replicated to this destination in this session yet")
+    if claim.state is ClaimState.CLAIMED:
+        if claim.owner == event_id:
+            return ClaimDecision(True, "this event's earlier delivery claimed the start; finishing it")
+        if now - claim.claimed_at > CLAIM_TIMEOUT:
+            return ClaimDecision(True, "the claim of another event expired; taking over")
+        return ClaimDecision(False, "another event is starting this replication")
+    if claim.state is ClaimState.STARTED:
+        return ClaimDecision(False, "already replicated to this destination in this session")
+    if claim.state is ClaimState.STOPPED:
+        return ClaimDecision(True, "the earlier replication to this destination stopped; publishing again")
+    if claim.rule_hash != rule_hash:
+        return ClaimDecision(True, "IVS rejected the previous request; the rule has changed since")
+    return ClaimDecision(False, f"IVS rejected this replication in this session ({claim.rejection}); fix the policy")
+
+
+def rule_hash(rule: ReplicationRule) -> str:
+    """Identifies a rule's content, so a rejected replication is tried again once the rule changes."""
+    text = json.dumps(rule.to_document(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class ReplicationEventKind(StrEnum):
+    STARTED = "started"
+    STOPPED = "stopped"
+
+
+def replication_event_kind(event_name: str) -> ReplicationEventKind | None:
+    """What a replication event reports. IVS's English names are not documented (they translate as
+    "Participant Replication Started/Stopped"); match by words and return None for names not understood."""
+    words = event_name.lower().replace("_", " ").split()
+    if not any(word.startswith("replicat") for word in words):
+        return None
+    if any(word in ("started", "start") for word in words):
+        return ReplicationEventKind.STARTED
+    if any(word in ("stopped", "stop", "ended", "end") for word in words):
+        return ReplicationEventKind.STOPPED
+    return None
