@@ -174,8 +174,7 @@ class LocalDeployment:
         """An event arrives on the bus (from IVS or another system). Returns the automations it went to."""
         when = _event_time(event)
         if when is not None:
-            self.clock.advance_to(when)
-            self.ivs.advance()
+            self.run_until(when)
         self.run_due()
         if observe and event.get("source") == "aws.ivs":
             self.ivs.observe(dict(event))
@@ -206,12 +205,20 @@ class LocalDeployment:
         while self._queue and self._queue[0].due <= self.clock():
             self._deliver(heapq.heappop(self._queue))
 
+    def run_until(self, moment: datetime) -> None:
+        """Let time pass up to ``moment``, delivering what falls due on the way, in time order."""
+        while self._queue and self._queue[0].due <= moment:
+            self.clock.advance_to(self._queue[0].due)
+            self.ivs.advance()
+            self.run_due()
+        self.clock.advance_to(moment)
+        self.ivs.advance()
+
     def drain(self, *, limit: timedelta = timedelta(hours=2)) -> None:
         """Let time pass until every queue is empty (retries included)."""
         deadline = self.clock() + limit
         while self._queue and self._queue[0].due <= deadline:
-            self.clock.advance_to(self._queue[0].due)
-            self.ivs.advance()
+            self.run_until(self._queue[0].due)
             self.run_due()
 
     def _deliver(self, pending: _Pending) -> None:

@@ -1,0 +1,146 @@
+"""``stagepilot ban add|remove|list``: the global ban list."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from stagepilot.cli.resources import CliError
+from stagepilot.errors import NotFound
+
+if TYPE_CHECKING:
+    from stagepilot.cli.main import Output
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
+    ban = commands.add_parser(
+        "ban",
+        help="the global ban list",
+        description="The global ban list: applies to every stage that is not paused. "
+        "DisconnectParticipant cannot stop a user from getting a new token: enforce bans "
+        "where your application issues tokens too (see docs/runbooks/ban-a-user.md).",
+    )
+    sub = ban.add_subparsers(dest="ban_command", metavar="COMMAND", required=True)
+
+    add = sub.add_parser(
+        "add",
+        parents=[common, aws],
+        help="ban a user and disconnect them now",
+        description="Ban a user id on every stage, and disconnect the user's participants that "
+        "are connected now in the active sessions of stages that have a policy.",
+    )
+    add.add_argument("user_id", metavar="USER_ID")
+    add.add_argument("--reason", default="", help="why (sent to DisconnectParticipant, at most 128 characters)")
+    add.add_argument(
+        "--ttl",
+        metavar="DURATION",
+        type=parse_duration,
+        help="lift the ban after this long: 90s, 30m, 12h, 7d, 2w, or combined like 1d12h",
+    )
+    add.add_argument(
+        "--no-disconnect", action="store_true", help="only record the ban; do not disconnect connected participants now"
+    )
+    add.set_defaults(handler=cmd_add)
+
+    remove = sub.add_parser("remove", parents=[common, aws], help="lift a ban", description="Lift a ban.")
+    remove.add_argument("user_id", metavar="USER_ID")
+    remove.set_defaults(handler=cmd_remove)
+
+    listing = sub.add_parser(
+        "list",
+        parents=[common, aws],
+        help="list active bans",
+        description="List the bans in force (expired ones are not shown).",
+    )
+    listing.set_defaults(handler=cmd_list)
+
+
+def parse_duration(text: str) -> timedelta:
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (examples: 90s, 30m, 12h, 7d, 1d12h)")
+    seconds = sum(int(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("a ban's duration must be longer than 0")
+    return timedelta(seconds=seconds)
+
+
+def cmd_add(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.adapters.table import BanStore
+    from stagepilot.cli.main import resources
+
+    if not args.user_id or len(args.user_id) > 128:
+        raise CliError("USER_ID must be 1-128 characters", status=2)
+    if len(args.reason) > 128:
+        raise CliError("--reason must be at most 128 characters (DisconnectParticipant's limit)", status=2)
+    res = resources(args)
+    ban = BanStore(res.table).add(args.user_id, reason=args.reason, ttl=args.ttl)
+    disconnected: list[dict[str, Any]] = []
+    if not args.no_disconnect:
+        disconnected = sweep(res, args.user_id, args.reason, out)
+    if out.as_json:
+        out.json(
+            {"userId": ban.user_id, "reason": ban.reason, "expiresAt": ban.expires_at, "disconnected": disconnected}
+        )
+    else:
+        until = f" until {ban.expires_at:%Y-%m-%d %H:%M:%SZ}" if ban.expires_at else ""
+        out.line(f"banned {ban.user_id}{until}")
+        for item in disconnected:
+            out.line(f"  {item['action']}: {item['participantId']} on {item['stageArn']} ({item['reason']})")
+        if not args.no_disconnect and not disconnected:
+            out.line("  no connected participant of this user in the active sessions of stages with a policy")
+    return 0
+
+
+def sweep(res: Any, user_id: str, reason: str, out: Output) -> list[dict[str, Any]]:
+    """Disconnect the user's connected participants on every stage with a policy (paced at the IVS quota)."""
+    from stagepilot.automations.moderation import sweep_banned_user
+    from stagepilot.cli.services import cli_services
+    from stagepilot.policy import DEFAULT_STAGE
+
+    services = cli_services(res)
+    stages = [p.stage_arn for p in services.policies.list() if p.stage_arn != DEFAULT_STAGE]
+    out.progress(f"checking {len(stages)} stages with a policy for connected participants of {user_id}...")
+    outcomes = sweep_banned_user(services, user_id, reason=reason, stage_arns=stages)
+    return [{"action": o.action, "reason": o.reason, **dict(o.details)} for o in outcomes]
+
+
+def cmd_remove(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.adapters.table import BanStore
+    from stagepilot.cli.main import resources
+
+    try:
+        BanStore(resources(args).table).remove(args.user_id)
+    except NotFound as exc:
+        raise CliError(str(exc)) from exc
+    if out.as_json:
+        out.json({"userId": args.user_id, "removed": True})
+    else:
+        out.line(f"lifted the ban on {args.user_id}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.adapters.table import BanStore
+    from stagepilot.cli.main import resources
+
+    bans = BanStore(resources(args).table).list()
+    if out.as_json:
+        out.json(
+            [
+                {"userId": b.user_id, "reason": b.reason, "createdAt": b.created_at, "expiresAt": b.expires_at}
+                for b in bans
+            ]
+        )
+        return 0
+    if not bans:
+        out.line("no bans in force")
+    for b in bans:
+        until = f"until {b.expires_at:%Y-%m-%d %H:%M:%SZ}" if b.expires_at else "permanent"
+        out.line(f"{b.user_id}  {until}  since {b.created_at}  {b.reason}")
+    return 0

@@ -1,0 +1,96 @@
+"""``stagepilot``: manage policies and bans, operate the automation, and run it locally.
+
+Conventions (CONTRACT §3): every command has ``--help`` and ``--json``; exit status 0 on success, 1 on
+failure, 2 on bad usage or invalid input; errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from stagepilot.cli.resources import DEFAULT_STACK, CliError, Resources, describe_aws_error
+
+Handler = Callable[[argparse.Namespace, "Output"], int]
+
+
+class Output:
+    """Where commands write: JSON documents with ``--json``, readable lines otherwise."""
+
+    def __init__(self, as_json: bool, stdout: Any = None, stderr: Any = None) -> None:
+        self.as_json = as_json
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.stdout)
+
+    def json(self, value: Any) -> None:
+        print(
+            json.dumps(value, indent=None if isinstance(value, dict) and len(value) < 3 else 2, default=str),
+            file=self.stdout,
+        )
+
+    def json_line(self, value: Any) -> None:
+        print(json.dumps(value, default=str, separators=(",", ":")), file=self.stdout)
+
+    def warn(self, text: str) -> None:
+        print(f"warning: {text}", file=self.stderr)
+
+    def progress(self, text: str) -> None:
+        if not self.as_json:
+            print(text, file=self.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from stagepilot.cli import bans, policies, simulate
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    aws = argparse.ArgumentParser(add_help=False)
+    aws.add_argument("--stack", default=DEFAULT_STACK, help=f"the deployed stack to act on (default {DEFAULT_STACK})")
+    aws.add_argument("--table", help="the DynamoDB table, instead of finding it from the stack's outputs")
+
+    parser = argparse.ArgumentParser(
+        prog="stagepilot",
+        description="Automation for Amazon IVS real-time stages: compositions, replication and moderation "
+        "driven by per-stage policies. AWS commands honour the usual AWS environment "
+        "(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_*).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    policies.register(commands, common, aws)
+    bans.register(commands, common, aws)
+    simulate.register(commands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: Any = None, stderr: Any = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Output(getattr(args, "json", False), stdout, stderr)
+    handler: Handler = args.handler
+    try:
+        return handler(args, out)
+    except CliError as exc:
+        print(f"error: {exc}", file=out.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        print("error: interrupted", file=out.stderr)
+        return 1
+    except Exception as exc:
+        message = describe_aws_error(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=out.stderr)
+        return 1
+
+
+def resources(args: argparse.Namespace) -> Resources:
+    return Resources(stack=args.stack, table_name=args.table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

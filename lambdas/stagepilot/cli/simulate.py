@@ -1,0 +1,179 @@
+"""``stagepilot simulate --policies FILE --events FILE [--bans FILE] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stagepilot.cli.policies import load_policy_file, problems_in
+from stagepilot.cli.resources import CliError
+from stagepilot.policy import parse_policy
+
+if TYPE_CHECKING:
+    from stagepilot.cli.main import Output
+    from stagepilot.local.deployment import Delivery
+
+
+def register(commands: Any, common: argparse.ArgumentParser) -> None:
+    command = commands.add_parser(
+        "simulate",
+        parents=[common],
+        help="run the automation locally on a scenario (no AWS account)",
+        description="Run events through the same routing rules and handler code the stack deploys, against "
+        "embedded stand-ins for DynamoDB and the IVS real-time API. With --json, stdout has one JSON object "
+        "per successful mutating IVS call, in the order made.",
+    )
+    command.add_argument("--policies", type=Path, required=True, metavar="FILE", help="JSON array of stage policies")
+    command.add_argument(
+        "--events",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="EventBridge events, one per line (JSON Lines), plus 'simulate' directive lines",
+    )
+    command.add_argument("--bans", type=Path, metavar="FILE", help='JSON array of {"userId": "...", "reason": "..."}')
+    command.set_defaults(handler=cmd_simulate)
+
+
+def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.local.simulate import read_scenario, simulate
+
+    documents = load_policy_file(args.policies)
+    problems = problems_in(documents)
+    if problems:
+        for line in problems:
+            print(f"{args.policies}: {line}", file=out.stderr)
+        raise CliError(f"{args.policies}: invalid policies; nothing simulated", status=2)
+    bans = _bans(args.bans) if args.bans else []
+    try:
+        text = args.events.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {args.events}: {exc.strerror}", status=2) from exc
+    scenario = read_scenario(text)
+    for error in scenario.errors:
+        print(f"{args.events}: {error} (skipped)", file=out.stderr)
+
+    _quiet_logs()
+    timeline = None if out.as_json else Timeline(out)
+    result = simulate(
+        [parse_policy(d) for d in documents], scenario, bans=bans, listener=timeline.notify if timeline else None
+    )
+    if out.as_json:
+        for call in result.calls:
+            out.json_line(call)
+    else:
+        _summary(out, result)
+    return 0
+
+
+def _bans(path: Path) -> list[dict[str, str]]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", status=2) from exc
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}", status=2) from exc
+    if not isinstance(document, list):
+        raise CliError(f'{path}: must be a JSON array of {{"userId", "reason"}} objects', status=2)
+    for index, ban in enumerate(document):
+        if not isinstance(ban, dict) or not isinstance(ban.get("userId"), str) or not ban["userId"]:
+            raise CliError(f"{path}: [{index}].userId: required, a non-empty string", status=2)
+        if not isinstance(ban.get("reason", ""), str):
+            raise CliError(f"{path}: [{index}].reason: must be a string", status=2)
+        unknown = set(ban) - {"userId", "reason"}
+        if unknown:
+            raise CliError(f"{path}: [{index}].{sorted(unknown)[0]}: unknown field", status=2)
+    return document
+
+
+class Timeline:
+    """The readable output: each input event, then what each automation did with it and why."""
+
+    def __init__(self, out: Output) -> None:
+        self._out = out
+        self._inputs: set[str] = set()  # ids of the scenario's own events (others were emitted by IVS)
+
+    def notify(self, kind: str, payload: Any) -> None:
+        if kind == "event":
+            self._inputs.add(str(payload.get("id")))
+            self._out.line(f"{_clock(payload.get('time'))}  ▶ {_describe(payload)}")
+        elif kind == "directive":
+            what = payload.get("simulate")
+            if what == "composition-failure":
+                self._out.line(
+                    f"{_clock(payload.get('time'))}  ▶ IVS fails the compositions of {_short(payload['stageArn'])}"
+                )
+            else:
+                attributes = payload.get("attributes") or {}
+                self._out.line(
+                    f"{'':8}  ▶ token: participant {payload['participantId']} of user "
+                    f"{payload.get('userId') or '-'} on {_short(payload['stageArn'])}"
+                    + (f" {json.dumps(attributes)}" if attributes else "")
+                )
+        elif kind == "delivery":
+            self._delivery(payload)
+
+    def _delivery(self, delivery: Delivery) -> None:
+        when = delivery.time.strftime("%H:%M:%S")
+        retry = f" (delivery {delivery.receive})" if delivery.receive > 1 else ""
+        emitted = str(delivery.event.get("id")) not in self._inputs
+        source = f"[IVS: {_describe(delivery.event)}] " if emitted else ""
+        if delivery.outcome is not None:
+            mark = "✔" if delivery.outcome.acted else "·"
+            self._out.line(f"{when}    {delivery.automation:<12} {mark} {source}{delivery.outcome.reason}{retry}")
+        elif delivery.parked:
+            self._out.line(
+                f"{when}    {delivery.automation:<12} ✗ {source}gave up, event in the DLQ: {delivery.error}{retry}"
+            )
+        else:
+            self._out.line(f"{when}    {delivery.automation:<12} ↻ {source}will retry: {delivery.error}{retry}")
+
+
+def _summary(out: Output, result: Any) -> None:
+    counts = Counter(call["operation"] for call in result.calls)
+    out.line("")
+    out.line("IVS calls made: " + (", ".join(f"{op} ×{n}" for op, n in counts.items()) or "none"))
+    parked = {name: items for name, items in result.dead_letters.items() if items}
+    for name, items in parked.items():
+        out.line(f"dead-letter queue {name}: {len(items)} event(s)")
+        for _body, error in items:
+            out.line(f"  {error}")
+    if not parked:
+        out.line("dead-letter queues: empty")
+
+
+def _describe(event: Mapping[str, Any]) -> str:
+    detail = event.get("detail") or {}
+    if not isinstance(detail, dict):
+        return str(event.get("detail-type"))
+    name = detail.get("event_name") or event.get("detail-type")
+    stage = detail.get("stage_arn") or next(iter(event.get("resources") or []), "")
+    who = detail.get("participant_id")
+    user = detail.get("user_id")
+    parts = [str(name), _short(str(stage))]
+    if who:
+        parts.append(f"participant {who}" + (f" ({user})" if user else ""))
+    if event.get("detail-type") == "IVS Composition State Change":
+        parts.append(_short(str(next(iter(event.get("resources") or []), ""))))
+    return " · ".join(parts)
+
+
+def _short(arn: str) -> str:
+    return arn.rsplit(":", 1)[-1] if arn.startswith("arn:") else arn
+
+
+def _clock(value: object) -> str:
+    return value[11:19] if isinstance(value, str) and len(value) >= 19 else "--:--:--"
+
+
+def _quiet_logs() -> None:
+    """The handlers' structured logs are for CloudWatch; the timeline says the same thing readably."""
+    import logging
+
+    stagepilot_logger = logging.getLogger("stagepilot")
+    stagepilot_logger.addHandler(logging.NullHandler())
+    stagepilot_logger.propagate = False
