@@ -1,0 +1,440 @@
+"""Replication automation end to end: routing, queues with retries/DLQ, handler code, moto DynamoDB and
+the IVS stand-in (which shows a started replica in the destination stage and emits its events)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from stagepilot.adapters.replication_state import ReplicationRecords
+from stagepilot.automations.replication import ReplicationAutomation
+from stagepilot.local.deployment import LocalDeployment
+from stagepilot.pipeline import Outcome, handle_record
+from tests.support import ACCOUNT, OTHER_STAGE, REGION, SESSION, STAGE, EventFactory, later, put_policy
+
+THIRD_STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/Backstage0001"
+UNKNOWN_STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/NoSuchStage01"
+START = "StartParticipantReplication"
+
+
+@pytest.fixture
+def deployment(make_deployment: Any) -> LocalDeployment:
+    built: LocalDeployment = make_deployment(automations=[ReplicationAutomation()])
+    built.ivs.create_stage(THIRD_STAGE)
+    return built
+
+
+def policy(stage: str, *rules: dict[str, Any], paused: bool = False) -> dict[str, Any]:
+    return {"stageArn": stage, "paused": paused, "replication": list(rules)}
+
+
+def to(destination: str, **fields: Any) -> dict[str, Any]:
+    return {"destinationStageArn": destination, **fields}
+
+
+def starts(deployment: LocalDeployment) -> list[dict[str, Any]]:
+    """Successful StartParticipantReplication calls, with the exact parameters sent."""
+    return [call.params for call in deployment.ivs.mutating_calls() if call.operation == START]
+
+
+def attempts(deployment: LocalDeployment, operation: str = START) -> int:
+    """Every call of ``operation`` the stand-in received, failed ones included."""
+    return sum(1 for call in deployment.ivs.calls if call.operation == operation)
+
+
+def outcomes(deployment: LocalDeployment, **detail: str) -> list[Outcome]:
+    return [
+        d.outcome
+        for d in deployment.deliveries
+        if d.outcome is not None and all(d.event.get("detail", {}).get(k) == v for k, v in detail.items())
+    ]
+
+
+def publish_and_drain(deployment: LocalDeployment, envelope: dict[str, Any]) -> None:
+    deployment.put_event(envelope)
+    deployment.drain()
+
+
+def test_host_matched_by_user_id_is_replicated_to_two_stages_with_the_exact_parameters(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(
+        deployment,
+        policy(
+            STAGE,
+            to(
+                OTHER_STAGE,
+                reconnectWindowSeconds=30,
+                attributes={"replicated": "true"},
+                participants={"userIds": ["host-1"]},
+            ),
+            to(THIRD_STAGE, participants={"userIds": ["host-1", "host-2"]}),
+        ),
+    )
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+
+    assert starts(deployment) == [
+        {
+            "sourceStageArn": STAGE,
+            "destinationStageArn": OTHER_STAGE,
+            "participantId": "host",
+            "reconnectWindowSeconds": 30,
+            "attributes": {"replicated": "true"},
+        },
+        {
+            "sourceStageArn": STAGE,
+            "destinationStageArn": THIRD_STAGE,
+            "participantId": "host",
+            "reconnectWindowSeconds": 0,
+        },
+    ]
+    assert {r.destination_stage_arn for r in deployment.ivs.replicas(STAGE, "host", active_only=True)} == {
+        OTHER_STAGE,
+        THIRD_STAGE,
+    }
+    assert attempts(deployment, "GetParticipant") == 0  # userIds need no token attributes
+    assert deployment.metrics.counts["ReplicationStarted"] == 2
+    [outcome] = [o for o in outcomes(deployment, participant_id="host") if o.action == "replication-started"]
+    assert outcome.acted and "started replication to 2 stage(s)" in outcome.reason
+
+
+def test_host_matched_by_attribute_is_replicated_with_one_participant_lookup(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(
+        deployment,
+        policy(
+            STAGE,
+            to(OTHER_STAGE, participants={"attributes": {"role": "host"}}),
+            to(THIRD_STAGE, reconnectWindowSeconds=60, participants={"attributes": {"role": "host"}}),
+        ),
+    )
+    deployment.ivs.declare_participant(STAGE, "host", user_id="anyone", attributes={"role": "host"})
+    publish_and_drain(deployment, events.published("host", user_id="anyone"))
+
+    assert starts(deployment) == [
+        {
+            "sourceStageArn": STAGE,
+            "destinationStageArn": OTHER_STAGE,
+            "participantId": "host",
+            "reconnectWindowSeconds": 0,
+        },
+        {
+            "sourceStageArn": STAGE,
+            "destinationStageArn": THIRD_STAGE,
+            "participantId": "host",
+            "reconnectWindowSeconds": 60,
+        },
+    ]
+    assert attempts(deployment, "GetParticipant") == 1
+
+
+def test_publisher_matching_no_entry_is_not_replicated(deployment: LocalDeployment, events: EventFactory) -> None:
+    put_policy(
+        deployment,
+        policy(
+            STAGE,
+            to(OTHER_STAGE, participants={"userIds": ["host-1"]}),
+            to(THIRD_STAGE, participants={"userIds": ["host-1"], "attributes": {"role": "host"}}),
+        ),
+    )
+    deployment.ivs.declare_participant(STAGE, "guest", user_id="guest-7", attributes={"role": "host"})
+    publish_and_drain(deployment, events.published("guest", user_id="guest-7"))
+
+    assert starts(deployment) == []
+    assert attempts(deployment, "GetParticipant") == 0  # the userIds filter already rules both entries out
+    [outcome] = outcomes(deployment, participant_id="guest")
+    assert (outcome.action, outcome.reason) == ("skip", "no replication entry matches the publisher")
+
+
+def test_duplicate_and_redelivered_events_start_once_per_destination(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE), to(THIRD_STAGE)))
+    first = events.published("host", user_id="host-1", event_id="evt-1")
+    deployment.put_event(first)
+    deployment.put_event(first)  # the same event twice (EventBridge target retry)
+    deployment.put_event(events.published("host", user_id="host-1", at=later(5)))  # republished: new event
+    deployment.drain()
+
+    assert sorted(p["destinationStageArn"] for p in starts(deployment)) == sorted([OTHER_STAGE, THIRD_STAGE])
+    assert not deployment.dead_letters["replication"]
+
+
+@pytest.mark.parametrize("known_by", ["started-event", "replica-list", "conflict"])
+def test_retry_after_a_crash_between_the_start_and_its_record_does_not_start_twice(
+    deployment: LocalDeployment, events: EventFactory, monkeypatch: pytest.MonkeyPatch, known_by: str
+) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE)))
+    real_mark = ReplicationRecords.mark_started
+    crashes = []
+
+    def crash_once(self: ReplicationRecords, *args: Any, **kwargs: Any) -> bool:
+        if not crashes:
+            crashes.append(1)
+            raise RuntimeError("Lambda timed out after IVS accepted the call")
+        return real_mark(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReplicationRecords, "mark_started", crash_once)
+    if known_by != "started-event":  # IVS's "Participant Replication Started" arrives after the retry
+        monkeypatch.setattr(ReplicationRecords, "record_event", lambda self, *a, **kw: False)
+    if known_by == "conflict":  # ListParticipantReplicas does not show it yet either
+        monkeypatch.setattr(deployment.services.ivs, "replicas", lambda *a, **kw: [])
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+
+    assert [p["destinationStageArn"] for p in starts(deployment)] == [OTHER_STAGE]
+    publish = [
+        d
+        for d in deployment.deliveries
+        if d.event["detail"]["event_name"] == "Participant Published" and d.event.get("resources") == [STAGE]
+    ]
+    assert [d.receive for d in publish] == [1, 2]
+    retried = publish[1].outcome
+    assert retried is not None and not retried.acted
+    if known_by == "started-event":  # the recorded event says it runs: no call
+        assert attempts(deployment) == 1
+        assert "already replicated to this destination" in retried.reason
+    elif known_by == "replica-list":  # IVS lists it as active: no call
+        assert attempts(deployment) == 1
+        assert "already replicating to 1" in retried.reason
+    else:  # the owner's retry calls again; IVS's 409 means it runs
+        assert attempts(deployment) == 2
+        assert "already replicating to 1" in retried.reason
+    [record] = ReplicationRecords(deployment.table).list(STAGE)
+    assert record.state == "started"
+    assert not deployment.dead_letters["replication"]
+
+
+def run_concurrently(deployment: LocalDeployment, bodies: list[str]) -> list[Outcome | BaseException]:
+    class Redelivery:
+        def park(self, record: Mapping[str, Any], reason: str) -> None:
+            raise AssertionError(f"parked: {reason}")
+
+        def retry_after(self, record: Mapping[str, Any], seconds: float) -> None:
+            pass
+
+    automation = ReplicationAutomation()
+    barrier = threading.Barrier(len(bodies))
+    results: list[Outcome | BaseException] = []
+    lock = threading.Lock()
+
+    def deliver(index: int, body: str) -> None:
+        record = {"messageId": f"m-{index}", "body": body, "attributes": {"ApproximateReceiveCount": "1"}}
+        barrier.wait()
+        try:
+            result: Outcome | BaseException = handle_record(record, automation, deployment.services, Redelivery())
+        except BaseException as exc:
+            result = exc
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=deliver, args=(i, body)) for i, body in enumerate(bodies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+@pytest.mark.parametrize("same_event", [True, False], ids=["one-event-20-deliveries", "20-distinct-events"])
+def test_twenty_concurrent_deliveries_start_once_per_destination(
+    deployment: LocalDeployment, events: EventFactory, same_event: bool
+) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE), to(THIRD_STAGE)))
+    envelope = events.published("host", user_id="host-1", event_id="evt-1")
+    deployment.ivs.observe(envelope)  # the host is publishing at IVS
+    bodies = [
+        json.dumps(envelope if same_event else events.published("host", user_id="host-1", event_id=f"evt-{i}"))
+        for i in range(20)
+    ]
+    results = run_concurrently(deployment, bodies)
+
+    assert len(results) == 20
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert sorted(p["destinationStageArn"] for p in starts(deployment)) == sorted([OTHER_STAGE, THIRD_STAGE])
+    assert sum(1 for r in results if isinstance(r, Outcome) and r.acted) >= 1
+
+
+def test_replica_is_not_replicated_back_when_both_directions_are_configured(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE)))
+    put_policy(deployment, policy(OTHER_STAGE, to(STAGE)))
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+
+    assert starts(deployment) == [
+        {
+            "sourceStageArn": STAGE,
+            "destinationStageArn": OTHER_STAGE,
+            "participantId": "host",
+            "reconnectWindowSeconds": 0,
+        }
+    ]
+    replica_outcomes = [
+        d.outcome for d in deployment.deliveries if d.event.get("resources") == [OTHER_STAGE] and d.outcome is not None
+    ]
+    assert len(replica_outcomes) == 1  # the stand-in's "Participant Published" of the replica was handled
+    assert replica_outcomes[0].action == "skip"
+    assert "replica" in replica_outcomes[0].reason
+
+
+def test_replica_not_marked_in_the_event_is_recognised_through_get_participant(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(deployment, policy(OTHER_STAGE, to(STAGE, participants={"attributes": {"role": "host"}})))
+    deployment.ivs.declare_participant(OTHER_STAGE, "host", user_id="host-1", attributes={"role": "host"})
+    # A replica's publish event without the replica fields (their presence in real events is unverified).
+    replica = events.published("host", user_id="host-1", stage=OTHER_STAGE, session="st-GreenSession01")
+    deployment.ivs.observe({**replica, "detail": {**replica["detail"], "replica": True, "source_stage_arn": STAGE}})
+    deployment.put_event(replica, observe=False)
+    deployment.drain()
+
+    assert starts(deployment) == []
+    [outcome] = outcomes(deployment)
+    assert "replica" in outcome.reason and "GetParticipant" in outcome.reason
+
+
+def test_replications_started_by_others_count_against_the_five_per_participant(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    others = [f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/Elsewhere{n:04d}" for n in range(4)]
+    client = deployment.ivs.client()
+    publish = events.published("host", user_id="host-1")
+    deployment.ivs.observe(publish)
+    for arn in others:  # someone else already replicates the host to four stages
+        deployment.ivs.create_stage(arn)
+        client.start_participant_replication(sourceStageArn=STAGE, destinationStageArn=arn, participantId="host")
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE), to(THIRD_STAGE)))
+    deployment.put_event(publish, observe=False)
+    deployment.drain()
+
+    assert [p["destinationStageArn"] for p in starts(deployment)][len(others) :] == [OTHER_STAGE]
+    assert len(deployment.ivs.replicas(STAGE, "host", active_only=True)) == 5
+    assert deployment.metrics.counts["ReplicationSkippedLimit"] == 1
+    assert attempts(deployment) == len(others) + 1  # no call doomed to fail with 402
+    assert not deployment.dead_letters["replication"]
+    [outcome] = [o for o in outcomes(deployment, participant_id="host") if o.action == "replication-started"]
+    assert outcome.details["over_limit"] == [THIRD_STAGE]
+
+
+def test_publisher_gone_before_the_event_is_handled_is_a_no_op_not_a_retry(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE), to(THIRD_STAGE)))
+    deployment.put_event(events.published("host", user_id="host-1"))
+    deployment.ivs.end_session(STAGE)  # everyone left before the queued event was delivered
+    deployment.drain()
+
+    assert starts(deployment) == []
+    assert attempts(deployment) == 1  # no second destination tried, no retry
+    assert not deployment.dead_letters["replication"]
+    assert deployment.services.audit.list(STAGE) == []
+    [delivery] = deployment.deliveries
+    assert delivery.outcome is not None and delivery.outcome.action == "skip"
+    assert "stopped publishing before replication" in delivery.outcome.reason
+    # the claims were given up: nothing is recorded as started
+    assert ReplicationRecords(deployment.table).list(STAGE) == []
+
+
+def test_not_publishing_answer_is_not_retried(deployment: LocalDeployment, events: EventFactory) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE)))
+    deployment.put_event(events.published("host", user_id="host-1"))
+    # Still connected, but stopped publishing before the queued event was delivered: IVS answers 400.
+    deployment.ivs.observe(events.stage("Participant Unpublished", "host", user_id="host-1", at=later(1)))
+    deployment.drain()
+
+    assert starts(deployment) == []
+    assert attempts(deployment) == 1
+    assert not deployment.dead_letters["replication"]
+    [delivery] = deployment.deliveries
+    assert delivery.error is None and delivery.receive == 1
+    assert delivery.outcome is not None and not delivery.outcome.acted
+    assert "is not publishing" in delivery.outcome.reason  # IVS's answer is shown to the operator
+
+
+def test_unknown_destination_stage_is_audited_and_not_retried(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(deployment, policy(STAGE, to(UNKNOWN_STAGE), to(OTHER_STAGE)))
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+
+    assert [p["destinationStageArn"] for p in starts(deployment)] == [OTHER_STAGE]
+    assert attempts(deployment) == 2
+    assert not deployment.dead_letters["replication"]
+    assert deployment.metrics.counts["ReplicationFailed"] == 1
+    [entry] = deployment.services.audit.list(STAGE)
+    assert entry["action"] == "replication-rejected"
+    assert entry["result"] == "ResourceNotFoundException"
+    assert entry["details"]["destinationStageArn"] == UNKNOWN_STAGE
+    assert UNKNOWN_STAGE in entry["reason"]
+
+    # the same publisher publishing again in the session does not hammer IVS with the same bad request
+    publish_and_drain(deployment, events.published("host", user_id="host-1", at=later(30)))
+    assert attempts(deployment) == 2
+
+
+def test_server_error_is_retried_and_then_succeeds_once(deployment: LocalDeployment, events: EventFactory) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE), to(THIRD_STAGE)))
+    deployment.ivs.fail_next(START, 1, error="InternalServerException")
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+
+    assert sorted(p["destinationStageArn"] for p in starts(deployment)) == sorted([OTHER_STAGE, THIRD_STAGE])
+    assert attempts(deployment) == 3  # one failure, then each destination once
+    publish_deliveries = [
+        d
+        for d in deployment.deliveries
+        if d.event.get("resources") == [STAGE] and d.event["detail"]["event_name"] == "Participant Published"
+    ]
+    assert [d.receive for d in publish_deliveries] == [1, 2]
+    assert publish_deliveries[0].error is not None and "RetryLater" in publish_deliveries[0].error
+    assert not deployment.dead_letters["replication"]
+
+
+def test_paused_stage_is_left_alone(deployment: LocalDeployment, events: EventFactory) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE), paused=True))
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+
+    assert deployment.ivs.calls == []
+    [delivery] = deployment.deliveries
+    assert delivery.outcome is not None and delivery.outcome.reason == "stage is paused"
+
+
+def test_replication_events_are_recorded_for_status(deployment: LocalDeployment, events: EventFactory) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE, reconnectWindowSeconds=0)))
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+    records = ReplicationRecords(deployment.table)
+
+    [live] = records.list(STAGE, session_id=SESSION)
+    assert (live.participant_id, live.destination_stage_arn, live.state) == ("host", OTHER_STAGE, "started")
+    assert live.last_event == "Participant Replication Started"
+    assert live.destination_session_id
+
+    deployment.ivs.client().stop_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="host"
+    )
+    deployment.drain()
+    [stopped] = records.list(STAGE)
+    assert (stopped.state, stopped.last_event) == ("stopped", "Participant Replication Stopped")
+    assert not stopped.live
+
+    # publishing again after the replication stopped starts it again
+    publish_and_drain(deployment, events.published("host", user_id="host-1", at=later(60)))
+    assert [p["destinationStageArn"] for p in starts(deployment)] == [OTHER_STAGE, OTHER_STAGE]
+
+
+def test_unknown_replication_event_names_are_harmless(deployment: LocalDeployment, events: EventFactory) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE)))
+    routed = deployment.put_event(
+        events.stage("Participant Replication Paused", "host", destination_stage_arn=OTHER_STAGE), observe=False
+    )
+    deployment.drain()
+
+    assert routed == ["replication"]
+    [delivery] = deployment.deliveries
+    assert delivery.outcome is not None and delivery.outcome.action == "skip"
+    assert "unknown replication event" in delivery.outcome.reason
+    assert deployment.ivs.calls == []
