@@ -100,7 +100,9 @@ def run_batch(
         handle_record(record.raw_event, automation, services, redelivery)
 
     processor = BatchProcessor(event_type=EventType.SQS)
-    response = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
     return dict(response)
 
 

@@ -296,11 +296,25 @@ class IvsStandIn(IvsWorld):
     # ------------------------------------------------------------------------------------ HTTP
 
     def _on_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        operation = urlsplit(request.url).path.strip("/")
         body = request.body or b"{}"
         if hasattr(body, "read"):
             body = body.read()
-        params = json.loads(body.decode() if isinstance(body, bytes) else body)
+        status, headers, payload = self.handle_http(urlsplit(request.url).path, body)
+        return AWSResponse(request.url, status, HeadersDict(headers), _RawBody(payload))
+
+    def handle_http(self, path: str, body: bytes | str) -> tuple[int, dict[str, str], bytes]:
+        """Answer one rest-json request (``POST /<Operation>``): (status, headers, body).
+
+        The boto3 hook above and the HTTP endpoint (``local/ivs_server.py``) both come through here.
+        """
+        operation = path.strip("/")
+        try:
+            params = json.loads(body.decode() if isinstance(body, bytes) else body or "{}")
+        except (ValueError, UnicodeDecodeError):
+            params = None
+        if not isinstance(params, dict):
+            return 400, {"Content-Type": "application/json", "x-amzn-ErrorType": "ValidationException"}, \
+                json.dumps({"exceptionMessage": "request body is not a JSON object"}).encode()
         with self._lock:
             now = self._now()
             self._advance_locked(now)
@@ -308,11 +322,15 @@ class IvsStandIn(IvsWorld):
             self.calls.append(Call(operation, params, status, now))
             pending = self.take_outbox()
         self._emit(pending)
-        headers = HeadersDict({"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())})
+        headers = {"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())}
         if error_code:
             headers["x-amzn-ErrorType"] = error_code
-        raw = _RawBody(json.dumps(payload).encode())
-        return AWSResponse(request.url, status, headers, raw)
+        return status, headers, json.dumps(payload).encode()
+
+    def attach_session(self, session: Any) -> None:
+        """Serve every ivs-realtime client a boto3/botocore session creates (e.g. ``boto3.DEFAULT_SESSION``)."""
+        events = session.events if hasattr(session, "events") else session.get_component("event_emitter")
+        events.register_first("before-send.ivs-realtime", self._on_send)
 
     def _dispatch(
         self, operation: str, params: dict[str, Any], now: datetime

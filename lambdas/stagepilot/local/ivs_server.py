@@ -1,0 +1,50 @@
+"""The IVS stand-in behind a real HTTP endpoint on loopback, so a separate process (the ``stagepilot``
+CLI in an operator-like shell) reaches it through ``AWS_ENDPOINT_URL_IVS_REALTIME``."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from stagepilot.local.ivs import IvsStandIn
+
+
+class IvsEndpoint:
+    """``with IvsEndpoint(stand_in) as url:`` serves the stand-in at ``url`` until the block ends."""
+
+    def __init__(self, stand_in: IvsStandIn, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        handler = _handler_for(stand_in)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="ivs-stand-in", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        return self.url
+
+    def __exit__(self, *_: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler_for(stand_in: IvsStandIn) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            status, headers, body = stand_in.handle_http(self.path, self.rfile.read(length))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            return None
+
+    return Handler

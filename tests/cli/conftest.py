@@ -1,0 +1,71 @@
+"""CLI fixtures: moto in server mode over real HTTP, reached through AWS_ENDPOINT_URL the way an
+operator's shell reaches AWS, with the StagePilot stack's outputs in moto's CloudFormation."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from stagepilot.cli.main import main
+from stagepilot.local.deployment import create_table
+from tests.support import REGION
+
+TABLE = "StagePilot-Table"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:
+    """A fresh moto account with the table and a StagePilot stack whose outputs name it."""
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # each test reads the environment afresh
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_IVS_REALTIME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    create_table(boto3.client("dynamodb"), TABLE)
+    outputs = {"TableName": {"Value": TABLE}}
+    template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
+    boto3.client("cloudformation").create_stack(StackName="StagePilot", TemplateBody=json.dumps(template))
+    return moto_endpoint
+
+
+@dataclass
+class Result:
+    status: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+def run(*argv: str) -> Result:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        status = main(list(argv), stdout=stdout, stderr=stderr)
+    except SystemExit as exc:  # argparse: bad usage
+        status = int(exc.code or 0)
+    return Result(status, stdout.getvalue(), stderr.getvalue())
