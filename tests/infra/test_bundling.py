@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -95,3 +99,30 @@ def test_asset_hash_follows_sources_and_pins_but_not_caches_or_the_cli(tmp_path:
     pinned = fingerprint()
     (lambdas / "stagepilot" / "config.py").write_text((lambdas / "stagepilot" / "config.py").read_text() + "\n")
     assert fingerprint() != pinned
+
+
+def test_handlers_import_from_the_zip_with_only_what_the_runtime_adds(bundled: Path, tmp_path: Path) -> None:
+    """The Lambda runtime adds boto3 and its dependencies; everything else must be in the zip."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    for module in ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six"):
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin is not None
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (runtime / source.name).symlink_to(source)
+    script = (
+        "import importlib, sys\n"
+        f"sys.path[:] = [{str(bundled)!r}, {str(runtime)!r}] + [p for p in sys.path if 'packages' not in p]\n"
+        "for automation in ('composition', 'replication', 'moderation'):\n"
+        "    module = importlib.import_module('stagepilot.handlers.' + automation)\n"
+        "    assert callable(module.lambda_handler), automation\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": os.environ.get("PATH", "")},
+    )
+    assert result.returncode == 0, result.stderr
