@@ -140,7 +140,12 @@ class IvsStage:
 
     # reads -----------------------------------------------------------------------------------------
     def active_session_id(self, stage_arn: str) -> str | None:
-        stage = self._call("GetStage", arn=stage_arn)["stage"]
+        try:
+            stage = self._call("GetStage", arn=stage_arn)["stage"]
+        except IvsRejected as exc:
+            if exc.not_found:  # the stage was deleted: it has no active session
+                return None
+            raise
         return stage.get("activeSessionId") or None
 
     def has_publishers(self, stage_arn: str, session_id: str) -> bool:

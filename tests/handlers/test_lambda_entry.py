@@ -1,0 +1,122 @@
+"""The deployed entry point itself: ``stagepilot.handlers.composition.lambda_handler`` with Powertools,
+an SQS batch, per-record failures (ReportBatchItemFailures) and malformed events parked in the DLQ."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from stagepilot.adapters.table import PolicyStore, Table
+from stagepilot.handlers import wiring
+from stagepilot.local.deployment import create_table
+from stagepilot.local.ivs import IvsStandIn
+from stagepilot.policy import parse_policy
+from tests.support import ACCOUNT, CHANNEL, ENCODER, REGION, STAGE, EventFactory
+
+TABLE = "stagepilot-test"
+OTHER = "arn:aws:ivs:us-east-1:123456789012:stage/Other"
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "StagePilot-Composition"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:StagePilot-Composition"
+    aws_request_id: str = "req-1"
+
+
+@pytest.fixture
+def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    with mock_aws():
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+        boto3.setup_default_session()
+        ivs = IvsStandIn(account=ACCOUNT, region=REGION)
+        ivs.create_stage(STAGE)
+        ivs.attach_session(boto3.DEFAULT_SESSION)
+        create_table(boto3.client("dynamodb"), TABLE)
+        sqs = boto3.client("sqs")
+        queue = sqs.create_queue(QueueName="composition")["QueueUrl"]
+        dlq = sqs.create_queue(QueueName="composition-dlq")["QueueUrl"]
+        monkeypatch.setenv("STAGEPILOT_TABLE", TABLE)
+        monkeypatch.setenv("STAGEPILOT_DLQ_URL", dlq)
+        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "composition")
+        monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "StagePilot")
+        wiring.services_for.cache_clear()
+        wiring._sqs_client.cache_clear()
+        PolicyStore(Table(boto3.client("dynamodb"), TABLE)).put(
+            parse_policy(
+                {
+                    "stageArn": "default",
+                    "composition": {
+                        "destinations": [
+                            {"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}
+                        ]
+                    },
+                }
+            )
+        )
+        yield {"ivs": ivs, "sqs": sqs, "queue": queue, "dlq": dlq}
+        wiring.services_for.cache_clear()
+        wiring._sqs_client.cache_clear()
+
+
+def sqs_event(queue_url: str, sqs: Any, bodies: list[str]) -> dict[str, Any]:
+    for body in bodies:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m["Attributes"],
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+def test_batch_reports_only_the_failed_record_and_parks_the_malformed_one(
+    lambda_env: dict[str, Any], capsys: pytest.CaptureFixture[str]
+):
+    from stagepilot.handlers.composition import lambda_handler
+
+    events = EventFactory()
+    lambda_env["ivs"].create_stage(OTHER)
+    lambda_env["ivs"].fail_next("GetStage", 4)  # fails the first call and its 3 botocore retries
+    good = events.published("host1", event_id="good-event")
+    other_stage = events.published("p2", stage=OTHER, event_id="retry-me")
+    lambda_env["ivs"].observe(good)
+    lambda_env["ivs"].observe(other_stage)
+    batch = sqs_event(lambda_env["queue"], lambda_env["sqs"], [json.dumps(other_stage), "{broken", json.dumps(good)])
+
+    # The failing record comes first in the batch; the good one must still be handled.
+    response = lambda_handler(batch, LambdaContext())
+
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    by_body = {r["body"]: r["messageId"] for r in batch["Records"]}
+    assert failed == {by_body[json.dumps(other_stage)]}
+    parked = lambda_env["sqs"].receive_message(QueueUrl=lambda_env["dlq"], MessageAttributeNames=["All"])["Messages"]
+    assert [m["Body"] for m in parked] == ["{broken"]
+    assert parked[0]["MessageAttributes"]["stagepilot-error"]["StringValue"].startswith("malformed event: ")
+    logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    metrics = [entry for entry in logs if "_aws" in entry]
+    assert metrics and metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "StagePilot"
+    assert {"MalformedEvent", "EventRetried"} <= {
+        m["Name"] for m in metrics[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    }
+    decisions = [entry for entry in logs if entry.get("action") == "composition-started"]
+    assert decisions and decisions[0]["correlation_id"] == "good-event"
