@@ -1,0 +1,456 @@
+"""Moderation automation end to end: routing → queue → handler code → moto DynamoDB + IVS stand-in."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from stagepilot.adapters.counters import EVENTS_ATTRIBUTE, Kind, counter_key
+from stagepilot.automations.moderation import ModerationAutomation, disconnect_participant, sweep_banned_user
+from stagepilot.decisions.moderation import Rule
+from stagepilot.local.deployment import LocalDeployment
+from stagepilot.pipeline import handle_record
+from tests.support import OTHER_STAGE, SESSION, STAGE, T0, EventFactory, later, put_policy
+
+MODERATION: dict[str, Any] = {
+    "reason": "Removed by the show's moderators",
+    "blockedUserIds": ["spammer-7"],
+    "blockedAttributes": {"tier": ["suspended"]},
+    "publishErrorLimit": {"count": 3, "windowSeconds": 60},
+    "flagLimit": {"count": 2, "windowSeconds": 300},
+}
+
+
+def policy(stage: str = STAGE, **moderation: Any) -> dict[str, Any]:
+    return {"stageArn": stage, "moderation": {**MODERATION, **moderation}}
+
+
+@pytest.fixture
+def show(make_deployment: Any) -> LocalDeployment:
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    put_policy(deployment, policy())
+    return deployment
+
+
+def send(deployment: LocalDeployment, event: dict[str, Any]) -> None:
+    deployment.put_event(event)
+    deployment.run_due()
+
+
+def disconnects(deployment: LocalDeployment) -> list[dict[str, Any]]:
+    return [c.params for c in deployment.ivs.mutating_calls() if c.operation == "DisconnectParticipant"]
+
+
+def audit(deployment: LocalDeployment, stage: str = STAGE) -> list[dict[str, Any]]:
+    return [e for e in deployment.services.audit.list(stage) if e["automation"] == "moderation"]
+
+
+def connected(deployment: LocalDeployment, stage: str, participant_id: str) -> bool:
+    return any(
+        p.participant_id == participant_id and p.state == "CONNECTED" for p in deployment.ivs.participants(stage)
+    )
+
+
+# each rule fires, and only that rule ---------------------------------------------------------------
+def trigger(rule: str, deployment: LocalDeployment, events: EventFactory) -> None:
+    if rule == "global-ban":
+        deployment.services.bans.add("troll-1", reason="harassment")
+        send(deployment, events.published("p1", user_id="troll-1"))
+    elif rule == "blocked-user-id":
+        send(deployment, events.published("p1", user_id="spammer-7"))
+    elif rule == "blocked-attribute":
+        deployment.ivs.declare_participant(STAGE, "p1", user_id="viewer-3", attributes={"tier": "suspended"})
+        send(deployment, events.published("p1", user_id="viewer-3"))
+    elif rule == "publish-error-limit":
+        send(deployment, events.published("p1", user_id="viewer-3"))
+        for second in (1, 2, 3):
+            send(deployment, events.publish_error("p1", user_id="viewer-3", at=later(second)))
+    elif rule == "flag-limit":
+        send(deployment, events.published("p1", user_id="viewer-3"))
+        for second in (1, 2):
+            send(deployment, events.flagged("p1", user_id="viewer-3", at=later(second)))
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"),
+    [
+        ("global-ban", "harassment"),
+        ("blocked-user-id", MODERATION["reason"]),
+        ("blocked-attribute", MODERATION["reason"]),
+        ("publish-error-limit", MODERATION["reason"]),
+        ("flag-limit", MODERATION["reason"]),
+    ],
+)
+def test_each_rule_disconnects_once_and_is_audited_under_its_name(
+    show: LocalDeployment, events: EventFactory, rule: str, reason: str
+) -> None:
+    trigger(rule, show, events)
+
+    assert disconnects(show) == [{"stageArn": STAGE, "participantId": "p1", "reason": reason}]
+    assert not connected(show, STAGE, "p1")
+    [entry] = audit(show)
+    assert entry["action"] == "disconnect"
+    assert entry["rule"] == rule
+    assert entry["result"] == "disconnected"
+    assert entry["reason"] == reason
+    assert (entry["sessionId"], entry["participantId"]) == (SESSION, "p1")
+    assert "dryRun" not in entry or entry["dryRun"] is False
+    assert show.metrics.counts["ParticipantDisconnected"] == 1
+
+
+def test_a_publisher_no_rule_matches_is_left_alone_and_attributes_are_read_only_when_needed(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    put_policy(deployment, {"stageArn": STAGE, "moderation": {"blockedUserIds": ["spammer-7"]}})
+    deployment.ivs.declare_participant(STAGE, "p1", user_id="viewer-3", attributes={"tier": "suspended"})
+
+    send(deployment, events.published("p1", user_id="viewer-3"))
+
+    assert disconnects(deployment) == []
+    assert audit(deployment) == []
+    assert not any(c.operation == "GetParticipant" for c in deployment.ivs.calls)
+    assert connected(deployment, STAGE, "p1")
+
+
+def test_dry_run_calls_nothing_on_ivs_and_audits_what_it_would_have_done(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    put_policy(deployment, policy(dryRun=True))
+    deployment.services.bans.add("troll-1")
+    deployment.ivs.declare_participant(STAGE, "p3", user_id="viewer-3", attributes={"tier": "suspended"})
+
+    send(deployment, events.published("p1", user_id="troll-1"))
+    send(deployment, events.published("p2", user_id="spammer-7", at=later(1)))
+    send(deployment, events.published("p3", user_id="viewer-3", at=later(2)))
+    send(deployment, events.published("p2", user_id="spammer-7", at=later(3)))  # again: audited once
+
+    assert deployment.ivs.mutating_calls() == []
+    assert all(connected(deployment, STAGE, p) for p in ("p1", "p2", "p3"))
+    entries = audit(deployment)
+    assert sorted((e["participantId"], e["rule"]) for e in entries) == [
+        ("p1", "global-ban"),
+        ("p2", "blocked-user-id"),
+        ("p3", "blocked-attribute"),
+    ]
+    assert {(e["action"], e["dryRun"], e["result"]) for e in entries} == {("would-disconnect", True, "dry-run")}
+    assert deployment.metrics.counts["ParticipantWouldDisconnect"] == 3
+    assert "ParticipantDisconnected" not in deployment.metrics.counts
+
+
+# windows on event time -----------------------------------------------------------------------------
+def test_publish_errors_a_window_apart_do_not_accumulate(show: LocalDeployment, events: EventFactory) -> None:
+    send(show, events.published("p1", user_id="viewer-3"))
+    for second in (0, 40, 80, 120, 160):  # never three within 60 s
+        send(show, events.publish_error("p1", user_id="viewer-3", at=later(second)))
+    assert disconnects(show) == []
+
+    send(show, events.publish_error("p1", user_id="viewer-3", at=later(170)))  # 120, 160, 170
+    assert len(disconnects(show)) == 1
+
+
+def test_flags_outside_the_window_do_not_accumulate_even_when_they_arrive_together(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    # Both flags are delivered at the same moment, but their own times are 301 s apart.
+    send(show, events.published("p1"))
+    show.clock.advance_to(later(400))
+    send(show, events.flagged("p1", at=later(0)))
+    send(show, events.flagged("p1", at=later(301)))
+    assert disconnects(show) == []
+    assert [e.outcome.reason for e in show.deliveries if e.outcome][-1].startswith("1 of 2 flags")
+
+    send(show, events.flagged("p1", at=later(350)))
+    assert len(disconnects(show)) == 1
+    [entry] = audit(show)
+    assert entry["rule"] == "flag-limit"
+    assert "2 flags within 300 s" in entry["details"]["why"]
+
+
+def test_a_duplicated_event_counts_once(show: LocalDeployment, events: EventFactory) -> None:
+    send(show, events.published("p1"))
+    first = events.publish_error("p1", at=later(1))
+    second = events.publish_error("p1", at=later(2))
+    for event in (first, second, first, second, first):
+        send(show, event)
+    assert disconnects(show) == []
+
+    send(show, events.publish_error("p1", at=later(3)))
+    assert len(disconnects(show)) == 1
+
+
+class OneRequestAtATime:
+    """A DynamoDB client whose requests each apply atomically, as DynamoDB's do (moto's are not thread-safe:
+    concurrent UpdateItems on one item can lose writes inside moto). A read-then-write spread over two
+    requests still races under this wrapper, so the test below catches exactly that."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
+
+
+def test_concurrent_publish_errors_count_exactly(make_deployment: Any, events: EventFactory) -> None:
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    deployment.table.client = OneRequestAtATime(deployment.table.client)
+    threads_count = 12
+    put_policy(deployment, policy(publishErrorLimit={"count": threads_count, "windowSeconds": 60}))
+    deployment.ivs.observe(events.published("p1"))
+    records = [
+        {
+            "messageId": str(i),
+            "body": json.dumps(events.publish_error("p1", at=later(i % 5))),
+            "attributes": {"ApproximateReceiveCount": "1"},
+        }
+        for i in range(threads_count)
+    ]
+    automation = deployment.automations["moderation"]
+    barrier = threading.Barrier(threads_count)
+    errors: list[BaseException] = []
+
+    class Redelivery:
+        def park(self, record: Any, reason: str) -> None:
+            raise AssertionError(reason)
+
+        def retry_after(self, record: Any, seconds: float) -> None:
+            pass
+
+    def invoke(record: dict[str, Any]) -> None:
+        barrier.wait()
+        try:
+            handle_record(record, automation, deployment.services, Redelivery())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=invoke, args=(r,)) for r in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    item = deployment.table.get(*counter_key(STAGE, SESSION, "p1", Kind.PUBLISH_ERROR), consistent=True)
+    assert item is not None and len(item[EVENTS_ATTRIBUTE]) == threads_count
+    # Only the delivery that saw all twelve could reach the limit: exactly one disconnect.
+    assert len(disconnects(deployment)) == 1
+
+
+def test_repeated_triggers_in_one_session_disconnect_once(show: LocalDeployment, events: EventFactory) -> None:
+    send(show, events.published("p1", user_id="spammer-7"))
+    send(show, events.published("p1", user_id="spammer-7", at=later(5)))  # a late duplicate publish
+    for second in (6, 7, 8):
+        send(show, events.flagged("p1", at=later(second)))
+
+    assert len(disconnects(show)) == 1
+    assert len(audit(show)) == 1
+    skipped = [d.outcome.reason for d in show.deliveries if d.outcome and d.outcome.action == "skip"]
+    assert any("already disconnected" in reason for reason in skipped)
+
+
+# bans ----------------------------------------------------------------------------------------------
+def test_a_banned_users_new_participant_in_a_later_session_is_disconnected_again(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    show.services.bans.add("troll-1", reason="harassment")
+    send(show, events.published("p1", user_id="troll-1"))
+    send(show, events.published("p2", user_id="troll-1", session="st-LaterSession01", at=later(3600)))
+
+    assert [d["participantId"] for d in disconnects(show)] == ["p1", "p2"]
+    assert sorted(e["sessionId"] for e in audit(show)) == sorted([SESSION, "st-LaterSession01"])
+
+
+def test_ban_expiry_lifts_the_ban(show: LocalDeployment, events: EventFactory) -> None:
+    show.services.bans.add("troll-1", ttl=timedelta(hours=1))
+    send(show, events.published("p1", user_id="troll-1", at=later(60)))
+    assert len(disconnects(show)) == 1
+
+    show.clock.advance_to(T0 + timedelta(hours=1, seconds=1))
+    send(show, events.published("p2", user_id="troll-1", session="st-LaterSession01", at=later(3601)))
+    assert len(disconnects(show)) == 1
+    assert connected(show, STAGE, "p2")
+
+
+def test_a_banned_user_is_disconnected_on_a_stage_with_no_policy_at_all(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    deployment.services.bans.add("troll-1")
+
+    send(deployment, events.published("p1", user_id="troll-1", stage=OTHER_STAGE))
+    send(deployment, events.published("p2", user_id="viewer-3", stage=OTHER_STAGE))
+
+    assert disconnects(deployment) == [
+        {"stageArn": OTHER_STAGE, "participantId": "p1", "reason": "Removed by moderation"}
+    ]
+    [entry] = audit(deployment, OTHER_STAGE)
+    assert entry["rule"] == "global-ban"
+
+
+def test_a_paused_stage_is_left_alone_even_for_banned_users(make_deployment: Any, events: EventFactory) -> None:
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    put_policy(deployment, {**policy(), "paused": True})
+    deployment.services.bans.add("troll-1")
+
+    send(deployment, events.published("p1", user_id="troll-1"))
+
+    assert deployment.ivs.mutating_calls() == []
+    assert audit(deployment) == []
+
+
+# replicas ------------------------------------------------------------------------------------------
+def test_replicas_of_a_disconnected_source_are_stopped(show: LocalDeployment, events: EventFactory) -> None:
+    send(show, events.published("p1", user_id="viewer-3"))
+    show.ivs.client().start_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="p1"
+    )
+    show.run_due()  # the replica's own Participant Published on the destination: moderated at the source
+    assert connected(show, OTHER_STAGE, "p1")
+
+    for second in (1, 2):
+        send(show, events.flagged("p1", user_id="viewer-3", at=later(second)))
+
+    moderation_calls = [
+        (c.operation, c.params)
+        for c in show.ivs.mutating_calls()
+        if c.operation in ("DisconnectParticipant", "StopParticipantReplication")
+    ]
+    assert moderation_calls == [
+        ("DisconnectParticipant", {"stageArn": STAGE, "participantId": "p1", "reason": MODERATION["reason"]}),
+        (
+            "StopParticipantReplication",
+            {"sourceStageArn": STAGE, "destinationStageArn": OTHER_STAGE, "participantId": "p1"},
+        ),
+    ]
+    assert show.ivs.replicas(STAGE, "p1", active_only=True) == []
+    assert not connected(show, OTHER_STAGE, "p1")
+    [entry] = audit(show)
+    assert entry["details"]["replicasStopped"] == [OTHER_STAGE]
+
+
+# the disconnect sweep of `stagepilot ban add` ------------------------------------------------------
+def test_ban_sweep_disconnects_the_user_on_every_stage_with_a_policy_and_no_one_else(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(show, policy(OTHER_STAGE))
+    send(show, events.published("t-main", user_id="troll-1"))
+    send(show, events.published("t-green", user_id="troll-1", stage=OTHER_STAGE, session="st-GreenSession01"))
+    send(show, events.published("nice", user_id="viewer-3"))
+    assert disconnects(show) == []
+
+    show.services.bans.add("troll-1", reason="spam raid")
+    outcomes = sweep_banned_user(show.services, "troll-1", reason="spam raid", stage_arns=[STAGE, OTHER_STAGE])
+
+    assert sorted((d["stageArn"], d["participantId"], d["reason"]) for d in disconnects(show)) == [
+        (OTHER_STAGE, "t-green", "spam raid"),
+        (STAGE, "t-main", "spam raid"),
+    ]
+    assert [o.action for o in outcomes] == ["disconnect", "disconnect"]
+    assert connected(show, STAGE, "nice")
+    lookups = [c.params for c in show.ivs.calls if c.operation == "ListParticipants"]
+    assert {p.get("filterByUserId") for p in lookups} == {"troll-1"}
+    assert [e["rule"] for e in audit(show) + audit(show, OTHER_STAGE)] == ["global-ban", "global-ban"]
+
+    # The user's publish event arriving afterwards finds the disconnect done.
+    send(show, events.published("t-main", user_id="troll-1", at=later(10)))
+    assert len(disconnects(show)) == 2
+
+
+def test_ban_sweep_leaves_paused_stages_and_stages_without_the_user(make_deployment: Any, events: EventFactory) -> None:
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    put_policy(deployment, {**policy(), "paused": True})
+    put_policy(deployment, policy(OTHER_STAGE))
+    send(deployment, events.published("t-main", user_id="troll-1"))
+    send(deployment, events.published("nice", user_id="viewer-3", stage=OTHER_STAGE, session="st-GreenSession01"))
+
+    outcomes = sweep_banned_user(deployment.services, "troll-1", reason="", stage_arns=[STAGE, OTHER_STAGE])
+
+    assert deployment.ivs.mutating_calls() == []
+    assert [o.reason for o in outcomes] == ["stage is paused", "troll-1 is not connected"]
+
+
+# manual kick ---------------------------------------------------------------------------------------
+def test_manual_kick_resolves_the_active_session_and_is_audited(show: LocalDeployment, events: EventFactory) -> None:
+    send(show, events.published("p1", user_id="viewer-3"))
+
+    outcome = disconnect_participant(
+        show.services,
+        stage_arn=STAGE,
+        session_id=None,
+        participant_id="p1",
+        user_id=None,
+        rule=Rule.MANUAL,
+        reason="x" * 300,
+        dry_run=False,
+        event_id="manual-1",
+        time=later(30),
+    )
+
+    assert outcome.acted
+    assert disconnects(show) == [{"stageArn": STAGE, "participantId": "p1", "reason": "x" * 128}]
+    [entry] = audit(show)
+    assert (entry["rule"], entry["sessionId"], entry["action"]) == ("manual", SESSION, "disconnect")
+
+
+# routing and failures ------------------------------------------------------------------------------
+def test_a_flag_from_a_source_not_in_the_allow_list_never_reaches_moderation(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    assert show.put_event(events.flagged("p1", source="someone.else")) == []
+    assert show.put_event(events.flagged("p2", source="stagepilot.moderation")) == ["moderation"]
+    show.run_due()
+    assert [d.event["detail"]["participant_id"] for d in show.deliveries] == ["p2"]
+
+
+def test_a_server_error_on_disconnect_is_retried_then_done(show: LocalDeployment, events: EventFactory) -> None:
+    show.ivs.fail_next("DisconnectParticipant")
+    send(show, events.published("p1", user_id="spammer-7"))
+    assert disconnects(show) == []
+    assert show.deliveries[-1].error is not None
+
+    show.drain()
+
+    assert len(disconnects(show)) == 1
+    assert not connected(show, STAGE, "p1")
+    assert [e["result"] for e in audit(show)] == ["disconnected"]
+    assert show.metrics.counts["EventRetried"] == 1
+    assert show.dead_letters["moderation"] == []
+
+
+def test_a_retry_after_a_crash_past_the_disconnect_finishes_the_job(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    # The first delivery disconnected p1, then failed listing replicas (the Lambda died, in effect).
+    send(show, events.published("p1", user_id="viewer-3"))
+    show.ivs.client().start_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="p1"
+    )
+    show.run_due()
+    show.ivs.fail_next("ListParticipantReplicas")
+    send(show, events.published("p1", user_id="spammer-7", at=later(1), event_id="kick-event"))
+    assert len(disconnects(show)) == 1
+    assert show.ivs.replicas(STAGE, "p1", active_only=True) != []
+
+    show.drain()
+
+    # The retry repeats DisconnectParticipant (IVS answers an already-disconnected participant as done),
+    # then stops the replica it had not reached; one audit entry, one metric.
+    assert [d["participantId"] for d in disconnects(show)] == ["p1", "p1"]
+    assert show.ivs.replicas(STAGE, "p1", active_only=True) == []
+    assert [e["result"] for e in audit(show)] == ["disconnected"]
+    assert show.metrics.counts["ParticipantDisconnected"] == 1
+    assert show.dead_letters["moderation"] == []
