@@ -147,8 +147,9 @@ class ReplicationAutomation:
                 )
             for rule in plan.start:
                 gone = self._start(records, event, rule, claims[rule.destination_stage_arn], services, progress)
-                if gone is not None:
-                    return self._skip(gone, **progress.details(**ids))
+                if gone is not None:  # the publisher is gone: the other destinations would fail the same way
+                    progress.skipped[rule.destination_stage_arn] = gone
+                    break
         if progress.retry is not None:
             raise progress.retry
         return self._summary(progress, ids)
@@ -188,7 +189,12 @@ class ReplicationAutomation:
         progress.started.append(destination)
         logger.info(
             "replication started",
-            extra={"stage_arn": event.stage_arn, "event_id": event.event_id, **request},
+            extra={
+                "stage_arn": event.stage_arn,
+                "participant_id": target.participant_id,
+                "destination_stage_arn": destination,
+                "reconnect_window_seconds": rule.reconnect_window_seconds,
+            },
         )
         return None
 
