@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from stagepilot.adapters.counters import EVENTS_ATTRIBUTE, Kind, counter_key
+from stagepilot.adapters.ivs import IvsStage, Pacer
 from stagepilot.automations.moderation import ModerationAutomation, disconnect_participant, sweep_banned_user
 from stagepilot.decisions.moderation import Rule
 from stagepilot.local.deployment import LocalDeployment
-from stagepilot.pipeline import handle_record
+from stagepilot.pipeline import Services, handle_record
 from tests.support import OTHER_STAGE, SESSION, STAGE, T0, EventFactory, later, put_policy
 
 MODERATION: dict[str, Any] = {
@@ -454,3 +455,44 @@ def test_a_retry_after_a_crash_past_the_disconnect_finishes_the_job(
     assert [e["result"] for e in audit(show)] == ["disconnected"]
     assert show.metrics.counts["ParticipantDisconnected"] == 1
     assert show.dead_letters["moderation"] == []
+
+
+def test_ban_sweep_stays_under_the_disconnect_quota_when_paced(show: LocalDeployment, events: EventFactory) -> None:
+    # IVS allows 5 DisconnectParticipant calls per second; the stand-in throttles the excess (429).
+    show.ivs.set_rate_limit("DisconnectParticipant", 5)
+    for index in range(8):  # one user on eight devices
+        send(show, events.published(f"t{index}", user_id="troll-1"))
+
+    def sleep(seconds: float) -> None:
+        show.clock.advance_to(show.clock() + timedelta(seconds=seconds))
+
+    paced = Services(
+        settings=show.settings,
+        table=show.table,
+        ivs=IvsStage(show.ivs.client(), pacer=Pacer(5, clock=lambda: show.clock().timestamp(), sleep=sleep)),
+        metrics=show.metrics,
+        clock=show.clock,
+    )
+    outcomes = sweep_banned_user(paced, "troll-1", reason="spam raid", stage_arns=[STAGE])
+
+    assert [o.action for o in outcomes] == ["disconnect"] * 8
+    assert len(disconnects(show)) == 8
+    assert not any(c.status == 429 for c in show.ivs.calls)
+    assert show.clock() - T0 >= timedelta(seconds=1.4)  # eight calls at 5 per second
+
+
+def test_ban_sweep_reports_a_throttled_disconnect_and_a_rerun_finishes_it(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(show, policy(OTHER_STAGE))
+    send(show, events.published("t-main", user_id="troll-1"))
+    send(show, events.published("t-green", user_id="troll-1", stage=OTHER_STAGE, session="st-GreenSession01"))
+    show.ivs.fail_next("DisconnectParticipant", error="ThrottlingException")
+
+    first = sweep_banned_user(show.services, "troll-1", reason="", stage_arns=[STAGE, OTHER_STAGE])
+    assert [o.action for o in first] == ["failed", "disconnect"]
+    assert [d["participantId"] for d in disconnects(show)] == ["t-green"]
+
+    again = sweep_banned_user(show.services, "troll-1", reason="", stage_arns=[STAGE, OTHER_STAGE])
+    assert [o.action for o in again] == ["disconnect", "skip"]
+    assert [d["participantId"] for d in disconnects(show)] == ["t-green", "t-main"]

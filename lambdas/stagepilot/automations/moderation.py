@@ -14,7 +14,6 @@ every decision audited and counted, and in ``dryRun`` nothing called on IVS.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -33,6 +32,7 @@ from stagepilot.decisions.moderation import (
     should_disconnect_over_limit,
     should_disconnect_publisher,
 )
+from stagepilot.errors import RetryLater
 from stagepilot.events import Event, ParticipantFlagged, StageUpdate
 from stagepilot.pipeline import Outcome, Services
 from stagepilot.policy import Limit, ModerationPolicy, PolicyInvalid, StagePolicy
@@ -293,9 +293,10 @@ def sweep_banned_user(services: Services, user_id: str, *, reason: str, stage_ar
 
     ``stage_arns``: the stages that have a policy (the CLI lists them). Paused stages and stages
     outside the configured prefixes are left alone, like the automation does; a stage whose moderation
-    is in ``dryRun`` records would-disconnects. Calls are paced by the IVS adapter (5-TPS quota).
+    is in ``dryRun`` records would-disconnects. Calls are paced by the IVS adapter (5-TPS quota). A
+    participant IVS could not disconnect now (throttled, 5xx) is reported as ``failed``, not raised.
     """
-    sweep_id = f"ban-sweep-{uuid.uuid4()}"
+    sweep_id = f"ban-sweep:{user_id}"  # the same for every sweep of this user: a rerun resumes a cut-short one
     now = services.clock()
     outcomes: list[Outcome] = []
     for stage_arn in dict.fromkeys(stage_arns):
@@ -324,19 +325,29 @@ def sweep_banned_user(services: Services, user_id: str, *, reason: str, stage_ar
         if not connected:
             outcomes.append(_skip(f"{user_id} is not connected", stage_arn=stage_arn, session_id=session_id))
         for participant in connected:
-            outcome = disconnect_participant(
-                services,
-                stage_arn=stage_arn,
-                session_id=session_id,
-                participant_id=participant.participant_id,
-                user_id=user_id,
-                rule=Rule.GLOBAL_BAN,
-                reason=disconnect_reason(moderation, ban_reason=reason),
-                dry_run=moderation.dry_run if moderation is not None else False,
-                event_id=sweep_id,
-                time=now,
-                why=f"user {user_id} was banned",
-            )
+            try:
+                outcome = disconnect_participant(
+                    services,
+                    stage_arn=stage_arn,
+                    session_id=session_id,
+                    participant_id=participant.participant_id,
+                    user_id=user_id,
+                    rule=Rule.GLOBAL_BAN,
+                    reason=disconnect_reason(moderation, ban_reason=reason),
+                    dry_run=moderation.dry_run if moderation is not None else False,
+                    event_id=sweep_id,
+                    time=now,
+                    why=f"user {user_id} was banned",
+                )
+            except RetryLater as exc:
+                # Reported, not raised: the rest of the sweep still runs. The claim stays with this
+                # sweep's id, so running the sweep again for the user resumes it.
+                outcome = Outcome(
+                    MODERATION,
+                    "failed",
+                    f"not disconnected yet ({exc}); run the command again to finish",
+                    details={"session_id": session_id, "participant_id": participant.participant_id},
+                )
             outcomes.append(
                 Outcome(
                     outcome.automation,
