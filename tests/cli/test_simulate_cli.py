@@ -80,3 +80,19 @@ def test_invalid_policies_stop_the_simulation(tmp_path: Path):
     result = run("simulate", "--policies", str(policies), "--events", str(EXAMPLES / "show.jsonl"))
     assert result.status == 2
     assert "moderation.dryRun: " in result.stderr
+
+
+def test_demo_replicates_the_host_and_removes_the_banned_user_and_the_flagged_guest():
+    calls = simulate("--json")
+    replications = [c["params"] for c in calls if c["operation"] == "StartParticipantReplication"]
+    assert replications == [
+        {
+            "sourceStageArn": "arn:aws:ivs:us-east-1:123456789012:stage/MainStage0001",
+            "destinationStageArn": "arn:aws:ivs:us-east-1:123456789012:stage/GreenRoom0001",
+            "participantId": "hOst1AbCdEf1",
+            "reconnectWindowSeconds": 30,
+            "attributes": {"replicated": "true"},
+        }
+    ]
+    kicked = [c["params"]["participantId"] for c in calls if c["operation"] == "DisconnectParticipant"]
+    assert kicked == ["bAnNed0pArt1", "gUe5t9pArt1c"]

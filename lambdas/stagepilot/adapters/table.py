@@ -386,7 +386,12 @@ class AuditLog:
 
     def record(self, entry: AuditRecord) -> None:
         # Deterministic per (event, action) so a retried event does not write the same entry twice.
-        suffix = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{entry.event_id}/{entry.action}/{entry.participant_id}"))
+        identity = json.dumps(
+            [entry.event_id, entry.action, entry.participant_id, entry.rule, dict(entry.details)],
+            sort_keys=True,
+            default=str,
+        )
+        suffix = str(uuid.uuid5(uuid.NAMESPACE_URL, identity))
         when = iso(entry.time)
         item = {
             PARTITION_KEY: stage_partition(entry.stage_arn),

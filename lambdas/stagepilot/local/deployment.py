@@ -32,6 +32,8 @@ from stagepilot.adapters.schema import (
 )
 from stagepilot.adapters.table import Table
 from stagepilot.automations.composition import CompositionAutomation
+from stagepilot.automations.moderation import ModerationAutomation
+from stagepilot.automations.replication import ReplicationAutomation
 from stagepilot.config import Settings
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.pipeline import Automation, Outcome, Services, handle_record
@@ -259,7 +261,8 @@ class LocalDeployment:
 
 
 def default_automations() -> list[Automation]:
-    return [CompositionAutomation()]
+    """The three automations, as the stack deploys them."""
+    return [CompositionAutomation(), ReplicationAutomation(), ModerationAutomation()]
 
 
 def _event_time(event: Mapping[str, Any]) -> datetime | None:

@@ -313,8 +313,11 @@ class IvsStandIn(IvsWorld):
         except (ValueError, UnicodeDecodeError):
             params = None
         if not isinstance(params, dict):
-            return 400, {"Content-Type": "application/json", "x-amzn-ErrorType": "ValidationException"}, \
-                json.dumps({"exceptionMessage": "request body is not a JSON object"}).encode()
+            return (
+                400,
+                {"Content-Type": "application/json", "x-amzn-ErrorType": "ValidationException"},
+                json.dumps({"exceptionMessage": "request body is not a JSON object"}).encode(),
+            )
         with self._lock:
             now = self._now()
             self._advance_locked(now)
