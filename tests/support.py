@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -119,3 +120,24 @@ class EventFactory:
 
 def later(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
+
+
+class OneRequestAtATime:
+    """A DynamoDB client whose requests each apply atomically, as DynamoDB's do (moto's are not thread-safe:
+    concurrent UpdateItems on one item can lose writes inside moto). A read-then-write spread over two
+    requests still races under this wrapper, so the test below catches exactly that."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call

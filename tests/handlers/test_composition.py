@@ -18,6 +18,7 @@ from tests.support import (
     STAGE,
     STORAGE,
     EventFactory,
+    OneRequestAtATime,
     later,
     put_policy,
 )
@@ -92,6 +93,7 @@ def test_second_publisher_and_duplicate_delivery_leave_one_composition(show: Loc
 def test_twenty_concurrent_invocations_for_one_session_start_once(show: LocalDeployment, events: EventFactory):
     import json
 
+    show.table.client = OneRequestAtATime(show.table.client)  # moto's DynamoDB is not thread-safe
     show.ivs.observe(events.published("host1"))
     records = [
         {

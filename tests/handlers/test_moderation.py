@@ -15,7 +15,7 @@ from stagepilot.automations.moderation import ModerationAutomation, disconnect_p
 from stagepilot.decisions.moderation import Rule
 from stagepilot.local.deployment import LocalDeployment
 from stagepilot.pipeline import Services, handle_record
-from tests.support import OTHER_STAGE, SESSION, STAGE, T0, EventFactory, later, put_policy
+from tests.support import OTHER_STAGE, SESSION, STAGE, T0, EventFactory, OneRequestAtATime, later, put_policy
 
 MODERATION: dict[str, Any] = {
     "reason": "Removed by the show's moderators",
@@ -183,27 +183,6 @@ def test_a_duplicated_event_counts_once(show: LocalDeployment, events: EventFact
 
     send(show, events.publish_error("p1", at=later(3)))
     assert len(disconnects(show)) == 1
-
-
-class OneRequestAtATime:
-    """A DynamoDB client whose requests each apply atomically, as DynamoDB's do (moto's are not thread-safe:
-    concurrent UpdateItems on one item can lose writes inside moto). A read-then-write spread over two
-    requests still races under this wrapper, so the test below catches exactly that."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-        if not callable(method):
-            return method
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return method(*args, **kwargs)
-
-        return call
 
 
 def test_concurrent_publish_errors_count_exactly(make_deployment: Any, events: EventFactory) -> None:

@@ -14,7 +14,17 @@ from stagepilot.adapters.replication_state import ReplicationRecords
 from stagepilot.automations.replication import ReplicationAutomation
 from stagepilot.local.deployment import LocalDeployment
 from stagepilot.pipeline import Outcome, handle_record
-from tests.support import ACCOUNT, OTHER_STAGE, REGION, SESSION, STAGE, EventFactory, later, put_policy
+from tests.support import (
+    ACCOUNT,
+    OTHER_STAGE,
+    REGION,
+    SESSION,
+    STAGE,
+    EventFactory,
+    OneRequestAtATime,
+    later,
+    put_policy,
+)
 
 THIRD_STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/Backstage0001"
 UNKNOWN_STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/NoSuchStage01"
@@ -217,6 +227,7 @@ def run_concurrently(deployment: LocalDeployment, bodies: list[str]) -> list[Out
         def retry_after(self, record: Mapping[str, Any], seconds: float) -> None:
             pass
 
+    deployment.table.client = OneRequestAtATime(deployment.table.client)  # moto's DynamoDB is not thread-safe
     automation = ReplicationAutomation()
     barrier = threading.Barrier(len(bodies))
     results: list[Outcome | BaseException] = []
