@@ -14,9 +14,17 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from stagepilot.adapters.ivs import IvsStage
+from stagepilot.adapters.table import Table
 from stagepilot.cli.main import main
-from stagepilot.local.deployment import create_table
-from tests.support import REGION
+from stagepilot.cli.resources import dlq_output, queue_output
+from stagepilot.config import Settings
+from stagepilot.local.deployment import MAX_RECEIVES, RecordingMetrics, create_table
+from stagepilot.local.ivs import IvsStandIn
+from stagepilot.local.ivs_server import IvsEndpoint
+from stagepilot.pipeline import Services
+from stagepilot.routing import AUTOMATIONS
+from tests.support import ACCOUNT, REGION
 
 TABLE = "StagePilot-Table"
 
@@ -47,9 +55,29 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> s
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     create_table(boto3.client("dynamodb"), TABLE)
     outputs = {"TableName": {"Value": TABLE}}
+    sqs = boto3.client("sqs")
+    for automation in AUTOMATIONS:  # each automation's queue and DLQ, as the stack wires them
+        dlq_url = sqs.create_queue(QueueName=f"StagePilot-{automation}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES})
+        queue_url = sqs.create_queue(
+            QueueName=f"StagePilot-{automation}", Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "360"}
+        )["QueueUrl"]
+        outputs[queue_output(automation)] = {"Value": queue_url}
+        outputs[dlq_output(automation)] = {"Value": dlq_url}
     template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
     boto3.client("cloudformation").create_stack(StackName="StagePilot", TemplateBody=json.dumps(template))
     return moto_endpoint
+
+
+@pytest.fixture
+def ivs(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[IvsStandIn]:
+    """The IVS stand-in served over HTTP on loopback; the CLI reaches it through AWS_ENDPOINT_URL_IVS_REALTIME."""
+    stand_in = IvsStandIn(account=ACCOUNT, region=REGION)
+    with IvsEndpoint(stand_in) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_IVS_REALTIME", url)
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+        yield stand_in
 
 
 @dataclass
@@ -69,3 +97,14 @@ def run(*argv: str) -> Result:
     except SystemExit as exc:  # argparse: bad usage
         status = int(exc.code or 0)
     return Result(status, stdout.getvalue(), stderr.getvalue())
+
+
+def handler_services(stand_in: IvsStandIn) -> Services:
+    """The automations' services as a deployed function builds them, on the same moto server and IVS stand-in
+    the CLI reaches: what the handlers would do on the state the CLI sees."""
+    return Services(
+        settings=Settings(table_name=TABLE),
+        table=Table(boto3.client("dynamodb"), TABLE),
+        ivs=IvsStage(stand_in.client()),
+        metrics=RecordingMetrics(),
+    )

@@ -131,6 +131,20 @@ class Replica:
     state: str
 
 
+@dataclass(frozen=True)
+class StageInfo:
+    arn: str
+    name: str
+    active_session_id: str | None
+
+
+@dataclass(frozen=True)
+class StageSession:
+    session_id: str
+    start_time: Any  # datetime, as botocore parses it
+    end_time: Any
+
+
 class IvsStage:
     """The IVS real-time operations stagepilot uses. ``client`` is a boto3 ``ivs-realtime`` client."""
 
@@ -147,6 +161,28 @@ class IvsStage:
                 return None
             raise
         return stage.get("activeSessionId") or None
+
+    def stage(self, stage_arn: str) -> StageInfo | None:
+        """GetStage; None when the stage does not exist."""
+        try:
+            stage = self._call("GetStage", arn=stage_arn)["stage"]
+        except IvsRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+        return StageInfo(arn=stage["arn"], name=stage.get("name") or "", active_session_id=stage.get("activeSessionId"))
+
+    def stage_session(self, stage_arn: str, session_id: str) -> StageSession | None:
+        """GetStageSession; None when IVS does not know the session."""
+        try:
+            session = self._call("GetStageSession", stageArn=stage_arn, sessionId=session_id)["stageSession"]
+        except IvsRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+        return StageSession(
+            session_id=session["sessionId"], start_time=session.get("startTime"), end_time=session.get("endTime")
+        )
 
     def has_publishers(self, stage_arn: str, session_id: str) -> bool:
         """True when someone who published in this session is still connected ("published" means ever)."""

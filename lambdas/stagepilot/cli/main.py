@@ -46,7 +46,7 @@ class Output:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stagepilot.cli import bans, policies, simulate
+    from stagepilot.cli import bans, dlq, operations, policies, simulate
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     policies.register(commands, common, aws)
     bans.register(commands, common, aws)
+    operations.register(commands, common, aws)
+    dlq.register(commands, common, aws)
     simulate.register(commands, common)
     return parser
 

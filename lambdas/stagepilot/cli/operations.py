@@ -1,0 +1,515 @@
+"""``stagepilot disconnect|audit|pause|resume|status|explain``: operating the automation on live stages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stagepilot.cli.policies import checked_arn
+from stagepilot.cli.resources import CliError, Resources, client
+from stagepilot.policy import DEFAULT_STAGE, parse_policy, validate_policy
+
+if TYPE_CHECKING:
+    from stagepilot.adapters.table import PolicyStore, StoredPolicy, Table
+    from stagepilot.cli.main import Output
+
+MANUAL_REASON = "Removed by an operator"
+PAUSE_ONLY_KEYS = frozenset({"stageArn", "paused"})
+
+
+def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
+    disconnect = commands.add_parser(
+        "disconnect",
+        parents=[common, aws],
+        help="kick a participant now (audited)",
+        description="Disconnect a participant from the stage's active session (DisconnectParticipant), stop "
+        "the replicas stagepilot made of it, and record it in the audit trail (rule 'manual'). The user can "
+        "still get a new token: ban them (stagepilot ban add) and check the ban list where tokens are issued.",
+    )
+    disconnect.add_argument("stage_arn", metavar="STAGE_ARN")
+    disconnect.add_argument("participant_id", metavar="PARTICIPANT_ID")
+    disconnect.add_argument(
+        "--reason", default=MANUAL_REASON, help=f"sent to DisconnectParticipant, ≤128 characters ({MANUAL_REASON!r})"
+    )
+    disconnect.set_defaults(handler=cmd_disconnect)
+
+    audit = commands.add_parser(
+        "audit",
+        parents=[common, aws],
+        help="the audit trail, newest first",
+        description="The actions stagepilot took (and dry-run decisions), newest first: for one stage, or all.",
+    )
+    audit.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?")
+    audit.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N entries (default 20)")
+    audit.set_defaults(handler=cmd_audit)
+
+    for name, paused in (("pause", True), ("resume", False)):
+        parser = commands.add_parser(
+            name,
+            parents=[common, aws],
+            help="the per-stage kill switch" if paused else "undo pause",
+            description=(
+                "Set paused on the stage's own policy: no automation acts on the stage (bans included). A stage "
+                "without a policy of its own gets one holding only {stageArn, paused: true}, which overrides "
+                "'default' for that stage until resume. 'default' pauses every stage without a policy of its "
+                "own; --all pauses 'default' and every stored policy (creating a paused 'default' if none)."
+                if paused
+                else "Clear paused on the stage's own policy. A policy that holds nothing but {stageArn, paused} "
+                "(what pause created) is deleted, so the stage follows 'default' again. --all resumes 'default' "
+                "and every stored policy."
+            ),
+        )
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?", help="a stage ARN, or 'default'")
+        target.add_argument("--all", action="store_true", help="every stored policy and 'default'")
+        parser.set_defaults(handler=cmd_pause if paused else cmd_resume)
+
+    status = commands.add_parser(
+        "status",
+        parents=[common, aws],
+        help="live view of one stage",
+        description="The stage's active session, its publishers, the compositions on it (stagepilot's and "
+        "others'), live replicas, stagepilot's record of the session, the effective policy, and the last actions.",
+    )
+    status.add_argument("stage_arn", metavar="STAGE_ARN")
+    status.add_argument("--actions", type=_positive, default=10, metavar="N", help="recent actions shown (10)")
+    status.set_defaults(handler=cmd_status)
+
+    explain = commands.add_parser(
+        "explain",
+        parents=[common, aws],
+        help="what each automation would do with an event, and why",
+        description="Evaluate one EventBridge event (a JSON file) against the stored policies and the current "
+        "state of IVS and the table, without acting: which automations the stack's rules send it to, and "
+        "what each would do and why. Uses the handlers' own decision code.",
+    )
+    explain.add_argument("event_file", type=Path, metavar="EVENT_FILE")
+    explain.add_argument(
+        "--moderation-source",
+        action="append",
+        metavar="SOURCE",
+        help="an event source the stack allows for Participant Flagged (default stagepilot.moderation)",
+    )
+    explain.set_defaults(handler=cmd_explain)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text!r}")
+    return value
+
+
+def _resources(args: argparse.Namespace) -> Resources:
+    from stagepilot.cli.main import resources
+
+    return resources(args)
+
+
+# disconnect ----------------------------------------------------------------------------------------
+def cmd_disconnect(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.adapters.ivs import IvsRejected
+    from stagepilot.automations.moderation import disconnect_participant
+    from stagepilot.cli.services import cli_services
+    from stagepilot.decisions.moderation import MAX_REASON_LENGTH, Rule
+
+    arn = checked_arn(args.stage_arn)
+    if not args.reason or len(args.reason) > MAX_REASON_LENGTH:
+        raise CliError(f"--reason must be 1-{MAX_REASON_LENGTH} characters (DisconnectParticipant's limit)", status=2)
+    res = _resources(args)
+    services = cli_services(res)
+    session_id = _active_session(res, arn)
+    user_id = None
+    try:
+        user_id = services.ivs.participant(arn, session_id, args.participant_id).user_id
+    except IvsRejected as exc:
+        if not exc.not_found:
+            raise
+    operator = _caller()
+    outcome = disconnect_participant(
+        services,
+        stage_arn=arn,
+        session_id=session_id,
+        participant_id=args.participant_id,
+        user_id=user_id,
+        rule=Rule.MANUAL,
+        reason=args.reason,
+        dry_run=False,
+        event_id=f"manual:{uuid.uuid4()}",
+        time=datetime.now(UTC),
+        why=f"manual disconnect by {operator}",
+    )
+    result = outcome.details.get("result", outcome.action)
+    if out.as_json:
+        out.json(
+            {
+                "stageArn": arn,
+                "sessionId": session_id,
+                "participantId": args.participant_id,
+                "userId": user_id,
+                "action": outcome.action,
+                "result": result,
+                "reason": outcome.reason,
+                "replicasStopped": list(outcome.details.get("replicas_stopped", [])),
+            }
+        )
+    elif outcome.action == "disconnect" and result == "disconnected":
+        out.line(f"disconnected {args.participant_id} from {arn} (session {session_id}); recorded in the audit trail")
+        for destination in outcome.details.get("replicas_stopped", []):
+            out.line(f"  stopped its replica in {destination}")
+    elif outcome.action == "disconnect":
+        out.line(f"{args.participant_id} was not connected in session {session_id} (nothing to do); recorded")
+    else:
+        out.line(f"{args.participant_id}: {outcome.reason}")
+    return 1 if outcome.action == "rejected" else 0
+
+
+def _active_session(res: Resources, arn: str) -> str:
+    stage = res.ivs.stage(arn)
+    if stage is None:
+        raise CliError(f"stage {arn} not found")
+    if not stage.active_session_id:
+        raise CliError(f"stage {arn} has no active session: nobody is connected")
+    return stage.active_session_id
+
+
+def _caller() -> str:
+    try:
+        return str(client("sts").get_caller_identity()["Arn"])
+    except Exception:  # only for the audit text; the kick itself does not depend on it
+        return "an operator"
+
+
+# audit ---------------------------------------------------------------------------------------------
+def cmd_audit(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.adapters.table import AuditLog
+
+    arn = checked_arn(args.stage_arn) if args.stage_arn else None
+    entries = AuditLog(_resources(args).table).list(arn, limit=args.limit)
+    if out.as_json:
+        out.json(entries)
+        return 0
+    if not entries:
+        out.line(f"no actions recorded{' for ' + arn if arn else ''}")
+    for entry in entries:
+        out.line(audit_line(entry, with_stage=arn is None))
+    return 0
+
+
+def audit_line(entry: dict[str, Any], *, with_stage: bool = True) -> str:
+    parts = [entry.get("time", "?")]
+    if with_stage:
+        parts.append(entry.get("stageArn", "?"))
+    action = entry.get("action", "?") + (" (dry run)" if entry.get("dryRun") else "")
+    parts.append(f"{entry.get('automation', '?')}/{action}")
+    if entry.get("rule"):
+        parts.append(f"rule={entry['rule']}")
+    if entry.get("participantId"):
+        who = entry["participantId"] + (f" (user {entry['userId']})" if entry.get("userId") else "")
+        parts.append(who)
+    if entry.get("result"):
+        parts.append(f"result={entry['result']}")
+    why = (entry.get("details") or {}).get("why")
+    parts.append(f"— {entry.get('reason', '')}" + (f" [{why}]" if why else ""))
+    return "  ".join(parts)
+
+
+# pause / resume ------------------------------------------------------------------------------------
+def cmd_pause(args: argparse.Namespace, out: Output) -> int:
+    return _set_paused(args, out, paused=True)
+
+
+def cmd_resume(args: argparse.Namespace, out: Output) -> int:
+    return _set_paused(args, out, paused=False)
+
+
+def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
+    from stagepilot.adapters.table import PolicyStore
+
+    table = _resources(args).table
+    store = PolicyStore(table)
+    if args.all:
+        arns = [DEFAULT_STAGE, *sorted(p.stage_arn for p in store.list() if p.stage_arn != DEFAULT_STAGE)]
+        out.progress(f"{'pausing' if paused else 'resuming'} {len(arns)} policies...")
+    else:
+        arns = [checked_arn(args.stage_arn, allow_default=True)]
+    results = [_toggle(store, table, arn, paused=paused) for arn in arns]
+    if out.as_json:
+        out.json(results if args.all else results[0])
+    else:
+        for result in results:
+            out.line(result["message"])
+    if paused and not args.all and arns[0] != DEFAULT_STAGE and results[0]["created"]:
+        out.warn(
+            f"{arns[0]} had no policy of its own: the paused policy created for it overrides 'default' for this "
+            "stage; `stagepilot resume` deletes it again"
+        )
+    if any(not r["ok"] for r in results):
+        return 1
+    return 0
+
+
+def _toggle(store: PolicyStore, table: Table, arn: str, *, paused: bool) -> dict[str, Any]:
+    from stagepilot.errors import ConflictError
+
+    current = store.get(arn)
+    result: dict[str, Any] = {"stageArn": arn, "paused": paused, "created": False, "deleted": False, "ok": True}
+    verb = "paused" if paused else "resumed"
+    if current is None:
+        if not paused:
+            result.update(ok=arn == DEFAULT_STAGE, message=f"{arn}: no policy of its own; nothing to resume")
+            if arn != DEFAULT_STAGE:
+                result["message"] += " (if it is paused through 'default', run: stagepilot resume default)"
+            return result
+        document = {"stageArn": arn, "paused": True}
+        try:
+            stored = store.put(parse_policy(document), expected_version=0)
+        except ConflictError:
+            return {**result, "ok": False, "message": f"{arn}: a policy was written meanwhile; run pause again"}
+        return {
+            **result,
+            "created": True,
+            "version": stored.version,
+            "message": f"{verb} {arn} (created a policy holding only paused: true, version {stored.version})",
+        }
+    if validate_policy(current.document):
+        return {
+            **result,
+            "ok": False,
+            "message": f"{arn}: the stored policy is invalid; fix it with policy put (it is not {verb})",
+        }
+    if bool(current.document.get("paused", False)) == paused:
+        return {**result, "version": current.version, "message": f"{arn} is already {verb} (version {current.version})"}
+    try:
+        if not paused and set(current.document) <= PAUSE_ONLY_KEYS:
+            _delete_version(table, current)
+            return {
+                **result,
+                "deleted": True,
+                "message": f"{verb} {arn} (deleted its pause-only policy"
+                + ("" if arn == DEFAULT_STAGE else "; the stage follows 'default' again")
+                + ")",
+            }
+        stored = store.put(parse_policy({**current.document, "paused": paused}), expected_version=current.version)
+    except ConflictError:
+        return {
+            **result,
+            "ok": False,
+            "message": f"{arn}: the policy changed since version {current.version} was read; run the command again",
+        }
+    return {**result, "version": stored.version, "message": f"{verb} {arn} (policy version {stored.version})"}
+
+
+def _delete_version(table: Table, current: StoredPolicy) -> None:
+    """Delete the policy only if it is still the version read (PolicyStore.delete has no version check)."""
+    from stagepilot.adapters.schema import PARTITION_KEY
+    from stagepilot.adapters.table import POLICY_PARTITION
+    from stagepilot.errors import ConflictError
+
+    if not table.delete(
+        POLICY_PARTITION,
+        current.stage_arn,
+        condition="attribute_exists(#pk) AND #v = :v",
+        names={"#pk": PARTITION_KEY, "#v": "version"},
+        values={":v": current.version},
+    ):
+        raise ConflictError(f"policy for {current.stage_arn} changed since version {current.version} was read")
+
+
+# status --------------------------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.adapters.replication_state import ReplicationRecords
+    from stagepilot.adapters.state import CompositionRecords
+    from stagepilot.adapters.table import AuditLog, PolicyStore
+    from stagepilot.decisions.composition import managed_attempt
+
+    arn = checked_arn(args.stage_arn)
+    res = _resources(args)
+    stage = res.ivs.stage(arn)
+    if stage is None:
+        raise CliError(f"stage {arn} not found")
+    session_id = stage.active_session_id
+    report: dict[str, Any] = {"stageArn": arn, "name": stage.name, "activeSessionId": session_id}
+
+    own, default = PolicyStore(res.table).get_with_default(arn)
+    chosen = own or default
+    report["policy"] = {
+        "source": "stage" if own else "default" if default else "none",
+        "version": chosen.version if chosen else None,
+        "paused": bool(chosen.document.get("paused", False)) if chosen else False,
+        "valid": not validate_policy(chosen.document) if chosen else None,
+        "sections": [k for k in ("composition", "replication", "moderation") if chosen and chosen.document.get(k)],
+    }
+
+    publishers: list[dict[str, Any]] = []
+    if session_id:
+        session = res.ivs.stage_session(arn, session_id)
+        report["sessionStartTime"] = session.start_time if session else None
+        participants = res.ivs.participants(arn, session_id)
+        if len(participants) > 100:
+            out.progress(f"{len(participants)} participants in the session; reading replicas of the publishers...")
+        for p in participants:
+            if not p.published or p.state != "CONNECTED":
+                continue
+            replicas = [
+                {"destinationStageArn": r.destination_stage_arn, "state": r.state}
+                for r in res.ivs.replicas(arn, p.participant_id)
+            ]
+            publishers.append(
+                {
+                    "participantId": p.participant_id,
+                    "userId": p.user_id,
+                    "replica": p.is_replica,
+                    "sourceStageArn": p.source_stage_arn,
+                    "replicas": replicas,
+                }
+            )
+    report["publishers"] = publishers
+
+    compositions = []
+    for c in res.ivs.compositions(arn):
+        owned = managed_attempt(dict(c.tags))
+        compositions.append(
+            {
+                "arn": c.arn,
+                "state": c.state,
+                "managedByStagepilot": owned is not None,
+                "sessionId": owned[0] if owned else None,
+                "attempt": owned[1] if owned else None,
+            }
+        )
+    report["compositions"] = compositions
+
+    record = CompositionRecords(res.table).get(arn, session_id) if session_id else None
+    report["compositionRecord"] = (
+        {
+            "state": record.state.value,
+            "attempt": record.attempt,
+            "restarts": record.restarts,
+            "compositionArn": record.composition_arn,
+        }
+        if record
+        else None
+    )
+    report["replicationRecords"] = [
+        {
+            "participantId": r.participant_id,
+            "destinationStageArn": r.destination_stage_arn,
+            "state": r.state,
+            "live": r.live,
+            "rejection": r.rejection,
+        }
+        for r in (ReplicationRecords(res.table).list(arn, session_id=session_id) if session_id else [])
+    ]
+    report["recentActions"] = AuditLog(res.table).list(arn, limit=args.actions)
+
+    if out.as_json:
+        out.json(report)
+        return 0
+    _print_status(report, out)
+    return 0
+
+
+def _print_status(report: dict[str, Any], out: Output) -> None:
+    policy = report["policy"]
+    out.line(f"stage    {report['stageArn']}" + (f"  ({report['name']})" if report["name"] else ""))
+    state = "PAUSED" if policy["paused"] else "active"
+    source = {"stage": "its own", "default": "'default'", "none": "none"}[policy["source"]]
+    policy_line = f"policy   {source}"
+    if policy["source"] != "none":
+        policy_line += f" v{policy['version']}, {state}, sections: {', '.join(policy['sections']) or '-'}"
+        if not policy["valid"]:
+            policy_line += "  INVALID (fix with policy put)"
+    out.line(policy_line)
+    session_id = report["activeSessionId"]
+    if not session_id:
+        out.line("session  none active (nobody connected)")
+    else:
+        started = report.get("sessionStartTime")
+        out.line(f"session  {session_id}" + (f" (started {started})" if started else ""))
+    out.line(f"publishers ({len(report['publishers'])})")
+    for p in report["publishers"]:
+        who = p["participantId"] + (f" user={p['userId']}" if p["userId"] else "")
+        if p["replica"]:
+            who += f" (replica from {p['sourceStageArn']})"
+        out.line(f"  {who}")
+        for r in p["replicas"]:
+            out.line(f"    replica -> {r['destinationStageArn']}  {r['state']}")
+    out.line(f"compositions ({len(report['compositions'])})")
+    for c in report["compositions"]:
+        owner = f"stagepilot, session {c['sessionId']} attempt {c['attempt']}" if c["managedByStagepilot"] else "other"
+        out.line(f"  {c['arn']}  {c['state']}  ({owner})")
+    record = report["compositionRecord"]
+    if record:
+        out.line(
+            f"stagepilot composition record: {record['state']}, attempt {record['attempt']}, "
+            f"restarts {record['restarts']}" + (f", {record['compositionArn']}" if record["compositionArn"] else "")
+        )
+    elif session_id:
+        out.line("stagepilot composition record: none for this session")
+    live = [r for r in report["replicationRecords"] if r["live"]]
+    if report["replicationRecords"]:
+        out.line(f"replications recorded ({len(live)} live)")
+        for r in report["replicationRecords"]:
+            extra = f" ({r['rejection']})" if r["rejection"] else ""
+            out.line(f"  {r['participantId']} -> {r['destinationStageArn']}  {r['state']}{extra}")
+    out.line(f"recent actions ({len(report['recentActions'])})")
+    for entry in report["recentActions"]:
+        out.line("  " + audit_line(entry, with_stage=False))
+
+
+# explain -------------------------------------------------------------------------------------------
+def cmd_explain(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.cli.services import cli_services
+    from stagepilot.explain import explain_event
+    from stagepilot.routing import DEFAULT_MODERATION_SOURCES, build_routes
+
+    document = _read_event(args.event_file)
+    res = _resources(args)
+    sts = client("sts")
+    account = str(sts.get_caller_identity()["Account"])
+    routes = build_routes(
+        account=account,
+        region=sts.meta.region_name,
+        moderation_sources=args.moderation_source or list(DEFAULT_MODERATION_SOURCES),
+    )
+    explanations = explain_event(document, cli_services(res), routes=routes)
+    if out.as_json:
+        out.json(
+            {
+                "eventId": document.get("id"),
+                "detailType": document.get("detail-type"),
+                "eventName": (document.get("detail") or {}).get("event_name")
+                if isinstance(document.get("detail"), dict)
+                else None,
+                "automations": [e.to_json() for e in explanations],
+            }
+        )
+        return 0
+    detail = document.get("detail") if isinstance(document.get("detail"), dict) else {}
+    name = detail.get("event_name") if isinstance(detail, dict) else None
+    out.line(f"event {document.get('id', '?')}: {document.get('detail-type', '?')}" + (f" / {name}" if name else ""))
+    for e in explanations:
+        out.line(f"  {e.automation:<11} {e.summary}")
+    return 0
+
+
+def _read_event(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", status=2) from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", status=2) from exc
+    if not isinstance(document, dict):
+        raise CliError(f"{path}: expected one EventBridge event (a JSON object)", status=2)
+    return document

@@ -1,0 +1,184 @@
+"""``stagepilot disconnect|audit|pause|resume|status`` end to end: moto in server mode and the IVS stand-in,
+both over real HTTP, the way an operator's shell reaches AWS."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+from stagepilot.adapters.table import AuditLog, AuditRecord
+from stagepilot.automations.composition import CompositionAutomation
+from stagepilot.decisions.composition import managed_tags
+from stagepilot.events import parse_event
+from stagepilot.local.deployment import default_automations
+from stagepilot.local.ivs import IvsStandIn
+from stagepilot.pipeline import handle_event
+from tests.cli.conftest import handler_services, run
+from tests.support import CHANNEL, ENCODER, OTHER_STAGE, SESSION, STAGE, T0, EventFactory
+
+COMPOSITION = {
+    "destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]
+}
+
+
+def put(tmp_path: Path, document: dict) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(document))
+    result = run("policy", "put", str(path))
+    assert result.status == 0, result.stderr
+
+
+def test_disconnect_kicks_the_participant_and_is_audited(ivs: IvsStandIn):
+    ivs.declare_participant(STAGE, "p-1", user_id="troll-9")
+    ivs.observe(EventFactory().published("p-1", user_id="troll-9"))
+
+    result = run("disconnect", STAGE, "p-1", "--reason", "harassment")
+
+    assert result.status == 0, result.stderr
+    assert result.stdout.startswith(f"disconnected p-1 from {STAGE} (session {SESSION})")
+    [call] = ivs.mutating_calls()
+    assert (call.operation, call.params) == (
+        "DisconnectParticipant",
+        {"stageArn": STAGE, "participantId": "p-1", "reason": "harassment"},
+    )
+    [entry] = run("audit", STAGE, "--json").json()
+    assert entry["action"] == "disconnect" and entry["rule"] == "manual"
+    assert (entry["participantId"], entry["userId"], entry["sessionId"]) == ("p-1", "troll-9", SESSION)
+    assert entry["reason"] == "harassment" and entry["result"] == "disconnected"
+    assert "manual disconnect by" in entry["details"]["why"]
+
+    again = run("disconnect", STAGE, "p-1")
+    assert again.status == 0 and "already disconnected" in again.stdout
+    assert len(ivs.mutating_calls()) == 1
+
+
+def test_disconnect_without_a_session_or_stage_is_one_line_exit_1(ivs: IvsStandIn):
+    ivs.create_stage(STAGE)
+    idle = run("disconnect", STAGE, "p-1")
+    assert (
+        idle.status == 1 and idle.stderr.strip() == f"error: stage {STAGE} has no active session: nobody is connected"
+    )
+    missing = run("disconnect", OTHER_STAGE, "p-1")
+    assert missing.status == 1 and missing.stderr.strip() == f"error: stage {OTHER_STAGE} not found"
+    assert run("disconnect", STAGE, "p-1", "--reason", "x" * 129).status == 2
+
+
+def test_audit_lists_newest_first_per_stage_and_across_stages(ivs: IvsStandIn):
+    log = AuditLog(handler_services(ivs).table)
+    for minutes, stage in ((0, STAGE), (2, OTHER_STAGE), (1, STAGE)):
+        log.record(
+            AuditRecord(
+                time=T0 + timedelta(minutes=minutes),
+                stage_arn=stage,
+                automation="moderation",
+                action="disconnect",
+                reason=f"at {minutes}",
+                event_id=f"e{minutes}",
+            )
+        )
+    everything = run("audit", "--json").json()
+    assert [e["reason"] for e in everything] == ["at 2", "at 1", "at 0"]
+    one = run("audit", STAGE, "--limit", "1", "--json").json()
+    assert [e["reason"] for e in one] == ["at 1"]
+    text = run("audit", STAGE).stdout.splitlines()
+    assert text[0].startswith("2026-11-21T20:01:00.000Z  moderation/disconnect") and len(text) == 2
+    assert run("audit", "--limit", "0").status == 2
+
+
+def test_pause_blocks_every_automation_until_resume(ivs: IvsStandIn, tmp_path: Path):
+    put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION, "moderation": {"blockedUserIds": ["troll-9"]}})
+    events = EventFactory()
+    ivs.observe(events.published("p-1", user_id="host"))
+
+    paused = run("pause", STAGE)
+    assert paused.status == 0 and paused.stdout.strip() == f"paused {STAGE} (policy version 2)"
+    published = parse_event(events.published("p-1", user_id="host"))
+    outcomes = [handle_event(published, a, handler_services(ivs)) for a in default_automations()]
+    assert [(o.action, o.reason) for o in outcomes] == [("skip", "stage is paused")] * 3
+    assert ivs.mutating_calls() == []
+    assert run("pause", STAGE).stdout.strip() == f"{STAGE} is already paused (version 2)"
+
+    resumed = run("resume", STAGE, "--json").json()
+    assert (resumed["paused"], resumed["version"], resumed["deleted"]) == (False, 3, False)
+    stored = run("policy", "get", STAGE, "--json").json()["policy"]
+    assert stored["paused"] is False and stored["composition"]["destinations"] == COMPOSITION["destinations"]
+    outcome = handle_event(published, CompositionAutomation(), handler_services(ivs))
+    assert outcome.action == "composition-started"
+
+
+def test_pausing_a_stage_without_its_own_policy_overrides_default_until_resume(ivs: IvsStandIn, tmp_path: Path):
+    put(tmp_path, {"stageArn": "default", "composition": COMPOSITION})
+    paused = run("pause", STAGE)
+    assert paused.status == 0
+    assert "created a policy holding only paused: true" in paused.stdout
+    assert "overrides 'default' for this stage" in paused.stderr
+    assert run("policy", "get", STAGE, "--json").json()["policy"] == {"stageArn": STAGE, "paused": True}
+
+    resumed = run("resume", STAGE)
+    assert resumed.status == 0 and "the stage follows 'default' again" in resumed.stdout
+    assert run("policy", "get", STAGE).status == 1  # deleted: back to default
+    nothing = run("resume", STAGE)
+    assert nothing.status == 1 and "resume default" in nothing.stdout
+
+
+def test_pause_all_pauses_default_and_every_policy(ivs: IvsStandIn, tmp_path: Path):
+    put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
+    result = run("pause", "--all", "--json")
+    assert result.status == 0, result.stderr
+    assert {(r["stageArn"], r["created"]) for r in result.json()} == {("default", True), (STAGE, False)}
+    listed = {p["stageArn"]: p["paused"] for p in run("policy", "list", "--json").json()}
+    assert listed == {"default": True, STAGE: True}
+
+    assert run("resume", "--all").status == 0
+    listed = {p["stageArn"]: p["paused"] for p in run("policy", "list", "--json").json()}
+    assert listed == {STAGE: False}  # the paused default it created is gone again
+    assert run("pause", STAGE, "--all").status == 2  # one or the other
+
+
+def test_status_shows_session_publishers_compositions_and_recent_actions(ivs: IvsStandIn, tmp_path: Path):
+    put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
+    events = EventFactory()
+    ivs.observe(events.published("p-1", user_id="host"))
+    ivs.observe(events.published("p-2", user_id="guest"))
+    outcome = handle_event(
+        parse_event(events.published("p-1", user_id="host")), CompositionAutomation(), handler_services(ivs)
+    )
+    assert outcome.action == "composition-started"
+    other = ivs.client()  # another application's compositions on the same stage: one live, one stopped
+    mine = {"destinations": COMPOSITION["destinations"], "stageArn": STAGE}
+    live_other = other.start_composition(**mine, tags={"team": "clips"})["composition"]["arn"]
+    stopped_other = other.start_composition(**mine)["composition"]["arn"]
+    other.stop_composition(arn=stopped_other)
+    run("disconnect", STAGE, "p-2")
+
+    report = run("status", STAGE, "--json").json()
+
+    assert report["activeSessionId"] == SESSION
+    assert [p["participantId"] for p in report["publishers"]] == ["p-1"]
+    states = {c["arn"]: (c["state"], c["managedByStagepilot"]) for c in report["compositions"]}
+    assert states[outcome.details["composition_arn"]] == ("ACTIVE", True)
+    assert states[live_other] == ("ACTIVE", False) and states[stopped_other] == ("STOPPED", False)
+    assert report["compositionRecord"]["state"] == "started"
+    assert report["policy"] == {
+        "source": "stage",
+        "version": 1,
+        "paused": False,
+        "valid": True,
+        "sections": ["composition"],
+    }
+    assert [a["action"] for a in report["recentActions"]] == ["disconnect"]
+
+    text = run("status", STAGE).stdout
+    assert f"session  {SESSION}" in text and "publishers (1)" in text
+    assert f"{outcome.details['composition_arn']}  ACTIVE  (stagepilot, session {SESSION} attempt 1)" in text
+    assert f"{stopped_other}  STOPPED  (other)" in text
+    assert "stagepilot composition record: started, attempt 1" in text
+    assert "moderation/disconnect  rule=manual  p-2" in text
+    assert managed_tags(SESSION, 1)["stagepilot:managed"] == "true"
+
+
+def test_status_of_an_unknown_stage_is_one_line_exit_1(ivs: IvsStandIn):
+    result = run("status", OTHER_STAGE)
+    assert result.status == 1 and result.stderr.strip() == f"error: stage {OTHER_STAGE} not found"
+    assert run("status", "not-an-arn").status == 2
