@@ -345,8 +345,12 @@ def _replication_publish(event: StageUpdate, policy: StagePolicy, services: Serv
     if already:
         parts.append(f"already replicating to {len(already)}")
     if over:
-        parts.append(f"{len(over)} over the limit of {MAX_REPLICATIONS_PER_PARTICIPANT} replications per participant")
-    parts.extend(f"{dest}: {why}" for dest, why in skipped.items())
+        parts.append(
+            f"{len(over)} skipped: over the limit of {MAX_REPLICATIONS_PER_PARTICIPANT} concurrent replications "
+            "per participant"
+        )
+    if skipped:
+        parts.append("; ".join(sorted(set(skipped.values()))))  # worded as ReplicationAutomation._summary
     details = {**ids, "start": start, "already": already, "over_limit": over, "skipped": skipped}
     if start:
         rest = f" ({'; '.join(parts)})" if parts else ""

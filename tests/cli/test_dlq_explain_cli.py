@@ -1,0 +1,212 @@
+"""``stagepilot dlq list|redrive`` moving real SQS messages in moto server, and ``stagepilot explain``
+agreeing with what the handlers then do on the same state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from stagepilot.cli import dlq
+from stagepilot.events import parse_event
+from stagepilot.handlers.wiring import ERROR_ATTRIBUTE
+from stagepilot.local.deployment import default_automations
+from stagepilot.local.ivs import IvsStandIn
+from stagepilot.pipeline import handle_event
+from tests.cli.conftest import handler_services, run
+from tests.support import CHANNEL, ENCODER, OTHER_STAGE, SESSION, STAGE, EventFactory
+
+
+def queue_urls(automation: str) -> tuple[str, str]:
+    outputs = boto3.client("cloudformation").describe_stacks(StackName="StagePilot")["Stacks"][0]["Outputs"]
+    by_key = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+    name = automation.capitalize()
+    return by_key[f"{name}QueueUrl"], by_key[f"{name}DlqUrl"]
+
+
+def bodies(url: str) -> list[str]:
+    sqs = boto3.client("sqs")
+    found = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
+        "Messages", []
+    ):
+        found.extend(m["Body"] for m in messages)
+    return found
+
+
+def test_error_attribute_is_the_one_the_functions_write():
+    assert dlq.ERROR_ATTRIBUTE == ERROR_ATTRIBUTE
+
+
+def test_dlq_list_summarizes_each_failed_event_and_leaves_them_in_place(aws: str):
+    sqs = boto3.client("sqs")
+    _, dlq_url = queue_urls("composition")
+    events = EventFactory()
+    exhausted = events.published("p-1", event_id="evt-exhausted")
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps(exhausted))
+    sqs.send_message(
+        QueueUrl=dlq_url,
+        MessageBody='{"not": "an event"',
+        MessageAttributes={ERROR_ATTRIBUTE: {"DataType": "String", "StringValue": "malformed event: not JSON"}},
+    )
+
+    report = run("dlq", "list", "--json").json()
+
+    by_name = {r["automation"]: r for r in report}
+    assert by_name["replication"]["count"] == 0 and by_name["moderation"]["events"] == []
+    composition = by_name["composition"]
+    assert composition["count"] == 2 and composition["oldestAgeSeconds"] is not None
+    summaries = {e["eventId"]: e for e in composition["events"]}
+    assert summaries["evt-exhausted"]["detailType"] == "IVS Stage Update"
+    assert summaries["evt-exhausted"]["eventName"] == "Participant Published"
+    assert summaries["evt-exhausted"]["stageArn"] == STAGE
+    assert summaries["evt-exhausted"]["error"].startswith("retries exhausted")
+    assert summaries[None]["error"] == "malformed event: not JSON"
+
+    text = run("dlq", "list", "--automation", "composition").stdout.splitlines()
+    assert text[0].startswith("composition: 2 failed events, oldest ")
+    assert any(line.startswith(f"  evt-exhausted  IVS Stage Update / Participant Published  {STAGE}") for line in text)
+    assert len(bodies(dlq_url)) == 2  # listed twice, still all there and visible
+
+
+def test_dlq_redrive_moves_the_messages_back_to_the_source_queue(aws: str):
+    sqs = boto3.client("sqs")
+    queue_url, dlq_url = queue_urls("moderation")
+    events = EventFactory()
+    sent = [json.dumps(events.published(f"p-{i}")) for i in range(23)]  # more than two batches
+    for start in range(0, len(sent), 10):
+        sqs.send_message_batch(
+            QueueUrl=dlq_url, Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(sent[start : start + 10])]
+        )
+
+    result = run("dlq", "redrive", "--automation", "moderation")
+
+    assert result.status == 0, result.stderr
+    assert result.stdout.strip() == "moderation: moved 23 events back"
+    assert "moderation: moved 23 of ~23" in result.stderr  # progress
+    assert sorted(bodies(queue_url)) == sorted(sent)
+    assert bodies(dlq_url) == []
+    assert run("dlq", "redrive", "--json").json() == [
+        {"automation": a, "moved": 0, "failed": 0, "queueUrl": queue_urls(a)[0]}
+        for a in ("composition", "replication", "moderation")
+    ]
+
+
+def test_dlq_needs_the_stack_outputs(aws: str):
+    assert run("dlq", "list", "--automation", "nope").status == 2
+    missing = run("dlq", "list", "--stack", "Other")
+    assert missing.status == 1 and "stack Other not found" in missing.stderr
+
+
+# explain -------------------------------------------------------------------------------------------
+POLICY = {
+    "stageArn": STAGE,
+    "composition": {
+        "destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]
+    },
+    "replication": [{"destinationStageArn": OTHER_STAGE, "participants": {"userIds": ["host"]}}],
+    "moderation": {"blockedUserIds": ["troll-9"], "flagLimit": {"count": 2, "windowSeconds": 300}},
+}
+
+
+def explain_then_handle(ivs: IvsStandIn, tmp_path: Path, event: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Explain the event through the CLI, then run it through the handlers on the same state; return
+    (automation, explained action, handled action) for each automation."""
+    path = tmp_path / f"{event['id']}.json"
+    path.write_text(json.dumps(event))
+    result = run("explain", str(path), "--json")
+    assert result.status == 0, result.stderr
+    explained = {e["automation"]: e for e in result.json()["automations"]}
+    services = handler_services(ivs)
+    rows = []
+    for automation in default_automations():
+        verdict = explained[automation.name]
+        if not verdict["routed"]:
+            rows.append((automation.name, "not-routed", "not-routed"))
+            continue
+        outcome = handle_event(parse_event(event), automation, services)
+        rows.append((automation.name, verdict["action"], outcome.action))
+        if outcome.action == "skip":
+            assert verdict["reason"] == outcome.reason, (automation.name, verdict, outcome)
+    return rows
+
+
+def agree(rows: list[tuple[str, str, str]]) -> dict[str, str]:
+    for name, explained, handled in rows:
+        assert explained == handled, (name, explained, handled)
+    return {name: explained for name, explained, _ in rows}
+
+
+def test_explain_agrees_with_the_handlers_through_a_session(ivs: IvsStandIn, tmp_path: Path):
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(POLICY))
+    assert run("policy", "put", str(path)).status == 0
+    ivs.create_stage(OTHER_STAGE)
+    events = EventFactory()
+
+    host = events.published("p-host", user_id="host")
+    ivs.observe(host)
+    assert agree(explain_then_handle(ivs, tmp_path, host)) == {
+        "composition": "composition-started",
+        "replication": "replication-started",
+        "moderation": "skip",
+    }
+    assert agree(explain_then_handle(ivs, tmp_path, host)) == {  # the same event again: all done already
+        "composition": "skip",
+        "replication": "skip",
+        "moderation": "skip",
+    }
+
+    troll = events.published("p-troll", user_id="troll-9")
+    ivs.observe(troll)
+    assert agree(explain_then_handle(ivs, tmp_path, troll)) == {
+        "composition": "skip",
+        "replication": "skip",
+        "moderation": "disconnect",
+    }
+
+    first_flag = events.flagged("p-host", user_id="host")
+    assert agree(explain_then_handle(ivs, tmp_path, first_flag)) == {
+        "composition": "not-routed",
+        "replication": "not-routed",
+        "moderation": "skip",
+    }
+    second_flag = events.flagged("p-host", user_id="host")
+    assert agree(explain_then_handle(ivs, tmp_path, second_flag))["moderation"] == "disconnect"
+    rogue = events.flagged("p-host", user_id="host", source="someone.else")
+    assert agree(explain_then_handle(ivs, tmp_path, rogue))["moderation"] == "not-routed"
+
+
+def test_explain_says_why_not_in_words(ivs: IvsStandIn, tmp_path: Path):
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({**POLICY, "paused": True}))
+    assert run("policy", "put", str(path)).status == 0
+    event = EventFactory().published("p-host", user_id="host")
+    ivs.observe(event)
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(event))
+
+    paused = run("explain", str(event_file)).stdout.splitlines()
+    assert paused[0] == f"event {event['id']}: IVS Stage Update / Participant Published"
+    assert paused[1:] == [
+        f"  {name:<11} would not: stage is paused" for name in ("composition", "replication", "moderation")
+    ]
+
+    path.write_text(json.dumps(POLICY))
+    assert run("policy", "put", str(path)).status == 0
+    text = run("explain", str(event_file)).stdout
+    assert f"composition would start a composition: first publisher of the session {SESSION}" in text
+    assert f"replication would replicate p-host to {OTHER_STAGE}" in text
+    assert "moderation  would not: no moderation rule matches the publisher" in text
+    assert all(call.operation != "StartComposition" for call in ivs.mutating_calls())  # explain acted on nothing
+
+
+@pytest.mark.parametrize("content, status", [("{nope", 2), ("[1, 2]", 2)])
+def test_explain_bad_event_file_is_bad_input(aws: str, tmp_path: Path, content: str, status: int):
+    path = tmp_path / "event.json"
+    path.write_text(content)
+    result = run("explain", str(path))
+    assert result.status == status and len(result.stderr.strip().splitlines()) == 1
