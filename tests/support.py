@@ -27,7 +27,7 @@ def put_policy(deployment: LocalDeployment, document: dict[str, Any]) -> None:
 
 
 class EventFactory:
-    """Real-shaped EventBridge envelopes (see ../shared/reference/events/)."""
+    """Real-shaped EventBridge envelopes (see tests/events/)."""
 
     def __init__(self) -> None:
         self._ids = itertools.count(1)
