@@ -38,6 +38,8 @@ DEFAULT_FLAG_COUNT: Final = 1
 DEFAULT_FLAG_WINDOW_SECONDS: Final = 300
 MAX_USER_ID_LENGTH: Final = 128  # CreateParticipantToken.userId
 RESERVED_TAG_PREFIXES: Final = ("aws:", "stagepilot:")  # stagepilot tags its own compositions
+STAGEPILOT_TAG_COUNT: Final = 3  # tags stagepilot adds to each composition (decisions/composition.managed_tags)
+MAX_POLICY_TAGS: Final = 50 - STAGEPILOT_TAG_COUNT  # IVS takes at most 50 tags per StartComposition
 
 # Stand-ins for request members the policy does not carry, so a partial request passes the shape.
 _STANDIN_STAGE_ARN: Final = "arn:aws:ivs:us-east-1:000000000000:stage/StandIn"
@@ -401,6 +403,14 @@ def _check_composition(section: object, path: str, problems: list[Problem]) -> N
     if isinstance(destinations, list):
         _check_destinations(destinations, _join(path, "destinations"), problems)
     tags = section.get("tags")
+    if isinstance(tags, dict) and MAX_POLICY_TAGS < len(tags) <= 50:  # above 50 the model check reports it
+        problems.append(
+            Problem(
+                _join(path, "tags"),
+                f"at most {MAX_POLICY_TAGS} tags: IVS allows 50 per composition "
+                f"and stagepilot adds {STAGEPILOT_TAG_COUNT} of its own",
+            )
+        )
     if isinstance(tags, dict):
         for key in tags:
             if isinstance(key, str) and key.lower().startswith(RESERVED_TAG_PREFIXES):

@@ -757,3 +757,28 @@ def test_demo_policies_parse_without_cycles():
 
     assert [p.is_default for p in policies] == [False, True]
     assert replication_cycles(policies) == []
+
+
+def test_policy_tags_leave_room_for_the_tags_stagepilot_adds():
+    from stagepilot.decisions.composition import managed_tags
+    from stagepilot.policy import MAX_POLICY_TAGS, STAGEPILOT_TAG_COUNT
+
+    assert len(managed_tags("st-ShowSession01", 1)) == STAGEPILOT_TAG_COUNT
+    base = {
+        "stageArn": "default",
+        "composition": {
+            "destinations": [
+                {
+                    "name": "live",
+                    "channel": {
+                        "channelArn": "arn:aws:ivs:us-east-1:123456789012:channel/AbCd1234",
+                        "encoderConfigurationArn": "arn:aws:ivs:us-east-1:123456789012:encoder-configuration/AbCd1234",
+                    },
+                }
+            ]
+        },
+    }
+    fits = {**base, "composition": {**base["composition"], "tags": {f"k{i}": "v" for i in range(MAX_POLICY_TAGS)}}}
+    assert validate_policy(fits) == []
+    over = {**base, "composition": {**base["composition"], "tags": {f"k{i}": "v" for i in range(MAX_POLICY_TAGS + 1)}}}
+    assert [p.path for p in validate_policy(over)] == ["composition.tags"]
