@@ -1,0 +1,108 @@
+"""``python -m benchmarks`` (``make bench``): every benchmark against its floor, in one run.
+
+Prints one table and writes everything measured to ``benchmarks/results.json``; docs/performance.md
+quotes that file. Run it on an otherwise idle machine: the cold-start figures are wall-clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import burst, cold_start, package, work_per_event
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def _row(name: str, value: str, floor: str, ratio: float | None, target: str, met: bool | None) -> str:
+    shown = f"{ratio:.2f}×" if ratio is not None else "—"
+    verdict = "—" if met is None else ("met" if met else "NOT met")
+    return f"| {name} | {value} | {floor} | {shown} | {target} | {verdict} |"
+
+
+def main() -> int:
+    logging.disable(logging.WARNING)  # the handlers' "will be retried" lines are expected here
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "cold_start": cold_start.run(runs=15),
+        "work_per_event": work_per_event.run(),
+        "burst": burst.run(),
+        "burst_alternatives": [
+            burst.run(consumers=2, rate=2.0),
+            burst.run(consumers=1, rate=5.0),
+        ],
+        "package": package.run(),
+    }
+    results["seconds"] = time.perf_counter() - started
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+    cold = results["cold_start"]
+    rows = ["| measure | value | floor | ratio | target | |", "|---|---|---|---|---|---|"]
+    for name, h in cold["handlers"].items():
+        rows.append(
+            _row(
+                f"cold start: {name}",
+                f"{h['median_ms']:.0f} ms",
+                f"{cold['floor_ms']:.0f} ms",
+                h["ratio"],
+                "≤ 1.3×",
+                h["ratio"] <= 1.3,
+            )
+        )
+    for w in results["work_per_event"].values():
+        rows.append(
+            _row(
+                f"AWS calls: {w['scenario']}",
+                f"{w['calls']} ({w['calls_per_event']:.1f}/event)",
+                f"{w['floor_calls']}",
+                w["ratio"],
+                "≤ 1.2×",
+                w["met"],
+            )
+        )
+        rows.append(
+            _row(
+                f"handler CPU/delivery: {w['scenario']}",
+                f"{w['cpu_ms_per_delivery_own']:.2f} ms own + {w['cpu_ms_per_delivery_in_aws_calls']:.2f} ms in calls",
+                "—",
+                None,
+                "—",
+                None,
+            )
+        )
+    for b in [results["burst"], *results["burst_alternatives"]]:
+        label = f"burst drain: {b['consumers']}×{b['pacer_per_container']}/s"
+        once = f"{b['stages_with_one_composition']}/{b['stages']} once"
+        detail = f"{b['drain_seconds']:.1f} s, {once}, {b['throttled_calls']} throttled"
+        rows.append(_row(label, detail, f"{b['floor_seconds']:.0f} s", b["ratio"], "≤ 1.2×", b["met"]))
+    p = results["package"]
+    rows.append(
+        _row(
+            "code zip",
+            f"{p['zip_bytes'] / 1e6:.2f} MB ({p['unzipped_bytes'] / 1e6:.1f} MB unzipped)",
+            "—",
+            None,
+            "—",
+            None,
+        )
+    )
+    rows.append(
+        _row("synth (bundling into a fresh outdir)", f"{p['synth_wall_seconds']:.1f} s wall", "—", None, "—", None)
+    )
+    print("\n".join(rows))
+    print("\nimport profile above the floor (composition handler, cumulative ms):")
+    for entry in cold["import_profile_above_floor"]:
+        print(f"  {entry['ms']:7.1f}  {entry['module']}")
+    print(f"\nwritten to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+"""Counting AWS calls and the CPU they take, on botocore's ``before-call``/``after-call`` events.
+
+Registered on the DynamoDB client of a ``LocalDeployment`` (moto) and on the handlers' IVS client (the
+stand-in): every API call the handler code makes is counted once, by service and operation, whatever
+its outcome. ``process_time`` spent inside calls (botocore serialization and parsing, plus the in-process
+fakes) is kept apart, so the handler's own CPU can be told from the cost of talking to AWS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+# How each operation counts against the floor ("read" or "write"), per service.
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+IVS_WRITES = frozenset(
+    {
+        "StartComposition",
+        "StopComposition",
+        "StartParticipantReplication",
+        "StopParticipantReplication",
+        "DisconnectParticipant",
+    }
+)
+
+
+class CallCounter:
+    """Counts calls per (service, operation); measures the CPU spent inside them."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.policy_loads = 0  # BatchGetItem of a stage's policy and the default (the cached read)
+        self.call_cpu = 0.0
+        self._started: list[float] = []
+
+    def attach(self, client: Any) -> None:
+        events = client.meta.events
+        service = client.meta.service_model.service_id.hyphenize()
+        events.register(f"before-call.{service}", self._before, unique_id=f"bench-before-{id(self)}")
+        events.register(f"after-call.{service}", self._after, unique_id=f"bench-after-{id(self)}")
+        events.register(f"after-call-error.{service}", self._after_error, unique_id=f"bench-err-{id(self)}")
+
+    def _before(self, model: Any, params: Any, **_: Any) -> None:
+        service = model.service_model.service_id.hyphenize()
+        self.calls[(service, model.name)] += 1
+        if model.name == "BatchGetItem" and '"POLICY"' in repr(params).replace("'", '"'):
+            self.policy_loads += 1
+        self._started.append(time.process_time())
+
+    def _after(self, **_: Any) -> None:
+        if self._started:
+            self.call_cpu += time.process_time() - self._started.pop()
+
+    def _after_error(self, **_: Any) -> None:
+        self._after()
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.policy_loads = 0
+        self.call_cpu = 0.0
+
+    # summaries ---------------------------------------------------------------------------------------
+    def by_kind(self) -> dict[str, int]:
+        kinds: Counter[str] = Counter()
+        for (service, operation), n in self.calls.items():
+            if service == "dynamodb":
+                kinds["dynamodb_writes" if operation in DYNAMODB_WRITES else "dynamodb_reads"] += n
+            else:
+                kinds["ivs_writes" if operation in IVS_WRITES else "ivs_reads"] += n
+        return dict(sorted(kinds.items()))
+
+    def by_operation(self) -> dict[str, int]:
+        return {f"{s}:{o}": n for (s, o), n in sorted(self.calls.items())}
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())

@@ -1,0 +1,234 @@
+"""AWS calls and handler CPU per event, on the demo scenario and on a generated 100-stage show.
+
+Both run through ``LocalDeployment`` (routing, queues, the three automations, moto DynamoDB, the IVS
+stand-in) exactly as ``stagepilot simulate`` does. The floor is what the show cannot do with less: one
+mutating IVS call per action taken, plus the policy reads the cache lets through (one per stage per
+cache lifetime per container). Everything above the floor is listed by operation so it can be
+attributed (claims, stale-session checks, state records, audit entries).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from benchmarks.counting import CallCounter
+from stagepilot.local import ivs_world
+from stagepilot.local.deployment import Delivery, LocalDeployment
+from stagepilot.local.simulate import Line, Scenario, read_scenario
+from stagepilot.policy import StagePolicy, parse_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+ACCOUNT, REGION = "123456789012", "us-east-1"
+T0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
+
+
+def stage_arn(name: str) -> str:
+    return f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/{name}"
+
+
+def _fmt(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def stage_event(
+    event_id: str, stage: str, session: str, name: str, participant: str, user: str, at: datetime
+) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "IVS Stage Update",
+        "source": "aws.ivs",
+        "account": ACCOUNT,
+        "time": _fmt(at),
+        "region": REGION,
+        "resources": [stage],
+        "detail": {
+            "session_id": session,
+            "event_name": name,
+            "event_time": _fmt(at),
+            "user_id": user,
+            "participant_id": participant,
+        },
+    }
+
+
+def flagged_event(event_id: str, stage: str, session: str, participant: str, user: str, at: datetime) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "Participant Flagged",
+        "source": "stagepilot.moderation",
+        "account": ACCOUNT,
+        "time": _fmt(at),
+        "region": REGION,
+        "resources": [],
+        "detail": {
+            "stage_arn": stage,
+            "session_id": session,
+            "participant_id": participant,
+            "user_id": user,
+            "reason": "reported",
+        },
+    }
+
+
+def demo() -> tuple[list[StagePolicy], list[dict[str, str]], Scenario]:
+    policies = [parse_policy(p) for p in json.loads((EXAMPLES / "policies.json").read_text())]
+    bans = json.loads((EXAMPLES / "bans.json").read_text())
+    return policies, bans, read_scenario((EXAMPLES / "show.jsonl").read_text())
+
+
+def hundred_stage_show(stages: int = 100, *, seed: int = 7) -> tuple[list[StagePolicy], list[dict[str, str]], Scenario]:
+    """``stages`` stages with the demo's policy (own channel, green room, blocked user), 3 publishers
+    each arriving over ten minutes, every 4th stage with a blocked user who joins and gets flagged,
+    10% of events delivered twice (EventBridge is at-least-once), everyone unpublishing at the end."""
+    template = json.loads((EXAMPLES / "policies.json").read_text())[0]
+    rng = random.Random(seed)
+    policies, lines = [], []
+    events: list[tuple[datetime, dict[str, Any]]] = []
+    ids = iter(range(1, 10**6))
+    for i in range(stages):
+        stage, green = stage_arn(f"Show{i:04d}Main"), stage_arn(f"Show{i:04d}Green")
+        document = json.loads(json.dumps(template))
+        document["stageArn"] = stage
+        document["replication"][0]["destinationStageArn"] = green
+        document["replication"][0]["participants"] = {"userIds": [f"host-{i}"]}
+        document["moderation"]["blockedUserIds"] = [f"troll-{i}"]
+        policies.append(parse_policy(document))
+        session = f"st-Show{i:04d}Session"
+        start = T0 + timedelta(seconds=rng.uniform(0, 600))
+        people = [(f"hOst{i:04d}AbCd", f"host-{i}", {"role": "host", "featured": "true"})]
+        people += [(f"gUest{i:04d}x{k}Ab", f"guest-{i}-{k}", {"tier": "free"}) for k in range(2)]
+        if i % 4 == 0:
+            people.append((f"tRoll{i:04d}AbCd", f"troll-{i}", {"tier": "free"}))
+        for participant, user, attributes in people:
+            lines.append(
+                Line(
+                    0,
+                    "participant",
+                    {"stageArn": stage, "participantId": participant, "userId": user, "attributes": attributes},
+                )
+            )
+        for k, (participant, user, _) in enumerate(people):
+            at = start + timedelta(seconds=20 * k + rng.uniform(0, 5))
+            events.append(
+                (at, stage_event(f"e-{next(ids)}", stage, session, "Participant Published", participant, user, at))
+            )
+        guest = people[1]
+        for k in range(2):  # two viewers' reports: under the demo's flag limit (2 in 300 s) → one disconnect
+            at = start + timedelta(seconds=120 + 30 * k)
+            events.append((at, flagged_event(f"f-{next(ids)}", stage, session, guest[0], guest[1], at)))
+        end = start + timedelta(minutes=30)
+        for participant, user, _ in people[:2]:
+            events.append(
+                (end, stage_event(f"e-{next(ids)}", stage, session, "Participant Unpublished", participant, user, end))
+            )
+    duplicated = [e for e in events if rng.random() < 0.10]
+    events += [(at + timedelta(seconds=rng.uniform(0, 3)), e) for at, e in duplicated]
+    events.sort(key=lambda pair: pair[0])
+    lines += [Line(0, "event", {**e, "time": _fmt(at)}) for at, e in events]
+    return policies, [], Scenario(lines=lines)
+
+
+def deploy(policies: Iterable[StagePolicy], bans: Iterable[Mapping[str, str]], **kwargs: Any) -> LocalDeployment:
+    """A deployment seeded like ``stagepilot simulate`` (policies, stages, bans). Inside ``mock_aws``."""
+    deployment = LocalDeployment(account=ACCOUNT, region=REGION, start=kwargs.pop("start", T0), **kwargs)
+    for policy in policies:
+        deployment.services.policies.put(policy)
+        for arn in [policy.stage_arn, *(rule.destination_stage_arn for rule in policy.replication)]:
+            if arn != "default":
+                deployment.ivs.create_stage(arn)
+    for ban in bans:
+        deployment.services.bans.add(ban["userId"], reason=ban.get("reason", ""))
+    return deployment
+
+
+def play(deployment: LocalDeployment, scenario: Scenario) -> None:
+    """The scenario's lines in order, then drain the queues (the loop of ``stagepilot simulate``)."""
+    for line in scenario.lines:
+        if line.kind == "event":
+            deployment.put_event(line.data)
+        elif line.kind == "participant":
+            deployment.ivs.declare_participant(
+                line.data["stageArn"],
+                line.data["participantId"],
+                user_id=line.data.get("userId", ""),
+                attributes=line.data.get("attributes") or {},
+            )
+        else:
+            when = datetime.fromisoformat(line.data["time"].replace("Z", "+00:00"))
+            deployment.run_until(when)
+            deployment.run_due()
+            deployment.ivs.fail_compositions(line.data["stageArn"])
+        deployment.run_due()
+    deployment.drain()
+
+
+def measure(name: str, policies: list[StagePolicy], bans: list[dict[str, str]], scenario: Scenario) -> dict[str, Any]:
+    from moto import mock_aws
+
+    # The default account quota is 20 live compositions (adjustable); a 100-stage operator has raised it.
+    with mock_aws(), mock.patch.object(ivs_world, "MAX_COMPOSITIONS_PER_ACCOUNT", 1000):
+        deployment = deploy(policies, bans)
+        counter = CallCounter()
+        counter.attach(deployment.table.client)
+        counter.attach(deployment.services.ivs._client)  # the handlers' client, answered by the stand-in
+        cpu: list[float] = []
+        previous = deployment.on_delivery
+        started = [time.process_time(), 0.0]
+
+        def timed(delivery: Delivery) -> None:
+            now = time.process_time()
+            cpu.append(now - started[0])
+            started[0] = now
+            if previous:
+                previous(delivery)
+
+        # CPU per delivery = process time between one delivery's end and the next; seed calls excluded.
+        counter.reset()
+        deployment.on_delivery = timed
+        begin = time.process_time()
+        started[0] = begin
+        play(deployment, scenario)
+        total_cpu = time.process_time() - begin
+        events = sum(1 for line in scenario.lines if line.kind == "event")
+        deliveries = len(deployment.deliveries)
+        actions = len(deployment.ivs.mutating_calls())
+        floor = actions + counter.policy_loads
+        dead = sum(len(v) for v in deployment.dead_letters.values())
+        result = {
+            "scenario": name,
+            "events": events,
+            "deliveries": deliveries,
+            "actions": actions,
+            "dead_letters": dead,
+            "calls": counter.total,
+            "policy_loads": counter.policy_loads,
+            "floor_calls": floor,
+            "ratio": counter.total / floor if floor else float("inf"),
+            "calls_per_event": counter.total / events,
+            "by_kind": counter.by_kind(),
+            "by_operation": counter.by_operation(),
+            "cpu_ms_per_delivery": 1000 * total_cpu / deliveries,
+            "cpu_ms_per_delivery_in_aws_calls": 1000 * counter.call_cpu / deliveries,
+            "cpu_ms_per_delivery_own": 1000 * (total_cpu - counter.call_cpu) / deliveries,
+            "target_ratio": 1.2,
+        }
+        result["met"] = result["ratio"] <= 1.2
+        return result
+
+
+def run() -> dict[str, Any]:
+    return {"demo": measure("demo", *demo()), "show100": measure("100-stage show", *hundred_stage_show())}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
