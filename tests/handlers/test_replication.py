@@ -106,7 +106,8 @@ def test_host_matched_by_user_id_is_replicated_to_two_stages_with_the_exact_para
         OTHER_STAGE,
         THIRD_STAGE,
     }
-    assert attempts(deployment, "GetParticipant") == 0  # userIds need no token attributes
+    # userIds need no token attributes; the one GetParticipant is the replica check before acting
+    assert attempts(deployment, "GetParticipant") == 1
     assert deployment.metrics.counts["ReplicationStarted"] == 2
     [outcome] = [o for o in outcomes(deployment, participant_id="host") if o.action == "replication-started"]
     assert outcome.acted and "started replication to 2 stage(s)" in outcome.reason
@@ -293,10 +294,12 @@ def test_replica_is_not_replicated_back_when_both_directions_are_configured(
     assert "replica" in replica_outcomes[0].reason
 
 
+@pytest.mark.parametrize("matched_by", ["attributes", "userIds"])
 def test_replica_not_marked_in_the_event_is_recognised_through_get_participant(
-    deployment: LocalDeployment, events: EventFactory
+    deployment: LocalDeployment, events: EventFactory, matched_by: str
 ) -> None:
-    put_policy(deployment, policy(OTHER_STAGE, to(STAGE, participants={"attributes": {"role": "host"}})))
+    participants = {"attributes": {"role": "host"}} if matched_by == "attributes" else {"userIds": ["host-1"]}
+    put_policy(deployment, policy(OTHER_STAGE, to(STAGE, participants=participants)))
     deployment.ivs.declare_participant(OTHER_STAGE, "host", user_id="host-1", attributes={"role": "host"})
     # A replica's publish event without the replica fields (their presence in real events is unverified).
     replica = events.published("host", user_id="host-1", stage=OTHER_STAGE, session="st-GreenSession01")

@@ -122,6 +122,18 @@ class ReplicationAutomation:
                 claims[rule.destination_stage_arn] = claim
             else:
                 progress.skipped[rule.destination_stage_arn] = decision.reason
+        if wanted and attributes is None:
+            # About to replicate and IVS has not been asked yet: the event's replica fields are not documented,
+            # so GetParticipant (replicationType) is what guarantees a replica is never replicated back.
+            found = self._participant(services, event)
+            if found is None:
+                return self._skip("the publisher left before the event was handled", **ids)
+            if found.is_replica:
+                return self._skip(
+                    f"the publisher is a replica from {found.source_stage_arn or 'another stage'} (GetParticipant); "
+                    "replicas are never replicated again",
+                    **ids,
+                )
         if wanted:
             active = {
                 r.destination_stage_arn
