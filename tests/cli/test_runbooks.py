@@ -1,0 +1,105 @@
+"""The runbooks' commands, run as written: every ``stagepilot ...`` line of every ```sh block in
+docs/runbooks/, in order, against moto server and the IVS stand-in, so the docs cannot drift from the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import textwrap
+from pathlib import Path
+
+import boto3
+import pytest
+
+from stagepilot.local.ivs import IvsStandIn
+from tests.cli.conftest import TABLE, run
+from tests.support import CHANNEL, ENCODER, STAGE, EventFactory
+
+RUNBOOKS = Path(__file__).parents[2] / "docs" / "runbooks"
+PAGES = sorted(p for p in RUNBOOKS.glob("*.md") if p.name != "README.md")
+# Known defect outside this file: `ban add` without --json crashes printing its disconnects (cli/bans.py
+# reads item["participantId"], the sweep's outcome details are snake_case). Strict, so the fix flips it.
+KNOWN_BROKEN = {"ban-a-user": "cli/bans.py: KeyError 'participantId' printing ban add's disconnects"}
+BLOCK = re.compile(r"^\s*```(\w*)\n(.*?)^\s*```", re.MULTILINE | re.DOTALL)
+USER = "spammer-7"
+PARTICIPANT = "p-spam"
+
+
+def blocks(page: Path, language: str) -> list[str]:
+    return [body for lang, body in BLOCK.findall(page.read_text()) if lang == language]
+
+
+def commands(page: Path) -> list[str]:
+    lines = []
+    for body in blocks(page, "sh"):
+        lines.extend(line.strip() for line in body.splitlines() if line.strip().startswith("stagepilot "))
+    return lines
+
+
+@pytest.fixture
+def placeholders(ivs: IvsStandIn, tmp_path: Path) -> dict[str, str]:
+    """A deployed stack with one onboarded stage, a live session with a publisher, and a failed event."""
+    policy = {
+        "stageArn": STAGE,
+        "composition": {
+            "destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]
+        },
+        "moderation": {"flagLimit": {"count": 2, "windowSeconds": 60}},
+    }
+    policy_file = tmp_path / "policy.json"
+    policy_file.write_text(json.dumps(policy))
+    assert run("policy", "put", str(policy_file)).status == 0  # version 1
+    events = EventFactory()
+    ivs.declare_participant(STAGE, PARTICIPANT, user_id=USER)
+    published = events.published(PARTICIPANT, user_id=USER)
+    ivs.observe(published)
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(published))
+    sqs = boto3.client("sqs")
+    dlq_url = sqs.get_queue_url(QueueName="StagePilot-composition-dlq")["QueueUrl"]
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps(events.published("p-other")))
+    return {
+        "STAGE_ARN": STAGE,
+        "PARTICIPANT_ID": PARTICIPANT,
+        "USER_ID": USER,
+        "POLICY_FILE": str(policy_file),
+        "EVENT_FILE": str(event_file),
+    }
+
+
+def test_every_runbook_is_indexed_and_has_commands():
+    index = (RUNBOOKS / "README.md").read_text()
+    assert PAGES
+    for page in PAGES:
+        assert f"]({page.name})" in index, page.name
+        assert commands(page), f"{page.name} has no stagepilot command in a sh block"
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, raises=KeyError, reason=KNOWN_BROKEN[p.stem]))
+        if p.stem in KNOWN_BROKEN
+        else p
+        for p in PAGES
+    ],
+    ids=[p.stem for p in PAGES],
+)
+def test_runbook_commands_run_as_written(page: Path, placeholders: dict[str, str]):
+    for line in commands(page):
+        text = re.sub(r"\$(\w+)", lambda m: shlex.quote(placeholders[m.group(1)]), line)
+        argv = shlex.split(text, comments=True)
+        result = run(*argv[1:])
+        assert result.status == 0, f"{page.name}: {line}\n{result.stderr}"
+
+
+def test_the_token_service_snippet_sees_the_ban(placeholders: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+    [snippet] = blocks(RUNBOOKS / "ban-a-user.md", "python")
+    monkeypatch.setenv("STAGEPILOT_TABLE", TABLE)
+    namespace: dict[str, object] = {}
+    exec(compile(textwrap.dedent(snippet), "ban-a-user.md", "exec"), namespace)
+    may_join = namespace["may_join"]
+    assert callable(may_join) and may_join(USER) is True
+    assert run("ban", "add", USER, "--no-disconnect").status == 0
+    assert may_join(USER) is False
