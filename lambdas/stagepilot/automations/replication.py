@@ -92,15 +92,9 @@ class ReplicationAutomation:
         candidates = candidate_rules(rules, stage_arn=event.stage_arn)
         attributes: Mapping[str, str] | None = None
         if needs_attributes(candidates, user_id=event.user_id):
-            found = self._participant(services, event)
-            if found is None:
-                return self._skip("the publisher left before the event was handled", **ids)
-            if found.is_replica:
-                return self._skip(
-                    f"the publisher is a replica from {found.source_stage_arn or 'another stage'} (GetParticipant); "
-                    "replicas are never replicated again",
-                    **ids,
-                )
+            found = self._source_publisher(services, event, ids)
+            if isinstance(found, Outcome):
+                return found
             attributes = found.attributes
         match = match_publisher(rules, stage_arn=event.stage_arn, user_id=event.user_id, attributes=attributes)
         if not match.matching:
@@ -125,15 +119,9 @@ class ReplicationAutomation:
         if wanted and attributes is None:
             # About to replicate and IVS has not been asked yet: the event's replica fields are not documented,
             # so GetParticipant (replicationType) is what guarantees a replica is never replicated back.
-            found = self._participant(services, event)
-            if found is None:
-                return self._skip("the publisher left before the event was handled", **ids)
-            if found.is_replica:
-                return self._skip(
-                    f"the publisher is a replica from {found.source_stage_arn or 'another stage'} (GetParticipant); "
-                    "replicas are never replicated again",
-                    **ids,
-                )
+            found = self._source_publisher(services, event, ids)
+            if isinstance(found, Outcome):
+                return found
         if wanted:
             active = {
                 r.destination_stage_arn
@@ -289,6 +277,19 @@ class ReplicationAutomation:
         if resuming or records.claim(target, owner=owner, expected=claim):
             records.mark_started(target, owner=owner, how="already-active")
         progress.already.append(rule.destination_stage_arn)
+
+    def _source_publisher(self, services: Services, event: StageUpdate, ids: dict[str, str]) -> Participant | Outcome:
+        """GetParticipant, when the publisher is still there and is not itself a replica; else why not."""
+        found = self._participant(services, event)
+        if found is None:
+            return self._skip("the publisher left before the event was handled", **ids)
+        if found.is_replica:
+            return self._skip(
+                f"the publisher is a replica from {found.source_stage_arn or 'another stage'} (GetParticipant); "
+                "replicas are never replicated again",
+                **ids,
+            )
+        return found
 
     @staticmethod
     def _participant(services: Services, event: StageUpdate) -> Participant | None:
