@@ -86,10 +86,13 @@ def demo() -> tuple[list[StagePolicy], list[dict[str, str]], Scenario]:
     return policies, bans, read_scenario((EXAMPLES / "show.jsonl").read_text())
 
 
-def hundred_stage_show(stages: int = 100, *, seed: int = 7) -> tuple[list[StagePolicy], list[dict[str, str]], Scenario]:
+def hundred_stage_show(
+    stages: int = 100, *, seed: int = 7, duplicate_share: float = 0.10
+) -> tuple[list[StagePolicy], list[dict[str, str]], Scenario]:
     """``stages`` stages with the demo's policy (own channel, green room, blocked user), 3 publishers
     each arriving over ten minutes, every 4th stage with a blocked user who joins and gets flagged,
-    10% of events delivered twice (EventBridge is at-least-once), everyone unpublishing at the end."""
+    ``duplicate_share`` of events (10%) delivered twice (EventBridge is at-least-once), everyone
+    unpublishing at the end."""
     template = json.loads((EXAMPLES / "policies.json").read_text())[0]
     rng = random.Random(seed)
     policies, lines = [], []
@@ -131,7 +134,7 @@ def hundred_stage_show(stages: int = 100, *, seed: int = 7) -> tuple[list[StageP
             events.append(
                 (end, stage_event(f"e-{next(ids)}", stage, session, "Participant Unpublished", participant, user, end))
             )
-    duplicated = [e for e in events if rng.random() < 0.10]
+    duplicated = [e for e in events if rng.random() < duplicate_share]
     events += [(at + timedelta(seconds=rng.uniform(0, 3)), e) for at, e in duplicated]
     events.sort(key=lambda pair: pair[0])
     lines += [Line(0, "event", {**e, "time": _fmt(at)}) for at, e in events]
