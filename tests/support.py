@@ -141,3 +141,39 @@ class OneRequestAtATime:
                 return method(*args, **kwargs)
 
         return call
+
+
+class _NoRedelivery:
+    def park(self, record: Any, reason: str) -> None:
+        raise AssertionError(f"parked: {reason}")
+
+    def retry_after(self, record: Any, seconds: float) -> None:
+        pass
+
+
+def deliver_concurrently(deployment: LocalDeployment, automation: Any, bodies: list[str]) -> list[Any]:
+    """Deliver each body to ``automation`` from its own thread, all released at once (concurrent Lambda
+    invocations). Returns each delivery's Outcome, or the exception it raised."""
+    from stagepilot.pipeline import handle_record
+
+    deployment.table.client = OneRequestAtATime(deployment.table.client)  # moto's DynamoDB is not thread-safe
+    barrier = threading.Barrier(len(bodies))
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def deliver(index: int, body: str) -> None:
+        record = {"messageId": f"m-{index}", "body": body, "attributes": {"ApproximateReceiveCount": "1"}}
+        barrier.wait()
+        try:
+            result: Any = handle_record(record, automation, deployment.services, _NoRedelivery())
+        except BaseException as exc:
+            result = exc
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=deliver, args=(i, body)) for i, body in enumerate(bodies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results

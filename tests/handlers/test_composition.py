@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +9,6 @@ import pytest
 
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.local.deployment import LocalDeployment
-from stagepilot.pipeline import handle_record
 from tests.support import (
     CHANNEL,
     ENCODER,
@@ -18,7 +16,7 @@ from tests.support import (
     STAGE,
     STORAGE,
     EventFactory,
-    OneRequestAtATime,
+    deliver_concurrently,
     later,
     put_policy,
 )
@@ -93,41 +91,11 @@ def test_second_publisher_and_duplicate_delivery_leave_one_composition(show: Loc
 def test_twenty_concurrent_invocations_for_one_session_start_once(show: LocalDeployment, events: EventFactory):
     import json
 
-    show.table.client = OneRequestAtATime(show.table.client)  # moto's DynamoDB is not thread-safe
     show.ivs.observe(events.published("host1"))
-    records = [
-        {
-            "messageId": str(i),
-            "body": json.dumps(events.published(f"p{i}", at=later(i % 3))),
-            "attributes": {"ApproximateReceiveCount": "1"},
-        }
-        for i in range(20)
-    ]
-    automation = show.automations["composition"]
-    barrier = threading.Barrier(20)
-    errors: list[BaseException] = []
+    bodies = [json.dumps(events.published(f"p{i}", at=later(i % 3))) for i in range(20)]
+    results = deliver_concurrently(show, show.automations["composition"], bodies)
 
-    class Redelivery:
-        def park(self, record: Any, reason: str) -> None:
-            raise AssertionError(reason)
-
-        def retry_after(self, record: Any, seconds: float) -> None:
-            pass
-
-    def invoke(record: dict[str, Any]) -> None:
-        barrier.wait()
-        try:
-            handle_record(record, automation, show.services, Redelivery())
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=invoke, args=(r,)) for r in records]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    assert [r for r in results if isinstance(r, BaseException)] == []
     assert len(starts(show)) == 1
     assert len([c for c in show.ivs.compositions(STAGE) if c.state == "ACTIVE"]) == 1
 

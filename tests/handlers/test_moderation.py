@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -14,8 +13,8 @@ from stagepilot.adapters.ivs import IvsStage, Pacer
 from stagepilot.automations.moderation import ModerationAutomation, disconnect_participant, sweep_banned_user
 from stagepilot.decisions.moderation import Rule
 from stagepilot.local.deployment import LocalDeployment
-from stagepilot.pipeline import Services, handle_record
-from tests.support import OTHER_STAGE, SESSION, STAGE, T0, EventFactory, OneRequestAtATime, later, put_policy
+from stagepilot.pipeline import Services
+from tests.support import OTHER_STAGE, SESSION, STAGE, T0, EventFactory, deliver_concurrently, later, put_policy
 
 MODERATION: dict[str, Any] = {
     "reason": "Removed by the show's moderators",
@@ -187,43 +186,13 @@ def test_a_duplicated_event_counts_once(show: LocalDeployment, events: EventFact
 
 def test_concurrent_publish_errors_count_exactly(make_deployment: Any, events: EventFactory) -> None:
     deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
-    deployment.table.client = OneRequestAtATime(deployment.table.client)
     threads_count = 12
     put_policy(deployment, policy(publishErrorLimit={"count": threads_count, "windowSeconds": 60}))
     deployment.ivs.observe(events.published("p1"))
-    records = [
-        {
-            "messageId": str(i),
-            "body": json.dumps(events.publish_error("p1", at=later(i % 5))),
-            "attributes": {"ApproximateReceiveCount": "1"},
-        }
-        for i in range(threads_count)
-    ]
-    automation = deployment.automations["moderation"]
-    barrier = threading.Barrier(threads_count)
-    errors: list[BaseException] = []
+    bodies = [json.dumps(events.publish_error("p1", at=later(i % 5))) for i in range(threads_count)]
+    results = deliver_concurrently(deployment, deployment.automations["moderation"], bodies)
 
-    class Redelivery:
-        def park(self, record: Any, reason: str) -> None:
-            raise AssertionError(reason)
-
-        def retry_after(self, record: Any, seconds: float) -> None:
-            pass
-
-    def invoke(record: dict[str, Any]) -> None:
-        barrier.wait()
-        try:
-            handle_record(record, automation, deployment.services, Redelivery())
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=invoke, args=(r,)) for r in records]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    assert [r for r in results if isinstance(r, BaseException)] == []
     item = deployment.table.get(*counter_key(STAGE, SESSION, "p1", Kind.PUBLISH_ERROR), consistent=True)
     assert item is not None and len(item[EVENTS_ATTRIBUTE]) == threads_count
     # Only the delivery that saw all twelve could reach the limit: exactly one disconnect.

@@ -4,8 +4,6 @@ the IVS stand-in (which shows a started replica in the destination stage and emi
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from stagepilot.adapters.replication_state import ReplicationRecords
 from stagepilot.automations.replication import ReplicationAutomation
 from stagepilot.local.deployment import LocalDeployment
-from stagepilot.pipeline import Outcome, handle_record
+from stagepilot.pipeline import Outcome
 from tests.support import (
     ACCOUNT,
     OTHER_STAGE,
@@ -21,7 +19,7 @@ from tests.support import (
     SESSION,
     STAGE,
     EventFactory,
-    OneRequestAtATime,
+    deliver_concurrently,
     later,
     put_policy,
 )
@@ -221,35 +219,7 @@ def test_retry_after_a_crash_between_the_start_and_its_record_does_not_start_twi
 
 
 def run_concurrently(deployment: LocalDeployment, bodies: list[str]) -> list[Outcome | BaseException]:
-    class Redelivery:
-        def park(self, record: Mapping[str, Any], reason: str) -> None:
-            raise AssertionError(f"parked: {reason}")
-
-        def retry_after(self, record: Mapping[str, Any], seconds: float) -> None:
-            pass
-
-    deployment.table.client = OneRequestAtATime(deployment.table.client)  # moto's DynamoDB is not thread-safe
-    automation = ReplicationAutomation()
-    barrier = threading.Barrier(len(bodies))
-    results: list[Outcome | BaseException] = []
-    lock = threading.Lock()
-
-    def deliver(index: int, body: str) -> None:
-        record = {"messageId": f"m-{index}", "body": body, "attributes": {"ApproximateReceiveCount": "1"}}
-        barrier.wait()
-        try:
-            result: Outcome | BaseException = handle_record(record, automation, deployment.services, Redelivery())
-        except BaseException as exc:
-            result = exc
-        with lock:
-            results.append(result)
-
-    threads = [threading.Thread(target=deliver, args=(i, body)) for i, body in enumerate(bodies)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
+    return deliver_concurrently(deployment, ReplicationAutomation(), bodies)
 
 
 @pytest.mark.parametrize("same_event", [True, False], ids=["one-event-20-deliveries", "20-distinct-events"])
