@@ -299,7 +299,12 @@ def _replication_publish(event: StageUpdate, policy: StagePolicy, services: Serv
     assert participant_id is not None
     ids = {"session_id": event.session_id, "participant_id": participant_id}
     if publisher_is_replica(replica_flag=event.envelope.detail.get("replica"), source_stage_arn=event.source_stage_arn):
-        return _skip(REPLICATION, "the publisher is a replica; replicas are never replicated again", **ids)
+        return _skip(
+            REPLICATION,
+            f"the publisher is a replica from {event.source_stage_arn or 'another stage'}; replicas are never "
+            "replicated again",
+            **ids,
+        )
     rules = policy.replication
     attributes: Mapping[str, str] | None = None
     if replication_needs_attributes(candidate_rules(rules, stage_arn=event.stage_arn), user_id=event.user_id):
@@ -310,7 +315,12 @@ def _replication_publish(event: StageUpdate, policy: StagePolicy, services: Serv
                 raise
             return _skip(REPLICATION, "the publisher left before the event was handled", **ids)
         if found.is_replica:
-            return _skip(REPLICATION, "the publisher is a replica (GetParticipant); never replicated again", **ids)
+            return _skip(
+                REPLICATION,
+                f"the publisher is a replica from {found.source_stage_arn or 'another stage'} (GetParticipant); "
+                "replicas are never replicated again",
+                **ids,
+            )
         attributes = found.attributes
     match = match_publisher(rules, stage_arn=event.stage_arn, user_id=event.user_id, attributes=attributes)
     if not match.matching:
@@ -328,6 +338,20 @@ def _replication_publish(event: StageUpdate, policy: StagePolicy, services: Serv
             wanted.append(rule)
         else:
             skipped[rule.destination_stage_arn] = decision.reason
+    if wanted and attributes is None:  # the handler confirms with GetParticipant before acting
+        try:
+            publisher = services.ivs.participant(event.stage_arn, event.session_id, participant_id)
+        except IvsRejected as exc:
+            if not exc.not_found:
+                raise
+            return _skip(REPLICATION, "the publisher left before the event was handled", **ids)
+        if publisher.is_replica:
+            return _skip(
+                REPLICATION,
+                f"the publisher is a replica from {publisher.source_stage_arn or 'another stage'} (GetParticipant); "
+                "replicas are never replicated again",
+                **ids,
+            )
     start: list[str] = []
     already: list[str] = []
     over: list[str] = []

@@ -210,3 +210,19 @@ def test_explain_bad_event_file_is_bad_input(aws: str, tmp_path: Path, content: 
     path.write_text(content)
     result = run("explain", str(path))
     assert result.status == status and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_explain_agrees_on_a_replica_whose_event_does_not_say_so(ivs: IvsStandIn, tmp_path: Path):
+    """IVS's publish event of a replica may carry no replica fields; both ask GetParticipant before acting."""
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"stageArn": STAGE, "replication": [{"destinationStageArn": OTHER_STAGE}]}))
+    assert run("policy", "put", str(path)).status == 0
+    events = EventFactory()
+    ivs.observe(events.published("p-host", user_id="host", stage=OTHER_STAGE, session="st-Other"))
+    ivs.observe(events.published("p-guest", user_id="guest"))  # the stage's session is live
+    ivs.client().start_participant_replication(
+        sourceStageArn=OTHER_STAGE, destinationStageArn=STAGE, participantId="p-host"
+    )
+    bare = events.published("p-host", user_id="host")  # the replica publishing on STAGE, nothing says replica
+    rows = explain_then_handle(ivs, tmp_path, bare)
+    assert agree(rows)["replication"] == "skip"
