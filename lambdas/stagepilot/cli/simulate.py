@@ -130,7 +130,9 @@ class Timeline:
                 f"{when}    {delivery.automation:<12} ✗ {source}gave up, event in the DLQ: {delivery.error}{retry}"
             )
         else:
-            self._out.line(f"{when}    {delivery.automation:<12} ↻ {source}will retry: {delivery.error}{retry}")
+            error = (delivery.error or "").removeprefix("RetryLater: ")
+            wait = f"; again in {delivery.retry_in:.0f} s" if delivery.retry_in is not None else ""
+            self._out.line(f"{when}    {delivery.automation:<12} ↻ {source}{error}{wait}{retry}")
 
 
 def _summary(out: Output, result: Any) -> None:

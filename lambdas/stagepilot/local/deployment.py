@@ -104,6 +104,7 @@ class Delivery:
     receive: int
     outcome: Outcome | None = None
     error: str | None = None
+    retry_in: float | None = None  # seconds until the queue delivers it again
     parked: bool = False  # ended in the DLQ
 
 
@@ -249,6 +250,7 @@ class LocalDeployment:
                 self.dead_letters[pending.automation].append((pending.body, delivery.error))
             else:
                 delay = redelivery.delay if redelivery.delay is not None else 30.0
+                delivery.retry_in = delay
                 pending.due = self.clock() + timedelta(seconds=delay)
                 pending.seq = next(self._seq)
                 heapq.heappush(self._queue, pending)
