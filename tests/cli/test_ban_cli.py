@@ -47,3 +47,38 @@ def test_bad_durations_are_rejected(text: str):
 def test_reason_longer_than_disconnect_allows_is_bad_input(aws: str):
     result = run("ban", "add", "u1", "--reason", "x" * 129, "--no-disconnect")
     assert result.status == 2 and "--reason" in result.stderr
+
+
+def test_ban_add_disconnects_the_user_on_every_stage_with_a_policy(ivs, tmp_path):
+    """The sweep runs against the IVS stand-in over HTTP: the user's connected participants on stages with
+    a policy are disconnected; other users and stages without a policy are left alone."""
+    import json
+
+    from tests.support import OTHER_STAGE, STAGE, EventFactory
+
+    events = EventFactory()
+    third = "arn:aws:ivs:us-east-1:123456789012:stage/NoPolicy0001"
+    for stage, session in (
+        (STAGE, "st-MainSession001"),
+        (OTHER_STAGE, "st-GreenSession01"),
+        (third, "st-ThirdSession1"),
+    ):
+        ivs.create_stage(stage)
+        ivs.observe(events.published(f"bad-{stage[-4:]}", user_id="spammer-7", stage=stage, session=session))
+    ivs.observe(events.published("good-1", user_id="host-1", stage=STAGE, session="st-MainSession001"))
+    for stage in (STAGE, OTHER_STAGE):
+        path = tmp_path / f"{stage[-4:]}.json"
+        path.write_text(json.dumps({"stageArn": stage, "moderation": {}}))
+        assert run("policy", "put", str(path)).status == 0
+
+    result = run("ban", "add", "spammer-7", "--reason", "spam")
+
+    assert result.status == 0, result.stderr
+    kicked = {
+        (c.params["stageArn"], c.params["participantId"])
+        for c in ivs.mutating_calls()
+        if c.operation == "DisconnectParticipant"
+    }
+    assert kicked == {(STAGE, "bad-0001"), (OTHER_STAGE, "bad-0001")}
+    assert all(c.params["reason"] == "spam" for c in ivs.mutating_calls())
+    assert len([line for line in result.stdout.splitlines() if line.startswith("  disconnect: bad-0001 on ")]) == 2

@@ -18,9 +18,6 @@ from tests.support import CHANNEL, ENCODER, STAGE, EventFactory
 
 RUNBOOKS = Path(__file__).parents[2] / "docs" / "runbooks"
 PAGES = sorted(p for p in RUNBOOKS.glob("*.md") if p.name != "README.md")
-# Known defect outside this file: `ban add` without --json crashes printing its disconnects (cli/bans.py
-# reads item["participantId"], the sweep's outcome details are snake_case). Strict, so the fix flips it.
-KNOWN_BROKEN = {"ban-a-user": "cli/bans.py: KeyError 'participantId' printing ban add's disconnects"}
 BLOCK = re.compile(r"^\s*```(\w*)\n(.*?)^\s*```", re.MULTILINE | re.DOTALL)
 USER = "spammer-7"
 PARTICIPANT = "p-spam"
@@ -78,12 +75,7 @@ def test_every_runbook_is_indexed_and_has_commands():
 
 @pytest.mark.parametrize(
     "page",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, raises=KeyError, reason=KNOWN_BROKEN[p.stem]))
-        if p.stem in KNOWN_BROKEN
-        else p
-        for p in PAGES
-    ],
+    PAGES,
     ids=[p.stem for p in PAGES],
 )
 def test_runbook_commands_run_as_written(page: Path, placeholders: dict[str, str]):

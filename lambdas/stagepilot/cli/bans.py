@@ -107,7 +107,15 @@ def sweep(res: Any, user_id: str, reason: str, out: Output) -> list[dict[str, An
     stages = [p.stage_arn for p in services.policies.list() if p.stage_arn != DEFAULT_STAGE]
     out.progress(f"checking {len(stages)} stages with a policy for connected participants of {user_id}...")
     outcomes = sweep_banned_user(services, user_id, reason=reason, stage_arns=stages)
-    return [{"action": o.action, "reason": o.reason, **dict(o.details)} for o in outcomes]
+    return [
+        {
+            "action": o.action,
+            "reason": o.reason,
+            "stageArn": o.details.get("stage_arn"),
+            "participantId": o.details.get("participant_id"),
+        }
+        for o in outcomes
+    ]
 
 
 def cmd_remove(args: argparse.Namespace, out: Output) -> int:
