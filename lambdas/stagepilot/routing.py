@@ -25,7 +25,8 @@ DEFAULT_MODERATION_SOURCES: Final = ("stagepilot.moderation",)
 PARTICIPANT_PUBLISHED: Final = "Participant Published"
 PARTICIPANT_UNPUBLISHED: Final = "Participant Unpublished"
 PARTICIPANT_PUBLISH_ERROR: Final = "Participant Publish Error"
-COMPOSITION_EVENT_NAMES: Final = ("Session Start", "Session End", "Session Failure", "Destination Failure")
+# Session Start needs no action (the start was recorded when StartComposition returned), so it is not routed.
+COMPOSITION_EVENT_NAMES: Final = ("Session End", "Session Failure", "Destination Failure")
 # The English names of the replication events are not documented (see docs/events.md); IVS's own
 # ListParticipantEvents calls them REPLICATION_STARTED / REPLICATION_STOPPED. Match any Stage Update
 # whose name mentions replication, and let the handler treat names it does not know as harmless.
