@@ -3,7 +3,7 @@ IVS stand-in enforcing 5 StartComposition calls per second, on a virtual clock.
 
 The deployed shape is modelled, not ``LocalDeployment``'s single consumer: the composition queue is
 read by ``CONSUMERS`` function containers (the event source mapping's MaximumConcurrency), each with
-its own services and its own ``Pacer`` at the deployed ``ivs_calls_per_second`` (2.5/s), whose clock is
+its own services and its own ``Pacer`` at the deployed ``ivs_calls_per_second`` (2.0/s), whose clock is
 that container's virtual time and whose sleep advances it. A container takes the next visible message
 when it is free; a failed record becomes visible again after the back-off the handler asked for
 (``ChangeMessageVisibility``), and after ``MAX_RECEIVES`` it goes to the DLQ. Botocore's own retries

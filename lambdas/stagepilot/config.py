@@ -19,7 +19,7 @@ ENV_POLICY_CACHE_SECONDS: Final = "STAGEPILOT_POLICY_CACHE_SECONDS"
 ENV_IVS_CALLS_PER_SECOND: Final = "STAGEPILOT_IVS_CALLS_PER_SECOND"  # per function container
 
 DEFAULT_POLICY_CACHE_SECONDS: Final = 30.0
-DEFAULT_IVS_CALLS_PER_SECOND: Final = 2.5  # 5 TPS quota / MaximumConcurrency 2
+DEFAULT_IVS_CALLS_PER_SECOND: Final = 2.0  # 80% of the 5 TPS quota / MaximumConcurrency 2 (infra/pipeline.py)
 METRICS_NAMESPACE: Final = "StagePilot"
 
 

@@ -101,7 +101,7 @@ def test_function_runtime_settings_and_environment(deployed: Synthesized, automa
         "STAGEPILOT_TABLE": {"Ref": deployed.logical_id(deployed.stack.table)},
         "STAGEPILOT_STAGE_ARN_PREFIXES": "[]",
         "STAGEPILOT_DLQ_URL": {"Ref": deployed.logical_id(pipeline.dlq)},
-        "STAGEPILOT_IVS_CALLS_PER_SECOND": "2.5",
+        "STAGEPILOT_IVS_CALLS_PER_SECOND": "2.0",
         "POWERTOOLS_SERVICE_NAME": automation,
         "POWERTOOLS_METRICS_NAMESPACE": "StagePilot",
         "POWERTOOLS_LOG_LEVEL": "INFO",

@@ -69,7 +69,7 @@ class IvsConflict(ConfigurationError):
 class Pacer:
     """Spaces calls at most ``rate`` per second within this process (token bucket of size 1).
 
-    With the event source mapping's MaximumConcurrency of 2 and 2.5 calls/s per container, the functions
+    With the event source mapping's MaximumConcurrency of 2 and 2.0 calls/s per container, the functions
     together stay under IVS's 5 TPS for each mutating operation; bursts wait here or in the queue.
     """
 
