@@ -244,6 +244,7 @@ class StagePilotStack(Stack):
                     "ivs:GetStage",
                     "ivs:GetParticipant",
                     "ivs:ListParticipants",
+                    "ivs:ListParticipantEvents",  # is a refused publisher still publishing? (a race, not an error)
                     "ivs:StartParticipantReplication",
                     "ivs:StopParticipantReplication",
                     "ivs:ListParticipantReplicas",

@@ -337,7 +337,10 @@ def test_not_publishing_answer_is_not_retried(deployment: LocalDeployment, event
     [delivery] = deployment.deliveries
     assert delivery.error is None and delivery.receive == 1
     assert delivery.outcome is not None and not delivery.outcome.acted
+    assert "stopped publishing before replication" in delivery.outcome.reason
     assert "is not publishing" in delivery.outcome.reason  # IVS's answer is shown to the operator
+    assert deployment.services.audit.list(STAGE) == []  # a race, not a configuration error
+    assert deployment.metrics.counts.get("ReplicationFailed") is None
 
 
 def test_unknown_destination_stage_is_audited_and_not_retried(

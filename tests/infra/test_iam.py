@@ -21,6 +21,7 @@ IVS_ACTIONS = {
         "ivs:GetStage",
         "ivs:GetParticipant",
         "ivs:ListParticipants",
+        "ivs:ListParticipantEvents",
         "ivs:StartParticipantReplication",
         "ivs:StopParticipantReplication",
         "ivs:ListParticipantReplicas",
@@ -36,6 +37,7 @@ IVS_ACTIONS = {
 }
 STAGE_ACTIONS = {
     "ivs:GetStage",
+    "ivs:ListParticipantEvents",
     "ivs:GetParticipant",
     "ivs:ListParticipants",
     "ivs:StartComposition",

@@ -204,6 +204,17 @@ class IvsStage:
         response = self._call("GetParticipant", stageArn=stage_arn, sessionId=session_id, participantId=participant_id)
         return _participant(response["participant"])
 
+    def is_publishing(self, stage_arn: str, session_id: str, participant_id: str) -> bool:
+        """Whether the participant publishes now. GetParticipant's ``published`` means "ever published";
+        only its events say whether the last publish was stopped (ListParticipantEvents)."""
+        params = {"stageArn": stage_arn, "sessionId": session_id, "participantId": participant_id, "maxResults": 100}
+        last: tuple[str, int, str] | None = None
+        for index, event in enumerate(self._paginate("ListParticipantEvents", "events", params)):
+            if event.get("name") in ("PUBLISH_STARTED", "PUBLISH_STOPPED"):
+                key = (str(event.get("eventTime", "")), index, event["name"])
+                last = key if last is None or key[:2] >= last[:2] else last
+        return last is not None and last[2] == "PUBLISH_STARTED"
+
     def compositions(self, stage_arn: str) -> list[CompositionSummary]:
         params = {"filterByStageArn": stage_arn, "maxResults": 100}
         return [

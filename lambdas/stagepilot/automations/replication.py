@@ -212,7 +212,7 @@ class ReplicationAutomation:
         # publishing is a race (no-op); a publisher still there means the request itself is wrong.
         found = self._participant(services, event)
         gone = None
-        if found is None or found.state != "CONNECTED":
+        if found is None or found.state != "CONNECTED" or not self._publishing(services, event):
             services.metrics.count("ReplicationPublisherGone")
             gone = f"the publisher stopped publishing before replication ({exc.code}: {exc.ivs_message})"
         elif found.is_replica:
@@ -290,6 +290,11 @@ class ReplicationAutomation:
                 **ids,
             )
         return found
+
+    @staticmethod
+    def _publishing(services: Services, event: StageUpdate) -> bool:
+        assert event.participant_id is not None
+        return services.ivs.is_publishing(event.stage_arn, event.session_id, event.participant_id)
 
     @staticmethod
     def _participant(services: Services, event: StageUpdate) -> Participant | None:

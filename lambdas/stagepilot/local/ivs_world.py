@@ -69,6 +69,7 @@ class IvsWorld:
             "ListStageSessions": self._op_list_stage_sessions,
             "GetParticipant": self._op_get_participant,
             "ListParticipants": self._op_list_participants,
+            "ListParticipantEvents": self._op_list_participant_events,
             "StartComposition": self._op_start_composition,
             "StopComposition": self._op_stop_composition,
             "GetComposition": self._op_get_composition,
@@ -142,6 +143,25 @@ class IvsWorld:
             next_token=params.get("nextToken"),
         )
         return _with_token({"participants": [participant_summary_view(p) for p in page]}, token)
+
+    def _op_list_participant_events(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """The participant's history as IVS summarises it, oldest first. The stand-in keeps state, not a log,
+        so the history is rebuilt from it: joined, started publishing (if it ever did), stopped (if it did
+        and is not publishing now), left (if disconnected). UNDOCUMENTED: the order IVS returns."""
+        stage = self._stages.get(params["stageArn"])
+        p = stage.participants.get((params["sessionId"], params["participantId"])) if stage else None
+        history: list[str] = []
+        if p is not None:
+            history.append("JOINED")
+            if p.published:
+                history.append("PUBLISH_STARTED")
+                if not p.publishing:
+                    history.append("PUBLISH_STOPPED")
+            if p.state == "DISCONNECTED":
+                history.append("LEFT")
+        when = event_time(p.first_join_time or now) if p is not None else event_time(now)
+        events = [{"name": name, "participantId": params["participantId"], "eventTime": when} for name in history]
+        return {"events": events[: params.get("maxResults", 50)]}  # at most four: one page
 
     def _op_disconnect_participant(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
         stage = self._require_stage(params["stageArn"])
