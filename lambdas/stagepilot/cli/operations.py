@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.policies import checked_arn
-from stagepilot.cli.resources import CliError, Resources, client
+from stagepilot.cli.resources import CliError, Resources, client, read_json_file
 from stagepilot.policy import DEFAULT_STAGE, parse_policy, validate_policy
 
 if TYPE_CHECKING:
@@ -502,14 +501,7 @@ def cmd_explain(args: argparse.Namespace, out: Output) -> int:
 
 
 def _read_event(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}", status=2) from exc
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", status=2) from exc
+    document = read_json_file(path)
     if not isinstance(document, dict):
         raise CliError(f"{path}: expected one EventBridge event (a JSON object)", status=2)
     return document

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stagepilot.cli.resources import CliError
+from stagepilot.cli.resources import CliError, read_json_file
 from stagepilot.errors import ConflictError, NotFound
 from stagepilot.events import STAGE_ARN
 from stagepilot.policy import DEFAULT_STAGE, StagePolicy, parse_policy, replication_cycles, validate_policy
@@ -72,14 +72,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 
 def load_policy_file(path: Path) -> list[Any]:
     """The documents in a policy file: one object, or an array of them."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}", status=2) from exc
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", status=2) from exc
+    document = read_json_file(path)
     return document if isinstance(document, list) else [document]
 
 

@@ -6,8 +6,10 @@ Clients come from boto3's default session, so the usual AWS environment applies 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Final
 
 import boto3
@@ -76,6 +78,18 @@ class Resources:
     def queues(self) -> dict[str, tuple[str, str]]:
         """Per automation: (queue URL, DLQ URL)."""
         return {a: (self.output(queue_output(a)), self.output(dlq_output(a))) for a in AUTOMATIONS}
+
+
+def read_json_file(path: Path) -> Any:
+    """A JSON file the user named; unreadable or not JSON is bad input (exit 2), said in one line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", status=2) from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", status=2) from exc
 
 
 def client(service: str, **kwargs: Any) -> Any:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.policies import load_policy_file, problems_in
-from stagepilot.cli.resources import CliError
+from stagepilot.cli.resources import CliError, read_json_file
 from stagepilot.policy import parse_policy
 
 if TYPE_CHECKING:
@@ -71,12 +71,7 @@ def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
 
 
 def _bans(path: Path) -> list[dict[str, str]]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}", status=2) from exc
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}", status=2) from exc
+    document = read_json_file(path)
     if not isinstance(document, list):
         raise CliError(f'{path}: must be a JSON array of {{"userId", "reason"}} objects', status=2)
     for index, ban in enumerate(document):
