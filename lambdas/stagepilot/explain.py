@@ -194,8 +194,6 @@ def _composition_state_change(
     if owned is None:
         return _skip(COMPOSITION, "not a composition stagepilot started; left alone")
     session_id, attempt = owned
-    if event.event_name == "Session Start":
-        return _skip(COMPOSITION, "composition session started", session_id=session_id)
     if event.event_name == "Session End":
         return _skip(COMPOSITION, "composition ended normally; recorded, nothing to restart", session_id=session_id)
     if event.event_name == "Destination Failure":

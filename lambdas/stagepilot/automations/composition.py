@@ -82,8 +82,6 @@ class CompositionAutomation:
             return self._skip("not a composition stagepilot started; left alone")
         session_id, attempt = owned
         records = CompositionRecords(services.table, clock=services.clock)
-        if event.event_name == "Session Start":
-            return self._skip("composition session started", session_id=session_id)
         if event.event_name == "Session End":
             records.mark(
                 event.stage_arn,
