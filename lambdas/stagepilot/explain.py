@@ -27,7 +27,7 @@ from stagepilot.adapters.ivs import IvsRejected
 from stagepilot.adapters.replication_state import ReplicationRecords
 from stagepilot.adapters.state import CompositionRecords
 from stagepilot.automations.composition import _policy_hash
-from stagepilot.automations.moderation import NO_SESSION
+from stagepilot.automations.moderation import NO_SESSION, judge_publisher
 from stagepilot.automations.replication import _target
 from stagepilot.decisions.composition import (
     Decision,
@@ -41,9 +41,7 @@ from stagepilot.decisions.moderation import (
     Verdict,
     count_reason,
     events_in_window,
-    needs_attributes,
     should_disconnect_over_limit,
-    should_disconnect_publisher,
 )
 from stagepilot.decisions.replication import (
     MAX_REPLICATIONS_PER_PARTICIPANT,
@@ -411,26 +409,9 @@ def _moderation_publish(event: StageUpdate, moderation: ModerationPolicy | None,
         return _skip(MODERATION, "the event names no participant")
     if event.source_stage_arn is not None:
         return _skip(MODERATION, "a replica: moderated on its source stage", participant_id=participant_id)
-    ban = services.bans.get(event.user_id) if event.user_id else None
-    attributes = None
-    if needs_attributes(event.user_id, banned=ban is not None, moderation=moderation):
-        try:
-            attributes = services.ivs.participant(event.stage_arn, event.session_id, participant_id).attributes
-        except IvsRejected as exc:
-            if not exc.not_found:
-                raise
-            return _skip(
-                MODERATION, "IVS no longer knows the participant; nothing to check", participant_id=participant_id
-            )
-    verdict = should_disconnect_publisher(
-        event.user_id,
-        banned=ban is not None,
-        ban_reason=ban.reason if ban is not None else "",
-        moderation=moderation,
-        attributes=attributes,
-    )
-    if verdict is None:
-        return _skip(MODERATION, "no moderation rule matches the publisher", participant_id=participant_id)
+    verdict = judge_publisher(event, participant_id, moderation, services)
+    if isinstance(verdict, str):
+        return _skip(MODERATION, verdict, participant_id=participant_id)
     return _disconnect(event, participant_id, verdict, moderation, services)
 
 

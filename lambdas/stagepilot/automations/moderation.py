@@ -95,24 +95,9 @@ class ModerationAutomation:
                 "a replica: moderated on its source stage, where a disconnect also stops its replicas",
                 participant_id=participant_id,
             )
-        ban = services.bans.get(event.user_id) if event.user_id else None
-        attributes = None
-        if needs_attributes(event.user_id, banned=ban is not None, moderation=moderation):
-            try:
-                attributes = services.ivs.participant(event.stage_arn, event.session_id, participant_id).attributes
-            except IvsRejected as exc:
-                if not exc.not_found:
-                    raise
-                return _skip("IVS no longer knows the participant; nothing to check", participant_id=participant_id)
-        verdict = should_disconnect_publisher(
-            event.user_id,
-            banned=ban is not None,
-            ban_reason=ban.reason if ban is not None else "",
-            moderation=moderation,
-            attributes=attributes,
-        )
-        if verdict is None:
-            return _skip("no moderation rule matches the publisher", participant_id=participant_id)
+        verdict = judge_publisher(event, participant_id, moderation, services)
+        if isinstance(verdict, str):
+            return _skip(verdict, participant_id=participant_id)
         return self._act(event, participant_id, event.user_id, verdict, moderation, services)
 
     # Participant Publish Error / Participant Flagged -------------------------------------------------
@@ -176,6 +161,30 @@ class ModerationAutomation:
 
 
 # The one place a participant is disconnected ---------------------------------------------------------
+def judge_publisher(
+    event: StageUpdate, participant_id: str, moderation: ModerationPolicy | None, services: Services
+) -> Verdict | str:
+    """The rule that disconnects this publisher, or why none does. Reads the ban list, and the token's
+    attributes only when a rule needs them. Shared by the handler and ``stagepilot explain``."""
+    ban = services.bans.get(event.user_id) if event.user_id else None
+    attributes = None
+    if needs_attributes(event.user_id, banned=ban is not None, moderation=moderation):
+        try:
+            attributes = services.ivs.participant(event.stage_arn, event.session_id, participant_id).attributes
+        except IvsRejected as exc:
+            if not exc.not_found:
+                raise
+            return "IVS no longer knows the participant; nothing to check"
+    verdict = should_disconnect_publisher(
+        event.user_id,
+        banned=ban is not None,
+        ban_reason=ban.reason if ban is not None else "",
+        moderation=moderation,
+        attributes=attributes,
+    )
+    return verdict if verdict is not None else "no moderation rule matches the publisher"
+
+
 def disconnect_participant(
     services: Services,
     *,
