@@ -287,8 +287,3 @@ def _type_name(value: object) -> str:
         float: "number",
         type(None): "null",
     }.get(type(value), type(value).__name__)
-
-
-def format_time(value: datetime) -> str:
-    """The EventBridge time format (``2026-11-21T20:00:00Z``)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
