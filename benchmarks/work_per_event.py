@@ -106,7 +106,7 @@ def hundred_stage_show(
         document["replication"][0]["participants"] = {"userIds": [f"host-{i}"]}
         document["moderation"]["blockedUserIds"] = [f"troll-{i}"]
         policies.append(parse_policy(document))
-        session = f"st-Show{i:04d}Session"
+        session = f"st-Show{i:04d}Sessn"
         start = T0 + timedelta(seconds=rng.uniform(0, 600))
         people = [(f"hOst{i:04d}AbCd", f"host-{i}", {"role": "host", "featured": "true"})]
         people += [(f"gUest{i:04d}x{k}Ab", f"guest-{i}-{k}", {"tier": "free"}) for k in range(2)]

@@ -16,7 +16,7 @@ REGION = "us-east-1"
 T0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
 STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/MainStage0001"
 OTHER_STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/GreenRoom0001"
-SESSION = "st-MainSession001"
+SESSION = "st-MainSession01"
 CHANNEL = f"arn:aws:ivs:{REGION}:{ACCOUNT}:channel/ShowChannel01"
 ENCODER = f"arn:aws:ivs:{REGION}:{ACCOUNT}:encoder-configuration/ShowEncoder01"
 STORAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:storage-configuration/ShowStorage01"

@@ -21,7 +21,7 @@ from stagepilot.routing import COMPOSITION_STATE_CHANGE, IVS_SOURCE, PARTICIPANT
 # Patterns of the IVS API model (botocore ivs-realtime): ARNs, session and participant ids.
 STAGE_ARN = re.compile(r"arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+")
 COMPOSITION_ARN = re.compile(r"arn:aws:ivs:[a-z0-9-]+:[0-9]+:composition/[a-zA-Z0-9-]+")
-SESSION_ID = re.compile(r"st-[a-zA-Z0-9]+")
+SESSION_ID = re.compile(r"st-[a-zA-Z0-9]{13}")  # fixed length 16 (model: StageSessionId)
 PARTICIPANT_ID = re.compile(r"[a-zA-Z0-9-_]+")
 MAX_ID_LENGTH = 64
 MAX_USER_ID_LENGTH = 128

@@ -59,13 +59,13 @@ def test_ban_add_disconnects_the_user_on_every_stage_with_a_policy(ivs, tmp_path
     events = EventFactory()
     third = "arn:aws:ivs:us-east-1:123456789012:stage/NoPolicy0001"
     for stage, session in (
-        (STAGE, "st-MainSession001"),
-        (OTHER_STAGE, "st-GreenSession01"),
+        (STAGE, "st-MainSession01"),
+        (OTHER_STAGE, "st-GreenSession1"),
         (third, "st-ThirdSession1"),
     ):
         ivs.create_stage(stage)
         ivs.observe(events.published(f"bad-{stage[-4:]}", user_id="spammer-7", stage=stage, session=session))
-    ivs.observe(events.published("good-1", user_id="host-1", stage=STAGE, session="st-MainSession001"))
+    ivs.observe(events.published("good-1", user_id="host-1", stage=STAGE, session="st-MainSession01"))
     for stage in (STAGE, OTHER_STAGE):
         path = tmp_path / f"{stage[-4:]}.json"
         path.write_text(json.dumps({"stageArn": stage, "moderation": {}}))

@@ -218,7 +218,7 @@ def test_explain_agrees_on_a_replica_whose_event_does_not_say_so(ivs: IvsStandIn
     path.write_text(json.dumps({"stageArn": STAGE, "replication": [{"destinationStageArn": OTHER_STAGE}]}))
     assert run("policy", "put", str(path)).status == 0
     events = EventFactory()
-    ivs.observe(events.published("p-host", user_id="host", stage=OTHER_STAGE, session="st-Other"))
+    ivs.observe(events.published("p-host", user_id="host", stage=OTHER_STAGE, session="st-OtherSession1"))
     ivs.observe(events.published("p-guest", user_id="guest"))  # the stage's session is live
     ivs.client().start_participant_replication(
         sourceStageArn=OTHER_STAGE, destinationStageArn=STAGE, participantId="p-host"

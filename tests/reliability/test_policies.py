@@ -53,13 +53,13 @@ def test_a_policy_change_takes_effect_within_the_cache_lifetime(deployment: Loca
     events = EventFactory()
     ttl = deployment.settings.policy_cache_seconds
     put_policy(deployment, _composition_policy(STAGE, paused=True))
-    deployment.put_event(events.published("pUblisher01", session="st-First", at=T0))
+    deployment.put_event(events.published("pUblisher01", session="st-FirstSession1", at=T0))
     deployment.drain()
     assert _compositions(deployment, STAGE) == 0  # paused
     put_policy(deployment, _composition_policy(STAGE, paused=False))  # the operator unpauses mid-show
     deployment.ivs.end_session(STAGE)
     at = T0 + timedelta(seconds=ttl)  # the cached "paused" expires no later than this
-    deployment.put_event(events.published("pUblisher02", session="st-Second", at=at))
+    deployment.put_event(events.published("pUblisher02", session="st-SecondSession", at=at))
     deployment.drain()
     assert _compositions(deployment, STAGE) == 1
 
@@ -78,9 +78,9 @@ def test_an_invalid_stored_policy_stops_only_its_stage_and_waits_in_the_dlq(depl
             "document": {"S": json.dumps({"stageArn": STAGE, "composition": {"layout": "not a layout"}})},
         },
     )
-    broken = events.published("pUblisher01", session="st-Broken", at=T0)
+    broken = events.published("pUblisher01", session="st-BrokenSessio1", at=T0)
     deployment.put_event(broken)
-    deployment.put_event(events.published("pUblisher02", stage=OTHER_STAGE, session="st-Other", at=T0))
+    deployment.put_event(events.published("pUblisher02", stage=OTHER_STAGE, session="st-OtherSession1", at=T0))
     deployment.drain()
     assert _compositions(deployment, OTHER_STAGE) == 1  # the other stage keeps working
     assert _compositions(deployment, STAGE) == 0
