@@ -31,7 +31,9 @@ def put(tmp_path: Path, document: dict) -> None:
 
 def test_disconnect_kicks_the_participant_and_is_audited(ivs: IvsStandIn):
     ivs.declare_participant(STAGE, "p-1", user_id="troll-9")
-    ivs.observe(EventFactory().published("p-1", user_id="troll-9"))
+    events = EventFactory()
+    ivs.observe(events.published("p-1", user_id="troll-9"))
+    ivs.observe(events.published("p-2", user_id="host"))  # keeps the session going after the kick
 
     result = run("disconnect", STAGE, "p-1", "--reason", "harassment")
 

@@ -217,10 +217,10 @@ def test_a_banned_users_new_participant_in_a_later_session_is_disconnected_again
 ) -> None:
     show.services.bans.add("troll-1", reason="harassment")
     send(show, events.published("p1", user_id="troll-1"))
-    send(show, events.published("p2", user_id="troll-1", session="st-LaterSession01", at=later(3600)))
+    send(show, events.published("p2", user_id="troll-1", session="st-LaterSession1", at=later(3600)))
 
     assert [d["participantId"] for d in disconnects(show)] == ["p1", "p2"]
-    assert sorted(e["sessionId"] for e in audit(show)) == sorted([SESSION, "st-LaterSession01"])
+    assert sorted(e["sessionId"] for e in audit(show)) == sorted([SESSION, "st-LaterSession1"])
 
 
 def test_ban_expiry_lifts_the_ban(show: LocalDeployment, events: EventFactory) -> None:
@@ -229,7 +229,7 @@ def test_ban_expiry_lifts_the_ban(show: LocalDeployment, events: EventFactory) -
     assert len(disconnects(show)) == 1
 
     show.clock.advance_to(T0 + timedelta(hours=1, seconds=1))
-    send(show, events.published("p2", user_id="troll-1", session="st-LaterSession01", at=later(3601)))
+    send(show, events.published("p2", user_id="troll-1", session="st-LaterSession1", at=later(3601)))
     assert len(disconnects(show)) == 1
     assert connected(show, STAGE, "p2")
 
@@ -264,8 +264,10 @@ def test_a_paused_stage_is_left_alone_even_for_banned_users(make_deployment: Any
 # replicas ------------------------------------------------------------------------------------------
 def test_replicas_of_a_disconnected_source_are_stopped(show: LocalDeployment, events: EventFactory) -> None:
     send(show, events.published("p1", user_id="viewer-3"))
+    # With a reconnect window IVS keeps the replica on air for up to 5 minutes after its source stops
+    # (docs/simulate.md): moderation stops it. (With no window IVS ends it at once, see below.)
     show.ivs.client().start_participant_replication(
-        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="p1"
+        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="p1", reconnectWindowSeconds=300
     )
     show.run_due()  # the replica's own Participant Published on the destination: moderated at the source
     assert connected(show, OTHER_STAGE, "p1")
@@ -291,13 +293,31 @@ def test_replicas_of_a_disconnected_source_are_stopped(show: LocalDeployment, ev
     assert entry["details"]["replicasStopped"] == [OTHER_STAGE]
 
 
+def test_a_replica_without_a_reconnect_window_ends_with_its_disconnected_source(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    send(show, events.published("p1", user_id="viewer-3"))
+    show.ivs.client().start_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="p1"
+    )
+    show.run_due()
+    for second in (1, 2):
+        send(show, events.flagged("p1", user_id="viewer-3", at=later(second)))
+
+    # IVS ended the replica itself (reconnectWindowSeconds 0): nothing left for moderation to stop
+    assert [c.operation for c in show.ivs.mutating_calls()] == ["StartParticipantReplication", "DisconnectParticipant"]
+    assert show.ivs.replicas(STAGE, "p1", active_only=True) == []
+    [entry] = audit(show)
+    assert "replicasStopped" not in entry["details"]
+
+
 # the disconnect sweep of `stagepilot ban add` ------------------------------------------------------
 def test_ban_sweep_disconnects_the_user_on_every_stage_with_a_policy_and_no_one_else(
     show: LocalDeployment, events: EventFactory
 ) -> None:
     put_policy(show, policy(OTHER_STAGE))
     send(show, events.published("t-main", user_id="troll-1"))
-    send(show, events.published("t-green", user_id="troll-1", stage=OTHER_STAGE, session="st-GreenSession01"))
+    send(show, events.published("t-green", user_id="troll-1", stage=OTHER_STAGE, session="st-GreenSession1"))
     send(show, events.published("nice", user_id="viewer-3"))
     assert disconnects(show) == []
 
@@ -324,7 +344,7 @@ def test_ban_sweep_leaves_paused_stages_and_stages_without_the_user(make_deploym
     put_policy(deployment, {**policy(), "paused": True})
     put_policy(deployment, policy(OTHER_STAGE))
     send(deployment, events.published("t-main", user_id="troll-1"))
-    send(deployment, events.published("nice", user_id="viewer-3", stage=OTHER_STAGE, session="st-GreenSession01"))
+    send(deployment, events.published("nice", user_id="viewer-3", stage=OTHER_STAGE, session="st-GreenSession1"))
 
     outcomes = sweep_banned_user(deployment.services, "troll-1", reason="", stage_arns=[STAGE, OTHER_STAGE])
 
@@ -384,9 +404,10 @@ def test_a_retry_after_a_crash_past_the_disconnect_finishes_the_job(
     show: LocalDeployment, events: EventFactory
 ) -> None:
     # The first delivery disconnected p1, then failed listing replicas (the Lambda died, in effect).
+    send(show, events.published("p0", user_id="host"))  # the session goes on after p1 is kicked
     send(show, events.published("p1", user_id="viewer-3"))
     show.ivs.client().start_participant_replication(
-        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="p1"
+        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="p1", reconnectWindowSeconds=300
     )
     show.run_due()
     show.ivs.fail_next("ListParticipantReplicas")
@@ -397,7 +418,8 @@ def test_a_retry_after_a_crash_past_the_disconnect_finishes_the_job(
     show.drain()
 
     # The retry repeats DisconnectParticipant (IVS answers an already-disconnected participant as done),
-    # then stops the replica it had not reached; one audit entry, one metric.
+    # then stops the replica it had not reached (IVS keeps it on air for its reconnect window); one audit
+    # entry, one metric.
     assert [d["participantId"] for d in disconnects(show)] == ["p1", "p1"]
     assert show.ivs.replicas(STAGE, "p1", active_only=True) == []
     assert [e["result"] for e in audit(show)] == ["disconnected"]
@@ -434,7 +456,7 @@ def test_ban_sweep_reports_a_throttled_disconnect_and_a_rerun_finishes_it(
 ) -> None:
     put_policy(show, policy(OTHER_STAGE))
     send(show, events.published("t-main", user_id="troll-1"))
-    send(show, events.published("t-green", user_id="troll-1", stage=OTHER_STAGE, session="st-GreenSession01"))
+    send(show, events.published("t-green", user_id="troll-1", stage=OTHER_STAGE, session="st-GreenSession1"))
     show.ivs.fail_next("DisconnectParticipant", error="ThrottlingException")
 
     first = sweep_banned_user(show.services, "troll-1", reason="", stage_arns=[STAGE, OTHER_STAGE])

@@ -270,16 +270,18 @@ def test_replica_not_marked_in_the_event_is_recognised_through_get_participant(
 ) -> None:
     participants = {"attributes": {"role": "host"}} if matched_by == "attributes" else {"userIds": ["host-1"]}
     put_policy(deployment, policy(OTHER_STAGE, to(STAGE, participants=participants)))
-    deployment.ivs.declare_participant(OTHER_STAGE, "host", user_id="host-1", attributes={"role": "host"})
-    # A replica's publish event without the replica fields (their presence in real events is unverified).
-    replica = events.published("host", user_id="host-1", stage=OTHER_STAGE, session="st-GreenSession01")
-    deployment.ivs.observe({**replica, "detail": {**replica["detail"], "replica": True, "source_stage_arn": STAGE}})
-    deployment.put_event(replica, observe=False)
+    deployment.ivs.declare_participant(STAGE, "host", user_id="host-1", attributes={"role": "host"})
+    deployment.put_event(events.published("host", user_id="host-1"), deliver=False)
+    # Someone else replicates the host into OTHER_STAGE: IVS's Participant Published there carries only the
+    # documented fields (no replica flag, no source stage), so only GetParticipant can tell it is a replica.
+    deployment.ivs.client().start_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="host"
+    )
     deployment.drain()
 
-    assert starts(deployment) == []
-    [outcome] = outcomes(deployment)
-    assert "replica" in outcome.reason and "GetParticipant" in outcome.reason
+    assert len(starts(deployment)) == 1  # only the one made above: the replica is not sent back
+    [outcome] = [o for o in outcomes(deployment) if "replica" in o.reason]
+    assert "GetParticipant" in outcome.reason
 
 
 def test_replications_started_by_others_count_against_the_five_per_participant(

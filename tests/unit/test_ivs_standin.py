@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,7 +63,7 @@ def stage_update(
 ) -> dict[str, Any]:
     return {
         "version": "0",
-        "id": "6a3ef1e2-0b1c-4d5e-8f90-1a2b3c4d5e6f",
+        "id": str(uuid.uuid4()),  # each a distinct event: the stand-in ignores an id it already followed
         "detail-type": "IVS Stage Update",
         "source": "aws.ivs",
         "account": ACCOUNT,
@@ -125,15 +126,15 @@ def test_unknown_stage_is_resource_not_found(client: Any) -> None:
 def test_a_new_session_id_ends_the_previous_session(ivs: IvsStandIn, client: Any, clock: FakeClock) -> None:
     publish(ivs, "p1")
     clock.tick(600)
-    publish(ivs, "p2", session="st-NewSession0001")
+    publish(ivs, "p2", session="st-NewSession001")
 
     sessions = client.list_stage_sessions(stageArn=STAGE)["stageSessions"]
-    assert [s["sessionId"] for s in sessions] == ["st-NewSession0001", SESSION]  # newest first
+    assert [s["sessionId"] for s in sessions] == ["st-NewSession001", SESSION]  # newest first
     assert "endTime" not in sessions[0]
     assert sessions[1]["endTime"] == START + timedelta(seconds=600)
     old = client.get_participant(stageArn=STAGE, sessionId=SESSION, participantId="p1")["participant"]
     assert old["state"] == "DISCONNECTED"
-    assert client.get_stage(arn=STAGE)["stage"]["activeSessionId"] == "st-NewSession0001"
+    assert client.get_stage(arn=STAGE)["stage"]["activeSessionId"] == "st-NewSession001"
 
 
 def test_list_stage_sessions_pages(ivs: IvsStandIn, client: Any) -> None:
@@ -153,15 +154,15 @@ def test_get_stage_session(ivs: IvsStandIn, client: Any) -> None:
         "startTime": START,
     }
     with pytest.raises(client.exceptions.ResourceNotFoundException):
-        client.get_stage_session(stageArn=STAGE, sessionId="st-Unknown0000000"[:16])
+        client.get_stage_session(stageArn=STAGE, sessionId="st-Unknown000000"[:16])
 
 
 def test_late_event_for_an_ended_session_is_ignored(ivs: IvsStandIn, client: Any) -> None:
     publish(ivs, "p1")
-    publish(ivs, "p2", session="st-NewSession0001")
+    publish(ivs, "p2", session="st-NewSession001")
     unpublish(ivs, "p1")  # arrives late, for the old session
 
-    assert client.get_stage(arn=STAGE)["stage"]["activeSessionId"] == "st-NewSession0001"
+    assert client.get_stage(arn=STAGE)["stage"]["activeSessionId"] == "st-NewSession001"
     assert [p.participant_id for p in ivs.participants(STAGE)] == ["p2"]
 
 
@@ -172,9 +173,11 @@ def test_unknown_events_are_ignored(ivs: IvsStandIn) -> None:
     assert ivs.stage(STAGE) is None
 
 
-def test_end_session_disconnects_everyone_and_stops_compositions(
-    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+def test_end_session_disconnects_everyone_and_the_composition_stops_a_minute_later(
+    ivs: IvsStandIn, client: Any, clock: FakeClock, events: list[dict[str, Any]]
 ) -> None:
+    # A composition is the stage's, not the session's: StartComposition doc, "After a 1-minute timeout,
+    # when all participants are disconnected from the stage". (The stand-in used to stop it at once.)
     publish(ivs, "p1")
     arn = start(client)["arn"]
 
@@ -185,8 +188,13 @@ def test_end_session_disconnects_everyone_and_stops_compositions(
     assert client.get_participant(stageArn=STAGE, sessionId=SESSION, participantId="p1")["participant"]["state"] == (
         "DISCONNECTED"
     )
+    assert client.get_composition(arn=arn)["composition"]["state"] == "ACTIVE"
+    clock.tick(59)
+    assert client.get_composition(arn=arn)["composition"]["state"] == "ACTIVE"
+    clock.tick(1)
     assert client.get_composition(arn=arn)["composition"]["state"] == "STOPPED"
-    assert [e["resources"] for e in named(events, "Session End")] == [[arn]]
+    [end] = named(events, "Session End")
+    assert (end["resources"], end["time"]) == ([arn], "2026-11-21T20:01:00Z")
 
 
 # ------------------------------------------------------------------------------------------ participants
@@ -220,7 +228,7 @@ def test_get_participant_unknown_is_not_found(ivs: IvsStandIn, client: Any) -> N
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.get_participant(stageArn=STAGE, sessionId=SESSION, participantId="nobody")
     with pytest.raises(client.exceptions.ResourceNotFoundException):
-        client.get_participant(stageArn=STAGE, sessionId="st-Unknown0000000"[:16], participantId="p1")
+        client.get_participant(stageArn=STAGE, sessionId="st-Unknown000000"[:16], participantId="p1")
 
 
 def test_list_participants_pages_in_join_order(ivs: IvsStandIn, client: Any) -> None:
@@ -289,7 +297,7 @@ def test_start_composition_emits_session_start(ivs: IvsStandIn, client: Any, eve
     [event] = named(events, "Session Start")
     assert event["detail-type"] == "IVS Composition State Change"
     assert event["resources"] == [composition["arn"]]
-    assert event["detail"] == {"event_name": "Session Start", "stage_arn": STAGE, "session_id": SESSION}
+    assert event["detail"] == {"event_name": "Session Start", "stage_arn": STAGE}  # no session: documented fields
 
 
 def test_emitted_envelopes_are_eventbridge_shaped(ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]) -> None:
@@ -390,7 +398,7 @@ def test_stop_composition_emits_session_end(
     assert got["destinations"][0]["state"] == "STOPPED"
     [event] = named(events, "Session End")
     assert event["resources"] == [arn]
-    assert event["detail"] == {"event_name": "Session End", "stage_arn": STAGE, "session_id": SESSION}
+    assert event["detail"] == {"event_name": "Session End", "stage_arn": STAGE}
     assert event["time"] == "2026-11-21T20:00:30Z"
 
 
@@ -414,7 +422,6 @@ def test_fail_compositions_emits_session_failure(ivs: IvsStandIn, client: Any, e
     assert failures[0]["detail"] == {
         "event_name": "Session Failure",
         "stage_arn": STAGE,
-        "session_id": SESSION,
         "reason": "stage deleted",
     }
     assert named(events, "Session Failure") == failures
@@ -538,15 +545,14 @@ def test_start_replication_puts_a_replica_in_the_destination(
         "user_id": "host-1",
         "participant_id": "p1",
         "event_time": "2026-11-21T20:00:00Z",
-        "replica": True,
-        "source_stage_arn": STAGE,
-        "source_session_id": SESSION,
-    }
+    }  # no replica flag, no source stage: no IVS document shows them; GetParticipant says REPLICA
     assert started["resources"] == [STAGE]
-    assert started["detail"]["event_name"] == "Participant Replication Started"
-    assert started["detail"]["session_id"] == SESSION
-    assert started["detail"]["destination_stage_arn"] == DEST
-    assert started["detail"]["destination_session_id"] == destination_session
+    assert started["detail"] == {
+        "session_id": SESSION,
+        "event_name": "Participant Replication Started",
+        "user_id": "host-1",
+        "participant_id": "p1",
+    }
 
     [listed] = client.list_participant_replicas(sourceStageArn=STAGE, participantId="p1")["replicas"]
     assert listed == {
@@ -630,9 +636,11 @@ def test_stop_replication_removes_the_replica(ivs: IvsStandIn, client: Any, even
     assert (replica.state, replica.publishing, replica.replication_state) == ("DISCONNECTED", False, "STOPPED")
     unpublished, stopped = events
     assert (unpublished["resources"], unpublished["detail"]["event_name"]) == ([DEST], "Participant Unpublished")
-    assert unpublished["detail"]["replica"] is True
+    assert "replica" not in unpublished["detail"]
     assert (stopped["resources"], stopped["detail"]["event_name"]) == ([STAGE], "Participant Replication Stopped")
-    assert stopped["detail"]["destination_stage_arn"] == DEST
+    assert set(stopped["detail"]) == {"session_id", "event_name", "user_id", "participant_id"}
+    # the replica was the destination's only participant: its session is over
+    assert "activeSessionId" not in client.get_stage(arn=DEST)["stage"]
     [listed] = client.list_participant_replicas(sourceStageArn=STAGE, participantId="p1")["replicas"]
     assert listed["replicationState"] == "STOPPED"
     source = client.get_participant(stageArn=STAGE, sessionId=SESSION, participantId="p1")["participant"]
@@ -670,11 +678,13 @@ def test_disconnect_participant(ivs: IvsStandIn, client: Any, events: list[dict[
     participant = client.get_participant(stageArn=STAGE, sessionId=SESSION, participantId="p1")["participant"]
     assert participant["state"] == "DISCONNECTED"
     assert not ivs.participants(STAGE)[0].publishing
-    [event] = events
-    assert (event["resources"], event["detail"]["event_name"]) == ([STAGE], "Participant Unpublished")
-    # replication is left alone: IVS documents no link between the two
-    assert [r.state for r in ivs.replicas(STAGE, "p1")] == ["ACTIVE"]
-    assert ivs.participants(DEST)[0].publishing
+    assert [(e["resources"], e["detail"]["event_name"]) for e in events] == [
+        ([STAGE], "Participant Unpublished"),
+        ([DEST], "Participant Unpublished"),  # the replica ends with its source [repl]
+        ([STAGE], "Participant Replication Stopped"),
+    ]
+    assert [r.state for r in ivs.replicas(STAGE, "p1")] == ["STOPPED"]
+    assert not ivs.participants(DEST)[0].publishing
 
 
 def test_disconnect_unknown_participant_is_not_found(ivs: IvsStandIn, client: Any) -> None:
@@ -767,6 +777,7 @@ def test_retries_are_off_by_default_but_can_be_configured(ivs: IvsStandIn) -> No
 
 def test_rate_limit_throttles_beyond_the_quota_within_a_second(ivs: IvsStandIn, client: Any, clock: FakeClock) -> None:
     publish(ivs, "p1")
+    publish(ivs, "p2")  # keeps the session alive once p1 is gone
     ivs.set_rate_limit("DisconnectParticipant", 2)
 
     client.disconnect_participant(stageArn=STAGE, participantId="p1")

@@ -129,6 +129,7 @@ class Replica:
     destination_stage_arn: str
     destination_session_id: str | None
     state: str
+    source_session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,26 @@ class IvsStage:
                 return None
             raise
         return StageInfo(arn=stage["arn"], name=stage.get("name") or "", active_session_id=stage.get("activeSessionId"))
+
+    def live_stages(self) -> list[StageInfo]:
+        """Every stage with an active session, from ListStages (one call per 100 stages)."""
+        return [
+            StageInfo(arn=s["arn"], name=s.get("name") or "", active_session_id=s["activeSessionId"])
+            for s in self._paginate("ListStages", "stages", {"maxResults": 100})
+            if s.get("activeSessionId")
+        ]
+
+    def all_compositions(self) -> list[CompositionSummary]:
+        """Every composition of the account and region (one call per 100: at most 20 are live at once)."""
+        return [
+            CompositionSummary(arn=c["arn"], stage_arn=c["stageArn"], state=c["state"], tags=c.get("tags") or {})
+            for c in self._paginate("ListCompositions", "compositions", {"maxResults": 100})
+        ]
+
+    def connected_participants(self, stage_arn: str, session_id: str) -> list[Participant]:
+        """Who is connected now (ListParticipants ``filterByState`` CONNECTED; no attributes)."""
+        params = {"stageArn": stage_arn, "sessionId": session_id, "filterByState": "CONNECTED", "maxResults": 100}
+        return [_participant(p) for p in self._paginate("ListParticipants", "participants", params)]
 
     def stage_session(self, stage_arn: str, session_id: str) -> StageSession | None:
         """GetStageSession; None when IVS does not know the session."""
@@ -241,6 +262,7 @@ class IvsStage:
                 destination_stage_arn=r["destinationStageArn"],
                 destination_session_id=r.get("destinationSessionId"),
                 state=r.get("replicationState", ""),
+                source_session_id=r.get("sourceSessionId"),
             )
             for r in self._paginate("ListParticipantReplicas", "replicas", params)
         ]

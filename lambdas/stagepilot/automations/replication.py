@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
 from stagepilot.adapters.replication_state import ReplicationRecords, ReplicationTarget
@@ -22,6 +22,7 @@ from stagepilot.decisions.replication import (
     MAX_REPLICATIONS_PER_PARTICIPANT,
     ClaimState,
     ReplicationClaim,
+    ReplicationEventKind,
     candidate_rules,
     decide_claim,
     match_publisher,
@@ -36,6 +37,9 @@ from stagepilot.events import Event, StageUpdate
 from stagepilot.pipeline import Outcome, Services
 from stagepilot.policy import ReplicationRule, StagePolicy
 from stagepilot.routing import PARTICIPANT_PUBLISHED, REPLICATION
+
+if TYPE_CHECKING:
+    from stagepilot.convergence import LiveStage
 
 logger = logging.getLogger(__name__)
 
@@ -330,34 +334,117 @@ class ReplicationAutomation:
             return Outcome(self.name, "rejected", reason, details=details)
         return Outcome(self.name, "skip", reason, details=details)
 
+    # the convergence pass -----------------------------------------------------------------------------
+    def converge(self, stage: LiveStage, services: Services, *, dry_run: bool) -> list[Outcome]:
+        """Every publisher a rule matches has an ACTIVE replica in each destination, as IVS lists them
+        (ListParticipantReplicas); a missing one — its publish event lost, or IVS ended it and its stop
+        event was lost — is made again through the same path as a Participant Published."""
+        rules = stage.policy.replication if stage.policy is not None else ()
+        candidates = candidate_rules(rules, stage_arn=stage.arn)
+        if not candidates:
+            return []
+        records = ReplicationRecords(services.table, clock=services.clock)
+        outcomes = []
+        for participant in stage.publishers(replicas=False):
+            attributes = None
+            if needs_attributes(candidates, user_id=participant.user_id):
+                attributes = services.ivs.participant(
+                    stage.arn, stage.session_id, participant.participant_id
+                ).attributes
+            match = match_publisher(rules, stage_arn=stage.arn, user_id=participant.user_id, attributes=attributes)
+            if not match.matching:
+                continue
+            active = {
+                r.destination_stage_arn
+                for r in services.ivs.replicas(stage.arn, participant.participant_id)
+                if r.state == "ACTIVE"
+            }
+            missing = [
+                rule.destination_stage_arn for rule in match.matching if rule.destination_stage_arn not in active
+            ]
+            if not missing:
+                continue
+            ids = {"session_id": stage.session_id, "participant_id": participant.participant_id, "missing": missing}
+            found = f"a matching publisher with no replica in {', '.join(missing)} at IVS"
+            if dry_run:
+                outcomes.append(Outcome(self.name, "would-heal", f"would replicate: {found}", details=ids))
+                continue
+            seen = stage.publish_seen(participant, "replication")
+            for destination in missing:
+                target = ReplicationTarget(stage.arn, stage.session_id, participant.participant_id, destination)
+                claim = records.get(target)
+                if claim is not None and claim.state is ClaimState.STARTED:
+                    # The record says it runs; IVS says it does not (its stop event was lost): IVS wins.
+                    records.record_event(
+                        target,
+                        kind=ReplicationEventKind.STOPPED,
+                        event_name="ListParticipantReplicas",
+                        at=stage.now,
+                        destination_session_id=None,
+                    )
+            outcome = self._on_publish(seen, rules, services)
+            if outcome.acted:
+                outcome = Outcome(self.name, outcome.action, f"replicated: {found}", True, outcome.details)
+            outcomes.append(outcome)
+        return outcomes
+
     # Replication events ------------------------------------------------------------------------------
     def _on_replication_event(self, event: StageUpdate, services: Services) -> Outcome:
+        """Record what IVS says about the participant's replications. The event names the participant and
+        its session; which destination it is about is not documented, so IVS's own listing says it
+        (ListParticipantReplicas), and each replication of this session is recorded as IVS reports it."""
         kind = replication_event_kind(event.event_name)
         ids = {"session_id": event.session_id}
         if kind is None:
             return self._skip(f"unknown replication event {event.event_name!r}; recorded nothing", **ids)
-        if event.participant_id is None or event.destination_stage_arn is None:
-            return self._skip(f"{event.event_name} names no participant or destination stage; recorded nothing", **ids)
-        target = ReplicationTarget(
-            stage_arn=event.stage_arn,
-            session_id=event.session_id,
-            participant_id=event.participant_id,
-            destination_stage_arn=event.destination_stage_arn,
-        )
-        destination_session = event.envelope.detail.get("destination_session_id")
-        recorded = ReplicationRecords(services.table, clock=services.clock).record_event(
-            target,
-            kind=kind,
-            event_name=event.event_name,
-            at=event.time,
-            destination_session_id=destination_session if isinstance(destination_session, str) else None,
-        )
-        details = {**ids, "participant_id": event.participant_id, "destination": event.destination_stage_arn}
+        if event.participant_id is None:
+            return self._skip(f"{event.event_name} names no participant; recorded nothing", **ids)
+        participant_id = event.participant_id
+        records = ReplicationRecords(services.table, clock=services.clock)
+        if event.destination_stage_arn is not None:
+            destination_session = event.envelope.detail.get("destination_session_id")
+            reported = [
+                (
+                    event.destination_stage_arn,
+                    kind,
+                    destination_session if isinstance(destination_session, str) else None,
+                )
+            ]
+        else:
+            reported = [
+                (
+                    r.destination_stage_arn,
+                    ReplicationEventKind.STARTED if r.state == "ACTIVE" else ReplicationEventKind.STOPPED,
+                    r.destination_session_id,
+                )
+                for r in services.ivs.replicas(event.stage_arn, participant_id)
+                if r.source_session_id in (None, event.session_id)
+            ]
+        recorded = []
+        for destination, state, destination_session_id in reported:
+            target = ReplicationTarget(
+                stage_arn=event.stage_arn,
+                session_id=event.session_id,
+                participant_id=participant_id,
+                destination_stage_arn=destination,
+            )
+            if records.record_event(
+                target,
+                kind=state,
+                event_name=event.event_name,
+                at=event.time,
+                destination_session_id=destination_session_id,
+            ):
+                recorded.append(f"{destination} {state.value}")
+        details = {**ids, "participant_id": participant_id, "recorded": recorded}
         if not recorded:
-            return self._skip(f"{event.event_name} is older than what is recorded; ignored", **details)
-        services.metrics.count("ReplicationEventRecorded")
+            return self._skip(f"{event.event_name}: nothing newer than what is recorded", **details)
+        services.metrics.count("ReplicationEventRecorded", len(recorded))
         return Outcome(
-            self.name, f"record-replication-{kind.value}", f"recorded: replication {kind.value}", details=details
+            self.name,
+            f"record-replication-{kind.value}",
+            f"recorded as IVS lists them: {', '.join(recorded)}",
+            details=details,
         )
 
     def _skip(self, reason: str, **details: Any) -> Outcome:

@@ -31,7 +31,6 @@ from botocore.client import BaseClient
 from botocore.config import Config
 
 from stagepilot.local.ivs_model import (
-    LIVE_COMPOSITION_STATES,
     SERVICE_NAME,
     Call,
     Composition,
@@ -41,8 +40,9 @@ from stagepilot.local.ivs_model import (
     Stage,
     error_statuses,
     operation_names,
+    validate_request,
 )
-from stagepilot.local.ivs_world import IvsWorld, utc
+from stagepilot.local.ivs_world import SESSION_ID, IvsWorld, utc
 
 __all__ = ["Call", "IvsStandIn"]
 
@@ -84,7 +84,11 @@ class IvsStandIn(IvsWorld):
         self._failures: dict[str, deque[str]] = {}
         self._rate_limits: dict[str, float] = {}
         self._admitted: dict[str, deque[datetime]] = {}
+        self._outages: list[tuple[datetime, datetime]] = []
         self.calls: list[Call] = []
+        # Set by whoever drives the stand-in (LocalDeployment): why the calls now being made are made
+        # ("event", "retry", "reconcile"); recorded on each Call.
+        self.trigger: str | None = None
 
     # ------------------------------------------------------------------------------------ clients
 
@@ -142,43 +146,87 @@ class IvsStandIn(IvsWorld):
                 if p.participant_id == participant_id and p.replication_type != "REPLICA":
                     p.user_id, p.attributes = user_id, dict(attributes or {})
 
-    def observe(self, event: dict[str, Any]) -> None:
-        """Follow an EventBridge envelope the world produced (IVS Stage Update publish events).
+    def observe(self, event: dict[str, Any]) -> bool:
+        """Follow an EventBridge envelope describing what a participant did (IVS Stage Update
+        Participant Published / Unpublished / Publish Error). Returns whether the world changed.
 
         Starts the stage/session named by the event if needed; a session id other than the active
-        one ends the active session first. Events for a session that already ended are ignored
-        (events can arrive late and out of order). Anything else is ignored.
+        one ends the active session first. Ignored, as IVS could never have produced them: events for a
+        session that already ended (late, out of order), an envelope already followed (same ``id``: a
+        duplicate delivery), a participant whose token DisconnectParticipant revoked, a replica (the
+        stand-in makes those itself), stages of another account or region, session ids that are not
+        16 characters. A 13th publisher cannot publish (12 per stage).
         """
-        detail = event.get("detail") or {}
+        detail = event.get("detail")
+        if not isinstance(detail, dict) or event.get("detail-type") != "IVS Stage Update":
+            return False
         name = detail.get("event_name")
-        resources = event.get("resources") or []
+        resources = event.get("resources")
         participant_id = detail.get("participant_id")
-        if event.get("detail-type") != "IVS Stage Update" or name not in OBSERVED_STAGE_EVENTS:
-            return
-        if not resources or not participant_id:
-            return
+        session_id = detail.get("session_id")
+        if name not in OBSERVED_STAGE_EVENTS or not isinstance(resources, list) or not resources:
+            return False
+        if not isinstance(participant_id, str) or not participant_id or not isinstance(resources[0], str):
+            return False
+        if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
+            return False
+        event_id = event.get("id")
+        with self._lock:
+            if isinstance(event_id, str):
+                if event_id in self._followed:
+                    return False
+                self._followed.add(event_id)
+            now = self._now()
+            self._advance_locked(now)
+            changed = self._follow_locked(resources[0], session_id, participant_id, name, detail, now)
+            pending = self.take_outbox()
+        self._emit(pending)
+        return changed
+
+    def _follow_locked(
+        self, stage_arn: str, session_id: str, participant_id: str, name: str, detail: dict[str, Any], now: datetime
+    ) -> bool:
+        stage = self._ensure_stage(stage_arn, now)
+        if stage is None or participant_id in stage.revoked:
+            return False
+        session = self._session_for_event(stage, session_id, now)
+        if session is None:
+            return False
+        existing = stage.participants.get((session.session_id, participant_id))
+        if existing is not None and existing.replication_type == "REPLICA":
+            return False
+        user_id = detail.get("user_id") if isinstance(detail.get("user_id"), str) else ""
+        p = self._join(stage, session, participant_id, now, user_id=user_id or "")
+        if p.state != "CONNECTED":
+            p.state = "CONNECTED"  # the same token back in the same session (not revoked)
+            self._log(p, "JOINED", now)
+        if name == "Participant Published":
+            self._publish(stage, p, now)
+        elif name == "Participant Unpublished":
+            self._unpublish(stage, p, now)
+        else:
+            self._log(p, "PUBLISH_ERROR", now, error_code=detail.get("error_code") or "INTERNAL_SERVER_EXCEPTION")
+        self._refresh_idle(stage, now)
+        return True
+
+    def leave(self, stage_arn: str, participant_id: str) -> bool:
+        """The participant disconnects from the stage's active session; when the last one has left, the
+        session ends. Returns whether it was connected."""
         with self._lock:
             now = self._now()
             self._advance_locked(now)
-            stage = self._ensure_stage(resources[0], now)
-            session = self._session_for_event(stage, detail.get("session_id"), now) if stage else None
-            if stage is None or session is None:
-                pending = self.take_outbox()
-            else:
-                p = self._join(stage, session, participant_id, now, user_id=detail.get("user_id") or "")
-                if detail.get("replica") and p.replication_type == "NONE":
-                    p.replication_type, p.replication_state = "REPLICA", "ACTIVE"
-                    p.source_stage_arn = detail.get("source_stage_arn")
-                    p.source_session_id = detail.get("source_session_id")
-                p.state = "CONNECTED"
-                p.publishing = name == "Participant Published"
-                p.published = p.published or p.publishing
-                self._refresh_idle(stage, now)
-                pending = self.take_outbox()
+            stage = self._stages.get(stage_arn)
+            p = stage.participants.get((stage.active_session_id or "", participant_id)) if stage else None
+            connected = p is not None and p.state == "CONNECTED"
+            if stage is not None and p is not None:
+                self._leave(stage, p, now)
+            pending = self.take_outbox()
         self._emit(pending)
+        return connected
 
     def end_session(self, stage_arn: str) -> None:
-        """Everyone left: the active session ends and the stage's live compositions stop."""
+        """Everyone leaves: the active session ends. The stage's compositions stop a minute later unless
+        someone publishes again within it."""
         with self._lock:
             now = self._now()
             self._advance_locked(now)
@@ -188,15 +236,39 @@ class IvsStandIn(IvsWorld):
             pending = self.take_outbox()
         self._emit(pending)
 
+    def delete_stage(self, stage_arn: str) -> None:
+        """DeleteStage: compositions fail, replications in and out end, the stage is gone."""
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            self._delete_stage_locked(stage_arn, now)
+            pending = self.take_outbox()
+        self._emit(pending)
+
+    def fail_destination(self, composition_arn: str, *, reason: str = "broadcast to the channel failed") -> None:
+        """One destination of a live composition fails (``Destination Failure``). "IVS keeps the
+        composition alive if at least one of its destinations is active" [ssc]; with none left it fails."""
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            c = self._live.get(composition_arn)
+            if c is not None:
+                target = next(d for d in c.destinations if d.state == "ACTIVE")
+                target.state, target.end_time = "FAILED", now
+                self._composition_event(c, "Destination Failure", now, reason=reason)
+                if not any(d.state == "ACTIVE" for d in c.destinations):
+                    self._end_composition(c, now, state="FAILED", event="Session Failure", reason=reason)
+            pending = self.take_outbox()
+        self._emit(pending)
+
     def fail_compositions(self, stage_arn: str, *, reason: str = "internal error") -> list[dict[str, Any]]:
         """Every STARTING/ACTIVE composition on the stage fails; returns the Session Failure envelopes."""
         with self._lock:
             now = self._now()
             self._advance_locked(now)
             before = len(self._outbox)
-            for c in self._compositions:
-                if c.stage_arn == stage_arn and c.state in LIVE_COMPOSITION_STATES:
-                    self._end_composition(c, now, state="FAILED", event="Session Failure", reason=reason)
+            for c in [c for c in self._live.values() if c.stage_arn == stage_arn]:
+                self._end_composition(c, now, state="FAILED", event="Session Failure", reason=reason)
             failures = self._outbox[before:]
             pending = self.take_outbox()
         self._emit(pending)
@@ -211,6 +283,11 @@ class IvsStandIn(IvsWorld):
             self._advance_locked(utc(to) if to is not None else self._now())
             pending = self.take_outbox()
         self._emit(pending)
+
+    def next_transition(self) -> datetime | None:
+        """When IVS will next change something on its own (a driver advances its clock to it)."""
+        with self._lock:
+            return super().next_transition()
 
     def missing(self, arn: str) -> None:
         """Make a stage / channel / encoder- or storage-configuration ARN not exist."""
@@ -228,6 +305,13 @@ class IvsStandIn(IvsWorld):
             raise ValueError(f"{error} is not an ivs-realtime error; use one of {sorted(error_statuses())}")
         with self._lock:
             self._failures.setdefault(operation, deque()).extend([error] * count)
+
+    def outage(self, start: datetime, seconds: float) -> None:
+        """From ``start``, for ``seconds``, every call fails with HTTP 500 ``InternalServerException``."""
+        if seconds <= 0:
+            raise ValueError("an outage lasts more than 0 seconds")
+        with self._lock:
+            self._outages.append((utc(start), utc(start) + timedelta(seconds=seconds)))
 
     def set_rate_limit(self, operation: str, calls_per_second: float) -> None:
         """Allow at most ``calls_per_second`` calls of ``operation`` per sliding second of the
@@ -255,12 +339,9 @@ class IvsStandIn(IvsWorld):
 
     def compositions(self, stage_arn: str | None = None, *, include_deleted: bool = False) -> list[Composition]:
         with self._lock:
+            every = [*self._compositions.values(), *(self._cleaned_up if include_deleted else [])]
             return copy.deepcopy(
-                [
-                    c
-                    for c in self._compositions
-                    if (stage_arn is None or c.stage_arn == stage_arn) and (include_deleted or not c.deleted)
-                ]
+                sorted((c for c in every if stage_arn is None or c.stage_arn == stage_arn), key=lambda c: c.seq)
             )
 
     def participants(self, stage_arn: str, session_id: str | None = None) -> list[Participant]:
@@ -285,7 +366,8 @@ class IvsStandIn(IvsWorld):
             return copy.deepcopy(
                 [
                     r
-                    for r in self._replications
+                    for rs in self._replications.values()
+                    for r in rs
                     if (source_stage_arn is None or r.source_stage_arn == source_stage_arn)
                     and (participant_id is None or r.participant_id == participant_id)
                     and (destination_stage_arn is None or r.destination_stage_arn == destination_stage_arn)
@@ -322,7 +404,7 @@ class IvsStandIn(IvsWorld):
             now = self._now()
             self._advance_locked(now)
             status, payload, error_code = self._dispatch(operation, params, now)
-            self.calls.append(Call(operation, params, status, now))
+            self.calls.append(Call(operation, params, status, now, self.trigger))
             pending = self.take_outbox()
         self._emit(pending)
         headers = {"Content-Type": "application/json", "x-amzn-RequestId": str(uuid.uuid4())}
@@ -338,6 +420,8 @@ class IvsStandIn(IvsWorld):
     def _dispatch(
         self, operation: str, params: dict[str, Any], now: datetime
     ) -> tuple[int, dict[str, Any], str | None]:
+        if any(start <= now < end for start, end in self._outages):
+            return 500, {"exceptionMessage": "injected outage: IVS is unavailable"}, "InternalServerException"
         if not self._admit(operation, now):
             return 429, {"message": "Rate exceeded"}, THROTTLING
         queued = self._failures.get(operation)
@@ -351,6 +435,7 @@ class IvsStandIn(IvsWorld):
             return 501, {"message": message}, "NotImplemented"
         outbox_before = len(self._outbox)
         try:
+            validate_request(operation, params)  # what the service checks beyond botocore (max, pattern, enum)
             return 200, handler(params, now), None
         except IvsApiError as exc:
             del self._outbox[outbox_before:]  # a failed call changes nothing

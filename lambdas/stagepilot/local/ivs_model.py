@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ class Call:
     params: dict[str, Any]
     status: int
     time: datetime
+    trigger: str | None = None  # what made the caller call: "event", "retry", "reconcile" (set by the caller)
 
 
 @dataclass
@@ -47,6 +49,19 @@ class StageSession:
     start_time: datetime
     end_time: datetime | None = None
     seq: int = 0
+
+
+@dataclass
+class ParticipantEvent:
+    """One entry of a participant's history, as ListParticipantEvents returns it."""
+
+    name: str  # JOINED, LEFT, PUBLISH_STARTED, PUBLISH_STOPPED, PUBLISH_ERROR, REPLICATION_STARTED/STOPPED
+    time: datetime
+    seq: int
+    error_code: str | None = None
+    destination_stage_arn: str | None = None
+    destination_session_id: str | None = None
+    replica: bool = False
 
 
 @dataclass
@@ -71,6 +86,7 @@ class Participant:
     source_session_id: str | None = None
     protocol: str = "UNKNOWN"
     seq: int = 0
+    history: list[ParticipantEvent] = field(default_factory=list)
 
     @property
     def is_publisher(self) -> bool:
@@ -90,6 +106,9 @@ class Stage:
     declared: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     # since when nobody publishes (None while someone does); drives the 60 s composition auto-stop
     idle_since: datetime | None = None
+    # participant ids (token ids) revoked by DisconnectParticipant: they can never connect again
+    revoked: set[str] = field(default_factory=set)
+    seq: int = 0
 
     def session(self, session_id: str) -> StageSession | None:
         return next((s for s in self.sessions if s.session_id == session_id), None)
@@ -98,7 +117,13 @@ class Stage:
         return sorted((p for p in self.participants.values() if p.session_id == session_id), key=lambda p: p.seq)
 
     def has_publisher(self) -> bool:
-        return any(p.is_publisher for p in self.in_session(self.active_session_id))
+        return self.publisher_count() > 0
+
+    def publisher_count(self) -> int:
+        return sum(p.is_publisher for p in self.in_session(self.active_session_id))
+
+    def anyone_connected(self) -> bool:
+        return any(p.state == "CONNECTED" for p in self.in_session(self.active_session_id))
 
 
 @dataclass
@@ -141,6 +166,8 @@ class Replication:
     start_time: datetime | None = None
     end_time: datetime | None = None
     seq: int = 0
+    # when the source stopped publishing; the replica ends unless it is back within the reconnect window
+    source_stopped_at: datetime | None = None
 
 
 # ---------------------------------------------------------------------------------------------- model
@@ -265,6 +292,28 @@ def composition_summary_view(c: Composition) -> dict[str, Any]:
     )
 
 
+def stage_summary_view(stage: Stage) -> dict[str, Any]:
+    return _drop_none(
+        {"arn": stage.arn, "name": stage.name, "activeSessionId": stage.active_session_id, "tags": dict(stage.tags)}
+    )
+
+
+def participant_event_view(participant_id: str, e: ParticipantEvent) -> dict[str, Any]:
+    view = _drop_none(
+        {
+            "name": e.name,
+            "participantId": participant_id,
+            "eventTime": api_time(e.time),
+            "errorCode": e.error_code,
+            "destinationStageArn": e.destination_stage_arn,
+            "destinationSessionId": e.destination_session_id,
+        }
+    )
+    if e.replica:
+        view["replica"] = True
+    return view
+
+
 def replica_view(r: Replication) -> dict[str, Any]:
     return {
         "sourceStageArn": r.source_stage_arn,
@@ -315,3 +364,75 @@ def paginate(
         return page, None
     token = json.dumps({"op": operation, "after": page[-1].seq}).encode()
     return page, base64.urlsafe_b64encode(token).decode()
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def validate_request(operation: str, params: dict[str, Any]) -> None:
+    """Validate a request body as the service does: what botocore checks client-side (types, required
+    members, minimum lengths) plus what it leaves to the server (maximum lengths and values, patterns,
+    enums). Raises ``IvsApiError("ValidationException", ...)`` naming the first bad field."""
+    shape = service_model().operation_model(operation).input_shape
+    if shape is not None:
+        _validate(shape, params, "")
+
+
+def _validate(shape: Any, value: Any, path: str) -> None:
+    kind = shape.type_name
+    where = path or "request"
+    meta = shape.metadata
+    if kind == "structure":
+        if not isinstance(value, dict):
+            raise IvsApiError("ValidationException", f"{where}: expected an object")
+        for name in shape.required_members:
+            if name not in value:
+                raise IvsApiError("ValidationException", f"{_join(path, name)}: required")
+        for name, member in value.items():
+            if name not in shape.members:
+                raise IvsApiError("ValidationException", f"{_join(path, name)}: unknown field")
+            _validate(shape.members[name], member, _join(path, name))
+    elif kind == "list":
+        if not isinstance(value, list):
+            raise IvsApiError("ValidationException", f"{where}: expected a list")
+        _check_range(len(value), meta, where, "length")
+        for index, item in enumerate(value):
+            _validate(shape.member, item, f"{where}[{index}]")
+    elif kind == "map":
+        if not isinstance(value, dict):
+            raise IvsApiError("ValidationException", f"{where}: expected a map")
+        _check_range(len(value), meta, where, "size")
+        for key, item in value.items():
+            _validate(shape.key, key, f"{where} key {key!r}")
+            _validate(shape.value, item, f"{where}.{key}")
+    elif kind == "string":
+        if not isinstance(value, str):
+            raise IvsApiError("ValidationException", f"{where}: expected a string")
+        _check_range(len(value), meta, where, "length")
+        if shape.enum and value not in shape.enum:
+            raise IvsApiError("ValidationException", f"{where}: must be one of {', '.join(shape.enum)}")
+        pattern = meta.get("pattern")
+        if pattern and not _compiled(pattern).fullmatch(value):
+            raise IvsApiError("ValidationException", f"{where}: does not match {pattern}")
+    elif kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise IvsApiError("ValidationException", f"{where}: expected an integer")
+        _check_range(value, meta, where, "value")
+    elif kind == "boolean" and not isinstance(value, bool):
+        raise IvsApiError("ValidationException", f"{where}: expected a boolean")
+
+
+def _check_range(size: int, meta: dict[str, Any], where: str, what: str) -> None:
+    if "min" in meta and size < meta["min"]:
+        raise IvsApiError("ValidationException", f"{where}: {what} {size} is below the minimum {meta['min']}")
+    if "max" in meta and size > meta["max"]:
+        raise IvsApiError("ValidationException", f"{where}: {what} {size} is above the maximum {meta['max']}")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)

@@ -1,19 +1,22 @@
 """The world the IVS real-time stand-in keeps, and the API operations over it.
 
 ``IvsWorld`` holds stages, sessions, participants, compositions and replications, applies the
-time-based transitions and queues the EventBridge envelopes IVS would emit. It knows nothing about
-HTTP, faults or locking: ``IvsStandIn`` (``ivs.py``) adds those and calls the ``_op_*`` methods with
-the parsed request body, under its lock. An ``IvsApiError`` raised by an operation becomes the
-modelled error response.
+time-based transitions IVS makes on its own (compositions stopping, replicas ending, clean-up) and
+queues the EventBridge envelopes IVS would emit. It knows nothing about HTTP, faults or locking:
+``IvsStandIn`` (``ivs.py``) adds those and calls the ``_op_*`` methods with the parsed, validated
+request body, under its lock. An ``IvsApiError`` raised by an operation becomes the modelled error.
 
-Where IVS's behaviour is undocumented, the choice made here is written next to the code (search for
+Every behaviour cites what it follows; ``docs/simulate.md`` has the whole table. Where IVS's behaviour
+is undocumented the choice is the one hardest on the automation, written next to the code (search for
 "UNDOCUMENTED"). Facts come from ``shared/reference/ivs-facts.md``.
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
 import random
+import re
 import string
 import uuid
 from collections.abc import Callable
@@ -21,12 +24,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stagepilot.local.ivs_model import (
-    ENDED_COMPOSITION_STATES,
     LIVE_COMPOSITION_STATES,
     Composition,
     Destination,
     IvsApiError,
     Participant,
+    ParticipantEvent,
     Replication,
     Stage,
     StageSession,
@@ -34,18 +37,28 @@ from stagepilot.local.ivs_model import (
     composition_view,
     event_time,
     paginate,
+    participant_event_view,
     participant_summary_view,
     participant_view,
     replica_view,
     session_view,
+    stage_summary_view,
 )
 
-AUTO_STOP_AFTER = timedelta(seconds=60)  # composition stops after 60 s without a publisher [ssc]
-CLEANUP_AFTER = timedelta(minutes=5)  # STOPPED/FAILED compositions vanish after 5 minutes [ssc]
+# StartComposition API doc: "After a 1-minute timeout, when all participants are disconnected from the
+# stage"; server-side composition guide: "no participant is actively publishing ... for 60 seconds".
+# The guide's wording stops a composition sooner (a connected subscriber does not keep it alive), so
+# that is what is modelled: 60 s after the last publisher stopped (or the composition started without one).
+AUTO_STOP_AFTER = timedelta(seconds=60)
+MAX_COMPOSITION_DURATION = timedelta(hours=24)  # "Composition: max duration" 24 h, not adjustable [quotas]
+CLEANUP_AFTER = timedelta(minutes=5)  # STOPPED/FAILED compositions vanish after five minutes [ssc]
 MAX_REPLICATIONS_PER_PARTICIPANT = 5  # "Concurrent participant replications" [quotas]
 MAX_COMPOSITIONS_PER_STAGE = 5  # "Compositions per stage" [quotas]
 MAX_COMPOSITIONS_PER_ACCOUNT = 20  # "Compositions" [quotas]
+MAX_PUBLISHERS_PER_STAGE = 12  # "Stage participants (publishers)" 12, not adjustable [quotas]
+SESSION_ID = re.compile(r"st-[a-zA-Z0-9]{13}")  # StageSession sessionId: "Fixed length of 16" [model]
 _ID_ALPHABET = string.ascii_letters + string.digits
+_ARN = re.compile(r"arn:aws:ivs:(?P<region>[a-z0-9-]+):(?P<account>[0-9]+):(?P<kind>[a-z-]+)/[a-zA-Z0-9-]+")
 
 
 class IvsWorld:
@@ -58,13 +71,20 @@ class IvsWorld:
         self._random = random.Random(seed)
         self._seq = 0
         self._stages: dict[str, Stage] = {}
-        self._compositions: list[Composition] = []
-        self._replications: list[Replication] = []
+        self._compositions: dict[str, Composition] = {}  # visible ones (not cleaned up), by ARN, in start order
+        self._cleaned_up: list[Composition] = []
+        self._live: dict[str, Composition] = {}  # STARTING/ACTIVE, by ARN
+        self._cleanup: list[tuple[datetime, int, str]] = []  # heap of (when to clean up, seq, ARN)
+        self._by_token: dict[str, Composition] = {}
+        self._replications: dict[tuple[str, str], list[Replication]] = {}  # (source stage, participant) -> all
+        self._stopping: list[Replication] = []  # active, source stopped publishing: ends unless it returns
         self._missing: set[str] = set()
+        self._followed: set[str] = set()  # ids of the envelopes the world has followed (duplicates are ignored)
         self._outbox: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []  # every envelope emitted, in order
         self.operations: dict[str, Callable[[dict[str, Any], datetime], dict[str, Any]]] = {
             "GetStage": self._op_get_stage,
+            "ListStages": self._op_list_stages,
             "GetStageSession": self._op_get_stage_session,
             "ListStageSessions": self._op_list_stage_sessions,
             "GetParticipant": self._op_get_participant,
@@ -84,10 +104,16 @@ class IvsWorld:
 
     def _op_get_stage(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
         stage = self._require_stage(params["arn"])
-        view: dict[str, Any] = {"arn": stage.arn, "name": stage.name, "tags": dict(stage.tags)}
-        if stage.active_session_id:
-            view["activeSessionId"] = stage.active_session_id
-        return {"stage": view}
+        return {"stage": stage_summary_view(stage)}
+
+    def _op_list_stages(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
+        page, token = paginate(
+            "ListStages",
+            sorted(self._stages.values(), key=lambda s: s.seq),
+            max_results=params.get("maxResults", 50),
+            next_token=params.get("nextToken"),
+        )
+        return _with_token({"stages": [stage_summary_view(s) for s in page]}, token)
 
     def _op_get_stage_session(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
         stage = self._require_stage(params["stageArn"])
@@ -131,6 +157,7 @@ class IvsWorld:
         if "filterByUserId" in params:
             found = [p for p in found if p.user_id == params["filterByUserId"]]
         if "filterByPublished" in params:
+            # "published": whether the participant ever published to the stage session [model]
             found = [p for p in found if p.published == params["filterByPublished"]]
         if "filterByState" in params:
             found = [p for p in found if p.state == params["filterByState"]]
@@ -145,23 +172,17 @@ class IvsWorld:
         return _with_token({"participants": [participant_summary_view(p) for p in page]}, token)
 
     def _op_list_participant_events(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
-        """The participant's history as IVS summarises it, oldest first. The stand-in keeps state, not a log,
-        so the history is rebuilt from it: joined, started publishing (if it ever did), stopped (if it did
-        and is not publishing now), left (if disconnected). UNDOCUMENTED: the order IVS returns."""
+        """The participant's history, oldest first. UNDOCUMENTED: the order IVS returns; callers must
+        not depend on it (the automation compares event times)."""
         stage = self._stages.get(params["stageArn"])
         p = stage.participants.get((params["sessionId"], params["participantId"])) if stage else None
-        history: list[str] = []
-        if p is not None:
-            history.append("JOINED")
-            if p.published:
-                history.append("PUBLISH_STARTED")
-                if not p.publishing:
-                    history.append("PUBLISH_STOPPED")
-            if p.state == "DISCONNECTED":
-                history.append("LEFT")
-        when = event_time(p.first_join_time or now) if p is not None else event_time(now)
-        events = [{"name": name, "participantId": params["participantId"], "eventTime": when} for name in history]
-        return {"events": events[: params.get("maxResults", 50)]}  # at most four: one page
+        page, token = paginate(
+            "ListParticipantEvents",
+            p.history if p is not None else [],
+            max_results=params.get("maxResults", 50),
+            next_token=params.get("nextToken"),
+        )
+        return _with_token({"events": [participant_event_view(params["participantId"], e) for e in page]}, token)
 
     def _op_disconnect_participant(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
         stage = self._require_stage(params["stageArn"])
@@ -169,33 +190,27 @@ class IvsWorld:
         p = stage.participants.get((stage.active_session_id or "", participant_id))
         if p is None:
             raise IvsApiError("ResourceNotFoundException", f"participant {participant_id} not found")
+        # "This token was disconnected by the DisconnectParticipant API. This token can no longer be used."
+        # (Web SDK StageLeftReason.PARTICIPANT_DISCONNECTED): the participant id (token) is revoked.
+        stage.revoked.add(participant_id)
         # UNDOCUMENTED: disconnecting someone already disconnected is a no-op success here.
-        # Replications whose source is this participant are left alone (the docs don't say they stop).
-        was_publishing = p.is_publisher
-        p.state, p.publishing = "DISCONNECTED", False
-        if was_publishing:
-            # The kicked publisher stops publishing, which IVS reports like any unpublish.
-            self._stage_event(stage, p, "Participant Unpublished", now)
-        self._refresh_idle(stage, now)
+        self._leave(stage, p, now)
         return {}
 
     # ------------------------------------------------------------------------------------ compositions
 
     def _op_start_composition(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
         token = params.get("idempotencyToken")
-        if token:
+        if token and token in self._by_token:
             # UNDOCUMENTED: the token's scope/window. Here: while the composition it created is still
             # visible (not cleaned up), the same token returns it, whatever the other parameters.
-            for c in self._compositions:
-                if c.idempotency_token == token and not c.deleted:
-                    return {"composition": composition_view(c)}
+            return {"composition": composition_view(self._by_token[token])}
         stage = self._require_stage(params["stageArn"])
         destinations = params["destinations"]
         self._check_destinations(destinations)
-        live = [c for c in self._compositions if c.state in LIVE_COMPOSITION_STATES]
-        if sum(c.stage_arn == stage.arn for c in live) >= MAX_COMPOSITIONS_PER_STAGE:
+        if sum(c.stage_arn == stage.arn for c in self._live.values()) >= MAX_COMPOSITIONS_PER_STAGE:
             raise IvsApiError("ServiceQuotaExceededException", "compositions per stage quota reached")
-        if len(live) >= MAX_COMPOSITIONS_PER_ACCOUNT:
+        if len(self._live) >= MAX_COMPOSITIONS_PER_ACCOUNT:
             raise IvsApiError("ServiceQuotaExceededException", "compositions per account quota reached")
         composition_id = self._random_id(12)
         stage_id = stage.arn.rsplit("/", 1)[-1]
@@ -218,7 +233,10 @@ class IvsWorld:
             idempotency_token=token,
             seq=self._next_seq(),
         )
-        self._compositions.append(composition)
+        self._compositions[composition.arn] = composition
+        self._live[composition.arn] = composition
+        if token:
+            self._by_token[token] = composition
         response = {"composition": composition_view(composition)}  # IVS answers while STARTING
         # No STARTING phase is simulated: the pipeline comes up at once (no Destination Start events).
         composition.state = "ACTIVE"
@@ -226,6 +244,7 @@ class IvsWorld:
         return response
 
     def _check_destinations(self, destinations: list[dict[str, Any]]) -> None:
+        # "A Composition can contain either one destination (channel or s3) or two (one channel and one s3)."
         if sum("channel" in d for d in destinations) > 1 or sum("s3" in d for d in destinations) > 1:
             raise IvsApiError("ValidationException", "at most one channel and one s3 destination")
         for index, d in enumerate(destinations):
@@ -234,7 +253,9 @@ class IvsWorld:
             arns = [d["channel"]["channelArn"], d["channel"].get("encoderConfigurationArn")] if "channel" in d else []
             if "s3" in d:
                 arns = [d["s3"]["storageConfigurationArn"], *d["s3"]["encoderConfigurationArns"]]
-            for arn in arns:
+            for arn in filter(None, arns):
+                # channelArn / encoderConfigurationArn docs: "must be in the same AWS account and region"
+                self._require_local_arn(arn, f"destinations[{index}]")
                 if arn in self._missing:
                     raise IvsApiError("ValidationException", f"{arn} does not exist")
 
@@ -253,9 +274,8 @@ class IvsWorld:
         encoder_arn = params.get("filterByEncoderConfigurationArn")
         found = [
             c
-            for c in self._compositions
-            if not c.deleted
-            and (stage_arn is None or c.stage_arn == stage_arn)
+            for c in self._compositions.values()
+            if (stage_arn is None or c.stage_arn == stage_arn)
             and (encoder_arn is None or encoder_arn in _encoder_arns(c))
         ]
         page, token = paginate(
@@ -269,6 +289,10 @@ class IvsWorld:
     # ------------------------------------------------------------------------------------ replication
 
     def _op_start_participant_replication(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
+        # UNDOCUMENTED whether replication may cross accounts or regions (an aws-cli example does);
+        # StartComposition's ARNs "must be in the same AWS account and region", and the contract says
+        # IVS refuses foreign ARNs: refused here with ValidationException.
+        self._require_local_arn(params["destinationStageArn"], "destinationStageArn")
         source = self._require_stage(params["sourceStageArn"])
         destination = self._require_stage(params["destinationStageArn"])
         participant_id = params["participantId"]
@@ -281,7 +305,7 @@ class IvsWorld:
             # UNDOCUMENTED which error: a third-party note reports the text "<id> is not publishing";
             # ValidationException (400) is the modelled error that fits a bad request best.
             raise IvsApiError("ValidationException", f"{participant_id} is not publishing")
-        active = [r for r in self._replications if r.participant_id == participant_id and r.state == "ACTIVE"]
+        active = [r for r in self._all_replications_of(participant_id) if r.state == "ACTIVE"]
         if any(r.source_stage_arn == source.arn and r.destination_stage_arn == destination.arn for r in active):
             # UNDOCUMENTED: a duplicate start is answered with ConflictException (409).
             raise IvsApiError("ConflictException", f"{participant_id} is already replicated to {destination.arn}")
@@ -290,12 +314,14 @@ class IvsWorld:
                 "ServiceQuotaExceededException",
                 f"{participant_id} already has {MAX_REPLICATIONS_PER_PARTICIPANT} concurrent replications",
             )
+        if destination.publisher_count() >= MAX_PUBLISHERS_PER_STAGE:
+            # UNDOCUMENTED: a replica publishes in the destination, so it counts against its 12 publishers.
+            raise IvsApiError("ServiceQuotaExceededException", f"{destination.arn} already has 12 publishers")
         destination_session = self._active_session(destination, now)
-        source_session_id = p.session_id
         replication = Replication(
             source_stage_arn=source.arn,
             participant_id=participant_id,
-            source_session_id=source_session_id,
+            source_session_id=p.session_id,
             destination_stage_arn=destination.arn,
             destination_session_id=destination_session.session_id,
             reconnect_window_seconds=params.get("reconnectWindowSeconds", 0),
@@ -303,17 +329,28 @@ class IvsWorld:
             start_time=now,
             seq=self._next_seq(),
         )
-        self._replications.append(replication)
+        self._replications.setdefault((source.arn, participant_id), []).append(replication)
         p.replication_type, p.replication_state = "SOURCE", "ACTIVE"
+        self._log(
+            p,
+            "REPLICATION_STARTED",
+            now,
+            destination_stage_arn=destination.arn,
+            destination_session_id=destination_session.session_id,
+        )
         replica = self._join(destination, destination_session, participant_id, now, user_id=p.user_id)
         replica.attributes = {**p.attributes, **replication.attributes}
         replica.user_id = p.user_id
         replica.state, replica.publishing, replica.published = "CONNECTED", True, True
         replica.replication_type, replica.replication_state = "REPLICA", "ACTIVE"
-        replica.source_stage_arn, replica.source_session_id = source.arn, source_session_id
+        replica.source_stage_arn, replica.source_session_id = source.arn, p.session_id
+        self._log(replica, "PUBLISH_STARTED", now, replica=True)
         self._refresh_idle(destination, now)
-        self._stage_event(destination, replica, "Participant Published", now, **_replica_detail(replica))
-        self._stage_event(source, p, "Participant Replication Started", now, **_destination_detail(replication))
+        # Only the documented Stage Update fields (session_id, event_name, participant_id, user_id): no
+        # IVS document shows a replica flag or the other stage on these events, so the automation must
+        # ask IVS (GetParticipant replicationType, ListParticipantReplicas).
+        self._stage_event(destination, replica, "Participant Published", now)
+        self._stage_event(source, p, "Participant Replication Started", now, documented_only=True)
         return {}
 
     def _op_stop_participant_replication(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -323,11 +360,8 @@ class IvsWorld:
         replication = next(
             (
                 r
-                for r in self._replications
-                if r.state == "ACTIVE"
-                and r.participant_id == participant_id
-                and r.source_stage_arn == source.arn
-                and r.destination_stage_arn == destination.arn
+                for r in self._replications.get((source.arn, participant_id), [])
+                if r.state == "ACTIVE" and r.destination_stage_arn == destination.arn
             ),
             None,
         )
@@ -335,36 +369,60 @@ class IvsWorld:
             raise IvsApiError(
                 "ResourceNotFoundException", f"no active replication of {participant_id} to {destination.arn}"
             )
-        replication.state, replication.end_time = "STOPPED", now
-        replica = destination.participants.get((replication.destination_session_id, participant_id))
-        if replica is not None:
-            replica.state, replica.publishing, replica.replication_state = "DISCONNECTED", False, "STOPPED"
-            self._refresh_idle(destination, now)
-            self._stage_event(destination, replica, "Participant Unpublished", now, **_replica_detail(replica))
-        p = source.participants.get((replication.source_session_id, participant_id))
-        if p is not None:
-            still_active = any(
-                r.state == "ACTIVE" and r.participant_id == participant_id and r.source_stage_arn == source.arn
-                for r in self._replications
-            )
-            p.replication_state = "ACTIVE" if still_active else "STOPPED"
-            self._stage_event(source, p, "Participant Replication Stopped", now, **_destination_detail(replication))
+        self._end_replication(replication, now)
         return {}
 
     def _op_list_participant_replicas(self, params: dict[str, Any], now: datetime) -> dict[str, Any]:
         # ACTIVE and STOPPED replications alike (the shape carries replicationState), oldest first.
-        found = [
-            r
-            for r in self._replications
-            if r.source_stage_arn == params["sourceStageArn"] and r.participant_id == params["participantId"]
-        ]
         page, token = paginate(
             "ListParticipantReplicas",
-            found,
+            self._replications.get((params["sourceStageArn"], params["participantId"]), []),
             max_results=params.get("maxResults", 50),
             next_token=params.get("nextToken"),
         )
         return _with_token({"replicas": [replica_view(r) for r in page]}, token)
+
+    # ------------------------------------------------------------------------------------ what IVS does on its own
+
+    def next_transition(self) -> datetime | None:
+        """When IVS will next change something on its own (a composition or replica ending, a clean-up)."""
+        due: list[datetime] = [self._replica_deadline(r) for r in self._stopping]
+        due += [self._composition_deadline(c) for c in self._live.values()]
+        if self._cleanup:
+            due.append(self._cleanup[0][0])
+        return min(due, default=None)
+
+    def _advance_locked(self, now: datetime) -> None:
+        """Apply what IVS does on its own up to ``now``, in time order, each at the moment it happens."""
+        while True:
+            moment = self.next_transition()
+            if moment is None or moment > now:
+                return
+            for r in [r for r in self._stopping if self._replica_deadline(r) <= moment]:
+                # "the publisher stopped and the reconnect window expired" [repl]
+                self._end_replication(r, moment)
+            for c in [c for c in self._live.values() if self._composition_deadline(c) <= moment]:
+                self._end_composition(c, moment, state="STOPPED", event="Session End")
+            while self._cleanup and self._cleanup[0][0] <= moment:
+                _, _, arn = heapq.heappop(self._cleanup)
+                gone = self._compositions.pop(arn, None)
+                if gone is not None:
+                    gone.deleted = True
+                    self._cleaned_up.append(gone)
+                    if gone.idempotency_token and self._by_token.get(gone.idempotency_token) is gone:
+                        del self._by_token[gone.idempotency_token]
+
+    def _composition_deadline(self, c: Composition) -> datetime:
+        deadline = c.start_time + MAX_COMPOSITION_DURATION
+        stage = self._stages.get(c.stage_arn)
+        if stage is not None and stage.idle_since is not None:
+            deadline = min(deadline, max(c.start_time, stage.idle_since) + AUTO_STOP_AFTER)
+        return deadline
+
+    @staticmethod
+    def _replica_deadline(r: Replication) -> datetime:
+        assert r.source_stopped_at is not None
+        return r.source_stopped_at + timedelta(seconds=r.reconnect_window_seconds)
 
     # ------------------------------------------------------------------------------------ internals
 
@@ -378,6 +436,18 @@ class IvsWorld:
     def _random_id(self, length: int) -> str:
         return "".join(self._random.choice(_ID_ALPHABET) for _ in range(length))
 
+    def is_local_arn(self, arn: str) -> bool:
+        match = _ARN.fullmatch(arn)
+        return match is not None and match["account"] == self.account and match["region"] == self.region
+
+    def _require_local_arn(self, arn: str, where: str) -> None:
+        if not self.is_local_arn(arn):
+            raise IvsApiError(
+                "ValidationException",
+                f"{where}: {arn} must be in the same AWS account and region as the stage "
+                f"({self.account}, {self.region})",
+            )
+
     def _require_stage(self, arn: str) -> Stage:
         stage = self._stages.get(arn)
         if stage is None:
@@ -385,17 +455,20 @@ class IvsWorld:
         return stage
 
     def _require_composition(self, arn: str) -> Composition:
-        for c in self._compositions:
-            if c.arn == arn and not c.deleted:
-                return c
-        raise IvsApiError("ResourceNotFoundException", f"composition {arn} not found")
+        composition = self._compositions.get(arn)
+        if composition is None:
+            raise IvsApiError("ResourceNotFoundException", f"composition {arn} not found")
+        return composition
 
     def _ensure_stage(self, arn: str, now: datetime) -> Stage | None:
-        if arn in self._missing:
+        if arn in self._missing or not self.is_local_arn(arn):
             return None
         if arn not in self._stages:
-            self._stages[arn] = Stage(arn=arn, idle_since=now)
+            self._stages[arn] = Stage(arn=arn, idle_since=now, seq=self._next_seq())
         return self._stages[arn]
+
+    def _all_replications_of(self, participant_id: str) -> list[Replication]:
+        return [r for (_, pid), rs in self._replications.items() if pid == participant_id for r in rs]
 
     def _active_session(self, stage: Stage, now: datetime, session_id: str | None = None) -> StageSession:
         if stage.active_session_id is not None:
@@ -412,21 +485,22 @@ class IvsWorld:
             return self._active_session(stage, now)
         if stage.session(session_id) is not None:
             return None  # a late event for a session that has ended
+        # An event of a session we have not seen: the scenario says the previous one is over.
         self._end_session_locked(stage, now)
         return self._active_session(stage, now, session_id)
 
     def _end_session_locked(self, stage: Stage, now: datetime) -> None:
+        """Everyone left: the session ends. Compositions are the stage's, not the session's: they stop
+        60 s later unless someone publishes again (in the next session) within the minute."""
         session = stage.session(stage.active_session_id) if stage.active_session_id else None
         if session is None:
             return
-        session.end_time = now
         for p in stage.in_session(session.session_id):
-            p.state, p.publishing = "DISCONNECTED", False
+            if p.state == "CONNECTED":
+                self._leave(stage, p, now, end_session_when_empty=False)
+        session.end_time = now
         stage.active_session_id = None
         self._refresh_idle(stage, now)
-        for c in self._compositions:
-            if c.stage_arn == stage.arn and c.state in LIVE_COMPOSITION_STATES:
-                self._end_composition(c, now, state="STOPPED", event="Session End")
 
     def _join(
         self, stage: Stage, session: StageSession, participant_id: str, now: datetime, *, user_id: str
@@ -442,7 +516,92 @@ class IvsWorld:
                 first_join_time=now,
                 seq=self._next_seq(),
             )
+            self._log(stage.participants[key], "JOINED", now)
         return stage.participants[key]
+
+    def _publish(self, stage: Stage, p: Participant, now: datetime) -> None:
+        if p.is_publisher:
+            return
+        if stage.publisher_count() >= MAX_PUBLISHERS_PER_STAGE:
+            # "Stage participants (publishers)": 12 "publishing to a stage at once" [quotas]; the 13th
+            # cannot publish (STAGE_AT_CAPACITY in the SDK; QUOTA_EXCEEDED in its participant events).
+            self._log(p, "PUBLISH_ERROR", now, error_code="QUOTA_EXCEEDED")
+            return
+        p.publishing = p.published = True
+        self._log(p, "PUBLISH_STARTED", now)
+        for r in self._source_replications(stage, p):
+            if r.source_stopped_at is not None:  # back within the reconnect window: the replica carries on
+                r.source_stopped_at = None
+                self._stopping.remove(r)
+
+    def _unpublish(self, stage: Stage, p: Participant, now: datetime) -> None:
+        if not p.publishing:
+            return
+        p.publishing = False
+        self._log(p, "PUBLISH_STOPPED", now)
+        for r in self._source_replications(stage, p):
+            if r.reconnect_window_seconds == 0:
+                self._end_replication(r, now)  # reconnectWindowSeconds defaults to 0: the replica ends at once
+            elif r.source_stopped_at is None:
+                r.source_stopped_at = now
+                self._stopping.append(r)
+
+    def _leave(self, stage: Stage, p: Participant, now: datetime, *, end_session_when_empty: bool = True) -> None:
+        """The participant disconnects (left, was disconnected, or its session ended)."""
+        if p.state != "CONNECTED":
+            return
+        was_publishing = p.publishing
+        # A source that leaves (or is kicked) stops publishing: its replicas end like on any stop, after
+        # the reconnect window. UNDOCUMENTED whether IVS waits out the window for a participant that can
+        # never return (a revoked token); it is waited out here, the harder case: a kicked publisher's
+        # replica stays on air unless the automation stops it.
+        if was_publishing:
+            # UNDOCUMENTED whether IVS sends Participant Unpublished when a publisher leaves or is kicked;
+            # it is sent here (the publish did stop), so subscribers of the event see the stop.
+            self._stage_event(stage, p, "Participant Unpublished", now)
+        self._unpublish(stage, p, now)
+        p.state = "DISCONNECTED"
+        self._log(p, "LEFT", now)
+        if p.replication_type == "REPLICA":
+            for r in self._replications.get((p.source_stage_arn or "", p.participant_id), []):
+                if r.state == "ACTIVE" and r.destination_stage_arn == stage.arn:
+                    self._end_replication(r, now)
+        self._refresh_idle(stage, now)
+        if end_session_when_empty and stage.active_session_id == p.session_id and not stage.anyone_connected():
+            self._end_session_locked(stage, now)
+
+    def _source_replications(self, stage: Stage, p: Participant) -> list[Replication]:
+        return [
+            r
+            for r in self._replications.get((stage.arn, p.participant_id), [])
+            if r.state == "ACTIVE" and r.source_session_id == p.session_id
+        ]
+
+    def _end_replication(self, r: Replication, at: datetime) -> None:
+        if r.state != "ACTIVE":
+            return
+        r.state, r.end_time = "STOPPED", at
+        if r.source_stopped_at is not None:
+            r.source_stopped_at = None
+            self._stopping.remove(r)
+        destination = self._stages.get(r.destination_stage_arn)
+        replica = destination.participants.get((r.destination_session_id, r.participant_id)) if destination else None
+        if destination is not None and replica is not None and replica.state == "CONNECTED":
+            replica.replication_state = "STOPPED"
+            self._leave(destination, replica, at)
+        source = self._stages.get(r.source_stage_arn)
+        p = source.participants.get((r.source_session_id, r.participant_id)) if source else None
+        if source is not None and p is not None:
+            still_active = any(x.state == "ACTIVE" for x in self._replications.get((source.arn, r.participant_id), []))
+            p.replication_state = "ACTIVE" if still_active else "STOPPED"
+            self._log(
+                p,
+                "REPLICATION_STOPPED",
+                at,
+                destination_stage_arn=r.destination_stage_arn,
+                destination_session_id=r.destination_session_id,
+            )
+            self._stage_event(source, p, "Participant Replication Stopped", at, documented_only=True)
 
     def _refresh_idle(self, stage: Stage, now: datetime) -> None:
         if stage.has_publisher():
@@ -450,24 +609,37 @@ class IvsWorld:
         elif stage.idle_since is None:
             stage.idle_since = now
 
-    def _advance_locked(self, now: datetime) -> None:
-        for c in self._compositions:
-            stage = self._stages.get(c.stage_arn)
-            if c.state in LIVE_COMPOSITION_STATES and stage is not None and stage.idle_since is not None:
-                deadline = max(c.start_time, stage.idle_since) + AUTO_STOP_AFTER
-                if deadline <= now:
-                    self._end_composition(c, deadline, state="STOPPED", event="Session End")
-            if c.state in ENDED_COMPOSITION_STATES and c.end_time and c.end_time + CLEANUP_AFTER <= now:
-                c.deleted = True
-
     def _end_composition(
         self, c: Composition, at: datetime, *, state: str, event: str, reason: str | None = None
     ) -> None:
         c.state, c.end_time = state, at
+        self._live.pop(c.arn, None)
+        heapq.heappush(self._cleanup, (at + CLEANUP_AFTER, c.seq, c.arn))
         for d in c.destinations:
             if d.state not in ("STOPPED", "FAILED"):
                 d.state, d.end_time = state, at
         self._composition_event(c, event, at, reason=reason)
+
+    def _delete_stage_locked(self, arn: str, now: datetime) -> None:
+        """DeleteStage: the stage's compositions end ("failed due to stage deletion", the ko/ja event
+        table; UNDOCUMENTED which of Session End / Failure: Failure, which invites a restart that must
+        then find the stage gone), its replications in and out end, and the stage is gone."""
+        stage = self._stages.get(arn)
+        if stage is None:
+            return
+        for c in [c for c in self._live.values() if c.stage_arn == arn]:
+            self._end_composition(c, now, state="FAILED", event="Session Failure", reason="stage deleted")
+        for rs in self._replications.values():
+            for r in rs:
+                if r.state == "ACTIVE" and arn in (r.source_stage_arn, r.destination_stage_arn):
+                    self._end_replication(r, now)
+        if stage.active_session_id:
+            self._end_session_locked(stage, now)
+        del self._stages[arn]
+        self._missing.add(arn)
+
+    def _log(self, p: Participant, name: str, at: datetime, **fields: Any) -> None:
+        p.history.append(ParticipantEvent(name=name, time=at, seq=self._next_seq(), **fields))
 
     # ------------------------------------------------------------------------------------ events
 
@@ -485,21 +657,25 @@ class IvsWorld:
         }
         self._outbox.append(envelope)
 
-    def _stage_event(self, stage: Stage, p: Participant, name: str, at: datetime, **extra: Any) -> None:
+    def _stage_event(
+        self, stage: Stage, p: Participant, name: str, at: datetime, *, documented_only: bool = False
+    ) -> None:
+        """An ``IVS Stage Update``: the documented detail fields, plus ``event_time`` (seen on real captured
+        Published/Unpublished events; not on the replication events, whose fields nothing documents)."""
         detail = {
             "session_id": p.session_id,
             "event_name": name,
             "user_id": p.user_id,
             "participant_id": p.participant_id,
-            "event_time": event_time(at),
-            **extra,
         }
+        if not documented_only:
+            detail["event_time"] = event_time(at)
         self._envelope("IVS Stage Update", stage.arn, detail, at)
 
     def _composition_event(self, c: Composition, name: str, at: datetime, *, reason: str | None = None) -> None:
+        """``IVS Composition State Change``: ``resources[0]`` is the composition, ``detail.stage_arn`` the
+        stage, a ``reason`` on failures. No session id: a composition belongs to the stage."""
         detail: dict[str, Any] = {"event_name": name, "stage_arn": c.stage_arn}
-        if c.session_id:
-            detail["session_id"] = c.session_id
         if reason is not None:
             detail["reason"] = reason
         self._envelope("IVS Composition State Change", c.arn, detail, at)
@@ -527,18 +703,3 @@ def _encoder_arns(c: Composition) -> list[str]:
         arns += [channel["encoderConfigurationArn"]] if "encoderConfigurationArn" in channel else []
         arns += (d.configuration.get("s3") or {}).get("encoderConfigurationArns", [])
     return arns
-
-
-def _replica_detail(replica: Participant) -> dict[str, Any]:
-    return {
-        "replica": True,
-        "source_stage_arn": replica.source_stage_arn,
-        "source_session_id": replica.source_session_id,
-    }
-
-
-def _destination_detail(r: Replication) -> dict[str, Any]:
-    return {
-        "destination_stage_arn": r.destination_stage_arn,
-        "destination_session_id": r.destination_session_id,
-    }

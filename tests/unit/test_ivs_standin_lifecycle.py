@@ -1,0 +1,418 @@
+"""What the IVS stand-in does as IVS documents it, on its own and under faults (docs/simulate.md).
+
+Each test names the behaviour and the source it follows; the stand-in is what every other test believes
+IVS does, so a kind stand-in here hides the bugs users meet.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from stagepilot.local.ivs import IvsStandIn
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/AbCdef1G2hij"
+DEST = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/ZyXw9876Vuts"
+SESSION = "st-ZyXwvu1T2sAbC"
+NEXT_SESSION = "st-NextSession01"
+CHANNEL = f"arn:aws:ivs:{REGION}:{ACCOUNT}:channel/AbCd1234"
+ENCODER = f"arn:aws:ivs:{REGION}:{ACCOUNT}:encoder-configuration/AbCd1234"
+STORAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:storage-configuration/AbCd1234"
+CHANNEL_DESTINATION = {"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}
+S3_DESTINATION = {"name": "archive", "s3": {"storageConfigurationArn": STORAGE, "encoderConfigurationArns": [ENCODER]}}
+START = datetime(2026, 11, 21, 20, 0, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def events() -> list[dict[str, Any]]:
+    return []
+
+
+@pytest.fixture
+def ivs(clock: Clock, events: list[dict[str, Any]]) -> IvsStandIn:
+    stand_in = IvsStandIn(account=ACCOUNT, region=REGION, clock=clock, on_event=events.append, seed=3)
+    stand_in.create_stage(STAGE)
+    stand_in.create_stage(DEST)
+    return stand_in
+
+
+@pytest.fixture
+def client(ivs: IvsStandIn) -> Any:
+    return ivs.client()
+
+
+def stage_event(
+    name: str, participant_id: str, *, stage: str = STAGE, session: str = SESSION, event_id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "IVS Stage Update",
+        "source": "aws.ivs",
+        "account": stage.split(":")[4],
+        "time": "2026-11-21T20:00:00Z",
+        "region": stage.split(":")[3],
+        "resources": [stage],
+        "detail": {"session_id": session, "event_name": name, "user_id": "", "participant_id": participant_id},
+    }
+
+
+def publish(ivs: IvsStandIn, participant_id: str, **kwargs: Any) -> bool:
+    return ivs.observe(stage_event("Participant Published", participant_id, **kwargs))
+
+
+def unpublish(ivs: IvsStandIn, participant_id: str, **kwargs: Any) -> bool:
+    return ivs.observe(stage_event("Participant Unpublished", participant_id, **kwargs))
+
+
+def state_of(client: Any, arn: str) -> str:
+    return str(client.get_composition(arn=arn)["composition"]["state"])
+
+
+def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["detail"].get("event_name") == name]
+
+
+def start(client: Any, stage: str = STAGE) -> str:
+    return str(client.start_composition(stageArn=stage, destinations=[CHANNEL_DESTINATION])["composition"]["arn"])
+
+
+def error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str]:
+    response: Any = excinfo.value.response
+    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"]
+
+
+# ------------------------------------------------------------------------------------------ compositions
+
+
+def test_composition_stops_one_minute_after_the_last_publisher_stops(
+    ivs: IvsStandIn, client: Any, clock: Clock, events: list[dict[str, Any]]
+) -> None:
+    # Server-side composition guide: "no participant is actively publishing ... for 60 seconds"
+    publish(ivs, "p1")
+    arn = start(client)
+    clock.tick(600)
+    unpublish(ivs, "p1")  # still connected, no longer publishing
+    clock.tick(59)
+    assert state_of(client, arn) == "ACTIVE"
+    clock.tick(1)
+    assert state_of(client, arn) == "STOPPED"
+    [end] = named(events, "Session End")
+    assert end["time"] == "2026-11-21T20:11:00Z"
+    assert end["detail"] == {"event_name": "Session End", "stage_arn": STAGE}
+
+
+def test_composition_outlives_its_session_when_someone_is_back_within_the_minute(
+    ivs: IvsStandIn, client: Any, clock: Clock
+) -> None:
+    # A composition belongs to the stage, not to a session (its API and events name no session).
+    publish(ivs, "p1")
+    arn = start(client)
+    assert ivs.leave(STAGE, "p1")  # the last one: the session ends
+    assert "activeSessionId" not in client.get_stage(arn=STAGE)["stage"]
+    clock.tick(40)
+    publish(ivs, "p2", session=NEXT_SESSION)  # a new session, within the minute
+    clock.tick(3600)
+    assert state_of(client, arn) == "ACTIVE"
+    assert client.get_stage(arn=STAGE)["stage"]["activeSessionId"] == NEXT_SESSION
+
+
+def test_composition_stops_when_the_next_session_comes_too_late(ivs: IvsStandIn, client: Any, clock: Clock) -> None:
+    publish(ivs, "p1")
+    arn = start(client)
+    ivs.leave(STAGE, "p1")
+    clock.tick(61)
+    publish(ivs, "p2", session=NEXT_SESSION)
+    assert state_of(client, arn) == "STOPPED"
+
+
+def test_composition_stops_after_24_hours_even_with_publishers(ivs: IvsStandIn, client: Any, clock: Clock) -> None:
+    # "Composition: max duration" 24 hours, not adjustable [quotas]
+    publish(ivs, "p1")
+    arn = start(client)
+    clock.tick(24 * 3600 - 1)
+    assert state_of(client, arn) == "ACTIVE"
+    clock.tick(1)
+    assert state_of(client, arn) == "STOPPED"
+
+
+def test_stopped_compositions_are_cleaned_up_after_five_minutes(ivs: IvsStandIn, client: Any, clock: Clock) -> None:
+    publish(ivs, "p1")
+    arn = start(client)
+    client.stop_composition(arn=arn)
+    clock.tick(299)
+    assert state_of(client, arn) == "STOPPED"
+    clock.tick(1)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_composition(arn=arn)
+    assert client.list_compositions(filterByStageArn=STAGE)["compositions"] == []
+
+
+def test_stage_deletion_fails_its_compositions_and_ends_replicas(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    publish(ivs, "p1")
+    arn = start(client)
+    client.start_participant_replication(sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p1")
+
+    ivs.delete_stage(STAGE)
+
+    assert state_of(client, arn) == "FAILED"
+    [failure] = named(events, "Session Failure")
+    assert failure["detail"] == {"event_name": "Session Failure", "stage_arn": STAGE, "reason": "stage deleted"}
+    assert [r.state for r in ivs.replicas(STAGE, "p1")] == ["STOPPED"]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_stage(arn=STAGE)
+    assert not publish(ivs, "p9")  # a deleted stage has no more events
+
+
+def test_destination_failure_keeps_the_composition_while_another_destination_is_active(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    # "IVS keeps the composition alive if at least one of its destinations is active" [ssc]
+    publish(ivs, "p1")
+    arn = client.start_composition(stageArn=STAGE, destinations=[CHANNEL_DESTINATION, S3_DESTINATION])["composition"][
+        "arn"
+    ]
+    ivs.fail_destination(arn, reason="another broadcast was happening")
+    assert state_of(client, arn) == "ACTIVE"
+    [failure] = named(events, "Destination Failure")
+    assert failure["resources"] == [arn]
+    assert failure["detail"] == {
+        "event_name": "Destination Failure",
+        "stage_arn": STAGE,
+        "reason": "another broadcast was happening",
+    }
+    ivs.fail_destination(arn)
+    assert state_of(client, arn) == "FAILED"
+    assert len(named(events, "Session Failure")) == 1
+
+
+def test_composition_destinations_must_be_in_the_stage_account_and_region(ivs: IvsStandIn, client: Any) -> None:
+    # channelArn doc: "The channel and stage resources must be in the same AWS account and region."
+    publish(ivs, "p1")
+    for foreign in (CHANNEL.replace(ACCOUNT, "999999999999"), CHANNEL.replace(REGION, "eu-west-1")):
+        destination = {"name": "live", "channel": {"channelArn": foreign, "encoderConfigurationArn": ENCODER}}
+        with pytest.raises(client.exceptions.ValidationException) as excinfo:
+            client.start_composition(stageArn=STAGE, destinations=[destination])
+        assert "same AWS account and region" in excinfo.value.response["exceptionMessage"]  # type: ignore[typeddict-item]
+    assert ivs.compositions() == []
+
+
+# ------------------------------------------------------------------------------------------ replicas
+
+
+def test_replica_ends_at_once_when_its_source_stops_publishing_with_no_reconnect_window(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    # reconnectWindowSeconds defaults to 0 [model]; the replica ends when the publisher stops [repl]
+    publish(ivs, "p1")
+    client.start_participant_replication(sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p1")
+    unpublish(ivs, "p1")
+    [listed] = client.list_participant_replicas(sourceStageArn=STAGE, participantId="p1")["replicas"]
+    assert listed["replicationState"] == "STOPPED"
+    [stopped] = named(events, "Participant Replication Stopped")
+    assert stopped["resources"] == [STAGE]
+    assert set(stopped["detail"]) == {"session_id", "event_name", "user_id", "participant_id"}
+
+
+def test_replica_survives_a_source_back_within_the_reconnect_window(ivs: IvsStandIn, client: Any, clock: Clock) -> None:
+    publish(ivs, "p1")
+    client.start_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p1", reconnectWindowSeconds=30
+    )
+    unpublish(ivs, "p1")
+    clock.tick(29)
+    publish(ivs, "p1")
+    clock.tick(600)
+    assert [r.state for r in ivs.replicas(STAGE, "p1")] == ["ACTIVE"]
+
+
+def test_replica_ends_when_the_reconnect_window_passes(
+    ivs: IvsStandIn, client: Any, clock: Clock, events: list[dict[str, Any]]
+) -> None:
+    publish(ivs, "p1")
+    client.start_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p1", reconnectWindowSeconds=30
+    )
+    unpublish(ivs, "p1")
+    assert ivs.next_transition() == START + timedelta(seconds=30)
+    clock.tick(30)
+    ivs.advance()
+    assert [r.state for r in ivs.replicas(STAGE, "p1")] == ["STOPPED"]
+    [stopped] = named(events, "Participant Replication Stopped")
+    assert stopped["time"] == "2026-11-21T20:00:30Z"
+    [replica] = ivs.participants(DEST, ivs.stage(DEST).sessions[-1].session_id)  # type: ignore[union-attr]
+    assert replica.state == "DISCONNECTED"
+
+
+def test_replica_ends_when_its_source_leaves_and_the_reconnect_window_passes(
+    ivs: IvsStandIn, client: Any, clock: Clock
+) -> None:
+    publish(ivs, "p1")
+    publish(ivs, "p2")
+    publish(ivs, "p3")
+    client.start_participant_replication(sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p1")
+    client.start_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p2", reconnectWindowSeconds=300
+    )
+    ivs.leave(STAGE, "p1")
+    client.disconnect_participant(stageArn=STAGE, participantId="p2")
+    assert [r.state for r in ivs.replicas(STAGE, "p1")] == ["STOPPED"]  # window 0: at once
+    # UNDOCUMENTED whether IVS waits out the window for a revoked token: it does here (the harder case)
+    assert [r.state for r in ivs.replicas(STAGE, "p2")] == ["ACTIVE"]
+    clock.tick(300)
+    ivs.advance()
+    assert [r.state for r in ivs.replicas(STAGE, "p2")] == ["STOPPED"]
+
+
+def test_replication_to_another_account_or_region_is_refused(ivs: IvsStandIn, client: Any) -> None:
+    publish(ivs, "p1")
+    for foreign in (DEST.replace(ACCOUNT, "999999999999"), DEST.replace(REGION, "eu-west-1")):
+        with pytest.raises(client.exceptions.ValidationException):
+            client.start_participant_replication(sourceStageArn=STAGE, destinationStageArn=foreign, participantId="p1")
+
+
+# ------------------------------------------------------------------------------------------ participants
+
+
+def test_a_disconnected_participant_stays_disconnected(ivs: IvsStandIn, client: Any) -> None:
+    # Web SDK: "This token was disconnected by the DisconnectParticipant API. This token can no longer be used."
+    publish(ivs, "p1")
+    publish(ivs, "p2")
+    client.disconnect_participant(stageArn=STAGE, participantId="p1")
+
+    assert not publish(ivs, "p1")  # a duplicated or late Participant Published (another event id)
+    assert not publish(ivs, "p1", session=NEXT_SESSION)
+    found = client.get_participant(stageArn=STAGE, sessionId=SESSION, participantId="p1")["participant"]
+    assert found["state"] == "DISCONNECTED"
+    assert client.get_stage(arn=STAGE)["stage"]["activeSessionId"] == SESSION
+
+
+def test_a_duplicated_event_is_followed_once(ivs: IvsStandIn, client: Any) -> None:
+    published = stage_event("Participant Published", "p1")
+    assert ivs.observe(published)
+    ivs.leave(STAGE, "p1")
+    ivs.create_stage(STAGE)
+    assert not ivs.observe(published)  # the same id again: a delivery artefact, not a new publish
+
+
+def test_thirteenth_publisher_cannot_publish(ivs: IvsStandIn, client: Any) -> None:
+    # "Stage participants (publishers)": 12, not adjustable [quotas]
+    for n in range(12):
+        publish(ivs, f"p{n}")
+    publish(ivs, "late")
+    found = client.get_participant(stageArn=STAGE, sessionId=SESSION, participantId="late")["participant"]
+    assert (found["state"], found["published"]) == ("CONNECTED", False)
+    history = client.list_participant_events(stageArn=STAGE, sessionId=SESSION, participantId="late")["events"]
+    assert [(e["name"], e.get("errorCode")) for e in history] == [("JOINED", None), ("PUBLISH_ERROR", "QUOTA_EXCEEDED")]
+    for n in range(12):
+        publish(ivs, f"d{n}", stage=DEST, session=NEXT_SESSION)
+    with pytest.raises(client.exceptions.ServiceQuotaExceededException):
+        client.start_participant_replication(sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p0")
+
+
+def test_events_for_stages_of_another_account_or_region_are_not_followed(ivs: IvsStandIn) -> None:
+    assert not publish(ivs, "p1", stage=STAGE.replace(ACCOUNT, "999999999999"))
+    assert not publish(ivs, "p1", stage=STAGE.replace(REGION, "eu-west-1"))
+    assert not publish(ivs, "p1", session="st-short")  # IVS session ids are 16 characters
+
+
+def test_last_participant_leaving_ends_the_session(ivs: IvsStandIn, client: Any) -> None:
+    publish(ivs, "p1")
+    publish(ivs, "p2")
+    assert ivs.leave(STAGE, "p1")
+    assert client.get_stage(arn=STAGE)["stage"]["activeSessionId"] == SESSION
+    assert ivs.leave(STAGE, "p2")
+    assert "activeSessionId" not in client.get_stage(arn=STAGE)["stage"]
+    assert not ivs.leave(STAGE, "p2")
+
+
+def test_participant_events_are_a_history_that_pages(ivs: IvsStandIn, client: Any) -> None:
+    publish(ivs, "p1")
+    unpublish(ivs, "p1")
+    publish(ivs, "p1")
+    first = client.list_participant_events(stageArn=STAGE, sessionId=SESSION, participantId="p1", maxResults=2)
+    rest = client.list_participant_events(
+        stageArn=STAGE, sessionId=SESSION, participantId="p1", nextToken=first["nextToken"]
+    )
+    names = [e["name"] for e in first["events"] + rest["events"]]
+    assert names == ["JOINED", "PUBLISH_STARTED", "PUBLISH_STOPPED", "PUBLISH_STARTED"]
+
+
+def test_list_stages_shows_which_stages_are_live(ivs: IvsStandIn, client: Any) -> None:
+    publish(ivs, "p1")
+    first = client.list_stages(maxResults=1)
+    rest = client.list_stages(nextToken=first["nextToken"])
+    stages = {s["arn"]: s.get("activeSessionId") for s in first["stages"] + rest["stages"]}
+    assert stages == {STAGE: SESSION, DEST: None}
+
+
+# ------------------------------------------------------------------------------------------ validation and faults
+
+
+@pytest.mark.parametrize(
+    ("operation", "body", "field"),
+    [
+        ("GetParticipant", {"stageArn": STAGE, "sessionId": "st-short", "participantId": "p1"}, "sessionId"),
+        ("GetParticipant", {"stageArn": STAGE, "sessionId": SESSION + "X", "participantId": "p1"}, "sessionId"),
+        ("GetParticipant", {"stageArn": STAGE, "sessionId": SESSION, "participantId": "has.dot"}, "participantId"),
+        ("DisconnectParticipant", {"stageArn": "arn:aws:ivs:::stage/", "participantId": "p1"}, "stageArn"),
+        ("DisconnectParticipant", {"stageArn": STAGE, "participantId": "p1", "reason": "x" * 129}, "reason"),
+        ("ListParticipants", {"stageArn": STAGE, "sessionId": SESSION, "maxResults": 101}, "maxResults"),
+        ("ListParticipants", {"stageArn": STAGE, "sessionId": SESSION, "filterByState": "GONE"}, "filterByState"),
+        ("GetStage", {"arn": STAGE, "surprise": 1}, "surprise"),
+    ],
+)
+def test_the_service_validates_what_botocore_leaves_to_it(
+    ivs: IvsStandIn, operation: str, body: dict[str, Any], field: str
+) -> None:
+    # botocore checks types and minimums client-side; maximums, patterns and enums are the service's
+    status, headers, payload = ivs.handle_http(f"/{operation}", json.dumps(body).encode())
+    assert (status, headers["x-amzn-ErrorType"]) == (400, "ValidationException")
+    assert field in json.loads(payload)["exceptionMessage"]
+
+
+def test_an_outage_fails_every_call_with_500_for_its_duration(ivs: IvsStandIn, client: Any, clock: Clock) -> None:
+    publish(ivs, "p1")
+    ivs.outage(START + timedelta(seconds=10), 900)
+    client.get_stage(arn=STAGE)
+    clock.tick(10)
+    for call in (lambda: client.get_stage(arn=STAGE), lambda: start(client)):
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error(excinfo) == (500, "InternalServerException")
+    clock.tick(900)
+    client.get_stage(arn=STAGE)
+    assert ivs.compositions() == []  # nothing happened during the outage
+
+
+def test_calls_carry_the_trigger_their_caller_set(ivs: IvsStandIn, client: Any) -> None:
+    ivs.trigger = "reconcile"
+    client.get_stage(arn=STAGE)
+    ivs.trigger = None
+    client.get_stage(arn=STAGE)
+    assert [c.trigger for c in ivs.calls] == ["reconcile", None]
