@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import run
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -96,3 +98,95 @@ def test_demo_replicates_the_host_and_removes_the_banned_user_and_the_flagged_gu
     ]
     kicked = [c["params"]["participantId"] for c in calls if c["operation"] == "DisconnectParticipant"]
     assert kicked == ["bAnNed0pArt1", "gUe5t9pArt1c"]
+
+
+def test_json_calls_say_when_and_why_they_were_made():
+    calls = simulate("--json")
+    assert all(set(call) >= {"operation", "params", "time", "trigger"} for call in calls)
+    first, *_ = calls
+    assert (first["operation"], first["time"], first["trigger"]) == (
+        "StartComposition",
+        "2026-11-21T20:00:00Z",
+        "event",
+    )
+    restart = [c for c in calls if c["operation"] == "StartComposition"][1]
+    # the Session Failure is redelivered after the restart back-off: the restart is a retry
+    assert (restart["time"], restart["trigger"]) == ("2026-11-21T20:10:05Z", "retry")
+
+
+def test_chaos_scenario_shows_what_was_lost_late_and_failed():
+    result = run(
+        "simulate",
+        "--policies",
+        str(EXAMPLES / "policies.json"),
+        "--bans",
+        str(EXAMPLES / "bans.json"),
+        "--events",
+        str(EXAMPLES / "chaos.jsonl"),
+    )
+    assert result.status == 0, result.stderr
+    assert result.stderr == ""  # every directive of the example is valid
+    out = result.stdout
+    assert "hOst1AbCdEf1 (host-1) (happens; never delivered)" in out
+    assert "EventBridge  ✗ lost: never delivered: Participant Published" in out
+    assert "(happens; delivered 90 s late)" in out
+    assert "20:01:35    composition  ✔ started composition" in out  # the late publish, acted on when it came
+    assert "EventBridge  ✗ lose-emitted: never delivered: Session Failure" in out
+    assert "IVS fails the next 2 StartComposition call(s) with ThrottlingException" in out
+    assert "IVS is down for 900 s (every call: InternalServerException)" in out
+    assert "participant hOst2AbCdEf2 leaves stage/MainStage0001" in out
+    assert "events never delivered: 2" in out
+
+
+def test_bad_directives_are_reported_and_skipped(tmp_path: Path):
+    stage = "arn:aws:ivs:us-east-1:123456789012:stage/MainStage0001"
+    published = json.loads((EXAMPLES / "show.jsonl").read_text().splitlines()[4])
+    bad = [
+        {"simulate": "fault", "operation": "StartTheShow", "error": "ThrottlingException", "time": published["time"]},
+        {"simulate": "fault", "operation": "StartComposition", "error": "Oops", "time": published["time"]},
+        {"simulate": "outage", "time": published["time"], "seconds": 0},
+        {"simulate": "late", "seconds": -5, "event": published},
+        {"simulate": "lost", "event": {"id": "x"}},
+        {"simulate": "lose-emitted", "eventName": "Session End", "count": 0},
+        {"simulate": "leave", "stageArn": stage, "time": published["time"]},
+        {**published, "resources": 5},
+        {**published, "detail": "x"},
+        {**published, "time": "9999-12-31T23:59:59Z"},
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(line) for line in [*bad, published]) + "\n")
+
+    result = run("simulate", "--json", "--policies", str(EXAMPLES / "policies.json"), "--events", str(events))
+
+    assert result.status == 0
+    errors = result.stderr.splitlines()
+    assert [e.split(": ", 2)[1] for e in errors] == [f"line {n}" for n in range(1, len(bad) + 1)]
+    assert "operation: 'StartTheShow' is not an IVS real-time operation" in errors[0]
+    assert "error: must be one of" in errors[1]
+    assert "seconds: must be > 0" in errors[2]
+    assert "seconds: must be >= 0" in errors[3]
+    assert "event.not an EventBridge event: missing" in errors[4]
+    assert "count: must be a whole number >= 1" in errors[5]
+    assert "participantId: required" in errors[6]
+    assert "resources: must be an array" in errors[7]
+    assert "detail: must be a JSON object" in errors[8]
+    assert "time: must be an ISO-8601 time" in errors[9]
+    assert [json.loads(line)["operation"] for line in result.stdout.splitlines()] == [
+        "StartComposition",
+        "StartParticipantReplication",
+    ]
+
+
+def test_reconcile_and_settle_options_are_checked(capsys: pytest.CaptureFixture[str]):
+    for option, value in (("--reconcile-seconds", "-1"), ("--settle", "soon")):
+        result = run(
+            "simulate",
+            "--policies",
+            str(EXAMPLES / "policies.json"),
+            "--events",
+            str(EXAMPLES / "show.jsonl"),
+            option,
+            value,
+        )
+        assert result.status == 2
+        assert option in capsys.readouterr().err  # argparse's usage error

@@ -36,7 +36,31 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="EventBridge events, one per line (JSON Lines), plus 'simulate' directive lines",
     )
     command.add_argument("--bans", type=Path, metavar="FILE", help='JSON array of {"userId": "...", "reason": "..."}')
+    command.add_argument(
+        "--reconcile-seconds",
+        type=_seconds,
+        default=60,
+        metavar="N",
+        help="run the convergence pass every N seconds of virtual time (default 60, as deployed; 0 = off)",
+    )
+    command.add_argument(
+        "--settle",
+        type=_seconds,
+        default=600,
+        metavar="SECONDS",
+        help="after the last line, let this much virtual time pass for retries, back-offs and passes (default 600)",
+    )
     command.set_defaults(handler=cmd_simulate)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 604800 seconds")
+    return value
 
 
 def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
@@ -60,7 +84,12 @@ def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
     _quiet_logs()
     timeline = None if out.as_json else Timeline(out)
     result = simulate(
-        [parse_policy(d) for d in documents], scenario, bans=bans, listener=timeline.notify if timeline else None
+        [parse_policy(d) for d in documents],
+        scenario,
+        bans=bans,
+        listener=timeline.notify if timeline else None,
+        reconcile_seconds=args.reconcile_seconds,
+        settle_seconds=args.settle,
     )
     if out.as_json:
         for call in result.calls:
@@ -97,20 +126,50 @@ class Timeline:
             self._inputs.add(str(payload.get("id")))
             self._out.line(f"{_clock(payload.get('time'))}  ▶ {_describe(payload)}")
         elif kind == "directive":
-            what = payload.get("simulate")
-            if what == "composition-failure":
-                self._out.line(
-                    f"{_clock(payload.get('time'))}  ▶ IVS fails the compositions of {_short(payload['stageArn'])}"
-                )
-            else:
-                attributes = payload.get("attributes") or {}
-                self._out.line(
-                    f"{'':8}  ▶ token: participant {payload['participantId']} of user "
-                    f"{payload.get('userId') or '-'} on {_short(payload['stageArn'])}"
-                    + (f" {json.dumps(attributes)}" if attributes else "")
-                )
+            self._directive(payload)
+        elif kind == "lost":
+            event, why = payload
+            self._out.line(f"{_clock(event.get('time'))}    {'EventBridge':<12} ✗ {why}: {_describe(event)}")
         elif kind == "delivery":
             self._delivery(payload)
+
+    def _directive(self, payload: Mapping[str, Any]) -> None:
+        what = payload.get("simulate")
+        when = _clock(payload.get("time"))
+        if what == "participant":
+            attributes = payload.get("attributes") or {}
+            self._out.line(
+                f"{'':8}  ▶ token: participant {payload['participantId']} of user "
+                f"{payload.get('userId') or '-'} on {_short(payload['stageArn'])}"
+                + (f" {json.dumps(attributes)}" if attributes else "")
+            )
+        elif what == "composition-failure":
+            self._out.line(f"{when}  ▶ IVS fails the compositions of {_short(payload['stageArn'])}")
+        elif what == "lost":
+            event = payload["event"]
+            self._inputs.add(str(event.get("id")))
+            self._out.line(f"{_clock(event.get('time'))}  ▶ {_describe(event)} (happens; never delivered)")
+        elif what == "late":
+            event = payload["event"]
+            self._inputs.add(str(event.get("id")))
+            self._out.line(
+                f"{_clock(event.get('time'))}  ▶ {_describe(event)} (happens; delivered {payload['seconds']:g} s late)"
+            )
+        elif what == "lose-emitted":
+            where = f" on {_short(payload['stageArn'])}" if payload.get("stageArn") else ""
+            self._out.line(
+                f"{'':8}  ▶ the next {payload.get('count', 1)} '{payload['eventName']}' event(s) IVS sends{where} "
+                "will be lost"
+            )
+        elif what == "fault":
+            self._out.line(
+                f"{when}  ▶ IVS fails the next {payload.get('count', 1)} {payload['operation']} call(s) "
+                f"with {payload['error']}"
+            )
+        elif what == "outage":
+            self._out.line(f"{when}  ▶ IVS is down for {payload['seconds']:g} s (every call: InternalServerException)")
+        elif what == "leave":
+            self._out.line(f"{when}  ▶ participant {payload['participantId']} leaves {_short(payload['stageArn'])}")
 
     def _delivery(self, delivery: Delivery) -> None:
         when = delivery.time.strftime("%H:%M:%S")
@@ -134,6 +193,8 @@ def _summary(out: Output, result: Any) -> None:
     counts = Counter(call["operation"] for call in result.calls)
     out.line("")
     out.line("IVS calls made: " + (", ".join(f"{op} ×{n}" for op, n in counts.items()) or "none"))
+    if result.lost:
+        out.line(f"events never delivered: {result.lost}")
     parked = {name: items for name, items in result.dead_letters.items() if items}
     for name, items in parked.items():
         out.line(f"dead-letter queue {name}: {len(items)} event(s)")

@@ -5,6 +5,12 @@ It mirrors what the CDK stack deploys (infra/): every event is matched against t
 patterns with moto's EventBridge matcher, each matching rule delivers it to its automation's queue, and
 a delivery that fails is retried after its back-off until ``MAX_RECEIVES``, then kept in that
 automation's dead-letter queue. Used by ``stagepilot simulate`` and by the handler tests.
+
+The world can misbehave on purpose, as IVS and EventBridge document they may: an event that happens at
+IVS but is never delivered (``put_event(..., deliver=False)``), delivered late (``delay_seconds``), the
+stand-in's own events lost (``lose_emitted``), and IVS faults and outages (``ivs.fail_next``,
+``ivs.outage``). Time moves on a virtual clock; what IVS does on its own (a composition stopping a
+minute after the last publisher left, a replica ending) happens at its moment on that clock.
 """
 
 from __future__ import annotations
@@ -35,9 +41,18 @@ from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.automations.moderation import ModerationAutomation
 from stagepilot.automations.replication import ReplicationAutomation
 from stagepilot.config import Settings
+from stagepilot.convergence import PassReport, run_pass
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.pipeline import Automation, Outcome, Services, handle_record
-from stagepilot.routing import AUTOMATIONS, DEFAULT_MODERATION_SOURCES, Route, build_routes
+from stagepilot.routing import (
+    AUTOMATIONS,
+    COMPOSITION,
+    DEFAULT_MODERATION_SOURCES,
+    MODERATION,
+    REPLICATION,
+    Route,
+    build_routes,
+)
 
 MAX_RECEIVES = 5  # the stack's redrive policy: maxReceiveCount
 TABLE_NAME = "stagepilot-local"
@@ -108,6 +123,25 @@ class Delivery:
     parked: bool = False  # ended in the DLQ
 
 
+@dataclass
+class _EmittedLoss:
+    """``lose-emitted``: the next ``count`` events IVS itself emits with this name (on this stage) vanish."""
+
+    event_name: str
+    count: int
+    stage_arn: str | None = None
+
+    def takes(self, event: Mapping[str, Any]) -> bool:
+        detail = event.get("detail") or {}
+        if self.count <= 0 or detail.get("event_name") != self.event_name:
+            return False
+        stage = detail.get("stage_arn") or next(iter(event.get("resources") or []), None)
+        if self.stage_arn is not None and stage != self.stage_arn:
+            return False
+        self.count -= 1
+        return True
+
+
 @dataclass(order=True)
 class _Pending:
     due: datetime
@@ -143,6 +177,7 @@ class LocalDeployment:
         moderation_sources: Iterable[str] = DEFAULT_MODERATION_SOURCES,
         automations: Iterable[Automation] | None = None,
         settings: Settings | None = None,
+        reconcile_seconds: float | None = None,
     ) -> None:
         self.clock = VirtualClock(start)
         self.account, self.region = account, region
@@ -151,6 +186,12 @@ class LocalDeployment:
         self.deliveries: list[Delivery] = []
         self.dead_letters: dict[str, list[tuple[str, str]]] = {name: [] for name in AUTOMATIONS}
         self.on_delivery: Callable[[Delivery], None] | None = None
+        self.on_lost: Callable[[Mapping[str, Any], str], None] | None = None  # (event, why it was not delivered)
+        self.on_pass: Callable[[PassReport], None] | None = None
+        self._emitted_losses: list[_EmittedLoss] = []
+        self.lost: list[Mapping[str, Any]] = []  # events that happened but were never delivered
+        # periodic work on the virtual clock (the convergence pass): (period, next due, callback)
+        self._periodic: list[tuple[timedelta, datetime, Callable[[], object]]] = []
         self.ivs = IvsStandIn(account=account, region=region, clock=self.clock, on_event=self._ivs_emitted)
         dynamodb = boto3.client("dynamodb", region_name=region)
         create_table(dynamodb)
@@ -166,6 +207,9 @@ class LocalDeployment:
         )
         chosen = list(automations) if automations is not None else default_automations()
         self.automations = {a.name: a for a in chosen}
+        self.passes: list[PassReport] = []
+        if reconcile_seconds:
+            self.every(timedelta(seconds=reconcile_seconds), self.reconcile)
         self.routes: list[tuple[Route, EventPattern]] = [
             (route, EventPattern.load(json.dumps(route.pattern)))
             for route in build_routes(account=account, region=region, moderation_sources=list(moderation_sources))
@@ -173,31 +217,77 @@ class LocalDeployment:
         ]
 
     # the world -------------------------------------------------------------------------------------
-    def put_event(self, event: Mapping[str, Any], *, observe: bool = True) -> list[str]:
-        """An event arrives on the bus (from IVS or another system). Returns the automations it went to."""
+    def put_event(
+        self,
+        event: Mapping[str, Any],
+        *,
+        observe: bool = True,
+        deliver: bool = True,
+        delay_seconds: float = 0,
+    ) -> list[str]:
+        """An event happens (at IVS, or another system puts it on the bus) at its ``time``.
+
+        ``observe``: the IVS stand-in follows it (a participant published...). ``deliver=False``: it
+        happened but EventBridge never delivers it (``lost``); ``delay_seconds``: delivered that much
+        later (``late``). Returns the automations it is (or will be) delivered to.
+        """
         when = _event_time(event)
         if when is not None:
             self.run_until(when)
         self.run_due()
         if observe and event.get("source") == "aws.ivs":
             self.ivs.observe(dict(event))
-        return self._route(event)
+        if not deliver:
+            self._lose(event, "lost: never delivered")
+            return []
+        return self._route(event, due=self.clock() + timedelta(seconds=delay_seconds))
 
     def put_raw(self, automation: str, body: str) -> None:
         """Put a raw message body on one automation's queue (malformed-input tests)."""
         self._enqueue(automation, body, self.clock())
 
-    def _route(self, event: Mapping[str, Any]) -> list[str]:
+    def lose_emitted(self, event_name: str, count: int = 1, *, stage_arn: str | None = None) -> None:
+        """The next ``count`` events the IVS stand-in emits named ``event_name`` (on ``stage_arn``) are lost."""
+        self._emitted_losses.append(_EmittedLoss(event_name, count, stage_arn))
+
+    def every(self, period: timedelta, callback: Callable[[], object], *, first: datetime | None = None) -> None:
+        """Run ``callback`` every ``period`` of virtual time (first at ``first``, default one period from now)."""
+        self._periodic.append((period, first or self.clock() + period, callback))
+
+    def reconcile(self, *, only_stage: str | None = None, dry_run: bool = False) -> PassReport:
+        """One convergence pass now, as the scheduled function runs it (moderation first: nobody banned
+        is composed or replicated)."""
+        order = [MODERATION, COMPOSITION, REPLICATION]
+        converging: list[Any] = [self.automations[name] for name in order if name in self.automations]
+        self.ivs.trigger = "reconcile"
+        try:
+            report = run_pass(self.services, converging, only_stage=only_stage, dry_run=dry_run)
+        finally:
+            self.ivs.trigger = None
+        self.passes.append(report)
+        if self.on_pass:
+            self.on_pass(report)
+        return report
+
+    def _route(self, event: Mapping[str, Any], *, due: datetime | None = None) -> list[str]:
         message: Any = dict(event)
         targets = [route.automation for route, pattern in self.routes if pattern.matches_event(message)]
         body = json.dumps(event)
         for automation in targets:
-            self._enqueue(automation, body, self.clock())
+            self._enqueue(automation, body, due or self.clock())
         return targets
 
     def _ivs_emitted(self, event: dict[str, Any]) -> None:
-        # IVS's own events (composition lifecycle, replicas) arrive on the bus too.
+        # IVS's own events (composition lifecycle, replicas) arrive on the bus too, unless lost.
+        if any(loss.takes(event) for loss in self._emitted_losses):
+            self._lose(event, "lose-emitted: never delivered")
+            return
         self._route(event)
+
+    def _lose(self, event: Mapping[str, Any], why: str) -> None:
+        self.lost.append(event)
+        if self.on_lost:
+            self.on_lost(event, why)
 
     def _enqueue(self, automation: str, body: str, due: datetime) -> None:
         heapq.heappush(self._queue, _Pending(due, next(self._seq), automation, body, str(uuid.uuid4())))
@@ -209,13 +299,23 @@ class LocalDeployment:
             self._deliver(heapq.heappop(self._queue))
 
     def run_until(self, moment: datetime) -> None:
-        """Let time pass up to ``moment``, delivering what falls due on the way, in time order."""
-        while self._queue and self._queue[0].due <= moment:
-            self.clock.advance_to(self._queue[0].due)
+        """Let time pass up to ``moment``: deliveries, what IVS does on its own and periodic work happen
+        on the way, each at its own time, in time order."""
+        while True:
+            step = self._next_due()
+            if step is None or step > moment:
+                break
+            self.clock.advance_to(step)
             self.ivs.advance()
             self.run_due()
+            self._run_periodic()
         self.clock.advance_to(moment)
         self.ivs.advance()
+
+    def settle(self, seconds: float) -> None:
+        """Let ``seconds`` of virtual time pass (retries, back-offs, IVS's own transitions, passes)."""
+        self.run_until(self.clock() + timedelta(seconds=seconds))
+        self.run_due()
 
     def drain(self, *, limit: timedelta = timedelta(hours=2)) -> None:
         """Let time pass until every queue is empty (retries included)."""
@@ -223,6 +323,21 @@ class LocalDeployment:
         while self._queue and self._queue[0].due <= deadline:
             self.run_until(self._queue[0].due)
             self.run_due()
+
+    def _next_due(self) -> datetime | None:
+        candidates = [self._queue[0].due] if self._queue else []
+        transition = self.ivs.next_transition()
+        if transition is not None:
+            candidates.append(max(transition, self.clock()))
+        candidates += [due for _, due, _ in self._periodic]
+        return min(candidates, default=None)
+
+    def _run_periodic(self) -> None:
+        now = self.clock()
+        for index, (period, due, callback) in enumerate(list(self._periodic)):
+            if due <= now:
+                self._periodic[index] = (period, due + period, callback)
+                callback()
 
     def _deliver(self, pending: _Pending) -> None:
         pending.receives += 1
@@ -235,6 +350,7 @@ class LocalDeployment:
             "eventSourceARN": f"arn:aws:sqs:{self.region}:{self.account}:stagepilot-{pending.automation}",
         }
         redelivery = _QueueRedelivery()
+        self.ivs.trigger = "event" if pending.receives == 1 else "retry"
         delivery = Delivery(
             time=self.clock(),
             automation=pending.automation,
@@ -254,6 +370,7 @@ class LocalDeployment:
                 pending.due = self.clock() + timedelta(seconds=delay)
                 pending.seq = next(self._seq)
                 heapq.heappush(self._queue, pending)
+        self.ivs.trigger = None
         for _record, reason in redelivery.parked:
             delivery.parked = True
             self.dead_letters[pending.automation].append((pending.body, reason))

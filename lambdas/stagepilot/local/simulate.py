@@ -2,8 +2,10 @@
 moto DynamoDB and the IVS stand-in, with no AWS account.
 
 The scenario is JSON Lines: EventBridge envelopes in delivery order, plus directive lines told apart by
-a ``"simulate"`` key (``participant`` declares a token; ``composition-failure`` fails a stage's
-compositions the way IVS would). Malformed lines are reported with their line number and skipped.
+a ``"simulate"`` key (CONTRACT §4): ``participant`` declares a token; ``composition-failure`` fails a
+stage's compositions the way IVS would; ``lost`` / ``late`` / ``lose-emitted`` lose or delay events;
+``fault`` / ``outage`` make IVS calls fail; ``leave`` disconnects a participant. Malformed lines are
+reported with their line number and skipped.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from typing import Any
 from stagepilot.events import STAGE_ARN
 from stagepilot.policy import StagePolicy
 
+DIRECTIVES = ("participant", "composition-failure", "lost", "late", "lose-emitted", "fault", "outage", "leave")
+DEFAULT_RECONCILE_SECONDS = 60  # the deployed convergence period (cdk.json reconcileMinutes = 1)
+DEFAULT_SETTLE_SECONDS = 600
+MAX_DELAY_SECONDS = 14 * 24 * 3600  # longer than any queue holds a message
+
 ENVELOPE_KEYS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail")
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -26,7 +33,7 @@ DEFAULT_REGION = "us-east-1"
 @dataclass(frozen=True)
 class Line:
     number: int
-    kind: str  # "event" | "participant" | "composition-failure"
+    kind: str  # "event" or one of DIRECTIVES
     data: dict[str, Any]
 
 
@@ -51,35 +58,110 @@ def read_scenario(text: str) -> Scenario:
 def _line(number: int, raw: str) -> Line:
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
+        why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise ValueError(f"not JSON: {why}") from exc
     if not isinstance(data, dict):
         raise ValueError("must be a JSON object")
     directive = data.get("simulate")
     if directive is None:
-        missing = [key for key in ENVELOPE_KEYS if key not in data]
-        if missing:
-            raise ValueError(f"not an EventBridge event: missing {', '.join(missing)}")
-        if not isinstance(data["time"], str) or _time(data["time"]) is None:
-            raise ValueError("time: must be an ISO-8601 time like 2026-11-21T20:00:00Z")
+        _require_envelope(data, "")
         return Line(number, "event", data)
-    if directive == "participant":
+    if directive not in DIRECTIVES:
+        raise ValueError(f"simulate: unknown directive {directive!r} (expected one of {', '.join(DIRECTIVES)})")
+    _DIRECTIVE_CHECKS[directive](data)
+    return Line(number, directive, data)
+
+
+def _require_envelope(data: Any, where: str) -> None:
+    """An EventBridge envelope whose fields have the types EventBridge gives them. What the fields say is
+    the automation's to judge (a malformed detail is parked by it, as in production)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or 'event'}: must be an EventBridge event (a JSON object)")
+    missing = [key for key in ENVELOPE_KEYS if key not in data]
+    if missing:
+        raise ValueError(f"{where}not an EventBridge event: missing {', '.join(missing)}")
+    if not isinstance(data["time"], str) or _time(data["time"]) is None:
+        raise ValueError(f"{where}time: must be an ISO-8601 time like 2026-11-21T20:00:00Z")
+    if not isinstance(data["resources"], list) or not all(isinstance(r, str) for r in data["resources"]):
+        raise ValueError(f"{where}resources: must be an array of ARN strings")
+    if not isinstance(data["detail"], dict):
+        raise ValueError(f"{where}detail: must be a JSON object")
+    for key in ("id", "detail-type", "source", "account", "region"):
+        if not isinstance(data[key], str):
+            raise ValueError(f"{where}{key}: must be a string")
+
+
+def _check_participant(data: dict[str, Any]) -> None:
+    _require_stage(data)
+    _require_text(data, "participantId", "a participant id")
+    if not isinstance(data.get("userId", ""), str):
+        raise ValueError("userId: must be a string")
+    attributes = data.get("attributes", {})
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        raise ValueError("attributes: must be an object of strings")
+
+
+def _check_composition_failure(data: dict[str, Any]) -> None:
+    _require_stage(data)
+    _require_time(data)
+
+
+def _check_lost(data: dict[str, Any]) -> None:
+    _require_envelope(data.get("event"), "event.")
+
+
+def _check_late(data: dict[str, Any]) -> None:
+    _require_number(data, "seconds", minimum=0, maximum=MAX_DELAY_SECONDS)
+    _require_envelope(data.get("event"), "event.")
+
+
+def _check_lose_emitted(data: dict[str, Any]) -> None:
+    _require_text(data, "eventName", "an IVS detail.event_name like 'Session End'")
+    count = data.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError("count: must be a whole number >= 1")
+    if "stageArn" in data:
         _require_stage(data)
-        for key in ("participantId",):
-            if not isinstance(data.get(key), str) or not data[key]:
-                raise ValueError(f"{key}: required (a participant id)")
-        if not isinstance(data.get("userId", ""), str):
-            raise ValueError("userId: must be a string")
-        attributes = data.get("attributes", {})
-        if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
-            raise ValueError("attributes: must be an object of strings")
-        return Line(number, "participant", data)
-    if directive == "composition-failure":
-        _require_stage(data)
-        if not isinstance(data.get("time"), str) or _time(data["time"]) is None:
-            raise ValueError("time: required, an ISO-8601 time like 2026-11-21T20:05:00Z")
-        return Line(number, "composition-failure", data)
-    raise ValueError(f"simulate: unknown directive {directive!r} (expected 'participant' or 'composition-failure')")
+
+
+def _check_fault(data: dict[str, Any]) -> None:
+    from stagepilot.local.ivs import THROTTLING
+    from stagepilot.local.ivs_model import error_statuses, operation_names
+
+    _require_time(data)
+    operation = data.get("operation")
+    if operation not in operation_names():
+        raise ValueError(f"operation: {operation!r} is not an IVS real-time operation (e.g. StartComposition)")
+    errors = sorted([*error_statuses(), THROTTLING])
+    if data.get("error") not in errors:
+        raise ValueError(f"error: must be one of {', '.join(errors)}")
+    count = data.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError("count: must be a whole number >= 1")
+
+
+def _check_outage(data: dict[str, Any]) -> None:
+    _require_time(data)
+    _require_number(data, "seconds", minimum=0, maximum=MAX_DELAY_SECONDS, exclusive=True)
+
+
+def _check_leave(data: dict[str, Any]) -> None:
+    _require_stage(data)
+    _require_text(data, "participantId", "a participant id")
+    _require_time(data)
+
+
+_DIRECTIVE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "participant": _check_participant,
+    "composition-failure": _check_composition_failure,
+    "lost": _check_lost,
+    "late": _check_late,
+    "lose-emitted": _check_lose_emitted,
+    "fault": _check_fault,
+    "outage": _check_outage,
+    "leave": _check_leave,
+}
 
 
 def _require_stage(data: dict[str, Any]) -> None:
@@ -87,22 +169,47 @@ def _require_stage(data: dict[str, Any]) -> None:
         raise ValueError("stageArn: required, a stage ARN")
 
 
+def _require_text(data: dict[str, Any], key: str, what: str) -> None:
+    if not isinstance(data.get(key), str) or not data[key]:
+        raise ValueError(f"{key}: required ({what})")
+
+
+def _require_time(data: dict[str, Any]) -> None:
+    if not isinstance(data.get("time"), str) or _time(data["time"]) is None:
+        raise ValueError("time: required, an ISO-8601 time like 2026-11-21T20:05:00Z")
+
+
+def _require_number(data: dict[str, Any], key: str, *, minimum: float, maximum: float, exclusive: bool = False) -> None:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}: required, a number of seconds")
+    if value < minimum or (exclusive and value == minimum) or value > maximum:
+        low = f"> {minimum}" if exclusive else f">= {minimum}"
+        raise ValueError(f"{key}: must be {low} and <= {maximum}")
+
+
 def _time(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.year > 9000:  # leaves room for settling and retries without overflowing datetime
+        return None
+    return parsed
 
 
 @dataclass
 class SimulationResult:
-    calls: list[dict[str, Any]]  # successful mutating IVS calls, in order: {"operation", "params", "time"}
+    # successful mutating IVS calls, in order: {"operation", "params", "time", "trigger"}
+    calls: list[dict[str, Any]]
     dead_letters: dict[str, list[tuple[str, str]]]
     metrics: dict[str, float]
+    lost: int = 0  # events that happened but were never delivered
 
 
-Listener = Callable[[str, Any], None]  # ("event" | "delivery" | "directive", payload)
+# ("event" | "delivery" | "directive" | "lost", payload); "lost" carries (event, why)
+Listener = Callable[[str, Any], None]
 
 
 def simulate(
@@ -111,18 +218,34 @@ def simulate(
     *,
     bans: Iterable[dict[str, str]] = (),
     listener: Listener | None = None,
+    reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS,
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS,
 ) -> SimulationResult:
-    """Run the scenario. Needs no AWS account: everything runs inside ``moto.mock_aws``."""
+    """Run the scenario. Needs no AWS account: everything runs inside ``moto.mock_aws``.
+
+    ``reconcile_seconds``: the convergence pass's period on the virtual clock (0: off). ``settle_seconds``:
+    how long the run goes on after the last line, so that retries, back-offs and passes can finish.
+    """
     from moto import mock_aws
 
     policies = list(policies)
     account, region = _account_and_region(policies, scenario)
-    start = next((_time(line.data["time"]) for line in scenario.lines if "time" in line.data), None)
+    start = next((t for line in scenario.lines if (t := _line_time(line)) is not None), None)
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
     os.environ.update(AWS_ACCESS_KEY_ID="simulate", AWS_SECRET_ACCESS_KEY="simulate", AWS_DEFAULT_REGION=region)
     try:
         with mock_aws():
-            return _run(policies, scenario, list(bans), account, region, start or datetime.now(UTC), listener)
+            return _run(
+                policies,
+                scenario,
+                list(bans),
+                account,
+                region,
+                start or datetime.now(UTC),
+                listener,
+                reconcile_seconds,
+                settle_seconds,
+            )
     finally:
         for key, value in saved.items():
             if value is None:
@@ -139,48 +262,79 @@ def _run(
     region: str,
     start: datetime,
     listener: Listener | None,
+    reconcile_seconds: float,
+    settle_seconds: float,
 ) -> SimulationResult:
     from stagepilot.local.deployment import LocalDeployment
 
     deployment = LocalDeployment(account=account, region=region, start=start)
     notify = listener or (lambda kind, payload: None)
     deployment.on_delivery = lambda delivery: notify("delivery", delivery)
+    deployment.on_lost = lambda event, why: notify("lost", (event, why))
+    # reconcile_seconds: the convergence pass arrives with its own module; until then no pass runs.
     for policy in policies:
         deployment.services.policies.put(policy)
         for arn in [policy.stage_arn, *(rule.destination_stage_arn for rule in policy.replication)]:
-            if arn != "default":
+            if arn != "default" and deployment.ivs.is_local_arn(arn):
                 deployment.ivs.create_stage(arn)
     for ban in bans:
         deployment.services.bans.add(ban["userId"], reason=ban.get("reason", ""))
     for line in scenario.lines:
-        if line.kind == "event":
-            when = _time(line.data["time"])
-            if when:  # what falls due before this event happens before it
-                deployment.run_until(when)
-            notify("event", line.data)
-            deployment.put_event(line.data)
-        elif line.kind == "participant":
-            notify("directive", line.data)
-            deployment.ivs.declare_participant(
-                line.data["stageArn"],
-                line.data["participantId"],
-                user_id=line.data.get("userId", ""),
-                attributes=line.data.get("attributes") or {},
-            )
-        else:
-            when = _time(line.data["time"])
-            if when:
-                deployment.run_until(when)
-            deployment.run_due()
-            notify("directive", line.data)
-            deployment.ivs.fail_compositions(line.data["stageArn"])
+        when = _line_time(line)
+        if when is not None:  # what falls due before this line happens before it
+            deployment.run_until(when)
         deployment.run_due()
-    deployment.drain()
+        _play(deployment, line, notify)
+        deployment.run_due()
+    deployment.settle(settle_seconds)
     calls = [
-        {"operation": c.operation, "params": c.params, "time": c.time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        {
+            "operation": c.operation,
+            "params": c.params,
+            "time": c.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "trigger": c.trigger or "event",
+        }
         for c in deployment.ivs.mutating_calls()
     ]
-    return SimulationResult(calls=calls, dead_letters=deployment.dead_letters, metrics=dict(deployment.metrics.counts))
+    return SimulationResult(
+        calls=calls,
+        dead_letters=deployment.dead_letters,
+        metrics=dict(deployment.metrics.counts),
+        lost=len(deployment.lost),
+    )
+
+
+def _play(deployment: Any, line: Line, notify: Listener) -> None:
+    data = line.data
+    if line.kind == "event":
+        notify("event", data)
+        deployment.put_event(data)
+        return
+    notify("directive", data)
+    if line.kind == "participant":
+        deployment.ivs.declare_participant(
+            data["stageArn"], data["participantId"], user_id=data.get("userId", ""), attributes=data.get("attributes")
+        )
+    elif line.kind == "composition-failure":
+        deployment.ivs.fail_compositions(data["stageArn"])
+    elif line.kind == "lost":
+        deployment.put_event(data["event"], deliver=False)
+    elif line.kind == "late":
+        deployment.put_event(data["event"], delay_seconds=float(data["seconds"]))
+    elif line.kind == "lose-emitted":
+        deployment.lose_emitted(data["eventName"], data.get("count", 1), stage_arn=data.get("stageArn"))
+    elif line.kind == "fault":
+        deployment.ivs.fail_next(data["operation"], data.get("count", 1), error=data["error"])
+    elif line.kind == "outage":
+        deployment.ivs.outage(deployment.clock(), float(data["seconds"]))
+    elif line.kind == "leave":
+        deployment.ivs.leave(data["stageArn"], data["participantId"])
+
+
+def _line_time(line: Line) -> datetime | None:
+    """When a line takes effect: its ``time`` (an event's, or a lost/late event's own)."""
+    raw = line.data["event"].get("time") if line.kind in ("lost", "late") else line.data.get("time")
+    return _time(raw) if isinstance(raw, str) else None
 
 
 def _account_and_region(policies: list[StagePolicy], scenario: Scenario) -> tuple[str, str]:

@@ -1,0 +1,226 @@
+"""The convergence pass: IVS is the state, events are hints (CONTRACT §1).
+
+Events make stagepilot fast; this pass makes it certain. Every period (``reconcileMinutes``, default
+1) it lists what IVS says is live and compares each live stage with its policy:
+
+    ListStages ─ activeSessionId → live stages      (1 call per 100 stages)
+    ListCompositions (unfiltered)  → live compositions of every stage (1 call: at most 20 are live)
+    per live stage that needs it:   ListParticipants (connected), ListParticipantEvents (publishing now?),
+                                    GetParticipant (attributes), ListParticipantReplicas
+
+and hands each stage to the automations' ``converge``, which decide with the same decision functions
+and claims as the event path what is missing (a composition, a replica, a disconnect) and do it. Every
+healed action is audited as ``healed`` with what was found, and counted (``Healed`` and
+``Healed<Automation>``): healing that happens often means events are being lost.
+
+The pass acts as a caller like any event: its claims carry a deterministic owner per stage session
+(``reconcile:<session>:<what>``), so a pass that dies mid-way is resumed by the next one, and its
+claims expire after the same lease (``decisions/leases.py``) as everyone's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant
+from stagepilot.adapters.table import AuditRecord
+from stagepilot.errors import ConfigurationError, RetryLater
+from stagepilot.events import Envelope, StageUpdate
+from stagepilot.pipeline import Outcome, Services
+from stagepilot.policy import PolicyInvalid, StagePolicy
+
+logger = logging.getLogger(__name__)
+
+HEAL_SOURCE = "stagepilot.reconcile"
+HEALED_METRIC = "Healed"
+WOULD_HEAL = "would-heal"
+
+
+@dataclass
+class LiveStage:
+    """One live stage as IVS lists it, read lazily and at most once per pass."""
+
+    arn: str
+    session_id: str
+    policy: StagePolicy | None
+    compositions: list[CompositionSummary]  # this stage's, from the account-wide listing
+    ivs: IvsStage
+    now: datetime
+    _connected: list[Participant] | None = field(default=None, repr=False)
+    _publishing: dict[str, bool] = field(default_factory=dict, repr=False)
+
+    def connected(self) -> list[Participant]:
+        if self._connected is None:
+            self._connected = self.ivs.connected_participants(self.arn, self.session_id)
+        return self._connected
+
+    def forget_participants(self) -> None:
+        self._connected = None
+
+    def publishing_now(self, participant_id: str) -> bool:
+        """ListParticipants' ``published`` means "ever published in the session": only the participant's
+        events say whether it publishes now (so the pass never restarts a composition IVS stopped after a
+        minute without publishers)."""
+        if participant_id not in self._publishing:
+            self._publishing[participant_id] = self.ivs.is_publishing(self.arn, self.session_id, participant_id)
+        return self._publishing[participant_id]
+
+    def publishers(self, *, replicas: bool = True) -> list[Participant]:
+        """Connected participants publishing now (replicas publish too; ``replicas=False`` leaves them out)."""
+        return [
+            p
+            for p in self.connected()
+            if p.published and (replicas or not p.is_replica) and self.publishing_now(p.participant_id)
+        ]
+
+    def publish_seen(self, participant: Participant, what: str) -> StageUpdate:
+        """What the listing shows, in the shape the automations decide on: ``participant`` publishes in this
+        session now. Its id names the pass's claim for ``what`` in this session, the same on every pass."""
+        event_id = f"reconcile:{self.session_id}:{participant.participant_id}:{what}"
+        envelope = Envelope(
+            event_id=event_id,
+            detail_type="Convergence Pass",
+            source=HEAL_SOURCE,
+            account=self.arn.split(":")[4],
+            region=self.arn.split(":")[3],
+            time=self.now,
+            resources=(self.arn,),
+            detail={},
+        )
+        return StageUpdate(
+            envelope=envelope,
+            stage_arn=self.arn,
+            session_id=self.session_id,
+            event_name="Participant Published",
+            participant_id=participant.participant_id,
+            user_id=participant.user_id,
+            time=self.now,
+        )
+
+
+class Converging(Protocol):
+    name: str
+
+    def converge(self, stage: LiveStage, services: Services, *, dry_run: bool) -> list[Outcome]: ...
+
+
+@dataclass
+class PassReport:
+    """What one pass found and did."""
+
+    stages_listed: int = 0
+    live: int = 0
+    examined: int = 0
+    outcomes: list[tuple[str, Outcome]] = field(default_factory=list)  # (stage ARN, outcome)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (stage ARN, why it could not be examined)
+    reads: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def healed(self) -> list[tuple[str, Outcome]]:
+        return [(arn, o) for arn, o in self.outcomes if o.acted]
+
+    @property
+    def drift(self) -> list[tuple[str, Outcome]]:
+        """What differs from the policies: healed now, or (dry run) what would be."""
+        return [(arn, o) for arn, o in self.outcomes if o.acted or o.action in (WOULD_HEAL, "rejected")]
+
+
+def run_pass(
+    services: Services,
+    automations: Iterable[Converging],
+    *,
+    only_stage: str | None = None,
+    dry_run: bool = False,
+) -> PassReport:
+    """One convergence pass over every live stage (or ``only_stage``). Never raises for one stage's
+    trouble: a stage that cannot be examined now is reported and left to the next pass."""
+    report = PassReport()
+    chosen = list(automations)
+    now = services.clock()
+    try:
+        stages = services.ivs.live_stages()
+        report.stages_listed = len(stages)
+        live = [s for s in stages if services.settings.covers(s.arn) and (only_stage is None or s.arn == only_stage)]
+        report.live = len(live)
+        if not live:
+            return report
+        compositions = services.ivs.all_compositions()
+        banned = bool(services.bans.list())
+    except RetryLater as exc:  # IVS or DynamoDB unavailable: the next pass tries again
+        report.errors.append(("*", f"cannot list what is live: {exc}"))
+        services.metrics.count("ReconcileFailed")
+        logger.warning("convergence pass could not list what is live", extra={"error": str(exc)})
+        return report
+    for info in live:
+        assert info.active_session_id is not None
+        try:
+            effective = services.effective_policies.get(info.arn)
+        except PolicyInvalid as exc:
+            services.metrics.count("PolicyInvalid")
+            report.errors.append((info.arn, f"the stored policy is invalid: {exc}"))
+            continue
+        policy = effective.policy if effective else None
+        if policy is not None and policy.paused:
+            continue
+        if policy is None and not banned:
+            continue  # nothing could apply: no policy, no default, nobody banned
+        report.examined += 1
+        stage = LiveStage(
+            arn=info.arn,
+            session_id=info.active_session_id,
+            policy=policy,
+            compositions=[c for c in compositions if c.stage_arn == info.arn],
+            ivs=services.ivs,
+            now=now,
+        )
+        for automation in chosen:
+            try:
+                outcomes = automation.converge(stage, services, dry_run=dry_run)
+            except (RetryLater, ConfigurationError) as exc:
+                report.errors.append((info.arn, f"{automation.name}: {exc}"))
+                logger.warning(
+                    "stage left to the next pass",
+                    extra={"stage_arn": info.arn, "automation": automation.name, "error": str(exc)},
+                )
+                continue
+            for outcome in outcomes:
+                report.outcomes.append((info.arn, outcome))
+                if outcome.acted:
+                    _record_healed(services, stage, outcome)
+                    stage.forget_participants()  # someone was disconnected or replicated: read again
+                logger.info(
+                    outcome.reason,
+                    extra={
+                        "stage_arn": info.arn,
+                        "automation": outcome.automation,
+                        "action": outcome.action,
+                        "acted": outcome.acted,
+                        "dry_run": dry_run,
+                    },
+                )
+    return report
+
+
+def _record_healed(services: Services, stage: LiveStage, outcome: Outcome) -> None:
+    services.metrics.count(HEALED_METRIC)
+    services.metrics.count(f"{HEALED_METRIC}{outcome.automation.capitalize()}")
+    participant = outcome.details.get("participant_id")
+    services.audit.record(
+        AuditRecord(
+            time=stage.now,
+            stage_arn=stage.arn,
+            automation=outcome.automation,
+            action="healed",
+            reason=outcome.reason,
+            session_id=stage.session_id,
+            participant_id=participant if isinstance(participant, str) else None,
+            result=outcome.action,
+            event_id=f"reconcile:{stage.session_id}",
+            details={k: v for k, v in outcome.details.items() if isinstance(v, str | int | float | bool | list)},
+        )
+    )
