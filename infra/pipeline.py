@@ -27,9 +27,10 @@ from constructs import Construct
 from infra import names
 from infra.bundling import RUNTIME
 from stagepilot import config
+from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS
 from stagepilot.routing import Route
 
-FUNCTION_TIMEOUT = Duration.seconds(60)
+FUNCTION_TIMEOUT = Duration.seconds(FUNCTION_TIMEOUT_SECONDS)  # claims' leases are twice this
 FUNCTION_MEMORY_MB = 512
 # SQS guidance: visibility >= 6 x function timeout, so a batch that is retried inside the poller is not
 # redelivered to a second container while the first one still works on it.

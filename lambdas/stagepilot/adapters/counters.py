@@ -23,12 +23,13 @@ from typing import Any, Final
 
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 from stagepilot.adapters.table import STATE_RETENTION, Table, epoch, iso, stage_partition, utc_now
+from stagepilot.decisions.leases import CLAIM_LEASE
 
 EVENTS_ATTRIBUTE: Final = "events"
 # Events can arrive hours late (ivs-facts §1.1): entries older than the newest event by more than the
 # window plus this much are pruned; a duplicate that old cannot meet the newer events in any window.
 LATE_EVENT_TOLERANCE: Final = timedelta(hours=6)
-CLAIM_TIMEOUT: Final = timedelta(minutes=15)  # a claim older than this (its event died) can be taken over
+CLAIM_TIMEOUT: Final = CLAIM_LEASE  # past it the claim of an event that died can be taken over
 
 
 class Kind(StrEnum):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from stagepilot.adapters.ivs import IvsRejected
 from stagepilot.adapters.state import CompositionRecords
@@ -20,6 +21,7 @@ from stagepilot.decisions.composition import (
     SessionCompositions,
     State,
     decide_on_failure,
+    decide_on_heal,
     decide_on_publish,
     idempotency_token,
     managed_attempt,
@@ -30,6 +32,9 @@ from stagepilot.events import CompositionStateChange, Event, StageUpdate
 from stagepilot.pipeline import Outcome, Services
 from stagepilot.policy import CompositionPolicy, StagePolicy
 from stagepilot.routing import COMPOSITION, PARTICIPANT_PUBLISHED
+
+if TYPE_CHECKING:
+    from stagepilot.convergence import LiveStage
 
 
 class CompositionAutomation:
@@ -139,6 +144,7 @@ class CompositionAutomation:
             max_restarts=composition.max_restarts,
             failed_at=event.time,
             now=services.clock(),
+            event_id=event.event_id,
         )
         if not decision.act:
             if record is not None and record.attempt == attempt and record.state is State.FAILED:
@@ -180,6 +186,47 @@ class CompositionAutomation:
             event_time=event.time,
         )
 
+    # the convergence pass -----------------------------------------------------------------------------
+    def converge(self, stage: LiveStage, services: Services, *, dry_run: bool) -> list[Outcome]:
+        """Someone publishes now and no stagepilot composition is live at IVS: start one (once)."""
+        policy = stage.policy
+        if policy is None or policy.composition is None:
+            return []
+        if any(c.active and managed_attempt(dict(c.tags)) is not None for c in stage.compositions):
+            return []  # IVS says it runs: nothing to read, nothing to do
+        publishers = stage.publishers()
+        if not publishers:
+            return []
+        records = CompositionRecords(services.table, clock=services.clock)
+        record = records.get(stage.arn, stage.session_id)
+        owner = f"reconcile:{stage.session_id}:composition"
+        decision = decide_on_heal(
+            record,
+            owner=owner,
+            now=stage.now,
+            policy_hash=_policy_hash(policy.composition),
+            max_restarts=policy.composition.max_restarts,
+        )
+        details = {"session_id": stage.session_id, "publishers": len(publishers)}
+        if not decision.act:
+            return [Outcome(self.name, "skip", decision.reason, details=details)]
+        if dry_run:
+            return [Outcome(self.name, "would-heal", f"would start a composition: {decision.reason}", details=details)]
+        outcome = self._start(
+            stage.arn,
+            stage.session_id,
+            decision,
+            record,
+            policy.composition,
+            services,
+            owner=owner,
+            restart=record is not None and record.state is State.FAILED,
+            event_time=stage.now,
+        )
+        if outcome.acted:
+            return [Outcome(self.name, outcome.action, decision.reason, acted=True, details=outcome.details)]
+        return [outcome]
+
     # the one place a composition is started ----------------------------------------------------------
     def _start(
         self,
@@ -196,7 +243,9 @@ class CompositionAutomation:
     ) -> Outcome:
         records = CompositionRecords(services.table, clock=services.clock)
         attempt = decision.attempt
-        resuming = record is not None and record.state is State.CLAIMED and record.attempt == attempt
+        resuming = (
+            record is not None and record.state is State.CLAIMED and record.attempt == attempt and record.owner == owner
+        )
         if not resuming and not records.claim(stage_arn, session_id, attempt=attempt, owner=owner, expected=record):
             return self._skip("another event claimed this start first", session_id=session_id)
         active_session = services.ivs.active_session_id(stage_arn)

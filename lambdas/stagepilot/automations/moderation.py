@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.counters import ClaimState, DisconnectClaims, Kind, WindowCounters
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected
@@ -37,6 +37,9 @@ from stagepilot.events import Event, ParticipantFlagged, StageUpdate
 from stagepilot.pipeline import Outcome, Services
 from stagepilot.policy import Limit, ModerationPolicy, PolicyInvalid, StagePolicy
 from stagepilot.routing import MODERATION, PARTICIPANT_PUBLISH_ERROR, PARTICIPANT_PUBLISHED
+
+if TYPE_CHECKING:
+    from stagepilot.convergence import LiveStage
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +138,30 @@ class ModerationAutomation:
         if flag_reason:
             verdict = Verdict(verdict.rule, verdict.reason, f"{verdict.why}; last flag: {flag_reason[:200]}")
         return self._act(event, participant_id, user_id, verdict, moderation, services)
+
+    # the convergence pass -----------------------------------------------------------------------------
+    def converge(self, stage: LiveStage, services: Services, *, dry_run: bool) -> list[Outcome]:
+        """Every connected publisher judged as its Participant Published would have been (bans, blocked
+        user ids and attributes): one whose event never arrived is disconnected now."""
+        moderation = stage.policy.moderation if stage.policy is not None else None
+        outcomes = []
+        for participant in stage.connected():
+            if participant.is_replica or not participant.published:
+                continue  # replicas are moderated at their source; only publishers are judged
+            seen = stage.publish_seen(participant, "moderation")
+            verdict = judge_publisher(seen, participant.participant_id, moderation, services)
+            if isinstance(verdict, str):
+                continue
+            ids = {"session_id": stage.session_id, "participant_id": participant.participant_id}
+            found = f"a connected publisher the policy removes ({verdict.rule.value}) that is still on the stage"
+            if dry_run:
+                outcomes.append(Outcome(MODERATION, "would-heal", f"would disconnect: {found}", details=ids))
+                continue
+            outcome = self._act(seen, participant.participant_id, participant.user_id, verdict, moderation, services)
+            if outcome.acted:
+                outcome = Outcome(MODERATION, outcome.action, f"disconnected: {found}", True, outcome.details)
+            outcomes.append(outcome)
+        return outcomes
 
     def _act(
         self,

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-CLAIM_TIMEOUT = timedelta(minutes=15)  # a claim older than this (its event died) can be taken over
+from stagepilot.decisions.leases import CLAIM_LEASE
+
+CLAIM_TIMEOUT = CLAIM_LEASE  # past it the claim of an event that died can be taken over (decisions/leases.py)
 RESTART_BACKOFF_BASE = timedelta(seconds=5)
 RESTART_BACKOFF_MAX = timedelta(minutes=2)
 
@@ -105,10 +107,21 @@ def decide_on_failure(
     max_restarts: int,
     failed_at: datetime,
     now: datetime,
+    event_id: str = "",
 ) -> Decision:
     """One of stagepilot's compositions failed: restart it?"""
     if record is None:
         return Decision(False, "no composition of this session is tracked")
+    if record.state is State.CLAIMED and record.attempt == failed_attempt + 1:
+        # The restart was claimed and then cut short (a throttle, a 500, a timeout): the failure event's
+        # redelivery finishes it; anyone else waits for the claim's lease to run out.
+        if record.owner == event_id:
+            return Decision(
+                True, "this event's earlier delivery claimed the restart; finishing it", record.attempt, True
+            )
+        if now - record.claimed_at > CLAIM_TIMEOUT:
+            return Decision(True, "the restart's claim expired; taking over", record.attempt, True)
+        return Decision(False, "another event is restarting the composition")
     if record.attempt != failed_attempt:
         return Decision(False, f"attempt {failed_attempt} is not the current one ({record.attempt})")
     if record.state in (State.ENDED, State.GAVE_UP, State.STALE, State.REJECTED):
@@ -124,6 +137,45 @@ def decide_on_failure(
         needs_publishers=True,
         delay=delay,
     )
+
+
+def decide_on_heal(
+    record: SessionCompositions | None, *, owner: str, now: datetime, policy_hash: str, max_restarts: int
+) -> Decision:
+    """The convergence pass found someone publishing now and no stagepilot composition live on the stage
+    (IVS's own listing): start one? Whatever the record says was lost, this says why."""
+    if record is None:
+        return Decision(True, "a publisher and no composition: the Participant Published event never arrived", 1)
+    if record.state is State.CLAIMED:
+        if record.owner == owner:
+            return Decision(True, "an earlier pass claimed the start; finishing it", record.attempt)
+        if now - record.claimed_at > CLAIM_TIMEOUT:
+            return Decision(
+                True, "a start was claimed by an event that died (its lease ran out); taking over", record.attempt
+            )
+        return Decision(False, "an event is starting this session's composition now")
+    if record.state is State.STARTED:
+        return Decision(
+            True,
+            "a publisher and no live composition: IVS ended it and its Session End never arrived (or it ran "
+            "into this session from the previous one)",
+            record.attempt + 1,
+        )
+    if record.state in (State.ENDED, State.STALE):
+        return Decision(
+            True, "publishing again and no composition: the Participant Published event was lost", record.attempt + 1
+        )
+    if record.state is State.FAILED:
+        if record.restarts >= max_restarts:
+            return Decision(False, f"maxRestarts ({max_restarts}) reached")
+        return Decision(
+            True, "the failed composition was never restarted (its failure event was lost)", record.attempt + 1
+        )
+    if record.state is State.REJECTED:
+        if record.policy_hash != policy_hash:
+            return Decision(True, "IVS rejected the previous request; the policy has changed since", record.attempt + 1)
+        return Decision(False, "IVS rejected this policy's composition in this session; fix the policy")
+    return Decision(False, f"gave up after {record.restarts} restarts in this session")
 
 
 def restart_backoff(restarts_done: int) -> timedelta:

@@ -18,13 +18,14 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
+from stagepilot.decisions.leases import CLAIM_LEASE
 from stagepilot.policy import ReplicationRule
 
 MAX_REPLICATIONS_PER_PARTICIPANT = 5  # "Concurrent participant replications", per participant, not adjustable
-CLAIM_TIMEOUT = timedelta(minutes=15)  # a claim older than this (its event died) can be taken over
+CLAIM_TIMEOUT = CLAIM_LEASE  # past it the claim of an event that died can be taken over (decisions/leases.py)
 
 
 class ClaimState(StrEnum):
