@@ -18,6 +18,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra import names
+from infra.convergence import DEFAULT_RECONCILE_MINUTES
 from infra.stack import StagePilotSettings, StagePilotStack
 from stagepilot import routing
 
@@ -52,7 +53,23 @@ def settings_from_context(node: Any) -> StagePilotSettings:
         stage_arn_prefixes=_string_list(
             node.try_get_context(names.CONTEXT_STAGE_ARN_PREFIXES), names.CONTEXT_STAGE_ARN_PREFIXES, ()
         ),
+        reconcile_minutes=_minutes(node.try_get_context(names.CONTEXT_RECONCILE_MINUTES)),
     )
+
+
+def _minutes(value: Any) -> int:
+    """context reconcileMinutes: a whole number of minutes, 1-60 (``cdk -c`` hands it over as a string)."""
+    if value is None or value == "":
+        return DEFAULT_RECONCILE_MINUTES
+    try:
+        minutes = int(value) if not isinstance(value, bool) else -1
+    except (TypeError, ValueError):
+        minutes = -1
+    if str(minutes) != str(value).strip() or not 1 <= minutes <= 60:
+        raise ValueError(
+            f"context {names.CONTEXT_RECONCILE_MINUTES} must be a whole number of minutes, 1-60, got {value!r}"
+        )
+    return minutes
 
 
 def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = None) -> cdk.App:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import burst, cold_start, package, work_per_event
+from benchmarks import burst, cold_start, convergence, package, work_per_event
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -39,6 +39,7 @@ def main() -> int:
             burst.run(consumers=1, rate=5.0),
         ],
         "package": package.run(),
+        "convergence": convergence.run(),
     }
     results["seconds"] = time.perf_counter() - started
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -82,6 +83,20 @@ def main() -> int:
         once = f"{b['stages_with_one_composition']}/{b['stages']} once"
         detail = f"{b['drain_seconds']:.1f} s, {once}, {b['throttled_calls']} throttled"
         rows.append(_row(label, detail, f"{b['floor_seconds']:.0f} s", b["ratio"], "≤ 1.2×", b["met"]))
+    c = results["convergence"]
+    for label, key in (("healing", "healing_pass"), ("converged", "converged_pass")):
+        one = c[key]
+        busiest = max(one["reads"].items(), key=lambda item: item[1])
+        rows.append(
+            _row(
+                f"convergence pass, {c['stages']} stages ({c['live']} live), {label}",
+                f"{one['reads_total']} IVS reads, most {busiest[0]} ×{busiest[1]}; healed {one['healed']}",
+                f"{c['budget_per_operation']}/operation",
+                busiest[1] / c["budget_per_operation"],
+                "≤ 1.0× of the budget",
+                not one["over_budget"],
+            )
+        )
     p = results["package"]
     rows.append(
         _row(

@@ -30,10 +30,17 @@ ERRORS_ALARM: Final = "ErrorsAlarm"
 MALFORMED_EVENT_ALARM: Final = "MalformedEventAlarm"
 POLICY_INVALID_ALARM: Final = "PolicyInvalidAlarm"
 
+# The convergence pass (infra/convergence.py).
+CONVERGENCE: Final = "Convergence"
+SCHEDULE: Final = "Schedule"
+HEALED_ALARM: Final = "HealedAlarm"
+RECONCILE_FAILED_ALARM: Final = "ReconcileFailedAlarm"
+
 # Context keys read by the app (cdk.json / `cdk -c key=value`).
 CONTEXT_ALARM_EMAIL: Final = "alarmEmail"
 CONTEXT_MODERATION_SOURCES: Final = "moderationSources"
 CONTEXT_STAGE_ARN_PREFIXES: Final = "stageArnPrefixes"
+CONTEXT_RECONCILE_MINUTES: Final = "reconcileMinutes"
 
 # Stack outputs (exact names; the CLI reads them).
 OUTPUT_TABLE_NAME: Final = "TableName"
@@ -42,6 +49,9 @@ OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
 # Custom metrics the handlers emit (namespace config.METRICS_NAMESPACE, dimension service=<automation>).
 METRIC_MALFORMED_EVENT: Final = "MalformedEvent"
 METRIC_POLICY_INVALID: Final = "PolicyInvalid"
+METRIC_HEALED: Final = "Healed"  # by the convergence pass (dimension service=convergence)
+METRIC_RECONCILE_FAILED: Final = "ReconcileFailed"
+OUTPUT_CONVERGENCE_FUNCTION_NAME: Final = "ConvergenceFunctionName"
 
 
 def pipeline_id(automation: str) -> str:

@@ -26,6 +26,7 @@ from constructs import Construct
 
 from infra import names
 from infra.bundling import function_code
+from infra.convergence import DEFAULT_RECONCILE_MINUTES, ConvergencePass
 from infra.pipeline import AutomationPipeline, IvsStatement
 from stagepilot import config, routing
 from stagepilot.adapters import schema
@@ -39,6 +40,7 @@ class StagePilotSettings:
     moderation_sources: tuple[str, ...] = routing.DEFAULT_MODERATION_SOURCES
     # Stage-ARN prefixes the automation is limited to (IAM and handlers); empty = every stage.
     stage_arn_prefixes: tuple[str, ...] = field(default=())
+    reconcile_minutes: int = DEFAULT_RECONCILE_MINUTES  # the convergence pass's period
 
     def __post_init__(self) -> None:
         for prefix in self.stage_arn_prefixes:
@@ -93,7 +95,19 @@ class StagePilotStack(Stack):
             for automation in routing.AUTOMATIONS
         }
 
+        self.convergence = ConvergencePass(
+            self,
+            names.CONVERGENCE,
+            table=self.table,
+            code=code,
+            alarm_topic=self.alarm_topic,
+            ivs_statements=self._convergence_statements(statements),
+            settings_env=settings_env,
+            period_minutes=settings.reconcile_minutes,
+        )
+
         CfnOutput(self, names.OUTPUT_TABLE_NAME, value=self.table.table_name)
+        CfnOutput(self, names.OUTPUT_CONVERGENCE_FUNCTION_NAME, value=self.convergence.function.function_name)
         CfnOutput(self, names.OUTPUT_ALARM_TOPIC_ARN, value=self.alarm_topic.topic_arn)
         for automation, pipeline in self.pipelines.items():
             CfnOutput(self, names.output_queue_url(automation), value=pipeline.queue.queue_url)
@@ -255,6 +269,32 @@ class StagePilotStack(Stack):
                 ),
             )
         ]
+
+    def _convergence_statements(self, automations: dict[str, list[IvsStatement]]) -> list[IvsStatement]:
+        """The pass heals through the three automations, so it holds their IVS actions (each statement
+        renamed, same resources and reasons), plus ListStages to find what is live."""
+        healing = [
+            IvsStatement(
+                name=f"{automation.capitalize()}{statement.name}",
+                actions=statement.actions,
+                resources=statement.resources,
+                acknowledgments=statement.acknowledgments,
+            )
+            for automation, statements in automations.items()
+            for statement in statements
+        ]
+        listing = IvsStatement(
+            name="ListLiveStages",
+            actions=("ivs:ListStages",),
+            resources=("*",),
+            acknowledgments={
+                "AwsSolutions-IAM5[Resource::*]": (
+                    "ivs:ListStages has no resource type: it is authorized on '*' only. It is read-only, the "
+                    "only action in this statement, and how the pass finds the live stages."
+                )
+            },
+        )
+        return [*healing, listing]
 
     def _moderation_statements(self) -> list[IvsStatement]:
         return [

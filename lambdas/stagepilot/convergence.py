@@ -21,7 +21,6 @@ claims expire after the same lease (``decisions/leases.py``) as everyone's.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +38,25 @@ logger = logging.getLogger(__name__)
 HEAL_SOURCE = "stagepilot.reconcile"
 HEALED_METRIC = "Healed"
 WOULD_HEAL = "would-heal"
+# The pass's share of each IVS operation's 5 TPS: 1 call/s, so a one-minute pass may list the participants
+# of 60 stages. With more live stages to check, each pass starts where the last one stopped (the order
+# rotates with the clock, no state kept), so every live stage is checked within ceil(live / 60) passes.
+PARTICIPANT_LISTINGS_PER_PASS = 60
+PASS_PERIOD_SECONDS = 60
+
+
+class Deferred(Exception):
+    """The pass's read budget is spent: this stage is examined on a later pass."""
+
+
+class ReadBudget:
+    def __init__(self, limit: int) -> None:
+        self.remaining = limit
+
+    def take(self) -> None:
+        if self.remaining <= 0:
+            raise Deferred("the pass's participant-listing budget is spent")
+        self.remaining -= 1
 
 
 @dataclass
@@ -51,11 +69,13 @@ class LiveStage:
     compositions: list[CompositionSummary]  # this stage's, from the account-wide listing
     ivs: IvsStage
     now: datetime
+    budget: ReadBudget = field(default_factory=lambda: ReadBudget(PARTICIPANT_LISTINGS_PER_PASS), repr=False)
     _connected: list[Participant] | None = field(default=None, repr=False)
     _publishing: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def connected(self) -> list[Participant]:
         if self._connected is None:
+            self.budget.take()
             self._connected = self.ivs.connected_participants(self.arn, self.session_id)
         return self._connected
 
@@ -118,7 +138,7 @@ class PassReport:
     examined: int = 0
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)  # (stage ARN, outcome)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (stage ARN, why it could not be examined)
-    reads: Counter[str] = field(default_factory=Counter)
+    deferred: list[str] = field(default_factory=list)  # stages left to the next pass (read budget spent)
 
     @property
     def healed(self) -> list[tuple[str, Outcome]]:
@@ -136,6 +156,7 @@ def run_pass(
     *,
     only_stage: str | None = None,
     dry_run: bool = False,
+    participant_listings: int = PARTICIPANT_LISTINGS_PER_PASS,
 ) -> PassReport:
     """One convergence pass over every live stage (or ``only_stage``). Never raises for one stage's
     trouble: a stage that cannot be examined now is reported and left to the next pass."""
@@ -156,7 +177,9 @@ def run_pass(
         services.metrics.count("ReconcileFailed")
         logger.warning("convergence pass could not list what is live", extra={"error": str(exc)})
         return report
-    for info in live:
+    budget = ReadBudget(participant_listings)
+    turn = int(now.timestamp() // PASS_PERIOD_SECONDS) * participant_listings % len(live)
+    for info in live[turn:] + live[:turn]:
         assert info.active_session_id is not None
         try:
             effective = services.effective_policies.get(info.arn)
@@ -177,10 +200,15 @@ def run_pass(
             compositions=[c for c in compositions if c.stage_arn == info.arn],
             ivs=services.ivs,
             now=now,
+            budget=budget,
         )
         for automation in chosen:
             try:
                 outcomes = automation.converge(stage, services, dry_run=dry_run)
+            except Deferred:
+                if info.arn not in report.deferred:
+                    report.deferred.append(info.arn)
+                continue
             except (RetryLater, ConfigurationError) as exc:
                 report.errors.append((info.arn, f"{automation.name}: {exc}"))
                 logger.warning(

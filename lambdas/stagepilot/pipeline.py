@@ -29,7 +29,11 @@ from stagepilot.policy import PolicyInvalid, StagePolicy
 logger = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY_SECONDS = 900  # SQS's maximum visibility extension per change we use
-RETRY_BASE_SECONDS = 10
+# Back-off 30 s × 3ⁿ: the four retries before the fifth (last) receive span 16–24 minutes with jitter, so an
+# IVS outage of 15 minutes does not put every event of it in a DLQ. Whatever still lands there has been
+# healed by the convergence pass meanwhile, and a redrive finds the work done.
+RETRY_BASE_SECONDS = 30
+RETRY_GROWTH = 3
 
 
 class MetricSink(Protocol):
@@ -191,10 +195,10 @@ def handle_record(
 
 
 def backoff_seconds(record: Mapping[str, Any]) -> float:
-    """Exponential back-off with jitter from the record's receive count: ~10 s, 20 s, 40 s, … ≤ 15 min."""
+    """Exponential back-off with jitter from the record's receive count: ~30 s, 90 s, 270 s, 810 s (≤ 15 min)."""
     try:
         receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
     except (TypeError, ValueError):
         receives = 1
-    base = min(RETRY_BASE_SECONDS * 2 ** max(receives - 1, 0), MAX_RETRY_DELAY_SECONDS)
+    base = min(RETRY_BASE_SECONDS * RETRY_GROWTH ** max(receives - 1, 0), MAX_RETRY_DELAY_SECONDS)
     return float(min(MAX_RETRY_DELAY_SECONDS, base * random.uniform(0.8, 1.2)))  # jitter, not security

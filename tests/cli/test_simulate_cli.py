@@ -130,12 +130,42 @@ def test_chaos_scenario_shows_what_was_lost_late_and_failed():
     assert "hOst1AbCdEf1 (host-1) (happens; never delivered)" in out
     assert "EventBridge  ✗ lost: never delivered: Participant Published" in out
     assert "(happens; delivered 90 s late)" in out
-    assert "20:01:35    composition  ✔ started composition" in out  # the late publish, acted on when it came
+    # the convergence pass (every 60 s) heals what the lost publish left undone, before the late one arrives
+    assert "20:01:00    composition  ✔ [convergence pass] healed: a publisher and no composition" in out
+    assert "20:01:00    replication  ✔ [convergence pass] healed: replicated" in out
+    assert "20:01:35    composition  · composition already started for this session" in out
+    # the lost Session Failure: the pass restarts the composition once IVS stops throttling StartComposition
+    assert "20:13:00    composition  ✔ [convergence pass] healed" in out
     assert "EventBridge  ✗ lose-emitted: never delivered: Session Failure" in out
     assert "IVS fails the next 2 StartComposition call(s) with ThrottlingException" in out
     assert "IVS is down for 900 s (every call: InternalServerException)" in out
     assert "participant hOst2AbCdEf2 leaves stage/MainStage0001" in out
     assert "events never delivered: 2" in out
+    assert "IVS calls made: StartComposition ×2, StartParticipantReplication ×1, DisconnectParticipant ×1" in out
+
+
+def test_without_the_convergence_pass_the_chaos_scenario_loses_the_show():
+    policies, bans, chaos = (str(EXAMPLES / name) for name in ("policies.json", "bans.json", "chaos.jsonl"))
+    result = run("simulate", "--policies", policies, "--bans", bans, "--events", chaos, "--reconcile-seconds", "0")
+    assert result.status == 0
+    assert "convergence pass" not in result.stdout
+    assert "IVS calls made: StartComposition ×1, DisconnectParticipant ×1" in result.stdout
+
+
+def test_json_says_what_the_convergence_pass_did():
+    policies, bans, chaos = (str(EXAMPLES / name) for name in ("policies.json", "bans.json", "chaos.jsonl"))
+    calls = [
+        json.loads(line)
+        for line in run(
+            "simulate", "--json", "--policies", policies, "--bans", bans, "--events", chaos
+        ).stdout.splitlines()
+    ]
+    assert [(c["operation"], c["trigger"], c["time"]) for c in calls] == [
+        ("StartComposition", "reconcile", "2026-11-21T20:01:00Z"),
+        ("StartParticipantReplication", "reconcile", "2026-11-21T20:01:00Z"),
+        ("StartComposition", "reconcile", "2026-11-21T20:13:00Z"),
+        ("DisconnectParticipant", "event", "2026-11-21T20:13:30Z"),
+    ]
 
 
 def test_bad_directives_are_reported_and_skipped(tmp_path: Path):

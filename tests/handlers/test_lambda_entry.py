@@ -120,3 +120,31 @@ def test_batch_reports_only_the_failed_record_and_parks_the_malformed_one(
     }
     decisions = [entry for entry in logs if entry.get("action") == "composition-started"]
     assert decisions and decisions[0]["correlation_id"] == "good-event"
+
+
+def test_the_scheduled_pass_heals_a_lost_publish_and_reports_it(
+    lambda_env: dict[str, Any], capsys: pytest.CaptureFixture[str]
+):
+    from stagepilot.handlers.reconcile import lambda_handler
+
+    lambda_env["ivs"].observe(EventFactory().published("host1", event_id="never-delivered"))
+
+    summary = lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, LambdaContext())
+
+    assert summary == {"stagesListed": 1, "live": 1, "examined": 1, "healed": 1, "deferred": 0, "errors": 0}
+    [start] = [c for c in lambda_env["ivs"].mutating_calls() if c.operation == "StartComposition"]
+    assert start.params["stageArn"] == STAGE
+    logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    metrics = [m["Name"] for e in logs if "_aws" in e for m in e["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    assert {"Healed", "HealedComposition"} <= set(metrics)
+
+    again = lambda_handler({}, LambdaContext())
+    assert again["healed"] == 0  # converged: nothing done twice
+
+
+def test_the_scheduled_pass_survives_an_ivs_outage(lambda_env: dict[str, Any]):
+    from stagepilot.handlers.reconcile import lambda_handler
+
+    lambda_env["ivs"].fail_next("ListStages", 4)  # the call and botocore's 3 retries
+    summary = lambda_handler({}, LambdaContext())
+    assert summary["errors"] == 1 and summary["healed"] == 0

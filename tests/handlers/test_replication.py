@@ -191,8 +191,14 @@ def test_retry_after_a_crash_between_the_start_and_its_record_does_not_start_twi
     monkeypatch.setattr(ReplicationRecords, "mark_started", crash_once)
     if known_by != "started-event":  # IVS's "Participant Replication Started" arrives after the retry
         monkeypatch.setattr(ReplicationRecords, "record_event", lambda self, *a, **kw: False)
-    if known_by == "conflict":  # ListParticipantReplicas does not show it yet either
-        monkeypatch.setattr(deployment.services.ivs, "replicas", lambda *a, **kw: [])
+    if known_by == "conflict":  # the retry's ListParticipantReplicas does not show it yet either
+        real_replicas = deployment.services.ivs.replicas
+
+        def not_yet(*args: Any, **kwargs: Any) -> Any:  # the listing catches up once IVS has answered 409
+            conflicted = any(c.status == 409 for c in deployment.ivs.calls if c.operation == START)
+            return real_replicas(*args, **kwargs) if conflicted else []
+
+        monkeypatch.setattr(deployment.services.ivs, "replicas", not_yet)
     publish_and_drain(deployment, events.published("host", user_id="host-1"))
 
     assert [p["destinationStageArn"] for p in starts(deployment)] == [OTHER_STAGE]
@@ -210,7 +216,7 @@ def test_retry_after_a_crash_between_the_start_and_its_record_does_not_start_twi
     elif known_by == "replica-list":  # IVS lists it as active: no call
         assert attempts(deployment) == 1
         assert "already replicating to 1" in retried.reason
-    else:  # the owner's retry calls again; IVS's 409 means it runs
+    else:  # the owner's retry calls again; IVS answers 409 and its listing confirms it runs
         assert attempts(deployment) == 2
         assert "already replicating to 1" in retried.reason
     [record] = ReplicationRecords(deployment.table).list(STAGE)
@@ -427,3 +433,16 @@ def test_unknown_replication_event_names_are_harmless(deployment: LocalDeploymen
     assert delivery.outcome is not None and delivery.outcome.action == "skip"
     assert "unknown replication event" in delivery.outcome.reason
     assert deployment.ivs.calls == []
+
+
+def test_a_409_is_confirmed_with_ivs_listing_not_assumed(deployment: LocalDeployment, events: EventFactory) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE)))
+    # IVS answers 409 although nothing replicates the host (what 409 means here is undocumented)
+    deployment.ivs.fail_next(START, 1, error="ConflictException")
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+
+    assert attempts(deployment) == 2  # the 409, then the retry that really starts it
+    assert [p["destinationStageArn"] for p in starts(deployment)] == [OTHER_STAGE]
+    assert len(deployment.ivs.replicas(STAGE, "host", active_only=True)) == 1
+    [record] = ReplicationRecords(deployment.table).list(STAGE)
+    assert record.state == "started"

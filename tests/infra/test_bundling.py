@@ -114,7 +114,7 @@ def test_handlers_import_from_the_zip_with_only_what_the_runtime_adds(bundled: P
     script = (
         "import importlib, sys\n"
         f"sys.path[:] = [{str(bundled)!r}, {str(runtime)!r}] + [p for p in sys.path if 'packages' not in p]\n"
-        "for automation in ('composition', 'replication', 'moderation'):\n"
+        "for automation in ('composition', 'replication', 'moderation', 'reconcile'):\n"
         "    module = importlib.import_module('stagepilot.handlers.' + automation)\n"
         "    assert callable(module.lambda_handler), automation\n"
     )

@@ -91,13 +91,26 @@ def test_roles_cannot_do_each_others_work(deployed: Synthesized) -> None:
     assert "ivs:StartComposition" not in _actions(_statements(deployed, "moderation"), "ivs:")
 
 
-def test_no_wildcard_actions_and_star_resource_only_for_list_compositions(deployed: Synthesized) -> None:
+def test_no_wildcard_actions_and_star_resource_only_for_the_two_listings(deployed: Synthesized) -> None:
+    # ivs:ListCompositions and ivs:ListStages have no resource type: '*' is the only way to allow them
     for policy in deployed.template.find_resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             actions = _as_list(statement["Action"])
             assert not any(action.endswith("*") for action in actions), statement
             if "*" in _as_list(statement["Resource"]):
-                assert actions == ["ivs:ListCompositions"], statement
+                assert actions in (["ivs:ListCompositions"], ["ivs:ListStages"]), statement
+
+
+def test_the_convergence_pass_holds_the_automations_actions_and_list_stages(deployed: Synthesized) -> None:
+    role = {"Ref": deployed.logical_id(deployed.stack.convergence.role)}
+    statements = [
+        statement
+        for policy in deployed.template.find_resources("AWS::IAM::Policy").values()
+        if role in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert _actions(statements, "ivs:") == set().union(*IVS_ACTIONS.values()) | {"ivs:ListStages"}
+    assert "dynamodb:DeleteItem" not in _actions(statements, "dynamodb:")
 
 
 def test_roles_use_no_managed_policies(deployed: Synthesized) -> None:

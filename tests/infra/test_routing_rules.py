@@ -38,6 +38,8 @@ def _automations_taking(synthesized: Synthesized, event: dict[str, Any]) -> list
     }
     taken = []
     for rule in synthesized.template.find_resources("AWS::Events::Rule").values():
+        if "EventPattern" not in rule["Properties"]:
+            continue  # the convergence pass's schedule
         pattern = _substitute(rule["Properties"]["EventPattern"], STACK_ACCOUNT, STACK_REGION)
         if EventPattern.load(json.dumps(pattern)).matches_event(event):
             (target,) = rule["Properties"]["Targets"]

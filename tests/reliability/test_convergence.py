@@ -191,3 +191,29 @@ def test_without_faults_the_show_needs_no_healing(show: LocalDeployment, events:
     assert not connected(show, "troll")
     assert len(calls(show, "StartComposition")) == 1
     assert show.clock() >= later(THREE_PASSES) - timedelta(seconds=1)
+
+
+def test_a_fleet_larger_than_the_read_budget_is_covered_over_consecutive_passes(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    from stagepilot.automations.moderation import ModerationAutomation
+    from stagepilot.convergence import run_pass
+
+    deployment: LocalDeployment = make_deployment()
+    put_policy(deployment, {"stageArn": "default", "moderation": {"blockedUserIds": ["troll-3"]}})
+    stages = [f"arn:aws:ivs:us-east-1:123456789012:stage/Fleet{n:04d}" for n in range(5)]
+    for n, arn in enumerate(stages):
+        deployment.ivs.create_stage(arn)
+        deployment.put_event(
+            events.published(f"troll{n}", user_id="troll-3", stage=arn, session=f"st-Fleet{n:04d}Sess"), deliver=False
+        )
+
+    covered = []
+    for minute in range(3):
+        deployment.clock.advance_to(later(60 * (minute + 1)))
+        report = run_pass(deployment.services, [ModerationAutomation()], participant_listings=2)
+        covered.append((len(report.healed), len(report.deferred)))
+
+    # 2 stages per pass: 5 stages need 3 passes, each stage once, none twice
+    assert [healed for healed, _ in covered] == [2, 2, 1]
+    assert len(deployment.ivs.mutating_calls()) == 5

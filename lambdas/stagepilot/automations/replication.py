@@ -179,8 +179,17 @@ class ReplicationAutomation:
         try:
             services.ivs.start_replication(request)
         except IvsConflict:
-            records.mark_started(target, owner=owner, how="conflict")
-            progress.already.append(destination)
+            # 409 is undocumented for this operation: it may mean "already replicating", or not. IVS's own
+            # listing decides; without an ACTIVE replica there, the claim stays ours and the event retries.
+            listed = services.ivs.replicas(event.stage_arn, target.participant_id)
+            if any(r.destination_stage_arn == destination and r.state == "ACTIVE" for r in listed):
+                records.mark_started(target, owner=owner, how="conflict")
+                progress.already.append(destination)
+                return None
+            progress.retry = progress.retry or RetryLater(
+                f"StartParticipantReplication answered 409 but IVS lists no active replication to {destination}"
+            )
+            progress.retrying.append(target)
             return None
         except RetryLater as exc:  # the claim stays ours: this event's retry finishes it
             progress.retry = progress.retry or exc

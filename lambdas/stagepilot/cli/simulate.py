@@ -132,6 +132,15 @@ class Timeline:
             self._out.line(f"{_clock(event.get('time'))}    {'EventBridge':<12} ✗ {why}: {_describe(event)}")
         elif kind == "delivery":
             self._delivery(payload)
+        elif kind == "pass":
+            self._pass(*payload)
+
+    def _pass(self, when: Any, report: Any) -> None:
+        """Only passes that found something: a converged world makes no noise."""
+        for _stage, outcome in report.drift:
+            self._out.line(f"{when:%H:%M:%S}    {outcome.automation:<12} ✔ [convergence pass] healed: {outcome.reason}")
+        for stage, error in report.errors:
+            self._out.line(f"{when:%H:%M:%S}    {'convergence':<12} ↻ {_short(stage)}: {error}; next pass tries again")
 
     def _directive(self, payload: Mapping[str, Any]) -> None:
         what = payload.get("simulate")

@@ -208,7 +208,8 @@ class SimulationResult:
     lost: int = 0  # events that happened but were never delivered
 
 
-# ("event" | "delivery" | "directive" | "lost", payload); "lost" carries (event, why)
+# ("event" | "delivery" | "directive" | "lost" | "pass", payload); "lost" carries (event, why), "pass"
+# (time, PassReport)
 Listener = Callable[[str, Any], None]
 
 
@@ -267,11 +268,13 @@ def _run(
 ) -> SimulationResult:
     from stagepilot.local.deployment import LocalDeployment
 
-    deployment = LocalDeployment(account=account, region=region, start=start)
+    deployment = LocalDeployment(
+        account=account, region=region, start=start, reconcile_seconds=reconcile_seconds or None
+    )
     notify = listener or (lambda kind, payload: None)
     deployment.on_delivery = lambda delivery: notify("delivery", delivery)
     deployment.on_lost = lambda event, why: notify("lost", (event, why))
-    # reconcile_seconds: the convergence pass arrives with its own module; until then no pass runs.
+    deployment.on_pass = lambda report: notify("pass", (deployment.clock(), report))
     for policy in policies:
         deployment.services.policies.put(policy)
         for arn in [policy.stage_arn, *(rule.destination_stage_arn for rule in policy.replication)]:

@@ -1,0 +1,100 @@
+"""``stagepilot reconcile [STAGE_ARN | --all] [--dry-run]``: run a convergence pass now.
+
+The answer to "is everything as the policies say?": the same pass the scheduled function runs
+(convergence.py), over every live stage or one, printing the drift it found and what it did, or with
+``--dry-run`` what it would do, acting on nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from stagepilot.cli.policies import checked_arn
+
+if TYPE_CHECKING:
+    from stagepilot.cli.main import Output
+    from stagepilot.convergence import PassReport
+
+
+def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
+    command = commands.add_parser(
+        "reconcile",
+        parents=[common, aws],
+        help="run a convergence pass now: the drift found and what was (or would be) done",
+        description="Compare every live stage (or one) with its policy using IVS's own listings, and do what is "
+        "missing: a composition where someone publishes and none runs, a replica IVS does not list, a banned "
+        "or blocked publisher still connected. The same pass the stack runs every reconcileMinutes; every "
+        "healed action is audited as 'healed'. With --dry-run nothing is done or recorded.",
+    )
+    target = command.add_mutually_exclusive_group(required=True)
+    target.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?", help="one live stage")
+    target.add_argument("--all", action="store_true", help="every live stage")
+    command.add_argument(
+        "--dry-run", action="store_true", help="report the drift and what would be done; act on nothing"
+    )
+    command.set_defaults(handler=cmd_reconcile)
+
+
+def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.automations.composition import CompositionAutomation
+    from stagepilot.automations.moderation import ModerationAutomation
+    from stagepilot.automations.replication import ReplicationAutomation
+    from stagepilot.cli.main import resources
+    from stagepilot.cli.services import cli_services
+    from stagepilot.convergence import run_pass
+
+    only = checked_arn(args.stage_arn) if args.stage_arn else None
+    services = cli_services(resources(args))
+    automations = (ModerationAutomation(), CompositionAutomation(), ReplicationAutomation())
+    report = run_pass(services, automations, only_stage=only, dry_run=args.dry_run)
+    if out.as_json:
+        out.json(_as_json(report, dry_run=args.dry_run))
+    else:
+        _print(out, report, only=only, dry_run=args.dry_run)
+    return 1 if report.errors else 0
+
+
+def _as_json(report: PassReport, *, dry_run: bool) -> dict[str, Any]:
+    return {
+        "dryRun": dry_run,
+        "stagesListed": report.stages_listed,
+        "live": report.live,
+        "examined": report.examined,
+        "drift": [
+            {
+                "stageArn": arn,
+                "automation": o.automation,
+                "action": o.action,
+                "done": o.acted,
+                "reason": o.reason,
+                "sessionId": o.details.get("session_id"),
+                "participantId": o.details.get("participant_id"),
+            }
+            for arn, o in report.drift
+        ],
+        "errors": [{"stageArn": arn, "error": error} for arn, error in report.errors],
+        "deferred": report.deferred,
+    }
+
+
+def _print(out: Output, report: PassReport, *, only: str | None, dry_run: bool) -> None:
+    scope = only or "every live stage"
+    if only and not report.live:
+        out.line(f"{only} is not live (no active session): nothing to converge")
+    else:
+        out.line(
+            f"{report.live} live stage(s) of {report.stages_listed}; {report.examined} with a policy or a ban to check"
+        )
+    for arn, outcome in report.drift:
+        verb = "would" if dry_run else ("healed" if outcome.acted else "drift")
+        out.line(f"{verb:<6} {arn}  {outcome.automation}: {outcome.reason}")
+    for arn, error in report.errors:
+        out.line(f"error  {arn}: {error}")
+    if report.deferred:
+        out.line(
+            f"{len(report.deferred)} live stage(s) left to the next pass (this pass's read budget is spent); "
+            "run it again to go on"
+        )
+    if not report.drift and not report.errors and not report.deferred and report.live:
+        out.line(f"no drift: {scope} is as its policy says")

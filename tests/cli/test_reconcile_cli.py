@@ -1,0 +1,79 @@
+"""``stagepilot reconcile``: the drift a pass finds, what it does, and --dry-run doing nothing (over HTTP)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stagepilot.local.ivs import IvsStandIn
+from tests.cli.conftest import run
+from tests.support import CHANNEL, ENCODER, OTHER_STAGE, STAGE, EventFactory
+
+POLICY = {
+    "stageArn": STAGE,
+    "composition": {
+        "destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]
+    },
+    "moderation": {"blockedUserIds": ["troll-3"]},
+}
+
+
+def put(tmp_path: Path, document: dict) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(document))
+    assert run("policy", "put", str(path)).status == 0
+
+
+def test_dry_run_reports_the_drift_and_changes_nothing(ivs: IvsStandIn, tmp_path: Path) -> None:
+    put(tmp_path, POLICY)
+    events = EventFactory()
+    # both publishes happened at IVS; stagepilot never heard of them
+    ivs.observe(events.published("host", user_id="host-1"))
+    ivs.observe(events.published("troll", user_id="troll-3"))
+
+    result = run("reconcile", "--all", "--dry-run")
+
+    assert result.status == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "1 live stage(s) of 1; 1 with a policy or a ban to check"
+    assert f"would  {STAGE}  moderation: would disconnect: a connected publisher" in result.stdout
+    assert f"would  {STAGE}  composition: would start a composition: a publisher and no composition" in result.stdout
+    assert ivs.mutating_calls() == []
+    assert run("audit", "--json").json() == []
+
+
+def test_a_pass_heals_once_and_then_finds_no_drift(ivs: IvsStandIn, tmp_path: Path) -> None:
+    put(tmp_path, POLICY)
+    events = EventFactory()
+    ivs.observe(events.published("host", user_id="host-1"))
+    ivs.observe(events.published("troll", user_id="troll-3"))
+
+    healed = run("reconcile", STAGE, "--json")
+
+    assert healed.status == 0, healed.stderr
+    report = healed.json()
+    assert sorted((d["automation"], d["done"]) for d in report["drift"]) == [
+        ("composition", True),
+        ("moderation", True),
+    ]
+    assert sorted(c.operation for c in ivs.mutating_calls()) == ["DisconnectParticipant", "StartComposition"]
+    audit = run("audit", STAGE, "--json").json()
+    assert {e["action"] for e in audit} >= {"healed"}
+
+    again = run("reconcile", STAGE)
+    assert again.status == 0
+    assert again.stdout.splitlines()[-1] == f"no drift: {STAGE} is as its policy says"
+    assert len(ivs.mutating_calls()) == 2  # nothing done twice
+
+
+def test_a_stage_that_is_not_live_has_nothing_to_converge(ivs: IvsStandIn) -> None:
+    ivs.create_stage(OTHER_STAGE)
+    result = run("reconcile", OTHER_STAGE)
+    assert result.status == 0
+    assert result.stdout.strip() == f"{OTHER_STAGE} is not live (no active session): nothing to converge"
+
+
+def test_a_bad_arn_is_bad_usage(ivs: IvsStandIn) -> None:
+    result = run("reconcile", "arn:aws:ivs:us-east-1:123:channel/x")
+    assert result.status == 2
+    assert result.stderr.startswith("error: ")

@@ -1,0 +1,47 @@
+"""The convergence pass as deployed: a schedule, one pass at a time, alarms on healing and failure."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import build_app
+from infra import names
+from tests.infra.conftest import Synthesized
+
+
+def test_a_schedule_runs_the_pass_every_minute_without_retries(deployed: Synthesized) -> None:
+    function = deployed.stack.convergence.function
+    [rule] = [
+        r
+        for r in deployed.template.find_resources("AWS::Events::Rule").values()
+        if r["Properties"].get("ScheduleExpression")
+    ]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [deployed.logical_id(function), "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0
+
+
+def test_one_pass_at_a_time(deployed: Synthesized) -> None:
+    function = deployed.template.find_resources("AWS::Lambda::Function")[
+        deployed.logical_id(deployed.stack.convergence.function)
+    ]
+    assert function["Properties"]["ReservedConcurrentExecutions"] == 1
+    assert function["Properties"]["Handler"] == "stagepilot.handlers.reconcile.lambda_handler"
+
+
+def test_healing_often_and_failing_passes_raise_alarms(deployed: Synthesized) -> None:
+    alarms = {
+        a["Properties"].get("MetricName"): a["Properties"]
+        for a in deployed.template.find_resources("AWS::CloudWatch::Alarm").values()
+    }
+    assert alarms[names.METRIC_HEALED]["Threshold"] == 5
+    assert alarms[names.METRIC_HEALED]["Period"] == 900
+    assert alarms[names.METRIC_RECONCILE_FAILED]["EvaluationPeriods"] == 3
+    assert all(a["AlarmActions"] for a in alarms.values())
+
+
+@pytest.mark.parametrize("value", ["0", "61", "often", "1.5"])
+def test_reconcile_minutes_is_checked(value: str) -> None:
+    with pytest.raises(ValueError, match="reconcileMinutes"):
+        build_app({"reconcileMinutes": value, "aws:cdk:bundling-stacks": []})
