@@ -50,7 +50,7 @@ bench: $(STAMP)  ## benchmarks against the floor (docs/performance.md)
 	$(PY) -m benchmarks
 
 soak: $(STAMP) $(CDK)  ## the slow reliability variants
-	$(PY) -m pytest -q -n 2 -m slow
+	$(PY) -m pytest -q -n 2 -m slow -rP
 
 lock: $(STAMP)  ## re-pin requirements.txt from the current venv
 	$(PY) -m pip freeze --exclude-editable | sort > requirements.lock.tmp && echo "review requirements.lock.tmp"

@@ -86,13 +86,13 @@ def main() -> int:
     c = results["convergence"]
     for label, key in (("healing", "healing_pass"), ("converged", "converged_pass")):
         one = c[key]
-        busiest = max(one["reads"].items(), key=lambda item: item[1])
+        busiest = max(one["reads"].items(), key=lambda item: item[1] / convergence._budget(item[0]))
         rows.append(
             _row(
                 f"convergence pass, {c['stages']} stages ({c['live']} live), {label}",
                 f"{one['reads_total']} IVS reads, most {busiest[0]} ×{busiest[1]}; healed {one['healed']}",
-                f"{c['budget_per_operation']}/operation",
-                busiest[1] / c["budget_per_operation"],
+                f"{convergence._budget(busiest[0])} {busiest[0]}/pass",
+                busiest[1] / convergence._budget(busiest[0]),
                 "≤ 1.0× of the budget",
                 not one["over_budget"],
             )

@@ -35,6 +35,7 @@ CONVERGENCE: Final = "Convergence"
 SCHEDULE: Final = "Schedule"
 HEALED_ALARM: Final = "HealedAlarm"
 RECONCILE_FAILED_ALARM: Final = "ReconcileFailedAlarm"
+RECORDING_FAILED_ALARM: Final = "RecordingFailedAlarm"
 
 # Context keys read by the app (cdk.json / `cdk -c key=value`).
 CONTEXT_ALARM_EMAIL: Final = "alarmEmail"
@@ -51,6 +52,7 @@ METRIC_MALFORMED_EVENT: Final = "MalformedEvent"
 METRIC_POLICY_INVALID: Final = "PolicyInvalid"
 METRIC_HEALED: Final = "Healed"  # by the convergence pass (dimension service=convergence)
 METRIC_RECONCILE_FAILED: Final = "ReconcileFailed"
+METRIC_RECORDING_FAILED: Final = "RecordingFailed"  # by the composition function (service=composition)
 OUTPUT_CONVERGENCE_FUNCTION_NAME: Final = "ConvergenceFunctionName"
 
 

@@ -16,6 +16,8 @@ from aws_cdk import (
     RemovalPolicy,
     Stack,
 )
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -106,6 +108,8 @@ class StagePilotStack(Stack):
             period_minutes=settings.reconcile_minutes,
         )
 
+        self.recording_alarm = self._recording_failed_alarm()
+
         CfnOutput(self, names.OUTPUT_TABLE_NAME, value=self.table.table_name)
         CfnOutput(self, names.OUTPUT_CONVERGENCE_FUNCTION_NAME, value=self.convergence.function.function_name)
         CfnOutput(self, names.OUTPUT_ALARM_TOPIC_ARN, value=self.alarm_topic.topic_arn)
@@ -173,6 +177,30 @@ class StagePilotStack(Stack):
         if alarm_email:
             topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         return topic
+
+    def _recording_failed_alarm(self) -> cloudwatch.Alarm:
+        """IVS reported a participant recording that could not start or ended with failure."""
+        alarm = cloudwatch.Alarm(
+            self,
+            names.RECORDING_FAILED_ALARM,
+            metric=cloudwatch.Metric(
+                namespace=config.METRICS_NAMESPACE,
+                metric_name=names.METRIC_RECORDING_FAILED,
+                dimensions_map={"service": routing.COMPOSITION},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="IVS could not record a participant (Recording Start Failure / Recording End "
+            "Failure). `stagepilot audit --json` lists them ('recording-failed', with the S3 prefix); check the "
+            "stage's storage configuration, its bucket and the bucket policy (see the runbook "
+            "recordings-missing-or-fragmented).",
+        )
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alarm_topic))
+        return alarm
 
     # -- IVS permissions, per automation ---------------------------------------------------------------
 
@@ -272,7 +300,8 @@ class StagePilotStack(Stack):
 
     def _convergence_statements(self, automations: dict[str, list[IvsStatement]]) -> list[IvsStatement]:
         """The pass heals through the three automations, so it holds their IVS actions (each statement
-        renamed, same resources and reasons), plus ListStages to find what is live."""
+        renamed, same resources and reasons), plus ListStages to find what is live and UpdateStage to keep
+        the stages' recording settings as their policies say."""
         healing = [
             IvsStatement(
                 name=f"{automation.capitalize()}{statement.name}",
@@ -294,7 +323,15 @@ class StagePilotStack(Stack):
                 )
             },
         )
-        return [*healing, listing]
+        settings = IvsStatement(
+            name="ApplyStageSettings",
+            actions=("ivs:UpdateStage",),
+            resources=self._stage_resources(),
+            acknowledgments=self._stage_acknowledgments(
+                "the pass puts a stage's recording settings back to its policy (stage.participantRecording)"
+            ),
+        )
+        return [*healing, listing, settings]
 
     def _moderation_statements(self) -> list[IvsStatement]:
         return [

@@ -38,10 +38,11 @@ logger = logging.getLogger(__name__)
 HEAL_SOURCE = "stagepilot.reconcile"
 HEALED_METRIC = "Healed"
 WOULD_HEAL = "would-heal"
-# The pass's share of each IVS operation's 5 TPS: 1 call/s, so a one-minute pass may list the participants
-# of 60 stages. With more live stages to check, each pass starts where the last one stopped (the order
-# rotates with the clock, no state kept), so every live stage is checked within ceil(live / 60) passes.
-PARTICIPANT_LISTINGS_PER_PASS = 60
+# The pass's share of ListParticipants' 5 TPS: 2 calls/s (the event path lists participants only to
+# confirm a publisher before a start), so a one-minute pass may list the participants of 120 stages. With
+# more live stages to check, each pass starts further along (the order rotates with the clock, no state
+# kept), so every live stage is checked within ceil(live / 120) passes.
+PARTICIPANT_LISTINGS_PER_PASS = 120
 PASS_PERIOD_SECONDS = 60
 
 
@@ -177,27 +178,38 @@ def run_pass(
         services.metrics.count("ReconcileFailed")
         logger.warning("convergence pass could not list what is live", extra={"error": str(exc)})
         return report
-    budget = ReadBudget(participant_listings)
-    turn = int(now.timestamp() // PASS_PERIOD_SECONDS) * participant_listings % len(live)
-    for info in live[turn:] + live[:turn]:
+    examinable: list[tuple[str, str, StagePolicy | None]] = []
+    for info in live:
+        arn = info.arn
         assert info.active_session_id is not None
         try:
-            effective = services.effective_policies.get(info.arn)
+            effective = services.effective_policies.get(arn)
         except PolicyInvalid as exc:
             services.metrics.count("PolicyInvalid")
-            report.errors.append((info.arn, f"the stored policy is invalid: {exc}"))
+            report.errors.append((arn, f"the stored policy is invalid: {exc}"))
+            continue
+        except RetryLater as exc:
+            report.errors.append((arn, f"cannot read its policy: {exc}"))
             continue
         policy = effective.policy if effective else None
         if policy is not None and policy.paused:
             continue
         if policy is None and not banned:
             continue  # nothing could apply: no policy, no default, nobody banned
-        report.examined += 1
+        examinable.append((arn, info.active_session_id, policy))
+    report.examined = len(examinable)
+    if not examinable:
+        return report
+    budget = ReadBudget(participant_listings)
+    # Each pass starts a budget further along the list than the one a period before: every stage is
+    # examined within ceil(stages / budget) passes, with no state kept between passes.
+    turn = int(now.timestamp() // PASS_PERIOD_SECONDS) * participant_listings % len(examinable)
+    for arn, session_id, policy in examinable[turn:] + examinable[:turn]:
         stage = LiveStage(
-            arn=info.arn,
-            session_id=info.active_session_id,
+            arn=arn,
+            session_id=session_id,
             policy=policy,
-            compositions=[c for c in compositions if c.stage_arn == info.arn],
+            compositions=[c for c in compositions if c.stage_arn == arn],
             ivs=services.ivs,
             now=now,
             budget=budget,
@@ -206,25 +218,25 @@ def run_pass(
             try:
                 outcomes = automation.converge(stage, services, dry_run=dry_run)
             except Deferred:
-                if info.arn not in report.deferred:
-                    report.deferred.append(info.arn)
+                if arn not in report.deferred:
+                    report.deferred.append(arn)
                 continue
             except (RetryLater, ConfigurationError) as exc:
-                report.errors.append((info.arn, f"{automation.name}: {exc}"))
+                report.errors.append((arn, f"{automation.name}: {exc}"))
                 logger.warning(
                     "stage left to the next pass",
-                    extra={"stage_arn": info.arn, "automation": automation.name, "error": str(exc)},
+                    extra={"stage_arn": arn, "automation": automation.name, "error": str(exc)},
                 )
                 continue
             for outcome in outcomes:
-                report.outcomes.append((info.arn, outcome))
+                report.outcomes.append((arn, outcome))
                 if outcome.acted:
                     _record_healed(services, stage, outcome)
                     stage.forget_participants()  # someone was disconnected or replicated: read again
                 logger.info(
                     outcome.reason,
                     extra={
-                        "stage_arn": info.arn,
+                        "stage_arn": arn,
                         "automation": outcome.automation,
                         "action": outcome.action,
                         "acted": outcome.acted,

@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stagepilot.errors import MalformedEvent
-from stagepilot.routing import COMPOSITION_STATE_CHANGE, IVS_SOURCE, PARTICIPANT_FLAGGED, STAGE_UPDATE
+from stagepilot.routing import (
+    COMPOSITION_STATE_CHANGE,
+    IVS_SOURCE,
+    PARTICIPANT_FLAGGED,
+    PARTICIPANT_RECORDING_STATE_CHANGE,
+    STAGE_UPDATE,
+)
 
 # Patterns of the IVS API model (botocore ivs-realtime): ARNs, session and participant ids.
 STAGE_ARN = re.compile(r"arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+")
@@ -82,6 +88,28 @@ class CompositionStateChange:
 
 
 @dataclass(frozen=True)
+class RecordingStateChange:
+    """``IVS Participant Recording State Change``: ``resources[0]`` is the stage (the official sample)."""
+
+    envelope: Envelope
+    stage_arn: str
+    session_id: str
+    event_name: str  # Recording Start / End / Start Failure / End Failure
+    participant_id: str
+    bucket: str | None
+    key_prefix: str | None
+    time: datetime  # the envelope time
+
+    @property
+    def event_id(self) -> str:
+        return self.envelope.event_id
+
+    @property
+    def failed(self) -> bool:
+        return self.event_name.endswith("Failure")
+
+
+@dataclass(frozen=True)
 class ParticipantFlagged:
     """A moderation flag another system put on the bus (CONTRACT §2)."""
 
@@ -98,7 +126,7 @@ class ParticipantFlagged:
         return self.envelope.event_id
 
 
-Event = StageUpdate | CompositionStateChange | ParticipantFlagged
+Event = StageUpdate | CompositionStateChange | ParticipantFlagged | RecordingStateChange
 
 
 def parse_body(body: str) -> Event:
@@ -118,6 +146,8 @@ def parse_event(document: object) -> Event:
         return _stage_update(envelope)
     if envelope.source == IVS_SOURCE and envelope.detail_type == COMPOSITION_STATE_CHANGE:
         return _composition_state_change(envelope)
+    if envelope.source == IVS_SOURCE and envelope.detail_type == PARTICIPANT_RECORDING_STATE_CHANGE:
+        return _recording_state_change(envelope)
     if envelope.detail_type == PARTICIPANT_FLAGGED and envelope.source != IVS_SOURCE:
         return _participant_flagged(envelope)
     raise MalformedEvent(
@@ -185,6 +215,22 @@ def _composition_state_change(envelope: Envelope) -> CompositionStateChange:
         event_name=_text(detail, "event_name", prefix="detail.", limit=128),
         session_id=session_id,
         reason=_optional_text(detail, "reason"),
+        time=envelope.time,
+    )
+
+
+def _recording_state_change(envelope: Envelope) -> RecordingStateChange:
+    detail = envelope.detail
+    if not envelope.resources:
+        raise MalformedEvent("resources", "must hold the stage ARN")
+    return RecordingStateChange(
+        envelope=envelope,
+        stage_arn=_match(envelope.resources[0], STAGE_ARN, "resources[0]", "a stage ARN"),
+        session_id=_session_id(detail),
+        event_name=_text(detail, "event_name", prefix="detail.", limit=128),
+        participant_id=_participant_id(detail, "participant_id"),
+        bucket=_optional_text(detail, "recording_s3_bucket_name"),
+        key_prefix=_optional_text(detail, "recording_s3_key_prefix"),
         time=envelope.time,
     )
 

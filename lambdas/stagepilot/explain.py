@@ -57,7 +57,14 @@ from stagepilot.decisions.replication import (
     needs_attributes as replication_needs_attributes,
 )
 from stagepilot.errors import MalformedEvent
-from stagepilot.events import CompositionStateChange, Event, ParticipantFlagged, StageUpdate, parse_event
+from stagepilot.events import (
+    CompositionStateChange,
+    Event,
+    ParticipantFlagged,
+    RecordingStateChange,
+    StageUpdate,
+    parse_event,
+)
 from stagepilot.pipeline import Services
 from stagepilot.policy import CompositionPolicy, Limit, ModerationPolicy, PolicyInvalid, StagePolicy
 from stagepilot.routing import (
@@ -162,6 +169,9 @@ def _skip(name: str, reason: str, **details: Any) -> Explanation:
 
 # composition ---------------------------------------------------------------------------------------
 def _composition(event: Event, policy: StagePolicy | None, services: Services) -> Explanation:
+    if isinstance(event, RecordingStateChange):
+        also = ", and audit and count the failure" if event.failed else ""
+        return _skip(COMPOSITION, f"{event.event_name}: would record it for status{also}")
     if policy is None or policy.composition is None:
         return _skip(COMPOSITION, "the stage's policy has no composition section")
     composition = policy.composition

@@ -45,7 +45,19 @@ MAX_POLICY_TAGS: Final = 50 - STAGEPILOT_TAG_COUNT  # IVS takes at most 50 tags 
 _STANDIN_STAGE_ARN: Final = "arn:aws:ivs:us-east-1:000000000000:stage/StandIn"
 _STANDIN_PARTICIPANT_ID: Final = "StandIn"
 
-_ROOT_FIELDS: Final = ("stageArn", "paused", "composition", "replication", "moderation")
+_ROOT_FIELDS: Final = ("stageArn", "paused", "composition", "replication", "moderation", "stage")
+_STAGE_FIELDS: Final = ("participantRecording",)
+# autoParticipantRecordingConfiguration as IVS holds it when a member is not given: each default is the one
+# the member's documentation in the botocore model gives ("Default: ..."). A policy's section is compared with
+# the stage's settings with these filled in, so leaving a member out means "IVS's default", not "anything".
+RECORDING_DEFAULTS: Final[Mapping[str, Any]] = {
+    "storageConfigurationArn": "",
+    "mediaTypes": ["AUDIO_VIDEO"],
+    "thumbnailConfiguration": {"targetIntervalSeconds": 60, "storage": ["SEQUENTIAL"], "recordingMode": "DISABLED"},
+    "recordingReconnectWindowSeconds": 0,
+    "hlsConfiguration": {"targetSegmentDurationSeconds": 6},
+    "recordParticipantReplicas": True,
+}
 _COMPOSITION_FIELDS: Final = ("layout", "destinations", "tags", "maxRestarts")
 _REPLICATION_FIELDS: Final = ("destinationStageArn", "reconnectWindowSeconds", "attributes", "participants")
 _PARTICIPANTS_FIELDS: Final = ("userIds", "attributes")
@@ -240,12 +252,37 @@ class ModerationPolicy:
 
 
 @dataclass(frozen=True)
+class StageSettings:
+    """``stage``: settings of the stage itself that stagepilot keeps as the policy says."""
+
+    participant_recording: Mapping[str, Any] | None = None  # UpdateStage's autoParticipantRecordingConfiguration
+
+    def wanted_recording(self) -> dict[str, Any] | None:
+        """The whole configuration the stage should have: the policy's members over IVS's defaults."""
+        if self.participant_recording is None:
+            return None
+        wanted = copy.deepcopy(dict(RECORDING_DEFAULTS))
+        if self.participant_recording.get("storageConfigurationArn") == "":
+            return wanted  # "" turns recording off and resets every other member [model]
+        for key, value in self.participant_recording.items():
+            wanted[key] = {**wanted[key], **value} if isinstance(value, dict) else copy.deepcopy(value)
+        return wanted
+
+    def to_document(self) -> dict:
+        document: dict[str, Any] = {}
+        if self.participant_recording is not None:
+            document["participantRecording"] = copy.deepcopy(dict(self.participant_recording))
+        return document
+
+
+@dataclass(frozen=True)
 class StagePolicy:
     stage_arn: str
     paused: bool = False
     composition: CompositionPolicy | None = None
     replication: tuple[ReplicationRule, ...] = ()
     moderation: ModerationPolicy | None = None
+    stage: StageSettings | None = None
 
     @property
     def is_default(self) -> bool:
@@ -261,6 +298,8 @@ class StagePolicy:
             document["replication"] = [rule.to_document() for rule in self.replication]
         if self.moderation is not None:
             document["moderation"] = self.moderation.to_document()
+        if self.stage is not None:
+            document["stage"] = self.stage.to_document()
         return document
 
 
@@ -276,12 +315,14 @@ def parse_policy(document: object) -> StagePolicy:
     assert isinstance(document, dict)  # validated above
     composition = document.get("composition")
     moderation = document.get("moderation")
+    stage = document.get("stage")
     return StagePolicy(
         stage_arn=document["stageArn"],
         paused=document.get("paused", False),
         composition=None if composition is None else _parse_composition(composition),
         replication=tuple(_parse_replication_rule(entry) for entry in document.get("replication", [])),
         moderation=None if moderation is None else _parse_moderation(moderation),
+        stage=None if stage is None else StageSettings(copy.deepcopy(stage.get("participantRecording"))),
     )
 
 
@@ -385,7 +426,66 @@ def validate_policy(document: object) -> list[Problem]:
         _check_replication(document["replication"], own, "replication", problems)
     if "moderation" in document:
         _check_moderation(document["moderation"], "moderation", problems)
+    if "stage" in document:
+        _check_stage(document["stage"], "stage", problems)
+    if isinstance(stage_arn, str) and stage_arn != DEFAULT_STAGE and _ARN_PLACE.match(stage_arn):
+        _check_same_place(document, stage_arn, problems)
     return problems
+
+
+def _check_stage(section: object, path: str, problems: list[Problem]) -> None:
+    if not isinstance(section, dict):
+        problems.append(Problem(path, f"must be an object, got {_json_type(section)}"))
+        return
+    _check_unknown(section, _STAGE_FIELDS, path, problems)
+    if "participantRecording" in section:
+        shape = _member_shape("UpdateStage", "autoParticipantRecordingConfiguration")
+        _check_shape(section["participantRecording"], shape, _join(path, "participantRecording"), problems)
+
+
+_ARN_PLACE: Final = re.compile(r"arn:aws:ivs:([a-z0-9-]+):([0-9]+):")
+
+
+def _check_same_place(document: dict, stage_arn: str, problems: list[Problem]) -> None:
+    """CONTRACT §1: every ARN in a policy is in the stage's own account and region (IVS refuses others)."""
+    home = _ARN_PLACE.match(stage_arn)
+    assert home is not None
+    for path, arn in _arns_in(document):
+        place = _ARN_PLACE.match(arn)
+        if place is not None and place.groups() != home.groups():
+            problems.append(
+                Problem(
+                    path,
+                    f"must be in the stage's account and region ({home.group(2)}, {home.group(1)}), "
+                    f"not ({place.group(2)}, {place.group(1)}): IVS refuses resources of another account or region",
+                )
+            )
+
+
+def _arns_in(document: dict) -> Iterator[tuple[str, str]]:
+    composition = document.get("composition")
+    destinations = composition.get("destinations") if isinstance(composition, dict) else None
+    for index, destination in enumerate(destinations if isinstance(destinations, list) else []):
+        for kind in ("channel", "s3"):
+            body = destination.get(kind) if isinstance(destination, dict) else None
+            if not isinstance(body, dict):
+                continue
+            for key, value in body.items():
+                values = value if isinstance(value, list) else [value]
+                for position, item in enumerate(values):
+                    if isinstance(item, str) and item.startswith("arn:"):
+                        suffix = f"[{position}]" if isinstance(value, list) else ""
+                        yield f"composition.destinations[{index}].{kind}.{key}{suffix}", item
+    replication = document.get("replication")
+    for index, entry in enumerate(replication if isinstance(replication, list) else []):
+        arn = entry.get("destinationStageArn") if isinstance(entry, dict) else None
+        if isinstance(arn, str):
+            yield f"replication[{index}].destinationStageArn", arn
+    stage = document.get("stage")
+    recording = stage.get("participantRecording") if isinstance(stage, dict) else None
+    storage = recording.get("storageConfigurationArn") if isinstance(recording, dict) else None
+    if isinstance(storage, str) and storage:
+        yield "stage.participantRecording.storageConfigurationArn", storage
 
 
 def _check_composition(section: object, path: str, problems: list[Problem]) -> None:
@@ -628,7 +728,15 @@ def _check_int(value: object, low: int, high: int, path: str, problems: list[Pro
 
 def _check_request(request: dict, operation: str, path: str, problems: list[Problem]) -> None:
     """Problems with ``request`` as input to ``operation``, their paths under ``path``."""
-    shape = _input_shape(operation)
+    _check_shape(request, _input_shape(operation), path, problems)
+
+
+def _check_shape(value: object, shape: Shape, path: str, problems: list[Problem]) -> None:
+    """Problems with ``value`` as the structure ``shape`` of the IVS model, their paths under ``path``."""
+    if not isinstance(value, dict):
+        problems.append(Problem(path, f"must be an object, got {_json_type(value)}"))
+        return
+    request = value
     report = ParamValidator().validate(request, shape)
     # The report keeps (reason, name, details) tuples; generate_report() would only give us text.
     for reason, name, details in getattr(report, "_errors", []):

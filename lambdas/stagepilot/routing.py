@@ -19,6 +19,7 @@ AUTOMATIONS: Final = (COMPOSITION, REPLICATION, MODERATION)
 IVS_SOURCE: Final = "aws.ivs"
 STAGE_UPDATE: Final = "IVS Stage Update"
 COMPOSITION_STATE_CHANGE: Final = "IVS Composition State Change"
+PARTICIPANT_RECORDING_STATE_CHANGE: Final = "IVS Participant Recording State Change"
 PARTICIPANT_FLAGGED: Final = "Participant Flagged"
 DEFAULT_MODERATION_SOURCES: Final = ("stagepilot.moderation",)
 
@@ -81,6 +82,14 @@ def build_routes(
                 **pinned,
                 "detail": {"event_name": list(COMPOSITION_EVENT_NAMES)},
             },
+        ),
+        Route(
+            # Recording trouble is output trouble, like a composition's destinations: the composition
+            # function audits and counts it (no IVS call, no permission added), docs/architecture-infra.md.
+            automation=COMPOSITION,
+            name="CompositionRecordingStateChange",
+            description="Individual participant recording: failures audited and alarmed, state kept for status",
+            pattern={"source": [IVS_SOURCE], "detail-type": [PARTICIPANT_RECORDING_STATE_CHANGE], **pinned},
         ),
         Route(
             automation=REPLICATION,

@@ -220,3 +220,19 @@ def test_reconcile_and_settle_options_are_checked(capsys: pytest.CaptureFixture[
         )
         assert result.status == 2
         assert option in capsys.readouterr().err  # argparse's usage error
+
+
+def test_recording_settings_from_the_policy_show_as_an_update_stage_call(tmp_path: Path):
+    policies = json.loads((EXAMPLES / "policies.json").read_text())
+    storage = "arn:aws:ivs:us-east-1:123456789012:storage-configuration/ShowStorage01"
+    policies[0]["stage"] = {"participantRecording": {"storageConfigurationArn": storage}}
+    path = tmp_path / "policies.json"
+    path.write_text(json.dumps(policies))
+
+    result = run("simulate", "--json", "--policies", str(path), "--events", str(EXAMPLES / "show.jsonl"))
+
+    assert result.status == 0, result.stderr
+    [update] = [json.loads(line) for line in result.stdout.splitlines() if '"UpdateStage"' in line]
+    assert update["trigger"] == "reconcile" and update["time"] == "2026-11-21T20:01:00Z"
+    assert update["params"]["arn"] == policies[0]["stageArn"]
+    assert update["params"]["autoParticipantRecordingConfiguration"]["storageConfigurationArn"] == storage

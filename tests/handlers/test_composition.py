@@ -259,3 +259,29 @@ def test_paused_stage_and_stage_without_composition_section_start_nothing(make_d
     assert starts(deployment) == []
     reasons = [d.outcome.reason for d in deployment.deliveries if d.outcome]
     assert reasons == ["stage is paused", "the stage's policy has no composition section"]
+
+
+def test_recording_failures_are_audited_and_counted_and_states_kept_for_status(
+    show: LocalDeployment, events: EventFactory
+):
+    from stagepilot.adapters.state import RecordingRecords
+
+    show.ivs.set_stage_recording(STAGE, {"storageConfigurationArn": STORAGE})
+    publish(show, events.published("host1", user_id="host-1"))
+    show.ivs.fail_recordings(STAGE)
+    show.run_due()
+
+    recorded = RecordingRecords(show.table).get(STAGE, SESSION, "host1")
+    assert recorded is not None and recorded["eventName"] == "Recording End Failure"
+    assert recorded["keyPrefix"].startswith(f"MainStage0001/{SESSION}/host1/")
+    [entry] = [e for e in show.services.audit.list(STAGE) if e["action"] == "recording-failed"]
+    assert (entry["participantId"], entry["result"]) == ("host1", "Recording End Failure")
+    assert show.metrics.counts["RecordingFailed"] == 1
+
+
+def test_a_lost_recording_event_changes_nothing_else(show: LocalDeployment, events: EventFactory):
+    show.ivs.set_stage_recording(STAGE, {"storageConfigurationArn": STORAGE})
+    show.lose_emitted("Recording Start", stage_arn=STAGE)
+    publish(show, events.published("host1", user_id="host-1"))
+    assert [e["detail"]["event_name"] for e in show.lost] == ["Recording Start"]
+    assert len(starts(show)) == 1

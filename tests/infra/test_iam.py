@@ -109,7 +109,7 @@ def test_the_convergence_pass_holds_the_automations_actions_and_list_stages(depl
         if role in policy["Properties"]["Roles"]
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
-    assert _actions(statements, "ivs:") == set().union(*IVS_ACTIONS.values()) | {"ivs:ListStages"}
+    assert _actions(statements, "ivs:") == set().union(*IVS_ACTIONS.values()) | {"ivs:ListStages", "ivs:UpdateStage"}
     assert "dynamodb:DeleteItem" not in _actions(statements, "dynamodb:")
 
 

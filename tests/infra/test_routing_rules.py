@@ -54,7 +54,7 @@ def _automations_taking(synthesized: Synthesized, event: dict[str, Any]) -> list
         ("stage-participant-publish-error", ["moderation"]),
         ("stage-participant-unpublished", []),
         ("composition-session-failure", ["composition"]),
-        ("participant-recording-start", []),
+        ("participant-recording-start", ["composition"]),
         ("participant-flagged", ["moderation"]),
     ],
 )

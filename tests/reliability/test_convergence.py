@@ -217,3 +217,32 @@ def test_a_fleet_larger_than_the_read_budget_is_covered_over_consecutive_passes(
     # 2 stages per pass: 5 stages need 3 passes, each stage once, none twice
     assert [healed for healed, _ in covered] == [2, 2, 1]
     assert len(deployment.ivs.mutating_calls()) == 5
+
+
+def test_recording_settings_changed_behind_stagepilots_back_are_put_back_within_a_pass(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    from tests.support import STORAGE
+
+    deployment: LocalDeployment = make_deployment(reconcile_seconds=RECONCILE_SECONDS)
+    recording = {"storageConfigurationArn": STORAGE, "recordingReconnectWindowSeconds": 30}
+    put_policy(deployment, {"stageArn": STAGE, "stage": {"participantRecording": recording}})
+    deployment.put_event(events.published("host", user_id="host-1"))
+    deployment.settle(RECONCILE_SECONDS)
+    [applied] = calls(deployment, "UpdateStage")
+    assert applied["autoParticipantRecordingConfiguration"]["recordingReconnectWindowSeconds"] == 30
+
+    deployment.ivs.set_stage_recording(STAGE, {"recordingReconnectWindowSeconds": 0, "mediaTypes": ["AUDIO_ONLY"]})
+    deployment.settle(RECONCILE_SECONDS)
+
+    assert len(calls(deployment, "UpdateStage")) == 2
+    stage = deployment.ivs.stage(STAGE)
+    assert stage is not None and stage.recording["recordingReconnectWindowSeconds"] == 30
+    assert stage.recording["mediaTypes"] == ["AUDIO_VIDEO"]  # left out of the policy: IVS's default
+    healed = [o for p in deployment.passes for _, o in p.healed if o.automation == "stage"]
+    assert [o.details["fields"] for o in healed] == [
+        ["recordingReconnectWindowSeconds", "storageConfigurationArn"],
+        ["mediaTypes", "recordingReconnectWindowSeconds"],
+    ]
+    deployment.settle(3 * RECONCILE_SECONDS)
+    assert len(calls(deployment, "UpdateStage")) == 2  # converged: nothing applied twice

@@ -416,3 +416,98 @@ def test_calls_carry_the_trigger_their_caller_set(ivs: IvsStandIn, client: Any) 
     ivs.trigger = None
     client.get_stage(arn=STAGE)
     assert [c.trigger for c in ivs.calls] == ["reconcile", None]
+
+
+# ------------------------------------------------------------------------------------------ participant recording
+
+RECORDING = {"storageConfigurationArn": STORAGE, "recordingReconnectWindowSeconds": 30}
+
+
+def test_update_stage_stores_the_recording_configuration_with_ivs_defaults(ivs: IvsStandIn, client: Any) -> None:
+    before = client.get_stage(arn=STAGE)["stage"]["autoParticipantRecordingConfiguration"]
+    assert before["storageConfigurationArn"] == "" and before["mediaTypes"] == ["AUDIO_VIDEO"]  # the model's defaults
+
+    client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=RECORDING)
+
+    got = client.get_stage(arn=STAGE)["stage"]["autoParticipantRecordingConfiguration"]
+    assert got == {
+        "storageConfigurationArn": STORAGE,
+        "mediaTypes": ["AUDIO_VIDEO"],
+        "thumbnailConfiguration": {"targetIntervalSeconds": 60, "storage": ["SEQUENTIAL"], "recordingMode": "DISABLED"},
+        "recordingReconnectWindowSeconds": 30,
+        "hlsConfiguration": {"targetSegmentDurationSeconds": 6},
+        "recordParticipantReplicas": True,
+    }
+    assert [c.operation for c in ivs.mutating_calls()] == ["UpdateStage"]
+
+
+def test_members_left_out_of_an_update_keep_their_value_and_an_empty_storage_resets_all(
+    ivs: IvsStandIn, client: Any
+) -> None:
+    client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration={**RECORDING, "mediaTypes": ["AUDIO_ONLY"]})
+    client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration={"storageConfigurationArn": STORAGE})
+    kept = client.get_stage(arn=STAGE)["stage"]["autoParticipantRecordingConfiguration"]
+    assert (kept["mediaTypes"], kept["recordingReconnectWindowSeconds"]) == (["AUDIO_ONLY"], 30)  # UNDOCUMENTED: merged
+
+    client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration={"storageConfigurationArn": ""})
+    reset = client.get_stage(arn=STAGE)["stage"]["autoParticipantRecordingConfiguration"]
+    assert (reset["mediaTypes"], reset["recordingReconnectWindowSeconds"]) == (["AUDIO_VIDEO"], 0)
+
+
+def test_update_stage_refuses_a_foreign_or_missing_storage_configuration(ivs: IvsStandIn, client: Any) -> None:
+    for storage in (STORAGE.replace(ACCOUNT, "999999999999"), STORAGE.replace("AbCd1234", "Gone0001")):
+        ivs.missing(STORAGE.replace("AbCd1234", "Gone0001"))
+        with pytest.raises(client.exceptions.ValidationException):
+            client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration={"storageConfigurationArn": storage})
+
+
+def test_a_publisher_is_recorded_and_the_end_waits_for_the_reconnect_window(
+    ivs: IvsStandIn, client: Any, clock: Clock, events: list[dict[str, Any]]
+) -> None:
+    client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=RECORDING)
+    publish(ivs, "p1")
+    found = client.get_participant(stageArn=STAGE, sessionId=SESSION, participantId="p1")["participant"]
+    assert found["recordingState"] == "ACTIVE"
+    assert found["recordingS3Prefix"].startswith(f"AbCdef1G2hij/{SESSION}/p1/")
+    [started] = named(events, "Recording Start")
+    assert started["detail-type"] == "IVS Participant Recording State Change"
+    assert set(started["detail"]) == {
+        "session_id",
+        "event_name",
+        "participant_id",
+        "recording_s3_bucket_name",
+        "recording_s3_key_prefix",
+    }
+
+    unpublish(ivs, "p1")
+    clock.tick(20)
+    publish(ivs, "p1")  # back within 30 s: the same recording [ipr]
+    unpublish(ivs, "p1")
+    clock.tick(30)
+    ivs.advance()
+    assert len(named(events, "Recording Start")) == 1
+    [ended] = named(events, "Recording End")
+    assert ended["time"] == "2026-11-21T20:00:50Z"  # delayed by recordingReconnectWindowSeconds
+
+
+def test_recording_failures_are_reported(ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]) -> None:
+    client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=RECORDING)
+    publish(ivs, "p1")
+    ivs.fail_recordings(STAGE)
+    assert [e["detail"]["event_name"] for e in events if "Recording" in e["detail"]["event_name"]] == [
+        "Recording Start",
+        "Recording End Failure",
+    ]
+    ivs.missing(STORAGE)  # the bucket went away: the next publisher's recording cannot start
+    publish(ivs, "p2")
+    assert named(events, "Recording Start Failure")[0]["detail"]["participant_id"] == "p2"
+
+
+def test_replicas_are_not_recorded_when_the_stage_says_so(ivs: IvsStandIn, client: Any) -> None:
+    client.update_stage(
+        arn=DEST, autoParticipantRecordingConfiguration={**RECORDING, "recordParticipantReplicas": False}
+    )
+    publish(ivs, "p1")
+    client.start_participant_replication(sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p1")
+    [replica] = [p for p in ivs.participants(DEST) if p.participant_id == "p1"]
+    assert replica.recording_state == "DISABLED"

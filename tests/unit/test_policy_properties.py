@@ -19,13 +19,13 @@ safe_keys = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_si
 short_text = st.text(max_size=12)
 
 
+# Every ARN of a valid policy is in its stage's account and region (CONTRACT §1); the generated policies
+# use one place, and test_an_arn_of_another_place_is_refused_naming_its_field moves one elsewhere.
+PLACE = ("eu-west-1", "210987654321")
+
+
 def arn(kind: str) -> st.SearchStrategy[str]:
-    return st.builds(
-        lambda region, account, resource: f"arn:aws:ivs:{region}:{account}:{kind}/{resource}",
-        st.sampled_from(["us-east-1", "eu-west-1", "ap-northeast-2"]),
-        st.from_regex(r"[0-9]{12}", fullmatch=True),
-        ids,
-    )
+    return st.builds(lambda resource: f"arn:aws:ivs:{PLACE[0]}:{PLACE[1]}:{kind}/{resource}", ids)
 
 
 def optional(**members: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
@@ -146,7 +146,25 @@ def valid_policies(draw: st.DrawFn) -> dict[str, Any]:
         document["replication"] = rules
     if draw(st.booleans()):
         document["moderation"] = draw(moderation)
+    if draw(st.booleans()):
+        document["stage"] = {"participantRecording": draw(recording)}
     return document
+
+
+recording = st.fixed_dictionaries(
+    {"storageConfigurationArn": st.one_of(st.just(""), arn("storage-configuration"))},
+    optional=dict(
+        mediaTypes=st.lists(st.sampled_from(["AUDIO_VIDEO", "AUDIO_ONLY", "NONE"]), max_size=1),
+        thumbnailConfiguration=optional(
+            targetIntervalSeconds=st.integers(1, 86400),
+            storage=st.lists(st.sampled_from(["SEQUENTIAL", "LATEST"]), unique=True),
+            recordingMode=st.sampled_from(["INTERVAL", "DISABLED"]),
+        ),
+        recordingReconnectWindowSeconds=st.integers(0, 300),
+        hlsConfiguration=optional(targetSegmentDurationSeconds=st.integers(2, 10)),
+        recordParticipantReplicas=st.booleans(),
+    ),
+)
 
 
 json_values = st.recursive(
@@ -204,6 +222,44 @@ def test_generated_valid_policies_validate_clean_and_round_trip(document):
     policy = parse_policy(document)
     assert parse_policy(policy.to_document()) == policy
     assert validate_policy(policy.to_document()) == []
+
+
+@PROFILE
+@given(valid_policies(), st.sampled_from([("us-east-1", PLACE[1]), (PLACE[0], "999999999999")]), st.data())
+def test_an_arn_of_another_place_is_refused_naming_its_field(document, elsewhere, data):
+    if document["stageArn"] == "default":
+        return  # 'default' has no place of its own
+    paths = [(path, value) for path, value, _ in locations(document) if isinstance(value, str)]
+    arns = [(path, value) for path, value in paths if value.startswith("arn:") and path != "stageArn"]
+    if not arns:
+        return
+    path, value = data.draw(st.sampled_from(arns))
+    moved = value.replace(f"arn:aws:ivs:{PLACE[0]}:{PLACE[1]}:", f"arn:aws:ivs:{elsewhere[0]}:{elsewhere[1]}:")
+    problems = validate_policy(_replace(document, path, moved))
+    assert [p.path for p in problems] == [path]
+    assert "account and region" in problems[0].message
+
+
+def _replace(document: Any, path: str, value: str) -> Any:
+    """A copy of ``document`` with the string at ``path`` (as ``locations`` names it) replaced."""
+    import copy
+
+    copied = copy.deepcopy(document)
+    for location, _, _ in locations(copied):
+        if location == path:
+            target, key = _parent(copied, path)
+            target[key] = value
+    return copied
+
+
+def _parent(document: Any, path: str) -> tuple[Any, Any]:
+    import re
+
+    steps = [int(m[1]) if m[1] else m[2] for m in re.finditer(r"\[(\d+)\]|([^.\[\]]+)", path)]
+    node = document
+    for step in steps[:-1]:
+        node = node[step]
+    return node, steps[-1]
 
 
 # Objects whose keys are data (tags, attributes), not fields: an extra key there is not a mistake.

@@ -193,6 +193,19 @@ class IvsStage:
         params = {"stageArn": stage_arn, "sessionId": session_id, "filterByState": "CONNECTED", "maxResults": 100}
         return [_participant(p) for p in self._paginate("ListParticipants", "participants", params)]
 
+    def stage_recording(self, stage_arn: str) -> dict[str, Any] | None:
+        """The stage's autoParticipantRecordingConfiguration (GetStage); None when the stage does not exist."""
+        try:
+            stage = self._call("GetStage", arn=stage_arn)["stage"]
+        except IvsRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+        return dict(stage.get("autoParticipantRecordingConfiguration") or {})
+
+    def update_stage_recording(self, stage_arn: str, configuration: Mapping[str, Any]) -> None:
+        self._call("UpdateStage", paced=True, arn=stage_arn, autoParticipantRecordingConfiguration=dict(configuration))
+
     def stage_session(self, stage_arn: str, session_id: str) -> StageSession | None:
         """GetStageSession; None when IVS does not know the session."""
         try:

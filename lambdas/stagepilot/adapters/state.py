@@ -125,3 +125,47 @@ def _time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def recording_key(stage_arn: str, session_id: str, participant_id: str) -> tuple[str, str]:
+    return stage_partition(stage_arn), f"SESSION#{session_id}#RECORDING#{participant_id}"
+
+
+class RecordingRecords:
+    """The last recording state IVS reported per participant (for ``stagepilot status``); newest wins."""
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def record(
+        self,
+        stage_arn: str,
+        session_id: str,
+        participant_id: str,
+        *,
+        event_name: str,
+        at: datetime,
+        bucket: str | None,
+        key_prefix: str | None,
+    ) -> bool:
+        """Keep this report unless a newer one is recorded (events arrive late and out of order)."""
+        pk, sk = recording_key(stage_arn, session_id, participant_id)
+        item = {
+            PARTITION_KEY: pk,
+            SORT_KEY: sk,
+            "eventName": event_name,
+            "eventAt": iso(at),
+            "bucket": bucket or "",
+            "keyPrefix": key_prefix or "",
+            TTL_ATTRIBUTE: epoch(self._clock() + STATE_RETENTION),
+        }
+        return self._table.put(
+            item,
+            condition="attribute_not_exists(#pk) OR #eventAt <= :at",
+            names={"#pk": PARTITION_KEY, "#eventAt": "eventAt"},
+            values={":at": iso(at)},
+        )
+
+    def get(self, stage_arn: str, session_id: str, participant_id: str) -> dict[str, Any] | None:
+        return self._table.get(*recording_key(stage_arn, session_id, participant_id))

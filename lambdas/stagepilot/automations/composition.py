@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from stagepilot.adapters.ivs import IvsRejected
-from stagepilot.adapters.state import CompositionRecords
+from stagepilot.adapters.state import CompositionRecords, RecordingRecords
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.composition import (
     Decision,
@@ -28,7 +28,7 @@ from stagepilot.decisions.composition import (
     managed_tags,
 )
 from stagepilot.errors import RetryLater
-from stagepilot.events import CompositionStateChange, Event, StageUpdate
+from stagepilot.events import CompositionStateChange, Event, RecordingStateChange, StageUpdate
 from stagepilot.pipeline import Outcome, Services
 from stagepilot.policy import CompositionPolicy, StagePolicy
 from stagepilot.routing import COMPOSITION, PARTICIPANT_PUBLISHED
@@ -42,6 +42,8 @@ class CompositionAutomation:
     needs_policy = True
 
     def handle(self, event: Event, policy: StagePolicy | None, services: Services) -> Outcome:
+        if isinstance(event, RecordingStateChange):
+            return self._on_recording(event, services)
         if policy is None or policy.composition is None:
             return self._skip("the stage's policy has no composition section")
         if isinstance(event, StageUpdate) and event.event_name == PARTICIPANT_PUBLISHED:
@@ -185,6 +187,39 @@ class CompositionAutomation:
             restart=True,
             event_time=event.time,
         )
+
+    # IVS Participant Recording State Change --------------------------------------------------------
+    def _on_recording(self, event: RecordingStateChange, services: Services) -> Outcome:
+        """A participant's recording started, ended or failed: kept for status; a failure is audited and
+        counted (``RecordingFailed``, alarmed) so a missing recording is known before someone looks for it."""
+        details = {"session_id": event.session_id, "participant_id": event.participant_id}
+        RecordingRecords(services.table, clock=services.clock).record(
+            event.stage_arn,
+            event.session_id,
+            event.participant_id,
+            event_name=event.event_name,
+            at=event.time,
+            bucket=event.bucket,
+            key_prefix=event.key_prefix,
+        )
+        if not event.failed:
+            return self._skip(f"{event.event_name}: recorded for status", **details)
+        services.metrics.count("RecordingFailed")
+        services.audit.record(
+            AuditRecord(
+                time=event.time,
+                stage_arn=event.stage_arn,
+                automation=self.name,
+                action="recording-failed",
+                reason=f"IVS reported {event.event_name} (see the stage's storage configuration and bucket)",
+                session_id=event.session_id,
+                participant_id=event.participant_id,
+                result=event.event_name,
+                event_id=event.event_id,
+                details={"bucket": event.bucket or "", "keyPrefix": event.key_prefix or ""},
+            )
+        )
+        return Outcome(self.name, "recording-failed", f"{event.event_name}: audited and counted", details=details)
 
     # the convergence pass -----------------------------------------------------------------------------
     def converge(self, stage: LiveStage, services: Services, *, dry_run: bool) -> list[Outcome]:

@@ -37,17 +37,14 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 
 
 def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.automations.composition import CompositionAutomation
-    from stagepilot.automations.moderation import ModerationAutomation
-    from stagepilot.automations.replication import ReplicationAutomation
+    from stagepilot.automations import convergence_order
     from stagepilot.cli.main import resources
     from stagepilot.cli.services import cli_services
     from stagepilot.convergence import run_pass
 
     only = checked_arn(args.stage_arn) if args.stage_arn else None
     services = cli_services(resources(args))
-    automations = (ModerationAutomation(), CompositionAutomation(), ReplicationAutomation())
-    report = run_pass(services, automations, only_stage=only, dry_run=args.dry_run)
+    report = run_pass(services, convergence_order(), only_stage=only, dry_run=args.dry_run)
     if out.as_json:
         out.json(_as_json(report, dry_run=args.dry_run))
     else:

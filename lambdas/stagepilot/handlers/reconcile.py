@@ -10,16 +10,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stagepilot.automations.composition import CompositionAutomation
-from stagepilot.automations.moderation import ModerationAutomation
-from stagepilot.automations.replication import ReplicationAutomation
+from stagepilot.automations import convergence_order
 from stagepilot.convergence import run_pass
 from stagepilot.handlers.wiring import services_for
 
 logger = Logger()
 metrics = Metrics()
-# moderation first: a banned publisher is removed before anything composes or replicates it
-automations = (ModerationAutomation(), CompositionAutomation(), ReplicationAutomation())
+automations = convergence_order()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -37,6 +37,7 @@ from stagepilot.adapters.schema import (
     TTL_ATTRIBUTE,
 )
 from stagepilot.adapters.table import Table
+from stagepilot.automations import convergence_order
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.automations.moderation import ModerationAutomation
 from stagepilot.automations.replication import ReplicationAutomation
@@ -46,10 +47,7 @@ from stagepilot.local.ivs import IvsStandIn
 from stagepilot.pipeline import Automation, Outcome, Services, handle_record
 from stagepilot.routing import (
     AUTOMATIONS,
-    COMPOSITION,
     DEFAULT_MODERATION_SOURCES,
-    MODERATION,
-    REPLICATION,
     Route,
     build_routes,
 )
@@ -257,8 +255,9 @@ class LocalDeployment:
     def reconcile(self, *, only_stage: str | None = None, dry_run: bool = False) -> PassReport:
         """One convergence pass now, as the scheduled function runs it (moderation first: nobody banned
         is composed or replicated)."""
-        order = [MODERATION, COMPOSITION, REPLICATION]
-        converging: list[Any] = [self.automations[name] for name in order if name in self.automations]
+        # the deployed pass's automations, in its order, limited to those this deployment runs
+        deployed = {a.name for a in default_automations()}
+        converging = [a for a in convergence_order() if a.name in self.automations or a.name not in deployed]
         self.ivs.trigger = "reconcile"
         try:
             report = run_pass(self.services, converging, only_stage=only_stage, dry_run=dry_run)

@@ -53,6 +53,7 @@ MUTATING_OPERATIONS = frozenset(
         "StartParticipantReplication",
         "StopParticipantReplication",
         "DisconnectParticipant",
+        "UpdateStage",
     }
 )
 OBSERVED_STAGE_EVENTS = frozenset({"Participant Published", "Participant Unpublished", "Participant Publish Error"})
@@ -242,6 +243,27 @@ class IvsStandIn(IvsWorld):
             now = self._now()
             self._advance_locked(now)
             self._delete_stage_locked(stage_arn, now)
+            pending = self.take_outbox()
+        self._emit(pending)
+
+    def set_stage_recording(self, stage_arn: str, configuration: dict[str, Any]) -> None:
+        """Someone else's UpdateStage (the operator's console, another script): the stage's
+        autoParticipantRecordingConfiguration changes behind stagepilot's back. Not recorded as a call."""
+        with self._lock:
+            stage = self._stages.get(stage_arn)
+            if stage is None:
+                raise ValueError(f"no stage {stage_arn}")
+            self.set_recording_locked(stage, configuration)
+
+    def fail_recordings(self, stage_arn: str) -> None:
+        """Every active participant recording on the stage ends with failure ("Recording End Failure")."""
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            stage = self._stages.get(stage_arn)
+            for p in stage.in_session(stage.active_session_id) if stage else []:
+                if stage is not None and p.recording_state == "ACTIVE":
+                    self._end_recording(stage, p, now, failed=True)
             pending = self.take_outbox()
         self._emit(pending)
 

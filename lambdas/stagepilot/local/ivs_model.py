@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import re
 from collections.abc import Sequence
@@ -20,6 +21,16 @@ import botocore.session
 
 SERVICE_NAME = "ivs-realtime"
 LIVE_COMPOSITION_STATES = ("STARTING", "ACTIVE")
+# autoParticipantRecordingConfiguration as IVS reports it when nothing was set: each default is the one
+# its member's documentation in the model gives ("Default: ...").
+RECORDING_DEFAULTS: dict[str, Any] = {
+    "storageConfigurationArn": "",
+    "mediaTypes": ["AUDIO_VIDEO"],
+    "thumbnailConfiguration": {"targetIntervalSeconds": 60, "storage": ["SEQUENTIAL"], "recordingMode": "DISABLED"},
+    "recordingReconnectWindowSeconds": 0,
+    "hlsConfiguration": {"targetSegmentDurationSeconds": 6},
+    "recordParticipantReplicas": True,
+}
 ENDED_COMPOSITION_STATES = ("STOPPED", "FAILED")
 
 
@@ -87,6 +98,11 @@ class Participant:
     protocol: str = "UNKNOWN"
     seq: int = 0
     history: list[ParticipantEvent] = field(default_factory=list)
+    # individual participant recording: DISABLED unless the stage records (see Stage.recording)
+    recording_state: str = "DISABLED"
+    recording_bucket: str | None = None
+    recording_prefix: str | None = None
+    recording_stops_at: datetime | None = None  # the publish stopped; the recording ends after the window
 
     @property
     def is_publisher(self) -> bool:
@@ -109,6 +125,8 @@ class Stage:
     # participant ids (token ids) revoked by DisconnectParticipant: they can never connect again
     revoked: set[str] = field(default_factory=set)
     seq: int = 0
+    # autoParticipantRecordingConfiguration (CreateStage/UpdateStage), every member present
+    recording: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(RECORDING_DEFAULTS))
 
     def session(self, session_id: str) -> StageSession | None:
         return next((s for s in self.sessions if s.session_id == session_id), None)
@@ -228,7 +246,7 @@ def participant_summary_view(p: Participant) -> dict[str, Any]:
             "state": p.state,
             "firstJoinTime": _time_or_none(p.first_join_time),
             "published": p.published,
-            "recordingState": "DISABLED",
+            "recordingState": p.recording_state,
             "replicationType": p.replication_type,
             "replicationState": p.replication_state,
             "sourceStageArn": p.source_stage_arn,
@@ -240,6 +258,9 @@ def participant_summary_view(p: Participant) -> dict[str, Any]:
 
 def participant_view(p: Participant) -> dict[str, Any]:
     view = participant_summary_view(p)
+    if p.recording_bucket is not None:
+        view["recordingS3BucketName"] = p.recording_bucket
+        view["recordingS3Prefix"] = p.recording_prefix
     view["attributes"] = dict(p.attributes)
     view["protocol"] = p.protocol
     return view
@@ -290,6 +311,11 @@ def composition_summary_view(c: Composition) -> dict[str, Any]:
             "endTime": _time_or_none(c.end_time),
         }
     )
+
+
+def stage_view(stage: Stage) -> dict[str, Any]:
+    """GetStage's ``stage``: the summary plus the recording configuration (the summary has none)."""
+    return {**stage_summary_view(stage), "autoParticipantRecordingConfiguration": copy.deepcopy(stage.recording)}
 
 
 def stage_summary_view(stage: Stage) -> dict[str, Any]:
