@@ -37,6 +37,7 @@ from stagepilot.decisions.composition import (
     managed_attempt,
 )
 from stagepilot.decisions.moderation import (
+    NO_FLAG_LIMIT,
     Rule,
     Verdict,
     count_reason,
@@ -397,8 +398,8 @@ def _moderation(event: Event, policy: StagePolicy | None, services: Services) ->
             event, Kind.PUBLISH_ERROR, moderation.publish_error_limit, Rule.PUBLISH_ERROR_LIMIT, moderation, services
         )
     if isinstance(event, ParticipantFlagged):
-        if moderation is None:
-            return _skip(MODERATION, "the stage's policy has no moderation section")
+        if moderation is None or moderation.flag_limit is None:
+            return _skip(MODERATION, NO_FLAG_LIMIT)
         return _moderation_counted(event, Kind.FLAG, moderation.flag_limit, Rule.FLAG_LIMIT, moderation, services)
     return _skip(MODERATION, f"{getattr(event, 'event_name', type(event).__name__)} is not a moderation trigger")
 
