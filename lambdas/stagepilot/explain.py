@@ -59,6 +59,7 @@ from stagepilot.decisions.replication import (
 )
 from stagepilot.errors import MalformedEvent
 from stagepilot.events import CompositionStateChange, Event, ParticipantFlagged, StageUpdate, parse_event
+from stagepilot.origin import check_origin
 from stagepilot.pipeline import Services
 from stagepilot.policy import CompositionPolicy, Limit, ModerationPolicy, PolicyInvalid, StagePolicy
 from stagepilot.routing import (
@@ -117,7 +118,9 @@ def explain_event(document: Mapping[str, Any], services: Services, *, routes: Se
     """What each automation would do with ``document`` (an EventBridge envelope) now, in AUTOMATIONS order."""
     routed = routed_automations(document, routes)
     try:
-        event: Event | None = parse_event(dict(document))
+        parsed = parse_event(dict(document))
+        check_origin(parsed, services.settings, now=services.clock())
+        event: Event | None = parsed
         malformed = ""
     except MalformedEvent as exc:
         event, malformed = None, str(exc)

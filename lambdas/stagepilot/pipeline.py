@@ -1,6 +1,7 @@
 """The steps every automation shares, from one SQS record to one outcome.
 
-    body ─parse→ event ─stage in scope?→ effective policy (cached) ─paused?→ automation.handle → Outcome
+    body ─parse→ event ─from where it may, at a believable time? (origin.py)→ event
+         ─stage in scope?→ effective policy (cached) ─paused?→ automation.handle → Outcome
 
 What happens to failures is decided here, once (see ``stagepilot.errors``): a malformed event is parked
 in the dead-letter queue at once and counted (``MalformedEvent``), a transient failure is reported as a
@@ -24,6 +25,7 @@ from stagepilot.adapters.table import AuditLog, BanStore, PolicyStore, StoredPol
 from stagepilot.config import Settings
 from stagepilot.errors import MalformedEvent, RetryLater
 from stagepilot.events import Event, parse_body
+from stagepilot.origin import check_origin
 from stagepilot.policy import PolicyInvalid, StagePolicy
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class Services:
     def __post_init__(self) -> None:
         self.policies = PolicyStore(self.table, clock=self.clock)
         self.bans = BanStore(self.table, clock=self.clock)
-        self.audit = AuditLog(self.table)
+        self.audit = AuditLog(self.table, clock=self.clock)
         self.effective_policies = EffectivePolicies(
             self.policies, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock
         )
@@ -160,6 +162,7 @@ def handle_record(
     body = record.get("body", "")
     try:
         event = parse_body(body if isinstance(body, str) else json.dumps(body))
+        check_origin(event, services.settings, now=services.clock())
     except MalformedEvent as exc:
         services.metrics.count("MalformedEvent")
         logger.error(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -56,7 +56,7 @@ def test_ban_add_disconnects_the_user_on_every_stage_with_a_policy(ivs, tmp_path
 
     from tests.support import OTHER_STAGE, STAGE, EventFactory
 
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     third = "arn:aws:ivs:us-east-1:123456789012:stage/NoPolicy0001"
     for stage, session in (
         (STAGE, "st-MainSession01"),

@@ -4,7 +4,7 @@ both over real HTTP, the way an operator's shell reaches AWS."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from stagepilot.adapters.table import AuditLog, AuditRecord
@@ -31,7 +31,7 @@ def put(tmp_path: Path, document: dict) -> None:
 
 def test_disconnect_kicks_the_participant_and_is_audited(ivs: IvsStandIn):
     ivs.declare_participant(STAGE, "p-1", user_id="troll-9")
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     ivs.observe(events.published("p-1", user_id="troll-9"))
     ivs.observe(events.published("p-2", user_id="host"))  # keeps the session going after the kick
 
@@ -67,11 +67,12 @@ def test_disconnect_without_a_session_or_stage_is_one_line_exit_1(ivs: IvsStandI
 
 
 def test_audit_lists_newest_first_per_stage_and_across_stages(ivs: IvsStandIn):
-    log = AuditLog(handler_services(ivs).table)
     for minutes, stage in ((0, STAGE), (2, OTHER_STAGE), (1, STAGE)):
-        log.record(
+        # Entries are ordered by when they were written (the log's clock), not by the event's time.
+        written = T0 + timedelta(minutes=minutes)
+        AuditLog(handler_services(ivs).table, clock=lambda at=written: at).record(
             AuditRecord(
-                time=T0 + timedelta(minutes=minutes),
+                time=T0 - timedelta(days=minutes),
                 stage_arn=stage,
                 automation="moderation",
                 action="disconnect",
@@ -90,7 +91,7 @@ def test_audit_lists_newest_first_per_stage_and_across_stages(ivs: IvsStandIn):
 
 def test_pause_blocks_every_automation_until_resume(ivs: IvsStandIn, tmp_path: Path):
     put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION, "moderation": {"blockedUserIds": ["troll-9"]}})
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     ivs.observe(events.published("p-1", user_id="host"))
 
     paused = run("pause", STAGE)
@@ -140,7 +141,7 @@ def test_pause_all_pauses_default_and_every_policy(ivs: IvsStandIn, tmp_path: Pa
 
 def test_status_shows_session_publishers_compositions_and_recent_actions(ivs: IvsStandIn, tmp_path: Path):
     put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     ivs.observe(events.published("p-1", user_id="host"))
     ivs.observe(events.published("p-2", user_id="guest"))
     outcome = handle_event(

@@ -67,7 +67,7 @@ class WindowCounters:
     ) -> Counted:
         """Count ``event_id`` (at event time ``time``) once; return every event time remembered."""
         pk, sk = counter_key(stage_arn, session_id, participant_id, kind)
-        expires = epoch(max(self._clock(), time) + STATE_RETENTION)
+        expires = epoch(self._clock() + STATE_RETENTION)  # processing time: an event cannot date it
         # The map must exist before one of its entries can be set conditionally: make it (idempotent).
         self._table.update(
             pk,

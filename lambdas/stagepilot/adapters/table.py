@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -345,7 +345,7 @@ def _ban(item: Mapping[str, Any]) -> Ban:
 # Audit trail ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AuditRecord:
-    time: datetime
+    time: datetime  # when it happened by the event's word; ``AuditLog`` stamps its own clock's time
     stage_arn: str
     automation: str
     action: str  # e.g. "composition-start-rejected", "disconnect", "would-disconnect"
@@ -358,10 +358,12 @@ class AuditRecord:
     result: str = ""
     event_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    event_time: datetime | None = None  # set by ``AuditLog.record``: the event's own time
 
     def to_json(self) -> dict[str, Any]:
         out = {
             "time": iso(self.time),
+            "eventTime": iso(self.event_time) if self.event_time is not None else None,
             "stageArn": self.stage_arn,
             "automation": self.automation,
             "action": self.action,
@@ -379,13 +381,20 @@ class AuditRecord:
 
 
 class AuditLog:
-    """Newest-first trail of actions per stage, and across stages through the sparse time index."""
+    """Newest-first trail of actions per stage, and across stages through the sparse time index.
 
-    def __init__(self, table: Table) -> None:
+    Entries are ordered, and expire, by the time they are written (this clock), never by the time an
+    event claims: a sender cannot date an entry into the past to hide it or make it expire at once.
+    The event's own time is kept as ``eventTime``.
+    """
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._table = table
+        self._clock = clock
 
     def record(self, entry: AuditRecord) -> None:
-        # Deterministic per (event, action) so a retried event does not write the same entry twice.
+        entry = replace(entry, time=self._clock(), event_time=entry.event_time or entry.time)
+        # The suffix is deterministic per (event, action): a retry at the same time writes the same item.
         identity = json.dumps(
             [entry.event_id, entry.action, entry.participant_id, entry.rule, dict(entry.details)],
             sort_keys=True,

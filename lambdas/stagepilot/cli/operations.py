@@ -474,12 +474,10 @@ def cmd_explain(args: argparse.Namespace, out: Output) -> int:
     res = _resources(args)
     sts = client("sts")
     account = str(sts.get_caller_identity()["Account"])
-    routes = build_routes(
-        account=account,
-        region=sts.meta.region_name,
-        moderation_sources=args.moderation_source or list(DEFAULT_MODERATION_SOURCES),
-    )
-    explanations = explain_event(document, cli_services(res), routes=routes)
+    sources = tuple(args.moderation_source or DEFAULT_MODERATION_SOURCES)
+    routes = build_routes(account=account, region=sts.meta.region_name, moderation_sources=sources)
+    services = cli_services(res, account=account, region=sts.meta.region_name, moderation_sources=sources)
+    explanations = explain_event(document, services, routes=routes)
     if out.as_json:
         out.json(
             {
