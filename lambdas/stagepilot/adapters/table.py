@@ -20,16 +20,17 @@ from stagepilot.adapters.schema import (
     AUDIT_INDEX,
     AUDIT_INDEX_PARTITION_KEY,
     AUDIT_INDEX_SORT_KEY,
+    AUDIT_PARTITION,
+    BAN_PARTITION,
     PARTITION_KEY,
+    POLICY_PARTITION,
     SORT_KEY,
+    STAGE_PREFIX,
     TTL_ATTRIBUTE,
 )
 from stagepilot.errors import ConflictError, NotFound, RetryLater
 from stagepilot.policy import DEFAULT_STAGE, StagePolicy, parse_policy
 
-POLICY_PARTITION = "POLICY"
-BAN_PARTITION = "BAN"
-AUDIT_PARTITION = "AUDIT"
 STATE_RETENTION = timedelta(days=7)
 AUDIT_RETENTION = timedelta(days=90)
 
@@ -48,7 +49,7 @@ _RETRYABLE = frozenset(
 
 
 def stage_partition(stage_arn: str) -> str:
-    return f"STAGE#{stage_arn}"
+    return f"{STAGE_PREFIX}{stage_arn}"
 
 
 def utc_now() -> datetime:

@@ -1,0 +1,142 @@
+"""IAM managed policies for whoever uses stagepilot from outside the stack: people with the CLI, and
+the application's token service that checks bans. Attach them to your own roles (stack outputs
+``ViewerPolicyArn``, ``OperatorPolicyArn``, ``AdminPolicyArn``, ``BanReaderPolicyArn``); what each
+allows, and what it cannot, is in docs/architecture-infra.md ("Who can make stagepilot act").
+
+Each policy lists its statements whole (Operator repeats Viewer's, Admin repeats Operator's): one
+policy per role is enough, and a role never needs two of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra import names
+from infra.pipeline import AutomationPipeline
+from stagepilot.adapters import schema
+
+TABLE_READS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
+TABLE_WRITES = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+IVS_STAGE_READS = (
+    "ivs:GetStage",
+    "ivs:GetStageSession",
+    "ivs:ListStageSessions",
+    "ivs:GetParticipant",
+    "ivs:ListParticipants",
+    "ivs:ListParticipantEvents",
+    "ivs:ListParticipantReplicas",
+)
+# The leading keys each level may write (docs/table.md). Pause/resume rewrite the stage's POLICY item, so
+# operators hold POLICY writes; only admins write a policy's history, which `policy put`, `delete` and
+# `rollback` write in the same transaction as the policy (so an operator's `policy put` is refused).
+OPERATOR_KEYS = (schema.BAN_PARTITION, schema.POLICY_PARTITION, f"{schema.STAGE_PREFIX}*")
+ADMIN_KEYS = (f"{schema.HISTORY_PREFIX}*",)
+
+
+class OperatorAccess(Construct):
+    """``ViewerPolicy``, ``OperatorPolicy``, ``AdminPolicy`` and ``BanReaderPolicy``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        table: dynamodb.ITable,
+        pipelines: Sequence[AutomationPipeline],
+        flag_bus: events.IEventBus,
+        redrive_role: iam.IRole,
+        stage_resources: Sequence[str],
+        compositions: str,
+        ivs_acknowledgments: Mapping[str, str],
+    ) -> None:
+        """``stage_resources``/``compositions``: the IVS ARNs (wildcards) the functions' roles use too;
+        ``ivs_acknowledgments``: the cdk-nag findings they raise, with the reasons."""
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        queues = [arn for p in pipelines for arn in (p.queue.queue_arn, p.dlq.queue_arn)]
+        dlqs = [p.dlq.queue_arn for p in pipelines]
+
+        viewer = [
+            iam.PolicyStatement(
+                sid="ReadPoliciesBansStateAndAudit",
+                actions=list(TABLE_READS),
+                resources=[table.table_arn, f"{table.table_arn}/index/{schema.AUDIT_INDEX}"],
+            ),
+            iam.PolicyStatement(
+                sid="FindTheStacksResources", actions=["cloudformation:DescribeStacks"], resources=[stack.stack_id]
+            ),
+            iam.PolicyStatement(
+                sid="CountQueues", actions=["sqs:GetQueueAttributes", "sqs:GetQueueUrl"], resources=queues
+            ),
+            # `dlq list` receives messages and makes them visible again at once.
+            iam.PolicyStatement(
+                sid="PeekDeadLetterQueues",
+                actions=["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"],
+                resources=dlqs,
+            ),
+            iam.PolicyStatement(sid="ReadStages", actions=list(IVS_STAGE_READS), resources=list(stage_resources)),
+            iam.PolicyStatement(sid="ReadCompositions", actions=["ivs:GetComposition"], resources=[compositions]),
+            iam.PolicyStatement(sid="ListCompositions", actions=["ivs:ListCompositions"], resources=["*"]),
+        ]
+        operator = [
+            *viewer,
+            iam.PolicyStatement(
+                sid="WriteBansPauseClaimsAndAudit",
+                actions=list(TABLE_WRITES),
+                resources=[table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(OPERATOR_KEYS)}},
+            ),
+            iam.PolicyStatement(
+                sid="DisconnectParticipants",
+                actions=["ivs:DisconnectParticipant", "ivs:StopParticipantReplication"],
+                resources=list(stage_resources),
+            ),
+            iam.PolicyStatement(sid="PutFlags", actions=["events:PutEvents"], resources=[flag_bus.event_bus_arn]),
+            # `dlq redrive` sends as the redrive role (the queues take no one else's messages).
+            iam.PolicyStatement(sid="Redrive", actions=["sts:AssumeRole"], resources=[redrive_role.role_arn]),
+            iam.PolicyStatement(sid="TakeRedrivenMessages", actions=["sqs:DeleteMessage"], resources=dlqs),
+        ]
+        admin = [
+            *operator,
+            iam.PolicyStatement(
+                sid="WritePolicyHistory",
+                actions=list(TABLE_WRITES),
+                resources=[table.table_arn],
+                conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(ADMIN_KEYS)}},
+            ),
+        ]
+        ban_reader = [
+            iam.PolicyStatement(
+                sid="ReadBans",
+                actions=["dynamodb:GetItem"],
+                resources=[table.table_arn],
+                conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [schema.BAN_PARTITION]}},
+            )
+        ]
+
+        wildcards = ivs_acknowledgments
+        self.viewer = self._policy(names.VIEWER_POLICY, "read policies, bans, audit, status, DLQs", viewer, wildcards)
+        self.operator = self._policy(
+            names.OPERATOR_POLICY,
+            "viewer + ban, disconnect, pause/resume, flag, dlq redrive, reconcile",
+            operator,
+            wildcards,
+        )
+        self.admin = self._policy(names.ADMIN_POLICY, "operator + policy put/delete/rollback", admin, wildcards)
+        self.ban_reader = self._policy(
+            names.BAN_READER_POLICY, "the token service: GetItem on BAN items only", ban_reader, {}
+        )
+
+    def _policy(
+        self, construct_id: str, what: str, statements: list[iam.PolicyStatement], findings: Mapping[str, str]
+    ) -> iam.ManagedPolicy:
+        policy = iam.ManagedPolicy(self, construct_id, description=f"stagepilot: {what}", statements=statements)
+        for finding, reason in findings.items():
+            Validations.of(policy).acknowledge(Acknowledgment(id=finding, reason=reason))
+        return policy
