@@ -197,7 +197,7 @@ def test_explain_says_why_not_in_words(ivs: IvsStandIn, tmp_path: Path):
     ]
 
     path.write_text(json.dumps(POLICY))
-    assert run("policy", "put", str(path)).status == 0
+    assert run("policy", "put", str(path), "--expected-version", "1").status == 0
     text = run("explain", str(event_file)).stdout
     assert f"composition would start a composition: first publisher of the session {SESSION}" in text
     assert f"replication would replicate p-host to {OTHER_STAGE}" in text

@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
+
 from stagepilot.adapters.table import AuditLog, AuditRecord
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.decisions.composition import managed_tags
@@ -125,6 +127,28 @@ def test_pausing_a_stage_without_its_own_policy_overrides_default_until_resume(i
     assert nothing.status == 1 and "resume default" in nothing.stdout
 
 
+def test_pause_and_resume_are_audited_with_the_caller(ivs: IvsStandIn, tmp_path: Path):
+    put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
+    assert run("pause", STAGE).status == 0
+    assert run("resume", STAGE).status == 0
+    assert run("pause", OTHER_STAGE).status == 0  # creates a pause-only policy
+
+    trail = run("audit", "--json").json()
+
+    caller = boto3.client("sts").get_caller_identity()["Arn"]
+    assert [
+        (e["stageArn"], e["action"], e["details"].get("previousVersion"), e["details"].get("version"))
+        for e in trail
+        if e["automation"] == "cli"
+    ] == [
+        (OTHER_STAGE, "pause", None, 1),
+        (STAGE, "resume", 2, 3),
+        (STAGE, "pause", 1, 2),
+        (STAGE, "policy-put", None, 1),
+    ]
+    assert {e["details"]["by"] for e in trail} == {caller}
+
+
 def test_pause_all_pauses_default_and_every_policy(ivs: IvsStandIn, tmp_path: Path):
     put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
     result = run("pause", "--all", "--json")
@@ -170,7 +194,7 @@ def test_status_shows_session_publishers_compositions_and_recent_actions(ivs: Iv
         "valid": True,
         "sections": ["composition"],
     }
-    assert [a["action"] for a in report["recentActions"]] == ["disconnect"]
+    assert [a["action"] for a in report["recentActions"]] == ["disconnect", "policy-put"]
 
     text = run("status", STAGE).stdout
     assert f"session  {SESSION}" in text and "publishers (1)" in text

@@ -22,6 +22,7 @@ from stagepilot.adapters.schema import (
     AUDIT_INDEX_SORT_KEY,
     AUDIT_PARTITION,
     BAN_PARTITION,
+    HISTORY_PREFIX,
     PARTITION_KEY,
     POLICY_PARTITION,
     SORT_KEY,
@@ -33,6 +34,7 @@ from stagepilot.policy import DEFAULT_STAGE, StagePolicy, parse_policy
 
 STATE_RETENTION = timedelta(days=7)
 AUDIT_RETENTION = timedelta(days=90)
+HISTORY_VERSIONS = 20  # `policy history` / `policy rollback`: the last this many versions of a policy
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -50,6 +52,10 @@ _RETRYABLE = frozenset(
 
 def stage_partition(stage_arn: str) -> str:
     return f"{STAGE_PREFIX}{stage_arn}"
+
+
+def history_partition(stage_arn: str) -> str:
+    return f"{HISTORY_PREFIX}{stage_arn}"
 
 
 def utc_now() -> datetime:
@@ -123,6 +129,25 @@ class Table:
             return None
         return _from_item(response["Attributes"])
 
+    def put_all(self, puts: list[ConditionalPut]) -> bool:
+        """Write every item or none (one transaction); False when a condition did not hold or another
+        transaction wrote one of the items at the same time."""
+        items = []
+        for put in puts:
+            params: dict[str, Any] = {"TableName": self.name, "Item": _to_item(put.item)}
+            _add_condition(params, put.condition, put.names, put.values)
+            items.append({"Put": params})
+        try:
+            self._call("transact_write_items", TransactItems=items)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])} - {"None", None}
+            if reasons <= {"ConditionalCheckFailed", "TransactionConflict"}:
+                return False
+            raise RetryLater(f"DynamoDB TransactWriteItems: {sorted(reasons)}") from exc
+        return True
+
     def delete(
         self,
         pk: str,
@@ -176,7 +201,7 @@ class Table:
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
         try:
-            if method != "batch_get_item":
+            if method not in ("batch_get_item", "transact_write_items"):
                 params["TableName"] = self.name
             call: Callable[..., dict[str, Any]] = getattr(self.client, method)
             return call(**params)
@@ -198,6 +223,16 @@ class _ConditionFailed(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class ConditionalPut:
+    """One item of ``Table.put_all``."""
+
+    item: Mapping[str, Any]
+    condition: str | None = None
+    names: Mapping[str, str] | None = None
+    values: Mapping[str, Any] | None = None
+
+
 # Policies ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StoredPolicy:
@@ -205,13 +240,20 @@ class StoredPolicy:
     version: int
     updated_at: str
     document: dict[str, Any]
+    updated_by: str = ""  # the caller's ARN (STS GetCallerIdentity) of the CLI command that wrote it
 
     def parse(self) -> StagePolicy:
         return parse_policy(self.document)
 
 
 class PolicyStore:
-    """Policies, one item each, under one partition (a Query lists them all; ≤ a few thousand items)."""
+    """Policies, one item each, under one partition (a Query lists them all; ≤ a few thousand items).
+
+    With ``history=True`` a write also keeps the new version's document under ``HISTORY#<stage>``, in the
+    same transaction (so a role that may not write history cannot put it), and drops versions older than
+    the last ``HISTORY_VERSIONS``. Versions keep counting up across a delete, so a version number names
+    one document for good.
+    """
 
     def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._table = table
@@ -231,17 +273,26 @@ class PolicyStore:
     def list(self) -> list[StoredPolicy]:
         return [_stored_policy(item) for item in self._table.query(POLICY_PARTITION)]
 
-    def put(self, policy: StagePolicy, *, expected_version: int | None = None) -> StoredPolicy:
+    def put(
+        self,
+        policy: StagePolicy,
+        *,
+        expected_version: int | None = None,
+        updated_by: str = "",
+        history: bool = False,
+    ) -> StoredPolicy:
         """Write a policy. ``expected_version``: the version the writer read (0 = must not exist yet);
         None means "whatever is stored now", read first, so two concurrent writers still conflict."""
         if expected_version is None:
             current = self.get(policy.stage_arn)
             expected_version = current.version if current else 0
+        after = expected_version if expected_version else self._last_version(policy.stage_arn)
         stored = StoredPolicy(
             stage_arn=policy.stage_arn,
-            version=expected_version + 1,
+            version=after + 1,
             updated_at=iso(self._clock()),
             document=policy.to_document(),
+            updated_by=updated_by,
         )
         item = {
             PARTITION_KEY: POLICY_PARTITION,
@@ -249,38 +300,79 @@ class PolicyStore:
             "version": stored.version,
             "updatedAt": stored.updated_at,
             "document": json.dumps(stored.document, sort_keys=True),
+            **({"updatedBy": updated_by} if updated_by else {}),
         }
         if expected_version == 0:
-            written = self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
+            write = ConditionalPut(item, "attribute_not_exists(#pk)", {"#pk": PARTITION_KEY})
         else:
-            written = self._table.put(
-                item, condition="#v = :v", names={"#v": "version"}, values={":v": expected_version}
-            )
+            write = ConditionalPut(item, "#v = :v", {"#v": "version"}, {":v": expected_version})
+        if history:
+            kept = {**item, PARTITION_KEY: history_partition(stored.stage_arn), SORT_KEY: _version_key(stored.version)}
+            written = self._table.put_all([write, ConditionalPut(kept)])
+        else:
+            written = self._table.put(write.item, condition=write.condition, names=write.names, values=write.values)
         if not written:
             raise ConflictError(
                 f"policy for {policy.stage_arn} changed since version {expected_version} was read; "
                 "get it again, re-apply your change, and put it"
             )
+        if history:
+            self._prune_history(stored.stage_arn)
         return stored
 
-    def delete(self, stage_arn: str) -> None:
-        if not self._table.delete(
-            POLICY_PARTITION, stage_arn, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
-        ):
+    def delete(self, stage_arn: str, *, expected_version: int | None = None) -> StoredPolicy:
+        """Delete the stored policy (only if it is still ``expected_version``, when given); returns it."""
+        current = self.get(stage_arn)
+        if current is None:
             raise NotFound(f"no policy stored for {stage_arn}")
+        version = current.version if expected_version is None else expected_version
+        if not self._table.delete(
+            POLICY_PARTITION,
+            stage_arn,
+            condition="attribute_exists(#pk) AND #v = :v",
+            names={"#pk": PARTITION_KEY, "#v": "version"},
+            values={":v": version},
+        ):
+            raise ConflictError(f"policy for {stage_arn} changed since version {version} was read; nothing deleted")
+        return current
+
+    def history(self, stage_arn: str) -> tuple[StoredPolicy, ...]:
+        """The kept versions of the stage's policy, newest first."""
+        return tuple(
+            _stored_policy(item, stage_arn)
+            for item in self._table.query(history_partition(stage_arn), newest_first=True, limit=HISTORY_VERSIONS)
+        )
+
+    def version(self, stage_arn: str, version: int) -> StoredPolicy | None:
+        item = self._table.get(history_partition(stage_arn), _version_key(version), consistent=True)
+        return _stored_policy(item, stage_arn) if item else None
+
+    def _last_version(self, stage_arn: str) -> int:
+        newest = next(iter(self._table.query(history_partition(stage_arn), newest_first=True, limit=1)), None)
+        return int(newest.get("version", 0)) if newest else 0
+
+    def _prune_history(self, stage_arn: str) -> None:
+        items = self._table.query(history_partition(stage_arn), newest_first=True)
+        for item in list(items)[HISTORY_VERSIONS:]:
+            self._table.delete(item[PARTITION_KEY], item[SORT_KEY])
 
 
-def _stored_policy(item: Mapping[str, Any]) -> StoredPolicy:
+def _version_key(version: int) -> str:
+    return f"v{version:010d}"  # sorts by version
+
+
+def _stored_policy(item: Mapping[str, Any], stage_arn: str | None = None) -> StoredPolicy:
     raw = item.get("document", "")
     try:
         document = json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError:
         document = {"__unreadable__": raw}
     return StoredPolicy(
-        stage_arn=item[SORT_KEY],
+        stage_arn=stage_arn or item[SORT_KEY],
         version=int(item.get("version", 0)),
         updated_at=str(item.get("updatedAt", "")),
         document=document,
+        updated_by=str(item.get("updatedBy", "")),
     )
 
 

@@ -13,7 +13,7 @@ from stagepilot.cli.resources import CliError, Resources, client, read_json_file
 from stagepilot.policy import DEFAULT_STAGE, parse_policy, validate_policy
 
 if TYPE_CHECKING:
-    from stagepilot.adapters.table import PolicyStore, StoredPolicy, Table
+    from stagepilot.adapters.table import PolicyStore, Table
     from stagepilot.cli.main import Output
 
 MANUAL_REASON = "Removed by an operator"
@@ -231,15 +231,17 @@ def cmd_resume(args: argparse.Namespace, out: Output) -> int:
 
 def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
     from stagepilot.adapters.table import PolicyStore
+    from stagepilot.cli.changes import caller_arn
 
     table = _resources(args).table
     store = PolicyStore(table)
+    by = caller_arn()
     if args.all:
         arns = [DEFAULT_STAGE, *sorted(p.stage_arn for p in store.list() if p.stage_arn != DEFAULT_STAGE)]
         out.progress(f"{'pausing' if paused else 'resuming'} {len(arns)} policies...")
     else:
         arns = [checked_arn(args.stage_arn, allow_default=True)]
-    results = [_toggle(store, table, arn, paused=paused) for arn in arns]
+    results = [_toggle(store, table, arn, paused=paused, by=by) for arn in arns]
     if out.as_json:
         out.json(results if args.all else results[0])
     else:
@@ -255,8 +257,22 @@ def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
     return 0
 
 
-def _toggle(store: PolicyStore, table: Table, arn: str, *, paused: bool) -> dict[str, Any]:
-    from stagepilot.errors import ConflictError
+def _toggle(store: PolicyStore, table: Table, arn: str, *, paused: bool, by: str) -> dict[str, Any]:
+    from stagepilot.cli.changes import record_change
+    from stagepilot.errors import ConflictError, NotFound
+
+    def audited(result: dict[str, Any], *, previous: int | None, version: int | None = None) -> dict[str, Any]:
+        verb = "pause" if paused else "resume"
+        record_change(
+            table,
+            stage_arn=arn,
+            action=verb,
+            by=by,
+            reason=result["message"],
+            previous_version=previous,
+            version=version,
+        )
+        return result
 
     current = store.get(arn)
     result: dict[str, Any] = {"stageArn": arn, "paused": paused, "created": False, "deleted": False, "ok": True}
@@ -269,15 +285,16 @@ def _toggle(store: PolicyStore, table: Table, arn: str, *, paused: bool) -> dict
             return result
         document = {"stageArn": arn, "paused": True}
         try:
-            stored = store.put(parse_policy(document), expected_version=0)
+            stored = store.put(parse_policy(document), expected_version=0, updated_by=by)
         except ConflictError:
             return {**result, "ok": False, "message": f"{arn}: a policy was written meanwhile; run pause again"}
-        return {
+        created = {
             **result,
             "created": True,
             "version": stored.version,
             "message": f"{verb} {arn} (created a policy holding only paused: true, version {stored.version})",
         }
+        return audited(created, previous=None, version=stored.version)
     if validate_policy(current.document):
         return {
             **result,
@@ -288,38 +305,26 @@ def _toggle(store: PolicyStore, table: Table, arn: str, *, paused: bool) -> dict
         return {**result, "version": current.version, "message": f"{arn} is already {verb} (version {current.version})"}
     try:
         if not paused and set(current.document) <= PAUSE_ONLY_KEYS:
-            _delete_version(table, current)
-            return {
+            store.delete(arn, expected_version=current.version)
+            deleted = {
                 **result,
                 "deleted": True,
                 "message": f"{verb} {arn} (deleted its pause-only policy"
                 + ("" if arn == DEFAULT_STAGE else "; the stage follows 'default' again")
                 + ")",
             }
-        stored = store.put(parse_policy({**current.document, "paused": paused}), expected_version=current.version)
-    except ConflictError:
+            return audited(deleted, previous=current.version)
+        stored = store.put(
+            parse_policy({**current.document, "paused": paused}), expected_version=current.version, updated_by=by
+        )
+    except (ConflictError, NotFound):
         return {
             **result,
             "ok": False,
             "message": f"{arn}: the policy changed since version {current.version} was read; run the command again",
         }
-    return {**result, "version": stored.version, "message": f"{verb} {arn} (policy version {stored.version})"}
-
-
-def _delete_version(table: Table, current: StoredPolicy) -> None:
-    """Delete the policy only if it is still the version read (PolicyStore.delete has no version check)."""
-    from stagepilot.adapters.schema import PARTITION_KEY
-    from stagepilot.adapters.table import POLICY_PARTITION
-    from stagepilot.errors import ConflictError
-
-    if not table.delete(
-        POLICY_PARTITION,
-        current.stage_arn,
-        condition="attribute_exists(#pk) AND #v = :v",
-        names={"#pk": PARTITION_KEY, "#v": "version"},
-        values={":v": current.version},
-    ):
-        raise ConflictError(f"policy for {current.stage_arn} changed since version {current.version} was read")
+    toggled = {**result, "version": stored.version, "message": f"{verb} {arn} (policy version {stored.version})"}
+    return audited(toggled, previous=current.version, version=stored.version)
 
 
 # status --------------------------------------------------------------------------------------------
