@@ -387,6 +387,10 @@ class Ban:
     def active(self, now: datetime) -> bool:
         return self.expires_at is None or self.expires_at > now
 
+    def until(self) -> str:
+        """``until 2026-12-01 12:00:00Z`` or ``permanently``."""
+        return f"until {self.expires_at:%Y-%m-%d %H:%M:%SZ}" if self.expires_at else "permanently"
+
 
 class BanStore:
     """The global ban list. Expired bans are ignored at once (TTL deletion can lag by up to 48 h)."""
@@ -395,7 +399,12 @@ class BanStore:
         self._table = table
         self._clock = clock
 
-    def add(self, user_id: str, *, reason: str = "", ttl: timedelta | None = None) -> Ban:
+    def add(
+        self, user_id: str, *, reason: str = "", ttl: timedelta | None = None, replace: bool = True
+    ) -> tuple[Ban, Ban | None]:
+        """Ban ``user_id``; returns the ban and the one it replaced. ``replace=False`` (``ban add``
+        without ``--replace``) keeps a ban in force and raises ``ConflictError``: a second ``ban add
+        --ttl 1h`` must not shorten a permanent ban. Seeding (simulate's ban file) replaces."""
         now = self._clock()
         ban = Ban(user_id=user_id, reason=reason, created_at=iso(now), expires_at=now + ttl if ttl else None)
         item: dict[str, Any] = {
@@ -406,14 +415,30 @@ class BanStore:
         }
         if ban.expires_at:
             item[TTL_ATTRIBUTE] = epoch(ban.expires_at)
-        self._table.put(item)
-        return ban
+        if replace:
+            previous = self.get(user_id)
+            self._table.put(item)
+            return ban, previous
+        # Written only if no ban is in force: none stored, or the stored one has expired (TTL lags).
+        if not self._table.put(
+            item,
+            condition="attribute_not_exists(#pk) OR (attribute_exists(#exp) AND #exp <= :now)",
+            names={"#pk": PARTITION_KEY, "#exp": TTL_ATTRIBUTE},
+            values={":now": epoch(now)},
+        ):
+            current = self.get(user_id)
+            until = current.until() if current else "(the ban just changed)"
+            raise ConflictError(f"{user_id} is already banned {until}; pass --replace to replace that ban")
+        return ban, None
 
-    def remove(self, user_id: str) -> None:
-        if not self._table.delete(
+    def remove(self, user_id: str) -> Ban:
+        """Lift the ban; returns it."""
+        current = self._table.get(BAN_PARTITION, user_id, consistent=True)
+        if current is None or not self._table.delete(
             BAN_PARTITION, user_id, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
         ):
             raise NotFound(f"{user_id} is not banned")
+        return _ban(current)
 
     def get(self, user_id: str) -> Ban | None:
         item = self._table.get(BAN_PARTITION, user_id)

@@ -32,6 +32,7 @@ def record_change(
     reason: str,
     previous_version: int | None = None,
     version: int | None = None,
+    user_id: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> None:
     """One audit entry for one change: ``action`` (``policy-put``, ``ban-add``...), by whom, and the
@@ -47,6 +48,7 @@ def record_change(
             automation=ACTOR,
             action=action,
             reason=reason,
+            user_id=user_id,
             event_id=f"cli:{uuid.uuid4()}",
             details={"why": f"by {by}", "by": by, **versions, **(details or {})},
         )
