@@ -4,6 +4,7 @@ both over real HTTP, the way an operator's shell reaches AWS."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,6 +56,45 @@ def test_disconnect_kicks_the_participant_and_is_audited(ivs: IvsStandIn):
     again = run("disconnect", STAGE, "p-1")
     assert again.status == 0 and "already disconnected" in again.stdout
     assert len(ivs.mutating_calls()) == 1
+
+
+def test_disconnect_after_a_throttled_try_resumes_and_blocks_no_one(ivs: IvsStandIn):
+    ivs.declare_participant(STAGE, "p-1", user_id="troll-9")
+    ivs.observe(EventFactory(at=datetime.now(UTC)).published("p-1", user_id="troll-9"))
+    ivs.set_rate_limit("DisconnectParticipant", 0)  # every call throttled (429), botocore's retries too
+
+    throttled = run("disconnect", STAGE, "p-1")
+
+    assert throttled.status == 1
+    [line] = throttled.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("error: p-1 is not disconnected yet (DisconnectParticipant: ") and line.endswith(
+        "; run the command again"
+    )
+    assert ivs.mutating_calls() == [] and run("audit", STAGE, "--json").json() == []
+    claims = [i for i in handler_services(ivs).table.query(f"STAGE#{STAGE}") if "#DISCONNECT#" in i["sk"]]
+    assert claims == []  # released: neither this operator, another one, nor the automation waits 15 minutes
+
+    ivs.set_rate_limit("DisconnectParticipant", math.inf)
+    again = run("disconnect", STAGE, "p-1")
+
+    assert again.status == 0, again.stderr
+    assert again.stdout.startswith(f"disconnected p-1 from {STAGE}")
+    assert [c.operation for c in ivs.mutating_calls()] == ["DisconnectParticipant"]
+    [entry] = run("audit", STAGE, "--json").json()
+    assert (entry["action"], entry["result"]) == ("disconnect", "disconnected")
+
+
+def test_a_manual_kick_has_one_owner_per_operator_stage_and_participant():
+    from stagepilot.cli.operations import manual_owner
+
+    alice = "arn:aws:sts::123456789012:assumed-role/Operators/alice"
+    assert manual_owner(alice, STAGE, "p-1") == manual_owner(alice, STAGE, "p-1")  # a re-run resumes
+    others = {
+        manual_owner("arn:aws:sts::123456789012:assumed-role/Operators/bob", STAGE, "p-1"),
+        manual_owner(alice, OTHER_STAGE, "p-1"),
+        manual_owner(alice, STAGE, "p-2"),
+    }
+    assert manual_owner(alice, STAGE, "p-1") not in others and len(others) == 3
 
 
 def test_disconnect_without_a_session_or_stage_is_one_line_exit_1(ivs: IvsStandIn):

@@ -174,6 +174,18 @@ class DisconnectClaims:
         )
         return DisconnectClaim(owner=owner, state=ClaimState.CLAIMED, claimed_at=now) if taken else None
 
+    def release(self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool) -> bool:
+        """Give up ``owner``'s unfinished claim (its caller failed and will not retry on its own), so the
+        next caller need not wait out ``CLAIM_TIMEOUT``. A finished claim, or another owner's, stays."""
+        pk, sk = claim_key(stage_arn, session_id, participant_id, dry_run=dry_run)
+        return self._table.delete(
+            pk,
+            sk,
+            condition="#owner = :owner AND #state = :claimed",
+            names={"#owner": "owner", "#state": "state"},
+            values={":owner": owner, ":claimed": ClaimState.CLAIMED.value},
+        )
+
     def finish(
         self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool, result: str
     ) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import uuid
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from stagepilot.policy import DEFAULT_STAGE, parse_policy, validate_policy
 if TYPE_CHECKING:
     from stagepilot.adapters.table import PolicyStore, Table
     from stagepilot.cli.main import Output
+    from stagepilot.pipeline import Outcome
 
 MANUAL_REASON = "Removed by an operator"
 PAUSE_ONLY_KEYS = frozenset({"stageArn", "paused"})
@@ -27,7 +28,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         help="kick a participant now (audited)",
         description="Disconnect a participant from the stage's active session (DisconnectParticipant), stop "
         "the replicas stagepilot made of it, and record it in the audit trail (rule 'manual'). The user can "
-        "still get a new token: ban them (stagepilot ban add) and check the ban list where tokens are issued.",
+        "still get a new token: ban them (stagepilot ban add) and check the ban list where tokens are issued. "
+        "If IVS cannot do it now (throttled, unavailable), it says so and exits 1; run it again to finish.",
     )
     disconnect.add_argument("stage_arn", metavar="STAGE_ARN")
     disconnect.add_argument("participant_id", metavar="PARTICIPANT_ID")
@@ -114,37 +116,17 @@ def _resources(args: argparse.Namespace) -> Resources:
 
 # disconnect ----------------------------------------------------------------------------------------
 def cmd_disconnect(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.adapters.ivs import IvsRejected
-    from stagepilot.automations.moderation import disconnect_participant
-    from stagepilot.cli.services import cli_services
-    from stagepilot.decisions.moderation import MAX_REASON_LENGTH, Rule
+    from stagepilot.decisions.moderation import MAX_REASON_LENGTH
+    from stagepilot.errors import RetryLater
 
     arn = checked_arn(args.stage_arn)
     if not args.reason or len(args.reason) > MAX_REASON_LENGTH:
         raise CliError(f"--reason must be 1-{MAX_REASON_LENGTH} characters (DisconnectParticipant's limit)", status=2)
     res = _resources(args)
-    services = cli_services(res)
-    session_id = _active_session(res, arn)
-    user_id = None
     try:
-        user_id = services.ivs.participant(arn, session_id, args.participant_id).user_id
-    except IvsRejected as exc:
-        if not exc.not_found:
-            raise
-    operator = _caller()
-    outcome = disconnect_participant(
-        services,
-        stage_arn=arn,
-        session_id=session_id,
-        participant_id=args.participant_id,
-        user_id=user_id,
-        rule=Rule.MANUAL,
-        reason=args.reason,
-        dry_run=False,
-        event_id=f"manual:{uuid.uuid4()}",
-        time=datetime.now(UTC),
-        why=f"manual disconnect by {operator}",
-    )
+        session_id, user_id, outcome = _kick(res, arn, args.participant_id, args.reason)
+    except RetryLater as exc:
+        raise CliError(f"{args.participant_id} is not disconnected yet ({exc}); run the command again") from exc
     result = outcome.details.get("result", outcome.action)
     if out.as_json:
         out.json(
@@ -170,6 +152,53 @@ def cmd_disconnect(args: argparse.Namespace, out: Output) -> int:
     return 1 if outcome.action == "rejected" else 0
 
 
+def manual_owner(operator: str, stage_arn: str, participant_id: str) -> str:
+    """The claim owner of a manual kick: the same for the same operator, stage and participant, so a re-run
+    after a failure resumes that kick instead of finding "another event" holding the claim."""
+    digest = hashlib.sha256(f"{operator}\n{stage_arn}\n{participant_id}".encode()).hexdigest()[:24]
+    return f"manual:{digest}"
+
+
+def _kick(res: Resources, arn: str, participant_id: str, reason: str) -> tuple[str, str | None, Outcome]:
+    from stagepilot.adapters.counters import DisconnectClaims
+    from stagepilot.adapters.ivs import IvsRejected
+    from stagepilot.automations.moderation import disconnect_participant
+    from stagepilot.cli.changes import caller_arn
+    from stagepilot.cli.services import cli_services
+    from stagepilot.decisions.moderation import Rule
+
+    services = cli_services(res)
+    session_id = _active_session(res, arn)
+    user_id = None
+    try:
+        user_id = services.ivs.participant(arn, session_id, participant_id).user_id
+    except IvsRejected as exc:
+        if not exc.not_found:
+            raise
+    operator = caller_arn()
+    owner = manual_owner(operator, arn, participant_id)
+    try:
+        outcome = disconnect_participant(
+            services,
+            stage_arn=arn,
+            session_id=session_id,
+            participant_id=participant_id,
+            user_id=user_id,
+            rule=Rule.MANUAL,
+            reason=reason,
+            dry_run=False,
+            event_id=owner,
+            time=datetime.now(UTC),
+            why=f"manual disconnect by {operator}",
+        )
+    except Exception:
+        # Nobody retries a CLI command on its own: let the next kick (this operator's re-run, another
+        # operator, or the automation) claim at once instead of after the claim's 15-minute timeout.
+        DisconnectClaims(services.table).release(arn, session_id, participant_id, owner=owner, dry_run=False)
+        raise
+    return session_id, user_id, outcome
+
+
 def _active_session(res: Resources, arn: str) -> str:
     stage = res.ivs.stage(arn)
     if stage is None:
@@ -177,13 +206,6 @@ def _active_session(res: Resources, arn: str) -> str:
     if not stage.active_session_id:
         raise CliError(f"stage {arn} has no active session: nobody is connected")
     return stage.active_session_id
-
-
-def _caller() -> str:
-    try:
-        return str(client("sts").get_caller_identity()["Arn"])
-    except Exception:  # only for the audit text; the kick itself does not depend on it
-        return "an operator"
 
 
 # audit ---------------------------------------------------------------------------------------------
