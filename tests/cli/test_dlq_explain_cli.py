@@ -96,6 +96,24 @@ def test_dlq_redrive_moves_the_messages_back_to_the_source_queue(aws: str):
     ]
 
 
+def test_dlq_redrive_sends_as_the_stacks_redrive_role(aws: str):
+    # The queues take messages only from their rules and the stack's roles: redrive signs as the role.
+    from stagepilot.cli.dlq import redrive_sender
+    from stagepilot.cli.main import Output
+    from stagepilot.cli.resources import Resources
+
+    sender = redrive_sender(Resources(), Output(False))
+
+    credentials = sender._request_signer._credentials
+    who = boto3.client(
+        "sts",
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        aws_session_token=credentials.token,
+    ).get_caller_identity()["Arn"]
+    assert who.endswith(":assumed-role/StagePilot-Redrive/stagepilot-dlq-redrive")
+
+
 def test_dlq_needs_the_stack_outputs(aws: str):
     assert run("dlq", "list", "--automation", "nope").status == 2
     missing = run("dlq", "list", "--stack", "Other")

@@ -168,7 +168,7 @@ def _kick(res: Resources, arn: str, participant_id: str, reason: str) -> tuple[s
     from stagepilot.decisions.moderation import Rule
 
     services = cli_services(res)
-    session_id = _active_session(res, arn)
+    session_id = active_session(res, arn)
     user_id = None
     try:
         user_id = services.ivs.participant(arn, session_id, participant_id).user_id
@@ -199,7 +199,7 @@ def _kick(res: Resources, arn: str, participant_id: str, reason: str) -> tuple[s
     return session_id, user_id, outcome
 
 
-def _active_session(res: Resources, arn: str) -> str:
+def active_session(res: Resources, arn: str) -> str:
     stage = res.ivs.stage(arn)
     if stage is None:
         raise CliError(f"stage {arn} not found")
