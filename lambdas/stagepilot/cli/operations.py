@@ -193,7 +193,7 @@ def _kick(res: Resources, arn: str, participant_id: str, reason: str) -> tuple[s
         )
     except Exception:
         # Nobody retries a CLI command on its own: let the next kick (this operator's re-run, another
-        # operator, or the automation) claim at once instead of after the claim's 15-minute timeout.
+        # operator, or the automation) claim at once instead of after the claim's lease runs out.
         DisconnectClaims(services.table).release(arn, session_id, participant_id, owner=owner, dry_run=False)
         raise
     return session_id, user_id, outcome
