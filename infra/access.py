@@ -32,11 +32,11 @@ IVS_STAGE_READS = (
     "ivs:ListParticipantEvents",
     "ivs:ListParticipantReplicas",
 )
-# The leading keys each level may write (docs/table.md). Pause/resume rewrite the stage's POLICY item, so
-# operators hold POLICY writes; only admins write a policy's history, which `policy put`, `delete` and
-# `rollback` write in the same transaction as the policy (so an operator's `policy put` is refused).
-OPERATOR_KEYS = (schema.BAN_PARTITION, schema.POLICY_PARTITION, f"{schema.STAGE_PREFIX}*")
-ADMIN_KEYS = (f"{schema.HISTORY_PREFIX}*",)
+# The leading keys each level may write (docs/table.md). Operators ban, pause (the kill switch is an item
+# of its own, PAUSE) and write claims and audit entries (STAGE#...); only admins write policies and their
+# history.
+OPERATOR_KEYS = (schema.BAN_PARTITION, schema.PAUSE_PARTITION, f"{schema.STAGE_PREFIX}*")
+ADMIN_KEYS = (schema.POLICY_PARTITION, f"{schema.HISTORY_PREFIX}*")
 
 
 class OperatorAccess(Construct):
@@ -105,7 +105,7 @@ class OperatorAccess(Construct):
         admin = [
             *operator,
             iam.PolicyStatement(
-                sid="WritePolicyHistory",
+                sid="WritePoliciesAndTheirHistory",
                 actions=list(TABLE_WRITES),
                 resources=[table.table_arn],
                 conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(ADMIN_KEYS)}},
@@ -124,7 +124,7 @@ class OperatorAccess(Construct):
         self.viewer = self._policy(names.VIEWER_POLICY, "read policies, bans, audit, status, DLQs", viewer, wildcards)
         self.operator = self._policy(
             names.OPERATOR_POLICY,
-            "viewer + ban, disconnect, pause/resume, flag, dlq redrive, reconcile",
+            "viewer + ban, disconnect, pause/resume, flag, dlq redrive",
             operator,
             wildcards,
         )

@@ -16,7 +16,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -95,14 +95,16 @@ class Automation(Protocol):
 class EffectivePolicy:
     policy: StagePolicy
     version: int
-    source: str  # "stage" or "default"
+    source: str  # "stage", "default", or "none" (no policy, but a pause switch holds the stage)
 
 
 class EffectivePolicies:
     """A stage's effective policy (its own, else ``default``, else none), cached briefly per container.
 
-    A stored policy that no longer validates (written behind the CLI's back) raises ``PolicyInvalid`` for
-    that stage only; the error is cached like a policy so a broken item does not hammer the table.
+    A pause switch (``stagepilot pause``) on the stage, or on ``default`` for a stage that follows it,
+    makes the policy paused whatever it says. A stored policy that no longer validates (written behind
+    the CLI's back) raises ``PolicyInvalid`` for that stage only, unless the stage is paused; the error is
+    cached like a policy so a broken item does not hammer the table.
     """
 
     def __init__(self, store: PolicyStore, *, ttl_seconds: float, clock: Callable[[], datetime]) -> None:
@@ -126,15 +128,22 @@ class EffectivePolicies:
         return value
 
     def _load(self, stage_arn: str) -> EffectivePolicy | PolicyInvalid | None:
-        own, default = self._store.get_with_default(stage_arn)
-        chosen: StoredPolicy | None = own or default
+        found = self._store.lookup(stage_arn)
+        chosen: StoredPolicy | None = found.own or found.default
+        source = "stage" if found.own else "default" if found.default else "none"
+        if found.paused_by is not None:  # the kill switch wins over anything the policy says
+            try:
+                policy = chosen.parse() if chosen is not None else StagePolicy(stage_arn=stage_arn)
+            except PolicyInvalid:
+                policy = StagePolicy(stage_arn=stage_arn)
+            return EffectivePolicy(replace(policy, paused=True), chosen.version if chosen else 0, source)
         if chosen is None:
             return None
         try:
             policy = chosen.parse()
         except PolicyInvalid as exc:
             return exc
-        return EffectivePolicy(policy=policy, version=chosen.version, source="stage" if own else "default")
+        return EffectivePolicy(policy=policy, version=chosen.version, source=source)
 
 
 def handle_event(event: Event, automation: Automation, services: Services) -> Outcome:

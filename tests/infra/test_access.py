@@ -197,7 +197,7 @@ def test_function_roles_write_only_automation_state(deployed: Synthesized, autom
     table = _arn(deployed, deployed.stack.table)
     for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
         assert _allows(statements, action, table, _key(f"STAGE#{STAGE}")), action
-        for forbidden in ("POLICY", "BAN", "HISTORY#default", "STAGEX", "AUDIT"):
+        for forbidden in ("POLICY", "BAN", "PAUSE", "HISTORY#default", "STAGEX", "AUDIT"):
             assert not _allows(statements, action, table, _key(forbidden)), (action, forbidden)
     for action in ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"):
         for readable in ("POLICY", "BAN", f"STAGE#{STAGE}"):
@@ -232,15 +232,15 @@ def test_each_level_writes_only_what_its_commands_need(deployed: Synthesized) ->
     writes = {
         name: {
             pk
-            for pk in ("BAN", "POLICY", "HISTORY#default", f"STAGE#{STAGE}")
+            for pk in ("BAN", "PAUSE", "POLICY", "HISTORY#default", f"STAGE#{STAGE}")
             if _allows(statements, "dynamodb:PutItem", table, _key(pk))
         }
         for name, statements in levels.items()
     }
     assert writes == {
         "viewer": set(),
-        "operator": {"BAN", "POLICY", f"STAGE#{STAGE}"},  # bans, pause/resume, disconnect claims, audit
-        "admin": {"BAN", "POLICY", "HISTORY#default", f"STAGE#{STAGE}"},  # + policy put/delete/rollback
+        "operator": {"BAN", "PAUSE", f"STAGE#{STAGE}"},  # bans, pause/resume, disconnect claims, audit
+        "admin": {"BAN", "PAUSE", "POLICY", "HISTORY#default", f"STAGE#{STAGE}"},  # + policy put/delete/rollback
         "ban reader": set(),
     }
     reads = {name: _allows(rules, "dynamodb:GetItem", table, _key("POLICY")) for name, rules in levels.items()}

@@ -13,6 +13,7 @@ AUDIT_INDEX_SORT_KEY: Final = "auditSk"
 # the functions write only under STAGE_PREFIX.
 POLICY_PARTITION: Final = "POLICY"
 BAN_PARTITION: Final = "BAN"
+PAUSE_PARTITION: Final = "PAUSE"  # the kill switch: one item per paused stage (or "default"), apart from policies
 STAGE_PREFIX: Final = "STAGE#"  # + stage ARN: automation state, claims, counters and the audit trail
 HISTORY_PREFIX: Final = "HISTORY#"  # + stage ARN (or "default"): the last versions of its policy
 AUDIT_PARTITION: Final = "AUDIT"  # the audit index's partition (auditPk), not a table partition

@@ -24,6 +24,7 @@ from stagepilot.adapters.schema import (
     BAN_PARTITION,
     HISTORY_PREFIX,
     PARTITION_KEY,
+    PAUSE_PARTITION,
     POLICY_PARTITION,
     SORT_KEY,
     STAGE_PREFIX,
@@ -246,6 +247,13 @@ class StoredPolicy:
         return parse_policy(self.document)
 
 
+@dataclass(frozen=True)
+class PolicyLookup:
+    own: StoredPolicy | None
+    default: StoredPolicy | None
+    paused_by: str | None  # the pause switch that holds the stage: its own ARN, "default", or None
+
+
 class PolicyStore:
     """Policies, one item each, under one partition (a Query lists them all; ≤ a few thousand items).
 
@@ -265,10 +273,34 @@ class PolicyStore:
 
     def get_with_default(self, stage_arn: str) -> tuple[StoredPolicy | None, StoredPolicy | None]:
         """The stage's own policy and the default policy, in one request."""
-        keys = [(POLICY_PARTITION, stage_arn), (POLICY_PARTITION, DEFAULT_STAGE)]
+        found = self.lookup(stage_arn)
+        return found.own, found.default
+
+    def lookup(self, stage_arn: str) -> PolicyLookup:
+        """Everything that decides a stage's effective policy, in one request: its own policy, the default
+        policy, and the pause switches of the stage and of ``default``."""
+        keys = list(
+            dict.fromkeys(
+                [
+                    (POLICY_PARTITION, stage_arn),
+                    (POLICY_PARTITION, DEFAULT_STAGE),
+                    (PAUSE_PARTITION, stage_arn),
+                    (PAUSE_PARTITION, DEFAULT_STAGE),
+                ]
+            )
+        )
         found = self._table.get_many(keys)
-        own, default = (found.get(k) for k in keys)
-        return (_stored_policy(own) if own else None, _stored_policy(default) if default else None)
+        own, default = found.get((POLICY_PARTITION, stage_arn)), found.get((POLICY_PARTITION, DEFAULT_STAGE))
+        paused_by = None
+        if (PAUSE_PARTITION, stage_arn) in found:
+            paused_by = stage_arn
+        elif own is None and (PAUSE_PARTITION, DEFAULT_STAGE) in found:
+            paused_by = DEFAULT_STAGE  # 'default' is paused, and the stage follows 'default'
+        return PolicyLookup(
+            own=_stored_policy(own) if own else None,
+            default=_stored_policy(default) if default else None,
+            paused_by=paused_by,
+        )
 
     def list(self) -> list[StoredPolicy]:
         return [_stored_policy(item) for item in self._table.query(POLICY_PARTITION)]
@@ -374,6 +406,45 @@ def _stored_policy(item: Mapping[str, Any], stage_arn: str | None = None) -> Sto
         document=document,
         updated_by=str(item.get("updatedBy", "")),
     )
+
+
+# The kill switch -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PauseSwitch:
+    stage_arn: str  # or "default": every stage without a policy of its own
+    paused_at: str
+    paused_by: str
+
+
+class PauseSwitches:
+    """``stagepilot pause``: one item per paused stage, apart from the policies, so operators may stop
+    and restart the automation (IAM writes on ``PAUSE`` items) without being able to write a policy.
+    A switch pauses the stage whatever its policy says; a policy's own ``paused: true`` pauses it too."""
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def pause(self, stage_arn: str, *, by: str) -> bool:
+        """True when this call paused it; False when it was paused already."""
+        item = {PARTITION_KEY: PAUSE_PARTITION, SORT_KEY: stage_arn, "pausedAt": iso(self._clock()), "pausedBy": by}
+        return self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
+
+    def resume(self, stage_arn: str) -> bool:
+        """True when this call lifted the switch; False when there was none."""
+        return self._table.delete(
+            PAUSE_PARTITION, stage_arn, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
+        )
+
+    def list(self) -> dict[str, PauseSwitch]:
+        return {
+            item[SORT_KEY]: PauseSwitch(
+                stage_arn=item[SORT_KEY],
+                paused_at=str(item.get("pausedAt", "")),
+                paused_by=str(item.get("pausedBy", "")),
+            )
+            for item in self._table.query(PAUSE_PARTITION)
+        }
 
 
 # Bans ----------------------------------------------------------------------------------------------

@@ -10,15 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import CliError, Resources, client, read_json_file
-from stagepilot.policy import DEFAULT_STAGE, parse_policy, validate_policy
+from stagepilot.policy import DEFAULT_STAGE, validate_policy
 
 if TYPE_CHECKING:
-    from stagepilot.adapters.table import PolicyStore, Table
+    from stagepilot.adapters.table import PauseSwitches, PolicyStore, Table
     from stagepilot.cli.main import Output
     from stagepilot.pipeline import Outcome
 
 MANUAL_REASON = "Removed by an operator"
-PAUSE_ONLY_KEYS = frozenset({"stageArn", "paused"})
 
 
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
@@ -54,19 +53,20 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
             parents=[common, aws],
             help="the per-stage kill switch" if paused else "undo pause",
             description=(
-                "Set paused on the stage's own policy: no automation acts on the stage (bans included). A stage "
-                "without a policy of its own gets one holding only {stageArn, paused: true}, which overrides "
-                "'default' for that stage until resume. 'default' pauses every stage without a policy of its "
-                "own; --all pauses 'default' and every stored policy (creating a paused 'default' if none)."
+                "Turn on the stage's kill switch: no automation acts on it (bans included), whatever its policy "
+                "says. The switch is an item of its own, not an edit of the policy: the policy is left as it is. "
+                "'default' pauses every stage without a policy of its own; --all pauses 'default' and every stage "
+                "with a stored policy. Audited with your identity."
                 if paused
-                else "Clear paused on the stage's own policy. A policy that holds nothing but {stageArn, paused} "
-                "(what pause created) is deleted, so the stage follows 'default' again. --all resumes 'default' "
-                "and every stored policy."
+                else "Turn off the kill switch that pause turned on. A stage whose policy document itself says "
+                "paused: true stays paused (change it with policy put). --all removes every switch. Audited."
             ),
         )
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?", help="a stage ARN, or 'default'")
-        target.add_argument("--all", action="store_true", help="every stored policy and 'default'")
+        target.add_argument(
+            "--all", action="store_true", help="'default' and every stage with a stored policy (resume: every switch)"
+        )
         parser.set_defaults(handler=cmd_pause if paused else cmd_resume)
 
     status = commands.add_parser(
@@ -252,101 +252,54 @@ def cmd_resume(args: argparse.Namespace, out: Output) -> int:
 
 
 def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
-    from stagepilot.adapters.table import PolicyStore
+    from stagepilot.adapters.table import PauseSwitches, PolicyStore
     from stagepilot.cli.changes import caller_arn
 
     table = _resources(args).table
-    store = PolicyStore(table)
+    store, switches = PolicyStore(table), PauseSwitches(table)
     by = caller_arn()
     if args.all:
-        arns = [DEFAULT_STAGE, *sorted(p.stage_arn for p in store.list() if p.stage_arn != DEFAULT_STAGE)]
-        out.progress(f"{'pausing' if paused else 'resuming'} {len(arns)} policies...")
+        stored = sorted(p.stage_arn for p in store.list() if p.stage_arn != DEFAULT_STAGE)
+        arns = [DEFAULT_STAGE, *stored] if paused else sorted(switches.list(), key=lambda a: a != DEFAULT_STAGE)
+        out.progress(f"{'pausing' if paused else 'resuming'} {len(arns)} stages...")
     else:
         arns = [checked_arn(args.stage_arn, allow_default=True)]
-    results = [_toggle(store, table, arn, paused=paused, by=by) for arn in arns]
+    results = [_toggle(store, switches, table, arn, paused=paused, by=by) for arn in arns]
     if out.as_json:
         out.json(results if args.all else results[0])
     else:
         for result in results:
             out.line(result["message"])
-    if paused and not args.all and arns[0] != DEFAULT_STAGE and results[0]["created"]:
-        out.warn(
-            f"{arns[0]} had no policy of its own: the paused policy created for it overrides 'default' for this "
-            "stage; `stagepilot resume` deletes it again"
-        )
-    if any(not r["ok"] for r in results):
-        return 1
-    return 0
+        if args.all and not results:
+            out.line("nothing is paused")
+    return 0 if all(r["ok"] for r in results) else 1
 
 
-def _toggle(store: PolicyStore, table: Table, arn: str, *, paused: bool, by: str) -> dict[str, Any]:
+def _toggle(
+    store: PolicyStore, switches: PauseSwitches, table: Table, arn: str, *, paused: bool, by: str
+) -> dict[str, Any]:
     from stagepilot.cli.changes import record_change
-    from stagepilot.errors import ConflictError, NotFound
 
-    def audited(result: dict[str, Any], *, previous: int | None, version: int | None = None) -> dict[str, Any]:
-        verb = "pause" if paused else "resume"
-        record_change(
-            table,
-            stage_arn=arn,
-            action=verb,
-            by=by,
-            reason=result["message"],
-            previous_version=previous,
-            version=version,
-        )
-        return result
-
-    current = store.get(arn)
-    result: dict[str, Any] = {"stageArn": arn, "paused": paused, "created": False, "deleted": False, "ok": True}
-    verb = "paused" if paused else "resumed"
-    if current is None:
-        if not paused:
-            result.update(ok=arn == DEFAULT_STAGE, message=f"{arn}: no policy of its own; nothing to resume")
-            if arn != DEFAULT_STAGE:
-                result["message"] += " (if it is paused through 'default', run: stagepilot resume default)"
-            return result
-        document = {"stageArn": arn, "paused": True}
-        try:
-            stored = store.put(parse_policy(document), expected_version=0, updated_by=by)
-        except ConflictError:
-            return {**result, "ok": False, "message": f"{arn}: a policy was written meanwhile; run pause again"}
-        created = {
-            **result,
-            "created": True,
-            "version": stored.version,
-            "message": f"{verb} {arn} (created a policy holding only paused: true, version {stored.version})",
-        }
-        return audited(created, previous=None, version=stored.version)
-    if validate_policy(current.document):
-        return {
-            **result,
-            "ok": False,
-            "message": f"{arn}: the stored policy is invalid; fix it with policy put (it is not {verb})",
-        }
-    if bool(current.document.get("paused", False)) == paused:
-        return {**result, "version": current.version, "message": f"{arn} is already {verb} (version {current.version})"}
-    try:
-        if not paused and set(current.document) <= PAUSE_ONLY_KEYS:
-            store.delete(arn, expected_version=current.version)
-            deleted = {
-                **result,
-                "deleted": True,
-                "message": f"{verb} {arn} (deleted its pause-only policy"
-                + ("" if arn == DEFAULT_STAGE else "; the stage follows 'default' again")
-                + ")",
-            }
-            return audited(deleted, previous=current.version)
-        stored = store.put(
-            parse_policy({**current.document, "paused": paused}), expected_version=current.version, updated_by=by
-        )
-    except (ConflictError, NotFound):
-        return {
-            **result,
-            "ok": False,
-            "message": f"{arn}: the policy changed since version {current.version} was read; run the command again",
-        }
-    toggled = {**result, "version": stored.version, "message": f"{verb} {arn} (policy version {stored.version})"}
-    return audited(toggled, previous=current.version, version=stored.version)
+    result: dict[str, Any] = {"stageArn": arn, "paused": paused, "changed": False, "ok": True}
+    if paused:
+        changed = switches.pause(arn, by=by)
+        result.update(changed=changed, message=f"paused {arn}" if changed else f"{arn} is already paused")
+    else:
+        changed = switches.resume(arn)
+        result.update(changed=changed, message=f"resumed {arn}" if changed else f"{arn} is not paused by pause")
+        found = store.lookup(arn)
+        policy = found.own or (found.default if arn != DEFAULT_STAGE else None)
+        if found.paused_by is not None:  # follows 'default', which is paused
+            result.update(paused=True, ok=False)
+            result["message"] += f"; it follows 'default', which is paused (stagepilot resume {DEFAULT_STAGE})"
+        elif policy is not None and policy.document.get("paused") is True:
+            result.update(paused=True, ok=False)
+            result["message"] += (
+                f"; its policy ({'its own' if found.own else 'default'}) says paused: true: change that with policy put"
+            )
+    if changed:
+        record_change(table, stage_arn=arn, action="pause" if paused else "resume", by=by, reason=result["message"])
+    return result
 
 
 # status --------------------------------------------------------------------------------------------
@@ -364,12 +317,15 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     session_id = stage.active_session_id
     report: dict[str, Any] = {"stageArn": arn, "name": stage.name, "activeSessionId": session_id}
 
-    own, default = PolicyStore(res.table).get_with_default(arn)
+    found = PolicyStore(res.table).lookup(arn)
+    own, default = found.own, found.default
     chosen = own or default
+    by_policy = chosen is not None and chosen.document.get("paused") is True
     report["policy"] = {
         "source": "stage" if own else "default" if default else "none",
         "version": chosen.version if chosen else None,
-        "paused": bool(chosen.document.get("paused", False)) if chosen else False,
+        "paused": found.paused_by is not None or by_policy,
+        "pausedBy": "pause" if found.paused_by is not None else "policy" if by_policy else None,
         "valid": not validate_policy(chosen.document) if chosen else None,
         "sections": [k for k in ("composition", "replication", "moderation") if chosen and chosen.document.get(k)],
     }
@@ -453,6 +409,8 @@ def _print_status(report: dict[str, Any], out: Output) -> None:
         policy_line += f" v{policy['version']}, {state}, sections: {', '.join(policy['sections']) or '-'}"
         if not policy["valid"]:
             policy_line += "  INVALID (fix with policy put)"
+    elif policy["paused"]:
+        policy_line += ", PAUSED"
     out.line(policy_line)
     session_id = report["activeSessionId"]
     if not session_id:

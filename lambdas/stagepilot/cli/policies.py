@@ -266,9 +266,12 @@ def cmd_get(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_list(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.adapters.table import PauseSwitches
     from stagepilot.cli.main import resources
 
-    stored = _store(resources(args)).list()
+    res = resources(args)
+    stored = _store(res).list()
+    switches = PauseSwitches(res.table).list()
     rows = []
     for item in stored:
         sections = [key for key in ("composition", "replication", "moderation") if item.document.get(key)]
@@ -277,7 +280,7 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
                 "stageArn": item.stage_arn,
                 "version": item.version,
                 "updatedAt": item.updated_at,
-                "paused": bool(item.document.get("paused", False)),
+                "paused": item.stage_arn in switches or item.document.get("paused") is True,
                 "sections": sections,
                 "valid": not validate_policy(item.document),
             }
