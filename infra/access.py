@@ -18,7 +18,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra import names
-from infra.pipeline import AutomationPipeline
+from infra.pipeline import AutomationPipeline, IvsStatement
 from stagepilot.adapters import schema
 
 TABLE_READS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
@@ -53,10 +53,13 @@ class OperatorAccess(Construct):
         redrive_role: iam.IRole,
         stage_resources: Sequence[str],
         compositions: str,
+        reconcile_statements: Sequence[IvsStatement],
         ivs_acknowledgments: Mapping[str, str],
     ) -> None:
         """``stage_resources``/``compositions``: the IVS ARNs (wildcards) the functions' roles use too;
-        ``ivs_acknowledgments``: the cdk-nag findings they raise, with the reasons."""
+        ``ivs_acknowledgments``: the cdk-nag findings they raise, with the reasons.
+        ``reconcile_statements``: the convergence pass's IVS statements: `stagepilot reconcile` runs the
+        pass with the operator's own credentials, so operators hold what the pass holds."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         queues = [arn for p in pipelines for arn in (p.queue.queue_arn, p.dlq.queue_arn)]
@@ -101,6 +104,14 @@ class OperatorAccess(Construct):
             # `dlq redrive` sends as the redrive role (the queues take no one else's messages).
             iam.PolicyStatement(sid="Redrive", actions=["sts:AssumeRole"], resources=[redrive_role.role_arn]),
             iam.PolicyStatement(sid="TakeRedrivenMessages", actions=["sqs:DeleteMessage"], resources=dlqs),
+            *(
+                iam.PolicyStatement(
+                    sid=f"Reconcile{statement.name}",
+                    actions=list(statement.actions),
+                    resources=list(statement.resources),
+                )
+                for statement in reconcile_statements
+            ),
         ]
         admin = [
             *operator,
@@ -120,15 +131,16 @@ class OperatorAccess(Construct):
             )
         ]
 
-        wildcards = ivs_acknowledgments
+        wildcards = dict(ivs_acknowledgments)
+        reconciling = {**wildcards, **{k: v for s in reconcile_statements for k, v in s.acknowledgments.items()}}
         self.viewer = self._policy(names.VIEWER_POLICY, "read policies, bans, audit, status, DLQs", viewer, wildcards)
         self.operator = self._policy(
             names.OPERATOR_POLICY,
-            "viewer + ban, disconnect, pause/resume, flag, dlq redrive",
+            "viewer + ban, disconnect, pause/resume, flag, dlq redrive, reconcile",
             operator,
-            wildcards,
+            reconciling,
         )
-        self.admin = self._policy(names.ADMIN_POLICY, "operator + policy put/delete/rollback", admin, wildcards)
+        self.admin = self._policy(names.ADMIN_POLICY, "operator + policy put/delete/rollback", admin, reconciling)
         self.ban_reader = self._policy(
             names.BAN_READER_POLICY, "the token service: GetItem on BAN items only", ban_reader, {}
         )

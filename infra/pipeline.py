@@ -229,18 +229,7 @@ class AutomationPipeline(Construct):
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                     resources=[self.log_group.log_group_arn],
                 ),
-                iam.PolicyStatement(
-                    sid="ReadPoliciesBansAndState",
-                    actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"],
-                    resources=[table.table_arn],
-                ),
-                iam.PolicyStatement(
-                    # Never a POLICY or BAN item: a bug or a compromised function cannot change either.
-                    sid="WriteOnlyAutomationState",
-                    actions=["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                    resources=[table.table_arn],
-                    conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{schema.STAGE_PREFIX}*"]}},
-                ),
+                *automation_table_statements(table),
                 iam.PolicyStatement(
                     sid="ParkMalformedEvents",
                     actions=["sqs:SendMessage"],
@@ -348,6 +337,27 @@ class AutomationPipeline(Construct):
             statistic="Sum",
             period=ALARM_PERIOD,
         )
+
+
+def automation_table_statements(
+    table: dynamodb.ITable, *, writes: Sequence[str] = ("PutItem", "UpdateItem", "DeleteItem")
+) -> list[iam.PolicyStatement]:
+    """What a function may do with the table (the pipelines' and the convergence pass's): read it all,
+    ``writes`` only automation state. Never a POLICY, BAN, PAUSE or HISTORY# item (``dynamodb:LeadingKeys``):
+    a bug or a compromised function cannot change what drives the actions."""
+    return [
+        iam.PolicyStatement(
+            sid="ReadPoliciesBansAndState",
+            actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"],
+            resources=[table.table_arn],
+        ),
+        iam.PolicyStatement(
+            sid="WriteOnlyAutomationState",
+            actions=[f"dynamodb:{action}" for action in writes],
+            resources=[table.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{schema.STAGE_PREFIX}*"]}},
+        ),
+    ]
 
 
 def _event_pattern(pattern: Mapping[str, object]) -> events.EventPattern:

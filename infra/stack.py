@@ -132,6 +132,7 @@ class StagePilotStack(Stack):
         for pipeline in self.pipelines.values():
             pipeline.queue.grant_send_messages(self.redrive_role)
         compositions = self._ivs_arn("composition")
+        convergence_statements = self._convergence_statements(statements)
         self.access = OperatorAccess(
             self,
             names.OPERATOR_ACCESS,
@@ -141,6 +142,7 @@ class StagePilotStack(Stack):
             redrive_role=self.redrive_role,
             stage_resources=self._stage_resources(),
             compositions=compositions,
+            reconcile_statements=convergence_statements,
             ivs_acknowledgments={
                 **self._stage_acknowledgments("operators read stages and disconnect participants on any of them"),
                 iam5_finding(self.resolve(compositions)): (
@@ -160,7 +162,7 @@ class StagePilotStack(Stack):
             table=self.table,
             code=code,
             alarm_topic=self.alarm_topic,
-            ivs_statements=self._convergence_statements(statements),
+            ivs_statements=convergence_statements,
             settings_env=settings_env,
             period_minutes=settings.reconcile_minutes,
         )

@@ -108,7 +108,9 @@ def test_without_moderation_principals_nobody_may_put_flags(deployed: Synthesize
 
 def test_flags_are_taken_from_the_flag_bus_and_ivs_events_from_the_default_bus(deployed: Synthesized) -> None:
     bus = {"Ref": deployed.logical_id(deployed.stack.flag_bus)}
-    rules = deployed.template.find_resources("AWS::Events::Rule").values()
+    rules = [
+        r for r in deployed.template.find_resources("AWS::Events::Rule").values() if "EventPattern" in r["Properties"]
+    ]
     on_flag_bus = [r["Properties"]["EventPattern"]["detail-type"] for r in rules if r["Properties"].get("EventBusName")]
     assert on_flag_bus == [["Participant Flagged"]]
     assert all(r["Properties"]["EventBusName"] == bus for r in rules if r["Properties"].get("EventBusName"))
@@ -204,6 +206,38 @@ def test_function_roles_write_only_automation_state(deployed: Synthesized, autom
             assert _allows(statements, action, table, _key(readable)), (action, readable)
     [write] = [s for s in statements if "dynamodb:PutItem" in _as_list(s["Action"])]
     assert write["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["STAGE#*"]}}
+
+
+def test_the_convergence_pass_writes_only_automation_state(deployed: Synthesized) -> None:
+    role = {"Ref": deployed.logical_id(deployed.stack.convergence.role)}
+    statements = [
+        statement
+        for policy in deployed.template.find_resources("AWS::IAM::Policy").values()
+        if role in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    table = _arn(deployed, deployed.stack.table)
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem"):
+        assert _allows(statements, action, table, _key(f"STAGE#{STAGE}"))
+        for forbidden in ("POLICY", "BAN", "PAUSE", "HISTORY#default"):
+            assert not _allows(statements, action, table, _key(forbidden)), (action, forbidden)
+
+
+def test_operators_may_reconcile_with_what_the_pass_holds(deployed: Synthesized) -> None:
+    # `stagepilot reconcile` runs the pass with the caller's credentials.
+    role = {"Ref": deployed.logical_id(deployed.stack.convergence.role)}
+    pass_ivs = {
+        a
+        for policy in deployed.template.find_resources("AWS::IAM::Policy").values()
+        if role in policy["Properties"]["Roles"]
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        for a in _as_list(s["Action"])
+        if a.startswith("ivs:")
+    }
+    access = deployed.stack.access
+    for policy, may in ((access.viewer, False), (access.operator, True), (access.admin, True)):
+        held = {a for s in _managed(deployed, policy) for a in _as_list(s["Action"]) if a.startswith("ivs:")}
+        assert (pass_ivs <= held) is may
 
 
 def test_table_is_protected_from_deletion(deployed: Synthesized) -> None:
