@@ -83,9 +83,21 @@ class OperatorAccess(Construct):
                 actions=["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"],
                 resources=dlqs,
             ),
-            iam.PolicyStatement(sid="ReadStages", actions=list(IVS_STAGE_READS), resources=list(stage_resources)),
-            iam.PolicyStatement(sid="ReadCompositions", actions=["ivs:GetComposition"], resources=[compositions]),
-            iam.PolicyStatement(sid="ListCompositions", actions=["ivs:ListCompositions"], resources=["*"]),
+        ]
+        viewer_ivs = [
+            IvsStatement("ReadStages", IVS_STAGE_READS, tuple(stage_resources), {}),
+            IvsStatement("ReadCompositions", ("ivs:GetComposition",), (compositions,), {}),
+            IvsStatement("ListCompositions", ("ivs:ListCompositions",), ("*",), {}),
+        ]
+        operator_ivs = [
+            *viewer_ivs,
+            IvsStatement(
+                "DisconnectParticipants",
+                ("ivs:DisconnectParticipant", "ivs:StopParticipantReplication"),
+                tuple(stage_resources),
+                {},
+            ),
+            *reconcile_statements,
         ]
         operator = [
             *viewer,
@@ -95,24 +107,13 @@ class OperatorAccess(Construct):
                 resources=[table.table_arn],
                 conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(OPERATOR_KEYS)}},
             ),
-            iam.PolicyStatement(
-                sid="DisconnectParticipants",
-                actions=["ivs:DisconnectParticipant", "ivs:StopParticipantReplication"],
-                resources=list(stage_resources),
-            ),
             iam.PolicyStatement(sid="PutFlags", actions=["events:PutEvents"], resources=[flag_bus.event_bus_arn]),
             # `dlq redrive` sends as the redrive role (the queues take no one else's messages).
             iam.PolicyStatement(sid="Redrive", actions=["sts:AssumeRole"], resources=[redrive_role.role_arn]),
             iam.PolicyStatement(sid="TakeRedrivenMessages", actions=["sqs:DeleteMessage"], resources=dlqs),
-            *(
-                iam.PolicyStatement(
-                    sid=f"Reconcile{statement.name}",
-                    actions=list(statement.actions),
-                    resources=list(statement.resources),
-                )
-                for statement in reconcile_statements
-            ),
+            *_merged(operator_ivs),
         ]
+        viewer.extend(_merged(viewer_ivs))
         admin = [
             *operator,
             iam.PolicyStatement(
@@ -152,3 +153,20 @@ class OperatorAccess(Construct):
         for finding, reason in findings.items():
             Validations.of(policy).acknowledge(Acknowledgment(id=finding, reason=reason))
         return policy
+
+
+def _merged(statements: Sequence[IvsStatement]) -> list[iam.PolicyStatement]:
+    """One statement per set of resources: a managed policy holds at most 6,144 characters, and the
+    reconcile statements repeat the stage resources (one per stageArnPrefixes entry). A statement keeps
+    its name when nothing was merged into it, else it is named after the statements it holds."""
+    groups: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}
+    for statement in statements:
+        merged, actions = groups.setdefault(statement.resources, ([], []))
+        merged.append(statement.name)
+        actions.extend(a for a in statement.actions if a not in actions)
+    return [
+        iam.PolicyStatement(
+            sid=merged[0] if len(merged) == 1 else "".join(merged)[:120], actions=sorted(actions), resources=list(r)
+        )
+        for r, (merged, actions) in groups.items()
+    ]

@@ -8,6 +8,7 @@ evaluates them for the few condition operators the stack uses: enough to show wh
 from __future__ import annotations
 
 import fnmatch
+import json
 from typing import Any
 
 import pytest
@@ -295,3 +296,31 @@ def test_only_operators_flag_kick_and_redrive(deployed: Synthesized) -> None:
         assert bool(kicks) is may
     viewer_actions = {a for s in _managed(deployed, access.viewer) for a in _as_list(s["Action"])}
     assert not {a for a in viewer_actions if a.startswith("ivs:") and not a.startswith(("ivs:Get", "ivs:List"))}
+
+
+def _resolved(value: Any) -> Any:
+    """The policy as IAM stores it, near enough: intrinsics replaced by values of realistic length."""
+    if isinstance(value, list):
+        return [_resolved(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "Ref" in value:
+        pseudo = {"AWS::Partition": "aws", "AWS::Region": "ap-southeast-2", "AWS::AccountId": "123456789012"}
+        return pseudo.get(value["Ref"], f"StagePilot-{value['Ref'][:40]}-ABCDEFGHIJKL")
+    if "Fn::GetAtt" in value:
+        return f"arn:aws:sqs:ap-southeast-2:123456789012:StagePilot-{value['Fn::GetAtt'][0][:40]}-ABCDEFGHIJKL"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(str(_resolved(part)) for part in parts)
+    return {key: _resolved(item) for key, item in value.items()}
+
+
+def test_the_managed_policies_fit_iams_size_limit_with_many_stage_prefixes(tmp_path: Any) -> None:
+    from tests.infra.conftest import synthesize
+
+    prefixes = [f"arn:aws:ivs:ap-southeast-2:123456789012:stage/ShowPrefix{i:02d}" for i in range(10)]
+    synthesized = synthesize({"stageArnPrefixes": prefixes}, tmp_path)
+
+    for policy in synthesized.template.find_resources("AWS::IAM::ManagedPolicy").values():
+        document = json.dumps(_resolved(policy["Properties"]["PolicyDocument"]), separators=(",", ":"))
+        assert len(document) < 6144, (policy["Properties"]["Description"], len(document))
