@@ -5,6 +5,7 @@ Context (cdk.json, or ``cdk synth -c key=value``):
   alarmEmail         optional; subscribes this address to the alarm topic
   moderationSources  event sources whose "Participant Flagged" events are acted on (JSON list)
   stageArnPrefixes   stage-ARN prefixes the automation is limited to (JSON list; empty = every stage)
+  moderationPrincipals  IAM role ARNs that may put flags on the flag bus (JSON list; empty = nobody)
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def settings_from_context(node: Any) -> StagePilotSettings:
             node.try_get_context(names.CONTEXT_STAGE_ARN_PREFIXES), names.CONTEXT_STAGE_ARN_PREFIXES, ()
         ),
         reconcile_minutes=_minutes(node.try_get_context(names.CONTEXT_RECONCILE_MINUTES)),
+        moderation_principals=_string_list(
+            node.try_get_context(names.CONTEXT_MODERATION_PRINCIPALS), names.CONTEXT_MODERATION_PRINCIPALS, ()
+        ),
     )
 
 

@@ -24,7 +24,13 @@ from constructs import Construct
 
 from infra import names
 from infra.bundling import RUNTIME
-from infra.pipeline import FUNCTION_MEMORY_MB, FUNCTION_TIMEOUT, IVS_CALLS_PER_SECOND, IvsStatement
+from infra.pipeline import (
+    FUNCTION_MEMORY_MB,
+    FUNCTION_TIMEOUT,
+    IVS_CALLS_PER_SECOND,
+    IvsStatement,
+    automation_table_statements,
+)
 from stagepilot import config
 
 DEFAULT_RECONCILE_MINUTES = 1
@@ -72,17 +78,7 @@ class ConvergencePass(Construct):
                         actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                         resources=[self.log_group.log_group_arn],
                     ),
-                    iam.PolicyStatement(
-                        sid="PoliciesStateAndAudit",
-                        actions=[
-                            "dynamodb:GetItem",
-                            "dynamodb:BatchGetItem",
-                            "dynamodb:Query",
-                            "dynamodb:PutItem",
-                            "dynamodb:UpdateItem",
-                        ],
-                        resources=[table.table_arn],
-                    ),
+                    *automation_table_statements(table, writes=("PutItem", "UpdateItem")),
                 ],
             )
         ]

@@ -16,6 +16,13 @@ ALARM_KEY: Final = "AlarmTopicKey"
 ALARM_TOPIC: Final = "AlarmTopic"
 ALARM_EMAIL: Final = "AlarmEmail"
 FUNCTION_CODE: Final = "FunctionCode"
+FLAG_BUS: Final = "FlagBus"
+REDRIVE_ROLE: Final = "RedriveRole"
+VIEWER_POLICY: Final = "ViewerPolicy"
+OPERATOR_POLICY: Final = "OperatorPolicy"
+ADMIN_POLICY: Final = "AdminPolicy"
+BAN_READER_POLICY: Final = "BanReaderPolicy"
+OPERATOR_ACCESS: Final = "OperatorAccess"
 
 # Construct ids inside one AutomationPipeline.
 QUEUE: Final = "Queue"
@@ -29,6 +36,7 @@ QUEUE_AGE_ALARM: Final = "QueueAgeAlarm"
 ERRORS_ALARM: Final = "ErrorsAlarm"
 MALFORMED_EVENT_ALARM: Final = "MalformedEventAlarm"
 POLICY_INVALID_ALARM: Final = "PolicyInvalidAlarm"
+DLQ_AGE_ALARM: Final = "DlqAgeAlarm"
 
 # The convergence pass (infra/convergence.py).
 CONVERGENCE: Final = "Convergence"
@@ -42,10 +50,17 @@ CONTEXT_ALARM_EMAIL: Final = "alarmEmail"
 CONTEXT_MODERATION_SOURCES: Final = "moderationSources"
 CONTEXT_STAGE_ARN_PREFIXES: Final = "stageArnPrefixes"
 CONTEXT_RECONCILE_MINUTES: Final = "reconcileMinutes"
+CONTEXT_MODERATION_PRINCIPALS: Final = "moderationPrincipals"
 
 # Stack outputs (exact names; the CLI reads them).
 OUTPUT_TABLE_NAME: Final = "TableName"
 OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
+OUTPUT_FLAG_BUS_NAME: Final = "FlagBusName"
+OUTPUT_REDRIVE_ROLE_ARN: Final = "RedriveRoleArn"
+OUTPUT_VIEWER_POLICY_ARN: Final = "ViewerPolicyArn"
+OUTPUT_OPERATOR_POLICY_ARN: Final = "OperatorPolicyArn"
+OUTPUT_ADMIN_POLICY_ARN: Final = "AdminPolicyArn"
+OUTPUT_BAN_READER_POLICY_ARN: Final = "BanReaderPolicyArn"
 
 # Custom metrics the handlers emit (namespace config.METRICS_NAMESPACE, dimension service=<automation>).
 METRIC_MALFORMED_EVENT: Final = "MalformedEvent"

@@ -27,8 +27,9 @@ from constructs import Construct
 from infra import names
 from infra.bundling import RUNTIME
 from stagepilot import config
+from stagepilot.adapters import schema
 from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS
-from stagepilot.routing import Route
+from stagepilot.routing import DEFAULT_BUS, Route
 
 FUNCTION_TIMEOUT = Duration.seconds(FUNCTION_TIMEOUT_SECONDS)  # claims' leases are twice this
 FUNCTION_MEMORY_MB = 512
@@ -36,6 +37,7 @@ FUNCTION_MEMORY_MB = 512
 # redelivered to a second container while the first one still works on it.
 VISIBILITY_TIMEOUT = Duration.seconds(6 * FUNCTION_TIMEOUT.to_seconds())
 MAX_RECEIVES = 5
+QUEUE_RETENTION = Duration.days(4)  # SQS's default, said out loud: the event-age bound depends on it
 DLQ_RETENTION = Duration.days(14)
 BATCH_SIZE = 10
 # IVS real-time API call quotas are 5 TPS per operation, per account and region, and not adjustable.
@@ -51,7 +53,15 @@ IVS_CALLS_PER_SECOND = IVS_OPERATION_TPS * IVS_QUOTA_SHARE / MAX_CONCURRENCY
 # Events EventBridge cannot deliver to the queue are retried for a day, then parked in the DLQ.
 TARGET_RETRY_ATTEMPTS = 185
 TARGET_MAX_EVENT_AGE = Duration.hours(24)
+# The oldest event the stack's queues can hand a function: EventBridge may deliver it a day late, the DLQ
+# keeps it 14 days from its first enqueue, and `dlq redrive` gives it the queue's retention once more.
+# Anything older was not delivered by the stack's rules: the functions park it (stagepilot.origin).
+MAX_EVENT_AGE = Duration.seconds(
+    TARGET_MAX_EVENT_AGE.to_seconds() + DLQ_RETENTION.to_seconds() + QUEUE_RETENTION.to_seconds()
+)
 QUEUE_AGE_THRESHOLD_SECONDS = 900
+# Alarm well before the DLQ's retention (14 days) throws events away unseen.
+DLQ_AGE_THRESHOLD_SECONDS = 3 * 86400
 ALARM_PERIOD = Duration.minutes(5)
 
 
@@ -84,6 +94,8 @@ class AutomationPipeline(Construct):
         alarm_topic: sns.ITopic,
         ivs_statements: Sequence[IvsStatement],
         settings_env: Mapping[str, str],
+        event_buses: Mapping[str, events.IEventBus],
+        redrive_role: iam.IRole,
     ) -> None:
         super().__init__(scope, construct_id)
         if not routes:
@@ -104,6 +116,7 @@ class AutomationPipeline(Construct):
             names.QUEUE,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
+            retention_period=QUEUE_RETENTION,
             visibility_timeout=VISIBILITY_TIMEOUT,
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=MAX_RECEIVES),
         )
@@ -113,6 +126,7 @@ class AutomationPipeline(Construct):
                 self,
                 names.rule_id(route.name),
                 description=route.description,
+                event_bus=None if route.bus == DEFAULT_BUS else event_buses[route.bus],
                 event_pattern=_event_pattern(route.pattern),
                 targets=[
                     targets.SqsQueue(
@@ -152,6 +166,7 @@ class AutomationPipeline(Construct):
                 config.ENV_TABLE: table.table_name,
                 config.ENV_DLQ_URL: self.dlq.queue_url,
                 config.ENV_IVS_CALLS_PER_SECOND: str(IVS_CALLS_PER_SECOND),
+                config.ENV_MAX_EVENT_AGE_SECONDS: str(int(MAX_EVENT_AGE.to_seconds())),
                 **settings_env,
                 "POWERTOOLS_SERVICE_NAME": automation,
                 "POWERTOOLS_METRICS_NAMESPACE": config.METRICS_NAMESPACE,
@@ -170,7 +185,31 @@ class AutomationPipeline(Construct):
             )
         )
 
+        # Only the rules and the stack's own roles may send: the function parks malformed events in its
+        # DLQ, `stagepilot dlq redrive` sends through the redrive role.
+        self._accept_only(self.queue, senders=[redrive_role])
+        self._accept_only(self.dlq, senders=[self.role])
+
         self.alarms = self._alarms(alarm_topic)
+
+    def _accept_only(self, queue: sqs.Queue, *, senders: Sequence[iam.IRole]) -> None:
+        """Deny SendMessage to everyone but this pipeline's rules (aws:SourceArn, set by EventBridge) and
+        ``senders`` (aws:PrincipalArn): an identity policy on ``sqs:*`` cannot get a body in."""
+        queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyItsRulesAndTheStacksRolesSend",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["sqs:SendMessage"],
+                resources=[queue.queue_arn],
+                conditions={
+                    "ArnNotEquals": {
+                        "aws:SourceArn": [rule.rule_arn for rule in self.rules],
+                        "aws:PrincipalArn": [role.role_arn for role in senders],
+                    }
+                },
+            )
+        )
 
     def _role(
         self, *, table: dynamodb.ITable, ivs_statements: Sequence[IvsStatement]
@@ -190,18 +229,7 @@ class AutomationPipeline(Construct):
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                     resources=[self.log_group.log_group_arn],
                 ),
-                iam.PolicyStatement(
-                    sid="PoliciesStateAndAudit",
-                    actions=[
-                        "dynamodb:GetItem",
-                        "dynamodb:BatchGetItem",
-                        "dynamodb:Query",
-                        "dynamodb:PutItem",
-                        "dynamodb:UpdateItem",
-                        "dynamodb:DeleteItem",
-                    ],
-                    resources=[table.table_arn],
-                ),
+                *automation_table_statements(table),
                 iam.PolicyStatement(
                     sid="ParkMalformedEvents",
                     actions=["sqs:SendMessage"],
@@ -244,6 +272,13 @@ class AutomationPipeline(Construct):
                 f"Events the {label} automation could not process are waiting in its dead-letter queue. "
                 "Run `stagepilot dlq list` to see them and the error, fix the cause (policy, permissions, "
                 "IVS quota), then `stagepilot dlq redrive` to process them again.",
+            ),
+            (
+                names.DLQ_AGE_ALARM,
+                self.dlq.metric_approximate_age_of_oldest_message(period=ALARM_PERIOD, statistic="Maximum"),
+                DLQ_AGE_THRESHOLD_SECONDS,
+                f"An event has waited in the {label} dead-letter queue for 3 days; the queue throws events away "
+                "after 14. Run `stagepilot dlq list`, fix the cause, then `stagepilot dlq redrive`.",
             ),
             (
                 names.QUEUE_AGE_ALARM,
@@ -302,6 +337,27 @@ class AutomationPipeline(Construct):
             statistic="Sum",
             period=ALARM_PERIOD,
         )
+
+
+def automation_table_statements(
+    table: dynamodb.ITable, *, writes: Sequence[str] = ("PutItem", "UpdateItem", "DeleteItem")
+) -> list[iam.PolicyStatement]:
+    """What a function may do with the table (the pipelines' and the convergence pass's): read it all,
+    ``writes`` only automation state. Never a POLICY, BAN, PAUSE or HISTORY# item (``dynamodb:LeadingKeys``):
+    a bug or a compromised function cannot change what drives the actions."""
+    return [
+        iam.PolicyStatement(
+            sid="ReadPoliciesBansAndState",
+            actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"],
+            resources=[table.table_arn],
+        ),
+        iam.PolicyStatement(
+            sid="WriteOnlyAutomationState",
+            actions=[f"dynamodb:{action}" for action in writes],
+            resources=[table.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{schema.STAGE_PREFIX}*"]}},
+        ),
+    ]
 
 
 def _event_pattern(pattern: Mapping[str, object]) -> events.EventPattern:

@@ -7,9 +7,11 @@ here, per automation, because it is what differs between them.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from aws_cdk import (
+    Annotations,
     ArnFormat,
     CfnOutput,
     Duration,
@@ -19,6 +21,7 @@ from aws_cdk import (
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -27,6 +30,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra import names
+from infra.access import OperatorAccess
 from infra.bundling import function_code
 from infra.convergence import DEFAULT_RECONCILE_MINUTES, ConvergencePass
 from infra.pipeline import AutomationPipeline, IvsStatement
@@ -43,8 +47,16 @@ class StagePilotSettings:
     # Stage-ARN prefixes the automation is limited to (IAM and handlers); empty = every stage.
     stage_arn_prefixes: tuple[str, ...] = field(default=())
     reconcile_minutes: int = DEFAULT_RECONCILE_MINUTES  # the convergence pass's period
+    # IAM roles that may put flags on the flag bus; empty = nobody (the stack warns at synth).
+    moderation_principals: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        for principal in self.moderation_principals:
+            if not ROLE_ARN.fullmatch(principal):
+                raise ValueError(
+                    f"moderationPrincipals: {principal!r} is not an IAM role ARN "
+                    "(expected arn:<partition>:iam::<account>:role/<name>, no wildcards)"
+                )
         for prefix in self.stage_arn_prefixes:
             parts = prefix.split(":", 5)
             if len(parts) < 6 or parts[0] != "arn" or parts[2] != "ivs" or not parts[5].startswith("stage/"):
@@ -54,6 +66,14 @@ class StagePilotSettings:
                 )
             if "*" in prefix or "?" in prefix:
                 raise ValueError(f"stageArnPrefixes: {prefix!r} must not contain wildcards")
+
+
+ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[\w+=,.@/-]+")
+NO_MODERATION_PRINCIPALS = (
+    "moderationPrincipals is empty: nobody can put flags on the flag bus, so Participant Flagged never "
+    "reaches moderation. Name the IAM roles of your moderation tools (and of operators who use "
+    "`stagepilot flag`) with -c moderationPrincipals='[\"arn:aws:iam::<account>:role/<name>\"]'."
+)
 
 
 class StagePilotStack(Stack):
@@ -71,12 +91,25 @@ class StagePilotStack(Stack):
 
         self.table = self._table()
         self.alarm_topic = self._alarm_topic(settings.alarm_email)
+        self.flag_bus = self._flag_bus(settings.moderation_principals)
+        self.redrive_role = iam.Role(
+            self,
+            names.REDRIVE_ROLE,
+            assumed_by=iam.AccountRootPrincipal(),
+            description="stagepilot dlq redrive: the one identity the queues take messages from besides their "
+            "rules (OperatorPolicy may assume it)",
+        )
         code = code or function_code()
 
         routes = routing.build_routes(
             account=self.account, region=self.region, moderation_sources=settings.moderation_sources
         )
-        settings_env = {config.ENV_STAGE_PREFIXES: json.dumps(list(settings.stage_arn_prefixes))}
+        settings_env = {
+            config.ENV_STAGE_PREFIXES: json.dumps(list(settings.stage_arn_prefixes)),
+            config.ENV_ACCOUNT: self.account,
+            config.ENV_REGION: self.region,
+            config.ENV_MODERATION_SOURCES: json.dumps(list(settings.moderation_sources)),
+        }
         statements = {
             routing.COMPOSITION: self._composition_statements(),
             routing.REPLICATION: self._replication_statements(),
@@ -93,9 +126,37 @@ class StagePilotStack(Stack):
                 alarm_topic=self.alarm_topic,
                 ivs_statements=statements[automation],
                 settings_env=settings_env,
+                event_buses={routing.FLAG_BUS: self.flag_bus},
+                redrive_role=self.redrive_role,
             )
             for automation in routing.AUTOMATIONS
         }
+        for pipeline in self.pipelines.values():
+            pipeline.queue.grant_send_messages(self.redrive_role)
+        compositions = self._ivs_arn("composition")
+        convergence_statements = self._convergence_statements(statements)
+        self.access = OperatorAccess(
+            self,
+            names.OPERATOR_ACCESS,
+            table=self.table,
+            pipelines=list(self.pipelines.values()),
+            flag_bus=self.flag_bus,
+            redrive_role=self.redrive_role,
+            stage_resources=self._stage_resources(),
+            compositions=compositions,
+            reconcile_statements=convergence_statements,
+            ivs_acknowledgments={
+                **self._stage_acknowledgments("operators read stages and disconnect participants on any of them"),
+                iam5_finding(self.resolve(compositions)): (
+                    "Composition ids are created by StartComposition at run time; `stagepilot status` reads a "
+                    "stage's compositions (read-only)."
+                ),
+                "AwsSolutions-IAM5[Resource::*]": (
+                    "ivs:ListCompositions has no required resource type: it is authorized on '*' only. "
+                    "It is read-only and is the only action in its statement."
+                ),
+            },
+        )
 
         self.convergence = ConvergencePass(
             self,
@@ -103,7 +164,7 @@ class StagePilotStack(Stack):
             table=self.table,
             code=code,
             alarm_topic=self.alarm_topic,
-            ivs_statements=self._convergence_statements(statements),
+            ivs_statements=convergence_statements,
             settings_env=settings_env,
             period_minutes=settings.reconcile_minutes,
         )
@@ -113,6 +174,15 @@ class StagePilotStack(Stack):
         CfnOutput(self, names.OUTPUT_TABLE_NAME, value=self.table.table_name)
         CfnOutput(self, names.OUTPUT_CONVERGENCE_FUNCTION_NAME, value=self.convergence.function.function_name)
         CfnOutput(self, names.OUTPUT_ALARM_TOPIC_ARN, value=self.alarm_topic.topic_arn)
+        CfnOutput(self, names.OUTPUT_FLAG_BUS_NAME, value=self.flag_bus.event_bus_name)
+        CfnOutput(self, names.OUTPUT_REDRIVE_ROLE_ARN, value=self.redrive_role.role_arn)
+        for output, policy in (
+            (names.OUTPUT_VIEWER_POLICY_ARN, self.access.viewer),
+            (names.OUTPUT_OPERATOR_POLICY_ARN, self.access.operator),
+            (names.OUTPUT_ADMIN_POLICY_ARN, self.access.admin),
+            (names.OUTPUT_BAN_READER_POLICY_ARN, self.access.ban_reader),
+        ):
+            CfnOutput(self, output, value=policy.managed_policy_arn)
         for automation, pipeline in self.pipelines.items():
             CfnOutput(self, names.output_queue_url(automation), value=pipeline.queue.queue_url)
             CfnOutput(self, names.output_dlq_url(automation), value=pipeline.dlq.queue_url)
@@ -133,6 +203,7 @@ class StagePilotStack(Stack):
             time_to_live_attribute=schema.TTL_ATTRIBUTE,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             removal_policy=RemovalPolicy.RETAIN,
+            deletion_protection=True,
         )
         # Sparse: only audit records carry the index keys.
         table.add_global_secondary_index(
@@ -201,6 +272,33 @@ class StagePilotStack(Stack):
         )
         alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alarm_topic))
         return alarm
+
+    def _flag_bus(self, principals: tuple[str, ...]) -> events.EventBus:
+        """The bus flags are put on. Its policy lets ``principals`` put events and denies everyone else by
+        ``aws:PrincipalArn``: an explicit Deny, so an identity policy on ``events:*`` cannot put flags."""
+        bus = events.EventBus(self, names.FLAG_BUS, description="stagepilot: Participant Flagged events")
+        if principals:
+            bus.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="ModerationPrincipalsPutFlags",
+                    principals=[iam.ArnPrincipal(arn) for arn in principals],
+                    actions=["events:PutEvents"],
+                    resources=[bus.event_bus_arn],
+                )
+            )
+        bus.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="NobodyElsePutsFlags",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[bus.event_bus_arn],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": list(principals)}} if principals else None,
+            )
+        )
+        if not principals:
+            Annotations.of(bus).add_warning_v2("stagepilot:noModerationPrincipals", NO_MODERATION_PRINCIPALS)
+        return bus
 
     # -- IVS permissions, per automation ---------------------------------------------------------------
 

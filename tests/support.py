@@ -27,10 +27,15 @@ def put_policy(deployment: LocalDeployment, document: dict[str, Any]) -> None:
 
 
 class EventFactory:
-    """Real-shaped EventBridge envelopes (see tests/events/)."""
+    """Real-shaped EventBridge envelopes (see tests/events/), at ``at`` unless told otherwise.
 
-    def __init__(self) -> None:
+    Tests on a virtual clock use the default ``T0``; tests where the handlers read the real clock pass
+    ``at=datetime.now(UTC)`` (events older than the queues could hold are parked, stagepilot.origin).
+    """
+
+    def __init__(self, *, at: datetime = T0) -> None:
         self._ids = itertools.count(1)
+        self._at = at
 
     def _envelope(
         self,
@@ -38,9 +43,10 @@ class EventFactory:
         source: str,
         resources: list[str],
         detail: dict[str, Any],
-        at: datetime,
+        at: datetime | None,
         event_id: str | None,
     ) -> dict[str, Any]:
+        at = at or self._at
         return {
             "version": "0",
             "id": event_id or str(uuid.UUID(int=next(self._ids))),
@@ -61,14 +67,14 @@ class EventFactory:
         user_id: str = "",
         stage: str = STAGE,
         session: str = SESSION,
-        at: datetime = T0,
+        at: datetime | None = None,
         event_id: str | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
         detail = {
             "session_id": session,
             "event_name": event_name,
-            "event_time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "event_time": (at or self._at).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "user_id": user_id,
             "participant_id": participant_id,
             **extra,
@@ -87,7 +93,7 @@ class EventFactory:
         composition_arn: str,
         *,
         stage: str = STAGE,
-        at: datetime = T0,
+        at: datetime | None = None,
         reason: str | None = None,
         event_id: str | None = None,
     ) -> dict[str, Any]:
@@ -103,7 +109,7 @@ class EventFactory:
         user_id: str = "",
         stage: str = STAGE,
         session: str = SESSION,
-        at: datetime = T0,
+        at: datetime | None = None,
         source: str = "stagepilot.moderation",
         reason: str = "reported",
         event_id: str | None = None,

@@ -12,15 +12,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from stagepilot.routing import DEFAULT_MODERATION_SOURCES
+
 ENV_TABLE: Final = "STAGEPILOT_TABLE"
 ENV_STAGE_PREFIXES: Final = "STAGEPILOT_STAGE_ARN_PREFIXES"  # JSON list; empty/absent = all stages
 ENV_DLQ_URL: Final = "STAGEPILOT_DLQ_URL"  # malformed events are parked here directly (never retried)
 ENV_POLICY_CACHE_SECONDS: Final = "STAGEPILOT_POLICY_CACHE_SECONDS"
 ENV_IVS_CALLS_PER_SECOND: Final = "STAGEPILOT_IVS_CALLS_PER_SECOND"  # per function container
+# Where events may come from (stagepilot.origin): the stack's own account and region, and the sources a
+# Participant Flagged event may have. Absent account/region: not checked (local runs).
+ENV_ACCOUNT: Final = "STAGEPILOT_ACCOUNT"
+ENV_REGION: Final = "STAGEPILOT_REGION"  # else AWS_REGION, which Lambda sets
+ENV_MODERATION_SOURCES: Final = "STAGEPILOT_MODERATION_SOURCES"  # JSON list
+ENV_MAX_EVENT_AGE_SECONDS: Final = "STAGEPILOT_MAX_EVENT_AGE_SECONDS"  # older events are parked as malformed
 
 DEFAULT_POLICY_CACHE_SECONDS: Final = 30.0
 DEFAULT_IVS_CALLS_PER_SECOND: Final = 2.0  # 80% of the 5 TPS quota / MaximumConcurrency 2 (infra/pipeline.py)
 METRICS_NAMESPACE: Final = "StagePilot"
+# EventBridge retries delivery for 1 day, the DLQ keeps a message 14 days from its first enqueue, and a
+# redriven message can wait in the queue 4 more days (infra/pipeline.py passes its own sum).
+DEFAULT_MAX_EVENT_AGE_SECONDS: Final = float((1 + 14 + 4) * 86400)
 
 
 class SettingsError(ValueError):
@@ -34,6 +45,10 @@ class Settings:
     dlq_url: str | None = None
     policy_cache_seconds: float = DEFAULT_POLICY_CACHE_SECONDS
     ivs_calls_per_second: float = DEFAULT_IVS_CALLS_PER_SECOND
+    account: str | None = None
+    region: str | None = None
+    moderation_sources: tuple[str, ...] = DEFAULT_MODERATION_SOURCES
+    max_event_age_seconds: float = DEFAULT_MAX_EVENT_AGE_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -43,10 +58,14 @@ class Settings:
             raise SettingsError(f"{ENV_TABLE} is not set")
         return cls(
             table_name=table,
-            stage_arn_prefixes=_prefixes(env.get(ENV_STAGE_PREFIXES, "")),
+            stage_arn_prefixes=_string_list(env, ENV_STAGE_PREFIXES),
             dlq_url=env.get(ENV_DLQ_URL) or None,
             policy_cache_seconds=_positive_float(env, ENV_POLICY_CACHE_SECONDS, DEFAULT_POLICY_CACHE_SECONDS),
             ivs_calls_per_second=_positive_float(env, ENV_IVS_CALLS_PER_SECOND, DEFAULT_IVS_CALLS_PER_SECOND),
+            account=env.get(ENV_ACCOUNT) or None,
+            region=env.get(ENV_REGION) or env.get("AWS_REGION") or None,
+            moderation_sources=_string_list(env, ENV_MODERATION_SOURCES) or DEFAULT_MODERATION_SOURCES,
+            max_event_age_seconds=_positive_float(env, ENV_MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_EVENT_AGE_SECONDS),
         )
 
     def covers(self, stage_arn: str) -> bool:
@@ -54,15 +73,16 @@ class Settings:
         return not self.stage_arn_prefixes or stage_arn.startswith(self.stage_arn_prefixes)
 
 
-def _prefixes(raw: str) -> tuple[str, ...]:
+def _string_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name, "")
     if not raw.strip():
         return ()
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise SettingsError(f"{ENV_STAGE_PREFIXES} is not JSON: {exc}") from exc
+        raise SettingsError(f"{name} is not JSON: {exc}") from exc
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
-        raise SettingsError(f"{ENV_STAGE_PREFIXES} must be a JSON list of non-empty strings")
+        raise SettingsError(f"{name} must be a JSON list of non-empty strings")
     return tuple(value)
 
 

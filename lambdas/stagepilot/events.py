@@ -320,7 +320,10 @@ def _time(value: object, where: str) -> datetime:
         raise MalformedEvent(where, f"is not an ISO-8601 time: {value[:40]!r}") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:00:00-05:00 is past the last representable time
+        raise MalformedEvent(where, f"is out of range: {value[:40]!r}") from exc
 
 
 def _type_name(value: object) -> str:

@@ -37,6 +37,7 @@ from stagepilot.decisions.composition import (
     managed_attempt,
 )
 from stagepilot.decisions.moderation import (
+    NO_FLAG_LIMIT,
     Rule,
     Verdict,
     count_reason,
@@ -65,6 +66,7 @@ from stagepilot.events import (
     StageUpdate,
     parse_event,
 )
+from stagepilot.origin import check_origin
 from stagepilot.pipeline import Services
 from stagepilot.policy import CompositionPolicy, Limit, ModerationPolicy, PolicyInvalid, StagePolicy
 from stagepilot.routing import (
@@ -123,7 +125,9 @@ def explain_event(document: Mapping[str, Any], services: Services, *, routes: Se
     """What each automation would do with ``document`` (an EventBridge envelope) now, in AUTOMATIONS order."""
     routed = routed_automations(document, routes)
     try:
-        event: Event | None = parse_event(dict(document))
+        parsed = parse_event(dict(document))
+        check_origin(parsed, services.settings, now=services.clock())
+        event: Event | None = parsed
         malformed = ""
     except MalformedEvent as exc:
         event, malformed = None, str(exc)
@@ -407,8 +411,8 @@ def _moderation(event: Event, policy: StagePolicy | None, services: Services) ->
             event, Kind.PUBLISH_ERROR, moderation.publish_error_limit, Rule.PUBLISH_ERROR_LIMIT, moderation, services
         )
     if isinstance(event, ParticipantFlagged):
-        if moderation is None:
-            return _skip(MODERATION, "the stage's policy has no moderation section")
+        if moderation is None or moderation.flag_limit is None:
+            return _skip(MODERATION, NO_FLAG_LIMIT)
         return _moderation_counted(event, Kind.FLAG, moderation.flag_limit, Rule.FLAG_LIMIT, moderation, services)
     return _skip(MODERATION, f"{getattr(event, 'event_name', type(event).__name__)} is not a moderation trigger")
 

@@ -1,6 +1,7 @@
 """The steps every automation shares, from one SQS record to one outcome.
 
-    body ─parse→ event ─stage in scope?→ effective policy (cached) ─paused?→ automation.handle → Outcome
+    body ─parse→ event ─from where it may, at a believable time? (origin.py)→ event
+         ─stage in scope?→ effective policy (cached) ─paused?→ automation.handle → Outcome
 
 What happens to failures is decided here, once (see ``stagepilot.errors``): a malformed event is parked
 in the dead-letter queue at once and counted (``MalformedEvent``), a transient failure is reported as a
@@ -15,7 +16,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from stagepilot.adapters.table import AuditLog, BanStore, PolicyStore, StoredPol
 from stagepilot.config import Settings
 from stagepilot.errors import MalformedEvent, RetryLater
 from stagepilot.events import Event, parse_body
+from stagepilot.origin import check_origin
 from stagepilot.policy import PolicyInvalid, StagePolicy
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class Services:
     def __post_init__(self) -> None:
         self.policies = PolicyStore(self.table, clock=self.clock)
         self.bans = BanStore(self.table, clock=self.clock)
-        self.audit = AuditLog(self.table)
+        self.audit = AuditLog(self.table, clock=self.clock)
         self.effective_policies = EffectivePolicies(
             self.policies, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock
         )
@@ -93,14 +95,16 @@ class Automation(Protocol):
 class EffectivePolicy:
     policy: StagePolicy
     version: int
-    source: str  # "stage" or "default"
+    source: str  # "stage", "default", or "none" (no policy, but a pause switch holds the stage)
 
 
 class EffectivePolicies:
     """A stage's effective policy (its own, else ``default``, else none), cached briefly per container.
 
-    A stored policy that no longer validates (written behind the CLI's back) raises ``PolicyInvalid`` for
-    that stage only; the error is cached like a policy so a broken item does not hammer the table.
+    A pause switch (``stagepilot pause``) on the stage, or on ``default`` for a stage that follows it,
+    makes the policy paused whatever it says. A stored policy that no longer validates (written behind
+    the CLI's back) raises ``PolicyInvalid`` for that stage only, unless the stage is paused; the error is
+    cached like a policy so a broken item does not hammer the table.
     """
 
     def __init__(self, store: PolicyStore, *, ttl_seconds: float, clock: Callable[[], datetime]) -> None:
@@ -124,15 +128,22 @@ class EffectivePolicies:
         return value
 
     def _load(self, stage_arn: str) -> EffectivePolicy | PolicyInvalid | None:
-        own, default = self._store.get_with_default(stage_arn)
-        chosen: StoredPolicy | None = own or default
+        found = self._store.lookup(stage_arn)
+        chosen: StoredPolicy | None = found.own or found.default
+        source = "stage" if found.own else "default" if found.default else "none"
+        if found.paused_by is not None:  # the kill switch wins over anything the policy says
+            try:
+                policy = chosen.parse() if chosen is not None else StagePolicy(stage_arn=stage_arn)
+            except PolicyInvalid:
+                policy = StagePolicy(stage_arn=stage_arn)
+            return EffectivePolicy(replace(policy, paused=True), chosen.version if chosen else 0, source)
         if chosen is None:
             return None
         try:
             policy = chosen.parse()
         except PolicyInvalid as exc:
             return exc
-        return EffectivePolicy(policy=policy, version=chosen.version, source="stage" if own else "default")
+        return EffectivePolicy(policy=policy, version=chosen.version, source=source)
 
 
 def handle_event(event: Event, automation: Automation, services: Services) -> Outcome:
@@ -160,6 +171,7 @@ def handle_record(
     body = record.get("body", "")
     try:
         event = parse_body(body if isinstance(body, str) else json.dumps(body))
+        check_origin(event, services.settings, now=services.clock())
     except MalformedEvent as exc:
         services.metrics.count("MalformedEvent")
         logger.error(

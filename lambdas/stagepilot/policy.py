@@ -34,8 +34,6 @@ MAX_REPLICATION_ATTRIBUTES_BYTES: Final = 1024  # "The maximum length of this fi
 MAX_RECONNECT_WINDOW_SECONDS: Final = 300
 LIMIT_COUNT_RANGE: Final = (1, 1000)
 LIMIT_WINDOW_RANGE: Final = (1, 86400)
-DEFAULT_FLAG_COUNT: Final = 1
-DEFAULT_FLAG_WINDOW_SECONDS: Final = 300
 MAX_USER_ID_LENGTH: Final = 128  # CreateParticipantToken.userId
 RESERVED_TAG_PREFIXES: Final = ("aws:", "stagepilot:")  # stagepilot tags its own compositions
 STAGEPILOT_TAG_COUNT: Final = 3  # tags stagepilot adds to each composition (decisions/composition.managed_tags)
@@ -231,7 +229,7 @@ class ModerationPolicy:
     blocked_user_ids: frozenset[str] = frozenset()
     blocked_attributes: dict[str, frozenset[str]] = field(default_factory=dict)
     publish_error_limit: Limit | None = None  # None: publish errors never disconnect
-    flag_limit: Limit = Limit(count=DEFAULT_FLAG_COUNT, window_seconds=DEFAULT_FLAG_WINDOW_SECONDS)
+    flag_limit: Limit | None = None  # None: flags are not counted and never disconnect (no implicit default)
 
     @property
     def needs_attributes(self) -> bool:
@@ -247,7 +245,8 @@ class ModerationPolicy:
         }
         if self.publish_error_limit is not None:
             document["publishErrorLimit"] = self.publish_error_limit.to_document()
-        document["flagLimit"] = self.flag_limit.to_document()
+        if self.flag_limit is not None:
+            document["flagLimit"] = self.flag_limit.to_document()
         return document
 
 
@@ -363,11 +362,7 @@ def _parse_moderation(section: dict) -> ModerationPolicy:
         blocked_user_ids=frozenset(section.get("blockedUserIds", [])),
         blocked_attributes={key: frozenset(values) for key, values in section.get("blockedAttributes", {}).items()},
         publish_error_limit=None if publish_error_limit is None else _parse_limit(publish_error_limit),
-        flag_limit=(
-            Limit(count=DEFAULT_FLAG_COUNT, window_seconds=DEFAULT_FLAG_WINDOW_SECONDS)
-            if flag_limit is None
-            else _parse_limit(flag_limit)
-        ),
+        flag_limit=None if flag_limit is None else _parse_limit(flag_limit),
     )
 
 

@@ -22,6 +22,10 @@ COMPOSITION_STATE_CHANGE: Final = "IVS Composition State Change"
 PARTICIPANT_RECORDING_STATE_CHANGE: Final = "IVS Participant Recording State Change"
 PARTICIPANT_FLAGGED: Final = "Participant Flagged"
 DEFAULT_MODERATION_SOURCES: Final = ("stagepilot.moderation",)
+# The event bus a route's rule listens on: IVS sends to the account's default bus; flags are put on the
+# stack's own bus, whose policy lets only the moderation principals put events (CONTRACT §2).
+DEFAULT_BUS: Final = "default"
+FLAG_BUS: Final = "flags"
 
 PARTICIPANT_PUBLISHED: Final = "Participant Published"
 PARTICIPANT_UNPUBLISHED: Final = "Participant Unpublished"
@@ -42,6 +46,7 @@ class Route:
     name: str  # short, unique per stack; used in construct ids and rule descriptions
     description: str
     pattern: dict[str, Any]
+    bus: str = DEFAULT_BUS  # DEFAULT_BUS or FLAG_BUS
 
 
 def build_routes(
@@ -106,12 +111,13 @@ def build_routes(
         Route(
             automation=MODERATION,
             name="ModerationFlagged",
-            description="Participant Flagged events from the allowed moderation sources",
+            description="Participant Flagged events from the allowed moderation sources, on the flag bus",
             pattern={
                 "source": list(moderation_sources),
                 "detail-type": [PARTICIPANT_FLAGGED],
                 **pinned,
             },
+            bus=FLAG_BUS,
         ),
     ]
 

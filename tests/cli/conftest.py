@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.table import Table
 from stagepilot.cli.main import main
-from stagepilot.cli.resources import dlq_output, queue_output
+from stagepilot.cli.resources import OUTPUT_FLAG_BUS, OUTPUT_REDRIVE_ROLE, dlq_output, queue_output
 from stagepilot.config import Settings
 from stagepilot.local.deployment import MAX_RECEIVES, RecordingMetrics, create_table
 from stagepilot.local.ivs import IvsStandIn
@@ -27,6 +27,7 @@ from stagepilot.routing import AUTOMATIONS
 from tests.support import ACCOUNT, REGION
 
 TABLE = "StagePilot-Table"
+FLAG_BUS = "StagePilot-FlagBus"
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +66,11 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> s
         )["QueueUrl"]
         outputs[queue_output(automation)] = {"Value": queue_url}
         outputs[dlq_output(automation)] = {"Value": dlq_url}
+    boto3.client("events").create_event_bus(Name=FLAG_BUS)
+    outputs[OUTPUT_FLAG_BUS] = {"Value": FLAG_BUS}
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}]}
+    role = boto3.client("iam").create_role(RoleName="StagePilot-Redrive", AssumeRolePolicyDocument=json.dumps(trust))
+    outputs[OUTPUT_REDRIVE_ROLE] = {"Value": role["Role"]["Arn"]}
     template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
     boto3.client("cloudformation").create_stack(StackName="StagePilot", TemplateBody=json.dumps(template))
     return moto_endpoint

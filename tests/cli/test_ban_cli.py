@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 
 from stagepilot.cli.bans import parse_duration
@@ -29,6 +30,45 @@ def test_ban_with_ttl_records_its_expiry(aws: str):
     assert result.status == 0
     assert result.json()["expiresAt"] is not None
     assert "until" in run("ban", "list").stdout
+
+
+def test_ban_add_does_not_shorten_a_ban_in_force_without_replace(aws: str):
+    assert run("ban", "add", "troll-3", "--reason", "raid", "--no-disconnect").status == 0
+
+    shorter = run("ban", "add", "troll-3", "--ttl", "1h", "--no-disconnect")
+
+    assert shorter.status == 1
+    assert shorter.stderr.strip() == "error: troll-3 is already banned permanently; pass --replace to replace that ban"
+    [ban] = run("ban", "list", "--json").json()
+    assert (ban["reason"], ban["expiresAt"]) == ("raid", None)  # still permanent, still its reason
+
+    replaced = run("ban", "add", "troll-3", "--ttl", "1h", "--no-disconnect", "--replace")
+    assert replaced.status == 0, replaced.stderr
+    assert replaced.stdout.strip().endswith("(replaced a ban permanently)")
+    [ban] = run("ban", "list", "--json").json()
+    assert ban["expiresAt"] is not None
+
+
+def test_ban_changes_are_audited_with_the_caller(aws: str):
+    assert run("ban", "add", "troll-3", "--reason", "raid", "--no-disconnect").status == 0
+    assert run("ban", "add", "troll-3", "--ttl", "2h", "--replace", "--no-disconnect").status == 0
+    assert run("ban", "remove", "troll-3").status == 0
+    assert run("ban", "add", "troll-3", "--no-disconnect").status == 0  # refused: not audited
+    assert run("ban", "add", "troll-3", "--no-disconnect").status == 1
+
+    trail = run("audit", "--json").json()
+
+    caller = boto3.client("sts").get_caller_identity()["Arn"]
+    assert [(e["stageArn"], e["action"], e["userId"]) for e in trail] == [
+        ("global", "ban-add", "troll-3"),
+        ("global", "ban-remove", "troll-3"),
+        ("global", "ban-add", "troll-3"),
+        ("global", "ban-add", "troll-3"),
+    ]
+    assert (
+        trail[2]["reason"].startswith("banned troll-3 until ") and "(replaced a ban permanently)" in trail[2]["reason"]
+    )
+    assert {e["details"]["by"] for e in trail} == {caller}
 
 
 @pytest.mark.parametrize(
@@ -56,7 +96,7 @@ def test_ban_add_disconnects_the_user_on_every_stage_with_a_policy(ivs, tmp_path
 
     from tests.support import OTHER_STAGE, STAGE, EventFactory
 
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     third = "arn:aws:ivs:us-east-1:123456789012:stage/NoPolicy0001"
     for stage, session in (
         (STAGE, "st-MainSession01"),

@@ -4,6 +4,7 @@ agreeing with what the handlers then do on the same state."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def test_error_attribute_is_the_one_the_functions_write():
 def test_dlq_list_summarizes_each_failed_event_and_leaves_them_in_place(aws: str):
     sqs = boto3.client("sqs")
     _, dlq_url = queue_urls("composition")
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     exhausted = events.published("p-1", event_id="evt-exhausted")
     sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps(exhausted))
     sqs.send_message(
@@ -75,7 +76,7 @@ def test_dlq_list_summarizes_each_failed_event_and_leaves_them_in_place(aws: str
 def test_dlq_redrive_moves_the_messages_back_to_the_source_queue(aws: str):
     sqs = boto3.client("sqs")
     queue_url, dlq_url = queue_urls("moderation")
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     sent = [json.dumps(events.published(f"p-{i}")) for i in range(23)]  # more than two batches
     for start in range(0, len(sent), 10):
         sqs.send_message_batch(
@@ -93,6 +94,24 @@ def test_dlq_redrive_moves_the_messages_back_to_the_source_queue(aws: str):
         {"automation": a, "moved": 0, "failed": 0, "queueUrl": queue_urls(a)[0]}
         for a in ("composition", "replication", "moderation")
     ]
+
+
+def test_dlq_redrive_sends_as_the_stacks_redrive_role(aws: str):
+    # The queues take messages only from their rules and the stack's roles: redrive signs as the role.
+    from stagepilot.cli.dlq import redrive_sender
+    from stagepilot.cli.main import Output
+    from stagepilot.cli.resources import Resources
+
+    sender = redrive_sender(Resources(), Output(False))
+
+    credentials = sender._request_signer._credentials
+    who = boto3.client(
+        "sts",
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        aws_session_token=credentials.token,
+    ).get_caller_identity()["Arn"]
+    assert who.endswith(":assumed-role/StagePilot-Redrive/stagepilot-dlq-redrive")
 
 
 def test_dlq_needs_the_stack_outputs(aws: str):
@@ -145,7 +164,7 @@ def test_explain_agrees_with_the_handlers_through_a_session(ivs: IvsStandIn, tmp
     path.write_text(json.dumps(POLICY))
     assert run("policy", "put", str(path)).status == 0
     ivs.create_stage(OTHER_STAGE)
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
 
     host = events.published("p-host", user_id="host")
     ivs.observe(host)
@@ -184,7 +203,7 @@ def test_explain_says_why_not_in_words(ivs: IvsStandIn, tmp_path: Path):
     path = tmp_path / "policy.json"
     path.write_text(json.dumps({**POLICY, "paused": True}))
     assert run("policy", "put", str(path)).status == 0
-    event = EventFactory().published("p-host", user_id="host")
+    event = EventFactory(at=datetime.now(UTC)).published("p-host", user_id="host")
     ivs.observe(event)
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(event))
@@ -196,7 +215,7 @@ def test_explain_says_why_not_in_words(ivs: IvsStandIn, tmp_path: Path):
     ]
 
     path.write_text(json.dumps(POLICY))
-    assert run("policy", "put", str(path)).status == 0
+    assert run("policy", "put", str(path), "--expected-version", "1").status == 0
     text = run("explain", str(event_file)).stdout
     assert f"composition would start a composition: first publisher of the session {SESSION}" in text
     assert f"replication would replicate p-host to {OTHER_STAGE}" in text
@@ -217,7 +236,7 @@ def test_explain_agrees_on_a_replica_whose_event_does_not_say_so(ivs: IvsStandIn
     path = tmp_path / "policy.json"
     path.write_text(json.dumps({"stageArn": STAGE, "replication": [{"destinationStageArn": OTHER_STAGE}]}))
     assert run("policy", "put", str(path)).status == 0
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     ivs.observe(events.published("p-host", user_id="host", stage=OTHER_STAGE, session="st-OtherSession1"))
     ivs.observe(events.published("p-guest", user_id="guest"))  # the stage's session is live
     ivs.client().start_participant_replication(

@@ -4,8 +4,11 @@ both over real HTTP, the way an operator's shell reaches AWS."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import boto3
 
 from stagepilot.adapters.table import AuditLog, AuditRecord
 from stagepilot.automations.composition import CompositionAutomation
@@ -31,7 +34,7 @@ def put(tmp_path: Path, document: dict) -> None:
 
 def test_disconnect_kicks_the_participant_and_is_audited(ivs: IvsStandIn):
     ivs.declare_participant(STAGE, "p-1", user_id="troll-9")
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     ivs.observe(events.published("p-1", user_id="troll-9"))
     ivs.observe(events.published("p-2", user_id="host"))  # keeps the session going after the kick
 
@@ -55,6 +58,45 @@ def test_disconnect_kicks_the_participant_and_is_audited(ivs: IvsStandIn):
     assert len(ivs.mutating_calls()) == 1
 
 
+def test_disconnect_after_a_throttled_try_resumes_and_blocks_no_one(ivs: IvsStandIn):
+    ivs.declare_participant(STAGE, "p-1", user_id="troll-9")
+    ivs.observe(EventFactory(at=datetime.now(UTC)).published("p-1", user_id="troll-9"))
+    ivs.set_rate_limit("DisconnectParticipant", 0)  # every call throttled (429), botocore's retries too
+
+    throttled = run("disconnect", STAGE, "p-1")
+
+    assert throttled.status == 1
+    [line] = throttled.stderr.splitlines()  # one line, no traceback
+    assert line.startswith("error: p-1 is not disconnected yet (DisconnectParticipant: ") and line.endswith(
+        "; run the command again"
+    )
+    assert ivs.mutating_calls() == [] and run("audit", STAGE, "--json").json() == []
+    claims = [i for i in handler_services(ivs).table.query(f"STAGE#{STAGE}") if "#DISCONNECT#" in i["sk"]]
+    assert claims == []  # released: neither this operator, another one, nor the automation waits 15 minutes
+
+    ivs.set_rate_limit("DisconnectParticipant", math.inf)
+    again = run("disconnect", STAGE, "p-1")
+
+    assert again.status == 0, again.stderr
+    assert again.stdout.startswith(f"disconnected p-1 from {STAGE}")
+    assert [c.operation for c in ivs.mutating_calls()] == ["DisconnectParticipant"]
+    [entry] = run("audit", STAGE, "--json").json()
+    assert (entry["action"], entry["result"]) == ("disconnect", "disconnected")
+
+
+def test_a_manual_kick_has_one_owner_per_operator_stage_and_participant():
+    from stagepilot.cli.operations import manual_owner
+
+    alice = "arn:aws:sts::123456789012:assumed-role/Operators/alice"
+    assert manual_owner(alice, STAGE, "p-1") == manual_owner(alice, STAGE, "p-1")  # a re-run resumes
+    others = {
+        manual_owner("arn:aws:sts::123456789012:assumed-role/Operators/bob", STAGE, "p-1"),
+        manual_owner(alice, OTHER_STAGE, "p-1"),
+        manual_owner(alice, STAGE, "p-2"),
+    }
+    assert manual_owner(alice, STAGE, "p-1") not in others and len(others) == 3
+
+
 def test_disconnect_without_a_session_or_stage_is_one_line_exit_1(ivs: IvsStandIn):
     ivs.create_stage(STAGE)
     idle = run("disconnect", STAGE, "p-1")
@@ -67,11 +109,12 @@ def test_disconnect_without_a_session_or_stage_is_one_line_exit_1(ivs: IvsStandI
 
 
 def test_audit_lists_newest_first_per_stage_and_across_stages(ivs: IvsStandIn):
-    log = AuditLog(handler_services(ivs).table)
     for minutes, stage in ((0, STAGE), (2, OTHER_STAGE), (1, STAGE)):
-        log.record(
+        # Entries are ordered by when they were written (the log's clock), not by the event's time.
+        written = T0 + timedelta(minutes=minutes)
+        AuditLog(handler_services(ivs).table, clock=lambda at=written: at).record(
             AuditRecord(
-                time=T0 + timedelta(minutes=minutes),
+                time=T0 - timedelta(days=minutes),
                 stage_arn=stage,
                 automation="moderation",
                 action="disconnect",
@@ -90,57 +133,101 @@ def test_audit_lists_newest_first_per_stage_and_across_stages(ivs: IvsStandIn):
 
 def test_pause_blocks_every_automation_until_resume(ivs: IvsStandIn, tmp_path: Path):
     put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION, "moderation": {"blockedUserIds": ["troll-9"]}})
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     ivs.observe(events.published("p-1", user_id="host"))
 
     paused = run("pause", STAGE)
-    assert paused.status == 0 and paused.stdout.strip() == f"paused {STAGE} (policy version 2)"
+    assert paused.status == 0 and paused.stdout.strip() == f"paused {STAGE}"
     published = parse_event(events.published("p-1", user_id="host"))
     outcomes = [handle_event(published, a, handler_services(ivs)) for a in default_automations()]
     assert [(o.action, o.reason) for o in outcomes] == [("skip", "stage is paused")] * 3
     assert ivs.mutating_calls() == []
-    assert run("pause", STAGE).stdout.strip() == f"{STAGE} is already paused (version 2)"
+    assert run("pause", STAGE).stdout.strip() == f"{STAGE} is already paused"
+    # The switch is not an edit of the policy: no new version, the document as it was.
+    stored = run("policy", "get", STAGE, "--json").json()
+    assert stored["version"] == 1 and stored["policy"]["paused"] is False
+    assert run("status", STAGE, "--json").json()["policy"]["pausedBy"] == "pause"
 
     resumed = run("resume", STAGE, "--json").json()
-    assert (resumed["paused"], resumed["version"], resumed["deleted"]) == (False, 3, False)
-    stored = run("policy", "get", STAGE, "--json").json()["policy"]
-    assert stored["paused"] is False and stored["composition"]["destinations"] == COMPOSITION["destinations"]
+    assert (resumed["paused"], resumed["changed"], resumed["ok"]) == (False, True, True)
     outcome = handle_event(published, CompositionAutomation(), handler_services(ivs))
     assert outcome.action == "composition-started"
 
 
-def test_pausing_a_stage_without_its_own_policy_overrides_default_until_resume(ivs: IvsStandIn, tmp_path: Path):
-    put(tmp_path, {"stageArn": "default", "composition": COMPOSITION})
-    paused = run("pause", STAGE)
-    assert paused.status == 0
-    assert "created a policy holding only paused: true" in paused.stdout
-    assert "overrides 'default' for this stage" in paused.stderr
-    assert run("policy", "get", STAGE, "--json").json()["policy"] == {"stageArn": STAGE, "paused": True}
+def test_pausing_a_stage_without_a_policy_stops_even_the_ban_list(ivs: IvsStandIn, tmp_path: Path):
+    ivs.observe(EventFactory(at=datetime.now(UTC)).published("p-1", user_id="troll-9"))
+    handler_services(ivs).bans.add("troll-9")
+    published = parse_event(EventFactory(at=datetime.now(UTC)).published("p-1", user_id="troll-9"))
 
-    resumed = run("resume", STAGE)
-    assert resumed.status == 0 and "the stage follows 'default' again" in resumed.stdout
-    assert run("policy", "get", STAGE).status == 1  # deleted: back to default
-    nothing = run("resume", STAGE)
-    assert nothing.status == 1 and "resume default" in nothing.stdout
+    assert run("pause", STAGE).status == 0
+
+    [moderation] = [a for a in default_automations() if a.name == "moderation"]
+    assert handle_event(published, moderation, handler_services(ivs)).reason == "stage is paused"
+    assert run("policy", "get", STAGE).status == 1  # no policy was created for it
+    assert run("resume", STAGE).status == 0
+    assert handle_event(published, moderation, handler_services(ivs)).action == "disconnect"
+
+
+def test_resume_says_what_still_pauses_the_stage(ivs: IvsStandIn, tmp_path: Path):
+    put(tmp_path, {"stageArn": "default", "composition": COMPOSITION})
+    assert run("pause", "default").status == 0
+
+    follows_default = run("resume", STAGE)
+
+    assert follows_default.status == 1
+    assert follows_default.stdout.strip() == (
+        f"{STAGE} is not paused by pause; it follows 'default', which is paused (stagepilot resume default)"
+    )
+    assert run("resume", "default").status == 0
+    (tmp_path / "own.json").write_text(json.dumps({"stageArn": STAGE, "paused": True}))
+    assert run("policy", "put", str(tmp_path / "own.json")).status == 0
+    by_policy = run("resume", STAGE)
+    assert by_policy.status == 1
+    assert by_policy.stdout.strip().endswith("its policy (its own) says paused: true: change that with policy put")
+
+
+def test_pause_and_resume_are_audited_with_the_caller(ivs: IvsStandIn, tmp_path: Path):
+    put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
+    assert run("pause", STAGE).status == 0
+    assert run("pause", STAGE).status == 0  # already paused: nothing changed, nothing audited
+    assert run("resume", STAGE).status == 0
+    assert run("pause", OTHER_STAGE).status == 0
+
+    trail = run("audit", "--json").json()
+
+    caller = boto3.client("sts").get_caller_identity()["Arn"]
+    assert [(e["stageArn"], e["action"]) for e in trail if e["automation"] == "cli"] == [
+        (OTHER_STAGE, "pause"),
+        (STAGE, "resume"),
+        (STAGE, "pause"),
+        (STAGE, "policy-put"),
+    ]
+    assert {e["details"]["by"] for e in trail} == {caller}
 
 
 def test_pause_all_pauses_default_and_every_policy(ivs: IvsStandIn, tmp_path: Path):
     put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
     result = run("pause", "--all", "--json")
     assert result.status == 0, result.stderr
-    assert {(r["stageArn"], r["created"]) for r in result.json()} == {("default", True), (STAGE, False)}
+    assert {(r["stageArn"], r["changed"]) for r in result.json()} == {("default", True), (STAGE, True)}
     listed = {p["stageArn"]: p["paused"] for p in run("policy", "list", "--json").json()}
-    assert listed == {"default": True, STAGE: True}
+    assert listed == {STAGE: True}
+    published = parse_event(EventFactory(at=datetime.now(UTC)).published("p-1", stage=OTHER_STAGE))
+    [moderation] = [a for a in default_automations() if a.name == "moderation"]
+    assert handle_event(published, moderation, handler_services(ivs)).reason == "stage is paused"  # via default
 
-    assert run("resume", "--all").status == 0
+    resumed = run("resume", "--all", "--json")
+    assert resumed.status == 0
+    assert [r["stageArn"] for r in resumed.json()] == ["default", STAGE]
     listed = {p["stageArn"]: p["paused"] for p in run("policy", "list", "--json").json()}
-    assert listed == {STAGE: False}  # the paused default it created is gone again
+    assert listed == {STAGE: False}
+    assert run("resume", "--all").stdout.strip() == "nothing is paused"
     assert run("pause", STAGE, "--all").status == 2  # one or the other
 
 
 def test_status_shows_session_publishers_compositions_and_recent_actions(ivs: IvsStandIn, tmp_path: Path):
     put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     ivs.observe(events.published("p-1", user_id="host"))
     ivs.observe(events.published("p-2", user_id="guest"))
     outcome = handle_event(
@@ -166,10 +253,11 @@ def test_status_shows_session_publishers_compositions_and_recent_actions(ivs: Iv
         "source": "stage",
         "version": 1,
         "paused": False,
+        "pausedBy": None,
         "valid": True,
         "sections": ["composition"],
     }
-    assert [a["action"] for a in report["recentActions"]] == ["disconnect"]
+    assert [a["action"] for a in report["recentActions"]] == ["disconnect", "policy-put"]
 
     text = run("status", STAGE).stdout
     assert f"session  {SESSION}" in text and "publishers (1)" in text

@@ -103,30 +103,144 @@ def test_put_get_list_delete_round_trip(aws: str, tmp_path: Path):
     got = run("policy", "get", STAGE, "--json").json()
     assert got["version"] == 1 and got["policy"]["composition"]["destinations"] == POLICY["composition"]["destinations"]
 
-    assert run("policy", "put", str(path)).stdout.strip().endswith("(version 2)")
+    edited = write(tmp_path, {**POLICY, "paused": True}, "edited.json")
+    assert run("policy", "put", str(edited), "--expected-version", "1").stdout.strip().endswith("(version 2)")
     listed = run("policy", "list", "--json").json()
     assert [(p["stageArn"], p["version"], p["sections"]) for p in listed] == [(STAGE, 2, ["composition"])]
 
-    assert run("policy", "delete", STAGE).status == 0
+    assert run("policy", "delete", STAGE, "--expected-version", "2").status == 0
     missing = run("policy", "get", STAGE)
     assert missing.status == 1 and missing.stderr.strip() == f"error: no policy stored for {STAGE}"
 
 
-def test_put_rejects_an_invalid_policy_and_stores_nothing(aws: str, tmp_path: Path):
-    result = run("policy", "put", str(write(tmp_path, {**POLICY, "paused": 1})))
-    assert result.status == 2
-    assert "paused: " in result.stderr
-    assert run("policy", "list", "--json").json() == []
+def test_get_prints_exactly_what_put_takes(aws: str, tmp_path: Path):
+    assert run("policy", "put", str(write(tmp_path, POLICY))).status == 0
+
+    got = run("policy", "get", STAGE)
+
+    assert got.status == 0
+    assert json.loads(got.stdout)["stageArn"] == STAGE  # stdout is the document alone: valid JSON, no comment
+    assert got.stderr.startswith("# version 1, updated ") and "by arn:aws:" in got.stderr
+    copy = tmp_path / "copy.json"
+    copy.write_text(got.stdout)
+    assert run("policy", "validate", str(copy)).status == 0
+    same = run("policy", "put", str(copy), "--expected-version", "1")
+    assert same.status == 0
+    assert same.stdout.strip() == f"policy for {STAGE} is already this document (version 1); unchanged"
+    assert run("policy", "get", STAGE, "--json").json()["version"] == 1  # no new version for nothing
 
 
-def test_concurrent_writer_gets_a_clear_conflict(aws: str, tmp_path: Path):
+def test_two_operators_get_edit_put_and_the_second_is_refused(aws: str, tmp_path: Path):
+    assert run("policy", "put", str(write(tmp_path, POLICY))).status == 0
+    # Both read version 1 and edit their own copy.
+    alice, bob = run("policy", "get", STAGE), run("policy", "get", STAGE)
+    version = alice.stderr.split()[2].rstrip(",")
+    assert version == bob.stderr.split()[2].rstrip(",") == "1"
+    alice_file = write(tmp_path, {**json.loads(alice.stdout), "paused": True}, "alice.json")
+    bob_doc = json.loads(bob.stdout)
+    bob_doc["composition"]["maxRestarts"] = 1
+    bob_file = write(tmp_path, bob_doc, "bob.json")
+
+    first = run("policy", "put", str(alice_file), "--expected-version", version)
+    second = run("policy", "put", str(bob_file), "--expected-version", version)
+
+    assert first.status == 0, first.stderr
+    assert second.status == 1
+    assert second.stderr.strip() == (
+        f"error: policy for {STAGE} changed since version 1 was read; get it again, re-apply your change, and put it"
+    )
+    stored = run("policy", "get", STAGE, "--json").json()
+    assert stored["version"] == 2 and stored["policy"]["paused"] is True  # Alice's change, not lost
+    assert stored["policy"]["composition"].get("maxRestarts", 3) == 3  # Bob's was refused, not applied
+
+
+def test_put_over_a_stored_policy_needs_the_version_read_or_force(aws: str, tmp_path: Path):
+    assert run("policy", "put", str(write(tmp_path, POLICY))).status == 0
+    edited = write(tmp_path, {**POLICY, "paused": True}, "edited.json")
+
+    blind = run("policy", "put", str(edited))
+
+    assert blind.status == 1
+    assert blind.stderr.strip() == (
+        f"error: a policy is stored for {STAGE} (version 1): pass --expected-version N with the version you read "
+        "(policy get prints it) so a change made since is not lost, or --force to overwrite it"
+    )
+    assert run("policy", "get", STAGE, "--json").json()["version"] == 1
+    forced = run("policy", "put", str(edited), "--force")
+    assert forced.status == 0 and forced.stdout.strip().endswith("(version 2)")
+    assert run("policy", "put", str(edited), "--force", "--expected-version", "2").status == 2  # one or the other
+
+
+def test_delete_with_a_stale_version_deletes_nothing(aws: str, tmp_path: Path):
+    assert run("policy", "put", str(write(tmp_path, POLICY))).status == 0
+
+    stale = run("policy", "delete", STAGE, "--expected-version", "7")
+
+    assert stale.status == 1
+    assert stale.stderr.strip() == f"error: policy for {STAGE} changed since version 7 was read; nothing deleted"
+    assert run("policy", "get", STAGE, "--json").json()["version"] == 1
+    assert run("policy", "delete", STAGE, "--expected-version", "-1").status == 2
+
+
+def test_every_change_is_audited_with_the_caller_and_the_previous_version(aws: str, tmp_path: Path):
+    assert run("policy", "put", str(write(tmp_path, POLICY))).status == 0
+    assert run("policy", "put", str(write(tmp_path, {**POLICY, "paused": True})), "--expected-version", "1").status == 0
+    assert run("policy", "delete", STAGE).status == 0
+
+    trail = run("audit", STAGE, "--json").json()
+
+    caller = boto3.client("sts").get_caller_identity()["Arn"]
+    assert [(e["action"], e["details"].get("previousVersion"), e["details"].get("version")) for e in trail] == [
+        ("policy-delete", 2, None),
+        ("policy-put", 1, 2),
+        ("policy-put", None, 1),
+    ]
+    assert {e["details"]["by"] for e in trail} == {caller} and {e["automation"] for e in trail} == {"cli"}
+
+
+def test_history_and_rollback(aws: str, tmp_path: Path):
+    documents = [{**POLICY, "composition": {**POLICY["composition"], "maxRestarts": n}} for n in range(3)]
+    assert run("policy", "put", str(write(tmp_path, documents[0]))).status == 0
+    for version, document in enumerate(documents[1:], start=1):
+        assert run("policy", "put", str(write(tmp_path, document)), "--expected-version", str(version)).status == 0
+
+    history = run("policy", "history", STAGE, "--json").json()
+    assert [(h["version"], h["policy"]["composition"]["maxRestarts"]) for h in history] == [(3, 2), (2, 1), (1, 0)]
+    assert all(h["updatedBy"].startswith("arn:aws:") for h in history)
+
+    rolled = run("policy", "rollback", STAGE, "--to", "1")
+    assert rolled.status == 0, rolled.stderr
+    assert rolled.stdout.strip() == f"rolled the policy for {STAGE} back to version 1: stored as version 4"
+    stored = run("policy", "get", STAGE, "--json").json()
+    assert (stored["version"], stored["policy"]["composition"]["maxRestarts"]) == (4, 0)
+    assert run("audit", STAGE, "--json").json()[0]["action"] == "policy-rollback"
+
+    gone = run("policy", "rollback", STAGE, "--to", "9")
+    assert gone.status == 1 and "version 9 of the policy" in gone.stderr
+
+
+def test_rollback_restores_a_deleted_policy_and_versions_keep_counting(aws: str, tmp_path: Path):
+    assert run("policy", "put", str(write(tmp_path, POLICY))).status == 0
+    assert run("policy", "delete", STAGE).status == 0
+
+    assert run("policy", "rollback", STAGE, "--to", "1").status == 0
+
+    assert run("policy", "get", STAGE, "--json").json()["version"] == 2  # never a second "version 1"
+    assert [h["version"] for h in run("policy", "history", STAGE, "--json").json()] == [2, 1]
+
+
+def test_history_keeps_the_last_20_versions(aws: str, tmp_path: Path):
     path = write(tmp_path, POLICY)
     assert run("policy", "put", str(path)).status == 0
-    assert run("policy", "put", str(path), "--expected-version", "1").status == 0  # now version 2
-    stale = run("policy", "put", str(path), "--expected-version", "1")
-    assert stale.status == 1
-    assert "changed since version 1 was read" in stale.stderr
-    assert run("policy", "get", STAGE, "--json").json()["version"] == 2
+    for version in range(1, 23):
+        document = {**POLICY, "composition": {**POLICY["composition"], "maxRestarts": version % 10}}
+        path.write_text(json.dumps({**document, "paused": version % 2 == 0}))
+        assert run("policy", "put", str(path), "--expected-version", str(version)).status == 0
+
+    kept = [h["version"] for h in run("policy", "history", STAGE, "--json").json()]
+
+    assert kept == list(range(23, 3, -1))
+    assert run("policy", "rollback", STAGE, "--to", "3").status == 1  # dropped
 
 
 def test_explicit_table_and_missing_stack(aws: str, tmp_path: Path):

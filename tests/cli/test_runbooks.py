@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -47,7 +48,7 @@ def placeholders(ivs: IvsStandIn, tmp_path: Path) -> dict[str, str]:
     policy_file = tmp_path / "policy.json"
     policy_file.write_text(json.dumps(policy))
     assert run("policy", "put", str(policy_file)).status == 0  # version 1
-    events = EventFactory()
+    events = EventFactory(at=datetime.now(UTC))
     ivs.declare_participant(STAGE, PARTICIPANT, user_id=USER)
     published = events.published(PARTICIPANT, user_id=USER)
     ivs.observe(published)

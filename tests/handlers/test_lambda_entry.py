@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -45,6 +46,8 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         dlq = sqs.create_queue(QueueName="composition-dlq")["QueueUrl"]
         monkeypatch.setenv("STAGEPILOT_TABLE", TABLE)
         monkeypatch.setenv("STAGEPILOT_DLQ_URL", dlq)
+        monkeypatch.setenv("STAGEPILOT_ACCOUNT", ACCOUNT)
+        monkeypatch.setenv("STAGEPILOT_REGION", REGION)
         monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "composition")
         monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "StagePilot")
         wiring.services_for.cache_clear()
@@ -97,8 +100,8 @@ def test_batch_reports_only_the_failed_record_and_parks_the_malformed_one(
     events = EventFactory()
     lambda_env["ivs"].create_stage(OTHER)
     lambda_env["ivs"].fail_next("GetStage", 4)  # fails the first call and its 3 botocore retries
-    good = events.published("host1", event_id="good-event")
-    other_stage = events.published("p2", stage=OTHER, event_id="retry-me")
+    good = events.published("host1", event_id="good-event", at=datetime.now(UTC))
+    other_stage = events.published("p2", stage=OTHER, event_id="retry-me", at=datetime.now(UTC))
     lambda_env["ivs"].observe(good)
     lambda_env["ivs"].observe(other_stage)
     batch = sqs_event(lambda_env["queue"], lambda_env["sqs"], [json.dumps(other_stage), "{broken", json.dumps(good)])
@@ -148,3 +151,64 @@ def test_the_scheduled_pass_survives_an_ivs_outage(lambda_env: dict[str, Any]):
     lambda_env["ivs"].fail_next("ListStages", 4)  # the call and botocore's 3 retries
     summary = lambda_handler({}, LambdaContext())
     assert summary["errors"] == 1 and summary["healed"] == 0
+
+
+def _started(ivs: IvsStandIn) -> list[str]:
+    return [c.params["stageArn"] for c in ivs.mutating_calls() if c.operation == "StartComposition"]
+
+
+def _parked(env: dict[str, Any]) -> list[tuple[str, str]]:
+    messages = env["sqs"].receive_message(QueueUrl=env["dlq"], MessageAttributeNames=["All"], MaxNumberOfMessages=10)
+    return [
+        (m["Body"], m["MessageAttributes"]["stagepilot-error"]["StringValue"]) for m in messages.get("Messages", [])
+    ]
+
+
+def test_a_poison_record_is_parked_on_its_own_and_the_batch_goes_on(lambda_env: dict[str, Any]) -> None:
+    from stagepilot.handlers.composition import lambda_handler
+
+    # Nested deeper than Python's recursion limit: json.loads raises RecursionError, not ValueError.
+    poison = "[" * 60_000 + "]" * 60_000
+    good = EventFactory().published("host1", event_id="good-event", at=datetime.now(UTC))
+    lambda_env["ivs"].observe(good)
+    batch = sqs_event(lambda_env["queue"], lambda_env["sqs"], [poison, json.dumps(good)])
+
+    response = lambda_handler(batch, LambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    [(body, reason)] = _parked(lambda_env)
+    assert body == poison and reason.startswith("malformed event: message body is not JSON")
+    assert _started(lambda_env["ivs"]) == [STAGE]
+
+
+def test_a_record_that_cannot_even_be_parked_fails_only_itself(
+    lambda_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stagepilot.handlers.composition import lambda_handler
+
+    monkeypatch.setenv("STAGEPILOT_DLQ_URL", lambda_env["dlq"] + "-gone")  # SendMessage fails
+    good = EventFactory().published("host1", event_id="good-event", at=datetime.now(UTC))
+    lambda_env["ivs"].observe(good)
+    batch = sqs_event(lambda_env["queue"], lambda_env["sqs"], ["[" * 60_000, json.dumps(good)])
+    poison_id = batch["Records"][0]["messageId"]
+
+    response = lambda_handler(batch, LambdaContext())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
+    assert _started(lambda_env["ivs"]) == [STAGE]
+
+
+def test_a_forged_body_sent_to_the_queue_is_parked_without_acting(lambda_env: dict[str, Any]) -> None:
+    from stagepilot.handlers.composition import lambda_handler
+
+    # Same shape as IVS's event, sent to the queue directly by someone in another account.
+    forged = {**EventFactory().published("host1", at=datetime.now(UTC)), "account": "210987654321"}
+    lambda_env["ivs"].observe({**forged, "account": ACCOUNT})
+    batch = sqs_event(lambda_env["queue"], lambda_env["sqs"], [json.dumps(forged)])
+
+    response = lambda_handler(batch, LambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    [(_body, reason)] = _parked(lambda_env)
+    assert reason == "malformed event: account: '210987654321' is not this stack's account"
+    assert _started(lambda_env["ivs"]) == []

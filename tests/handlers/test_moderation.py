@@ -261,6 +261,40 @@ def test_a_paused_stage_is_left_alone_even_for_banned_users(make_deployment: Any
     assert audit(deployment) == []
 
 
+def test_the_pause_switch_wins_over_the_policy_even_one_that_no_longer_validates(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    from stagepilot.adapters.table import PauseSwitches
+
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    deployment.table.put({"pk": "POLICY", "sk": STAGE, "version": 1, "document": json.dumps({"stageArn": 7})})
+    deployment.services.bans.add("troll-1")
+    PauseSwitches(deployment.table).pause(STAGE, by="arn:aws:iam::123456789012:role/oncall")
+
+    send(deployment, events.published("p1", user_id="troll-1"))
+
+    [delivery] = deployment.deliveries
+    assert delivery.outcome is not None and delivery.outcome.reason == "stage is paused"  # not retried
+    assert deployment.ivs.mutating_calls() == []
+    assert deployment.metrics.counts.get("PolicyInvalid") is None
+
+
+def test_pausing_default_pauses_the_stages_that_follow_it_but_not_those_with_their_own_policy(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    from stagepilot.adapters.table import PauseSwitches
+
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    put_policy(deployment, policy(OTHER_STAGE))
+    deployment.services.bans.add("troll-1")
+    PauseSwitches(deployment.table).pause("default", by="oncall")
+
+    send(deployment, events.published("p1", user_id="troll-1"))  # STAGE: no policy, follows default
+    send(deployment, events.published("p2", user_id="troll-1", stage=OTHER_STAGE, session="st-OtherSession1"))
+
+    assert [d["participantId"] for d in disconnects(deployment)] == ["p2"]
+
+
 # replicas ------------------------------------------------------------------------------------------
 def test_replicas_of_a_disconnected_source_are_stopped(show: LocalDeployment, events: EventFactory) -> None:
     send(show, events.published("p1", user_id="viewer-3"))

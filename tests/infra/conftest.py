@@ -37,6 +37,10 @@ CUSTOM_CONTEXT = {
         "arn:aws:ivs:us-east-1:123456789012:stage/Studio",
     ],
     "moderationSources": ["acme.trust-and-safety", "stagepilot.moderation"],
+    "moderationPrincipals": [
+        "arn:aws:iam::123456789012:role/trust-and-safety",
+        "arn:aws:iam::123456789012:role/stagepilot-operators",
+    ],
 }
 
 

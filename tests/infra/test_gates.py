@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -15,20 +16,34 @@ from cdk_nag import AwsSolutionsChecks
 from tests.infra.conftest import Synthesized
 
 
-def _nag_findings(outdir: Path) -> list[object]:
+def _report(outdir: Path) -> list[dict[str, Any]]:
     report = json.loads((outdir / "validation-report.json").read_text())
     return [
         violation
         for plugin in report["pluginReports"]
-        if plugin.get("summary", {}).get("status") != "success"
+        if (plugin.get("summary") or {}).get("status") != "success"
         for violation in plugin.get("violations", [plugin])
     ]
+
+
+def _nag_findings(outdir: Path) -> list[object]:
+    """cdk-nag's findings; the stack's own synth warnings (annotations) are in the report too, apart."""
+    return [v for v in _report(outdir) if not str(v.get("ruleName", "")).startswith("Annotation::")]
+
+
+def _warnings(outdir: Path) -> list[str]:
+    return [str(v["ruleName"]) for v in _report(outdir) if str(v.get("ruleName", "")).startswith("Annotation::")]
 
 
 def test_cdk_nag_passes_on_the_stack(deployed: Synthesized, customized: Synthesized) -> None:
     # Both syntheses ran app.synth() with AwsSolutionsChecks registered; a finding would have raised.
     assert _nag_findings(deployed.outdir) == []
     assert _nag_findings(customized.outdir) == []
+
+
+def test_synth_says_when_nobody_may_put_flags(deployed: Synthesized, customized: Synthesized) -> None:
+    assert _warnings(deployed.outdir) == ["Annotation::stagepilot:noModerationPrincipals"]
+    assert _warnings(customized.outdir) == []
 
 
 def test_cdk_nag_gate_fails_a_noncompliant_stack(tmp_path: Path) -> None:
@@ -55,7 +70,16 @@ def test_cfn_lint_accepts_the_templates(deployed: Synthesized, customized: Synth
 
 def test_outputs_the_cli_reads(deployed: Synthesized) -> None:
     outputs = deployed.template.to_json()["Outputs"]
-    expected = {"TableName", "AlarmTopicArn"} | {
+    expected = {
+        "TableName",
+        "AlarmTopicArn",
+        "FlagBusName",
+        "RedriveRoleArn",
+        "ViewerPolicyArn",
+        "OperatorPolicyArn",
+        "AdminPolicyArn",
+        "BanReaderPolicyArn",
+    } | {
         f"{name}{kind}"
         for name in ("Composition", "Replication", "Moderation")
         for kind in ("QueueUrl", "DlqUrl", "FunctionName")
@@ -69,3 +93,12 @@ def test_outputs_the_cli_reads(deployed: Synthesized) -> None:
         assert outputs[f"{prefix}FunctionName"]["Value"] == {"Ref": deployed.logical_id(pipeline.function)}
     assert outputs["TableName"]["Value"] == {"Ref": deployed.logical_id(stack.table)}
     assert outputs["AlarmTopicArn"]["Value"] == {"Ref": deployed.logical_id(stack.alarm_topic)}
+    assert outputs["FlagBusName"]["Value"] == {"Ref": deployed.logical_id(stack.flag_bus)}
+    assert outputs["RedriveRoleArn"]["Value"] == {"Fn::GetAtt": [deployed.logical_id(stack.redrive_role), "Arn"]}
+    for name, policy in (
+        ("Viewer", stack.access.viewer),
+        ("Operator", stack.access.operator),
+        ("Admin", stack.access.admin),
+        ("BanReader", stack.access.ban_reader),
+    ):
+        assert outputs[f"{name}PolicyArn"]["Value"] == {"Ref": deployed.logical_id(policy)}

@@ -30,7 +30,10 @@ def test_rules_target_their_own_queue_with_the_dlq_on_the_target(deployed: Synth
         assert target["Arn"] == _get_att_arn(queue)
         assert target["DeadLetterConfig"]["Arn"] == _get_att_arn(dlq)
         assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
-        assert "EventBusName" not in rule["Properties"]  # the default bus, where IVS sends
+        if rule["Properties"]["EventPattern"]["source"] == ["aws.ivs"]:
+            assert "EventBusName" not in rule["Properties"]  # the default bus, where IVS sends
+        else:  # flags: the stack's own bus (tests/infra/test_access.py)
+            assert rule["Properties"]["EventBusName"] == {"Ref": deployed.logical_id(deployed.stack.flag_bus)}
 
 
 @pytest.mark.parametrize("automation", AUTOMATIONS)
@@ -102,6 +105,12 @@ def test_function_runtime_settings_and_environment(deployed: Synthesized, automa
         "STAGEPILOT_STAGE_ARN_PREFIXES": "[]",
         "STAGEPILOT_DLQ_URL": {"Ref": deployed.logical_id(pipeline.dlq)},
         "STAGEPILOT_IVS_CALLS_PER_SECOND": "2.0",
+        # Where events may come from, and how old they may be (stagepilot.origin): 1 day of EventBridge
+        # retries + 14 days in the DLQ + 4 days in the queue after a redrive.
+        "STAGEPILOT_ACCOUNT": {"Ref": "AWS::AccountId"},
+        "STAGEPILOT_REGION": {"Ref": "AWS::Region"},
+        "STAGEPILOT_MODERATION_SOURCES": '["stagepilot.moderation"]',
+        "STAGEPILOT_MAX_EVENT_AGE_SECONDS": str(19 * 86400),
         "POWERTOOLS_SERVICE_NAME": automation,
         "POWERTOOLS_METRICS_NAMESPACE": "StagePilot",
         "POWERTOOLS_LOG_LEVEL": "INFO",
@@ -138,6 +147,8 @@ def test_alarms_watch_the_dlq_the_queue_age_the_errors_and_the_custom_metrics(
     expected = [
         ("ApproximateNumberOfMessagesVisible", queue_name(pipeline.dlq), 1, "AWS/SQS"),
         ("ApproximateAgeOfOldestMessage", queue_name(pipeline.queue), 900, "AWS/SQS"),
+        # Before the DLQ's 14-day retention throws an event away unseen.
+        ("ApproximateAgeOfOldestMessage", queue_name(pipeline.dlq), 3 * 86400, "AWS/SQS"),
         (
             "Errors",
             {"Name": "FunctionName", "Value": {"Ref": deployed.logical_id(pipeline.function)}},

@@ -156,8 +156,9 @@ def test_defaults_of_each_section():
         blocked_user_ids=frozenset(),
         blocked_attributes={},
         publish_error_limit=None,
-        flag_limit=Limit(count=1, window_seconds=300),
+        flag_limit=None,  # no implicit default: flags never count unless the policy says how
     )
+    assert "flagLimit" not in policy.moderation.to_document()
     assert not policy.moderation.needs_attributes
     assert parse_policy(policy.to_document()) == policy
 

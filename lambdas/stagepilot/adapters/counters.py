@@ -67,7 +67,7 @@ class WindowCounters:
     ) -> Counted:
         """Count ``event_id`` (at event time ``time``) once; return every event time remembered."""
         pk, sk = counter_key(stage_arn, session_id, participant_id, kind)
-        expires = epoch(max(self._clock(), time) + STATE_RETENTION)
+        expires = epoch(self._clock() + STATE_RETENTION)  # processing time: an event cannot date it
         # The map must exist before one of its entries can be set conditionally: make it (idempotent).
         self._table.update(
             pk,
@@ -173,6 +173,18 @@ class DisconnectClaims:
             },
         )
         return DisconnectClaim(owner=owner, state=ClaimState.CLAIMED, claimed_at=now) if taken else None
+
+    def release(self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool) -> bool:
+        """Give up ``owner``'s unfinished claim (its caller failed and will not retry on its own), so the
+        next caller need not wait out ``CLAIM_TIMEOUT``. A finished claim, or another owner's, stays."""
+        pk, sk = claim_key(stage_arn, session_id, participant_id, dry_run=dry_run)
+        return self._table.delete(
+            pk,
+            sk,
+            condition="#owner = :owner AND #state = :claimed",
+            names={"#owner": "owner", "#state": "state"},
+            values={":owner": owner, ":claimed": ClaimState.CLAIMED.value},
+        )
 
     def finish(
         self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool, result: str

@@ -8,3 +8,12 @@ TTL_ATTRIBUTE: Final = "expiresAt"  # epoch seconds; DynamoDB deletes expired st
 AUDIT_INDEX: Final = "auditByTime"  # sparse GSI over audit records only: the newest-first trail of all stages
 AUDIT_INDEX_PARTITION_KEY: Final = "auditPk"
 AUDIT_INDEX_SORT_KEY: Final = "auditSk"
+
+# Partition keys (docs/table.md). IAM scopes writes by them (dynamodb:LeadingKeys, infra/stack.py):
+# the functions write only under STAGE_PREFIX.
+POLICY_PARTITION: Final = "POLICY"
+BAN_PARTITION: Final = "BAN"
+PAUSE_PARTITION: Final = "PAUSE"  # the kill switch: one item per paused stage (or "default"), apart from policies
+STAGE_PREFIX: Final = "STAGE#"  # + stage ARN: automation state, claims, counters and the audit trail
+HISTORY_PREFIX: Final = "HISTORY#"  # + stage ARN (or "default"): the last versions of its policy
+AUDIT_PARTITION: Final = "AUDIT"  # the audit index's partition (auditPk), not a table partition

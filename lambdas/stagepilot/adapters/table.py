@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,18 +20,22 @@ from stagepilot.adapters.schema import (
     AUDIT_INDEX,
     AUDIT_INDEX_PARTITION_KEY,
     AUDIT_INDEX_SORT_KEY,
+    AUDIT_PARTITION,
+    BAN_PARTITION,
+    HISTORY_PREFIX,
     PARTITION_KEY,
+    PAUSE_PARTITION,
+    POLICY_PARTITION,
     SORT_KEY,
+    STAGE_PREFIX,
     TTL_ATTRIBUTE,
 )
 from stagepilot.errors import ConflictError, NotFound, RetryLater
 from stagepilot.policy import DEFAULT_STAGE, StagePolicy, parse_policy
 
-POLICY_PARTITION = "POLICY"
-BAN_PARTITION = "BAN"
-AUDIT_PARTITION = "AUDIT"
 STATE_RETENTION = timedelta(days=7)
 AUDIT_RETENTION = timedelta(days=90)
+HISTORY_VERSIONS = 20  # `policy history` / `policy rollback`: the last this many versions of a policy
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -48,7 +52,11 @@ _RETRYABLE = frozenset(
 
 
 def stage_partition(stage_arn: str) -> str:
-    return f"STAGE#{stage_arn}"
+    return f"{STAGE_PREFIX}{stage_arn}"
+
+
+def history_partition(stage_arn: str) -> str:
+    return f"{HISTORY_PREFIX}{stage_arn}"
 
 
 def utc_now() -> datetime:
@@ -122,6 +130,25 @@ class Table:
             return None
         return _from_item(response["Attributes"])
 
+    def put_all(self, puts: list[ConditionalPut]) -> bool:
+        """Write every item or none (one transaction); False when a condition did not hold or another
+        transaction wrote one of the items at the same time."""
+        items = []
+        for put in puts:
+            params: dict[str, Any] = {"TableName": self.name, "Item": _to_item(put.item)}
+            _add_condition(params, put.condition, put.names, put.values)
+            items.append({"Put": params})
+        try:
+            self._call("transact_write_items", TransactItems=items)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])} - {"None", None}
+            if reasons <= {"ConditionalCheckFailed", "TransactionConflict"}:
+                return False
+            raise RetryLater(f"DynamoDB TransactWriteItems: {sorted(reasons)}") from exc
+        return True
+
     def delete(
         self,
         pk: str,
@@ -175,7 +202,7 @@ class Table:
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
         try:
-            if method != "batch_get_item":
+            if method not in ("batch_get_item", "transact_write_items"):
                 params["TableName"] = self.name
             call: Callable[..., dict[str, Any]] = getattr(self.client, method)
             return call(**params)
@@ -197,6 +224,16 @@ class _ConditionFailed(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class ConditionalPut:
+    """One item of ``Table.put_all``."""
+
+    item: Mapping[str, Any]
+    condition: str | None = None
+    names: Mapping[str, str] | None = None
+    values: Mapping[str, Any] | None = None
+
+
 # Policies ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StoredPolicy:
@@ -204,13 +241,27 @@ class StoredPolicy:
     version: int
     updated_at: str
     document: dict[str, Any]
+    updated_by: str = ""  # the caller's ARN (STS GetCallerIdentity) of the CLI command that wrote it
 
     def parse(self) -> StagePolicy:
         return parse_policy(self.document)
 
 
+@dataclass(frozen=True)
+class PolicyLookup:
+    own: StoredPolicy | None
+    default: StoredPolicy | None
+    paused_by: str | None  # the pause switch that holds the stage: its own ARN, "default", or None
+
+
 class PolicyStore:
-    """Policies, one item each, under one partition (a Query lists them all; ≤ a few thousand items)."""
+    """Policies, one item each, under one partition (a Query lists them all; ≤ a few thousand items).
+
+    With ``history=True`` a write also keeps the new version's document under ``HISTORY#<stage>``, in the
+    same transaction (so a role that may not write history cannot put it), and drops versions older than
+    the last ``HISTORY_VERSIONS``. Versions keep counting up across a delete, so a version number names
+    one document for good.
+    """
 
     def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._table = table
@@ -222,25 +273,58 @@ class PolicyStore:
 
     def get_with_default(self, stage_arn: str) -> tuple[StoredPolicy | None, StoredPolicy | None]:
         """The stage's own policy and the default policy, in one request."""
-        keys = [(POLICY_PARTITION, stage_arn), (POLICY_PARTITION, DEFAULT_STAGE)]
+        found = self.lookup(stage_arn)
+        return found.own, found.default
+
+    def lookup(self, stage_arn: str) -> PolicyLookup:
+        """Everything that decides a stage's effective policy, in one request: its own policy, the default
+        policy, and the pause switches of the stage and of ``default``."""
+        keys = list(
+            dict.fromkeys(
+                [
+                    (POLICY_PARTITION, stage_arn),
+                    (POLICY_PARTITION, DEFAULT_STAGE),
+                    (PAUSE_PARTITION, stage_arn),
+                    (PAUSE_PARTITION, DEFAULT_STAGE),
+                ]
+            )
+        )
         found = self._table.get_many(keys)
-        own, default = (found.get(k) for k in keys)
-        return (_stored_policy(own) if own else None, _stored_policy(default) if default else None)
+        own, default = found.get((POLICY_PARTITION, stage_arn)), found.get((POLICY_PARTITION, DEFAULT_STAGE))
+        paused_by = None
+        if (PAUSE_PARTITION, stage_arn) in found:
+            paused_by = stage_arn
+        elif own is None and (PAUSE_PARTITION, DEFAULT_STAGE) in found:
+            paused_by = DEFAULT_STAGE  # 'default' is paused, and the stage follows 'default'
+        return PolicyLookup(
+            own=_stored_policy(own) if own else None,
+            default=_stored_policy(default) if default else None,
+            paused_by=paused_by,
+        )
 
     def list(self) -> list[StoredPolicy]:
         return [_stored_policy(item) for item in self._table.query(POLICY_PARTITION)]
 
-    def put(self, policy: StagePolicy, *, expected_version: int | None = None) -> StoredPolicy:
+    def put(
+        self,
+        policy: StagePolicy,
+        *,
+        expected_version: int | None = None,
+        updated_by: str = "",
+        history: bool = False,
+    ) -> StoredPolicy:
         """Write a policy. ``expected_version``: the version the writer read (0 = must not exist yet);
         None means "whatever is stored now", read first, so two concurrent writers still conflict."""
         if expected_version is None:
             current = self.get(policy.stage_arn)
             expected_version = current.version if current else 0
+        after = expected_version if expected_version else self._last_version(policy.stage_arn)
         stored = StoredPolicy(
             stage_arn=policy.stage_arn,
-            version=expected_version + 1,
+            version=after + 1,
             updated_at=iso(self._clock()),
             document=policy.to_document(),
+            updated_by=updated_by,
         )
         item = {
             PARTITION_KEY: POLICY_PARTITION,
@@ -248,39 +332,119 @@ class PolicyStore:
             "version": stored.version,
             "updatedAt": stored.updated_at,
             "document": json.dumps(stored.document, sort_keys=True),
+            **({"updatedBy": updated_by} if updated_by else {}),
         }
         if expected_version == 0:
-            written = self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
+            write = ConditionalPut(item, "attribute_not_exists(#pk)", {"#pk": PARTITION_KEY})
         else:
-            written = self._table.put(
-                item, condition="#v = :v", names={"#v": "version"}, values={":v": expected_version}
-            )
+            write = ConditionalPut(item, "#v = :v", {"#v": "version"}, {":v": expected_version})
+        if history:
+            kept = {**item, PARTITION_KEY: history_partition(stored.stage_arn), SORT_KEY: _version_key(stored.version)}
+            written = self._table.put_all([write, ConditionalPut(kept)])
+        else:
+            written = self._table.put(write.item, condition=write.condition, names=write.names, values=write.values)
         if not written:
             raise ConflictError(
                 f"policy for {policy.stage_arn} changed since version {expected_version} was read; "
                 "get it again, re-apply your change, and put it"
             )
+        if history:
+            self._prune_history(stored.stage_arn)
         return stored
 
-    def delete(self, stage_arn: str) -> None:
-        if not self._table.delete(
-            POLICY_PARTITION, stage_arn, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
-        ):
+    def delete(self, stage_arn: str, *, expected_version: int | None = None) -> StoredPolicy:
+        """Delete the stored policy (only if it is still ``expected_version``, when given); returns it."""
+        current = self.get(stage_arn)
+        if current is None:
             raise NotFound(f"no policy stored for {stage_arn}")
+        version = current.version if expected_version is None else expected_version
+        if not self._table.delete(
+            POLICY_PARTITION,
+            stage_arn,
+            condition="attribute_exists(#pk) AND #v = :v",
+            names={"#pk": PARTITION_KEY, "#v": "version"},
+            values={":v": version},
+        ):
+            raise ConflictError(f"policy for {stage_arn} changed since version {version} was read; nothing deleted")
+        return current
+
+    def history(self, stage_arn: str) -> tuple[StoredPolicy, ...]:
+        """The kept versions of the stage's policy, newest first."""
+        return tuple(
+            _stored_policy(item, stage_arn)
+            for item in self._table.query(history_partition(stage_arn), newest_first=True, limit=HISTORY_VERSIONS)
+        )
+
+    def version(self, stage_arn: str, version: int) -> StoredPolicy | None:
+        item = self._table.get(history_partition(stage_arn), _version_key(version), consistent=True)
+        return _stored_policy(item, stage_arn) if item else None
+
+    def _last_version(self, stage_arn: str) -> int:
+        newest = next(iter(self._table.query(history_partition(stage_arn), newest_first=True, limit=1)), None)
+        return int(newest.get("version", 0)) if newest else 0
+
+    def _prune_history(self, stage_arn: str) -> None:
+        items = self._table.query(history_partition(stage_arn), newest_first=True)
+        for item in list(items)[HISTORY_VERSIONS:]:
+            self._table.delete(item[PARTITION_KEY], item[SORT_KEY])
 
 
-def _stored_policy(item: Mapping[str, Any]) -> StoredPolicy:
+def _version_key(version: int) -> str:
+    return f"v{version:010d}"  # sorts by version
+
+
+def _stored_policy(item: Mapping[str, Any], stage_arn: str | None = None) -> StoredPolicy:
     raw = item.get("document", "")
     try:
         document = json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError:
         document = {"__unreadable__": raw}
     return StoredPolicy(
-        stage_arn=item[SORT_KEY],
+        stage_arn=stage_arn or item[SORT_KEY],
         version=int(item.get("version", 0)),
         updated_at=str(item.get("updatedAt", "")),
         document=document,
+        updated_by=str(item.get("updatedBy", "")),
     )
+
+
+# The kill switch -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PauseSwitch:
+    stage_arn: str  # or "default": every stage without a policy of its own
+    paused_at: str
+    paused_by: str
+
+
+class PauseSwitches:
+    """``stagepilot pause``: one item per paused stage, apart from the policies, so operators may stop
+    and restart the automation (IAM writes on ``PAUSE`` items) without being able to write a policy.
+    A switch pauses the stage whatever its policy says; a policy's own ``paused: true`` pauses it too."""
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def pause(self, stage_arn: str, *, by: str) -> bool:
+        """True when this call paused it; False when it was paused already."""
+        item = {PARTITION_KEY: PAUSE_PARTITION, SORT_KEY: stage_arn, "pausedAt": iso(self._clock()), "pausedBy": by}
+        return self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
+
+    def resume(self, stage_arn: str) -> bool:
+        """True when this call lifted the switch; False when there was none."""
+        return self._table.delete(
+            PAUSE_PARTITION, stage_arn, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
+        )
+
+    def list(self) -> dict[str, PauseSwitch]:
+        return {
+            item[SORT_KEY]: PauseSwitch(
+                stage_arn=item[SORT_KEY],
+                paused_at=str(item.get("pausedAt", "")),
+                paused_by=str(item.get("pausedBy", "")),
+            )
+            for item in self._table.query(PAUSE_PARTITION)
+        }
 
 
 # Bans ----------------------------------------------------------------------------------------------
@@ -294,6 +458,10 @@ class Ban:
     def active(self, now: datetime) -> bool:
         return self.expires_at is None or self.expires_at > now
 
+    def until(self) -> str:
+        """``until 2026-12-01 12:00:00Z`` or ``permanently``."""
+        return f"until {self.expires_at:%Y-%m-%d %H:%M:%SZ}" if self.expires_at else "permanently"
+
 
 class BanStore:
     """The global ban list. Expired bans are ignored at once (TTL deletion can lag by up to 48 h)."""
@@ -302,7 +470,12 @@ class BanStore:
         self._table = table
         self._clock = clock
 
-    def add(self, user_id: str, *, reason: str = "", ttl: timedelta | None = None) -> Ban:
+    def add(
+        self, user_id: str, *, reason: str = "", ttl: timedelta | None = None, replace: bool = True
+    ) -> tuple[Ban, Ban | None]:
+        """Ban ``user_id``; returns the ban and the one it replaced. ``replace=False`` (``ban add``
+        without ``--replace``) keeps a ban in force and raises ``ConflictError``: a second ``ban add
+        --ttl 1h`` must not shorten a permanent ban. Seeding (simulate's ban file) replaces."""
         now = self._clock()
         ban = Ban(user_id=user_id, reason=reason, created_at=iso(now), expires_at=now + ttl if ttl else None)
         item: dict[str, Any] = {
@@ -313,14 +486,30 @@ class BanStore:
         }
         if ban.expires_at:
             item[TTL_ATTRIBUTE] = epoch(ban.expires_at)
-        self._table.put(item)
-        return ban
+        if replace:
+            previous = self.get(user_id)
+            self._table.put(item)
+            return ban, previous
+        # Written only if no ban is in force: none stored, or the stored one has expired (TTL lags).
+        if not self._table.put(
+            item,
+            condition="attribute_not_exists(#pk) OR (attribute_exists(#exp) AND #exp <= :now)",
+            names={"#pk": PARTITION_KEY, "#exp": TTL_ATTRIBUTE},
+            values={":now": epoch(now)},
+        ):
+            current = self.get(user_id)
+            until = current.until() if current else "(the ban just changed)"
+            raise ConflictError(f"{user_id} is already banned {until}; pass --replace to replace that ban")
+        return ban, None
 
-    def remove(self, user_id: str) -> None:
-        if not self._table.delete(
+    def remove(self, user_id: str) -> Ban:
+        """Lift the ban; returns it."""
+        current = self._table.get(BAN_PARTITION, user_id, consistent=True)
+        if current is None or not self._table.delete(
             BAN_PARTITION, user_id, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
         ):
             raise NotFound(f"{user_id} is not banned")
+        return _ban(current)
 
     def get(self, user_id: str) -> Ban | None:
         item = self._table.get(BAN_PARTITION, user_id)
@@ -345,7 +534,7 @@ def _ban(item: Mapping[str, Any]) -> Ban:
 # Audit trail ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AuditRecord:
-    time: datetime
+    time: datetime  # when it happened by the event's word; ``AuditLog`` stamps its own clock's time
     stage_arn: str
     automation: str
     action: str  # e.g. "composition-start-rejected", "disconnect", "would-disconnect"
@@ -358,10 +547,12 @@ class AuditRecord:
     result: str = ""
     event_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    event_time: datetime | None = None  # set by ``AuditLog.record``: the event's own time
 
     def to_json(self) -> dict[str, Any]:
         out = {
             "time": iso(self.time),
+            "eventTime": iso(self.event_time) if self.event_time is not None else None,
             "stageArn": self.stage_arn,
             "automation": self.automation,
             "action": self.action,
@@ -379,13 +570,20 @@ class AuditRecord:
 
 
 class AuditLog:
-    """Newest-first trail of actions per stage, and across stages through the sparse time index."""
+    """Newest-first trail of actions per stage, and across stages through the sparse time index.
 
-    def __init__(self, table: Table) -> None:
+    Entries are ordered, and expire, by the time they are written (this clock), never by the time an
+    event claims: a sender cannot date an entry into the past to hide it or make it expire at once.
+    The event's own time is kept as ``eventTime``.
+    """
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._table = table
+        self._clock = clock
 
     def record(self, entry: AuditRecord) -> None:
-        # Deterministic per (event, action) so a retried event does not write the same entry twice.
+        entry = replace(entry, time=self._clock(), event_time=entry.event_time or entry.time)
+        # The suffix is deterministic per (event, action): a retry at the same time writes the same item.
         identity = json.dumps(
             [entry.event_id, entry.action, entry.participant_id, entry.rule, dict(entry.details)],
             sort_keys=True,

@@ -5,6 +5,7 @@
   such rules).
 - ``Participant Publish Error`` / ``Participant Flagged``: counted per participant in the table on
   event time (adapters/counters.py); at ``publishErrorLimit`` / ``flagLimit`` the participant goes.
+  Each is counted only where the policy sets its limit: neither has an implicit default.
 
 Every disconnect goes through ``disconnect_participant``, which the CLI's manual kick uses too: at most
 once per participant and session (a conditional claim), the participant's replicas stopped after it,
@@ -23,6 +24,7 @@ from stagepilot.adapters.ivs import IvsConflict, IvsRejected
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.moderation import (
     MAX_REASON_LENGTH,
+    NO_FLAG_LIMIT,
     Rule,
     Verdict,
     count_reason,
@@ -72,8 +74,8 @@ class ModerationAutomation:
                 what="publish errors",
             )
         if isinstance(event, ParticipantFlagged):
-            if moderation is None:
-                return _skip("the stage's policy has no moderation section")
+            if moderation is None or moderation.flag_limit is None:
+                return _skip(NO_FLAG_LIMIT)
             return self._on_counted(
                 event,
                 participant_id=event.participant_id,

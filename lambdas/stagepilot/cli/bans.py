@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.resources import CliError
-from stagepilot.errors import NotFound
+from stagepilot.errors import ConflictError, NotFound
 
 if TYPE_CHECKING:
     from stagepilot.cli.main import Output
@@ -32,7 +32,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         parents=[common, aws],
         help="ban a user and disconnect them now",
         description="Ban a user id on every stage, and disconnect the user's participants that "
-        "are connected now in the active sessions of stages that have a policy.",
+        "are connected now in the active sessions of stages that have a policy. A ban in force is not "
+        "changed (not shortened, not replaced) unless you pass --replace. Audited with your identity.",
     )
     add.add_argument("user_id", metavar="USER_ID")
     add.add_argument("--reason", default="", help="why (sent to DisconnectParticipant, at most 128 characters)")
@@ -45,9 +46,14 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     add.add_argument(
         "--no-disconnect", action="store_true", help="only record the ban; do not disconnect connected participants now"
     )
+    add.add_argument(
+        "--replace", action="store_true", help="replace a ban in force (its reason and expiry, even a shorter one)"
+    )
     add.set_defaults(handler=cmd_add)
 
-    remove = sub.add_parser("remove", parents=[common, aws], help="lift a ban", description="Lift a ban.")
+    remove = sub.add_parser(
+        "remove", parents=[common, aws], help="lift a ban", description="Lift a ban. Audited with your identity."
+    )
     remove.add_argument("user_id", metavar="USER_ID")
     remove.set_defaults(handler=cmd_remove)
 
@@ -72,6 +78,7 @@ def parse_duration(text: str) -> timedelta:
 
 def cmd_add(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import BanStore
+    from stagepilot.cli.changes import GLOBAL_STAGE, caller_arn, record_change
     from stagepilot.cli.main import resources
 
     if not args.user_id or len(args.user_id) > 128:
@@ -79,7 +86,19 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
     if len(args.reason) > 128:
         raise CliError("--reason must be at most 128 characters (DisconnectParticipant's limit)", status=2)
     res = resources(args)
-    ban = BanStore(res.table).add(args.user_id, reason=args.reason, ttl=args.ttl)
+    by = caller_arn()
+    try:
+        ban, replaced = BanStore(res.table).add(args.user_id, reason=args.reason, ttl=args.ttl, replace=args.replace)
+    except ConflictError as exc:
+        raise CliError(str(exc)) from exc
+    record_change(
+        res.table,
+        stage_arn=GLOBAL_STAGE,
+        action="ban-add",
+        by=by,
+        reason=f"banned {ban.user_id} {ban.until()}" + (f" (replaced a ban {replaced.until()})" if replaced else ""),
+        user_id=ban.user_id,
+    )
     disconnected: list[dict[str, Any]] = []
     if not args.no_disconnect:
         disconnected = sweep(res, args.user_id, args.reason, out)
@@ -89,7 +108,7 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
         )
     else:
         until = f" until {ban.expires_at:%Y-%m-%d %H:%M:%SZ}" if ban.expires_at else ""
-        out.line(f"banned {ban.user_id}{until}")
+        out.line(f"banned {ban.user_id}{until}" + (f" (replaced a ban {replaced.until()})" if replaced else ""))
         for item in disconnected:
             out.line(f"  {item['action']}: {item['participantId']} on {item['stageArn']} ({item['reason']})")
         if not args.no_disconnect and not disconnected:
@@ -120,12 +139,23 @@ def sweep(res: Any, user_id: str, reason: str, out: Output) -> list[dict[str, An
 
 def cmd_remove(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import BanStore
+    from stagepilot.cli.changes import GLOBAL_STAGE, caller_arn, record_change
     from stagepilot.cli.main import resources
 
+    res = resources(args)
+    by = caller_arn()
     try:
-        BanStore(resources(args).table).remove(args.user_id)
+        lifted = BanStore(res.table).remove(args.user_id)
     except NotFound as exc:
         raise CliError(str(exc)) from exc
+    record_change(
+        res.table,
+        stage_arn=GLOBAL_STAGE,
+        action="ban-remove",
+        by=by,
+        reason=f"lifted the ban on {args.user_id} (was {lifted.until()})",
+        user_id=args.user_id,
+    )
     if out.as_json:
         out.json({"userId": args.user_id, "removed": True})
     else:

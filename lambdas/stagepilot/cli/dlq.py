@@ -191,10 +191,13 @@ def summarize(message: dict[str, Any], *, now_ms: float) -> FailedEvent:
 
 
 def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.cli.main import resources
+
     sqs = client("sqs")
+    sender = redrive_sender(resources(args), out)
     results: list[dict[str, Any]] = []
     for automation, (queue_url, dlq_url) in _chosen(args).items():
-        moved, failed = redrive(sqs, automation, dlq_url, queue_url, out)
+        moved, failed = redrive(sqs, automation, dlq_url, queue_url, out, sender=sender)
         results.append({"automation": automation, "moved": moved, "failed": failed, "queueUrl": queue_url})
     total_failed = sum(int(r["failed"]) for r in results)
     if out.as_json:
@@ -206,9 +209,30 @@ def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
     return 1 if total_failed else 0
 
 
-def redrive(sqs: Any, automation: str, dlq_url: str, queue_url: str, out: Output) -> tuple[int, int]:
+def redrive_sender(res: Any, out: Output) -> Any:
+    """An SQS client signed as the stack's redrive role: the queues take messages only from their rules
+    and the stack's own roles (docs/architecture-infra.md). A stack without the role: your own identity."""
+    from stagepilot.cli.resources import OUTPUT_REDRIVE_ROLE
+
+    role_arn = res.outputs.get(OUTPUT_REDRIVE_ROLE)
+    if not role_arn:
+        out.warn(f"stack {res.stack} names no redrive role ({OUTPUT_REDRIVE_ROLE}); sending as yourself")
+        return client("sqs")
+    credentials = client("sts").assume_role(RoleArn=role_arn, RoleSessionName="stagepilot-dlq-redrive")["Credentials"]
+    return client(
+        "sqs",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def redrive(
+    sqs: Any, automation: str, dlq_url: str, queue_url: str, out: Output, *, sender: Any = None
+) -> tuple[int, int]:
     """Move the DLQ's messages to ``queue_url``; (moved, failed). Stops at the first message it already
-    moved in this run (the function parked it again meanwhile), so it cannot loop."""
+    moved in this run (the function parked it again meanwhile), so it cannot loop. ``sender``: the client
+    that sends to the queue (the redrive role's); ``sqs`` reads and deletes the DLQ's messages."""
     total = _count(sqs, dlq_url)
     moved = failed = 0
     moved_ids: set[str] = set()
@@ -222,7 +246,7 @@ def redrive(sqs: Any, automation: str, dlq_url: str, queue_url: str, out: Output
         if not fresh:
             break
         entries = [{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(fresh)]
-        sent = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        sent = (sender or sqs).send_message_batch(QueueUrl=queue_url, Entries=entries)
         ok = {s["Id"] for s in sent.get("Successful", [])}
         done = [m for i, m in enumerate(fresh) if str(i) in ok]
         if done:

@@ -46,7 +46,7 @@ class Output:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stagepilot.cli import bans, dlq, operations, policies, reconcile, simulate
+    from stagepilot.cli import bans, dlq, flags, operations, policies, reconcile, simulate
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     operations.register(commands, common, aws)
     dlq.register(commands, common, aws)
     reconcile.register(commands, common, aws)
+    flags.register(commands, common, aws)
     simulate.register(commands, common)
     return parser
 

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import uuid
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import CliError, Resources, client, read_json_file
-from stagepilot.policy import DEFAULT_STAGE, parse_policy, validate_policy
+from stagepilot.policy import DEFAULT_STAGE, validate_policy
 
 if TYPE_CHECKING:
-    from stagepilot.adapters.table import PolicyStore, StoredPolicy, Table
+    from stagepilot.adapters.table import PauseSwitches, PolicyStore, Table
     from stagepilot.cli.main import Output
+    from stagepilot.pipeline import Outcome
 
 MANUAL_REASON = "Removed by an operator"
-PAUSE_ONLY_KEYS = frozenset({"stageArn", "paused"})
 
 
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
@@ -27,7 +27,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         help="kick a participant now (audited)",
         description="Disconnect a participant from the stage's active session (DisconnectParticipant), stop "
         "the replicas stagepilot made of it, and record it in the audit trail (rule 'manual'). The user can "
-        "still get a new token: ban them (stagepilot ban add) and check the ban list where tokens are issued.",
+        "still get a new token: ban them (stagepilot ban add) and check the ban list where tokens are issued. "
+        "If IVS cannot do it now (throttled, unavailable), it says so and exits 1; run it again to finish.",
     )
     disconnect.add_argument("stage_arn", metavar="STAGE_ARN")
     disconnect.add_argument("participant_id", metavar="PARTICIPANT_ID")
@@ -52,19 +53,20 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
             parents=[common, aws],
             help="the per-stage kill switch" if paused else "undo pause",
             description=(
-                "Set paused on the stage's own policy: no automation acts on the stage (bans included). A stage "
-                "without a policy of its own gets one holding only {stageArn, paused: true}, which overrides "
-                "'default' for that stage until resume. 'default' pauses every stage without a policy of its "
-                "own; --all pauses 'default' and every stored policy (creating a paused 'default' if none)."
+                "Turn on the stage's kill switch: no automation acts on it (bans included), whatever its policy "
+                "says. The switch is an item of its own, not an edit of the policy: the policy is left as it is. "
+                "'default' pauses every stage without a policy of its own; --all pauses 'default' and every stage "
+                "with a stored policy. Audited with your identity."
                 if paused
-                else "Clear paused on the stage's own policy. A policy that holds nothing but {stageArn, paused} "
-                "(what pause created) is deleted, so the stage follows 'default' again. --all resumes 'default' "
-                "and every stored policy."
+                else "Turn off the kill switch that pause turned on. A stage whose policy document itself says "
+                "paused: true stays paused (change it with policy put). --all removes every switch. Audited."
             ),
         )
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?", help="a stage ARN, or 'default'")
-        target.add_argument("--all", action="store_true", help="every stored policy and 'default'")
+        target.add_argument(
+            "--all", action="store_true", help="'default' and every stage with a stored policy (resume: every switch)"
+        )
         parser.set_defaults(handler=cmd_pause if paused else cmd_resume)
 
     status = commands.add_parser(
@@ -114,37 +116,17 @@ def _resources(args: argparse.Namespace) -> Resources:
 
 # disconnect ----------------------------------------------------------------------------------------
 def cmd_disconnect(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.adapters.ivs import IvsRejected
-    from stagepilot.automations.moderation import disconnect_participant
-    from stagepilot.cli.services import cli_services
-    from stagepilot.decisions.moderation import MAX_REASON_LENGTH, Rule
+    from stagepilot.decisions.moderation import MAX_REASON_LENGTH
+    from stagepilot.errors import RetryLater
 
     arn = checked_arn(args.stage_arn)
     if not args.reason or len(args.reason) > MAX_REASON_LENGTH:
         raise CliError(f"--reason must be 1-{MAX_REASON_LENGTH} characters (DisconnectParticipant's limit)", status=2)
     res = _resources(args)
-    services = cli_services(res)
-    session_id = _active_session(res, arn)
-    user_id = None
     try:
-        user_id = services.ivs.participant(arn, session_id, args.participant_id).user_id
-    except IvsRejected as exc:
-        if not exc.not_found:
-            raise
-    operator = _caller()
-    outcome = disconnect_participant(
-        services,
-        stage_arn=arn,
-        session_id=session_id,
-        participant_id=args.participant_id,
-        user_id=user_id,
-        rule=Rule.MANUAL,
-        reason=args.reason,
-        dry_run=False,
-        event_id=f"manual:{uuid.uuid4()}",
-        time=datetime.now(UTC),
-        why=f"manual disconnect by {operator}",
-    )
+        session_id, user_id, outcome = _kick(res, arn, args.participant_id, args.reason)
+    except RetryLater as exc:
+        raise CliError(f"{args.participant_id} is not disconnected yet ({exc}); run the command again") from exc
     result = outcome.details.get("result", outcome.action)
     if out.as_json:
         out.json(
@@ -170,20 +152,60 @@ def cmd_disconnect(args: argparse.Namespace, out: Output) -> int:
     return 1 if outcome.action == "rejected" else 0
 
 
-def _active_session(res: Resources, arn: str) -> str:
+def manual_owner(operator: str, stage_arn: str, participant_id: str) -> str:
+    """The claim owner of a manual kick: the same for the same operator, stage and participant, so a re-run
+    after a failure resumes that kick instead of finding "another event" holding the claim."""
+    digest = hashlib.sha256(f"{operator}\n{stage_arn}\n{participant_id}".encode()).hexdigest()[:24]
+    return f"manual:{digest}"
+
+
+def _kick(res: Resources, arn: str, participant_id: str, reason: str) -> tuple[str, str | None, Outcome]:
+    from stagepilot.adapters.counters import DisconnectClaims
+    from stagepilot.adapters.ivs import IvsRejected
+    from stagepilot.automations.moderation import disconnect_participant
+    from stagepilot.cli.changes import caller_arn
+    from stagepilot.cli.services import cli_services
+    from stagepilot.decisions.moderation import Rule
+
+    services = cli_services(res)
+    session_id = active_session(res, arn)
+    user_id = None
+    try:
+        user_id = services.ivs.participant(arn, session_id, participant_id).user_id
+    except IvsRejected as exc:
+        if not exc.not_found:
+            raise
+    operator = caller_arn()
+    owner = manual_owner(operator, arn, participant_id)
+    try:
+        outcome = disconnect_participant(
+            services,
+            stage_arn=arn,
+            session_id=session_id,
+            participant_id=participant_id,
+            user_id=user_id,
+            rule=Rule.MANUAL,
+            reason=reason,
+            dry_run=False,
+            event_id=owner,
+            time=datetime.now(UTC),
+            why=f"manual disconnect by {operator}",
+        )
+    except Exception:
+        # Nobody retries a CLI command on its own: let the next kick (this operator's re-run, another
+        # operator, or the automation) claim at once instead of after the claim's lease runs out.
+        DisconnectClaims(services.table).release(arn, session_id, participant_id, owner=owner, dry_run=False)
+        raise
+    return session_id, user_id, outcome
+
+
+def active_session(res: Resources, arn: str) -> str:
     stage = res.ivs.stage(arn)
     if stage is None:
         raise CliError(f"stage {arn} not found")
     if not stage.active_session_id:
         raise CliError(f"stage {arn} has no active session: nobody is connected")
     return stage.active_session_id
-
-
-def _caller() -> str:
-    try:
-        return str(client("sts").get_caller_identity()["Arn"])
-    except Exception:  # only for the audit text; the kick itself does not depend on it
-        return "an operator"
 
 
 # audit ---------------------------------------------------------------------------------------------
@@ -230,96 +252,54 @@ def cmd_resume(args: argparse.Namespace, out: Output) -> int:
 
 
 def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
-    from stagepilot.adapters.table import PolicyStore
+    from stagepilot.adapters.table import PauseSwitches, PolicyStore
+    from stagepilot.cli.changes import caller_arn
 
     table = _resources(args).table
-    store = PolicyStore(table)
+    store, switches = PolicyStore(table), PauseSwitches(table)
+    by = caller_arn()
     if args.all:
-        arns = [DEFAULT_STAGE, *sorted(p.stage_arn for p in store.list() if p.stage_arn != DEFAULT_STAGE)]
-        out.progress(f"{'pausing' if paused else 'resuming'} {len(arns)} policies...")
+        stored = sorted(p.stage_arn for p in store.list() if p.stage_arn != DEFAULT_STAGE)
+        arns = [DEFAULT_STAGE, *stored] if paused else sorted(switches.list(), key=lambda a: a != DEFAULT_STAGE)
+        out.progress(f"{'pausing' if paused else 'resuming'} {len(arns)} stages...")
     else:
         arns = [checked_arn(args.stage_arn, allow_default=True)]
-    results = [_toggle(store, table, arn, paused=paused) for arn in arns]
+    results = [_toggle(store, switches, table, arn, paused=paused, by=by) for arn in arns]
     if out.as_json:
         out.json(results if args.all else results[0])
     else:
         for result in results:
             out.line(result["message"])
-    if paused and not args.all and arns[0] != DEFAULT_STAGE and results[0]["created"]:
-        out.warn(
-            f"{arns[0]} had no policy of its own: the paused policy created for it overrides 'default' for this "
-            "stage; `stagepilot resume` deletes it again"
-        )
-    if any(not r["ok"] for r in results):
-        return 1
-    return 0
+        if args.all and not results:
+            out.line("nothing is paused")
+    return 0 if all(r["ok"] for r in results) else 1
 
 
-def _toggle(store: PolicyStore, table: Table, arn: str, *, paused: bool) -> dict[str, Any]:
-    from stagepilot.errors import ConflictError
+def _toggle(
+    store: PolicyStore, switches: PauseSwitches, table: Table, arn: str, *, paused: bool, by: str
+) -> dict[str, Any]:
+    from stagepilot.cli.changes import record_change
 
-    current = store.get(arn)
-    result: dict[str, Any] = {"stageArn": arn, "paused": paused, "created": False, "deleted": False, "ok": True}
-    verb = "paused" if paused else "resumed"
-    if current is None:
-        if not paused:
-            result.update(ok=arn == DEFAULT_STAGE, message=f"{arn}: no policy of its own; nothing to resume")
-            if arn != DEFAULT_STAGE:
-                result["message"] += " (if it is paused through 'default', run: stagepilot resume default)"
-            return result
-        document = {"stageArn": arn, "paused": True}
-        try:
-            stored = store.put(parse_policy(document), expected_version=0)
-        except ConflictError:
-            return {**result, "ok": False, "message": f"{arn}: a policy was written meanwhile; run pause again"}
-        return {
-            **result,
-            "created": True,
-            "version": stored.version,
-            "message": f"{verb} {arn} (created a policy holding only paused: true, version {stored.version})",
-        }
-    if validate_policy(current.document):
-        return {
-            **result,
-            "ok": False,
-            "message": f"{arn}: the stored policy is invalid; fix it with policy put (it is not {verb})",
-        }
-    if bool(current.document.get("paused", False)) == paused:
-        return {**result, "version": current.version, "message": f"{arn} is already {verb} (version {current.version})"}
-    try:
-        if not paused and set(current.document) <= PAUSE_ONLY_KEYS:
-            _delete_version(table, current)
-            return {
-                **result,
-                "deleted": True,
-                "message": f"{verb} {arn} (deleted its pause-only policy"
-                + ("" if arn == DEFAULT_STAGE else "; the stage follows 'default' again")
-                + ")",
-            }
-        stored = store.put(parse_policy({**current.document, "paused": paused}), expected_version=current.version)
-    except ConflictError:
-        return {
-            **result,
-            "ok": False,
-            "message": f"{arn}: the policy changed since version {current.version} was read; run the command again",
-        }
-    return {**result, "version": stored.version, "message": f"{verb} {arn} (policy version {stored.version})"}
-
-
-def _delete_version(table: Table, current: StoredPolicy) -> None:
-    """Delete the policy only if it is still the version read (PolicyStore.delete has no version check)."""
-    from stagepilot.adapters.schema import PARTITION_KEY
-    from stagepilot.adapters.table import POLICY_PARTITION
-    from stagepilot.errors import ConflictError
-
-    if not table.delete(
-        POLICY_PARTITION,
-        current.stage_arn,
-        condition="attribute_exists(#pk) AND #v = :v",
-        names={"#pk": PARTITION_KEY, "#v": "version"},
-        values={":v": current.version},
-    ):
-        raise ConflictError(f"policy for {current.stage_arn} changed since version {current.version} was read")
+    result: dict[str, Any] = {"stageArn": arn, "paused": paused, "changed": False, "ok": True}
+    if paused:
+        changed = switches.pause(arn, by=by)
+        result.update(changed=changed, message=f"paused {arn}" if changed else f"{arn} is already paused")
+    else:
+        changed = switches.resume(arn)
+        result.update(changed=changed, message=f"resumed {arn}" if changed else f"{arn} is not paused by pause")
+        found = store.lookup(arn)
+        policy = found.own or (found.default if arn != DEFAULT_STAGE else None)
+        if found.paused_by is not None:  # follows 'default', which is paused
+            result.update(paused=True, ok=False)
+            result["message"] += f"; it follows 'default', which is paused (stagepilot resume {DEFAULT_STAGE})"
+        elif policy is not None and policy.document.get("paused") is True:
+            result.update(paused=True, ok=False)
+            result["message"] += (
+                f"; its policy ({'its own' if found.own else 'default'}) says paused: true: change that with policy put"
+            )
+    if changed:
+        record_change(table, stage_arn=arn, action="pause" if paused else "resume", by=by, reason=result["message"])
+    return result
 
 
 # status --------------------------------------------------------------------------------------------
@@ -337,12 +317,15 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     session_id = stage.active_session_id
     report: dict[str, Any] = {"stageArn": arn, "name": stage.name, "activeSessionId": session_id}
 
-    own, default = PolicyStore(res.table).get_with_default(arn)
+    found = PolicyStore(res.table).lookup(arn)
+    own, default = found.own, found.default
     chosen = own or default
+    by_policy = chosen is not None and chosen.document.get("paused") is True
     report["policy"] = {
         "source": "stage" if own else "default" if default else "none",
         "version": chosen.version if chosen else None,
-        "paused": bool(chosen.document.get("paused", False)) if chosen else False,
+        "paused": found.paused_by is not None or by_policy,
+        "pausedBy": "pause" if found.paused_by is not None else "policy" if by_policy else None,
         "valid": not validate_policy(chosen.document) if chosen else None,
         "sections": [k for k in ("composition", "replication", "moderation") if chosen and chosen.document.get(k)],
     }
@@ -426,6 +409,8 @@ def _print_status(report: dict[str, Any], out: Output) -> None:
         policy_line += f" v{policy['version']}, {state}, sections: {', '.join(policy['sections']) or '-'}"
         if not policy["valid"]:
             policy_line += "  INVALID (fix with policy put)"
+    elif policy["paused"]:
+        policy_line += ", PAUSED"
     out.line(policy_line)
     session_id = report["activeSessionId"]
     if not session_id:
@@ -474,12 +459,10 @@ def cmd_explain(args: argparse.Namespace, out: Output) -> int:
     res = _resources(args)
     sts = client("sts")
     account = str(sts.get_caller_identity()["Account"])
-    routes = build_routes(
-        account=account,
-        region=sts.meta.region_name,
-        moderation_sources=args.moderation_source or list(DEFAULT_MODERATION_SOURCES),
-    )
-    explanations = explain_event(document, cli_services(res), routes=routes)
+    sources = tuple(args.moderation_source or DEFAULT_MODERATION_SOURCES)
+    routes = build_routes(account=account, region=sts.meta.region_name, moderation_sources=sources)
+    services = cli_services(res, account=account, region=sts.meta.region_name, moderation_sources=sources)
+    explanations = explain_event(document, services, routes=routes)
     if out.as_json:
         out.json(
             {

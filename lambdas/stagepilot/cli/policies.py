@@ -1,4 +1,11 @@
-"""``stagepilot policy validate|put|get|list|delete``."""
+"""``stagepilot policy validate|put|get|list|delete|history|rollback``.
+
+No operator's change is lost: ``get`` prints exactly the document ``put`` takes (the version goes to
+stderr); ``put`` over a stored policy needs the version it was read at (``--expected-version N``) or
+``--force``; ``delete`` takes ``--expected-version`` too. Every change is in the audit trail with the
+caller's identity and the version before it, and the last versions are kept for ``history`` and
+``rollback``.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stagepilot.adapters.table import HISTORY_VERSIONS
 from stagepilot.cli.resources import CliError, read_json_file
 from stagepilot.errors import ConflictError, NotFound
 from stagepilot.events import STAGE_ARN
 from stagepilot.policy import DEFAULT_STAGE, StagePolicy, parse_policy, replication_cycles, validate_policy
 
 if TYPE_CHECKING:
+    from stagepilot.adapters.table import PolicyStore, StoredPolicy
     from stagepilot.cli.main import Output
 
 
@@ -34,23 +43,29 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "put",
         parents=[common, aws],
         help="validate and store a policy",
-        description="Validate a policy file and store it. Concurrent writers are detected: "
-        "the write fails if the stored policy changed since it was read.",
+        description="Validate a policy file and store it. Over a stored policy, name the version you read "
+        "(`policy get` prints it on stderr) with --expected-version N: the write is refused if someone changed "
+        "the policy since, so nobody's change is silently lost. --force overwrites whatever is stored. "
+        "Storing the document that is already stored changes nothing and says so. Audited with your identity.",
     )
     put.add_argument("file", type=Path, metavar="FILE")
-    put.add_argument(
+    version = put.add_mutually_exclusive_group()
+    version.add_argument(
         "--expected-version",
-        type=int,
+        type=_version,
         metavar="N",
         help="store only if the stored version is still N (0: only if none is stored yet)",
     )
+    version.add_argument("--force", action="store_true", help="overwrite the stored policy, whatever its version")
     put.set_defaults(handler=cmd_put)
 
     get = sub.add_parser(
         "get",
         parents=[common, aws],
         help="print a stored policy",
-        description="Print the policy stored for a stage (or 'default').",
+        description="Print the policy stored for a stage (or 'default'): exactly the document `policy put` "
+        "takes, so get > file, edit, put round-trips. The version is printed on stderr "
+        "(`# version N ...`): pass it to put as --expected-version N.",
     )
     get.add_argument("stage_arn", metavar="ARN")
     get.set_defaults(handler=cmd_get)
@@ -64,10 +79,46 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "delete",
         parents=[common, aws],
         help="delete a stored policy",
-        description="Delete the policy stored for a stage (or 'default').",
+        description="Delete the policy stored for a stage (or 'default'). With --expected-version N, only if "
+        "it is still version N. Audited with your identity; `policy rollback` can bring it back.",
     )
     delete.add_argument("stage_arn", metavar="ARN")
+    delete.add_argument(
+        "--expected-version", type=_version, metavar="N", help="delete only if the stored version is still N"
+    )
     delete.set_defaults(handler=cmd_delete)
+
+    history = sub.add_parser(
+        "history",
+        parents=[common, aws],
+        help="the last versions of a policy, and who stored them",
+        description=f"The last {HISTORY_VERSIONS} versions stored with policy put or rollback, newest first: "
+        "version, time and who stored it. Pause, resume and delete are in the audit trail (stagepilot audit).",
+    )
+    history.add_argument("stage_arn", metavar="ARN")
+    history.add_argument("--show", type=_version, metavar="VERSION", help="print the document of that version")
+    history.set_defaults(handler=cmd_history)
+
+    rollback = sub.add_parser(
+        "rollback",
+        parents=[common, aws],
+        help="store an earlier version again",
+        description="Store the document of an earlier version (see policy history) as a new version. Refused if "
+        "the policy changes while rolling back. Audited with your identity.",
+    )
+    rollback.add_argument("stage_arn", metavar="ARN")
+    rollback.add_argument("--to", type=_version, required=True, metavar="VERSION", dest="to_version")
+    rollback.set_defaults(handler=cmd_rollback)
+
+
+def _version(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a version number (0, 1, 2...), got {text!r}")
+    return value
 
 
 def load_policy_file(path: Path) -> list[Any]:
@@ -127,19 +178,68 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
             print(f"{args.file}: {line}", file=out.stderr)
         raise CliError(f"{args.file}: invalid policy ({len(problems)} problems); nothing stored", status=2)
     policy = parse_policy(documents[0])
-    store = _store(resources(args))
-    try:
-        stored = store.put(policy, expected_version=args.expected_version)
-    except ConflictError as exc:
-        raise CliError(str(exc)) from exc
+    res = resources(args)
+    store = _store(res)
+    current = store.get(policy.stage_arn)
+    if current is not None and current.document == policy.to_document():
+        # Nothing to store: said, not written (no new version, nothing for anyone to conflict with).
+        if out.as_json:
+            out.json({"stageArn": current.stage_arn, "version": current.version, "changed": False})
+        else:
+            out.line(f"policy for {current.stage_arn} is already this document (version {current.version}); unchanged")
+        return 0
+    expected = _expected_version(args, current, policy.stage_arn)
+    stored = _write(store, res, policy, expected_version=expected, action="policy-put")
     others = [p for p in _parsed(store.list()) if p.stage_arn != policy.stage_arn]
     for cycle in replication_cycles([*others, policy]):
         out.warn(f"stored policies form a replication cycle: {' -> '.join([*cycle, cycle[0]])}")
     if out.as_json:
-        out.json({"stageArn": stored.stage_arn, "version": stored.version, "updatedAt": stored.updated_at})
+        out.json(
+            {
+                "stageArn": stored.stage_arn,
+                "version": stored.version,
+                "updatedAt": stored.updated_at,
+                "changed": True,
+            }
+        )
     else:
         out.line(f"stored policy for {stored.stage_arn} (version {stored.version})")
     return 0
+
+
+def _expected_version(args: argparse.Namespace, current: StoredPolicy | None, stage_arn: str) -> int:
+    """The version ``put`` may overwrite: the one the operator read, or (``--force``) whatever is stored."""
+    if args.force:
+        return current.version if current is not None else 0
+    if args.expected_version is not None:
+        return int(args.expected_version)
+    if current is None:
+        return 0
+    raise CliError(
+        f"a policy is stored for {stage_arn} (version {current.version}): pass --expected-version N with the "
+        "version you read (policy get prints it) so a change made since is not lost, or --force to overwrite it"
+    )
+
+
+def _write(store: PolicyStore, res: Any, policy: StagePolicy, *, expected_version: int, action: str) -> StoredPolicy:
+    """Store ``policy`` over ``expected_version`` with its history, and audit who did it."""
+    from stagepilot.cli.changes import caller_arn, record_change
+
+    by = caller_arn()
+    try:
+        stored = store.put(policy, expected_version=expected_version, updated_by=by, history=True)
+    except ConflictError as exc:
+        raise CliError(str(exc)) from exc
+    record_change(
+        res.table,
+        stage_arn=policy.stage_arn,
+        action=action,
+        by=by,
+        reason=f"stored version {stored.version}",
+        previous_version=expected_version or None,
+        version=stored.version,
+    )
+    return stored
 
 
 def cmd_get(args: argparse.Namespace, out: Output) -> int:
@@ -160,14 +260,18 @@ def cmd_get(args: argparse.Namespace, out: Output) -> int:
         )
     else:
         out.line(json.dumps(stored.document, indent=2, sort_keys=False))
-        out.line(f"# version {stored.version}, updated {stored.updated_at}")
+        by = f" by {stored.updated_by}" if stored.updated_by else ""
+        print(f"# version {stored.version}, updated {stored.updated_at}{by}", file=out.stderr)
     return 0
 
 
 def cmd_list(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.adapters.table import PauseSwitches
     from stagepilot.cli.main import resources
 
-    stored = _store(resources(args)).list()
+    res = resources(args)
+    stored = _store(res).list()
+    switches = PauseSwitches(res.table).list()
     rows = []
     for item in stored:
         sections = [key for key in ("composition", "replication", "moderation") if item.document.get(key)]
@@ -176,7 +280,7 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
                 "stageArn": item.stage_arn,
                 "version": item.version,
                 "updatedAt": item.updated_at,
-                "paused": bool(item.document.get("paused", False)),
+                "paused": item.stage_arn in switches or item.document.get("paused") is True,
                 "sections": sections,
                 "valid": not validate_policy(item.document),
             }
@@ -197,17 +301,86 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.cli.changes import caller_arn, record_change
     from stagepilot.cli.main import resources
 
     arn = checked_arn(args.stage_arn, allow_default=True)
+    res = resources(args)
+    by = caller_arn()
     try:
-        _store(resources(args)).delete(arn)
-    except NotFound as exc:
+        deleted = _store(res).delete(arn, expected_version=args.expected_version)
+    except (NotFound, ConflictError) as exc:
         raise CliError(str(exc)) from exc
+    record_change(
+        res.table,
+        stage_arn=arn,
+        action="policy-delete",
+        by=by,
+        reason=f"deleted version {deleted.version}",
+        previous_version=deleted.version,
+    )
     if out.as_json:
-        out.json({"stageArn": arn, "deleted": True})
+        out.json({"stageArn": arn, "deleted": True, "version": deleted.version})
     else:
-        out.line(f"deleted policy for {arn}")
+        out.line(f"deleted policy for {arn} (was version {deleted.version}; policy rollback can restore it)")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.cli.main import resources
+
+    arn = checked_arn(args.stage_arn, allow_default=True)
+    store = _store(resources(args))
+    if args.show is not None:
+        kept = store.version(arn, args.show)
+        if kept is None:
+            raise CliError(f"version {args.show} of the policy for {arn} is not kept (see policy history {arn})")
+        out.json(kept.document) if out.as_json else out.line(json.dumps(kept.document, indent=2))
+        return 0
+    versions = store.history(arn)
+    if out.as_json:
+        out.json(
+            [
+                {"version": v.version, "updatedAt": v.updated_at, "updatedBy": v.updated_by, "policy": v.document}
+                for v in versions
+            ]
+        )
+        return 0
+    if not versions:
+        out.line(f"no versions kept for {arn}")
+    for v in versions:
+        out.line(f"v{v.version}  {v.updated_at}  {v.updated_by or '-'}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.cli.main import resources
+
+    arn = checked_arn(args.stage_arn, allow_default=True)
+    res = resources(args)
+    store = _store(res)
+    kept = store.version(arn, args.to_version)
+    if kept is None:
+        raise CliError(f"version {args.to_version} of the policy for {arn} is not kept (see policy history {arn})")
+    problems = validate_policy(kept.document)
+    if problems:
+        raise CliError(f"version {args.to_version} no longer validates ({problems[0]}); nothing stored")
+    current = store.get(arn)
+    policy = parse_policy(kept.document)
+    if current is not None and current.document == policy.to_document():
+        out.line(f"policy for {arn} is already the document of version {args.to_version} (version {current.version})")
+        return 0
+    stored = _write(
+        store,
+        res,
+        policy,
+        expected_version=current.version if current is not None else 0,
+        action="policy-rollback",
+    )
+    if out.as_json:
+        out.json({"stageArn": arn, "version": stored.version, "rolledBackTo": args.to_version})
+    else:
+        out.line(f"rolled the policy for {arn} back to version {args.to_version}: stored as version {stored.version}")
     return 0
 
 

@@ -24,6 +24,8 @@ DEFAULT_STACK: Final = "StagePilot"
 # Output names of the StagePilot stack (infra/names.py defines them; tests/infra checks they agree).
 OUTPUT_TABLE: Final = "TableName"
 OUTPUT_TOPIC: Final = "AlarmTopicArn"
+OUTPUT_FLAG_BUS: Final = "FlagBusName"
+OUTPUT_REDRIVE_ROLE: Final = "RedriveRoleArn"
 
 
 def queue_output(automation: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stagepilot.cli.resources import Resources
 from stagepilot.config import Settings
 from stagepilot.pipeline import Services
@@ -14,5 +16,8 @@ class NoMetrics:
         return None
 
 
-def cli_services(res: Resources) -> Services:
-    return Services(settings=Settings(table_name=res.table.name), table=res.table, ivs=res.ivs, metrics=NoMetrics())
+def cli_services(res: Resources, **settings: Any) -> Services:
+    """``settings``: more of ``Settings``' fields (the account, region and sources ``explain`` checks)."""
+    return Services(
+        settings=Settings(table_name=res.table.name, **settings), table=res.table, ivs=res.ivs, metrics=NoMetrics()
+    )

@@ -21,6 +21,8 @@ from typing import Final
 from stagepilot.policy import DEFAULT_REASON, Limit, ModerationPolicy
 
 MAX_REASON_LENGTH: Final = 128  # DisconnectParticipant.reason
+# Flags count only where the policy asks for it: a policy that only blocks users never lets a flag kick.
+NO_FLAG_LIMIT: Final = "the stage's policy sets no flagLimit: flags are not counted"
 
 
 class Rule(StrEnum):

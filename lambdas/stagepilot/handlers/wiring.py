@@ -96,15 +96,20 @@ def run_batch(
     event: dict[str, Any], context: Any, *, automation: Automation, logger: Logger, metrics: Metrics
 ) -> dict[str, Any]:
     """Each record on its own: a failure is reported for that record only, so the queue redelivers just it
-    (and, after its last receive, moves it to the DLQ). The others are done and deleted."""
+    (and, after its last receive, moves it to the DLQ). The others are done and deleted.
+
+    Everything done per record is inside the guard: a poison record (a body nested deep enough to raise
+    ``RecursionError``, a record that is not an object) fails itself, never the batch. What is outside is
+    per container (the settings, the clients): when that fails, every record would fail the same way.
+    """
     services, redelivery = services_for(logger, metrics)
     failures = []
     for record in event.get("Records", []):
-        logger.set_correlation_id(_event_id(record.get("body")))
         try:
+            logger.set_correlation_id(_event_id(record.get("body")))
             handle_record(record, automation, services, redelivery)
         except Exception:  # handle_record logged why; the record goes back to the queue
-            failures.append({"itemIdentifier": record.get("messageId", "")})
+            failures.append({"itemIdentifier": _message_id(record)})
     logger.set_correlation_id(None)
     return {"batchItemFailures": failures}
 
@@ -114,6 +119,11 @@ def _event_id(body: object) -> str | None:
         return None
     try:
         value = json.loads(body).get("id")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     return value if isinstance(value, str) else None
+
+
+def _message_id(record: object) -> str:
+    value = record.get("messageId") if isinstance(record, Mapping) else None
+    return value if isinstance(value, str) else ""

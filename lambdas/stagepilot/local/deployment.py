@@ -179,6 +179,7 @@ class LocalDeployment:
     ) -> None:
         self.clock = VirtualClock(start)
         self.account, self.region = account, region
+        moderation_sources = tuple(moderation_sources)
         self._seq = itertools.count()
         self._queue: list[_Pending] = []
         self.deliveries: list[Delivery] = []
@@ -194,7 +195,13 @@ class LocalDeployment:
         dynamodb = boto3.client("dynamodb", region_name=region)
         create_table(dynamodb)
         self.table = Table(dynamodb, TABLE_NAME)
-        self.settings = settings or Settings(table_name=TABLE_NAME, policy_cache_seconds=30.0)
+        self.settings = settings or Settings(
+            table_name=TABLE_NAME,
+            policy_cache_seconds=30.0,
+            account=account,
+            region=region,
+            moderation_sources=moderation_sources,
+        )
         self.metrics = RecordingMetrics()
         self.services = Services(
             settings=self.settings,

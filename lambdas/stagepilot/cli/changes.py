@@ -1,0 +1,55 @@
+"""Changes people make through the CLI (policies, bans, pause), in the audit trail with who made them.
+
+Who: the caller's ARN as STS GetCallerIdentity reports it (an assumed role's session ARN names the
+person's session), so every change can be traced to an identity, whatever the IAM policy allowed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from stagepilot.adapters.table import AuditLog, AuditRecord, Table
+from stagepilot.cli.resources import client
+
+ACTOR: Final = "cli"  # the audit entry's "automation": a person, through the CLI
+GLOBAL_STAGE: Final = "global"  # the audit trail's stage for changes that belong to no stage (bans)
+
+
+def caller_arn() -> str:
+    """The ARN of whoever runs the command. Fails like any AWS call (no credentials: one line, exit 1)."""
+    return str(client("sts").get_caller_identity()["Arn"])
+
+
+def record_change(
+    table: Table,
+    *,
+    stage_arn: str,
+    action: str,
+    by: str,
+    reason: str,
+    previous_version: int | None = None,
+    version: int | None = None,
+    user_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """One audit entry for one change: ``action`` (``policy-put``, ``ban-add``...), by whom, and the
+    versions before and after (policies)."""
+    versions = {
+        **({"previousVersion": previous_version} if previous_version is not None else {}),
+        **({"version": version} if version is not None else {}),
+    }
+    AuditLog(table).record(
+        AuditRecord(
+            time=datetime.now(UTC),
+            stage_arn=stage_arn,
+            automation=ACTOR,
+            action=action,
+            reason=reason,
+            user_id=user_id,
+            event_id=f"cli:{uuid.uuid4()}",
+            details={"why": f"by {by}", "by": by, **versions, **(details or {})},
+        )
+    )
