@@ -12,8 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
+from stagepilot.local.ivs import IvsStandIn
 from tests.cli.conftest import TABLE, run
-from tests.support import CHANNEL, ENCODER, OTHER_STAGE, STAGE
+from tests.support import CHANNEL, ENCODER, OTHER_STAGE, STAGE, STORAGE
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 POLICY = {
@@ -285,3 +286,42 @@ def test_console_script_in_an_operator_shell(aws: str, tmp_path: Path):
     assert json.loads(listed.stdout)[0]["stageArn"] == STAGE
     helped = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0 and "simulate" in helped.stdout
+
+
+RECORDING = {"storageConfigurationArn": STORAGE, "recordingReconnectWindowSeconds": 30}
+
+
+def test_put_applies_the_recording_settings_before_storing(ivs: IvsStandIn, tmp_path: Path):
+    ivs.create_stage(STAGE)
+    path = write(tmp_path, {"stageArn": STAGE, "stage": {"participantRecording": RECORDING}})
+
+    checked = run("policy", "put", str(path), "--check")
+    assert checked.status == 0, checked.stderr
+    assert "≠ recordingReconnectWindowSeconds: stage 0  policy 30" in checked.stdout
+    assert checked.stdout.splitlines()[-1] == "nothing stored (--check)"
+    assert ivs.mutating_calls() == [] and run("policy", "list", "--json").json() == []
+
+    stored = run("policy", "put", str(path))
+    assert stored.status == 0, stored.stderr
+    assert (
+        f"applied the recording settings to {STAGE}: recordingReconnectWindowSeconds, storageConfigurationArn"
+        in stored.stdout
+    )
+    [update] = ivs.mutating_calls()
+    assert update.operation == "UpdateStage"
+    assert update.params["autoParticipantRecordingConfiguration"]["recordingReconnectWindowSeconds"] == 30
+    again = run("policy", "put", str(path), "--check")
+    assert again.stdout.splitlines()[-2] == "the stage matches"
+
+
+def test_a_recording_setting_ivs_refuses_stores_nothing(ivs: IvsStandIn, tmp_path: Path):
+    ivs.create_stage(STAGE)
+    ivs.missing(STORAGE)  # the storage configuration was deleted
+    path = write(tmp_path, {"stageArn": STAGE, "stage": {"participantRecording": RECORDING}})
+
+    result = run("policy", "put", str(path))
+
+    assert result.status == 1
+    assert result.stderr.startswith("error: IVS refused the stage's recording settings (ValidationException: ")
+    assert result.stderr.rstrip().endswith("; nothing stored")
+    assert run("policy", "list", "--json").json() == []

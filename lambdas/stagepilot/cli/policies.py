@@ -46,9 +46,16 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         description="Validate a policy file and store it. Over a stored policy, name the version you read "
         "(`policy get` prints it on stderr) with --expected-version N: the write is refused if someone changed "
         "the policy since, so nobody's change is silently lost. --force overwrites whatever is stored. "
-        "Storing the document that is already stored changes nothing and says so. Audited with your identity.",
+        "Storing the document that is already stored changes nothing and says so. Audited with your identity. "
+        "A stage.participantRecording section is applied to the stage (UpdateStage) first: if IVS refuses it, "
+        "nothing is stored.",
     )
     put.add_argument("file", type=Path, metavar="FILE")
+    put.add_argument(
+        "--check",
+        action="store_true",
+        help="show the stage's current recording settings (GetStage) beside the policy's, and store nothing",
+    )
     version = put.add_mutually_exclusive_group()
     version.add_argument(
         "--expected-version",
@@ -179,6 +186,8 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
         raise CliError(f"{args.file}: invalid policy ({len(problems)} problems); nothing stored", status=2)
     policy = parse_policy(documents[0])
     res = resources(args)
+    if args.check:
+        return _check_stage_settings(policy, res, out)
     store = _store(res)
     current = store.get(policy.stage_arn)
     if current is not None and current.document == policy.to_document():
@@ -189,7 +198,10 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
             out.line(f"policy for {current.stage_arn} is already this document (version {current.version}); unchanged")
         return 0
     expected = _expected_version(args, current, policy.stage_arn)
+    applied = _apply_stage_settings(policy, res)
     stored = _write(store, res, policy, expected_version=expected, action="policy-put")
+    if applied:
+        out.line(f"applied the recording settings to {policy.stage_arn}: {', '.join(applied)}")
     others = [p for p in _parsed(store.list()) if p.stage_arn != policy.stage_arn]
     for cycle in replication_cycles([*others, policy]):
         out.warn(f"stored policies form a replication cycle: {' -> '.join([*cycle, cycle[0]])}")
@@ -204,6 +216,56 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
         )
     else:
         out.line(f"stored policy for {stored.stage_arn} (version {stored.version})")
+    return 0
+
+
+def _apply_stage_settings(policy: StagePolicy, res: Any) -> list[str]:
+    """Apply ``stage.participantRecording`` before storing: IVS refusing it stores nothing, so a stored
+    policy never says what the stage cannot have. (If the store then fails, the convergence pass puts the
+    stage back to the stored policy within a period.) 'default' is applied by the pass to each live stage
+    it covers. Returns the members that changed."""
+    from stagepilot.adapters.ivs import IvsRejected
+    from stagepilot.automations.stage_settings import recording_drift
+
+    wanted = policy.stage.wanted_recording() if policy.stage is not None else None
+    if wanted is None or policy.is_default:
+        return []
+    ivs = res.ivs
+    try:
+        current = ivs.stage_recording(policy.stage_arn)
+        if current is None:
+            raise CliError(
+                f"{policy.stage_arn} does not exist at IVS: its recording settings cannot be applied; nothing stored"
+            )
+        differing = recording_drift(current, wanted)
+        if differing:
+            ivs.update_stage_recording(policy.stage_arn, wanted)
+    except IvsRejected as exc:
+        raise CliError(
+            f"IVS refused the stage's recording settings ({exc.code}: {exc.ivs_message}); nothing stored"
+        ) from exc
+    return differing
+
+
+def _check_stage_settings(policy: StagePolicy, res: Any, out: Output) -> int:
+    from stagepilot.automations.stage_settings import recording_drift
+
+    wanted = policy.stage.wanted_recording() if policy.stage is not None else None
+    if wanted is None or policy.is_default:
+        out.line("the policy has no stage.participantRecording for a stage: nothing to compare; nothing stored")
+        return 0
+    current = res.ivs.stage_recording(policy.stage_arn)
+    if current is None:
+        raise CliError(f"{policy.stage_arn} does not exist at IVS")
+    differing = recording_drift(current, wanted)
+    if out.as_json:
+        out.json({"stageArn": policy.stage_arn, "current": current, "wanted": wanted, "differing": differing})
+        return 0
+    for key in wanted:
+        mark = "≠" if key in differing else "="
+        out.line(f"{mark} {key}: stage {json.dumps(current.get(key))}  policy {json.dumps(wanted[key])}")
+    out.line(f"{len(differing)} member(s) differ; `policy put` would apply them" if differing else "the stage matches")
+    out.line("nothing stored (--check)")
     return 0
 
 
