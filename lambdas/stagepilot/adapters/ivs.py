@@ -38,6 +38,10 @@ _RETRYABLE_CODES = frozenset(
         "RequestTimeout",
     }
 )
+_THROTTLE_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceQuotaExceededException"}
+)
+READ_RETRIES = 3
 _REJECTED_CODES = frozenset(
     {"ValidationException", "ResourceNotFoundException", "AccessDeniedException", "PendingVerification"}
 )
@@ -67,10 +71,11 @@ class IvsConflict(ConfigurationError):
 
 
 class Pacer:
-    """Spaces calls at most ``rate`` per second within this process (token bucket of size 1).
+    """Spaces calls at most ``rate`` per second within this process (token bucket of size 1), separately for
+    each key: IVS's quotas are per operation, so ``wait(operation)`` paces each operation on its own.
 
     With the event source mapping's MaximumConcurrency of 2 and 2.0 calls/s per container, the functions
-    together stay under IVS's 5 TPS for each mutating operation; bursts wait here or in the queue.
+    together stay under IVS's 5 TPS for each operation; bursts wait here or in the queue.
     """
 
     def __init__(
@@ -83,14 +88,14 @@ class Pacer:
         self._interval = 1.0 / rate
         self._clock = clock
         self._sleep = sleep
-        self._next = 0.0
+        self._next: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, key: str = "") -> None:
         with self._lock:
             now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self._interval
+            start = max(now, self._next.get(key, 0.0))
+            self._next[key] = start + self._interval
         if start > now:
             self._sleep(start - now)
 
@@ -204,7 +209,9 @@ class IvsStage:
         return dict(stage.get("autoParticipantRecordingConfiguration") or {})
 
     def update_stage_recording(self, stage_arn: str, configuration: Mapping[str, Any]) -> None:
-        self._call("UpdateStage", paced=True, arn=stage_arn, autoParticipantRecordingConfiguration=dict(configuration))
+        self._call(
+            "UpdateStage", mutating=True, arn=stage_arn, autoParticipantRecordingConfiguration=dict(configuration)
+        )
 
     def stage_session(self, stage_arn: str, session_id: str) -> StageSession | None:
         """GetStageSession; None when IVS does not know the session."""
@@ -280,18 +287,18 @@ class IvsStage:
             for r in self._paginate("ListParticipantReplicas", "replicas", params)
         ]
 
-    # writes (paced) --------------------------------------------------------------------------------
+    # writes --------------------------------------------------------------------------------
     def start_composition(self, request: Mapping[str, Any]) -> str:
-        response = self._call("StartComposition", paced=True, **request)
+        response = self._call("StartComposition", mutating=True, **request)
         return str(response["composition"]["arn"])
 
     def start_replication(self, request: Mapping[str, Any]) -> None:
-        self._call("StartParticipantReplication", paced=True, **request)
+        self._call("StartParticipantReplication", mutating=True, **request)
 
     def stop_replication(self, source_stage_arn: str, destination_stage_arn: str, participant_id: str) -> None:
         self._call(
             "StopParticipantReplication",
-            paced=True,
+            mutating=True,
             sourceStageArn=source_stage_arn,
             destinationStageArn=destination_stage_arn,
             participantId=participant_id,
@@ -300,7 +307,7 @@ class IvsStage:
     def disconnect(self, stage_arn: str, participant_id: str, reason: str) -> None:
         self._call(
             "DisconnectParticipant",
-            paced=True,
+            mutating=True,
             stageArn=stage_arn,
             participantId=participant_id,
             reason=reason,
@@ -316,18 +323,33 @@ class IvsStage:
             if not token:
                 return
 
-    def _call(self, operation: str, *, paced: bool = False, **params: Any) -> dict[str, Any]:
-        if paced and self._pacer is not None:
-            self._pacer.wait()
+    def _call(self, operation: str, *, mutating: bool = False, **params: Any) -> dict[str, Any]:
+        """Every call is paced per operation (reads share the quota as much as writes). A read IVS throttles
+        (429, or the 402 its model gives for quotas) is tried again after the pacer's wait, up to
+        ``READ_RETRIES`` times, instead of failing the event; a write is not (its caller's claim and the
+        queue decide, so nothing is done twice)."""
         method: Callable[..., dict[str, Any]] = getattr(self._client, _snake(operation))
-        try:
-            return method(**params)
-        except ClientError as exc:
-            raise _translate(operation, exc) from exc
-        except ParamValidationError:
-            raise  # a bug in this code (or a policy that escaped validation), not a transient failure
-        except BotoCoreError as exc:  # connection errors, timeouts: transient
-            raise RetryLater(f"{operation}: {exc}") from exc
+        tries = 1 if mutating else 1 + READ_RETRIES
+        for attempt in range(1, tries + 1):
+            if self._pacer is not None:
+                self._pacer.wait(operation)
+            try:
+                return method(**params)
+            except ClientError as exc:
+                if attempt < tries and _throttled(exc):
+                    continue
+                raise _translate(operation, exc) from exc
+            except ParamValidationError:
+                raise  # a bug in this code (or a policy that escaped validation), not a transient failure
+            except BotoCoreError as exc:  # connection errors, timeouts: transient
+                raise RetryLater(f"{operation}: {exc}") from exc
+        raise AssertionError("unreachable: the last try returns or raises")
+
+
+def _throttled(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return status == 429 or code in _THROTTLE_CODES
 
 
 def _translate(operation: str, exc: ClientError) -> Exception:

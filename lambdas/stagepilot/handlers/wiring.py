@@ -22,6 +22,7 @@ from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
 from stagepilot.pipeline import Automation, Services, handle_record
+from stagepilot.policy import use_service_model
 
 ERROR_ATTRIBUTE = "stagepilot-error"  # message attribute on events parked in a DLQ: why they are there
 
@@ -83,10 +84,12 @@ def services_for(logger: Logger, metrics: Metrics) -> tuple[Services, SqsRedeliv
     """Build the container's clients and stores once (first invocation), never at import time."""
     copy_config_to_registered_loggers(source_logger=logger, include={"stagepilot"})
     settings = Settings.from_env()
+    ivs_client = boto3.client("ivs-realtime", config=CLIENT_CONFIG)
+    use_service_model(ivs_client.meta.service_model)  # policies validate against the model the client loaded
     services = Services(
         settings=settings,
         table=Table(boto3.client("dynamodb"), settings.table_name),
-        ivs=IvsStage(boto3.client("ivs-realtime", config=CLIENT_CONFIG), pacer=Pacer(settings.ivs_calls_per_second)),
+        ivs=IvsStage(ivs_client, pacer=Pacer(settings.ivs_calls_per_second)),
         metrics=PowertoolsMetricSink(metrics),
     )
     return services, SqsRedelivery(settings.dlq_url)

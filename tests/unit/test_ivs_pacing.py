@@ -1,0 +1,66 @@
+"""The IVS adapter paces every call per operation and tries a throttled read again within the budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stagepilot.adapters.ivs import READ_RETRIES, IvsStage, Pacer
+from stagepilot.errors import RetryLater
+from stagepilot.local.ivs import IvsStandIn
+
+STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdef1G2hij"
+
+
+class Time:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_each_operation_is_paced_on_its_own() -> None:
+    time = Time()
+    pacer = Pacer(2.0, clock=time.clock, sleep=time.sleep)
+    for operation in ("GetStage", "GetStage", "ListParticipants", "GetStage"):
+        pacer.wait(operation)
+    assert time.slept == [0.5, 0.5]  # the third GetStage waited; ListParticipants did not
+
+
+@pytest.mark.parametrize("error", ["ThrottlingException", "ServiceQuotaExceededException"])
+def test_a_throttled_read_is_tried_again_after_the_pacers_wait(error: str) -> None:
+    ivs = IvsStandIn()
+    ivs.create_stage(STAGE)
+    time = Time()
+    stage = IvsStage(ivs.client(), pacer=Pacer(2.0, clock=time.clock, sleep=time.sleep))
+    ivs.fail_next("GetStage", READ_RETRIES, error=error)
+
+    assert stage.active_session_id(STAGE) is None  # answered on the last try
+
+    assert [c.status for c in ivs.calls] == [429 if error == "ThrottlingException" else 402] * READ_RETRIES + [200]
+    assert time.slept == [0.5] * READ_RETRIES
+
+
+def test_a_read_throttled_past_its_retries_fails_the_event_for_the_queue() -> None:
+    ivs = IvsStandIn()
+    ivs.create_stage(STAGE)
+    ivs.fail_next("GetStage", READ_RETRIES + 1, error="ThrottlingException")
+    with pytest.raises(RetryLater):
+        IvsStage(ivs.client()).active_session_id(STAGE)
+
+
+def test_a_throttled_write_is_not_tried_again_here() -> None:
+    ivs = IvsStandIn()
+    ivs.create_stage(STAGE)
+    ivs.fail_next("DisconnectParticipant", 1, error="ThrottlingException")
+    with pytest.raises(RetryLater):
+        IvsStage(ivs.client()).disconnect(STAGE, "p1", "reason")
+    calls: list[Any] = [c for c in ivs.calls if c.operation == "DisconnectParticipant"]
+    assert len(calls) == 1  # the claim and the queue decide when to try again
