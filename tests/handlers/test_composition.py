@@ -285,3 +285,34 @@ def test_a_lost_recording_event_changes_nothing_else(show: LocalDeployment, even
     publish(show, events.published("host1", user_id="host-1"))
     assert [e["detail"]["event_name"] for e in show.lost] == ["Recording Start"]
     assert len(starts(show)) == 1
+
+
+def carried_into_the_next_session(show: LocalDeployment, events: EventFactory) -> str:
+    """The host publishes, everyone leaves and is back within the minute in a new session: the same
+    composition carries on, and the new session's record adopts it. Returns the new session id."""
+    publish(show, events.published("host1", user_id="host-1"))
+    show.ivs.leave(STAGE, "host1")
+    publish(show, events.published("host1", user_id="host-1", session="st-NextSession01", at=later(40)))
+    assert len(starts(show)) == 1 and len([c for c in show.ivs.compositions(STAGE) if c.state == "ACTIVE"]) == 1
+    return "st-NextSession01"
+
+
+def test_a_carried_compositions_end_closes_the_new_sessions_record_too(show: LocalDeployment, events: EventFactory):
+    session = carried_into_the_next_session(show, events)
+    show.put_event(events.stage("Participant Unpublished", "host1", session=session, at=later(100)))
+    show.settle(120)  # IVS stops it a minute later; its Session End names the first session in its tags
+
+    publish(show, events.published("host1", user_id="host-1", session=session, at=later(400)))
+
+    assert len(starts(show)) == 2  # the event path alone: no convergence pass in this deployment
+    assert len([c for c in show.ivs.compositions(STAGE) if c.state == "ACTIVE"]) == 1
+
+
+def test_a_carried_composition_that_fails_is_restarted_for_the_new_session(show: LocalDeployment, events: EventFactory):
+    session = carried_into_the_next_session(show, events)
+    show.ivs.fail_compositions(STAGE)
+    show.settle(60)
+
+    restarts = starts(show)[1:]
+    assert [r["tags"]["stagepilot:session"] for r in restarts] == [session]
+    assert len([c for c in show.ivs.compositions(STAGE) if c.state == "ACTIVE"]) == 1

@@ -27,6 +27,16 @@ class CompositionRecords:
         item = self._table.get(*composition_key(stage_arn, session_id), consistent=True)
         return _record(item) if item else None
 
+    def holding(self, stage_arn: str, composition_arn: str) -> list[tuple[str, SessionCompositions]]:
+        """The stage's session records that hold ``composition_arn``, oldest claim first. A composition is
+        the stage's: one carried into the next session is held by both sessions' records."""
+        found = []
+        for item in self._table.query(stage_partition(stage_arn), sk_prefix="SESSION#"):
+            sk = str(item.get(SORT_KEY, ""))
+            if sk.endswith("#COMPOSITION") and item.get("compositionArn") == composition_arn:
+                found.append((sk.removeprefix("SESSION#").removesuffix("#COMPOSITION"), _record(item)))
+        return sorted(found, key=lambda held: held[1].claimed_at)
+
     def claim(
         self,
         stage_arn: str,

@@ -89,16 +89,34 @@ class CompositionAutomation:
             return self._skip("not a composition stagepilot started; left alone")
         session_id, attempt = owned
         records = CompositionRecords(services.table, clock=services.clock)
+        # The composition is the stage's: carried into the next session (everyone left and came back within
+        # the minute), that session's record holds it too. Its end closes every record that holds it, and a
+        # restart belongs to the newest of them; the tags name only the session that started it.
+        ending = event.event_name in ("Session End", "Session Failure")
+        holders = records.holding(event.stage_arn, event.composition_arn) if ending else []
         if event.event_name == "Session End":
-            records.mark(
-                event.stage_arn,
-                session_id,
-                attempt=attempt,
-                state=State.ENDED,
-                from_states=(State.STARTED, State.CLAIMED),
-                endedAt=event.time,
-            )
+            held_attempts = [(held_session, held.attempt) for held_session, held in holders] or [(session_id, attempt)]
+            for held_session, held_attempt in held_attempts:
+                records.mark(
+                    event.stage_arn,
+                    held_session,
+                    attempt=held_attempt,
+                    state=State.ENDED,
+                    from_states=(State.STARTED, State.CLAIMED),
+                    endedAt=event.time,
+                )
             return self._skip("composition ended normally; recorded, nothing to restart", session_id=session_id)
+        if holders and holders[-1][0] != session_id:
+            for older_session, older in holders[:-1]:
+                records.mark(
+                    event.stage_arn,
+                    older_session,
+                    attempt=older.attempt,
+                    state=State.ENDED,
+                    from_states=(State.STARTED,),
+                    endedAt=event.time,
+                )
+            session_id, attempt = holders[-1][0], holders[-1][1].attempt
         if event.event_name == "Destination Failure":
             services.metrics.count("CompositionDestinationFailure")
             services.audit.record(
