@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import burst, cold_start, convergence, package, work_per_event
+from benchmarks import burst, cold_start, convergence, package, simulate_throughput, work_per_event
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -40,6 +40,7 @@ def main() -> int:
         ],
         "package": package.run(),
         "convergence": convergence.run(),
+        "simulate": simulate_throughput.run(),
     }
     results["seconds"] = time.perf_counter() - started
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -97,6 +98,23 @@ def main() -> int:
                 not one["over_budget"],
             )
         )
+    sim = results["simulate"]
+    for size in ("1000", "5000", "20000"):
+        rows.append(
+            _row(
+                f"simulate {size} events",
+                f"{sim[size]['seconds']:.1f} s ({sim[size]['events_per_second']:.0f}/s)",
+                "—",
+                None,
+                "—",
+                None,
+            )
+        )
+    rows.append(
+        _row(
+            "simulate 20k vs 5k", "", "4× (linear)", sim["ratio_20k_to_5k"] / 4, "≤ 4.5×", sim["ratio_20k_to_5k"] <= 4.5
+        )
+    )
     p = results["package"]
     rows.append(
         _row(
