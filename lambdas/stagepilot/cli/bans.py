@@ -7,11 +7,12 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from stagepilot.cli.resources import CliError
+from stagepilot.cli.errors import CliError
+from stagepilot.cli.resources import resources
 from stagepilot.errors import ConflictError, NotFound
 
 if TYPE_CHECKING:
-    from stagepilot.cli.main import Output
+    from stagepilot.cli.output import Output
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -79,7 +80,6 @@ def parse_duration(text: str) -> timedelta:
 def cmd_add(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import BanStore
     from stagepilot.cli.changes import GLOBAL_STAGE, caller_arn, record_change
-    from stagepilot.cli.main import resources
 
     if not args.user_id or len(args.user_id) > 128:
         raise CliError("USER_ID must be 1-128 characters", status=2)
@@ -140,7 +140,6 @@ def sweep(res: Any, user_id: str, reason: str, out: Output) -> list[dict[str, An
 def cmd_remove(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import BanStore
     from stagepilot.cli.changes import GLOBAL_STAGE, caller_arn, record_change
-    from stagepilot.cli.main import resources
 
     res = resources(args)
     by = caller_arn()
@@ -165,7 +164,6 @@ def cmd_remove(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_list(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import BanStore
-    from stagepilot.cli.main import resources
 
     bans = BanStore(resources(args).table).list()
     if out.as_json:

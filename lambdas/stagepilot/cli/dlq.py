@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stagepilot.cli.resources import client
+from stagepilot.cli.resources import client, resources
 from stagepilot.routing import AUTOMATIONS
 
 if TYPE_CHECKING:
-    from stagepilot.cli.main import Output
+    from stagepilot.cli.output import Output
 
 PEEK_VISIBILITY_SECONDS = 30
 MOVE_VISIBILITY_SECONDS = 60
@@ -103,8 +103,6 @@ class QueueReport:
 
 
 def _chosen(args: argparse.Namespace) -> dict[str, tuple[str, str]]:
-    from stagepilot.cli.main import resources
-
     queues = resources(args).queues()
     return {args.automation: queues[args.automation]} if args.automation else queues
 
@@ -191,8 +189,6 @@ def summarize(message: dict[str, Any], *, now_ms: float) -> FailedEvent:
 
 
 def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.cli.main import resources
-
     sqs = client("sqs")
     sender = redrive_sender(resources(args), out)
     results: list[dict[str, Any]] = []

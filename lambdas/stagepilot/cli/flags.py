@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from stagepilot.cli.errors import CliError
 from stagepilot.cli.policies import checked_arn
-from stagepilot.cli.resources import OUTPUT_FLAG_BUS, CliError, client
+from stagepilot.cli.resources import OUTPUT_FLAG_BUS, client, resources
 from stagepilot.events import MAX_TEXT_LENGTH, PARTICIPANT_ID
 from stagepilot.routing import DEFAULT_MODERATION_SOURCES, PARTICIPANT_FLAGGED
 
 if TYPE_CHECKING:
-    from stagepilot.cli.main import Output
+    from stagepilot.cli.output import Output
 
 
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
@@ -45,7 +46,6 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 
 def cmd_flag(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.ivs import IvsRejected
-    from stagepilot.cli.main import resources
     from stagepilot.cli.operations import active_session
 
     arn = checked_arn(args.stage_arn)

@@ -7,42 +7,15 @@ failure, 2 on bad usage or invalid input; errors are one line on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from stagepilot.cli.resources import DEFAULT_STACK, CliError, Resources, describe_aws_error
+from stagepilot.cli.errors import CliError, describe_aws_error
+from stagepilot.cli.output import Output
+from stagepilot.cli.resources import DEFAULT_STACK
 
-Handler = Callable[[argparse.Namespace, "Output"], int]
-
-
-class Output:
-    """Where commands write: JSON documents with ``--json``, readable lines otherwise."""
-
-    def __init__(self, as_json: bool, stdout: Any = None, stderr: Any = None) -> None:
-        self.as_json = as_json
-        self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
-
-    def line(self, text: str = "") -> None:
-        print(text, file=self.stdout)
-
-    def json(self, value: Any) -> None:
-        print(
-            json.dumps(value, indent=None if isinstance(value, dict) and len(value) < 3 else 2, default=str),
-            file=self.stdout,
-        )
-
-    def json_line(self, value: Any) -> None:
-        print(json.dumps(value, default=str, separators=(",", ":")), file=self.stdout)
-
-    def warn(self, text: str) -> None:
-        print(f"warning: {text}", file=self.stderr)
-
-    def progress(self, text: str) -> None:
-        if not self.as_json:
-            print(text, file=self.stderr)
+Handler = Callable[[argparse.Namespace, Output], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,10 +63,6 @@ def main(argv: Sequence[str] | None = None, *, stdout: Any = None, stderr: Any =
             raise
         print(f"error: {message}", file=out.stderr)
         return 1
-
-
-def resources(args: argparse.Namespace) -> Resources:
-    return Resources(stack=args.stack, table_name=args.table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stagepilot.cli.errors import CliError
+from stagepilot.cli.files import read_json_file
 from stagepilot.cli.policies import checked_arn
-from stagepilot.cli.resources import CliError, Resources, client, read_json_file
+from stagepilot.cli.resources import Resources, client, resources
 from stagepilot.policy import DEFAULT_STAGE, validate_policy
 
 if TYPE_CHECKING:
     from stagepilot.adapters.table import PauseSwitches, PolicyStore, Table
-    from stagepilot.cli.main import Output
+    from stagepilot.cli.output import Output
     from stagepilot.pipeline import Outcome
 
 MANUAL_REASON = "Removed by an operator"
@@ -108,12 +110,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _resources(args: argparse.Namespace) -> Resources:
-    from stagepilot.cli.main import resources
-
-    return resources(args)
-
-
 # disconnect ----------------------------------------------------------------------------------------
 def cmd_disconnect(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.decisions.moderation import MAX_REASON_LENGTH
@@ -122,7 +118,7 @@ def cmd_disconnect(args: argparse.Namespace, out: Output) -> int:
     arn = checked_arn(args.stage_arn)
     if not args.reason or len(args.reason) > MAX_REASON_LENGTH:
         raise CliError(f"--reason must be 1-{MAX_REASON_LENGTH} characters (DisconnectParticipant's limit)", status=2)
-    res = _resources(args)
+    res = resources(args)
     try:
         session_id, user_id, outcome = _kick(res, arn, args.participant_id, args.reason)
     except RetryLater as exc:
@@ -213,7 +209,7 @@ def cmd_audit(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import AuditLog
 
     arn = checked_arn(args.stage_arn) if args.stage_arn else None
-    entries = AuditLog(_resources(args).table).list(arn, limit=args.limit)
+    entries = AuditLog(resources(args).table).list(arn, limit=args.limit)
     if out.as_json:
         out.json(entries)
         return 0
@@ -255,7 +251,7 @@ def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
     from stagepilot.adapters.table import PauseSwitches, PolicyStore
     from stagepilot.cli.changes import caller_arn
 
-    table = _resources(args).table
+    table = resources(args).table
     store, switches = PolicyStore(table), PauseSwitches(table)
     by = caller_arn()
     if args.all:
@@ -310,7 +306,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.decisions.composition import managed_attempt
 
     arn = checked_arn(args.stage_arn)
-    res = _resources(args)
+    res = resources(args)
     stage = res.ivs.stage(arn)
     if stage is None:
         raise CliError(f"stage {arn} not found")
@@ -456,7 +452,7 @@ def cmd_explain(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.routing import DEFAULT_MODERATION_SOURCES, build_routes
 
     document = _read_event(args.event_file)
-    res = _resources(args)
+    res = resources(args)
     sts = client("sts")
     account = str(sts.get_caller_identity()["Account"])
     sources = tuple(args.moderation_source or DEFAULT_MODERATION_SOURCES)

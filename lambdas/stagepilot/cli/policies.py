@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.table import HISTORY_VERSIONS
-from stagepilot.cli.resources import CliError, read_json_file
+from stagepilot.cli.errors import CliError
+from stagepilot.cli.files import read_json_file
+from stagepilot.cli.resources import resources
 from stagepilot.errors import ConflictError, NotFound
 from stagepilot.events import STAGE_ARN
 from stagepilot.policy import DEFAULT_STAGE, StagePolicy, parse_policy, replication_cycles, validate_policy
 
 if TYPE_CHECKING:
     from stagepilot.adapters.table import PolicyStore, StoredPolicy
-    from stagepilot.cli.main import Output
+    from stagepilot.cli.output import Output
 
 
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
@@ -174,8 +176,6 @@ def cmd_validate(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_put(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.cli.main import resources
-
     documents = load_policy_file(args.file)
     if len(documents) != 1:
         raise CliError(f"{args.file}: put takes one policy per file, found {len(documents)}", status=2)
@@ -305,8 +305,6 @@ def _write(store: PolicyStore, res: Any, policy: StagePolicy, *, expected_versio
 
 
 def cmd_get(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.cli.main import resources
-
     arn = checked_arn(args.stage_arn, allow_default=True)
     stored = _store(resources(args)).get(arn)
     if stored is None:
@@ -329,7 +327,6 @@ def cmd_get(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_list(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import PauseSwitches
-    from stagepilot.cli.main import resources
 
     res = resources(args)
     stored = _store(res).list()
@@ -364,7 +361,6 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_delete(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.cli.changes import caller_arn, record_change
-    from stagepilot.cli.main import resources
 
     arn = checked_arn(args.stage_arn, allow_default=True)
     res = resources(args)
@@ -389,8 +385,6 @@ def cmd_delete(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_history(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.cli.main import resources
-
     arn = checked_arn(args.stage_arn, allow_default=True)
     store = _store(resources(args))
     if args.show is not None:
@@ -416,8 +410,6 @@ def cmd_history(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.cli.main import resources
-
     arn = checked_arn(args.stage_arn, allow_default=True)
     res = resources(args)
     store = _store(res)

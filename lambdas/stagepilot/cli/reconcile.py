@@ -11,9 +11,10 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.policies import checked_arn
+from stagepilot.cli.resources import resources
 
 if TYPE_CHECKING:
-    from stagepilot.cli.main import Output
+    from stagepilot.cli.output import Output
     from stagepilot.convergence import PassReport
 
 
@@ -38,7 +39,6 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 
 def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.automations import convergence_order
-    from stagepilot.cli.main import resources
     from stagepilot.cli.services import cli_services
     from stagepilot.convergence import run_pass
 

@@ -6,17 +6,17 @@ Clients come from boto3's default session, so the usual AWS environment applies 
 
 from __future__ import annotations
 
-import json
+import argparse
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Final
 
 import boto3
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import ClientError, NoRegionError
 
 from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import Table
+from stagepilot.cli.errors import CliError
 from stagepilot.config import DEFAULT_IVS_CALLS_PER_SECOND
 from stagepilot.routing import AUTOMATIONS
 
@@ -34,14 +34,6 @@ def queue_output(automation: str) -> str:
 
 def dlq_output(automation: str) -> str:
     return f"{automation.capitalize()}DlqUrl"
-
-
-class CliError(Exception):
-    """A failure to report as one line on stderr; ``status`` is the exit status (1 failure, 2 bad input)."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -82,16 +74,9 @@ class Resources:
         return {a: (self.output(queue_output(a)), self.output(dlq_output(a))) for a in AUTOMATIONS}
 
 
-def read_json_file(path: Path) -> Any:
-    """A JSON file the user named; unreadable or not JSON is bad input (exit 2), said in one line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}", status=2) from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{path}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", status=2) from exc
+def resources(args: argparse.Namespace) -> Resources:
+    """The resources named by a command's ``--stack``/``--table``."""
+    return Resources(stack=args.stack, table_name=args.table)
 
 
 def client(service: str, **kwargs: Any) -> Any:
@@ -99,17 +84,3 @@ def client(service: str, **kwargs: Any) -> Any:
         return boto3.client(service, **kwargs)
     except NoRegionError as exc:
         raise CliError("no AWS region configured: set AWS_REGION or use a profile with a region") from exc
-
-
-def describe_aws_error(exc: BaseException) -> str | None:
-    """One line for the AWS failures an operator meets, or None for anything else."""
-    if isinstance(exc, NoCredentialsError):
-        return "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "Error")
-        if code == "ResourceNotFoundException" and exc.operation_name in {"GetItem", "Query", "PutItem"}:
-            return f"table not found: {error.get('Message', '')} (check --table or --stack)"
-        message = error.get("Message") or exc.response.get("exceptionMessage") or ""
-        return f"{exc.operation_name}: {code}: {message}".rstrip(": ")
-    return None

@@ -9,12 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stagepilot.cli.errors import CliError
+from stagepilot.cli.files import read_json_file
 from stagepilot.cli.policies import load_policy_file, problems_in
-from stagepilot.cli.resources import CliError, read_json_file
 from stagepilot.policy import parse_policy
 
 if TYPE_CHECKING:
-    from stagepilot.cli.main import Output
+    from stagepilot.cli.output import Output
     from stagepilot.local.deployment import Delivery
 
 
