@@ -99,7 +99,7 @@ def test_dlq_redrive_moves_the_messages_back_to_the_source_queue(aws: str):
 def test_dlq_redrive_sends_as_the_stacks_redrive_role(aws: str):
     # The queues take messages only from their rules and the stack's roles: redrive signs as the role.
     from stagepilot.cli.dlq import redrive_sender
-    from stagepilot.cli.main import Output
+    from stagepilot.cli.output import Output
     from stagepilot.cli.resources import Resources
 
     sender = redrive_sender(Resources(), Output(False))

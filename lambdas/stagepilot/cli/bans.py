@@ -16,11 +16,13 @@ if TYPE_CHECKING:
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_TTL = timedelta(days=3650)  # longer is a permanent ban: omit --ttl
 
 
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
     ban = commands.add_parser(
         "ban",
+        parents=[common],
         help="the global ban list",
         description="The global ban list: applies to every stage that is not paused. "
         "DisconnectParticipant cannot stop a user from getting a new token: enforce bans "
@@ -71,9 +73,13 @@ def parse_duration(text: str) -> timedelta:
     parts = _DURATION.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (examples: 90s, 30m, 12h, 7d, 1d12h)")
+    if any(len(n) > 12 for n, _ in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than {MAX_TTL.days} days: omit --ttl for a permanent ban")
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise argparse.ArgumentTypeError("a ban's duration must be longer than 0")
+    if seconds > MAX_TTL.total_seconds():
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than {MAX_TTL.days} days: omit --ttl for a permanent ban")
     return timedelta(seconds=seconds)
 
 

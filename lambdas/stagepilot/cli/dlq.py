@@ -39,6 +39,7 @@ EVENTBRIDGE_ERROR_MESSAGE = "ERROR_MESSAGE"
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
     dlq = commands.add_parser(
         "dlq",
+        parents=[common],
         help="failed events in the dead-letter queues",
         description="Failed events waiting in the automations' dead-letter queues.",
     )

@@ -1,39 +1,98 @@
-"""``stagepilot``: manage policies and bans, operate the automation, and run it locally.
+"""``stagepilot``: the command tree. Each command lives in its own module and registers itself here.
 
-Conventions (CONTRACT §3): every command has ``--help`` and ``--json``; exit status 0 on success, 1 on
-failure, 2 on bad usage or invalid input; errors are one line on stderr.
+Conventions (CONTRACT §3): every command has ``--help``; the AWS CLI's global options (``--output``,
+``--query``, ``--profile``, ``--region``, ``--endpoint-url``, ``--debug``) are accepted before or after the
+command; exit status 0 on success, 1 on failure, 2 on bad usage or invalid input; every failure is one line
+on stderr (``--debug`` adds the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from stagepilot.cli.errors import CliError, describe_aws_error
-from stagepilot.cli.output import Output
-from stagepilot.cli.resources import DEFAULT_STACK
+from stagepilot.cli.errors import BadInput, describe_failure
+from stagepilot.cli.output import FORMATS, Output, PlainStream, can_encode
+from stagepilot.cli.resources import DEFAULT_STACK, STACK_VARIABLE, AwsOptions, use_aws_options
 
 Handler = Callable[[argparse.Namespace, Output], int]
+PROG = "stagepilot"
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad usage is one line on stderr and exit 2, like every other failure (not argparse's usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{message} (see: {self.prog} --help)")
+
+
+def global_options(*, on_command: bool) -> argparse.ArgumentParser:
+    """The AWS CLI's global options. On the commands their defaults are suppressed, so a value given
+    before the command is not reset by the command's parser."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if on_command else value
+
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--output",
+        choices=FORMATS,
+        default=default(None),
+        help="json, table or text: the command's document instead of readable lines",
+    )
+    group.add_argument(
+        "--json", dest="output", action="store_const", const="json", default=default(None), help="--output json"
+    )
+    group.add_argument(
+        "--query", metavar="JMESPATH", default=default(None), help="pick from the document (implies --output json)"
+    )
+    group.add_argument("--profile", default=default(None), help="AWS profile (instead of AWS_PROFILE)")
+    group.add_argument("--region", default=default(None), help="AWS region (instead of AWS_REGION)")
+    group.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        default=default(None),
+        help="send AWS calls there (like AWS_ENDPOINT_URL; AWS_ENDPOINT_URL_<SERVICE> still wins)",
+    )
+    group.add_argument(
+        "--debug", action="store_true", default=default(False), help="log AWS calls; show the traceback of a failure"
+    )
+    return parser
+
+
+def stack_options() -> argparse.ArgumentParser:
+    default_stack = os.environ.get(STACK_VARIABLE) or DEFAULT_STACK
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        "--stack",
+        default=default_stack,
+        help=f"the deployed stack to act on (default ${STACK_VARIABLE} or {DEFAULT_STACK}; now {default_stack})",
+    )
+    parser.add_argument("--table", help="the DynamoDB table, instead of finding it from the stack's outputs")
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     from stagepilot.cli import bans, dlq, flags, operations, policies, reconcile, simulate
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    aws = argparse.ArgumentParser(add_help=False)
-    aws.add_argument("--stack", default=DEFAULT_STACK, help=f"the deployed stack to act on (default {DEFAULT_STACK})")
-    aws.add_argument("--table", help="the DynamoDB table, instead of finding it from the stack's outputs")
-
-    parser = argparse.ArgumentParser(
-        prog="stagepilot",
+    common = global_options(on_command=True)
+    aws = stack_options()
+    parser = Parser(
+        prog=PROG,
+        parents=[global_options(on_command=False)],
         description="Automation for Amazon IVS real-time stages: compositions, replication and moderation "
         "driven by per-stage policies. AWS commands honour the usual AWS environment "
-        "(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_*).",
+        "(AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_*) and the AWS CLI's global options.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=version_text())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     policies.register(commands, common, aws)
     bans.register(commands, common, aws)
     operations.register(commands, common, aws)
@@ -44,25 +103,89 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, stdout: Any = None, stderr: Any = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    out = Output(getattr(args, "json", False), stdout, stderr)
-    handler: Handler = args.handler
+def version_text() -> str:
+    import platform
+    from importlib import metadata
+
+    import botocore
+
     try:
-        return handler(args, out)
-    except CliError as exc:
-        print(f"error: {exc}", file=out.stderr)
-        return exc.status
+        mine = metadata.version("stagepilot")
+    except metadata.PackageNotFoundError:
+        mine = "unknown"
+    return f"{PROG}/{mine} Python/{platform.python_version()} botocore/{botocore.__version__}"
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: Any = None, stderr: Any = None) -> int:
+    """Run one command; every failure is one line on ``stderr`` and an exit status (never a traceback)."""
+    stdout = _writable(stdout or sys.stdout)
+    stderr = _writable(stderr or sys.stderr)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in arguments
+    out = Output(stdout=stdout, stderr=stderr)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):  # argparse's --help too
+            args = build_parser().parse_args(arguments)
+            out = Output(stdout=stdout, stderr=stderr, output_format=args.output, query=_query(args.query))
+            if args.debug:
+                _log_debug(stderr)
+            use_aws_options(AwsOptions(profile=args.profile, region=args.region, endpoint_url=args.endpoint_url))
+            handler: Handler = args.handler
+            return handler(args, out)
+    except BrokenPipeError:
+        _silence(stdout)  # the reader went away (`| head`): nothing to say, and nothing more to write
+        return 1
     except KeyboardInterrupt:
-        print("error: interrupted", file=out.stderr)
+        _report(out, "interrupted", debug=False)
         return 1
     except Exception as exc:
-        message = describe_aws_error(exc)
-        if message is None:
-            raise
-        print(f"error: {message}", file=out.stderr)
-        return 1
+        message, status = describe_failure(exc)
+        _report(out, message, debug=debug)
+        return status
+
+
+def _query(text: str | None) -> Any:
+    if text is None:
+        return None
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        return jmespath.compile(text)
+    except JMESPathError as exc:
+        raise BadInput(f"--query: not a JMESPath expression: {' '.join(str(exc).split())}") from exc
+
+
+def _report(out: Output, message: str, *, debug: bool) -> None:
+    try:
+        if debug:
+            out.stderr.write(traceback.format_exc())
+        out.error(message)
+    except (BrokenPipeError, OSError):
+        pass  # stderr is gone too: the exit status says it
+
+
+def _writable(stream: Any) -> Any:
+    """A terminal or file that cannot encode the output's symbols gets ASCII stand-ins instead of a crash."""
+    return stream if can_encode(stream) else PlainStream(stream)
+
+
+def _silence(stream: Any) -> None:
+    """Point the broken stdout at /dev/null, so that Python's final flush at exit does not complain."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        real = sys.stdout
+        if stream is real or getattr(stream, "_stream", None) is real:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, real.fileno() if real is not None else 1)
+
+
+def _log_debug(stream: Any) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("botocore", "boto3", "stagepilot"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stagepilot.cli.errors import CliError
+from stagepilot.cli.errors import BadInput, CliError
 from stagepilot.cli.files import read_json_file
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import Resources, client, resources
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from stagepilot.pipeline import Outcome
 
 MANUAL_REASON = "Removed by an operator"
+PARTICIPANT_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # IVS's participantId pattern
 
 
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
@@ -116,8 +118,10 @@ def cmd_disconnect(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.errors import RetryLater
 
     arn = checked_arn(args.stage_arn)
+    if not PARTICIPANT_ID.fullmatch(args.participant_id):
+        raise BadInput(f"not a participant id: {args.participant_id!r} (IVS ids are 1-64 letters, digits, '-' or '_')")
     if not args.reason or len(args.reason) > MAX_REASON_LENGTH:
-        raise CliError(f"--reason must be 1-{MAX_REASON_LENGTH} characters (DisconnectParticipant's limit)", status=2)
+        raise BadInput(f"--reason must be 1-{MAX_REASON_LENGTH} characters (DisconnectParticipant's limit)")
     res = resources(args)
     try:
         session_id, user_id, outcome = _kick(res, arn, args.participant_id, args.reason)
@@ -165,12 +169,15 @@ def _kick(res: Resources, arn: str, participant_id: str, reason: str) -> tuple[s
 
     services = cli_services(res)
     session_id = active_session(res, arn)
-    user_id = None
     try:
         user_id = services.ivs.participant(arn, session_id, participant_id).user_id
     except IvsRejected as exc:
         if not exc.not_found:
             raise
+        raise CliError(
+            f"{participant_id} is not connected to {arn}: IVS does not know it in session {session_id} "
+            "(find the id with: stagepilot status STAGE_ARN); nothing done"
+        ) from exc
     operator = caller_arn()
     owner = manual_owner(operator, arn, participant_id)
     try:
@@ -480,7 +487,15 @@ def cmd_explain(args: argparse.Namespace, out: Output) -> int:
 
 
 def _read_event(path: Path) -> dict[str, Any]:
+    """The event file, checked offline to be an EventBridge envelope (before any AWS call)."""
+    from stagepilot.errors import MalformedEvent
+    from stagepilot.events import parse_envelope
+
     document = read_json_file(path)
     if not isinstance(document, dict):
-        raise CliError(f"{path}: expected one EventBridge event (a JSON object)", status=2)
+        raise BadInput(f"{path}: expected one EventBridge event (a JSON object)")
+    try:
+        parse_envelope(document)
+    except MalformedEvent as exc:
+        raise BadInput(f"{path}: not an EventBridge event: {exc}") from exc
     return document

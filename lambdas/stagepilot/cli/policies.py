@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
-    policy = commands.add_parser("policy", help="manage stage policies", description="Manage stage policies.")
+    policy = commands.add_parser(
+        "policy", parents=[common], help="manage stage policies", description="Manage stage policies."
+    )
     sub = policy.add_subparsers(dest="policy_command", metavar="COMMAND", required=True)
 
     validate = sub.add_parser(
@@ -141,9 +143,10 @@ def problems_in(documents: list[Any]) -> list[str]:
     lines = []
     for index, document in enumerate(documents):
         for problem in validate_policy(document):
-            lines.append(
-                f"[{index}].{problem}" if many and problem.path else f"[{index}]: {problem}" if many else str(problem)
-            )
+            where = f"[{index}]" if many else ""
+            if problem.path:
+                where = f"{where}.{problem.path}" if where else problem.path
+            lines.append(f"{where}: {problem.message}" if where else problem.message)
     return lines
 
 
@@ -182,7 +185,7 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
     problems = problems_in(documents)
     if problems:
         for line in problems:
-            print(f"{args.file}: {line}", file=out.stderr)
+            out.notice(f"{args.file}: {line}")
         raise CliError(f"{args.file}: invalid policy ({len(problems)} problems); nothing stored", status=2)
     policy = parse_policy(documents[0])
     res = resources(args)
@@ -319,9 +322,9 @@ def cmd_get(args: argparse.Namespace, out: Output) -> int:
             }
         )
     else:
-        out.line(json.dumps(stored.document, indent=2, sort_keys=False))
+        out.lines(json.dumps(stored.document, indent=2, sort_keys=False))
         by = f" by {stored.updated_by}" if stored.updated_by else ""
-        print(f"# version {stored.version}, updated {stored.updated_at}{by}", file=out.stderr)
+        out.notice(f"# version {stored.version}, updated {stored.updated_at}{by}")
     return 0
 
 
@@ -391,7 +394,7 @@ def cmd_history(args: argparse.Namespace, out: Output) -> int:
         kept = store.version(arn, args.show)
         if kept is None:
             raise CliError(f"version {args.show} of the policy for {arn} is not kept (see policy history {arn})")
-        out.json(kept.document) if out.as_json else out.line(json.dumps(kept.document, indent=2))
+        out.json(kept.document) if out.as_json else out.lines(json.dumps(kept.document, indent=2))
         return 0
     versions = store.history(arn)
     if out.as_json:

@@ -1,12 +1,13 @@
 """Finding the deployed stack's resources for the CLI: the stack's outputs, or explicit flags.
 
 Clients come from boto3's default session, so the usual AWS environment applies (``AWS_PROFILE``,
-``AWS_REGION``, ``AWS_ENDPOINT_URL_*``).
+``AWS_REGION``, ``AWS_ENDPOINT_URL_*``), or from the global ``--profile``/``--region``/``--endpoint-url``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final
@@ -21,6 +22,7 @@ from stagepilot.config import DEFAULT_IVS_CALLS_PER_SECOND
 from stagepilot.routing import AUTOMATIONS
 
 DEFAULT_STACK: Final = "StagePilot"
+STACK_VARIABLE: Final = "STAGEPILOT_STACK"  # the default for --stack (a deployment with -c stackName=...)
 # Output names of the StagePilot stack (infra/names.py defines them; tests/infra checks they agree).
 OUTPUT_TABLE: Final = "TableName"
 OUTPUT_TOPIC: Final = "AlarmTopicArn"
@@ -79,8 +81,43 @@ def resources(args: argparse.Namespace) -> Resources:
     return Resources(stack=args.stack, table_name=args.table)
 
 
+@dataclass(frozen=True)
+class AwsOptions:
+    """The AWS CLI's global options, for every client this process makes."""
+
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+_options = AwsOptions()
+_session: Any = None  # a boto3 Session when --profile/--region were given; else boto3's default session
+
+
+def use_aws_options(options: AwsOptions) -> None:
+    """Called once per command, before any client is made (a missing profile fails here, one line)."""
+    global _options, _session
+    _options = options
+    _session = None
+    # AWS_REGION beats AWS_DEFAULT_REGION, as in the AWS CLI v2 (botocore itself reads only the latter).
+    region = options.region or os.environ.get("AWS_REGION") or None
+    if options.profile or region:
+        _session = boto3.session.Session(profile_name=options.profile, region_name=region)
+
+
 def client(service: str, **kwargs: Any) -> Any:
+    """A boto3 client. ``--endpoint-url`` acts like ``AWS_ENDPOINT_URL``: a service's own
+    ``AWS_ENDPOINT_URL_<SERVICE>`` still wins, so one shell can point IVS and the rest at different places."""
+    if _options.endpoint_url and not os.environ.get(endpoint_variable(service)):
+        kwargs.setdefault("endpoint_url", _options.endpoint_url)
     try:
-        return boto3.client(service, **kwargs)
+        return (_session or boto3).client(service, **kwargs)
     except NoRegionError as exc:
-        raise CliError("no AWS region configured: set AWS_REGION or use a profile with a region") from exc
+        raise CliError(
+            "no AWS region configured (hint: --region, AWS_REGION or AWS_DEFAULT_REGION, or a profile with a region)"
+        ) from exc
+
+
+def endpoint_variable(service: str) -> str:
+    """``ivs-realtime`` -> ``AWS_ENDPOINT_URL_IVS_REALTIME`` (botocore's per-service variable)."""
+    return "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_").replace(" ", "_")

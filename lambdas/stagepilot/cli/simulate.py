@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.errors import CliError
-from stagepilot.cli.files import read_json_file
+from stagepilot.cli.files import parse_json, read_json_file, read_text_file
 from stagepilot.cli.policies import load_policy_file, problems_in
 from stagepilot.policy import parse_policy
 
@@ -71,33 +73,81 @@ def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
     problems = problems_in(documents)
     if problems:
         for line in problems:
-            print(f"{args.policies}: {line}", file=out.stderr)
+            out.notice(f"{args.policies}: {line}")
         raise CliError(f"{args.policies}: invalid policies; nothing simulated", status=2)
     bans = _bans(args.bans) if args.bans else []
-    try:
-        text = args.events.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CliError(f"cannot read {args.events}: {exc.strerror}", status=2) from exc
+    text, refused = _bounded_lines(read_text_file(args.events))
     scenario = read_scenario(text)
-    for error in scenario.errors:
-        print(f"{args.events}: {error} (skipped)", file=out.stderr)
+    errors = sorted([*refused, *scenario.errors], key=_line_number)
+    for error in errors:
+        out.notice(f"{args.events}: {error} (skipped)")
 
     _quiet_logs()
     timeline = None if out.as_json else Timeline(out)
-    result = simulate(
-        [parse_policy(d) for d in documents],
-        scenario,
-        bans=bans,
-        listener=timeline.notify if timeline else None,
-        reconcile_seconds=args.reconcile_seconds,
-        settle_seconds=args.settle,
-    )
+    with isolated_from_aws():
+        result = simulate(
+            [parse_policy(d) for d in documents],
+            scenario,
+            bans=bans,
+            listener=timeline.notify if timeline else None,
+            reconcile_seconds=args.reconcile_seconds,
+            settle_seconds=args.settle,
+        )
     if out.as_json:
         for call in result.calls:
             out.json_line(call)
     else:
         _summary(out, result)
     return 0
+
+
+def _bounded_lines(text: str) -> tuple[str, list[str]]:
+    """The scenario with the lines the CLI's JSON reader refuses (nesting, huge numbers, lone surrogates)
+    blanked out, so that they are reported and skipped like any other malformed line."""
+    lines = text.splitlines()
+    refused = []
+    for index, raw in enumerate(lines):
+        if not raw.strip():
+            continue
+        try:
+            parse_json(raw)
+        except json.JSONDecodeError:
+            continue  # the scenario reader reports it with its own words
+        except ValueError as exc:
+            refused.append(f"line {index + 1}: {exc}")
+            lines[index] = ""
+    return "\n".join(lines), refused
+
+
+def _line_number(error: str) -> int:
+    number = error.removeprefix("line ").split(":", 1)[0]
+    return int(number) if number.isdigit() else 0
+
+
+@contextlib.contextmanager
+def isolated_from_aws() -> Iterator[None]:
+    """Nothing of the operator's AWS setup reaches the simulation: no endpoint (``AWS_ENDPOINT_URL*``,
+    ``--endpoint-url``, a profile's ``endpoint_url``), no profile, no real credentials. Restored after."""
+    import boto3
+
+    saved_env = dict(os.environ)
+    saved_session = boto3.DEFAULT_SESSION
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            del os.environ[name]
+    os.environ.update(
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_IGNORE_CONFIGURED_ENDPOINT_URLS="true",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    boto3.DEFAULT_SESSION = None
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        boto3.DEFAULT_SESSION = saved_session
 
 
 def _bans(path: Path) -> list[dict[str, str]]:
