@@ -10,7 +10,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_HOME := $(CURDIR)/.cdk-home
 
-.PHONY: help demo test lint synth deploy destroy bench soak lock clean
+.PHONY: help demo test lint synth deploy destroy bench soak lock clean completion
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,8 +52,14 @@ bench: $(STAMP)  ## benchmarks against the floor (docs/performance.md)
 soak: $(STAMP) $(CDK)  ## the slow reliability variants
 	$(PY) -m pytest -q -n 2 -m slow -rP
 
+completion: $(STAMP)  ## shell completion for stagepilot into build/completion/ (source the one of your shell)
+	mkdir -p build/completion
+	for shell in bash zsh; do \
+	  $(PY) -m shtab --shell=$$shell --prog stagepilot -o build/completion/stagepilot.$$shell stagepilot.cli.main.build_parser; \
+	done
+
 lock: $(STAMP)  ## re-pin requirements.txt from the current venv
 	$(PY) -m pip freeze --exclude-editable | sort > requirements.lock.tmp && echo "review requirements.lock.tmp"
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .cdk-home
+	rm -rf $(VENV) node_modules cdk.out .cdk-home build

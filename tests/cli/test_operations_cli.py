@@ -207,7 +207,8 @@ def test_pause_and_resume_are_audited_with_the_caller(ivs: IvsStandIn, tmp_path:
 
 def test_pause_all_pauses_default_and_every_policy(ivs: IvsStandIn, tmp_path: Path):
     put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
-    result = run("pause", "--all", "--json")
+    assert run("pause", "--all").status == 2  # not on a terminal: --yes required
+    result = run("pause", "--all", "--yes", "--json")
     assert result.status == 0, result.stderr
     assert {(r["stageArn"], r["changed"]) for r in result.json()} == {("default", True), (STAGE, True)}
     listed = {p["stageArn"]: p["paused"] for p in run("policy", "list", "--json").json()}
@@ -216,12 +217,12 @@ def test_pause_all_pauses_default_and_every_policy(ivs: IvsStandIn, tmp_path: Pa
     [moderation] = [a for a in default_automations() if a.name == "moderation"]
     assert handle_event(published, moderation, handler_services(ivs)).reason == "stage is paused"  # via default
 
-    resumed = run("resume", "--all", "--json")
+    resumed = run("resume", "--all", "--yes", "--json")
     assert resumed.status == 0
     assert [r["stageArn"] for r in resumed.json()] == ["default", STAGE]
     listed = {p["stageArn"]: p["paused"] for p in run("policy", "list", "--json").json()}
     assert listed == {STAGE: False}
-    assert run("resume", "--all").stdout.strip() == "nothing is paused"
+    assert run("resume", "--all", "--yes").stdout.strip() == "nothing is paused"
     assert run("pause", STAGE, "--all").status == 2  # one or the other
 
 

@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from stagepilot.cli.errors import BadInput, describe_failure
@@ -100,7 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.register(commands, common, aws)
     flags.register(commands, common, aws)
     simulate.register(commands, common)
+    _complete_paths(parser)
     return parser
+
+
+# What shtab (``make completion``) completes a FILE argument with; set as data so the CLI never imports it.
+FILE_COMPLETION = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
+
+
+def _complete_paths(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if action.type is Path:
+            action.complete = FILE_COMPLETION  # type: ignore[attr-defined]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _complete_paths(sub)
 
 
 def version_text() -> str:

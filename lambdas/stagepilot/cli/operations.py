@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stagepilot.cli.confirm import confirm, yes_option
 from stagepilot.cli.errors import BadInput, CliError
 from stagepilot.cli.files import read_json_file
 from stagepilot.cli.policies import checked_arn
@@ -54,7 +55,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     for name, paused in (("pause", True), ("resume", False)):
         parser = commands.add_parser(
             name,
-            parents=[common, aws],
+            parents=[common, aws, yes_option()],
             help="the per-stage kill switch" if paused else "undo pause",
             description=(
                 "Turn on the stage's kill switch: no automation acts on it (bans included), whatever its policy "
@@ -258,6 +259,8 @@ def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
     from stagepilot.adapters.table import PauseSwitches, PolicyStore
     from stagepilot.cli.changes import caller_arn
 
+    if args.all:
+        confirm(args, f"{'pause' if paused else 'resume'} every stage")
     table = resources(args).table
     store, switches = PolicyStore(table), PauseSwitches(table)
     by = caller_arn()
