@@ -106,6 +106,7 @@ class CompositionSummary:
     stage_arn: str
     state: str
     tags: Mapping[str, str]
+    destination_states: tuple[str, ...] = ()  # each destination's state (ACTIVE, FAILED, ...), as listed
 
     @property
     def active(self) -> bool:
@@ -259,7 +260,13 @@ class IvsStage:
     def compositions(self, stage_arn: str) -> list[CompositionSummary]:
         params = {"filterByStageArn": stage_arn, "maxResults": 100}
         return [
-            CompositionSummary(arn=c["arn"], stage_arn=c["stageArn"], state=c["state"], tags=c.get("tags") or {})
+            CompositionSummary(
+                arn=c["arn"],
+                stage_arn=c["stageArn"],
+                state=c["state"],
+                tags=c.get("tags") or {},
+                destination_states=tuple(str(d.get("state", "")) for d in c.get("destinations") or ()),
+            )
             for c in self._paginate("ListCompositions", "compositions", params)
         ]
 

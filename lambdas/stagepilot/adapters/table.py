@@ -608,6 +608,19 @@ class AuditLog:
             items = self._table.query(AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True, limit=limit)
         return [json.loads(item["entry"]) for item in items]
 
+    def newest_first(self, stage_arn: str | None = None, *, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """Every entry newest first (one stage, or all), back to ``since``; pages are read as consumed."""
+        if stage_arn:
+            items = self._table.query(stage_partition(stage_arn), sk_prefix="AUDIT#", newest_first=True)
+        else:
+            items = self._table.query(AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True)
+        oldest = iso(since) if since is not None else ""
+        for item in items:
+            entry = json.loads(item["entry"])
+            if str(entry.get("time", "")) < oldest:
+                return
+            yield entry
+
 
 # helpers -------------------------------------------------------------------------------------------
 def _key(pk: str, sk: str) -> dict[str, Any]:

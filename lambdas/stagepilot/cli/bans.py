@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.errors import CliError
@@ -110,10 +110,15 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
         disconnected = sweep(res, args.user_id, args.reason, out)
     if out.as_json:
         out.json(
-            {"userId": ban.user_id, "reason": ban.reason, "expiresAt": ban.expires_at, "disconnected": disconnected}
+            {
+                "userId": ban.user_id,
+                "reason": ban.reason,
+                "expiresAt": _iso(ban.expires_at),
+                "disconnected": disconnected,
+            }
         )
     else:
-        until = f" until {ban.expires_at:%Y-%m-%d %H:%M:%SZ}" if ban.expires_at else ""
+        until = f" until {_iso(ban.expires_at)}" if ban.expires_at else ""
         out.line(f"banned {ban.user_id}{until}" + (f" (replaced a ban {replaced.until()})" if replaced else ""))
         for item in disconnected:
             out.line(f"  {item['action']}: {item['participantId']} on {item['stageArn']} ({item['reason']})")
@@ -175,7 +180,7 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
     if out.as_json:
         out.json(
             [
-                {"userId": b.user_id, "reason": b.reason, "createdAt": b.created_at, "expiresAt": b.expires_at}
+                {"userId": b.user_id, "reason": b.reason, "createdAt": b.created_at, "expiresAt": _iso(b.expires_at)}
                 for b in bans
             ]
         )
@@ -183,6 +188,13 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
     if not bans:
         out.line("no bans in force")
     for b in bans:
-        until = f"until {b.expires_at:%Y-%m-%d %H:%M:%SZ}" if b.expires_at else "permanent"
+        until = f"until {_iso(b.expires_at)}" if b.expires_at else "permanent"
         out.line(f"{b.user_id}  {until}  since {b.created_at}  {b.reason}")
     return 0
+
+
+def _iso(value: datetime | None) -> str | None:
+    """One time format everywhere: ISO-8601 UTC, as the audit trail writes it."""
+    from stagepilot.adapters.table import iso
+
+    return iso(value) if value is not None else None

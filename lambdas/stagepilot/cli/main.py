@@ -81,7 +81,7 @@ def stack_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stagepilot.cli import bans, dlq, flags, operations, policies, reconcile, simulate
+    from stagepilot.cli import bans, dlq, flags, operations, policies, reconcile, simulate, status
 
     common = global_options(on_command=True)
     aws = stack_options()
@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     policies.register(commands, common, aws)
     bans.register(commands, common, aws)
     operations.register(commands, common, aws)
+    status.register(commands, common, aws)
     dlq.register(commands, common, aws)
     reconcile.register(commands, common, aws)
     flags.register(commands, common, aws)

@@ -1,4 +1,4 @@
-"""``stagepilot disconnect|audit|pause|resume|status|explain``: operating the automation on live stages."""
+"""``stagepilot disconnect|audit|pause|resume|explain``: operating the automation on live stages."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from stagepilot.cli.errors import BadInput, CliError
 from stagepilot.cli.files import read_json_file
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import Resources, client, resources
-from stagepilot.policy import DEFAULT_STAGE, validate_policy
+from stagepilot.policy import DEFAULT_STAGE
 
 if TYPE_CHECKING:
     from stagepilot.adapters.table import PauseSwitches, PolicyStore, Table
@@ -73,17 +73,6 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
             "--all", action="store_true", help="'default' and every stage with a stored policy (resume: every switch)"
         )
         parser.set_defaults(handler=cmd_pause if paused else cmd_resume)
-
-    status = commands.add_parser(
-        "status",
-        parents=[common, aws],
-        help="live view of one stage",
-        description="The stage's active session, its publishers, the compositions on it (stagepilot's and "
-        "others'), live replicas, stagepilot's record of the session, the effective policy, and the last actions.",
-    )
-    status.add_argument("stage_arn", metavar="STAGE_ARN")
-    status.add_argument("--actions", type=_positive, default=10, metavar="N", help="recent actions shown (10)")
-    status.set_defaults(handler=cmd_status)
 
     explain = commands.add_parser(
         "explain",
@@ -306,153 +295,6 @@ def _toggle(
     if changed:
         record_change(table, stage_arn=arn, action="pause" if paused else "resume", by=by, reason=result["message"])
     return result
-
-
-# status --------------------------------------------------------------------------------------------
-def cmd_status(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.adapters.replication_state import ReplicationRecords
-    from stagepilot.adapters.state import CompositionRecords
-    from stagepilot.adapters.table import AuditLog, PolicyStore
-    from stagepilot.decisions.composition import managed_attempt
-
-    arn = checked_arn(args.stage_arn)
-    res = resources(args)
-    stage = res.ivs.stage(arn)
-    if stage is None:
-        raise CliError(f"stage {arn} not found")
-    session_id = stage.active_session_id
-    report: dict[str, Any] = {"stageArn": arn, "name": stage.name, "activeSessionId": session_id}
-
-    found = PolicyStore(res.table).lookup(arn)
-    own, default = found.own, found.default
-    chosen = own or default
-    by_policy = chosen is not None and chosen.document.get("paused") is True
-    report["policy"] = {
-        "source": "stage" if own else "default" if default else "none",
-        "version": chosen.version if chosen else None,
-        "paused": found.paused_by is not None or by_policy,
-        "pausedBy": "pause" if found.paused_by is not None else "policy" if by_policy else None,
-        "valid": not validate_policy(chosen.document) if chosen else None,
-        "sections": [k for k in ("composition", "replication", "moderation") if chosen and chosen.document.get(k)],
-    }
-
-    publishers: list[dict[str, Any]] = []
-    if session_id:
-        session = res.ivs.stage_session(arn, session_id)
-        report["sessionStartTime"] = session.start_time if session else None
-        participants = res.ivs.participants(arn, session_id)
-        if len(participants) > 100:
-            out.progress(f"{len(participants)} participants in the session; reading replicas of the publishers...")
-        for p in participants:
-            if not p.published or p.state != "CONNECTED":
-                continue
-            replicas = [
-                {"destinationStageArn": r.destination_stage_arn, "state": r.state}
-                for r in res.ivs.replicas(arn, p.participant_id)
-            ]
-            publishers.append(
-                {
-                    "participantId": p.participant_id,
-                    "userId": p.user_id,
-                    "replica": p.is_replica,
-                    "sourceStageArn": p.source_stage_arn,
-                    "replicas": replicas,
-                }
-            )
-    report["publishers"] = publishers
-
-    compositions = []
-    for c in res.ivs.compositions(arn):
-        owned = managed_attempt(dict(c.tags))
-        compositions.append(
-            {
-                "arn": c.arn,
-                "state": c.state,
-                "managedByStagepilot": owned is not None,
-                "sessionId": owned[0] if owned else None,
-                "attempt": owned[1] if owned else None,
-            }
-        )
-    report["compositions"] = compositions
-
-    record = CompositionRecords(res.table).get(arn, session_id) if session_id else None
-    report["compositionRecord"] = (
-        {
-            "state": record.state.value,
-            "attempt": record.attempt,
-            "restarts": record.restarts,
-            "compositionArn": record.composition_arn,
-        }
-        if record
-        else None
-    )
-    report["replicationRecords"] = [
-        {
-            "participantId": r.participant_id,
-            "destinationStageArn": r.destination_stage_arn,
-            "state": r.state,
-            "live": r.live,
-            "rejection": r.rejection,
-        }
-        for r in (ReplicationRecords(res.table).list(arn, session_id=session_id) if session_id else [])
-    ]
-    report["recentActions"] = AuditLog(res.table).list(arn, limit=args.actions)
-
-    if out.as_json:
-        out.json(report)
-        return 0
-    _print_status(report, out)
-    return 0
-
-
-def _print_status(report: dict[str, Any], out: Output) -> None:
-    policy = report["policy"]
-    out.line(f"stage    {report['stageArn']}" + (f"  ({report['name']})" if report["name"] else ""))
-    state = "PAUSED" if policy["paused"] else "active"
-    source = {"stage": "its own", "default": "'default'", "none": "none"}[policy["source"]]
-    policy_line = f"policy   {source}"
-    if policy["source"] != "none":
-        policy_line += f" v{policy['version']}, {state}, sections: {', '.join(policy['sections']) or '-'}"
-        if not policy["valid"]:
-            policy_line += "  INVALID (fix with policy put)"
-    elif policy["paused"]:
-        policy_line += ", PAUSED"
-    out.line(policy_line)
-    session_id = report["activeSessionId"]
-    if not session_id:
-        out.line("session  none active (nobody connected)")
-    else:
-        started = report.get("sessionStartTime")
-        out.line(f"session  {session_id}" + (f" (started {started})" if started else ""))
-    out.line(f"publishers ({len(report['publishers'])})")
-    for p in report["publishers"]:
-        who = p["participantId"] + (f" user={p['userId']}" if p["userId"] else "")
-        if p["replica"]:
-            who += f" (replica from {p['sourceStageArn']})"
-        out.line(f"  {who}")
-        for r in p["replicas"]:
-            out.line(f"    replica -> {r['destinationStageArn']}  {r['state']}")
-    out.line(f"compositions ({len(report['compositions'])})")
-    for c in report["compositions"]:
-        owner = f"stagepilot, session {c['sessionId']} attempt {c['attempt']}" if c["managedByStagepilot"] else "other"
-        out.line(f"  {c['arn']}  {c['state']}  ({owner})")
-    record = report["compositionRecord"]
-    if record:
-        out.line(
-            f"stagepilot composition record: {record['state']}, attempt {record['attempt']}, "
-            f"restarts {record['restarts']}" + (f", {record['compositionArn']}" if record["compositionArn"] else "")
-        )
-    elif session_id:
-        out.line("stagepilot composition record: none for this session")
-    live = [r for r in report["replicationRecords"] if r["live"]]
-    if report["replicationRecords"]:
-        out.line(f"replications recorded ({len(live)} live)")
-        for r in report["replicationRecords"]:
-            extra = f" ({r['rejection']})" if r["rejection"] else ""
-            out.line(f"  {r['participantId']} -> {r['destinationStageArn']}  {r['state']}{extra}")
-    out.line(f"recent actions ({len(report['recentActions'])})")
-    for entry in report["recentActions"]:
-        out.line("  " + audit_line(entry, with_stage=False))
 
 
 # explain -------------------------------------------------------------------------------------------

@@ -1,0 +1,457 @@
+"""``stagepilot status [STAGE_ARN] [--watch [SECONDS]]``: what is live now, and what stagepilot makes of it.
+
+Without an ARN, the fleet: every stage with an active session (ListStages), one row each. With an ARN,
+one stage in detail: every participant and what the policy says about each, compositions and their
+destinations, replicas, stagepilot's records, dead-letter queues, alarms and the last actions. Times are
+ISO-8601 UTC. The views read IVS, the table, SQS and CloudWatch; they change nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from stagepilot.cli.errors import CliError
+from stagepilot.cli.policies import checked_arn
+from stagepilot.cli.resources import Resources, client, resources
+
+if TYPE_CHECKING:
+    from stagepilot.adapters.ivs import CompositionSummary, Participant
+    from stagepilot.adapters.table import PolicyLookup
+    from stagepilot.cli.output import Output
+    from stagepilot.policy import StagePolicy
+
+DEFAULT_WATCH_SECONDS = 5.0
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
+    status = commands.add_parser(
+        "status",
+        parents=[common, aws],
+        help="live view: every live stage, or one stage in detail",
+        description="Without STAGE_ARN: every stage with an active session (composition, publishers, replicas, "
+        "policy: own/default, paused, dry-run, last action). With STAGE_ARN: every participant and what the "
+        "policy says about each (would be kicked, replicated where), compositions and their destinations, "
+        "stagepilot's records, dead-letter queue depths, alarm states and the last actions. Changes nothing.",
+    )
+    status.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?")
+    status.add_argument("--actions", type=_positive, default=10, metavar="N", help="recent actions shown (10)")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        const=DEFAULT_WATCH_SECONDS,
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"redraw every SECONDS ({DEFAULT_WATCH_SECONDS:g}) until Ctrl-C; with --output json, one document a line",
+    )
+    status.set_defaults(handler=cmd_status)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1000, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 1 to 3600, got {text!r}")
+    return value
+
+
+def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    arn = checked_arn(args.stage_arn) if args.stage_arn else None
+    res = resources(args)
+    build: Callable[[], dict[str, Any]]
+    render: Callable[[dict[str, Any], Output], None]
+    if arn:
+        build, render = (lambda: stage_report(res, arn, args.stack, actions=args.actions)), print_stage
+    else:
+        build, render = (lambda: fleet_report(res)), print_fleet
+    if args.watch is None:
+        report = build()
+        out.json(report) if out.as_json else render(report, out)
+        return 0
+    return watch(out, build, render, every=args.watch)
+
+
+def watch(
+    out: Output,
+    build: Callable[[], dict[str, Any]],
+    render: Callable[[dict[str, Any], Output], None],
+    *,
+    every: float,
+    sleep: Callable[[float], None] | None = None,
+) -> int:
+    """Redraw until Ctrl-C: the screen is cleared on a terminal; elsewhere frames follow each other."""
+    terminal = bool(getattr(out.stdout, "isatty", lambda: False)())
+    frames = 0
+    try:
+        while True:
+            report = build()
+            if out.as_json:
+                out.json_line(report)
+            else:
+                if terminal:
+                    out.stdout.write(CLEAR_SCREEN)
+                elif frames:
+                    out.line("")
+                out.line(f"# {report['time']}  every {every:g} s, Ctrl-C to stop")
+                render(report, out)
+            frames += 1
+            (sleep or time.sleep)(every)
+    except KeyboardInterrupt:
+        return 0
+
+
+# the fleet -----------------------------------------------------------------------------------------
+def fleet_report(res: Resources) -> dict[str, Any]:
+    from stagepilot.adapters.table import AuditLog, PolicyStore
+
+    live = res.ivs.live_stages()
+    store = PolicyStore(res.table)
+    rows = []
+    for stage in live:
+        session_id = str(stage.active_session_id)
+        participants = res.ivs.participants(stage.arn, session_id)
+        publishers = [p for p in participants if p.published and p.state == "CONNECTED"]
+        replicas_out = [
+            r for p in publishers if not p.is_replica for r in res.ivs.replicas(stage.arn, p.participant_id)
+        ]
+        last = AuditLog(res.table).list(stage.arn, limit=1)
+        rows.append(
+            {
+                "stageArn": stage.arn,
+                "name": stage.name,
+                "sessionId": session_id,
+                "composition": _composition_summary(res.ivs.compositions(stage.arn), session_id),
+                "publishers": len(publishers),
+                "participants": len([p for p in participants if p.state == "CONNECTED"]),
+                "replicasIn": len([p for p in publishers if p.is_replica]),
+                "replicasOut": len([r for r in replicas_out if r.state == "ACTIVE"]),
+                "policy": policy_summary(store.lookup(stage.arn)),
+                "lastAction": last[0] if last else None,
+            }
+        )
+    return {"time": _now(), "liveStages": len(rows), "stages": rows}
+
+
+def print_fleet(report: dict[str, Any], out: Output) -> None:
+    out.line(f"{report['liveStages']} live stage(s)  ({report['time']})")
+    for row in report["stages"]:
+        composition = row["composition"]
+        last = row["lastAction"]
+        out.line(f"{row['stageArn']}" + (f" ({row['name']})" if row["name"] else "") + f"  session {row['sessionId']}")
+        out.line(
+            f"  composition {composition['state']}"
+            + (f" ({composition['destinations']})" if composition["destinations"] else "")
+            + f"  publishers {row['publishers']}  replicas out {row['replicasOut']} in {row['replicasIn']}"
+            + f"  policy {policy_text(row['policy'])}"
+        )
+        out.line(
+            "  last action "
+            + (f"{last.get('time')} {last.get('automation')}/{last.get('action')}" if last else "none recorded")
+        )
+
+
+def _composition_summary(compositions: list[CompositionSummary], session_id: str) -> dict[str, Any]:
+    """The state of stagepilot's composition for this session (else of any live one), with its destinations."""
+    from stagepilot.decisions.composition import managed_attempt
+
+    def owned(c: CompositionSummary) -> bool:
+        managed = managed_attempt(dict(c.tags))
+        return managed is not None and managed[0] == session_id
+
+    mine = [c for c in compositions if owned(c)]
+    chosen = next((c for c in mine if c.active), mine[-1] if mine else None)
+    others = [c for c in compositions if c.active and not owned(c)]
+    if chosen is None:
+        return {"state": "none", "managedByStagepilot": False, "destinations": "", "others": len(others)}
+    active = sum(1 for state in chosen.destination_states if state == "ACTIVE")
+    destinations = f"{active}/{len(chosen.destination_states)} destinations active" if chosen.destination_states else ""
+    return {
+        "state": chosen.state,
+        "managedByStagepilot": True,
+        "arn": chosen.arn,
+        "destinations": destinations,
+        "destinationStates": list(chosen.destination_states),
+        "others": len(others),
+    }
+
+
+def policy_summary(found: PolicyLookup) -> dict[str, Any]:
+    """The effective policy: whose it is, paused (by the pause switch or the policy), dry run, valid."""
+    from stagepilot.policy import validate_policy
+
+    chosen = found.own or found.default
+    document: dict[str, Any] = chosen.document if chosen else {}
+    moderation = document["moderation"] if isinstance(document.get("moderation"), dict) else {}
+    by_policy = document.get("paused") is True
+    return {
+        "source": "stage" if found.own else "default" if found.default else "none",
+        "version": chosen.version if chosen else None,
+        "paused": found.paused_by is not None or by_policy,
+        "pausedBy": "pause" if found.paused_by is not None else "policy" if by_policy else None,
+        "dryRun": bool(moderation.get("dryRun", False)),
+        "valid": not validate_policy(document) if chosen else None,
+        "sections": [k for k in ("composition", "replication", "moderation") if document.get(k)],
+    }
+
+
+def policy_text(policy: dict[str, Any]) -> str:
+    if policy["source"] == "none":
+        return "none, PAUSED" if policy["paused"] else "none"
+    text = f"{'own' if policy['source'] == 'stage' else 'default'} v{policy['version']}"
+    flags = [
+        flag
+        for flag, on in (("PAUSED", policy["paused"]), ("DRY-RUN", policy["dryRun"]), ("INVALID", not policy["valid"]))
+        if on
+    ]
+    return text + (f" {' '.join(flags)}" if flags else "")
+
+
+# one stage -----------------------------------------------------------------------------------------
+def stage_report(res: Resources, arn: str, stack: str, *, actions: int) -> dict[str, Any]:
+    from stagepilot.adapters.replication_state import ReplicationRecords
+    from stagepilot.adapters.state import CompositionRecords
+    from stagepilot.adapters.table import AuditLog, BanStore, PolicyStore, iso
+    from stagepilot.decisions.composition import managed_attempt
+    from stagepilot.policy import parse_policy, validate_policy
+
+    stage = res.ivs.stage(arn)
+    if stage is None:
+        raise CliError(f"stage {arn} not found")
+    session_id = stage.active_session_id
+    report: dict[str, Any] = {"time": _now(), "stageArn": arn, "name": stage.name, "activeSessionId": session_id}
+
+    found = PolicyStore(res.table).lookup(arn)
+    report["policy"] = policy_summary(found)
+    chosen = found.own or found.default
+    policy = parse_policy(chosen.document) if chosen and not validate_policy(chosen.document) else None
+
+    participants: list[dict[str, Any]] = []
+    if session_id:
+        session = res.ivs.stage_session(arn, session_id)
+        report["sessionStartTime"] = iso(session.start_time) if session and session.start_time else None
+        bans = {b.user_id: b for b in BanStore(res.table).list()}
+        for p in res.ivs.participants(arn, session_id):
+            replicas = []
+            if p.published and p.state == "CONNECTED" and not p.is_replica:
+                replicas = [
+                    {"destinationStageArn": r.destination_stage_arn, "state": r.state}
+                    for r in res.ivs.replicas(arn, p.participant_id)
+                ]
+            participants.append(
+                {
+                    "participantId": p.participant_id,
+                    "userId": p.user_id,
+                    "state": p.state,
+                    "published": p.published,
+                    "replica": p.is_replica,
+                    "sourceStageArn": p.source_stage_arn,
+                    "replicas": replicas,
+                    "policySays": _policy_says(
+                        res, arn, session_id, p, policy, bans, replicas, paused=report["policy"]["paused"]
+                    ),
+                }
+            )
+    report["participants"] = participants
+    report["publishers"] = [p for p in participants if p["published"] and p["state"] == "CONNECTED"]
+
+    compositions = []
+    for c in res.ivs.compositions(arn):
+        managed = managed_attempt(dict(c.tags))
+        compositions.append(
+            {
+                "arn": c.arn,
+                "state": c.state,
+                "destinationStates": list(c.destination_states),
+                "managedByStagepilot": managed is not None,
+                "sessionId": managed[0] if managed else None,
+                "attempt": managed[1] if managed else None,
+            }
+        )
+    report["compositions"] = compositions
+
+    record = CompositionRecords(res.table).get(arn, session_id) if session_id else None
+    report["compositionRecord"] = (
+        {
+            "state": record.state.value,
+            "attempt": record.attempt,
+            "restarts": record.restarts,
+            "compositionArn": record.composition_arn,
+        }
+        if record
+        else None
+    )
+    report["replicationRecords"] = [
+        {
+            "participantId": r.participant_id,
+            "destinationStageArn": r.destination_stage_arn,
+            "state": r.state,
+            "live": r.live,
+            "rejection": r.rejection,
+        }
+        for r in (ReplicationRecords(res.table).list(arn, session_id=session_id) if session_id else [])
+    ]
+    report["deadLetterQueues"] = dead_letter_depths(res)
+    report["alarms"] = alarm_states(stack) if report["deadLetterQueues"] is not None else None
+    report["recentActions"] = AuditLog(res.table).list(arn, limit=actions)
+    return report
+
+
+def _policy_says(
+    res: Resources,
+    arn: str,
+    session_id: str,
+    p: Participant,
+    policy: StagePolicy | None,
+    bans: dict[str, Any],
+    replicas: list[dict[str, Any]],
+    *,
+    paused: bool,
+) -> list[str]:
+    """What the effective policy (and the ban list) means for this participant, in words."""
+    from stagepilot.adapters.ivs import IvsRejected
+    from stagepilot.decisions.moderation import needs_attributes as moderation_needs_attributes
+    from stagepilot.decisions.moderation import should_disconnect_publisher
+    from stagepilot.decisions.replication import candidate_rules, match_publisher
+    from stagepilot.decisions.replication import needs_attributes as replication_needs_attributes
+
+    if p.state != "CONNECTED":
+        return []
+    if paused:
+        return ["stage paused: no automation acts"]
+    ban = bans.get(p.user_id) if p.user_id else None
+    moderation = policy.moderation if policy else None
+    rules = candidate_rules(policy.replication, stage_arn=arn) if policy and p.published and not p.is_replica else ()
+    attributes = None
+    wants = moderation_needs_attributes(p.user_id, banned=ban is not None, moderation=moderation)
+    if wants or replication_needs_attributes(rules, user_id=p.user_id):
+        try:
+            attributes = res.ivs.participant(arn, session_id, p.participant_id).attributes
+        except IvsRejected as exc:
+            if not exc.not_found:
+                raise
+    says = []
+    verdict = should_disconnect_publisher(
+        p.user_id,
+        banned=ban is not None,
+        ban_reason=ban.reason if ban is not None else "",
+        moderation=moderation,
+        attributes=attributes,
+    )
+    if verdict is not None:
+        if moderation is not None and moderation.dry_run and verdict.rule.value != "global-ban":
+            says.append(f"dry run: would be kicked ({verdict.rule.value})")
+        elif p.published:
+            says.append(f"to be kicked ({verdict.rule.value}): still connected")
+        else:
+            says.append(f"kicked if it publishes ({verdict.rule.value})")
+    live = {r["destinationStageArn"]: r["state"] for r in replicas}
+    for rule in match_publisher(rules, stage_arn=arn, user_id=p.user_id, attributes=attributes).matching:
+        state = live.get(rule.destination_stage_arn)
+        says.append(f"replicated to {rule.destination_stage_arn}: {state or 'NOT REPLICATING'}")
+    return says
+
+
+def dead_letter_depths(res: Resources) -> dict[str, int] | None:
+    """Messages waiting per automation's dead-letter queue; None when the stack's outputs cannot be read."""
+    try:
+        queues = res.queues()
+        sqs = client("sqs")
+        return {
+            automation: int(
+                sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])[
+                    "Attributes"
+                ]["ApproximateNumberOfMessages"]
+            )
+            for automation, (_, dlq_url) in queues.items()
+        }
+    except (CliError, ClientError):
+        return None
+
+
+def alarm_states(stack: str) -> list[dict[str, str]] | None:
+    """The stack's CloudWatch alarms (named after the stack by CloudFormation) and their states."""
+    try:
+        pages = client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix=f"{stack}-")
+        return [
+            {"name": a["AlarmName"], "state": a["StateValue"]} for page in pages for a in page.get("MetricAlarms", [])
+        ]
+    except (ClientError, BotoCoreError):
+        return None
+
+
+def print_stage(report: dict[str, Any], out: Output) -> None:
+    from stagepilot.cli.operations import audit_line
+
+    policy = report["policy"]
+    out.line(f"stage    {report['stageArn']}" + (f"  ({report['name']})" if report["name"] else ""))
+    policy_line = f"policy   {policy_text(policy)}"
+    if policy["source"] != "none":
+        policy_line += f", sections: {', '.join(policy['sections']) or '-'}"
+    out.line(policy_line)
+    session_id = report["activeSessionId"]
+    if not session_id:
+        out.line("session  none active (nobody connected)")
+    else:
+        started = report.get("sessionStartTime")
+        out.line(f"session  {session_id}" + (f" (started {started})" if started else ""))
+    connected = [p for p in report["participants"] if p["state"] == "CONNECTED"]
+    out.line(f"participants ({len(connected)} connected, {len(report['publishers'])} publishing)")
+    for p in report["participants"]:
+        who = p["participantId"] + (f" user={p['userId']}" if p["userId"] else "")
+        role = "publisher" if p["published"] else "viewer"
+        if p["replica"]:
+            role = f"replica from {p['sourceStageArn']}"
+        out.line(f"  {who}  {p['state']}  {role}")
+        for said in p["policySays"]:
+            out.line(f"    policy: {said}")
+    out.line(f"compositions ({len(report['compositions'])})")
+    for c in report["compositions"]:
+        owner = f"stagepilot, session {c['sessionId']} attempt {c['attempt']}" if c["managedByStagepilot"] else "other"
+        destinations = f"  destinations {', '.join(c['destinationStates'])}" if c["destinationStates"] else ""
+        out.line(f"  {c['arn']}  {c['state']}  ({owner}){destinations}")
+    record = report["compositionRecord"]
+    if record:
+        out.line(
+            f"stagepilot composition record: {record['state']}, attempt {record['attempt']}, "
+            f"restarts {record['restarts']}" + (f", {record['compositionArn']}" if record["compositionArn"] else "")
+        )
+    elif session_id:
+        out.line("stagepilot composition record: none for this session")
+    live = [r for r in report["replicationRecords"] if r["live"]]
+    if report["replicationRecords"]:
+        out.line(f"replications recorded ({len(live)} live)")
+        for r in report["replicationRecords"]:
+            extra = f" ({r['rejection']})" if r["rejection"] else ""
+            out.line(f"  {r['participantId']} -> {r['destinationStageArn']}  {r['state']}{extra}")
+    depths = report["deadLetterQueues"]
+    if depths is None:
+        out.line("dead-letter queues: unknown (no stack outputs; use --stack)")
+    else:
+        out.line("dead-letter queues: " + ", ".join(f"{name} {count}" for name, count in depths.items()))
+    alarms = report["alarms"]
+    if alarms is not None:
+        firing = [a["name"] for a in alarms if a["state"] == "ALARM"]
+        out.line(f"alarms: {len(alarms)}, in ALARM: {', '.join(firing) if firing else 'none'}")
+    out.line(f"recent actions ({len(report['recentActions'])})")
+    for entry in report["recentActions"]:
+        out.line("  " + audit_line(entry, with_stage=False))
+
+
+def _now() -> str:
+    from stagepilot.adapters.table import iso
+
+    return iso(datetime.now(UTC))

@@ -1,0 +1,159 @@
+"""``stagepilot status``: the fleet (every live stage) and one stage in detail, against the IVS stand-in
+and moto over HTTP; ``--watch`` redraws."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from stagepilot.automations.composition import CompositionAutomation
+from stagepilot.cli import status
+from stagepilot.events import parse_event
+from stagepilot.local.ivs import IvsStandIn
+from stagepilot.pipeline import handle_event
+from tests.cli.conftest import handler_services, run
+from tests.support import CHANNEL, ENCODER, OTHER_STAGE, SESSION, STAGE, EventFactory
+
+IDLE_STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/IdleStage0001"
+OTHER_SESSION = "st-GreenSession01"
+COMPOSITION = {
+    "destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]
+}
+
+
+def put(tmp_path: Path, document: dict) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(document))
+    assert run("policy", "put", str(path)).status == 0
+
+
+@pytest.fixture
+def show(ivs: IvsStandIn, tmp_path: Path) -> IvsStandIn:
+    """STAGE: its own policy (composition, replication of host-1 to OTHER_STAGE, moderation in dry run
+    blocking troll-9), composed; OTHER_STAGE: on a paused default; IDLE_STAGE: nobody there."""
+    events = EventFactory()
+    for arn in (STAGE, OTHER_STAGE, IDLE_STAGE):
+        ivs.create_stage(arn)
+    put(tmp_path, {"stageArn": "default", "paused": True})
+    put(
+        tmp_path,
+        {
+            "stageArn": STAGE,
+            "composition": COMPOSITION,
+            "replication": [{"destinationStageArn": OTHER_STAGE, "participants": {"userIds": ["host-1"]}}],
+            "moderation": {"dryRun": True, "blockedUserIds": ["troll-9"]},
+        },
+    )
+    for participant, user in (("p-host", "host-1"), ("p-troll", "troll-9")):
+        ivs.declare_participant(STAGE, participant, user_id=user)
+        ivs.observe(events.published(participant, user_id=user))
+    ivs.observe(events.published("p-green", user_id="guest", stage=OTHER_STAGE, session=OTHER_SESSION))
+    published = parse_event(events.published("p-host", user_id="host-1"))
+    assert handle_event(published, CompositionAutomation(), handler_services(ivs)).action == "composition-started"
+    return ivs
+
+
+def test_the_fleet_view_lists_every_live_stage_with_its_policy_and_composition(show: IvsStandIn):
+    report = run("status", "--json").json()
+
+    assert report["liveStages"] == 2  # IDLE_STAGE has nobody
+    rows = {row["stageArn"]: row for row in report["stages"]}
+    main, green = rows[STAGE], rows[OTHER_STAGE]
+    assert (main["sessionId"], main["publishers"], main["replicasOut"]) == (SESSION, 2, 0)
+    assert main["composition"]["state"] == "ACTIVE" and main["composition"]["destinations"] == "1/1 destinations active"
+    assert main["policy"] == {
+        "source": "stage",
+        "version": 1,
+        "paused": False,
+        "dryRun": True,
+        "valid": True,
+        "sections": ["composition", "replication", "moderation"],
+    }
+    assert (green["policy"]["source"], green["policy"]["paused"]) == ("default", True)
+    assert green["composition"]["state"] == "none" and green["lastAction"] is None
+    assert report["time"].endswith("Z")
+
+    text = run("status").stdout.splitlines()
+    assert text[0].startswith("2 live stage(s)  (20")
+    assert "policy own v1 DRY-RUN" in text[2] and "composition ACTIVE (1/1 destinations active)" in text[2]
+    assert any("policy default v1 PAUSED" in line for line in text)
+
+
+def test_one_stage_shows_every_participant_and_what_the_policy_says_about_each(show: IvsStandIn):
+    sqs = boto3.client("sqs")
+    dlq_url = sqs.get_queue_url(QueueName="StagePilot-composition-dlq")["QueueUrl"]
+    sqs.send_message(QueueUrl=dlq_url, MessageBody="{}")
+    cloudwatch = boto3.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="StagePilot-CompositionDlqDepthAlarm-X",
+        MetricName="m",
+        Namespace="n",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName="StagePilot-CompositionDlqDepthAlarm-X", StateValue="ALARM", StateReason="t")
+    show.observe(EventFactory().publish_error("p-viewer", user_id="troll-9"))  # connected, never published
+
+    report = run("status", STAGE, "--json").json()
+
+    says = {p["participantId"]: p["policySays"] for p in report["participants"]}
+    assert says["p-host"] == [f"replicated to {OTHER_STAGE}: NOT REPLICATING"]
+    assert says["p-troll"] == ["dry run: would be kicked (blocked-user-id)"]
+    assert says["p-viewer"] == ["dry run: would be kicked (blocked-user-id)"]
+    assert [p["participantId"] for p in report["publishers"]] == ["p-host", "p-troll"]
+    assert report["deadLetterQueues"] == {"composition": 1, "replication": 0, "moderation": 0}
+    assert report["alarms"] == [{"name": "StagePilot-CompositionDlqDepthAlarm-X", "state": "ALARM"}]
+    [composition] = report["compositions"]
+    assert composition["destinationStates"] == ["ACTIVE"] and composition["managedByStagepilot"]
+    assert report["sessionStartTime"].endswith("Z")
+
+    text = run("status", STAGE).stdout
+    assert "participants (3 connected, 2 publishing)" in text
+    assert "  p-viewer user=troll-9  CONNECTED  viewer\n    policy: dry run: would be kicked (blocked-user-id)" in text
+    assert "dead-letter queues: composition 1, replication 0, moderation 0" in text
+    assert "alarms: 1, in ALARM: StagePilot-CompositionDlqDepthAlarm-X" in text
+    assert "destinations ACTIVE" in text
+
+
+def test_a_banned_user_still_connected_is_to_be_kicked_and_a_paused_stage_acts_on_nobody(show: IvsStandIn):
+    assert run("ban", "add", "guest", "--no-disconnect").status == 0
+    assert run("ban", "add", "host-1", "--no-disconnect").status == 0
+    main = {p["participantId"]: p["policySays"] for p in run("status", STAGE, "--json").json()["participants"]}
+    assert main["p-host"][0] == "to be kicked (global-ban): still connected"
+    green = run("status", OTHER_STAGE, "--json").json()
+    assert green["participants"][0]["policySays"] == ["stage paused: no automation acts"]
+
+
+def test_status_with_only_a_table_says_the_queues_are_unknown(show: IvsStandIn):
+    text = run("status", STAGE, "--table", "StagePilot-Table", "--stack", "Nope").stdout
+    assert "dead-letter queues: unknown (no stack outputs; use --stack)" in text
+
+
+def test_watch_redraws_until_interrupted(show: IvsStandIn, monkeypatch: pytest.MonkeyPatch):
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(status.time, "sleep", sleep)
+    text = run("status", "--watch", "2")
+    assert text.status == 0 and sleeps == [2.0, 2.0]
+    frames = text.stdout.split("\n\n")
+    assert len(frames) == 2 and all(f.startswith("# 20") and "every 2 s, Ctrl-C to stop" in f for f in frames)
+    sleeps.clear()
+    lines = run("status", STAGE, "--watch", "--json").stdout.splitlines()
+    assert sleeps == [5.0, 5.0] and [json.loads(line)["stageArn"] for line in lines] == [STAGE, STAGE]
+
+
+@pytest.mark.parametrize("seconds", ["0", "0.5", "x", "3601"])
+def test_watch_takes_a_sensible_period(seconds: str, aws: str):
+    result = run("status", "--watch", seconds)
+    assert result.status == 2 and "seconds from 1 to 3600" in result.stderr
