@@ -259,7 +259,7 @@ def test_status_shows_session_publishers_compositions_and_recent_actions(ivs: Iv
         "valid": True,
         "sections": ["composition"],
     }
-    assert [a["action"] for a in report["recentActions"]] == ["disconnect", "policy-put"]
+    assert [a["action"] for a in report["recentActions"]] == ["disconnect", "policy-put", "composition-started"]
 
     text = run("status", STAGE).stdout
     assert f"session  {SESSION}" in text and "participants (1 connected, 1 publishing)" in text
@@ -274,3 +274,59 @@ def test_status_of_an_unknown_stage_is_one_line_exit_1(ivs: IvsStandIn):
     result = run("status", OTHER_STAGE)
     assert result.status == 1 and result.stderr.strip() == f"error: stage {OTHER_STAGE} not found"
     assert run("status", "not-an-arn").status == 2
+
+
+def record(log: AuditLog, minutes: int, action: str, **extra: object) -> None:
+    log.record(
+        AuditRecord(
+            time=T0 + timedelta(minutes=minutes),
+            stage_arn=str(extra.pop("stage", STAGE)),
+            automation=str(extra.pop("automation", "moderation")),
+            action=action,
+            reason=f"at {minutes}",
+            event_id=f"e{minutes}",
+            **extra,  # type: ignore[arg-type]
+        )
+    )
+
+
+def test_audit_filters_by_time_user_action_and_stage(ivs: IvsStandIn):
+    log = AuditLog(handler_services(ivs).table)
+    record(log, 0, "composition-started", automation="composition")
+    record(log, 1, "disconnect", user_id="troll-9", participant_id="p-1")
+    record(log, 2, "would-disconnect", user_id="troll-9", participant_id="p-2", stage=OTHER_STAGE)
+    record(log, 3, "pause", automation="cli", details={"by": "arn:aws:sts::123456789012:assumed-role/ops/alice"})
+
+    def reasons(*argv: str) -> list[str]:
+        result = run("audit", *argv, "--json")
+        assert result.status == 0, result.stderr
+        return [entry["reason"] for entry in result.json()]
+
+    assert reasons("--user", "troll-9") == ["at 2", "at 1"]
+    assert reasons("--user", "alice") == ["at 3"]  # the caller's session name
+    assert reasons("--action", "disconnect", "--action", "would-disconnect") == ["at 2", "at 1"]
+    assert reasons("--since", "2026-11-21T20:02:00Z") == ["at 3", "at 2"]
+    assert reasons("--since", "3650d", "--limit", "1") == ["at 3"]
+    assert reasons("--stage", OTHER_STAGE) == ["at 2"] == reasons(OTHER_STAGE, "--stage", OTHER_STAGE)
+    assert reasons("--stage", STAGE, "--user", "troll-9", "--since", "2026-11-21T20:00:30Z") == ["at 1"]
+    assert run("audit", "--user", "nobody").stdout == "no actions recorded that match\n"
+    assert run("audit", STAGE, "--stage", OTHER_STAGE).status == 2
+    assert run("audit", "--since", "yesterday").status == 2
+
+
+def test_the_automations_audit_what_they_start(ivs: IvsStandIn, tmp_path: Path):
+    put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
+    published = parse_event(EventFactory().published("p-1", user_id="host"))
+    ivs.observe(EventFactory().published("p-1", user_id="host"))
+    outcome = handle_event(published, CompositionAutomation(), handler_services(ivs))
+    [entry] = run("audit", STAGE, "--action", "composition-started", "--json").json()
+    assert entry["details"] == {"compositionArn": outcome.details["composition_arn"], "attempt": 1}
+    assert entry["sessionId"] == SESSION and entry["automation"] == "composition"
+
+
+def test_disconnecting_a_participant_ivs_does_not_know_is_exit_1_and_not_audited(ivs: IvsStandIn):
+    ivs.observe(EventFactory().published("p-1", user_id="host"))
+    result = run("disconnect", STAGE, "p-ghost")
+    assert result.status == 1
+    assert result.stderr.startswith(f"error: p-ghost is not connected to {STAGE}: IVS does not know it in session")
+    assert run("audit", STAGE, "--json").json() == [] and ivs.mutating_calls() == []

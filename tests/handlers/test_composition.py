@@ -112,7 +112,13 @@ def test_failed_composition_is_restarted_until_max_restarts(show: LocalDeploymen
     assert show.metrics.counts["CompositionRestarted"] == 2
     assert show.metrics.counts["CompositionGaveUp"] == 1
     audit = show.services.audit.list(STAGE)
-    assert [entry["action"] for entry in audit] == ["composition-gave-up"]
+    assert [entry["action"] for entry in audit] == [
+        "composition-gave-up",
+        "composition-restarted",
+        "composition-restarted",
+        "composition-started",
+    ]
+    assert [entry["details"]["attempt"] for entry in audit[1:]] == [3, 2, 1]
     assert not any(show.dead_letters.values())
 
 

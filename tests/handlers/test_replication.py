@@ -361,8 +361,11 @@ def test_unknown_destination_stage_is_audited_and_not_retried(
     assert attempts(deployment) == 2
     assert not deployment.dead_letters["replication"]
     assert deployment.metrics.counts["ReplicationFailed"] == 1
-    [entry] = deployment.services.audit.list(STAGE)
-    assert entry["action"] == "replication-rejected"
+    entries = {entry["action"]: entry for entry in deployment.services.audit.list(STAGE)}
+    assert set(entries) == {"replication-rejected", "replication-started"}
+    assert entries["replication-started"]["details"] == {"destinationStageArn": OTHER_STAGE}
+    assert entries["replication-started"]["participantId"] == "host"
+    entry = entries["replication-rejected"]
     assert entry["result"] == "ResourceNotFoundException"
     assert entry["details"]["destinationStageArn"] == UNKNOWN_STAGE
     assert UNKNOWN_STAGE in entry["reason"]

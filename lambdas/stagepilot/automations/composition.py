@@ -378,6 +378,19 @@ class CompositionAutomation:
         )
         services.metrics.count("CompositionRestarted" if restart else "CompositionStarted")
         verb = "restarted" if restart else "started"
+        services.audit.record(
+            AuditRecord(
+                time=event_time,
+                stage_arn=stage_arn,
+                automation=self.name,
+                action=f"composition-{verb}",
+                reason=decision.reason,
+                session_id=session_id,
+                result=verb,
+                event_id=owner,
+                details={"compositionArn": arn, "attempt": attempt},
+            )
+        )
         return Outcome(
             self.name,
             f"composition-{verb}",

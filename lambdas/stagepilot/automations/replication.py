@@ -199,6 +199,21 @@ class ReplicationAutomation:
             return self._rejected(records, event, rule, target, exc, services, progress)
         records.mark_started(target, owner=owner, how="started")
         services.metrics.count("ReplicationStarted")
+        services.audit.record(
+            AuditRecord(
+                time=event.time,
+                stage_arn=event.stage_arn,
+                automation=self.name,
+                action="replication-started",
+                reason=f"replicating to {destination}",
+                session_id=event.session_id,
+                participant_id=target.participant_id,
+                user_id=event.user_id,
+                result="started",
+                event_id=event.event_id,
+                details={"destinationStageArn": destination},
+            )
+        )
         progress.started.append(destination)
         logger.info(
             "replication started",

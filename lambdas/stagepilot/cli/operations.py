@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from stagepilot.pipeline import Outcome
 
 MANUAL_REASON = "Removed by an operator"
+AUDIT_SCAN_LIMIT = 5000  # entries read for one `audit` with filters, at most
 PARTICIPANT_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # IVS's participantId pattern
 
 
@@ -46,10 +47,28 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "audit",
         parents=[common, aws],
         help="the audit trail, newest first",
-        description="The actions stagepilot took (and dry-run decisions), newest first: for one stage, or all.",
+        description="What stagepilot did (compositions started, restarted, healed, given up; replications "
+        "started; disconnects and dry-run decisions) and what people did through the CLI, newest first: for "
+        "one stage, or all. Filters combine.",
     )
     audit.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?")
+    audit.add_argument("--stage", dest="stage_option", metavar="STAGE_ARN", help="the same as STAGE_ARN")
     audit.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N entries (default 20)")
+    audit.add_argument(
+        "--since",
+        type=_since,
+        metavar="WHEN",
+        help="only entries from then on: 2026-11-21T20:00:00Z, or 30m, 12h, 7d ago",
+    )
+    audit.add_argument(
+        "--user", metavar="ID", help="only entries about this user id, or made by this caller (ARN or its last part)"
+    )
+    audit.add_argument(
+        "--action",
+        action="append",
+        metavar="ACTION",
+        help="only this action (disconnect, would-disconnect, composition-started, ...); repeatable",
+    )
     audit.set_defaults(handler=cmd_audit)
 
     for name, paused in (("pause", True), ("resume", False)):
@@ -205,16 +224,53 @@ def active_session(res: Resources, arn: str) -> str:
 def cmd_audit(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import AuditLog
 
-    arn = checked_arn(args.stage_arn) if args.stage_arn else None
-    entries = AuditLog(resources(args).table).list(arn, limit=args.limit)
+    if args.stage_arn and args.stage_option and args.stage_arn != args.stage_option:
+        raise BadInput("STAGE_ARN and --stage name different stages")
+    given = args.stage_arn or args.stage_option
+    arn = checked_arn(given) if given else None
+    entries: list[dict[str, Any]] = []
+    for scanned, entry in enumerate(AuditLog(resources(args).table).newest_first(arn, since=args.since), start=1):
+        if audit_matches(entry, user=args.user, actions=args.action):
+            entries.append(entry)
+            if len(entries) >= args.limit:
+                break
+        if scanned >= AUDIT_SCAN_LIMIT:
+            out.warn(f"stopped after reading {AUDIT_SCAN_LIMIT} entries; narrow it down with --since")
+            break
     if out.as_json:
         out.json(entries)
         return 0
     if not entries:
-        out.line(f"no actions recorded{' for ' + arn if arn else ''}")
+        out.line(
+            f"no actions recorded{' for ' + arn if arn else ''}{' that match' if args.user or args.action else ''}"
+        )
     for entry in entries:
         out.line(audit_line(entry, with_stage=arn is None))
     return 0
+
+
+def audit_matches(entry: dict[str, Any], *, user: str | None, actions: list[str] | None) -> bool:
+    if actions and entry.get("action") not in actions:
+        return False
+    if user is None:
+        return True
+    by = str((entry.get("details") or {}).get("by", ""))
+    return user in (entry.get("userId"), by) or (bool(by) and by.rsplit("/", 1)[-1] == user)
+
+
+def _since(text: str) -> datetime:
+    from stagepilot.cli.bans import parse_duration
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return datetime.now(UTC) - parse_duration(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"not a time or a duration: {text!r} (2026-11-21T20:00:00Z, or 30m, 12h, 7d)"
+            ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def audit_line(entry: dict[str, Any], *, with_stage: bool = True) -> str:
