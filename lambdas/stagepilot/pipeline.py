@@ -36,6 +36,7 @@ MAX_RETRY_DELAY_SECONDS = 900  # SQS's maximum visibility extension per change w
 # healed by the convergence pass meanwhile, and a redrive finds the work done.
 RETRY_BASE_SECONDS = 30
 RETRY_GROWTH = 3
+LOGGED_BODY_CHARS = 4096  # of a failed event, in its log line (CloudWatch takes 256 KB per event)
 
 
 class MetricSink(Protocol):
@@ -176,7 +177,7 @@ def handle_record(
         services.metrics.count("MalformedEvent")
         logger.error(
             "malformed event parked in the dead-letter queue",
-            extra={"message_id": record.get("messageId"), "error": str(exc)},
+            extra={"message_id": record.get("messageId"), "error": str(exc), "event_body": logged_body(body)},
         )
         redelivery.park(record, f"malformed event: {exc}")
         return Outcome(automation.name, "park", f"malformed event: {exc}")
@@ -185,12 +186,15 @@ def handle_record(
         outcome = handle_event(event, automation, services)
     except RetryLater as exc:
         delay = exc.delay_seconds if exc.delay_seconds is not None else backoff_seconds(record)
-        logger.warning("event will be retried", extra={**extra, "error": str(exc), "retry_in_seconds": delay})
+        logger.warning(
+            "event will be retried",
+            extra={**extra, "error": str(exc), "retry_in_seconds": delay, "event_body": logged_body(body)},
+        )
         services.metrics.count("EventRetried")
         redelivery.retry_after(record, delay)
         raise
     except Exception:
-        logger.exception("event failed; the queue will retry it", extra=extra)
+        logger.exception("event failed; the queue will retry it", extra={**extra, "event_body": logged_body(body)})
         services.metrics.count("EventFailed")
         redelivery.retry_after(record, backoff_seconds(record))
         raise
@@ -204,6 +208,13 @@ def handle_record(
         },
     )
     return outcome
+
+
+def logged_body(body: object) -> str:
+    """The event as delivered, for the log of a record that failed: what an operator copies into
+    ``stagepilot explain`` (docs/runbooks/replay-failed-events.md). Cut at ``LOGGED_BODY_CHARS``."""
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    return text if len(text) <= LOGGED_BODY_CHARS else text[:LOGGED_BODY_CHARS] + f"...[{len(text)} chars]"
 
 
 def backoff_seconds(record: Mapping[str, Any]) -> float:

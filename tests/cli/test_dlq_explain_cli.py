@@ -87,11 +87,18 @@ def test_dlq_redrive_moves_the_messages_back_to_the_source_queue(aws: str):
 
     assert result.status == 0, result.stderr
     assert result.stdout.strip() == "moderation: moved 23 events back"
-    assert "moderation: moved 23 of ~23" in result.stderr  # progress
+    assert result.stderr == ""  # progress is one line rewritten on a terminal, nothing in a pipe
     assert sorted(bodies(queue_url)) == sorted(sent)
     assert bodies(dlq_url) == []
     assert run("dlq", "redrive", "--json").json() == [
-        {"automation": a, "moved": 0, "failed": 0, "queueUrl": queue_urls(a)[0]}
+        {
+            "automation": a,
+            "moved": 0,
+            "failed": 0,
+            "skippedMalformed": 0,
+            "method": "none",
+            "queueUrl": queue_urls(a)[0],
+        }
         for a in ("composition", "replication", "moderation")
     ]
 

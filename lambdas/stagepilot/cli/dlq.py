@@ -1,16 +1,19 @@
-"""``stagepilot dlq list|redrive``: the events each automation could not process, and sending them back.
+"""``stagepilot dlq list|show|delete|purge|redrive``: the events each automation could not process.
 
-Reading a queue means receiving its messages: ``list`` receives them with a short visibility timeout
-(``PEEK_VISIBILITY_SECONDS``), never deletes, and makes them visible again at once when done. A receive
-still counts in each message's ``ApproximateReceiveCount`` (harmless: dead-letter queues have no redrive
-policy of their own), and a ``list`` that is killed half-way leaves the messages hidden for at most that
+Reading a queue means receiving its messages: ``list``/``show`` receive them with a short visibility
+timeout (``PEEK_VISIBILITY_SECONDS``), never delete, and make them visible again at once when done. A
+receive still counts in each message's ``ApproximateReceiveCount`` (harmless: dead-letter queues have no
+redrive policy of their own), and a command killed half-way leaves the messages hidden for at most that
 timeout.
 
-``redrive`` moves messages back to the automation's queue with receive → send → delete, in batches of 10:
-a message is deleted from the dead-letter queue only after the queue accepted its copy, so a failure
-half-way duplicates at most a batch, never loses one (the automations are idempotent per event id). SQS's
-own ``StartMessageMoveTask`` does the same server-side, but it needs the source queue's ARN relationship
-and is not available everywhere (moto, LocalStack versions); this works against any SQS endpoint.
+``redrive`` sends events back to the automation's queue. Events the function parked as malformed (the
+``stagepilot-error`` attribute) or whose body is not JSON would only be parked again: they stay unless
+``--include-malformed``. When nothing is to be left behind, SQS's own ``StartMessageMoveTask`` moves the
+queue server-side; where it is missing (moto, some emulators) or something must be skipped, the CLI moves
+messages itself with receive → send → delete, in batches of 10: a message is deleted from the dead-letter
+queue only after the queue accepted its copy, so a failure half-way duplicates at most a batch, never
+loses one (the automations are idempotent per event id). Either way it handles at most the number of
+messages the queue held when it started, so an event that fails again at once cannot make it loop.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from stagepilot.cli.confirm import confirm, yes_option
+from stagepilot.cli.errors import CliError
 from stagepilot.cli.resources import client, resources
 from stagepilot.routing import AUTOMATIONS
 
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
 
 PEEK_VISIBILITY_SECONDS = 30
 MOVE_VISIBILITY_SECONDS = 60
+MOVE_TASK_POLL_SECONDS = 2
 BATCH = 10
 ERROR_ATTRIBUTE = "stagepilot-error"  # handlers/wiring.py: why the function parked the event
 # EventBridge's own attributes on events it could not deliver to the queue (target dead-letter queue).
@@ -58,12 +66,44 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     listing.add_argument("--max", type=int, default=1000, metavar="N", help="show at most N events per queue (1000)")
     listing.set_defaults(handler=cmd_list)
 
+    show = sub.add_parser(
+        "show",
+        parents=[common, aws, choose],
+        help="print one failed event (feed it to stagepilot explain)",
+        description="Print the event of one message of the dead-letter queues, found by event id or SQS message "
+        "id, exactly as it was parked: `stagepilot dlq show ID > event.json; stagepilot explain event.json`. "
+        "Why it was parked goes to stderr.",
+    )
+    delete = sub.add_parser(
+        "delete",
+        parents=[common, aws, choose, yes_option()],
+        help="delete one failed event",
+        description="Delete one message of the dead-letter queues, found by event id or SQS message id.",
+    )
+    for parser, handler in ((show, cmd_show), (delete, cmd_delete)):
+        parser.add_argument("ident", metavar="ID", help="the event id (or the SQS message id) dlq list shows")
+        parser.set_defaults(handler=handler)
+
+    purge = sub.add_parser(
+        "purge",
+        parents=[common, aws, choose, yes_option()],
+        help="delete every failed event",
+        description="Empty the dead-letter queue(s) (SQS PurgeQueue: takes up to a minute; at most once a minute).",
+    )
+    purge.set_defaults(handler=cmd_purge)
+
     redrive = sub.add_parser(
         "redrive",
         parents=[common, aws, choose],
         help="send the failed events back to their automation",
-        description="Move every message of the dead-letter queue(s) back to the automation's queue, where the "
-        "function processes it again. Fix the cause first (stagepilot dlq list shows it).",
+        description="Move the messages of the dead-letter queue(s) back to the automation's queue, where the "
+        "function processes them again; at most as many as were there when it started. Fix the cause first "
+        "(stagepilot dlq list shows it). Events parked as malformed stay unless --include-malformed.",
+    )
+    redrive.add_argument(
+        "--include-malformed",
+        action="store_true",
+        help="also send back events parked as malformed or unreadable (they are parked again unless fixed)",
     )
     redrive.set_defaults(handler=cmd_redrive)
 
@@ -189,21 +229,137 @@ def summarize(message: dict[str, Any], *, now_ms: float) -> FailedEvent:
     )
 
 
+def cmd_show(args: argparse.Namespace, out: Output) -> int:
+    sqs = client("sqs")
+    for automation, (_, dlq_url) in _chosen(args).items():
+        found, handles = find(sqs, dlq_url, args.ident)
+        _make_visible(sqs, dlq_url, handles)
+        if found is None:
+            continue
+        summary = summarize(found, now_ms=time.time() * 1000)
+        body = found.get("Body", "")
+        if out.as_json:
+            out.json({"automation": automation, **summary.to_json(), "body": _parsed(body)})
+        else:
+            out.notice(f"# {automation}: {summary.error}")
+            parsed = _parsed(body)
+            out.lines(json.dumps(parsed, indent=2, ensure_ascii=False) if not isinstance(parsed, str) else body)
+        return 0
+    raise CliError(f"no failed event {args.ident!r} in the dead-letter queues (see: stagepilot dlq list)")
+
+
+def cmd_delete(args: argparse.Namespace, out: Output) -> int:
+    confirm(args, f"delete the failed event {args.ident}")
+    sqs = client("sqs")
+    for automation, (_, dlq_url) in _chosen(args).items():
+        found, handles = find(sqs, dlq_url, args.ident)
+        if found is not None:
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=found["ReceiptHandle"])
+            handles.remove(found["ReceiptHandle"])
+        _make_visible(sqs, dlq_url, handles)
+        if found is not None:
+            if out.as_json:
+                out.json({"automation": automation, "messageId": found["MessageId"], "deleted": True})
+            else:
+                out.line(f"{automation}: deleted {args.ident}")
+            return 0
+    raise CliError(f"no failed event {args.ident!r} in the dead-letter queues (see: stagepilot dlq list)")
+
+
+def cmd_purge(args: argparse.Namespace, out: Output) -> int:
+    chosen = _chosen(args)
+    confirm(args, f"delete every failed event of {', '.join(chosen)}")
+    sqs = client("sqs")
+    results = []
+    for automation, (_, dlq_url) in chosen.items():
+        count = _count(sqs, dlq_url)
+        sqs.purge_queue(QueueUrl=dlq_url)
+        results.append({"automation": automation, "purged": count})
+    if out.as_json:
+        out.json(results)
+    else:
+        for r in results:
+            out.line(f"{r['automation']}: purged ~{r['purged']} event{'s' if r['purged'] != 1 else ''}")
+    return 0
+
+
+def find(sqs: Any, dlq_url: str, ident: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The message whose event id or message id is ``ident``, and every receipt handle taken (the caller
+    makes them visible again)."""
+    handles: list[str] = []
+    seen: set[str] = set()
+    for _ in range(_count(sqs, dlq_url) // BATCH + 2):
+        messages = _receive(sqs, dlq_url, visibility=PEEK_VISIBILITY_SECONDS)
+        if not messages:
+            break
+        handles.extend(m["ReceiptHandle"] for m in messages)
+        fresh = False
+        for message in messages:
+            if message["MessageId"] in seen:
+                continue
+            fresh = True
+            seen.add(message["MessageId"])
+            if ident in (message["MessageId"], _body_id(message)):
+                return message, handles
+        if not fresh:
+            break
+    return None, handles
+
+
 def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
     sqs = client("sqs")
     sender = redrive_sender(resources(args), out)
     results: list[dict[str, Any]] = []
     for automation, (queue_url, dlq_url) in _chosen(args).items():
-        moved, failed = redrive(sqs, automation, dlq_url, queue_url, out, sender=sender)
-        results.append({"automation": automation, "moved": moved, "failed": failed, "queueUrl": queue_url})
+        progress = Progress(out, automation)
+        moved, failed, skipped, how = redrive(
+            sqs, dlq_url, queue_url, include_malformed=args.include_malformed, progress=progress, sender=sender
+        )
+        progress.done()
+        results.append(
+            {
+                "automation": automation,
+                "moved": moved,
+                "failed": failed,
+                "skippedMalformed": skipped,
+                "method": how,
+                "queueUrl": queue_url,
+            }
+        )
     total_failed = sum(int(r["failed"]) for r in results)
     if out.as_json:
         out.json(results)
     else:
         for r in results:
             note = f"; {r['failed']} could not be sent and stay in the dead-letter queue" if r["failed"] else ""
+            if r["skippedMalformed"]:
+                note += (
+                    f"; {r['skippedMalformed']} malformed left in place (fix the producer; --include-malformed "
+                    "sends them anyway)"
+                )
             out.line(f"{r['automation']}: moved {r['moved']} event{'s' if r['moved'] != 1 else ''} back{note}")
     return 1 if total_failed else 0
+
+
+class Progress:
+    """One line on stderr, rewritten in place on a terminal; nothing elsewhere (the summary says it)."""
+
+    def __init__(self, out: Output, automation: str) -> None:
+        self._out = out
+        self._automation = automation
+        self._terminal = not out.as_json and bool(getattr(out.stderr, "isatty", lambda: False)())
+        self._shown = False
+
+    def update(self, done: int, total: int) -> None:
+        if self._terminal:
+            self._out.stderr.write(f"\r{self._automation}: {done} of ~{total}")
+            self._out.stderr.flush()
+            self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            self._out.stderr.write("\n")
+            self._out.stderr.flush()
 
 
 def redrive_sender(res: Any, out: Output) -> Any:
@@ -225,42 +381,122 @@ def redrive_sender(res: Any, out: Output) -> Any:
 
 
 def redrive(
-    sqs: Any, automation: str, dlq_url: str, queue_url: str, out: Output, *, sender: Any = None
-) -> tuple[int, int]:
-    """Move the DLQ's messages to ``queue_url``; (moved, failed). Stops at the first message it already
-    moved in this run (the function parked it again meanwhile), so it cannot loop. ``sender``: the client
-    that sends to the queue (the redrive role's); ``sqs`` reads and deletes the DLQ's messages."""
+    sqs: Any,
+    dlq_url: str,
+    queue_url: str,
+    *,
+    include_malformed: bool,
+    progress: Progress,
+    sender: Any = None,
+) -> tuple[int, int, int, str]:
+    """Send the DLQ's messages to ``queue_url``: (moved, failed, skipped as malformed, method). ``sqs``
+    reads and deletes the DLQ's messages; ``sender`` (the redrive role's client) sends to the queue."""
+    sender = sender or sqs
     total = _count(sqs, dlq_url)
-    moved = failed = 0
-    moved_ids: set[str] = set()
+    if total == 0:
+        return 0, 0, 0, "none"
+    if include_malformed:
+        moved = _move_task(sender, dlq_url, queue_url, total, progress)
+        if moved is not None:
+            return moved, 0, 0, "StartMessageMoveTask"
+    moved, failed, skipped = _move_by_hand(sqs, sender, dlq_url, queue_url, total, include_malformed, progress)
+    return moved, failed, skipped, "receive-send-delete"
+
+
+def _move_task(sqs: Any, dlq_url: str, queue_url: str, total: int, progress: Progress) -> int | None:
+    """SQS moves the queue itself; None where StartMessageMoveTask is not available."""
+    try:
+        source = _arn(sqs, dlq_url)
+        handle = sqs.start_message_move_task(SourceArn=source, DestinationArn=_arn(sqs, queue_url))["TaskHandle"]
+    except (ClientError, BotoCoreError, KeyError):
+        return None  # not offered by this endpoint (or not allowed): move the messages by hand
     while True:
-        messages = _receive(sqs, dlq_url, visibility=MOVE_VISIBILITY_SECONDS)
+        tasks = sqs.list_message_move_tasks(SourceArn=source, MaxResults=10).get("Results", [])
+        task = next((t for t in tasks if t.get("TaskHandle") == handle), tasks[0] if tasks else {})
+        moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
+        progress.update(moved, int(task.get("ApproximateNumberOfMessagesToMove", total)))
+        status = task.get("Status", "COMPLETED")
+        if status == "COMPLETED":
+            return moved
+        if status in ("FAILED", "CANCELLED"):
+            raise CliError(f"StartMessageMoveTask {status.lower()}: {task.get('FailureReason', '')}".rstrip(": "))
+        time.sleep(MOVE_TASK_POLL_SECONDS)
+
+
+def _move_by_hand(
+    sqs: Any, sender: Any, dlq_url: str, queue_url: str, total: int, include_malformed: bool, progress: Progress
+) -> tuple[int, int, int]:
+    skipped: dict[str, str] = {}  # message id -> receipt handle, held until the end so receives move on
+    try:
+        moved, failed = _move_batches(sqs, sender, dlq_url, queue_url, total, include_malformed, progress, skipped)
+    finally:
+        _make_visible(sqs, dlq_url, list(skipped.values()))
+    return moved, failed, len(skipped)
+
+
+def _move_batches(
+    sqs: Any,
+    sender: Any,
+    dlq_url: str,
+    queue_url: str,
+    total: int,
+    include_malformed: bool,
+    progress: Progress,
+    skipped: dict[str, str],
+) -> tuple[int, int]:
+    moved = failed = handled = 0
+    while handled < total:
+        messages = _receive(sqs, dlq_url, visibility=MOVE_VISIBILITY_SECONDS)[: total - handled]
         if not messages:
             break
-        fresh = [m for m in messages if _body_id(m) not in moved_ids]
-        back = [m["ReceiptHandle"] for m in messages if m not in fresh]
-        _make_visible(sqs, dlq_url, back)
-        if not fresh:
-            break
-        entries = [{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(fresh)]
-        sent = (sender or sqs).send_message_batch(QueueUrl=queue_url, Entries=entries)
-        ok = {s["Id"] for s in sent.get("Successful", [])}
-        done = [m for i, m in enumerate(fresh) if str(i) in ok]
-        if done:
-            sqs.delete_message_batch(
-                QueueUrl=dlq_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-            )
-        failed_now = [m["ReceiptHandle"] for m in fresh if m not in done]
-        _make_visible(sqs, dlq_url, failed_now)
-        moved += len(done)
-        failed += len(failed_now)
-        moved_ids.update(i for i in (_body_id(m) for m in done) if i)
-        if total > BATCH:
-            out.progress(f"{automation}: moved {moved} of ~{total}")
-        if failed_now:
-            break  # the queue refuses: do not spin; the rest stays for the next run
+        malformed = [m for m in messages if not include_malformed and is_malformed(m)]
+        skipped.update((m["MessageId"], m["ReceiptHandle"]) for m in malformed)
+        fresh = [m for m in messages if m not in malformed]
+        handled += len(messages)
+        if fresh:
+            entries = [_copy(i, m) for i, m in enumerate(fresh)]
+            sent = sender.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            ok = {s["Id"] for s in sent.get("Successful", [])}
+            done = [m for i, m in enumerate(fresh) if str(i) in ok]
+            if done:
+                sqs.delete_message_batch(
+                    QueueUrl=dlq_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                )
+            failed_now = [m for m in fresh if m not in done]
+            moved += len(done)
+            failed += len(failed_now)
+            if failed_now:
+                _make_visible(sqs, dlq_url, [m["ReceiptHandle"] for m in failed_now])
+                break  # the queue refuses: do not spin; the rest stays for the next run
+        progress.update(handled, total)
     return moved, failed
+
+
+def is_malformed(message: dict[str, Any]) -> bool:
+    """Parked by the function as malformed, or not even JSON: sending it back would only park it again."""
+    if ERROR_ATTRIBUTE in (message.get("MessageAttributes") or {}):
+        return True
+    try:
+        json.loads(message.get("Body", ""))
+    except ValueError:
+        return True
+    return False
+
+
+def _copy(index: int, message: dict[str, Any]) -> dict[str, Any]:
+    return {"Id": str(index), "MessageBody": message["Body"]}
+
+
+def _arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
+def _parsed(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body
 
 
 def _body_id(message: dict[str, Any]) -> str | None:
