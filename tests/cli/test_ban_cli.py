@@ -89,26 +89,31 @@ def test_reason_longer_than_disconnect_allows_is_bad_input(aws: str):
     assert result.status == 2 and "--reason" in result.stderr
 
 
-def test_ban_add_disconnects_the_user_on_every_stage_with_a_policy(ivs, tmp_path):
-    """The sweep runs against the IVS stand-in over HTTP: the user's connected participants on stages with
-    a policy are disconnected; other users and stages without a policy are left alone."""
+def test_ban_add_disconnects_the_user_on_every_live_stage_whatever_its_policy(ivs, tmp_path):
+    """The sweep runs against the IVS stand-in over HTTP: the user's connected participants on every stage
+    with an active session are disconnected (own policy, default, or none); other users, paused stages and
+    idle stages are left alone, and only what was done is printed."""
     import json
 
     from tests.support import OTHER_STAGE, STAGE, EventFactory
 
     events = EventFactory(at=datetime.now(UTC))
     third = "arn:aws:ivs:us-east-1:123456789012:stage/NoPolicy0001"
+    paused = "arn:aws:ivs:us-east-1:123456789012:stage/Paused000001"
+    for n in range(5):
+        ivs.create_stage(f"arn:aws:ivs:us-east-1:123456789012:stage/Idle{n:08d}")
     for stage, session in (
         (STAGE, "st-MainSession01"),
         (OTHER_STAGE, "st-GreenSession1"),
         (third, "st-ThirdSession1"),
+        (paused, "st-PausedSession"),
     ):
         ivs.create_stage(stage)
         ivs.observe(events.published(f"bad-{stage[-4:]}", user_id="spammer-7", stage=stage, session=session))
     ivs.observe(events.published("good-1", user_id="host-1", stage=STAGE, session="st-MainSession01"))
-    for stage in (STAGE, OTHER_STAGE):
-        path = tmp_path / f"{stage[-4:]}.json"
-        path.write_text(json.dumps({"stageArn": stage, "moderation": {}}))
+    for document in ({"stageArn": STAGE, "moderation": {}}, {"stageArn": paused, "paused": True}):
+        path = tmp_path / "policy.json"
+        path.write_text(json.dumps(document))
         assert run("policy", "put", str(path)).status == 0
 
     result = run("ban", "add", "spammer-7", "--reason", "spam")
@@ -119,6 +124,13 @@ def test_ban_add_disconnects_the_user_on_every_stage_with_a_policy(ivs, tmp_path
         for c in ivs.mutating_calls()
         if c.operation == "DisconnectParticipant"
     }
-    assert kicked == {(STAGE, "bad-0001"), (OTHER_STAGE, "bad-0001")}
+    assert kicked == {(STAGE, "bad-0001"), (OTHER_STAGE, "bad-0001"), (third, "bad-0001")}
     assert all(c.params["reason"] == "spam" for c in ivs.mutating_calls())
-    assert len([line for line in result.stdout.splitlines() if line.startswith("  disconnect: bad-0001 on ")]) == 2
+    lines = result.stdout.splitlines()
+    assert lines[0] == "banned spammer-7" and len(lines) == 4, lines  # nothing about idle or paused stages
+    assert all(line.startswith("  disconnect: bad-0001 on ") for line in lines[1:])
+    assert result.stderr == ""  # the progress line is for terminals
+
+    again = run("ban", "add", "spammer-7", "--json").json()
+    assert (again["liveStagesChecked"], again["disconnected"]) == (4, [])
+    assert run("ban", "add", "spammer-7").stdout.splitlines()[1] == "  not connected on any of the 4 live stage(s)"

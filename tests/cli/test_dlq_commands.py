@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from stagepilot.cli import dlq
-from stagepilot.cli.output import Output
+from stagepilot.cli.output import Output, ProgressLine
 from stagepilot.handlers.wiring import ERROR_ATTRIBUTE
 from tests.cli.conftest import run
 from tests.cli.test_dlq_explain_cli import bodies, queue_urls
@@ -126,7 +126,7 @@ class InstantRepark:
 @pytest.mark.parametrize("include_malformed", [False, True])
 def test_redrive_handles_at_most_what_was_there_when_it_started(include_malformed: bool):
     sqs = InstantRepark(["not json"] + [json.dumps({"id": f"e{n}"}) for n in range(24)])
-    progress = dlq.Progress(Output(stderr=io.StringIO()), "composition")
+    progress = ProgressLine(Output(stderr=io.StringIO()), "composition")
     moved, failed, skipped, how = dlq.redrive(
         sqs, "dlq", "queue", include_malformed=include_malformed, progress=progress
     )
@@ -166,7 +166,7 @@ class Terminal(io.StringIO):
 def test_redrive_uses_sqs_move_task_where_there_is_one_with_one_progress_line(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(dlq.time, "sleep", lambda seconds: None)
     stderr = Terminal()
-    progress = dlq.Progress(Output(stderr=stderr), "composition")
+    progress = ProgressLine(Output(stderr=stderr), "composition")
     assert dlq.redrive(MoveTask(), "dlq", "queue", include_malformed=True, progress=progress) == (
         30,
         0,

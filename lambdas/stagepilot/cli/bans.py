@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.errors import CliError
+from stagepilot.cli.output import ProgressLine
 from stagepilot.cli.resources import resources
 from stagepilot.errors import ConflictError, NotFound
 
@@ -34,9 +35,10 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "add",
         parents=[common, aws],
         help="ban a user and disconnect them now",
-        description="Ban a user id on every stage, and disconnect the user's participants that "
-        "are connected now in the active sessions of stages that have a policy. A ban in force is not "
-        "changed (not shortened, not replaced) unless you pass --replace. Audited with your identity.",
+        description="Ban a user id on every stage, and disconnect the user's participants that are connected now "
+        "on every live stage (ListStages: stages with an active session), whatever their policy; paused stages "
+        "are left alone. One progress line on a terminal. A ban in force is not changed (not shortened, not "
+        "replaced) unless you pass --replace. Audited with your identity.",
     )
     add.add_argument("user_id", metavar="USER_ID")
     add.add_argument("--reason", default="", help="why (sent to DisconnectParticipant, at most 128 characters)")
@@ -106,14 +108,16 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
         user_id=ban.user_id,
     )
     disconnected: list[dict[str, Any]] = []
+    checked = 0
     if not args.no_disconnect:
-        disconnected = sweep(res, args.user_id, args.reason, out)
+        checked, disconnected = sweep(res, args.user_id, args.reason, out)
     if out.as_json:
         out.json(
             {
                 "userId": ban.user_id,
                 "reason": ban.reason,
                 "expiresAt": _iso(ban.expires_at),
+                "liveStagesChecked": checked,
                 "disconnected": disconnected,
             }
         )
@@ -123,29 +127,36 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
         for item in disconnected:
             out.line(f"  {item['action']}: {item['participantId']} on {item['stageArn']} ({item['reason']})")
         if not args.no_disconnect and not disconnected:
-            out.line("  no connected participant of this user in the active sessions of stages with a policy")
+            out.line(f"  not connected on any of the {checked} live stage(s)")
     return 0
 
 
-def sweep(res: Any, user_id: str, reason: str, out: Output) -> list[dict[str, Any]]:
-    """Disconnect the user's connected participants on every stage with a policy (paced at the IVS quota)."""
+def sweep(res: Any, user_id: str, reason: str, out: Output) -> tuple[int, list[dict[str, Any]]]:
+    """Disconnect the user's connected participants on every live stage (ListStages: those with an active
+    session), whatever their policy; paced at the IVS quota. Returns (stages checked, what was done)."""
     from stagepilot.automations.moderation import sweep_banned_user
     from stagepilot.cli.services import cli_services
-    from stagepilot.policy import DEFAULT_STAGE
 
     services = cli_services(res)
-    stages = [p.stage_arn for p in services.policies.list() if p.stage_arn != DEFAULT_STAGE]
-    out.progress(f"checking {len(stages)} stages with a policy for connected participants of {user_id}...")
-    outcomes = sweep_banned_user(services, user_id, reason=reason, stage_arns=stages)
-    return [
-        {
-            "action": o.action,
-            "reason": o.reason,
-            "stageArn": o.details.get("stage_arn"),
-            "participantId": o.details.get("participant_id"),
-        }
-        for o in outcomes
-    ]
+    live = [stage.arn for stage in res.ivs.stages() if stage.active_session_id]
+    progress = ProgressLine(out, f"checking live stages for {user_id}")
+    done: list[dict[str, Any]] = []
+    try:
+        for index, stage_arn in enumerate(live, start=1):
+            progress.update(f"{index} of {len(live)}, {len(done)} disconnected")
+            for o in sweep_banned_user(services, user_id, reason=reason, stage_arns=[stage_arn]):
+                if o.action != "skip":  # not connected there, no session: nothing to say
+                    done.append(
+                        {
+                            "action": o.action,
+                            "reason": o.reason,
+                            "stageArn": o.details.get("stage_arn"),
+                            "participantId": o.details.get("participant_id"),
+                        }
+                    )
+    finally:
+        progress.done()
+    return len(live), done
 
 
 def cmd_remove(args: argparse.Namespace, out: Output) -> int:

@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stagepilot.cli.confirm import confirm, yes_option
 from stagepilot.cli.errors import CliError
+from stagepilot.cli.output import ProgressLine
 from stagepilot.cli.resources import client, resources
 from stagepilot.routing import AUTOMATIONS
 
@@ -311,7 +312,7 @@ def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
     sender = redrive_sender(resources(args), out)
     results: list[dict[str, Any]] = []
     for automation, (queue_url, dlq_url) in _chosen(args).items():
-        progress = Progress(out, automation)
+        progress = ProgressLine(out, automation)
         moved, failed, skipped, how = redrive(
             sqs, dlq_url, queue_url, include_malformed=args.include_malformed, progress=progress, sender=sender
         )
@@ -341,27 +342,6 @@ def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
     return 1 if total_failed else 0
 
 
-class Progress:
-    """One line on stderr, rewritten in place on a terminal; nothing elsewhere (the summary says it)."""
-
-    def __init__(self, out: Output, automation: str) -> None:
-        self._out = out
-        self._automation = automation
-        self._terminal = not out.as_json and bool(getattr(out.stderr, "isatty", lambda: False)())
-        self._shown = False
-
-    def update(self, done: int, total: int) -> None:
-        if self._terminal:
-            self._out.stderr.write(f"\r{self._automation}: {done} of ~{total}")
-            self._out.stderr.flush()
-            self._shown = True
-
-    def done(self) -> None:
-        if self._shown:
-            self._out.stderr.write("\n")
-            self._out.stderr.flush()
-
-
 def redrive_sender(res: Any, out: Output) -> Any:
     """An SQS client signed as the stack's redrive role: the queues take messages only from their rules
     and the stack's own roles (docs/architecture-infra.md). A stack without the role: your own identity."""
@@ -386,7 +366,7 @@ def redrive(
     queue_url: str,
     *,
     include_malformed: bool,
-    progress: Progress,
+    progress: ProgressLine,
     sender: Any = None,
 ) -> tuple[int, int, int, str]:
     """Send the DLQ's messages to ``queue_url``: (moved, failed, skipped as malformed, method). ``sqs``
@@ -403,7 +383,7 @@ def redrive(
     return moved, failed, skipped, "receive-send-delete"
 
 
-def _move_task(sqs: Any, dlq_url: str, queue_url: str, total: int, progress: Progress) -> int | None:
+def _move_task(sqs: Any, dlq_url: str, queue_url: str, total: int, progress: ProgressLine) -> int | None:
     """SQS moves the queue itself; None where StartMessageMoveTask is not available."""
     try:
         source = _arn(sqs, dlq_url)
@@ -414,7 +394,7 @@ def _move_task(sqs: Any, dlq_url: str, queue_url: str, total: int, progress: Pro
         tasks = sqs.list_message_move_tasks(SourceArn=source, MaxResults=10).get("Results", [])
         task = next((t for t in tasks if t.get("TaskHandle") == handle), tasks[0] if tasks else {})
         moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
-        progress.update(moved, int(task.get("ApproximateNumberOfMessagesToMove", total)))
+        progress.update(f"{moved} of ~{int(task.get('ApproximateNumberOfMessagesToMove', total))}")
         status = task.get("Status", "COMPLETED")
         if status == "COMPLETED":
             return moved
@@ -424,7 +404,7 @@ def _move_task(sqs: Any, dlq_url: str, queue_url: str, total: int, progress: Pro
 
 
 def _move_by_hand(
-    sqs: Any, sender: Any, dlq_url: str, queue_url: str, total: int, include_malformed: bool, progress: Progress
+    sqs: Any, sender: Any, dlq_url: str, queue_url: str, total: int, include_malformed: bool, progress: ProgressLine
 ) -> tuple[int, int, int]:
     skipped: dict[str, str] = {}  # message id -> receipt handle, held until the end so receives move on
     try:
@@ -441,7 +421,7 @@ def _move_batches(
     queue_url: str,
     total: int,
     include_malformed: bool,
-    progress: Progress,
+    progress: ProgressLine,
     skipped: dict[str, str],
 ) -> tuple[int, int]:
     moved = failed = handled = 0
@@ -469,7 +449,7 @@ def _move_batches(
             if failed_now:
                 _make_visible(sqs, dlq_url, [m["ReceiptHandle"] for m in failed_now])
                 break  # the queue refuses: do not spin; the rest stays for the next run
-        progress.update(handled, total)
+        progress.update(f"{handled} of ~{total}")
     return moved, failed
 
 

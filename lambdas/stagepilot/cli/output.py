@@ -153,6 +153,28 @@ class Output:
         stream.flush()
 
 
+class ProgressLine:
+    """One line on stderr, rewritten in place on a terminal; nothing elsewhere (the summary says it)."""
+
+    def __init__(self, out: Output, label: str) -> None:
+        self._out = out
+        self._label = label
+        self._terminal = not out.as_json and bool(getattr(out.stderr, "isatty", lambda: False)())
+        self._shown = False
+
+    def update(self, text: str) -> None:
+        if self._terminal:
+            self._out.stderr.write(plain(f"\r{self._label}: {text}", self._out.stderr))
+            self._out.stderr.flush()
+            self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            self._out.stderr.write("\n")
+            self._out.stderr.flush()
+            self._shown = False
+
+
 def _one_line(text: str) -> str:
     return text.replace("\n", "\\x0a")
 
