@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
+# make deploy STACK=StagePilot-staging: another deployment in the same account and region
+STACK ?= StagePilot
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
@@ -40,11 +42,11 @@ synth: $(STAMP) $(CDK)  ## CloudFormation template into cdk.out/, offline, no cr
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(CDK) synth --quiet
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
 
-deploy: $(STAMP) $(CDK)  ## cdk deploy into the account of your AWS credentials
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(CDK) deploy StagePilot
+deploy: $(STAMP) $(CDK)  ## cdk deploy into the account of your AWS credentials (STACK=name, default StagePilot)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(CDK) deploy -c stackName=$(STACK) $(STACK)
 
-destroy: $(STAMP) $(CDK)  ## cdk destroy (the table is retained)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(CDK) destroy StagePilot
+destroy: $(STAMP) $(CDK)  ## cdk destroy (the table is retained; STACK=name)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(CDK) destroy -c stackName=$(STACK) $(STACK)
 
 bench: $(STAMP)  ## benchmarks against the floor (docs/performance.md)
 	$(PY) -m benchmarks

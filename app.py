@@ -6,11 +6,14 @@ Context (cdk.json, or ``cdk synth -c key=value``):
   moderationSources  event sources whose "Participant Flagged" events are acted on (JSON list)
   stageArnPrefixes   stage-ARN prefixes the automation is limited to (JSON list; empty = every stage)
   moderationPrincipals  IAM role ARNs that may put flags on the flag bus (JSON list; empty = nobody)
+  stackName          the stack's name (default StagePilot): staging and production side by side;
+                     the CLI takes the same name with --stack or STAGEPILOT_STACK
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -76,6 +79,18 @@ def _minutes(value: Any) -> int:
     return minutes
 
 
+def stack_name_from_context(node: Any) -> str:
+    name = node.try_get_context(names.CONTEXT_STACK_NAME)
+    if name is None or name == "":
+        return names.STACK_NAME
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", name):
+        raise ValueError(
+            f"context {names.CONTEXT_STACK_NAME} must be a CloudFormation stack name "
+            f"(a letter, then letters, digits or '-', at most 128), got {name!r}"
+        )
+    return name
+
+
 def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = None) -> cdk.App:
     """The app with its stack and the cdk-nag gate.
 
@@ -86,7 +101,7 @@ def build_app(context: Mapping[str, Any] | None = None, *, outdir: str | None = 
     app = cdk.App(context={**base, **(context or {})}, outdir=outdir)
     StagePilotStack(
         app,
-        names.STACK_NAME,
+        stack_name_from_context(app.node),
         settings=settings_from_context(app.node),
         description="stagepilot: automation for Amazon IVS real-time stages",
     )

@@ -23,6 +23,8 @@ OPERATOR_POLICY: Final = "OperatorPolicy"
 ADMIN_POLICY: Final = "AdminPolicy"
 BAN_READER_POLICY: Final = "BanReaderPolicy"
 OPERATOR_ACCESS: Final = "OperatorAccess"
+OPERATIONS: Final = "Operations"  # the dashboard construct
+DASHBOARD: Final = "Dashboard"
 
 # Construct ids inside one AutomationPipeline.
 QUEUE: Final = "Queue"
@@ -51,6 +53,7 @@ CONTEXT_MODERATION_SOURCES: Final = "moderationSources"
 CONTEXT_STAGE_ARN_PREFIXES: Final = "stageArnPrefixes"
 CONTEXT_RECONCILE_MINUTES: Final = "reconcileMinutes"
 CONTEXT_MODERATION_PRINCIPALS: Final = "moderationPrincipals"
+CONTEXT_STACK_NAME: Final = "stackName"  # default STACK_NAME: several deployments in one account and region
 
 # Stack outputs (exact names; the CLI reads them).
 OUTPUT_TABLE_NAME: Final = "TableName"
@@ -61,6 +64,7 @@ OUTPUT_VIEWER_POLICY_ARN: Final = "ViewerPolicyArn"
 OUTPUT_OPERATOR_POLICY_ARN: Final = "OperatorPolicyArn"
 OUTPUT_ADMIN_POLICY_ARN: Final = "AdminPolicyArn"
 OUTPUT_BAN_READER_POLICY_ARN: Final = "BanReaderPolicyArn"
+OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
 
 # Custom metrics the handlers emit (namespace config.METRICS_NAMESPACE, dimension service=<automation>).
 METRIC_MALFORMED_EVENT: Final = "MalformedEvent"
@@ -69,6 +73,11 @@ METRIC_HEALED: Final = "Healed"  # by the convergence pass (dimension service=co
 METRIC_RECONCILE_FAILED: Final = "ReconcileFailed"
 METRIC_RECORDING_FAILED: Final = "RecordingFailed"  # by the composition function (service=composition)
 OUTPUT_CONVERGENCE_FUNCTION_NAME: Final = "ConvergenceFunctionName"
+METRIC_EVENT_ACTED: Final = "EventActed"
+METRIC_EVENT_SKIPPED: Final = "EventSkipped"
+METRIC_EVENT_FAILED: Final = "EventFailed"
+METRIC_EVENT_RETRIED: Final = "EventRetried"
+METRIC_IVS_THROTTLED: Final = "IvsThrottled"
 
 
 def pipeline_id(automation: str) -> str:

@@ -33,6 +33,7 @@ from infra import names
 from infra.access import OperatorAccess
 from infra.bundling import function_code
 from infra.convergence import DEFAULT_RECONCILE_MINUTES, ConvergencePass
+from infra.dashboard import OperationsDashboard
 from infra.pipeline import AutomationPipeline, IvsStatement
 from stagepilot import config, routing
 from stagepilot.adapters import schema
@@ -171,8 +172,14 @@ class StagePilotStack(Stack):
 
         self.recording_alarm = self._recording_failed_alarm()
 
-        CfnOutput(self, names.OUTPUT_TABLE_NAME, value=self.table.table_name)
         CfnOutput(self, names.OUTPUT_CONVERGENCE_FUNCTION_NAME, value=self.convergence.function.function_name)
+
+        self.operations = OperationsDashboard(
+            self, names.OPERATIONS, pipelines=self.pipelines, convergence=self.convergence
+        )
+
+        CfnOutput(self, names.OUTPUT_TABLE_NAME, value=self.table.table_name)
+        CfnOutput(self, names.OUTPUT_DASHBOARD_NAME, value=self.operations.dashboard.dashboard_name)
         CfnOutput(self, names.OUTPUT_ALARM_TOPIC_ARN, value=self.alarm_topic.topic_arn)
         CfnOutput(self, names.OUTPUT_FLAG_BUS_NAME, value=self.flag_bus.event_bus_name)
         CfnOutput(self, names.OUTPUT_REDRIVE_ROLE_ARN, value=self.redrive_role.role_arn)

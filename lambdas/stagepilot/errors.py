@@ -19,9 +19,10 @@ class StagePilotError(Exception):
 class RetryLater(StagePilotError):
     """Transient: try this event again later, after ``delay_seconds`` if given."""
 
-    def __init__(self, message: str, *, delay_seconds: float | None = None) -> None:
+    def __init__(self, message: str, *, delay_seconds: float | None = None, throttled: bool = False) -> None:
         super().__init__(message)
         self.delay_seconds = delay_seconds
+        self.throttled = throttled  # IVS said "slow down" (429 / throttling): counted apart on the dashboard
 
 
 class MalformedEvent(StagePilotError):

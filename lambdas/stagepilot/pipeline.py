@@ -191,6 +191,8 @@ def handle_record(
             extra={**extra, "error": str(exc), "retry_in_seconds": delay, "event_body": logged_body(body)},
         )
         services.metrics.count("EventRetried")
+        if exc.throttled:
+            services.metrics.count("IvsThrottled")
         redelivery.retry_after(record, delay)
         raise
     except Exception:
@@ -198,6 +200,7 @@ def handle_record(
         services.metrics.count("EventFailed")
         redelivery.retry_after(record, backoff_seconds(record))
         raise
+    services.metrics.count("EventActed" if outcome.acted else "EventSkipped")
     logger.info(
         outcome.reason,
         extra={

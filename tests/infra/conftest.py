@@ -64,7 +64,7 @@ def synthesize(context: dict[str, Any], outdir: Path) -> Synthesized:
     """Synthesize like ``cdk synth`` does; raises if cdk-nag reports an unacknowledged finding."""
     app = cdk_app.build_app({**SKIP_BUNDLING, **context}, outdir=str(outdir))
     app.synth()
-    stack = app.node.find_child("StagePilot")
+    stack = app.node.find_child(context.get("stackName", "StagePilot"))
     assert isinstance(stack, StagePilotStack)
     return Synthesized(app=app, stack=stack, template=Template.from_stack(stack), outdir=outdir)
 

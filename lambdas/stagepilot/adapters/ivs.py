@@ -366,7 +366,7 @@ def _translate(operation: str, exc: ClientError) -> Exception:
     message = str(error.get("Message") or exc.response.get("exceptionMessage") or exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in _RETRYABLE_CODES or status == 429 or status >= 500:
-        return RetryLater(f"{operation}: {code or status}: {message}")
+        return RetryLater(f"{operation}: {code or status}: {message}", throttled=_throttled(exc))
     if code == "ConflictException":
         return IvsConflict(operation, message)
     if code in _REJECTED_CODES or 400 <= status < 500:

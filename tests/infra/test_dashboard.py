@@ -1,0 +1,67 @@
+"""The operations dashboard (one row per automation) and the stack name a deployment chooses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import app as cdk_app
+from infra.dashboard import ACTION_METRICS
+from stagepilot import config, routing
+from tests.infra.conftest import Synthesized, synthesize
+
+
+def dashboard_body(synthesized: Synthesized) -> dict[str, Any]:
+    [dashboard] = synthesized.template.find_resources("AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    # Resolve the tokens (queue names, function names) to a placeholder: the layout is what is checked.
+    return json.loads("".join(p if isinstance(p, str) else '"REF"' for p in parts).replace('""REF""', '"REF"'))
+
+
+def metric_names(widget: dict[str, Any]) -> list[str]:
+    return [m[1] if m[0] != "..." else "" for m in widget["properties"].get("metrics", [])]
+
+
+def test_the_dashboard_has_a_row_per_automation_with_what_an_operator_needs(deployed: Synthesized) -> None:
+    widgets = dashboard_body(deployed)["widgets"]
+    titles = [w["properties"].get("title") or w["properties"].get("markdown") for w in widgets]
+    for automation in routing.AUTOMATIONS:
+        assert f"### {automation}" in titles
+        row = {t: w for t, w in zip(titles, widgets, strict=True) if t and t.startswith(f"{automation}: ")}
+        assert set(row) == {
+            f"{automation}: events acted on / skipped, and actions",
+            f"{automation}: heals and errors",
+            f"{automation}: dead-letter queue",
+            f"{automation}: IVS throttles, event age at handling",
+        }
+        acted = row[f"{automation}: events acted on / skipped, and actions"]
+        assert metric_names(acted) == ["EventActed", "EventSkipped", *ACTION_METRICS[automation]]
+        assert all(
+            m[0] == config.METRICS_NAMESPACE and m[2:4] == ["service", automation]
+            for m in acted["properties"]["metrics"]
+        )
+        errors = metric_names(row[f"{automation}: heals and errors"])
+        assert {"Healed", "Errors", "EventFailed", "MalformedEvent"} <= set(errors)
+        assert metric_names(row[f"{automation}: dead-letter queue"]) == [
+            "ApproximateNumberOfMessagesVisible",
+            "ApproximateAgeOfOldestMessage",
+        ]
+        assert metric_names(row[f"{automation}: IVS throttles, event age at handling"]) == [
+            "IvsThrottled",
+            "ApproximateAgeOfOldestMessage",
+        ]
+    assert "DashboardName" in deployed.template.to_json()["Outputs"]
+
+
+def test_the_stack_name_comes_from_context(tmp_path: Path) -> None:
+    staging = synthesize({"stackName": "StagePilot-staging"}, tmp_path)
+    assert staging.stack.stack_name == "StagePilot-staging"
+
+
+@pytest.mark.parametrize("name", ["1abc", "has space", "x" * 129, 5])
+def test_a_stack_name_cloudformation_would_refuse_is_refused_at_synth(name: object) -> None:
+    with pytest.raises(ValueError, match="stackName"):
+        cdk_app.build_app({"aws:cdk:bundling-stacks": [], "stackName": name})
