@@ -1,5 +1,6 @@
 """The runbooks' commands, run as written: every ``stagepilot ...`` line of every ```sh block in
-docs/runbooks/, in order, against moto server and the IVS stand-in, so the docs cannot drift from the CLI."""
+docs/runbooks/, in order, against moto server and the IVS stand-in, so the docs cannot drift from the CLI.
+A line whose comment quotes text (``# "disconnected p-spam"``) promises the operator sees it: checked."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ PAGES = sorted(p for p in RUNBOOKS.glob("*.md") if p.name != "README.md")
 BLOCK = re.compile(r"^\s*```(\w*)\n(.*?)^\s*```", re.MULTILINE | re.DOTALL)
 USER = "spammer-7"
 PARTICIPANT = "p-spam"
+FAILED_EVENT = "evt-failed-1"
+PROMISE = re.compile(r'\s#\s*"([^"]+)"[^"]*$')  # the quoted text of a command's comment
+
+
+def promised(line: str) -> str | None:
+    found = PROMISE.search(line)
+    return found.group(1) if found else None
 
 
 def blocks(page: Path, language: str) -> list[str]:
@@ -56,13 +64,14 @@ def placeholders(ivs: IvsStandIn, tmp_path: Path) -> dict[str, str]:
     event_file.write_text(json.dumps(published))
     sqs = boto3.client("sqs")
     dlq_url = sqs.get_queue_url(QueueName="StagePilot-composition-dlq")["QueueUrl"]
-    sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps(events.published("p-other")))
+    sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps(events.published("p-other", event_id=FAILED_EVENT)))
     return {
         "STAGE_ARN": STAGE,
         "PARTICIPANT_ID": PARTICIPANT,
         "USER_ID": USER,
         "POLICY_FILE": str(policy_file),
         "EVENT_FILE": str(event_file),
+        "EVENT_ID": FAILED_EVENT,
     }
 
 
@@ -85,6 +94,16 @@ def test_runbook_commands_run_as_written(page: Path, placeholders: dict[str, str
         argv = shlex.split(text, comments=True)
         result = run(*argv[1:])
         assert result.status == 0, f"{page.name}: {line}\n{result.stderr}"
+        expected = promised(line)
+        if expected is not None:
+            assert expected in result.stdout, f"{page.name}: {line}\n{result.stdout}"
+
+
+def test_promises_are_read_from_comments():
+    assert promised('stagepilot disconnect A B --reason "x y"   # "disconnected p-spam"') == "disconnected p-spam"
+    assert promised('stagepilot disconnect A B --reason "x y"') is None
+    assert promised("stagepilot dlq list   # anything still waiting") is None
+    assert sum(promised(line) is not None for page in PAGES for line in commands(page)) >= 15
 
 
 def test_the_token_service_snippet_sees_the_ban(placeholders: dict[str, str], monkeypatch: pytest.MonkeyPatch):
