@@ -81,7 +81,7 @@ def stack_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stagepilot.cli import bans, dlq, flags, operations, policies, reconcile, simulate, status
+    from stagepilot.cli import bans, dlq, flags, operations, policies, reconcile, sandbox, simulate, status
 
     common = global_options(on_command=True)
     aws = stack_options()
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.register(commands, common, aws)
     flags.register(commands, common, aws)
     simulate.register(commands, common)
+    sandbox.register(commands, common)
     _complete_paths(parser)
     return parser
 

@@ -75,7 +75,7 @@ def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
         for line in problems:
             out.notice(f"{args.policies}: {line}")
         raise CliError(f"{args.policies}: invalid policies; nothing simulated", status=2)
-    bans = _bans(args.bans) if args.bans else []
+    bans = read_bans(args.bans) if args.bans else []
     text, refused = _bounded_lines(read_text_file(args.events))
     scenario = read_scenario(text)
     errors = sorted([*refused, *scenario.errors], key=_line_number)
@@ -150,7 +150,7 @@ def isolated_from_aws() -> Iterator[None]:
         boto3.DEFAULT_SESSION = saved_session
 
 
-def _bans(path: Path) -> list[dict[str, str]]:
+def read_bans(path: Path) -> list[dict[str, str]]:
     document = read_json_file(path)
     if not isinstance(document, list):
         raise CliError(f'{path}: must be a JSON array of {{"userId", "reason"}} objects', status=2)

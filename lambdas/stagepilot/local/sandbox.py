@@ -1,0 +1,358 @@
+"""A whole StagePilot on loopback, to try the operator commands without AWS (``stagepilot sandbox``).
+
+moto server stands in for DynamoDB, SQS, CloudFormation, CloudWatch and STS; the IVS stand-in is served
+over HTTP; a StagePilot "stack" exists in moto's CloudFormation with the outputs the CLI reads (table,
+queues, dead-letter queues). Events played into the sandbox are routed by the stack's own rules onto the
+SQS queues, and one worker per automation consumes its queue with the functions' code
+(``pipeline.handle_record``): a record that fails is received again and, after the stack's
+``maxReceiveCount``, moved to the dead-letter queue by SQS, as deployed. IVS's own events (composition
+lifecycle) are routed the same way.
+
+The CLI in another shell reaches it through the environment ``Sandbox.environment`` lists; ``stagepilot
+sandbox play FILE`` sends a scenario (``simulate``'s JSON Lines: events and ``participant`` directives) to
+the sandbox's control endpoint. Needs moto (a development dependency), no AWS account, no Docker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+
+from stagepilot.adapters.ivs import IvsStage
+from stagepilot.adapters.table import Table
+from stagepilot.config import Settings
+from stagepilot.pipeline import Automation, Services, handle_record
+from stagepilot.policy import StagePolicy
+from stagepilot.routing import AUTOMATIONS, DEFAULT_MODERATION_SOURCES, build_routes
+
+ACCOUNT: Final = "123456789012"
+REGION: Final = "us-east-1"
+STACK: Final = "StagePilot"
+TABLE: Final = "StagePilot-Table"
+CREDENTIALS: Final = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
+VISIBILITY_SECONDS: Final = 2  # a failed record comes back quickly (the stack: 360 s)
+ERROR_ATTRIBUTE: Final = "stagepilot-error"  # handlers/wiring.py
+logger = logging.getLogger(__name__)
+
+
+class Sandbox:
+    """``with Sandbox() as sandbox:`` runs everything until the block ends; ``sandbox.environment``."""
+
+    def __init__(self, *, stack: str = STACK, host: str = "127.0.0.1") -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+
+        from stagepilot.local.ivs import IvsStandIn
+        from stagepilot.local.ivs_server import IvsEndpoint
+
+        self.stack = stack
+        self._host = host
+        self._moto = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+        self.ivs = IvsStandIn(account=ACCOUNT, region=REGION, on_event=self._ivs_emitted)
+        self._ivs_endpoint = IvsEndpoint(self.ivs, host=host)
+        self._control = ThreadingHTTPServer((host, 0), _control_handler(self))
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.queues: dict[str, tuple[str, str]] = {}
+        self.moto_url = ""
+        self.ivs_url = ""
+        self._session: Any = None
+        self._routes: list[tuple[str, Any]] = []
+
+    # lifecycle ---------------------------------------------------------------------------------------
+    def __enter__(self) -> Sandbox:
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.moto_url = f"http://{host}:{port}"
+        self.ivs_url = self._ivs_endpoint.__enter__()
+        self._session = boto3.session.Session(
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        )
+        self._deploy()
+        self._start(self._control.serve_forever, "sandbox-control")
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._stop.set()
+        self._control.shutdown()
+        self._control.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._ivs_endpoint.__exit__()
+        self._moto.stop()
+
+    @property
+    def control_url(self) -> str:
+        host, port = self._control.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What a shell needs to point the CLI (and the AWS CLI) at the sandbox."""
+        return {
+            **CREDENTIALS,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_ENDPOINT_URL_IVS_REALTIME": self.ivs_url,
+            "STAGEPILOT_STACK": self.stack,
+            "STAGEPILOT_SANDBOX_URL": self.control_url,
+        }
+
+    def store(self, policies: list[StagePolicy], bans: list[dict[str, str]]) -> None:
+        """Policies and bans to start with (``--policies``/``--bans``), as the CLI would put them."""
+        from stagepilot.adapters.table import BanStore, PolicyStore
+
+        table = Table(self.client("dynamodb"), TABLE)
+        for policy in policies:
+            PolicyStore(table).put(policy)
+        for ban in bans:
+            BanStore(table).add(ban["userId"], reason=ban.get("reason", ""), ttl=None)
+
+    def client(self, service: str) -> Any:
+        url = self.ivs_url if service == "ivs-realtime" else self.moto_url
+        return self._session.client(service, endpoint_url=url)
+
+    # the stack ---------------------------------------------------------------------------------------
+    def _deploy(self) -> None:
+        from urllib import request
+
+        from stagepilot.local.deployment import MAX_RECEIVES, create_table
+
+        # moto keeps its state per process: start from nothing, whatever ran here before.
+        request.urlopen(request.Request(f"{self.moto_url}/moto-api/reset", method="POST"), timeout=10).close()
+
+        create_table(self.client("dynamodb"), TABLE)
+        sqs = self.client("sqs")
+        outputs: dict[str, Any] = {"TableName": {"Value": TABLE}}
+        for automation in AUTOMATIONS:
+            name = f"{self.stack}-{automation}"
+            dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            queue_url = sqs.create_queue(
+                QueueName=name,
+                Attributes={
+                    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES}),
+                    "VisibilityTimeout": str(VISIBILITY_SECONDS),
+                },
+            )["QueueUrl"]
+            self.queues[automation] = (queue_url, dlq_url)
+            outputs[f"{automation.capitalize()}QueueUrl"] = {"Value": queue_url}
+            outputs[f"{automation.capitalize()}DlqUrl"] = {"Value": dlq_url}
+        template = {"Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
+        self.client("cloudformation").create_stack(StackName=self.stack, TemplateBody=json.dumps(template))
+
+        from moto.events.models import EventPattern
+
+        routes = build_routes(account=ACCOUNT, region=REGION, moderation_sources=list(DEFAULT_MODERATION_SOURCES))
+        self._routes = [(route.automation, EventPattern.load(json.dumps(route.pattern))) for route in routes]
+        from stagepilot.local.deployment import RecordingMetrics, default_automations
+
+        table = Table(self.client("dynamodb"), TABLE)
+        self.metrics = RecordingMetrics()
+        services = Services(
+            settings=Settings(table_name=TABLE),
+            table=table,
+            ivs=IvsStage(self.client("ivs-realtime")),
+            metrics=self.metrics,
+        )
+        for handler in default_automations():
+            worker = threading.Thread(
+                target=self._work, args=(handler, services), name=f"sandbox-{handler.name}", daemon=True
+            )
+            worker.start()
+            self._threads.append(worker)
+
+    def _start(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # events ------------------------------------------------------------------------------------------
+    def play(self, text: str, *, settle_seconds: float = 30) -> dict[str, Any]:
+        """A scenario's lines, in order, as if they happened now (times are shifted so the first is now)."""
+        from stagepilot.local.simulate import read_scenario
+
+        scenario = read_scenario(text)
+        self._create_policy_stages()
+        times = [t for t in (_time(line.data.get("time")) for line in scenario.lines) if t is not None]
+        shift = datetime.now(UTC) - max(times) if times else None  # the last line happened just now
+        played: dict[str, Any] = {"events": 0, "participants": 0, "routed": 0, "skipped": list(scenario.errors)}
+        for line in scenario.lines:
+            data = dict(line.data)
+            if line.kind == "participant":
+                self.ivs.declare_participant(
+                    data["stageArn"],
+                    data["participantId"],
+                    user_id=data.get("userId", ""),
+                    attributes=data.get("attributes") or {},
+                )
+                played["participants"] += 1
+            elif line.kind == "event":
+                if shift is not None:
+                    data = _shifted(data, shift)
+                if data.get("source") == "aws.ivs":
+                    self.ivs.observe(data)
+                played["events"] += 1
+                played["routed"] += len(self.route(data))
+            else:
+                played["skipped"].append(f"line {line.number}: {line.kind} directives are for simulate only")
+        played["settled"] = self.wait_until_handled(settle_seconds)
+        return played
+
+    def _create_policy_stages(self) -> None:
+        """The stages the stored policies name exist in the sandbox's IVS (replication needs its
+        destinations to exist, as IVS does)."""
+        from stagepilot.adapters.table import PolicyStore
+        from stagepilot.policy import DEFAULT_STAGE
+
+        for stored in PolicyStore(Table(self.client("dynamodb"), TABLE)).list():
+            document = stored.document
+            rules: list[Any] = document["replication"] if isinstance(document.get("replication"), list) else []
+            named = [document.get("stageArn"), *(r.get("destinationStageArn") for r in rules if isinstance(r, dict))]
+            for arn in named:
+                if isinstance(arn, str) and arn != DEFAULT_STAGE:
+                    self.ivs.create_stage(arn)
+
+    def wait_until_handled(self, seconds: float) -> bool:
+        """Until every queue is empty (handled, or moved to its dead-letter queue); False on timeout."""
+        sqs = self.client("sqs")
+        deadline = time.monotonic() + seconds
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        while time.monotonic() < deadline:
+            waiting = 0
+            for queue_url, _ in self.queues.values():
+                attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+                waiting += sum(int(attributes.get(name, 0)) for name in names)
+            if waiting == 0:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def route(self, event: Mapping[str, Any]) -> list[str]:
+        """Put the event on the queue of every automation whose rule matches it."""
+        targets = [automation for automation, pattern in self._routes if pattern.matches_event(dict(event))]
+        sqs = self.client("sqs")
+        for automation in targets:
+            sqs.send_message(QueueUrl=self.queues[automation][0], MessageBody=json.dumps(event))
+        return targets
+
+    def _ivs_emitted(self, event: dict[str, Any]) -> None:
+        if self._routes:
+            self.route(event)
+
+    def _work(self, automation: Automation, services: Services) -> None:
+        """The function: receive a batch, handle each record, delete what succeeded."""
+        sqs = self.client("sqs")
+        queue_url, dlq_url = self.queues[automation.name]
+        redelivery = _Redelivery(sqs, queue_url, dlq_url)
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=1,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                ).get("Messages", [])
+            except Exception:  # moto stopping
+                if self._stop.is_set():
+                    return
+                raise
+            for message in messages:
+                record = {
+                    "messageId": message["MessageId"],
+                    "receiptHandle": message["ReceiptHandle"],
+                    "body": message["Body"],
+                    "attributes": message.get("Attributes", {}),
+                }
+                try:
+                    handle_record(record, automation, services, redelivery)
+                except Exception:  # handle_record logged it; SQS redelivers, then moves it to the DLQ
+                    continue
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+class _Redelivery:
+    def __init__(self, sqs: Any, queue_url: str, dlq_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._dlq_url = dlq_url
+
+    def park(self, record: Mapping[str, Any], reason: str) -> None:
+        self._sqs.send_message(
+            QueueUrl=self._dlq_url,
+            MessageBody=str(record.get("body") or "(empty)"),
+            MessageAttributes={ERROR_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]}},
+        )
+
+    def retry_after(self, record: Mapping[str, Any], seconds: float) -> None:
+        return None  # the sandbox's short visibility timeout brings it back
+
+
+def _control_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            text = self.rfile.read(length).decode("utf-8", "replace")
+            url = urlsplit(self.path)
+            if url.path != "/play":
+                self._answer(404, {"error": f"unknown path {url.path}"})
+                return
+            try:
+                settle = float(parse_qs(url.query).get("settle", ["30"])[0])
+                self._answer(200, sandbox.play(text, settle_seconds=min(max(settle, 0.0), 600.0)))
+            except Exception as exc:  # the operator sees it on the play side, as one line
+                logger.exception("play failed")
+                self._answer(500, {"error": f"{type(exc).__name__}: {exc}"})
+
+        def _answer(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    return Handler
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _shifted(event: dict[str, Any], shift: timedelta) -> dict[str, Any]:
+    """The event moved in time: its envelope ``time`` and ``detail.event_time``."""
+    moved = dict(event)
+    when = _time(moved.get("time"))
+    if when is not None:
+        moved["time"] = _iso(when + shift)
+    detail = moved.get("detail")
+    happened = _time(detail.get("event_time")) if isinstance(detail, dict) else None
+    if isinstance(detail, dict) and happened is not None:
+        moved["detail"] = {**detail, "event_time": _iso(happened + shift)}
+    return moved
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

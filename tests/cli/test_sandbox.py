@@ -1,0 +1,110 @@
+"""``stagepilot sandbox``: StagePilot on loopback. The example show is played into it and the operator
+commands see what the automations did, over HTTP, exactly as against a deployed stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from stagepilot.cli.policies import load_policy_file
+from stagepilot.local.sandbox import Sandbox
+from stagepilot.policy import parse_policy
+from tests.cli.conftest import run
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+MAIN = "arn:aws:ivs:us-east-1:123456789012:stage/MainStage0001"
+GREEN = "arn:aws:ivs:us-east-1:123456789012:stage/GreenRoom0001"
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Sandbox]:
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    with Sandbox() as running:
+        for name, value in running.environment.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+        running.store(
+            [parse_policy(d) for d in load_policy_file(EXAMPLES / "policies.json")],
+            json.loads((EXAMPLES / "bans.json").read_text()),
+        )
+        yield running
+
+
+def test_the_example_show_played_into_the_sandbox_is_what_the_operator_commands_see(sandbox: Sandbox):
+    played = run("sandbox", "play", str(EXAMPLES / "show.jsonl"))
+    assert played.status == 0, played.stderr
+    assert played.stdout.startswith("played 8 events (17 deliveries to automations), 4 participants declared")
+    assert "composition-failure directives are for simulate only (skipped)" in played.stderr
+
+    fleet = {row["stageArn"]: row for row in run("status", "--json").json()["stages"]}
+    assert fleet[MAIN]["composition"]["state"] == "ACTIVE" and fleet[MAIN]["replicasOut"] == 1
+    assert fleet[GREEN]["replicasIn"] == 1
+
+    actions = {(e["automation"], e["action"], e.get("rule")) for e in run("audit", "--json", "--limit", "50").json()}
+    assert {
+        ("composition", "composition-started", None),
+        ("replication", "replication-started", None),
+        ("moderation", "disconnect", "global-ban"),
+        ("moderation", "disconnect", "flag-limit"),
+    } <= actions
+    assert [r["count"] for r in run("dlq", "list", "--json").json()] == [0, 0, 0]
+    stage = run("status", MAIN).stdout
+    assert "policy   own v1, sections: composition, replication, moderation" in stage
+    assert f"replicated to {GREEN}: ACTIVE" in stage
+
+
+def test_play_needs_a_running_sandbox(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("STAGEPILOT_SANDBOX_URL", raising=False)
+    missing = run("sandbox", "play", str(EXAMPLES / "show.jsonl"))
+    assert missing.status == 1 and missing.stderr.startswith("error: no sandbox: run `stagepilot sandbox`")
+    monkeypatch.setenv("STAGEPILOT_SANDBOX_URL", "http://127.0.0.1:9")
+    gone = run("sandbox", "play", str(EXAMPLES / "show.jsonl"))
+    assert gone.status == 1 and gone.stderr == (
+        "error: cannot reach the sandbox at http://127.0.0.1:9 (is `stagepilot sandbox` running?)\n"
+    )
+
+
+def test_the_sandbox_command_prints_the_environment_and_stops_on_ctrl_c(tmp_path: Path):
+    env_file = tmp_path / "sandbox.env"
+    command = [sys.executable, "-c", "import sys; from stagepilot.cli.main import main; sys.exit(main())"]
+    process = subprocess.Popen(
+        [*command, "sandbox", "--env-file", str(env_file), "--policies", str(EXAMPLES / "policies.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not env_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        exports = env_file.read_text().splitlines()
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    names = [line.split("=", 1)[0] for line in exports]
+    assert names == [
+        "export AWS_ACCESS_KEY_ID",
+        "export AWS_SECRET_ACCESS_KEY",
+        "export AWS_REGION",
+        "export AWS_DEFAULT_REGION",
+        "export AWS_ENDPOINT_URL",
+        "export AWS_ENDPOINT_URL_IVS_REALTIME",
+        "export STAGEPILOT_STACK",
+        "export STAGEPILOT_SANDBOX_URL",
+    ]
+    assert stdout.splitlines() == exports
+    assert stderr.startswith("# stagepilot sandbox: AWS at http://127.0.0.1:") and "# sandbox stopped" in stderr
