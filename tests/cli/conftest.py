@@ -22,6 +22,7 @@ from stagepilot.config import Settings
 from stagepilot.local.deployment import MAX_RECEIVES, RecordingMetrics, create_table
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.local.ivs_server import IvsEndpoint
+from stagepilot.local.sandbox import Sandbox
 from stagepilot.pipeline import Services
 from stagepilot.routing import AUTOMATIONS
 from tests.support import ACCOUNT, REGION
@@ -74,6 +75,23 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> s
     template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
     boto3.client("cloudformation").create_stack(StackName="StagePilot", TemplateBody=json.dumps(template))
     return moto_endpoint
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Sandbox]:
+    """``stagepilot sandbox`` in this process, and this shell's environment pointed at it, as it prints."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    with Sandbox() as running:
+        for name, value in running.environment.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+        yield running
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The runbooks' commands, run as written: every ``stagepilot ...`` line of every ```sh block in
-docs/runbooks/, in order, against moto server and the IVS stand-in, so the docs cannot drift from the CLI.
+docs/runbooks/, in order, against ``stagepilot sandbox`` (moto server, the IVS stand-in and the
+automations, over HTTP), so the docs cannot drift from the CLI.
 A line whose comment quotes text (``# "disconnected p-spam"``) promises the operator sees it: checked."""
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 import pytest
 
-from stagepilot.local.ivs import IvsStandIn
+from stagepilot.local.sandbox import Sandbox
 from tests.cli.conftest import TABLE, run
 from tests.support import CHANNEL, ENCODER, STAGE, EventFactory
 
@@ -44,8 +44,9 @@ def commands(page: Path) -> list[str]:
 
 
 @pytest.fixture
-def placeholders(ivs: IvsStandIn, tmp_path: Path) -> dict[str, str]:
-    """A deployed stack with one onboarded stage, a live session with a publisher, and a failed event."""
+def placeholders(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
+    """``stagepilot sandbox`` with one onboarded stage whose composition IVS refused (its channel does not
+    exist), a live session with a publisher, and a failed event in the composition dead-letter queue."""
     policy = {
         "stageArn": STAGE,
         "composition": {
@@ -56,15 +57,19 @@ def placeholders(ivs: IvsStandIn, tmp_path: Path) -> dict[str, str]:
     policy_file = tmp_path / "policy.json"
     policy_file.write_text(json.dumps(policy))
     assert run("policy", "put", str(policy_file)).status == 0  # version 1
-    events = EventFactory(at=datetime.now(UTC))
-    ivs.declare_participant(STAGE, PARTICIPANT, user_id=USER)
-    published = events.published(PARTICIPANT, user_id=USER)
-    ivs.observe(published)
+    sandbox.ivs.missing(CHANNEL)
+    now = datetime.now(UTC)
+    events = EventFactory(at=now)
+    published = events.published(PARTICIPANT, user_id=USER, at=now)
+    scenario = tmp_path / "show.jsonl"
+    token = {"simulate": "participant", "stageArn": STAGE, "participantId": PARTICIPANT, "userId": USER}
+    scenario.write_text(json.dumps(token) + "\n" + json.dumps(published) + "\n")
+    played = run("sandbox", "play", str(scenario))
+    assert played.status == 0 and played.stdout.startswith("played 1 events"), played.stderr
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(published))
-    sqs = boto3.client("sqs")
-    dlq_url = sqs.get_queue_url(QueueName="StagePilot-composition-dlq")["QueueUrl"]
-    sqs.send_message(QueueUrl=dlq_url, MessageBody=json.dumps(events.published("p-other", event_id=FAILED_EVENT)))
+    failed = events.published("p-other", event_id=FAILED_EVENT, at=now)
+    sandbox.client("sqs").send_message(QueueUrl=sandbox.queues["composition"][1], MessageBody=json.dumps(failed))
     return {
         "STAGE_ARN": STAGE,
         "PARTICIPANT_ID": PARTICIPANT,

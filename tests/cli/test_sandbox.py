@@ -4,15 +4,12 @@ commands see what the automations did, over HTTP, exactly as against a deployed 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 
 from stagepilot.cli.policies import load_policy_file
@@ -26,24 +23,16 @@ GREEN = "arn:aws:ivs:us-east-1:123456789012:stage/GreenRoom0001"
 
 
 @pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Sandbox]:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    with Sandbox() as running:
-        for name, value in running.environment.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-        running.store(
-            [parse_policy(d) for d in load_policy_file(EXAMPLES / "policies.json")],
-            json.loads((EXAMPLES / "bans.json").read_text()),
-        )
-        yield running
+def show(sandbox: Sandbox) -> Sandbox:
+    """The sandbox with the example policies and bans."""
+    sandbox.store(
+        [parse_policy(d) for d in load_policy_file(EXAMPLES / "policies.json")],
+        json.loads((EXAMPLES / "bans.json").read_text()),
+    )
+    return sandbox
 
 
-def test_the_example_show_played_into_the_sandbox_is_what_the_operator_commands_see(sandbox: Sandbox):
+def test_the_example_show_played_into_the_sandbox_is_what_the_operator_commands_see(show: Sandbox):
     played = run("sandbox", "play", str(EXAMPLES / "show.jsonl"))
     assert played.status == 0, played.stderr
     assert played.stdout.startswith("played 8 events (17 deliveries to automations), 4 participants declared")
