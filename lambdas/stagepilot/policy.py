@@ -418,6 +418,7 @@ def validate_policy(document: object) -> list[Problem]:
         problems.append(Problem("", f"a policy must be an object, got {_json_type(document)}"))
         return problems
     _check_unknown(document, _ROOT_FIELDS, "", problems)
+    _check_unicode(document, "", problems)
 
     stage_arn = document.get("stageArn")
     if "stageArn" not in document:
@@ -720,6 +721,32 @@ def _check_unknown(section: dict, known: tuple[str, ...], path: str, problems: l
             problems.append(Problem(_join(path, str(key)), f"unknown field (expected one of: {', '.join(known)})"))
 
 
+def _check_unicode(document: object, path: str, problems: list[Problem]) -> None:
+    """Every string (keys too) must be encodable: JSON allows lone surrogates ("\\ud800"); nothing
+    downstream (DynamoDB, botocore, IVS, logs) can send them. Iterative: depth is not bounded here."""
+    stack: list[tuple[object, str]] = [(document, path)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                problems.append(Problem(where, "must be valid Unicode text (it holds a lone surrogate)"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and not _encodable(key):
+                    problems.append(Problem(where, "a key must be valid Unicode text (it holds a lone surrogate)"))
+                stack.append((item, _join(where, key if isinstance(key, str) and _encodable(key) else "?")))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{index}]") for index, item in enumerate(value))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_bool(value: object, path: str, problems: list[Problem]) -> None:
     if not isinstance(value, bool):
         problems.append(Problem(path, f"must be a boolean, got {_json_type(value)}"))
@@ -729,7 +756,11 @@ def _check_int(value: object, low: int, high: int, path: str, problems: list[Pro
     if isinstance(value, bool) or not isinstance(value, int):
         problems.append(Problem(path, f"must be an integer, got {_json_type(value)}"))
     elif not low <= value <= high:
-        problems.append(Problem(path, f"must be between {low} and {high}, got {value}"))
+        # str() of an int over 4300 digits raises: say how long it is instead.
+        shown = (
+            str(value) if abs(value) < 10**40 else f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+        )
+        problems.append(Problem(path, f"must be between {low} and {high}, got {shown}"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -783,3 +783,27 @@ def test_policy_tags_leave_room_for_the_tags_stagepilot_adds():
     assert validate_policy(fits) == []
     over = {**base, "composition": {**base["composition"], "tags": {f"k{i}": "v" for i in range(MAX_POLICY_TAGS + 1)}}}
     assert [p.path for p in validate_policy(over)] == ["composition.tags"]
+
+
+def test_numbers_too_long_to_print_are_reported_not_raised():
+    """Python refuses str() of an int over 4300 digits; the Lambda re-validates stored policies."""
+    problems = [
+        str(p)
+        for p in validate_policy(
+            {
+                "stageArn": STAGE,
+                "moderation": {"reason": "x", "publishErrorLimit": {"count": 10**5000, "windowSeconds": 60}},
+            }
+        )
+    ]
+    assert problems == [
+        "moderation.publishErrorLimit.count: must be between 1 and 1000, got a number of about 5001 digits"
+    ]
+
+
+def test_lone_surrogates_are_refused_where_they_are():
+    document = {"stageArn": STAGE, "moderation": {"reason": "bye \ud800", "blockedAttributes": {"\udfff": ["x"]}}}
+    assert sorted(str(p) for p in validate_policy(document)) == [
+        "moderation.blockedAttributes: a key must be valid Unicode text (it holds a lone surrogate)",
+        "moderation.reason: must be valid Unicode text (it holds a lone surrogate)",
+    ]
