@@ -78,8 +78,9 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> s
 
 
 @pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Sandbox]:
-    """``stagepilot sandbox`` in this process, and this shell's environment pointed at it, as it prints."""
+def sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Sandbox]:
+    """``stagepilot sandbox`` in this process, and this shell's environment pointed at it, as it prints.
+    Indirect parameters are ``Sandbox`` keyword arguments."""
     import os
 
     for name in list(os.environ):
@@ -87,7 +88,7 @@ def sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Sandbox]
             monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    with Sandbox() as running:
+    with Sandbox(**getattr(request, "param", {})) as running:
         for name, value in running.environment.items():
             monkeypatch.setenv(name, value)
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)

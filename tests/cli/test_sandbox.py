@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from stagepilot.cli.policies import load_policy_file
 from stagepilot.local.sandbox import Sandbox
 from stagepilot.policy import parse_policy
 from tests.cli.conftest import run
+from tests.support import EventFactory
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 MAIN = "arn:aws:ivs:us-east-1:123456789012:stage/MainStage0001"
@@ -53,6 +55,22 @@ def test_the_example_show_played_into_the_sandbox_is_what_the_operator_commands_
     stage = run("status", MAIN).stdout
     assert "policy   own v1, sections: composition, replication, moderation" in stage
     assert f"replicated to {GREEN}: ACTIVE" in stage
+
+
+@pytest.mark.parametrize("sandbox", [{"reconcile_seconds": 0.5}], indirect=True)
+def test_the_sandbox_runs_the_convergence_pass_on_what_no_event_told(sandbox: Sandbox, tmp_path: Path):
+    """A publisher IVS knows but no event was delivered for: the convergence pass starts the composition."""
+    [main_policy] = [d for d in load_policy_file(EXAMPLES / "policies.json") if d["stageArn"] == MAIN]
+    sandbox.store([parse_policy({"stageArn": MAIN, "composition": main_policy["composition"]})], [])
+    sandbox.ivs.observe(EventFactory().published("host", user_id="host-1", stage=MAIN, at=datetime.now(UTC)))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        [row] = run("status", "--json").json()["stages"]
+        if row["composition"]["state"] in ("STARTING", "ACTIVE"):
+            break
+        time.sleep(0.5)
+    assert row["composition"]["state"] in ("STARTING", "ACTIVE")
+    assert any(e["action"] == "composition-started" for e in run("audit", MAIN, "--json").json())
 
 
 def test_play_needs_a_running_sandbox(monkeypatch: pytest.MonkeyPatch):

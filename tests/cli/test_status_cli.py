@@ -18,7 +18,7 @@ from tests.cli.conftest import handler_services, run
 from tests.support import CHANNEL, ENCODER, OTHER_STAGE, SESSION, STAGE, EventFactory
 
 IDLE_STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/IdleStage0001"
-OTHER_SESSION = "st-GreenSession01"
+OTHER_SESSION = "st-GreenSession1"  # IVS session ids are 16 characters
 COMPOSITION = {
     "destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]
 }
@@ -98,7 +98,7 @@ def test_one_stage_shows_every_participant_and_what_the_policy_says_about_each(s
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
     cloudwatch.set_alarm_state(AlarmName="StagePilot-CompositionDlqDepthAlarm-X", StateValue="ALARM", StateReason="t")
-    show.observe(EventFactory().publish_error("p-viewer", user_id="troll-9"))  # connected, never published
+    show.observe(EventFactory().publish_error("p-viewer", user_id="troll-9", event_id="evt-viewer"))  # never published
 
     report = run("status", STAGE, "--json").json()
 

@@ -43,8 +43,12 @@ def test_the_dashboard_has_a_row_per_automation_with_what_an_operator_needs(depl
             m[0] == config.METRICS_NAMESPACE and m[2:4] == ["service", automation]
             for m in acted["properties"]["metrics"]
         )
-        errors = metric_names(row[f"{automation}: heals and errors"])
-        assert {"Healed", "Errors", "EventFailed", "MalformedEvent"} <= set(errors)
+        errors = row[f"{automation}: heals and errors"]["properties"]["metrics"]
+        assert {f"Healed{automation.capitalize()}", "Errors", "EventFailed", "MalformedEvent"} <= set(
+            metric_names(row[f"{automation}: heals and errors"])
+        )
+        [healed] = [m for m in errors if m[1].startswith("Healed")]
+        assert healed[2:4] == ["service", "convergence"]  # the convergence pass counts heals per automation
         assert metric_names(row[f"{automation}: dead-letter queue"]) == [
             "ApproximateNumberOfMessagesVisible",
             "ApproximateAgeOfOldestMessage",
@@ -53,6 +57,8 @@ def test_the_dashboard_has_a_row_per_automation_with_what_an_operator_needs(depl
             "IvsThrottled",
             "ApproximateAgeOfOldestMessage",
         ]
+    [convergence] = [w for w in widgets if w["properties"].get("title") == "convergence: heals and failed passes"]
+    assert metric_names(convergence) == ["Healed", "ReconcileFailed", "Errors"]
     assert "DashboardName" in deployed.template.to_json()["Outputs"]
 
 

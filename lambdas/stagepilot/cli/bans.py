@@ -138,7 +138,7 @@ def sweep(res: Any, user_id: str, reason: str, out: Output) -> tuple[int, list[d
     from stagepilot.cli.services import cli_services
 
     services = cli_services(res)
-    live = [stage.arn for stage in res.ivs.stages() if stage.active_session_id]
+    live = [stage.arn for stage in res.ivs.live_stages()]
     progress = ProgressLine(out, f"checking live stages for {user_id}")
     done: list[dict[str, Any]] = []
     try:

@@ -6,7 +6,7 @@ queues, dead-letter queues). Events played into the sandbox are routed by the st
 SQS queues, and one worker per automation consumes its queue with the functions' code
 (``pipeline.handle_record``): a record that fails is received again and, after the stack's
 ``maxReceiveCount``, moved to the dead-letter queue by SQS, as deployed. IVS's own events (composition
-lifecycle) are routed the same way.
+lifecycle) are routed the same way, and the convergence pass runs every minute, as deployed.
 
 The CLI in another shell reaches it through the environment ``Sandbox.environment`` lists; ``stagepilot
 sandbox play FILE`` sends a scenario (``simulate``'s JSON Lines: events and ``participant`` directives) to
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 class Sandbox:
     """``with Sandbox() as sandbox:`` runs everything until the block ends; ``sandbox.environment``."""
 
-    def __init__(self, *, stack: str = STACK, host: str = "127.0.0.1") -> None:
+    def __init__(self, *, stack: str = STACK, host: str = "127.0.0.1", reconcile_seconds: float = 60) -> None:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
@@ -56,6 +56,7 @@ class Sandbox:
         from stagepilot.local.ivs_server import IvsEndpoint
 
         self.stack = stack
+        self.reconcile_seconds = reconcile_seconds
         self._host = host
         self._moto = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
         self.ivs = IvsStandIn(account=ACCOUNT, region=REGION, on_event=self._ivs_emitted)
@@ -174,6 +175,7 @@ class Sandbox:
             )
             worker.start()
             self._threads.append(worker)
+        self._start(lambda: self._converge(services), "sandbox-convergence")
 
     def _start(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -282,6 +284,20 @@ class Sandbox:
                 except Exception:  # handle_record logged it; SQS redelivers, then moves it to the DLQ
                     continue
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _converge(self, services: Services) -> None:
+        """The scheduled convergence pass, every ``reconcile_seconds`` (the stack's default period)."""
+        from stagepilot.automations.composition import CompositionAutomation
+        from stagepilot.automations.moderation import ModerationAutomation
+        from stagepilot.automations.replication import ReplicationAutomation
+        from stagepilot.convergence import run_pass
+
+        automations = (ModerationAutomation(), CompositionAutomation(), ReplicationAutomation())
+        while not self._stop.wait(self.reconcile_seconds):
+            try:
+                run_pass(services, automations)
+            except Exception:  # as the scheduled function: this pass failed, the next one runs
+                logger.exception("convergence pass failed")
 
 
 class _Redelivery:
