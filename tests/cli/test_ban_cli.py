@@ -132,6 +132,8 @@ def test_ban_add_disconnects_the_user_on_every_live_stage_whatever_its_policy(iv
     assert result.stderr == ""  # the progress line is for terminals
 
     # The sessions whose last participant was kicked ended (IVS ends a session when everyone has left).
-    again = run("ban", "add", "spammer-7", "--json").json()
+    again = run("ban", "add", "spammer-7", "--replace", "--json").json()
     assert (again["liveStagesChecked"], again["disconnected"]) == (2, [])
-    assert run("ban", "add", "spammer-7").stdout.splitlines()[1] == "  not connected on any of the 2 live stage(s)"
+    assert run("ban", "add", "spammer-7", "--replace").stdout.splitlines()[1] == (
+        "  not connected on any of the 2 live stage(s)"
+    )

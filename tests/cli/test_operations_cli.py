@@ -10,7 +10,7 @@ from pathlib import Path
 
 import boto3
 
-from stagepilot.adapters.table import AuditLog, AuditRecord
+from stagepilot.adapters.table import AuditLog, AuditRecord, Table
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.decisions.composition import managed_tags
 from stagepilot.events import parse_event
@@ -259,7 +259,8 @@ def test_status_shows_session_publishers_compositions_and_recent_actions(ivs: Iv
         "valid": True,
         "sections": ["composition"],
     }
-    assert [a["action"] for a in report["recentActions"]] == ["disconnect", "policy-put", "composition-started"]
+    actions = [a["action"] for a in report["recentActions"]]
+    assert actions[0] == "disconnect" and sorted(actions[1:]) == ["composition-started", "policy-put"]
 
     text = run("status", STAGE).stdout
     assert f"session  {SESSION}" in text and "participants (1 connected, 1 publishing)" in text
@@ -276,10 +277,12 @@ def test_status_of_an_unknown_stage_is_one_line_exit_1(ivs: IvsStandIn):
     assert run("status", "not-an-arn").status == 2
 
 
-def record(log: AuditLog, minutes: int, action: str, **extra: object) -> None:
-    log.record(
+def record(table: Table, minutes: int, action: str, **extra: object) -> None:
+    """An audit entry written at T0 + minutes (the trail is ordered by the time entries are written)."""
+    when = T0 + timedelta(minutes=minutes)
+    AuditLog(table, clock=lambda: when).record(
         AuditRecord(
-            time=T0 + timedelta(minutes=minutes),
+            time=when,
             stage_arn=str(extra.pop("stage", STAGE)),
             automation=str(extra.pop("automation", "moderation")),
             action=action,
@@ -291,11 +294,11 @@ def record(log: AuditLog, minutes: int, action: str, **extra: object) -> None:
 
 
 def test_audit_filters_by_time_user_action_and_stage(ivs: IvsStandIn):
-    log = AuditLog(handler_services(ivs).table)
-    record(log, 0, "composition-started", automation="composition")
-    record(log, 1, "disconnect", user_id="troll-9", participant_id="p-1")
-    record(log, 2, "would-disconnect", user_id="troll-9", participant_id="p-2", stage=OTHER_STAGE)
-    record(log, 3, "pause", automation="cli", details={"by": "arn:aws:sts::123456789012:assumed-role/ops/alice"})
+    table = handler_services(ivs).table
+    record(table, 0, "composition-started", automation="composition")
+    record(table, 1, "disconnect", user_id="troll-9", participant_id="p-1")
+    record(table, 2, "would-disconnect", user_id="troll-9", participant_id="p-2", stage=OTHER_STAGE)
+    record(table, 3, "pause", automation="cli", details={"by": "arn:aws:sts::123456789012:assumed-role/ops/alice"})
 
     def reasons(*argv: str) -> list[str]:
         result = run("audit", *argv, "--json")
@@ -307,6 +310,7 @@ def test_audit_filters_by_time_user_action_and_stage(ivs: IvsStandIn):
     assert reasons("--action", "disconnect", "--action", "would-disconnect") == ["at 2", "at 1"]
     assert reasons("--since", "2026-11-21T20:02:00Z") == ["at 3", "at 2"]
     assert reasons("--since", "3650d", "--limit", "1") == ["at 3"]
+    assert reasons("--since", "1h") == []  # T0 is long ago
     assert reasons("--stage", OTHER_STAGE) == ["at 2"] == reasons(OTHER_STAGE, "--stage", OTHER_STAGE)
     assert reasons("--stage", STAGE, "--user", "troll-9", "--since", "2026-11-21T20:00:30Z") == ["at 1"]
     assert run("audit", "--user", "nobody").stdout == "no actions recorded that match\n"

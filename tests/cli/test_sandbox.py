@@ -115,3 +115,24 @@ def test_the_sandbox_command_prints_the_environment_and_stops_on_ctrl_c(tmp_path
     ]
     assert stdout.splitlines() == exports
     assert stderr.startswith("# stagepilot sandbox: AWS at http://127.0.0.1:") and "# sandbox stopped" in stderr
+
+
+def test_a_flag_put_with_the_cli_reaches_moderation_in_the_sandbox(sandbox: Sandbox, tmp_path: Path):
+    sandbox.store(
+        [parse_policy({"stageArn": MAIN, "moderation": {"flagLimit": {"count": 1, "windowSeconds": 60}}})], []
+    )
+    scenario = tmp_path / "show.jsonl"
+    scenario.write_text(
+        json.dumps(EventFactory(at=datetime.now(UTC)).published("guest", user_id="guest-9", stage=MAIN))
+    )
+    assert run("sandbox", "play", str(scenario)).status == 0
+
+    flagged = run("flag", MAIN, "guest", "--reason", "spam in chat")
+    assert flagged.status == 0, flagged.stderr
+
+    deadline = time.monotonic() + 20
+    kicks: list[dict] = []
+    while not kicks and time.monotonic() < deadline:
+        kicks = run("audit", MAIN, "--action", "disconnect", "--json").json()
+        time.sleep(0.3)
+    assert [(k["participantId"], k["rule"]) for k in kicks] == [("guest", "flag-limit")]

@@ -68,6 +68,7 @@ def test_the_fleet_view_lists_every_live_stage_with_its_policy_and_composition(s
         "source": "stage",
         "version": 1,
         "paused": False,
+        "pausedBy": None,
         "dryRun": True,
         "valid": True,
         "sections": ["composition", "replication", "moderation"],

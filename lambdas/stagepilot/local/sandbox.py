@@ -69,6 +69,7 @@ class Sandbox:
         self.ivs_url = ""
         self._session: Any = None
         self._routes: list[tuple[str, Any]] = []
+        self._flag_inbox = ""
 
     # lifecycle ---------------------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -152,6 +153,7 @@ class Sandbox:
             self.queues[automation] = (queue_url, dlq_url)
             outputs[f"{automation.capitalize()}QueueUrl"] = {"Value": queue_url}
             outputs[f"{automation.capitalize()}DlqUrl"] = {"Value": dlq_url}
+        outputs["FlagBusName"] = {"Value": self._flag_bus(sqs)}
         template = {"Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
         self.client("cloudformation").create_stack(StackName=self.stack, TemplateBody=json.dumps(template))
 
@@ -176,6 +178,35 @@ class Sandbox:
             worker.start()
             self._threads.append(worker)
         self._start(lambda: self._converge(services), "sandbox-convergence")
+        self._start(self._forward_flags, "sandbox-flags")
+
+    def _flag_bus(self, sqs: Any) -> str:
+        """The stack's flag bus: what `stagepilot flag` puts there reaches the automations like any event
+        (moto's rule delivers it to an inbox queue; a worker routes it by the stack's rules)."""
+        events = self.client("events")
+        bus = f"{self.stack}-flags"
+        events.create_event_bus(Name=bus)
+        inbox = sqs.create_queue(QueueName=f"{self.stack}-flag-inbox")["QueueUrl"]
+        inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=f"{bus}-all", EventBusName=bus, EventPattern=json.dumps({"source": [{"prefix": ""}]}))
+        events.put_targets(Rule=f"{bus}-all", EventBusName=bus, Targets=[{"Id": "inbox", "Arn": inbox_arn}])
+        self._flag_inbox = inbox
+        return bus
+
+    def _forward_flags(self) -> None:
+        sqs = self.client("sqs")
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(QueueUrl=self._flag_inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            except Exception:  # moto stopping
+                if self._stop.is_set():
+                    return
+                raise
+            for message in messages.get("Messages", []):
+                event = json.loads(message["Body"])
+                event.setdefault("account", ACCOUNT)  # moto leaves it out of what it delivers
+                self.route(event)
+                sqs.delete_message(QueueUrl=self._flag_inbox, ReceiptHandle=message["ReceiptHandle"])
 
     def _start(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
