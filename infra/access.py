@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -63,6 +63,12 @@ class OperatorAccess(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         queues = [arn for p in pipelines for arn in (p.queue.queue_arn, p.dlq.queue_arn)]
+        alarms = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{stack.stack_name}-*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
         dlqs = [p.dlq.queue_arn for p in pipelines]
 
         viewer = [
@@ -77,17 +83,21 @@ class OperatorAccess(Construct):
             iam.PolicyStatement(
                 sid="CountQueues", actions=["sqs:GetQueueAttributes", "sqs:GetQueueUrl"], resources=queues
             ),
-            # `dlq list` receives messages and makes them visible again at once.
+            # `dlq list` / `dlq show` receive messages and make them visible again at once.
             iam.PolicyStatement(
                 sid="PeekDeadLetterQueues",
                 actions=["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"],
                 resources=dlqs,
             ),
+            # `status STAGE_ARN` shows the stack's alarm states (CloudFormation names them after the stack).
+            iam.PolicyStatement(sid="ReadAlarmStates", actions=["cloudwatch:DescribeAlarms"], resources=[alarms]),
         ]
         viewer_ivs = [
             IvsStatement("ReadStages", IVS_STAGE_READS, tuple(stage_resources), {}),
             IvsStatement("ReadCompositions", ("ivs:GetComposition",), (compositions,), {}),
             IvsStatement("ListCompositions", ("ivs:ListCompositions",), ("*",), {}),
+            # `status` without a stage and `ban add` find the live stages (no resource type: '*').
+            IvsStatement("ListStages", ("ivs:ListStages",), ("*",), {}),
         ]
         operator_ivs = [
             *viewer_ivs,
@@ -110,7 +120,10 @@ class OperatorAccess(Construct):
             iam.PolicyStatement(sid="PutFlags", actions=["events:PutEvents"], resources=[flag_bus.event_bus_arn]),
             # `dlq redrive` sends as the redrive role (the queues take no one else's messages).
             iam.PolicyStatement(sid="Redrive", actions=["sts:AssumeRole"], resources=[redrive_role.role_arn]),
-            iam.PolicyStatement(sid="TakeRedrivenMessages", actions=["sqs:DeleteMessage"], resources=dlqs),
+            # `dlq redrive` and `dlq delete` take messages out; `dlq purge` empties a dead-letter queue.
+            iam.PolicyStatement(
+                sid="TakeRedrivenMessages", actions=["sqs:DeleteMessage", "sqs:PurgeQueue"], resources=dlqs
+            ),
             *_merged(operator_ivs),
         ]
         viewer.extend(_merged(viewer_ivs))
@@ -132,7 +145,14 @@ class OperatorAccess(Construct):
             )
         ]
 
-        wildcards = dict(ivs_acknowledgments)
+        wildcards = {
+            **ivs_acknowledgments,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
+            f"{stack.stack_name}-*]": (
+                "The stack's alarms are named by CloudFormation after the stack, with a generated suffix; "
+                "DescribeAlarms is read-only and `stagepilot status` shows their states."
+            ),
+        }
         reconciling = {**wildcards, **{k: v for s in reconcile_statements for k, v in s.acknowledgments.items()}}
         self.viewer = self._policy(names.VIEWER_POLICY, "read policies, bans, audit, status, DLQs", viewer, wildcards)
         self.operator = self._policy(

@@ -324,3 +324,16 @@ def test_the_managed_policies_fit_iams_size_limit_with_many_stage_prefixes(tmp_p
     for policy in synthesized.template.find_resources("AWS::IAM::ManagedPolicy").values():
         document = json.dumps(_resolved(policy["Properties"]["PolicyDocument"]), separators=(",", ":"))
         assert len(document) < 6144, (policy["Properties"]["Description"], len(document))
+
+
+def test_the_operator_commands_can_read_and_clear_what_they_show(deployed: Synthesized) -> None:
+    """status (fleet: ListStages; alarms: DescribeAlarms) for viewers; dlq delete/purge for operators."""
+    access = deployed.stack.access
+    dlqs = [_arn(deployed, p.dlq) for p in deployed.stack.pipelines.values()]
+    for policy, operates in ((access.viewer, False), (access.operator, True), (access.admin, True)):
+        statements = _managed(deployed, policy)
+        assert _allows(statements, "ivs:ListStages", "*", {})
+        assert [s for s in statements if "cloudwatch:DescribeAlarms" in _as_list(s["Action"])]
+        assert all(_allows(statements, "sqs:PurgeQueue", dlq, {}) is operates for dlq in dlqs)
+        queues = [_arn(deployed, p.queue) for p in deployed.stack.pipelines.values()]
+        assert not any(_allows(statements, "sqs:PurgeQueue", queue, {}) for queue in queues)
