@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from stagepilot.config import Settings
 from stagepilot.errors import RetryLater
 from stagepilot.pipeline import LOGGED_BODY_CHARS, Outcome, handle_record, logged_body
-from tests.support import EventFactory
+from tests.support import T0, EventFactory
 
 
 class Parking:
@@ -39,9 +40,10 @@ class Failing:
 
 def services() -> Any:
     return SimpleNamespace(
-        settings=SimpleNamespace(covers=lambda arn: True),
+        settings=Settings(table_name="StagePilot-Table"),
         effective_policies=SimpleNamespace(get=lambda arn: None),
         metrics=SimpleNamespace(count=lambda name, value=1: None),
+        clock=lambda: T0,  # when the sample events happen
     )
 
 
