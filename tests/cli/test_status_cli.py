@@ -15,7 +15,7 @@ from stagepilot.events import parse_event
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.pipeline import handle_event
 from tests.cli.conftest import handler_services, run
-from tests.support import CHANNEL, ENCODER, OTHER_STAGE, SESSION, STAGE, EventFactory
+from tests.support import CHANNEL, ENCODER, OTHER_STAGE, SESSION, STAGE, STORAGE, EventFactory
 
 IDLE_STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/IdleStage0001"
 OTHER_SESSION = "st-GreenSession1"  # IVS session ids are 16 characters
@@ -158,3 +158,25 @@ def test_watch_redraws_until_interrupted(show: IvsStandIn, monkeypatch: pytest.M
 def test_watch_takes_a_sensible_period(seconds: str, aws: str):
     result = run("status", "--watch", seconds)
     assert result.status == 2 and "seconds from 1 to 3600" in result.stderr
+
+
+def test_each_participants_recording_is_shown_with_its_s3_location(ivs: IvsStandIn, tmp_path: Path):
+    from stagepilot.events import parse_event as parse
+
+    events = EventFactory()
+    ivs.create_stage(STAGE)
+    ivs.set_stage_recording(STAGE, {"storageConfigurationArn": STORAGE})
+    put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
+    emitted: list[dict] = []
+    ivs._on_event = emitted.append  # what IVS sends: the composition function keeps the recording events
+    ivs.observe(events.published("p-host", user_id="host-1"))
+    [started] = [e for e in emitted if e["detail"]["event_name"] == "Recording Start"]
+    handle_event(parse(started), CompositionAutomation(), handler_services(ivs))
+
+    shown = run("status", STAGE)
+
+    assert shown.status == 0, shown.stderr
+    prefix = started["detail"]["recording_s3_key_prefix"]
+    assert f"    recording: ACTIVE  s3://{started['detail']['recording_s3_bucket_name']}/{prefix}" in shown.stdout
+    [host] = run("status", STAGE, "--json").json()["participants"]
+    assert host["recording"]["lastEvent"] == "Recording Start"

@@ -122,6 +122,7 @@ class Participant:
     attributes: Mapping[str, str]
     replication_type: str | None  # SOURCE | REPLICA | NONE
     source_stage_arn: str | None
+    recording_state: str | None = None  # individual participant recording: ACTIVE, STOPPED, FAILED, DISABLED...
 
     @property
     def is_replica(self) -> bool:
@@ -383,6 +384,7 @@ def _participant(raw: Mapping[str, Any]) -> Participant:
         attributes=raw.get("attributes") or {},
         replication_type=raw.get("replicationType"),
         source_stage_arn=raw.get("sourceStageArn"),
+        recording_state=raw.get("recordingState"),
     )
 
 

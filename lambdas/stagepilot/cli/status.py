@@ -260,6 +260,7 @@ def stage_report(res: Resources, arn: str, stack: str, *, actions: int) -> dict[
                     "replica": p.is_replica,
                     "sourceStageArn": p.source_stage_arn,
                     "replicas": replicas,
+                    "recording": _recording(res, arn, session_id, p),
                     "policySays": _policy_says(
                         res, arn, session_id, p, policy, bans, replicas, paused=report["policy"]["paused"]
                     ),
@@ -365,6 +366,20 @@ def _policy_says(
     return says
 
 
+def _recording(res: Resources, arn: str, session_id: str, p: Any) -> dict[str, Any]:
+    """The participant's recording: IVS's state (ListParticipants) and, from the recording events the
+    composition function keeps, the S3 location and the last event (a failure says so)."""
+    from stagepilot.adapters.state import RecordingRecords
+
+    kept = RecordingRecords(res.table).get(arn, session_id, p.participant_id) or {}
+    return {
+        "state": p.recording_state,
+        "lastEvent": kept.get("eventName"),
+        "bucket": kept.get("bucket") or None,
+        "keyPrefix": kept.get("keyPrefix") or None,
+    }
+
+
 def dead_letter_depths(res: Resources) -> dict[str, int] | None:
     """Messages waiting per automation's dead-letter queue; None when the stack's outputs cannot be read."""
     try:
@@ -416,6 +431,10 @@ def print_stage(report: dict[str, Any], out: Output) -> None:
         if p["replica"]:
             role = f"replica from {p['sourceStageArn']}"
         out.line(f"  {who}  {p['state']}  {role}")
+        recording = p.get("recording") or {}
+        if recording.get("state") not in (None, "DISABLED"):
+            where = f"  s3://{recording['bucket']}/{recording['keyPrefix']}" if recording.get("keyPrefix") else ""
+            out.line(f"    recording: {recording['state']}{where}")
         for said in p["policySays"]:
             out.line(f"    policy: {said}")
     out.line(f"compositions ({len(report['compositions'])})")
