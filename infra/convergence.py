@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -30,6 +30,7 @@ from infra.pipeline import (
     IVS_CALLS_PER_SECOND,
     IvsStatement,
     automation_table_statements,
+    ivs_policies,
 )
 from stagepilot import config
 
@@ -80,21 +81,9 @@ class ConvergencePass(Construct):
                     ),
                     *automation_table_statements(table, writes=("PutItem", "UpdateItem")),
                 ],
-            )
+            ),
+            *ivs_policies(self, ivs_statements),
         ]
-        for statement in ivs_statements:
-            policy = iam.Policy(
-                self,
-                names.ivs_policy_id(statement.name),
-                statements=[
-                    iam.PolicyStatement(
-                        sid=statement.name, actions=list(statement.actions), resources=list(statement.resources)
-                    )
-                ],
-            )
-            for finding, reason in statement.acknowledgments.items():
-                Validations.of(policy).acknowledge(Acknowledgment(id=finding, reason=reason))
-            policies.append(policy)
         for policy in policies:
             self.role.attach_inline_policy(policy)
 

@@ -79,6 +79,26 @@ class IvsStatement:
     acknowledgments: Mapping[str, str]
 
 
+def ivs_policies(scope: Construct, statements: Sequence[IvsStatement]) -> list[iam.Policy]:
+    """One policy per IVS statement, named after it, each carrying the cdk-nag acknowledgments of its own
+    findings and nothing else."""
+    policies = []
+    for statement in statements:
+        policy = iam.Policy(
+            scope,
+            names.ivs_policy_id(statement.name),
+            statements=[
+                iam.PolicyStatement(
+                    sid=statement.name, actions=list(statement.actions), resources=list(statement.resources)
+                )
+            ],
+        )
+        for finding, reason in statement.acknowledgments.items():
+            Validations.of(policy).acknowledge(Acknowledgment(id=finding, reason=reason))
+        policies.append(policy)
+    return policies
+
+
 class AutomationPipeline(Construct):
     """Rules -> queue -> function for one automation, with its DLQ, role, log group and alarms."""
 
@@ -242,22 +262,7 @@ class AutomationPipeline(Construct):
                 ),
             ],
         )
-        policies = [execution]
-        for statement in ivs_statements:
-            policy = iam.Policy(
-                self,
-                names.ivs_policy_id(statement.name),
-                statements=[
-                    iam.PolicyStatement(
-                        sid=statement.name,
-                        actions=list(statement.actions),
-                        resources=list(statement.resources),
-                    )
-                ],
-            )
-            for finding, reason in statement.acknowledgments.items():
-                Validations.of(policy).acknowledge(Acknowledgment(id=finding, reason=reason))
-            policies.append(policy)
+        policies = [execution, *ivs_policies(self, ivs_statements)]
         for policy in policies:
             role.attach_inline_policy(policy)
         return role, policies
