@@ -28,7 +28,7 @@ from infra import names
 from infra.bundling import RUNTIME
 from stagepilot import config
 from stagepilot.adapters import schema
-from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS
+from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS, MAX_RECEIVES
 from stagepilot.routing import DEFAULT_BUS, Route
 
 FUNCTION_TIMEOUT = Duration.seconds(FUNCTION_TIMEOUT_SECONDS)  # claims' leases are twice this
@@ -36,7 +36,6 @@ FUNCTION_MEMORY_MB = 512
 # SQS guidance: visibility >= 6 x function timeout, so a batch that is retried inside the poller is not
 # redelivered to a second container while the first one still works on it.
 VISIBILITY_TIMEOUT = Duration.seconds(6 * FUNCTION_TIMEOUT.to_seconds())
-MAX_RECEIVES = 5
 QUEUE_RETENTION = Duration.days(4)  # SQS's default, said out loud: the event-age bound depends on it
 DLQ_RETENTION = Duration.days(14)
 BATCH_SIZE = 10

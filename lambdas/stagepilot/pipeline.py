@@ -6,7 +6,8 @@
 What happens to failures is decided here, once (see ``stagepilot.errors``): a malformed event is parked
 in the dead-letter queue at once and counted (``MalformedEvent``), a transient failure is reported as a
 batch item failure with a back-off so the queue redelivers it, and after the queue's last receive the
-event is in the DLQ where an alarm fires. Used by the Lambda handlers and by ``stagepilot simulate``.
+event is in the DLQ where an alarm fires (that last receive first releases the claims its event holds,
+``adapters/leases.py``). Used by the Lambda handlers and by ``stagepilot simulate``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from stagepilot.adapters.ivs import IvsStage
+from stagepilot.adapters.leases import release_claims
 from stagepilot.adapters.table import AuditLog, BanStore, PolicyStore, StoredPolicy, Table
 from stagepilot.config import Settings
+from stagepilot.decisions.leases import MAX_RECEIVES
 from stagepilot.errors import MalformedEvent, RetryLater
 from stagepilot.events import Event, parse_body
 from stagepilot.origin import check_origin
@@ -193,11 +196,13 @@ def handle_record(
         services.metrics.count("EventRetried")
         if exc.throttled:
             services.metrics.count("IvsThrottled")
+        _release_if_last(record, event, services, extra)
         redelivery.retry_after(record, delay)
         raise
     except Exception:
         logger.exception("event failed; the queue will retry it", extra={**extra, "event_body": logged_body(body)})
         services.metrics.count("EventFailed")
+        _release_if_last(record, event, services, extra)
         redelivery.retry_after(record, backoff_seconds(record))
         raise
     services.metrics.count("EventActed" if outcome.acted else "EventSkipped")
@@ -213,6 +218,29 @@ def handle_record(
     return outcome
 
 
+def _release_if_last(record: Mapping[str, Any], event: Event, services: Services, extra: Mapping[str, Any]) -> None:
+    """On the record's last receive (it goes to the DLQ next), give up the claims its event holds, so the
+    next event or the convergence pass takes them over now rather than after the lease. Best effort: if the
+    table is down too, the lease runs out on its own."""
+    if _receives(record) < MAX_RECEIVES:
+        return
+    try:
+        released = release_claims(services.table, event.stage_arn, event.event_id, clock=services.clock)
+    except Exception as exc:  # the event failed already; this must not hide why
+        logger.warning("could not release the claims of an event going to the DLQ", extra={**extra, "error": str(exc)})
+        return
+    if released:
+        services.metrics.count("ClaimsReleased", len(released))
+        logger.warning("last receive: claims released for the next event", extra={**extra, "released": released})
+
+
+def _receives(record: Mapping[str, Any]) -> int:
+    try:
+        return int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
+    except (TypeError, ValueError):
+        return 1
+
+
 def logged_body(body: object) -> str:
     """The event as delivered, for the log of a record that failed: what an operator copies into
     ``stagepilot explain`` (docs/runbooks/replay-failed-events.md). Cut at ``LOGGED_BODY_CHARS``."""
@@ -222,9 +250,6 @@ def logged_body(body: object) -> str:
 
 def backoff_seconds(record: Mapping[str, Any]) -> float:
     """Exponential back-off with jitter from the record's receive count: ~30 s, 90 s, 270 s, 810 s (≤ 15 min)."""
-    try:
-        receives = int(record.get("attributes", {}).get("ApproximateReceiveCount", "1"))
-    except (TypeError, ValueError):
-        receives = 1
+    receives = _receives(record)
     base = min(RETRY_BASE_SECONDS * RETRY_GROWTH ** max(receives - 1, 0), MAX_RETRY_DELAY_SECONDS)
     return float(min(MAX_RETRY_DELAY_SECONDS, base * random.uniform(0.8, 1.2)))  # jitter, not security

@@ -16,3 +16,7 @@ from typing import Final
 
 FUNCTION_TIMEOUT_SECONDS: Final = 60
 CLAIM_LEASE: Final = timedelta(seconds=2 * FUNCTION_TIMEOUT_SECONDS)
+# The queues' redrive policy (``infra/pipeline.py``): after this many receives a record goes to its DLQ.
+# The last receive releases the claims its event holds (``adapters/leases.py``), so nothing waits out a
+# lease for an owner that will never come back.
+MAX_RECEIVES: Final = 5

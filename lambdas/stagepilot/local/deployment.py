@@ -43,6 +43,7 @@ from stagepilot.automations.moderation import ModerationAutomation
 from stagepilot.automations.replication import ReplicationAutomation
 from stagepilot.config import Settings
 from stagepilot.convergence import PassReport, run_pass
+from stagepilot.decisions.leases import MAX_RECEIVES  # the stack's redrive policy: maxReceiveCount
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.pipeline import Automation, Outcome, Services, handle_record
 from stagepilot.routing import (
@@ -52,7 +53,6 @@ from stagepilot.routing import (
     build_routes,
 )
 
-MAX_RECEIVES = 5  # the stack's redrive policy: maxReceiveCount
 TABLE_NAME = "stagepilot-local"
 
 
