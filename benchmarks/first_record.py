@@ -1,0 +1,262 @@
+"""Cold start on a first record that acts: import the handler, then its first invocation with one
+``Participant Published`` record that makes it act (a composition started, a replica started, a banned
+publisher disconnected), each in a fresh interpreter, against the floor.
+
+AWS answers come from a recording: each handler's record is first run once against the stand-ins (moto's
+DynamoDB, ``local.IvsStandIn``) while an ``after-call`` hook keeps every response; the measured run then
+gets those responses from a ``before-send`` hook, in order per operation, so nothing leaves the process
+and no stand-in is imported into the measured interpreter. Network time is not in either figure.
+
+**Floor**: ``import boto3``, create the two clients, and make the calls no implementation of the action
+can skip, answered the same way — read the stage's policy (GetItem), claim the action (PutItem), the IVS
+action itself, and record it done (UpdateItem). The event names the publisher's user id, which is all these
+three records' rules need. Everything else — Powertools, the handler's imports, the event's parsing, the
+reads that guard rare cases, the audit write, the metrics flush — is above the floor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from benchmarks.cold_start import environment
+from benchmarks.work_per_event import ACCOUNT, REGION, stage_event
+
+HANDLERS = ("composition", "replication", "moderation")
+TABLE = "stagepilot-bench"
+STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/BenchStage0001"
+OTHER = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/BenchStage0002"
+SESSION = "st-BenchSession1"
+CHANNEL = f"arn:aws:ivs:{REGION}:{ACCOUNT}:channel/BenchChannel01"
+ENCODER = f"arn:aws:ivs:{REGION}:{ACCOUNT}:encoder-configuration/BenchEncoder01"
+# Who publishes in each handler's record, and what that handler then does.
+PUBLISHER = {"composition": ("host", "host-1"), "replication": ("host", "host-1"), "moderation": ("troll", "troll-3")}
+ACTION = {
+    "composition": "StartComposition",
+    "replication": "StartParticipantReplication",
+    "moderation": "DisconnectParticipant",
+}
+POLICY = {
+    "stageArn": "default",
+    "composition": {
+        "destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]
+    },
+    "replication": [{"destinationStageArn": OTHER, "participants": {"userIds": ["host-1"]}}],
+    "moderation": {"blockedUserIds": ["troll-3"]},
+}
+
+# The measured interpreter: the replay hook is installed on the default session before anything else.
+REPLAY = """
+import json, sys, time
+from collections import deque
+recorded = json.load(open({path!r}))
+event = json.loads(recorded["sqs_event"])
+t = time.perf_counter()
+import boto3
+from botocore.awsrequest import AWSResponse
+
+class _Raw:
+    def __init__(self, body): self._body = body
+    def stream(self, **_): yield self._body
+
+answers = {{op: deque(calls) for op, calls in recorded["calls"].items()}}
+def _answer(event_name, **_):
+    op = event_name.split(".", 2)[2]
+    calls = answers.get(op) or deque([(200, {{}}, "{{}}")])  # an operation the recording did not make
+    status, headers, body = calls.popleft() if len(calls) > 1 else calls[0]
+    return AWSResponse("https://bench.invalid", status, headers, _Raw(body.encode()))
+
+boto3.setup_default_session()
+boto3.DEFAULT_SESSION.events.register("before-send", _answer)
+{body}
+print(time.perf_counter() - t)
+"""
+
+HANDLER_BODY = """
+import importlib
+module = importlib.import_module("stagepilot.handlers.{name}")
+result = module.lambda_handler(event, Context())
+assert result == {{"batchItemFailures": []}}, result
+"""
+
+FLOOR_BODY = """
+ddb = boto3.client("dynamodb")
+ivs = boto3.client("ivs-realtime")
+ddb.get_item(TableName="t", Key={{"pk": {{"S": "p"}}, "sk": {{"S": "s"}}}})
+ddb.put_item(TableName="t", Item={{"pk": {{"S": "p"}}, "sk": {{"S": "s"}}}},
+             ConditionExpression="attribute_not_exists(pk)")
+{action}
+ddb.update_item(TableName="t", Key={{"pk": {{"S": "p"}}, "sk": {{"S": "s"}}}}, UpdateExpression="SET a = :a",
+                ExpressionAttributeValues={{":a": {{"S": "b"}}}})
+"""
+
+FLOOR_IVS = {
+    "composition": (
+        'ivs.start_composition(stageArn="{stage}", destinations=[{{"channel": {{"channelArn": "{channel}"}}}}])'
+    ),
+    "replication": (
+        'ivs.start_participant_replication(sourceStageArn="{stage}", destinationStageArn="{other}", '
+        'participantId="host")'
+    ),
+    "moderation": 'ivs.disconnect_participant(stageArn="{stage}", participantId="troll")',
+}
+
+FLOOR_CALLS = 4
+
+CONTEXT = """
+class Context:
+    function_name = "StagePilot-bench"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:StagePilot-bench"
+    aws_request_id = "bench-1"
+"""
+
+
+def record(name: str, path: str) -> None:
+    """Run ``name``'s first record once against the stand-ins, keeping every AWS response for the replay."""
+    import boto3
+    from moto import mock_aws
+
+    from stagepilot.adapters.table import PolicyStore, Table
+    from stagepilot.handlers import wiring
+    from stagepilot.local.deployment import create_table
+    from stagepilot.local.ivs import IvsStandIn
+    from stagepilot.policy import parse_policy
+
+    participant, user = PUBLISHER[name]
+    calls: dict[str, list[tuple[int, dict[str, str], str]]] = defaultdict(list)
+
+    def keep(event_name: str, http_response: Any, **_: Any) -> None:
+        operation = event_name.split(".", 2)[2]
+        headers = {k: v for k, v in http_response.headers.items() if k.lower() in ("content-type", "x-amz-crc32")}
+        calls[operation].append((http_response.status_code, headers, http_response.content.decode()))
+
+    saved = dict(os.environ)
+    os.environ.update(environment())
+    os.environ.update(POWERTOOLS_METRICS_NAMESPACE="StagePilot", STAGEPILOT_ACCOUNT=ACCOUNT, STAGEPILOT_REGION=REGION)
+    try:
+        with mock_aws():
+            boto3.setup_default_session()
+            ivs = IvsStandIn(account=ACCOUNT, region=REGION)
+            for stage in (STAGE, OTHER):
+                ivs.create_stage(stage)
+            ivs.attach_session(boto3.DEFAULT_SESSION)
+            create_table(boto3.client("dynamodb"), TABLE)
+            PolicyStore(Table(boto3.client("dynamodb"), TABLE)).put(parse_policy(POLICY))
+            ivs.declare_participant(STAGE, participant, user_id=user)
+            now = datetime.now(UTC)
+            envelope = stage_event("bench-event-1", STAGE, SESSION, "Participant Published", participant, user, now)
+            ivs.observe(envelope)
+            sqs_event = {
+                "Records": [
+                    {
+                        "messageId": "bench-message-1",
+                        "receiptHandle": "bench-receipt-1",
+                        "body": json.dumps(envelope),
+                        "attributes": {"ApproximateReceiveCount": "1"},
+                        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:stagepilot-{name}",
+                    }
+                ]
+            }
+            boto3.DEFAULT_SESSION.events.register("after-call", keep)
+            wiring.services_for.cache_clear()
+            wiring._sqs_client.cache_clear()
+            import importlib
+
+            module = importlib.import_module(f"stagepilot.handlers.{name}")
+            context = type(
+                "Context",
+                (),
+                {
+                    "function_name": "bench",
+                    "memory_limit_in_mb": 512,
+                    "invoked_function_arn": "arn:aws:lambda:us-east-1:1:function:b",
+                    "aws_request_id": "r",
+                },
+            )()
+            with contextlib.redirect_stdout(io.StringIO()):  # the handler's logs and metrics
+                result = module.lambda_handler(sqs_event, context)
+            if result != {"batchItemFailures": []}:
+                raise RuntimeError(f"{name}: the recorded run failed: {result}")
+            if not any(c.operation == ACTION[name] for c in ivs.mutating_calls()):
+                raise RuntimeError(f"{name}: the recorded run did not act ({ACTION[name]})")
+            wiring.services_for.cache_clear()
+            wiring._sqs_client.cache_clear()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    # The measured run's event is the recorded one, re-timed to now (the handler refuses stale events).
+    with open(path, "w") as out:
+        json.dump({"sqs_event": json.dumps(sqs_event), "calls": calls}, out)
+
+
+def _run(code: str) -> float:
+    env = {
+        **environment(),
+        "POWERTOOLS_METRICS_NAMESPACE": "StagePilot",
+        "STAGEPILOT_ACCOUNT": ACCOUNT,
+        "STAGEPILOT_REGION": REGION,
+    }
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"measured run failed:\n{done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def _floor_code(name: str, path: str) -> str:
+    body = FLOOR_BODY.format(action=FLOOR_IVS[name].format(stage=STAGE, other=OTHER, channel=CHANNEL))
+    return REPLAY.format(path=path, body=body)
+
+
+def _handler_code(name: str, path: str) -> str:
+    return CONTEXT + REPLAY.format(path=path, body=HANDLER_BODY.format(name=name))
+
+
+def run(runs: int = 11) -> dict[str, Any]:
+    """Median of ``runs`` fresh interpreters per handler and per floor, interleaved."""
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {name: os.path.join(folder, f"{name}.json") for name in HANDLERS}
+        for name in HANDLERS:
+            record(name, paths[name])
+        codes = {name: (_floor_code(name, paths[name]), _handler_code(name, paths[name])) for name in HANDLERS}
+        calls = {name: _count_calls(paths[name]) for name in HANDLERS}
+        for floor, handler in codes.values():  # warm the .pyc caches once
+            _run(floor)
+            _run(handler)
+        times: dict[str, list[float]] = defaultdict(list)
+        for _ in range(runs):
+            for name, (floor, handler) in codes.items():
+                times[f"floor:{name}"].append(_run(floor))
+                times[name].append(_run(handler))
+    results: dict[str, Any] = {"runs": runs, "target_ratio": 1.2, "handlers": {}}
+    for name in HANDLERS:
+        floor_ms = statistics.median(times[f"floor:{name}"]) * 1000
+        handler_ms = statistics.median(times[name]) * 1000
+        results["handlers"][name] = {
+            "floor_ms": floor_ms,
+            "median_ms": handler_ms,
+            "ratio": handler_ms / floor_ms,
+            "aws_calls": calls[name],
+            "floor_calls": FLOOR_CALLS,
+        }
+    results["max_ratio"] = max(h["ratio"] for h in results["handlers"].values())
+    results["met"] = results["max_ratio"] <= 1.2
+    return results
+
+
+def _count_calls(path: str) -> dict[str, int]:
+    with open(path) as recorded:
+        return {op: len(calls) for op, calls in json.load(recorded)["calls"].items()}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(runs=int(sys.argv[1]) if len(sys.argv) > 1 else 11), indent=2))
