@@ -148,7 +148,8 @@ def test_pause_blocks_every_automation_until_resume(ivs: IvsStandIn, tmp_path: P
     assert stored["version"] == 1 and stored["policy"]["paused"] is False
     assert run("status", STAGE, "--json").json()["policy"]["pausedBy"] == "pause"
 
-    resumed = run("resume", STAGE, "--json").json()
+    # --no-converge: the event path after a resume is under test here (tests/cli/test_converge_now.py has the rest)
+    resumed = run("resume", STAGE, "--json", "--no-converge").json()
     assert (resumed["paused"], resumed["changed"], resumed["ok"]) == (False, True, True)
     outcome = handle_event(published, CompositionAutomation(), handler_services(ivs))
     assert outcome.action == "composition-started"
@@ -164,7 +165,7 @@ def test_pausing_a_stage_without_a_policy_stops_even_the_ban_list(ivs: IvsStandI
     [moderation] = [a for a in default_automations() if a.name == "moderation"]
     assert handle_event(published, moderation, handler_services(ivs)).reason == "stage is paused"
     assert run("policy", "get", STAGE).status == 1  # no policy was created for it
-    assert run("resume", STAGE).status == 0
+    assert run("resume", STAGE, "--no-converge").status == 0  # the event path is under test
     assert handle_event(published, moderation, handler_services(ivs)).action == "disconnect"
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.confirm import confirm, yes_option
+from stagepilot.cli.converge import add_option as add_converge_option
+from stagepilot.cli.converge import converge_now
 from stagepilot.cli.errors import BadInput, CliError
 from stagepilot.cli.files import read_json_file
 from stagepilot.cli.policies import checked_arn
@@ -83,9 +85,13 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
                 "with a stored policy. Audited with your identity."
                 if paused
                 else "Turn off the kill switch that pause turned on. A stage whose policy document itself says "
-                "paused: true stays paused (change it with policy put). --all removes every switch. Audited."
+                "paused: true stays paused (change it with policy put). --all removes every switch. Audited. A live "
+                "stage resumed on its own is converged to its policy at once (as `stagepilot reconcile STAGE_ARN` "
+                "does), unless --no-converge; with 'default' or --all the convergence pass does it."
             ),
         )
+        if not paused:
+            add_converge_option(parser)
         target = parser.add_mutually_exclusive_group(required=True)
         target.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?", help="a stage ARN, or 'default'")
         target.add_argument(
@@ -316,13 +322,17 @@ def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
     else:
         arns = [checked_arn(args.stage_arn, allow_default=True)]
     results = [_toggle(store, switches, table, arn, paused=paused, by=by) for arn in arns]
-    if out.as_json:
-        out.json(results if args.all else results[0])
-    else:
+    if not out.as_json:
         for result in results:
             out.line(result["message"])
         if args.all and not results:
             out.line("nothing is paused")
+    if not paused and not args.all and results[0]["ok"] and not results[0]["paused"]:
+        converged = converge_now(args, resources(args), out, arns[0])
+        if converged is not None:
+            results[0]["converged"] = converged
+    if out.as_json:
+        out.json(results if args.all else results[0])
     return 0 if all(r["ok"] for r in results) else 1
 
 

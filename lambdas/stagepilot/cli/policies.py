@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.table import HISTORY_VERSIONS
+from stagepilot.cli.converge import add_option as add_converge_option
+from stagepilot.cli.converge import converge_now
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.files import read_json_file
 from stagepilot.cli.resources import resources
@@ -52,7 +54,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "the policy since, so nobody's change is silently lost. --force overwrites whatever is stored. "
         "Storing the document that is already stored changes nothing and says so. Audited with your identity. "
         "A stage.participantRecording section is applied to the stage (UpdateStage) first: if IVS refuses it, "
-        "nothing is stored.",
+        "nothing is stored. A live stage is then converged to the policy at once (as `stagepilot reconcile "
+        "STAGE_ARN` does: a missing composition, replica or disconnect is done now), unless --no-converge.",
     )
     put.add_argument("file", type=Path, metavar="FILE")
     put.add_argument(
@@ -68,6 +71,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         help="store only if the stored version is still N (0: only if none is stored yet)",
     )
     version.add_argument("--force", action="store_true", help="overwrite the stored policy, whatever its version")
+    add_converge_option(put)
     put.set_defaults(handler=cmd_put)
 
     get = sub.add_parser(
@@ -115,10 +119,12 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         parents=[common, aws],
         help="store an earlier version again",
         description="Store the document of an earlier version (see policy history) as a new version. Refused if "
-        "the policy changes while rolling back. Audited with your identity.",
+        "the policy changes while rolling back. Audited with your identity. A live stage is then converged to it "
+        "at once (as `stagepilot reconcile STAGE_ARN` does), unless --no-converge.",
     )
     rollback.add_argument("stage_arn", metavar="ARN")
     rollback.add_argument("--to", type=_version, required=True, metavar="VERSION", dest="to_version")
+    add_converge_option(rollback)
     rollback.set_defaults(handler=cmd_rollback)
 
 
@@ -203,11 +209,14 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
     expected = _expected_version(args, current, policy.stage_arn)
     applied = _apply_stage_settings(policy, res)
     stored = _write(store, res, policy, expected_version=expected, action="policy-put")
-    if applied:
+    if applied and not out.as_json:
         out.line(f"applied the recording settings to {policy.stage_arn}: {', '.join(applied)}")
     others = [p for p in _parsed(store.list()) if p.stage_arn != policy.stage_arn]
     for cycle in replication_cycles([*others, policy]):
         out.warn(f"stored policies form a replication cycle: {' -> '.join([*cycle, cycle[0]])}")
+    if not out.as_json:
+        out.line(f"stored policy for {stored.stage_arn} (version {stored.version})")
+    converged = converge_now(args, res, out, stored.stage_arn)
     if out.as_json:
         out.json(
             {
@@ -215,10 +224,9 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
                 "version": stored.version,
                 "updatedAt": stored.updated_at,
                 "changed": True,
+                **({"converged": converged} if converged is not None else {}),
             }
         )
-    else:
-        out.line(f"stored policy for {stored.stage_arn} (version {stored.version})")
     return 0
 
 
@@ -434,10 +442,18 @@ def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
         expected_version=current.version if current is not None else 0,
         action="policy-rollback",
     )
-    if out.as_json:
-        out.json({"stageArn": arn, "version": stored.version, "rolledBackTo": args.to_version})
-    else:
+    if not out.as_json:
         out.line(f"rolled the policy for {arn} back to version {args.to_version}: stored as version {stored.version}")
+    converged = converge_now(args, res, out, arn)
+    if out.as_json:
+        out.json(
+            {
+                "stageArn": arn,
+                "version": stored.version,
+                "rolledBackTo": args.to_version,
+                **({"converged": converged} if converged is not None else {}),
+            }
+        )
     return 0
 
 
