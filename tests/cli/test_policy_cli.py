@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -326,4 +327,18 @@ def test_a_recording_setting_ivs_refuses_stores_nothing(ivs: IvsStandIn, tmp_pat
     assert result.status == 1
     assert result.stderr.startswith("error: IVS refused the stage's recording settings (ValidationException: ")
     assert result.stderr.rstrip().endswith("; nothing stored")
+    assert run("policy", "list", "--json").json() == []
+
+
+def test_ivs_down_while_applying_recording_settings_stores_nothing_and_says_why(ivs: IvsStandIn, tmp_path: Path):
+    ivs.create_stage(STAGE)
+    ivs.outage(datetime.now(UTC) - timedelta(seconds=1), 600)
+    path = write(tmp_path, {"stageArn": STAGE, "stage": {"participantRecording": RECORDING}})
+
+    result = run("policy", "put", str(path))
+
+    assert result.status != 0
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and "GetStage" in line
+    assert "Traceback" not in result.stderr
     assert run("policy", "list", "--json").json() == []
