@@ -240,16 +240,16 @@ def disconnect_participant(
     session = session_id or services.ivs.active_session_id(stage_arn) or NO_SESSION
     details: dict[str, Any] = {"session_id": session, "participant_id": participant_id, "rule": rule.value}
     claims = DisconnectClaims(services.table, clock=services.clock)
-    claim = claims.claim(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run)
+    claim, current = claims.claim(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run)
     if claim is None:
-        current = claims.get(stage_arn, session, participant_id, dry_run=dry_run)
         if current is not None and current.state is ClaimState.DONE:
             done = "would have been disconnected" if dry_run else "already disconnected"
             return _skip(f"participant {done} in this session ({current.result or 'done'})", **details)
         return _skip("another event is disconnecting this participant", **details)
 
     def audit(action: str, result: str, **extra: Any) -> None:
-        services.audit.record(
+        """Audit the decision and finish the claim with ``result``, in one call."""
+        services.audit.record_with(
             AuditRecord(
                 time=time,
                 stage_arn=stage_arn,
@@ -264,13 +264,13 @@ def disconnect_participant(
                 result=result,
                 event_id=event_id,
                 details={**({"why": why} if why else {}), **extra},
-            )
+            ),
+            claims.finishing(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run, result=result),
         )
 
     if dry_run:
         audit("would-disconnect", "dry-run")
         services.metrics.count(WOULD_DISCONNECT_METRIC)
-        claims.finish(stage_arn, session, participant_id, owner=event_id, dry_run=True, result="dry-run")
         return Outcome(
             MODERATION,
             "would-disconnect",
@@ -282,7 +282,6 @@ def disconnect_participant(
         # The same request cannot succeed later (IAM, a stage that is gone): recorded once, not retried.
         audit("disconnect-rejected", code, error=message)
         services.metrics.count(DISCONNECT_REJECTED_METRIC)
-        claims.finish(stage_arn, session, participant_id, owner=event_id, dry_run=False, result=code)
         return Outcome(
             MODERATION, "rejected", f"IVS rejected DisconnectParticipant: {code}: {message}", details=details
         )
@@ -299,7 +298,6 @@ def disconnect_participant(
     stopped = stop_replicas(services, stage_arn, participant_id)
     audit("disconnect", result, **({"replicasStopped": stopped} if stopped else {}))
     services.metrics.count(DISCONNECTED_METRIC)
-    claims.finish(stage_arn, session, participant_id, owner=event_id, dry_run=False, result=result)
     return Outcome(
         MODERATION,
         "disconnect",

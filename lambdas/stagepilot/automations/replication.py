@@ -111,9 +111,15 @@ class ReplicationAutomation:
         records = ReplicationRecords(services.table, clock=services.clock)
         wanted: list[ReplicationRule] = []
         claims: dict[str, ReplicationClaim | None] = {}
+        fresh: list[ReplicationTarget] = []  # claims this event made now, on destinations nobody had claimed
         for rule in match.matching:
+            # Claim first and decide after: a first claim is one write, and a failed one answers the stored
+            # claim (what a read before the write would have).
             target = _target(event, rule)
-            claim = records.get(target)
+            new, claim = records.claim_first(target, owner=event.event_id)
+            if new is not None:
+                fresh.append(target)
+                claim = new
             decision = decide_claim(claim, event_id=event.event_id, now=services.clock(), rule_hash=rule_hash(rule))
             if decision.act:
                 wanted.append(rule)
@@ -125,14 +131,13 @@ class ReplicationAutomation:
             # so GetParticipant (replicationType) is what guarantees a replica is never replicated back.
             found = self._source_publisher(services, event, ids)
             if isinstance(found, Outcome):
+                for target in fresh:
+                    records.release(target, owner=event.event_id)
                 return found
         if wanted:
-            active = {
-                r.destination_stage_arn
-                for r in services.ivs.replicas(event.stage_arn, participant_id)
-                if r.state == "ACTIVE"
-            }
-            plan = plan_capacity(wanted, active_destinations=active)
+            plan = plan_capacity(wanted, active_destinations=self._active(services, event, wanted, fresh))
+            for rule in plan.over_limit:  # the claims this event holds for them would block a later publish
+                records.release(_target(event, rule), owner=event.event_id)
             for rule in plan.already_active:
                 self._already_active(records, event, rule, claims[rule.destination_stage_arn], progress)
             if plan.over_limit:
@@ -149,14 +154,35 @@ class ReplicationAutomation:
                         "skipped_destinations": skipped,
                     },
                 )
-            for rule in plan.start:
+            for index, rule in enumerate(plan.start):
                 gone = self._start(records, event, rule, claims[rule.destination_stage_arn], services, progress)
                 if gone is not None:  # the publisher is gone: the other destinations would fail the same way
                     progress.skipped[rule.destination_stage_arn] = gone
+                    for untried in plan.start[index + 1 :]:  # their claims (taken up front) are given up too
+                        records.release(_target(event, untried), owner=event.event_id)
                     break
         if progress.retry is not None:
             raise progress.retry
         return self._summary(progress, ids)
+
+    @staticmethod
+    def _active(
+        services: Services, event: StageUpdate, wanted: list[ReplicationRule], fresh: list[ReplicationTarget]
+    ) -> set[str]:
+        """Where IVS replicates the publisher now (ListParticipantReplicas) — asked only when the claims are
+        ambiguous. When this event made every claim it acts on (nobody had tried these destinations in this
+        session) the listing only guards rare cases, which the start call answers itself: a replication that
+        exists anyway gets a 409 (confirmed by the listing, below), and one over the participant's limit of
+        concurrent replications a quota error (retried: the redelivery resumes its own claims, lists, and
+        releases what does not fit)."""
+        if {target.destination_stage_arn for target in fresh} >= {rule.destination_stage_arn for rule in wanted}:
+            return set()
+        assert event.participant_id is not None
+        return {
+            r.destination_stage_arn
+            for r in services.ivs.replicas(event.stage_arn, event.participant_id)
+            if r.state == "ACTIVE"
+        }
 
     def _start(
         self,
@@ -197,9 +223,8 @@ class ReplicationAutomation:
             return None
         except IvsRejected as exc:
             return self._rejected(records, event, rule, target, exc, services, progress)
-        records.mark_started(target, owner=owner, how="started")
         services.metrics.count("ReplicationStarted")
-        services.audit.record(
+        services.audit.record_with(
             AuditRecord(
                 time=event.time,
                 stage_arn=event.stage_arn,
@@ -212,7 +237,8 @@ class ReplicationAutomation:
                 result="started",
                 event_id=event.event_id,
                 details={"destinationStageArn": destination},
-            )
+            ),
+            records.starting(target, owner=owner, how="started"),
         )
         progress.started.append(destination)
         logger.info(
