@@ -453,3 +453,35 @@ def test_a_409_is_confirmed_with_ivs_listing_not_assumed(deployment: LocalDeploy
     assert len(deployment.ivs.replicas(STAGE, "host", active_only=True)) == 1
     [record] = ReplicationRecords(deployment.table).list(STAGE)
     assert record.state == "started"
+
+
+@pytest.mark.parametrize("order", ["replication-first", "moderation-first"])
+def test_replication_and_moderation_ask_ivs_once_about_a_publisher(
+    make_deployment: Any, events: EventFactory, order: str
+) -> None:
+    from stagepilot.automations.moderation import ModerationAutomation
+
+    automations: list[Any] = [ReplicationAutomation(), ModerationAutomation()]
+    both = make_deployment(automations=automations if order == "replication-first" else automations[::-1])
+    document = policy(STAGE, to(OTHER_STAGE, participants={"userIds": ["host-1"]}))
+    document["moderation"] = {"blockedAttributes": {"tier": ["suspended"]}}
+    put_policy(both, document)
+    both.ivs.declare_participant(STAGE, "host", user_id="host-1", attributes={"tier": "suspended"})
+    both.put_event(events.published("host", user_id="host-1"))
+    both.drain()
+
+    # one GetParticipant for both: the second automation reads the first one's answer from the table
+    assert attempts(both, "GetParticipant") == 1
+    assert [c.operation for c in both.ivs.mutating_calls()].count("DisconnectParticipant") == 1
+
+
+def test_a_fresh_replication_does_not_list_replicas_first(deployment: LocalDeployment, events: EventFactory) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE)))
+    deployment.put_event(events.published("host", user_id="host-1"))
+    deployment.drain()
+    assert [p["destinationStageArn"] for p in starts(deployment)] == [OTHER_STAGE]
+    before_start = [c.operation for c in deployment.ivs.calls][
+        : [c.operation for c in deployment.ivs.calls].index(START)
+    ]
+    assert "ListParticipantReplicas" not in before_start  # the claim was new: nothing to guard against
+    # (the ambiguous path — a 409 — is still confirmed by the listing: see the crash-and-retry test's 'conflict')

@@ -597,7 +597,14 @@ class BanStore:
         return _ban(current)
 
     def get(self, user_id: str) -> Ban | None:
-        item = self._table.get(BAN_PARTITION, user_id)
+        return self.active(self._table.get(BAN_PARTITION, user_id))
+
+    def get_with(self, user_id: str, key: tuple[str, str]) -> tuple[Ban | None, dict[str, Any] | None]:
+        """The user's ban and the item at ``key``, in one request."""
+        found = self._table.get_many([(BAN_PARTITION, user_id), key])
+        return self.active(found.get((BAN_PARTITION, user_id))), found.get(key)
+
+    def active(self, item: Mapping[str, Any] | None) -> Ban | None:
         ban = _ban(item) if item else None
         return ban if ban and ban.active(self._clock()) else None
 

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
 from stagepilot.adapters.replication_state import ReplicationRecords, ReplicationTarget
+from stagepilot.adapters.state import PublisherTokens
 from stagepilot.adapters.table import AuditRecord
+from stagepilot.decisions.moderation import may_need_attributes
 from stagepilot.decisions.replication import (
     MAX_REPLICATIONS_PER_PARTICIPANT,
     ClaimState,
@@ -35,7 +37,7 @@ from stagepilot.decisions.replication import (
 from stagepilot.errors import RetryLater
 from stagepilot.events import Event, StageUpdate
 from stagepilot.pipeline import Outcome, Services
-from stagepilot.policy import ReplicationRule, StagePolicy
+from stagepilot.policy import ModerationPolicy, ReplicationRule, StagePolicy
 from stagepilot.routing import PARTICIPANT_PUBLISHED, REPLICATION
 
 if TYPE_CHECKING:
@@ -75,13 +77,20 @@ class ReplicationAutomation:
         if event.event_name == PARTICIPANT_PUBLISHED:
             if policy is None or not policy.replication:
                 return self._skip("the stage's policy has no replication entries", session_id=event.session_id)
-            return self._on_publish(event, policy.replication, services)
+            return self._on_publish(event, policy.replication, services, moderation=policy.moderation)
         if "replication" in event.event_name.lower():
             return self._on_replication_event(event, services)
         return self._skip(f"{event.event_name} is not a replication trigger")
 
     # Participant Published ---------------------------------------------------------------------------
-    def _on_publish(self, event: StageUpdate, rules: tuple[ReplicationRule, ...], services: Services) -> Outcome:
+    def _on_publish(
+        self,
+        event: StageUpdate,
+        rules: tuple[ReplicationRule, ...],
+        services: Services,
+        *,
+        moderation: ModerationPolicy | None = None,
+    ) -> Outcome:
         participant_id = event.participant_id
         assert participant_id is not None  # the parser requires it on Participant Published
         ids = {"session_id": event.session_id, "participant_id": participant_id}
@@ -96,7 +105,7 @@ class ReplicationAutomation:
         candidates = candidate_rules(rules, stage_arn=event.stage_arn)
         attributes: Mapping[str, str] | None = None
         if needs_attributes(candidates, user_id=event.user_id):
-            found = self._source_publisher(services, event, ids)
+            found = self._source_publisher(services, event, ids, moderation)
             if isinstance(found, Outcome):
                 return found
             attributes = found.attributes
@@ -129,7 +138,7 @@ class ReplicationAutomation:
         if wanted and attributes is None:
             # About to replicate and IVS has not been asked yet: the event's replica fields are not documented,
             # so GetParticipant (replicationType) is what guarantees a replica is never replicated back.
-            found = self._source_publisher(services, event, ids)
+            found = self._source_publisher(services, event, ids, moderation)
             if isinstance(found, Outcome):
                 for target in fresh:
                     records.release(target, owner=event.event_id)
@@ -332,11 +341,22 @@ class ReplicationAutomation:
             records.mark_started(target, owner=owner, how="already-active")
         progress.already.append(rule.destination_stage_arn)
 
-    def _source_publisher(self, services: Services, event: StageUpdate, ids: dict[str, str]) -> Participant | Outcome:
-        """GetParticipant, when the publisher is still there and is not itself a replica; else why not."""
-        found = self._participant(services, event)
+    def _source_publisher(
+        self, services: Services, event: StageUpdate, ids: dict[str, str], moderation: ModerationPolicy | None
+    ) -> Participant | Outcome:
+        """The publisher's token (user id, attributes, replication type), when it is not itself a replica;
+        else why not. Moderation asks IVS about the same publisher when its attributes may decide: then
+        whichever of the two asks first keeps the answer in the table for the other (adapters/state.py)."""
+        assert event.participant_id is not None
+        shared = may_need_attributes(event.user_id, moderation)
+        tokens = PublisherTokens(services.table, clock=services.clock)
+        found = tokens.get(event.stage_arn, event.session_id, event.participant_id) if shared else None
         if found is None:
-            return self._skip("the publisher left before the event was handled", **ids)
+            found = self._participant(services, event)
+            if found is None:
+                return self._skip("the publisher left before the event was handled", **ids)
+            if shared:
+                tokens.put(event.stage_arn, event.session_id, found)
         if found.is_replica:
             return self._skip(
                 f"the publisher is a replica from {found.source_stage_arn or 'another stage'} (GetParticipant); "
@@ -432,7 +452,9 @@ class ReplicationAutomation:
                         at=stage.now,
                         destination_session_id=None,
                     )
-            outcome = self._on_publish(seen, rules, services)
+            outcome = self._on_publish(
+                seen, rules, services, moderation=stage.policy.moderation if stage.policy else None
+            )
             if outcome.acted:
                 outcome = Outcome(self.name, outcome.action, f"replicated: {found}", True, outcome.details)
             outcomes.append(outcome)
