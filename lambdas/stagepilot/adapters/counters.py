@@ -207,6 +207,14 @@ class DisconnectClaims:
             values={":owner": owner, ":claimed": ClaimState.CLAIMED.value},
         )
 
+    def finish(
+        self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool, result: str
+    ) -> bool:
+        """Mark the claim done with ``result``, without an audit entry."""
+        return self._table.apply(
+            self.finishing(stage_arn, session_id, participant_id, owner=owner, dry_run=dry_run, result=result)
+        )
+
     def finishing(
         self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool, result: str
     ) -> ConditionalUpdate:
