@@ -73,6 +73,10 @@ class CallCounter:
     def by_operation(self) -> dict[str, int]:
         return {f"{s}:{o}": n for (s, o), n in sorted(self.calls.items())}
 
+    def service_total(self, service: str) -> int:
+        """Calls to one service (``ivs-realtime``, ``dynamodb``)."""
+        return sum(n for (s, _), n in self.calls.items() if s == service)
+
     @property
     def total(self) -> int:
         return sum(self.calls.values())

@@ -218,6 +218,9 @@ def measure(name: str, policies: list[StagePolicy], bans: list[dict[str, str]], 
             "floor_calls": floor,
             "ratio": counter.total / floor if floor else float("inf"),
             "calls_per_event": counter.total / events,
+            "ivs_calls_per_event": counter.service_total("ivs-realtime") / events,
+            "dynamodb_calls_per_event": counter.service_total("dynamodb") / events,
+            "ivs_calls_per_action": counter.service_total("ivs-realtime") / actions if actions else float("inf"),
             "by_kind": counter.by_kind(),
             "by_operation": counter.by_operation(),
             "cpu_ms_per_delivery": 1000 * total_cpu / deliveries,
@@ -226,6 +229,9 @@ def measure(name: str, policies: list[StagePolicy], bans: list[dict[str, str]], 
             "target_ratio": 1.2,
         }
         result["met"] = result["ratio"] <= 1.2
+        # Issue 15's targets: AWS calls per event and IVS calls (its 5 TPS per operation) per action taken.
+        result["target_calls_per_event"], result["target_ivs_calls_per_action"] = 3.6, 2.0
+        result["calls_met"] = result["calls_per_event"] <= 3.6 and result["ivs_calls_per_action"] <= 2.0 and dead == 0
         return result
 
 

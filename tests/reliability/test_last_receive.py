@@ -56,7 +56,9 @@ def test_the_pass_takes_over_at_once_the_claim_of_an_event_that_went_to_the_dlq(
 
     assert [o.action for _, o in report.healed] == ["replication-started"], report.outcomes
     assert [r.destination_stage_arn for r in replicas(show)] == [OTHER_STAGE]
-    assert show.metrics.counts.get("ClaimsReleased") == 1
+    # Replication claims first and reads after (issue 15): this event's claim dates from its first receive,
+    # so by the last one its lease had run out already and there was nothing left to release.
+    assert show.metrics.counts.get("ClaimsReleased", 0) == 0
 
 
 def test_the_next_event_takes_over_at_once_too(make_deployment: Any, events: EventFactory) -> None:

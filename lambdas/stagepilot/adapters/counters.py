@@ -2,7 +2,8 @@
 
 Counters: one item per (stage, session, participant, kind) holding a map ``event id → event time``.
 Adding an event is one ``UpdateItem`` that sets the event's own map entry only if it is absent, and
-returns the whole map as it is after the write. DynamoDB applies updates to one item one at a time, so
+returns the whole map as it is after the write (or, for a redelivery, as it was: ``ALL_OLD``); the
+participant's first event makes the map in a second call. DynamoDB applies updates to one item one at a time, so
 concurrent deliveries each see every event written before theirs (nothing is lost to a
 read-modify-write race), and a redelivered event (same id) does not count twice. Windows are computed
 over the event times (decisions/moderation.py), never the clock of the Lambda. Entries far older than
@@ -22,7 +23,15 @@ from enum import StrEnum
 from typing import Any, Final
 
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
-from stagepilot.adapters.table import STATE_RETENTION, Table, epoch, iso, stage_partition, utc_now
+from stagepilot.adapters.table import (
+    STATE_RETENTION,
+    ConditionalUpdate,
+    Table,
+    epoch,
+    iso,
+    stage_partition,
+    utc_now,
+)
 from stagepilot.decisions.leases import CLAIM_LEASE
 
 EVENTS_ATTRIBUTE: Final = "events"
@@ -68,26 +77,33 @@ class WindowCounters:
         """Count ``event_id`` (at event time ``time``) once; return every event time remembered."""
         pk, sk = counter_key(stage_arn, session_id, participant_id, kind)
         expires = epoch(self._clock() + STATE_RETENTION)  # processing time: an event cannot date it
-        # The map must exist before one of its entries can be set conditionally: make it (idempotent).
-        self._table.update(
-            pk,
-            sk,
-            "SET #events = if_not_exists(#events, :empty), #ttl = :ttl",
-            names={"#events": EVENTS_ATTRIBUTE, "#ttl": TTL_ATTRIBUTE},
-            values={":empty": {}, ":ttl": expires},
-        )
-        item = self._table.update(
-            pk,
-            sk,
-            "SET #events.#id = :time",
-            condition="attribute_not_exists(#events.#id)",
-            names={"#events": EVENTS_ATTRIBUTE, "#id": event_id},
-            values={":time": _millis(time)},
-        )
+        names = {"#events": EVENTS_ATTRIBUTE, "#id": event_id, "#ttl": TTL_ATTRIBUTE}
+        values = {":time": _millis(time), ":ttl": expires}
+        item: dict[str, Any] | None = None
+        while item is None:
+            # The entry is set only in a map that exists; a refused write answers the item as stored
+            # (ALL_OLD), so a redelivery costs this one call and no read.
+            item, stored = self._table.update_or_get(
+                pk,
+                sk,
+                "SET #events.#id = :time, #ttl = :ttl",
+                condition="attribute_exists(#events) AND attribute_not_exists(#events.#id)",
+                names=names,
+                values=values,
+            )
+            if stored is not None and event_id in (stored.get(EVENTS_ATTRIBUTE) or {}):
+                break  # counted by an earlier delivery
+            if item is None:  # no map yet: the participant's first event makes it, unless another just did
+                item, _ = self._table.update_or_get(
+                    pk,
+                    sk,
+                    "SET #events = :first, #ttl = :ttl",
+                    condition="attribute_not_exists(#events)",
+                    names={"#events": EVENTS_ATTRIBUTE, "#ttl": TTL_ATTRIBUTE},
+                    values={":first": {event_id: _millis(time)}, ":ttl": expires},
+                )
         duplicate = item is None
-        if item is None:  # counted by an earlier delivery: read what is there now
-            item = self._table.get(pk, sk, consistent=True) or {}
-        events: Mapping[str, Any] = item.get(EVENTS_ATTRIBUTE) or {}
+        events: Mapping[str, Any] = (item if item is not None else stored or {}).get(EVENTS_ATTRIBUTE) or {}
         self._prune(pk, sk, events, window_seconds=window_seconds)
         return Counted(times=tuple(sorted(_time(v) for v in events.values())), duplicate=duplicate)
 
@@ -137,9 +153,11 @@ class DisconnectClaims:
 
     def claim(
         self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool
-    ) -> DisconnectClaim | None:
-        """Take the disconnect for ``owner``. Returns the claim to act on, or None when another caller
-        holds a live claim or the disconnect is already done (read ``get`` to tell which)."""
+    ) -> tuple[DisconnectClaim | None, DisconnectClaim | None]:
+        """Take the disconnect for ``owner``: (the claim to act on, None); or (None, the stored claim)
+        when another caller holds a live claim or the disconnect is already done (its ``state`` tells
+        which). A first claim is one call, and so is a refused one: the failed write answers the stored
+        claim (``ALL_OLD``) instead of a read after it."""
         pk, sk = claim_key(stage_arn, session_id, participant_id, dry_run=dry_run)
         now = self._clock()
         item = {
@@ -150,15 +168,16 @@ class DisconnectClaims:
             "claimedAt": iso(now),
             TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
         }
-        if self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY}):
-            return DisconnectClaim(owner=owner, state=ClaimState.CLAIMED, claimed_at=now)
-        current = self.get(stage_arn, session_id, participant_id, dry_run=dry_run)
+        written, old = self._table.put_or_get(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
+        if written:
+            return DisconnectClaim(owner=owner, state=ClaimState.CLAIMED, claimed_at=now), None
+        current = _claim(old) if old else None
         if current is None or current.state is not ClaimState.CLAIMED:
-            return None
+            return None, current
         if current.owner == owner:
-            return current  # this event's earlier delivery claimed it and did not finish: resume
+            return current, None  # this event's earlier delivery claimed it and did not finish: resume
         if now - current.claimed_at <= CLAIM_TIMEOUT:
-            return None
+            return None, current
         taken = self._table.update(
             pk,
             sk,
@@ -172,7 +191,9 @@ class DisconnectClaims:
                 ":previous": current.owner,
             },
         )
-        return DisconnectClaim(owner=owner, state=ClaimState.CLAIMED, claimed_at=now) if taken else None
+        if taken is None:  # another caller took it over first
+            return None, DisconnectClaim(owner="", state=ClaimState.CLAIMED, claimed_at=now)
+        return DisconnectClaim(owner=owner, state=ClaimState.CLAIMED, claimed_at=now), None
 
     def release(self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool) -> bool:
         """Give up ``owner``'s unfinished claim (its caller failed and will not retry on its own), so the
@@ -189,17 +210,23 @@ class DisconnectClaims:
     def finish(
         self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool, result: str
     ) -> bool:
+        """Mark the claim done with ``result``, without an audit entry."""
+        return self._table.apply(
+            self.finishing(stage_arn, session_id, participant_id, owner=owner, dry_run=dry_run, result=result)
+        )
+
+    def finishing(
+        self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool, result: str
+    ) -> ConditionalUpdate:
+        """Mark the claim done with ``result`` — written together with its audit entry (``AuditLog.record_with``)."""
         pk, sk = claim_key(stage_arn, session_id, participant_id, dry_run=dry_run)
-        return (
-            self._table.update(
-                pk,
-                sk,
-                "SET #state = :done, #result = :result, #doneAt = :now",
-                condition="#owner = :owner",
-                names={"#state": "state", "#result": "result", "#doneAt": "doneAt", "#owner": "owner"},
-                values={":done": ClaimState.DONE.value, ":result": result, ":now": iso(self._clock()), ":owner": owner},
-            )
-            is not None
+        return ConditionalUpdate(
+            pk,
+            sk,
+            "SET #state = :done, #result = :result, #doneAt = :now",
+            "#owner = :owner",
+            {"#state": "state", "#result": "result", "#doneAt": "doneAt", "#owner": "owner"},
+            {":done": ClaimState.DONE.value, ":result": result, ":now": iso(self._clock()), ":owner": owner},
         )
 
 

@@ -15,7 +15,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
-from stagepilot.adapters.table import STATE_RETENTION, Table, epoch, iso, stage_partition, utc_now
+from stagepilot.adapters.table import (
+    STATE_RETENTION,
+    ConditionalUpdate,
+    Table,
+    epoch,
+    iso,
+    stage_partition,
+    utc_now,
+)
 from stagepilot.decisions.replication import ClaimState, ReplicationClaim, ReplicationEventKind
 
 _REPLICA = "#REPLICA#"
@@ -69,20 +77,27 @@ class ReplicationRecords:
         item = self._table.get(*target.key, consistent=True)
         return _claim(item) if item and item.get("state") else None
 
+    def claim_first(
+        self, target: ReplicationTarget, *, owner: str
+    ) -> tuple[ReplicationClaim | None, ReplicationClaim | None]:
+        """Claim a replication nobody has recorded yet, or learn what is recorded — one call either way
+        (no read before the write). (the new claim, None) when ``owner`` took it; (None, the stored
+        claim) when there is one — None too for an item that holds only replication events."""
+        claimed, old = self._table.put_or_get(
+            self._new_claim(target, owner=owner),
+            condition="attribute_not_exists(#pk)",
+            names={"#pk": PARTITION_KEY},
+        )
+        if claimed:
+            return ReplicationClaim(state=ClaimState.CLAIMED, owner=owner, claimed_at=self._clock()), None
+        return None, (_claim(old) if old and old.get("state") else None)
+
     def claim(self, target: ReplicationTarget, *, owner: str, expected: ReplicationClaim | None) -> bool:
         """Take the right to start this replication; only one caller wins for a given previous state."""
         pk, sk = target.key
         now = self._clock()
         if expected is None:
-            item = {
-                PARTITION_KEY: pk,
-                SORT_KEY: sk,
-                **_identity(target),
-                "state": ClaimState.CLAIMED.value,
-                "owner": owner,
-                "claimedAt": iso(now),
-                TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
-            }
+            item = self._new_claim(target, owner=owner)
             return self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
         updated = self._table.update(
             pk,
@@ -108,12 +123,31 @@ class ReplicationRecords:
         )
         return updated is not None
 
+    def _new_claim(self, target: ReplicationTarget, *, owner: str) -> dict[str, Any]:
+        pk, sk = target.key
+        now = self._clock()
+        return {
+            PARTITION_KEY: pk,
+            SORT_KEY: sk,
+            **_identity(target),
+            "state": ClaimState.CLAIMED.value,
+            "owner": owner,
+            "claimedAt": iso(now),
+            TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
+        }
+
     def mark_started(self, target: ReplicationTarget, *, owner: str, how: str) -> bool:
         """The owner's claim became a running replication (IVS accepted it, or answered it already runs)."""
+        return self._table.apply(self.starting(target, owner=owner, how=how))
+
+    def starting(self, target: ReplicationTarget, *, owner: str, how: str) -> ConditionalUpdate:
+        """The update ``mark_started`` makes, for a caller that writes it together with its audit entry."""
         return self._finish(target, owner=owner, state=ClaimState.STARTED, startedAt=iso(self._clock()), startedBy=how)
 
     def mark_rejected(self, target: ReplicationTarget, *, owner: str, rule_hash: str, rejection: str) -> bool:
-        return self._finish(target, owner=owner, state=ClaimState.REJECTED, ruleHash=rule_hash, rejection=rejection)
+        return self._table.apply(
+            self._finish(target, owner=owner, state=ClaimState.REJECTED, ruleHash=rule_hash, rejection=rejection)
+        )
 
     def release(self, target: ReplicationTarget, *, owner: str) -> bool:
         """Give the claim up (nothing was started): a later event may claim again."""
@@ -194,7 +228,9 @@ class ReplicationRecords:
             if _REPLICA in str(item.get(SORT_KEY, "")) and item.get("state")
         ]
 
-    def _finish(self, target: ReplicationTarget, *, owner: str, state: ClaimState, **attributes: str) -> bool:
+    def _finish(
+        self, target: ReplicationTarget, *, owner: str, state: ClaimState, **attributes: str
+    ) -> ConditionalUpdate:
         pk, sk = target.key
         names = {"#state": "state", "#owner": "owner"}
         values: dict[str, Any] = {":state": state.value, ":claimed": ClaimState.CLAIMED.value, ":owner": owner}
@@ -203,15 +239,9 @@ class ReplicationRecords:
             names[f"#a{index}"] = name
             values[f":a{index}"] = value
             sets.append(f"#a{index} = :a{index}")
-        updated = self._table.update(
-            pk,
-            sk,
-            "SET " + ", ".join(sets),
-            condition="#state = :claimed AND #owner = :owner",
-            names=names,
-            values=values,
+        return ConditionalUpdate(
+            pk, sk, "SET " + ", ".join(sets), "#state = :claimed AND #owner = :owner", names, values
         )
-        return updated is not None
 
 
 def _identity(target: ReplicationTarget) -> dict[str, str]:

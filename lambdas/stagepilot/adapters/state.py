@@ -3,12 +3,21 @@ deliveries of events for one stage cannot both act."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from stagepilot.adapters.ivs import Participant
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
-from stagepilot.adapters.table import STATE_RETENTION, Table, epoch, iso, stage_partition, utc_now
+from stagepilot.adapters.table import (
+    STATE_RETENTION,
+    ConditionalUpdate,
+    Table,
+    epoch,
+    iso,
+    stage_partition,
+    utc_now,
+)
 from stagepilot.decisions.composition import SessionCompositions, State
 
 
@@ -37,6 +46,17 @@ class CompositionRecords:
                 found.append((sk.removeprefix("SESSION#").removesuffix("#COMPOSITION"), _record(item)))
         return sorted(found, key=lambda held: held[1].claimed_at)
 
+    def claim_first(self, stage_arn: str, session_id: str, *, owner: str) -> tuple[bool, SessionCompositions | None]:
+        """Claim attempt 1 of a session nobody has claimed yet, or learn what is recorded — one call
+        either way (no read before the write). (True, None): ``owner`` holds the new claim; (False,
+        record): the session has a record already (None only if it vanished in between)."""
+        claimed, old = self._table.put_or_get(
+            self._first_claim(stage_arn, session_id, attempt=1, owner=owner),
+            condition="attribute_not_exists(#pk)",
+            names={"#pk": PARTITION_KEY},
+        )
+        return claimed, (_record(old) if old else None)
+
     def claim(
         self,
         stage_arn: str,
@@ -50,16 +70,7 @@ class CompositionRecords:
         pk, sk = composition_key(stage_arn, session_id)
         now = self._clock()
         if expected is None:
-            item = {
-                PARTITION_KEY: pk,
-                SORT_KEY: sk,
-                "attempt": attempt,
-                "state": State.CLAIMED.value,
-                "owner": owner,
-                "claimedAt": iso(now),
-                "restarts": 0,
-                TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
-            }
+            item = self._first_claim(stage_arn, session_id, attempt=attempt, owner=owner)
             return self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
         restarts = expected.restarts + (1 if expected.state is State.FAILED else 0)
         updated = self._table.update(
@@ -87,6 +98,20 @@ class CompositionRecords:
         )
         return updated is not None
 
+    def _first_claim(self, stage_arn: str, session_id: str, *, attempt: int, owner: str) -> dict[str, Any]:
+        pk, sk = composition_key(stage_arn, session_id)
+        now = self._clock()
+        return {
+            PARTITION_KEY: pk,
+            SORT_KEY: sk,
+            "attempt": attempt,
+            "state": State.CLAIMED.value,
+            "owner": owner,
+            "claimedAt": iso(now),
+            "restarts": 0,
+            TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
+        }
+
     def mark(
         self,
         stage_arn: str,
@@ -98,6 +123,21 @@ class CompositionRecords:
         **attributes: Any,
     ) -> bool:
         """Move ``attempt`` to ``state`` if it is still in one of ``from_states``."""
+        return self._table.apply(
+            self.marking(stage_arn, session_id, attempt=attempt, state=state, from_states=from_states, **attributes)
+        )
+
+    def marking(
+        self,
+        stage_arn: str,
+        session_id: str,
+        *,
+        attempt: int,
+        state: State,
+        from_states: tuple[State, ...],
+        **attributes: Any,
+    ) -> ConditionalUpdate:
+        """The update ``mark`` makes, for a caller that writes it together with its audit entry."""
         pk, sk = composition_key(stage_arn, session_id)
         names = {"#attempt": "attempt", "#state": "state"}
         values: dict[str, Any] = {":attempt": attempt, ":state": state.value}
@@ -111,10 +151,7 @@ class CompositionRecords:
             values[f":from{index}"] = from_state.value
             allowed.append(f":from{index}")
         condition = f"#attempt = :attempt AND #state IN ({', '.join(allowed)})"
-        return (
-            self._table.update(pk, sk, "SET " + ", ".join(sets), condition=condition, names=names, values=values)
-            is not None
-        )
+        return ConditionalUpdate(pk, sk, "SET " + ", ".join(sets), condition, names, values)
 
 
 def _record(item: dict[str, Any]) -> SessionCompositions:
@@ -179,3 +216,54 @@ class RecordingRecords:
 
     def get(self, stage_arn: str, session_id: str, participant_id: str) -> dict[str, Any] | None:
         return self._table.get(*recording_key(stage_arn, session_id, participant_id))
+
+
+def publisher_key(stage_arn: str, session_id: str, participant_id: str) -> tuple[str, str]:
+    return stage_partition(stage_arn), f"SESSION#{session_id}#PUBLISHER#{participant_id}"
+
+
+class PublisherTokens:
+    """What GetParticipant said about a publisher, kept for the other automations of the same publish.
+
+    Replication (is it a replica? its attributes) and moderation (its attributes) both ask IVS about the
+    same participant; IVS allows 5 such calls a second for the whole account. Only what cannot change
+    for a participant is kept — the user id, attributes and replication type of its token — never its
+    ``state`` or ``published``, which do. Written by whichever automation asked IVS first, when the other
+    one will need it; the item expires with the session's other state.
+    """
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def get(self, stage_arn: str, session_id: str, participant_id: str) -> Participant | None:
+        item = self._table.get(*publisher_key(stage_arn, session_id, participant_id), consistent=True)
+        return publisher(item) if item else None
+
+    def put(self, stage_arn: str, session_id: str, found: Participant) -> None:
+        pk, sk = publisher_key(stage_arn, session_id, found.participant_id)
+        self._table.put(
+            {
+                PARTITION_KEY: pk,
+                SORT_KEY: sk,
+                "participantId": found.participant_id,
+                "userId": found.user_id or "",
+                "attributes": dict(found.attributes),
+                "replicationType": found.replication_type or "",
+                "sourceStageArn": found.source_stage_arn or "",
+                TTL_ATTRIBUTE: epoch(self._clock() + STATE_RETENTION),
+            }
+        )
+
+
+def publisher(item: Mapping[str, Any]) -> Participant:
+    """A kept publisher, with what may change left unknown (``state`` empty, ``published`` False)."""
+    return Participant(
+        participant_id=str(item["participantId"]),
+        user_id=str(item.get("userId") or "") or None,
+        state="",
+        published=False,
+        attributes={str(k): str(v) for k, v in (item.get("attributes") or {}).items()},
+        replication_type=str(item.get("replicationType") or "") or None,
+        source_stage_arn=str(item.get("sourceStageArn") or "") or None,
+    )

@@ -107,6 +107,25 @@ class Table:
         _add_condition(params, condition, names, values)
         return self._conditional("put_item", params)
 
+    def put_or_get(
+        self,
+        item: Mapping[str, Any],
+        *,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Write an item if ``condition`` holds, else answer what is stored there — one call either way
+        (``ReturnValuesOnConditionCheckFailure=ALL_OLD``), where a read then a write would be two.
+        Returns (True, None) when written; (False, the stored item or None) when not."""
+        params: dict[str, Any] = {"Item": _to_item(item), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        _add_condition(params, condition, names, values)
+        try:
+            self._call("put_item", **params)
+        except _ConditionFailed as failed:
+            return False, failed.old
+        return True, None
+
     def update(
         self,
         pk: str,
@@ -130,6 +149,54 @@ class Table:
             return None
         return _from_item(response["Attributes"])
 
+    def update_or_get(
+        self,
+        pk: str,
+        sk: str,
+        expression: str,
+        *,
+        condition: str,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """Update an item if ``condition`` holds, in one call either way: (the item as it is now, None)
+        when updated; (None, the stored item or None) when the condition did not hold."""
+        params: dict[str, Any] = {
+            "Key": _key(pk, sk),
+            "UpdateExpression": expression,
+            "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        _add_condition(params, condition, names, values)
+        try:
+            response = self._call("update_item", **params)
+        except _ConditionFailed as failed:
+            return None, failed.old
+        return _from_item(response["Attributes"]), None
+
+    def apply(self, change: ConditionalUpdate) -> bool:
+        """``update`` with a prepared change; False when its condition did not hold."""
+        updated = self.update(
+            change.pk,
+            change.sk,
+            change.expression,
+            condition=change.condition,
+            names=change.names,
+            values=change.values,
+        )
+        return updated is not None
+
+    def update_and_put(self, update: ConditionalUpdate, item: Mapping[str, Any]) -> bool:
+        """Apply ``update`` and write ``item`` in one transaction: one call (two write units) where two
+        writes would be two calls. False when the update's condition did not hold: nothing was written."""
+        request: dict[str, Any] = {
+            "TableName": self.name,
+            "Key": _key(update.pk, update.sk),
+            "UpdateExpression": update.expression,
+        }
+        _add_condition(request, update.condition, update.names, update.values)
+        return self._transact([{"Update": request}, {"Put": {"TableName": self.name, "Item": _to_item(item)}}])
+
     def put_all(self, puts: list[ConditionalPut]) -> bool:
         """Write every item or none (one transaction); False when a condition did not hold or another
         transaction wrote one of the items at the same time."""
@@ -138,6 +205,9 @@ class Table:
             params: dict[str, Any] = {"TableName": self.name, "Item": _to_item(put.item)}
             _add_condition(params, put.condition, put.names, put.values)
             items.append({"Put": params})
+        return self._transact(items)
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
         try:
             self._call("transact_write_items", TransactItems=items)
         except ClientError as exc:
@@ -209,7 +279,8 @@ class Table:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
-                raise _ConditionFailed() from exc
+                old = exc.response.get("Item")
+                raise _ConditionFailed(_from_item(old) if old else None) from exc
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
             if code in _RETRYABLE or status >= 500:
                 raise RetryLater(f"DynamoDB {method}: {code}") from exc
@@ -221,7 +292,9 @@ class Table:
 
 
 class _ConditionFailed(Exception):
-    pass
+    def __init__(self, old: dict[str, Any] | None = None) -> None:
+        super().__init__("the condition did not hold")
+        self.old = old  # the stored item, when the request asked for it (ALL_OLD)
 
 
 @dataclass(frozen=True)
@@ -229,6 +302,18 @@ class ConditionalPut:
     """One item of ``Table.put_all``."""
 
     item: Mapping[str, Any]
+    condition: str | None = None
+    names: Mapping[str, str] | None = None
+    values: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ConditionalUpdate:
+    """The update half of ``Table.update_and_put``."""
+
+    pk: str
+    sk: str
+    expression: str
     condition: str | None = None
     names: Mapping[str, str] | None = None
     values: Mapping[str, Any] | None = None
@@ -512,7 +597,14 @@ class BanStore:
         return _ban(current)
 
     def get(self, user_id: str) -> Ban | None:
-        item = self._table.get(BAN_PARTITION, user_id)
+        return self.active(self._table.get(BAN_PARTITION, user_id))
+
+    def get_with(self, user_id: str, key: tuple[str, str]) -> tuple[Ban | None, dict[str, Any] | None]:
+        """The user's ban and the item at ``key``, in one request."""
+        found = self._table.get_many([(BAN_PARTITION, user_id), key])
+        return self.active(found.get((BAN_PARTITION, user_id))), found.get(key)
+
+    def active(self, item: Mapping[str, Any] | None) -> Ban | None:
         ban = _ban(item) if item else None
         return ban if ban and ban.active(self._clock()) else None
 
@@ -582,6 +674,21 @@ class AuditLog:
         self._clock = clock
 
     def record(self, entry: AuditRecord) -> None:
+        self._table.put(self.item(entry))
+
+    def record_with(self, entry: AuditRecord, change: ConditionalUpdate) -> bool:
+        """Apply ``change`` (the state change this entry audits) and write the entry, in one call. The
+        entry is written even when the change's condition no longer holds (then in a second call), as
+        ``record`` next to a separate update would have. True when the change was applied."""
+        item = self.item(entry)
+        if self._table.update_and_put(change, item):
+            return True
+        self._table.put(item)
+        return False
+
+    def item(self, entry: AuditRecord) -> dict[str, Any]:
+        """The table item ``record`` writes, for a caller that writes it in the same transaction as the
+        state change it audits (``Table.update_and_put``)."""
         entry = replace(entry, time=self._clock(), event_time=entry.event_time or entry.time)
         # The suffix is deterministic per (event, action): a retry at the same time writes the same item.
         identity = json.dumps(
@@ -591,7 +698,7 @@ class AuditLog:
         )
         suffix = str(uuid.uuid5(uuid.NAMESPACE_URL, identity))
         when = iso(entry.time)
-        item = {
+        return {
             PARTITION_KEY: stage_partition(entry.stage_arn),
             SORT_KEY: f"AUDIT#{when}#{suffix}",
             AUDIT_INDEX_PARTITION_KEY: AUDIT_PARTITION,
@@ -599,7 +706,6 @@ class AuditLog:
             TTL_ATTRIBUTE: epoch(entry.time + AUDIT_RETENTION),
             "entry": json.dumps(entry.to_json(), sort_keys=True),
         }
-        self._table.put(item)
 
     def list(self, stage_arn: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
         if stage_arn:

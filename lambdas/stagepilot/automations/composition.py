@@ -55,7 +55,9 @@ class CompositionAutomation:
     # Participant Published ---------------------------------------------------------------------------
     def _on_publish(self, event: StageUpdate, composition: CompositionPolicy, services: Services) -> Outcome:
         records = CompositionRecords(services.table, clock=services.clock)
-        record = records.get(event.stage_arn, event.session_id)
+        # Claim first and decide after: the first publisher's claim is one write, and any later one's
+        # failed write answers the record (what a read before the write would have).
+        claimed, record = records.claim_first(event.stage_arn, event.session_id, owner=event.event_id)
         decision = decide_on_publish(
             record,
             event_id=event.event_id,
@@ -75,6 +77,7 @@ class CompositionAutomation:
             owner=event.event_id,
             restart=False,
             event_time=event.time,
+            claimed=claimed,
         )
 
     # IVS Composition State Change --------------------------------------------------------------------
@@ -293,10 +296,12 @@ class CompositionAutomation:
         owner: str,
         restart: bool,
         event_time: datetime,
+        claimed: bool = False,
     ) -> Outcome:
+        """``claimed``: the caller already holds the claim of ``decision.attempt`` (``claim_first``)."""
         records = CompositionRecords(services.table, clock=services.clock)
         attempt = decision.attempt
-        resuming = (
+        resuming = claimed or (
             record is not None and record.state is State.CLAIMED and record.attempt == attempt and record.owner == owner
         )
         if not resuming and not records.claim(stage_arn, session_id, attempt=attempt, owner=owner, expected=record):
@@ -367,18 +372,9 @@ class CompositionAutomation:
                 f"IVS rejected StartComposition: {exc.code}: {exc.ivs_message}",
                 details={"session_id": session_id},
             )
-        records.mark(
-            stage_arn,
-            session_id,
-            attempt=attempt,
-            state=State.STARTED,
-            from_states=(State.CLAIMED,),
-            compositionArn=arn,
-            startedAt=services.clock(),
-        )
         services.metrics.count("CompositionRestarted" if restart else "CompositionStarted")
         verb = "restarted" if restart else "started"
-        services.audit.record(
+        services.audit.record_with(
             AuditRecord(
                 time=event_time,
                 stage_arn=stage_arn,
@@ -389,7 +385,16 @@ class CompositionAutomation:
                 result=verb,
                 event_id=owner,
                 details={"compositionArn": arn, "attempt": attempt},
-            )
+            ),
+            records.marking(
+                stage_arn,
+                session_id,
+                attempt=attempt,
+                state=State.STARTED,
+                from_states=(State.CLAIMED,),
+                compositionArn=arn,
+                startedAt=services.clock(),
+            ),
         )
         return Outcome(
             self.name,

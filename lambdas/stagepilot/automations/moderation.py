@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.counters import ClaimState, DisconnectClaims, Kind, WindowCounters
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected
+from stagepilot.adapters.state import PublisherTokens, publisher, publisher_key
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.moderation import (
     MAX_REASON_LENGTH,
@@ -30,10 +31,13 @@ from stagepilot.decisions.moderation import (
     count_reason,
     disconnect_reason,
     events_in_window,
+    may_need_attributes,
     needs_attributes,
     should_disconnect_over_limit,
     should_disconnect_publisher,
 )
+from stagepilot.decisions.replication import candidate_rules, match_publisher
+from stagepilot.decisions.replication import needs_attributes as replication_needs_attributes
 from stagepilot.errors import RetryLater
 from stagepilot.events import Event, ParticipantFlagged, StageUpdate
 from stagepilot.pipeline import Outcome, Services
@@ -58,7 +62,7 @@ class ModerationAutomation:
     def handle(self, event: Event, policy: StagePolicy | None, services: Services) -> Outcome:
         moderation = policy.moderation if policy is not None else None
         if isinstance(event, StageUpdate) and event.event_name == PARTICIPANT_PUBLISHED:
-            return self._on_published(event, moderation, services)
+            return self._on_published(event, moderation, services, replicated=replicates(policy, event))
         if isinstance(event, StageUpdate) and event.event_name == PARTICIPANT_PUBLISH_ERROR:
             if moderation is None or moderation.publish_error_limit is None:
                 return _skip("the stage's policy sets no publishErrorLimit")
@@ -91,7 +95,9 @@ class ModerationAutomation:
         return _skip(f"{getattr(event, 'event_name', type(event).__name__)} is not a moderation trigger")
 
     # Participant Published ---------------------------------------------------------------------------
-    def _on_published(self, event: StageUpdate, moderation: ModerationPolicy | None, services: Services) -> Outcome:
+    def _on_published(
+        self, event: StageUpdate, moderation: ModerationPolicy | None, services: Services, *, replicated: bool
+    ) -> Outcome:
         participant_id = event.participant_id
         if participant_id is None:
             return _skip("the event names no participant")
@@ -100,7 +106,7 @@ class ModerationAutomation:
                 "a replica: moderated on its source stage, where a disconnect also stops its replicas",
                 participant_id=participant_id,
             )
-        verdict = judge_publisher(event, participant_id, moderation, services)
+        verdict = judge_publisher(event, participant_id, moderation, services, share=replicated)
         if isinstance(verdict, str):
             return _skip(verdict, participant_id=participant_id)
         return self._act(event, participant_id, event.user_id, verdict, moderation, services)
@@ -191,19 +197,37 @@ class ModerationAutomation:
 
 # The one place a participant is disconnected ---------------------------------------------------------
 def judge_publisher(
-    event: StageUpdate, participant_id: str, moderation: ModerationPolicy | None, services: Services
+    event: StageUpdate,
+    participant_id: str,
+    moderation: ModerationPolicy | None,
+    services: Services,
+    *,
+    share: bool = False,
 ) -> Verdict | str:
     """The rule that disconnects this publisher, or why none does. Reads the ban list, and the token's
-    attributes only when a rule needs them. Shared by the handler and ``stagepilot explain``."""
-    ban = services.bans.get(event.user_id) if event.user_id else None
+    attributes only when a rule needs them: kept by replication if it asked IVS first (read with the ban,
+    one request), else from GetParticipant — kept for replication when ``share`` (it will ask too).
+    Shared by the handler, the convergence pass and ``stagepilot explain``."""
+    kept = None
+    if event.user_id and may_need_attributes(event.user_id, moderation):
+        ban, item = services.bans.get_with(
+            event.user_id, publisher_key(event.stage_arn, event.session_id, participant_id)
+        )
+        kept = publisher(item) if item else None
+    else:
+        ban = services.bans.get(event.user_id) if event.user_id else None
     attributes = None
     if needs_attributes(event.user_id, banned=ban is not None, moderation=moderation):
-        try:
-            attributes = services.ivs.participant(event.stage_arn, event.session_id, participant_id).attributes
-        except IvsRejected as exc:
-            if not exc.not_found:
-                raise
-            return "IVS no longer knows the participant; nothing to check"
+        if kept is None:
+            try:
+                kept = services.ivs.participant(event.stage_arn, event.session_id, participant_id)
+            except IvsRejected as exc:
+                if not exc.not_found:
+                    raise
+                return "IVS no longer knows the participant; nothing to check"
+            if share:
+                PublisherTokens(services.table, clock=services.clock).put(event.stage_arn, event.session_id, kept)
+        attributes = kept.attributes
     verdict = should_disconnect_publisher(
         event.user_id,
         banned=ban is not None,
@@ -212,6 +236,17 @@ def judge_publisher(
         attributes=attributes,
     )
     return verdict if verdict is not None else "no moderation rule matches the publisher"
+
+
+def replicates(policy: StagePolicy | None, event: StageUpdate) -> bool:
+    """Whether the replication automation will ask IVS about this publisher too (a rule matches it, or
+    only its attributes can tell)."""
+    rules = candidate_rules(policy.replication if policy is not None else (), stage_arn=event.stage_arn)
+    if not rules:
+        return False
+    if replication_needs_attributes(rules, user_id=event.user_id):
+        return True
+    return bool(match_publisher(rules, stage_arn=event.stage_arn, user_id=event.user_id, attributes=None).matching)
 
 
 def disconnect_participant(
@@ -240,16 +275,16 @@ def disconnect_participant(
     session = session_id or services.ivs.active_session_id(stage_arn) or NO_SESSION
     details: dict[str, Any] = {"session_id": session, "participant_id": participant_id, "rule": rule.value}
     claims = DisconnectClaims(services.table, clock=services.clock)
-    claim = claims.claim(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run)
+    claim, current = claims.claim(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run)
     if claim is None:
-        current = claims.get(stage_arn, session, participant_id, dry_run=dry_run)
         if current is not None and current.state is ClaimState.DONE:
             done = "would have been disconnected" if dry_run else "already disconnected"
             return _skip(f"participant {done} in this session ({current.result or 'done'})", **details)
         return _skip("another event is disconnecting this participant", **details)
 
     def audit(action: str, result: str, **extra: Any) -> None:
-        services.audit.record(
+        """Audit the decision and finish the claim with ``result``, in one call."""
+        services.audit.record_with(
             AuditRecord(
                 time=time,
                 stage_arn=stage_arn,
@@ -264,13 +299,13 @@ def disconnect_participant(
                 result=result,
                 event_id=event_id,
                 details={**({"why": why} if why else {}), **extra},
-            )
+            ),
+            claims.finishing(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run, result=result),
         )
 
     if dry_run:
         audit("would-disconnect", "dry-run")
         services.metrics.count(WOULD_DISCONNECT_METRIC)
-        claims.finish(stage_arn, session, participant_id, owner=event_id, dry_run=True, result="dry-run")
         return Outcome(
             MODERATION,
             "would-disconnect",
@@ -282,7 +317,6 @@ def disconnect_participant(
         # The same request cannot succeed later (IAM, a stage that is gone): recorded once, not retried.
         audit("disconnect-rejected", code, error=message)
         services.metrics.count(DISCONNECT_REJECTED_METRIC)
-        claims.finish(stage_arn, session, participant_id, owner=event_id, dry_run=False, result=code)
         return Outcome(
             MODERATION, "rejected", f"IVS rejected DisconnectParticipant: {code}: {message}", details=details
         )
@@ -299,7 +333,6 @@ def disconnect_participant(
     stopped = stop_replicas(services, stage_arn, participant_id)
     audit("disconnect", result, **({"replicasStopped": stopped} if stopped else {}))
     services.metrics.count(DISCONNECTED_METRIC)
-    claims.finish(stage_arn, session, participant_id, owner=event_id, dry_run=False, result=result)
     return Outcome(
         MODERATION,
         "disconnect",

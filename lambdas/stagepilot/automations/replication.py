@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
 from stagepilot.adapters.replication_state import ReplicationRecords, ReplicationTarget
+from stagepilot.adapters.state import PublisherTokens
 from stagepilot.adapters.table import AuditRecord
+from stagepilot.decisions.moderation import may_need_attributes
 from stagepilot.decisions.replication import (
     MAX_REPLICATIONS_PER_PARTICIPANT,
     ClaimState,
@@ -35,7 +37,7 @@ from stagepilot.decisions.replication import (
 from stagepilot.errors import RetryLater
 from stagepilot.events import Event, StageUpdate
 from stagepilot.pipeline import Outcome, Services
-from stagepilot.policy import ReplicationRule, StagePolicy
+from stagepilot.policy import ModerationPolicy, ReplicationRule, StagePolicy
 from stagepilot.routing import PARTICIPANT_PUBLISHED, REPLICATION
 
 if TYPE_CHECKING:
@@ -75,13 +77,20 @@ class ReplicationAutomation:
         if event.event_name == PARTICIPANT_PUBLISHED:
             if policy is None or not policy.replication:
                 return self._skip("the stage's policy has no replication entries", session_id=event.session_id)
-            return self._on_publish(event, policy.replication, services)
+            return self._on_publish(event, policy.replication, services, moderation=policy.moderation)
         if "replication" in event.event_name.lower():
             return self._on_replication_event(event, services)
         return self._skip(f"{event.event_name} is not a replication trigger")
 
     # Participant Published ---------------------------------------------------------------------------
-    def _on_publish(self, event: StageUpdate, rules: tuple[ReplicationRule, ...], services: Services) -> Outcome:
+    def _on_publish(
+        self,
+        event: StageUpdate,
+        rules: tuple[ReplicationRule, ...],
+        services: Services,
+        *,
+        moderation: ModerationPolicy | None = None,
+    ) -> Outcome:
         participant_id = event.participant_id
         assert participant_id is not None  # the parser requires it on Participant Published
         ids = {"session_id": event.session_id, "participant_id": participant_id}
@@ -96,7 +105,7 @@ class ReplicationAutomation:
         candidates = candidate_rules(rules, stage_arn=event.stage_arn)
         attributes: Mapping[str, str] | None = None
         if needs_attributes(candidates, user_id=event.user_id):
-            found = self._source_publisher(services, event, ids)
+            found = self._source_publisher(services, event, ids, moderation)
             if isinstance(found, Outcome):
                 return found
             attributes = found.attributes
@@ -111,9 +120,15 @@ class ReplicationAutomation:
         records = ReplicationRecords(services.table, clock=services.clock)
         wanted: list[ReplicationRule] = []
         claims: dict[str, ReplicationClaim | None] = {}
+        fresh: list[ReplicationTarget] = []  # claims this event made now, on destinations nobody had claimed
         for rule in match.matching:
+            # Claim first and decide after: a first claim is one write, and a failed one answers the stored
+            # claim (what a read before the write would have).
             target = _target(event, rule)
-            claim = records.get(target)
+            new, claim = records.claim_first(target, owner=event.event_id)
+            if new is not None:
+                fresh.append(target)
+                claim = new
             decision = decide_claim(claim, event_id=event.event_id, now=services.clock(), rule_hash=rule_hash(rule))
             if decision.act:
                 wanted.append(rule)
@@ -123,16 +138,15 @@ class ReplicationAutomation:
         if wanted and attributes is None:
             # About to replicate and IVS has not been asked yet: the event's replica fields are not documented,
             # so GetParticipant (replicationType) is what guarantees a replica is never replicated back.
-            found = self._source_publisher(services, event, ids)
+            found = self._source_publisher(services, event, ids, moderation)
             if isinstance(found, Outcome):
+                for target in fresh:
+                    records.release(target, owner=event.event_id)
                 return found
         if wanted:
-            active = {
-                r.destination_stage_arn
-                for r in services.ivs.replicas(event.stage_arn, participant_id)
-                if r.state == "ACTIVE"
-            }
-            plan = plan_capacity(wanted, active_destinations=active)
+            plan = plan_capacity(wanted, active_destinations=self._active(services, event, wanted, fresh))
+            for rule in plan.over_limit:  # the claims this event holds for them would block a later publish
+                records.release(_target(event, rule), owner=event.event_id)
             for rule in plan.already_active:
                 self._already_active(records, event, rule, claims[rule.destination_stage_arn], progress)
             if plan.over_limit:
@@ -149,14 +163,35 @@ class ReplicationAutomation:
                         "skipped_destinations": skipped,
                     },
                 )
-            for rule in plan.start:
+            for index, rule in enumerate(plan.start):
                 gone = self._start(records, event, rule, claims[rule.destination_stage_arn], services, progress)
                 if gone is not None:  # the publisher is gone: the other destinations would fail the same way
                     progress.skipped[rule.destination_stage_arn] = gone
+                    for untried in plan.start[index + 1 :]:  # their claims (taken up front) are given up too
+                        records.release(_target(event, untried), owner=event.event_id)
                     break
         if progress.retry is not None:
             raise progress.retry
         return self._summary(progress, ids)
+
+    @staticmethod
+    def _active(
+        services: Services, event: StageUpdate, wanted: list[ReplicationRule], fresh: list[ReplicationTarget]
+    ) -> set[str]:
+        """Where IVS replicates the publisher now (ListParticipantReplicas) — asked only when the claims are
+        ambiguous. When this event made every claim it acts on (nobody had tried these destinations in this
+        session) the listing only guards rare cases, which the start call answers itself: a replication that
+        exists anyway gets a 409 (confirmed by the listing, below), and one over the participant's limit of
+        concurrent replications a quota error (retried: the redelivery resumes its own claims, lists, and
+        releases what does not fit)."""
+        if {target.destination_stage_arn for target in fresh} >= {rule.destination_stage_arn for rule in wanted}:
+            return set()
+        assert event.participant_id is not None
+        return {
+            r.destination_stage_arn
+            for r in services.ivs.replicas(event.stage_arn, event.participant_id)
+            if r.state == "ACTIVE"
+        }
 
     def _start(
         self,
@@ -197,9 +232,8 @@ class ReplicationAutomation:
             return None
         except IvsRejected as exc:
             return self._rejected(records, event, rule, target, exc, services, progress)
-        records.mark_started(target, owner=owner, how="started")
         services.metrics.count("ReplicationStarted")
-        services.audit.record(
+        services.audit.record_with(
             AuditRecord(
                 time=event.time,
                 stage_arn=event.stage_arn,
@@ -212,7 +246,8 @@ class ReplicationAutomation:
                 result="started",
                 event_id=event.event_id,
                 details={"destinationStageArn": destination},
-            )
+            ),
+            records.starting(target, owner=owner, how="started"),
         )
         progress.started.append(destination)
         logger.info(
@@ -306,11 +341,22 @@ class ReplicationAutomation:
             records.mark_started(target, owner=owner, how="already-active")
         progress.already.append(rule.destination_stage_arn)
 
-    def _source_publisher(self, services: Services, event: StageUpdate, ids: dict[str, str]) -> Participant | Outcome:
-        """GetParticipant, when the publisher is still there and is not itself a replica; else why not."""
-        found = self._participant(services, event)
+    def _source_publisher(
+        self, services: Services, event: StageUpdate, ids: dict[str, str], moderation: ModerationPolicy | None
+    ) -> Participant | Outcome:
+        """The publisher's token (user id, attributes, replication type), when it is not itself a replica;
+        else why not. Moderation asks IVS about the same publisher when its attributes may decide: then
+        whichever of the two asks first keeps the answer in the table for the other (adapters/state.py)."""
+        assert event.participant_id is not None
+        shared = may_need_attributes(event.user_id, moderation)
+        tokens = PublisherTokens(services.table, clock=services.clock)
+        found = tokens.get(event.stage_arn, event.session_id, event.participant_id) if shared else None
         if found is None:
-            return self._skip("the publisher left before the event was handled", **ids)
+            found = self._participant(services, event)
+            if found is None:
+                return self._skip("the publisher left before the event was handled", **ids)
+            if shared:
+                tokens.put(event.stage_arn, event.session_id, found)
         if found.is_replica:
             return self._skip(
                 f"the publisher is a replica from {found.source_stage_arn or 'another stage'} (GetParticipant); "
@@ -406,7 +452,9 @@ class ReplicationAutomation:
                         at=stage.now,
                         destination_session_id=None,
                     )
-            outcome = self._on_publish(seen, rules, services)
+            outcome = self._on_publish(
+                seen, rules, services, moderation=stage.policy.moderation if stage.policy else None
+            )
             if outcome.acted:
                 outcome = Outcome(self.name, outcome.action, f"replicated: {found}", True, outcome.details)
             outcomes.append(outcome)

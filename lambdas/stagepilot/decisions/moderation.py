@@ -53,7 +53,12 @@ def disconnect_reason(moderation: ModerationPolicy | None, *, ban_reason: str = 
 
 def needs_attributes(user_id: str | None, *, banned: bool, moderation: ModerationPolicy | None) -> bool:
     """True when only the participant's token attributes can decide (worth a GetParticipant call)."""
-    if banned or moderation is None or not moderation.needs_attributes:
+    return not banned and may_need_attributes(user_id, moderation)
+
+
+def may_need_attributes(user_id: str | None, moderation: ModerationPolicy | None) -> bool:
+    """True when the user's token attributes decide unless the user is banned (not known yet)."""
+    if moderation is None or not moderation.needs_attributes:
         return False
     return user_id is None or user_id not in moderation.blocked_user_ids
 
