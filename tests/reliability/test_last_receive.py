@@ -1,7 +1,7 @@
 """A record's last receive gives up its event's claims before the record goes to the DLQ (issue 11).
 
-The case it matters for: an event whose early receives failed before it could claim (an IVS read during an
-outage), whose last receive then claims and fails too. Without the release, that fresh claim would tell
+The case it matters for: an event whose early receives failed before it could claim (the table throttling
+its claim write), whose last receive then claims and has IVS fail the action. Without the release, that fresh claim would tell
 the next event and the convergence pass "an event is starting this replication" for a whole lease, for an
 owner that will never come back.
 """
@@ -9,6 +9,8 @@ owner that will never come back.
 from __future__ import annotations
 
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from stagepilot.automations.replication import ReplicationAutomation
 from stagepilot.decisions.leases import CLAIM_LEASE, MAX_RECEIVES
@@ -36,8 +38,19 @@ def replicas(show: LocalDeployment) -> list[Any]:
 def prepare(make_deployment: Any, events: EventFactory) -> LocalDeployment:
     show: LocalDeployment = make_deployment(automations=[ReplicationAutomation()])  # the pass is run by hand
     put_policy(show, POLICY)
-    # Receives 1-4 fail reading the publisher (before any claim); the last one claims, and IVS fails the start.
-    show.ivs.fail_next("GetParticipant", MAX_RECEIVES - 1)
+    # Receives 1-4 have the claim write throttled (no claim yet); the last one claims, and IVS fails the start.
+
+    def throttle_early_claims(model: Any, **_: Any) -> None:
+        if len(show.deliveries) < MAX_RECEIVES - 1:
+            raise ClientError(
+                {
+                    "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                model.name,
+            )
+
+    show.table.client.meta.events.register("before-call.dynamodb.PutItem", throttle_early_claims)
     show.ivs.fail_next("StartParticipantReplication", 1)
     show.put_event(events.published("host", user_id="host-1", at=later(1)))
     run_until_parked(show)
@@ -56,9 +69,7 @@ def test_the_pass_takes_over_at_once_the_claim_of_an_event_that_went_to_the_dlq(
 
     assert [o.action for _, o in report.healed] == ["replication-started"], report.outcomes
     assert [r.destination_stage_arn for r in replicas(show)] == [OTHER_STAGE]
-    # Replication claims first and reads after (issue 15): this event's claim dates from its first receive,
-    # so by the last one its lease had run out already and there was nothing left to release.
-    assert show.metrics.counts.get("ClaimsReleased", 0) == 0
+    assert show.metrics.counts.get("ClaimsReleased") == 1
 
 
 def test_the_next_event_takes_over_at_once_too(make_deployment: Any, events: EventFactory) -> None:
