@@ -34,11 +34,7 @@ def main() -> int:
         "cold_start": cold_start.run(runs=15),
         "cold_start_first_record": first_record.run(runs=11),
         "work_per_event": work_per_event.run(),
-        "burst": burst.run(),
-        "burst_alternatives": [
-            burst.run(consumers=2, rate=2.0),
-            burst.run(consumers=1, rate=5.0),
-        ],
+        "burst": burst.run_all(),
         "package": package.run(),
         "convergence": convergence.run(),
         "simulate": simulate_throughput.run(),
@@ -92,11 +88,13 @@ def main() -> int:
                 None,
             )
         )
-    for b in [results["burst"], *results["burst_alternatives"]]:
-        label = f"burst drain: {b['consumers']}×{b['pacer_per_container']}/s"
+    for b in [*results["burst"]["runs"], *results["burst"]["alternatives"]]:
+        label = f"burst drain, {b['stages']} stages: {b['label']}"
         once = f"{b['stages_with_one_composition']}/{b['stages']} once"
-        detail = f"{b['drain_seconds']:.1f} s, {once}, {b['throttled_calls']} throttled"
-        rows.append(_row(label, detail, f"{b['floor_seconds']:.0f} s", b["ratio"], "≤ 1.2×", b["met"]))
+        detail = (
+            f"{b['drain_seconds']:.1f} s, {once}, {b['throttled_calls'] + b['application_throttled_calls']} throttled"
+        )
+        rows.append(_row(label, detail, f"{b['floor_seconds']:.0f} s", b["ratio"], "≤ 1.10×", b["met"]))
     c = results["convergence"]
     for label, key in (("healing", "healing_pass"), ("converged", "converged_pass")):
         one = c[key]

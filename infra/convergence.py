@@ -27,12 +27,11 @@ from infra.bundling import RUNTIME
 from infra.pipeline import (
     FUNCTION_MEMORY_MB,
     FUNCTION_TIMEOUT,
-    IVS_CALLS_PER_SECOND,
     IvsStatement,
     automation_table_statements,
     ivs_policies,
 )
-from stagepilot import config
+from stagepilot import budget, config
 
 DEFAULT_RECONCILE_MINUTES = 1
 # Healing is normal now and then (IVS drops an event rarely); often, it means events are being lost
@@ -100,10 +99,10 @@ class ConvergencePass(Construct):
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.DISABLED,
-            reserved_concurrent_executions=1,  # one pass at a time
+            reserved_concurrent_executions=budget.CONCURRENCY[budget.CONVERGENCE],  # one pass at a time
             environment={
                 config.ENV_TABLE: table.table_name,
-                config.ENV_IVS_CALLS_PER_SECOND: str(IVS_CALLS_PER_SECOND),
+                config.ENV_IVS_CALLER: budget.CONVERGENCE,  # its slice of each operation (stagepilot.budget)
                 **settings_env,
                 "POWERTOOLS_SERVICE_NAME": "convergence",
                 "POWERTOOLS_METRICS_NAMESPACE": config.METRICS_NAMESPACE,

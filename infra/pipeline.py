@@ -26,7 +26,7 @@ from constructs import Construct
 
 from infra import names
 from infra.bundling import RUNTIME
-from stagepilot import config
+from stagepilot import budget, config
 from stagepilot.adapters import schema
 from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS, MAX_RECEIVES
 from stagepilot.routing import DEFAULT_BUS, Route
@@ -39,16 +39,12 @@ VISIBILITY_TIMEOUT = Duration.seconds(6 * FUNCTION_TIMEOUT.to_seconds())
 QUEUE_RETENTION = Duration.days(4)  # SQS's default, said out loud: the event-age bound depends on it
 DLQ_RETENTION = Duration.days(14)
 BATCH_SIZE = 10
-# IVS real-time API call quotas are 5 TPS per operation, per account and region, and not adjustable.
-# At most MAX_CONCURRENCY containers of one automation run at once and each paces its own IVS calls at
-# IVS_OPERATION_TPS × IVS_QUOTA_SHARE / MAX_CONCURRENCY = 2.0 calls/s (config.ENV_IVS_CALLS_PER_SECOND).
-# Two unsynchronised containers at exactly half the quota overshoot it in some 1-second windows and then
-# lose time to throttling back-off (docs/performance.md, burst); at 80% they never do, and the remaining
-# 1 TPS is left to the application's own calls of the same operation.
-IVS_OPERATION_TPS = 5.0
-IVS_QUOTA_SHARE = 0.8
-MAX_CONCURRENCY = 2
-IVS_CALLS_PER_SECOND = IVS_OPERATION_TPS * IVS_QUOTA_SHARE / MAX_CONCURRENCY
+# IVS real-time API call quotas are 5 TPS per operation, per account and region, and not adjustable, and
+# every function that calls an operation takes from the same quota. At most budget.CONCURRENCY[automation]
+# containers of one automation run at once (the event source's MaximumConcurrency); each paces every IVS
+# operation at its automation's share of that operation (stagepilot.budget.container_rates, chosen by
+# config.ENV_IVS_CALLER), so that all containers of all functions, the convergence pass included, together
+# stay within the quota minus the application's reserve.
 # Events EventBridge cannot deliver to the queue are retried for a day, then parked in the DLQ.
 TARGET_RETRY_ATTEMPTS = 185
 TARGET_MAX_EVENT_AGE = Duration.hours(24)
@@ -184,7 +180,7 @@ class AutomationPipeline(Construct):
             environment={
                 config.ENV_TABLE: table.table_name,
                 config.ENV_DLQ_URL: self.dlq.queue_url,
-                config.ENV_IVS_CALLS_PER_SECOND: str(IVS_CALLS_PER_SECOND),
+                config.ENV_IVS_CALLER: automation,
                 config.ENV_MAX_EVENT_AGE_SECONDS: str(int(MAX_EVENT_AGE.to_seconds())),
                 **settings_env,
                 "POWERTOOLS_SERVICE_NAME": automation,
@@ -200,7 +196,7 @@ class AutomationPipeline(Construct):
                 self.queue,
                 batch_size=BATCH_SIZE,
                 report_batch_item_failures=True,
-                max_concurrency=MAX_CONCURRENCY,
+                max_concurrency=budget.CONCURRENCY[automation],
             )
         )
 

@@ -12,13 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from stagepilot import budget
 from stagepilot.routing import DEFAULT_MODERATION_SOURCES
 
 ENV_TABLE: Final = "STAGEPILOT_TABLE"
 ENV_STAGE_PREFIXES: Final = "STAGEPILOT_STAGE_ARN_PREFIXES"  # JSON list; empty/absent = all stages
 ENV_DLQ_URL: Final = "STAGEPILOT_DLQ_URL"  # malformed events are parked here directly (never retried)
 ENV_POLICY_CACHE_SECONDS: Final = "STAGEPILOT_POLICY_CACHE_SECONDS"
-ENV_IVS_CALLS_PER_SECOND: Final = "STAGEPILOT_IVS_CALLS_PER_SECOND"  # per function container
+# Which of stagepilot.budget.CALLERS this function is: each container paces every IVS operation at that
+# caller's share of the operation's quota (budget.container_rates). Absent: budget.CONSERVATIVE_RATE.
+ENV_IVS_CALLER: Final = "STAGEPILOT_IVS_CALLER"
 # Where events may come from (stagepilot.origin): the stack's own account and region, and the sources a
 # Participant Flagged event may have. Absent account/region: not checked (local runs).
 ENV_ACCOUNT: Final = "STAGEPILOT_ACCOUNT"
@@ -27,7 +30,8 @@ ENV_MODERATION_SOURCES: Final = "STAGEPILOT_MODERATION_SOURCES"  # JSON list
 ENV_MAX_EVENT_AGE_SECONDS: Final = "STAGEPILOT_MAX_EVENT_AGE_SECONDS"  # older events are parked as malformed
 
 DEFAULT_POLICY_CACHE_SECONDS: Final = 30.0
-DEFAULT_IVS_CALLS_PER_SECOND: Final = 2.0  # 80% of the 5 TPS quota / MaximumConcurrency 2 (infra/pipeline.py)
+# The CLI's pace per operation (operators' commands run on the application's reserve, stagepilot.budget).
+DEFAULT_IVS_CALLS_PER_SECOND: Final = 2.0
 METRICS_NAMESPACE: Final = "StagePilot"
 # EventBridge retries delivery for 1 day, the DLQ keeps a message 14 days from its first enqueue, and a
 # redriven message can wait in the queue 4 more days (infra/pipeline.py passes its own sum).
@@ -44,7 +48,7 @@ class Settings:
     stage_arn_prefixes: tuple[str, ...] = ()
     dlq_url: str | None = None
     policy_cache_seconds: float = DEFAULT_POLICY_CACHE_SECONDS
-    ivs_calls_per_second: float = DEFAULT_IVS_CALLS_PER_SECOND
+    ivs_caller: str | None = None
     account: str | None = None
     region: str | None = None
     moderation_sources: tuple[str, ...] = DEFAULT_MODERATION_SOURCES
@@ -61,7 +65,7 @@ class Settings:
             stage_arn_prefixes=_string_list(env, ENV_STAGE_PREFIXES),
             dlq_url=env.get(ENV_DLQ_URL) or None,
             policy_cache_seconds=_positive_float(env, ENV_POLICY_CACHE_SECONDS, DEFAULT_POLICY_CACHE_SECONDS),
-            ivs_calls_per_second=_positive_float(env, ENV_IVS_CALLS_PER_SECOND, DEFAULT_IVS_CALLS_PER_SECOND),
+            ivs_caller=_ivs_caller(env),
             account=env.get(ENV_ACCOUNT) or None,
             region=env.get(ENV_REGION) or env.get("AWS_REGION") or None,
             moderation_sources=_string_list(env, ENV_MODERATION_SOURCES) or DEFAULT_MODERATION_SOURCES,
@@ -71,6 +75,13 @@ class Settings:
     def covers(self, stage_arn: str) -> bool:
         """True when the automation is allowed to act on this stage."""
         return not self.stage_arn_prefixes or stage_arn.startswith(self.stage_arn_prefixes)
+
+
+def _ivs_caller(env: Mapping[str, str]) -> str | None:
+    caller = env.get(ENV_IVS_CALLER, "").strip()
+    if caller and caller not in budget.CALLERS:
+        raise SettingsError(f"{ENV_IVS_CALLER} must be one of {', '.join(budget.CALLERS)}, got {caller!r}")
+    return caller or None
 
 
 def _string_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -28,6 +28,8 @@ def test_one_pass_at_a_time(deployed: Synthesized) -> None:
     ]
     assert function["Properties"]["ReservedConcurrentExecutions"] == 1
     assert function["Properties"]["Handler"] == "stagepilot.handlers.reconcile.lambda_handler"
+    # It paces IVS at the pass's slice of each operation (stagepilot.budget), not an automation's share.
+    assert function["Properties"]["Environment"]["Variables"]["STAGEPILOT_IVS_CALLER"] == "convergence"
 
 
 def test_healing_often_and_failing_passes_raise_alarms(deployed: Synthesized) -> None:

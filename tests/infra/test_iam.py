@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from stagepilot import budget
 from tests.infra.conftest import CUSTOM_CONTEXT, Synthesized
 
 IVS_ACTIONS = {
@@ -86,6 +87,16 @@ def test_each_role_has_exactly_its_ivs_actions(deployed: Synthesized, automation
     assert _actions(_statements(deployed, automation), "ivs:") == IVS_ACTIONS[automation]
 
 
+@pytest.mark.parametrize("automation", list(IVS_ACTIONS))
+def test_each_operation_in_an_automations_ivs_budget_is_one_its_role_may_call(
+    deployed: Synthesized, automation: str
+) -> None:
+    """The budget map (stagepilot.budget) and the roles agree: a share of an operation nobody may call would
+    be quota taken from the others for nothing, and a call the map lacks is caught by the call-map test."""
+    granted = _actions(_statements(deployed, automation), "ivs:")
+    assert {f"ivs:{operation}" for operation in budget.operations_of(automation)} <= granted
+
+
 def test_roles_cannot_do_each_others_work(deployed: Synthesized) -> None:
     assert "ivs:DisconnectParticipant" not in _actions(_statements(deployed, "composition"), "ivs:")
     assert "ivs:StartComposition" not in _actions(_statements(deployed, "moderation"), "ivs:")
@@ -110,6 +121,9 @@ def test_the_convergence_pass_holds_the_automations_actions_and_list_stages(depl
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
     assert _actions(statements, "ivs:") == set().union(*IVS_ACTIONS.values()) | {"ivs:ListStages", "ivs:UpdateStage"}
+    assert {f"ivs:{operation}" for operation in budget.operations_of(budget.CONVERGENCE)} <= _actions(
+        statements, "ivs:"
+    )
     assert "dynamodb:DeleteItem" not in _actions(statements, "dynamodb:")
 
 

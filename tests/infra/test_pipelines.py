@@ -104,7 +104,7 @@ def test_function_runtime_settings_and_environment(deployed: Synthesized, automa
         "STAGEPILOT_TABLE": {"Ref": deployed.logical_id(deployed.stack.table)},
         "STAGEPILOT_STAGE_ARN_PREFIXES": "[]",
         "STAGEPILOT_DLQ_URL": {"Ref": deployed.logical_id(pipeline.dlq)},
-        "STAGEPILOT_IVS_CALLS_PER_SECOND": "2.0",
+        "STAGEPILOT_IVS_CALLER": automation,  # its share of each IVS operation (stagepilot.budget)
         # Where events may come from, and how old they may be (stagepilot.origin): 1 day of EventBridge
         # retries + 14 days in the DLQ + 4 days in the queue after a redrive.
         "STAGEPILOT_ACCOUNT": {"Ref": "AWS::AccountId"},

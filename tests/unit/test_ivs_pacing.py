@@ -34,6 +34,23 @@ def test_each_operation_is_paced_on_its_own() -> None:
     assert time.slept == [0.5, 0.5]  # the third GetStage waited; ListParticipants did not
 
 
+def test_a_pacer_spaces_each_operation_at_its_own_rate() -> None:
+    time = Time()
+    pacer = Pacer(0.5, rates={"StartComposition": 4.0, "GetStage": 2.0}, clock=time.clock, sleep=time.sleep)
+    for operation in ("StartComposition", "StartComposition", "GetStage", "GetStage", "ListStages", "ListStages"):
+        pacer.wait(operation)
+    # 4/s -> 0.25 s apart; GetStage's first call came 0.25 s in, so its second waits 0.5 - 0; ListStages
+    # (not listed) takes the default 0.5/s: 2 s apart.
+    assert time.slept == [0.25, 0.5, 2.0]
+
+
+def test_a_pacer_refuses_a_rate_that_is_not_positive() -> None:
+    with pytest.raises(ValueError):
+        Pacer(1.0, rates={"GetStage": 0.0})
+    with pytest.raises(ValueError):
+        Pacer(-1.0)
+
+
 @pytest.mark.parametrize("error", ["ThrottlingException", "ServiceQuotaExceededException"])
 def test_a_throttled_read_is_tried_again_after_the_pacers_wait(error: str) -> None:
     ivs = IvsStandIn()

@@ -1,8 +1,8 @@
 """The IVS real-time API, as the automations need it.
 
-Owns the boto3 ``ivs-realtime`` client: paces mutating calls to stay under the 5-TPS account quota,
-follows ``nextToken`` (these list operations have no boto3 paginator) and turns AWS errors into the
-project's exceptions, decided once here:
+Owns the boto3 ``ivs-realtime`` client: paces every call at the container's share of each operation's
+5-TPS account quota (``stagepilot.budget``), follows ``nextToken`` (these list operations have no boto3
+paginator) and turns AWS errors into the project's exceptions, decided once here:
 
 - 5xx, throttling (no throttling error is modelled; botocore retries ``ThrottlingException``/429 itself
   first) and ``ServiceQuotaExceededException`` (402) → ``RetryLater``;
@@ -74,28 +74,35 @@ class Pacer:
     """Spaces calls at most ``rate`` per second within this process (token bucket of size 1), separately for
     each key: IVS's quotas are per operation, so ``wait(operation)`` paces each operation on its own.
 
-    With the event source mapping's MaximumConcurrency of 2 and 2.0 calls/s per container, the functions
-    together stay under IVS's 5 TPS for each operation; bursts wait here or in the queue.
+    ``rates`` gives an operation a rate of its own: the container's share of that operation's quota
+    (``stagepilot.budget.container_rates``); ``rate`` is for any operation not listed.
     """
 
     def __init__(
         self,
         rate: float,
         *,
+        rates: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if rate <= 0 or any(r <= 0 for r in (rates or {}).values()):
+            raise ValueError("a pacer's rates must be > 0")
         self._interval = 1.0 / rate
+        self._intervals = {key: 1.0 / r for key, r in (rates or {}).items()}
         self._clock = clock
         self._sleep = sleep
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    def rate(self, key: str) -> float:
+        return 1.0 / self._intervals.get(key, self._interval)
+
     def wait(self, key: str = "") -> None:
         with self._lock:
             now = self._clock()
             start = max(now, self._next.get(key, 0.0))
-            self._next[key] = start + self._interval
+            self._next[key] = start + self._intervals.get(key, self._interval)
         if start > now:
             self._sleep(start - now)
 

@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
+from stagepilot import budget
 from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
@@ -89,10 +90,17 @@ def services_for(logger: Logger, metrics: Metrics) -> tuple[Services, SqsRedeliv
     services = Services(
         settings=settings,
         table=Table(boto3.client("dynamodb"), settings.table_name),
-        ivs=IvsStage(ivs_client, pacer=Pacer(settings.ivs_calls_per_second)),
+        ivs=IvsStage(ivs_client, pacer=budget_pacer(settings.ivs_caller)),
         metrics=PowertoolsMetricSink(metrics),
     )
     return services, SqsRedelivery(settings.dlq_url)
+
+
+def budget_pacer(caller: str | None) -> Pacer:
+    """Pace each IVS operation at this container's share of its quota (``stagepilot.budget``); a function
+    that does not say which caller it is takes the conservative rate, never more."""
+    rates = budget.container_rates(caller) if caller is not None else None
+    return Pacer(budget.CONSERVATIVE_RATE, rates=rates)
 
 
 def run_batch(

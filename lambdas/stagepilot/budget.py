@@ -1,0 +1,106 @@
+"""Who may spend how much of each IVS operation's 5 calls a second: the one map of who calls what.
+
+IVS real-time allows 5 calls per second **per operation, per account and region**, reads as much as writes,
+and the quota cannot be raised. Every stagepilot function that may call an operation at the same time takes
+from that one quota, and so does the customer's own application. This module is the only place that says
+which functions call which operation and how the quota is split; the stack (``infra/``) imports it for the
+functions' concurrency and environment, and each function paces its calls with its share of it
+(``container_rates``, used by ``handlers/wiring.py``).
+
+The split (docs/performance.md, section 3; measured by ``benchmarks/burst.py``):
+
+- ``APPLICATION_RESERVE`` (1 call/s of every operation) is never used by stagepilot: it is the application's.
+- The convergence pass (one container) has a slice of each operation it calls (``CONVERGENCE_SLICE``).
+- What is left of an operation is split between the automations that call it, in proportion to the
+  ``weight`` each has on it (how often it needs it on its main path), and within one automation equally
+  between its ``MAX_CONCURRENCY`` containers.
+
+The split is static: it costs no AWS call and needs no store, so it cannot fail. Its price is quota left
+idle when only some of an operation's callers are busy. Why it was chosen over time slots leased from the
+table or a token bucket in the table, with the burst measured: docs/performance.md, section 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+QUOTA_PER_OPERATION: Final = 5.0  # calls/s, per operation, account and region; not adjustable
+APPLICATION_RESERVE: Final = 1.0  # calls/s of every operation left to the customer's own application
+MAX_CONCURRENCY: Final = 2  # each automation's SQS event source MaximumConcurrency (infra/pipeline.py)
+
+COMPOSITION: Final = "composition"
+REPLICATION: Final = "replication"
+MODERATION: Final = "moderation"
+CONVERGENCE: Final = "convergence"  # the convergence pass: reserved concurrency 1 (infra/convergence.py)
+CALLERS: Final = (COMPOSITION, REPLICATION, MODERATION, CONVERGENCE)
+CONCURRENCY: Final[Mapping[str, int]] = {
+    COMPOSITION: MAX_CONCURRENCY,
+    REPLICATION: MAX_CONCURRENCY,
+    MODERATION: MAX_CONCURRENCY,
+    CONVERGENCE: 1,
+}
+
+# Operation -> the automations that call it on the event path, each with its weight on it (1 = on the
+# path of its every action; less = a guard for rare cases). The convergence pass calls every operation
+# listed in CONVERGENCE_OPERATIONS (it heals through all the automations).
+EVENT_PATH_CALLS: Final[Mapping[str, Mapping[str, float]]] = {
+    # moderation: only a flag without a session id; composition: before every start (its burst path)
+    "GetStage": {COMPOSITION: 1.0, MODERATION: 0.05},
+    "ListParticipants": {COMPOSITION: 1.0, MODERATION: 1.0},  # composition: a restart; moderation: a ban
+    "ListCompositions": {COMPOSITION: 1.0},
+    "GetComposition": {COMPOSITION: 1.0},
+    "StartComposition": {COMPOSITION: 1.0},
+    "GetParticipant": {REPLICATION: 1.0, MODERATION: 1.0},
+    "ListParticipantEvents": {REPLICATION: 1.0},
+    "ListParticipantReplicas": {REPLICATION: 1.0, MODERATION: 0.5},  # moderation: after a disconnect
+    "StartParticipantReplication": {REPLICATION: 1.0},
+    "StopParticipantReplication": {MODERATION: 1.0},
+    "DisconnectParticipant": {MODERATION: 1.0},
+}
+CONVERGENCE_OPERATIONS: Final = frozenset({*EVENT_PATH_CALLS, "ListStages", "UpdateStage"})
+# The pass's slice: 1 call/s (60 per one-minute pass) of each operation; 2 of ListParticipants, its one
+# per-stage listing (stagepilot.convergence.PARTICIPANT_LISTINGS_PER_PASS: 120 per pass).
+CONVERGENCE_SLICE: Final = 1.0
+CONVERGENCE_SLICES: Final[Mapping[str, float]] = {"ListParticipants": 2.0}
+# What a function that does not say which caller it is (STAGEPILOT_IVS_CALLER unset: a local run, a
+# misconfigured deployment) paces every operation at: below every main-path share, so it works, slowly,
+# rather than stop; it is not part of the split.
+CONSERVATIVE_RATE: Final = 0.5
+
+
+def operations_of(caller: str) -> frozenset[str]:
+    """The IVS operations ``caller`` may call (tests/unit/test_ivs_budget.py checks the code calls no other)."""
+    if caller == CONVERGENCE:
+        return CONVERGENCE_OPERATIONS
+    _check(caller)
+    return frozenset(op for op, weights in EVENT_PATH_CALLS.items() if caller in weights)
+
+
+def container_rates(caller: str) -> dict[str, float]:
+    """Calls per second of each operation one container of ``caller`` may make.
+
+    Summed over every container of every caller of an operation, at most
+    ``QUOTA_PER_OPERATION - APPLICATION_RESERVE`` (``test_the_shares_of_all_callers_fit_the_quota``).
+    """
+    _check(caller)
+    return {operation: _rate(operation, caller) for operation in sorted(operations_of(caller))}
+
+
+def _rate(operation: str, caller: str) -> float:
+    available = QUOTA_PER_OPERATION - APPLICATION_RESERVE
+    event_path = EVENT_PATH_CALLS.get(operation, {})
+    if caller == CONVERGENCE:
+        # An operation no automation calls (ListStages, UpdateStage) is the pass's alone.
+        return convergence_slice(operation) if event_path else available
+    weights = sum(event_path.values())
+    return (available - convergence_slice(operation)) * event_path[caller] / weights / CONCURRENCY[caller]
+
+
+def convergence_slice(operation: str) -> float:
+    return CONVERGENCE_SLICES.get(operation, CONVERGENCE_SLICE)
+
+
+def _check(caller: str) -> None:
+    if caller not in CONCURRENCY:
+        raise ValueError(f"unknown IVS caller {caller!r}; expected one of {', '.join(CALLERS)}")
