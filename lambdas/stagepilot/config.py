@@ -30,8 +30,6 @@ ENV_MODERATION_SOURCES: Final = "STAGEPILOT_MODERATION_SOURCES"  # JSON list
 ENV_MAX_EVENT_AGE_SECONDS: Final = "STAGEPILOT_MAX_EVENT_AGE_SECONDS"  # older events are parked as malformed
 
 DEFAULT_POLICY_CACHE_SECONDS: Final = 30.0
-# The CLI's pace per operation (operators' commands run on the application's reserve, stagepilot.budget).
-DEFAULT_IVS_CALLS_PER_SECOND: Final = 2.0
 METRICS_NAMESPACE: Final = "StagePilot"
 # EventBridge retries delivery for 1 day, the DLQ keeps a message 14 days from its first enqueue, and a
 # redriven message can wait in the queue 4 more days (infra/pipeline.py passes its own sum).

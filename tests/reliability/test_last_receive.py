@@ -1,9 +1,9 @@
 """A record's last receive gives up its event's claims before the record goes to the DLQ (issue 11).
 
 The case it matters for: an event whose early receives failed before it could claim (the table throttling
-its claim write), whose last receive then claims and has IVS fail the action. Without the release, that fresh claim would tell
-the next event and the convergence pass "an event is starting this replication" for a whole lease, for an
-owner that will never come back.
+its claim write), whose last receive then claims and has IVS fail the action. Without the release, that
+fresh claim would tell the next event and the convergence pass "an event is starting this replication"
+for a whole lease, for an owner that will never come back.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ from typing import Any, Final
 import boto3
 from botocore.exceptions import ClientError, NoRegionError
 
+from stagepilot import budget
 from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import Table
 from stagepilot.cli.errors import CliError
-from stagepilot.config import DEFAULT_IVS_CALLS_PER_SECOND
 from stagepilot.routing import AUTOMATIONS
 
 DEFAULT_STACK: Final = "StagePilot"
@@ -69,7 +69,9 @@ class Resources:
 
     @cached_property
     def ivs(self) -> IvsStage:
-        return IvsStage(client("ivs-realtime", config=CLIENT_CONFIG), pacer=Pacer(DEFAULT_IVS_CALLS_PER_SECOND))
+        # An operator's command (reconcile and converge-now included) is the account's own use of IVS: it paces
+        # each operation at the application's reserve, outside what the functions' split may spend.
+        return IvsStage(client("ivs-realtime", config=CLIENT_CONFIG), pacer=Pacer(budget.APPLICATION_RESERVE))
 
     def queues(self) -> dict[str, tuple[str, str]]:
         """Per automation: (queue URL, DLQ URL)."""
