@@ -222,7 +222,8 @@ def test_explain_says_why_not_in_words(ivs: IvsStandIn, tmp_path: Path):
     ]
 
     path.write_text(json.dumps(POLICY))
-    assert run("policy", "put", str(path), "--expected-version", "1").status == 0
+    # --no-converge: the put must leave the stage as the event found it, for explain to say what it would do
+    assert run("policy", "put", str(path), "--expected-version", "1", "--no-converge").status == 0
     text = run("explain", str(event_file)).stdout
     # The calls it would make, then the handler's own outcome (explain now runs the handler on what-if services).
     assert "composition would start a composition (destinations live) — started composition: first publisher" in text
