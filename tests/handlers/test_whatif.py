@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ParamValidationError
 
 from stagepilot.adapters.schema import AUDIT_INDEX, PARTITION_KEY
-from stagepilot.adapters.table import ConditionalPut, Table, _ConditionFailed
+from stagepilot.adapters.table import ConditionalPut, Table
 from stagepilot.adapters.whatif import (
     HYPOTHETICAL_PREFIX,
     IvsCall,
@@ -110,18 +110,21 @@ def test_a_conditional_write_fails_as_dynamodb_would(whatif: WhatIf) -> None:
     assert whatif.table.get(PK, "Z") is None  # the transaction wrote none of its items
 
 
-def test_a_failed_condition_returns_the_item_when_asked_all_old(whatif: WhatIf) -> None:
-    """The conditional claims that read the holder from the failure (ReturnValuesOnConditionCheckFailure)."""
-    with pytest.raises(_ConditionFailed) as failed:
-        whatif.table._call(
-            "put_item",
-            Item={"pk": {"S": PK}, "sk": {"S": "A"}, "n": {"N": "5"}},
-            ConditionExpression=ABSENT,
-            ExpressionAttributeNames=NAMES,
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    cause = failed.value.__cause__
-    assert isinstance(cause, ClientError) and cause.response["Item"]["n"] == {"N": "1"}
+def test_a_failed_condition_answers_the_stored_item_when_asked_all_old(whatif: WhatIf) -> None:
+    """The one-call claims (ReturnValuesOnConditionCheckFailure=ALL_OLD) read the holder from the failure."""
+    assert whatif.table.put_or_get({"pk": PK, "sk": "A", "n": 5}, condition=ABSENT, names=NAMES) == (
+        False,
+        {"pk": PK, "sk": "A", "n": 1},  # copied from the real table on the way
+    )
+    assert whatif.table.update_or_get(
+        PK, "B", "SET #n = :n", condition="#n = :old", names={"#n": "n"}, values={":n": 5, ":old": 7}
+    ) == (None, {"pk": PK, "sk": "B", "n": 2})
+    written, _ = whatif.table.put_or_get({"pk": PK, "sk": "C", "n": 3}, condition=ABSENT, names=NAMES)
+    assert written and [(w.operation, w.sk) for w in whatif.writes] == [("PutItem", "C")]
+    assert whatif.table.put_or_get({"pk": PK, "sk": "C", "n": 4}, condition=ABSENT, names=NAMES) == (
+        False,
+        {"pk": PK, "sk": "C", "n": 3},  # its own write, not the real table's nothing
+    )
 
 
 def test_a_call_the_port_cannot_hold_back_is_refused(whatif: WhatIf, deployment: LocalDeployment) -> None:

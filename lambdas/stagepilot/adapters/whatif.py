@@ -109,14 +109,14 @@ class WhatIfTable(Table):
         elif method == "query":
             self._copy_query(params)
         elif method in _KEYED_WRITES:
-            return self._write(method, params)
+            return self._held_write(method, params)
         elif method == "transact_write_items":
-            return self._transact(params)
+            return self._held_transaction(params)
         else:
             raise WhatIfUnsupported(f"the what-if table cannot hold back DynamoDB {method}")
         return super()._call(method, **params)
 
-    def _write(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _held_write(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         key = _key_of(params)
         self._copy_keys([key])
         response = super()._call(method, **params)  # a failed condition raises here, as on the real table
@@ -129,7 +129,7 @@ class WhatIfTable(Table):
         self.writes.append(TableWrite(_KEYED_WRITES[method], pk, sk, after))
         return response
 
-    def _transact(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _held_transaction(self, params: dict[str, Any]) -> dict[str, Any]:
         entries = []
         for entry in params["TransactItems"]:
             kind, request = next(iter(entry.items()))
