@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 HEAL_SOURCE = "stagepilot.reconcile"
 HEALED_METRIC = "Healed"
-WOULD_HEAL = "would-heal"
 # The pass's share of ListParticipants' 5 TPS: 2 calls/s (the event path lists participants only to
 # confirm a publisher before a start), so a one-minute pass may list the participants of 120 stages. With
 # more live stages to check, each pass starts further along (the order rotates with the clock, no state
@@ -127,7 +126,7 @@ class LiveStage:
 class Converging(Protocol):
     name: str
 
-    def converge(self, stage: LiveStage, services: Services, *, dry_run: bool) -> list[Outcome]: ...
+    def converge(self, stage: LiveStage, services: Services) -> list[Outcome]: ...
 
 
 @dataclass
@@ -147,8 +146,8 @@ class PassReport:
 
     @property
     def drift(self) -> list[tuple[str, Outcome]]:
-        """What differs from the policies: healed now, or (dry run) what would be."""
-        return [(arn, o) for arn, o in self.outcomes if o.acted or o.action in (WOULD_HEAL, "rejected")]
+        """What differs from the policies: healed now (on what-if services: what would be), or rejected."""
+        return [(arn, o) for arn, o in self.outcomes if o.acted or o.action == "rejected"]
 
 
 def run_pass(
@@ -156,11 +155,12 @@ def run_pass(
     automations: Iterable[Converging],
     *,
     only_stage: str | None = None,
-    dry_run: bool = False,
     participant_listings: int = PARTICIPANT_LISTINGS_PER_PASS,
 ) -> PassReport:
     """One convergence pass over every live stage (or ``only_stage``). Never raises for one stage's
-    trouble: a stage that cannot be examined now is reported and left to the next pass."""
+    trouble: a stage that cannot be examined now is reported and left to the next pass. A dry run is this
+    same pass on what-if services (adapters/whatif.py): its heals, audit entries and metrics are recorded
+    there, not made."""
     report = PassReport()
     chosen = list(automations)
     now = services.clock()
@@ -216,7 +216,7 @@ def run_pass(
         )
         for automation in chosen:
             try:
-                outcomes = automation.converge(stage, services, dry_run=dry_run)
+                outcomes = automation.converge(stage, services)
             except Deferred:
                 if arn not in report.deferred:
                     report.deferred.append(arn)
@@ -240,7 +240,6 @@ def run_pass(
                         "automation": outcome.automation,
                         "action": outcome.action,
                         "acted": outcome.acted,
-                        "dry_run": dry_run,
                     },
                 )
     return report

@@ -222,12 +222,21 @@ def test_explain_says_why_not_in_words(ivs: IvsStandIn, tmp_path: Path):
     ]
 
     path.write_text(json.dumps(POLICY))
-    assert run("policy", "put", str(path), "--expected-version", "1").status == 0
+    # --no-converge: the put must leave the stage as the event found it, for explain to say what it would do
+    assert run("policy", "put", str(path), "--expected-version", "1", "--no-converge").status == 0
     text = run("explain", str(event_file)).stdout
-    assert f"composition would start a composition: first publisher of the session {SESSION}" in text
+    # The calls it would make, then the handler's own outcome (explain now runs the handler on what-if services).
+    assert "composition would start a composition (destinations live) — started composition: first publisher" in text
     assert f"replication would replicate p-host to {OTHER_STAGE}" in text
     assert "moderation  would not: no moderation rule matches the publisher" in text
     assert all(call.operation != "StartComposition" for call in ivs.mutating_calls())  # explain acted on nothing
+    composition = run("explain", str(event_file), "--json").json()["automations"][0]
+    assert composition["action"] == "composition-started" and composition["acts"] is True
+    (call,) = composition["details"]["wouldCall"]
+    assert call["operation"] == "StartComposition"
+    assert call["params"]["stageArn"] == STAGE and call["params"]["tags"]["stagepilot:session"] == SESSION
+    assert {w["operation"] for w in composition["details"]["wouldWrite"]} >= {"PutItem", "UpdateItem"}
+    assert run("audit", "--json").json()[0]["action"] != "composition-started"  # nothing written either
 
 
 @pytest.mark.parametrize("content, status", [("{nope", 2), ("[1, 2]", 2)])

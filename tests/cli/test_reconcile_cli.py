@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
+
 from stagepilot.local.ivs import IvsStandIn
-from tests.cli.conftest import run
+from tests.cli.conftest import TABLE, run
 from tests.support import CHANNEL, ENCODER, OTHER_STAGE, STAGE, EventFactory
 
 POLICY = {
@@ -24,23 +26,41 @@ def put(tmp_path: Path, document: dict) -> None:
     assert run("policy", "put", str(path)).status == 0
 
 
-def test_dry_run_reports_the_drift_and_changes_nothing(ivs: IvsStandIn, tmp_path: Path) -> None:
+def table_items() -> list[dict]:
+    return boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
+
+
+def test_dry_run_reports_what_the_pass_then_does_and_changes_nothing(ivs: IvsStandIn, tmp_path: Path) -> None:
     put(tmp_path, POLICY)
     events = EventFactory()
     # both publishes happened at IVS; stagepilot never heard of them
     ivs.observe(events.published("host", user_id="host-1"))
     ivs.observe(events.published("troll", user_id="troll-3"))
+    before = table_items()
 
     result = run("reconcile", "--all", "--dry-run")
 
     assert result.status == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "1 live stage(s) of 1; 1 with a policy or a ban to check"
-    assert f"would  {STAGE}  moderation: would disconnect: a connected publisher" in result.stdout
-    assert f"would  {STAGE}  composition: would start a composition: a publisher and no composition" in result.stdout
+    # The real pass's own words (--dry-run runs that pass on what-if services), labelled "would".
+    assert f"would  {STAGE}  moderation: disconnected: a connected publisher the policy removes" in result.stdout
+    assert f"would  {STAGE}  composition: a publisher and no composition" in result.stdout
+    assert f"would call DisconnectParticipant (stageArn={STAGE}, participantId=troll" in result.stdout
     assert ivs.mutating_calls() == []
-    # Nothing recorded by the pass (the policy put that set the stage up is audited as the caller's change).
+    assert table_items() == before  # no claim, no audit entry: nothing written
     assert [e["action"] for e in run("audit", "--json").json()] == ["policy-put"]
+
+    would = run("reconcile", "--all", "--dry-run", "--json").json()
+    done = run("reconcile", "--all", "--json").json()
+
+    assert would["dryRun"] is True and done["dryRun"] is False
+    assert [(d["automation"], d["action"], d["reason"], d["done"]) for d in would["drift"]] == [
+        (d["automation"], d["action"], d["reason"], False) for d in done["drift"]
+    ]
+    assert all(d["done"] for d in done["drift"]) and len(done["drift"]) == 2
+    made = [{"operation": c.operation, "params": c.params} for c in ivs.mutating_calls()]
+    assert would["wouldCall"] == made  # the same calls, with the same parameters, in the same order
 
 
 def test_a_pass_heals_once_and_then_finds_no_drift(ivs: IvsStandIn, tmp_path: Path) -> None:

@@ -246,3 +246,39 @@ def test_recording_settings_changed_behind_stagepilots_back_are_put_back_within_
     ]
     deployment.settle(3 * RECONCILE_SECONDS)
     assert len(calls(deployment, "UpdateStage")) == 2  # converged: nothing applied twice
+
+
+def test_a_dry_run_pass_changes_nothing_and_reports_what_the_pass_then_does(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    """Every kind of drift at once (a lost publish: no composition, no replica, a troll on stage; the
+    recording settings), each automation's heal held back by the what-if port, then done for real."""
+    from tests.support import STORAGE
+
+    deployment: LocalDeployment = make_deployment()  # no scheduled pass: this test runs them
+    recording = {"storageConfigurationArn": STORAGE}
+    put_policy(deployment, {**POLICY, "stage": {"participantRecording": recording}})
+    deployment.ivs.declare_participant(STAGE, "host", user_id="host-1")
+    deployment.put_event(events.published("host", user_id="host-1"), deliver=False)
+    deployment.put_event(events.published("troll", user_id="troll-3", at=later(1)), deliver=False)
+    deployment.clock.advance_to(later(30))
+    table = deployment.table.client
+    before = table.scan(TableName=deployment.table.name)["Items"]
+    metrics = dict(deployment.metrics.counts)
+
+    would = deployment.reconcile(dry_run=True)
+
+    assert deployment.ivs.mutating_calls() == []
+    assert table.scan(TableName=deployment.table.name)["Items"] == before  # no claim, no heal audited
+    assert deployment.metrics.counts == metrics  # no Healed counted
+    assert deployment.passes == []  # a dry run is not a pass that happened
+    assert connected(deployment, "troll")
+
+    done = deployment.reconcile()
+
+    def drift(report: Any) -> list[tuple[str, str, str]]:
+        return [(o.automation, o.action, o.reason) for _, o in report.drift]
+
+    assert drift(would) == drift(done)
+    assert {automation for automation, _, _ in drift(done)} == {"moderation", "composition", "replication", "stage"}
+    assert not connected(deployment, "troll") and len(live_compositions(deployment)) == 1

@@ -243,7 +243,7 @@ class CompositionAutomation:
         return Outcome(self.name, "recording-failed", f"{event.event_name}: audited and counted", details=details)
 
     # the convergence pass -----------------------------------------------------------------------------
-    def converge(self, stage: LiveStage, services: Services, *, dry_run: bool) -> list[Outcome]:
+    def converge(self, stage: LiveStage, services: Services) -> list[Outcome]:
         """Someone publishes now and no stagepilot composition is live at IVS: start one (once)."""
         policy = stage.policy
         if policy is None or policy.composition is None:
@@ -266,8 +266,6 @@ class CompositionAutomation:
         details = {"session_id": stage.session_id, "publishers": len(publishers)}
         if not decision.act:
             return [Outcome(self.name, "skip", decision.reason, details=details)]
-        if dry_run:
-            return [Outcome(self.name, "would-heal", f"would start a composition: {decision.reason}", details=details)]
         outcome = self._start(
             stage.arn,
             stage.session_id,

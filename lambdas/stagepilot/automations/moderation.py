@@ -148,7 +148,7 @@ class ModerationAutomation:
         return self._act(event, participant_id, user_id, verdict, moderation, services)
 
     # the convergence pass -----------------------------------------------------------------------------
-    def converge(self, stage: LiveStage, services: Services, *, dry_run: bool) -> list[Outcome]:
+    def converge(self, stage: LiveStage, services: Services) -> list[Outcome]:
         """Every connected publisher judged as its Participant Published would have been (bans, blocked
         user ids and attributes): one whose event never arrived is disconnected now."""
         moderation = stage.policy.moderation if stage.policy is not None else None
@@ -160,11 +160,7 @@ class ModerationAutomation:
             verdict = judge_publisher(seen, participant.participant_id, moderation, services)
             if isinstance(verdict, str):
                 continue
-            ids = {"session_id": stage.session_id, "participant_id": participant.participant_id}
             found = f"a connected publisher the policy removes ({verdict.rule.value}) that is still on the stage"
-            if dry_run:
-                outcomes.append(Outcome(MODERATION, "would-heal", f"would disconnect: {found}", details=ids))
-                continue
             outcome = self._act(seen, participant.participant_id, participant.user_id, verdict, moderation, services)
             if outcome.acted:
                 outcome = Outcome(MODERATION, outcome.action, f"disconnected: {found}", True, outcome.details)

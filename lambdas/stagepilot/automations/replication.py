@@ -405,7 +405,7 @@ class ReplicationAutomation:
         return Outcome(self.name, "skip", reason, details=details)
 
     # the convergence pass -----------------------------------------------------------------------------
-    def converge(self, stage: LiveStage, services: Services, *, dry_run: bool) -> list[Outcome]:
+    def converge(self, stage: LiveStage, services: Services) -> list[Outcome]:
         """Every publisher a rule matches has an ACTIVE replica in each destination, as IVS lists them
         (ListParticipantReplicas); a missing one — its publish event lost, or IVS ended it and its stop
         event was lost — is made again through the same path as a Participant Published."""
@@ -434,11 +434,7 @@ class ReplicationAutomation:
             ]
             if not missing:
                 continue
-            ids = {"session_id": stage.session_id, "participant_id": participant.participant_id, "missing": missing}
             found = f"a matching publisher with no replica in {', '.join(missing)} at IVS"
-            if dry_run:
-                outcomes.append(Outcome(self.name, "would-heal", f"would replicate: {found}", details=ids))
-                continue
             seen = stage.publish_seen(participant, "replication")
             for destination in missing:
                 target = ReplicationTarget(stage.arn, stage.session_id, participant.participant_id, destination)

@@ -37,7 +37,7 @@ def _normal(value: Any) -> Any:
 class StageSettingsAutomation:
     name = STAGE_SETTINGS
 
-    def converge(self, stage: LiveStage, services: Services, *, dry_run: bool) -> list[Outcome]:
+    def converge(self, stage: LiveStage, services: Services) -> list[Outcome]:
         settings = stage.policy.stage if stage.policy is not None else None
         wanted = settings.wanted_recording() if settings is not None else None
         if wanted is None:
@@ -50,8 +50,6 @@ class StageSettingsAutomation:
             return []
         details = {"session_id": stage.session_id, "fields": differing}
         found = f"the stage's recording settings differ from the policy in {', '.join(differing)}"
-        if dry_run:
-            return [Outcome(self.name, "would-heal", f"would apply: {found}", details=details)]
         services.ivs.update_stage_recording(stage.arn, wanted)
         services.metrics.count("StageSettingsApplied")
         return [Outcome(self.name, "recording-settings-applied", f"{found}; applied", acted=True, details=details)]

@@ -105,7 +105,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         help="what each automation would do with an event, and why",
         description="Evaluate one EventBridge event (a JSON file) against the stored policies and the current "
         "state of IVS and the table, without acting: which automations the stack's rules send it to, and "
-        "what each would do and why. Uses the handlers' own decision code.",
+        "what each would do and why. Runs each handler's own code on a what-if copy of the world: it reads IVS and "
+        "the table, and records the writes and IVS calls it would make (details.wouldCall) instead of making them.",
     )
     explain.add_argument("event_file", type=Path, metavar="EVENT_FILE")
     explain.add_argument(

@@ -1,19 +1,23 @@
 """``stagepilot reconcile [STAGE_ARN | --all] [--dry-run]``: run a convergence pass now.
 
 The answer to "is everything as the policies say?": the same pass the scheduled function runs
-(convergence.py), over every live stage or one, printing the drift it found and what it did, or with
-``--dry-run`` what it would do, acting on nothing.
+(convergence.py), over every live stage or one, printing the drift it found and what it did. With
+``--dry-run`` it is still that pass, run on what-if services (adapters/whatif.py) that read the real
+table and IVS and hold back every write and IVS call: it prints what the pass would do and the IVS calls
+it would make, and changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import resources
 
 if TYPE_CHECKING:
+    from stagepilot.adapters.whatif import IvsCall
     from stagepilot.cli.output import Output
     from stagepilot.convergence import PassReport
 
@@ -26,7 +30,9 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         description="Compare every live stage (or one) with its policy using IVS's own listings, and do what is "
         "missing: a composition where someone publishes and none runs, a replica IVS does not list, a banned "
         "or blocked publisher still connected. The same pass the stack runs every reconcileMinutes; every "
-        "healed action is audited as 'healed'. With --dry-run nothing is done or recorded.",
+        "healed action is audited as 'healed'. With --dry-run the same pass reads the real table and IVS but "
+        "holds back every write and IVS call: it prints what it would do and the calls it would make, and "
+        "nothing is done or recorded.",
     )
     target = command.add_mutually_exclusive_group(required=True)
     target.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?", help="one live stage")
@@ -38,23 +44,30 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 
 
 def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.adapters.whatif import what_if
     from stagepilot.automations import convergence_order
     from stagepilot.cli.services import cli_services
     from stagepilot.convergence import run_pass
 
     only = checked_arn(args.stage_arn) if args.stage_arn else None
     services = cli_services(resources(args))
-    report = run_pass(services, convergence_order(), only_stage=only, dry_run=args.dry_run)
-    if out.as_json:
-        out.json(_as_json(report, dry_run=args.dry_run))
+    calls: Sequence[IvsCall] | None = None  # None: the pass acted; else the calls it held back
+    if args.dry_run:
+        with what_if(services) as whatif:
+            report = run_pass(whatif.services, convergence_order(), only_stage=only)
+            calls = whatif.calls
     else:
-        _print(out, report, only=only, dry_run=args.dry_run)
+        report = run_pass(services, convergence_order(), only_stage=only)
+    if out.as_json:
+        out.json(_as_json(report, would_call=calls))
+    else:
+        _print(out, report, only=only, would_call=calls)
     return 1 if report.errors else 0
 
 
-def _as_json(report: PassReport, *, dry_run: bool) -> dict[str, Any]:
+def _as_json(report: PassReport, *, would_call: Sequence[IvsCall] | None) -> dict[str, Any]:
     return {
-        "dryRun": dry_run,
+        "dryRun": would_call is not None,
         "stagesListed": report.stages_listed,
         "live": report.live,
         "examined": report.examined,
@@ -63,7 +76,7 @@ def _as_json(report: PassReport, *, dry_run: bool) -> dict[str, Any]:
                 "stageArn": arn,
                 "automation": o.automation,
                 "action": o.action,
-                "done": o.acted,
+                "done": o.acted and would_call is None,
                 "reason": o.reason,
                 "sessionId": o.details.get("session_id"),
                 "participantId": o.details.get("participant_id"),
@@ -72,10 +85,11 @@ def _as_json(report: PassReport, *, dry_run: bool) -> dict[str, Any]:
         ],
         "errors": [{"stageArn": arn, "error": error} for arn, error in report.errors],
         "deferred": report.deferred,
+        **({"wouldCall": [call.to_json() for call in would_call]} if would_call is not None else {}),
     }
 
 
-def _print(out: Output, report: PassReport, *, only: str | None, dry_run: bool) -> None:
+def _print(out: Output, report: PassReport, *, only: str | None, would_call: Sequence[IvsCall] | None) -> None:
     scope = only or "every live stage"
     if only and not report.live:
         out.line(f"{only} is not live (no active session): nothing to converge")
@@ -84,8 +98,11 @@ def _print(out: Output, report: PassReport, *, only: str | None, dry_run: bool) 
             f"{report.live} live stage(s) of {report.stages_listed}; {report.examined} with a policy or a ban to check"
         )
     for arn, outcome in report.drift:
-        verb = "would" if dry_run else ("healed" if outcome.acted else "drift")
+        verb = "would" if would_call is not None else ("healed" if outcome.acted else "drift")
         out.line(f"{verb:<6} {arn}  {outcome.automation}: {outcome.reason}")
+    for call in would_call or ():
+        params = ", ".join(f"{k}={v}" for k, v in call.params.items() if isinstance(v, str) and k != "idempotencyToken")
+        out.line(f"would call {call.operation} ({params})")
     for arn, error in report.errors:
         out.line(f"error  {arn}: {error}")
     if report.deferred:

@@ -37,10 +37,8 @@ from stagepilot.adapters.schema import (
     TTL_ATTRIBUTE,
 )
 from stagepilot.adapters.table import Table
-from stagepilot.automations import convergence_order
-from stagepilot.automations.composition import CompositionAutomation
-from stagepilot.automations.moderation import ModerationAutomation
-from stagepilot.automations.replication import ReplicationAutomation
+from stagepilot.adapters.whatif import what_if
+from stagepilot.automations import convergence_order, event_automations
 from stagepilot.config import Settings
 from stagepilot.convergence import PassReport, run_pass
 from stagepilot.decisions.leases import MAX_RECEIVES  # the stack's redrive policy: maxReceiveCount
@@ -261,13 +259,17 @@ class LocalDeployment:
 
     def reconcile(self, *, only_stage: str | None = None, dry_run: bool = False) -> PassReport:
         """One convergence pass now, as the scheduled function runs it (moderation first: nobody banned
-        is composed or replicated)."""
+        is composed or replicated). ``dry_run``: the same pass on what-if services (adapters/whatif.py):
+        its report says what the pass would do; nothing is written, called or kept in ``passes``."""
         # the deployed pass's automations, in its order, limited to those this deployment runs
         deployed = {a.name for a in default_automations()}
         converging = [a for a in convergence_order() if a.name in self.automations or a.name not in deployed]
+        if dry_run:
+            with what_if(self.services) as whatif:
+                return run_pass(whatif.services, converging, only_stage=only_stage)
         self.ivs.trigger = "reconcile"
         try:
-            report = run_pass(self.services, converging, only_stage=only_stage, dry_run=dry_run)
+            report = run_pass(self.services, converging, only_stage=only_stage)
         finally:
             self.ivs.trigger = None
         self.passes.append(report)
@@ -387,7 +389,7 @@ class LocalDeployment:
 
 def default_automations() -> list[Automation]:
     """The three automations, as the stack deploys them."""
-    return [CompositionAutomation(), ReplicationAutomation(), ModerationAutomation()]
+    return list(event_automations())
 
 
 def _event_time(event: Mapping[str, Any]) -> datetime | None:
