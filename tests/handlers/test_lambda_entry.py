@@ -4,6 +4,7 @@ an SQS batch, per-record failures (ReportBatchItemFailures) and malformed events
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,9 +65,13 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
                 }
             )
         )
+        package_logger = logging.getLogger("stagepilot")
+        handlers, level = list(package_logger.handlers), package_logger.level
         yield {"ivs": ivs, "sqs": sqs, "queue": queue, "dlq": dlq}
         wiring.services_for.cache_clear()
         wiring._sqs_client.cache_clear()
+        # Powertools copied the function's handler onto the package's logger: later tests must not inherit it.
+        package_logger.handlers[:], package_logger.level = handlers, level
 
 
 def sqs_event(queue_url: str, sqs: Any, bodies: list[str]) -> dict[str, Any]:

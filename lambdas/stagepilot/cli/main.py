@@ -146,6 +146,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: Any = None, stderr: Any =
             out = Output(stdout=stdout, stderr=stderr, output_format=args.output, query=_query(args.query))
             if args.debug:
                 _log_debug(stderr)
+            else:
+                _quiet_logs()
             use_aws_options(AwsOptions(profile=args.profile, region=args.region, endpoint_url=args.endpoint_url))
             handler: Handler = args.handler
             return handler(args, out)
@@ -194,6 +196,14 @@ def _silence(stream: Any) -> None:
         if stream is real or getattr(stream, "_stream", None) is real:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, real.fileno() if real is not None else 1)
+
+
+def _quiet_logs() -> None:
+    """The automations' log lines are for CloudWatch; the operator is told in the command's own words. A
+    handler that drops them keeps Python's last-resort handler from printing their warnings on stderr."""
+    logger = logging.getLogger("stagepilot")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
 
 
 def _log_debug(stream: Any) -> None:
