@@ -38,7 +38,13 @@ print(time.perf_counter() - t)
 
 
 def environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "STAGEPILOT_"))}
+    # PYTHONDONTWRITEBYTECODE (set on some machines) would make every run compile boto3 from source: the
+    # Lambda runtime's boto3 is compiled, so the floor and the handler run with .pyc caches here.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "POWERTOOLS_", "STAGEPILOT_")) and k != "PYTHONDONTWRITEBYTECODE"
+    }
     env.update(
         STAGEPILOT_TABLE="stagepilot-bench",
         AWS_DEFAULT_REGION="us-east-1",
