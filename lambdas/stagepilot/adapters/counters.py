@@ -29,6 +29,7 @@ from stagepilot.adapters.table import (
     Table,
     epoch,
     iso,
+    parse_iso,
     stage_partition,
     utc_now,
 )
@@ -234,7 +235,7 @@ def _claim(item: Mapping[str, Any]) -> DisconnectClaim:
     return DisconnectClaim(
         owner=str(item.get("owner", "")),
         state=ClaimState(item.get("state", ClaimState.CLAIMED.value)),
-        claimed_at=_parse_iso(item.get("claimedAt")),
+        claimed_at=parse_iso(item.get("claimedAt")) or datetime.min.replace(tzinfo=UTC),
         result=str(item.get("result", "")),
     )
 
@@ -245,9 +246,3 @@ def _millis(value: datetime) -> int:
 
 def _time(value: Any) -> datetime:
     return datetime.fromtimestamp(int(value) / 1000, UTC)
-
-
-def _parse_iso(value: object) -> datetime:
-    if not isinstance(value, str) or not value:
-        return datetime.min.replace(tzinfo=UTC)
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))

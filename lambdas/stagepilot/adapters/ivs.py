@@ -168,23 +168,25 @@ class IvsStage:
         self._pacer = pacer
 
     # reads -----------------------------------------------------------------------------------------
-    def active_session_id(self, stage_arn: str) -> str | None:
+    def get_stage(self, stage_arn: str) -> dict[str, Any] | None:
+        """GetStage's ``stage``; None when the stage does not exist (deleted: no session, no settings)."""
         try:
-            stage = self._call("GetStage", arn=stage_arn)["stage"]
-        except IvsRejected as exc:
-            if exc.not_found:  # the stage was deleted: it has no active session
-                return None
-            raise
-        return stage.get("activeSessionId") or None
-
-    def stage(self, stage_arn: str) -> StageInfo | None:
-        """GetStage; None when the stage does not exist."""
-        try:
-            stage = self._call("GetStage", arn=stage_arn)["stage"]
+            stage: dict[str, Any] = self._call("GetStage", arn=stage_arn)["stage"]
         except IvsRejected as exc:
             if exc.not_found:
                 return None
             raise
+        return stage
+
+    def active_session_id(self, stage_arn: str) -> str | None:
+        stage = self.get_stage(stage_arn)
+        return (stage.get("activeSessionId") or None) if stage is not None else None
+
+    def stage(self, stage_arn: str) -> StageInfo | None:
+        """GetStage; None when the stage does not exist."""
+        stage = self.get_stage(stage_arn)
+        if stage is None:
+            return None
         return StageInfo(arn=stage["arn"], name=stage.get("name") or "", active_session_id=stage.get("activeSessionId"))
 
     def live_stages(self) -> list[StageInfo]:
@@ -209,13 +211,8 @@ class IvsStage:
 
     def stage_recording(self, stage_arn: str) -> dict[str, Any] | None:
         """The stage's autoParticipantRecordingConfiguration (GetStage); None when the stage does not exist."""
-        try:
-            stage = self._call("GetStage", arn=stage_arn)["stage"]
-        except IvsRejected as exc:
-            if exc.not_found:
-                return None
-            raise
-        return dict(stage.get("autoParticipantRecordingConfiguration") or {})
+        stage = self.get_stage(stage_arn)
+        return dict(stage.get("autoParticipantRecordingConfiguration") or {}) if stage is not None else None
 
     def update_stage_recording(self, stage_arn: str, configuration: Mapping[str, Any]) -> None:
         self._call(

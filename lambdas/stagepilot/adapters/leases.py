@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from stagepilot.adapters.table import SORT_KEY, Table, iso, stage_partition, utc_now
+from stagepilot.adapters.table import SORT_KEY, Table, iso, parse_iso, stage_partition, utc_now
 from stagepilot.decisions.leases import CLAIM_LEASE
 
 UNFINISHED = "claimed"  # the unfinished state of every claim kind (composition, replication, disconnect)
@@ -49,8 +49,5 @@ def release_claims(table: Table, stage_arn: str, owner: str, *, clock: Callable[
 
 def _holds(item: dict[str, object], now: datetime) -> bool:
     """The claim's lease is still running (one already over, or released before, needs nothing)."""
-    try:
-        claimed_at = datetime.fromisoformat(str(item["claimedAt"]))
-    except (KeyError, ValueError):
-        return False
-    return now - claimed_at <= CLAIM_LEASE
+    claimed_at = parse_iso(item.get("claimedAt"))
+    return claimed_at is not None and now - claimed_at <= CLAIM_LEASE

@@ -21,6 +21,7 @@ from stagepilot.adapters.table import (
     Table,
     epoch,
     iso,
+    parse_iso,
     stage_partition,
     utc_now,
 )
@@ -256,7 +257,7 @@ def _claim(item: dict[str, Any]) -> ReplicationClaim:
     return ReplicationClaim(
         state=ClaimState(item["state"]),
         owner=str(item.get("owner", "")),
-        claimed_at=_time(item.get("claimedAt")) or datetime.min.replace(tzinfo=UTC),
+        claimed_at=parse_iso(item.get("claimedAt")) or datetime.min.replace(tzinfo=UTC),
         rule_hash=item.get("ruleHash"),
         rejection=item.get("rejection"),
     )
@@ -274,9 +275,3 @@ def _replica(item: dict[str, Any]) -> ReplicaRecord:
         destination_session_id=item.get("destinationSessionId"),
         rejection=item.get("rejection"),
     )
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))

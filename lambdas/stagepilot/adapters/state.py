@@ -15,6 +15,7 @@ from stagepilot.adapters.table import (
     Table,
     epoch,
     iso,
+    parse_iso,
     stage_partition,
     utc_now,
 )
@@ -159,19 +160,13 @@ def _record(item: dict[str, Any]) -> SessionCompositions:
         attempt=int(item["attempt"]),
         state=State(item["state"]),
         owner=str(item.get("owner", "")),
-        claimed_at=_time(item.get("claimedAt")) or datetime.min.replace(tzinfo=UTC),
+        claimed_at=parse_iso(item.get("claimedAt")) or datetime.min.replace(tzinfo=UTC),
         restarts=int(item.get("restarts", 0)),
         composition_arn=item.get("compositionArn"),
-        failed_at=_time(item.get("failedAt")),
-        ended_at=_time(item.get("endedAt")),
+        failed_at=parse_iso(item.get("failedAt")),
+        ended_at=parse_iso(item.get("endedAt")),
         policy_hash=item.get("policyHash"),
     )
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def recording_key(stage_arn: str, session_id: str, participant_id: str) -> tuple[str, str]:

@@ -67,6 +67,13 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_iso(value: object) -> datetime | None:
+    """A time ``iso`` wrote; None for a missing or empty attribute."""
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def epoch(value: datetime) -> int:
     return int(value.timestamp())
 
