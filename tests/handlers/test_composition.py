@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from stagepilot.adapters.state import CompositionRecords
 from stagepilot.automations.composition import CompositionAutomation
+from stagepilot.decisions.composition import State
 from stagepilot.local.deployment import LocalDeployment
 from tests.support import (
     CHANNEL,
@@ -322,3 +324,88 @@ def test_a_carried_composition_that_fails_is_restarted_for_the_new_session(show:
     restarts = starts(show)[1:]
     assert [r["tags"]["stagepilot:session"] for r in restarts] == [session]
     assert len([c for c in show.ivs.compositions(STAGE) if c.state == "ACTIVE"]) == 1
+
+
+# the stage's composition ledger: ListCompositions only when the claim cannot tell ------------------
+def listings(deployment: LocalDeployment) -> int:
+    return sum(1 for c in deployment.ivs.calls if c.operation == "ListCompositions")
+
+
+def ended_normally(show: LocalDeployment, events: EventFactory, session: str, at: int) -> None:
+    """``session``'s host publishes, its composition starts; everyone leaves and IVS ends it."""
+    publish(show, events.published("host1", user_id="host-1", session=session, at=later(at)))
+    show.ivs.end_session(STAGE)
+    show.settle(120)
+
+
+def test_a_first_start_asks_ivs_only_while_the_stage_has_no_ledger(show: LocalDeployment, events: EventFactory):
+    ended_normally(show, events, SESSION, 0)
+    assert listings(show) == 1  # the stage had no ledger: a composition from before it could be live
+
+    before = listings(show)
+    publish(show, events.published("host2", user_id="host-2", session="st-NextSession01", at=later(600)))
+
+    assert len(starts(show)) == 2
+    assert listings(show) == before  # the first session left the ledger at its Session End
+
+
+def test_a_lost_session_end_makes_the_next_session_ask_once_and_then_not_again(
+    show: LocalDeployment, events: EventFactory
+):
+    publish(show, events.published("host1", user_id="host-1"))
+    show.lose_emitted("Session End", stage_arn=STAGE)
+    show.ivs.end_session(STAGE)
+    show.settle(300)  # IVS ended the composition; nobody heard: the first session is still in the ledger
+
+    before = listings(show)
+    ended_normally(show, events, "st-NextSession01", 600)
+    assert listings(show) == before + 1  # the entry left behind makes it ask; IVS shows it stale
+    assert len(starts(show)) == 2
+
+    before = listings(show)
+    publish(show, events.published("host3", user_id="host-3", session="st-ThirdSession1", at=later(1200)))
+    assert listings(show) == before  # the stale entry was dropped, the second session left at its end
+    assert len(starts(show)) == 3
+
+
+def test_a_resumed_claim_asks_ivs_before_starting_again(show: LocalDeployment, events: EventFactory):
+    ended_normally(show, events, SESSION, 0)
+    show.ivs.fail_next("StartComposition", error="InternalServerException")
+
+    before = listings(show)
+    publish(show, events.published("host2", user_id="host-2", session="st-NextSession01", at=later(600)))
+    assert listings(show) == before  # a fresh claim on a stage whose compositions all ended
+    show.drain()  # the retry resumes its own claim: an earlier try may have started it
+
+    assert listings(show) == before + 1
+    assert len([c for c in show.ivs.compositions(STAGE) if c.state == "ACTIVE"]) == 1
+
+
+def test_a_carried_composition_is_found_through_the_ledger(show: LocalDeployment, events: EventFactory):
+    ended_normally(show, events, SESSION, 0)  # the stage has a ledger: only its entries make a start ask
+    before = listings(show)
+    publish(show, events.published("host1", user_id="host-1", session="st-SecondSessio1", at=later(600)))
+    show.ivs.leave(STAGE, "host1")
+    publish(show, events.published("host1", user_id="host-1", session="st-ThirdSession1", at=later(640)))
+
+    assert listings(show) == before + 1  # the second session's entry: its composition may carry on
+    assert len(starts(show)) == 2
+    assert len([c for c in show.ivs.compositions(STAGE) if c.state == "ACTIVE"]) == 1
+
+
+def test_the_ledger_keeps_a_renewed_entry_and_drops_a_session_whose_record_ends(show: LocalDeployment):
+    records = CompositionRecords(show.table, clock=show.clock)
+    assert records.enter(STAGE, "st-FirstSession1").kept is False
+    seen = records.enter(STAGE, "st-SecondSessio1").others
+    assert list(seen) == ["st-FirstSession1"]
+
+    show.clock.advance_to(later(30))
+    records.enter(STAGE, "st-FirstSession1")  # a takeover renews the entry: what was seen is not it any more
+    assert records.forget(STAGE, seen) is False
+    assert list(records.enter(STAGE, "st-ThirdSession1").others) == ["st-FirstSession1", "st-SecondSessio1"]
+
+    claimed, _ = records.claim_first(STAGE, "st-SecondSessio1", owner="e-1")
+    assert claimed
+    assert records.mark(STAGE, "st-SecondSessio1", attempt=1, state=State.STALE, from_states=(State.CLAIMED,))
+    assert not records.mark(STAGE, "st-FirstSession1", attempt=1, state=State.ENDED, from_states=(State.STARTED,))
+    assert list(records.enter(STAGE, "st-ThirdSession1").others) == ["st-FirstSession1"]

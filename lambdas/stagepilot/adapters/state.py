@@ -4,6 +4,7 @@ deliveries of events for one stage cannot both act."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,23 @@ def composition_key(stage_arn: str, session_id: str) -> tuple[str, str]:
     return stage_partition(stage_arn), f"SESSION#{session_id}#COMPOSITION"
 
 
+def ledger_key(stage_arn: str) -> tuple[str, str]:
+    return stage_partition(stage_arn), "COMPOSITIONS"
+
+
+LEDGER_ENTRY = "session#"  # one attribute per session in the ledger: ``session#<session id>`` = claim time
+# A session's record reaching one of these states has no composition live: it leaves the ledger.
+_NOTHING_LIVE = frozenset({State.ENDED, State.STALE, State.REJECTED, State.GAVE_UP})
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The stage's composition ledger as it was before a session entered it."""
+
+    kept: bool  # False: the stage had none (it is written since stagepilot keeps one)
+    others: Mapping[str, datetime]  # the other sessions' entries: session id → its last claim
+
+
 class CompositionRecords:
     """The ``SessionCompositions`` record of each stage session (see decisions/composition.py)."""
 
@@ -46,6 +64,45 @@ class CompositionRecords:
             if sk.endswith("#COMPOSITION") and item.get("compositionArn") == composition_arn:
                 found.append((sk.removeprefix("SESSION#").removesuffix("#COMPOSITION"), _record(item)))
         return sorted(found, key=lambda held: held[1].claimed_at)
+
+    def enter(self, stage_arn: str, session_id: str) -> Ledger:
+        """Note in the stage's ledger that ``session_id`` is starting a composition, and learn which other
+        sessions may hold one — one call. A session stays in the ledger until its record says nothing is
+        live (``mark``); entries left by a crash are dropped once IVS shows them stale (``forget``)."""
+        pk, sk = ledger_key(stage_arn)
+        now = self._clock()
+        old = self._table.swap(
+            pk,
+            sk,
+            "SET #entry = :now, #ttl = :ttl",
+            names={"#entry": LEDGER_ENTRY + session_id, "#ttl": TTL_ATTRIBUTE},
+            values={":now": iso(now), ":ttl": epoch(now + STATE_RETENTION)},
+        )
+        others = {}
+        for name, value in (old or {}).items():
+            at = parse_iso(value) if name.startswith(LEDGER_ENTRY) else None
+            if at is not None and name != LEDGER_ENTRY + session_id:
+                others[name.removeprefix(LEDGER_ENTRY)] = at
+        return Ledger(kept=old is not None, others=others)
+
+    def forget(self, stage_arn: str, entries: Mapping[str, datetime]) -> bool:
+        """Drop these sessions' entries, unless one was renewed meanwhile (a claim taken over)."""
+        if not entries:
+            return False
+        names, values, removed, same = {}, {}, [], []
+        for index, (session_id, at) in enumerate(sorted(entries.items())):
+            names[f"#e{index}"] = LEDGER_ENTRY + session_id
+            values[f":e{index}"] = iso(at)
+            removed.append(f"#e{index}")
+            same.append(f"#e{index} = :e{index}")
+        change = ConditionalUpdate(
+            *ledger_key(stage_arn), "REMOVE " + ", ".join(removed), " AND ".join(same), names, values
+        )
+        return self._table.apply(change)
+
+    def leaving(self, stage_arn: str, session_id: str) -> ConditionalUpdate:
+        """The ledger update that takes ``session_id`` out (nothing of it is live any more)."""
+        return ConditionalUpdate(*ledger_key(stage_arn), "REMOVE #entry", names={"#entry": LEDGER_ENTRY + session_id})
 
     def claim_first(self, stage_arn: str, session_id: str, *, owner: str) -> tuple[bool, SessionCompositions | None]:
         """Claim attempt 1 of a session nobody has claimed yet, or learn what is recorded — one call
@@ -123,10 +180,14 @@ class CompositionRecords:
         from_states: tuple[State, ...],
         **attributes: Any,
     ) -> bool:
-        """Move ``attempt`` to ``state`` if it is still in one of ``from_states``."""
-        return self._table.apply(
-            self.marking(stage_arn, session_id, attempt=attempt, state=state, from_states=from_states, **attributes)
+        """Move ``attempt`` to ``state`` if it is still in one of ``from_states``; a state with nothing live
+        takes the session out of the stage's ledger in the same transaction."""
+        change = self.marking(
+            stage_arn, session_id, attempt=attempt, state=state, from_states=from_states, **attributes
         )
+        if state in _NOTHING_LIVE:
+            return self._table.apply_all([change, self.leaving(stage_arn, session_id)])
+        return self._table.apply(change)
 
     def marking(
         self,

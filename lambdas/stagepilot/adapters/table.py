@@ -181,6 +181,16 @@ class Table:
             return None, failed.old
         return _from_item(response["Attributes"]), None
 
+    def swap(
+        self, pk: str, sk: str, expression: str, *, names: Mapping[str, str], values: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Update an item unconditionally and return it as it was before (None: it did not exist) — a
+        write and a read of what it replaced, in one call."""
+        params: dict[str, Any] = {"Key": _key(pk, sk), "UpdateExpression": expression, "ReturnValues": "ALL_OLD"}
+        _add_condition(params, None, names, values)
+        old = self._call("update_item", **params).get("Attributes")
+        return _from_item(old) if old else None
+
     def apply(self, change: ConditionalUpdate) -> bool:
         """``update`` with a prepared change; False when its condition did not hold."""
         updated = self.update(
@@ -196,13 +206,18 @@ class Table:
     def update_and_put(self, update: ConditionalUpdate, item: Mapping[str, Any]) -> bool:
         """Apply ``update`` and write ``item`` in one transaction: one call (two write units) where two
         writes would be two calls. False when the update's condition did not hold: nothing was written."""
-        request: dict[str, Any] = {
-            "TableName": self.name,
-            "Key": _key(update.pk, update.sk),
-            "UpdateExpression": update.expression,
-        }
-        _add_condition(request, update.condition, update.names, update.values)
-        return self._transact([{"Update": request}, {"Put": {"TableName": self.name, "Item": _to_item(item)}}])
+        return self._transact([self._update_request(update), {"Put": {"TableName": self.name, "Item": _to_item(item)}}])
+
+    def apply_all(self, changes: list[ConditionalUpdate]) -> bool:
+        """Apply every change or none (one transaction); False when a condition did not hold. Another
+        transaction on one of the items at the same time is not an answer: ``RetryLater``."""
+        return self._transact([self._update_request(change) for change in changes], conflict_answers=False)
+
+    def _update_request(self, change: ConditionalUpdate) -> dict[str, Any]:
+        request: dict[str, Any] = {"TableName": self.name, "Key": _key(change.pk, change.sk)}
+        request["UpdateExpression"] = change.expression
+        _add_condition(request, change.condition, change.names, change.values)
+        return {"Update": request}
 
     def put_all(self, puts: list[ConditionalPut]) -> bool:
         """Write every item or none (one transaction); False when a condition did not hold or another
@@ -214,14 +229,16 @@ class Table:
             items.append({"Put": params})
         return self._transact(items)
 
-    def _transact(self, items: list[dict[str, Any]]) -> bool:
+    def _transact(self, items: list[dict[str, Any]], *, conflict_answers: bool = True) -> bool:
         try:
             self._call("transact_write_items", TransactItems=items)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
             reasons = {r.get("Code") for r in exc.response.get("CancellationReasons", [])} - {"None", None}
-            if reasons <= {"ConditionalCheckFailed", "TransactionConflict"}:
+            if reasons <= (
+                {"ConditionalCheckFailed", "TransactionConflict"} if conflict_answers else {"ConditionalCheckFailed"}
+            ):
                 return False
             raise RetryLater(f"DynamoDB TransactWriteItems: {sorted(reasons)}") from exc
         return True

@@ -13,8 +13,8 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from stagepilot.adapters.ivs import IvsRejected
-from stagepilot.adapters.state import CompositionRecords, RecordingRecords
+from stagepilot.adapters.ivs import CompositionSummary, IvsRejected
+from stagepilot.adapters.state import CompositionRecords, Ledger, RecordingRecords
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.composition import (
     Decision,
@@ -23,9 +23,11 @@ from stagepilot.decisions.composition import (
     decide_on_failure,
     decide_on_heal,
     decide_on_publish,
+    forgettable,
     idempotency_token,
     managed_attempt,
     managed_tags,
+    why_list_compositions,
 )
 from stagepilot.errors import RetryLater
 from stagepilot.events import CompositionStateChange, Event, RecordingStateChange, StageUpdate
@@ -299,11 +301,14 @@ class CompositionAutomation:
         """``claimed``: the caller already holds the claim of ``decision.attempt`` (``claim_first``)."""
         records = CompositionRecords(services.table, clock=services.clock)
         attempt = decision.attempt
-        resuming = claimed or (
+        resumed = not claimed and (
             record is not None and record.state is State.CLAIMED and record.attempt == attempt and record.owner == owner
         )
-        if not resuming and not records.claim(stage_arn, session_id, attempt=attempt, owner=owner, expected=record):
+        if not (claimed or resumed) and not records.claim(
+            stage_arn, session_id, attempt=attempt, owner=owner, expected=record
+        ):
             return self._skip("another event claimed this start first", session_id=session_id)
+        ledger = records.enter(stage_arn, session_id)
         active_session = services.ivs.active_session_id(stage_arn)
         if active_session != session_id:
             records.mark(stage_arn, session_id, attempt=attempt, state=State.STALE, from_states=(State.CLAIMED,))
@@ -315,10 +320,7 @@ class CompositionAutomation:
             # Over for now; a later publisher in this session starts a new attempt.
             records.mark(stage_arn, session_id, attempt=attempt, state=State.ENDED, from_states=(State.CLAIMED,))
             return self._skip("nobody is publishing in the session", session_id=session_id)
-        existing = next(
-            (c for c in services.ivs.compositions(stage_arn) if c.active and managed_attempt(dict(c.tags)) is not None),
-            None,
-        )
+        existing = self._live_elsewhere(stage_arn, ledger, resumed=resumed, records=records, services=services)
         if existing is not None:
             records.mark(
                 stage_arn,
@@ -401,6 +403,21 @@ class CompositionAutomation:
             acted=True,
             details={"session_id": session_id, "composition_arn": arn, "attempt": attempt},
         )
+
+    @staticmethod
+    def _live_elsewhere(
+        stage_arn: str, ledger: Ledger, *, resumed: bool, records: CompositionRecords, services: Services
+    ) -> CompositionSummary | None:
+        """The stagepilot composition live on the stage, as IVS lists it — asked only when the claim and
+        the stage's ledger cannot tell that there is none (``why_list_compositions``)."""
+        now = services.clock()
+        if why_list_compositions(resumed=resumed, ledger_kept=ledger.kept, others=ledger.others, now=now) is None:
+            return None
+        live = [c for c in services.ivs.compositions(stage_arn) if c.active and managed_attempt(dict(c.tags))]
+        if not live:  # IVS shows the other entries stale (their Session End lost, a crash): drop them
+            stale = forgettable(ledger.others, now=now)
+            records.forget(stage_arn, {session: ledger.others[session] for session in stale})
+        return live[0] if live else None
 
     def _skip(self, reason: str, **details: str) -> Outcome:
         return Outcome(self.name, "skip", reason, details=details)

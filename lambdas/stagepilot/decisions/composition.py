@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,6 +22,10 @@ from stagepilot.decisions.leases import CLAIM_LEASE
 CLAIM_TIMEOUT = CLAIM_LEASE  # past it the claim of an event that died can be taken over (decisions/leases.py)
 RESTART_BACKOFF_BASE = timedelta(seconds=5)
 RESTART_BACKOFF_MAX = timedelta(minutes=2)
+
+# A composition lives 24 hours at most (IVS quota, not adjustable) and starts within one function timeout of
+# the claim that enters it in the stage's ledger: an entry older than this cannot be a live composition.
+LEDGER_HORIZON = timedelta(hours=24) + CLAIM_LEASE
 
 MANAGED_TAG = "stagepilot:managed"
 SESSION_TAG = "stagepilot:session"
@@ -176,6 +181,36 @@ def decide_on_heal(
             return Decision(True, "IVS rejected the previous request; the policy has changed since", record.attempt + 1)
         return Decision(False, "IVS rejected this policy's composition in this session; fix the policy")
     return Decision(False, f"gave up after {record.restarts} restarts in this session")
+
+
+def why_list_compositions(
+    *, resumed: bool, ledger_kept: bool, others: Mapping[str, datetime], now: datetime
+) -> str | None:
+    """Why IVS must list the stage's compositions before this attempt starts one, or None when the
+    claim and the stage's ledger answer alone.
+
+    A first claim of a session is not enough: a composition may outlive its session (everyone left and
+    someone came back within the minute: it carries on into the next session). The stage's ledger
+    (adapters/state.py) has an entry for every session that claimed a start and has not been seen to
+    end; with no other entry, no stagepilot composition can be live on the stage, and
+    ``ListCompositions`` would only confirm it. Asked when:
+    the claim is resumed (an earlier try of this attempt may have started it), the stage has no ledger
+    yet (compositions started before stagepilot kept one), or another session's entry is recent enough
+    to hold a live composition."""
+    if resumed:
+        return "the claim is resumed: an earlier try may have started the composition"
+    if not ledger_kept:
+        return "the stage has no composition ledger yet"
+    live = sorted(session for session, at in others.items() if now - at < LEDGER_HORIZON)
+    if live:
+        return f"session {live[0]} may still hold a live composition"
+    return None
+
+
+def forgettable(others: Mapping[str, datetime], *, now: datetime) -> list[str]:
+    """The other sessions' ledger entries that IVS's listing (nothing stagepilot started is live) shows
+    stale: past the claim lease, so no start of theirs is in flight."""
+    return sorted(session for session, at in others.items() if now - at > CLAIM_LEASE)
 
 
 def restart_backoff(restarts_done: int) -> timedelta:
