@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from stagepilot.adapters.replication_state import ReplicationRecords
+from stagepilot.adapters.replication_state import KnownEvent, ReplicationRecords, ReplicationTarget
 from stagepilot.automations.replication import ReplicationAutomation
+from stagepilot.decisions.replication import ClaimState, ReplicationEventKind
+from stagepilot.events import parse_body
 from stagepilot.local.deployment import LocalDeployment
 from stagepilot.pipeline import Outcome
 from tests.support import (
@@ -18,6 +20,7 @@ from tests.support import (
     REGION,
     SESSION,
     STAGE,
+    T0,
     EventFactory,
     deliver_concurrently,
     later,
@@ -190,7 +193,7 @@ def test_retry_after_a_crash_between_the_start_and_its_record_does_not_start_twi
 
     monkeypatch.setattr(ReplicationRecords, "starting", crash_once)
     if known_by != "started-event":  # IVS's "Participant Replication Started" arrives after the retry
-        monkeypatch.setattr(ReplicationRecords, "record_event", lambda self, *a, **kw: False)
+        monkeypatch.setattr(ReplicationRecords, "record_event", lambda self, *a, **kw: KnownEvent.STALE)
     if known_by == "conflict":  # the retry's ListParticipantReplicas does not show it yet either
         real_replicas = deployment.services.ivs.replicas
 
@@ -405,29 +408,6 @@ def test_paused_stage_is_left_alone(deployment: LocalDeployment, events: EventFa
     assert delivery.outcome is not None and delivery.outcome.reason == "stage is paused"
 
 
-def test_replication_events_are_recorded_for_status(deployment: LocalDeployment, events: EventFactory) -> None:
-    put_policy(deployment, policy(STAGE, to(OTHER_STAGE, reconnectWindowSeconds=0)))
-    publish_and_drain(deployment, events.published("host", user_id="host-1"))
-    records = ReplicationRecords(deployment.table)
-
-    [live] = records.list(STAGE, session_id=SESSION)
-    assert (live.participant_id, live.destination_stage_arn, live.state) == ("host", OTHER_STAGE, "started")
-    assert live.last_event == "Participant Replication Started"
-    assert live.destination_session_id
-
-    deployment.ivs.client().stop_participant_replication(
-        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="host"
-    )
-    deployment.drain()
-    [stopped] = records.list(STAGE)
-    assert (stopped.state, stopped.last_event) == ("stopped", "Participant Replication Stopped")
-    assert not stopped.live
-
-    # publishing again after the replication stopped starts it again
-    publish_and_drain(deployment, events.published("host", user_id="host-1", at=later(60)))
-    assert [p["destinationStageArn"] for p in starts(deployment)] == [OTHER_STAGE, OTHER_STAGE]
-
-
 def test_unknown_replication_event_names_are_harmless(deployment: LocalDeployment, events: EventFactory) -> None:
     put_policy(deployment, policy(STAGE, to(OTHER_STAGE)))
     routed = deployment.put_event(
@@ -485,3 +465,202 @@ def test_a_fresh_replication_does_not_list_replicas_first(deployment: LocalDeplo
     ]
     assert "ListParticipantReplicas" not in before_start  # the claim was new: nothing to guard against
     # (the ambiguous path — a 409 — is still confirmed by the listing: see the crash-and-retry test's 'conflict')
+
+
+# Replication events: the destination inferred from the policy, or asked of IVS --------------------------
+LIST = "ListParticipantReplicas"
+
+
+def replicate_host_outside(deployment: LocalDeployment, call: str, destination: str, *, at: float = 0) -> None:
+    """``start`` or ``stop`` a replication of the host as the application would, at ``later(at)``: IVS sends
+    its event; stagepilot made no claim for it."""
+    deployment.run_until(later(at))
+    client = deployment.ivs.client()
+    operation = client.start_participant_replication if call == "start" else client.stop_participant_replication
+    operation(sourceStageArn=STAGE, destinationStageArn=destination, participantId="host")
+
+
+def replication_event(events: EventFactory, kind: str, participant_id: str, at: Any) -> dict[str, Any]:
+    """A replication event as IVS sends it: the participant and its session, no destination."""
+    return events.stage(f"Participant Replication {kind}", participant_id, at=at)
+
+
+def test_replication_events_are_recorded_for_status_without_asking_ivs_about_the_only_destination(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE)))
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+    records = ReplicationRecords(deployment.table)
+    [live] = records.list(STAGE, session_id=SESSION)
+    assert (live.participant_id, live.destination_stage_arn, live.state) == ("host", OTHER_STAGE, "started")
+    assert live.last_event == "Participant Replication Started"
+
+    replicate_host_outside(deployment, "stop", OTHER_STAGE, at=30)
+    deployment.drain()
+
+    [stopped] = records.list(STAGE)
+    assert (stopped.state, stopped.last_event) == ("stopped", "Participant Replication Stopped")
+    assert not stopped.live
+    assert (stopped.started_at, stopped.stopped_at) == ("2026-11-21T20:00:00.000Z", "2026-11-21T20:00:30.000Z")
+    assert attempts(deployment, LIST) == 0  # neither event, nor the fresh start, listed the replicas
+    recorded = [o for o in outcomes(deployment, participant_id="host") if o.action.startswith("record-")]
+    assert [o.action for o in recorded] == ["record-replication-started", "record-replication-stopped"]
+    assert all(OTHER_STAGE in o.reason for o in recorded)
+
+    # the stop recorded that way lets the next publish start again (asking IVS first: the claim is not new)
+    publish_and_drain(deployment, events.published("host", user_id="host-1", at=later(60)))
+    assert [p["destinationStageArn"] for p in starts(deployment)] == [OTHER_STAGE, OTHER_STAGE]
+
+
+def test_late_and_out_of_order_events_about_the_only_destination_change_nothing_and_ask_nothing(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE)))
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+    deployment.put_event(replication_event(events, "Stopped", "host", later(30)), observe=False)
+    deployment.put_event(replication_event(events, "Started", "host", later(10)), observe=False)  # older
+    deployment.drain()
+
+    [record] = ReplicationRecords(deployment.table).list(STAGE)
+    assert (record.state, record.stopped_at) == ("stopped", "2026-11-21T20:00:30.000Z")
+    [late] = [o for o in outcomes(deployment, participant_id="host")][-1:]
+    assert (late.action, late.reason) == (
+        "skip",
+        "Participant Replication Started: nothing newer than what is recorded",
+    )
+    assert attempts(deployment, LIST) == 0
+
+
+@pytest.mark.parametrize("case", ["two-destinations", "publisher-not-replicated-by-us", "no-replication-entries"])
+def test_events_whose_destination_is_ambiguous_are_recorded_as_ivs_lists_them(
+    deployment: LocalDeployment, events: EventFactory, case: str
+) -> None:
+    if case == "two-destinations":
+        put_policy(deployment, policy(STAGE, to(OTHER_STAGE), to(THIRD_STAGE)))
+        publish_and_drain(deployment, events.published("host", user_id="host-1"))
+        expected = {OTHER_STAGE, THIRD_STAGE}
+    else:  # the application replicates the host itself; stagepilot holds no record of it
+        rules = [to(OTHER_STAGE, participants={"userIds": ["someone-else"]})] if case.startswith("publisher") else []
+        put_policy(deployment, {"stageArn": STAGE, **({"replication": rules} if rules else {})})
+        publish_and_drain(deployment, events.published("host", user_id="host-1"))
+        replicate_host_outside(deployment, "start", OTHER_STAGE)
+        deployment.drain()
+        expected = {OTHER_STAGE}
+
+    records = ReplicationRecords(deployment.table).list(STAGE)
+    assert {(r.destination_stage_arn, r.state) for r in records} == {(d, "started") for d in expected}
+    assert all(r.destination_session_id for r in records)  # IVS's listing names the destination's session
+    assert attempts(deployment, LIST) == len(expected)  # one listing per Started event
+
+
+def test_an_event_for_a_destination_ivs_rejected_is_not_pinned_on_it(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(deployment, policy(STAGE, to(UNKNOWN_STAGE)))
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+    # the application replicates the host to another stage itself: the event cannot be about the rejected one
+    replicate_host_outside(deployment, "start", OTHER_STAGE)
+    deployment.drain()
+
+    records = {r.destination_stage_arn: r.state for r in ReplicationRecords(deployment.table).list(STAGE)}
+    assert records == {UNKNOWN_STAGE: "rejected", OTHER_STAGE: "started"}
+    assert attempts(deployment, LIST) == 1
+
+
+def test_without_a_policy_the_automation_asks_ivs_which_replication_an_event_is_about(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+    replicate_host_outside(deployment, "start", OTHER_STAGE)
+    event = parse_body(json.dumps(replication_event(events, "Started", "host", T0)))
+    outcome = ReplicationAutomation().handle(event, None, deployment.services)
+
+    assert outcome.action == "record-replication-started"
+    assert attempts(deployment, LIST) == 1
+    [record] = ReplicationRecords(deployment.table).list(STAGE)
+    assert (record.destination_stage_arn, record.state) == (OTHER_STAGE, "started")
+
+
+def test_an_event_on_a_known_replication_tells_no_record_apart_from_a_newer_one(
+    deployment: LocalDeployment,
+) -> None:
+    records = ReplicationRecords(deployment.table, clock=deployment.clock)
+    target = ReplicationTarget(STAGE, SESSION, "host", OTHER_STAGE)
+
+    def record(kind: ReplicationEventKind, seconds: float) -> KnownEvent:
+        return records.record_event(
+            target, kind=kind, event_name=f"Replication {kind}", at=later(seconds), only_if_known=True
+        )
+
+    assert record(ReplicationEventKind.STOPPED, 0) is KnownEvent.UNKNOWN  # nothing stored, nothing written
+    assert records.list(STAGE) == []
+    records.claim_first(target, owner="evt-1")
+    # a claim whose start is under way: the event may be about another replication, and is not applied
+    assert record(ReplicationEventKind.STARTED, 0) is KnownEvent.UNKNOWN
+    claim = records.get(target)
+    assert claim is not None and claim.state is ClaimState.CLAIMED
+    assert records.mark_started(target, owner="evt-1", how="started")
+
+    assert record(ReplicationEventKind.STOPPED, -10) is KnownEvent.STALE  # older than the claim: an earlier one
+    assert record(ReplicationEventKind.STARTED, 20) is KnownEvent.RECORDED
+    assert record(ReplicationEventKind.STOPPED, 10) is KnownEvent.STALE  # older than the last event applied
+    assert record(ReplicationEventKind.STOPPED, 20) is KnownEvent.RECORDED  # the same second, after the start
+    [stopped] = records.list(STAGE)
+    assert (stopped.state, stopped.started_at, stopped.stopped_at) == (
+        "stopped",
+        "2026-11-21T20:00:20.000Z",
+        "2026-11-21T20:00:20.000Z",
+    )
+
+
+def ours(deployment: LocalDeployment) -> list[str]:
+    """Destinations of the successful starts, but for the application's own replications to THIRD_STAGE."""
+    return [p["destinationStageArn"] for p in starts(deployment) if p["destinationStageArn"] != THIRD_STAGE]
+
+
+def host_replicated_then(
+    deployment: LocalDeployment, events: EventFactory, *outside: tuple[str, str]
+) -> ReplicationRecords:
+    """The host replicated by stagepilot to the policy's only destination, then the application's own
+    replication calls (``replicate_host_outside``), 10 s apart, their events delivered."""
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE)))
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+    for index, (call, destination) in enumerate(outside, start=1):
+        replicate_host_outside(deployment, call, destination, at=10 * index)
+    deployment.drain()
+    return ReplicationRecords(deployment.table)
+
+
+def test_a_stop_pinned_on_the_wrong_replication_makes_the_next_publish_ask_ivs_and_start_nothing(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    # the application replicates the host to a third stage itself, then stops that: both events are
+    # applied to stagepilot's replication (the policy's only destination), which keeps running at IVS
+    records = host_replicated_then(deployment, events, ("start", THIRD_STAGE), ("stop", THIRD_STAGE))
+    assert [r.state for r in records.list(STAGE)] == ["stopped"]
+
+    publish_and_drain(deployment, events.published("host", user_id="host-1", at=later(60)))
+
+    assert ours(deployment) == [OTHER_STAGE]  # no second start
+    assert attempts(deployment, LIST) == 1  # the claim was not new: IVS was asked and lists it ACTIVE
+    assert [r.state for r in records.list(STAGE)] == ["started"]
+
+
+def test_a_start_pinned_on_the_wrong_replication_is_corrected_by_the_convergence_pass(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    # stagepilot's replication stops; the application replicates the host to a third stage itself, and
+    # that Started event lands on ours: the record says "started" while IVS runs none to OTHER_STAGE
+    records = host_replicated_then(deployment, events, ("stop", OTHER_STAGE), ("start", THIRD_STAGE))
+    assert [r.state for r in records.list(STAGE)] == ["started"]
+    assert {r.destination_stage_arn for r in deployment.ivs.replicas(STAGE, "host", active_only=True)} == {THIRD_STAGE}
+    publish_and_drain(deployment, events.published("host", user_id="host-1", at=later(30)))
+    assert ours(deployment) == [OTHER_STAGE]  # the record's word
+
+    deployment.reconcile(only_stage=STAGE)
+
+    assert ours(deployment) == [OTHER_STAGE, OTHER_STAGE]
+    assert {r.destination_stage_arn for r in deployment.ivs.replicas(STAGE, "host", active_only=True)} == {
+        OTHER_STAGE,
+        THIRD_STAGE,
+    }

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
@@ -34,6 +35,14 @@ def replication_key(
     stage_arn: str, session_id: str, participant_id: str, destination_stage_arn: str
 ) -> tuple[str, str]:
     return stage_partition(stage_arn), f"SESSION#{session_id}{_REPLICA}{participant_id}#{destination_stage_arn}"
+
+
+class KnownEvent(StrEnum):
+    """What became of a replication event applied to the replication its caller inferred."""
+
+    RECORDED = "recorded"
+    STALE = "stale"  # the record holds a newer event, or a claim newer than this stop: nothing to change
+    UNKNOWN = "unknown"  # no started or stopped replication recorded there: the event may be about another
 
 
 @dataclass(frozen=True)
@@ -168,10 +177,16 @@ class ReplicationRecords:
         kind: ReplicationEventKind,
         event_name: str,
         at: datetime,
-        destination_session_id: str | None,
-    ) -> bool:
-        """Apply a replication event IVS sent. Events arrive late and out of order: one older than the last
-        applied is ignored, and a stop older than the current claim is about an earlier replication."""
+        destination_session_id: str | None = None,
+        only_if_known: bool = False,
+    ) -> KnownEvent:
+        """Apply a replication event IVS sent, in one conditional write. Events arrive late and out of order:
+        one older than the last applied is ignored, and a stop older than the current claim is about an
+        earlier replication (STALE). ``only_if_known``, for a caller that inferred the destination (the
+        event names none): apply it only to a replication recorded as started or stopped; anything else —
+        no record, a claim whose start is under way, a rejected one — may be another replication than the
+        one inferred: UNKNOWN, nothing written, the caller asks IVS. The stored item (ALL_OLD) tells the
+        two refusals apart without a read."""
         pk, sk = target.key
         now = self._clock()
         names = {
@@ -217,8 +232,18 @@ class ReplicationRecords:
             names["#claimedAt"] = "claimedAt"
             values[":until"] = iso(at.replace(microsecond=0) + timedelta(seconds=1))
             condition += " AND (attribute_not_exists(#claimedAt) OR #claimedAt < :until)"
-        updated = self._table.update(pk, sk, "SET " + ", ".join(sets), condition=condition, names=names, values=values)
-        return updated is not None
+        if only_if_known:
+            values[":started"] = ClaimState.STARTED.value
+            values[":stopped"] = ClaimState.STOPPED.value
+            condition = f"#state IN (:started, :stopped) AND {condition}"
+        updated, stored = self._table.update_or_get(
+            pk, sk, "SET " + ", ".join(sets), condition=condition, names=names, values=values
+        )
+        if updated is not None:
+            return KnownEvent.RECORDED
+        if only_if_known and (stored or {}).get("state") not in (ClaimState.STARTED.value, ClaimState.STOPPED.value):
+            return KnownEvent.UNKNOWN
+        return KnownEvent.STALE
 
     def list(self, stage_arn: str, *, session_id: str | None = None) -> list[ReplicaRecord]:
         """The replications recorded for a source stage (one session, or all kept), oldest session first."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
-from stagepilot.adapters.replication_state import ReplicationRecords, ReplicationTarget
+from stagepilot.adapters.replication_state import KnownEvent, ReplicationRecords, ReplicationTarget
 from stagepilot.adapters.state import PublisherTokens
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.moderation import may_need_attributes
@@ -79,7 +79,7 @@ class ReplicationAutomation:
                 return self._skip("the stage's policy has no replication entries", session_id=event.session_id)
             return self._on_publish(event, policy.replication, services, moderation=policy.moderation)
         if "replication" in event.event_name.lower():
-            return self._on_replication_event(event, services)
+            return self._on_replication_event(event, policy.replication if policy is not None else (), services)
         return self._skip(f"{event.event_name} is not a replication trigger")
 
     # Participant Published ---------------------------------------------------------------------------
@@ -457,61 +457,84 @@ class ReplicationAutomation:
         return outcomes
 
     # Replication events ------------------------------------------------------------------------------
-    def _on_replication_event(self, event: StageUpdate, services: Services) -> Outcome:
+    def _on_replication_event(
+        self, event: StageUpdate, rules: tuple[ReplicationRule, ...], services: Services
+    ) -> Outcome:
         """Record what IVS says about the participant's replications. The event names the participant and
-        its session; which destination it is about is not documented, so IVS's own listing says it
-        (ListParticipantReplicas), and each replication of this session is recorded as IVS reports it."""
+        its session, not which destination it is about (undocumented). When the policy replicates this stage
+        to one destination only and stagepilot recorded that replication as started or stopped, the event
+        is applied to it: one conditional write, no IVS call. Otherwise IVS's own listing says
+        (ListParticipantReplicas), and each replication of this session is recorded as IVS reports it.
+        docs/events.md says why a wrong guess (the application replicating the same participant elsewhere
+        itself) is safe."""
         kind = replication_event_kind(event.event_name)
         ids = {"session_id": event.session_id}
         if kind is None:
             return self._skip(f"unknown replication event {event.event_name!r}; recorded nothing", **ids)
         if event.participant_id is None:
             return self._skip(f"{event.event_name} names no participant; recorded nothing", **ids)
-        participant_id = event.participant_id
         records = ReplicationRecords(services.table, clock=services.clock)
+        destination = _only_destination(rules, stage_arn=event.stage_arn)
+        if event.destination_stage_arn is None and destination is not None:
+            target = _event_target(event, destination)
+            known = records.record_event(
+                target, kind=kind, event_name=event.event_name, at=event.time, only_if_known=True
+            )
+            if known is not KnownEvent.UNKNOWN:
+                recorded = [f"{destination} {kind.value}"] if known is KnownEvent.RECORDED else []
+                return self._recorded(event, kind, recorded, services, how="for the policy's only destination")
+        recorded = []
+        for reported, state, destination_session_id in self._reported(event, kind, services):
+            if (
+                records.record_event(
+                    _event_target(event, reported),
+                    kind=state,
+                    event_name=event.event_name,
+                    at=event.time,
+                    destination_session_id=destination_session_id,
+                )
+                is KnownEvent.RECORDED
+            ):
+                recorded.append(f"{reported} {state.value}")
+        return self._recorded(event, kind, recorded, services, how="as IVS lists them")
+
+    @staticmethod
+    def _reported(
+        event: StageUpdate, kind: ReplicationEventKind, services: Services
+    ) -> list[tuple[str, ReplicationEventKind, str | None]]:
+        """(destination, state, destination session) of each replication the event may be about: the one
+        the event names, else every replication of this session that IVS lists."""
+        assert event.participant_id is not None
         if event.destination_stage_arn is not None:
             destination_session = event.envelope.detail.get("destination_session_id")
-            reported = [
+            return [
                 (
                     event.destination_stage_arn,
                     kind,
                     destination_session if isinstance(destination_session, str) else None,
                 )
             ]
-        else:
-            reported = [
-                (
-                    r.destination_stage_arn,
-                    ReplicationEventKind.STARTED if r.state == "ACTIVE" else ReplicationEventKind.STOPPED,
-                    r.destination_session_id,
-                )
-                for r in services.ivs.replicas(event.stage_arn, participant_id)
-                if r.source_session_id in (None, event.session_id)
-            ]
-        recorded = []
-        for destination, state, destination_session_id in reported:
-            target = ReplicationTarget(
-                stage_arn=event.stage_arn,
-                session_id=event.session_id,
-                participant_id=participant_id,
-                destination_stage_arn=destination,
+        return [
+            (
+                r.destination_stage_arn,
+                ReplicationEventKind.STARTED if r.state == "ACTIVE" else ReplicationEventKind.STOPPED,
+                r.destination_session_id,
             )
-            if records.record_event(
-                target,
-                kind=state,
-                event_name=event.event_name,
-                at=event.time,
-                destination_session_id=destination_session_id,
-            ):
-                recorded.append(f"{destination} {state.value}")
-        details = {**ids, "participant_id": participant_id, "recorded": recorded}
+            for r in services.ivs.replicas(event.stage_arn, event.participant_id)
+            if r.source_session_id in (None, event.session_id)
+        ]
+
+    def _recorded(
+        self, event: StageUpdate, kind: ReplicationEventKind, recorded: list[str], services: Services, *, how: str
+    ) -> Outcome:
+        details = {"session_id": event.session_id, "participant_id": event.participant_id, "recorded": recorded}
         if not recorded:
             return self._skip(f"{event.event_name}: nothing newer than what is recorded", **details)
         services.metrics.count("ReplicationEventRecorded", len(recorded))
         return Outcome(
             self.name,
             f"record-replication-{kind.value}",
-            f"recorded as IVS lists them: {', '.join(recorded)}",
+            f"recorded {how}: {', '.join(recorded)}",
             details=details,
         )
 
@@ -520,10 +543,20 @@ class ReplicationAutomation:
 
 
 def _target(event: StageUpdate, rule: ReplicationRule) -> ReplicationTarget:
+    return _event_target(event, rule.destination_stage_arn)
+
+
+def _event_target(event: StageUpdate, destination_stage_arn: str) -> ReplicationTarget:
     assert event.participant_id is not None
     return ReplicationTarget(
         stage_arn=event.stage_arn,
         session_id=event.session_id,
         participant_id=event.participant_id,
-        destination_stage_arn=rule.destination_stage_arn,
+        destination_stage_arn=destination_stage_arn,
     )
+
+
+def _only_destination(rules: tuple[ReplicationRule, ...], *, stage_arn: str) -> str | None:
+    """The one stage this stage's policy may replicate to, or None when it names none or several."""
+    destinations = {rule.destination_stage_arn for rule in candidate_rules(rules, stage_arn=stage_arn)}
+    return destinations.pop() if len(destinations) == 1 else None
