@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from stagepilot.adapters.counters import EVENTS_ATTRIBUTE, Kind, counter_key
+from stagepilot.adapters.counters import Kind, counted_events, counter_key
 from stagepilot.adapters.ivs import IvsStage, Pacer
 from stagepilot.automations.moderation import ModerationAutomation, disconnect_participant, sweep_banned_user
 from stagepilot.decisions.moderation import Rule
@@ -194,7 +194,7 @@ def test_concurrent_publish_errors_count_exactly(make_deployment: Any, events: E
 
     assert [r for r in results if isinstance(r, BaseException)] == []
     item = deployment.table.get(*counter_key(STAGE, SESSION, "p1", Kind.PUBLISH_ERROR), consistent=True)
-    assert item is not None and len(item[EVENTS_ATTRIBUTE]) == threads_count
+    assert item is not None and len(counted_events(item)) == threads_count
     # Only the delivery that saw all twelve could reach the limit: exactly one disconnect.
     assert len(disconnects(deployment)) == 1
 

@@ -1,13 +1,22 @@
 """Moderation's state in the table: windowed event counters and once-per-session disconnect claims.
 
-Counters: one item per (stage, session, participant, kind) holding a map ``event id → event time``.
-Adding an event is one ``UpdateItem`` that sets the event's own map entry only if it is absent, and
-returns the whole map as it is after the write (or, for a redelivery, as it was: ``ALL_OLD``); the
-participant's first event makes the map in a second call. DynamoDB applies updates to one item one at a time, so
-concurrent deliveries each see every event written before theirs (nothing is lost to a
-read-modify-write race), and a redelivered event (same id) does not count twice. Windows are computed
-over the event times (decisions/moderation.py), never the clock of the Lambda. Entries far older than
-the newest event are pruned; the item expires by TTL.
+Counters: one item per (stage, session, participant, kind) holding each event as its own attribute,
+``e#<event id>`` → event time (epoch milliseconds). Adding an event is one ``UpdateItem``, whatever the
+item's state (absent, or holding earlier events): it sets the event's attribute only if it is absent,
+and returns the whole item as it is after the write (or, for a redelivery, as it was: ``ALL_OLD``).
+A single map ``events: {event id: time}`` could not do that: DynamoDB cannot make a map and set a path
+in it in one expression, so a participant's first event cost two calls. DynamoDB applies updates to one
+item one at a time, so concurrent deliveries each see every event written before theirs (nothing is
+lost to a read-modify-write race), and a redelivered event (same id) does not count twice. Windows are
+computed over the event times (decisions/moderation.py), never the clock of the Lambda. Entries far
+older than the newest event are pruned (a second call, only when there are some); the item expires by
+TTL. Like the map before, the item is bounded by DynamoDB's 400 KB (some 8,000 events within the
+window plus ``LATE_EVENT_TOLERANCE``).
+
+Items written before (the ``events`` map) live until ``STATE_RETENTION`` after their last add, and the
+previous version may still be running during a deployment: every read takes both shapes
+(``counted_events``), an add refuses an event id already in the map, and pruning removes stale entries
+of both.
 
 Claims: one item per (stage, session, participant). The first caller to claim a disconnect owns it;
 the owner's retry (a crash after DisconnectParticipant returned) resumes it; when it is done, repeats
@@ -35,7 +44,8 @@ from stagepilot.adapters.table import (
 )
 from stagepilot.decisions.leases import CLAIM_LEASE
 
-EVENTS_ATTRIBUTE: Final = "events"
+EVENT_PREFIX: Final = "e#"  # + event id: one attribute per counted event
+EVENTS_ATTRIBUTE: Final = "events"  # the previous version's map of event id → time, still read
 # Events can arrive hours late (ivs-facts §1.1): entries older than the newest event by more than the
 # window plus this much are pruned; a duplicate that old cannot meet the newer events in any window.
 LATE_EVENT_TOLERANCE: Final = timedelta(hours=6)
@@ -78,48 +88,56 @@ class WindowCounters:
         """Count ``event_id`` (at event time ``time``) once; return every event time remembered."""
         pk, sk = counter_key(stage_arn, session_id, participant_id, kind)
         expires = epoch(self._clock() + STATE_RETENTION)  # processing time: an event cannot date it
-        names = {"#events": EVENTS_ATTRIBUTE, "#id": event_id, "#ttl": TTL_ATTRIBUTE}
-        values = {":time": _millis(time), ":ttl": expires}
-        item: dict[str, Any] | None = None
-        while item is None:
-            # The entry is set only in a map that exists; a refused write answers the item as stored
-            # (ALL_OLD), so a redelivery costs this one call and no read.
-            item, stored = self._table.update_or_get(
-                pk,
-                sk,
-                "SET #events.#id = :time, #ttl = :ttl",
-                condition="attribute_exists(#events) AND attribute_not_exists(#events.#id)",
-                names=names,
-                values=values,
-            )
-            if stored is not None and event_id in (stored.get(EVENTS_ATTRIBUTE) or {}):
-                break  # counted by an earlier delivery
-            if item is None:  # no map yet: the participant's first event makes it, unless another just did
-                item, _ = self._table.update_or_get(
-                    pk,
-                    sk,
-                    "SET #events = :first, #ttl = :ttl",
-                    condition="attribute_not_exists(#events)",
-                    names={"#events": EVENTS_ATTRIBUTE, "#ttl": TTL_ATTRIBUTE},
-                    values={":first": {event_id: _millis(time)}, ":ttl": expires},
-                )
-        duplicate = item is None
-        events: Mapping[str, Any] = (item if item is not None else stored or {}).get(EVENTS_ATTRIBUTE) or {}
-        self._prune(pk, sk, events, window_seconds=window_seconds)
-        return Counted(times=tuple(sorted(_time(v) for v in events.values())), duplicate=duplicate)
+        # A refused write answers the item as stored (ALL_OLD), so a redelivery costs this one call and no read.
+        item, stored = self._table.update_or_get(
+            pk,
+            sk,
+            "SET #event = :time, #ttl = :ttl",
+            # attribute_not_exists of a path in a missing map holds: no map, nothing to refuse there.
+            condition="attribute_not_exists(#event) AND attribute_not_exists(#events.#id)",
+            names={
+                "#event": EVENT_PREFIX + event_id,
+                "#events": EVENTS_ATTRIBUTE,
+                "#id": event_id,
+                "#ttl": TTL_ATTRIBUTE,
+            },
+            values={":time": _millis(time), ":ttl": expires},
+        )
+        current = item if item is not None else stored or {}
+        events = counted_events(current)
+        self._prune(pk, sk, current, events, window_seconds=window_seconds)
+        return Counted(times=tuple(sorted(events.values())), duplicate=item is None)
 
-    def _prune(self, pk: str, sk: str, events: Mapping[str, Any], *, window_seconds: int) -> None:
+    def _prune(
+        self, pk: str, sk: str, item: Mapping[str, Any], events: Mapping[str, datetime], *, window_seconds: int
+    ) -> None:
         if not events:
             return
-        newest = max(int(v) for v in events.values())
-        horizon = newest - int((timedelta(seconds=window_seconds) + LATE_EVENT_TOLERANCE).total_seconds() * 1000)
-        stale = [event_id for event_id, value in events.items() if int(value) < horizon][:50]
+        horizon = max(events.values()) - timedelta(seconds=window_seconds) - LATE_EVENT_TOLERANCE
+        stale = [event_id for event_id, at in events.items() if at < horizon][:50]
         if not stale:
             return
-        # Removing named entries leaves concurrent additions alone (REMOVE of a missing key is a no-op).
-        names = {"#events": EVENTS_ATTRIBUTE, **{f"#s{i}": event_id for i, event_id in enumerate(stale)}}
-        expression = "REMOVE " + ", ".join(f"#events.#s{i}" for i in range(len(stale)))
-        self._table.update(pk, sk, expression, names=names)
+        # Removing named entries leaves concurrent additions alone (REMOVE of a missing one is a no-op).
+        # An old map is emptied, never removed: the previous version may still be adding to it.
+        names: dict[str, str] = {}
+        paths = []
+        for index, event_id in enumerate(stale):
+            names[f"#s{index}"] = EVENT_PREFIX + event_id
+            paths.append(f"#s{index}")
+            if event_id in (item.get(EVENTS_ATTRIBUTE) or {}):
+                names.update({"#events": EVENTS_ATTRIBUTE, f"#m{index}": event_id})
+                paths.append(f"#events.#m{index}")
+        self._table.update(pk, sk, "REMOVE " + ", ".join(paths), names=names)
+
+
+def counted_events(item: Mapping[str, Any]) -> dict[str, datetime]:
+    """Every event id a counter item holds and its event time, in either shape (an event id found in
+    both counts once)."""
+    events = {str(event_id): _time(value) for event_id, value in (item.get(EVENTS_ATTRIBUTE) or {}).items()}
+    for name, value in item.items():
+        if name.startswith(EVENT_PREFIX):
+            events.setdefault(name.removeprefix(EVENT_PREFIX), _time(value))
+    return events
 
 
 # Disconnect claims ---------------------------------------------------------------------------------

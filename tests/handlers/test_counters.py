@@ -1,0 +1,269 @@
+"""Moderation's windowed counters (adapters/counters.py) on moto DynamoDB: what each add costs in calls,
+what it counts, and how it reads the items an earlier version wrote (the ``events`` map)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from stagepilot.adapters.counters import (
+    EVENTS_ATTRIBUTE,
+    LATE_EVENT_TOLERANCE,
+    Counted,
+    Kind,
+    WindowCounters,
+    counted_events,
+    counter_key,
+)
+from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from stagepilot.adapters.table import STATE_RETENTION, Table, epoch
+from stagepilot.local.deployment import LocalDeployment
+from tests.support import SESSION, STAGE, T0, later
+
+WINDOW = 60
+KEY = counter_key(STAGE, SESSION, "p1", Kind.FLAG)
+
+
+class Calls:
+    """Every DynamoDB call made on a client, by operation, counted on botocore's ``before-call``."""
+
+    def __init__(self, client: Any) -> None:
+        self.made: Counter[str] = Counter()
+        self._hooks: list[Callable[[str], None]] = []
+        client.meta.events.register("before-call.dynamodb", self._before)
+
+    def _before(self, model: Any, **_: Any) -> None:
+        self.made[model.name] += 1
+        for hook in self._hooks:
+            hook(model.name)
+
+    def before_next(self, operation: str, action: Callable[[], None]) -> None:
+        """Run ``action`` once, just before the next ``operation`` call is sent (an interleaving writer)."""
+        fired = False
+
+        def hook(name: str) -> None:
+            nonlocal fired
+            if name == operation and not fired:
+                fired = True
+                action()
+
+        self._hooks.append(hook)
+
+    def reset(self) -> None:
+        self.made.clear()
+
+
+@pytest.fixture
+def table(make_deployment: Any) -> Table:
+    deployment: LocalDeployment = make_deployment(automations=[])
+    return deployment.table
+
+
+@pytest.fixture
+def calls(table: Table) -> Calls:
+    return Calls(table.client)
+
+
+def counters(table: Table, now: datetime = T0) -> WindowCounters:
+    return WindowCounters(table, clock=lambda: now)
+
+
+def add(table: Table, event_id: str, at: datetime, *, now: datetime = T0, window: int = WINDOW) -> Counted:
+    return counters(table, now).add(STAGE, SESSION, "p1", Kind.FLAG, event_id=event_id, time=at, window_seconds=window)
+
+
+def stored(table: Table) -> dict[str, Any]:
+    item = table.get(*KEY, consistent=True)
+    assert item is not None
+    return item
+
+
+def put_old_shape(table: Table, events: dict[str, datetime]) -> None:
+    """The item as the previous version wrote it: every event an entry of one ``events`` map."""
+    table.put(
+        {
+            PARTITION_KEY: KEY[0],
+            SORT_KEY: KEY[1],
+            EVENTS_ATTRIBUTE: {event_id: int(at.timestamp() * 1000) for event_id, at in events.items()},
+            TTL_ATTRIBUTE: epoch(T0 + STATE_RETENTION),
+        }
+    )
+
+
+# one call per add --------------------------------------------------------------------------------------
+def test_a_participants_first_event_is_one_update(table: Table, calls: Calls) -> None:
+    counted = add(table, "e-1", later(1))
+
+    assert counted == Counted(times=(later(1),), duplicate=False)
+    assert calls.made == {"UpdateItem": 1}
+
+
+def test_each_later_event_is_one_update_and_sees_every_earlier_one(table: Table, calls: Calls) -> None:
+    for second in (1, 2, 3):
+        add(table, f"e-{second}", later(second))
+    calls.reset()
+
+    counted = add(table, "e-4", later(4))
+
+    assert counted == Counted(times=(later(1), later(2), later(3), later(4)), duplicate=False)
+    assert calls.made == {"UpdateItem": 1}
+
+
+def test_a_redelivery_counts_once_in_one_call_and_no_read(table: Table, calls: Calls) -> None:
+    add(table, "e-1", later(1))
+    add(table, "e-2", later(2))
+    calls.reset()
+
+    again = add(table, "e-1", later(1))
+
+    assert again == Counted(times=(later(1), later(2)), duplicate=True)
+    assert calls.made == {"UpdateItem": 1}
+    assert counted_events(stored(table)) == {"e-1": later(1), "e-2": later(2)}
+
+
+def test_a_redelivery_with_another_time_keeps_the_first_time(table: Table) -> None:
+    add(table, "e-1", later(1))
+
+    again = add(table, "e-1", later(30))
+
+    assert again == Counted(times=(later(1),), duplicate=True)
+
+
+def test_event_ids_any_text_are_kept_apart(table: Table) -> None:
+    ids = ["a.b", "a", "#x", ":v", "events", "e#e#1", "ü–∂ 1"]
+    for second, event_id in enumerate(ids, start=1):
+        assert add(table, event_id, later(second)).duplicate is False
+
+    assert counted_events(stored(table)) == {event_id: later(s) for s, event_id in enumerate(ids, start=1)}
+    assert add(table, "a.b", later(1)).duplicate is True
+
+
+def test_every_add_moves_the_expiry_on_by_the_state_retention(table: Table) -> None:
+    add(table, "e-1", later(1), now=T0)
+    assert stored(table)[TTL_ATTRIBUTE] == epoch(T0 + STATE_RETENTION)
+
+    add(table, "e-2", later(2), now=T0 + timedelta(hours=1))
+    assert stored(table)[TTL_ATTRIBUTE] == epoch(T0 + timedelta(hours=1) + STATE_RETENTION)
+
+
+# concurrent deliveries ---------------------------------------------------------------------------------
+def test_two_first_events_interleaved_each_see_what_was_written_before_theirs(table: Table, calls: Calls) -> None:
+    seen: list[Counted] = []
+    # Another container's first event lands between this one's start and its write.
+    calls.before_next("UpdateItem", lambda: seen.append(add(table, "other", later(2))))
+
+    mine = add(table, "mine", later(1))
+
+    assert seen == [Counted(times=(later(2),), duplicate=False)]
+    assert mine == Counted(times=(later(1), later(2)), duplicate=False)
+    assert calls.made == {"UpdateItem": 2}  # one each: neither had to retry
+
+
+def test_a_redelivery_racing_its_first_delivery_counts_once(table: Table, calls: Calls) -> None:
+    seen: list[Counted] = []
+    calls.before_next("UpdateItem", lambda: seen.append(add(table, "e-1", later(1))))
+
+    again = add(table, "e-1", later(1))
+
+    assert seen == [Counted(times=(later(1),), duplicate=False)]
+    assert again == Counted(times=(later(1),), duplicate=True)
+    assert calls.made == {"UpdateItem": 2}
+
+
+# items the previous version wrote (an ``events`` map) ----------------------------------------------------
+def test_an_add_on_an_old_item_sees_its_map_in_one_call(table: Table, calls: Calls) -> None:
+    put_old_shape(table, {"old-1": later(1), "old-2": later(2)})
+    calls.reset()
+
+    counted = add(table, "new-3", later(3))
+
+    assert counted == Counted(times=(later(1), later(2), later(3)), duplicate=False)
+    assert calls.made == {"UpdateItem": 1}
+
+
+def test_a_redelivery_of_an_event_in_an_old_map_is_not_counted_again(table: Table, calls: Calls) -> None:
+    put_old_shape(table, {"old-1": later(1), "old-2": later(2)})
+    calls.reset()
+
+    again = add(table, "old-1", later(1))
+
+    assert again == Counted(times=(later(1), later(2)), duplicate=True)
+    assert calls.made == {"UpdateItem": 1}
+    assert counted_events(stored(table)) == {"old-1": later(1), "old-2": later(2)}
+    assert add(table, "new-3", later(3)).times == (later(1), later(2), later(3))
+
+
+def test_an_old_writer_adding_to_its_map_after_a_new_one_loses_nothing(table: Table) -> None:
+    """During a deployment the previous version may still run: its map and the new attributes coexist."""
+    add(table, "new-1", later(1))
+    table.update(
+        *KEY,
+        "SET #events = :first",
+        condition="attribute_not_exists(#events)",
+        names={"#events": EVENTS_ATTRIBUTE},
+        values={":first": {"old-2": int(later(2).timestamp() * 1000)}},
+    )
+
+    counted = add(table, "new-3", later(3))
+
+    assert counted.times == (later(1), later(2), later(3))
+    assert add(table, "old-2", later(2)).duplicate is True
+
+
+def test_an_item_holding_one_event_in_both_shapes_counts_it_once() -> None:
+    millis = int(later(1).timestamp() * 1000)
+    item = {EVENTS_ATTRIBUTE: {"e-1": millis}, "e#e-1": millis, "e#e-2": millis + 1000}
+
+    assert counted_events(item) == {"e-1": later(1), "e-2": later(2)}
+
+
+# pruning -----------------------------------------------------------------------------------------------
+def test_entries_older_than_window_and_tolerance_are_pruned_in_both_shapes(table: Table, calls: Calls) -> None:
+    put_old_shape(table, {"old-1": later(1), "old-2": later(2)})
+    add(table, "new-3", later(3))
+    newest = later(3) + timedelta(seconds=WINDOW) + LATE_EVENT_TOLERANCE  # later(3) is just within reach
+    calls.reset()
+
+    counted = add(table, "new-4", newest)
+
+    assert counted.times == (later(1), later(2), later(3), newest)  # what the add saw, before pruning
+    assert calls.made == {"UpdateItem": 2}  # the add, and one removal of the stale entries
+    item = stored(table)
+    assert counted_events(item) == {"new-3": later(3), "new-4": newest}
+    assert item[EVENTS_ATTRIBUTE] == {}  # emptied, not removed: an old writer may still add to it
+
+
+def test_nothing_is_pruned_within_the_tolerance_and_no_call_is_spent_on_it(table: Table, calls: Calls) -> None:
+    add(table, "e-1", later(1))
+    calls.reset()
+
+    edge = later(1) + timedelta(seconds=WINDOW) + LATE_EVENT_TOLERANCE
+    counted = add(table, "e-2", edge)
+
+    assert counted.times == (later(1), edge)
+    assert calls.made == {"UpdateItem": 1}
+    assert set(counted_events(stored(table))) == {"e-1", "e-2"}
+
+
+def test_a_late_event_older_than_the_horizon_is_counted_then_pruned(table: Table) -> None:
+    add(table, "recent", later(10 * 3600))
+
+    late = add(table, "late", later(1))
+
+    assert late.times == (later(1), later(10 * 3600))
+    assert set(counted_events(stored(table))) == {"recent"}
+
+
+def test_pruning_removes_at_most_fifty_entries_per_add(table: Table) -> None:
+    for index in range(60):
+        add(table, f"e-{index}", later(index))
+
+    add(table, "new", later(60) + timedelta(seconds=WINDOW) + LATE_EVENT_TOLERANCE + timedelta(seconds=1))
+    assert len(counted_events(stored(table))) == 11  # 10 stale left, and the new one
+
+    add(table, "newer", later(61) + timedelta(seconds=WINDOW) + LATE_EVENT_TOLERANCE + timedelta(seconds=1))
+    assert set(counted_events(stored(table))) == {"new", "newer"}
