@@ -12,8 +12,9 @@ who runs next, so the stand-in's rate window sees every call in the order of its
   queue's next visible message; a failed record comes back after the back-off the handler asked for,
   and after ``MAX_RECEIVES`` it is dead.
 - **Latency.** Every AWS call takes a seeded random latency (IVS 20-60 ms, DynamoDB 5-15 ms) before the
-  service sees it: the stand-in meters the call at its arrival. botocore's own retries run as deployed
-  (``CLIENT_CONFIG``), their back-off sleeping on the virtual clock.
+  service sees it: the stand-in meters the call at its arrival. The IVS client is configured as the
+  functions' (``FUNCTION_CLIENT_CONFIG``: botocore does not retry); DynamoDB's retries back off on the
+  virtual clock.
 - **The application.** The customer's application spends its whole reserve
   (``budget.APPLICATION_RESERVE``, 1 call/s) of every rate-limited operation throughout, so a throttled
   stagepilot call is one the reserve did not cover.
@@ -45,7 +46,7 @@ import boto3
 
 from benchmarks.work_per_event import ACCOUNT, REGION, T0, stage_arn, stage_event
 from stagepilot import budget
-from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage, Pacer
+from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import Table
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.automations.moderation import ModerationAutomation
@@ -176,7 +177,7 @@ def _container(
     def latency(bounds: tuple[float, float]) -> Callable[..., None]:
         return lambda **_: scheduler.sleep(rng.uniform(*bounds))
 
-    ivs_client = deployment.ivs.client(config=CLIENT_CONFIG)
+    ivs_client = deployment.ivs.client(config=FUNCTION_CLIENT_CONFIG)
     ivs_client.meta.events.register("before-send", latency(IVS_LATENCY))  # every attempt, retries included
     table_client = boto3.client("dynamodb", region_name=REGION)  # moto's table, this container's client
     table_client.meta.events.register("before-send", latency(TABLE_LATENCY))

@@ -104,7 +104,7 @@ def test_batch_reports_only_the_failed_record_and_parks_the_malformed_one(
 
     events = EventFactory()
     lambda_env["ivs"].create_stage(OTHER)
-    lambda_env["ivs"].fail_next("GetStage", 4)  # fails the first call and its 3 botocore retries
+    lambda_env["ivs"].fail_next("GetStage", 1)  # the functions' client leaves retries to the queue
     good = events.published("host1", event_id="good-event", at=datetime.now(UTC))
     other_stage = events.published("p2", stage=OTHER, event_id="retry-me", at=datetime.now(UTC))
     lambda_env["ivs"].observe(good)
@@ -153,7 +153,7 @@ def test_the_scheduled_pass_heals_a_lost_publish_and_reports_it(
 def test_the_scheduled_pass_survives_an_ivs_outage(lambda_env: dict[str, Any]):
     from stagepilot.handlers.reconcile import lambda_handler
 
-    lambda_env["ivs"].fail_next("ListStages", 4)  # the call and botocore's 3 retries
+    lambda_env["ivs"].fail_next("ListStages", 1)  # the functions' client does not retry it
     summary = lambda_handler({}, LambdaContext())
     assert summary["errors"] == 1 and summary["healed"] == 0
 

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from benchmarks.work_per_event import deploy, hundred_stage_show, play
-from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage
+from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage
 from stagepilot.local import ivs_world
 from stagepilot.local.deployment import LocalDeployment
 from stagepilot.local.simulate import Line, Scenario
@@ -68,15 +68,15 @@ def shuffled(scenario: Scenario, rng: random.Random, window: timedelta = timedel
 
 
 class Faults:
-    """30% of IVS requests fail (the stand-in's own fault injection, per HTTP attempt, so botocore's
-    retries run as deployed); 10% of DynamoDB writes are throttled before they reach the table."""
+    """30% of IVS requests fail (the stand-in's own fault injection, per HTTP attempt, on a client
+    configured as the functions' is); 10% of DynamoDB writes are throttled before they reach the table."""
 
     def __init__(self, deployment: LocalDeployment, rng: random.Random) -> None:
         self.rng = rng
         self.ivs_failures = 0
         self.dynamodb_throttles = 0
         self.deployment = deployment
-        client = deployment.ivs.client(config=CLIENT_CONFIG)
+        client = deployment.ivs.client(config=FUNCTION_CLIENT_CONFIG)
         for operation in client.meta.service_model.operation_names:
             # More specific than the stand-in's hook, so it runs first and queues the failure.
             client.meta.events.register(f"before-send.ivs-realtime.{operation}", self._ivs)

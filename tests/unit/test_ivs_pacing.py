@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stagepilot.adapters.ivs import READ_RETRIES, IvsStage, Pacer
+from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, READ_RETRIES, IvsStage, Pacer
 from stagepilot.errors import RetryLater
 from stagepilot.local.ivs import IvsStandIn
 
@@ -81,3 +81,20 @@ def test_a_throttled_write_is_not_tried_again_here() -> None:
         IvsStage(ivs.client()).disconnect(STAGE, "p1", "reason")
     calls: list[Any] = [c for c in ivs.calls if c.operation == "DisconnectParticipant"]
     assert len(calls) == 1  # the claim and the queue decide when to try again
+
+
+def test_every_request_of_the_functions_client_waits_for_the_pacer() -> None:
+    """botocore retrying a throttled request itself would spend the quota outside the budget."""
+    ivs = IvsStandIn()
+    ivs.create_stage(STAGE)
+    waits: list[str] = []
+
+    class Counting(Pacer):
+        def wait(self, key: str = "") -> None:
+            waits.append(key)
+
+    stage = IvsStage(ivs.client(config=FUNCTION_CLIENT_CONFIG), pacer=Counting(1000.0))
+    ivs.fail_next("GetStage", READ_RETRIES, error="ThrottlingException")
+
+    assert stage.active_session_id(STAGE) is None
+    assert len(ivs.calls) == len(waits) == READ_RETRIES + 1

@@ -4,8 +4,9 @@ Owns the boto3 ``ivs-realtime`` client: paces every call at the container's shar
 5-TPS account quota (``stagepilot.budget``), follows ``nextToken`` (these list operations have no boto3
 paginator) and turns AWS errors into the project's exceptions, decided once here:
 
-- 5xx, throttling (no throttling error is modelled; botocore retries ``ThrottlingException``/429 itself
-  first) and ``ServiceQuotaExceededException`` (402) → ``RetryLater``;
+- 5xx, throttling (429; the functions' client leaves no retry to botocore, ``FUNCTION_CLIENT_CONFIG``)
+  and ``ServiceQuotaExceededException`` (402) → ``RetryLater`` (a throttled read after ``READ_RETRIES``
+  paced tries);
 - ``ValidationException``/``ResourceNotFoundException``/``AccessDenied``/``PendingVerification`` →
   ``IvsRejected`` (a ``ConfigurationError``: the same request cannot succeed later);
 - ``ConflictException`` (409) → ``IvsConflict``; callers decide.
@@ -25,7 +26,16 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from stagepilot.errors import ConfigurationError, RetryLater
 
 ACTIVE_COMPOSITION_STATES = frozenset({"STARTING", "ACTIVE"})
+# The CLI's client: botocore retries a throttled or failed request itself (an operator's command, paced at
+# the application's reserve, ``budget.APPLICATION_RESERVE``).
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
+# The functions' client: botocore does not retry, so every request that leaves goes through the pacer and
+# stays within the container's share of the quota. A throttled read is tried again in ``IvsStage._call``
+# after the pacer's wait; any other transient failure is the event's redelivery (claims make it safe).
+# The IVS stand-in's clients default to the same, so what the tests see is what the functions do.
+FUNCTION_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=10
+)
 
 _RETRYABLE_CODES = frozenset(
     {

@@ -19,7 +19,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 from stagepilot import budget
-from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage, Pacer
+from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
 from stagepilot.pipeline import Automation, Services, handle_record
@@ -85,7 +85,7 @@ def services_for(logger: Logger, metrics: Metrics) -> tuple[Services, SqsRedeliv
     """Build the container's clients and stores once (first invocation), never at import time."""
     copy_config_to_registered_loggers(source_logger=logger, include={"stagepilot"})
     settings = Settings.from_env()
-    ivs_client = boto3.client("ivs-realtime", config=CLIENT_CONFIG)
+    ivs_client = boto3.client("ivs-realtime", config=FUNCTION_CLIENT_CONFIG)
     use_service_model(ivs_client.meta.service_model)  # policies validate against the model the client loaded
     services = Services(
         settings=settings,
