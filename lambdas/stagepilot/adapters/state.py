@@ -20,7 +20,7 @@ from stagepilot.adapters.table import (
     stage_partition,
     utc_now,
 )
-from stagepilot.decisions.composition import SessionCompositions, State
+from stagepilot.decisions.composition import NOTHING_LIVE, SessionCompositions, State
 
 
 def composition_key(stage_arn: str, session_id: str) -> tuple[str, str]:
@@ -32,8 +32,6 @@ def ledger_key(stage_arn: str) -> tuple[str, str]:
 
 
 LEDGER_ENTRY = "session#"  # one attribute per session in the ledger: ``session#<session id>`` = claim time
-# A session's record reaching one of these states has no composition live: it leaves the ledger.
-_NOTHING_LIVE = frozenset({State.ENDED, State.STALE, State.REJECTED, State.GAVE_UP})
 
 
 @dataclass(frozen=True)
@@ -185,7 +183,7 @@ class CompositionRecords:
         change = self.marking(
             stage_arn, session_id, attempt=attempt, state=state, from_states=from_states, **attributes
         )
-        if state in _NOTHING_LIVE:
+        if state in NOTHING_LIVE:
             return self._table.apply_all([change, self.leaving(stage_arn, session_id)])
         return self._table.apply(change)
 

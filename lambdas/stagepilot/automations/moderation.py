@@ -36,8 +36,7 @@ from stagepilot.decisions.moderation import (
     should_disconnect_over_limit,
     should_disconnect_publisher,
 )
-from stagepilot.decisions.replication import candidate_rules, match_publisher
-from stagepilot.decisions.replication import needs_attributes as replication_needs_attributes
+from stagepilot.decisions.replication import asks_ivs_about
 from stagepilot.errors import RetryLater
 from stagepilot.events import Event, ParticipantFlagged, StageUpdate
 from stagepilot.pipeline import Outcome, Services
@@ -62,7 +61,10 @@ class ModerationAutomation:
     def handle(self, event: Event, policy: StagePolicy | None, services: Services) -> Outcome:
         moderation = policy.moderation if policy is not None else None
         if isinstance(event, StageUpdate) and event.event_name == PARTICIPANT_PUBLISHED:
-            return self._on_published(event, moderation, services, replicated=replicates(policy, event))
+            replicated = asks_ivs_about(
+                policy.replication if policy is not None else (), stage_arn=event.stage_arn, user_id=event.user_id
+            )
+            return self._on_published(event, moderation, services, replicated=replicated)
         if isinstance(event, StageUpdate) and event.event_name == PARTICIPANT_PUBLISH_ERROR:
             if moderation is None or moderation.publish_error_limit is None:
                 return _skip("the stage's policy sets no publishErrorLimit")
@@ -232,17 +234,6 @@ def judge_publisher(
         attributes=attributes,
     )
     return verdict if verdict is not None else "no moderation rule matches the publisher"
-
-
-def replicates(policy: StagePolicy | None, event: StageUpdate) -> bool:
-    """Whether the replication automation will ask IVS about this publisher too (a rule matches it, or
-    only its attributes can tell)."""
-    rules = candidate_rules(policy.replication if policy is not None else (), stage_arn=event.stage_arn)
-    if not rules:
-        return False
-    if replication_needs_attributes(rules, user_id=event.user_id):
-        return True
-    return bool(match_publisher(rules, stage_arn=event.stage_arn, user_id=event.user_id, attributes=None).matching)
 
 
 def disconnect_participant(

@@ -29,6 +29,7 @@ from stagepilot.decisions.replication import (
     decide_claim,
     match_publisher,
     needs_attributes,
+    only_destination,
     plan_capacity,
     publisher_is_replica,
     replication_event_kind,
@@ -474,7 +475,7 @@ class ReplicationAutomation:
         if event.participant_id is None:
             return self._skip(f"{event.event_name} names no participant; recorded nothing", **ids)
         records = ReplicationRecords(services.table, clock=services.clock)
-        destination = _only_destination(rules, stage_arn=event.stage_arn)
+        destination = only_destination(rules, stage_arn=event.stage_arn)
         if event.destination_stage_arn is None and destination is not None:
             target = _event_target(event, destination)
             known = records.record_event(
@@ -554,9 +555,3 @@ def _event_target(event: StageUpdate, destination_stage_arn: str) -> Replication
         participant_id=event.participant_id,
         destination_stage_arn=destination_stage_arn,
     )
-
-
-def _only_destination(rules: tuple[ReplicationRule, ...], *, stage_arn: str) -> str | None:
-    """The one stage this stage's policy may replicate to, or None when it names none or several."""
-    destinations = {rule.destination_stage_arn for rule in candidate_rules(rules, stage_arn=stage_arn)}
-    return destinations.pop() if len(destinations) == 1 else None

@@ -43,6 +43,10 @@ class State(StrEnum):
     STALE = "stale"
 
 
+# A session whose record reaches one of these states has no composition live: it leaves the stage's ledger.
+NOTHING_LIVE = frozenset({State.ENDED, State.STALE, State.REJECTED, State.GAVE_UP})
+
+
 @dataclass(frozen=True)
 class SessionCompositions:
     """What stagepilot knows about its compositions in one stage session."""

@@ -120,6 +120,23 @@ def match_publisher(
     return PublisherMatch(tuple(matching), tuple(not_matching), tuple(own_stage))
 
 
+def asks_ivs_about(rules: Sequence[ReplicationRule], *, stage_arn: str, user_id: str | None) -> bool:
+    """Whether replication will ask IVS about this publisher (a rule matches it, or only its attributes
+    can tell): then moderation keeps what it learns from IVS for it."""
+    candidates = candidate_rules(rules, stage_arn=stage_arn)
+    if not candidates:
+        return False
+    if needs_attributes(candidates, user_id=user_id):
+        return True
+    return bool(match_publisher(candidates, stage_arn=stage_arn, user_id=user_id, attributes=None).matching)
+
+
+def only_destination(rules: Iterable[ReplicationRule], *, stage_arn: str) -> str | None:
+    """The one stage this stage's policy may replicate to, or None when it names none or several."""
+    destinations = {rule.destination_stage_arn for rule in candidate_rules(rules, stage_arn=stage_arn)}
+    return destinations.pop() if len(destinations) == 1 else None
+
+
 def plan_capacity(
     wanted: Sequence[ReplicationRule],
     *,
