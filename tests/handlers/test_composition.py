@@ -409,3 +409,20 @@ def test_the_ledger_keeps_a_renewed_entry_and_drops_a_session_whose_record_ends(
     assert records.mark(STAGE, "st-SecondSessio1", attempt=1, state=State.STALE, from_states=(State.CLAIMED,))
     assert not records.mark(STAGE, "st-FirstSession1", attempt=1, state=State.ENDED, from_states=(State.STARTED,))
     assert list(records.enter(STAGE, "st-ThirdSession1").others) == ["st-FirstSession1"]
+
+
+def test_a_late_duplicated_event_on_a_stage_with_a_ledger_starts_nothing_and_keeps_the_live_entry(
+    show: LocalDeployment, events: EventFactory
+):
+    ended_normally(show, events, SESSION, 0)
+    publish(show, events.published("host2", user_id="host-2", session="st-SecondSessio1", at=later(600)))
+    late = events.published("host1", user_id="host-1", at=later(400))  # the first session's, delivered hours late
+    show.clock.advance_to(later(3 * 3600))
+    for _ in range(2):  # and delivered twice
+        show._route(late)
+        show.run_due()
+
+    assert len(starts(show)) == 2
+    assert "not the stage's active session" in show.deliveries[-2].outcome.reason  # type: ignore[union-attr]
+    records = CompositionRecords(show.table, clock=show.clock)
+    assert list(records.enter(STAGE, "st-ThirdSession1").others) == ["st-SecondSessio1"]
