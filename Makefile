@@ -1,12 +1,19 @@
 # stagepilot — every entry point sets up what it needs (.venv from pinned requirements, CDK CLI from npm).
 SHELL := /bin/bash
-PYTHON ?= python3
+# The functions run on Python 3.13 (infra/bundling.py RUNTIME_PYTHON): the venv is built on it, so the tests
+# run on the runtime's Python and the synth can compile the bytecode the zip ships. PYTHON=... overrides the
+# search (python3.13 on PATH, then pyenv's installed 3.13).
+RUNTIME_PYTHON := 3.13
+ifndef PYTHON
+PYTHON := $(shell for p in python$(RUNTIME_PYTHON) $$(pyenv root 2>/dev/null)/versions/$(RUNTIME_PYTHON)*/bin/python$(RUNTIME_PYTHON); do \
+  "$$p" -c 'import sys; sys.exit(sys.version[:4] != "$(RUNTIME_PYTHON)")' 2>/dev/null && { echo "$$p"; break; }; done)
+endif
 VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 # make deploy STACK=StagePilot-staging: another deployment in the same account and region
 STACK ?= StagePilot
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-$(RUNTIME_PYTHON)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
@@ -18,7 +25,8 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): requirements.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" || { echo "stagepilot needs CPython $(RUNTIME_PYTHON), the Lambda runtime's version: install it, or pass PYTHON=/path/to/python$(RUNTIME_PYTHON)" >&2; exit 1; }
+	$(PY) -c 'import sys; sys.exit(sys.version[:4] != "$(RUNTIME_PYTHON)")' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)

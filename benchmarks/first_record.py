@@ -7,6 +7,12 @@ DynamoDB, ``local.IvsStandIn``) while an ``after-call`` hook keeps every respons
 gets those responses from a ``before-send`` hook, in order per operation, so nothing leaves the process
 and no stand-in is imported into the measured interpreter. Network time is not in either figure.
 
+The measured interpreter is laid out as Lambda's: the code comes from the zip the synth builds
+(``infra.bundling.bundle``, bytecode included) in place of ``/var/task``, boto3 and its dependencies from a
+folder of their own (the runtime's, compiled), no site-packages, and nothing written (``-B``: ``/var/task``
+is read-only). The same zip without its ``__pycache__`` folders is measured too: what each cold start
+would compile without the shipped bytecode.
+
 **Floor**: ``import boto3``, create the two clients, and make the calls no implementation of the action
 can skip, answered the same way — read the stage's policy (GetItem), claim the action (PutItem), the IVS
 action itself, and record it done (UpdateItem). The event names the publisher's user id, which is all these
@@ -17,19 +23,23 @@ reads that guard rare cases, the audit write, the metrics flush — is above the
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from collections import defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from benchmarks.cold_start import environment
 from benchmarks.work_per_event import ACCOUNT, REGION, stage_event
+from infra.bundling import bundle
 
 HANDLERS = ("composition", "replication", "moderation")
 TABLE = "stagepilot-bench"
@@ -57,6 +67,7 @@ POLICY = {
 # The measured interpreter: the replay hook is installed on the default session before anything else.
 REPLAY = """
 import json, sys, time
+sys.path[:] = [{task!r}, {runtime!r}] + [p for p in sys.path if "packages" not in p]
 from collections import deque
 recorded = json.load(open({path!r}))
 event = json.loads(recorded["sqs_event"])
@@ -199,6 +210,26 @@ def record(name: str, path: str) -> None:
         json.dump({"sqs_event": json.dumps(sqs_event), "calls": calls}, out)
 
 
+# What the Lambda runtime provides besides the zip (its boto3 is compiled: pip compiled the venv's copy).
+RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six")
+
+
+def lambda_layout(folder: Path) -> dict[str, Path]:
+    """``task``: the zip as shipped; ``source``: the same without bytecode; ``runtime``: boto3 and co."""
+    layout = {"task": folder / "task", "source": folder / "source", "runtime": folder / "runtime"}
+    bundle(layout["task"])
+    shutil.copytree(layout["task"], layout["source"], ignore=shutil.ignore_patterns("__pycache__"))
+    layout["runtime"].mkdir()
+    for module in RUNTIME_MODULES:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"{module} is not installed: run make bench, which installs the pinned requirements")
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (layout["runtime"] / source.name).symlink_to(source)
+    return layout
+
+
 def _run(code: str) -> float:
     env = {
         **environment(),
@@ -206,45 +237,61 @@ def _run(code: str) -> float:
         "STAGEPILOT_ACCOUNT": ACCOUNT,
         "STAGEPILOT_REGION": REGION,
     }
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    # -I: no site-packages, no PYTHON* variables; -B: nothing written, as in /var/task.
+    done = subprocess.run(
+        [sys.executable, "-I", "-B", "-c", code], capture_output=True, text=True, env=env, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"measured run failed:\n{done.stderr[-2000:]}")
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def _floor_code(name: str, path: str) -> str:
+def _floor_code(name: str, path: str, task: Path, runtime: Path) -> str:
     body = FLOOR_BODY.format(action=FLOOR_IVS[name].format(stage=STAGE, other=OTHER, channel=CHANNEL))
-    return REPLAY.format(path=path, body=body)
+    return REPLAY.format(path=path, body=body, task=str(task), runtime=str(runtime))
 
 
-def _handler_code(name: str, path: str) -> str:
-    return CONTEXT + REPLAY.format(path=path, body=HANDLER_BODY.format(name=name))
+def _handler_code(name: str, path: str, task: Path, runtime: Path) -> str:
+    return CONTEXT + REPLAY.format(path=path, body=HANDLER_BODY.format(name=name), task=str(task), runtime=str(runtime))
 
 
 def run(runs: int = 11) -> dict[str, Any]:
-    """Median of ``runs`` fresh interpreters per handler and per floor, interleaved."""
+    """Median of ``runs`` fresh interpreters per handler (zip as shipped, and without its bytecode) and per
+    floor, interleaved."""
     with tempfile.TemporaryDirectory() as folder:
+        layout = lambda_layout(Path(folder))
         paths = {name: os.path.join(folder, f"{name}.json") for name in HANDLERS}
         for name in HANDLERS:
             record(name, paths[name])
-        codes = {name: (_floor_code(name, paths[name]), _handler_code(name, paths[name])) for name in HANDLERS}
+        task, source, runtime = layout["task"], layout["source"], layout["runtime"]
+        codes = {
+            name: {
+                f"floor:{name}": _floor_code(name, paths[name], task, runtime),
+                name: _handler_code(name, paths[name], task, runtime),
+                f"source:{name}": _handler_code(name, paths[name], source, runtime),
+            }
+            for name in HANDLERS
+        }
         calls = {name: _count_calls(paths[name]) for name in HANDLERS}
-        for floor, handler in codes.values():  # warm the .pyc caches once
-            _run(floor)
-            _run(handler)
+        for variants in codes.values():  # one run each first: file system caches, as on a warm host
+            for code in variants.values():
+                _run(code)
         times: dict[str, list[float]] = defaultdict(list)
         for _ in range(runs):
-            for name, (floor, handler) in codes.items():
-                times[f"floor:{name}"].append(_run(floor))
-                times[name].append(_run(handler))
+            for variants in codes.values():
+                for key, code in variants.items():
+                    times[key].append(_run(code))
     results: dict[str, Any] = {"runs": runs, "target_ratio": 1.2, "handlers": {}}
     for name in HANDLERS:
         floor_ms = statistics.median(times[f"floor:{name}"]) * 1000
         handler_ms = statistics.median(times[name]) * 1000
+        source_ms = statistics.median(times[f"source:{name}"]) * 1000
         results["handlers"][name] = {
             "floor_ms": floor_ms,
             "median_ms": handler_ms,
             "ratio": handler_ms / floor_ms,
+            "without_bytecode_ms": source_ms,
+            "ratio_without_bytecode": source_ms / floor_ms,
             "aws_calls": calls[name],
             "floor_calls": FLOOR_CALLS,
         }

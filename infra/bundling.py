@@ -6,26 +6,40 @@ Those pins must be installed at exactly the pinned version and must be pure Pyth
 any OS/CPU, the function runs on Linux arm64, and a compiled extension would only work by accident.
 ``boto3``/``botocore`` are not bundled: the Lambda runtime provides them.
 
+The zip also carries bytecode for the runtime's Python (``unchecked-hash`` ``.pyc`` files, which the
+interpreter uses without looking at the source's time stamp). ``/var/task`` is read-only, so without them
+every cold start compiles stagepilot, Powertools and typing_extensions from source before the first event
+(measured in ``docs/performance.md``). Bytecode is only valid for one Python minor version, so the synth
+must run on the runtime's version: ``RUNTIME_PYTHON``, which ``make`` builds the venv with.
+
 The Docker image is only a fallback that CDK never pulls, because ``LocalBundling.try_bundle`` always
 succeeds or fails the synth with a message saying what to install.
 """
 
 from __future__ import annotations
 
+import compileall
 import importlib.metadata
+import py_compile
 import re
 import shutil
+import sys
 from pathlib import Path, PurePath
 from typing import Any
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
+from aws_cdk import Acknowledgment, AssetHashType, BundlingOptions, ILocalBundling, Validations
 from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
 
 LAMBDAS_DIR = Path(__file__).resolve().parents[1] / "lambdas"
 REQUIREMENTS = LAMBDAS_DIR / "requirements.txt"
 PACKAGE = "stagepilot"
-RUNTIME = lambda_.Runtime.PYTHON_3_14
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+# The Python the zip's bytecode is built for: the runtime's (a test keeps the two in step).
+RUNTIME_PYTHON = (3, 13)
+# Where Lambda unpacks the zip: tracebacks name these paths, as they would for source files.
+TASK_ROOT = "/var/task"
 # Parts of the package that never run in Lambda (operator CLI, local simulator).
 EXCLUDED_SUBPACKAGES = ("cli", "local")
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib")
@@ -37,6 +51,23 @@ HASH_EXCLUDES = [
 ]
 
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)\s*$")
+
+
+# cdk-nag's "not the latest Python runtime", acknowledged on each function (acknowledge_runtime).
+RUNTIME_ACKNOWLEDGMENT = Acknowledgment(
+    id="AwsSolutions-L1",
+    reason=(
+        "Python 3.13 on purpose: the zip ships bytecode built by the synth's interpreter, which must be the "
+        "runtime's version, and 3.13 is the newest CPython the project builds and tests on (Makefile "
+        "RUNTIME_PYTHON). Without that bytecode every cold start compiles the code from source "
+        "(docs/performance.md)."
+    ),
+)
+
+
+def acknowledge_runtime(function: Construct) -> None:
+    """The runtime finding, on this function and nothing else."""
+    Validations.of(function).acknowledge(RUNTIME_ACKNOWLEDGMENT)
 
 
 class BundlingError(RuntimeError):
@@ -113,11 +144,39 @@ def copy_distribution(name: str, version: str, output_dir: Path) -> int:
     return copied
 
 
+def check_interpreter(version: tuple[int, ...] = (), implementation: str = "") -> None:
+    """The synth's Python must be the runtime's: its bytecode is what Lambda will load."""
+    version = version or sys.version_info[:3]
+    implementation = implementation or sys.implementation.name
+    if implementation != "cpython" or tuple(version[:2]) != RUNTIME_PYTHON:
+        wanted = ".".join(map(str, RUNTIME_PYTHON))
+        running = f"{implementation} {'.'.join(map(str, version[:3]))}"
+        raise BundlingError(
+            f"the functions run on Python {wanted} ({RUNTIME.name}) and their zip carries bytecode for it, "
+            f"but this synth runs on {running}; synth with CPython {wanted} (make synth builds its venv with it)"
+        )
+
+
+def compile_bytecode(output_dir: Path) -> None:
+    """``__pycache__/*.pyc`` for every module in ``output_dir``, valid whatever the files' time stamps."""
+    compiled = compileall.compile_dir(
+        output_dir,
+        quiet=2,
+        stripdir=str(output_dir),
+        prependdir=TASK_ROOT,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    if not compiled:
+        raise BundlingError(f"a module in the Lambda zip does not compile on Python {sys.version.split()[0]}")
+
+
 def bundle(output_dir: Path, lambdas_dir: Path = LAMBDAS_DIR) -> None:
     """Everything that goes into the function zip, written into ``output_dir``."""
+    check_interpreter()
     copy_package(output_dir, lambdas_dir)
     for name, version in read_pins(lambdas_dir / "requirements.txt").items():
         copy_distribution(name, version, output_dir)
+    compile_bytecode(output_dir)
 
 
 @jsii.implements(ILocalBundling)

@@ -23,7 +23,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import names
-from infra.bundling import RUNTIME
+from infra.bundling import RUNTIME, acknowledge_runtime
 from infra.pipeline import (
     FUNCTION_MEMORY_MB,
     FUNCTION_TIMEOUT,
@@ -109,6 +109,7 @@ class ConvergencePass(Construct):
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
+        acknowledge_runtime(self.function)
         for policy in policies:
             self.function.node.add_dependency(policy)
         self.schedule = events.Rule(

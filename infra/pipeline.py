@@ -25,7 +25,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import names
-from infra.bundling import RUNTIME
+from infra.bundling import RUNTIME, acknowledge_runtime
 from stagepilot import budget, config
 from stagepilot.adapters import schema
 from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS, MAX_RECEIVES
@@ -188,6 +188,7 @@ class AutomationPipeline(Construct):
                 "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
+        acknowledge_runtime(self.function)
         # The inline policies are separate resources: the function must not run before they exist.
         for policy in policies:
             self.function.node.add_dependency(policy)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import marshal
 import os
 import shutil
 import subprocess
@@ -41,11 +42,44 @@ def test_zip_holds_the_handlers_and_the_pinned_dependencies(bundled: Path) -> No
 def test_zip_leaves_out_operator_tools_caches_and_boto3(bundled: Path) -> None:
     assert not (bundled / "stagepilot" / "cli").exists()
     assert not (bundled / "stagepilot" / "local").exists()
-    assert not list(bundled.rglob("__pycache__"))
-    assert not list(bundled.rglob("*.pyc"))
+    tag = sys.implementation.cache_tag
+    assert [p for p in bundled.rglob("*.pyc") if p.parent.name != "__pycache__" or tag not in p.name] == []
     assert not (bundled / "boto3").exists()  # provided by the Lambda runtime
     assert not [p for p in bundled.rglob("*") if p.suffix in bundling.COMPILED_SUFFIXES]
     assert not (bundled / "bin").exists()
+
+
+def _pyc(source: Path) -> Path:
+    return Path(importlib.util.cache_from_source(str(source)))
+
+
+def test_zip_ships_bytecode_for_every_module_valid_whatever_the_time_stamps(bundled: Path) -> None:
+    """Lambda's /var/task is read-only: without these, every cold start compiles the code from source."""
+    assert bundling.RUNTIME.name == "python{}.{}".format(*bundling.RUNTIME_PYTHON)
+    assert sys.version_info[:2] == bundling.RUNTIME_PYTHON  # the venv the tests run in is the runtime's
+    sources = list(bundled.rglob("*.py"))
+    assert len(sources) > 100
+    for source in sources:
+        header = _pyc(source).read_bytes()[:16]
+        assert header[:4] == importlib.util.MAGIC_NUMBER, source
+        # PEP 552 flags: 0b01 = hash-based and not checked against the source (extraction resets mtimes).
+        assert int.from_bytes(header[4:8], "little") == 0b01, source
+    code = marshal.loads(_pyc(bundled / "stagepilot" / "pipeline.py").read_bytes()[16:])
+    assert code.co_filename == f"{bundling.TASK_ROOT}/stagepilot/pipeline.py"
+
+
+def test_a_synth_on_another_python_fails_with_the_version_to_use() -> None:
+    bundling.check_interpreter((*bundling.RUNTIME_PYTHON, 0), "cpython")
+    with pytest.raises(bundling.BundlingError, match=r"run on Python 3\.13 .* this synth runs on cpython 3\.11\.7"):
+        bundling.check_interpreter((3, 11, 7), "cpython")
+    with pytest.raises(bundling.BundlingError, match=r"this synth runs on pypy 3\.13\.0"):
+        bundling.check_interpreter((3, 13, 0), "pypy")
+
+
+def test_a_module_that_does_not_compile_fails_the_synth(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("def f(:\n")
+    with pytest.raises(bundling.BundlingError, match="does not compile"):
+        bundling.compile_bytecode(tmp_path)
 
 
 def _lambdas_copy(tmp_path: Path, requirements: str) -> Path:
@@ -112,14 +146,24 @@ def test_handlers_import_from_the_zip_with_only_what_the_runtime_adds(bundled: P
         source = origin.parent if origin.name == "__init__.py" else origin
         (runtime / source.name).symlink_to(source)
     script = (
-        "import importlib, sys\n"
+        "import importlib, importlib.machinery, sys\n"
         f"sys.path[:] = [{str(bundled)!r}, {str(runtime)!r}] + [p for p in sys.path if 'packages' not in p]\n"
+        "compiled = []\n"
+        "to_code = importlib.machinery.SourceFileLoader.source_to_code\n"
+        "def source_to_code(self, data, path, **kw):\n"
+        "    compiled.append(path)\n"
+        "    return to_code(self, data, path, **kw)\n"
+        "importlib.machinery.SourceFileLoader.source_to_code = source_to_code\n"
         "for automation in ('composition', 'replication', 'moderation', 'reconcile'):\n"
         "    module = importlib.import_module('stagepilot.handlers.' + automation)\n"
         "    assert callable(module.lambda_handler), automation\n"
+        f"from_zip = [p for p in compiled if p.startswith({str(bundled)!r})]\n"
+        "assert not from_zip, f'compiled at import: {from_zip[:3]}'\n"
+        "assert sys.modules['aws_lambda_powertools'].__file__.startswith(" + repr(str(bundled)) + ")\n"
     )
     result = subprocess.run(
-        [sys.executable, "-I", "-c", script],
+        # -B: /var/task is read-only, nothing is written, so only the zip's own bytecode spares the compile.
+        [sys.executable, "-I", "-B", "-c", script],
         capture_output=True,
         text=True,
         check=False,

@@ -90,7 +90,7 @@ def test_function_consumes_its_queue_with_partial_batch_failures(deployed: Synth
 def test_function_runtime_settings_and_environment(deployed: Synthesized, automation: str) -> None:
     pipeline = deployed.stack.pipelines[automation]
     function = deployed.resources[deployed.logical_id(pipeline.function)]["Properties"]
-    assert function["Runtime"] == "python3.14"
+    assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
     assert function["Handler"] == f"stagepilot.handlers.{automation}.lambda_handler"
     assert function["Timeout"] == 60
