@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -217,3 +220,22 @@ def test_a_forged_body_sent_to_the_queue_is_parked_without_acting(lambda_env: di
     [(_body, reason)] = _parked(lambda_env)
     assert reason == "malformed event: account: '210987654321' is not this stack's account"
     assert _started(lambda_env["ivs"]) == []
+
+
+@pytest.mark.parametrize("entry", ["composition", "replication", "moderation", "reconcile"])
+def test_an_entry_module_loads_with_no_collection_and_freezes_what_it_loaded(entry: str) -> None:
+    """A full collection over botocore's loaded models costs ~25 ms of a cold start (handlers/heap.py):
+    none runs while the entry module imports, the collector is on again afterwards, and what the import
+    loaded is frozen, so later collections skip it."""
+    script = (
+        "import gc\n"
+        "started = []\n"
+        "gc.callbacks.append(lambda phase, info: started.append(info['generation']) if phase == 'start' else None)\n"
+        f"import stagepilot.handlers.{entry}\n"
+        "assert started == [], started\n"
+        "assert gc.isenabled()\n"
+        "assert gc.get_freeze_count() > 50_000, gc.get_freeze_count()\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -5,6 +5,10 @@ down) counts ``ReconcileFailed`` and ends: the schedule runs the next one. It ne
 a long outage costs one cheap failed listing per period and nothing piles up.
 """
 
+from stagepilot.handlers import heap
+
+heap.pause()  # before the imports below (heap.py says why)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -17,6 +21,8 @@ from stagepilot.handlers.wiring import services_for
 logger = Logger()
 metrics = Metrics()
 automations = convergence_order()
+
+heap.settle()
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,5 +1,9 @@
 """Lambda entry point of the replication automation (queue: IVS Participant Published, replication events)."""
 
+from stagepilot.handlers import heap
+
+heap.pause()  # before the imports below (heap.py says why)
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -10,6 +14,8 @@ from stagepilot.handlers.wiring import run_batch
 logger = Logger()
 metrics = Metrics()
 automation = ReplicationAutomation()
+
+heap.settle()
 
 
 @logger.inject_lambda_context(clear_state=True)
