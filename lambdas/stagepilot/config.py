@@ -42,6 +42,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    """A function's settings, from its environment (``from_env``)."""
+
     table_name: str
     stage_arn_prefixes: tuple[str, ...] = ()
     dlq_url: str | None = None

@@ -41,6 +41,8 @@ EVENT_NAMES_NEEDING_PARTICIPANT = frozenset(
 
 @dataclass(frozen=True)
 class Envelope:
+    """The EventBridge envelope of one event, validated; ``detail`` as sent."""
+
     event_id: str
     detail_type: str
     source: str

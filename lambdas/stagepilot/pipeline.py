@@ -97,6 +97,8 @@ class Automation(Protocol):
 
 @dataclass(frozen=True)
 class EffectivePolicy:
+    """The policy that applies to a stage, its version, and where it came from."""
+
     policy: StagePolicy
     version: int
     source: str  # "stage", "default", or "none" (no policy, but a pause switch holds the stage)

@@ -120,6 +120,8 @@ class PolicyInvalid(ValueError):
 
 @dataclass(frozen=True)
 class CompositionPolicy:
+    """The policy's ``composition`` section: what ``StartComposition`` gets for the stage."""
+
     layout: dict[str, Any] | None
     destinations: tuple[dict[str, Any], ...]
     tags: dict[str, str] = field(default_factory=dict)
@@ -179,6 +181,8 @@ class ParticipantFilter:
 
 @dataclass(frozen=True)
 class ReplicationRule:
+    """One entry of the policy's ``replication`` list: which publishers go to which stage."""
+
     destination_stage_arn: str
     reconnect_window_seconds: int = 0
     attributes: dict[str, str] = field(default_factory=dict)
@@ -224,6 +228,8 @@ class Limit:
 
 @dataclass(frozen=True)
 class ModerationPolicy:
+    """The policy's ``moderation`` section: who is disconnected, when, and whether for real."""
+
     dry_run: bool = False
     reason: str = DEFAULT_REASON
     blocked_user_ids: frozenset[str] = frozenset()
@@ -276,6 +282,8 @@ class StageSettings:
 
 @dataclass(frozen=True)
 class StagePolicy:
+    """One stage's validated policy document (or the ``default`` one)."""
+
     stage_arn: str
     paused: bool = False
     composition: CompositionPolicy | None = None

@@ -148,6 +148,8 @@ class ClaimState(StrEnum):
 
 @dataclass(frozen=True)
 class DisconnectClaim:
+    """The claim that one participant's disconnect happens once per session."""
+
     owner: str
     state: ClaimState
     claimed_at: datetime

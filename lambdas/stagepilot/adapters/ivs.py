@@ -119,6 +119,8 @@ class Pacer:
 
 @dataclass(frozen=True)
 class CompositionSummary:
+    """A composition as ``ListCompositions`` lists it."""
+
     arn: str
     stage_arn: str
     state: str
@@ -132,6 +134,8 @@ class CompositionSummary:
 
 @dataclass(frozen=True)
 class Participant:
+    """A participant as ``GetParticipant`` or ``ListParticipants`` returns it (a listing has no attributes)."""
+
     participant_id: str
     user_id: str | None
     state: str
@@ -148,6 +152,8 @@ class Participant:
 
 @dataclass(frozen=True)
 class Replica:
+    """A participant replica as ``ListParticipantReplicas`` lists it."""
+
     source_stage_arn: str
     participant_id: str
     destination_stage_arn: str
@@ -158,6 +164,8 @@ class Replica:
 
 @dataclass(frozen=True)
 class StageInfo:
+    """A stage as ``GetStage`` or ``ListStages`` returns it: ``active_session_id`` is None when idle."""
+
     arn: str
     name: str
     active_session_id: str | None
@@ -165,6 +173,8 @@ class StageInfo:
 
 @dataclass(frozen=True)
 class StageSession:
+    """A stage session as ``GetStageSession`` returns it (``end_time`` None while it runs)."""
+
     session_id: str
     start_time: Any  # datetime, as botocore parses it
     end_time: Any

@@ -346,6 +346,8 @@ class ConditionalUpdate:
 # Policies ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StoredPolicy:
+    """A policy item as stored: its document, version and who wrote it when."""
+
     stage_arn: str
     version: int
     updated_at: str
@@ -358,6 +360,8 @@ class StoredPolicy:
 
 @dataclass(frozen=True)
 class PolicyLookup:
+    """What one read found for a stage: its own policy, the default one, and the pause switch."""
+
     own: StoredPolicy | None
     default: StoredPolicy | None
     paused_by: str | None  # the pause switch that holds the stage: its own ARN, "default", or None
@@ -520,6 +524,8 @@ def _stored_policy(item: Mapping[str, Any], stage_arn: str | None = None) -> Sto
 # The kill switch -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PauseSwitch:
+    """A ``PAUSE`` item: who paused the stage (or ``default``) and when."""
+
     stage_arn: str  # or "default": every stage without a policy of its own
     paused_at: str
     paused_by: str
@@ -559,6 +565,8 @@ class PauseSwitches:
 # Bans ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Ban:
+    """A global ban of one user id, until ``expires_at`` (None: until lifted)."""
+
     user_id: str
     reason: str
     created_at: str
@@ -650,6 +658,8 @@ def _ban(item: Mapping[str, Any]) -> Ban:
 # Audit trail ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AuditRecord:
+    """One audit entry: what an automation did (or would have done) on a stage, and why."""
+
     time: datetime  # when it happened by the event's word; ``AuditLog`` stamps its own clock's time
     stage_arn: str
     automation: str

@@ -64,6 +64,8 @@ class SessionCompositions:
 
 @dataclass(frozen=True)
 class Decision:
+    """Whether to start (or restart) a composition now, and why."""
+
     act: bool
     reason: str
     attempt: int = 0

@@ -48,6 +48,8 @@ class ReplicationClaim:
 
 @dataclass(frozen=True)
 class ClaimDecision:
+    """Whether to claim a replication now, and why."""
+
     act: bool
     reason: str
 
