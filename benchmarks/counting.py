@@ -30,7 +30,9 @@ class CallCounter:
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
-        self.policy_loads = 0  # BatchGetItem of a stage's policy and the default (the cached read)
+        # The cached policy reads: a snapshot's Query of the POLICY or PAUSE partition, or a stage's own
+        # BatchGetItem of its policy, the default and both pause switches.
+        self.policy_loads = 0
         self.call_cpu = 0.0
         self._started: list[float] = []
 
@@ -44,7 +46,10 @@ class CallCounter:
     def _before(self, model: Any, params: Any, **_: Any) -> None:
         service = model.service_model.service_id.hyphenize()
         self.calls[(service, model.name)] += 1
-        if model.name == "BatchGetItem" and '"POLICY"' in repr(params).replace("'", '"'):
+        text = repr(params).replace("'", '"')
+        if (model.name == "BatchGetItem" and '"POLICY"' in text) or (
+            model.name == "Query" and ('{"S": "POLICY"}' in text or '{"S": "PAUSE"}' in text)
+        ):
             self.policy_loads += 1
         self._started.append(time.process_time())
 

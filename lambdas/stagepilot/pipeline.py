@@ -23,7 +23,15 @@ from typing import Any, Protocol
 
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.leases import release_claims
-from stagepilot.adapters.table import AuditLog, BanStore, PolicyStore, StoredPolicy, Table
+from stagepilot.adapters.table import (
+    AuditLog,
+    BanStore,
+    PolicyLookup,
+    PolicySnapshot,
+    PolicyStore,
+    StoredPolicy,
+    Table,
+)
 from stagepilot.config import Settings
 from stagepilot.decisions.leases import MAX_RECEIVES
 from stagepilot.errors import MalformedEvent, RetryLater
@@ -107,11 +115,20 @@ class EffectivePolicy:
 class EffectivePolicies:
     """A stage's effective policy (its own, else ``default``, else none), cached briefly per container.
 
+    The cache is a snapshot of every policy and pause switch (``PolicyStore.snapshot``: two ``Query``
+    calls) taken at most once per lifetime, so a container reads the table once per lifetime however
+    many stages its events name, and a policy change reaches it within one lifetime, as before. When the
+    policies do not fit in one page, the container reads per stage instead (``PolicyStore.lookup``, one
+    ``BatchGetItem`` per stage per lifetime) and tries the snapshot again after ``SNAPSHOT_RETRY_LIFETIMES``.
+    A stage the snapshot has nothing for (no policy, no default, no pause) is read on its own, as before.
+
     A pause switch (``stagepilot pause``) on the stage, or on ``default`` for a stage that follows it,
     makes the policy paused whatever it says. A stored policy that no longer validates (written behind
     the CLI's back) raises ``PolicyInvalid`` for that stage only, unless the stage is paused; the error is
     cached like a policy so a broken item does not hammer the table.
     """
+
+    SNAPSHOT_RETRY_LIFETIMES = 10
 
     def __init__(self, store: PolicyStore, *, ttl_seconds: float, clock: Callable[[], datetime]) -> None:
         self._store = store
@@ -119,13 +136,16 @@ class EffectivePolicies:
         self._clock = clock
         self._cache: dict[str, tuple[datetime, EffectivePolicy | PolicyInvalid | None]] = {}
         self._lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()
+        self._snapshot: tuple[datetime, PolicySnapshot | None] | None = None
 
     def get(self, stage_arn: str) -> EffectivePolicy | None:
         now = self._clock()
         with self._lock:
             cached = self._cache.get(stage_arn)
-        if cached is None or (now - cached[0]).total_seconds() >= self._ttl:
-            cached = (now, self._load(stage_arn))
+        if cached is None or self._expired(cached[0], now):
+            read_at, found = self._lookup(stage_arn, now)
+            cached = (read_at, _effective(stage_arn, found))
             with self._lock:
                 self._cache[stage_arn] = cached
         value = cached[1]
@@ -133,23 +153,46 @@ class EffectivePolicies:
             raise value
         return value
 
-    def _load(self, stage_arn: str) -> EffectivePolicy | PolicyInvalid | None:
-        found = self._store.lookup(stage_arn)
-        chosen: StoredPolicy | None = found.own or found.default
-        source = "stage" if found.own else "default" if found.default else "none"
-        if found.paused_by is not None:  # the kill switch wins over anything the policy says
-            try:
-                policy = chosen.parse() if chosen is not None else StagePolicy(stage_arn=stage_arn)
-            except PolicyInvalid:
-                policy = StagePolicy(stage_arn=stage_arn)
-            return EffectivePolicy(replace(policy, paused=True), chosen.version if chosen else 0, source)
-        if chosen is None:
-            return None
+    def _expired(self, read_at: datetime, now: datetime, lifetimes: int = 1) -> bool:
+        return (now - read_at).total_seconds() >= self._ttl * lifetimes
+
+    def _lookup(self, stage_arn: str, now: datetime) -> tuple[datetime, PolicyLookup]:
+        """What decides the stage's policy, and when it was read (a value cached from a snapshot expires
+        with the snapshot)."""
+        with self._snapshot_lock:  # one reader refreshes; the others wait for its snapshot
+            taken = self._snapshot
+            if taken is None or self._expired(
+                taken[0], now, 1 if taken[1] is not None else self.SNAPSHOT_RETRY_LIFETIMES
+            ):
+                taken = self._snapshot = (now, self._store.snapshot())
+        read_at, snapshot = taken
+        found = snapshot.lookup(stage_arn) if snapshot is not None else None
+        if found is None or found == NOTHING_FOUND:
+            # Too many policies for one page, or nothing at all for this stage: a policy put since the
+            # snapshot (the first one for a stage nobody has a default for) is read now, not a lifetime late.
+            return now, self._store.lookup(stage_arn)
+        return read_at, found
+
+
+NOTHING_FOUND = PolicyLookup(own=None, default=None, paused_by=None)
+
+
+def _effective(stage_arn: str, found: PolicyLookup) -> EffectivePolicy | PolicyInvalid | None:
+    chosen: StoredPolicy | None = found.own or found.default
+    source = "stage" if found.own else "default" if found.default else "none"
+    if found.paused_by is not None:  # the kill switch wins over anything the policy says
         try:
-            policy = chosen.parse()
-        except PolicyInvalid as exc:
-            return exc
-        return EffectivePolicy(policy=policy, version=chosen.version, source=source)
+            policy = chosen.parse() if chosen is not None else StagePolicy(stage_arn=stage_arn)
+        except PolicyInvalid:
+            policy = StagePolicy(stage_arn=stage_arn)
+        return EffectivePolicy(replace(policy, paused=True), chosen.version if chosen else 0, source)
+    if chosen is None:
+        return None
+    try:
+        policy = chosen.parse()
+    except PolicyInvalid as exc:
+        return exc
+    return EffectivePolicy(policy=policy, version=chosen.version, source=source)
 
 
 def handle_event(event: Event, automation: Automation, services: Services) -> Outcome:

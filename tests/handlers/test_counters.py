@@ -3,12 +3,8 @@ what it counts, and how it reads the items an earlier version wrote (the ``event
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-
-import pytest
 
 from stagepilot.adapters.counters import (
     EVENTS_ATTRIBUTE,
@@ -21,51 +17,11 @@ from stagepilot.adapters.counters import (
 )
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 from stagepilot.adapters.table import STATE_RETENTION, Table, epoch
-from stagepilot.local.deployment import LocalDeployment
+from tests.handlers.conftest import Calls
 from tests.support import SESSION, STAGE, T0, later
 
 WINDOW = 60
 KEY = counter_key(STAGE, SESSION, "p1", Kind.FLAG)
-
-
-class Calls:
-    """Every DynamoDB call made on a client, by operation, counted on botocore's ``before-call``."""
-
-    def __init__(self, client: Any) -> None:
-        self.made: Counter[str] = Counter()
-        self._hooks: list[Callable[[str], None]] = []
-        client.meta.events.register("before-call.dynamodb", self._before)
-
-    def _before(self, model: Any, **_: Any) -> None:
-        self.made[model.name] += 1
-        for hook in self._hooks:
-            hook(model.name)
-
-    def before_next(self, operation: str, action: Callable[[], None]) -> None:
-        """Run ``action`` once, just before the next ``operation`` call is sent (an interleaving writer)."""
-        fired = False
-
-        def hook(name: str) -> None:
-            nonlocal fired
-            if name == operation and not fired:
-                fired = True
-                action()
-
-        self._hooks.append(hook)
-
-    def reset(self) -> None:
-        self.made.clear()
-
-
-@pytest.fixture
-def table(make_deployment: Any) -> Table:
-    deployment: LocalDeployment = make_deployment(automations=[])
-    return deployment.table
-
-
-@pytest.fixture
-def calls(table: Table) -> Calls:
-    return Calls(table.client)
 
 
 def counters(table: Table, now: datetime = T0) -> WindowCounters:

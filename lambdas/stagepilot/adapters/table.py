@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -287,6 +288,16 @@ class Table:
                 return
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def query_page(self, pk: str) -> tuple[list[dict[str, Any]], bool]:
+        """One ``Query`` call: the partition's first page (up to DynamoDB's 1 MB) and whether it was all."""
+        page = self._call(
+            "query",
+            KeyConditionExpression="#pk = :pk",
+            ExpressionAttributeNames={"#pk": PARTITION_KEY},
+            ExpressionAttributeValues=_to_item({":pk": pk}),
+        )
+        return [_from_item(raw) for raw in page.get("Items", [])], "LastEvaluatedKey" not in page
+
     def _conditional(self, method: str, params: dict[str, Any]) -> bool:
         try:
             self._call(method, **params)
@@ -367,6 +378,33 @@ class PolicyLookup:
     paused_by: str | None  # the pause switch that holds the stage: its own ARN, "default", or None
 
 
+@dataclass(frozen=True)
+class PolicySnapshot:
+    """Every stored policy (raw items by stage ARN) and the ARNs of every pause switch, read together."""
+
+    policies: Mapping[str, Mapping[str, Any]]
+    paused: frozenset[str]
+
+    def lookup(self, stage_arn: str) -> PolicyLookup:
+        """What ``PolicyStore.lookup`` reads for the stage, from the snapshot."""
+        return _policy_lookup(stage_arn, self.policies, self.paused)
+
+
+def _policy_lookup(stage_arn: str, policies: Mapping[str, Mapping[str, Any]], paused: AbstractSet[str]) -> PolicyLookup:
+    """A stage's own policy, the default one, and which pause switch holds it, from the items read."""
+    own, default = policies.get(stage_arn), policies.get(DEFAULT_STAGE)
+    paused_by = None
+    if stage_arn in paused:
+        paused_by = stage_arn
+    elif own is None and DEFAULT_STAGE in paused:
+        paused_by = DEFAULT_STAGE  # 'default' is paused, and the stage follows 'default'
+    return PolicyLookup(
+        own=_stored_policy(own, stage_arn) if own else None,
+        default=_stored_policy(default, DEFAULT_STAGE) if default else None,
+        paused_by=paused_by,
+    )
+
+
 class PolicyStore:
     """Policies, one item each, under one partition (a Query lists them all; ≤ a few thousand items).
 
@@ -403,16 +441,20 @@ class PolicyStore:
             )
         )
         found = self._table.get_many(keys)
-        own, default = found.get((POLICY_PARTITION, stage_arn)), found.get((POLICY_PARTITION, DEFAULT_STAGE))
-        paused_by = None
-        if (PAUSE_PARTITION, stage_arn) in found:
-            paused_by = stage_arn
-        elif own is None and (PAUSE_PARTITION, DEFAULT_STAGE) in found:
-            paused_by = DEFAULT_STAGE  # 'default' is paused, and the stage follows 'default'
-        return PolicyLookup(
-            own=_stored_policy(own) if own else None,
-            default=_stored_policy(default) if default else None,
-            paused_by=paused_by,
+        policies = {sk: item for (pk, sk), item in found.items() if pk == POLICY_PARTITION}
+        return _policy_lookup(stage_arn, policies, {sk for (pk, sk) in found if pk == PAUSE_PARTITION})
+
+    def snapshot(self) -> PolicySnapshot | None:
+        """Every policy and every pause switch, in one ``Query`` page each: what ``lookup`` would find for any
+        stage. None when either partition needs more than one page (roughly more than 500 policies)."""
+        policies, complete = self._table.query_page(POLICY_PARTITION)
+        if not complete:
+            return None
+        switches, complete = self._table.query_page(PAUSE_PARTITION)
+        if not complete:
+            return None
+        return PolicySnapshot(
+            policies={item[SORT_KEY]: item for item in policies}, paused=frozenset(i[SORT_KEY] for i in switches)
         )
 
     def list(self) -> list[StoredPolicy]:

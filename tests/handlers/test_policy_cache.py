@@ -1,0 +1,162 @@
+"""The functions' policy cache (pipeline.EffectivePolicies) on moto DynamoDB: one snapshot of every policy
+and pause switch per lifetime, read per stage only when the snapshot cannot answer, and the same answers
+as a per-stage read."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from stagepilot.adapters.table import PauseSwitches, PolicyStore, Table
+from stagepilot.local.deployment import VirtualClock
+from stagepilot.pipeline import EffectivePolicies
+from stagepilot.policy import parse_policy
+from tests.handlers.conftest import Calls
+from tests.support import T0
+
+TTL = 30.0
+ARN = "arn:aws:ivs:us-east-1:123456789012:stage/Stage{:03d}"
+
+
+class Clock(VirtualClock):
+    def __init__(self) -> None:
+        super().__init__(T0)
+
+    def advance(self, seconds: float) -> None:
+        self.advance_to(self.now + timedelta(seconds=seconds))
+
+
+def put(table: Table, stage_arn: str, **document: Any) -> None:
+    PolicyStore(table).put(parse_policy({"stageArn": stage_arn, "moderation": {}, **document}))
+
+
+def cache(table: Table, clock: Clock) -> EffectivePolicies:
+    return EffectivePolicies(PolicyStore(table), ttl_seconds=TTL, clock=clock)
+
+
+def test_one_snapshot_per_lifetime_answers_every_stage(table: Table, calls: Calls) -> None:
+    for n in range(40):
+        put(table, ARN.format(n), moderation={"blockedUserIds": [f"troll-{n}"]})
+    clock = Clock()
+    policies = cache(table, clock)
+    calls.reset()
+
+    for n in range(40):
+        effective = policies.get(ARN.format(n))
+        assert effective is not None and effective.policy.moderation is not None
+        assert effective.policy.moderation.blocked_user_ids == {f"troll-{n}"}
+    assert calls.made == {"Query": 2}  # the policies and the pause switches, one page each
+
+    clock.advance(TTL - 1)
+    for n in range(40):
+        policies.get(ARN.format(n))
+    assert calls.made == {"Query": 2}
+
+    clock.advance(1)  # one lifetime after the snapshot: a new one
+    policies.get(ARN.format(7))
+    assert calls.made == {"Query": 4}
+
+
+def test_a_change_is_seen_within_one_lifetime_of_the_snapshot(table: Table) -> None:
+    stage = ARN.format(1)
+    put(table, stage, moderation={"dryRun": True})
+    clock = Clock()
+    policies = cache(table, clock)
+    first = policies.get(stage)
+    assert first is not None and first.version == 1
+
+    clock.advance(TTL / 2)
+    put(table, stage, moderation={"dryRun": False})
+    PauseSwitches(table).pause(stage, by="operator")
+    clock.advance(TTL / 2 - 1)
+    still = policies.get(stage)
+    assert still is not None and still.version == 1 and not still.policy.paused  # cached, within the lifetime
+
+    clock.advance(1)
+    now = policies.get(stage)
+    assert now is not None and now.version == 2 and now.policy.paused
+
+
+def test_a_stage_the_snapshot_has_nothing_for_is_read_on_its_own(table: Table, calls: Calls) -> None:
+    put(table, ARN.format(1))
+    clock = Clock()
+    policies = cache(table, clock)
+    assert policies.get(ARN.format(1)) is not None
+    calls.reset()
+
+    newcomer = ARN.format(2)
+    put(table, newcomer)  # after the snapshot: its first policy
+    calls.reset()
+    effective = policies.get(newcomer)
+    assert effective is not None and effective.source == "stage"
+    assert calls.made == {"BatchGetItem": 1}
+    assert policies.get(newcomer) is not None
+    assert calls.made == {"BatchGetItem": 1}  # and then cached like the rest
+
+
+def test_too_many_policies_for_a_page_reads_per_stage_then_tries_again_later(
+    table: Table, calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(table, ARN.format(1))
+    put(table, ARN.format(2))
+    pages = {"complete": False}
+    query_page = table.query_page
+
+    def one_page(pk: str) -> tuple[list[dict[str, Any]], bool]:
+        items, _ = query_page(pk)
+        return items, pages["complete"]  # as when the partition is over DynamoDB's 1 MB page
+
+    monkeypatch.setattr(table, "query_page", one_page)
+    clock = Clock()
+    policies = cache(table, clock)
+    calls.reset()
+
+    assert policies.get(ARN.format(1)) is not None
+    assert policies.get(ARN.format(2)) is not None
+    assert calls.made == {"Query": 1, "BatchGetItem": 2}  # the policies' page said "more": per stage
+
+    pages["complete"] = True
+    clock.advance(TTL)
+    policies.get(ARN.format(1))
+    assert calls.made == {"Query": 1, "BatchGetItem": 3}  # per stage, without another page for a while
+
+    clock.advance(TTL * (EffectivePolicies.SNAPSHOT_RETRY_LIFETIMES - 1))
+    policies.get(ARN.format(1))
+    policies.get(ARN.format(2))
+    assert calls.made == {"Query": 3, "BatchGetItem": 3}  # the snapshot again, answering both
+
+
+@pytest.mark.parametrize(
+    ("own", "default", "paused"),
+    [
+        (False, False, set()),
+        (True, False, set()),
+        (False, True, set()),
+        (True, True, set()),
+        (True, True, {"stage"}),
+        (True, True, {"default"}),
+        (False, True, {"default"}),
+        (False, False, {"stage"}),
+        (False, False, {"default"}),
+        (True, False, {"stage", "default"}),
+    ],
+)
+def test_the_snapshot_answers_what_a_per_stage_read_would(
+    table: Table, own: bool, default: bool, paused: set[str]
+) -> None:
+    stage, bystander = ARN.format(1), ARN.format(9)
+    put(table, bystander)
+    if own:
+        put(table, stage, moderation={"dryRun": True})
+    if default:
+        put(table, "default")
+    switches = PauseSwitches(table)
+    for which in paused:
+        switches.pause(stage if which == "stage" else "default", by="operator")
+    store = PolicyStore(table)
+    snapshot = store.snapshot()
+    assert snapshot is not None
+    assert snapshot.lookup(stage) == store.lookup(stage)
+    assert snapshot.lookup(bystander) == store.lookup(bystander)
