@@ -115,12 +115,15 @@ class EffectivePolicy:
 class EffectivePolicies:
     """A stage's effective policy (its own, else ``default``, else none), cached briefly per container.
 
-    The cache is a snapshot of every policy and pause switch (``PolicyStore.snapshot``: two ``Query``
-    calls) taken at most once per lifetime, so a container reads the table once per lifetime however
-    many stages its events name, and a policy change reaches it within one lifetime, as before. When the
-    policies do not fit in one page, the container reads per stage instead (``PolicyStore.lookup``, one
-    ``BatchGetItem`` per stage per lifetime) and tries the snapshot again after ``SNAPSHOT_RETRY_LIFETIMES``.
-    A stage the snapshot has nothing for (no policy, no default, no pause) is read on its own, as before.
+    A container that reads few stages reads each on its own (``PolicyStore.lookup``: its policy, the
+    default and both pause switches in one ``BatchGetItem``) and keeps the answer for one lifetime. Once
+    a lifetime has read ``SNAPSHOT_FROM_STAGES`` stages or more, the next lifetime starts with a snapshot of
+    every policy and pause switch instead (``PolicyStore.snapshot``: two ``Query`` calls), which answers
+    every stage it has something for, so a busy container reads the table twice per lifetime however many
+    stages its events name. A stage the snapshot has nothing for (no policy, no default, no pause) is
+    still read on its own, so the first policy put for a stage since the snapshot is not a lifetime late.
+    When the policies do not fit in one page the container reads per stage and tries the snapshot again
+    after ``SNAPSHOT_RETRY_LIFETIMES``. Either way a policy change reaches the container within one lifetime.
 
     A pause switch (``stagepilot pause``) on the stage, or on ``default`` for a stage that follows it,
     makes the policy paused whatever it says. A stored policy that no longer validates (written behind
@@ -128,6 +131,7 @@ class EffectivePolicies:
     cached like a policy so a broken item does not hammer the table.
     """
 
+    SNAPSHOT_FROM_STAGES = 3  # a snapshot costs two reads: worth it from three stages a lifetime
     SNAPSHOT_RETRY_LIFETIMES = 10
 
     def __init__(self, store: PolicyStore, *, ttl_seconds: float, clock: Callable[[], datetime]) -> None:
@@ -136,8 +140,9 @@ class EffectivePolicies:
         self._clock = clock
         self._cache: dict[str, tuple[datetime, EffectivePolicy | PolicyInvalid | None]] = {}
         self._lock = threading.Lock()
-        self._snapshot_lock = threading.Lock()
-        self._snapshot: tuple[datetime, PolicySnapshot | None] | None = None
+        self._window_lock = threading.Lock()
+        self._window: _Window | None = None
+        self._stages_read: set[str] = set()  # stages read (either way) in the current window
 
     def get(self, stage_arn: str) -> EffectivePolicy | None:
         now = self._clock()
@@ -159,19 +164,33 @@ class EffectivePolicies:
     def _lookup(self, stage_arn: str, now: datetime) -> tuple[datetime, PolicyLookup]:
         """What decides the stage's policy, and when it was read (a value cached from a snapshot expires
         with the snapshot)."""
-        with self._snapshot_lock:  # one reader refreshes; the others wait for its snapshot
-            taken = self._snapshot
-            if taken is None or self._expired(
-                taken[0], now, 1 if taken[1] is not None else self.SNAPSHOT_RETRY_LIFETIMES
-            ):
-                taken = self._snapshot = (now, self._store.snapshot())
-        read_at, snapshot = taken
-        found = snapshot.lookup(stage_arn) if snapshot is not None else None
-        if found is None or found == NOTHING_FOUND:
-            # Too many policies for one page, or nothing at all for this stage: a policy put since the
-            # snapshot (the first one for a stage nobody has a default for) is read now, not a lifetime late.
+        with self._window_lock:  # one reader takes the snapshot; the others wait for it
+            window = self._window
+            if window is None or self._expired(window.started, now, window.lifetimes):
+                window = self._window = self._next_window(now)
+            self._stages_read.add(stage_arn)
+        found = window.snapshot.lookup(stage_arn) if window.snapshot is not None else NOTHING_FOUND
+        if found == NOTHING_FOUND:
             return now, self._store.lookup(stage_arn)
-        return read_at, found
+        return window.started, found
+
+    def _next_window(self, now: datetime) -> _Window:
+        busy = len(self._stages_read) >= self.SNAPSHOT_FROM_STAGES
+        self._stages_read = set()
+        if not busy:
+            return _Window(now, None, 1)
+        snapshot = self._store.snapshot()
+        return _Window(now, snapshot, 1 if snapshot is not None else self.SNAPSHOT_RETRY_LIFETIMES)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One stretch of the policy cache: from ``started``, for ``lifetimes`` lifetimes, with or without a
+    snapshot (None: every stage is read on its own)."""
+
+    started: datetime
+    snapshot: PolicySnapshot | None
+    lifetimes: int
 
 
 NOTHING_FOUND = PolicyLookup(own=None, default=None, paused_by=None)

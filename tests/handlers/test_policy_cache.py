@@ -1,6 +1,6 @@
-"""The functions' policy cache (pipeline.EffectivePolicies) on moto DynamoDB: one snapshot of every policy
-and pause switch per lifetime, read per stage only when the snapshot cannot answer, and the same answers
-as a per-stage read."""
+"""The functions' policy cache (pipeline.EffectivePolicies) on moto DynamoDB: a busy container takes one
+snapshot of every policy and pause switch per lifetime, a quiet one reads per stage, a stage the snapshot
+cannot answer is read on its own, and the snapshot answers what a per-stage read would."""
 
 from __future__ import annotations
 
@@ -36,34 +36,64 @@ def cache(table: Table, clock: Clock) -> EffectivePolicies:
     return EffectivePolicies(PolicyStore(table), ttl_seconds=TTL, clock=clock)
 
 
-def test_one_snapshot_per_lifetime_answers_every_stage(table: Table, calls: Calls) -> None:
+def test_a_busy_container_takes_one_snapshot_per_lifetime_for_every_stage(table: Table, calls: Calls) -> None:
     for n in range(40):
         put(table, ARN.format(n), moderation={"blockedUserIds": [f"troll-{n}"]})
     clock = Clock()
     policies = cache(table, clock)
     calls.reset()
 
-    for n in range(40):
-        effective = policies.get(ARN.format(n))
-        assert effective is not None and effective.policy.moderation is not None
-        assert effective.policy.moderation.blocked_user_ids == {f"troll-{n}"}
-    assert calls.made == {"Query": 2}  # the policies and the pause switches, one page each
+    def read_all() -> None:
+        for n in range(40):
+            effective = policies.get(ARN.format(n))
+            assert effective is not None and effective.policy.moderation is not None
+            assert effective.policy.moderation.blocked_user_ids == {f"troll-{n}"}
 
+    read_all()
+    assert calls.made == {"BatchGetItem": 40}  # the first lifetime: each stage on its own
+
+    clock.advance(TTL)
+    calls.reset()
+    read_all()
+    assert calls.made == {"Query": 2}  # a busy container: the policies and the pause switches, one page each
     clock.advance(TTL - 1)
-    for n in range(40):
-        policies.get(ARN.format(n))
+    read_all()
     assert calls.made == {"Query": 2}
 
     clock.advance(1)  # one lifetime after the snapshot: a new one
-    policies.get(ARN.format(7))
+    read_all()
     assert calls.made == {"Query": 4}
 
 
-def test_a_change_is_seen_within_one_lifetime_of_the_snapshot(table: Table) -> None:
+def test_a_quiet_container_reads_its_stages_on_their_own(table: Table, calls: Calls) -> None:
+    for n in range(3):
+        put(table, ARN.format(n))
+    clock = Clock()
+    policies = cache(table, clock)
+    calls.reset()
+    for _ in range(5):
+        for n in range(EffectivePolicies.SNAPSHOT_FROM_STAGES - 1):
+            assert policies.get(ARN.format(n)) is not None
+        clock.advance(TTL)
+    assert calls.made == {"BatchGetItem": 5 * (EffectivePolicies.SNAPSHOT_FROM_STAGES - 1)}
+
+
+def busy(policies: EffectivePolicies, clock: Clock, table: Table) -> None:
+    """Read enough stages for one lifetime that the next one starts with a snapshot."""
+    for n in range(100, 100 + EffectivePolicies.SNAPSHOT_FROM_STAGES):
+        put(table, ARN.format(n))
+        policies.get(ARN.format(n))
+    clock.advance(TTL)
+
+
+@pytest.mark.parametrize("snapshot", [True, False])
+def test_a_change_is_seen_within_one_lifetime(table: Table, snapshot: bool) -> None:
     stage = ARN.format(1)
     put(table, stage, moderation={"dryRun": True})
     clock = Clock()
     policies = cache(table, clock)
+    if snapshot:
+        busy(policies, clock, table)
     first = policies.get(stage)
     assert first is not None and first.version == 1
 
@@ -83,6 +113,7 @@ def test_a_stage_the_snapshot_has_nothing_for_is_read_on_its_own(table: Table, c
     put(table, ARN.format(1))
     clock = Clock()
     policies = cache(table, clock)
+    busy(policies, clock, table)
     assert policies.get(ARN.format(1)) is not None
     calls.reset()
 
@@ -99,8 +130,9 @@ def test_a_stage_the_snapshot_has_nothing_for_is_read_on_its_own(table: Table, c
 def test_too_many_policies_for_a_page_reads_per_stage_then_tries_again_later(
     table: Table, calls: Calls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    put(table, ARN.format(1))
-    put(table, ARN.format(2))
+    stages = [ARN.format(n) for n in range(EffectivePolicies.SNAPSHOT_FROM_STAGES)]
+    for stage in stages:
+        put(table, stage)
     pages = {"complete": False}
     query_page = table.query_page
 
@@ -111,21 +143,26 @@ def test_too_many_policies_for_a_page_reads_per_stage_then_tries_again_later(
     monkeypatch.setattr(table, "query_page", one_page)
     clock = Clock()
     policies = cache(table, clock)
-    calls.reset()
 
-    assert policies.get(ARN.format(1)) is not None
-    assert policies.get(ARN.format(2)) is not None
-    assert calls.made == {"Query": 1, "BatchGetItem": 2}  # the policies' page said "more": per stage
+    def read_all() -> None:
+        for stage in stages:
+            assert policies.get(stage) is not None
+
+    read_all()
+    clock.advance(TTL)
+    calls.reset()
+    read_all()
+    n = len(stages)
+    assert calls.made == {"Query": 1, "BatchGetItem": n}  # the policies' page said "more": per stage
 
     pages["complete"] = True
     clock.advance(TTL)
-    policies.get(ARN.format(1))
-    assert calls.made == {"Query": 1, "BatchGetItem": 3}  # per stage, without another page for a while
+    read_all()
+    assert calls.made == {"Query": 1, "BatchGetItem": 2 * n}  # per stage, without another page for a while
 
     clock.advance(TTL * (EffectivePolicies.SNAPSHOT_RETRY_LIFETIMES - 1))
-    policies.get(ARN.format(1))
-    policies.get(ARN.format(2))
-    assert calls.made == {"Query": 3, "BatchGetItem": 3}  # the snapshot again, answering both
+    read_all()
+    assert calls.made == {"Query": 3, "BatchGetItem": 2 * n}  # the snapshot again, answering every stage
 
 
 @pytest.mark.parametrize(
