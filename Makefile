@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # search (python3.13 on PATH, then pyenv's installed 3.13).
 RUNTIME_PYTHON := 3.13
 ifndef PYTHON
-PYTHON := $(shell for p in python$(RUNTIME_PYTHON) $$(pyenv root 2>/dev/null)/versions/$(RUNTIME_PYTHON)*/bin/python$(RUNTIME_PYTHON); do \
+PYTHON := $(shell for p in python$(RUNTIME_PYTHON) $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(RUNTIME_PYTHON)*/bin/python$(RUNTIME_PYTHON) $$(pyenv root 2>/dev/null)/versions/$(RUNTIME_PYTHON)*/bin/python$(RUNTIME_PYTHON); do \
   "$$p" -c 'import sys; sys.exit(sys.version[:4] != "$(RUNTIME_PYTHON)")' 2>/dev/null && { echo "$$p"; break; }; done)
 endif
 VENV := .venv
