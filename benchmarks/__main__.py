@@ -115,7 +115,8 @@ def main() -> int:
         rows.append(
             _row(
                 f"convergence pass, {c['stages']} stages ({c['live']} live), {label}",
-                f"{one['reads_total']} IVS reads, most {busiest[0]} ×{busiest[1]}; healed {one['healed']}",
+                f"{one['reads_total']} IVS reads, most {busiest[0]} ×{busiest[1]}; healed {one['healed']}; "
+                f"{sum(one['table_calls'].values())} DynamoDB calls",
                 f"{convergence._budget(busiest[0])} {busiest[0]}/pass",
                 busiest[1] / convergence._budget(busiest[0]),
                 "≤ 1.0× of the budget",
