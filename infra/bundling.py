@@ -18,8 +18,8 @@ succeeds or fails the synth with a message saying what to install.
 
 from __future__ import annotations
 
-import compileall
 import importlib.metadata
+import importlib.util
 import py_compile
 import re
 import shutil
@@ -159,15 +159,21 @@ def check_interpreter(version: tuple[int, ...] = (), implementation: str = "") -
 
 def compile_bytecode(output_dir: Path) -> None:
     """``__pycache__/*.pyc`` for every module in ``output_dir``, valid whatever the files' time stamps."""
-    compiled = compileall.compile_dir(
-        output_dir,
-        quiet=2,
-        stripdir=str(output_dir),
-        prependdir=TASK_ROOT,
-        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-    )
-    if not compiled:
-        raise BundlingError(f"a module in the Lambda zip does not compile on Python {sys.version.split()[0]}")
+    for source in sorted(output_dir.rglob("*.py")):
+        relative = source.relative_to(output_dir).as_posix()
+        try:
+            py_compile.compile(
+                str(source),
+                cfile=importlib.util.cache_from_source(str(source)),
+                dfile=f"{TASK_ROOT}/{relative}",
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
+        except py_compile.PyCompileError as exc:
+            raise BundlingError(
+                f"{relative} in the Lambda zip does not compile on Python {sys.version.split()[0]}: "
+                f"{exc.exc_type_name} {exc.exc_value}"
+            ) from exc
 
 
 def bundle(output_dir: Path, lambdas_dir: Path = LAMBDAS_DIR) -> None:

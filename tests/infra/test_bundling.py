@@ -77,8 +77,11 @@ def test_a_synth_on_another_python_fails_with_the_version_to_use() -> None:
 
 
 def test_a_module_that_does_not_compile_fails_the_synth(tmp_path: Path) -> None:
-    (tmp_path / "broken.py").write_text("def f(:\n")
-    with pytest.raises(bundling.BundlingError, match="does not compile"):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "broken.py").write_text("def f(:\n")
+    with pytest.raises(
+        bundling.BundlingError, match=r"^pkg/broken\.py in the Lambda zip does not compile .*SyntaxError"
+    ):
         bundling.compile_bytecode(tmp_path)
 
 
