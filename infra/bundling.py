@@ -40,6 +40,10 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 RUNTIME_PYTHON = (3, 13)
 # Where Lambda unpacks the zip: tracebacks name these paths, as they would for source files.
 TASK_ROOT = "/var/task"
+# What the bundler makes of the same sources. The asset hash covers the sources, not this file, and a
+# deployment whose hash is unchanged keeps the zip it has: bump this when the zip's content changes for
+# the same sources (2: bytecode added).
+BUNDLE_FORMAT = "2"
 # Parts of the package that never run in Lambda (operator CLI, local simulator).
 EXCLUDED_SUBPACKAGES = ("cli", "local")
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib")
@@ -197,14 +201,17 @@ class OfflineBundling:
         return True
 
 
-def function_code(lambdas_dir: Path = LAMBDAS_DIR) -> lambda_.Code:
-    """One asset for every function; its hash covers the sources and the pins (both under lambdas/)."""
+def function_code(lambdas_dir: Path = LAMBDAS_DIR, *, bundle_format: str = BUNDLE_FORMAT) -> lambda_.Code:
+    """One asset for every function; its hash covers the sources and the pins (both under lambdas/), and
+    the bundling options: the runtime's image and ``BUNDLE_FORMAT``."""
     return lambda_.Code.from_asset(
         str(lambdas_dir),
         asset_hash_type=AssetHashType.SOURCE,
         exclude=HASH_EXCLUDES,
         bundling=BundlingOptions(
             image=RUNTIME.bundling_image,
+            # Not read by the local bundler: there to change the asset hash when the zip's layout does.
+            environment={"STAGEPILOT_BUNDLE_FORMAT": bundle_format},
             # jsii hands try_bundle its options as one positional struct, not as the keyword arguments
             # of the generated protocol, so the class cannot match that signature.
             local=OfflineBundling(lambdas_dir),  # type: ignore[arg-type]

@@ -138,6 +138,19 @@ def test_asset_hash_follows_sources_and_pins_but_not_caches_or_the_cli(tmp_path:
     assert fingerprint() != pinned
 
 
+def test_asset_hash_follows_the_bundle_format() -> None:
+    """A change in what the bundler makes of the same sources (bytecode, say) must reach deployments."""
+
+    def fingerprint(bundle_format: str) -> str:
+        app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+        code = bundling.function_code(bundle_format=bundle_format).bind(cdk.Stack(app, "Hash"))
+        assert code.s3_location is not None
+        return code.s3_location.object_key
+
+    assert fingerprint(bundling.BUNDLE_FORMAT) == fingerprint(bundling.BUNDLE_FORMAT)
+    assert fingerprint(bundling.BUNDLE_FORMAT) != fingerprint(bundling.BUNDLE_FORMAT + "-next")
+
+
 def test_handlers_import_from_the_zip_with_only_what_the_runtime_adds(bundled: Path, tmp_path: Path) -> None:
     """The Lambda runtime adds boto3 and its dependencies; everything else must be in the zip."""
     runtime = tmp_path / "runtime"
