@@ -176,10 +176,10 @@ class EffectivePolicies:
 
     def _next_window(self, now: datetime) -> _Window:
         busy = len(self._stages_read) >= self.SNAPSHOT_FROM_STAGES
+        snapshot = self._store.snapshot() if busy else None  # a failed read keeps the count for the retry
         self._stages_read = set()
         if not busy:
             return _Window(now, None, 1)
-        snapshot = self._store.snapshot()
         return _Window(now, snapshot, 1 if snapshot is not None else self.SNAPSHOT_RETRY_LIFETIMES)
 
 

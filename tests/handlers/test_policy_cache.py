@@ -8,8 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from stagepilot.adapters.table import PauseSwitches, PolicyStore, Table
+from stagepilot.errors import RetryLater
 from stagepilot.local.deployment import VirtualClock
 from stagepilot.pipeline import EffectivePolicies
 from stagepilot.policy import parse_policy
@@ -197,3 +199,32 @@ def test_the_snapshot_answers_what_a_per_stage_read_would(
     assert snapshot is not None
     assert snapshot.lookup(stage) == store.lookup(stage)
     assert snapshot.lookup(bystander) == store.lookup(bystander)
+
+
+@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "InternalServerError"])
+def test_a_snapshot_that_fails_is_retried_by_the_next_read(table: Table, calls: Calls, code: str) -> None:
+    """DynamoDB throttling or failing the snapshot: that read says "retry later" (the event is redelivered),
+    nothing stale or empty is cached, and the next read takes the snapshot."""
+    stage = ARN.format(1)
+    put(table, stage, moderation={"dryRun": True})
+    clock = Clock()
+    policies = cache(table, clock)
+    busy(policies, clock, table)
+    failures = {"left": 1}
+
+    def fail(model: Any, **_: Any) -> None:
+        if model.name == "Query" and failures["left"]:
+            failures["left"] -= 1
+            raise ClientError(
+                {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": 500}},
+                model.name,
+            )
+
+    table.client.meta.events.register("before-call.dynamodb.Query", fail)
+    calls.reset()
+    with pytest.raises(RetryLater):
+        policies.get(stage)
+    effective = policies.get(stage)
+    assert effective is not None and effective.version == 1
+    assert failures["left"] == 0
+    assert calls.made == {"Query": 2}  # the snapshot's two (the failed one never left the client)
