@@ -4,9 +4,10 @@ SHELL := /bin/bash
 # run on the runtime's Python and the synth can compile the bytecode the zip ships. PYTHON=... overrides the
 # search (python3.13 on PATH, then pyenv's installed 3.13).
 RUNTIME_PYTHON := 3.13
+IS_RUNTIME_PYTHON := -c 'import sys; sys.exit(sys.version[:4] != "$(RUNTIME_PYTHON)")'
 ifndef PYTHON
 PYTHON := $(shell for p in python$(RUNTIME_PYTHON) $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(RUNTIME_PYTHON)*/bin/python$(RUNTIME_PYTHON) $$(pyenv root 2>/dev/null)/versions/$(RUNTIME_PYTHON)*/bin/python$(RUNTIME_PYTHON); do \
-  "$$p" -c 'import sys; sys.exit(sys.version[:4] != "$(RUNTIME_PYTHON)")' 2>/dev/null && { echo "$$p"; break; }; done)
+  "$$p" $(IS_RUNTIME_PYTHON) 2>/dev/null && { echo "$$p"; break; }; done)
 endif
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -26,7 +27,7 @@ help:  ## list the targets
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "stagepilot needs CPython $(RUNTIME_PYTHON), the Lambda runtime's version: install it, or pass PYTHON=/path/to/python$(RUNTIME_PYTHON)" >&2; exit 1; }
-	$(PY) -c 'import sys; sys.exit(sys.version[:4] != "$(RUNTIME_PYTHON)")' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	$(PY) $(IS_RUNTIME_PYTHON) 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)

@@ -23,7 +23,6 @@ reads that guard rare cases, the audit write, the metrics flush — is above the
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -39,7 +38,7 @@ from typing import Any
 
 from benchmarks.cold_start import environment
 from benchmarks.work_per_event import ACCOUNT, REGION, stage_event
-from infra.bundling import bundle
+from infra.bundling import bundle, runtime_stand_in
 
 HANDLERS = ("composition", "replication", "moderation")
 TABLE = "stagepilot-bench"
@@ -210,23 +209,12 @@ def record(name: str, path: str) -> None:
         json.dump({"sqs_event": json.dumps(sqs_event), "calls": calls}, out)
 
 
-# What the Lambda runtime provides besides the zip (its boto3 is compiled: pip compiled the venv's copy).
-RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six")
-
-
 def lambda_layout(folder: Path) -> dict[str, Path]:
     """``task``: the zip as shipped; ``source``: the same without bytecode; ``runtime``: boto3 and co."""
     layout = {"task": folder / "task", "source": folder / "source", "runtime": folder / "runtime"}
     bundle(layout["task"])
     shutil.copytree(layout["task"], layout["source"], ignore=shutil.ignore_patterns("__pycache__"))
-    layout["runtime"].mkdir()
-    for module in RUNTIME_MODULES:
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            raise RuntimeError(f"{module} is not installed: run make bench, which installs the pinned requirements")
-        origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        (layout["runtime"] / source.name).symlink_to(source)
+    runtime_stand_in(layout["runtime"])
     return layout
 
 

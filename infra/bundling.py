@@ -161,6 +161,25 @@ def check_interpreter(version: tuple[int, ...] = (), implementation: str = "") -
         )
 
 
+# What the Lambda runtime provides besides the zip (and so is not bundled).
+RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six")
+
+
+def runtime_stand_in(folder: Path) -> Path:
+    """``folder`` made to hold what the runtime adds to ``sys.path`` beside the zip: links to this
+    interpreter's boto3 and its dependencies (compiled by pip, as the runtime's are). For tests and
+    benchmarks that import the zip as Lambda does."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for module in RUNTIME_MODULES:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise BundlingError(f"{module} is not installed in this interpreter; install the pinned requirements")
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (folder / source.name).symlink_to(source)
+    return folder
+
+
 def compile_bytecode(output_dir: Path) -> None:
     """``__pycache__/*.pyc`` for every module in ``output_dir``, valid whatever the files' time stamps."""
     for source in sorted(output_dir.rglob("*.py")):

@@ -153,14 +153,7 @@ def test_asset_hash_follows_the_bundle_format() -> None:
 
 def test_handlers_import_from_the_zip_with_only_what_the_runtime_adds(bundled: Path, tmp_path: Path) -> None:
     """The Lambda runtime adds boto3 and its dependencies; everything else must be in the zip."""
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    for module in ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six"):
-        spec = importlib.util.find_spec(module)
-        assert spec is not None and spec.origin is not None
-        origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        (runtime / source.name).symlink_to(source)
+    runtime = bundling.runtime_stand_in(tmp_path / "runtime")
     script = (
         "import importlib, importlib.machinery, sys\n"
         f"sys.path[:] = [{str(bundled)!r}, {str(runtime)!r}] + [p for p in sys.path if 'packages' not in p]\n"

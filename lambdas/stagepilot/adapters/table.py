@@ -266,16 +266,8 @@ class Table:
         limit: int | None = None,
         index: str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        pk_name = AUDIT_INDEX_PARTITION_KEY if index == AUDIT_INDEX else PARTITION_KEY
-        sk_name = AUDIT_INDEX_SORT_KEY if index == AUDIT_INDEX else SORT_KEY
-        params: dict[str, Any] = {
-            "KeyConditionExpression": "#pk = :pk" + (" AND begins_with(#sk, :prefix)" if sk_prefix else ""),
-            "ExpressionAttributeNames": {"#pk": pk_name, **({"#sk": sk_name} if sk_prefix else {})},
-            "ExpressionAttributeValues": _to_item({":pk": pk, **({":prefix": sk_prefix} if sk_prefix else {})}),
-            "ScanIndexForward": not newest_first,
-        }
-        if index:
-            params["IndexName"] = index
+        params = _query_params(pk, sk_prefix=sk_prefix, index=index)
+        params["ScanIndexForward"] = not newest_first
         returned = 0
         while True:
             if limit is not None:
@@ -290,12 +282,7 @@ class Table:
 
     def query_page(self, pk: str) -> tuple[list[dict[str, Any]], bool]:
         """One ``Query`` call: the partition's first page (up to DynamoDB's 1 MB) and whether it was all."""
-        page = self._call(
-            "query",
-            KeyConditionExpression="#pk = :pk",
-            ExpressionAttributeNames={"#pk": PARTITION_KEY},
-            ExpressionAttributeValues=_to_item({":pk": pk}),
-        )
+        page = self._call("query", **_query_params(pk))
         return [_from_item(raw) for raw in page.get("Items", [])], "LastEvaluatedKey" not in page
 
     def _conditional(self, method: str, params: dict[str, Any]) -> bool:
@@ -324,6 +311,20 @@ class Table:
             raise  # a bug in this code, not a transient failure
         except BotoCoreError as exc:
             raise RetryLater(f"DynamoDB {method}: {exc}") from exc
+
+
+def _query_params(pk: str, *, sk_prefix: str | None = None, index: str | None = None) -> dict[str, Any]:
+    """A ``Query``'s key condition: the partition, and a sort key prefix when given (on ``index``'s keys)."""
+    pk_name = AUDIT_INDEX_PARTITION_KEY if index == AUDIT_INDEX else PARTITION_KEY
+    sk_name = AUDIT_INDEX_SORT_KEY if index == AUDIT_INDEX else SORT_KEY
+    params: dict[str, Any] = {
+        "KeyConditionExpression": "#pk = :pk" + (" AND begins_with(#sk, :prefix)" if sk_prefix else ""),
+        "ExpressionAttributeNames": {"#pk": pk_name, **({"#sk": sk_name} if sk_prefix else {})},
+        "ExpressionAttributeValues": _to_item({":pk": pk, **({":prefix": sk_prefix} if sk_prefix else {})}),
+    }
+    if index:
+        params["IndexName"] = index
+    return params
 
 
 class _ConditionFailed(Exception):

@@ -125,7 +125,7 @@ class ReplicationAutomation:
         for rule in match.matching:
             # Claim first and decide after: a first claim is one write, and a failed one answers the stored
             # claim (what a read before the write would have).
-            target = _target(event, rule)
+            target = _target(event, rule.destination_stage_arn)
             new, claim = records.claim_first(target, owner=event.event_id)
             if new is not None:
                 fresh.append(target)
@@ -147,7 +147,7 @@ class ReplicationAutomation:
         if wanted:
             plan = plan_capacity(wanted, active_destinations=self._active(services, event, wanted, fresh))
             for rule in plan.over_limit:  # the claims this event holds for them would block a later publish
-                records.release(_target(event, rule), owner=event.event_id)
+                records.release(_target(event, rule.destination_stage_arn), owner=event.event_id)
             for rule in plan.already_active:
                 self._already_active(records, event, rule, claims[rule.destination_stage_arn], progress)
             if plan.over_limit:
@@ -169,7 +169,7 @@ class ReplicationAutomation:
                 if gone is not None:  # the publisher is gone: the other destinations would fail the same way
                     progress.skipped[rule.destination_stage_arn] = gone
                     for untried in plan.start[index + 1 :]:  # their claims (taken up front) are given up too
-                        records.release(_target(event, untried), owner=event.event_id)
+                        records.release(_target(event, untried.destination_stage_arn), owner=event.event_id)
                     break
         if progress.retry is not None:
             raise progress.retry
@@ -204,7 +204,7 @@ class ReplicationAutomation:
         progress: _Progress,
     ) -> str | None:
         """Start one destination. Returns a reason when the publisher turned out to be gone (stop here)."""
-        target = _target(event, rule)
+        target = _target(event, rule.destination_stage_arn)
         destination = rule.destination_stage_arn
         owner = event.event_id
         resuming = claim is not None and claim.state is ClaimState.CLAIMED and claim.owner == owner
@@ -335,7 +335,7 @@ class ReplicationAutomation:
         claim: ReplicationClaim | None,
         progress: _Progress,
     ) -> None:
-        target = _target(event, rule)
+        target = _target(event, rule.destination_stage_arn)
         owner = event.event_id
         resuming = claim is not None and claim.state is ClaimState.CLAIMED and claim.owner == owner
         if resuming or records.claim(target, owner=owner, expected=claim):
@@ -477,7 +477,7 @@ class ReplicationAutomation:
         records = ReplicationRecords(services.table, clock=services.clock)
         destination = only_destination(rules, stage_arn=event.stage_arn)
         if event.destination_stage_arn is None and destination is not None:
-            target = _event_target(event, destination)
+            target = _target(event, destination)
             known = records.record_event(
                 target, kind=kind, event_name=event.event_name, at=event.time, only_if_known=True
             )
@@ -488,7 +488,7 @@ class ReplicationAutomation:
         for reported, state, destination_session_id in self._reported(event, kind, services):
             if (
                 records.record_event(
-                    _event_target(event, reported),
+                    _target(event, reported),
                     kind=state,
                     event_name=event.event_name,
                     at=event.time,
@@ -543,11 +543,7 @@ class ReplicationAutomation:
         return Outcome(self.name, "skip", reason, details=details)
 
 
-def _target(event: StageUpdate, rule: ReplicationRule) -> ReplicationTarget:
-    return _event_target(event, rule.destination_stage_arn)
-
-
-def _event_target(event: StageUpdate, destination_stage_arn: str) -> ReplicationTarget:
+def _target(event: StageUpdate, destination_stage_arn: str) -> ReplicationTarget:
     assert event.participant_id is not None
     return ReplicationTarget(
         stage_arn=event.stage_arn,
