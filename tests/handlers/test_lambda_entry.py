@@ -239,3 +239,35 @@ def test_an_entry_module_loads_with_no_collection_and_freezes_what_it_loaded(ent
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# What each automation's function must not import: another automation's decisions and records, the CLI and
+# the stand-ins. Each frozen dataclass imported costs about a millisecond of every cold start
+# (docs/performance.md, section 1), and what a function never uses has no business in its import.
+_OTHER_AUTOMATIONS = {
+    "composition": {
+        "decisions.moderation",
+        "decisions.replication",
+        "decisions.publishers",
+        "adapters.publishers",
+        "adapters.replication_state",
+        "adapters.counters",
+    },
+    "replication": {"decisions.composition", "decisions.moderation", "adapters.state", "adapters.counters"},
+    "moderation": {"decisions.composition", "decisions.replication", "adapters.state", "adapters.replication_state"},
+}
+
+
+@pytest.mark.parametrize("entry", sorted(_OTHER_AUTOMATIONS))
+def test_an_automation_function_imports_none_of_the_others_modules(entry: str) -> None:
+    script = (
+        "import sys\n"
+        f"import stagepilot.handlers.{entry}\n"
+        "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('stagepilot.'))))\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = {name.removeprefix("stagepilot.") for name in done.stdout.split()}
+    foreign = {name for name in loaded if name.split(".")[0] in {"cli", "local"} or name == "convergence"}
+    assert loaded & _OTHER_AUTOMATIONS[entry] | foreign == set()

@@ -6,15 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from stagepilot.decisions.publishers import candidate_rules, match_publisher, rules_need_attributes
 from stagepilot.decisions.replication import (
     CLAIM_TIMEOUT,
     ClaimState,
     ReplicationClaim,
     ReplicationEventKind,
-    candidate_rules,
     decide_claim,
-    match_publisher,
-    needs_attributes,
     plan_capacity,
     publisher_is_replica,
     replication_event_kind,
@@ -70,10 +68,10 @@ def test_a_rule_pointing_at_the_publishers_own_stage_never_applies() -> None:
 
 
 def test_attributes_are_needed_only_when_a_rule_not_ruled_out_by_user_id_filters_on_them() -> None:
-    assert not needs_attributes([rule(1), rule(2, user_ids={"host-1"})], user_id="host-1")
-    assert needs_attributes([rule(1, attributes={"role": "host"})], user_id=None)
-    assert not needs_attributes([rule(1, user_ids={"host-1"}, attributes={"role": "host"})], user_id="guest")
-    assert needs_attributes([rule(1, user_ids={"host-1"}, attributes={"role": "host"})], user_id="host-1")
+    assert not rules_need_attributes([rule(1), rule(2, user_ids={"host-1"})], user_id="host-1")
+    assert rules_need_attributes([rule(1, attributes={"role": "host"})], user_id=None)
+    assert not rules_need_attributes([rule(1, user_ids={"host-1"}, attributes={"role": "host"})], user_id="guest")
+    assert rules_need_attributes([rule(1, user_ids={"host-1"}, attributes={"role": "host"})], user_id="host-1")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.counters import ClaimState, DisconnectClaims, Kind, WindowCounters
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected
-from stagepilot.adapters.state import PublisherTokens, publisher, publisher_key
+from stagepilot.adapters.publishers import PublisherTokens, publisher, publisher_key
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.moderation import (
     MAX_REASON_LENGTH,
@@ -31,12 +31,11 @@ from stagepilot.decisions.moderation import (
     count_reason,
     disconnect_reason,
     events_in_window,
-    may_need_attributes,
     needs_attributes,
     should_disconnect_over_limit,
     should_disconnect_publisher,
 )
-from stagepilot.decisions.replication import asks_ivs_about
+from stagepilot.decisions.publishers import asks_ivs_about, may_need_attributes
 from stagepilot.errors import RetryLater
 from stagepilot.events import Event, ParticipantFlagged, StageUpdate
 from stagepilot.pipeline import Outcome, Services

@@ -16,19 +16,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
+from stagepilot.adapters.publishers import PublisherTokens
 from stagepilot.adapters.replication_state import KnownEvent, ReplicationRecords, ReplicationTarget
-from stagepilot.adapters.state import PublisherTokens
 from stagepilot.adapters.table import AuditRecord
-from stagepilot.decisions.moderation import may_need_attributes
+from stagepilot.decisions.publishers import candidate_rules, match_publisher, may_need_attributes, rules_need_attributes
 from stagepilot.decisions.replication import (
     MAX_REPLICATIONS_PER_PARTICIPANT,
     ClaimState,
     ReplicationClaim,
     ReplicationEventKind,
-    candidate_rules,
     decide_claim,
-    match_publisher,
-    needs_attributes,
     only_destination,
     plan_capacity,
     publisher_is_replica,
@@ -105,7 +102,7 @@ class ReplicationAutomation:
             )
         candidates = candidate_rules(rules, stage_arn=event.stage_arn)
         attributes: Mapping[str, str] | None = None
-        if needs_attributes(candidates, user_id=event.user_id):
+        if rules_need_attributes(candidates, user_id=event.user_id):
             found = self._source_publisher(services, event, ids, moderation)
             if isinstance(found, Outcome):
                 return found
@@ -347,7 +344,7 @@ class ReplicationAutomation:
     ) -> Participant | Outcome:
         """The publisher's token (user id, attributes, replication type), when it is not itself a replica;
         else why not. Moderation asks IVS about the same publisher when its attributes may decide: then
-        whichever of the two asks first keeps the answer in the table for the other (adapters/state.py)."""
+        whichever of the two asks first keeps the answer in the table for the other (adapters/publishers.py)."""
         assert event.participant_id is not None
         shared = may_need_attributes(event.user_id, moderation)
         tokens = PublisherTokens(services.table, clock=services.clock)
@@ -418,7 +415,7 @@ class ReplicationAutomation:
         outcomes = []
         for participant in stage.publishers(replicas=False):
             attributes = None
-            if needs_attributes(candidates, user_id=participant.user_id):
+            if rules_need_attributes(candidates, user_id=participant.user_id):
                 attributes = services.ivs.participant(
                     stage.arn, stage.session_id, participant.participant_id
                 ).attributes

@@ -326,8 +326,7 @@ def _policy_says(
     from stagepilot.adapters.ivs import IvsRejected
     from stagepilot.decisions.moderation import needs_attributes as moderation_needs_attributes
     from stagepilot.decisions.moderation import should_disconnect_publisher
-    from stagepilot.decisions.replication import candidate_rules, match_publisher
-    from stagepilot.decisions.replication import needs_attributes as replication_needs_attributes
+    from stagepilot.decisions.publishers import candidate_rules, match_publisher, rules_need_attributes
 
     if p.state != "CONNECTED":
         return []
@@ -338,7 +337,7 @@ def _policy_says(
     rules = candidate_rules(policy.replication, stage_arn=arn) if policy and p.published and not p.is_replica else ()
     attributes = None
     wants = moderation_needs_attributes(p.user_id, banned=ban is not None, moderation=moderation)
-    if wants or replication_needs_attributes(rules, user_id=p.user_id):
+    if wants or rules_need_attributes(rules, user_id=p.user_id):
         try:
             attributes = res.ivs.participant(arn, session_id, p.participant_id).attributes
         except IvsRejected as exc:

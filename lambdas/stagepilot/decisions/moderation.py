@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
+from stagepilot.decisions.publishers import may_need_attributes
 from stagepilot.policy import DEFAULT_REASON, Limit, ModerationPolicy
 
 MAX_REASON_LENGTH: Final = 128  # DisconnectParticipant.reason
@@ -54,13 +55,6 @@ def disconnect_reason(moderation: ModerationPolicy | None, *, ban_reason: str = 
 def needs_attributes(user_id: str | None, *, banned: bool, moderation: ModerationPolicy | None) -> bool:
     """True when only the participant's token attributes can decide (worth a GetParticipant call)."""
     return not banned and may_need_attributes(user_id, moderation)
-
-
-def may_need_attributes(user_id: str | None, moderation: ModerationPolicy | None) -> bool:
-    """True when the user's token attributes decide unless the user is banned (not known yet)."""
-    if moderation is None or not moderation.needs_attributes:
-        return False
-    return user_id is None or user_id not in moderation.blocked_user_ids
 
 
 def should_disconnect_publisher(

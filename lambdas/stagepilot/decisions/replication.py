@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from stagepilot.decisions.leases import CLAIM_LEASE
+from stagepilot.decisions.publishers import candidate_rules
 from stagepilot.policy import ReplicationRule
 
 MAX_REPLICATIONS_PER_PARTICIPANT = 5  # "Concurrent participant replications", per participant, not adjustable
@@ -55,15 +56,6 @@ class ClaimDecision:
 
 
 @dataclass(frozen=True)
-class PublisherMatch:
-    """The policy's replication rules sorted for one publisher (policy order kept within each list)."""
-
-    matching: tuple[ReplicationRule, ...] = ()
-    not_matching: tuple[ReplicationRule, ...] = ()
-    own_stage: tuple[ReplicationRule, ...] = ()  # a (default policy's) rule pointing at the publisher's stage
-
-
-@dataclass(frozen=True)
 class CapacityPlan:
     """Which of the destinations this event wants to start fit into the participant's replication limit."""
 
@@ -80,57 +72,6 @@ def publisher_is_replica(*, replica_flag: object, source_stage_arn: str | None) 
         or (isinstance(replica_flag, str) and replica_flag.lower() == "true")
         or bool(source_stage_arn)
     )
-
-
-def candidate_rules(rules: Iterable[ReplicationRule], *, stage_arn: str) -> tuple[ReplicationRule, ...]:
-    """The rules that could apply in ``stage_arn``: a rule never replicates a stage into itself."""
-    return tuple(rule for rule in rules if rule.destination_stage_arn != stage_arn)
-
-
-def needs_attributes(rules: Iterable[ReplicationRule], *, user_id: str | None) -> bool:
-    """True when deciding needs the publisher's token attributes: some rule filters on attributes and
-    is not already ruled out by its ``userIds``."""
-    for rule in rules:
-        wanted = rule.participants
-        if wanted is None or not wanted.needs_attributes:
-            continue
-        if wanted.user_ids is not None and user_id not in wanted.user_ids:
-            continue
-        return True
-    return False
-
-
-def match_publisher(
-    rules: Sequence[ReplicationRule],
-    *,
-    stage_arn: str,
-    user_id: str | None,
-    attributes: Mapping[str, str] | None,
-) -> PublisherMatch:
-    """Sort the rules for one publisher. ``attributes`` is None when they were not fetched (no rule
-    needed them); a rule that filters on attributes then does not match."""
-    matching: list[ReplicationRule] = []
-    not_matching: list[ReplicationRule] = []
-    own_stage: list[ReplicationRule] = []
-    for rule in rules:
-        if rule.destination_stage_arn == stage_arn:
-            own_stage.append(rule)
-        elif rule.matches(user_id=user_id, attributes=attributes):
-            matching.append(rule)
-        else:
-            not_matching.append(rule)
-    return PublisherMatch(tuple(matching), tuple(not_matching), tuple(own_stage))
-
-
-def asks_ivs_about(rules: Sequence[ReplicationRule], *, stage_arn: str, user_id: str | None) -> bool:
-    """Whether replication will ask IVS about this publisher (a rule matches it, or only its attributes
-    can tell): then moderation keeps what it learns from IVS for it."""
-    candidates = candidate_rules(rules, stage_arn=stage_arn)
-    if not candidates:
-        return False
-    if needs_attributes(candidates, user_id=user_id):
-        return True
-    return bool(match_publisher(candidates, stage_arn=stage_arn, user_id=user_id, attributes=None).matching)
 
 
 def only_destination(rules: Iterable[ReplicationRule], *, stage_arn: str) -> str | None:
