@@ -231,7 +231,6 @@ def test_validation_error_is_audited_and_not_retried(show: LocalDeployment, even
         show,
         {**POLICY, "composition": {**POLICY["composition"], "destinations": POLICY["composition"]["destinations"][1:]}},
     )
-    show.services.effective_policies._cache.clear()
     publish(show, events.published("host2", at=later(61)))
     assert len(starts(show)) == 1
 

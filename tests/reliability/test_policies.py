@@ -94,3 +94,28 @@ def test_an_invalid_stored_policy_stops_only_its_stage_and_waits_in_the_dlq(depl
         deployment.put_raw("composition", body)
     deployment.drain()
     assert _compositions(deployment, STAGE) == 1
+
+
+def test_each_function_reads_policies_through_a_cache_of_its_own(deployment: LocalDeployment) -> None:
+    """Deployed, the three automations and the convergence pass are separate functions, separate processes:
+    one publish makes each of them read the stage's policy once, and a change reaches each within its own
+    lifetime. A stand-in that shared one cache would count a third of the reads and keep every function
+    on the same view."""
+    reads: list[str] = []
+
+    def policy_read(params: dict[str, Any], **_: Any) -> None:
+        keys = next(iter(params["RequestItems"].values()))["Keys"]
+        if any(key["pk"] == {"S": "POLICY"} for key in keys):  # not moderation's ban read
+            reads.append("BatchGetItem")
+
+    deployment.table.client.meta.events.register("before-parameter-build.dynamodb.BatchGetItem", policy_read)
+    put_policy(deployment, _composition_policy(STAGE))
+    events = EventFactory()
+    delivered = deployment.put_event(events.published("pUblisher01", session="st-FirstSession1", at=T0))
+    deployment.drain()
+    assert sorted(delivered) == ["composition", "moderation", "replication"]
+    assert len(reads) == 3
+
+    reads.clear()
+    deployment.reconcile()
+    assert len(reads) == 1  # the pass's own cache: nothing the automations read is shared with it

@@ -11,10 +11,16 @@ IVS but is never delivered (``put_event(..., deliver=False)``), delivered late (
 stand-in's own events lost (``lose_emitted``), and IVS faults and outages (``ivs.fail_next``,
 ``ivs.outage``). Time moves on a virtual clock; what IVS does on its own (a composition stopping a
 minute after the last publisher left, a replica ending) happens at its moment on that clock.
+
+Each deployed function is a process of its own, so each keeps its own policy cache: here every automation
+and the convergence pass read policies through a cache of their own (one container per function), while
+sharing the table, IVS and the metrics. A policy change therefore reaches each function within its own
+cache lifetime, and the calls counted here are the reads every function makes, not one shared read.
 """
 
 from __future__ import annotations
 
+import copy
 import heapq
 import itertools
 import json
@@ -27,6 +33,7 @@ from typing import Any
 import boto3
 from moto.events.models import EventPattern
 
+from stagepilot import budget
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.schema import (
     AUDIT_INDEX,
@@ -43,7 +50,7 @@ from stagepilot.config import Settings
 from stagepilot.convergence import PassReport, run_pass
 from stagepilot.decisions.leases import MAX_RECEIVES  # the stack's redrive policy: maxReceiveCount
 from stagepilot.local.ivs import IvsStandIn
-from stagepilot.pipeline import Automation, Outcome, Services, handle_record
+from stagepilot.pipeline import Automation, EffectivePolicies, Outcome, Services, handle_record
 from stagepilot.routing import (
     AUTOMATIONS,
     DEFAULT_MODERATION_SOURCES,
@@ -208,6 +215,7 @@ class LocalDeployment:
             metrics=self.metrics,
             clock=self.clock,
         )
+        self._policy_caches: dict[str, EffectivePolicies] = {}  # per function (module docstring)
         chosen = list(automations) if automations is not None else default_automations()
         self.automations = {a.name: a for a in chosen}
         self.passes: list[PassReport] = []
@@ -269,13 +277,26 @@ class LocalDeployment:
                 return run_pass(whatif.services, converging, only_stage=only_stage)
         self.ivs.trigger = "reconcile"
         try:
-            report = run_pass(self.services, converging, only_stage=only_stage)
+            report = run_pass(self.function_services(budget.CONVERGENCE), converging, only_stage=only_stage)
         finally:
             self.ivs.trigger = None
         self.passes.append(report)
         if self.on_pass:
             self.on_pass(report)
         return report
+
+    def function_services(self, function: str) -> Services:
+        """``services`` as one function's container holds them: the same table, IVS and metrics (read from
+        ``services`` at each call, so a test that swaps one swaps it for every function) and that function's
+        own policy cache, kept across its deliveries."""
+        services = copy.copy(self.services)
+        cache = self._policy_caches.get(function)
+        if cache is None:
+            cache = self._policy_caches[function] = EffectivePolicies(
+                self.services.policies, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock
+            )
+        services.effective_policies = cache
+        return services
 
     def _route(self, event: Mapping[str, Any], *, due: datetime | None = None) -> list[str]:
         message: Any = dict(event)
@@ -366,7 +387,7 @@ class LocalDeployment:
             receive=pending.receives,
         )
         try:
-            delivery.outcome = handle_record(record, automation, self.services, redelivery)
+            delivery.outcome = handle_record(record, automation, self.function_services(pending.automation), redelivery)
         except Exception as exc:  # the record failed: the queue shows it again, or moves it to the DLQ
             delivery.error = f"{type(exc).__name__}: {exc}"
             if pending.receives >= MAX_RECEIVES:
