@@ -44,6 +44,7 @@ from unittest import mock
 
 import boto3
 
+from benchmarks.lean_moto import lean_dynamodb
 from benchmarks.work_per_event import ACCOUNT, REGION, T0, stage_arn, stage_event
 from stagepilot import budget
 from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage, Pacer
@@ -282,6 +283,7 @@ def run(
         mock_aws(),
         mock.patch.object(ivs_world, "MAX_COMPOSITIONS_PER_ACCOUNT", 10 * stages),
         mock.patch.object(botocore.endpoint, "time", _VirtualTime()),
+        lean_dynamodb(),  # else each transaction copies the whole table, and moto keeps every copy
     ):
         deployment = LocalDeployment(
             account=ACCOUNT,
