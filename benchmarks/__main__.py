@@ -25,19 +25,6 @@ def _row(name: str, value: str, floor: str, ratio: float | None, target: str, me
     return f"| {name} | {value} | {floor} | {shown} | {target} | {verdict} |"
 
 
-def _burst_keeping_larger_runs() -> dict[str, Any]:
-    """The 200-stage burst now; a larger one only from ``python -m benchmarks.burst`` (slow), kept as it was
-    last measured and marked so."""
-    fresh = burst.run_all(sizes=(burst.SIZES[0],))
-    try:
-        previous = json.loads(RESULTS.read_text()).get("burst", {}).get("runs", [])
-    except (OSError, ValueError):
-        previous = []
-    kept = [dict(r, kept_from="python -m benchmarks.burst") for r in previous if r.get("stages") != burst.SIZES[0]]
-    fresh["runs"].extend(kept)
-    return fresh
-
-
 def main() -> int:
     logging.disable(logging.WARNING)  # the handlers' "will be retried" lines are expected here
     started = time.perf_counter()
@@ -47,7 +34,7 @@ def main() -> int:
         "cold_start": cold_start.run(runs=15),
         "cold_start_first_record": first_record.run(runs=11),
         "work_per_event": work_per_event.run(),
-        "burst": _burst_keeping_larger_runs(),
+        "burst": burst.run_all(),  # 200 and 1,000 stages: about 5 minutes (benchmarks/lean_moto.py)
         "package": package.run(),
         "convergence": convergence.run(),
         "simulate": simulate_throughput.run(),

@@ -406,7 +406,7 @@ def previous_split(caller: str) -> dict[str, float]:
 def run_all(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
     """The deployed split at each size with all three automations, and the previous split beside it.
     The 1,000-stage run takes about 4 minutes and under 250 MB on the reference machine (every container is a
-    thread on one virtual clock); ``make bench`` runs 200 and keeps the last 1,000 figure (``__main__``)."""
+    thread on one virtual clock); ``make bench`` runs both."""
     return {
         "runs": [run(size) for size in sizes],
         "alternatives": [run(SIZES[0], shares=previous_split, label="previous: 2.0/s of every operation")],
