@@ -58,7 +58,7 @@ def _backing_up_named_items(transact: Callable[..., None]) -> Callable[..., None
     rolled_back = (TransactionCanceledException, MockValidationException)  # moto rolls back on exactly these
 
     def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
-        saved = [one for one in map(lambda item: _save(backend, item), transact_items) if one is not None]
+        saved = [one for one in (_save(backend, item) for item in transact_items) if one is not None]
         try:
             transact(backend, transact_items)
         except rolled_back:

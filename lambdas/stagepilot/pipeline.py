@@ -91,9 +91,11 @@ class Services:
         self.policies = PolicyStore(self.table, clock=self.clock)
         self.bans = BanStore(self.table, clock=self.clock)
         self.audit = AuditLog(self.table, clock=self.clock)
-        self.effective_policies = EffectivePolicies(
-            self.policies, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock
-        )
+        self.effective_policies = self.new_policy_cache()
+
+    def new_policy_cache(self) -> EffectivePolicies:
+        """An empty policy cache over this table, with the settings' lifetime: one per container."""
+        return EffectivePolicies(self.policies, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock)
 
 
 class Automation(Protocol):

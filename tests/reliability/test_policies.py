@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from benchmarks.counting import CallCounter
 from stagepilot.local.deployment import LocalDeployment
 from tests.support import ACCOUNT, OTHER_STAGE, REGION, STAGE, T0, EventFactory, put_policy
 
@@ -101,21 +102,15 @@ def test_each_function_reads_policies_through_a_cache_of_its_own(deployment: Loc
     one publish makes each of them read the stage's policy once, and a change reaches each within its own
     lifetime. A stand-in that shared one cache would count a third of the reads and keep every function
     on the same view."""
-    reads: list[str] = []
-
-    def policy_read(params: dict[str, Any], **_: Any) -> None:
-        keys = next(iter(params["RequestItems"].values()))["Keys"]
-        if any(key["pk"] == {"S": "POLICY"} for key in keys):  # not moderation's ban read
-            reads.append("BatchGetItem")
-
-    deployment.table.client.meta.events.register("before-parameter-build.dynamodb.BatchGetItem", policy_read)
+    reads = CallCounter()  # counts the policy reads apart from moderation's ban reads
+    reads.attach(deployment.table.client)
     put_policy(deployment, _composition_policy(STAGE))
     events = EventFactory()
     delivered = deployment.put_event(events.published("pUblisher01", session="st-FirstSession1", at=T0))
     deployment.drain()
     assert sorted(delivered) == ["composition", "moderation", "replication"]
-    assert len(reads) == 3
+    assert reads.policy_loads == 3
 
-    reads.clear()
+    reads.reset()
     deployment.reconcile()
-    assert len(reads) == 1  # the pass's own cache: nothing the automations read is shared with it
+    assert reads.policy_loads == 1  # the pass's own cache: nothing the automations read is shared with it

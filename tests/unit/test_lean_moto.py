@@ -28,7 +28,7 @@ def _item(pk: str, sk: str, n: int) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}, "n": {"N": str(n)}}
 
 
-def _transactions(client: Any) -> Iterator[dict[str, Any]]:
+def _transactions() -> Iterator[dict[str, Any]]:
     """Each transaction mixes an update, a put, a delete and a condition: the first fails its condition
     (nothing may change), the second succeeds."""
     for guard in ("attribute_exists(pk)", "attribute_not_exists(pk)"):
@@ -58,20 +58,11 @@ def _transactions(client: Any) -> Iterator[dict[str, Any]]:
 def _run(lean: bool) -> tuple[list[Any], list[str]]:
     """The table's content after each transaction, and each transaction's outcome."""
     with mock_aws(), lean_dynamodb() if lean else nullcontext():
-        client = boto3.client("dynamodb")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        client = _table()
         client.put_item(TableName=TABLE, Item=_item("a", "1", 1))
         client.put_item(TableName=TABLE, Item=_item("b", "1", 2))
         contents, outcomes = [], []
-        for transaction in _transactions(client):
+        for transaction in _transactions():
             try:
                 client.transact_write_items(**transaction)
                 outcomes.append("ok")
@@ -96,16 +87,20 @@ def test_moto_keeps_no_copy_of_what_it_made() -> None:
     from moto.core.model_instances import model_data
 
     with mock_aws(), lean_dynamodb():
-        _run_one_put()
+        _table().put_item(TableName=TABLE, Item=_item("a", "1", 1))
         assert all(len(model.instances_tracked) == 0 for model in model_data["dynamodb"].values())
 
 
-def _run_one_put() -> None:
+def _table() -> Any:
+    """A client, and the table the tests write: a partition key and a sort key, as stagepilot's."""
     client = boto3.client("dynamodb")
     client.create_table(
         TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
-    client.put_item(TableName=TABLE, Item={"pk": {"S": "a"}})
+    return client

@@ -290,12 +290,9 @@ class LocalDeployment:
         ``services`` at each call, so a test that swaps one swaps it for every function) and that function's
         own policy cache, kept across its deliveries."""
         services = copy.copy(self.services)
-        cache = self._policy_caches.get(function)
-        if cache is None:
-            cache = self._policy_caches[function] = EffectivePolicies(
-                self.services.policies, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock
-            )
-        services.effective_policies = cache
+        if function not in self._policy_caches:
+            self._policy_caches[function] = self.services.new_policy_cache()
+        services.effective_policies = self._policy_caches[function]
         return services
 
     def _route(self, event: Mapping[str, Any], *, due: datetime | None = None) -> list[str]:
