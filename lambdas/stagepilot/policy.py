@@ -43,7 +43,7 @@ MAX_POLICY_TAGS: Final = 50 - STAGEPILOT_TAG_COUNT  # IVS takes at most 50 tags 
 _STANDIN_STAGE_ARN: Final = "arn:aws:ivs:us-east-1:000000000000:stage/StandIn"
 _STANDIN_PARTICIPANT_ID: Final = "StandIn"
 
-_ROOT_FIELDS: Final = ("stageArn", "paused", "composition", "replication", "moderation", "stage")
+_ROOT_FIELDS: Final = ("stageArn", "paused", "composition", "replication", "moderation", "stage", "tokens")
 _STAGE_FIELDS: Final = ("participantRecording",)
 # autoParticipantRecordingConfiguration as IVS holds it when a member is not given: each default is the one
 # the member's documentation in the botocore model gives ("Default: ..."). A policy's section is compared with
@@ -68,6 +68,12 @@ _MODERATION_FIELDS: Final = (
     "flagLimit",
 )
 _LIMIT_FIELDS: Final = ("count", "windowSeconds")
+_TOKENS_FIELDS: Final = ("roles", "defaultRole")
+_ROLE_FIELDS: Final = ("capabilities", "attributes", "durationMinutes")
+TOKEN_DURATION_RANGE: Final = (1, 20160)  # CreateParticipantToken.duration, minutes (IVS's range)
+TOKEN_CAPABILITIES: Final = ("PUBLISH", "SUBSCRIBE")
+MAX_TOKEN_ATTRIBUTES_BYTES: Final = 1024  # CreateParticipantToken.attributes: "1 KB total"
+_ROLE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 _ARN_KIND = re.compile(r"^arn:aws:ivs:.*:([a-z-]+)/")
 _PY_TYPE_NAMES: Final = {
@@ -281,6 +287,38 @@ class StageSettings:
 
 
 @dataclass(frozen=True)
+class TokenRole:
+    """One role of the ``tokens`` section: what a token issued for it may do, carries, and how long it joins."""
+
+    capabilities: frozenset[str]  # PUBLISH and/or SUBSCRIBE
+    duration_minutes: int
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    def to_document(self) -> dict:
+        document: dict[str, Any] = {
+            "capabilities": [c for c in TOKEN_CAPABILITIES if c in self.capabilities],
+            "durationMinutes": self.duration_minutes,
+        }
+        if self.attributes:
+            document["attributes"] = dict(self.attributes)
+        return document
+
+
+@dataclass(frozen=True)
+class TokensPolicy:
+    """The policy's ``tokens`` section: the roles the door (CONTRACT §5) may grant on the stage."""
+
+    roles: Mapping[str, TokenRole]
+    default_role: str | None = None  # the role of a request that names none; None: a request must name one
+
+    def to_document(self) -> dict:
+        document: dict[str, Any] = {"roles": {name: role.to_document() for name, role in self.roles.items()}}
+        if self.default_role is not None:
+            document["defaultRole"] = self.default_role
+        return document
+
+
+@dataclass(frozen=True)
 class StagePolicy:
     """One stage's validated policy document (or the ``default`` one)."""
 
@@ -290,6 +328,7 @@ class StagePolicy:
     replication: tuple[ReplicationRule, ...] = ()
     moderation: ModerationPolicy | None = None
     stage: StageSettings | None = None
+    tokens: TokensPolicy | None = None  # None: the door refuses every token for the stage
 
     @property
     def is_default(self) -> bool:
@@ -307,6 +346,8 @@ class StagePolicy:
             document["moderation"] = self.moderation.to_document()
         if self.stage is not None:
             document["stage"] = self.stage.to_document()
+        if self.tokens is not None:
+            document["tokens"] = self.tokens.to_document()
         return document
 
 
@@ -323,6 +364,7 @@ def parse_policy(document: object) -> StagePolicy:
     composition = document.get("composition")
     moderation = document.get("moderation")
     stage = document.get("stage")
+    tokens = document.get("tokens")
     return StagePolicy(
         stage_arn=document["stageArn"],
         paused=document.get("paused", False),
@@ -330,6 +372,21 @@ def parse_policy(document: object) -> StagePolicy:
         replication=tuple(_parse_replication_rule(entry) for entry in document.get("replication", [])),
         moderation=None if moderation is None else _parse_moderation(moderation),
         stage=None if stage is None else StageSettings(copy.deepcopy(stage.get("participantRecording"))),
+        tokens=None if tokens is None else _parse_tokens(tokens),
+    )
+
+
+def _parse_tokens(section: dict) -> TokensPolicy:
+    return TokensPolicy(
+        roles={
+            name: TokenRole(
+                capabilities=frozenset(role["capabilities"]),
+                duration_minutes=role["durationMinutes"],
+                attributes=dict(role.get("attributes", {})),
+            )
+            for name, role in section["roles"].items()
+        },
+        default_role=section.get("defaultRole"),
     )
 
 
@@ -447,6 +504,8 @@ def validate_policy(document: object) -> list[Problem]:
         _check_moderation(document["moderation"], "moderation", problems)
     if "stage" in document:
         _check_stage(document["stage"], "stage", problems)
+    if "tokens" in document:
+        _check_tokens(document["tokens"], "tokens", problems)
     if isinstance(stage_arn, str) and stage_arn != DEFAULT_STAGE and _ARN_PLACE.match(stage_arn):
         _check_same_place(document, stage_arn, problems)
     return problems
@@ -460,6 +519,78 @@ def _check_stage(section: object, path: str, problems: list[Problem]) -> None:
     if "participantRecording" in section:
         shape = _member_shape("UpdateStage", "autoParticipantRecordingConfiguration")
         _check_shape(section["participantRecording"], shape, _join(path, "participantRecording"), problems)
+
+
+def _check_tokens(section: object, path: str, problems: list[Problem]) -> None:
+    if not isinstance(section, dict):
+        problems.append(Problem(path, f"must be an object, got {_json_type(section)}"))
+        return
+    _check_unknown(section, _TOKENS_FIELDS, path, problems)
+    roles = section.get("roles")
+    roles_path = _join(path, "roles")
+    if "roles" not in section:
+        problems.append(Problem(roles_path, "required field missing (an object of roles by name)"))
+    elif not isinstance(roles, dict):
+        problems.append(Problem(roles_path, f"must be an object, got {_json_type(roles)}"))
+    elif not roles:
+        problems.append(Problem(roles_path, "must name at least one role"))
+    else:
+        for name, role in roles.items():
+            if not isinstance(name, str) or not _ROLE_NAME.fullmatch(name):
+                problems.append(
+                    Problem(roles_path, f"role name {_show(str(name))}: 1-64 letters, digits, '.', '_' or '-'")
+                )
+                continue
+            _check_role(role, _join(roles_path, name), problems)
+    if "defaultRole" in section:
+        default = section["defaultRole"]
+        default_path = _join(path, "defaultRole")
+        if not isinstance(default, str):
+            problems.append(Problem(default_path, f"must be a string, got {_json_type(default)}"))
+        elif isinstance(roles, dict) and default not in roles:
+            known = ", ".join(str(name) for name in roles) or "none"
+            problems.append(Problem(default_path, f"must name a role in tokens.roles ({known}), got {_show(default)}"))
+
+
+def _check_role(role: object, path: str, problems: list[Problem]) -> None:
+    if not isinstance(role, dict):
+        problems.append(Problem(path, f"must be an object, got {_json_type(role)}"))
+        return
+    _check_unknown(role, _ROLE_FIELDS, path, problems)
+    capabilities = role.get("capabilities")
+    capabilities_path = _join(path, "capabilities")
+    if "capabilities" not in role:
+        problems.append(Problem(capabilities_path, "required field missing (PUBLISH and/or SUBSCRIBE)"))
+    elif not isinstance(capabilities, list):
+        problems.append(Problem(capabilities_path, f"must be an array, got {_json_type(capabilities)}"))
+    elif not capabilities:
+        problems.append(Problem(capabilities_path, "must not be empty (PUBLISH and/or SUBSCRIBE)"))
+    else:
+        for index, capability in enumerate(capabilities):
+            if capability not in TOKEN_CAPABILITIES:
+                problems.append(
+                    Problem(
+                        f"{capabilities_path}[{index}]", f"must be PUBLISH or SUBSCRIBE, got {_show(str(capability))}"
+                    )
+                )
+        if len(set(map(str, capabilities))) != len(capabilities):
+            problems.append(Problem(capabilities_path, "must not repeat a capability"))
+    duration_path = _join(path, "durationMinutes")
+    if "durationMinutes" not in role:
+        problems.append(Problem(duration_path, "required field missing (the token's lifetime, 1-20160 minutes)"))
+    else:
+        _check_int(role["durationMinutes"], *TOKEN_DURATION_RANGE, duration_path, problems)
+    if "attributes" in role:
+        attributes = role["attributes"]
+        attributes_path = _join(path, "attributes")
+        before = len(problems)
+        _check_shape(attributes, _member_shape("CreateParticipantToken", "attributes"), attributes_path, problems)
+        if len(problems) == before and isinstance(attributes, dict):
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in attributes.items())
+            if size > MAX_TOKEN_ATTRIBUTES_BYTES:
+                problems.append(
+                    Problem(attributes_path, f"must be at most {MAX_TOKEN_ATTRIBUTES_BYTES} bytes in all, got {size}")
+                )
 
 
 _ARN_PLACE: Final = re.compile(r"arn:aws:ivs:([a-z0-9-]+):([0-9]+):")
