@@ -89,7 +89,7 @@ class OperatorAccess(Construct):
                 actions=["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"],
                 resources=dlqs,
             ),
-            # `status STAGE_ARN` shows the stack's alarm states (CloudFormation names them after the stack).
+            # `status STAGE_ARN` shows the stack's alarm states (named after the stack: infra/names.py).
             iam.PolicyStatement(sid="ReadAlarmStates", actions=["cloudwatch:DescribeAlarms"], resources=[alarms]),
         ]
         viewer_ivs = [
@@ -149,7 +149,7 @@ class OperatorAccess(Construct):
             **ivs_acknowledgments,
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:"
             f"{stack.stack_name}-*]": (
-                "The stack's alarms are named by CloudFormation after the stack, with a generated suffix; "
+                "The stack's alarms are named after the stack (infra/names.py account_scoped); "
                 "DescribeAlarms is read-only and `stagepilot status` shows their states."
             ),
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -115,6 +115,9 @@ class ConvergencePass(Construct):
         self.schedule = events.Rule(
             self,
             names.SCHEDULE,
+            rule_name=names.account_scoped(
+                Stack.of(self).stack_name, self.node.id, names.SCHEDULE, max_length=names.RULE_NAME_MAX
+            ),
             description=f"stagepilot convergence pass every {period_minutes} minute(s)",
             schedule=events.Schedule.rate(Duration.minutes(period_minutes)),
             # A pass that fails is not retried: the next one comes within the period.
@@ -163,6 +166,9 @@ class ConvergencePass(Construct):
             alarm = cloudwatch.Alarm(
                 self,
                 alarm_id,
+                alarm_name=names.account_scoped(
+                    Stack.of(self).stack_name, self.node.id, alarm_id, max_length=names.ALARM_NAME_MAX
+                ),
                 metric=watched,
                 threshold=threshold,
                 evaluation_periods=periods,

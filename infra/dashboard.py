@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
@@ -48,6 +48,9 @@ class OperationsDashboard(Construct):
         self.dashboard = cloudwatch.Dashboard(
             self,
             names.DASHBOARD,
+            dashboard_name=names.account_scoped(
+                Stack.of(self).stack_name, names.OPERATIONS, max_length=names.DASHBOARD_NAME_MAX
+            ),
             default_interval=Duration.hours(3),
             period_override=cloudwatch.PeriodOverride.AUTO,
         )

@@ -6,6 +6,8 @@ The output names are a user-facing surface: the ``stagepilot`` CLI finds the dep
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Final
 
 STACK_NAME: Final = "StagePilot"
@@ -103,3 +105,29 @@ def ivs_policy_id(statement_name: str) -> str:
 
 def rule_id(route_name: str) -> str:
     return f"{route_name}Rule"
+
+
+# Account-scoped names (unique per account and region, not per stack): alarm and dashboard names, rule
+# names, event-bus policy statement ids (aws-cdk#29627), exports. Each starts with the stack's name, so
+# StagePilot and StagePilot-staging deploy side by side. Limits: rule names 64, statement ids 64 with
+# CDK's "cdk-" prefix, dashboard names 255 ([A-Za-z0-9_-]), alarm names 255.
+RULE_NAME_MAX: Final = 64
+STATEMENT_ID_MAX: Final = 60
+DASHBOARD_NAME_MAX: Final = 255
+ALARM_NAME_MAX: Final = 255
+_NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def account_scoped(stack_name: str, *parts: str, max_length: int) -> str:
+    """``StagePilot`` + (``Composition``, ``DlqDepthAlarm``) -> ``StagePilot-Composition-DlqDepthAlarm``.
+
+    A name longer than ``max_length`` keeps its start and ends with a hash of the whole name, so two
+    stacks whose names differ only past the cut still get different names."""
+    for part in (stack_name, *parts):
+        if not _NAME_PART.fullmatch(part):
+            raise ValueError(f"{part!r} cannot be part of an account-scoped name (letters, digits, '-', '_')")
+    name = "-".join((stack_name, *parts))
+    if len(name) <= max_length:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[: max_length - len(digest) - 1]}-{digest}"

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -118,6 +118,7 @@ class AutomationPipeline(Construct):
         if any(route.automation != automation for route in routes):
             raise ValueError(f"routes of another automation were passed to {automation!r}")
         self.automation = automation
+        stack_name = Stack.of(self).stack_name
 
         self.dlq = sqs.Queue(
             self,
@@ -140,6 +141,7 @@ class AutomationPipeline(Construct):
             events.Rule(
                 self,
                 names.rule_id(route.name),
+                rule_name=names.account_scoped(stack_name, route.name, max_length=names.RULE_NAME_MAX),
                 description=route.description,
                 event_bus=None if route.bus == DEFAULT_BUS else event_buses[route.bus],
                 event_pattern=_event_pattern(route.pattern),
@@ -319,6 +321,9 @@ class AutomationPipeline(Construct):
             alarm = cloudwatch.Alarm(
                 self,
                 alarm_id,
+                alarm_name=names.account_scoped(
+                    Stack.of(self).stack_name, self.node.id, alarm_id, max_length=names.ALARM_NAME_MAX
+                ),
                 metric=metric,
                 threshold=threshold,
                 evaluation_periods=1,

@@ -261,6 +261,9 @@ class StagePilotStack(Stack):
         alarm = cloudwatch.Alarm(
             self,
             names.RECORDING_FAILED_ALARM,
+            alarm_name=names.account_scoped(
+                self.stack_name, names.RECORDING_FAILED_ALARM, max_length=names.ALARM_NAME_MAX
+            ),
             metric=cloudwatch.Metric(
                 namespace=config.METRICS_NAMESPACE,
                 metric_name=names.METRIC_RECORDING_FAILED,
@@ -287,7 +290,9 @@ class StagePilotStack(Stack):
         if principals:
             bus.add_to_resource_policy(
                 iam.PolicyStatement(
-                    sid="ModerationPrincipalsPutFlags",
+                    sid=names.account_scoped(
+                        self.stack_name, "ModerationPrincipalsPutFlags", max_length=names.STATEMENT_ID_MAX
+                    ),
                     principals=[iam.ArnPrincipal(arn) for arn in principals],
                     actions=["events:PutEvents"],
                     resources=[bus.event_bus_arn],
@@ -295,7 +300,7 @@ class StagePilotStack(Stack):
             )
         bus.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="NobodyElsePutsFlags",
+                sid=names.account_scoped(self.stack_name, "NobodyElsePutsFlags", max_length=names.STATEMENT_ID_MAX),
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=["events:PutEvents"],

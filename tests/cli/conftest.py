@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.table import Table
 from stagepilot.cli.main import main
-from stagepilot.cli.resources import OUTPUT_FLAG_BUS, OUTPUT_REDRIVE_ROLE, dlq_output, queue_output
+from stagepilot.cli.resources import OUTPUT_FLAG_BUS, OUTPUT_REDRIVE_ROLE, OUTPUT_TOPIC, dlq_output, queue_output
 from stagepilot.config import Settings
 from stagepilot.local.deployment import MAX_RECEIVES, RecordingMetrics, create_table
 from stagepilot.local.ivs import IvsStandIn
@@ -72,6 +72,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> s
     trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}]}
     role = boto3.client("iam").create_role(RoleName="StagePilot-Redrive", AssumeRolePolicyDocument=json.dumps(trust))
     outputs[OUTPUT_REDRIVE_ROLE] = {"Value": role["Role"]["Arn"]}
+    outputs[OUTPUT_TOPIC] = {"Value": boto3.client("sns").create_topic(Name="StagePilot-AlarmTopic")["TopicArn"]}
     template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
     boto3.client("cloudformation").create_stack(StackName="StagePilot", TemplateBody=json.dumps(template))
     return moto_endpoint

@@ -88,17 +88,26 @@ def test_one_stage_shows_every_participant_and_what_the_policy_says_about_each(s
     dlq_url = sqs.get_queue_url(QueueName="StagePilot-composition-dlq")["QueueUrl"]
     sqs.send_message(QueueUrl=dlq_url, MessageBody="{}")
     cloudwatch = boto3.client("cloudwatch")
-    cloudwatch.put_metric_alarm(
-        AlarmName="StagePilot-CompositionDlqDepthAlarm-X",
-        MetricName="m",
-        Namespace="n",
-        Statistic="Maximum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=1,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-    )
-    cloudwatch.set_alarm_state(AlarmName="StagePilot-CompositionDlqDepthAlarm-X", StateValue="ALARM", StateReason="t")
+    topics = {
+        "StagePilot": boto3.client("sns").list_topics()["Topics"][0]["TopicArn"],  # the stack's AlarmTopicArn
+        "StagePilot-staging": boto3.client("sns").create_topic(Name="StagePilot-staging-AlarmTopic")["TopicArn"],
+    }
+    # The same alarm in a second stack of the account and region (its name starts with "StagePilot-" too).
+    for stack_name, topic in topics.items():
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"{stack_name}-Composition-DlqDepthAlarm",
+            AlarmActions=[topic],
+            MetricName="m",
+            Namespace="n",
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        cloudwatch.set_alarm_state(
+            AlarmName=f"{stack_name}-Composition-DlqDepthAlarm", StateValue="ALARM", StateReason="t"
+        )
     show.observe(EventFactory().publish_error("p-viewer", user_id="troll-9", event_id="evt-viewer"))  # never published
 
     report = run("status", STAGE, "--json").json()
@@ -109,7 +118,7 @@ def test_one_stage_shows_every_participant_and_what_the_policy_says_about_each(s
     assert says["p-viewer"] == ["dry run: would be kicked (blocked-user-id)"]
     assert [p["participantId"] for p in report["publishers"]] == ["p-host", "p-troll"]
     assert report["deadLetterQueues"] == {"composition": 1, "replication": 0, "moderation": 0}
-    assert report["alarms"] == [{"name": "StagePilot-CompositionDlqDepthAlarm-X", "state": "ALARM"}]
+    assert report["alarms"] == [{"name": "StagePilot-Composition-DlqDepthAlarm", "state": "ALARM"}]
     [composition] = report["compositions"]
     assert composition["destinationStates"] == ["ACTIVE"] and composition["managedByStagepilot"]
     assert report["sessionStartTime"].endswith("Z")
@@ -118,7 +127,7 @@ def test_one_stage_shows_every_participant_and_what_the_policy_says_about_each(s
     assert "participants (3 connected, 2 publishing)" in text
     assert "  p-viewer user=troll-9  CONNECTED  viewer\n    policy: dry run: would be kicked (blocked-user-id)" in text
     assert "dead-letter queues: composition 1, replication 0, moderation 0" in text
-    assert "alarms: 1, in ALARM: StagePilot-CompositionDlqDepthAlarm-X" in text
+    assert "alarms: 1, in ALARM: StagePilot-Composition-DlqDepthAlarm" in text
     assert "destinations ACTIVE" in text
 
 

@@ -80,6 +80,12 @@ def customized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
 
 @pytest.fixture(scope="session")
+def staging(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """A second deployment in the same account and region, as README's ``make deploy STACK=...`` makes."""
+    return synthesize({"stackName": "StagePilot-staging"}, tmp_path_factory.mktemp("cdk-out-staging"))
+
+
+@pytest.fixture(scope="session")
 def sample_events() -> dict[str, dict[str, Any]]:
     """The reference events by file stem (``stage-participant-published`` ...)."""
     events = {path.stem: json.loads(path.read_text()) for path in sorted(EVENTS_DIR.glob("*.json"))}

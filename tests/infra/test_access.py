@@ -91,7 +91,7 @@ def test_only_the_moderation_principals_may_put_flags(customized: Synthesized) -
     bus_arn = _arn(customized, customized.stack.flag_bus)
     [deny] = [s for s in _bus_statements(customized) if s["Effect"] == "Deny"]
     assert deny == {
-        "Sid": "cdk-NobodyElsePutsFlags",
+        "Sid": "cdk-StagePilot-NobodyElsePutsFlags",
         "Effect": "Deny",
         "Principal": {"AWS": "*"},
         "Action": "events:PutEvents",

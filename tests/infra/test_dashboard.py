@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 import app as cdk_app
 from infra.dashboard import ACTION_METRICS
 from stagepilot import config, routing
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import Synthesized
 
 
 def dashboard_body(synthesized: Synthesized) -> dict[str, Any]:
@@ -62,8 +61,7 @@ def test_the_dashboard_has_a_row_per_automation_with_what_an_operator_needs(depl
     assert "DashboardName" in deployed.template.to_json()["Outputs"]
 
 
-def test_the_stack_name_comes_from_context(tmp_path: Path) -> None:
-    staging = synthesize({"stackName": "StagePilot-staging"}, tmp_path)
+def test_the_stack_name_comes_from_context(staging: Synthesized) -> None:
     assert staging.stack.stack_name == "StagePilot-staging"
 
 

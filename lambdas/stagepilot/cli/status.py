@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.policies import checked_arn
-from stagepilot.cli.resources import Resources, client, resources
+from stagepilot.cli.resources import OUTPUT_TOPIC, Resources, client, resources
 
 if TYPE_CHECKING:
     from stagepilot.adapters.ivs import CompositionSummary, Participant
@@ -75,7 +75,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     build: Callable[[], dict[str, Any]]
     render: Callable[[dict[str, Any], Output], None]
     if arn:
-        build, render = (lambda: stage_report(res, arn, args.stack, actions=args.actions)), print_stage
+        build, render = (lambda: stage_report(res, arn, actions=args.actions)), print_stage
     else:
         build, render = (lambda: fleet_report(res)), print_fleet
     if args.watch is None:
@@ -221,7 +221,7 @@ def policy_text(policy: dict[str, Any]) -> str:
 
 
 # one stage -----------------------------------------------------------------------------------------
-def stage_report(res: Resources, arn: str, stack: str, *, actions: int) -> dict[str, Any]:
+def stage_report(res: Resources, arn: str, *, actions: int) -> dict[str, Any]:
     from stagepilot.adapters.replication_state import ReplicationRecords
     from stagepilot.adapters.state import CompositionRecords
     from stagepilot.adapters.table import AuditLog, BanStore, PolicyStore, iso
@@ -306,7 +306,7 @@ def stage_report(res: Resources, arn: str, stack: str, *, actions: int) -> dict[
         for r in (ReplicationRecords(res.table).list(arn, session_id=session_id) if session_id else [])
     ]
     report["deadLetterQueues"] = dead_letter_depths(res)
-    report["alarms"] = alarm_states(stack) if report["deadLetterQueues"] is not None else None
+    report["alarms"] = alarm_states(res) if report["deadLetterQueues"] is not None else None
     report["recentActions"] = AuditLog(res.table).list(arn, limit=actions)
     return report
 
@@ -396,14 +396,24 @@ def dead_letter_depths(res: Resources) -> dict[str, int] | None:
         return None
 
 
-def alarm_states(stack: str) -> list[dict[str, str]] | None:
-    """The stack's CloudWatch alarms (named after the stack by CloudFormation) and their states."""
+def alarm_states(res: Resources) -> list[dict[str, str]] | None:
+    """The stack's own CloudWatch alarms and their states: exactly those that notify the stack's alarm topic
+    (its output AlarmTopicArn). A name prefix is not enough: ``StagePilot-`` also starts every alarm of a
+    ``StagePilot-staging`` stack in the same account and region."""
     try:
-        pages = client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix=f"{stack}-")
+        topic = res.output(OUTPUT_TOPIC)
+        pages = (
+            client("cloudwatch")
+            .get_paginator("describe_alarms")
+            .paginate(AlarmNamePrefix=f"{res.stack}-", ActionPrefix=topic, AlarmTypes=["MetricAlarm"])
+        )
         return [
-            {"name": a["AlarmName"], "state": a["StateValue"]} for page in pages for a in page.get("MetricAlarms", [])
+            {"name": a["AlarmName"], "state": a["StateValue"]}
+            for page in pages
+            for a in page.get("MetricAlarms", [])
+            if topic in a.get("AlarmActions", [])
         ]
-    except (ClientError, BotoCoreError):
+    except (CliError, ClientError, BotoCoreError):
         return None
 
 
