@@ -26,7 +26,7 @@ from constructs import Construct
 
 from infra import names
 from infra.bundling import RUNTIME, acknowledge_runtime
-from stagepilot import budget, config
+from stagepilot import budget, config, routing
 from stagepilot.adapters import schema
 from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS, MAX_RECEIVES
 from stagepilot.routing import DEFAULT_BUS, Route
@@ -156,6 +156,8 @@ class AutomationPipeline(Construct):
             )
             for route in routes
         ]
+        for rule, route in zip(self.rules, routes, strict=True):
+            _add_envelope_fields(rule, route.pattern)
 
         self.log_group = logs.LogGroup(
             self,
@@ -366,8 +368,22 @@ def automation_table_statements(
     ]
 
 
+# Envelope fields a pattern may test that ``EventPattern`` has no argument for: written into the rule's
+# EventPattern property as they are (``_add_envelope_fields``).
+UNMODELLED_FIELDS = (routing.REPLAY_NAME,)
+
+
+def _add_envelope_fields(rule: events.Rule, pattern: Mapping[str, object]) -> None:
+    cfn_rule = rule.node.default_child
+    assert isinstance(cfn_rule, events.CfnRule)
+    for key in UNMODELLED_FIELDS:
+        if key in pattern:
+            cfn_rule.add_property_override(f"EventPattern.{key}", pattern[key])
+
+
 def _event_pattern(pattern: Mapping[str, object]) -> events.EventPattern:
-    """The route's pattern verbatim, as ``EventPattern``'s keyword arguments (``detail`` is passed whole)."""
+    """The route's pattern verbatim, as ``EventPattern``'s keyword arguments (``detail`` is passed whole);
+    the ``UNMODELLED_FIELDS`` are added to the rule afterwards."""
     known = {
         "source": "source",
         "detail-type": "detail_type",
@@ -379,7 +395,7 @@ def _event_pattern(pattern: Mapping[str, object]) -> events.EventPattern:
         "time": "time",
         "version": "version",
     }
-    unknown = sorted(set(pattern) - set(known))
+    unknown = sorted(set(pattern) - set(known) - set(UNMODELLED_FIELDS))
     if unknown:
         raise ValueError(f"route pattern has keys EventBridge rules do not take: {json.dumps(unknown)}")
-    return events.EventPattern(**{known[key]: value for key, value in pattern.items()})  # type: ignore[arg-type]
+    return events.EventPattern(**{known[key]: value for key, value in pattern.items() if key in known})  # type: ignore[arg-type]

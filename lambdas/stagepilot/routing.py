@@ -36,6 +36,10 @@ COMPOSITION_EVENT_NAMES: Final = ("Session End", "Session Failure", "Destination
 # ListParticipantEvents calls them REPLICATION_STARTED / REPLICATION_STOPPED. Match any Stage Update
 # whose name mentions replication, and let the handler treat names it does not know as harmless.
 REPLICATION_EVENT_NAME_WILDCARD: Final = "*Replication*"
+# EventBridge marks an event it replays from an archive with the replay's name (``replay-name``); every
+# live rule leaves those alone: a replay of the default bus must not run the automations again (CONTRACT §1).
+REPLAY_NAME: Final = "replay-name"
+NOT_REPLAYED: Final = {REPLAY_NAME: [{"exists": False}]}
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,14 @@ def build_routes(
 ) -> list[Route]:
     """All routes of a stack deployed in ``account``/``region``.
 
-    ``account`` and ``region`` may be CDK tokens; they are only placed into the patterns.
+    ``account`` and ``region`` may be CDK tokens; they are only placed into the patterns. Every pattern
+    refuses replayed events (``NOT_REPLAYED``).
     """
     if not moderation_sources:
         raise ValueError("moderation_sources must name at least one event source")
     if any(source == IVS_SOURCE or source.startswith("aws.") for source in moderation_sources):
         raise ValueError("moderation_sources must be your own sources; 'aws.*' is reserved for AWS services")
-    pinned = {"account": [account], "region": [region]}
+    pinned = {"account": [account], "region": [region], **NOT_REPLAYED}
 
     def stage_update(event_names: list[Any]) -> dict[str, Any]:
         return {

@@ -91,3 +91,16 @@ def test_moderation_sources_come_from_context(
     event = copy.deepcopy(sample_events["participant-flagged"])
     event["source"] = "acme.trust-and-safety"
     assert _automations_taking(customized, event) == ["moderation"]
+
+
+def test_every_live_rule_refuses_archive_replays(
+    deployed: Synthesized, customized: Synthesized, sample_events: dict[str, dict[str, Any]]
+) -> None:
+    """A replay of an archive of the default bus (or the flag bus) must not run the automations again."""
+    for synthesized in (deployed, customized):
+        for logical_id, rule in synthesized.template.find_resources("AWS::Events::Rule").items():
+            if "EventPattern" in rule["Properties"]:  # not the convergence pass's schedule
+                assert rule["Properties"]["EventPattern"]["replay-name"] == [{"exists": False}], logical_id
+    for sample, event in sample_events.items():
+        replayed = {**event, "replay-name": "archive-replay-1"}
+        assert _automations_taking(deployed, replayed) == [], sample
