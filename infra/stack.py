@@ -435,7 +435,8 @@ class StagePilotStack(Stack):
         )
         settings = IvsStatement(
             name="ApplyStageSettings",
-            actions=("ivs:UpdateStage",),
+            # ListStageSessions: who is still recorded on an idle stage that refused its settings
+            actions=("ivs:UpdateStage", "ivs:ListStageSessions"),
             resources=self._stage_resources(),
             acknowledgments=self._stage_acknowledgments(
                 "the pass puts a stage's recording settings back to its policy (stage.participantRecording)"

@@ -58,7 +58,9 @@ EVENT_PATH_CALLS: Final[Mapping[str, Mapping[str, float]]] = {
     "StopParticipantReplication": {MODERATION: 1.0},
     "DisconnectParticipant": {MODERATION: 1.0},
 }
-CONVERGENCE_OPERATIONS: Final = frozenset({*EVENT_PATH_CALLS, "ListStages", "UpdateStage"})
+# ListStageSessions: the stage's last session, asked only after IVS refused an idle stage's recording
+# settings (who is still recorded within the reconnect window, automations/stage_settings.py).
+CONVERGENCE_OPERATIONS: Final = frozenset({*EVENT_PATH_CALLS, "ListStages", "UpdateStage", "ListStageSessions"})
 # The pass's slice: 1 call/s (60 per one-minute pass) of each operation; 2 of ListParticipants, its one
 # per-stage listing (stagepilot.convergence.PARTICIPANT_LISTINGS_PER_PASS: 120 per pass).
 CONVERGENCE_SLICE: Final = 1.0
@@ -91,7 +93,7 @@ def _rate(operation: str, caller: str) -> float:
     available = QUOTA_PER_OPERATION - APPLICATION_RESERVE
     event_path = EVENT_PATH_CALLS.get(operation, {})
     if caller == CONVERGENCE:
-        # An operation no automation calls (ListStages, UpdateStage) is the pass's alone.
+        # An operation no automation calls (ListStages, UpdateStage, ListStageSessions) is the pass's alone.
         return convergence_slice(operation) if event_path else available
     weights = sum(event_path.values())
     return (available - convergence_slice(operation)) * event_path[caller] / weights / CONCURRENCY[caller]

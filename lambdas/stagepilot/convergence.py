@@ -21,12 +21,12 @@ claims expire after the same lease (``decisions/leases.py``) as everyone's.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
-from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant
+from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, StageInfo
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.errors import ConfigurationError, RetryLater
 from stagepilot.events import Envelope, StageUpdate
@@ -36,6 +36,7 @@ from stagepilot.policy import PolicyInvalid, StagePolicy
 logger = logging.getLogger(__name__)
 
 HEAL_SOURCE = "stagepilot.reconcile"
+PENDING = "pending"  # an Outcome's action for drift IVS cannot take yet
 HEALED_METRIC = "Healed"
 # The pass's share of ListParticipants' 5 TPS: 2 calls/s (the event path lists participants only to
 # confirm a publisher before a start), so a one-minute pass may list the participants of 120 stages. With
@@ -129,6 +130,23 @@ class Converging(Protocol):
     def converge(self, stage: LiveStage, services: Services) -> list[Outcome]: ...
 
 
+class ConvergingFleet(Protocol):
+    """An automation that looks at the fleet once per pass (live and idle stages alike) and chooses
+    which stages to ask IVS about: the stages' recording settings (automations/stage_settings.py)."""
+
+    name: str
+
+    def converge_fleet(
+        self, stages: Sequence[StageInfo], services: Services, *, budget: ReadBudget, only_stage: str | None = None
+    ) -> FleetReport: ...
+
+
+class FleetReport(Protocol):
+    outcomes: list[tuple[str, Outcome]]
+    errors: list[tuple[str, str]]
+    deferred: list[str]
+
+
 @dataclass
 class PassReport:
     """What one pass found and did."""
@@ -146,13 +164,19 @@ class PassReport:
 
     @property
     def drift(self) -> list[tuple[str, Outcome]]:
-        """What differs from the policies: healed now (on what-if services: what would be), or rejected."""
-        return [(arn, o) for arn, o in self.outcomes if o.acted or o.action == "rejected"]
+        """What differs from the policies: healed now (on what-if services: what would be), rejected, or
+        pending (IVS cannot take it yet: recording settings while someone is recorded)."""
+        return [(arn, o) for arn, o in self.outcomes if o.acted or o.action in ("rejected", PENDING)]
+
+    @property
+    def pending(self) -> list[tuple[str, Outcome]]:
+        """Drift IVS cannot take yet; a later pass applies it (never retried into an error)."""
+        return [(arn, o) for arn, o in self.outcomes if o.action == PENDING]
 
 
 def run_pass(
     services: Services,
-    automations: Iterable[Converging],
+    automations: Iterable[Converging | ConvergingFleet],
     *,
     only_stage: str | None = None,
     participant_listings: int = PARTICIPANT_LISTINGS_PER_PASS,
@@ -162,15 +186,27 @@ def run_pass(
     same pass on what-if services (adapters/whatif.py): its heals, audit entries and metrics are recorded
     there, not made."""
     report = PassReport()
-    chosen = list(automations)
+    every = list(automations)
+    chosen = [cast(Converging, a) for a in every if not hasattr(a, "converge_fleet")]
+    fleet = [cast(ConvergingFleet, a) for a in every if hasattr(a, "converge_fleet")]
     now = services.clock()
+    budget = ReadBudget(participant_listings)
     try:
-        stages = services.ivs.live_stages()
+        stages = services.ivs.stages()
         report.stages_listed = len(stages)
-        live = [s for s in stages if services.settings.covers(s.arn) and (only_stage is None or s.arn == only_stage)]
+        covered = [s for s in stages if services.settings.covers(s.arn) and (only_stage is None or s.arn == only_stage)]
+        live = [s for s in covered if s.active_session_id]
         report.live = len(live)
-        if not live:
-            return report
+    except RetryLater as exc:  # IVS or DynamoDB unavailable: the next pass tries again
+        report.errors.append(("*", f"cannot list what is live: {exc}"))
+        services.metrics.count("ReconcileFailed")
+        logger.warning("convergence pass could not list what is live", extra={"error": str(exc)})
+        return report
+    for checker in fleet:  # first: a few checks, whatever the size of the live fleet after them
+        _converge_fleet(checker, covered, services, report, budget=budget, only_stage=only_stage, now=now)
+    if not live:
+        return report
+    try:
         compositions = services.ivs.all_compositions()
         banned = bool(services.bans.list())
     except RetryLater as exc:  # IVS or DynamoDB unavailable: the next pass tries again
@@ -200,7 +236,6 @@ def run_pass(
     report.examined = len(examinable)
     if not examinable:
         return report
-    budget = ReadBudget(participant_listings)
     # Each pass starts a budget further along the list than the one a period before: every stage is
     # examined within ceil(stages / budget) passes, with no state kept between passes.
     turn = int(now.timestamp() // PASS_PERIOD_SECONDS) * participant_listings % len(examinable)
@@ -231,7 +266,7 @@ def run_pass(
             for outcome in outcomes:
                 report.outcomes.append((arn, outcome))
                 if outcome.acted:
-                    _record_healed(services, stage, outcome)
+                    _record_healed(services, stage.arn, stage.session_id, stage.now, outcome)
                     stage.forget_participants()  # someone was disconnected or replicated: read again
                 logger.info(
                     outcome.reason,
@@ -245,21 +280,50 @@ def run_pass(
     return report
 
 
-def _record_healed(services: Services, stage: LiveStage, outcome: Outcome) -> None:
+def _converge_fleet(
+    automation: ConvergingFleet,
+    stages: Sequence[StageInfo],
+    services: Services,
+    report: PassReport,
+    *,
+    budget: ReadBudget,
+    only_stage: str | None,
+    now: datetime,
+) -> None:
+    try:
+        found = automation.converge_fleet(stages, services, budget=budget, only_stage=only_stage)
+    except (RetryLater, ConfigurationError) as exc:  # its own listing failed: the next pass tries again
+        report.errors.append(("*", f"{automation.name}: {exc}"))
+        logger.warning("fleet check left to the next pass", extra={"automation": automation.name, "error": str(exc)})
+        return
+    report.errors.extend(found.errors)
+    report.deferred.extend(arn for arn in found.deferred if arn not in report.deferred)
+    for arn, outcome in found.outcomes:
+        report.outcomes.append((arn, outcome))
+        if outcome.acted:
+            session = outcome.details.get("session_id")
+            _record_healed(services, arn, session if isinstance(session, str) else None, now, outcome)
+        logger.info(
+            outcome.reason,
+            extra={"stage_arn": arn, "automation": outcome.automation, "action": outcome.action},
+        )
+
+
+def _record_healed(services: Services, arn: str, session_id: str | None, now: datetime, outcome: Outcome) -> None:
     services.metrics.count(HEALED_METRIC)
     services.metrics.count(f"{HEALED_METRIC}{outcome.automation.capitalize()}")
     participant = outcome.details.get("participant_id")
     services.audit.record(
         AuditRecord(
-            time=stage.now,
-            stage_arn=stage.arn,
+            time=now,
+            stage_arn=arn,
             automation=outcome.automation,
             action="healed",
             reason=outcome.reason,
-            session_id=stage.session_id,
+            session_id=session_id,
             participant_id=participant if isinstance(participant, str) else None,
             result=outcome.action,
-            event_id=f"reconcile:{stage.session_id}",
+            event_id=f"reconcile:{session_id or 'idle'}",
             details={k: v for k, v in outcome.details.items() if isinstance(v, str | int | float | bool | list)},
         )
     )

@@ -198,6 +198,15 @@ class _Window:
 NOTHING_FOUND = PolicyLookup(own=None, default=None, paused_by=None)
 
 
+def effective_policy(stage_arn: str, found: PolicyLookup) -> EffectivePolicy | None:
+    """The stage's effective policy from what one read (or a snapshot) found; ``PolicyInvalid`` when the
+    policy that applies no longer validates."""
+    value = _effective(stage_arn, found)
+    if isinstance(value, PolicyInvalid):
+        raise value
+    return value
+
+
 def _effective(stage_arn: str, found: PolicyLookup) -> EffectivePolicy | PolicyInvalid | None:
     chosen: StoredPolicy | None = found.own or found.default
     source = "stage" if found.own else "default" if found.default else "none"

@@ -120,7 +120,11 @@ def test_the_convergence_pass_holds_the_automations_actions_and_list_stages(depl
         if role in policy["Properties"]["Roles"]
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
-    assert _actions(statements, "ivs:") == set().union(*IVS_ACTIONS.values()) | {"ivs:ListStages", "ivs:UpdateStage"}
+    assert _actions(statements, "ivs:") == set().union(*IVS_ACTIONS.values()) | {
+        "ivs:ListStages",
+        "ivs:UpdateStage",
+        "ivs:ListStageSessions",
+    }
     assert {f"ivs:{operation}" for operation in budget.operations_of(budget.CONVERGENCE)} <= _actions(
         statements, "ivs:"
     )

@@ -223,9 +223,12 @@ def test_a_fleet_larger_than_the_read_budget_is_covered_over_consecutive_passes(
     assert len(deployment.ivs.mutating_calls()) == 5
 
 
-def test_recording_settings_changed_behind_stagepilots_back_are_put_back_within_a_pass(
+def test_recording_settings_changed_behind_stagepilots_back_are_put_back_by_the_rotation(
     make_deployment: Any, events: EventFactory
 ) -> None:
+    """Not a GetStage per stage per pass: a stage in step with its policy is looked at again by the slow
+    rotation, 15 minutes after its last check (automations/stage_settings.py)."""
+    from stagepilot.automations.stage_settings import ROTATION_MIN_AGE_SECONDS
     from tests.support import STORAGE
 
     deployment: LocalDeployment = make_deployment(reconcile_seconds=RECONCILE_SECONDS)
@@ -237,7 +240,9 @@ def test_recording_settings_changed_behind_stagepilots_back_are_put_back_within_
     assert applied["autoParticipantRecordingConfiguration"]["recordingReconnectWindowSeconds"] == 30
 
     deployment.ivs.set_stage_recording(STAGE, {"recordingReconnectWindowSeconds": 0, "mediaTypes": ["AUDIO_ONLY"]})
-    deployment.settle(RECONCILE_SECONDS)
+    deployment.settle(ROTATION_MIN_AGE_SECONDS - 2 * RECONCILE_SECONDS)
+    assert len(calls(deployment, "UpdateStage")) == 1  # not yet the rotation's turn
+    deployment.settle(2 * RECONCILE_SECONDS)
 
     assert len(calls(deployment, "UpdateStage")) == 2
     stage = deployment.ivs.stage(STAGE)

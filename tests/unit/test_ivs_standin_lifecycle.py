@@ -511,3 +511,68 @@ def test_replicas_are_not_recorded_when_the_stage_says_so(ivs: IvsStandIn, clien
     client.start_participant_replication(sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p1")
     [replica] = [p for p in ivs.participants(DEST) if p.participant_id == "p1"]
     assert replica.recording_state == "DISABLED"
+
+
+# ------------------------------------------------------------------------------------------ settings while recording
+
+
+def test_update_stage_is_refused_while_a_participant_is_recorded_and_taken_once_none_is(
+    ivs: IvsStandIn, client: Any, clock: Clock
+) -> None:
+    """UpdateStage [model]: the recording configuration "cannot be updated while recording is active".
+    UNDOCUMENTED which error: ValidationException, the one a caller cannot tell from a bad configuration."""
+    client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=RECORDING)
+    publish(ivs, "p1")
+    wanted = {**RECORDING, "mediaTypes": ["AUDIO_ONLY"]}
+
+    with pytest.raises(client.exceptions.ValidationException) as refused:
+        client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=wanted)
+    assert "recording is active" in str(refused.value.response.get("exceptionMessage"))
+    assert client.get_stage(arn=STAGE)["stage"]["autoParticipantRecordingConfiguration"]["mediaTypes"] == [
+        "AUDIO_VIDEO"
+    ]
+    client.update_stage(arn=STAGE, name="renamed")  # other settings are not the recording's
+
+    unpublish(ivs, "p1")  # still recorded for recordingReconnectWindowSeconds (30 s)
+    with pytest.raises(client.exceptions.ValidationException):
+        client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=wanted)
+    clock.tick(30)
+    client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=wanted)
+    assert client.get_stage(arn=STAGE)["stage"]["autoParticipantRecordingConfiguration"]["mediaTypes"] == ["AUDIO_ONLY"]
+
+
+def test_list_participants_filters_by_recording_state(ivs: IvsStandIn, client: Any) -> None:
+    client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=RECORDING)
+    publish(ivs, "p1")
+    ivs.observe(stage_event("Participant Publish Error", "viewer"))  # connected, never published: not recorded
+
+    def listed(state: str) -> list[str]:
+        found = client.list_participants(stageArn=STAGE, sessionId=SESSION, filterByRecordingState=state)
+        return [p["participantId"] for p in found["participants"]]
+
+    assert (listed("ACTIVE"), listed("STOPPED")) == (["p1"], [])
+    unpublish(ivs, "p1")
+    ivs.advance(START + timedelta(seconds=30))
+    assert (listed("ACTIVE"), listed("STOPPED")) == ([], ["p1"])
+
+
+def test_the_recording_directive_starts_and_stops_a_participants_recording_with_its_events(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    publish(ivs, "p1")  # the stage records nobody by itself (no storage configuration)
+    assert ivs.set_participant_recording(STAGE, "p1", active=True)
+    assert not ivs.set_participant_recording(STAGE, "p1", active=True)  # already recorded: nothing sent
+    assert not ivs.set_participant_recording(STAGE, "nobody", active=True)
+    found = client.get_participant(stageArn=STAGE, sessionId=SESSION, participantId="p1")["participant"]
+    assert found["recordingState"] == "ACTIVE"
+    with pytest.raises(client.exceptions.ValidationException):
+        client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=RECORDING)
+
+    assert ivs.set_participant_recording(STAGE, "p1", active=False)
+    assert [
+        e["detail"]["event_name"] for e in events if e["detail-type"] == "IVS Participant Recording State Change"
+    ] == [
+        "Recording Start",
+        "Recording End",
+    ]
+    client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=RECORDING)

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.config import Config
@@ -26,6 +27,9 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from stagepilot.errors import ConfigurationError, RetryLater
 
 ACTIVE_COMPOSITION_STATES = frozenset({"STARTING", "ACTIVE"})
+# A participant's recordingState while its recording holds the stage's settings: UpdateStage's
+# autoParticipantRecordingConfiguration "cannot be updated while recording is active" [model].
+RECORDING_ACTIVE_STATES = frozenset({"STARTING", "ACTIVE", "STOPPING"})
 # The CLI's client: botocore retries a throttled or failed request itself (an operator's command, paced at
 # the application's reserve, ``budget.APPLICATION_RESERVE``).
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
@@ -209,13 +213,16 @@ class IvsStage:
             return None
         return StageInfo(arn=stage["arn"], name=stage.get("name") or "", active_session_id=stage.get("activeSessionId"))
 
+    def stages(self) -> list[StageInfo]:
+        """Every stage, live or idle, from ListStages (one call per 100 stages)."""
+        return [
+            StageInfo(arn=s["arn"], name=s.get("name") or "", active_session_id=s.get("activeSessionId") or None)
+            for s in self._paginate("ListStages", "stages", {"maxResults": 100})
+        ]
+
     def live_stages(self) -> list[StageInfo]:
         """Every stage with an active session, from ListStages (one call per 100 stages)."""
-        return [
-            StageInfo(arn=s["arn"], name=s.get("name") or "", active_session_id=s["activeSessionId"])
-            for s in self._paginate("ListStages", "stages", {"maxResults": 100})
-            if s.get("activeSessionId")
-        ]
+        return [s for s in self.stages() if s.active_session_id]
 
     def all_compositions(self) -> list[CompositionSummary]:
         """Every composition of the account and region (one call per 100: at most 20 are live at once)."""
@@ -233,6 +240,32 @@ class IvsStage:
         """The stage's autoParticipantRecordingConfiguration (GetStage); None when the stage does not exist."""
         stage = self.get_stage(stage_arn)
         return dict(stage.get("autoParticipantRecordingConfiguration") or {}) if stage is not None else None
+
+    def recorded_participants(self, stage_arn: str, session_id: str) -> list[str]:
+        """Who IVS is recording now in this session (ListParticipants ``filterByRecordingState`` ACTIVE,
+        those who left but are still recorded within the reconnect window included)."""
+        params = {"stageArn": stage_arn, "sessionId": session_id, "filterByRecordingState": "ACTIVE", "maxResults": 100}
+        return [p["participantId"] for p in self._paginate("ListParticipants", "participants", params)]
+
+    def recording_participants(self, stage_arn: str, session_id: str) -> list[str]:
+        """Whose recording is starting, active or stopping in this session (every participant listed:
+        one call per 100), for when IVS has just refused the settings and ``ACTIVE`` alone may miss one."""
+        params = {"stageArn": stage_arn, "sessionId": session_id, "maxResults": 100}
+        return [
+            p["participantId"]
+            for p in self._paginate("ListParticipants", "participants", params)
+            if p.get("recordingState") in RECORDING_ACTIVE_STATES
+        ]
+
+    def recent_session_ids(self, stage_arn: str, *, ended_after: datetime) -> list[str]:
+        """The stage's sessions that are active or ended after ``ended_after`` (one ListStageSessions call,
+        its 5 newest): a participant of an ended session stays recorded for its reconnect window."""
+        response = self._call("ListStageSessions", stageArn=stage_arn, maxResults=5)
+        return [
+            str(s["sessionId"])
+            for s in response.get("stageSessions") or []
+            if s.get("endTime") is None or s["endTime"] > ended_after
+        ]
 
     def update_stage_recording(self, stage_arn: str, configuration: Mapping[str, Any]) -> None:
         self._call(

@@ -189,7 +189,11 @@ class Timeline:
     def _pass(self, when: Any, report: Any) -> None:
         """Only passes that found something: a converged world makes no noise."""
         for _stage, outcome in report.drift:
-            self._out.line(f"{when:%H:%M:%S}    {outcome.automation:<12} ✔ [convergence pass] healed: {outcome.reason}")
+            said = {"pending": "⏸ [convergence pass] pending", "rejected": "✗ [convergence pass] refused"}
+            self._out.line(
+                f"{when:%H:%M:%S}    {outcome.automation:<12} "
+                f"{said.get(outcome.action, '✔ [convergence pass] healed')}: {outcome.reason}"
+            )
         for stage, error in report.errors:
             self._out.line(f"{when:%H:%M:%S}    {'convergence':<12} ↻ {_short(stage)}: {error}; next pass tries again")
 
@@ -230,6 +234,12 @@ class Timeline:
             self._out.line(f"{when}  ▶ IVS is down for {payload['seconds']:g} s (every call: InternalServerException)")
         elif what == "leave":
             self._out.line(f"{when}  ▶ participant {payload['participantId']} leaves {_short(payload['stageArn'])}")
+        elif what == "recording":
+            verb = "starts" if payload["state"] == "active" else "stops"
+            self._out.line(
+                f"{when}  ▶ IVS {verb} recording participant {payload['participantId']} on "
+                f"{_short(payload['stageArn'])}"
+            )
 
     def _delivery(self, delivery: Delivery) -> None:
         when = delivery.time.strftime("%H:%M:%S")

@@ -255,6 +255,25 @@ class IvsStandIn(IvsWorld):
                 raise ValueError(f"no stage {stage_arn}")
             self.set_recording_locked(stage, configuration)
 
+    def set_participant_recording(self, stage_arn: str, participant_id: str, *, active: bool) -> bool:
+        """IVS starts (``active``) or stops recording a participant of the stage's active session, with
+        the ``IVS Participant Recording State Change`` event it sends (``Recording Start`` / ``End``).
+        Returns whether the recording state changed (False: no such participant, or already so)."""
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            stage = self._stages.get(stage_arn)
+            p = stage.participants.get((stage.active_session_id or "", participant_id)) if stage else None
+            changed = False
+            if stage is not None and p is not None:
+                if active and p.state == "CONNECTED":
+                    changed = self.start_recording_locked(stage, p, now)
+                elif not active:
+                    changed = self.stop_recording_locked(stage, p, now)
+            pending = self.take_outbox()
+        self._emit(pending)
+        return changed
+
     def fail_recordings(self, stage_arn: str) -> None:
         """Every active participant recording on the stage ends with failure ("Recording End Failure")."""
         with self._lock:

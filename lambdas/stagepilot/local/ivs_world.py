@@ -58,6 +58,10 @@ MAX_REPLICATIONS_PER_PARTICIPANT = 5  # "Concurrent participant replications" [q
 MAX_COMPOSITIONS_PER_STAGE = 5  # "Compositions per stage" [quotas]
 MAX_COMPOSITIONS_PER_ACCOUNT = 20  # "Compositions" [quotas]
 MAX_PUBLISHERS_PER_STAGE = 12  # "Stage participants (publishers)" 12, not adjustable [quotas]
+# Participant recordingState values during which the stage's recording counts as "active" (UpdateStage).
+# The stand-in moves a recording straight to ACTIVE and from it to STOPPED/FAILED; STARTING and STOPPING
+# are listed for a world that has them (UNDOCUMENTED whether IVS counts them: it is assumed to).
+RECORDING_ACTIVE_STATES = frozenset({"STARTING", "ACTIVE", "STOPPING"})
 SESSION_ID = re.compile(r"st-[a-zA-Z0-9]{13}")  # StageSession sessionId: "Fixed length of 16" [model]
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ARN = re.compile(r"arn:aws:ivs:(?P<region>[a-z0-9-]+):(?P<account>[0-9]+):(?P<kind>[a-z-]+)/[a-zA-Z0-9-]+")
@@ -116,8 +120,27 @@ class IvsWorld:
             stage.name = params["name"]
         wanted = params.get("autoParticipantRecordingConfiguration")
         if wanted is not None:
+            recorded = self.recorded_participants(stage)
+            if recorded:
+                # UpdateStage [model]: autoParticipantRecordingConfiguration "cannot be updated while
+                # recording is active". UNDOCUMENTED which error IVS answers: ValidationException (400)
+                # here, the hardest on the automation: it is also the answer to a configuration IVS can
+                # never take (a storage configuration that does not exist), so a caller cannot tell the
+                # two apart by the code and must ask IVS who is being recorded (ListParticipants
+                # filterByRecordingState). Refused while any participant of any session of the stage is
+                # recorded: a publisher who left stays recorded for recordingReconnectWindowSeconds.
+                raise IvsApiError(
+                    "ValidationException",
+                    "autoParticipantRecordingConfiguration cannot be updated while recording is active "
+                    f"({len(recorded)} participant(s) recorded: {', '.join(sorted(recorded))})",
+                )
             self.set_recording_locked(stage, wanted)
         return {"stage": stage_view(stage)}
+
+    @staticmethod
+    def recorded_participants(stage: Stage) -> set[str]:
+        """The ids of the stage's participants whose individual recording is active (any session)."""
+        return {p.participant_id for p in stage.participants.values() if p.recording_state in RECORDING_ACTIVE_STATES}
 
     def set_recording_locked(self, stage: Stage, wanted: dict[str, Any]) -> None:
         """Apply an autoParticipantRecordingConfiguration. storageConfigurationArn "" turns recording off
@@ -196,7 +219,7 @@ class IvsWorld:
         if "filterByState" in params:
             found = [p for p in found if p.state == params["filterByState"]]
         if "filterByRecordingState" in params:
-            found = []  # participant recording is never on in the stand-in (recordingState DISABLED)
+            found = [p for p in found if p.recording_state == params["filterByRecordingState"]]
         page, token = paginate(
             "ListParticipants",
             found,
@@ -669,6 +692,28 @@ class IvsWorld:
             return
         p.recording_state = "ACTIVE"
         self._recording_event(stage, p, "Recording Start", now)
+
+    def start_recording_locked(self, stage: Stage, p: Participant, now: datetime) -> bool:
+        """IVS starts recording this participant (the ``recording`` directive): with the stage's storage
+        configuration when it has one. Returns whether it was not recorded before."""
+        if p.recording_state == "ACTIVE":
+            return False
+        p.recording_stops_at = None
+        self._recordings_ending = [(s, x) for s, x in self._recordings_ending if x is not p]
+        storage = stage.recording.get("storageConfigurationArn") or "directive"
+        stage_id = stage.arn.rsplit("/", 1)[-1]
+        p.recording_bucket = f"ivs-recordings-{storage.rsplit('/', 1)[-1].lower()}"
+        p.recording_prefix = f"{stage_id}/{p.session_id}/{p.participant_id}/{now:%Y-%m-%dT%H-%M-%SZ}"
+        p.recording_state = "ACTIVE"
+        self._recording_event(stage, p, "Recording Start", now)
+        return True
+
+    def stop_recording_locked(self, stage: Stage, p: Participant, now: datetime) -> bool:
+        """IVS stops recording this participant now (``Recording End``). Returns whether it was recorded."""
+        if p.recording_state != "ACTIVE":
+            return False
+        self._end_recording(stage, p, now, failed=False)
+        return True
 
     def _stop_recording(self, stage: Stage, p: Participant, now: datetime) -> None:
         if p.recording_state != "ACTIVE":

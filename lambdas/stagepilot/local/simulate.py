@@ -4,7 +4,8 @@ moto DynamoDB and the IVS stand-in, with no AWS account.
 The scenario is JSON Lines: EventBridge envelopes in delivery order, plus directive lines told apart by
 a ``"simulate"`` key (CONTRACT §4): ``participant`` declares a token; ``composition-failure`` fails a
 stage's compositions the way IVS would; ``lost`` / ``late`` / ``lose-emitted`` lose or delay events;
-``fault`` / ``outage`` make IVS calls fail; ``leave`` disconnects a participant. Malformed lines are
+``fault`` / ``outage`` make IVS calls fail; ``leave`` disconnects a participant; ``recording`` starts or
+stops IVS's individual recording of a participant. Malformed lines are
 reported with their line number and skipped.
 """
 
@@ -20,7 +21,18 @@ from typing import Any
 from stagepilot.events import STAGE_ARN
 from stagepilot.policy import StagePolicy
 
-DIRECTIVES = ("participant", "composition-failure", "lost", "late", "lose-emitted", "fault", "outage", "leave")
+DIRECTIVES = (
+    "participant",
+    "composition-failure",
+    "lost",
+    "late",
+    "lose-emitted",
+    "fault",
+    "outage",
+    "leave",
+    "recording",
+)
+RECORDING_STATES = ("active", "stopped")
 DEFAULT_RECONCILE_SECONDS = 60  # the deployed convergence period (cdk.json reconcileMinutes = 1)
 DEFAULT_SETTLE_SECONDS = 600
 MAX_DELAY_SECONDS = 14 * 24 * 3600  # longer than any queue holds a message
@@ -152,6 +164,14 @@ def _check_leave(data: dict[str, Any]) -> None:
     _require_time(data)
 
 
+def _check_recording(data: dict[str, Any]) -> None:
+    _require_stage(data)
+    _require_text(data, "participantId", "a participant id")
+    if data.get("state") not in RECORDING_STATES:
+        raise ValueError(f"state: required, one of {', '.join(RECORDING_STATES)}")
+    _require_time(data)
+
+
 _DIRECTIVE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "participant": _check_participant,
     "composition-failure": _check_composition_failure,
@@ -161,6 +181,7 @@ _DIRECTIVE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "fault": _check_fault,
     "outage": _check_outage,
     "leave": _check_leave,
+    "recording": _check_recording,
 }
 
 
@@ -332,6 +353,10 @@ def _play(deployment: Any, line: Line, notify: Listener) -> None:
         deployment.ivs.outage(deployment.clock(), float(data["seconds"]))
     elif line.kind == "leave":
         deployment.ivs.leave(data["stageArn"], data["participantId"])
+    elif line.kind == "recording":
+        deployment.ivs.set_participant_recording(
+            data["stageArn"], data["participantId"], active=data["state"] == "active"
+        )
 
 
 def _line_time(line: Line) -> datetime | None:
