@@ -113,6 +113,7 @@ class EventFactory:
         source: str = "stagepilot.moderation",
         reason: str = "reported",
         event_id: str | None = None,
+        reporter: str | None = None,
     ) -> dict[str, Any]:
         detail = {
             "stage_arn": stage,
@@ -120,6 +121,7 @@ class EventFactory:
             "participant_id": participant_id,
             "user_id": user_id,
             "reason": reason,
+            **({"reporter": reporter} if reporter is not None else {}),
         }
         return self._envelope("Participant Flagged", source, [], detail, at, event_id)
 

@@ -64,8 +64,8 @@ class StageUpdate:
     participant_id: str | None
     user_id: str | None  # None when the token has no user id (IVS sends "")
     time: datetime  # detail.event_time when present, else the envelope time
-    source_stage_arn: str | None = None  # set on a replica's events (the stage it is replicated from)
-    destination_stage_arn: str | None = None  # set on replication events of a source participant
+    # No replica flag, source or destination stage: IVS documents none on these events, and a body in a
+    # queue can say anything. Who a participant is, and whether it is a replica, is asked of IVS.
 
     @property
     def event_id(self) -> str:
@@ -122,6 +122,7 @@ class ParticipantFlagged:
     user_id: str | None
     reason: str | None
     time: datetime
+    reporter: str | None = None  # who flagged: flags count once per reporter and window (CONTRACT §2)
 
     @property
     def event_id(self) -> str:
@@ -198,8 +199,6 @@ def _stage_update(envelope: Envelope) -> StageUpdate:
         participant_id=participant_id,
         user_id=_user_id(detail),
         time=event_time,
-        source_stage_arn=_optional_arn(detail, "source_stage_arn"),
-        destination_stage_arn=_optional_arn(detail, "destination_stage_arn"),
     )
 
 
@@ -248,7 +247,19 @@ def _participant_flagged(envelope: Envelope) -> ParticipantFlagged:
         user_id=_user_id(detail),
         reason=_optional_text(detail, "reason"),
         time=envelope.time,
+        reporter=_reporter(detail),
     )
+
+
+def _reporter(detail: Mapping[str, Any]) -> str | None:
+    value = detail.get("reporter")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MalformedEvent("detail.reporter", f"must be a string, got {_type_name(value)}")
+    if len(value) > MAX_USER_ID_LENGTH:
+        raise MalformedEvent("detail.reporter", f"is longer than {MAX_USER_ID_LENGTH} characters")
+    return value
 
 
 def _text(document: Mapping[str, Any], key: str, *, prefix: str = "", limit: int = MAX_TEXT_LENGTH) -> str:
@@ -302,15 +313,6 @@ def _user_id(detail: Mapping[str, Any]) -> str | None:
     if len(value) > MAX_USER_ID_LENGTH:
         raise MalformedEvent("detail.user_id", f"is longer than {MAX_USER_ID_LENGTH} characters")
     return value
-
-
-def _optional_arn(detail: Mapping[str, Any], key: str) -> str | None:
-    value = detail.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise MalformedEvent(f"detail.{key}", f"must be a string, got {_type_name(value)}")
-    return _match(value, STAGE_ARN, f"detail.{key}", "a stage ARN")
 
 
 def _time(value: object, where: str) -> datetime:

@@ -223,3 +223,29 @@ def test_pruning_removes_at_most_fifty_entries_per_add(table: Table) -> None:
 
     add(table, "newer", later(61) + timedelta(seconds=WINDOW) + LATE_EVENT_TOLERANCE + timedelta(seconds=1))
     assert set(counted_events(stored(table))) == {"new", "newer"}
+
+
+# flags by reporter (CONTRACT §2) ----------------------------------------------------------------------
+def add_by(table: Table, event_id: str, at: datetime, reporter: str) -> Counted:
+    return counters(table).add(
+        STAGE, SESSION, "p1", Kind.FLAG, event_id=event_id, time=at, window_seconds=WINDOW, reporter=reporter
+    )
+
+
+def test_a_reporters_flags_are_one_entry_at_its_latest_flag_whatever_their_ids(table: Table, calls: Calls) -> None:
+    assert add_by(table, "e-1", later(1), "viewer-77") == Counted(times=(later(1),), duplicate=False)
+    assert add_by(table, "e-2", later(5), "viewer-77") == Counted(times=(later(5),), duplicate=False)
+    late = add_by(table, "e-3", later(2), "viewer-77")  # an older report, arriving late: nothing changes
+    assert late == Counted(times=(later(5),), duplicate=True)
+    assert add_by(table, "e-2", later(5), "viewer-77").duplicate  # a redelivery
+    assert calls.made == {"UpdateItem": 4}  # one call each, no read
+
+    other = add_by(table, "e-4", later(6), "viewer-78")
+    assert other.times == (later(5), later(6))
+    assert set(counted_events(stored(table))) == {"r#viewer-77", "r#viewer-78"}
+
+
+def test_a_stale_reporter_entry_is_pruned_like_an_event(table: Table) -> None:
+    add_by(table, "e-1", later(1), "viewer-77")
+    add(table, "e-2", later(2) + timedelta(seconds=WINDOW) + LATE_EVENT_TOLERANCE + timedelta(seconds=1))
+    assert set(counted_events(stored(table))) == {"e-2"}

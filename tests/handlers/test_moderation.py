@@ -445,6 +445,8 @@ def test_a_retry_after_a_crash_past_the_disconnect_finishes_the_job(
     )
     show.run_due()
     show.ivs.fail_next("ListParticipantReplicas")
+    # p1's token is exchanged for one of a blocked user (what IVS answers decides, not the event's body)
+    show.ivs.declare_participant(STAGE, "p1", user_id="spammer-7")
     send(show, events.published("p1", user_id="spammer-7", at=later(1), event_id="kick-event"))
     assert len(disconnects(show)) == 1
     assert show.ivs.replicas(STAGE, "p1", active_only=True) != []
@@ -500,3 +502,73 @@ def test_ban_sweep_reports_a_throttled_disconnect_and_a_rerun_finishes_it(
     again = sweep_banned_user(show.services, "troll-1", reason="", stage_arns=[STAGE, OTHER_STAGE])
     assert [o.action for o in again] == ["disconnect", "skip"]
     assert [d["participantId"] for d in disconnects(show)] == ["t-green", "t-main"]
+
+
+# IVS over bodies -----------------------------------------------------------------------------------
+def test_a_forged_publish_with_a_banned_user_id_does_not_kick_the_victim(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    show.services.bans.add("troll-1", reason="harassment")
+    send(show, events.published("victim", user_id="viewer-3"))
+    reads = sum(1 for c in show.ivs.calls if c.operation == "GetParticipant")  # blockedAttributes: 1
+    # a body in the queue (not sent by IVS) that names the victim's participant with a banned user id
+    show.put_event(events.published("victim", user_id="troll-1", at=later(5)), observe=False)
+    show.run_due()
+
+    assert disconnects(show) == []
+    assert connected(show, STAGE, "victim")
+    [entry] = [e for e in audit(show) if e["action"] == "body-mismatch"]
+    assert (entry["participantId"], entry["userId"]) == ("victim", "viewer-3")
+    assert "troll-1" in entry["reason"]
+    assert show.metrics.counts["BodyMismatch"] == 1
+    assert sum(1 for c in show.ivs.calls if c.operation == "GetParticipant") == reads + 1  # the confirmation
+
+
+@pytest.mark.parametrize("rule", ["global-ban", "blocked-user-id"])
+def test_a_match_on_the_bodys_user_id_is_confirmed_with_one_participant_read(
+    show: LocalDeployment, events: EventFactory, rule: str
+) -> None:
+    trigger(rule, show, events)
+
+    assert [d["participantId"] for d in disconnects(show)] == ["p1"]
+    assert sum(1 for c in show.ivs.calls if c.operation == "GetParticipant") == 1
+    assert show.metrics.counts.get("BodyMismatch") is None
+
+
+def test_a_replica_is_moderated_by_its_destinations_policy_like_any_participant(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(show, policy(OTHER_STAGE, blockedUserIds=["guest-9"]))
+    send(show, events.published("guest", user_id="guest-9"))  # not blocked on STAGE
+    show.ivs.client().start_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="guest", reconnectWindowSeconds=300
+    )
+    show.run_due()
+
+    assert connected(show, STAGE, "guest")
+    assert not connected(show, OTHER_STAGE, "guest")
+    assert show.ivs.replicas(STAGE, "guest", active_only=True) == []
+    [entry] = audit(show, OTHER_STAGE)
+    assert (entry["action"], entry["rule"]) == ("disconnect", "blocked-user-id")
+    [blocked] = [e for e in show.services.audit.list(STAGE) if e["action"] == "blocked-at-destination"]
+    assert blocked["details"]["destinationStageArn"] == OTHER_STAGE
+
+
+# flags by reporter (CONTRACT §2) ------------------------------------------------------------------
+def test_one_report_sent_twice_with_a_new_id_counts_once(show: LocalDeployment, events: EventFactory) -> None:
+    send(show, events.published("p1", user_id="viewer-3"))
+    for second in (1, 2):  # the sender retries with a new event id
+        send(show, events.flagged("p1", user_id="viewer-3", at=later(second), reporter="viewer-77"))
+
+    assert disconnects(show) == []
+    send(show, events.flagged("p1", user_id="viewer-3", at=later(3), reporter="viewer-78"))
+    assert [d["participantId"] for d in disconnects(show)] == ["p1"]
+
+
+def test_a_reporter_counts_again_in_a_later_window(show: LocalDeployment, events: EventFactory) -> None:
+    send(show, events.published("p1", user_id="viewer-3"))
+    send(show, events.flagged("p1", user_id="viewer-3", at=later(1), reporter="viewer-77"))
+    send(show, events.flagged("p1", user_id="viewer-3", at=later(400), reporter="viewer-78"))
+    assert disconnects(show) == []  # 300 s window: the two reports are not in one
+    send(show, events.flagged("p1", user_id="viewer-3", at=later(450), reporter="viewer-77"))
+    assert [d["participantId"] for d in disconnects(show)] == ["p1"]

@@ -664,3 +664,83 @@ def test_a_start_pinned_on_the_wrong_replication_is_corrected_by_the_convergence
         OTHER_STAGE,
         THIRD_STAGE,
     }
+
+
+# One rule for replicas; IVS over bodies ----------------------------------------------------------------
+def test_a_replica_the_destinations_moderation_removes_is_not_replicated_again_in_that_session(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    from stagepilot.automations.moderation import ModerationAutomation
+
+    both: LocalDeployment = make_deployment(automations=[ReplicationAutomation(), ModerationAutomation()])
+    put_policy(both, policy(STAGE, to(OTHER_STAGE)))
+    put_policy(both, {"stageArn": OTHER_STAGE, "moderation": {"blockedUserIds": ["guest-9"]}})
+    both.put_event(events.published("guest", user_id="guest-9"))
+    both.drain()
+
+    # replicated once; the green room's moderation removed the replica (a participant of its stage)
+    assert [p["destinationStageArn"] for p in starts(both)] == [OTHER_STAGE]
+    assert not any(p.participant_id == "guest" and p.state == "CONNECTED" for p in both.ivs.participants(OTHER_STAGE))
+    assert both.ivs.replicas(STAGE, "guest", active_only=True) == []
+
+    both.reconcile()  # the source still publishes and IVS runs no replica: the pass must not send it back
+    both.drain()
+    both.reconcile()
+    # nor does a new publish of the same participant in the same source session
+    both.put_event(events.stage("Participant Unpublished", "guest", user_id="guest-9", at=later(30)))
+    both.put_event(events.published("guest", user_id="guest-9", at=later(40)))
+    both.drain()
+    both.reconcile()
+
+    assert len(starts(both)) == 1
+    [blocked] = [e for e in both.services.audit.list(STAGE) if e["action"] == "blocked-at-destination"]
+    assert blocked["details"]["destinationStageArn"] == OTHER_STAGE
+    assert (blocked["sessionId"], blocked["participantId"]) == (SESSION, "guest")
+    assert not [o for report in both.passes for _, o in report.outcomes if o.acted]  # nothing healed
+    [record] = ReplicationRecords(both.table).list(STAGE)
+    assert record.state == "blocked"
+
+
+def test_a_block_at_the_destination_holds_for_its_source_session_only(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    from stagepilot.automations.moderation import ModerationAutomation
+
+    both: LocalDeployment = make_deployment(automations=[ReplicationAutomation(), ModerationAutomation()])
+    put_policy(both, policy(STAGE, to(OTHER_STAGE)))
+    put_policy(both, {"stageArn": OTHER_STAGE, "moderation": {"blockedUserIds": ["guest-9"]}})
+    both.put_event(events.published("guest", user_id="guest-9"))
+    both.drain()
+    both.put_event(events.published("guest", user_id="guest-9", session="st-NextSession01", at=later(600)))
+    both.drain()
+
+    assert [p["destinationStageArn"] for p in starts(both)] == [OTHER_STAGE, OTHER_STAGE]
+
+
+def test_a_forged_publish_naming_the_host_does_not_replicate_a_guest_and_is_audited(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE, participants={"userIds": ["host-1"]})))
+    publish_and_drain(deployment, events.published("guest", user_id="guest-9"))
+    # a body in the queue (not sent by IVS) that calls the guest the host
+    deployment.put_event(events.published("guest", user_id="host-1", at=later(5)), observe=False)
+    deployment.drain()
+
+    assert starts(deployment) == []
+    assert attempts(deployment, "GetParticipant") == 1  # asked once, before acting: IVS says guest-9
+    [entry] = [e for e in deployment.services.audit.list(STAGE) if e["action"] == "body-mismatch"]
+    assert (entry["participantId"], entry["userId"]) == ("guest", "guest-9")
+    assert "host-1" in entry["reason"]
+    assert deployment.metrics.counts["BodyMismatch"] == 1
+    assert ReplicationRecords(deployment.table).list(STAGE) == []  # no claim kept for the forged match
+
+
+def test_a_publish_whose_body_omits_the_user_id_is_replicated_by_what_ivs_says(
+    deployment: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(deployment, policy(STAGE, to(OTHER_STAGE, participants={"attributes": {"role": "host"}})))
+    deployment.ivs.declare_participant(STAGE, "host", user_id="host-1", attributes={"role": "host"})
+    publish_and_drain(deployment, events.published("host", user_id="host-1"))
+
+    assert [p["destinationStageArn"] for p in starts(deployment)] == [OTHER_STAGE]
+    assert deployment.metrics.counts.get("BodyMismatch") is None

@@ -114,12 +114,25 @@ def test_the_same_body_with_the_stacks_own_origin_is_acted_on(
     moderation: LocalDeployment, events: EventFactory
 ) -> None:
     # The control for the forgeries: the checks refuse what is wrong, not every body sent to a queue.
+    # (About a participant IVS knows as that user: IVS's answer, not the body, says who it is.)
     put_policy(moderation, COUNTS_FLAGS)
+    moderation.ivs.declare_participant(STAGE, "p1", user_id="spammer-7")
 
     forge(moderation, events.published("p1", user_id="spammer-7", at=later(2)))
 
     assert [d["participantId"] for d in disconnects(moderation)] == ["p1"]
     assert moderation.dead_letters["moderation"] == []
+
+
+def test_a_body_naming_a_participant_as_a_blocked_user_ivs_does_not_know_as_that_user_kicks_no_one(
+    moderation: LocalDeployment, events: EventFactory
+) -> None:
+    put_policy(moderation, COUNTS_FLAGS)
+
+    forge(moderation, events.published("p1", user_id="spammer-7", at=later(2)))  # p1 is viewer-3 at IVS
+
+    assert disconnects(moderation) == []
+    assert [e["action"] for e in moderation.services.audit.list(STAGE)] == ["body-mismatch"]
 
 
 def test_an_event_a_little_ahead_of_the_clock_is_acted_on(moderation: LocalDeployment, events: EventFactory) -> None:

@@ -6,15 +6,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from stagepilot.adapters.ivs import Participant
 from stagepilot.decisions.publishers import candidate_rules, match_publisher, rules_need_attributes
 from stagepilot.decisions.replication import (
+    BLOCKED_AT_DESTINATION,
     CLAIM_TIMEOUT,
     ClaimState,
     ReplicationClaim,
     ReplicationEventKind,
     decide_claim,
     plan_capacity,
-    publisher_is_replica,
     replication_event_kind,
     rule_hash,
 )
@@ -74,12 +75,35 @@ def test_attributes_are_needed_only_when_a_rule_not_ruled_out_by_user_id_filters
     assert rules_need_attributes([rule(1, user_ids={"host-1"}, attributes={"role": "host"})], user_id="host-1")
 
 
+def participant(replication_type: str | None, source: str | None) -> Participant:
+    return Participant("p1", "host-1", "CONNECTED", True, {}, replication_type, source)
+
+
 @pytest.mark.parametrize(
-    ("flag", "source", "expected"),
-    [(True, None, True), ("true", None, True), (None, SOURCE, True), (None, None, False), (False, None, False)],
+    ("replication_type", "source", "expected"),
+    [
+        ("REPLICA", SOURCE, True),
+        ("REPLICA", None, True),  # IVS says so, even without naming the source
+        ("SOURCE", None, False),  # replicated elsewhere itself: a publisher of this stage
+        ("NONE", None, False),
+        ("NONE", SOURCE, False),  # the type IVS gives wins over a stray field
+        (None, SOURCE, True),  # an answer without a type: the source stage tells
+        ("", SOURCE, True),
+        (None, None, False),
+    ],
 )
-def test_event_marks_replicas(flag: object, source: str | None, expected: bool) -> None:
-    assert publisher_is_replica(replica_flag=flag, source_stage_arn=source) is expected
+def test_the_one_rule_for_replicas_reads_ivss_answer(
+    replication_type: str | None, source: str | None, expected: bool
+) -> None:
+    assert participant(replication_type, source).is_replica is expected
+
+
+def test_a_kept_publisher_answers_the_replica_rule_as_ivs_did() -> None:
+    from stagepilot.adapters.publishers import publisher
+
+    kept = publisher({"participantId": "p1", "replicationType": "REPLICA", "sourceStageArn": SOURCE})
+    assert kept.is_replica and kept.source_stage_arn == SOURCE
+    assert not publisher({"participantId": "p1", "replicationType": "", "sourceStageArn": ""}).is_replica
 
 
 # the cap of 5 concurrent replications per participant -------------------------------------------------
@@ -123,12 +147,24 @@ def claim(state: ClaimState, *, owner: str = "event-1", age: timedelta = timedel
         (claim(ClaimState.STOPPED, owner=""), True),
         (claim(ClaimState.REJECTED, rule_hash="same", rejection="ResourceNotFoundException"), False),
         (claim(ClaimState.REJECTED, rule_hash="older", rejection="ResourceNotFoundException"), True),
+        # the destination's moderation removed the replica: final for the source session, whoever asks
+        (claim(ClaimState.BLOCKED), False),
+        (claim(ClaimState.BLOCKED, owner="other", age=CLAIM_TIMEOUT + timedelta(hours=1)), False),
+        (claim(ClaimState.BLOCKED, rule_hash="older"), False),
     ],
 )
 def test_claim_decisions(record: ReplicationClaim | None, act: bool) -> None:
     decision = decide_claim(record, event_id="event-1", now=NOW, rule_hash="same")
     assert decision.act is act
     assert decision.reason
+    if record is not None and record.state is ClaimState.BLOCKED:
+        assert decision.reason == BLOCKED_AT_DESTINATION
+
+
+def test_the_blocked_state_is_the_one_the_destinations_moderation_writes() -> None:
+    from stagepilot.adapters.publishers import REPLICA_BLOCKED
+
+    assert ClaimState(REPLICA_BLOCKED) is ClaimState.BLOCKED
 
 
 def test_rule_hash_changes_with_the_rule() -> None:

@@ -45,6 +45,7 @@ from stagepilot.adapters.table import (
 from stagepilot.decisions.leases import CLAIM_LEASE
 
 EVENT_PREFIX: Final = "e#"  # + event id: one attribute per counted event
+REPORTER_PREFIX: Final = "r#"  # + reporter: a flag's reporter counts once, at its latest flag (CONTRACT §2)
 EVENTS_ATTRIBUTE: Final = "events"  # the previous version's map of event id → time, still read
 # Events can arrive hours late (ivs-facts §1.1): entries older than the newest event by more than the
 # window plus this much are pruned; a duplicate that old cannot meet the newer events in any window.
@@ -84,23 +85,30 @@ class WindowCounters:
         event_id: str,
         time: datetime,
         window_seconds: int,
+        reporter: str | None = None,
     ) -> Counted:
-        """Count ``event_id`` (at event time ``time``) once; return every event time remembered."""
+        """Count ``event_id`` (at event time ``time``) once; return every event time remembered.
+
+        ``reporter`` (flags): the event counts as its reporter's, once whatever its id — the reporter's
+        one entry holds the time of its latest flag, so a reporter counts once per window, and again in a
+        later one. Without a reporter the event counts once per event id."""
         pk, sk = counter_key(stage_arn, session_id, participant_id, kind)
         expires = epoch(self._clock() + STATE_RETENTION)  # processing time: an event cannot date it
+        names = {"#ttl": TTL_ATTRIBUTE}
+        if reporter is None:
+            names.update({"#event": EVENT_PREFIX + event_id, "#events": EVENTS_ATTRIBUTE, "#id": event_id})
+            # attribute_not_exists of a path in a missing map holds: no map, nothing to refuse there.
+            condition = "attribute_not_exists(#event) AND attribute_not_exists(#events.#id)"
+        else:
+            names["#event"] = REPORTER_PREFIX + reporter
+            condition = "attribute_not_exists(#event) OR #event < :time"  # a later flag moves it on
         # A refused write answers the item as stored (ALL_OLD), so a redelivery costs this one call and no read.
         item, stored = self._table.update_or_get(
             pk,
             sk,
             "SET #event = :time, #ttl = :ttl",
-            # attribute_not_exists of a path in a missing map holds: no map, nothing to refuse there.
-            condition="attribute_not_exists(#event) AND attribute_not_exists(#events.#id)",
-            names={
-                "#event": EVENT_PREFIX + event_id,
-                "#events": EVENTS_ATTRIBUTE,
-                "#id": event_id,
-                "#ttl": TTL_ATTRIBUTE,
-            },
+            condition=condition,
+            names=names,
             values={":time": _millis(time), ":ttl": expires},
         )
         current = item if item is not None else stored or {}
@@ -122,7 +130,7 @@ class WindowCounters:
         names: dict[str, str] = {}
         paths = []
         for index, event_id in enumerate(stale):
-            names[f"#s{index}"] = EVENT_PREFIX + event_id
+            names[f"#s{index}"] = _attribute(item, event_id)
             paths.append(f"#s{index}")
             if event_id in (item.get(EVENTS_ATTRIBUTE) or {}):
                 names.update({"#events": EVENTS_ATTRIBUTE, f"#m{index}": event_id})
@@ -132,12 +140,21 @@ class WindowCounters:
 
 def counted_events(item: Mapping[str, Any]) -> dict[str, datetime]:
     """Every event id a counter item holds and its event time, in either shape (an event id found in
-    both counts once)."""
+    both counts once), and each reporter's entry (keyed ``r#<reporter>``, its latest flag's time)."""
     events = {str(event_id): _time(value) for event_id, value in (item.get(EVENTS_ATTRIBUTE) or {}).items()}
     for name, value in item.items():
         if name.startswith(EVENT_PREFIX):
             events.setdefault(name.removeprefix(EVENT_PREFIX), _time(value))
+        elif name.startswith(REPORTER_PREFIX):
+            events[name] = _time(value)
     return events
+
+
+def _attribute(item: Mapping[str, Any], key: str) -> str:
+    """The top-level attribute holding ``counted_events``' ``key``."""
+    if key.startswith(REPORTER_PREFIX) and key in item:
+        return key
+    return EVENT_PREFIX + key
 
 
 # Disconnect claims ---------------------------------------------------------------------------------

@@ -148,10 +148,17 @@ class Participant:
     replication_type: str | None  # SOURCE | REPLICA | NONE
     source_stage_arn: str | None
     recording_state: str | None = None  # individual participant recording: ACTIVE, STOPPED, FAILED, DISABLED...
+    source_session_id: str | None = None  # a replica's: the session of its source stage
 
     @property
     def is_replica(self) -> bool:
-        return self.replication_type == "REPLICA"
+        """The one rule for replicas (CONTRACT §1), from IVS's own answer — GetParticipant or
+        ListParticipants, whichever the caller has: ``replicationType`` REPLICA, or, in an answer that
+        carries no replication type, a ``sourceStageArn``. Event bodies never decide it: IVS documents
+        no replica field on its events, and a body in a queue can say anything."""
+        if self.replication_type:
+            return self.replication_type == "REPLICA"
+        return bool(self.source_stage_arn)
 
 
 @dataclass(frozen=True)
@@ -442,6 +449,7 @@ def _participant(raw: Mapping[str, Any]) -> Participant:
         replication_type=raw.get("replicationType"),
         source_stage_arn=raw.get("sourceStageArn"),
         recording_state=raw.get("recordingState"),
+        source_session_id=raw.get("sourceSessionId"),
     )
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from stagepilot.adapters.publishers import replication_key
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 from stagepilot.adapters.table import (
     STATE_RETENTION,
@@ -29,19 +30,14 @@ from stagepilot.adapters.table import (
 from stagepilot.decisions.replication import ClaimState, ReplicationClaim, ReplicationEventKind
 
 _REPLICA = "#REPLICA#"
-
-
-def replication_key(
-    stage_arn: str, session_id: str, participant_id: str, destination_stage_arn: str
-) -> tuple[str, str]:
-    return stage_partition(stage_arn), f"SESSION#{session_id}{_REPLICA}{participant_id}#{destination_stage_arn}"
+__all__ = ["KnownEvent", "ReplicaRecord", "ReplicationRecords", "ReplicationTarget", "replication_key"]
 
 
 class KnownEvent(StrEnum):
     """What became of a replication event applied to the replication its caller inferred."""
 
     RECORDED = "recorded"
-    STALE = "stale"  # the record holds a newer event, or a claim newer than this stop: nothing to change
+    STALE = "stale"  # the record holds a newer event, a claim newer than this stop, or a block: nothing to change
     UNKNOWN = "unknown"  # no started or stopped replication recorded there: the event may be about another
 
 
@@ -52,7 +48,7 @@ class ReplicaRecord:
     session_id: str
     participant_id: str
     destination_stage_arn: str
-    state: str  # claimed | started | stopped | rejected
+    state: str  # claimed | started | stopped | rejected | blocked
     started_at: str | None = None
     stopped_at: str | None = None
     last_event: str | None = None  # the name of the last replication event IVS sent about it
@@ -226,7 +222,10 @@ class ReplicationRecords:
             names["#destinationSession"] = "destinationSessionId"
             values[":destinationSession"] = destination_session_id
             sets.append("#destinationSession = :destinationSession")
-        condition = "(attribute_not_exists(#eventAt) OR #eventAt <= :at)"
+        # A replica the destination's moderation removed stays blocked, whatever IVS reports after.
+        values[":blocked"] = ClaimState.BLOCKED.value
+        condition = "(attribute_not_exists(#state) OR #state <> :blocked) AND "
+        condition += "(attribute_not_exists(#eventAt) OR #eventAt <= :at)"
         if kind is ReplicationEventKind.STOPPED:
             # Event times have whole seconds; claims have milliseconds.
             names["#claimedAt"] = "claimedAt"

@@ -2,9 +2,15 @@
 
 - ``Participant Published``: the global ban list (every stage that is not paused, policy or not), then
   the stage's ``blockedUserIds``, then ``blockedAttributes`` (GetParticipant only when the policy has
-  such rules).
+  such rules). IVS's answer decides who the participant is: a match on the body's user id alone is
+  confirmed with one GetParticipant before anyone is disconnected, and a body that disagrees with IVS is
+  audited ``body-mismatch``. Replicas are participants of their destination stage and are judged by its
+  policy; one that is disconnected is kept out of that stage for the rest of its source session
+  (``blocked-at-destination``, on the source stage's side).
 - ``Participant Publish Error`` / ``Participant Flagged``: counted per participant in the table on
   event time (adapters/counters.py); at ``publishErrorLimit`` / ``flagLimit`` the participant goes.
+  Flags count distinct reporters: one ``reporter`` counts once per window whatever its event ids;
+  flags without a reporter count once per event id (CONTRACT §2).
   Each is counted only where the policy sets its limit: neither has an implicit default.
 
 Every disconnect goes through ``disconnect_participant``, which the CLI's manual kick uses too: at most
@@ -20,8 +26,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.counters import ClaimState, DisconnectClaims, Kind, WindowCounters
-from stagepilot.adapters.ivs import IvsConflict, IvsRejected
-from stagepilot.adapters.publishers import PublisherTokens, publisher, publisher_key
+from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
+from stagepilot.adapters.publishers import (
+    PublisherTokens,
+    audit_body_mismatch,
+    blocking_replica,
+    publisher,
+    publisher_key,
+)
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.moderation import (
     MAX_REASON_LENGTH,
@@ -92,6 +104,7 @@ class ModerationAutomation:
                 services=services,
                 what="flags",
                 flag_reason=event.reason,
+                reporter=event.reporter,
             )
         return _skip(f"{getattr(event, 'event_name', type(event).__name__)} is not a moderation trigger")
 
@@ -102,15 +115,12 @@ class ModerationAutomation:
         participant_id = event.participant_id
         if participant_id is None:
             return _skip("the event names no participant")
-        if event.source_stage_arn is not None:
-            return _skip(
-                "a replica: moderated on its source stage, where a disconnect also stops its replicas",
-                participant_id=participant_id,
-            )
-        verdict = judge_publisher(event, participant_id, moderation, services, share=replicated)
-        if isinstance(verdict, str):
-            return _skip(verdict, participant_id=participant_id)
-        return self._act(event, participant_id, event.user_id, verdict, moderation, services)
+        judged = judge_publisher(event, participant_id, moderation, services, share=replicated)
+        if isinstance(judged, str):
+            return _skip(judged, participant_id=participant_id)
+        verdict, found = judged
+        user_id = found.user_id if found is not None else event.user_id
+        return self._act(event, participant_id, user_id, verdict, moderation, services, found=found)
 
     # Participant Publish Error / Participant Flagged -------------------------------------------------
     def _on_counted(
@@ -126,6 +136,7 @@ class ModerationAutomation:
         services: Services,
         what: str,
         flag_reason: str | None = None,
+        reporter: str | None = None,
     ) -> Outcome:
         if participant_id is None:
             return _skip("the event names no participant")
@@ -137,6 +148,7 @@ class ModerationAutomation:
             event_id=event.event_id,
             time=event.time,
             window_seconds=limit.window_seconds,
+            reporter=reporter,
         )
         verdict = should_disconnect_over_limit(
             counted.times, at=event.time, limit=limit, rule=rule, moderation=moderation, what=what
@@ -150,19 +162,23 @@ class ModerationAutomation:
 
     # the convergence pass -----------------------------------------------------------------------------
     def converge(self, stage: LiveStage, services: Services) -> list[Outcome]:
-        """Every connected publisher judged as its Participant Published would have been (bans, blocked
-        user ids and attributes): one whose event never arrived is disconnected now."""
+        """Every connected publisher (replicas included: they are participants of this stage) judged as its
+        Participant Published would have been (bans, blocked user ids and attributes): one whose event never
+        arrived is disconnected now. The listing is IVS's answer: who each one is, and which are replicas."""
         moderation = stage.policy.moderation if stage.policy is not None else None
         outcomes = []
         for participant in stage.connected():
-            if participant.is_replica or not participant.published:
-                continue  # replicas are moderated at their source; only publishers are judged
+            if not participant.published:
+                continue  # only publishers are judged
             seen = stage.publish_seen(participant, "moderation")
-            verdict = judge_publisher(seen, participant.participant_id, moderation, services)
-            if isinstance(verdict, str):
+            judged = judge_publisher(seen, participant.participant_id, moderation, services, listed=participant)
+            if isinstance(judged, str):
                 continue
+            verdict, known = judged
             found = f"a connected publisher the policy removes ({verdict.rule.value}) that is still on the stage"
-            outcome = self._act(seen, participant.participant_id, participant.user_id, verdict, moderation, services)
+            outcome = self._act(
+                seen, participant.participant_id, participant.user_id, verdict, moderation, services, found=known
+            )
             if outcome.acted:
                 outcome = Outcome(MODERATION, outcome.action, f"disconnected: {found}", True, outcome.details)
             outcomes.append(outcome)
@@ -176,6 +192,8 @@ class ModerationAutomation:
         verdict: Verdict,
         moderation: ModerationPolicy | None,
         services: Services,
+        *,
+        found: Participant | None = None,
     ) -> Outcome:
         return disconnect_participant(
             services,
@@ -189,6 +207,7 @@ class ModerationAutomation:
             event_id=event.event_id,
             time=event.time,
             why=verdict.why,
+            replica=found if found is not None and found.is_replica else None,
         )
 
 
@@ -200,39 +219,81 @@ def judge_publisher(
     services: Services,
     *,
     share: bool = False,
-) -> Verdict | str:
-    """The rule that disconnects this publisher, or why none does. Reads the ban list, and the token's
-    attributes only when a rule needs them: kept by replication if it asked IVS first (read with the ban,
-    one request), else from GetParticipant — kept for replication when ``share`` (it will ask too).
-    Shared by the handler, the convergence pass and ``stagepilot explain``."""
-    kept = None
-    if event.user_id and may_need_attributes(event.user_id, moderation):
-        ban, item = services.bans.get_with(
-            event.user_id, publisher_key(event.stage_arn, event.session_id, participant_id)
-        )
-        kept = publisher(item) if item else None
+    listed: Participant | None = None,
+) -> tuple[Verdict, Participant | None] | str:
+    """The rule that disconnects this publisher and IVS's answer about it (None only when ``listed``
+    gave none), or why no rule does.
+
+    Who the participant is (user id, attributes, replica or not) is IVS's answer, never the body's:
+    ``listed`` is the pass's (ListParticipants); on the event path the body's user id only chooses what
+    to look at, and a rule it matches is confirmed with one GetParticipant before it may disconnect
+    anyone (a body that disagrees with IVS is audited ``body-mismatch`` and judged as IVS says). Reads the
+    ban list, and the token's attributes only when a rule needs them: kept by replication if it asked IVS
+    first (read with the ban, one request), else from GetParticipant — kept for replication when ``share``
+    (it will ask too). Shared by the handler, the convergence pass and ``stagepilot explain``."""
+    user_id = listed.user_id if listed is not None else event.user_id
+    ivs: Participant | None = None  # GetParticipant's answer (asked now, or kept in the table)
+    if user_id and may_need_attributes(user_id, moderation):
+        ban, item = services.bans.get_with(user_id, publisher_key(event.stage_arn, event.session_id, participant_id))
+        ivs = publisher(item) if item else None
     else:
-        ban = services.bans.get(event.user_id) if event.user_id else None
+        ban = services.bans.get(user_id) if user_id else None
+
+    def ask() -> Participant | None:
+        try:
+            found = services.ivs.participant(event.stage_arn, event.session_id, participant_id)
+        except IvsRejected as exc:
+            if not exc.not_found:
+                raise
+            return None
+        if share:
+            PublisherTokens(services.table, clock=services.clock).put(event.stage_arn, event.session_id, found)
+        return found
+
+    def identify(found: Participant) -> None:
+        """IVS's answer decides who the participant is."""
+        nonlocal user_id, ban
+        if (found.user_id or None) == (user_id or None):
+            return
+        audit_body_mismatch(services.audit, services.metrics, event, found, automation=MODERATION)
+        user_id = found.user_id
+        ban = services.bans.get(user_id) if user_id else None
+
+    if ivs is not None:
+        identify(ivs)
     attributes = None
-    if needs_attributes(event.user_id, banned=ban is not None, moderation=moderation):
-        if kept is None:
-            try:
-                kept = services.ivs.participant(event.stage_arn, event.session_id, participant_id)
-            except IvsRejected as exc:
-                if not exc.not_found:
-                    raise
+    if needs_attributes(user_id, banned=ban is not None, moderation=moderation):
+        if ivs is None:
+            ivs = ask()
+            if ivs is None:
                 return "IVS no longer knows the participant; nothing to check"
-            if share:
-                PublisherTokens(services.table, clock=services.clock).put(event.stage_arn, event.session_id, kept)
-        attributes = kept.attributes
+            identify(ivs)
+        attributes = ivs.attributes
     verdict = should_disconnect_publisher(
-        event.user_id,
+        user_id,
         banned=ban is not None,
         ban_reason=ban.reason if ban is not None else "",
         moderation=moderation,
         attributes=attributes,
     )
-    return verdict if verdict is not None else "no moderation rule matches the publisher"
+    if verdict is not None and ivs is None and listed is None:
+        # The match rests on the body alone: confirmed with IVS before anyone is disconnected.
+        ivs = ask()
+        if ivs is None:
+            return "IVS no longer knows the participant; nothing to check"
+        identify(ivs)
+        if needs_attributes(user_id, banned=ban is not None, moderation=moderation):
+            attributes = ivs.attributes
+        verdict = should_disconnect_publisher(
+            user_id,
+            banned=ban is not None,
+            ban_reason=ban.reason if ban is not None else "",
+            moderation=moderation,
+            attributes=attributes,
+        )
+    if verdict is None:
+        return "no moderation rule matches the publisher"
+    return verdict, ivs if ivs is not None else listed
 
 
 def disconnect_participant(
@@ -248,12 +309,16 @@ def disconnect_participant(
     event_id: str,
     time: datetime,
     why: str = "",
+    replica: Participant | None = None,
 ) -> Outcome:
     """Disconnect one participant (once per stage session) and stop its replicas; audit and count it.
 
     ``session_id`` None: the stage's active session (the manual kick). ``event_id`` identifies the
     decision: a retry with the same id resumes a disconnect that was cut short; another id finds it
     done and does nothing. ``dry_run``: audit and count a would-disconnect, call nothing on IVS.
+    ``replica``: IVS's answer when the participant is a replica on this (its destination) stage: before
+    the disconnect its replication is blocked for the rest of its source session (audited
+    ``blocked-at-destination`` on the source stage), and after it the replication is stopped.
     Raises ``RetryLater`` on a transient IVS or DynamoDB failure (the claim stays with ``event_id``).
     """
     reason = (reason or disconnect_reason(None))[:MAX_REASON_LENGTH]
@@ -307,6 +372,8 @@ def disconnect_participant(
             MODERATION, "rejected", f"IVS rejected DisconnectParticipant: {code}: {message}", details=details
         )
 
+    if replica is not None:
+        block_replica(services, replica, destination_stage_arn=stage_arn, rule=rule, event_id=event_id, time=time)
     try:
         services.ivs.disconnect(stage_arn, participant_id, reason)
         result = "disconnected"
@@ -316,8 +383,13 @@ def disconnect_participant(
         result = "not-connected"  # gone already (or an earlier delivery of this event disconnected it)
     except IvsConflict as exc:
         return rejected("ConflictException", exc.ivs_message)
-    stopped = stop_replicas(services, stage_arn, participant_id)
-    audit("disconnect", result, **({"replicasStopped": stopped} if stopped else {}))
+    if replica is not None:
+        source = stop_replication_into(services, replica, destination_stage_arn=stage_arn)
+        stopped = [source] if source else []
+        audit("disconnect", result, **({"replicationStoppedFrom": source} if source else {}))
+    else:
+        stopped = stop_replicas(services, stage_arn, participant_id)
+        audit("disconnect", result, **({"replicasStopped": stopped} if stopped else {}))
     services.metrics.count(DISCONNECTED_METRIC)
     return Outcome(
         MODERATION,
@@ -326,6 +398,70 @@ def disconnect_participant(
         acted=True,
         details={**details, "result": result, "replicas_stopped": stopped},
     )
+
+
+def block_replica(
+    services: Services,
+    replica: Participant,
+    *,
+    destination_stage_arn: str,
+    rule: Rule,
+    event_id: str,
+    time: datetime,
+) -> None:
+    """Keep a replica this stage's moderation removes out of this stage for the rest of its source
+    session: the source's replication record becomes ``blocked`` (neither the event path nor the pass
+    replicates it here again) and the source stage's audit trail says so, in one transaction, once."""
+    source, session = replica.source_stage_arn, replica.source_session_id
+    if not source or not session:
+        logger.warning(
+            "replica without its source in IVS's answer: not blocked",
+            extra={"stage_arn": destination_stage_arn, "participant_id": replica.participant_id},
+        )
+        return
+    change = blocking_replica(
+        source_stage_arn=source,
+        source_session_id=session,
+        participant_id=replica.participant_id,
+        destination_stage_arn=destination_stage_arn,
+        by=event_id,
+        rule=rule.value,
+        now=services.clock(),
+    )
+    entry = AuditRecord(
+        time=time,
+        stage_arn=source,
+        automation=MODERATION,
+        action="blocked-at-destination",
+        reason=(
+            f"the moderation of {destination_stage_arn} removes this participant's replica ({rule.value}): "
+            "not replicated there again in this session"
+        ),
+        session_id=session,
+        participant_id=replica.participant_id,
+        user_id=replica.user_id,
+        rule=rule.value,
+        result="blocked",
+        event_id=event_id,
+        details={"destinationStageArn": destination_stage_arn},
+    )
+    if services.table.update_and_put(change, services.audit.item(entry)):
+        services.metrics.count("ReplicaBlocked")
+
+
+def stop_replication_into(services: Services, replica: Participant, *, destination_stage_arn: str) -> str | None:
+    """Stop the replication that brings ``replica`` into ``destination_stage_arn`` (IVS does not document
+    whether disconnecting a replica ends its replication). Returns its source stage when one was stopped."""
+    source = replica.source_stage_arn
+    if not source:
+        return None
+    try:
+        services.ivs.stop_replication(source, destination_stage_arn, replica.participant_id)
+    except IvsRejected as exc:
+        if not exc.not_found:
+            raise
+        return None  # ended with the disconnect (or before)
+    return source
 
 
 def stop_replicas(services: Services, stage_arn: str, participant_id: str) -> list[str]:

@@ -11,15 +11,20 @@ recorded for ``stagepilot status``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
-from stagepilot.adapters.publishers import PublisherTokens
+from stagepilot.adapters.publishers import PublisherTokens, audit_body_mismatch
 from stagepilot.adapters.replication_state import KnownEvent, ReplicationRecords, ReplicationTarget
 from stagepilot.adapters.table import AuditRecord
-from stagepilot.decisions.publishers import candidate_rules, match_publisher, may_need_attributes, rules_need_attributes
+from stagepilot.decisions.publishers import (
+    PublisherMatch,
+    candidate_rules,
+    match_publisher,
+    may_need_attributes,
+    rules_need_attributes,
+)
 from stagepilot.decisions.replication import (
     MAX_REPLICATIONS_PER_PARTICIPANT,
     ClaimState,
@@ -28,7 +33,6 @@ from stagepilot.decisions.replication import (
     decide_claim,
     only_destination,
     plan_capacity,
-    publisher_is_replica,
     replication_event_kind,
     rule_hash,
 )
@@ -92,22 +96,16 @@ class ReplicationAutomation:
         participant_id = event.participant_id
         assert participant_id is not None  # the parser requires it on Participant Published
         ids = {"session_id": event.session_id, "participant_id": participant_id}
-        if publisher_is_replica(
-            replica_flag=event.envelope.detail.get("replica"), source_stage_arn=event.source_stage_arn
-        ):
-            return self._skip(
-                f"the publisher is a replica from {event.source_stage_arn or 'another stage'}; replicas are never "
-                "replicated again",
-                **ids,
-            )
+        # Whether the publisher is a replica, and who it is, are IVS's answer (GetParticipant), asked before
+        # anything is started: never the event's body (CONTRACT §1, one rule for replicas).
         candidates = candidate_rules(rules, stage_arn=event.stage_arn)
-        attributes: Mapping[str, str] | None = None
+        found: Participant | None = None
         if rules_need_attributes(candidates, user_id=event.user_id):
-            found = self._source_publisher(services, event, ids, moderation)
-            if isinstance(found, Outcome):
-                return found
-            attributes = found.attributes
-        match = match_publisher(rules, stage_arn=event.stage_arn, user_id=event.user_id, attributes=attributes)
+            asked = self._source_publisher(services, event, ids, moderation)
+            if isinstance(asked, Outcome):
+                return asked
+            found = asked
+        match = self._match(rules, event, found, services)
         if not match.matching:
             reason = "no replication entry matches the publisher"
             if match.own_stage and not match.not_matching:
@@ -133,14 +131,21 @@ class ReplicationAutomation:
                 claims[rule.destination_stage_arn] = claim
             else:
                 progress.skipped[rule.destination_stage_arn] = decision.reason
-        if wanted and attributes is None:
-            # About to replicate and IVS has not been asked yet: the event's replica fields are not documented,
-            # so GetParticipant (replicationType) is what guarantees a replica is never replicated back.
-            found = self._source_publisher(services, event, ids, moderation)
-            if isinstance(found, Outcome):
+        if wanted and found is None:
+            # About to replicate and IVS has not been asked yet: GetParticipant says whether the publisher
+            # is a replica (never replicated back) and who it is — the body's user id only chose whom to ask.
+            asked = self._source_publisher(services, event, ids, moderation)
+            if isinstance(asked, Outcome):
                 for target in fresh:
                     records.release(target, owner=event.event_id)
-                return found
+                return asked
+            found = asked
+            if _user(found.user_id) != _user(event.user_id):
+                matching = {r.destination_stage_arn for r in self._match(rules, event, found, services).matching}
+                for rule in [rule for rule in wanted if rule.destination_stage_arn not in matching]:
+                    records.release(_target(event, rule.destination_stage_arn), owner=event.event_id)
+                    progress.skipped[rule.destination_stage_arn] = "IVS's answer does not match this entry"
+                wanted = [rule for rule in wanted if rule.destination_stage_arn in matching]
         if wanted:
             plan = plan_capacity(wanted, active_destinations=self._active(services, event, wanted, fresh))
             for rule in plan.over_limit:  # the claims this event holds for them would block a later publish
@@ -363,6 +368,18 @@ class ReplicationAutomation:
             )
         return found
 
+    def _match(
+        self, rules: tuple[ReplicationRule, ...], event: StageUpdate, found: Participant | None, services: Services
+    ) -> PublisherMatch:
+        """The rules that match the publisher: on IVS's answer (user id, attributes) when there is one —
+        a body that disagrees is audited ``body-mismatch`` — else on the body's user id, which only
+        chooses whether IVS is asked before anything is started."""
+        if found is None:
+            return match_publisher(rules, stage_arn=event.stage_arn, user_id=event.user_id, attributes=None)
+        if _user(found.user_id) != _user(event.user_id):
+            audit_body_mismatch(services.audit, services.metrics, event, found, automation=self.name)
+        return match_publisher(rules, stage_arn=event.stage_arn, user_id=found.user_id, attributes=found.attributes)
+
     @staticmethod
     def _publishing(services: Services, event: StageUpdate) -> bool:
         assert event.participant_id is not None
@@ -427,16 +444,22 @@ class ReplicationAutomation:
                 for r in services.ivs.replicas(stage.arn, participant.participant_id)
                 if r.state == "ACTIVE"
             }
-            missing = [
-                rule.destination_stage_arn for rule in match.matching if rule.destination_stage_arn not in active
-            ]
+            claims = {
+                destination: records.get(
+                    ReplicationTarget(stage.arn, stage.session_id, participant.participant_id, destination)
+                )
+                for destination in [rule.destination_stage_arn for rule in match.matching]
+                if destination not in active
+            }
+            # A replica the destination's moderation removed is not missing: it was kept out (blocked).
+            missing = [d for d, claim in claims.items() if claim is None or claim.state is not ClaimState.BLOCKED]
             if not missing:
                 continue
             found = f"a matching publisher with no replica in {', '.join(missing)} at IVS"
             seen = stage.publish_seen(participant, "replication")
             for destination in missing:
                 target = ReplicationTarget(stage.arn, stage.session_id, participant.participant_id, destination)
-                claim = records.get(target)
+                claim = claims[destination]
                 if claim is not None and claim.state is ClaimState.STARTED:
                     # The record says it runs; IVS says it does not (its stop event was lost): IVS wins.
                     records.record_event(
@@ -473,7 +496,7 @@ class ReplicationAutomation:
             return self._skip(f"{event.event_name} names no participant; recorded nothing", **ids)
         records = ReplicationRecords(services.table, clock=services.clock)
         destination = only_destination(rules, stage_arn=event.stage_arn)
-        if event.destination_stage_arn is None and destination is not None:
+        if destination is not None:
             target = _target(event, destination)
             known = records.record_event(
                 target, kind=kind, event_name=event.event_name, at=event.time, only_if_known=True
@@ -500,18 +523,9 @@ class ReplicationAutomation:
     def _reported(
         event: StageUpdate, kind: ReplicationEventKind, services: Services
     ) -> list[tuple[str, ReplicationEventKind, str | None]]:
-        """(destination, state, destination session) of each replication the event may be about: the one
-        the event names, else every replication of this session that IVS lists."""
+        """(destination, state, destination session) of each replication of this session that IVS lists:
+        what the event may be about (its body names no destination IVS documents, and is not trusted to)."""
         assert event.participant_id is not None
-        if event.destination_stage_arn is not None:
-            destination_session = event.envelope.detail.get("destination_session_id")
-            return [
-                (
-                    event.destination_stage_arn,
-                    kind,
-                    destination_session if isinstance(destination_session, str) else None,
-                )
-            ]
         return [
             (
                 r.destination_stage_arn,
@@ -538,6 +552,10 @@ class ReplicationAutomation:
 
     def _skip(self, reason: str, **details: Any) -> Outcome:
         return Outcome(self.name, "skip", reason, details=details)
+
+
+def _user(user_id: str | None) -> str | None:
+    return user_id or None  # IVS sends "" for a token without a user id
 
 
 def _target(event: StageUpdate, destination_stage_arn: str) -> ReplicationTarget:

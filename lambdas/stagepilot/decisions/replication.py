@@ -6,6 +6,7 @@ Per (source stage session, participant, destination) the table keeps one ``Repli
     (none) ─claim→ claimed ─IVS accepted / 409→ started ─Replication Stopped→ stopped ─publish again→ claimed
                       ├─IVS rejected (configuration)→ rejected ─rule changed, publish again→ claimed
                       └─publisher already gone→ (claim released: a later publish may try again)
+    (any) ─the destination's moderation removed the replica→ blocked (final for the source session)
 
 The claim's ``owner`` is the event id that took it: a retry of that event (it crashed after IVS
 accepted the call, before the claim was marked started) may finish it; IVS answering 409 Conflict
@@ -27,6 +28,9 @@ from stagepilot.policy import ReplicationRule
 
 MAX_REPLICATIONS_PER_PARTICIPANT = 5  # "Concurrent participant replications", per participant, not adjustable
 CLAIM_TIMEOUT = CLAIM_LEASE  # past it the claim of an event that died can be taken over (decisions/leases.py)
+BLOCKED_AT_DESTINATION = (
+    "the destination's moderation removed this participant's replica in this session: not replicated there again"
+)
 
 
 class ClaimState(StrEnum):
@@ -34,6 +38,7 @@ class ClaimState(StrEnum):
     STARTED = "started"
     STOPPED = "stopped"
     REJECTED = "rejected"
+    BLOCKED = "blocked"  # the destination's moderation removed the replica (adapters/publishers.py)
 
 
 @dataclass(frozen=True)
@@ -63,15 +68,6 @@ class CapacityPlan:
     already_active: tuple[ReplicationRule, ...] = ()  # IVS already replicates to it (someone else started it)
     over_limit: tuple[ReplicationRule, ...] = ()
     active_elsewhere: int = 0  # active replications of the participant to destinations not in this plan
-
-
-def publisher_is_replica(*, replica_flag: object, source_stage_arn: str | None) -> bool:
-    """The event says the publisher is a replica (``detail.replica`` or ``detail.source_stage_arn``)."""
-    return (
-        replica_flag is True
-        or (isinstance(replica_flag, str) and replica_flag.lower() == "true")
-        or bool(source_stage_arn)
-    )
 
 
 def only_destination(rules: Iterable[ReplicationRule], *, stage_arn: str) -> str | None:
@@ -110,6 +106,8 @@ def decide_claim(claim: ReplicationClaim | None, *, event_id: str, now: datetime
     """May this event start the replication to this destination?"""
     if claim is None:
         return ClaimDecision(True, "not replicated to this destination in this session yet")
+    if claim.state is ClaimState.BLOCKED:
+        return ClaimDecision(False, BLOCKED_AT_DESTINATION)
     if claim.state is ClaimState.CLAIMED:
         if claim.owner == event_id:
             return ClaimDecision(True, "this event's earlier delivery claimed the start; finishing it")
