@@ -218,7 +218,7 @@ def test_the_convergence_pass_writes_only_automation_state(deployed: Synthesized
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
     ]
     table = _arn(deployed, deployed.stack.table)
-    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem"):
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):  # DeleteItem: claims given back
         assert _allows(statements, action, table, _key(f"STAGE#{STAGE}"))
         for forbidden in ("POLICY", "BAN", "PAUSE", "HISTORY#default"):
             assert not _allows(statements, action, table, _key(forbidden)), (action, forbidden)

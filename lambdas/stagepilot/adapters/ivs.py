@@ -198,6 +198,10 @@ class IvsStage:
         self._client = client
         self._pacer = pacer
 
+    def on_client(self, client: Any) -> IvsStage:
+        """The same adapter (its pacing included) over another client: another function's credentials."""
+        return IvsStage(client, pacer=self._pacer)
+
     # reads -----------------------------------------------------------------------------------------
     def get_stage(self, stage_arn: str) -> dict[str, Any] | None:
         """GetStage's ``stage``; None when the stage does not exist (deleted: no session, no settings)."""

@@ -192,6 +192,10 @@ class LocalDeployment:
         self.on_delivery: Callable[[Delivery], None] | None = None
         self.on_lost: Callable[[Mapping[str, Any], str], None] | None = None  # (event, why it was not delivered)
         self.on_pass: Callable[[PassReport], None] | None = None
+        # (function, services) -> the services as that function's container holds them under its own IAM
+        # role (tests emulate the synthesized template's IAM with it: tests/iam_emulation.py); None: one
+        # set of clients that may do anything.
+        self.function_roles: Callable[[str, Services], Services] | None = None
         self._emitted_losses: list[_EmittedLoss] = []
         self.lost: list[Mapping[str, Any]] = []  # events that happened but were never delivered
         # periodic work on the virtual clock (the convergence pass): (period, next due, callback)
@@ -290,8 +294,10 @@ class LocalDeployment:
         ``services`` at each call, so a test that swaps one swaps it for every function) and that function's
         own policy cache, kept across its deliveries."""
         services = copy.copy(self.services)
+        if self.function_roles is not None:
+            services = copy.copy(self.function_roles(function, services))
         if function not in self._policy_caches:
-            self._policy_caches[function] = self.services.new_policy_cache()
+            self._policy_caches[function] = services.new_policy_cache()
         services.effective_policies = self._policy_caches[function]
         return services
 

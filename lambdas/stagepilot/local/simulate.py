@@ -242,8 +242,12 @@ def simulate(
     listener: Listener | None = None,
     reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS,
     settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    prepare: Callable[[Any], None] | None = None,
 ) -> SimulationResult:
     """Run the scenario. Needs no AWS account: everything runs inside ``moto.mock_aws``.
+
+    ``prepare`` is called with the ``LocalDeployment`` before the first line (tests give each function
+    its role's permissions with it: tests/iam_emulation.py).
 
     ``reconcile_seconds``: the convergence pass's period on the virtual clock (0: off). ``settle_seconds``:
     how long the run goes on after the last line, so that retries, back-offs and passes can finish.
@@ -267,6 +271,7 @@ def simulate(
                 listener,
                 reconcile_seconds,
                 settle_seconds,
+                prepare,
             )
     finally:
         for key, value in saved.items():
@@ -286,6 +291,7 @@ def _run(
     listener: Listener | None,
     reconcile_seconds: float,
     settle_seconds: float,
+    prepare: Callable[[Any], None] | None = None,
 ) -> SimulationResult:
     from stagepilot.local.deployment import LocalDeployment
 
@@ -296,6 +302,8 @@ def _run(
     deployment.on_delivery = lambda delivery: notify("delivery", delivery)
     deployment.on_lost = lambda event, why: notify("lost", (event, why))
     deployment.on_pass = lambda report: notify("pass", (deployment.clock(), report))
+    if prepare is not None:
+        prepare(deployment)
     for policy in policies:
         deployment.services.policies.put(policy)
         for arn in [policy.stage_arn, *(rule.destination_stage_arn for rule in policy.replication)]:

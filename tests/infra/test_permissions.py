@@ -1,0 +1,200 @@
+"""The functions run within their roles: the event path and the convergence pass on moto, each function's
+DynamoDB and IVS calls checked against its role's statements in the synthesized template (refused with
+AccessDeniedException, as AWS would: tests/iam_emulation.py).
+
+Over the example show (examples/show.jsonl), the chaos example (examples/chaos.jsonl) and a pass that
+heals every kind of drift at once, no call any function makes is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from stagepilot import budget
+from stagepilot.local.deployment import TABLE_NAME, LocalDeployment
+from stagepilot.local.simulate import read_scenario, simulate
+from stagepilot.policy import parse_policy
+from tests.iam_emulation import AccessDenied, FunctionRoles, Request, TemplateIam, allowed
+from tests.infra.conftest import Synthesized
+from tests.support import ACCOUNT, CHANNEL, ENCODER, REGION, STAGE, STORAGE, T0, EventFactory, later, put_policy
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+FUNCTIONS = (*budget.CALLERS,)  # composition, replication, moderation, convergence
+
+
+@pytest.fixture(scope="module")
+def template_iam(deployed: Synthesized) -> TemplateIam:
+    return TemplateIam(deployed.template.to_json(), account=ACCOUNT, region=REGION, table_name=TABLE_NAME)
+
+
+@pytest.fixture(scope="module")
+def role_ids(deployed: Synthesized) -> dict[str, str]:
+    stack = deployed.stack
+    roles = {automation: deployed.logical_id(p.role) for automation, p in stack.pipelines.items()}
+    return {**roles, budget.CONVERGENCE: deployed.logical_id(stack.convergence.role)}
+
+
+def under_roles(template_iam: TemplateIam, role_ids: dict[str, str], deployment: LocalDeployment) -> FunctionRoles:
+    roles = FunctionRoles(template_iam, role_ids, ivs_client=deployment.ivs.client)
+    deployment.function_roles = roles
+    return roles
+
+
+def refusals(roles: FunctionRoles) -> list[str]:
+    return [str(denial) for denial in roles.denied]
+
+
+def run_example(template_iam: TemplateIam, role_ids: dict[str, str], scenario: str) -> tuple[Any, FunctionRoles]:
+    policies = [parse_policy(p) for p in json.loads((EXAMPLES / "policies.json").read_text())]
+    bans = json.loads((EXAMPLES / "bans.json").read_text())
+    held: list[FunctionRoles] = []
+    result = simulate(
+        policies,
+        read_scenario((EXAMPLES / scenario).read_text()),
+        bans=bans,
+        prepare=lambda deployment: held.append(under_roles(template_iam, role_ids, deployment)),
+    )
+    return result, held[0]
+
+
+@pytest.mark.parametrize("scenario", ["show.jsonl", "chaos.jsonl"])
+def test_the_examples_run_within_each_functions_role(
+    template_iam: TemplateIam, role_ids: dict[str, str], scenario: str
+) -> None:
+    result, roles = run_example(template_iam, role_ids, scenario)
+
+    assert refusals(roles) == []
+    assert result.calls, "the example acts"
+    # Every function ran under its own role (the emulation was in the way of each of them).
+    assert {function for function, _ in roles.allowed} == set(FUNCTIONS)
+
+
+@pytest.fixture
+def deployment() -> Iterator[LocalDeployment]:
+    with mock_aws():
+        deployment = LocalDeployment(account=ACCOUNT, region=REGION, start=T0)
+        yield deployment
+
+
+def test_a_pass_that_heals_every_kind_of_drift_runs_within_the_convergence_role(
+    template_iam: TemplateIam, role_ids: dict[str, str], deployment: LocalDeployment
+) -> None:
+    """Lost publishes leave no composition, no replica, a blocked user and a banned user on stage, the
+    recording settings drifted, and more destinations than the host may still be replicated to (the
+    application replicates the host elsewhere too: the first pass claims all five and starts four before
+    IVS's quota refuses the fifth; the next pass lists the replicas and gives the fifth claim back, a
+    DeleteItem)."""
+    destinations = [f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/Destination{n:04d}" for n in range(5)]
+    elsewhere = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/Elsewhere0001"
+    for arn in (STAGE, *destinations, elsewhere):
+        deployment.ivs.create_stage(arn)
+    put_policy(
+        deployment,
+        {
+            "stageArn": STAGE,
+            "composition": {
+                "destinations": [
+                    {"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}
+                ],
+                "tags": {"show": "main"},
+            },
+            "replication": [
+                {"destinationStageArn": arn, "participants": {"userIds": ["host-1"]}} for arn in destinations
+            ],
+            "moderation": {"blockedUserIds": ["troll-3"]},
+            "stage": {"participantRecording": {"storageConfigurationArn": STORAGE}},
+        },
+    )
+    deployment.services.bans.add("banned-1", reason="fraud")
+    roles = under_roles(template_iam, role_ids, deployment)
+    events = EventFactory()
+    for second, (participant, user) in enumerate([("host", "host-1"), ("troll", "troll-3"), ("fraud", "banned-1")]):
+        deployment.put_event(events.published(participant, user_id=user, at=later(second)), deliver=False)
+    deployment.ivs.client().start_participant_replication(  # the application's own call, not stagepilot's
+        sourceStageArn=STAGE, destinationStageArn=elsewhere, participantId="host"
+    )
+    deployment.clock.advance_to(later(30))
+
+    first = deployment.reconcile()
+    deployment.clock.advance_to(later(90))
+    second = deployment.reconcile()
+
+    assert refusals(roles) == []
+    assert second.errors == []
+    healed = {(outcome.automation, outcome.action) for report in (first, second) for _, outcome in report.healed}
+    # (The replicas the first pass started before IVS's quota refused one show in IVS's calls below.)
+    assert {automation for automation, _ in healed} >= {"composition", "moderation", "stage"}
+    made = [c.operation for c in deployment.ivs.mutating_calls()]
+    assert made.count("StartParticipantReplication") == 1 + 4
+    assert made.count("DisconnectParticipant") == 2
+    assert "StartComposition" in made and "UpdateStage" in made
+    assert any(r.action == "dynamodb:DeleteItem" for f, r in roles.allowed if f == budget.CONVERGENCE)
+
+
+def test_a_call_the_role_does_not_allow_is_refused_as_aws_refuses_it(
+    template_iam: TemplateIam, role_ids: dict[str, str], deployment: LocalDeployment
+) -> None:
+    """The emulation refuses: a policy write by a function (dynamodb:LeadingKeys), an IVS write on a
+    resource the role does not name, an action the role does not hold."""
+    roles = under_roles(template_iam, role_ids, deployment)
+    moderation = deployment.function_services("moderation")
+    with pytest.raises(AccessDenied) as refused:
+        moderation.table.client.put_item(TableName=TABLE_NAME, Item={"pk": {"S": "POLICY"}, "sk": {"S": STAGE}})
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    with pytest.raises(AccessDenied):
+        moderation.ivs._client.start_composition(stageArn=STAGE, destinations=[])
+    composition = deployment.function_services("composition")
+    with pytest.raises(AccessDenied):
+        composition.ivs._client.disconnect_participant(stageArn=STAGE, participantId="p1")
+    assert [str(d) for d in roles.denied] == [
+        "moderation: PutItem needs dynamodb:PutItem on "
+        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE_NAME} {{'dynamodb:LeadingKeys': ('POLICY',)}}",
+        f"moderation: StartComposition needs ivs:StartComposition on {STAGE}",
+        f"composition: DisconnectParticipant needs ivs:DisconnectParticipant on {STAGE}",
+    ]
+    # Writes of automation state (STAGE#...) are the functions' own.
+    moderation.table.client.put_item(TableName=TABLE_NAME, Item={"pk": {"S": f"STAGE#{STAGE}"}, "sk": {"S": "x"}})
+
+
+@pytest.mark.parametrize(
+    ("statement", "request_", "expected"),
+    [
+        (
+            {"Effect": "Allow", "Action": "ivs:Get*", "Resource": "arn:aws:ivs:*:*:stage/*"},
+            ("ivs:GetStage", "arn:aws:ivs:r:a:stage/S"),
+            True,
+        ),
+        (
+            {"Effect": "Allow", "Action": "ivs:Get*", "Resource": "arn:aws:ivs:*:*:stage/*"},
+            ("ivs:GetStage", "arn:aws:ivs:r:a:channel/S"),
+            False,
+        ),
+        ({"Effect": "Allow", "NotAction": "ivs:Delete*", "Resource": "*"}, ("ivs:DeleteStage", "*"), False),
+        ({"Effect": "Allow", "NotAction": "ivs:Delete*", "Resource": "*"}, ("ivs:GetStage", "*"), True),
+    ],
+)
+def test_actions_and_resources_match_as_iam_matches_them(
+    statement: dict[str, Any], request_: tuple[str, str], expected: bool
+) -> None:
+    assert allowed([statement], Request(*request_)) is expected
+
+
+def test_an_explicit_deny_wins_and_for_all_values_holds_for_a_request_without_keys() -> None:
+    writes = {
+        "Effect": "Allow",
+        "Action": "dynamodb:*Item",
+        "Resource": "*",
+        "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["STAGE#*"]}},
+    }
+    deny = {"Effect": "Deny", "Action": "dynamodb:DeleteItem", "Resource": "*"}
+    keys = {"dynamodb:LeadingKeys": ("STAGE#a", "STAGE#b")}
+    assert allowed([writes], Request("dynamodb:PutItem", "t", keys))
+    assert not allowed([writes], Request("dynamodb:PutItem", "t", {"dynamodb:LeadingKeys": ("STAGE#a", "BAN")}))
+    assert not allowed([writes, deny], Request("dynamodb:DeleteItem", "t", keys))
+    assert allowed([writes], Request("dynamodb:PutItem", "t"))  # as AWS: ForAllValues of nothing is true
