@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from stagepilot.cli.confirm import confirm, yes_option
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.output import ProgressLine
+from stagepilot.cli.redaction import remember
 from stagepilot.cli.resources import client, resources
 from stagepilot.routing import AUTOMATIONS
 
@@ -352,6 +353,7 @@ def redrive_sender(res: Any, out: Output) -> Any:
         out.warn(f"stack {res.stack} names no redrive role ({OUTPUT_REDRIVE_ROLE}); sending as yourself")
         return client("sqs")
     credentials = client("sts").assume_role(RoleArn=role_arn, RoleSessionName="stagepilot-dlq-redrive")["Credentials"]
+    remember(credentials["SecretAccessKey"], credentials["SessionToken"])  # never in --debug's output
     return client(
         "sqs",
         aws_access_key_id=credentials["AccessKeyId"],

@@ -178,7 +178,9 @@ def _query(text: str | None) -> Any:
 def _report(out: Output, message: str, *, debug: bool) -> None:
     try:
         if debug:
-            out.stderr.write(traceback.format_exc())
+            from stagepilot.cli.redaction import redact
+
+            out.stderr.write(redact(traceback.format_exc()))
         out.error(message)
     except (BrokenPipeError, OSError):
         pass  # stderr is gone too: the exit status says it
@@ -207,7 +209,13 @@ def _quiet_logs() -> None:
 
 
 def _log_debug(stream: Any) -> None:
+    """botocore's, boto3's and stagepilot's debug logs on ``stream``, with credentials and tokens redacted
+    (stagepilot.cli.redaction)."""
+    from stagepilot.cli.redaction import RedactingFilter, remember_environment
+
+    remember_environment()
     handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     for name in ("botocore", "boto3", "stagepilot"):
         logger = logging.getLogger(name)
