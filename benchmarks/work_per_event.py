@@ -150,7 +150,9 @@ def deploy(policies: Iterable[StagePolicy], bans: Iterable[Mapping[str, str]], *
             if arn != "default":
                 deployment.ivs.create_stage(arn)
     for ban in bans:
-        deployment.services.bans.add(ban["userId"], reason=ban.get("reason", ""))
+        deployment.services.bans.add(
+            ban["userId"], reason=ban.get("reason", ""), stage_arn=ban.get("stageArn"), scope=ban.get("scope", "join")
+        )
     return deployment
 
 

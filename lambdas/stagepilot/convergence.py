@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Protocol, cast
 
 from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, StageInfo
-from stagepilot.adapters.table import AuditRecord
+from stagepilot.adapters.table import AuditRecord, Ban
 from stagepilot.errors import ConfigurationError, RetryLater
 from stagepilot.events import Envelope, StageUpdate
 from stagepilot.pipeline import Outcome, Services
@@ -71,6 +71,7 @@ class LiveStage:
     ivs: IvsStage
     now: datetime
     budget: ReadBudget = field(default_factory=lambda: ReadBudget(PARTICIPANT_LISTINGS_PER_PASS), repr=False)
+    bans: tuple[Ban, ...] = ()  # every ban in force, read once per pass (subscribers are judged on it)
     _connected: list[Participant] | None = field(default=None, repr=False)
     _publishing: dict[str, bool] = field(default_factory=dict, repr=False)
 
@@ -208,7 +209,8 @@ def run_pass(
         return report
     try:
         compositions = services.ivs.all_compositions()
-        banned = bool(services.bans.list())
+        bans = tuple(services.bans.list())
+        banned = bool(bans)
     except RetryLater as exc:  # IVS or DynamoDB unavailable: the next pass tries again
         report.errors.append(("*", f"cannot list what is live: {exc}"))
         services.metrics.count("ReconcileFailed")
@@ -248,6 +250,7 @@ def run_pass(
             ivs=services.ivs,
             now=now,
             budget=budget,
+            bans=bans,
         )
         for automation in chosen:
             try:

@@ -34,7 +34,7 @@ from stagepilot.adapters.publishers import (
     publisher,
     publisher_key,
 )
-from stagepilot.adapters.table import AuditRecord
+from stagepilot.adapters.table import JOIN, PUBLISH, AuditRecord, Ban, strongest
 from stagepilot.decisions.moderation import (
     MAX_REASON_LENGTH,
     NO_FLAG_LIMIT,
@@ -46,6 +46,7 @@ from stagepilot.decisions.moderation import (
     needs_attributes,
     should_disconnect_over_limit,
     should_disconnect_publisher,
+    should_disconnect_viewer,
 )
 from stagepilot.decisions.publishers import asks_ivs_about, may_need_attributes
 from stagepilot.errors import RetryLater
@@ -168,14 +169,20 @@ class ModerationAutomation:
         moderation = stage.policy.moderation if stage.policy is not None else None
         outcomes = []
         for participant in stage.connected():
-            if not participant.published:
-                continue  # only publishers are judged
             seen = stage.publish_seen(participant, "moderation")
-            judged = judge_publisher(seen, participant.participant_id, moderation, services, listed=participant)
+            judged: tuple[Verdict, Participant | None] | str
+            if participant.published:
+                judged = judge_publisher(seen, participant.participant_id, moderation, services, listed=participant)
+            elif participant.is_replica:
+                continue  # replicas are moderated at their source
+            else:  # a subscriber sends no events: only the pass finds a join-banned one
+                viewer = judge_viewer(stage.bans, participant.user_id, stage.arn, moderation)
+                judged = viewer if isinstance(viewer, str) else (viewer, participant)
             if isinstance(judged, str):
                 continue
             verdict, known = judged
-            found = f"a connected publisher the policy removes ({verdict.rule.value}) that is still on the stage"
+            who = "publisher" if participant.published else "participant"
+            found = f"a connected {who} the policy removes ({verdict.rule.value}) that is still on the stage"
             outcome = self._act(
                 seen, participant.participant_id, participant.user_id, verdict, moderation, services, found=known
             )
@@ -234,10 +241,12 @@ def judge_publisher(
     user_id = listed.user_id if listed is not None else event.user_id
     ivs: Participant | None = None  # GetParticipant's answer (asked now, or kept in the table)
     if user_id and may_need_attributes(user_id, moderation):
-        ban, item = services.bans.get_with(user_id, publisher_key(event.stage_arn, event.session_id, participant_id))
+        ban, item = services.bans.get_with(
+            user_id, event.stage_arn, publisher_key(event.stage_arn, event.session_id, participant_id)
+        )
         ivs = publisher(item) if item else None
     else:
-        ban = services.bans.get(user_id) if user_id else None
+        ban = services.bans.for_stage(user_id, event.stage_arn) if user_id else None
 
     def ask() -> Participant | None:
         try:
@@ -257,7 +266,7 @@ def judge_publisher(
             return
         audit_body_mismatch(services.audit, services.metrics, event, found, automation=MODERATION)
         user_id = found.user_id
-        ban = services.bans.get(user_id) if user_id else None
+        ban = services.bans.for_stage(user_id, event.stage_arn) if user_id else None
 
     if ivs is not None:
         identify(ivs)
@@ -275,6 +284,8 @@ def judge_publisher(
         ban_reason=ban.reason if ban is not None else "",
         moderation=moderation,
         attributes=attributes,
+        stage_ban=ban is not None and ban.stage_arn is not None,
+        publish_only=ban is not None and ban.scope == PUBLISH,
     )
     if verdict is not None and ivs is None and listed is None:
         # The match rests on the body alone: confirmed with IVS before anyone is disconnected.
@@ -290,10 +301,28 @@ def judge_publisher(
             ban_reason=ban.reason if ban is not None else "",
             moderation=moderation,
             attributes=attributes,
+            stage_ban=ban is not None and ban.stage_arn is not None,
+            publish_only=ban is not None and ban.scope == PUBLISH,
         )
     if verdict is None:
         return "no moderation rule matches the publisher"
     return verdict, ivs if ivs is not None else listed
+
+
+def judge_viewer(
+    bans: Iterable[Ban], user_id: str | None, stage_arn: str, moderation: ModerationPolicy | None
+) -> Verdict | str:
+    """A connected participant that has not published: disconnected only under a ``join`` ban (global or
+    the stage's), from the ban list the pass read once."""
+    ban = strongest(b for b in bans if user_id and b.user_id == user_id and b.stage_arn in (None, stage_arn))
+    verdict = should_disconnect_viewer(
+        user_id,
+        join_banned=ban is not None and ban.scope == JOIN,
+        stage_ban=ban is not None and ban.stage_arn is not None,
+        ban_reason=ban.reason if ban is not None else "",
+        moderation=moderation,
+    )
+    return verdict if verdict is not None else "no join ban applies to the participant"
 
 
 def disconnect_participant(
@@ -481,8 +510,11 @@ def stop_replicas(services: Services, stage_arn: str, participant_id: str) -> li
 
 
 # The disconnect sweep of ``stagepilot ban add`` ------------------------------------------------------
-def sweep_banned_user(services: Services, user_id: str, *, reason: str, stage_arns: Iterable[str]) -> list[Outcome]:
-    """Disconnect ``user_id``'s connected participants in the active sessions of ``stage_arns``.
+def sweep_banned_user(
+    services: Services, user_id: str, *, reason: str, stage_arns: Iterable[str], ban: Ban | None = None
+) -> list[Outcome]:
+    """Disconnect ``user_id``'s connected participants in the active sessions of ``stage_arns``
+    (``ban``: the ban added, global when None; under a publish ban only those that published).
 
     ``stage_arns``: the stages that have a policy (the CLI lists them). Paused stages and stages
     outside the configured prefixes are left alone, like the automation does; a stage whose moderation
@@ -514,7 +546,10 @@ def sweep_banned_user(services: Services, user_id: str, *, reason: str, stage_ar
             outcomes.append(_skip("no active session", stage_arn=stage_arn))
             continue
         found = services.ivs.participants(stage_arn, session_id, user_id=user_id)
-        connected = [p for p in found if p.state == "CONNECTED" and not p.is_replica]
+        publish_only = ban is not None and ban.scope == PUBLISH
+        connected = [
+            p for p in found if p.state == "CONNECTED" and not p.is_replica and (p.published or not publish_only)
+        ]
         if not connected:
             outcomes.append(_skip(f"{user_id} is not connected", stage_arn=stage_arn, session_id=session_id))
         for participant in connected:
@@ -525,7 +560,7 @@ def sweep_banned_user(services: Services, user_id: str, *, reason: str, stage_ar
                     session_id=session_id,
                     participant_id=participant.participant_id,
                     user_id=user_id,
-                    rule=Rule.GLOBAL_BAN,
+                    rule=Rule.STAGE_BAN if ban is not None and ban.stage_arn else Rule.GLOBAL_BAN,
                     reason=disconnect_reason(moderation, ban_reason=reason),
                     dry_run=moderation.dry_run if moderation is not None else False,
                     event_id=sweep_id,

@@ -1,4 +1,4 @@
-"""``stagepilot ban add|remove|list``: the global ban list."""
+"""``stagepilot ban add|remove|list``: the ban list (global or per stage, join or publish scope)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from stagepilot.cli.resources import resources
 from stagepilot.errors import ConflictError, NotFound
 
 if TYPE_CHECKING:
+    from stagepilot.adapters.table import Ban
     from stagepilot.cli.output import Output
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -24,10 +25,12 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     ban = commands.add_parser(
         "ban",
         parents=[common],
-        help="the global ban list",
-        description="The global ban list: applies to every stage that is not paused. "
-        "DisconnectParticipant cannot stop a user from getting a new token: enforce bans "
-        "where your application issues tokens too (see docs/runbooks/ban-a-user.md).",
+        help="the ban list (global or per stage)",
+        description="The ban list: a ban is global or for one stage (--stage), and applies to every stage it "
+        "names that is not paused. Scope join (default): the user may not be on the stage at all; scope "
+        "publish: the user may watch but not publish. DisconnectParticipant cannot stop a user from getting a "
+        "new token: have your backend ask the door for tokens (stagepilot token issue, the stack's TokenUrl), "
+        "which refuses banned users (see docs/runbooks/ban-a-user.md).",
     )
     sub = ban.add_subparsers(dest="ban_command", metavar="COMMAND", required=True)
 
@@ -41,6 +44,13 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "replaced) unless you pass --replace. Audited with your identity.",
     )
     add.add_argument("user_id", metavar="USER_ID")
+    add.add_argument("--stage", metavar="STAGE_ARN", help="ban on this stage only (default: every stage)")
+    add.add_argument(
+        "--scope",
+        choices=("join", "publish"),
+        default="join",
+        help="join (default): not on the stage at all; publish: may watch, may not publish",
+    )
     add.add_argument("--reason", default="", help="why (sent to DisconnectParticipant, at most 128 characters)")
     add.add_argument(
         "--ttl",
@@ -60,6 +70,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "remove", parents=[common, aws], help="lift a ban", description="Lift a ban. Audited with your identity."
     )
     remove.add_argument("user_id", metavar="USER_ID")
+    remove.add_argument("--stage", metavar="STAGE_ARN", help="lift the ban on this stage (default: the global ban)")
     remove.set_defaults(handler=cmd_remove)
 
     listing = sub.add_parser(
@@ -88,33 +99,44 @@ def parse_duration(text: str) -> timedelta:
 def cmd_add(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import BanStore
     from stagepilot.cli.changes import GLOBAL_STAGE, caller_arn, record_change
+    from stagepilot.cli.policies import checked_arn
 
     if not args.user_id or len(args.user_id) > 128:
         raise CliError("USER_ID must be 1-128 characters", status=2)
     if len(args.reason) > 128:
         raise CliError("--reason must be at most 128 characters (DisconnectParticipant's limit)", status=2)
+    stage_arn = checked_arn(args.stage) if args.stage else None
     res = resources(args)
     by = caller_arn()
     try:
-        ban, replaced = BanStore(res.table).add(args.user_id, reason=args.reason, ttl=args.ttl, replace=args.replace)
+        ban, replaced = BanStore(res.table).add(
+            args.user_id,
+            reason=args.reason,
+            ttl=args.ttl,
+            replace=args.replace,
+            stage_arn=stage_arn,
+            scope=args.scope,
+        )
     except ConflictError as exc:
         raise CliError(str(exc)) from exc
     record_change(
         res.table,
-        stage_arn=GLOBAL_STAGE,
+        stage_arn=stage_arn or GLOBAL_STAGE,
         action="ban-add",
         by=by,
-        reason=f"banned {ban.user_id} {ban.until()}" + (f" (replaced a ban {replaced.until()})" if replaced else ""),
+        reason=f"banned {ban.banned()} {ban.until()}" + (f" (replaced a ban {replaced.until()})" if replaced else ""),
         user_id=ban.user_id,
     )
     disconnected: list[dict[str, Any]] = []
     checked = 0
     if not args.no_disconnect:
-        checked, disconnected = sweep(res, args.user_id, args.reason, out)
+        checked, disconnected = sweep(res, ban, out)
     if out.as_json:
         out.json(
             {
                 "userId": ban.user_id,
+                "stageArn": ban.stage_arn,
+                "scope": ban.scope,
                 "reason": ban.reason,
                 "expiresAt": _iso(ban.expires_at),
                 "liveStagesChecked": checked,
@@ -123,7 +145,7 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
         )
     else:
         until = f" until {_iso(ban.expires_at)}" if ban.expires_at else ""
-        out.line(f"banned {ban.user_id}{until}" + (f" (replaced a ban {replaced.until()})" if replaced else ""))
+        out.line(f"banned {ban.banned()}{until}" + (f" (replaced a ban {replaced.until()})" if replaced else ""))
         for item in disconnected:
             out.line(f"  {item['action']}: {item['participantId']} on {item['stageArn']} ({item['reason']})")
         if not args.no_disconnect and not disconnected:
@@ -131,20 +153,22 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def sweep(res: Any, user_id: str, reason: str, out: Output) -> tuple[int, list[dict[str, Any]]]:
+def sweep(res: Any, ban: Ban, out: Output) -> tuple[int, list[dict[str, Any]]]:
     """Disconnect the user's connected participants on every live stage (ListStages: those with an active
-    session), whatever their policy; paced at the IVS quota. Returns (stages checked, what was done)."""
+    session), or on the ban's stage, whatever their policy; paced at the IVS quota. A publish ban
+    disconnects only participants that published. Returns (stages checked, what was done)."""
     from stagepilot.automations.moderation import sweep_banned_user
     from stagepilot.cli.services import cli_services
 
     services = cli_services(res)
-    live = [stage.arn for stage in res.ivs.live_stages()]
+    user_id, reason = ban.user_id, ban.reason
+    live = [ban.stage_arn] if ban.stage_arn else [stage.arn for stage in res.ivs.live_stages()]
     progress = ProgressLine(out, f"checking live stages for {user_id}")
     done: list[dict[str, Any]] = []
     try:
         for index, stage_arn in enumerate(live, start=1):
             progress.update(f"{index} of {len(live)}, {len(done)} disconnected")
-            for o in sweep_banned_user(services, user_id, reason=reason, stage_arns=[stage_arn]):
+            for o in sweep_banned_user(services, user_id, reason=reason, stage_arns=[stage_arn], ban=ban):
                 if o.action != "skip":  # not connected there, no session: nothing to say
                     done.append(
                         {
@@ -162,25 +186,27 @@ def sweep(res: Any, user_id: str, reason: str, out: Output) -> tuple[int, list[d
 def cmd_remove(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import BanStore
     from stagepilot.cli.changes import GLOBAL_STAGE, caller_arn, record_change
+    from stagepilot.cli.policies import checked_arn
 
+    stage_arn = checked_arn(args.stage) if args.stage else None
     res = resources(args)
     by = caller_arn()
     try:
-        lifted = BanStore(res.table).remove(args.user_id)
+        lifted = BanStore(res.table).remove(args.user_id, stage_arn=stage_arn)
     except NotFound as exc:
         raise CliError(str(exc)) from exc
     record_change(
         res.table,
-        stage_arn=GLOBAL_STAGE,
+        stage_arn=stage_arn or GLOBAL_STAGE,
         action="ban-remove",
         by=by,
-        reason=f"lifted the ban on {args.user_id} (was {lifted.until()})",
+        reason=f"lifted the ban on {lifted.banned()} (was {lifted.until()})",
         user_id=args.user_id,
     )
     if out.as_json:
-        out.json({"userId": args.user_id, "removed": True})
+        out.json({"userId": args.user_id, "stageArn": stage_arn, "removed": True})
     else:
-        out.line(f"lifted the ban on {args.user_id}")
+        out.line(f"lifted the ban on {lifted.banned()}")
     return 0
 
 
@@ -191,7 +217,14 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
     if out.as_json:
         out.json(
             [
-                {"userId": b.user_id, "reason": b.reason, "createdAt": b.created_at, "expiresAt": _iso(b.expires_at)}
+                {
+                    "userId": b.user_id,
+                    "stageArn": b.stage_arn,
+                    "scope": b.scope,
+                    "reason": b.reason,
+                    "createdAt": b.created_at,
+                    "expiresAt": _iso(b.expires_at),
+                }
                 for b in bans
             ]
         )
@@ -200,7 +233,7 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
         out.line("no bans in force")
     for b in bans:
         until = f"until {_iso(b.expires_at)}" if b.expires_at else "permanent"
-        out.line(f"{b.user_id}  {until}  since {b.created_at}  {b.reason}")
+        out.line(f"{b.banned()}  {until}  since {b.created_at}  {b.reason}")
     return 0
 
 

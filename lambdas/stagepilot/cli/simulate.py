@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.files import parse_json, read_json_file, read_text_file
 from stagepilot.cli.policies import load_policy_file, problems_in
+from stagepilot.events import STAGE_ARN
 from stagepilot.policy import parse_policy
 
 if TYPE_CHECKING:
@@ -38,7 +39,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="EventBridge events, one per line (JSON Lines), plus 'simulate' directive lines",
     )
-    command.add_argument("--bans", type=Path, metavar="FILE", help='JSON array of {"userId": "...", "reason": "..."}')
+    command.add_argument(
+        "--bans",
+        type=Path,
+        metavar="FILE",
+        help='JSON array of {"userId": "...", "reason": "...", "stageArn": "optional", "scope": "join|publish"}',
+    )
     command.add_argument(
         "--reconcile-seconds",
         type=_seconds,
@@ -159,9 +165,16 @@ def read_bans(path: Path) -> list[dict[str, str]]:
             raise CliError(f"{path}: [{index}].userId: required, a non-empty string", status=2)
         if not isinstance(ban.get("reason", ""), str):
             raise CliError(f"{path}: [{index}].reason: must be a string", status=2)
-        unknown = set(ban) - {"userId", "reason"}
+        unknown = set(ban) - {"userId", "reason", "stageArn", "scope"}
         if unknown:
             raise CliError(f"{path}: [{index}].{sorted(unknown)[0]}: unknown field", status=2)
+        stage_arn = ban.get("stageArn")
+        if stage_arn is not None and (not isinstance(stage_arn, str) or not STAGE_ARN.fullmatch(stage_arn)):
+            raise CliError(
+                f"{path}: [{index}].stageArn: not a stage ARN (arn:aws:ivs:<region>:<account>:stage/<id>)", status=2
+            )
+        if ban.get("scope", "join") not in ("join", "publish"):
+            raise CliError(f"{path}: [{index}].scope: must be join or publish", status=2)
     return document
 
 

@@ -2,7 +2,7 @@
 
 Publishers are checked in a fixed order and the first rule that matches is the one reported:
 
-    global ban (unexpired) → the stage's ``blockedUserIds`` → the stage's ``blockedAttributes``
+    ban (unexpired; global or the stage's, either scope) → ``blockedUserIds`` → ``blockedAttributes``
 
 Publish errors and flags are counted per participant; a participant is over its limit when ``count``
 of its events fall within ``windowSeconds`` of each other (event time, not the Lambda's clock), in some
@@ -30,6 +30,7 @@ class Rule(StrEnum):
     """The rule that fired, as written in the audit trail."""
 
     GLOBAL_BAN = "global-ban"
+    STAGE_BAN = "stage-ban"  # a ban for this stage only (``ban add --stage``)
     BLOCKED_USER_ID = "blocked-user-id"
     BLOCKED_ATTRIBUTE = "blocked-attribute"
     PUBLISH_ERROR_LIMIT = "publish-error-limit"
@@ -64,17 +65,23 @@ def should_disconnect_publisher(
     ban_reason: str = "",
     moderation: ModerationPolicy | None,
     attributes: Mapping[str, str] | None = None,
+    stage_ban: bool = False,
+    publish_only: bool = False,
 ) -> Verdict | None:
     """A participant published: the first rule that disconnects it, or None.
 
-    ``banned``: the user is on the global ban list (unexpired). ``attributes``: the participant's token
-    attributes, or None when they were not fetched (only needed for ``blockedAttributes``).
+    ``banned``: a ban (unexpired) applies to the user here: a global one, or the stage's own
+    (``stage_ban``); of either scope, since neither lets the user publish (``publish_only``: the ban lets
+    the user watch). ``attributes``: the participant's token attributes, or None when they were not
+    fetched (only needed for ``blockedAttributes``).
     """
     if banned:
+        where = "this stage's" if stage_ban else "the global"
+        scope = " (publish scope: may watch, may not publish)" if publish_only else ""
         return Verdict(
-            Rule.GLOBAL_BAN,
+            Rule.STAGE_BAN if stage_ban else Rule.GLOBAL_BAN,
             disconnect_reason(moderation, ban_reason=ban_reason),
-            f"user {user_id} is on the global ban list",
+            f"user {user_id} is on {where} ban list{scope}",
         )
     if moderation is None:
         return None
@@ -89,6 +96,26 @@ def should_disconnect_publisher(
             f"token attribute {key}={value!r} is in blockedAttributes",
         )
     return None
+
+
+def should_disconnect_viewer(
+    user_id: str | None,
+    *,
+    join_banned: bool,
+    stage_ban: bool = False,
+    ban_reason: str = "",
+    moderation: ModerationPolicy | None,
+) -> Verdict | None:
+    """A connected participant that does not publish: only a ``join`` ban removes it (a subscriber sends no
+    events, so the convergence pass is what finds it)."""
+    if not join_banned:
+        return None
+    where = "this stage's" if stage_ban else "the global"
+    return Verdict(
+        Rule.STAGE_BAN if stage_ban else Rule.GLOBAL_BAN,
+        disconnect_reason(moderation, ban_reason=ban_reason),
+        f"user {user_id} is on {where} ban list (join scope) and is connected",
+    )
 
 
 def blocked_attribute(attributes: Mapping[str, str], blocked: Mapping[str, Iterable[str]]) -> tuple[str, str] | None:

@@ -147,6 +147,38 @@ class IvsStandIn(IvsWorld):
                 if p.participant_id == participant_id and p.replication_type != "REPLICA":
                     p.user_id, p.attributes = user_id, dict(attributes or {})
 
+    def connect(
+        self,
+        stage_arn: str,
+        participant_id: str,
+        *,
+        user_id: str = "",
+        attributes: dict[str, str] | None = None,
+        publish: bool = False,
+    ) -> str | None:
+        """A client joins the stage's session (a new one when none is active) with a token for
+        ``participant_id``, and publishes if ``publish``. IVS sends no event for a join (only for a publish),
+        so a subscriber is known to stagepilot from IVS's listings alone. Returns the session id; None when
+        IVS refuses the join (no such stage, or a token DisconnectParticipant revoked)."""
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            stage = self._ensure_stage(stage_arn, now)
+            if stage is None or participant_id in stage.revoked:
+                return None
+            stage.declared[participant_id] = (user_id, dict(attributes or {}))
+            session = self._active_session(stage, now)
+            p = self._join(stage, session, participant_id, now, user_id=user_id)
+            if p.state != "CONNECTED":
+                p.state = "CONNECTED"
+                self._log(p, "JOINED", now)
+            if publish:
+                self._publish(stage, p, now)
+            self._refresh_idle(stage, now)
+            pending = self.take_outbox()
+        self._emit(pending)
+        return session.session_id
+
     def observe(self, event: dict[str, Any]) -> bool:
         """Follow an EventBridge envelope describing what a participant did (IVS Stage Update
         Participant Published / Unpublished / Publish Error). Returns whether the world changed.

@@ -121,7 +121,12 @@ class Sandbox:
         for policy in policies:
             PolicyStore(table).put(policy)
         for ban in bans:
-            BanStore(table).add(ban["userId"], reason=ban.get("reason", ""), ttl=None)
+            BanStore(table).add(
+                ban["userId"],
+                reason=ban.get("reason", ""),
+                stage_arn=ban.get("stageArn"),
+                scope=ban.get("scope", "join"),
+            )
 
     def client(self, service: str) -> Any:
         url = self.ivs_url if service == "ivs-realtime" else self.moto_url

@@ -310,7 +310,9 @@ def _run(
             if arn != "default" and deployment.ivs.is_local_arn(arn):
                 deployment.ivs.create_stage(arn)
     for ban in bans:
-        deployment.services.bans.add(ban["userId"], reason=ban.get("reason", ""))
+        deployment.services.bans.add(
+            ban["userId"], reason=ban.get("reason", ""), stage_arn=ban.get("stageArn"), scope=ban.get("scope", "join")
+        )
     for line in scenario.lines:
         when = _line_time(line)
         if when is not None:  # what falls due before this line happens before it
