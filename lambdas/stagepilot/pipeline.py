@@ -160,6 +160,26 @@ class EffectivePolicies:
             raise value
         return value
 
+    def cached(self, stage_arn: str) -> tuple[bool, EffectivePolicy | None]:
+        """(True, the policy) when the cache holds the stage's for this lifetime, else (False, None): for a
+        caller that reads the policy together with other items when it must (the door: one request)."""
+        with self._lock:
+            cached = self._cache.get(stage_arn)
+        if cached is None or self._expired(cached[0], self._clock()):
+            return False, None
+        if isinstance(cached[1], PolicyInvalid):
+            raise cached[1]
+        return True, cached[1]
+
+    def keep(self, stage_arn: str, found: PolicyLookup) -> EffectivePolicy | None:
+        """Cache what ``found`` (read now, ``PolicyStore.lookup_in``) says of the stage, and answer it."""
+        value = _effective(stage_arn, found)
+        with self._lock:
+            self._cache[stage_arn] = (self._clock(), value)
+        if isinstance(value, PolicyInvalid):
+            raise value
+        return value
+
     def _expired(self, read_at: datetime, now: datetime, lifetimes: int = 1) -> bool:
         return (now - read_at).total_seconds() >= self._ttl * lifetimes
 

@@ -389,6 +389,44 @@ class IvsStage:
             reason=reason,
         )
 
+    # the door's tokens and keys (CONTRACT §5) --------------------------------------------------------
+    def create_participant_token(
+        self, stage_arn: str, *, user_id: str, capabilities: list[str], attributes: Mapping[str, str], duration: int
+    ) -> dict[str, Any]:
+        """CreateParticipantToken's ``participantToken`` (IVS's 50 TPS; the pacer keeps the door under it)."""
+        response = self._call(
+            "CreateParticipantToken",
+            mutating=True,
+            stageArn=stage_arn,
+            userId=user_id,
+            capabilities=capabilities,
+            attributes=dict(attributes),
+            duration=duration,
+        )
+        token: dict[str, Any] = response["participantToken"]
+        return token
+
+    def import_public_key(self, pem: str, *, name: str, tags: Mapping[str, str]) -> dict[str, Any]:
+        response = self._call("ImportPublicKey", mutating=True, publicKeyMaterial=pem, name=name, tags=dict(tags))
+        key: dict[str, Any] = response["publicKey"]
+        return key
+
+    def public_keys(self) -> list[dict[str, Any]]:
+        """Every public key imported in the account and region (at most 3)."""
+        return list(self._paginate("ListPublicKeys", "publicKeys", {"maxResults": 100}))
+
+    def public_key(self, arn: str) -> dict[str, Any] | None:
+        try:
+            key: dict[str, Any] = self._call("GetPublicKey", arn=arn)["publicKey"]
+        except IvsRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+        return key
+
+    def delete_public_key(self, arn: str) -> None:
+        self._call("DeletePublicKey", mutating=True, arn=arn)
+
     # plumbing --------------------------------------------------------------------------------------
     def _paginate(self, operation: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         token: str | None = None

@@ -16,4 +16,5 @@ BAN_PARTITION: Final = "BAN"
 PAUSE_PARTITION: Final = "PAUSE"  # the kill switch: one item per paused stage (or "default"), apart from policies
 STAGE_PREFIX: Final = "STAGE#"  # + stage ARN: automation state, claims, counters and the audit trail
 HISTORY_PREFIX: Final = "HISTORY#"  # + stage ARN (or "default"): the last versions of its policy
+TOKEN_PREFIX: Final = "TOKEN#"  # + user id: the door's record of every token issued to the user
 AUDIT_PARTITION: Final = "AUDIT"  # the audit index's partition (auditPk), not a table partition

@@ -220,6 +220,18 @@ class Table:
         _add_condition(request, change.condition, change.names, change.values)
         return {"Update": request}
 
+    def put_many(self, items: list[Mapping[str, Any]]) -> None:
+        """Write up to 25 items in one ``BatchWriteItem`` (no transaction: each item stands alone, at half
+        a transaction's cost). Items DynamoDB leaves unprocessed (throttling) are tried once more, then
+        ``RetryLater``."""
+        requests = [{"PutRequest": {"Item": _to_item(item)}} for item in items]
+        for _ in range(2):
+            response = self._call("batch_write_item", RequestItems={self.name: requests})
+            requests = response.get("UnprocessedItems", {}).get(self.name, [])
+            if not requests:
+                return
+        raise RetryLater("DynamoDB BatchWriteItem left items unprocessed")
+
     def put_all(self, puts: list[ConditionalPut]) -> bool:
         """Write every item or none (one transaction); False when a condition did not hold or another
         transaction wrote one of the items at the same time."""
@@ -294,7 +306,7 @@ class Table:
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
         try:
-            if method not in ("batch_get_item", "transact_write_items"):
+            if method not in ("batch_get_item", "batch_write_item", "transact_write_items"):
                 params["TableName"] = self.name
             call: Callable[..., dict[str, Any]] = getattr(self.client, method)
             return call(**params)
@@ -431,7 +443,12 @@ class PolicyStore:
     def lookup(self, stage_arn: str) -> PolicyLookup:
         """Everything that decides a stage's effective policy, in one request: its own policy, the default
         policy, and the pause switches of the stage and of ``default``."""
-        keys = list(
+        return self.lookup_in(stage_arn, self._table.get_many(self.lookup_keys(stage_arn)))
+
+    @staticmethod
+    def lookup_keys(stage_arn: str) -> list[tuple[str, str]]:
+        """The keys ``lookup`` reads (for a caller that reads them with others in one request)."""
+        return list(
             dict.fromkeys(
                 [
                     (POLICY_PARTITION, stage_arn),
@@ -441,7 +458,10 @@ class PolicyStore:
                 ]
             )
         )
-        found = self._table.get_many(keys)
+
+    @staticmethod
+    def lookup_in(stage_arn: str, found: Mapping[tuple[str, str], Mapping[str, Any]]) -> PolicyLookup:
+        """What ``lookup`` answers, from items read at (at least) ``lookup_keys(stage_arn)``."""
         policies = {sk: item for (pk, sk), item in found.items() if pk == POLICY_PARTITION}
         return _policy_lookup(stage_arn, policies, {sk for (pk, sk) in found if pk == PAUSE_PARTITION})
 

@@ -30,6 +30,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
 from botocore.client import BaseClient
 from botocore.config import Config
 
+from stagepilot.local.ivs_keys import CREATE_TOKEN_RATE, JoinResult, KeyPairTokensWorld
 from stagepilot.local.ivs_model import (
     SERVICE_NAME,
     Call,
@@ -67,7 +68,7 @@ class _RawBody(io.BytesIO):
         yield self.getvalue()
 
 
-class IvsStandIn(IvsWorld):
+class IvsStandIn(IvsWorld, KeyPairTokensWorld):
     """A fake IVS real-time service for one account and region. Thread-safe (one lock)."""
 
     def __init__(
@@ -87,6 +88,9 @@ class IvsStandIn(IvsWorld):
         self._admitted: dict[str, deque[datetime]] = {}
         self._outages: list[tuple[datetime, datetime]] = []
         self.calls: list[Call] = []
+        self._init_keys()
+        self.operations.update(self.key_operations())
+        self._rate_limits["CreateParticipantToken"] = CREATE_TOKEN_RATE
         # Set by whoever drives the stand-in (LocalDeployment): why the calls now being made are made
         # ("event", "retry", "reconcile"); recorded on each Call.
         self.trigger: str | None = None
@@ -178,6 +182,43 @@ class IvsStandIn(IvsWorld):
             pending = self.take_outbox()
         self._emit(pending)
         return session.session_id
+
+    def join(self, token: str, *, publish: bool = False) -> JoinResult:
+        """A client joins with ``token`` (and publishes): IVS checks the token (local/ivs_keys.py), then the
+        participant connects; a publish its token does not allow is refused with INSUFFICIENT_CAPABILITIES."""
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            result, stage, grant = self.join_token(token, publish=publish, now=now)
+            if stage is None or grant is None:
+                return result
+            stage.declared[grant.participant_id] = (grant.user_id, dict(grant.attributes))
+            session = self._active_session(stage, now)
+            p = self._join(stage, session, grant.participant_id, now, user_id=grant.user_id)
+            if p.state != "CONNECTED":
+                p.state = "CONNECTED"
+                self._log(p, "JOINED", now)
+            published, error = False, None
+            if publish and "PUBLISH" in grant.capabilities:
+                self._publish(stage, p, now)
+                published = p.publishing
+                if published:
+                    self._stage_event(stage, p, "Participant Published", now)
+            elif publish:
+                error = "INSUFFICIENT_CAPABILITIES"
+                self._log(p, "PUBLISH_ERROR", now, error_code=error)
+                self._stage_event(stage, p, "Participant Publish Error", now)
+            self._refresh_idle(stage, now)
+            pending = self.take_outbox()
+        self._emit(pending)
+        return JoinResult(
+            refused=None,
+            participant_id=grant.participant_id,
+            stage_arn=grant.stage_arn,
+            session_id=session.session_id,
+            published=published,
+            publish_error=error,
+        )
 
     def observe(self, event: dict[str, Any]) -> bool:
         """Follow an EventBridge envelope describing what a participant did (IVS Stage Update

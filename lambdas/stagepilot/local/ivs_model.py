@@ -315,7 +315,15 @@ def composition_summary_view(c: Composition) -> dict[str, Any]:
 
 def stage_view(stage: Stage) -> dict[str, Any]:
     """GetStage's ``stage``: the summary plus the recording configuration (the summary has none)."""
-    return {**stage_summary_view(stage), "autoParticipantRecordingConfiguration": copy.deepcopy(stage.recording)}
+    return {
+        **stage_summary_view(stage),
+        "autoParticipantRecordingConfiguration": copy.deepcopy(stage.recording),
+        # GetStage's endpoints (a key-pair token carries events and whip): IVS's shape, the stand-in's host
+        "endpoints": {
+            "events": "wss://global.events.live-video.net",
+            "whip": f"https://{stage.arn.rsplit('/', 1)[-1]}.global-bm.whip.live-video.net",
+        },
+    }
 
 
 def stage_summary_view(stage: Stage) -> dict[str, Any]:
