@@ -294,7 +294,7 @@ def test_console_script_in_an_operator_shell(aws: str, tmp_path: Path):
 RECORDING = {"storageConfigurationArn": STORAGE, "recordingReconnectWindowSeconds": 30}
 
 
-def test_put_applies_the_recording_settings_before_storing(ivs: IvsStandIn, tmp_path: Path):
+def test_put_applies_the_recording_settings_once_stored(ivs: IvsStandIn, tmp_path: Path):
     ivs.create_stage(STAGE)
     path = write(tmp_path, {"stageArn": STAGE, "stage": {"participantRecording": RECORDING}})
 
@@ -306,10 +306,11 @@ def test_put_applies_the_recording_settings_before_storing(ivs: IvsStandIn, tmp_
 
     stored = run("policy", "put", str(path))
     assert stored.status == 0, stored.stderr
-    assert (
-        f"applied the recording settings to {STAGE}: recordingReconnectWindowSeconds, storageConfigurationArn"
-        in stored.stdout
-    )
+    assert stored.stdout.splitlines()[:2] == [
+        f"stored policy for {STAGE} (version 1)",
+        "converged now: stage: the stage's recording settings differ from the policy in "
+        "recordingReconnectWindowSeconds, storageConfigurationArn; applied",
+    ]
     [update] = ivs.mutating_calls()
     assert update.operation == "UpdateStage"
     assert update.params["autoParticipantRecordingConfiguration"]["recordingReconnectWindowSeconds"] == 30
@@ -317,7 +318,9 @@ def test_put_applies_the_recording_settings_before_storing(ivs: IvsStandIn, tmp_
     assert again.stdout.splitlines()[-2] == "the stage matches"
 
 
-def test_a_recording_setting_ivs_refuses_stores_nothing(ivs: IvsStandIn, tmp_path: Path):
+def test_recording_settings_ivs_refuses_are_stored_reported_and_exit_1(ivs: IvsStandIn, tmp_path: Path):
+    """The policy is stored first (nothing reaches IVS before the version check), so a refusal cannot
+    undo the store: put says the policy is stored, why IVS refused, and exits 1."""
     ivs.create_stage(STAGE)
     ivs.missing(STORAGE)  # the storage configuration was deleted
     path = write(tmp_path, {"stageArn": STAGE, "stage": {"participantRecording": RECORDING}})
@@ -325,9 +328,78 @@ def test_a_recording_setting_ivs_refuses_stores_nothing(ivs: IvsStandIn, tmp_pat
     result = run("policy", "put", str(path))
 
     assert result.status == 1
-    assert result.stderr.startswith("error: IVS refused the stage's recording settings (ValidationException: ")
-    assert result.stderr.rstrip().endswith("; nothing stored")
-    assert run("policy", "list", "--json").json() == []
+    [warning] = [line for line in result.stderr.splitlines() if "refused" in line]
+    assert "the policy is stored, but the stage's recording settings differ" in warning
+    assert "IVS refused them with nobody recorded" in warning and "ValidationException" in warning
+    assert [p["version"] for p in run("policy", "list", "--json").json()] == [1]
+    assert ivs.mutating_calls() == []
+
+
+def test_a_losing_put_leaves_the_stage_untouched(ivs: IvsStandIn, tmp_path: Path):
+    """Two operators read version 1; the second to store loses the version check, and IVS never saw its
+    settings (today's code applied them first, then failed)."""
+    ivs.create_stage(STAGE)
+    first = run(
+        "policy", "put", str(write(tmp_path, {"stageArn": STAGE, "stage": {"participantRecording": RECORDING}}))
+    )
+    assert first.status == 0, first.stderr
+    mine = {"stageArn": STAGE, "stage": {"participantRecording": {**RECORDING, "mediaTypes": ["AUDIO_ONLY"]}}}
+    theirs = {
+        "stageArn": STAGE,
+        "stage": {"participantRecording": {**RECORDING, "recordingReconnectWindowSeconds": 60}},
+    }
+    won = run("policy", "put", str(write(tmp_path, theirs, "theirs.json")), "--expected-version", "1")
+    assert won.status == 0, won.stderr
+    calls_before = len(ivs.mutating_calls())
+
+    lost = run("policy", "put", str(write(tmp_path, mine, "mine.json")), "--expected-version", "1")
+
+    assert lost.status == 1
+    assert len(ivs.mutating_calls()) == calls_before
+    settings = ivs.stage(STAGE).recording  # type: ignore[union-attr]
+    assert (settings["mediaTypes"], settings["recordingReconnectWindowSeconds"]) == (["AUDIO_VIDEO"], 60)
+    assert run("policy", "get", STAGE).json()["stage"] == theirs["stage"]
+
+
+def test_a_put_while_the_stage_records_stores_the_policy_and_says_when_it_applies(ivs: IvsStandIn, tmp_path: Path):
+    ivs.create_stage(STAGE)
+    assert (
+        run(
+            "policy", "put", str(write(tmp_path, {"stageArn": STAGE, "stage": {"participantRecording": RECORDING}}))
+        ).status
+        == 0
+    )
+    ivs.observe(_published("host"))  # the stage records its publisher
+    changed = {"stageArn": STAGE, "stage": {"participantRecording": {**RECORDING, "mediaTypes": ["AUDIO_ONLY"]}}}
+
+    result = run("policy", "put", str(write(tmp_path, changed, "changed.json")), "--expected-version", "1")
+
+    assert result.status == 0, result.stderr
+    [pending] = [line for line in result.stdout.splitlines() if line.startswith("pending: ")]
+    assert "differ from the policy in mediaTypes" in pending
+    assert "applied by the first convergence pass that finds nobody recorded" in pending
+    assert [c.operation for c in ivs.mutating_calls()] == ["UpdateStage"]  # the first put's only
+    as_json = run("policy", "put", str(write(tmp_path, changed, "changed.json")), "--expected-version", "2", "--json")
+    assert as_json.status == 0  # unchanged: already stored
+
+
+def _published(participant_id: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": f"published-{participant_id}",
+        "detail-type": "IVS Stage Update",
+        "source": "aws.ivs",
+        "account": STAGE.split(":")[4],
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": STAGE.split(":")[3],
+        "resources": [STAGE],
+        "detail": {
+            "session_id": "st-MainSession01",
+            "event_name": "Participant Published",
+            "user_id": "",
+            "participant_id": participant_id,
+        },
+    }
 
 
 def test_ivs_down_while_applying_recording_settings_stores_nothing_and_says_why(ivs: IvsStandIn, tmp_path: Path):

@@ -52,16 +52,24 @@ def converge_now(args: argparse.Namespace, res: Resources, out: Output, stage_ar
     if report.errors and not report.live:  # IVS's listing itself failed
         out.warn(f"could not converge {stage_arn} now ({report.errors[0][1]}); {LATER}")
         return {"ran": False, "reason": report.errors[0][1]}
-    if not report.live:
-        say(f"{stage_arn} is not live: its next session follows the policy from its first event")
-        return {"ran": True, "live": False, "done": []}
     done = [
-        {"automation": o.automation, "action": o.action, "reason": o.reason, "done": o.acted} for _, o in report.drift
+        {
+            "automation": o.automation,
+            "action": o.action,
+            "reason": o.reason,
+            "done": o.acted,
+            **({"since": o.details["since"]} if o.details.get("since") else {}),
+        }
+        for _, o in report.drift
     ]
-    for entry in done:
-        say(f"converged now: {entry['automation']}: {entry['reason']}")
+    for entry in done:  # the stage's recording settings are converged on an idle stage too
+        verb = {"pending": "pending", "rejected": "refused"}.get(entry["action"], "converged now")
+        say(f"{verb}: {entry['automation']}: {entry['reason']}")
     for _, error in report.errors:
         out.warn(f"could not converge {stage_arn} now ({error}); {LATER}")
+    if not report.live:
+        say(f"{stage_arn} is not live: its next session follows the policy from its first event")
+        return {"ran": True, "live": False, "done": done, "errors": [e for _, e in report.errors]}
     if not done and not report.errors:
         say(f"{stage_arn} is live and already as its policy says")
     return {"ran": True, "live": True, "done": done, "errors": [e for _, e in report.errors]}

@@ -53,9 +53,12 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "(`policy get` prints it on stderr) with --expected-version N: the write is refused if someone changed "
         "the policy since, so nobody's change is silently lost. --force overwrites whatever is stored. "
         "Storing the document that is already stored changes nothing and says so. Audited with your identity. "
-        "A stage.participantRecording section is applied to the stage (UpdateStage) first: if IVS refuses it, "
-        "nothing is stored. A live stage is then converged to the policy at once (as `stagepilot reconcile "
-        "STAGE_ARN` does: a missing composition, replica or disconnect is done now), unless --no-converge.",
+        "Nothing is applied before the policy is stored: the stage is then converged to it at once (as "
+        "`stagepilot reconcile STAGE_ARN` does: a missing composition, replica or disconnect is done now, and a "
+        "stage.participantRecording section is applied with UpdateStage), unless --no-converge. IVS takes no new "
+        "recording settings while it records a participant of the stage: they are then pending, and the "
+        "convergence pass applies them once nobody is recorded (put says so). If IVS refuses them with nobody "
+        "recorded, the policy stays stored, put says why and exits 1.",
     )
     put.add_argument("file", type=Path, metavar="FILE")
     put.add_argument(
@@ -207,16 +210,17 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
             out.line(f"policy for {current.stage_arn} is already this document (version {current.version}); unchanged")
         return 0
     expected = _expected_version(args, current, policy.stage_arn)
-    applied = _apply_stage_settings(policy, res)
+    _require_stage_for_settings(policy, res)
+    # The version check is the store's conditional write: nothing reaches IVS before it has passed, so a
+    # stale or losing put leaves the stage as it is.
     stored = _write(store, res, policy, expected_version=expected, action="policy-put")
-    if applied and not out.as_json:
-        out.line(f"applied the recording settings to {policy.stage_arn}: {', '.join(applied)}")
     others = [p for p in _parsed(store.list()) if p.stage_arn != policy.stage_arn]
     for cycle in replication_cycles([*others, policy]):
         out.warn(f"stored policies form a replication cycle: {' -> '.join([*cycle, cycle[0]])}")
     if not out.as_json:
         out.line(f"stored policy for {stored.stage_arn} (version {stored.version})")
     converged = converge_now(args, res, out, stored.stage_arn)
+    settings = _recording_settings_after_put(policy, converged, out)
     if out.as_json:
         out.json(
             {
@@ -225,37 +229,42 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
                 "updatedAt": stored.updated_at,
                 "changed": True,
                 **({"converged": converged} if converged is not None else {}),
+                **({"recordingSettings": settings} if settings is not None else {}),
             }
         )
-    return 0
+    return 1 if settings is not None and settings["state"] == "refused" else 0
 
 
-def _apply_stage_settings(policy: StagePolicy, res: Any) -> list[str]:
-    """Apply ``stage.participantRecording`` before storing: IVS refusing it stores nothing, so a stored
-    policy never says what the stage cannot have. (If the store then fails, the convergence pass puts the
-    stage back to the stored policy within a period.) 'default' is applied by the pass to each live stage
-    it covers. Returns the members that changed."""
-    from stagepilot.adapters.ivs import IvsRejected
-    from stagepilot.automations.stage_settings import recording_drift
+def _require_stage_for_settings(policy: StagePolicy, res: Any) -> None:
+    """A policy with recording settings for a stage IVS does not know is refused before anything is stored
+    (a read: GetStage)."""
+    if policy.stage is None or policy.stage.wanted_recording() is None or policy.is_default:
+        return
+    if res.ivs.get_stage(policy.stage_arn) is None:
+        raise CliError(f"{policy.stage_arn} does not exist at IVS: its recording settings cannot apply; nothing stored")
 
-    wanted = policy.stage.wanted_recording() if policy.stage is not None else None
-    if wanted is None or policy.is_default:
-        return []
-    ivs = res.ivs
-    try:
-        current = ivs.stage_recording(policy.stage_arn)
-        if current is None:
-            raise CliError(
-                f"{policy.stage_arn} does not exist at IVS: its recording settings cannot be applied; nothing stored"
-            )
-        differing = recording_drift(current, wanted)
-        if differing:
-            ivs.update_stage_recording(policy.stage_arn, wanted)
-    except IvsRejected as exc:
-        raise CliError(
-            f"IVS refused the stage's recording settings ({exc.code}: {exc.ivs_message}); nothing stored"
-        ) from exc
-    return differing
+
+def _recording_settings_after_put(
+    policy: StagePolicy, converged: dict[str, Any] | None, out: Output
+) -> dict[str, Any] | None:
+    """What became of the policy's recording settings, and when they apply (None: it sets none)."""
+    from stagepilot.cli.converge import LATER
+
+    if policy.stage is None or policy.stage.wanted_recording() is None:
+        return None
+    found = [d for d in (converged or {}).get("done", []) if d["automation"] == "stage"]
+    if found:
+        entry = found[0]
+        state = {"pending": "pending", "rejected": "refused"}.get(entry["action"], "applied")
+        if state == "refused":
+            out.warn(f"the policy is stored, but {entry['reason']}")
+        return {"state": state, "reason": entry["reason"], **{k: v for k, v in entry.items() if k == "since"}}
+    if converged is not None and converged.get("ran") and not converged.get("errors"):
+        return {"state": "in-step", "reason": "the stage's recording settings already are the policy's"}
+    when = f"the recording settings: {LATER}"
+    if not out.as_json:
+        out.line(when)
+    return {"state": "later", "reason": when}
 
 
 def _check_stage_settings(policy: StagePolicy, res: Any, out: Output) -> int:
