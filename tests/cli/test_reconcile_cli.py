@@ -98,3 +98,42 @@ def test_a_bad_arn_is_bad_usage(ivs: IvsStandIn) -> None:
     result = run("reconcile", "arn:aws:ivs:us-east-1:123:channel/x")
     assert result.status == 2
     assert result.stderr.startswith("error: ")
+
+
+def test_recording_settings_ivs_cannot_take_yet_are_pending_in_reconcile_and_status(
+    ivs: IvsStandIn, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from tests.support import STORAGE
+
+    ivs.create_stage(STAGE)
+    recording = {"storageConfigurationArn": STORAGE}
+    put(tmp_path, {"stageArn": STAGE, "stage": {"participantRecording": recording}})  # applied: nobody recorded
+    ivs.observe(EventFactory(at=datetime.now(UTC)).published("host", user_id="host-1"))  # recorded from now on
+    changed = {"stageArn": STAGE, "stage": {"participantRecording": {**recording, "mediaTypes": ["AUDIO_ONLY"]}}}
+    (tmp_path / "changed.json").write_text(json.dumps(changed))
+    assert run("policy", "put", str(tmp_path / "changed.json"), "--force", "--no-converge").status == 0
+
+    for dry_run in ((), ("--dry-run",)):
+        result = run("reconcile", STAGE, *dry_run)
+        assert result.status == 0, result.stderr  # pending is not an error
+        [line] = [line for line in result.stdout.splitlines() if line.startswith("pending")]
+        assert line.startswith(f"pending {STAGE}  stage: the stage's recording settings differ from the policy in ")
+        assert "mediaTypes; pending since " in line and "IVS is recording 1 participant(s) (host)" in line
+    [entry] = run("reconcile", STAGE, "--json").json()["drift"]
+    assert (entry["pending"], entry["done"], entry["fields"]) == (True, False, ["mediaTypes"])
+
+    shown = run("status", STAGE)
+    [line] = [line for line in shown.stdout.splitlines() if line.startswith("recording settings: ")]
+    assert line.startswith("recording settings: PENDING since ") and "(mediaTypes)" in line
+    [row] = run("status", "--json").json()["stages"]
+    assert row["recordingSettings"]["state"] == "pending"
+    assert [c.operation for c in ivs.mutating_calls()] == ["UpdateStage"]  # only the first put's
+
+    ivs.set_participant_recording(STAGE, "host", active=False)
+    applied = run("reconcile", STAGE)
+    assert f"healed {STAGE}  stage: the stage's recording settings differ from the policy in mediaTypes; applied" in (
+        applied.stdout
+    )
+    assert ivs.stage(STAGE).recording["mediaTypes"] == ["AUDIO_ONLY"]  # type: ignore[union-attr]

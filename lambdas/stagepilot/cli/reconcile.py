@@ -29,13 +29,16 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         help="run a convergence pass now: the drift found and what was (or would be) done",
         description="Compare every live stage (or one) with its policy using IVS's own listings, and do what is "
         "missing: a composition where someone publishes and none runs, a replica IVS does not list, a banned "
-        "or blocked publisher still connected. The same pass the stack runs every reconcileMinutes; every "
-        "healed action is audited as 'healed'. With --dry-run the same pass reads the real table and IVS but "
-        "holds back every write and IVS call: it prints what it would do and the calls it would make, and "
-        "nothing is done or recorded.",
+        "or blocked publisher still connected, and the recording settings of live and idle stages (pending "
+        "while IVS records someone on the stage: shown, applied by a later pass). The same pass the stack runs "
+        "every reconcileMinutes; every healed action is audited as 'healed'. With --dry-run the same pass reads "
+        "the real table and IVS but holds back every write and IVS call: it prints what it would do and the "
+        "calls it would make, and nothing is done or recorded.",
     )
     target = command.add_mutually_exclusive_group(required=True)
-    target.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?", help="one live stage")
+    target.add_argument(
+        "stage_arn", metavar="STAGE_ARN", nargs="?", help="one stage (an idle one: its recording settings only)"
+    )
     target.add_argument("--all", action="store_true", help="every live stage")
     command.add_argument(
         "--dry-run", action="store_true", help="report the drift and what would be done; act on nothing"
@@ -66,6 +69,8 @@ def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
 
 
 def _as_json(report: PassReport, *, would_call: Sequence[IvsCall] | None) -> dict[str, Any]:
+    from stagepilot.convergence import PENDING
+
     return {
         "dryRun": would_call is not None,
         "stagesListed": report.stages_listed,
@@ -77,9 +82,12 @@ def _as_json(report: PassReport, *, would_call: Sequence[IvsCall] | None) -> dic
                 "automation": o.automation,
                 "action": o.action,
                 "done": o.acted and would_call is None,
+                "pending": o.action == PENDING,
                 "reason": o.reason,
                 "sessionId": o.details.get("session_id"),
                 "participantId": o.details.get("participant_id"),
+                **({"fields": o.details["fields"]} if "fields" in o.details else {}),
+                **({"since": o.details["since"]} if o.details.get("since") else {}),
             }
             for arn, o in report.drift
         ],
@@ -90,15 +98,20 @@ def _as_json(report: PassReport, *, would_call: Sequence[IvsCall] | None) -> dic
 
 
 def _print(out: Output, report: PassReport, *, only: str | None, would_call: Sequence[IvsCall] | None) -> None:
+    from stagepilot.convergence import PENDING
+
     scope = only or "every live stage"
     if only and not report.live:
-        out.line(f"{only} is not live (no active session): nothing to converge")
+        settings_only = ": its recording settings only" if report.drift else ": nothing to converge"
+        out.line(f"{only} is not live (no active session){settings_only}")
     else:
         out.line(
             f"{report.live} live stage(s) of {report.stages_listed}; {report.examined} with a policy or a ban to check"
         )
     for arn, outcome in report.drift:
         verb = "would" if would_call is not None else ("healed" if outcome.acted else "drift")
+        if outcome.action == PENDING:  # IVS cannot take it yet: not done, and not an error
+            verb = "pending"
         out.line(f"{verb:<6} {arn}  {outcome.automation}: {outcome.reason}")
     for call in would_call or ():
         params = ", ".join(f"{k}={v}" for k, v in call.params.items() if isinstance(v, str) and k != "idempotencyToken")

@@ -38,7 +38,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         description="Without STAGE_ARN: every stage with an active session (composition, publishers, replicas, "
         "policy: own/default, paused, dry-run, last action). With STAGE_ARN: every participant and what the "
         "policy says about each (would be kicked, replicated where), compositions and their destinations, "
-        "stagepilot's records, dead-letter queue depths, alarm states and the last actions. Changes nothing.",
+        "stagepilot's records (the recording settings: pending while IVS records someone, and since when), "
+        "dead-letter queue depths, alarm states and the last actions. Changes nothing.",
     )
     status.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?")
     status.add_argument("--actions", type=_positive, default=10, metavar="N", help="recent actions shown (10)")
@@ -116,10 +117,12 @@ def watch(
 
 # the fleet -----------------------------------------------------------------------------------------
 def fleet_report(res: Resources) -> dict[str, Any]:
+    from stagepilot.adapters.settings_records import SettingsRecords
     from stagepilot.adapters.table import AuditLog, PolicyStore
 
     live = res.ivs.live_stages()
     store = PolicyStore(res.table)
+    settings = SettingsRecords(res.table).all() if live else {}  # one Query: every stage's record
     rows = []
     for stage in live:
         session_id = str(stage.active_session_id)
@@ -140,6 +143,7 @@ def fleet_report(res: Resources) -> dict[str, Any]:
                 "replicasIn": len([p for p in publishers if p.is_replica]),
                 "replicasOut": len([r for r in replicas_out if r.state == "ACTIVE"]),
                 "policy": policy_summary(store.lookup(stage.arn)),
+                "recordingSettings": settings[stage.arn].to_json() if stage.arn in settings else None,
                 "lastAction": last[0] if last else None,
             }
         )
@@ -158,6 +162,9 @@ def print_fleet(report: dict[str, Any], out: Output) -> None:
             + f"  publishers {row['publishers']}  replicas out {row['replicasOut']} in {row['replicasIn']}"
             + f"  policy {policy_text(row['policy'])}"
         )
+        settings = row.get("recordingSettings") or {}
+        if settings.get("state") in ("pending", "refused"):
+            out.line(f"  {recording_settings_text(settings)}")
         out.line(
             "  last action "
             + (f"{last.get('time')} {last.get('automation')}/{last.get('action')}" if last else "none recorded")
@@ -208,6 +215,16 @@ def policy_summary(found: PolicyLookup) -> dict[str, Any]:
     }
 
 
+def recording_settings_text(settings: dict[str, Any]) -> str:
+    """One line about the stage's recording settings record (adapters/settings_records.py)."""
+    fields = ", ".join(settings.get("fields") or [])
+    if settings["state"] == "pending":
+        return f"recording settings: PENDING since {settings.get('since')} ({fields}): {settings.get('reason')}"
+    if settings["state"] == "refused":
+        return f"recording settings: REFUSED since {settings.get('since')} ({fields}): {settings.get('reason')}"
+    return f"recording settings: as the policy says (checked {settings.get('checkedAt')})"
+
+
 def policy_text(policy: dict[str, Any]) -> str:
     if policy["source"] == "none":
         return "none, PAUSED" if policy["paused"] else "none"
@@ -234,8 +251,12 @@ def stage_report(res: Resources, arn: str, *, actions: int) -> dict[str, Any]:
     session_id = stage.active_session_id
     report: dict[str, Any] = {"time": _now(), "stageArn": arn, "name": stage.name, "activeSessionId": session_id}
 
+    from stagepilot.adapters.settings_records import SettingsRecords
+
     found = PolicyStore(res.table).lookup(arn)
     report["policy"] = policy_summary(found)
+    kept = SettingsRecords(res.table).get(arn)
+    report["recordingSettings"] = kept.to_json() if kept is not None else None
     chosen = found.own or found.default
     policy = parse_policy(chosen.document) if chosen and not validate_policy(chosen.document) else None
 
@@ -426,6 +447,8 @@ def print_stage(report: dict[str, Any], out: Output) -> None:
     if policy["source"] != "none":
         policy_line += f", sections: {', '.join(policy['sections']) or '-'}"
     out.line(policy_line)
+    if report.get("recordingSettings"):
+        out.line(recording_settings_text(report["recordingSettings"]))
     session_id = report["activeSessionId"]
     if not session_id:
         out.line("session  none active (nobody connected)")
