@@ -116,7 +116,7 @@ def test_ban_add_disconnects_the_user_on_every_live_stage_whatever_its_policy(iv
         path.write_text(json.dumps(document))
         assert run("policy", "put", str(path)).status == 0
 
-    result = run("ban", "add", "spammer-7", "--reason", "spam")
+    result = run("ban", "add", "spammer-7", "--reason", "spam", "--sweep")
 
     assert result.status == 0, result.stderr
     kicked = {
@@ -132,8 +132,8 @@ def test_ban_add_disconnects_the_user_on_every_live_stage_whatever_its_policy(iv
     assert result.stderr == ""  # the progress line is for terminals
 
     # The sessions whose last participant was kicked ended (IVS ends a session when everyone has left).
-    again = run("ban", "add", "spammer-7", "--replace", "--json").json()
+    again = run("ban", "add", "spammer-7", "--replace", "--sweep", "--json").json()
     assert (again["liveStagesChecked"], again["disconnected"]) == (2, [])
-    assert run("ban", "add", "spammer-7", "--replace").stdout.splitlines()[1] == (
+    assert run("ban", "add", "spammer-7", "--replace", "--sweep").stdout.splitlines()[1] == (
         "  not connected on any of the 2 live stage(s)"
     )

@@ -117,6 +117,12 @@ def test_the_token_service_snippet_sees_the_ban(placeholders: dict[str, str], mo
     namespace: dict[str, object] = {}
     exec(compile(textwrap.dedent(snippet), "ban-a-user.md", "exec"), namespace)
     may_join = namespace["may_join"]
-    assert callable(may_join) and may_join(USER) is True
-    assert run("ban", "add", USER, "--no-disconnect").status == 0
-    assert may_join(USER) is False
+    stage = "arn:aws:ivs:us-east-1:123456789012:stage/MainStage0001"
+    other = "arn:aws:ivs:us-east-1:123456789012:stage/GreenRoom0001"
+    assert callable(may_join) and may_join(USER, stage) is True
+    assert run("ban", "add", USER, "--stage", stage, "--no-disconnect").status == 0
+    assert may_join(USER, stage) is False and may_join(USER, other) is True
+    assert run("ban", "add", USER, "--scope", "publish", "--no-disconnect").status == 0
+    assert may_join(USER, other) is True  # may watch
+    assert run("ban", "add", USER, "--no-disconnect", "--replace").status == 0
+    assert may_join(USER, other) is False

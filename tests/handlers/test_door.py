@@ -204,3 +204,53 @@ def test_create_mode_stays_under_fifty_a_second_with_no_throttle(make_deployment
     assert len(made) == 120 and all(c.status == 200 for c in made)
     span = (made[-1].time - made[0].time).total_seconds()
     assert 119 / span < 50
+
+
+def test_ban_add_disconnects_a_connected_user_from_the_token_records_without_listing(show: LocalDeployment) -> None:
+    from stagepilot.door.revoke import disconnect_issued
+
+    door = Door(show)
+    _, on_main = door.issue("troll-1", role="host")
+    _, on_green = door.issue("troll-1", stage=OTHER_STAGE)
+    _, unused = door.issue("troll-1")
+    _, bystander = door.issue("fan-2")
+    for token in (on_main, on_green, bystander):
+        assert token is not None and show.ivs.join(token.token, publish=token is on_main).refused is None
+    ban, _ = show.services.bans.add("troll-1", reason="raid")
+    before = len(show.ivs.calls)
+
+    outcomes = disconnect_issued(show.services, ban)
+
+    calls = [c.operation for c in show.ivs.calls[before:]]
+    assert "ListStages" not in calls and "ListParticipants" not in calls
+    assert on_main is not None and on_green is not None and unused is not None
+    gone = {
+        (o.details["stage_arn"], o.details["participant_id"])
+        for o in outcomes
+        if o.details.get("result") == "disconnected"
+    }
+    assert gone == {(STAGE, on_main.participant_id), (OTHER_STAGE, on_green.participant_id)}
+    connected = {
+        p.participant_id for s in (STAGE, OTHER_STAGE) for p in show.ivs.participants(s) if p.state == "CONNECTED"
+    }
+    assert bystander is not None and connected == {bystander.participant_id}
+    assert show.ivs.join(on_main.token).refused == "revoked"  # a disconnected token cannot join again
+
+
+def test_a_publish_ban_added_later_disconnects_only_tokens_that_could_publish(show: LocalDeployment) -> None:
+    from stagepilot.door.revoke import disconnect_issued
+
+    door = Door(show)
+    _, host = door.issue("loud-2", role="host")
+    _, viewer = door.issue("loud-2", stage=OTHER_STAGE)
+    assert host is not None and viewer is not None
+    show.ivs.join(host.token, publish=True)
+    show.ivs.join(viewer.token)
+    ban, _ = show.services.bans.add("loud-2", scope="publish")
+
+    outcomes = disconnect_issued(show.services, ban)
+
+    assert [o.details["participant_id"] for o in outcomes if o.acted] == [host.participant_id]
+    assert [p.participant_id for p in show.ivs.participants(OTHER_STAGE) if p.state == "CONNECTED"] == [
+        viewer.participant_id
+    ]

@@ -38,9 +38,11 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "add",
         parents=[common, aws],
         help="ban a user and disconnect them now",
-        description="Ban a user id on every stage, and disconnect the user's participants that are connected now "
-        "on every live stage (ListStages: stages with an active session), whatever their policy; paused stages "
-        "are left alone. One progress line on a terminal. A ban in force is not changed (not shortened, not "
+        description="Ban a user id on every stage (or one, --stage), and disconnect at once the user's "
+        "participants whose tokens the door issued (found from its token records: no listing of live stages); "
+        "paused stages are left alone. Participants whose tokens your application made itself are disconnected "
+        "by the convergence pass within its documented number of passes, or now with --sweep (lists every live "
+        "stage at the IVS quota: minutes for a large fleet). A ban in force is not changed (not shortened, not "
         "replaced) unless you pass --replace. Audited with your identity.",
     )
     add.add_argument("user_id", metavar="USER_ID")
@@ -60,6 +62,12 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     )
     add.add_argument(
         "--no-disconnect", action="store_true", help="only record the ban; do not disconnect connected participants now"
+    )
+    add.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also check every live stage now (ListStages, ListParticipants) for participants whose tokens "
+        "stagepilot did not issue",
     )
     add.add_argument(
         "--replace", action="store_true", help="replace a ban in force (its reason and expiry, even a shorter one)"
@@ -130,7 +138,10 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
     disconnected: list[dict[str, Any]] = []
     checked = 0
     if not args.no_disconnect:
-        checked, disconnected = sweep(res, ban, out)
+        disconnected = from_records(res, ban)
+        if args.sweep:
+            checked, swept = sweep(res, ban, out)
+            disconnected += [item for item in swept if item not in disconnected]
     if out.as_json:
         out.json(
             {
@@ -149,8 +160,26 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
         for item in disconnected:
             out.line(f"  {item['action']}: {item['participantId']} on {item['stageArn']} ({item['reason']})")
         if not args.no_disconnect and not disconnected:
-            out.line(f"  not connected on any of the {checked} live stage(s)")
+            where = f"on any of the {checked} live stage(s)" if args.sweep else "with a token stagepilot issued"
+            out.line(f"  not connected {where}")
     return 0
+
+
+def from_records(res: Any, ban: Ban) -> list[dict[str, Any]]:
+    """Disconnect the participants of the tokens the door issued to the user (token records): no listing."""
+    from stagepilot.cli.services import cli_services
+    from stagepilot.door.revoke import disconnect_issued
+
+    return [
+        {
+            "action": o.action,
+            "reason": o.reason,
+            "stageArn": o.details.get("stage_arn"),
+            "participantId": o.details.get("participant_id"),
+        }
+        for o in disconnect_issued(cli_services(res), ban)
+        if o.action != "skip" and o.details.get("result") != "not-connected"
+    ]
 
 
 def sweep(res: Any, ban: Ban, out: Output) -> tuple[int, list[dict[str, Any]]]:
