@@ -73,7 +73,7 @@ class LiveStage:
     budget: ReadBudget = field(default_factory=lambda: ReadBudget(PARTICIPANT_LISTINGS_PER_PASS), repr=False)
     bans: tuple[Ban, ...] = ()  # every ban in force, read once per pass (subscribers are judged on it)
     _connected: list[Participant] | None = field(default=None, repr=False)
-    _publishing: dict[str, bool] = field(default_factory=dict, repr=False)
+    _publishing: dict[str, tuple[bool, datetime | None]] = field(default_factory=dict, repr=False)
 
     def connected(self) -> list[Participant]:
         if self._connected is None:
@@ -89,8 +89,13 @@ class LiveStage:
         events say whether it publishes now (so the pass never restarts a composition IVS stopped after a
         minute without publishers)."""
         if participant_id not in self._publishing:
-            self._publishing[participant_id] = self.ivs.is_publishing(self.arn, self.session_id, participant_id)
-        return self._publishing[participant_id]
+            self._publishing[participant_id] = self.ivs.publish_state(self.arn, self.session_id, participant_id)
+        return self._publishing[participant_id][0]
+
+    def publishing_since(self) -> datetime | None:
+        """Since when someone has published without a stop: the earliest current publish of the stage."""
+        starts = [self._publishing[p.participant_id][1] for p in self.publishers()]
+        return min((at for at in starts if at is not None), default=None)
 
     def publishers(self, *, replicas: bool = True) -> list[Participant]:
         """Connected participants publishing now (replicas publish too; ``replicas=False`` leaves them out)."""

@@ -26,6 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from stagepilot.errors import ConfigurationError, RetryLater
 
+# CompositionState [model]: STARTING | ACTIVE | STOPPING | FAILED | STOPPED. Only the first two are live: IVS
+# keeps listing a STOPPED or FAILED composition for about five minutes after it ends [ssc].
 ACTIVE_COMPOSITION_STATES = frozenset({"STARTING", "ACTIVE"})
 # A participant's recordingState while its recording holds the stage's settings: UpdateStage's
 # autoParticipantRecordingConfiguration "cannot be updated while recording is active" [model].
@@ -123,13 +125,15 @@ class Pacer:
 
 @dataclass(frozen=True)
 class CompositionSummary:
-    """A composition as ``ListCompositions`` lists it."""
+    """A composition as ``ListCompositions`` lists it (or ``GetComposition`` returns it). Ended ones are
+    listed too, for about five minutes: only ``active`` ones are live."""
 
     arn: str
     stage_arn: str
     state: str
     tags: Mapping[str, str]
     destination_states: tuple[str, ...] = ()  # each destination's state (ACTIVE, FAILED, ...), as listed
+    end_time: datetime | None = None  # when IVS ended it (STOPPED or FAILED)
 
     @property
     def active(self) -> bool:
@@ -236,11 +240,9 @@ class IvsStage:
         return [s for s in self.stages() if s.active_session_id]
 
     def all_compositions(self) -> list[CompositionSummary]:
-        """Every composition of the account and region (one call per 100: at most 20 are live at once)."""
-        return [
-            CompositionSummary(arn=c["arn"], stage_arn=c["stageArn"], state=c["state"], tags=c.get("tags") or {})
-            for c in self._paginate("ListCompositions", "compositions", {"maxResults": 100})
-        ]
+        """Every composition of the account and region, ended ones included (one call per 100: at most 20
+        are live at once, and those that ended in the last five minutes are listed beside them)."""
+        return [_composition(c) for c in self._paginate("ListCompositions", "compositions", {"maxResults": 100})]
 
     def connected_participants(self, stage_arn: str, session_id: str) -> list[Participant]:
         """Who is connected now (ListParticipants ``filterByState`` CONNECTED; no attributes)."""
@@ -318,26 +320,36 @@ class IvsStage:
     def is_publishing(self, stage_arn: str, session_id: str, participant_id: str) -> bool:
         """Whether the participant publishes now. GetParticipant's ``published`` means "ever published";
         only its events say whether the last publish was stopped (ListParticipantEvents)."""
+        return self.publish_state(stage_arn, session_id, participant_id)[0]
+
+    def publish_state(self, stage_arn: str, session_id: str, participant_id: str) -> tuple[bool, datetime | None]:
+        """(publishing now, since when): its last PUBLISH_STARTED with no stop after it (ListParticipantEvents;
+        the time is None if IVS gave none)."""
         params = {"stageArn": stage_arn, "sessionId": session_id, "participantId": participant_id, "maxResults": 100}
         last: tuple[str, int, str] | None = None
+        started: Any = None
         for index, event in enumerate(self._paginate("ListParticipantEvents", "events", params)):
             if event.get("name") in ("PUBLISH_STARTED", "PUBLISH_STOPPED"):
                 key = (str(event.get("eventTime", "")), index, event["name"])
-                last = key if last is None or key[:2] >= last[:2] else last
-        return last is not None and last[2] == "PUBLISH_STARTED"
+                if last is None or key[:2] >= last[:2]:
+                    last, started = key, event.get("eventTime")
+        if last is None or last[2] != "PUBLISH_STARTED":
+            return False, None
+        return True, started if isinstance(started, datetime) else None
 
     def compositions(self, stage_arn: str) -> list[CompositionSummary]:
         params = {"filterByStageArn": stage_arn, "maxResults": 100}
-        return [
-            CompositionSummary(
-                arn=c["arn"],
-                stage_arn=c["stageArn"],
-                state=c["state"],
-                tags=c.get("tags") or {},
-                destination_states=tuple(str(d.get("state", "")) for d in c.get("destinations") or ()),
-            )
-            for c in self._paginate("ListCompositions", "compositions", params)
-        ]
+        return [_composition(c) for c in self._paginate("ListCompositions", "compositions", params)]
+
+    def composition(self, composition_arn: str) -> CompositionSummary | None:
+        """GetComposition; None when IVS no longer knows it (cleaned up about five minutes after it ended)."""
+        try:
+            response = self._call("GetComposition", arn=composition_arn)
+        except IvsRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+        return _composition(response["composition"])
 
     def composition_tags(self, composition_arn: str) -> Mapping[str, str] | None:
         """The composition's tags, or None when IVS no longer knows it (cleaned up 5 minutes after it ended)."""
@@ -479,6 +491,18 @@ def _translate(operation: str, exc: ClientError) -> Exception:
     if code in _REJECTED_CODES or 400 <= status < 500:
         return IvsRejected(operation, code or str(status), message)
     return RetryLater(f"{operation}: {code or status}: {message}")
+
+
+def _composition(raw: Mapping[str, Any]) -> CompositionSummary:
+    """A CompositionSummary (ListCompositions) or Composition (GetComposition): the same members here."""
+    return CompositionSummary(
+        arn=raw["arn"],
+        stage_arn=raw["stageArn"],
+        state=raw["state"],
+        tags=raw.get("tags") or {},
+        destination_states=tuple(str(d.get("state", "")) for d in raw.get("destinations") or ()),
+        end_time=raw.get("endTime"),
+    )
 
 
 def _participant(raw: Mapping[str, Any]) -> Participant:

@@ -222,6 +222,7 @@ def _record(item: dict[str, Any]) -> SessionCompositions:
         restarts=int(item.get("restarts", 0)),
         composition_arn=item.get("compositionArn"),
         failed_at=parse_iso(item.get("failedAt")),
+        failed_by=item.get("failedBy"),
         ended_at=parse_iso(item.get("endedAt")),
         policy_hash=item.get("policyHash"),
     )

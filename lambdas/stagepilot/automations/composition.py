@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -18,11 +19,13 @@ from stagepilot.adapters.state import CompositionRecords, Ledger, RecordingRecor
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.composition import (
     Decision,
+    Seen,
     SessionCompositions,
     State,
     decide_on_failure,
     decide_on_heal,
     decide_on_publish,
+    failure_unrecorded,
     forgettable,
     idempotency_token,
     managed_attempt,
@@ -160,6 +163,7 @@ class CompositionAutomation:
             state=State.FAILED,
             from_states=(State.STARTED, State.CLAIMED),
             failedAt=event.time,
+            failedBy=event.event_id,
             failureReason=event.reason or "",
         )
         record = records.get(event.stage_arn, session_id)
@@ -173,25 +177,17 @@ class CompositionAutomation:
         )
         if not decision.act:
             if record is not None and record.attempt == attempt and record.state is State.FAILED:
-                records.mark(
+                self._give_up(
                     event.stage_arn,
                     session_id,
-                    attempt=attempt,
-                    state=State.GAVE_UP,
-                    from_states=(State.FAILED,),
-                )
-                services.metrics.count("CompositionGaveUp")
-                services.audit.record(
-                    AuditRecord(
-                        time=event.time,
-                        stage_arn=event.stage_arn,
-                        automation=self.name,
-                        action="composition-gave-up",
-                        reason=decision.reason,
-                        session_id=session_id,
-                        event_id=event.event_id,
-                        details={"compositionArn": event.composition_arn, "failure": event.reason or ""},
-                    )
+                    record,
+                    reason=decision.reason,
+                    services=services,
+                    records=records,
+                    at=event.time,
+                    event_id=event.event_id,
+                    failure=event.reason or "",
+                    composition_arn=event.composition_arn,
                 )
             return self._skip(decision.reason, session_id=session_id)
         if decision.delay is not None:
@@ -246,26 +242,48 @@ class CompositionAutomation:
 
     # the convergence pass -----------------------------------------------------------------------------
     def converge(self, stage: LiveStage, services: Services) -> list[Outcome]:
-        """Someone publishes now and no stagepilot composition is live at IVS: start one (once)."""
+        """Someone publishes now and no stagepilot composition is live at IVS: start one (once). A
+        composition IVS shows FAILED is recorded as failed first, so the restart counts toward
+        ``maxRestarts`` as the failure event's would, and an ended one is never taken for a failure."""
         policy = stage.policy
         if policy is None or policy.composition is None:
             return []
         if any(c.active and managed_attempt(dict(c.tags)) is not None for c in stage.compositions):
             return []  # IVS says it runs: nothing to read, nothing to do
+        composition = policy.composition
+        records = CompositionRecords(services.table, clock=services.clock)
+        owner = f"reconcile:{stage.session_id}:composition"
+        record: SessionCompositions | None = None
+        ended = {c.arn: c for c in stage.compositions if managed_attempt(dict(c.tags)) is not None}
+        if ended:
+            # IVS lists a stagepilot composition of this stage that ended (it keeps them ~5 minutes): a
+            # failure is recorded now, before any budgeted read, so that it is never missed.
+            record = records.get(stage.arn, stage.session_id)
+            held = ended.get(record.composition_arn or "") if record is not None else None
+            record = self._record_failure(stage, record, held, records, owner)
+            gave_up = self._give_up_if_out(stage, record, composition, services, records, owner)
+            if gave_up is not None:
+                return [gave_up]
         publishers = stage.publishers()
         if not publishers:
             return []
-        records = CompositionRecords(services.table, clock=services.clock)
-        record = records.get(stage.arn, stage.session_id)
-        owner = f"reconcile:{stage.session_id}:composition"
+        if not ended:
+            record = records.get(stage.arn, stage.session_id)
+        held = self._held(record, stage, services)
+        record = self._record_failure(stage, record, held, records, owner)
         decision = decide_on_heal(
             record,
             owner=owner,
             now=stage.now,
-            policy_hash=_policy_hash(policy.composition),
-            max_restarts=policy.composition.max_restarts,
+            policy_hash=_policy_hash(composition),
+            max_restarts=composition.max_restarts,
+            seen=Seen.of(held.state if held else None) if _running(record) else None,
+            publishing_since=stage.publishing_since(),
         )
         details = {"session_id": stage.session_id, "publishers": len(publishers)}
+        if decision.give_up:
+            gave_up = self._give_up_if_out(stage, record, composition, services, records, owner)
+            return [gave_up] if gave_up is not None else []
         if not decision.act:
             return [Outcome(self.name, "skip", decision.reason, details=details)]
         outcome = self._start(
@@ -273,15 +291,121 @@ class CompositionAutomation:
             stage.session_id,
             decision,
             record,
-            policy.composition,
+            composition,
             services,
             owner=owner,
-            restart=record is not None and record.state is State.FAILED,
+            restart=decision.restart,
             event_time=stage.now,
         )
         if outcome.acted:
-            return [Outcome(self.name, outcome.action, decision.reason, acted=True, details=outcome.details)]
+            healed = {**outcome.details, "healReason": decision.heal_reason}
+            return [Outcome(self.name, outcome.action, decision.reason, acted=True, details=healed)]
         return [outcome]
+
+    @staticmethod
+    def _held(record: SessionCompositions | None, stage: LiveStage, services: Services) -> CompositionSummary | None:
+        """The record's composition as IVS shows it: from the pass's listing, else ``GetComposition`` (the
+        listing is older than this stage's turn, and a composition ended more than ~5 minutes ago is in
+        neither: None)."""
+        if record is None or record.composition_arn is None or not _running(record):
+            return None
+        listed = next((c for c in stage.compositions if c.arn == record.composition_arn), None)
+        return listed if listed is not None else services.ivs.composition(record.composition_arn)
+
+    @staticmethod
+    def _record_failure(
+        stage: LiveStage,
+        record: SessionCompositions | None,
+        held: CompositionSummary | None,
+        records: CompositionRecords,
+        owner: str,
+    ) -> SessionCompositions | None:
+        """IVS shows the record's composition FAILED while the record says it runs (its Session Failure was
+        lost or is late): record the failure as the event would have. Returns the record as it is now."""
+        if held is None or not failure_unrecorded(record, Seen.of(held.state)):
+            return record
+        assert record is not None
+        failed_at = held.end_time or stage.now
+        if records.mark(
+            stage.arn,
+            stage.session_id,
+            attempt=record.attempt,
+            state=State.FAILED,
+            from_states=(State.STARTED,),
+            failedAt=failed_at,
+            failedBy=owner,
+            failureReason="IVS lists the composition FAILED; its Session Failure was not handled",
+        ):
+            return replace(record, state=State.FAILED, failed_at=failed_at, failed_by=owner)
+        return records.get(stage.arn, stage.session_id)  # someone else moved it first: decide on theirs
+
+    def _give_up_if_out(
+        self,
+        stage: LiveStage,
+        record: SessionCompositions | None,
+        composition: CompositionPolicy,
+        services: Services,
+        records: CompositionRecords,
+        owner: str,
+    ) -> Outcome | None:
+        """A failed composition with no restart left: the session's record gives up, as on the event path."""
+        if record is None or record.state is not State.FAILED:
+            return None
+        decision = decide_on_heal(
+            record,
+            owner=owner,
+            now=stage.now,
+            policy_hash=_policy_hash(composition),
+            max_restarts=composition.max_restarts,
+            publishing=False,
+        )
+        if not decision.give_up:
+            return None
+        self._give_up(
+            stage.arn,
+            stage.session_id,
+            record,
+            reason=decision.reason,
+            services=services,
+            records=records,
+            at=stage.now,
+            event_id=owner,
+            failure=record.composition_arn or "",
+        )
+        return Outcome(self.name, "skip", decision.reason, details={"session_id": stage.session_id})
+
+    def _give_up(
+        self,
+        stage_arn: str,
+        session_id: str,
+        record: SessionCompositions,
+        *,
+        reason: str,
+        services: Services,
+        records: CompositionRecords,
+        at: datetime,
+        event_id: str,
+        failure: str,
+        composition_arn: str | None = None,
+    ) -> None:
+        """Out of restarts: ``gave-up``, counted and audited once (whoever records it first)."""
+        if not records.mark(
+            stage_arn, session_id, attempt=record.attempt, state=State.GAVE_UP, from_states=(State.FAILED,)
+        ):
+            return
+        services.metrics.count("CompositionGaveUp")
+        services.audit.record(
+            AuditRecord(
+                time=at,
+                stage_arn=stage_arn,
+                automation=self.name,
+                action="composition-gave-up",
+                reason=reason,
+                session_id=session_id,
+                event_id=event_id,
+                details={"compositionArn": composition_arn or record.composition_arn or "", "failure": failure},
+            )
+        )
 
     # the one place a composition is started ----------------------------------------------------------
     def _start(
@@ -421,6 +545,11 @@ class CompositionAutomation:
 
     def _skip(self, reason: str, **details: str) -> Outcome:
         return Outcome(self.name, "skip", reason, details=details)
+
+
+def _running(record: SessionCompositions | None) -> bool:
+    """The record says its composition runs: what IVS shows of it decides."""
+    return record is not None and record.state is State.STARTED and record.composition_arn is not None
 
 
 def _policy_hash(composition: CompositionPolicy) -> str:

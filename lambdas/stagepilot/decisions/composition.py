@@ -6,6 +6,10 @@ compositions. Its ``state`` moves:
     (none) ─claim→ claimed ─start→ started ─Session End→ ended ─publish again→ claimed (attempt+1)
                       │                 └─Session Failure→ failed ─restart→ claimed (attempt+1)
                       └─IVS rejects→ rejected                   └─out of restarts→ gave-up
+
+The convergence pass moves a record the same way when the event never came: a composition IVS lists
+FAILED (it keeps ended compositions about five minutes) is recorded ``failed`` by the pass, so its
+restart counts toward ``maxRestarts`` like the event's would (``failure_unrecorded``, ``decide_on_heal``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ LEDGER_HORIZON = timedelta(hours=24) + CLAIM_LEASE
 MANAGED_TAG = "stagepilot:managed"
 SESSION_TAG = "stagepilot:session"
 ATTEMPT_TAG = "stagepilot:attempt"
+# Heal reasons (CONTRACT §1): what the pass observed when it acted. Only event-lost raises HealedAlarm.
+EVENT_LOST = "event-lost"
+IVS_ENDED = "ivs-ended"
+POLICY_CHANGED = "policy-changed"
+TAKEN_OVER = "taken-over"
 _TOKEN_UNSAFE = re.compile(r"[^a-zA-Z0-9-_]")
 
 
@@ -58,6 +67,7 @@ class SessionCompositions:
     restarts: int = 0
     composition_arn: str | None = None
     failed_at: datetime | None = None
+    failed_by: str | None = None  # who recorded the failure: the failure event's id, or the pass's owner
     ended_at: datetime | None = None  # event time of the normal end of the current attempt
     policy_hash: str | None = None  # set when IVS rejected the request: a changed policy may try again
 
@@ -71,6 +81,9 @@ class Decision:
     attempt: int = 0
     needs_publishers: bool = False  # act only if someone is still publishing
     delay: timedelta | None = None  # act, but not before this much time has passed
+    restart: bool = False  # the start restarts a failed composition: it counts toward maxRestarts
+    give_up: bool = False  # out of restarts: the session's record says so (gave-up), audited once
+    heal_reason: str = ""  # the pass's heals: what was observed, in CONTRACT §1's vocabulary
 
 
 def decide_on_publish(
@@ -150,43 +163,156 @@ def decide_on_failure(
     )
 
 
+class Seen(StrEnum):
+    """What IVS shows of the composition a session's record holds (``GetComposition`` / ``ListCompositions``).
+
+    IVS keeps listing a STOPPED or FAILED composition for about five minutes after it ends, then forgets
+    it: within those minutes the pass can tell a failure from a normal end without the event."""
+
+    LIVE = "live"  # STARTING or ACTIVE
+    STOPPING = "stopping"
+    STOPPED = "stopped"  # ended normally: nobody published for a minute, everyone left, its 24 hours, a stop
+    FAILED = "failed"
+    GONE = "gone"  # IVS no longer knows it: ended more than about five minutes ago, how is not known
+
+    @classmethod
+    def of(cls, state: str | None) -> Seen:
+        """``state`` as IVS answers it (CompositionState); None: IVS does not know the composition."""
+        if state is None:
+            return cls.GONE
+        return {"STARTING": cls.LIVE, "ACTIVE": cls.LIVE, "STOPPING": cls.STOPPING, "FAILED": cls.FAILED}.get(
+            state, cls.STOPPED
+        )
+
+
+_ENDED_HOW = {
+    Seen.STOPPED: "IVS stopped it (nobody published for a minute, everyone left, its 24 hours, or a stop)",
+    Seen.GONE: "IVS ended it more than about five minutes ago",
+}
+
+
+def failure_unrecorded(record: SessionCompositions | None, seen: Seen | None) -> bool:
+    """IVS shows the record's composition FAILED and the record still says it runs: its ``Session Failure``
+    was lost (or is still on its way). The pass records the failure as the event would have, so the
+    restart that follows counts toward ``maxRestarts`` whoever makes it."""
+    return record is not None and record.state is State.STARTED and seen is Seen.FAILED
+
+
 def decide_on_heal(
-    record: SessionCompositions | None, *, owner: str, now: datetime, policy_hash: str, max_restarts: int
+    record: SessionCompositions | None,
+    *,
+    owner: str,
+    now: datetime,
+    policy_hash: str,
+    max_restarts: int,
+    seen: Seen | None = None,
+    publishing: bool = True,
+    publishing_since: datetime | None = None,
 ) -> Decision:
-    """The convergence pass found someone publishing now and no stagepilot composition live on the stage
-    (IVS's own listing): start one? Whatever the record says was lost, this says why."""
+    """The convergence pass found no stagepilot composition live on the stage (IVS's own listing): start
+    one, give up, or leave it? ``seen``: what IVS shows of the record's composition (None: not asked);
+    ``publishing``: someone publishes now; ``publishing_since``: since when the earliest of them has
+    published without a stop. The reason says what was observed, and ``heal_reason`` names it in the
+    contract's vocabulary (CONTRACT §1): ``ivs-ended`` whenever IVS ended the composition, whoever missed
+    the end; ``event-lost`` only when an event that would have started it never came."""
+    if record is not None and record.state is State.FAILED:
+        return _heal_failed(record, owner=owner, now=now, max_restarts=max_restarts, publishing=publishing)
+    if not publishing:
+        return Decision(False, "nobody is publishing in the session")
     if record is None:
-        return Decision(True, "a publisher and no composition: the Participant Published event never arrived", 1)
+        return Decision(
+            True,
+            "a publisher and no composition: the Participant Published event never arrived",
+            1,
+            heal_reason=EVENT_LOST,
+        )
     if record.state is State.CLAIMED:
         if record.owner == owner:
-            return Decision(True, "an earlier pass claimed the start; finishing it", record.attempt)
+            return Decision(
+                True, "an earlier pass claimed the start; finishing it", record.attempt, heal_reason=TAKEN_OVER
+            )
         if now - record.claimed_at > CLAIM_TIMEOUT:
             return Decision(
-                True, "a start was claimed by an event that died (its lease ran out); taking over", record.attempt
+                True,
+                "a start was claimed by an event that died (its lease ran out); taking over",
+                record.attempt,
+                heal_reason=TAKEN_OVER,
             )
         return Decision(False, "an event is starting this session's composition now")
     if record.state is State.STARTED:
+        if seen is Seen.LIVE:
+            return Decision(False, "IVS shows the session's composition live (the listing was older)")
+        if seen is Seen.STOPPING:
+            return Decision(False, "IVS is stopping the session's composition; the next pass looks again")
+        if seen is Seen.FAILED:
+            return Decision(False, "IVS shows the composition failed: the failure is recorded first")
+        how = _ENDED_HOW.get(seen, "IVS ended it") if seen is not None else "IVS ended it"
         return Decision(
             True,
-            "a publisher and no live composition: IVS ended it and its Session End never arrived (or it ran "
-            "into this session from the previous one)",
+            f"a publisher and no live composition: {how} and its Session End never arrived",
             record.attempt + 1,
+            heal_reason=IVS_ENDED,
         )
-    if record.state in (State.ENDED, State.STALE):
+    if record.state is State.ENDED:
+        if record.ended_at is not None and publishing_since is not None and publishing_since <= record.ended_at:
+            return Decision(
+                True,
+                "someone was publishing when IVS ended the composition (its 24 hours, or a stop) and still is",
+                record.attempt + 1,
+                heal_reason=IVS_ENDED,
+            )
         return Decision(
-            True, "publishing again and no composition: the Participant Published event was lost", record.attempt + 1
+            True,
+            "publishing again since the composition ended and no composition: the Participant Published event was lost",
+            record.attempt + 1,
+            heal_reason=EVENT_LOST,
         )
-    if record.state is State.FAILED:
-        if record.restarts >= max_restarts:
-            return Decision(False, f"maxRestarts ({max_restarts}) reached")
+    if record.state is State.STALE:
         return Decision(
-            True, "the failed composition was never restarted (its failure event was lost)", record.attempt + 1
+            True,
+            "publishing in a session a start found inactive: the Participant Published event was lost",
+            record.attempt + 1,
+            heal_reason=EVENT_LOST,
         )
     if record.state is State.REJECTED:
         if record.policy_hash != policy_hash:
-            return Decision(True, "IVS rejected the previous request; the policy has changed since", record.attempt + 1)
+            return Decision(
+                True,
+                "IVS rejected the previous request; the policy has changed since",
+                record.attempt + 1,
+                heal_reason=POLICY_CHANGED,
+            )
         return Decision(False, "IVS rejected this policy's composition in this session; fix the policy")
-    return Decision(False, f"gave up after {record.restarts} restarts in this session")
+    if record.state is State.GAVE_UP:
+        return Decision(False, f"gave up after {record.restarts} restarts in this session")
+    return Decision(False, f"the session's composition is {record.state.value}")
+
+
+def _heal_failed(
+    record: SessionCompositions, *, owner: str, now: datetime, max_restarts: int, publishing: bool
+) -> Decision:
+    """A failed composition not restarted yet: the same bound and back-off as the failure event's restart
+    (``decide_on_failure``), and the event keeps its turn: a failure an event recorded is restarted by
+    that event once its back-off is over; the pass steps in only when a lease later nothing has."""
+    if record.restarts >= max_restarts:
+        return Decision(False, f"maxRestarts ({max_restarts}) reached", give_up=True)
+    if not publishing:
+        return Decision(False, "the composition failed and nobody is publishing in the session")
+    failed_at = record.failed_at or record.claimed_at
+    due = failed_at + restart_backoff(record.restarts)
+    if record.failed_by != owner:
+        due += CLAIM_TIMEOUT
+        if now < due:
+            return Decision(False, "the failure event is restarting the composition (its back-off and lease)")
+    elif now < due:
+        return Decision(False, f"restart back-off: due at {due.isoformat()}")
+    return Decision(
+        True,
+        f"IVS failed the composition and it was not restarted: restart {record.restarts + 1} of {max_restarts}",
+        record.attempt + 1,
+        restart=True,
+        heal_reason=IVS_ENDED,
+    )
 
 
 def why_list_compositions(

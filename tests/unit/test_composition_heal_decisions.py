@@ -1,0 +1,285 @@
+"""The convergence pass's composition decision, table-driven: record state × what IVS shows × lease.
+
+``decide_on_heal`` is pure: each row is one situation the pass can find on a stage with nobody's
+composition live, and what it must do — start (which attempt, whether that start is a restart counted
+toward ``maxRestarts``), give up, or leave it — and the heal reason it reports (CONTRACT §1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from stagepilot.decisions.composition import (
+    CLAIM_TIMEOUT,
+    EVENT_LOST,
+    IVS_ENDED,
+    POLICY_CHANGED,
+    TAKEN_OVER,
+    Seen,
+    SessionCompositions,
+    State,
+    decide_on_heal,
+    failure_unrecorded,
+    restart_backoff,
+)
+
+NOW = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
+PASS = "reconcile:st-MainSession01:composition"
+EVENT = "00000000-0000-0000-0000-000000000007"
+ARN = "arn:aws:ivs:us-east-1:123456789012:composition/AbCd1234"
+
+
+def rec(state: State, **changes: Any) -> SessionCompositions:
+    base = SessionCompositions(
+        attempt=2,
+        state=state,
+        owner=EVENT,
+        claimed_at=NOW - timedelta(minutes=10),
+        restarts=1,
+        composition_arn=ARN,
+    )
+    return replace(base, **changes)
+
+
+def failed(*, ago: timedelta, by: str | None, restarts: int = 1) -> SessionCompositions:
+    return rec(State.FAILED, failed_at=NOW - ago, failed_by=by, restarts=restarts)
+
+
+# (id, record, seen, publishing, publishing_since) → (act, attempt, restart, give_up, heal_reason)
+ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | None, tuple[Any, ...]]] = [
+    ("no record: the publish event never came", None, None, True, None, (True, 1, False, False, EVENT_LOST)),
+    ("no record, nobody publishing", None, None, False, None, (False, 0, False, False, "")),
+    # claims: the lease
+    (
+        "own claim (an earlier pass died)",
+        rec(State.CLAIMED, owner=PASS),
+        None,
+        True,
+        None,
+        (True, 2, False, False, TAKEN_OVER),
+    ),
+    (
+        "an event's claim past its lease",
+        rec(State.CLAIMED, claimed_at=NOW - CLAIM_TIMEOUT - timedelta(seconds=1)),
+        None,
+        True,
+        None,
+        (True, 2, False, False, TAKEN_OVER),
+    ),
+    (
+        "an event's claim within its lease",
+        rec(State.CLAIMED, claimed_at=NOW - timedelta(seconds=5)),
+        None,
+        True,
+        None,
+        (False, 0, False, False, ""),
+    ),
+    # started, and IVS shows its composition ...
+    (
+        "started, IVS shows it live (old listing)",
+        rec(State.STARTED),
+        Seen.LIVE,
+        True,
+        None,
+        (False, 0, False, False, ""),
+    ),
+    ("started, IVS is stopping it", rec(State.STARTED), Seen.STOPPING, True, None, (False, 0, False, False, "")),
+    (
+        "started, IVS stopped it (Session End lost)",
+        rec(State.STARTED),
+        Seen.STOPPED,
+        True,
+        None,
+        (True, 3, False, False, IVS_ENDED),
+    ),
+    (
+        "started, IVS forgot it (ended > 5 min ago)",
+        rec(State.STARTED),
+        Seen.GONE,
+        True,
+        None,
+        (True, 3, False, False, IVS_ENDED),
+    ),
+    ("started, failure not recorded yet", rec(State.STARTED), Seen.FAILED, True, None, (False, 0, False, False, "")),
+    (
+        "started, IVS stopped it, nobody publishing",
+        rec(State.STARTED),
+        Seen.STOPPED,
+        False,
+        None,
+        (False, 0, False, False, ""),
+    ),
+    # ended normally (Session End handled)
+    (
+        "ended, publishing again since: publish event lost",
+        rec(State.ENDED, ended_at=NOW - timedelta(minutes=3)),
+        None,
+        True,
+        NOW - timedelta(minutes=1),
+        (True, 3, False, False, EVENT_LOST),
+    ),
+    (
+        "ended while someone kept publishing (24 h)",
+        rec(State.ENDED, ended_at=NOW - timedelta(minutes=3)),
+        None,
+        True,
+        NOW - timedelta(hours=23),
+        (True, 3, False, False, IVS_ENDED),
+    ),
+    # failed: maxRestarts (3 here), back-off, and whose turn it is
+    (
+        "failed, out of restarts",
+        failed(ago=timedelta(hours=1), by=EVENT, restarts=3),
+        None,
+        True,
+        None,
+        (False, 0, False, True, ""),
+    ),
+    (
+        "failed, out of restarts, nobody publishing",
+        failed(ago=timedelta(hours=1), by=PASS, restarts=3),
+        None,
+        False,
+        None,
+        (False, 0, False, True, ""),
+    ),
+    (
+        "failed by the pass, back-off over",
+        failed(ago=timedelta(seconds=30), by=PASS),
+        None,
+        True,
+        None,
+        (True, 3, True, False, IVS_ENDED),
+    ),
+    (
+        "failed by the pass, within back-off",
+        failed(ago=timedelta(seconds=1), by=PASS),
+        None,
+        True,
+        None,
+        (False, 0, False, False, ""),
+    ),
+    (
+        "failed by an event, its restart due",
+        failed(ago=timedelta(seconds=30), by=EVENT),
+        None,
+        True,
+        None,
+        (False, 0, False, False, ""),
+    ),
+    (
+        "failed by an event that never restarted it",
+        failed(ago=restart_backoff(1) + CLAIM_TIMEOUT + timedelta(seconds=1), by=EVENT),
+        None,
+        True,
+        None,
+        (True, 3, True, False, IVS_ENDED),
+    ),
+    (
+        "failed, restarts left, nobody publishing",
+        failed(ago=timedelta(hours=1), by=PASS),
+        None,
+        False,
+        None,
+        (False, 0, False, False, ""),
+    ),
+    # rejected / gave up / stale
+    (
+        "rejected, policy changed",
+        rec(State.REJECTED, policy_hash="old"),
+        None,
+        True,
+        None,
+        (True, 3, False, False, POLICY_CHANGED),
+    ),
+    ("rejected, same policy", rec(State.REJECTED, policy_hash="now"), None, True, None, (False, 0, False, False, "")),
+    ("gave up", rec(State.GAVE_UP), None, True, None, (False, 0, False, False, "")),
+    ("stale", rec(State.STALE), None, True, None, (True, 3, False, False, EVENT_LOST)),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "seen", "publishing", "since", "expected"),
+    [row[1:] for row in ROWS],
+    ids=[row[0] for row in ROWS],
+)
+def test_decide_on_heal(
+    record: SessionCompositions | None,
+    seen: Seen | None,
+    publishing: bool,
+    since: datetime | None,
+    expected: tuple[Any, ...],
+) -> None:
+    decision = decide_on_heal(
+        record,
+        owner=PASS,
+        now=NOW,
+        policy_hash="now",
+        max_restarts=3,
+        seen=seen,
+        publishing=publishing,
+        publishing_since=since,
+    )
+    act, attempt, restart, give_up, reason = expected
+    assert (decision.act, decision.restart, decision.give_up, decision.heal_reason) == (act, restart, give_up, reason)
+    if act:
+        assert decision.attempt == attempt
+    assert decision.reason  # always says why
+
+
+def test_max_restarts_0_never_restarts_a_failure_whoever_recorded_it() -> None:
+    for by in (PASS, EVENT, None):
+        decision = decide_on_heal(
+            failed(ago=timedelta(hours=1), by=by, restarts=0), owner=PASS, now=NOW, policy_hash="now", max_restarts=0
+        )
+        assert (decision.act, decision.give_up) == (False, True)
+
+
+def test_event_lost_is_said_only_when_an_event_should_have_started_it() -> None:
+    """Whatever IVS shows of an ended composition, a restart after IVS ended it is never event-lost."""
+    for seen in (Seen.STOPPED, Seen.GONE, None):
+        decision = decide_on_heal(rec(State.STARTED), owner=PASS, now=NOW, policy_hash="now", max_restarts=3, seen=seen)
+        assert decision.heal_reason == IVS_ENDED
+
+
+@pytest.mark.parametrize(
+    ("state", "ivs_state", "unrecorded"),
+    [
+        (State.STARTED, "FAILED", True),
+        (State.STARTED, "STOPPED", False),  # a normal end is no failure
+        (State.STARTED, None, False),  # forgotten by IVS: cannot be told from a normal end
+        (State.STARTED, "ACTIVE", False),
+        (State.FAILED, "FAILED", False),  # recorded already (the event, or an earlier pass)
+        (State.CLAIMED, "FAILED", False),  # a restart is being claimed: the failure was recorded
+        (State.ENDED, "FAILED", False),
+    ],
+)
+def test_failure_unrecorded(state: State, ivs_state: str | None, unrecorded: bool) -> None:
+    assert failure_unrecorded(rec(state), Seen.of(ivs_state)) is unrecorded
+
+
+@pytest.mark.parametrize(
+    ("ivs_state", "seen"),
+    [
+        ("STARTING", Seen.LIVE),
+        ("ACTIVE", Seen.LIVE),
+        ("STOPPING", Seen.STOPPING),
+        ("STOPPED", Seen.STOPPED),
+        ("FAILED", Seen.FAILED),
+        (None, Seen.GONE),
+    ],
+)
+def test_seen_covers_every_composition_state(ivs_state: str | None, seen: Seen) -> None:
+    assert Seen.of(ivs_state) is seen
+
+
+def test_seen_maps_the_model_enum() -> None:
+    """Every CompositionState botocore's model knows is mapped on purpose (a new one would fail here)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("ivs-realtime")
+    assert set(model.shape_for("CompositionState").enum) == {"STARTING", "ACTIVE", "STOPPING", "FAILED", "STOPPED"}
