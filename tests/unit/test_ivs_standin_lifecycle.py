@@ -171,6 +171,30 @@ def test_stopped_compositions_are_cleaned_up_after_five_minutes(ivs: IvsStandIn,
     assert client.list_compositions(filterByStageArn=STAGE)["compositions"] == []
 
 
+def test_a_failed_composition_stays_listed_five_minutes_beside_live_ones(
+    ivs: IvsStandIn, client: Any, clock: Clock
+) -> None:
+    # [ssc] "Once the composition is in the STOPPED or FAILED state, it is automatically cleaned up after
+    # five minutes. (Then it no longer is retrieved by ListCompositions or GetComposition.)"
+    publish(ivs, "p1")
+    failed = start(client)
+    ivs.fail_compositions(STAGE)
+    clock.tick(10)
+    live = start(client)
+
+    clock.tick(289)  # 299 s after the failure
+    listed = {c["arn"]: c for c in client.list_compositions(filterByStageArn=STAGE)["compositions"]}
+    assert (listed[failed]["state"], listed[live]["state"]) == ("FAILED", "ACTIVE")
+    assert listed[failed]["endTime"] == START and "endTime" not in listed[live]
+    assert [d["state"] for d in listed[failed]["destinations"]] == ["FAILED"]
+    assert client.get_composition(arn=failed)["composition"]["state"] == "FAILED"
+
+    clock.tick(1)
+    assert [c["arn"] for c in client.list_compositions()["compositions"]] == [live]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_composition(arn=failed)
+
+
 def test_stage_deletion_fails_its_compositions_and_ends_replicas(
     ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
 ) -> None:
