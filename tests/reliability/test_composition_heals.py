@@ -114,6 +114,25 @@ def test_a_lost_failure_is_restarted_after_the_back_off_and_counted(make_deploym
     assert heal_reasons(deployment) == ["ivs-ended"]
 
 
+def test_a_restart_cut_short_is_finished_by_the_next_pass_counted_once(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    """The pass's restart is throttled after its claim: the next pass finishes it, with the same reason,
+    and the restart counts once (maxRestarts 1: no second one)."""
+    deployment = show(make_deployment, max_restarts=1)
+    deployment.lose_emitted("Session Failure", stage_arn=STAGE)
+    deployment.put_event(events.published("host"))
+    deployment.settle(5)
+    deployment.ivs.fail_next("StartComposition", 1, error="ThrottlingException")
+    deployment.ivs.fail_compositions(STAGE)
+
+    deployment.settle(3 * PASS)
+
+    assert len(starts(deployment)) == 2 and len(live(deployment)) == 1
+    assert (record(deployment).state, record(deployment).restarts) == (State.STARTED, 1)
+    assert heal_reasons(deployment) == ["ivs-ended"]
+
+
 def test_a_failure_event_in_its_back_off_is_left_to_the_event(make_deployment: Any, events: EventFactory) -> None:
     """The failure event was delivered and waits out its restart back-off: a pass then does not race it."""
     deployment = show(make_deployment, max_restarts=3, reconcile_seconds=None)

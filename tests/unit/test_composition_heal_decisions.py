@@ -55,12 +55,20 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
     ("no record, nobody publishing", None, None, False, None, (False, 0, False, False, "")),
     # claims: the lease
     (
-        "own claim (an earlier pass died)",
-        rec(State.CLAIMED, owner=PASS),
+        "own claim, cut short, of a first start",
+        rec(State.CLAIMED, owner=PASS, composition_arn=None),
         None,
         True,
         None,
-        (True, 2, False, False, TAKEN_OVER),
+        (True, 2, False, False, EVENT_LOST),
+    ),
+    (
+        "own claim, cut short, of a restart after IVS failed it",
+        rec(State.CLAIMED, owner=PASS),
+        Seen.FAILED,
+        True,
+        None,
+        (True, 2, False, False, IVS_ENDED),
     ),
     (
         "an event's claim past its lease",

@@ -269,7 +269,7 @@ class CompositionAutomation:
             return []
         if not ended:
             record = records.get(stage.arn, stage.session_id)
-        held = self._held(record, stage, services)
+        held = self._held(record, stage, services, owner)
         record = self._record_failure(stage, record, held, records, owner)
         decision = decide_on_heal(
             record,
@@ -277,7 +277,7 @@ class CompositionAutomation:
             now=stage.now,
             policy_hash=_policy_hash(composition),
             max_restarts=composition.max_restarts,
-            seen=Seen.of(held.state if held else None) if _running(record) else None,
+            seen=Seen.of(held.state if held else None) if _asks_ivs(record, owner) else None,
             publishing_since=stage.publishing_since(),
         )
         details = {"session_id": stage.session_id, "publishers": len(publishers)}
@@ -303,11 +303,13 @@ class CompositionAutomation:
         return [outcome]
 
     @staticmethod
-    def _held(record: SessionCompositions | None, stage: LiveStage, services: Services) -> CompositionSummary | None:
+    def _held(
+        record: SessionCompositions | None, stage: LiveStage, services: Services, owner: str
+    ) -> CompositionSummary | None:
         """The record's composition as IVS shows it: from the pass's listing, else ``GetComposition`` (the
         listing is older than this stage's turn, and a composition ended more than ~5 minutes ago is in
-        neither: None)."""
-        if record is None or record.composition_arn is None or not _running(record):
+        neither: None). For the pass's own unfinished claim, the composition before it: what it heals."""
+        if record is None or record.composition_arn is None or not _asks_ivs(record, owner):
             return None
         listed = next((c for c in stage.compositions if c.arn == record.composition_arn), None)
         return listed if listed is not None else services.ivs.composition(record.composition_arn)
@@ -547,9 +549,12 @@ class CompositionAutomation:
         return Outcome(self.name, "skip", reason, details=details)
 
 
-def _running(record: SessionCompositions | None) -> bool:
-    """The record says its composition runs: what IVS shows of it decides."""
-    return record is not None and record.state is State.STARTED and record.composition_arn is not None
+def _asks_ivs(record: SessionCompositions | None, owner: str) -> bool:
+    """What IVS shows of the record's composition decides: the record says it runs, or the pass's own
+    claim (cut short) restarts after it."""
+    if record is None or record.composition_arn is None:
+        return False
+    return record.state is State.STARTED or (record.state is State.CLAIMED and record.owner == owner)
 
 
 def _policy_hash(composition: CompositionPolicy) -> str:

@@ -228,8 +228,14 @@ def decide_on_heal(
         )
     if record.state is State.CLAIMED:
         if record.owner == owner:
+            # Its reason is the first try's: after a composition IVS ended (what it shows of the one before
+            # the claim), else a start no event made.
+            after_ivs = seen in (Seen.STOPPED, Seen.FAILED, Seen.GONE)
             return Decision(
-                True, "an earlier pass claimed the start; finishing it", record.attempt, heal_reason=TAKEN_OVER
+                True,
+                "an earlier pass claimed the start; finishing it",
+                record.attempt,
+                heal_reason=IVS_ENDED if after_ivs else EVENT_LOST,
             )
         if now - record.claimed_at > CLAIM_TIMEOUT:
             return Decision(
