@@ -234,3 +234,57 @@ def test_recording_settings_from_the_policy_show_as_an_update_stage_call(tmp_pat
     assert update["trigger"] == "reconcile" and update["time"] == "2026-11-21T20:01:00Z"
     assert update["params"]["arn"] == policies[0]["stageArn"]
     assert update["params"]["autoParticipantRecordingConfiguration"]["storageConfigurationArn"] == storage
+
+
+def test_the_recording_directive_holds_recording_settings_until_nobody_is_recorded(tmp_path: Path):
+    stage = "arn:aws:ivs:us-east-1:123456789012:stage/RecStage0001"
+    storage = "arn:aws:ivs:us-east-1:123456789012:storage-configuration/ShowStorage01"
+    policies = [{"stageArn": stage, "stage": {"participantRecording": {"storageConfigurationArn": storage}}}]
+    published = {
+        "version": "0",
+        "id": "3f1e0b4c-0000-4000-8000-000000000001",
+        "detail-type": "IVS Stage Update",
+        "source": "aws.ivs",
+        "account": "123456789012",
+        "time": "2026-11-21T20:00:00Z",
+        "region": "us-east-1",
+        "resources": [stage],
+        "detail": {"session_id": "st-RecSession001", "event_name": "Participant Published", "participant_id": "p1"},
+    }
+    lines = [
+        published,
+        {
+            "simulate": "recording",
+            "stageArn": stage,
+            "participantId": "p1",
+            "state": "active",
+            "time": "2026-11-21T20:00:05Z",
+        },
+        {
+            "simulate": "recording",
+            "stageArn": stage,
+            "participantId": "p1",
+            "state": "paused",
+            "time": "2026-11-21T20:00:06Z",
+        },
+        {
+            "simulate": "recording",
+            "stageArn": stage,
+            "participantId": "p1",
+            "state": "stopped",
+            "time": "2026-11-21T20:02:30Z",
+        },
+    ]
+    (tmp_path / "policies.json").write_text(json.dumps(policies))
+    (tmp_path / "events.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    args = ("simulate", "--policies", str(tmp_path / "policies.json"), "--events", str(tmp_path / "events.jsonl"))
+
+    as_json = run(*args, "--json", "--settle", "120")
+
+    assert as_json.status == 0, as_json.stderr
+    assert as_json.stderr.strip().endswith("events.jsonl: line 3: state: required, one of active, stopped (skipped)")
+    [update] = [json.loads(line) for line in as_json.stdout.splitlines() if '"UpdateStage"' in line]
+    assert (update["time"], update["trigger"]) == ("2026-11-21T20:03:00Z", "reconcile")  # not at 20:01 nor 20:02
+    timeline = run(*args, "--settle", "120").stdout
+    assert "▶ IVS starts recording participant p1 on" in timeline
+    assert "⏸ [convergence pass] pending: the stage's recording settings differ from the policy in" in timeline
