@@ -276,7 +276,7 @@ class StageSettingsAutomation:
             APPLIED,
             f"{found}; applied",
             acted=True,
-            details={"session_id": session_id, "fields": differing, "heal_reason": CHANGED, "checked": check.why},
+            details={"session_id": session_id, "fields": differing, "healReason": CHANGED, "checked": check.why},
         )
 
     def _pending(self, record: SettingsRecord, session_id: str | None) -> Outcome:
