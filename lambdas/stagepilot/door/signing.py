@@ -164,10 +164,14 @@ class KmsSigner:
         return f"{signing_input}.{b64url(jws_signature_from_der(answer['Signature']))}"
 
 
+class Signer(Protocol):
+    def sign(self, claims: Mapping[str, Any]) -> str: ...
+
+
 class KeyPairTokens:
     """Makes signed tokens: no IVS call per token (the endpoints are kept), one KMS Sign."""
 
-    def __init__(self, signer: KmsSigner, endpoints: StageEndpoints, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, signer: Signer, endpoints: StageEndpoints, *, clock: Callable[[], datetime]) -> None:
         self._signer = signer
         self._endpoints = endpoints
         self._clock = clock
