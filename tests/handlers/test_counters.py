@@ -9,6 +9,8 @@ from typing import Any
 from stagepilot.adapters.counters import (
     EVENTS_ATTRIBUTE,
     LATE_EVENT_TOLERANCE,
+    MAX_ENTRIES,
+    PRUNE_BATCH,
     Counted,
     Kind,
     WindowCounters,
@@ -249,3 +251,72 @@ def test_a_stale_reporter_entry_is_pruned_like_an_event(table: Table) -> None:
     add_by(table, "e-1", later(1), "viewer-77")
     add(table, "e-2", later(2) + timedelta(seconds=WINDOW) + LATE_EVENT_TOLERANCE + timedelta(seconds=1))
     assert set(counted_events(stored(table))) == {"e-2"}
+
+
+# bounded items (issue 23) -----------------------------------------------------------------------------
+CAP = 40  # the logic at a small cap (moto rewrites the whole item per call); the real cap's size below
+
+
+def add_capped(table: Table, event_id: str, at: datetime, *, cap: int = CAP) -> Counted:
+    counter = WindowCounters(table, clock=lambda: T0, max_entries=cap)
+    return counter.add(STAGE, SESSION, "p1", Kind.FLAG, event_id=event_id, time=at, window_seconds=3600)
+
+
+def test_the_cap_keeps_an_item_far_from_400_kb_and_above_the_largest_limit() -> None:
+    from stagepilot.events import MAX_ID_LENGTH, MAX_USER_ID_LENGTH
+    from stagepilot.policy import LIMIT_COUNT_RANGE
+
+    longest_name = len("e#") + max(MAX_ID_LENGTH * 2, MAX_USER_ID_LENGTH)  # an event id or a reporter
+    assert MAX_ENTRIES * (longest_name + 21) < 200_000  # a number takes at most 21 bytes
+    assert LIMIT_COUNT_RANGE[1] <= MAX_ENTRIES - PRUNE_BATCH  # a limit of 1,000 still sees its newest events
+
+
+def test_a_storm_of_events_for_one_participant_is_bounded_by_the_cap(table: Table, calls: Calls) -> None:
+    events = 3 * CAP
+    for index in range(events):  # every event within one window: nothing is stale, only the cap prunes
+        counted = add_capped(table, f"e-{index:04d}", later(index))
+        assert len(counted.times) <= CAP and not counted.duplicate
+        assert counted.times[-1] == later(index)  # the newest are kept
+    made = dict(calls.made)
+
+    item = stored(table)
+    kept = counted_events(item)
+    assert len(kept) <= CAP and item["entryCount"] == len(kept)
+    assert sorted(kept) == sorted(f"e-{index:04d}" for index in range(events - len(kept), events))
+    # a full item costs one refused add and one that also makes room (a quarter of the cap), not a read
+    assert made == {"UpdateItem": events + (events - CAP) // (CAP // 4)}
+
+
+def test_a_redelivery_to_a_full_item_is_still_one_call_and_counts_once(table: Table, calls: Calls) -> None:
+    for index in range(CAP):
+        add_capped(table, f"e-{index}", later(index))
+    calls.reset()
+
+    again = add_capped(table, "e-5", later(5))
+
+    assert again.duplicate and len(again.times) == CAP
+    assert calls.made == {"UpdateItem": 1}
+
+
+def test_a_reporters_later_flag_to_a_full_item_keeps_its_one_entry(table: Table) -> None:
+    for index in range(CAP - 1):
+        add_capped(table, f"e-{index}", later(index))
+    counters_ = WindowCounters(table, clock=lambda: T0, max_entries=CAP)
+    flag = {"window_seconds": 3600, "reporter": "viewer-77"}
+    counters_.add(STAGE, SESSION, "p1", Kind.FLAG, event_id="f-1", time=later(100), **flag)  # type: ignore[arg-type]
+    assert len(counted_events(stored(table))) == CAP
+
+    counters_.add(STAGE, SESSION, "p1", Kind.FLAG, event_id="f-2", time=later(200), **flag)  # type: ignore[arg-type]
+
+    kept = counted_events(stored(table))
+    assert kept["r#viewer-77"] == later(200) and len(kept) < CAP
+
+
+def test_an_item_an_earlier_version_grew_past_the_cap_is_cut_back(table: Table) -> None:
+    put_old_shape(table, {f"old-{i}": later(i) for i in range(CAP + 5)})  # no entry count kept
+
+    add_capped(table, "new", later(200))
+
+    item = stored(table)
+    assert len(counted_events(item)) == CAP  # the 6 oldest removed
+    assert item["entryCount"] == CAP and "new" in counted_events(item)

@@ -10,8 +10,10 @@ item one at a time, so concurrent deliveries each see every event written before
 lost to a read-modify-write race), and a redelivered event (same id) does not count twice. Windows are
 computed over the event times (decisions/moderation.py), never the clock of the Lambda. Entries far
 older than the newest event are pruned (a second call, only when there are some); the item expires by
-TTL. Like the map before, the item is bounded by DynamoDB's 400 KB (some 8,000 events within the
-window plus ``LATE_EVENT_TOLERANCE``).
+TTL. The item never holds more than ``MAX_ENTRIES`` entries (a storm of events for one participant
+cannot grow it toward DynamoDB's 400 KB, which would fail every later event of the participant): it
+keeps its number of entries (``entryCount``), the add's condition refuses a full item, and the add is
+then made in the same write as the removal of the oldest entries.
 
 Items written before (the ``events`` map) live until ``STATE_RETENTION`` after their last add, and the
 previous version may still be running during a deployment: every read takes both shapes
@@ -43,6 +45,7 @@ from stagepilot.adapters.table import (
     utc_now,
 )
 from stagepilot.decisions.leases import CLAIM_LEASE
+from stagepilot.errors import RetryLater
 
 EVENT_PREFIX: Final = "e#"  # + event id: one attribute per counted event
 REPORTER_PREFIX: Final = "r#"  # + reporter: a flag's reporter counts once, at its latest flag (CONTRACT §2)
@@ -51,6 +54,15 @@ EVENTS_ATTRIBUTE: Final = "events"  # the previous version's map of event id →
 # window plus this much are pruned; a duplicate that old cannot meet the newer events in any window.
 LATE_EVENT_TOLERANCE: Final = timedelta(hours=6)
 CLAIM_TIMEOUT: Final = CLAIM_LEASE  # past it the claim of an event that died can be taken over
+# A counter item never holds more than this many entries (≤ 140 bytes each: some 170 KB, far from
+# DynamoDB's 400 KB), and at least a limit's largest ``count`` (1,000) plus room, so every decision
+# about the newest events is exact. ``ENTRY_COUNT`` keeps the number, so the add's condition can refuse a
+# full item; the add is then made together with the removal of the oldest ``PRUNE_BATCH`` entries.
+MAX_ENTRIES: Final = 1_200
+PRUNE_BATCH: Final = 100
+STALE_PER_ADD: Final = 50
+FULL_RETRIES: Final = 3
+ENTRY_COUNT: Final = "entryCount"
 
 
 class Kind(StrEnum):
@@ -71,9 +83,13 @@ def counter_key(stage_arn: str, session_id: str, participant_id: str, kind: Kind
 
 
 class WindowCounters:
-    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self, table: Table, *, clock: Callable[[], datetime] = utc_now, max_entries: int = MAX_ENTRIES
+    ) -> None:
         self._table = table
         self._clock = clock
+        self._max = max_entries  # MAX_ENTRIES; smaller only in tests
+        self._batch = min(PRUNE_BATCH, max(max_entries // 4, 1))
 
     def add(
         self,
@@ -91,51 +107,133 @@ class WindowCounters:
 
         ``reporter`` (flags): the event counts as its reporter's, once whatever its id — the reporter's
         one entry holds the time of its latest flag, so a reporter counts once per window, and again in a
-        later one. Without a reporter the event counts once per event id."""
+        later one. Without a reporter the event counts once per event id.
+
+        The item holds at most ``MAX_ENTRIES`` entries: an add to a full item is refused by its condition
+        and made again together with the removal of the oldest ``PRUNE_BATCH`` entries, in one write."""
         pk, sk = counter_key(stage_arn, session_id, participant_id, kind)
+        entry = _Entry(event_id=event_id, reporter=reporter, time=_millis(time))
         expires = epoch(self._clock() + STATE_RETENTION)  # processing time: an event cannot date it
-        names = {"#ttl": TTL_ATTRIBUTE}
-        if reporter is None:
-            names.update({"#event": EVENT_PREFIX + event_id, "#events": EVENTS_ATTRIBUTE, "#id": event_id})
-            # attribute_not_exists of a path in a missing map holds: no map, nothing to refuse there.
-            condition = "attribute_not_exists(#event) AND attribute_not_exists(#events.#id)"
-        else:
-            names["#event"] = REPORTER_PREFIX + reporter
-            condition = "attribute_not_exists(#event) OR #event < :time"  # a later flag moves it on
-        # A refused write answers the item as stored (ALL_OLD), so a redelivery costs this one call and no read.
-        item, stored = self._table.update_or_get(
+        for _ in range(FULL_RETRIES):
+            # A refused write answers the item as stored (ALL_OLD), so a redelivery costs this one call and no read.
+            item, stored = self._table.update_or_get(
+                pk,
+                sk,
+                "SET #event = :time, #ttl = :ttl ADD #n :one",
+                condition=f"({entry.condition}) AND (attribute_not_exists(#n) OR #n < :cap)",
+                names={**entry.names, "#ttl": TTL_ATTRIBUTE, "#n": ENTRY_COUNT},
+                values={":time": entry.time, ":ttl": expires, ":one": 1, ":cap": self._max},
+            )
+            if item is not None:
+                events = counted_events(item)
+                self._prune(pk, sk, item, events, window_seconds=window_seconds)
+                return Counted(times=tuple(sorted(events.values())), duplicate=False)
+            current = stored or {}
+            if entry.counted_in(current):  # a redelivery, or a reporter's older flag
+                return Counted(times=tuple(sorted(counted_events(current).values())), duplicate=True)
+            added = self._add_to_full(pk, sk, current, entry, expires)
+            if added is not None:
+                return Counted(times=tuple(sorted(counted_events(added).values())), duplicate=False)
+        raise RetryLater("the counter item changed under every try to make room in it")
+
+    def _add_to_full(
+        self, pk: str, sk: str, item: Mapping[str, Any], entry: _Entry, expires: int
+    ) -> dict[str, Any] | None:
+        """Add ``entry`` to a full item and remove its oldest entries, in one write; None when the item
+        changed since it was read (the caller tries again)."""
+        events = counted_events(item)
+        oldest = sorted((at, key) for key, at in events.items() if _attribute(item, key) != entry.attribute)
+        removed = [key for _, key in oldest[: self._batch]]
+        names, paths = _paths(item, removed)
+        count = len(events) - len(removed) + (0 if entry.attribute in item else 1)
+        seen = item.get(ENTRY_COUNT)
+        added, _ = self._table.update_or_get(
             pk,
             sk,
-            "SET #event = :time, #ttl = :ttl",
-            condition=condition,
-            names=names,
-            values={":time": _millis(time), ":ttl": expires},
+            "SET #event = :time, #ttl = :ttl, #n = :n" + (" REMOVE " + ", ".join(paths) if paths else ""),
+            condition=f"({entry.condition}) AND " + ("#n = :seen" if seen is not None else "attribute_not_exists(#n)"),
+            names={**entry.names, **names, "#ttl": TTL_ATTRIBUTE, "#n": ENTRY_COUNT},
+            values={
+                ":time": entry.time,
+                ":ttl": expires,
+                ":n": count,
+                **({":seen": seen} if seen is not None else {}),
+            },
         )
-        current = item if item is not None else stored or {}
-        events = counted_events(current)
-        self._prune(pk, sk, current, events, window_seconds=window_seconds)
-        return Counted(times=tuple(sorted(events.values())), duplicate=item is None)
+        return added
 
     def _prune(
         self, pk: str, sk: str, item: Mapping[str, Any], events: Mapping[str, datetime], *, window_seconds: int
     ) -> None:
+        """Remove entries too old to meet the newer ones in any window, and any beyond ``MAX_ENTRIES`` (an
+        item an earlier version wrote, which kept no count): a second call, only when there are some."""
         if not events:
             return
         horizon = max(events.values()) - timedelta(seconds=window_seconds) - LATE_EVENT_TOLERANCE
-        stale = [event_id for event_id, at in events.items() if at < horizon][:50]
-        if not stale:
+        oldest = sorted((at, key) for key, at in events.items())
+        stale = [key for at, key in oldest if at < horizon][:STALE_PER_ADD]
+        over = [key for _, key in oldest[: max(len(events) - self._max, 0)]]
+        removed = list(dict.fromkeys(stale + over))[:PRUNE_BATCH]
+        if not removed:
             return
-        # Removing named entries leaves concurrent additions alone (REMOVE of a missing one is a no-op).
-        # An old map is emptied, never removed: the previous version may still be adding to it.
-        names: dict[str, str] = {}
-        paths = []
-        for index, event_id in enumerate(stale):
-            names[f"#s{index}"] = _attribute(item, event_id)
-            paths.append(f"#s{index}")
-            if event_id in (item.get(EVENTS_ATTRIBUTE) or {}):
-                names.update({"#events": EVENTS_ATTRIBUTE, f"#m{index}": event_id})
-                paths.append(f"#events.#m{index}")
-        self._table.update(pk, sk, "REMOVE " + ", ".join(paths), names=names)
+        # Removing named entries leaves concurrent additions alone (REMOVE of a missing one is a no-op), and
+        # the count is set only if no one changed it since this add: else the next add prunes.
+        names, paths = _paths(item, removed)
+        seen = item.get(ENTRY_COUNT)
+        self._table.update(
+            pk,
+            sk,
+            "SET #n = :n REMOVE " + ", ".join(paths),
+            condition="#n = :seen" if seen is not None else "attribute_not_exists(#n)",
+            names={**names, "#n": ENTRY_COUNT},
+            values={":n": len(events) - len(removed), **({":seen": seen} if seen is not None else {})},
+        )
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """The attribute one counted event sets, and when it may."""
+
+    event_id: str
+    reporter: str | None
+    time: int  # epoch milliseconds
+
+    @property
+    def attribute(self) -> str:
+        return REPORTER_PREFIX + self.reporter if self.reporter is not None else EVENT_PREFIX + self.event_id
+
+    @property
+    def names(self) -> dict[str, str]:
+        if self.reporter is not None:
+            return {"#event": self.attribute}
+        return {"#event": self.attribute, "#events": EVENTS_ATTRIBUTE, "#id": self.event_id}
+
+    @property
+    def condition(self) -> str:
+        if self.reporter is not None:
+            return "attribute_not_exists(#event) OR #event < :time"  # a later flag moves the reporter's on
+        # attribute_not_exists of a path in a missing map holds: no map, nothing to refuse there.
+        return "attribute_not_exists(#event) AND attribute_not_exists(#events.#id)"
+
+    def counted_in(self, item: Mapping[str, Any]) -> bool:
+        """The item already holds this event (or, for a reporter, a flag at least as new)."""
+        if self.reporter is not None:
+            return self.attribute in item and int(item[self.attribute]) >= self.time
+        return self.attribute in item or self.event_id in (item.get(EVENTS_ATTRIBUTE) or {})
+
+
+def _paths(item: Mapping[str, Any], keys: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Placeholders and paths that remove ``counted_events``' ``keys`` from ``item``, in both shapes. An
+    old map is emptied, never removed: the previous version may still be adding to it."""
+    names: dict[str, str] = {}
+    paths = []
+    for index, key in enumerate(keys):
+        names[f"#s{index}"] = _attribute(item, key)
+        paths.append(f"#s{index}")
+        if key in (item.get(EVENTS_ATTRIBUTE) or {}):
+            names.update({"#events": EVENTS_ATTRIBUTE, f"#m{index}": key})
+            paths.append(f"#events.#m{index}")
+    return names, paths
 
 
 def counted_events(item: Mapping[str, Any]) -> dict[str, datetime]:
