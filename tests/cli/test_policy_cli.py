@@ -372,6 +372,9 @@ def test_a_put_while_the_stage_records_stores_the_policy_and_says_when_it_applie
     ivs.observe(_published("host"))  # the stage records its publisher
     changed = {"stageArn": STAGE, "stage": {"participantRecording": {**RECORDING, "mediaTypes": ["AUDIO_ONLY"]}}}
 
+    checked = run("policy", "put", str(write(tmp_path, changed, "changed.json")), "--check")
+    assert "IVS is recording 1 participant(s) and takes no new settings meanwhile" in checked.stdout
+
     result = run("policy", "put", str(write(tmp_path, changed, "changed.json")), "--expected-version", "1")
 
     assert result.status == 0, result.stderr

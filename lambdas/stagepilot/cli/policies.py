@@ -274,17 +274,36 @@ def _check_stage_settings(policy: StagePolicy, res: Any, out: Output) -> int:
     if wanted is None or policy.is_default:
         out.line("the policy has no stage.participantRecording for a stage: nothing to compare; nothing stored")
         return 0
-    current = res.ivs.stage_recording(policy.stage_arn)
-    if current is None:
+    stage = res.ivs.get_stage(policy.stage_arn)
+    if stage is None:
         raise CliError(f"{policy.stage_arn} does not exist at IVS")
+    current = dict(stage.get("autoParticipantRecordingConfiguration") or {})
     differing = recording_drift(current, wanted)
+    session_id = stage.get("activeSessionId") or None
+    recorded = res.ivs.recorded_participants(policy.stage_arn, session_id) if differing and session_id else []
     if out.as_json:
-        out.json({"stageArn": policy.stage_arn, "current": current, "wanted": wanted, "differing": differing})
+        out.json(
+            {
+                "stageArn": policy.stage_arn,
+                "current": current,
+                "wanted": wanted,
+                "differing": differing,
+                "recordedParticipants": recorded,
+            }
+        )
         return 0
     for key in wanted:
         mark = "≠" if key in differing else "="
         out.line(f"{mark} {key}: stage {json.dumps(current.get(key))}  policy {json.dumps(wanted[key])}")
-    out.line(f"{len(differing)} member(s) differ; `policy put` would apply them" if differing else "the stage matches")
+    if differing and recorded:
+        out.line(
+            f"{len(differing)} member(s) differ; IVS is recording {len(recorded)} participant(s) and takes no new "
+            "settings meanwhile: `policy put` would store the policy and they would be pending until nobody is"
+        )
+    elif differing:
+        out.line(f"{len(differing)} member(s) differ; `policy put` would apply them")
+    else:
+        out.line("the stage matches")
     out.line("nothing stored (--check)")
     return 0
 
