@@ -6,6 +6,7 @@ Context (cdk.json, or ``cdk synth -c key=value``):
   moderationSources  event sources whose "Participant Flagged" events are acted on (JSON list)
   stageArnPrefixes   stage-ARN prefixes the automation is limited to (JSON list; empty = every stage)
   moderationPrincipals  IAM role ARNs that may put flags on the flag bus (JSON list; empty = nobody)
+  redrivePrincipals  IAM role ARNs that may assume the redrive role for `dlq redrive` (JSON list; empty = nobody)
   stackName          the stack's name (default StagePilot): staging and production side by side;
                      the CLI takes the same name with --stack or STAGEPILOT_STACK
 """
@@ -60,6 +61,9 @@ def settings_from_context(node: Any) -> StagePilotSettings:
         reconcile_minutes=_minutes(node.try_get_context(names.CONTEXT_RECONCILE_MINUTES)),
         moderation_principals=_string_list(
             node.try_get_context(names.CONTEXT_MODERATION_PRINCIPALS), names.CONTEXT_MODERATION_PRINCIPALS, ()
+        ),
+        redrive_principals=_string_list(
+            node.try_get_context(names.CONTEXT_REDRIVE_PRINCIPALS), names.CONTEXT_REDRIVE_PRINCIPALS, ()
         ),
     )
 

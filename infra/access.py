@@ -83,12 +83,9 @@ class OperatorAccess(Construct):
             iam.PolicyStatement(
                 sid="CountQueues", actions=["sqs:GetQueueAttributes", "sqs:GetQueueUrl"], resources=queues
             ),
-            # `dlq list` / `dlq show` receive messages and make them visible again at once.
-            iam.PolicyStatement(
-                sid="PeekDeadLetterQueues",
-                actions=["sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"],
-                resources=dlqs,
-            ),
+            # `dlq list` / `dlq show` receive with a visibility timeout of 0: they peek without hiding, and a
+            # viewer cannot change a message's visibility afterwards (hide it from the DLQ alarm for hours).
+            iam.PolicyStatement(sid="PeekDeadLetterQueues", actions=["sqs:ReceiveMessage"], resources=dlqs),
             # `status STAGE_ARN` shows the stack's alarm states (named after the stack: infra/names.py).
             iam.PolicyStatement(sid="ReadAlarmStates", actions=["cloudwatch:DescribeAlarms"], resources=[alarms]),
         ]
@@ -120,9 +117,12 @@ class OperatorAccess(Construct):
             iam.PolicyStatement(sid="PutFlags", actions=["events:PutEvents"], resources=[flag_bus.event_bus_arn]),
             # `dlq redrive` sends as the redrive role (the queues take no one else's messages).
             iam.PolicyStatement(sid="Redrive", actions=["sts:AssumeRole"], resources=[redrive_role.role_arn]),
-            # `dlq redrive` and `dlq delete` take messages out; `dlq purge` empties a dead-letter queue.
+            # `dlq redrive` and `dlq delete` take messages out (and make what they leave visible again);
+            # `dlq purge` empties a dead-letter queue.
             iam.PolicyStatement(
-                sid="TakeRedrivenMessages", actions=["sqs:DeleteMessage", "sqs:PurgeQueue"], resources=dlqs
+                sid="TakeRedrivenMessages",
+                actions=["sqs:DeleteMessage", "sqs:PurgeQueue", "sqs:ChangeMessageVisibility"],
+                resources=dlqs,
             ),
             *_merged(operator_ivs),
         ]

@@ -55,6 +55,7 @@ CONTEXT_MODERATION_SOURCES: Final = "moderationSources"
 CONTEXT_STAGE_ARN_PREFIXES: Final = "stageArnPrefixes"
 CONTEXT_RECONCILE_MINUTES: Final = "reconcileMinutes"
 CONTEXT_MODERATION_PRINCIPALS: Final = "moderationPrincipals"
+CONTEXT_REDRIVE_PRINCIPALS: Final = "redrivePrincipals"  # IAM roles that may assume the redrive role
 CONTEXT_STACK_NAME: Final = "stackName"  # default STACK_NAME: several deployments in one account and region
 
 # Stack outputs (exact names; the CLI reads them).
@@ -112,6 +113,7 @@ def rule_id(route_name: str) -> str:
 # StagePilot and StagePilot-staging deploy side by side. Limits: rule names 64, statement ids 64 with
 # CDK's "cdk-" prefix, dashboard names 255 ([A-Za-z0-9_-]), alarm names 255.
 RULE_NAME_MAX: Final = 64
+QUEUE_NAME_MAX: Final = 80
 STATEMENT_ID_MAX: Final = 60
 DASHBOARD_NAME_MAX: Final = 255
 ALARM_NAME_MAX: Final = 255

@@ -120,16 +120,27 @@ class AutomationPipeline(Construct):
         self.automation = automation
         stack_name = Stack.of(self).stack_name
 
+        # The DLQ takes failed messages from its own queue only (RedriveAllowPolicy byQueue): no other queue of
+        # the account may name it as its dead-letter queue and feed it bodies `dlq redrive` would send on.
+        # The queue is named (from the stack's name) so the DLQ can name it without a dependency cycle.
+        queue_name = names.account_scoped(stack_name, self.node.id, names.QUEUE, max_length=names.QUEUE_NAME_MAX)
+        source = sqs.Queue.from_queue_arn(
+            self, "SourceQueueArn", Stack.of(self).format_arn(service="sqs", resource=queue_name)
+        )
         self.dlq = sqs.Queue(
             self,
             names.DLQ,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=DLQ_RETENTION,
+            redrive_allow_policy=sqs.RedriveAllowPolicy(
+                redrive_permission=sqs.RedrivePermission.BY_QUEUE, source_queues=[source]
+            ),
         )
         self.queue = sqs.Queue(
             self,
             names.QUEUE,
+            queue_name=queue_name,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=QUEUE_RETENTION,

@@ -50,14 +50,20 @@ class StagePilotSettings:
     reconcile_minutes: int = DEFAULT_RECONCILE_MINUTES  # the convergence pass's period
     # IAM roles that may put flags on the flag bus; empty = nobody (the stack warns at synth).
     moderation_principals: tuple[str, ...] = field(default=())
+    # IAM roles that may assume the redrive role (`dlq redrive`); empty = nobody (the stack warns at synth).
+    redrive_principals: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        for principal in self.moderation_principals:
-            if not ROLE_ARN.fullmatch(principal):
-                raise ValueError(
-                    f"moderationPrincipals: {principal!r} is not an IAM role ARN "
-                    "(expected arn:<partition>:iam::<account>:role/<name>, no wildcards)"
-                )
+        for key, principals in (
+            ("moderationPrincipals", self.moderation_principals),
+            ("redrivePrincipals", self.redrive_principals),
+        ):
+            for principal in principals:
+                if not ROLE_ARN.fullmatch(principal):
+                    raise ValueError(
+                        f"{key}: {principal!r} is not an IAM role ARN "
+                        "(expected arn:<partition>:iam::<account>:role/<name>, no wildcards)"
+                    )
         for prefix in self.stage_arn_prefixes:
             parts = prefix.split(":", 5)
             if len(parts) < 6 or parts[0] != "arn" or parts[2] != "ivs" or not parts[5].startswith("stage/"):
@@ -70,6 +76,11 @@ class StagePilotSettings:
 
 
 ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[\w+=,.@/-]+")
+NO_REDRIVE_PRINCIPALS = (
+    "redrivePrincipals is empty: nobody can assume the redrive role, so `stagepilot dlq redrive` cannot send "
+    "failed events back. Name the IAM roles of the operators who redrive with "
+    "-c redrivePrincipals='[\"arn:aws:iam::<account>:role/<name>\"]'."
+)
 NO_MODERATION_PRINCIPALS = (
     "moderationPrincipals is empty: nobody can put flags on the flag bus, so Participant Flagged never "
     "reaches moderation. Name the IAM roles of your moderation tools (and of operators who use "
@@ -93,13 +104,7 @@ class StagePilotStack(Stack):
         self.table = self._table()
         self.alarm_topic = self._alarm_topic(settings.alarm_email)
         self.flag_bus = self._flag_bus(settings.moderation_principals)
-        self.redrive_role = iam.Role(
-            self,
-            names.REDRIVE_ROLE,
-            assumed_by=iam.AccountRootPrincipal(),
-            description="stagepilot dlq redrive: the one identity the queues take messages from besides their "
-            "rules (OperatorPolicy may assume it)",
-        )
+        self.redrive_role = self._redrive_role(settings.redrive_principals)
         code = code or function_code()
 
         routes = routing.build_routes(
@@ -133,7 +138,7 @@ class StagePilotStack(Stack):
             for automation in routing.AUTOMATIONS
         }
         for pipeline in self.pipelines.values():
-            pipeline.queue.grant_send_messages(self.redrive_role)
+            self._let_redrive(pipeline)
         compositions = self._ivs_arn("composition")
         convergence_statements = self._convergence_statements(statements)
         self.access = OperatorAccess(
@@ -311,6 +316,50 @@ class StagePilotStack(Stack):
         if not principals:
             Annotations.of(bus).add_warning_v2("stagepilot:noModerationPrincipals", NO_MODERATION_PRINCIPALS)
         return bus
+
+    def _redrive_role(self, principals: tuple[str, ...]) -> iam.Role:
+        """The one identity the queues take messages from besides their rules (`stagepilot dlq redrive`).
+        Its trust policy names the account, and **denies** every principal whose ``aws:PrincipalArn`` is not
+        in ``redrivePrincipals`` (an explicit Deny: sts:AssumeRole on '*' in someone's own policy does not
+        help); those roles also need OperatorPolicy (or sts:AssumeRole on it). Empty = nobody."""
+        role = iam.Role(
+            self,
+            names.REDRIVE_ROLE,
+            assumed_by=iam.AccountRootPrincipal(),
+            description="stagepilot dlq redrive: moves dead-letter messages back to their queues (only the "
+            "redrivePrincipals roles may assume it)",
+        )
+        assert role.assume_role_policy is not None
+        role.assume_role_policy.add_statements(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["sts:AssumeRole"],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": list(principals)}} if principals else None,
+            )
+        )
+        if not principals:
+            Annotations.of(role).add_warning_v2("stagepilot:noRedrivePrincipals", NO_REDRIVE_PRINCIPALS)
+        return role
+
+    def _let_redrive(self, pipeline: AutomationPipeline) -> None:
+        """SQS's own DLQ redrive (StartMessageMoveTask) as the redrive role: the task receives from the DLQ,
+        deletes there, and sends to the queue, with the permissions of who started it."""
+        self.redrive_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid=f"MoveMessagesOutOf{pipeline.node.id}Dlq",
+                actions=[
+                    "sqs:StartMessageMoveTask",
+                    "sqs:ListMessageMoveTasks",
+                    "sqs:CancelMessageMoveTask",
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                ],
+                resources=[pipeline.dlq.queue_arn],
+            )
+        )
+        pipeline.queue.grant_send_messages(self.redrive_role)
 
     # -- IVS permissions, per automation ---------------------------------------------------------------
 

@@ -41,6 +41,7 @@ CUSTOM_CONTEXT = {
         "arn:aws:iam::123456789012:role/trust-and-safety",
         "arn:aws:iam::123456789012:role/stagepilot-operators",
     ],
+    "redrivePrincipals": ["arn:aws:iam::123456789012:role/stagepilot-operators"],
 }
 
 

@@ -174,11 +174,44 @@ def test_queues_take_messages_only_from_their_rules_and_the_stacks_roles(
     assert not _may_send(deployed, pipeline.dlq, {"aws:PrincipalArn": redrive_role})
 
 
-def test_the_redrive_role_is_assumable_in_the_account_and_sends_only_to_the_queues(deployed: Synthesized) -> None:
+def _may_assume_redrive(synthesized: Synthesized, principal_arn: str) -> bool:
+    """Trust-policy verdict for a principal of the account that holds sts:AssumeRole on the role."""
+    role = synthesized.resources[synthesized.logical_id(synthesized.stack.redrive_role)]["Properties"]
+    trust = role["AssumeRolePolicyDocument"]["Statement"]
+    context = {"aws:PrincipalArn": principal_arn}
+    denied = any(
+        s["Effect"] == "Deny" and s["Principal"] == {"AWS": "*"} and _conditions_hold(s.get("Condition", {}), context)
+        for s in trust
+    )
+    allowed = any(s["Effect"] == "Allow" and s["Principal"]["AWS"]["Fn::Join"][1][-1] == ":root" for s in trust)
+    return allowed and not denied
+
+
+def test_only_the_redrive_principals_may_assume_the_redrive_role(
+    deployed: Synthesized, customized: Synthesized
+) -> None:
+    operators = CUSTOM_CONTEXT["redrivePrincipals"][0]
+    assert _may_assume_redrive(customized, operators)
+    assert not _may_assume_redrive(customized, SOMEONE_ELSE)  # even an admin with sts:AssumeRole on '*'
+    assert not _may_assume_redrive(customized, TRUST_AND_SAFETY)
+    assert not _may_assume_redrive(deployed, operators)  # none named: nobody
+    assert not _may_assume_redrive(deployed, SOMEONE_ELSE)
+
+
+@pytest.mark.parametrize("automation", AUTOMATIONS)
+def test_each_dlq_takes_failed_messages_from_its_own_queue_only(deployed: Synthesized, automation: str) -> None:
+    pipeline = deployed.stack.pipelines[automation]
+    dlq = deployed.resources[deployed.logical_id(pipeline.dlq)]["Properties"]
+    queue = deployed.resources[deployed.logical_id(pipeline.queue)]["Properties"]
+    assert queue["QueueName"] == f"StagePilot-{automation.capitalize()}-Queue"
+    [source] = dlq["RedriveAllowPolicy"]["sourceQueueArns"]
+    assert dlq["RedriveAllowPolicy"]["redrivePermission"] == "byQueue"
+    assert source["Fn::Join"][1][-1] == f":StagePilot-{automation.capitalize()}-Queue"
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == _arn(deployed, pipeline.dlq)
+
+
+def test_the_redrive_role_moves_dead_letters_back_and_sends_only_to_the_queues(deployed: Synthesized) -> None:
     stack = deployed.stack
-    role = deployed.resources[deployed.logical_id(stack.redrive_role)]["Properties"]
-    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Principal"]["AWS"]["Fn::Join"][1][-1] == ":root"  # the account: OperatorPolicy grants it
     statements = [
         s
         for policy in deployed.template.find_resources("AWS::IAM::Policy").values()
@@ -187,6 +220,25 @@ def test_the_redrive_role_is_assumable_in_the_account_and_sends_only_to_the_queu
     ]
     sent_to = [r for s in statements if "sqs:SendMessage" in _as_list(s["Action"]) for r in _as_list(s["Resource"])]
     assert sorted(map(str, sent_to)) == sorted(str(_arn(deployed, p.queue)) for p in stack.pipelines.values())
+    for pipeline in stack.pipelines.values():  # SQS's own redrive (StartMessageMoveTask) out of each DLQ
+        for action in (
+            "sqs:StartMessageMoveTask",
+            "sqs:ListMessageMoveTasks",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+        ):
+            assert _allows(statements, action, _arn(deployed, pipeline.dlq), {}), action
+            assert not _allows(statements, action, _arn(deployed, pipeline.queue), {}), action
+
+
+def test_viewers_peek_at_dead_letters_without_changing_their_visibility(deployed: Synthesized) -> None:
+    access = deployed.stack.access
+    for policy, operates in ((access.viewer, False), (access.operator, True), (access.admin, True)):
+        statements = _managed(deployed, policy)
+        for pipeline in deployed.stack.pipelines.values():
+            dlq = _arn(deployed, pipeline.dlq)
+            assert _allows(statements, "sqs:ReceiveMessage", dlq, {})
+            assert _allows(statements, "sqs:ChangeMessageVisibility", dlq, {}) is operates
 
 
 # the table -------------------------------------------------------------------------------------------

@@ -42,7 +42,10 @@ def test_cdk_nag_passes_on_the_stack(deployed: Synthesized, customized: Synthesi
 
 
 def test_synth_says_when_nobody_may_put_flags(deployed: Synthesized, customized: Synthesized) -> None:
-    assert _warnings(deployed.outdir) == ["Annotation::stagepilot:noModerationPrincipals"]
+    assert sorted(_warnings(deployed.outdir)) == [
+        "Annotation::stagepilot:noModerationPrincipals",
+        "Annotation::stagepilot:noRedrivePrincipals",
+    ]
     assert _warnings(customized.outdir) == []
 
 

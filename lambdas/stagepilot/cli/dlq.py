@@ -1,10 +1,10 @@
 """``stagepilot dlq list|show|delete|purge|redrive``: the events each automation could not process.
 
-Reading a queue means receiving its messages: ``list``/``show`` receive them with a short visibility
-timeout (``PEEK_VISIBILITY_SECONDS``), never delete, and make them visible again at once when done. A
-receive still counts in each message's ``ApproximateReceiveCount`` (harmless: dead-letter queues have no
-redrive policy of their own), and a command killed half-way leaves the messages hidden for at most that
-timeout.
+Reading a queue means receiving its messages: ``list``/``show`` receive them with a visibility timeout
+of 0 (``PEEK_VISIBILITY_SECONDS``): they peek without hiding anything and never delete, and a viewer's
+policy holds no ``sqs:ChangeMessageVisibility``. A receive still counts in each message's
+``ApproximateReceiveCount`` (harmless: dead-letter queues have no redrive policy of their own). SQS answers
+each receive from a sample of its servers, so a peek stops at the first receive that shows nothing new.
 
 ``redrive`` sends events back to the automation's queue. Events the function parked as malformed (the
 ``stagepilot-error`` attribute) or whose body is not JSON would only be parked again: they stay unless
@@ -36,7 +36,10 @@ from stagepilot.routing import AUTOMATIONS
 if TYPE_CHECKING:
     from stagepilot.cli.output import Output
 
-PEEK_VISIBILITY_SECONDS = 30
+# `dlq list` and `dlq show` peek: a visibility timeout of 0 leaves every message visible (nothing to restore,
+# and the viewer's policy holds no sqs:ChangeMessageVisibility). SQS samples its servers on each receive,
+# so a peek stops at the first receive that shows nothing new.
+PEEK_VISIBILITY_SECONDS = 0
 MOVE_VISIBILITY_SECONDS = 60
 MOVE_TASK_POLL_SECONDS = 2
 BATCH = 10
@@ -63,7 +66,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         help="what is waiting, and why",
         description="Per automation: how many failed events wait, the oldest one's age, and one line per event "
         "(event id, detail-type, event name, stage, first error if known). Messages are received with a "
-        f"{PEEK_VISIBILITY_SECONDS} s visibility timeout and made visible again; nothing is deleted.",
+        "visibility timeout of 0 (peeked, never hidden); nothing is deleted.",
     )
     listing.add_argument("--max", type=int, default=1000, metavar="N", help="show at most N events per queue (1000)")
     listing.set_defaults(handler=cmd_list)
@@ -179,22 +182,18 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
 
 
 def peek(sqs: Any, automation: str, dlq_url: str, *, limit: int) -> QueueReport:
-    """Receive up to ``limit`` messages without deleting them, then make them visible again."""
+    """Up to ``limit`` messages, received without deleting or hiding them."""
     count = _count(sqs, dlq_url)
     seen: dict[str, FailedEvent] = {}
-    handles: list[str] = []
     now_ms = time.time() * 1000
-    try:
-        while len(seen) < min(count, limit):
-            messages = _receive(sqs, dlq_url, visibility=PEEK_VISIBILITY_SECONDS)
-            if not messages:
-                break
-            for message in messages:
-                handles.append(message["ReceiptHandle"])
-                if message["MessageId"] not in seen and len(seen) < limit:
-                    seen[message["MessageId"]] = summarize(message, now_ms=now_ms)
-    finally:
-        _make_visible(sqs, dlq_url, handles)
+    while len(seen) < min(count, limit):
+        messages = _receive(sqs, dlq_url, visibility=PEEK_VISIBILITY_SECONDS)
+        fresh = [m for m in messages if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            if len(seen) < limit:
+                seen[message["MessageId"]] = summarize(message, now_ms=now_ms)
     return QueueReport(automation, dlq_url, max(count, len(seen)), list(seen.values()))
 
 
@@ -234,8 +233,7 @@ def summarize(message: dict[str, Any], *, now_ms: float) -> FailedEvent:
 def cmd_show(args: argparse.Namespace, out: Output) -> int:
     sqs = client("sqs")
     for automation, (_, dlq_url) in _chosen(args).items():
-        found, handles = find(sqs, dlq_url, args.ident)
-        _make_visible(sqs, dlq_url, handles)
+        found, _ = find(sqs, dlq_url, args.ident)  # peeked: nothing hidden, nothing to make visible
         if found is None:
             continue
         summary = summarize(found, now_ms=time.time() * 1000)
@@ -254,11 +252,9 @@ def cmd_delete(args: argparse.Namespace, out: Output) -> int:
     confirm(args, f"delete the failed event {args.ident}")
     sqs = client("sqs")
     for automation, (_, dlq_url) in _chosen(args).items():
-        found, handles = find(sqs, dlq_url, args.ident)
+        found, _ = find(sqs, dlq_url, args.ident)  # peeked: nothing else was hidden
         if found is not None:
             sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=found["ReceiptHandle"])
-            handles.remove(found["ReceiptHandle"])
-        _make_visible(sqs, dlq_url, handles)
         if found is not None:
             if out.as_json:
                 out.json({"automation": automation, "messageId": found["MessageId"], "deleted": True})
@@ -286,8 +282,8 @@ def cmd_purge(args: argparse.Namespace, out: Output) -> int:
 
 
 def find(sqs: Any, dlq_url: str, ident: str) -> tuple[dict[str, Any] | None, list[str]]:
-    """The message whose event id or message id is ``ident``, and every receipt handle taken (the caller
-    makes them visible again)."""
+    """The message whose event id or message id is ``ident``, and every receipt handle taken (peeked with
+    ``PEEK_VISIBILITY_SECONDS``: none is hidden)."""
     handles: list[str] = []
     seen: set[str] = set()
     for _ in range(_count(sqs, dlq_url) // BATCH + 2):
