@@ -572,3 +572,45 @@ def test_a_reporter_counts_again_in_a_later_window(show: LocalDeployment, events
     assert disconnects(show) == []  # 300 s window: the two reports are not in one
     send(show, events.flagged("p1", user_id="viewer-3", at=later(450), reporter="viewer-77"))
     assert [d["participantId"] for d in disconnects(show)] == ["p1"]
+
+
+@pytest.mark.parametrize(
+    ("body_user", "ivs_user", "disconnected", "mismatch"),
+    [
+        ("troll-1", "troll-1", "global-ban", False),  # the body is right: confirmed, disconnected
+        ("troll-1", "viewer-3", None, True),  # the body names a banned user IVS does not see there
+        ("viewer-3", "troll-1", "global-ban", True),  # attributes decide here, so IVS was asked: it wins
+        ("", "spammer-7", "blocked-user-id", True),  # a body without a user id
+        ("spammer-7", "viewer-3", None, True),  # blockedUserIds from the body alone
+        ("viewer-3", "viewer-3", None, False),
+    ],
+)
+def test_who_the_participant_is_comes_from_ivs_whatever_the_body_says(
+    show: LocalDeployment, events: EventFactory, body_user: str, ivs_user: str, disconnected: str | None, mismatch: bool
+) -> None:
+    show.services.bans.add("troll-1", reason="harassment")
+    show.ivs.declare_participant(STAGE, "p1", user_id=ivs_user)
+    show.ivs.observe(events.published("p1", user_id=ivs_user, event_id="at-ivs"))
+
+    send(show, {**events.published("p1", user_id=body_user, at=later(1)), "id": "in-the-queue"})
+
+    assert [e["rule"] for e in audit(show) if e["action"] == "disconnect"] == ([disconnected] if disconnected else [])
+    [*mismatches] = [e for e in audit(show) if e["action"] == "body-mismatch"]
+    assert len(mismatches) == (1 if mismatch else 0)
+    if mismatches:
+        assert (mismatches[0]["userId"], mismatches[0]["details"]["bodyUserId"]) == (ivs_user, body_user)
+
+
+def test_a_body_that_hides_a_banned_user_is_caught_by_the_pass(make_deployment: Any, events: EventFactory) -> None:
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    put_policy(deployment, {"stageArn": STAGE, "moderation": {"blockedUserIds": ["spammer-7"]}})
+    deployment.services.bans.add("troll-1", reason="harassment")
+    deployment.ivs.declare_participant(STAGE, "p1", user_id="troll-1")
+    deployment.ivs.observe(events.published("p1", user_id="troll-1", event_id="at-ivs"))
+    # the body says someone harmless: nothing on the event path asks IVS (no rule matches the body)
+    send(deployment, {**events.published("p1", user_id="viewer-3", at=later(1)), "id": "in-the-queue"})
+    assert disconnects(deployment) == []
+
+    deployment.reconcile()  # the pass reads who is on the stage from IVS's listing
+
+    assert [d["participantId"] for d in disconnects(deployment)] == ["p1"]

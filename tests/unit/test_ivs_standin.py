@@ -694,6 +694,37 @@ def test_disconnect_participant(ivs: IvsStandIn, client: Any, events: list[dict[
     assert not ivs.participants(DEST)[0].publishing
 
 
+def test_disconnecting_a_replica_at_its_destination_ends_its_replication_and_does_not_refuse_a_new_one(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    publish(ivs, "p1", user_id="guest-9")
+    ivs.create_stage(DEST)
+    client.start_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p1", reconnectWindowSeconds=300
+    )
+    [replica] = client.list_participants(stageArn=DEST, sessionId=ivs.stage(DEST).active_session_id)["participants"]
+    # IVS's own answers tell a replica apart (what stagepilot reads): type and source
+    assert (replica["replicationType"], replica["sourceStageArn"], replica["sourceSessionId"]) == (
+        "REPLICA",
+        STAGE,
+        SESSION,
+    )
+    events.clear()
+
+    client.disconnect_participant(stageArn=DEST, participantId="p1", reason="Removed by moderation")
+
+    # UNDOCUMENTED (docs/simulate.md): the replica leaves and its replication ends; the source publishes on
+    assert [r.state for r in ivs.replicas(STAGE, "p1")] == ["STOPPED"]
+    assert ivs.participants(STAGE)[0].publishing
+    assert [(e["resources"], e["detail"]["event_name"]) for e in events] == [
+        ([DEST], "Participant Unpublished"),
+        ([STAGE], "Participant Replication Stopped"),
+    ]
+    # ... and IVS accepts replicating it there again (the harder case: stagepilot must not do it)
+    client.start_participant_replication(sourceStageArn=STAGE, destinationStageArn=DEST, participantId="p1")
+    assert [r.state for r in ivs.replicas(STAGE, "p1")] == ["STOPPED", "ACTIVE"]
+
+
 def test_disconnect_unknown_participant_is_not_found(ivs: IvsStandIn, client: Any) -> None:
     publish(ivs, "p1")
     with pytest.raises(client.exceptions.ResourceNotFoundException) as excinfo:
