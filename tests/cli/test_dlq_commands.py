@@ -103,6 +103,12 @@ class InstantRepark:
         raise ClientError({"Error": {"Code": "InvalidAction", "Message": "no"}}, "StartMessageMoveTask")
 
     def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        if kwargs.get("VisibilityTimeout") == 0:  # a peek: the messages stay where they are
+            return {
+                "Messages": [
+                    {"MessageId": f"p-{i}", "ReceiptHandle": b, "Body": b} for i, b in enumerate(self.dlq[:10])
+                ]
+            }
         batch, self.dlq = self.dlq[:10], self.dlq[10:]
         self.receipts += 1
         return {
@@ -175,3 +181,19 @@ def test_redrive_uses_sqs_move_task_where_there_is_one_with_one_progress_line(mo
     )
     progress.done()
     assert stderr.getvalue() == "\rcomposition: 15 of ~30\rcomposition: 30 of ~30\n"
+
+
+def test_redrive_moves_with_sqs_move_task_as_the_redrive_role_when_nothing_is_malformed(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """SQS's move task sends exactly what came out of the DLQ; the redrive role starts and watches it, the
+    operator only peeks (nothing hidden, nothing taken) to see that nothing must be left behind."""
+    monkeypatch.setattr(dlq.time, "sleep", lambda seconds: None)
+    operator, role = MoveTask(), MoveTask()
+    progress = ProgressLine(Output(stderr=io.StringIO()), "composition")
+
+    result = dlq.redrive(operator, "dlq", "queue", include_malformed=False, progress=progress, sender=role)
+
+    assert result == (30, 0, 0, "StartMessageMoveTask")
+    assert (role.polls, operator.polls) == (2, 0)
+    assert len(operator.dlq) == 30 and operator.sent == 0  # peeked, not received away or sent by hand

@@ -373,12 +373,25 @@ def redrive(
     total = _count(sqs, dlq_url)
     if total == 0:
         return 0, 0, 0, "none"
-    if include_malformed:
+    # SQS's own move task sends exactly what came out of the DLQ, as the redrive role; it cannot skip, so
+    # it runs when nothing is to be left behind (a malformed event a peek misses is parked again, harmless).
+    if include_malformed or not any(is_malformed(m) for m in _peeked(sqs, dlq_url, total)):
         moved = _move_task(sender, dlq_url, queue_url, total, progress)
         if moved is not None:
             return moved, 0, 0, "StartMessageMoveTask"
     moved, failed, skipped = _move_by_hand(sqs, sender, dlq_url, queue_url, total, include_malformed, progress)
     return moved, failed, skipped, "receive-send-delete"
+
+
+def _peeked(sqs: Any, dlq_url: str, total: int) -> list[dict[str, Any]]:
+    """Up to ``total`` messages of the DLQ, received at visibility 0 (nothing hidden)."""
+    seen: dict[str, dict[str, Any]] = {}
+    while len(seen) < total:
+        fresh = [m for m in _receive(sqs, dlq_url, visibility=PEEK_VISIBILITY_SECONDS) if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        seen.update((m["MessageId"], m) for m in fresh)
+    return list(seen.values())
 
 
 def _move_task(sqs: Any, dlq_url: str, queue_url: str, total: int, progress: ProgressLine) -> int | None:
