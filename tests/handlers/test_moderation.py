@@ -614,3 +614,19 @@ def test_a_body_that_hides_a_banned_user_is_caught_by_the_pass(make_deployment: 
     deployment.reconcile()  # the pass reads who is on the stage from IVS's listing
 
     assert [d["participantId"] for d in disconnects(deployment)] == ["p1"]
+
+
+def test_a_retried_disconnect_of_a_replica_blocks_it_once(show: LocalDeployment, events: EventFactory) -> None:
+    put_policy(show, policy(OTHER_STAGE, blockedUserIds=["guest-9"]))
+    send(show, events.published("guest", user_id="guest-9"))
+    show.ivs.fail_next("DisconnectParticipant", 1)  # the first delivery blocks, then IVS fails the kick
+    show.ivs.client().start_participant_replication(
+        sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="guest"
+    )
+    show.drain()
+
+    assert not connected(show, OTHER_STAGE, "guest")
+    blocked = [e for e in show.services.audit.list(STAGE) if e["action"] == "blocked-at-destination"]
+    assert len(blocked) == 1
+    assert show.metrics.counts["ReplicaBlocked"] == 1
+    assert [e["action"] for e in audit(show, OTHER_STAGE)] == ["disconnect"]

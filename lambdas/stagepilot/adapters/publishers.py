@@ -113,7 +113,8 @@ def blocking_replica(
     """The write that keeps a replica out of its destination for the rest of its source session: the
     replication record becomes ``blocked`` whatever it held (no replication path starts a ``blocked``
     one, and IVS's replication events do not overwrite it). Written by the destination's moderation
-    before it disconnects the replica, with its ``blocked-at-destination`` audit entry."""
+    before it disconnects the replica, with its ``blocked-at-destination`` audit entry, once: a retry
+    of the same disconnect finds the block there and writes nothing."""
     pk, sk = replication_key(source_stage_arn, source_session_id, participant_id, destination_stage_arn)
     return ConditionalUpdate(
         pk,
@@ -121,7 +122,7 @@ def blocking_replica(
         "SET #state = :blocked, #owner = if_not_exists(#owner, :by), #blockedAt = :now, #blockedBy = :by, "
         "#blockedRule = :rule, #session = :session, #participant = :participant, #destination = :destination, "
         "#ttl = :ttl",
-        None,
+        "attribute_not_exists(#blockedAt)",
         {
             "#state": "state",
             "#owner": "owner",
