@@ -31,6 +31,7 @@ SESSION_ID = re.compile(r"st-[a-zA-Z0-9]{13}")  # fixed length 16 (model: StageS
 PARTICIPANT_ID = re.compile(r"[a-zA-Z0-9-_]+")
 MAX_ID_LENGTH = 64
 MAX_USER_ID_LENGTH = 128
+MAX_REPORTER_LENGTH = 256  # ours (CONTRACT §2): room for an IAM role or session ARN
 MAX_TEXT_LENGTH = 1024
 MAX_BODY_BYTES = 256 * 1024  # an SQS message cannot be larger
 
@@ -257,8 +258,8 @@ def _reporter(detail: Mapping[str, Any]) -> str | None:
         return None
     if not isinstance(value, str):
         raise MalformedEvent("detail.reporter", f"must be a string, got {_type_name(value)}")
-    if len(value) > MAX_USER_ID_LENGTH:
-        raise MalformedEvent("detail.reporter", f"is longer than {MAX_USER_ID_LENGTH} characters")
+    if len(value) > MAX_REPORTER_LENGTH:
+        raise MalformedEvent("detail.reporter", f"is longer than {MAX_REPORTER_LENGTH} characters")
     return value
 
 

@@ -35,7 +35,7 @@ def test_a_flags_reporter_is_read_when_given(reporter: str | None, expected: str
     assert event.reporter == expected
 
 
-@pytest.mark.parametrize(("reporter", "why"), [(7, "must be a string"), ("r" * 129, "longer than 128")])
+@pytest.mark.parametrize(("reporter", "why"), [(7, "must be a string"), ("r" * 257, "longer than 256")])
 def test_a_malformed_reporter_names_the_field(reporter: object, why: str) -> None:
     envelope = EventFactory().flagged("p1")
     envelope["detail"]["reporter"] = reporter

@@ -54,7 +54,7 @@ EVENTS_ATTRIBUTE: Final = "events"  # the previous version's map of event id →
 # window plus this much are pruned; a duplicate that old cannot meet the newer events in any window.
 LATE_EVENT_TOLERANCE: Final = timedelta(hours=6)
 CLAIM_TIMEOUT: Final = CLAIM_LEASE  # past it the claim of an event that died can be taken over
-# A counter item never holds more than this many entries (≤ 140 bytes each: some 170 KB, far from
+# A counter item never holds more than this many entries (≤ 280 bytes each: under 340 KB, clear of
 # DynamoDB's 400 KB), and at least a limit's largest ``count`` (1,000) plus room, so every decision
 # about the newest events is exact. ``ENTRY_COUNT`` keeps the number, so the add's condition can refuse a
 # full item; the add is then made together with the removal of the oldest ``PRUNE_BATCH`` entries.
