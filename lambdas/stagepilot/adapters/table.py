@@ -478,6 +478,14 @@ class PolicyStore:
             policies={item[SORT_KEY]: item for item in policies}, paused=frozenset(i[SORT_KEY] for i in switches)
         )
 
+    def full_snapshot(self) -> PolicySnapshot:
+        """``snapshot``, however many pages each partition takes (the convergence pass's settings check,
+        once per pass: reading each stage on its own would be a call per stage)."""
+        return PolicySnapshot(
+            policies={item[SORT_KEY]: item for item in self._table.query(POLICY_PARTITION)},
+            paused=frozenset(item[SORT_KEY] for item in self._table.query(PAUSE_PARTITION)),
+        )
+
     def list(self) -> list[StoredPolicy]:
         return [_stored_policy(item) for item in self._table.query(POLICY_PARTITION)]
 

@@ -180,8 +180,9 @@ class StageSettingsAutomation:
 
     def _wanted(self, stages: Sequence[StageInfo], services: Services, report: SettingsReport) -> list[Wanted]:
         """The stages whose effective policy sets ``stage.participantRecording`` (paused ones left alone),
-        from one snapshot of the policies (two Queries) when it fits in a page, else read per stage."""
-        snapshot = services.policies.snapshot() if len(stages) > 1 else None
+        from one snapshot of the policies and pause switches (a Query each per 1 MB), or, for one stage
+        (an operator's ``reconcile STAGE_ARN``), from the policy cache."""
+        snapshot = services.policies.full_snapshot() if len(stages) > 1 else None
         if snapshot is not None and not any(_has_recording(p) for p in snapshot.policies.values()):
             return []
         found = []
