@@ -137,6 +137,31 @@ def test_a_pass_that_heals_every_kind_of_drift_runs_within_the_convergence_role(
     assert any(r.action == "dynamodb:DeleteItem" for f, r in roles.allowed if f == budget.CONVERGENCE)
 
 
+def test_a_replica_blocked_at_its_destination_runs_within_the_roles(
+    template_iam: TemplateIam, role_ids: dict[str, str], deployment: LocalDeployment
+) -> None:
+    """The destination's moderation writes the block into the source stage's replication record and its
+    audit entry (one transaction), disconnects the replica and stops its replication; replication and the
+    pass then leave it out."""
+    green_room = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/GreenRoom0001"
+    for arn in (STAGE, green_room):
+        deployment.ivs.create_stage(arn)
+    put_policy(deployment, {"stageArn": STAGE, "replication": [{"destinationStageArn": green_room}]})
+    put_policy(deployment, {"stageArn": green_room, "moderation": {"blockedUserIds": ["guest-9"]}})
+    roles = under_roles(template_iam, role_ids, deployment)
+
+    deployment.put_event(EventFactory().published("guest", user_id="guest-9"))
+    deployment.drain()
+    deployment.clock.advance_to(later(60))
+    deployment.reconcile()
+
+    assert refusals(roles) == []
+    made = [c.operation for c in deployment.ivs.mutating_calls()]
+    assert made.count("StartParticipantReplication") == 1 and made.count("DisconnectParticipant") == 1
+    actions = sorted(e["action"] for e in deployment.services.audit.list(STAGE))
+    assert actions == ["blocked-at-destination", "replication-started"]
+
+
 def test_a_call_the_role_does_not_allow_is_refused_as_aws_refuses_it(
     template_iam: TemplateIam, role_ids: dict[str, str], deployment: LocalDeployment
 ) -> None:
