@@ -65,7 +65,17 @@ def settings_from_context(node: Any) -> StagePilotSettings:
         redrive_principals=_string_list(
             node.try_get_context(names.CONTEXT_REDRIVE_PRINCIPALS), names.CONTEXT_REDRIVE_PRINCIPALS, ()
         ),
+        token_mode=_token_mode(node.try_get_context(names.CONTEXT_TOKEN_MODE)),
     )
+
+
+def _token_mode(value: Any) -> str:
+    """context tokenMode: "signed" (default) or "create"."""
+    if value is None or value == "":
+        return "signed"
+    if value not in ("signed", "create"):
+        raise ValueError(f'context {names.CONTEXT_TOKEN_MODE} must be "signed" or "create", got {value!r}')
+    return str(value)
 
 
 def _minutes(value: Any) -> int:

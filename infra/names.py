@@ -49,6 +49,11 @@ HEALED_ALARM: Final = "HealedAlarm"
 RECONCILE_FAILED_ALARM: Final = "ReconcileFailedAlarm"
 RECORDING_FAILED_ALARM: Final = "RecordingFailedAlarm"
 
+# The door (infra/door.py).
+DOOR: Final = "Door"
+DOOR_SIGNING_POLICY: Final = "SigningPolicy"
+TOKEN_ISSUER_POLICY: Final = "TokenIssuerPolicy"
+
 # Context keys read by the app (cdk.json / `cdk -c key=value`).
 CONTEXT_ALARM_EMAIL: Final = "alarmEmail"
 CONTEXT_MODERATION_SOURCES: Final = "moderationSources"
@@ -56,6 +61,7 @@ CONTEXT_STAGE_ARN_PREFIXES: Final = "stageArnPrefixes"
 CONTEXT_RECONCILE_MINUTES: Final = "reconcileMinutes"
 CONTEXT_MODERATION_PRINCIPALS: Final = "moderationPrincipals"
 CONTEXT_REDRIVE_PRINCIPALS: Final = "redrivePrincipals"  # IAM roles that may assume the redrive role
+CONTEXT_TOKEN_MODE: Final = "tokenMode"  # "signed" (default) or "create"
 CONTEXT_STACK_NAME: Final = "stackName"  # default STACK_NAME: several deployments in one account and region
 
 # Stack outputs (exact names; the CLI reads them).
@@ -68,6 +74,8 @@ OUTPUT_OPERATOR_POLICY_ARN: Final = "OperatorPolicyArn"
 OUTPUT_ADMIN_POLICY_ARN: Final = "AdminPolicyArn"
 OUTPUT_BAN_READER_POLICY_ARN: Final = "BanReaderPolicyArn"
 OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
+OUTPUT_TOKEN_URL: Final = "TokenUrl"
+OUTPUT_TOKEN_ISSUER_POLICY_ARN: Final = "TokenIssuerPolicyArn"
 
 # Custom metrics the handlers emit (namespace config.METRICS_NAMESPACE, dimension service=<automation>).
 METRIC_MALFORMED_EVENT: Final = "MalformedEvent"

@@ -34,6 +34,7 @@ from infra.access import OperatorAccess
 from infra.bundling import function_code
 from infra.convergence import DEFAULT_RECONCILE_MINUTES, ConvergencePass
 from infra.dashboard import OperationsDashboard
+from infra.door import TokenDoor
 from infra.pipeline import AutomationPipeline, IvsStatement
 from stagepilot import config, routing
 from stagepilot.adapters import schema
@@ -52,6 +53,7 @@ class StagePilotSettings:
     moderation_principals: tuple[str, ...] = field(default=())
     # IAM roles that may assume the redrive role (`dlq redrive`); empty = nobody (the stack warns at synth).
     redrive_principals: tuple[str, ...] = field(default=())
+    token_mode: str = "signed"  # the door: "signed" (KMS key-pair tokens) or "create" (CreateParticipantToken)
 
     def __post_init__(self) -> None:
         for key, principals in (
@@ -174,6 +176,19 @@ class StagePilotStack(Stack):
             settings_env=settings_env,
             period_minutes=settings.reconcile_minutes,
         )
+
+        self.door = TokenDoor(
+            self,
+            names.DOOR,
+            table=self.table,
+            code=code,
+            stage_resources=self._stage_resources(),
+            stage_acknowledgments=self._stage_acknowledgments("the door issues tokens for any of them"),
+            settings_env=settings_env,
+            token_mode=settings.token_mode,
+        )
+        CfnOutput(self, names.OUTPUT_TOKEN_URL, value=self.door.url.url)
+        CfnOutput(self, names.OUTPUT_TOKEN_ISSUER_POLICY_ARN, value=self.door.issuer_policy.managed_policy_arn)
 
         self.recording_alarm = self._recording_failed_alarm()
 
