@@ -172,3 +172,19 @@ def test_a_dry_run_pass_shows_pending_drift_and_changes_nothing(make_deployment:
     [(_, pending)] = would.pending
     assert pending.details["fields"] == ["mediaTypes"]
     assert SettingsRecords(show.table).get(STAGE).state == "in-sync"  # type: ignore[union-attr]
+
+
+def test_a_pending_record_goes_when_the_policy_no_longer_sets_recording_settings(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    show = recorded_show(make_deployment, events)
+    put_policy(show, {"stageArn": STAGE, "stage": {"participantRecording": CHANGED}})
+    show.settle(RECONCILE_SECONDS)
+    assert SettingsRecords(show.table).get(STAGE).pending  # type: ignore[union-attr]
+
+    put_policy(show, {"stageArn": STAGE})  # the section removed: stagepilot leaves the stage's settings alone
+    show.settle(RECONCILE_SECONDS)
+
+    assert SettingsRecords(show.table).get(STAGE) is None
+    assert show.passes[-1].pending == []
+    assert media_types(show) == ["AUDIO_VIDEO"]

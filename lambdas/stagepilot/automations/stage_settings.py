@@ -150,14 +150,17 @@ class StageSettingsAutomation:
         report = SettingsReport([], [], [])
         records = SettingsRecords(services.table, clock=services.clock)
         wanted = self._wanted(stages, services, report)
-        if not wanted:
-            return report
         if only_stage is not None:  # an operator asked: even settings IVS refused before are tried again
             chosen = [
                 classify(w, records.get(w.stage.arn), retry_refused=True) for w in wanted if w.stage.arn == only_stage
             ]
         else:
-            chosen = select_stages(wanted, records.all(), now=services.clock())
+            kept = records.all()
+            for gone in sorted(set(kept) - {w.stage.arn for w in wanted}):
+                # no settings wanted any more (the section removed, the stage paused or deleted): a pending
+                # record would go on saying they are
+                records.forget(gone)
+            chosen = select_stages(wanted, kept, now=services.clock())
         for check in chosen:
             arn = check.wanted.stage.arn
             try:
