@@ -283,7 +283,21 @@ class AutomationPipeline(Construct):
         specs: list[tuple[str, cloudwatch.IMetric, float, str]] = [
             (
                 names.DLQ_DEPTH_ALARM,
-                self.dlq.metric_approximate_number_of_messages_visible(period=ALARM_PERIOD, statistic="Maximum"),
+                # Visible and in flight: a receive with a long visibility timeout (anyone who may read the DLQ
+                # can ask for one) hides messages but does not clear the alarm.
+                cloudwatch.MathExpression(
+                    expression="visible + hidden",
+                    using_metrics={
+                        "visible": self.dlq.metric_approximate_number_of_messages_visible(
+                            period=ALARM_PERIOD, statistic="Maximum"
+                        ),
+                        "hidden": self.dlq.metric_approximate_number_of_messages_not_visible(
+                            period=ALARM_PERIOD, statistic="Maximum"
+                        ),
+                    },
+                    period=ALARM_PERIOD,
+                    label="dead letters (visible + in flight)",
+                ),
                 1,
                 f"Events the {label} automation could not process are waiting in its dead-letter queue. "
                 "Run `stagepilot dlq list` to see them and the error, fix the cause (policy, permissions, "

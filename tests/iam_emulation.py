@@ -139,6 +139,13 @@ class TemplateIam:
                 raise AssertionError(f"{role_id}: a managed policy outside the template ({arn}) cannot be emulated")
         return [self.resolve(statement) for statement in found]
 
+    def managed_policy(self, policy_id: str) -> list[dict[str, Any]]:
+        """The statements of the template's managed policy ``policy_id`` (logical id), e.g. OperatorPolicy:
+        what a person's role holds when it is given that policy and nothing else."""
+        policy = self.resources[policy_id]
+        assert policy["Type"] == "AWS::IAM::ManagedPolicy", policy_id
+        return [self.resolve(statement) for statement in policy["Properties"]["PolicyDocument"]["Statement"]]
+
     def resolve(self, value: Any) -> Any:
         """CloudFormation intrinsic functions -> strings, for the stack deployed in this account/region.
         A reference to something other than the table resolves to a name no request ever uses."""
@@ -337,13 +344,16 @@ def _at(value: Any, path: list[str]) -> list[str]:
 class FunctionRoles:
     """``LocalDeployment.function_roles``: each function gets its own clients, refused what its role is.
 
-    ``roles``: function name (automation, or ``convergence``) -> its role's logical id in the template.
+    ``roles``: function name (automation, or ``convergence``) -> its role's logical id in the template, or
+    the statements it holds (``TemplateIam.managed_policy``: a person's role running the same code).
     ``ivs_client``: makes a new IVS client answered by the stand-in (``IvsStandIn.client``).
     """
 
-    def __init__(self, iam: TemplateIam, roles: Mapping[str, str], *, ivs_client: Any) -> None:
+    def __init__(self, iam: TemplateIam, roles: Mapping[str, str | list[dict[str, Any]]], *, ivs_client: Any) -> None:
         self.iam = iam
-        self.statements = {function: iam.statements(role_id) for function, role_id in roles.items()}
+        self.statements = {
+            function: iam.statements(role) if isinstance(role, str) else role for function, role in roles.items()
+        }
         self._ivs_client = ivs_client
         self._services: dict[str, Services] = {}
         self.denied: list[Denial] = []

@@ -223,3 +223,27 @@ def test_an_explicit_deny_wins_and_for_all_values_holds_for_a_request_without_ke
     assert not allowed([writes], Request("dynamodb:PutItem", "t", {"dynamodb:LeadingKeys": ("STAGE#a", "BAN")}))
     assert not allowed([writes, deny], Request("dynamodb:DeleteItem", "t", keys))
     assert allowed([writes], Request("dynamodb:PutItem", "t"))  # as AWS: ForAllValues of nothing is true
+
+
+def test_a_persons_managed_policy_can_stand_in_for_a_role(
+    deployed: Synthesized, template_iam: TemplateIam, deployment: LocalDeployment
+) -> None:
+    """The same emulation over OperatorPolicy / ViewerPolicy (what `reconcile` with an operator's credentials
+    may do): a viewer's role cannot disconnect, an operator's can."""
+    access = deployed.stack.access
+    roles = FunctionRoles(
+        template_iam,
+        {
+            "viewer": template_iam.managed_policy(deployed.logical_id(access.viewer)),
+            "operator": template_iam.managed_policy(deployed.logical_id(access.operator)),
+        },
+        ivs_client=deployment.ivs.client,
+    )
+    deployment.function_roles = roles
+    deployment.ivs.create_stage(STAGE)
+    with pytest.raises(AccessDenied):
+        deployment.function_services("viewer").ivs._client.disconnect_participant(stageArn=STAGE, participantId="p")
+    operator = deployment.function_services("operator").ivs._client
+    with pytest.raises(operator.exceptions.ResourceNotFoundException):  # past IAM: IVS knows no such participant
+        operator.disconnect_participant(stageArn=STAGE, participantId="p")
+    assert [d.function for d in roles.denied] == ["viewer"]

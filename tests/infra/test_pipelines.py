@@ -144,8 +144,21 @@ def test_alarms_watch_the_dlq_the_queue_age_the_errors_and_the_custom_metrics(
     def queue_name(queue: Any) -> dict[str, Any]:
         return {"Name": "QueueName", "Value": {"Fn::GetAtt": [deployed.logical_id(queue), "QueueName"]}}
 
+    # The DLQ's depth counts messages in flight too: a receive that hides them does not clear the alarm.
+    [depth] = [
+        alarm["Properties"]
+        for alarm in deployed.template.find_resources("AWS::CloudWatch::Alarm").values()
+        if any(
+            m.get("MetricStat", {}).get("Metric", {}).get("Dimensions") == [queue_name(pipeline.dlq)]
+            for m in alarm["Properties"].get("Metrics", [])
+        )
+    ]
+    by_id = {m["Id"]: m for m in depth["Metrics"]}
+    assert by_id["expr_1"]["Expression"] == "visible + hidden" and by_id["expr_1"].get("ReturnData", True)
+    assert by_id["visible"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert by_id["hidden"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+    assert (depth["Threshold"], depth["AlarmActions"], depth["TreatMissingData"]) == (1, [topic], "notBreaching")
     expected = [
-        ("ApproximateNumberOfMessagesVisible", queue_name(pipeline.dlq), 1, "AWS/SQS"),
         ("ApproximateAgeOfOldestMessage", queue_name(pipeline.queue), 900, "AWS/SQS"),
         # Before the DLQ's 14-day retention throws an event away unseen.
         ("ApproximateAgeOfOldestMessage", queue_name(pipeline.dlq), 3 * 86400, "AWS/SQS"),
