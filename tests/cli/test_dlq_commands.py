@@ -197,3 +197,28 @@ def test_redrive_moves_with_sqs_move_task_as_the_redrive_role_when_nothing_is_ma
     assert result == (30, 0, 0, "StartMessageMoveTask")
     assert (role.polls, operator.polls) == (2, 0)
     assert len(operator.dlq) == 30 and operator.sent == 0  # peeked, not received away or sent by hand
+
+
+def test_redrive_by_someone_the_redrive_role_does_not_trust_says_what_to_do(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STS refuses (the role's trust policy denies every principal outside redrivePrincipals): one line."""
+    from stagepilot.cli import resources
+
+    real = resources.client
+
+    def refusing(service: str, **kwargs: Any) -> Any:
+        made = real(service, **kwargs)
+        if service == "sts":
+
+            def deny(**_: Any) -> None:
+                raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "AssumeRole")
+
+            made.assume_role = deny
+        return made
+
+    monkeypatch.setattr(dlq, "client", refusing)
+    result = run("dlq", "redrive", "--automation", "composition")
+    assert result.status == 1
+    assert "redrivePrincipals" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -348,7 +348,17 @@ def redrive_sender(res: Any, out: Output) -> Any:
     if not role_arn:
         out.warn(f"stack {res.stack} names no redrive role ({OUTPUT_REDRIVE_ROLE}); sending as yourself")
         return client("sqs")
-    credentials = client("sts").assume_role(RoleArn=role_arn, RoleSessionName="stagepilot-dlq-redrive")["Credentials"]
+    try:
+        credentials = client("sts").assume_role(RoleArn=role_arn, RoleSessionName="stagepilot-dlq-redrive")[
+            "Credentials"
+        ]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "AccessDenied":
+            raise
+        raise CliError(
+            f"you may not assume the redrive role {role_arn}: `dlq redrive` needs your role in the stack's "
+            "redrivePrincipals context (cdk -c redrivePrincipals=...) and OperatorPolicy"
+        ) from exc
     remember(credentials["SecretAccessKey"], credentials["SessionToken"])  # never in --debug's output
     return client(
         "sqs",
