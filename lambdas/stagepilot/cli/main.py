@@ -81,7 +81,19 @@ def stack_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from stagepilot.cli import bans, dlq, flags, operations, policies, reconcile, sandbox, simulate, status
+    from stagepilot.cli import (
+        bans,
+        dlq,
+        flags,
+        keys,
+        operations,
+        policies,
+        reconcile,
+        sandbox,
+        simulate,
+        status,
+        tokens,
+    )
 
     common = global_options(on_command=True)
     aws = stack_options()
@@ -101,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.register(commands, common, aws)
     reconcile.register(commands, common, aws)
     flags.register(commands, common, aws)
+    tokens.register(commands, common, aws)
+    keys.register(commands, common, aws)
     simulate.register(commands, common)
     sandbox.register(commands, common)
     _complete_paths(parser)

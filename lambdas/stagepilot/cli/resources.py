@@ -120,6 +120,15 @@ def client(service: str, **kwargs: Any) -> Any:
         ) from exc
 
 
+def aws_session() -> Any:
+    """The boto3 session this command's clients come from (its credentials sign the door's requests)."""
+    if _session is not None:
+        return _session
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()
+    return boto3.DEFAULT_SESSION
+
+
 def endpoint_variable(service: str) -> str:
     """``ivs-realtime`` -> ``AWS_ENDPOINT_URL_IVS_REALTIME`` (botocore's per-service variable)."""
     return "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_").replace(" ", "_")
