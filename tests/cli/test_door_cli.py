@@ -129,3 +129,22 @@ def test_keys_rotate_list_and_lockout(door: dict[str, Any]) -> None:
     assert refused.status == 2 and "--yes" in refused.stderr
     locked = run("keys", "lockout", "--yes", "--json").json()
     assert {k["arn"] for k in run("keys", "list", "--json").json()} == {locked["active"]}
+
+
+def test_the_readmes_backend_call_gets_a_token(door: dict[str, Any]) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## The door") :]
+    [snippet] = re.findall(r"```python\n(.*?)```", section[: section.index("\n## ", 10)], flags=re.S)
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert run("keys", "rotate").status == 0
+    outputs = boto3.client("cloudformation").describe_stacks(StackName="StagePilot")["Stacks"][0]["Outputs"]
+    [address] = [o["OutputValue"] for o in outputs if o["OutputKey"] == "TokenUrl"]  # as the backend reads it
+
+    answer = namespace["participant_token"](address, STAGE, "fan-1")
+
+    assert answer["status"] == 200 and answer["capabilities"] == ["SUBSCRIBE"]
+    assert door["ivs"].join(answer["token"]).refused is None
