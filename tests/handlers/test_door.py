@@ -254,3 +254,27 @@ def test_a_publish_ban_added_later_disconnects_only_tokens_that_could_publish(sh
     assert [p.participant_id for p in show.ivs.participants(OTHER_STAGE) if p.state == "CONNECTED"] == [
         viewer.participant_id
     ]
+
+
+def test_a_refused_publish_of_a_subscribe_only_token_is_not_counted_as_abuse(make_deployment: Any) -> None:
+    deployment: LocalDeployment = make_deployment(automations=[ModerationAutomation()])
+    put_policy(
+        deployment,
+        {
+            "stageArn": "default",
+            "tokens": TOKENS,
+            "moderation": {"publishErrorLimit": {"count": 2, "windowSeconds": 60}},
+        },
+    )
+    deployment.services.bans.add("loud-2", scope="publish")
+    door = Door(deployment)
+    _, token = door.issue("loud-2", role="host")
+    assert token is not None and token.capabilities == ("SUBSCRIBE",)
+
+    for _ in range(3):  # IVS emits Participant Publish Error for each refused attempt
+        joined = deployment.ivs.join(token.token, publish=True)
+        assert joined.publish_error == "INSUFFICIENT_CAPABILITIES"
+        deployment.run_until(deployment.clock() + timedelta(seconds=5))
+
+    assert [c for c in deployment.ivs.mutating_calls() if c.operation == "DisconnectParticipant"] == []
+    assert "ParticipantDisconnected" not in deployment.metrics.counts

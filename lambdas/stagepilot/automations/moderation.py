@@ -49,6 +49,7 @@ from stagepilot.decisions.moderation import (
     should_disconnect_viewer,
 )
 from stagepilot.decisions.publishers import asks_ivs_about, may_need_attributes
+from stagepilot.door.records import TokenRecords
 from stagepilot.errors import RetryLater
 from stagepilot.events import Event, ParticipantFlagged, StageUpdate
 from stagepilot.pipeline import Outcome, Services
@@ -64,6 +65,9 @@ DISCONNECTED_METRIC = "ParticipantDisconnected"
 WOULD_DISCONNECT_METRIC = "ParticipantWouldDisconnect"
 DISCONNECT_REJECTED_METRIC = "DisconnectRejected"
 NO_SESSION = "no-session"
+IVS_REFUSED_PUBLISH = (
+    "IVS refused the publish (the door issued the token without PUBLISH: INSUFFICIENT_CAPABILITIES); not abuse"
+)
 
 
 class ModerationAutomation:
@@ -80,6 +84,10 @@ class ModerationAutomation:
         if isinstance(event, StageUpdate) and event.event_name == PARTICIPANT_PUBLISH_ERROR:
             if moderation is None or moderation.publish_error_limit is None:
                 return _skip("the stage's policy sets no publishErrorLimit")
+            if event.user_id and event.participant_id and TokenRecords(services.table).issued_without_publish(
+                event.user_id, event.stage_arn, event.participant_id
+            ):
+                return _skip(IVS_REFUSED_PUBLISH, participant_id=event.participant_id)
             return self._on_counted(
                 event,
                 participant_id=event.participant_id,

@@ -59,6 +59,13 @@ class TokenRecords:
             TTL_ATTRIBUTE: epoch(record.expires_at + CONNECTION_LIMIT),
         }
 
+    def issued_without_publish(self, user_id: str, stage_arn: str, participant_id: str) -> bool:
+        """True when the door issued this participant's token without PUBLISH: a publish error of it is
+        IVS's own refusal (``INSUFFICIENT_CAPABILITIES``), never abuse. False when the door did not issue
+        it (unknown: judged as any publish error)."""
+        item = self._table.get(token_partition(user_id), f"{stage_arn}#{participant_id}")
+        return item is not None and "PUBLISH" not in item.get("capabilities", [])
+
     def of_user(self, user_id: str, *, stage_arn: str | None = None) -> list[TokenRecord]:
         """The user's tokens whose participants may still be connected (on ``stage_arn`` only, if given)."""
         now = self._clock()
