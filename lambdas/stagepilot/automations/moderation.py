@@ -84,8 +84,12 @@ class ModerationAutomation:
         if isinstance(event, StageUpdate) and event.event_name == PARTICIPANT_PUBLISH_ERROR:
             if moderation is None or moderation.publish_error_limit is None:
                 return _skip("the stage's policy sets no publishErrorLimit")
-            if event.user_id and event.participant_id and TokenRecords(services.table).issued_without_publish(
-                event.user_id, event.stage_arn, event.participant_id
+            if (
+                event.user_id
+                and event.participant_id
+                and TokenRecords(services.table).issued_without_publish(
+                    event.user_id, event.stage_arn, event.participant_id
+                )
             ):
                 return _skip(IVS_REFUSED_PUBLISH, participant_id=event.participant_id)
             return self._on_counted(

@@ -99,9 +99,9 @@ def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
             reconcile_seconds=args.reconcile_seconds,
             settle_seconds=args.settle,
         )
-    if out.as_json:
-        for call in result.calls:
-            out.json_line(call)
+    if out.as_json:  # IVS calls and the door's decisions, in the order of their (virtual) times
+        for item in sorted([*result.calls, *result.decisions], key=lambda item: item["time"]):
+            out.json_line(item)
     else:
         _summary(out, result)
     return 0
@@ -198,6 +198,22 @@ class Timeline:
             self._delivery(payload)
         elif kind == "pass":
             self._pass(*payload)
+        elif kind == "door":
+            verdict = (
+                f"issued {'+'.join(payload['capabilities'])} token {payload.get('participantId')}"
+                if payload["token"] == "issued"
+                else f"refused ({payload['refused']})"
+            )
+            self._out.line(f"{_clock(payload['time'])}    {'door':<12} {verdict}: {payload['reason']}")
+        elif kind == "join":
+            data, joined = payload
+            if joined.refused:
+                said = f"✗ IVS refuses token {data['token']}: {joined.refused}"
+            elif joined.publish_error:
+                said = f"✔ joined as {joined.participant_id}; ✗ publish refused: {joined.publish_error}"
+            else:
+                said = f"✔ joined as {joined.participant_id}" + (" and publishes" if joined.published else "")
+            self._out.line(f"{'':8}    {'IVS':<12} {said}")
 
     def _pass(self, when: Any, report: Any) -> None:
         """Only passes that found something: a converged world makes no noise."""
@@ -247,6 +263,15 @@ class Timeline:
             self._out.line(f"{when}  ▶ IVS is down for {payload['seconds']:g} s (every call: InternalServerException)")
         elif what == "leave":
             self._out.line(f"{when}  ▶ participant {payload['participantId']} leaves {_short(payload['stageArn'])}")
+        elif what == "issue":
+            role = f" as {payload['role']}" if payload.get("role") else ""
+            self._out.line(
+                f"{when}  ▶ the application asks the door for a token for {payload['userId']}{role} on "
+                f"{_short(payload['stageArn'])}"
+            )
+        elif what == "join":
+            publish = " and publishes" if payload.get("publish") else ""
+            self._out.line(f"{when}  ▶ a client joins with token {payload['token']}{publish}")
         elif what == "recording":
             verb = "starts" if payload["state"] == "active" else "stops"
             self._out.line(

@@ -5,7 +5,8 @@ The scenario is JSON Lines: EventBridge envelopes in delivery order, plus direct
 a ``"simulate"`` key (CONTRACT §4): ``participant`` declares a token; ``composition-failure`` fails a
 stage's compositions the way IVS would; ``lost`` / ``late`` / ``lose-emitted`` lose or delay events;
 ``fault`` / ``outage`` make IVS calls fail; ``leave`` disconnects a participant; ``recording`` starts or
-stops IVS's individual recording of a participant. Malformed lines are
+stops IVS's individual recording of a participant; ``issue`` asks the door for a token and ``join`` joins
+with it (local/door.py). Malformed lines are
 reported with their line number and skipped.
 """
 
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stagepilot.events import STAGE_ARN
+from stagepilot.local.door import LocalDoor
 from stagepilot.policy import StagePolicy
 
 DIRECTIVES = (
@@ -31,6 +33,8 @@ DIRECTIVES = (
     "outage",
     "leave",
     "recording",
+    "issue",
+    "join",
 )
 RECORDING_STATES = ("active", "stopped")
 DEFAULT_RECONCILE_SECONDS = 60  # the deployed convergence period (cdk.json reconcileMinutes = 1)
@@ -172,6 +176,24 @@ def _check_recording(data: dict[str, Any]) -> None:
     _require_time(data)
 
 
+def _check_issue(data: dict[str, Any]) -> None:
+    _require_stage(data)
+    _require_text(data, "userId", "the user id the token is for")
+    if "role" in data:
+        _require_text(data, "role", "a role of the stage's tokens policy")
+    if "as" in data:
+        _require_text(data, "as", "a name the join directive uses")
+    attributes = data.get("attributes", {})
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        raise ValueError("attributes: must be an object of strings")
+
+
+def _check_join(data: dict[str, Any]) -> None:
+    _require_text(data, "token", "the name an issue directive gave with 'as'")
+    if not isinstance(data.get("publish", False), bool):
+        raise ValueError("publish: must be true or false")
+
+
 _DIRECTIVE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "participant": _check_participant,
     "composition-failure": _check_composition_failure,
@@ -182,6 +204,8 @@ _DIRECTIVE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "outage": _check_outage,
     "leave": _check_leave,
     "recording": _check_recording,
+    "issue": _check_issue,
+    "join": _check_join,
 }
 
 
@@ -227,6 +251,7 @@ class SimulationResult:
     dead_letters: dict[str, list[tuple[str, str]]]
     metrics: dict[str, float]
     lost: int = 0  # events that happened but were never delivered
+    decisions: list[dict[str, Any]] = field(default_factory=list)  # the door's, in order (issue directives)
 
 
 # ("event" | "delivery" | "directive" | "lost" | "pass", payload); "lost" carries (event, why), "pass"
@@ -313,12 +338,17 @@ def _run(
         deployment.services.bans.add(
             ban["userId"], reason=ban.get("reason", ""), stage_arn=ban.get("stageArn"), scope=ban.get("scope", "join")
         )
+    door = LocalDoor(deployment)
+    decisions: list[dict[str, Any]] = []
     for line in scenario.lines:
         when = _line_time(line)
         if when is not None:  # what falls due before this line happens before it
             deployment.run_until(when)
         deployment.run_due()
-        _play(deployment, line, notify)
+        if line.kind in ("issue", "join"):
+            _door(door, line, notify, decisions)
+        else:
+            _play(deployment, line, notify)
         deployment.run_due()
     deployment.settle(settle_seconds)
     calls = [
@@ -335,7 +365,19 @@ def _run(
         dead_letters=deployment.dead_letters,
         metrics=dict(deployment.metrics.counts),
         lost=len(deployment.lost),
+        decisions=decisions,
     )
+
+
+def _door(door: LocalDoor, line: Line, notify: Listener, decisions: list[dict[str, Any]]) -> None:
+    """``issue``: the application asks the door; ``join``: a client joins with a token it got."""
+    notify("directive", line.data)
+    if line.kind == "issue":
+        decision = door.issue(line.data)
+        decisions.append(decision)
+        notify("door", decision)
+    else:
+        notify("join", (line.data, door.join(line.data)))
 
 
 def _play(deployment: Any, line: Line, notify: Listener) -> None:
