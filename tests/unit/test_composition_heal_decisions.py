@@ -15,7 +15,6 @@ import pytest
 
 from stagepilot.decisions.composition import (
     CLAIM_TIMEOUT,
-    EVENT_LOST,
     IVS_ENDED,
     POLICY_CHANGED,
     TAKEN_OVER,
@@ -51,8 +50,8 @@ def failed(*, ago: timedelta, by: str | None, restarts: int = 1) -> SessionCompo
 
 # (id, record, seen, publishing, publishing_since) → (act, attempt, restart, give_up, heal_reason)
 ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | None, tuple[Any, ...]]] = [
-    ("no record: the publish event never came", None, None, True, None, (True, 1, False, False, EVENT_LOST)),
-    ("no record, nobody publishing", None, None, False, None, (False, 0, False, False, "")),
+    ("no record: the publish event never came", None, None, True, None, (True, 1, False, False, None)),
+    ("no record, nobody publishing", None, None, False, None, (False, 0, False, False, None)),
     # claims: the lease
     (
         "own claim, cut short, of a first start",
@@ -60,7 +59,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         None,
-        (True, 2, False, False, EVENT_LOST),
+        (True, 2, False, False, None),
     ),
     (
         "own claim, cut short, of a restart after IVS failed it",
@@ -84,7 +83,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         None,
-        (False, 0, False, False, ""),
+        (False, 0, False, False, None),
     ),
     # started, and IVS shows its composition ...
     (
@@ -93,9 +92,9 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         Seen.LIVE,
         True,
         None,
-        (False, 0, False, False, ""),
+        (False, 0, False, False, None),
     ),
-    ("started, IVS is stopping it", rec(State.STARTED), Seen.STOPPING, True, None, (False, 0, False, False, "")),
+    ("started, IVS is stopping it", rec(State.STARTED), Seen.STOPPING, True, None, (False, 0, False, False, None)),
     (
         "started, IVS stopped it (Session End lost)",
         rec(State.STARTED),
@@ -112,14 +111,14 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         (True, 3, False, False, IVS_ENDED),
     ),
-    ("started, failure not recorded yet", rec(State.STARTED), Seen.FAILED, True, None, (False, 0, False, False, "")),
+    ("started, failure not recorded yet", rec(State.STARTED), Seen.FAILED, True, None, (False, 0, False, False, None)),
     (
         "started, IVS stopped it, nobody publishing",
         rec(State.STARTED),
         Seen.STOPPED,
         False,
         None,
-        (False, 0, False, False, ""),
+        (False, 0, False, False, None),
     ),
     # ended normally (Session End handled)
     (
@@ -128,7 +127,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         NOW - timedelta(minutes=1),
-        (True, 3, False, False, EVENT_LOST),
+        (True, 3, False, False, None),
     ),
     (
         "ended while someone kept publishing (24 h)",
@@ -145,7 +144,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         None,
-        (False, 0, False, True, ""),
+        (False, 0, False, True, None),
     ),
     (
         "failed, out of restarts, nobody publishing",
@@ -153,7 +152,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         False,
         None,
-        (False, 0, False, True, ""),
+        (False, 0, False, True, None),
     ),
     (
         "failed by the pass, back-off over",
@@ -169,7 +168,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         None,
-        (False, 0, False, False, ""),
+        (False, 0, False, False, None),
     ),
     (
         "failed by an event, its restart due",
@@ -177,7 +176,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         None,
-        (False, 0, False, False, ""),
+        (False, 0, False, False, None),
     ),
     (
         "failed by an event that never restarted it",
@@ -193,7 +192,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         False,
         None,
-        (False, 0, False, False, ""),
+        (False, 0, False, False, None),
     ),
     # rejected / gave up / stale
     (
@@ -204,9 +203,9 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         (True, 3, False, False, POLICY_CHANGED),
     ),
-    ("rejected, same policy", rec(State.REJECTED, policy_hash="now"), None, True, None, (False, 0, False, False, "")),
-    ("gave up", rec(State.GAVE_UP), None, True, None, (False, 0, False, False, "")),
-    ("stale", rec(State.STALE), None, True, None, (True, 3, False, False, EVENT_LOST)),
+    ("rejected, same policy", rec(State.REJECTED, policy_hash="now"), None, True, None, (False, 0, False, False, None)),
+    ("gave up", rec(State.GAVE_UP), None, True, None, (False, 0, False, False, None)),
+    ("stale", rec(State.STALE), None, True, None, (True, 3, False, False, None)),
 ]
 
 

@@ -18,6 +18,7 @@ from stagepilot.adapters.ivs import CompositionSummary, IvsRejected
 from stagepilot.adapters.state import CompositionRecords, Ledger, RecordingRecords
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.composition import (
+    EVENT_LOST,
     Decision,
     Seen,
     SessionCompositions,
@@ -298,7 +299,7 @@ class CompositionAutomation:
             event_time=stage.now,
         )
         if outcome.acted:
-            healed = {**outcome.details, "healReason": decision.heal_reason}
+            healed = {**outcome.details, "healReason": decision.heal_reason or EVENT_LOST}
             return [Outcome(self.name, outcome.action, decision.reason, acted=True, details=healed)]
         return [outcome]
 

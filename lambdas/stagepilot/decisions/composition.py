@@ -83,7 +83,10 @@ class Decision:
     delay: timedelta | None = None  # act, but not before this much time has passed
     restart: bool = False  # the start restarts a failed composition: it counts toward maxRestarts
     give_up: bool = False  # out of restarts: the session's record says so (gave-up), audited once
-    heal_reason: str = ""  # the pass's heals: what was observed, in CONTRACT §1's vocabulary
+    # The pass's heals: what the record and IVS show, in CONTRACT §1's vocabulary. None: they cannot tell
+    # (an event that would have started it did not: lost, late, or skipped while paused); then the
+    # pass says ``event-lost`` unless it knows the event is late, the stage resumed or its policy changed.
+    heal_reason: str | None = None
 
 
 def decide_on_publish(
@@ -214,7 +217,8 @@ def decide_on_heal(
     ``publishing``: someone publishes now; ``publishing_since``: since when the earliest of them has
     published without a stop. The reason says what was observed, and ``heal_reason`` names it in the
     contract's vocabulary (CONTRACT §1): ``ivs-ended`` whenever IVS ended the composition, whoever missed
-    the end; ``event-lost`` only when an event that would have started it never came."""
+    the end; None when only a missing event explains it (the pass decides between event-lost and
+    event-late, resumed, policy-changed)."""
     if record is not None and record.state is State.FAILED:
         return _heal_failed(record, owner=owner, now=now, max_restarts=max_restarts, publishing=publishing)
     if not publishing:
@@ -224,7 +228,6 @@ def decide_on_heal(
             True,
             "a publisher and no composition: the Participant Published event never arrived",
             1,
-            heal_reason=EVENT_LOST,
         )
     if record.state is State.CLAIMED:
         if record.owner == owner:
@@ -235,7 +238,7 @@ def decide_on_heal(
                 True,
                 "an earlier pass claimed the start; finishing it",
                 record.attempt,
-                heal_reason=IVS_ENDED if after_ivs else EVENT_LOST,
+                heal_reason=IVS_ENDED if after_ivs else None,
             )
         if now - record.claimed_at > CLAIM_TIMEOUT:
             return Decision(
@@ -271,14 +274,12 @@ def decide_on_heal(
             True,
             "publishing again since the composition ended and no composition: the Participant Published event was lost",
             record.attempt + 1,
-            heal_reason=EVENT_LOST,
         )
     if record.state is State.STALE:
         return Decision(
             True,
             "publishing in a session a start found inactive: the Participant Published event was lost",
             record.attempt + 1,
-            heal_reason=EVENT_LOST,
         )
     if record.state is State.REJECTED:
         if record.policy_hash != policy_hash:
