@@ -100,3 +100,31 @@ def test_a_malformed_directive_is_reported_and_skipped(tmp_path: Path) -> None:
     assert result.status == 0
     assert "line 1: stageArn: required, a stage ARN (skipped)" in result.stderr
     assert "line 2: token: required" in result.stderr
+
+
+def test_a_ban_mid_run_disconnects_the_users_participant_and_the_door_refuses_the_next_token(tmp_path: Path) -> None:
+    lines = [
+        {"simulate": "issue", "stageArn": STAGE, "userId": "fan-3", "as": "F", "time": "2026-12-07T20:00:00Z"},
+        {
+            "simulate": "issue",
+            "stageArn": STAGE,
+            "userId": "host-1",
+            "role": "host",
+            "as": "H",
+            "time": "2026-12-07T20:00:00Z",
+        },
+        {"simulate": "join", "token": "H", "publish": True, "time": "2026-12-07T20:00:01Z"},
+        {"simulate": "join", "token": "F", "time": "2026-12-07T20:00:02Z"},
+        {"simulate": "ban", "userId": "fan-3", "stageArn": STAGE, "reason": "spam", "time": "2026-12-07T20:01:00Z"},
+        {"simulate": "issue", "stageArn": STAGE, "userId": "fan-3", "time": "2026-12-07T20:01:30Z"},
+    ]
+
+    result = scenario(tmp_path, lines, "--json", "--reconcile-seconds", "0")
+
+    assert result.status == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    decisions = [line for line in out if "token" in line]
+    [kick] = [line for line in out if line.get("operation") == "DisconnectParticipant"]
+    assert kick["params"]["participantId"] == decisions[0]["participantId"]
+    assert kick["params"]["reason"] == "spam" and kick["time"] == "2026-12-07T20:01:00Z"
+    assert decisions[-1]["token"] == "refused" and decisions[-1]["refused"] == "banned"

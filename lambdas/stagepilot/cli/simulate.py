@@ -269,6 +269,11 @@ class Timeline:
                 f"{when}  ▶ the application asks the door for a token for {payload['userId']}{role} on "
                 f"{_short(payload['stageArn'])}"
             )
+        elif what == "ban":
+            where = f" on {_short(payload['stageArn'])}" if payload.get("stageArn") else ""
+            scope = " from publishing" if payload.get("scope") == "publish" else ""
+            verb = "lifts the ban on" if payload.get("remove") else "bans"
+            self._out.line(f"{when}  ▶ an operator {verb} {payload['userId']}{scope}{where}")
         elif what == "join":
             publish = " and publishes" if payload.get("publish") else ""
             self._out.line(f"{when}  ▶ a client joins with token {payload['token']}{publish}")

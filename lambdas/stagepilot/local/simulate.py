@@ -12,6 +12,7 @@ reported with their line number and skipped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -35,6 +36,7 @@ DIRECTIVES = (
     "recording",
     "issue",
     "join",
+    "ban",
 )
 RECORDING_STATES = ("active", "stopped")
 DEFAULT_RECONCILE_SECONDS = 60  # the deployed convergence period (cdk.json reconcileMinutes = 1)
@@ -194,6 +196,18 @@ def _check_join(data: dict[str, Any]) -> None:
         raise ValueError("publish: must be true or false")
 
 
+def _check_ban(data: dict[str, Any]) -> None:
+    _require_text(data, "userId", "the user id to ban")
+    if "stageArn" in data:
+        _require_stage(data)
+    if data.get("scope", "join") not in ("join", "publish"):
+        raise ValueError("scope: must be join or publish")
+    if not isinstance(data.get("remove", False), bool):
+        raise ValueError("remove: must be true or false")
+    if not isinstance(data.get("reason", ""), str) or len(data.get("reason", "")) > 128:
+        raise ValueError("reason: must be a string of at most 128 characters")
+
+
 _DIRECTIVE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "participant": _check_participant,
     "composition-failure": _check_composition_failure,
@@ -206,6 +220,7 @@ _DIRECTIVE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "recording": _check_recording,
     "issue": _check_issue,
     "join": _check_join,
+    "ban": _check_ban,
 }
 
 
@@ -347,6 +362,8 @@ def _run(
         deployment.run_due()
         if line.kind in ("issue", "join"):
             _door(door, line, notify, decisions)
+        elif line.kind == "ban":
+            _ban(deployment, line, notify)
         else:
             _play(deployment, line, notify)
         deployment.run_due()
@@ -367,6 +384,29 @@ def _run(
         lost=len(deployment.lost),
         decisions=decisions,
     )
+
+
+def _ban(deployment: Any, line: Line, notify: Listener) -> None:
+    """An operator adds (or removes) a ban mid-run, as ``ban add`` / ``ban remove`` would: added, the user's
+    participants the door let in are disconnected at once (token records); the pass finds the others."""
+    from stagepilot.door.revoke import disconnect_issued
+    from stagepilot.errors import NotFound
+
+    data = line.data
+    notify("directive", data)
+    bans = deployment.services.bans
+    if data.get("remove"):
+        with contextlib.suppress(NotFound):
+            bans.remove(data["userId"], stage_arn=data.get("stageArn"))
+        return
+    ban, _ = bans.add(
+        data["userId"], reason=data.get("reason", ""), stage_arn=data.get("stageArn"), scope=data.get("scope", "join")
+    )
+    deployment.ivs.trigger = "event"
+    try:
+        disconnect_issued(deployment.services, ban)
+    finally:
+        deployment.ivs.trigger = None
 
 
 def _door(door: LocalDoor, line: Line, notify: Listener, decisions: list[dict[str, Any]]) -> None:
