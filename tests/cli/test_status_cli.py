@@ -189,3 +189,14 @@ def test_each_participants_recording_is_shown_with_its_s3_location(ivs: IvsStand
     assert f"    recording: ACTIVE  s3://{started['detail']['recording_s3_bucket_name']}/{prefix}" in shown.stdout
     [host] = run("status", STAGE, "--json").json()["participants"]
     assert host["recording"]["lastEvent"] == "Recording Start"
+
+
+def test_status_shows_only_the_bans_that_hold_on_the_stage_and_a_join_banned_viewer(show: IvsStandIn):
+    assert run("ban", "add", "host-1", "--stage", OTHER_STAGE, "--no-disconnect").status == 0
+    show.connect(STAGE, "p-viewer", user_id="lurker-4")  # a subscriber: IVS sends no event for it
+    assert run("ban", "add", "lurker-4", "--stage", STAGE, "--no-disconnect").status == 0
+
+    main = {p["participantId"]: p["policySays"] for p in run("status", STAGE, "--json").json()["participants"]}
+
+    assert not any("kicked" in line for line in main["p-host"])  # banned on another stage only
+    assert main["p-viewer"] == ["to be kicked (stage-ban, join ban): connected while banned"]

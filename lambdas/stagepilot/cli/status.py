@@ -241,7 +241,7 @@ def policy_text(policy: dict[str, Any]) -> str:
 def stage_report(res: Resources, arn: str, *, actions: int) -> dict[str, Any]:
     from stagepilot.adapters.replication_state import ReplicationRecords
     from stagepilot.adapters.state import CompositionRecords
-    from stagepilot.adapters.table import AuditLog, BanStore, PolicyStore, iso
+    from stagepilot.adapters.table import AuditLog, BanStore, PolicyStore, iso, strongest
     from stagepilot.decisions.composition import managed_attempt
     from stagepilot.policy import parse_policy, validate_policy
 
@@ -264,7 +264,11 @@ def stage_report(res: Resources, arn: str, *, actions: int) -> dict[str, Any]:
     if session_id:
         session = res.ivs.stage_session(arn, session_id)
         report["sessionStartTime"] = iso(session.start_time) if session and session.start_time else None
-        bans = {b.user_id: b for b in BanStore(res.table).list()}
+        applying: dict[str, list[Any]] = {}  # the bans that hold on this stage: global, and its own
+        for b in BanStore(res.table).list():
+            if b.stage_arn in (None, arn):
+                applying.setdefault(b.user_id, []).append(b)
+        bans = {user: strongest(found) for user, found in applying.items()}
         for p in res.ivs.participants(arn, session_id):
             replicas = []
             if p.published and p.state == "CONNECTED" and not p.is_replica:
@@ -371,9 +375,13 @@ def _policy_says(
         ban_reason=ban.reason if ban is not None else "",
         moderation=moderation,
         attributes=attributes,
+        stage_ban=ban is not None and ban.stage_arn is not None,
+        publish_only=ban is not None and ban.scope == "publish",
     )
-    if verdict is not None:
-        if moderation is not None and moderation.dry_run and verdict.rule.value != "global-ban":
+    if verdict is not None and not p.published and ban is not None and ban.scope == "join":
+        says.append(f"to be kicked ({verdict.rule.value}, join ban): connected while banned")
+    elif verdict is not None:
+        if moderation is not None and moderation.dry_run and verdict.rule.value not in ("global-ban", "stage-ban"):
             says.append(f"dry run: would be kicked ({verdict.rule.value})")
         elif p.published:
             says.append(f"to be kicked ({verdict.rule.value}): still connected")
