@@ -35,7 +35,9 @@ from stagepilot import budget, config
 
 DEFAULT_RECONCILE_MINUTES = 1
 # Healing is normal now and then (IVS drops an event rarely); often, it means events are being lost
-# (a rule, a queue, a permission): 5 heals within 15 minutes raise the alarm.
+# (a rule, a queue, a permission): 5 heals within 15 minutes whose reason is ``event-lost`` raise the
+# alarm. Heals with another reason (a late event, IVS ending a composition, a resume, a policy change, a
+# claim taken over: stagepilot.decisions.heals) are counted by reason but say nothing about lost events.
 HEALED_ALARM_THRESHOLD = 5
 HEALED_ALARM_PERIOD = Duration.minutes(15)
 FAILED_PASSES_ALARM = 3  # passes in a row that could not list what is live
@@ -140,12 +142,13 @@ class ConvergencePass(Construct):
         specs: list[tuple[str, cloudwatch.IMetric, float, int, str]] = [
             (
                 names.HEALED_ALARM,
-                metric(names.METRIC_HEALED, HEALED_ALARM_PERIOD),
+                metric(names.METRIC_HEALED_EVENT_LOST, HEALED_ALARM_PERIOD),
                 HEALED_ALARM_THRESHOLD,
                 1,
-                "The convergence pass keeps healing stages: events are being lost or not acted on. Run "
-                "`stagepilot audit --json` and look at the 'healed' entries (what was found), then check "
-                "the rules, queues, DLQs and the functions' errors.",
+                "The convergence pass keeps healing stages that nothing but a lost event explains: events "
+                "are being lost or not acted on. Run `stagepilot audit --json` and look at the 'healed' "
+                "entries with healReason event-lost (what was found), then check the rules, queues, DLQs "
+                "and the functions' errors.",
             ),
             (
                 names.RECONCILE_FAILED_ALARM,

@@ -65,6 +65,7 @@ class OperationsDashboard(Construct):
                 title="convergence: heals and failed passes",
                 left=[
                     _metric(CONVERGENCE_SERVICE, names.METRIC_HEALED, "healed"),
+                    _metric(CONVERGENCE_SERVICE, names.METRIC_HEALED_EVENT_LOST, "healed: event-lost"),
                     _metric(CONVERGENCE_SERVICE, names.METRIC_RECONCILE_FAILED, "passes failed"),
                     convergence.function.metric_errors(period=PERIOD, label="function errors"),
                 ],

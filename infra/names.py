@@ -80,7 +80,9 @@ OUTPUT_TOKEN_ISSUER_POLICY_ARN: Final = "TokenIssuerPolicyArn"
 # Custom metrics the handlers emit (namespace config.METRICS_NAMESPACE, dimension service=<automation>).
 METRIC_MALFORMED_EVENT: Final = "MalformedEvent"
 METRIC_POLICY_INVALID: Final = "PolicyInvalid"
-METRIC_HEALED: Final = "Healed"  # by the convergence pass (dimension service=convergence)
+METRIC_HEALED: Final = "Healed"  # by the convergence pass (dimension service=convergence), every reason
+# the heals explained by nothing but a lost event (stagepilot.decisions.heals): what HealedAlarm counts
+METRIC_HEALED_EVENT_LOST: Final = "HealedEventLost"
 METRIC_RECONCILE_FAILED: Final = "ReconcileFailed"
 METRIC_RECORDING_FAILED: Final = "RecordingFailed"  # by the composition function (service=composition)
 OUTPUT_CONVERGENCE_FUNCTION_NAME: Final = "ConvergenceFunctionName"

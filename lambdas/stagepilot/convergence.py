@@ -20,34 +20,109 @@ claims expire after the same lease (``decisions/leases.py``) as everyone's.
 
 from __future__ import annotations
 
+import bisect
+import copy
 import logging
-from collections.abc import Iterable, Sequence
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, cast
+from typing import Any, Final, Protocol, cast
+
+from botocore.exceptions import ClientError
 
 from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, StageInfo
-from stagepilot.adapters.table import AuditRecord, Ban
-from stagepilot.errors import ConfigurationError, RetryLater
+from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, STAGE_PREFIX
+from stagepilot.adapters.table import AuditRecord, Ban, PauseSwitches, Table, iso
+from stagepilot.decisions.heals import HEALED_METRIC, HealReason, Observed, explain_heal
+from stagepilot.decisions.heals import metric_name as heal_metric
+from stagepilot.errors import ConfigurationError, MalformedItem, RetryLater
 from stagepilot.events import Envelope, StageUpdate
-from stagepilot.pipeline import Outcome, Services
+from stagepilot.pipeline import EffectivePolicy, Outcome, Services, stage_gate
 from stagepilot.policy import PolicyInvalid, StagePolicy
 
 logger = logging.getLogger(__name__)
 
 HEAL_SOURCE = "stagepilot.reconcile"
 PENDING = "pending"  # an Outcome's action for drift IVS cannot take yet
-HEALED_METRIC = "Healed"
 # The pass's share of ListParticipants' 5 TPS: 2 calls/s (the event path lists participants only to
 # confirm a publisher before a start), so a one-minute pass may list the participants of 120 stages. With
-# more live stages to check, each pass starts further along (the order rotates with the clock, no state
-# kept), so every live stage is checked within ceil(live / 120) passes.
+# more live stages, the next pass starts with the first stage this one did not reach (``PassCursor``).
 PARTICIPANT_LISTINGS_PER_PASS = 120
 PASS_PERIOD_SECONDS = 60
+# The deadline (``remaining_ms``). No IVS read starts with less than CALL_MARGIN_MS left: the slowest
+# read (its pacing wait at the pass's 1 call/s, IVS's latency, a throttled retry) and the writes it may
+# lead to (a start, the claim and audit writes) fit in it. No stage starts with less than STAGE_MARGIN_MS:
+# room for its first reads, so a stage is not begun only to be cut after its listing.
+CALL_MARGIN_MS: Final = 4_000
+STAGE_MARGIN_MS: Final = 6_000
+CURSOR_PARTITION_SUFFIX: Final = "~convergence"  # STAGE#~convergence: no stage ARN starts with "~"
+# GetParticipant answers kept per container (a participant's token attributes cannot change within its
+# session): a pass over a stage with many publishers reads each once per session, not once per pass.
+PARTICIPANT_CACHE_SIZE: Final = 20_000
 
 
 class Deferred(Exception):
-    """The pass's read budget is spent: this stage is examined on a later pass."""
+    """The pass's read budget or time is spent: this stage is examined first by the next pass."""
+
+
+class Deadline:
+    """The time left before the pass's function times out (``remaining_ms``: None = no limit)."""
+
+    def __init__(self, remaining_ms: Callable[[], float] | None) -> None:
+        self._remaining_ms = remaining_ms
+
+    def left_ms(self) -> float:
+        return float(self._remaining_ms()) if self._remaining_ms is not None else math.inf
+
+    def check(self, margin_ms: float) -> None:
+        if self.left_ms() < margin_ms:
+            raise Deferred(f"the pass has less than {margin_ms / 1000:.0f} s left before its timeout")
+
+
+class ParticipantCache(OrderedDict[tuple[str, str, str], Participant]):
+    """GetParticipant's answers by (stage, session, participant), the oldest dropped past
+    ``PARTICIPANT_CACHE_SIZE``: one per container (the reconcile handler keeps it across passes)."""
+
+
+class PassIvs(IvsStage):
+    """IVS as the pass calls it: ``inner``'s calls (its client, pacer, what-if hold-back), where no read
+    starts with less than ``CALL_MARGIN_MS`` left (a write goes on: it follows a read that fitted, and
+    cutting it would leave its claim to wait for the next pass), and GetParticipant's answers are kept
+    per stage session (``PARTICIPANT_CACHE_SIZE``; token attributes cannot change within a session)."""
+
+    def __init__(self, inner: IvsStage, deadline: Deadline, participants: ParticipantCache | None = None) -> None:
+        super().__init__(inner._client, pacer=inner._pacer)
+        self._inner = inner
+        self._deadline = deadline
+        self._participants = participants if participants is not None else ParticipantCache()
+
+    def _call(self, operation: str, *, mutating: bool = False, **params: Any) -> dict[str, Any]:
+        if not mutating:
+            self._deadline.check(CALL_MARGIN_MS)
+        try:
+            return self._inner._call(operation, mutating=mutating, **params)
+        except Exception:
+            if mutating and "participantId" in params:  # what IVS knows of it may have changed: ask again
+                self.forget_participant(str(params["participantId"]))
+            raise
+
+    def participant(self, stage_arn: str, session_id: str, participant_id: str) -> Participant:
+        key = (stage_arn, session_id, participant_id)
+        cached = self._participants.get(key)
+        if cached is not None and cached.state == "CONNECTED":
+            self._participants.move_to_end(key)
+            return cached
+        found = super().participant(stage_arn, session_id, participant_id)
+        self._participants[key] = found
+        while len(self._participants) > PARTICIPANT_CACHE_SIZE:
+            self._participants.popitem(last=False)
+        return found
+
+    def forget_participant(self, participant_id: str) -> None:
+        for key in [k for k in self._participants if k[2] == participant_id]:
+            del self._participants[key]
 
 
 class ReadBudget:
@@ -72,6 +147,7 @@ class LiveStage:
     now: datetime
     budget: ReadBudget = field(default_factory=lambda: ReadBudget(PARTICIPANT_LISTINGS_PER_PASS), repr=False)
     bans: tuple[Ban, ...] = ()  # every ban in force, read once per pass (subscribers are judged on it)
+    policy_updated_at: datetime | None = None  # when the stage's effective policy was written
     _connected: list[Participant] | None = field(default=None, repr=False)
     _publishing: dict[str, tuple[bool, datetime | None]] = field(default_factory=dict, repr=False)
 
@@ -96,6 +172,14 @@ class LiveStage:
         """Since when someone has published without a stop: the earliest current publish of the stage."""
         starts = [self._publishing[p.participant_id][1] for p in self.publishers()]
         return min((at for at in starts if at is not None), default=None)
+
+    def published_at(self, participant_id: str) -> datetime | None:
+        """When the participant's current publish started, if the pass read it (``publishing_now``)."""
+        return self._publishing.get(participant_id, (False, None))[1]
+
+    def first_published_at(self) -> datetime | None:
+        """When the earliest current publish the pass read on this stage started: what should have composed it."""
+        return min((at for now, at in self._publishing.values() if now and at is not None), default=None)
 
     def publishers(self, *, replicas: bool = True) -> list[Participant]:
         """Connected participants publishing now (replicas publish too; ``replicas=False`` leaves them out)."""
@@ -162,7 +246,8 @@ class PassReport:
     examined: int = 0
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)  # (stage ARN, outcome)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (stage ARN, why it could not be examined)
-    deferred: list[str] = field(default_factory=list)  # stages left to the next pass (read budget spent)
+    deferred: list[str] = field(default_factory=list)  # stages left to the next pass (read budget or time spent)
+    out_of_time: bool = False  # the pass stopped starting stages: its deadline came near
 
     @property
     def healed(self) -> list[tuple[str, Outcome]]:
@@ -186,17 +271,29 @@ def run_pass(
     *,
     only_stage: str | None = None,
     participant_listings: int = PARTICIPANT_LISTINGS_PER_PASS,
+    remaining_ms: Callable[[], float] | None = None,
+    participants: ParticipantCache | None = None,
 ) -> PassReport:
     """One convergence pass over every live stage (or ``only_stage``). Never raises for one stage's
-    trouble: a stage that cannot be examined now is reported and left to the next pass. A dry run is this
-    same pass on what-if services (adapters/whatif.py): its heals, audit entries and metrics are recorded
-    there, not made."""
+    trouble: whatever one stage and automation raise (an IVS or DynamoDB error, a missing permission, a
+    malformed item) is logged with the stage, counted (``ReconcileStageFailed``) and reported, and the pass
+    moves on. ``remaining_ms``: the time left before the function's timeout (Lambda's
+    ``context.get_remaining_time_in_millis``; a virtual-clock equivalent locally): no IVS read starts
+    with less than ``CALL_MARGIN_MS`` left and no stage with less than ``STAGE_MARGIN_MS``, and the stages
+    not reached are examined first by the next pass (``PassCursor``). ``participants``: GetParticipant's
+    answers kept from earlier passes of this container. A dry run is this same pass on
+    what-if services (adapters/whatif.py): its heals, audit entries and metrics are recorded there, not
+    made."""
     report = PassReport()
     every = list(automations)
     chosen = [cast(Converging, a) for a in every if not hasattr(a, "converge_fleet")]
     fleet = [cast(ConvergingFleet, a) for a in every if hasattr(a, "converge_fleet")]
     now = services.clock()
     budget = ReadBudget(participant_listings)
+    deadline = Deadline(remaining_ms)
+    ivs = PassIvs(services.ivs, deadline, participants)
+    pass_services = copy.copy(services)  # what the automations act through: IVS within the deadline
+    pass_services.ivs = ivs
     try:
         stages = services.ivs.stages()
         report.stages_listed = len(stages)
@@ -209,7 +306,7 @@ def run_pass(
         logger.warning("convergence pass could not list what is live", extra={"error": str(exc)})
         return report
     for checker in fleet:  # first: a few checks, whatever the size of the live fleet after them
-        _converge_fleet(checker, covered, services, report, budget=budget, only_stage=only_stage, now=now)
+        _converge_fleet(checker, covered, pass_services, report, budget=budget, only_stage=only_stage, now=now)
     if not live:
         return report
     try:
@@ -221,71 +318,111 @@ def run_pass(
         services.metrics.count("ReconcileFailed")
         logger.warning("convergence pass could not list what is live", extra={"error": str(exc)})
         return report
-    examinable: list[tuple[str, str, StagePolicy | None]] = []
+    examinable: list[tuple[str, str, EffectivePolicy | None]] = []
     for info in live:
         arn = info.arn
         assert info.active_session_id is not None
         try:
-            effective = services.effective_policies.get(arn)
+            gate = stage_gate(services, arn, needs_policy=not banned)
         except PolicyInvalid as exc:
             services.metrics.count("PolicyInvalid")
             report.errors.append((arn, f"the stored policy is invalid: {exc}"))
             continue
-        except RetryLater as exc:
-            report.errors.append((arn, f"cannot read its policy: {exc}"))
+        except Exception as exc:
+            _stage_failed(services, report, arn, "policy", exc)
             continue
-        policy = effective.policy if effective else None
-        if policy is not None and policy.paused:
-            continue
-        if policy is None and not banned:
-            continue  # nothing could apply: no policy, no default, nobody banned
-        examinable.append((arn, info.active_session_id, policy))
+        if gate.closed is not None:
+            continue  # paused, or nothing could apply: no policy, no default, nobody banned
+        examinable.append((arn, info.active_session_id, gate.effective))
     report.examined = len(examinable)
     if not examinable:
         return report
-    # Each pass starts a budget further along the list than the one a period before: every stage is
-    # examined within ceil(stages / budget) passes, with no state kept between passes.
-    turn = int(now.timestamp() // PASS_PERIOD_SECONDS) * participant_listings % len(examinable)
-    for arn, session_id, policy in examinable[turn:] + examinable[:turn]:
+    cursor = PassCursor(services.table, now=now) if only_stage is None else None
+    ordered = sorted(examinable, key=lambda stage: stage[0])
+    start = cursor.start([arn for arn, _, _ in ordered]) if cursor is not None else 0
+    not_reached: list[str] = []
+    for arn, session_id, effective in ordered[start:] + ordered[:start]:
+        if not_reached or deadline.left_ms() < STAGE_MARGIN_MS:
+            not_reached.append(arn)
+            continue
         stage = LiveStage(
             arn=arn,
             session_id=session_id,
-            policy=policy,
+            policy=effective.policy if effective is not None else None,
             compositions=[c for c in compositions if c.stage_arn == arn],
-            ivs=services.ivs,
+            ivs=ivs,
             now=now,
             budget=budget,
             bans=bans,
+            policy_updated_at=effective.updated_at if effective is not None else None,
         )
-        for automation in chosen:
-            try:
-                outcomes = automation.converge(stage, services)
-            except Deferred:
-                if arn not in report.deferred:
-                    report.deferred.append(arn)
-                continue
-            except (RetryLater, ConfigurationError) as exc:
-                report.errors.append((arn, f"{automation.name}: {exc}"))
-                logger.warning(
-                    "stage left to the next pass",
-                    extra={"stage_arn": arn, "automation": automation.name, "error": str(exc)},
-                )
-                continue
+        if not _converge_stage(pass_services, report, stage, chosen):
+            not_reached.append(arn)
+    report.deferred.extend(arn for arn in not_reached if arn not in report.deferred)
+    report.out_of_time = bool(not_reached) and deadline.left_ms() < STAGE_MARGIN_MS
+    if cursor is not None:
+        cursor.save(not_reached[0] if not_reached else None)
+    if report.out_of_time:
+        services.metrics.count("ReconcileOutOfTime")
+        logger.warning(
+            "convergence pass out of time: the rest is the next pass's, first",
+            extra={"not_reached": len(not_reached), "examined": report.examined},
+        )
+    return report
+
+
+def _converge_stage(services: Services, report: PassReport, stage: LiveStage, automations: list[Converging]) -> bool:
+    """Every automation on one stage. False when the stage was not finished (the read budget or the time
+    ran out): the next pass examines it first. Nothing it raises leaves this function."""
+    for automation in automations:
+        try:
+            outcomes = automation.converge(stage, services)
             for outcome in outcomes:
-                report.outcomes.append((arn, outcome))
+                report.outcomes.append((stage.arn, outcome))
                 if outcome.acted:
-                    _record_healed(services, stage.arn, stage.session_id, stage.now, outcome)
                     stage.forget_participants()  # someone was disconnected or replicated: read again
+                    _record_healed(services, stage.arn, stage.session_id, stage.now, outcome, stage)
                 logger.info(
                     outcome.reason,
                     extra={
-                        "stage_arn": arn,
+                        "stage_arn": stage.arn,
                         "automation": outcome.automation,
                         "action": outcome.action,
                         "acted": outcome.acted,
                     },
                 )
-    return report
+        except Deferred:
+            return False
+        except (RetryLater, ConfigurationError) as exc:
+            report.errors.append((stage.arn, f"{automation.name}: {exc}"))
+            services.metrics.count("ReconcileStageFailed")
+            logger.warning(
+                "stage left to the next pass",
+                extra={"stage_arn": stage.arn, "automation": automation.name, "error": str(exc)},
+            )
+        except Exception as exc:
+            _stage_failed(services, report, stage.arn, automation.name, exc)
+    return True
+
+
+def _stage_failed(services: Services, report: PassReport, arn: str, what: str, exc: Exception) -> None:
+    """An unexpected failure on one stage (a permission missing, a malformed item, a bug): reported with
+    the stage and what failed, counted, logged with its traceback; the pass goes on."""
+    services.metrics.count("ReconcileStageFailed")
+    if isinstance(exc, MalformedItem):
+        services.metrics.count("MalformedItem")
+        why = str(exc)
+    elif isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        why = f"{exc.operation_name}: {error.get('Code', '')}: {error.get('Message', '')}"
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    report.errors.append((arn, f"{what}: {why}"))
+    logger.error(
+        "stage failed in the convergence pass; the pass goes on",
+        extra={"stage_arn": arn, "automation": what, "error": why},
+        exc_info=not isinstance(exc, MalformedItem),
+    )
 
 
 def _converge_fleet(
@@ -300,9 +437,12 @@ def _converge_fleet(
 ) -> None:
     try:
         found = automation.converge_fleet(stages, services, budget=budget, only_stage=only_stage)
-    except (RetryLater, ConfigurationError) as exc:  # its own listing failed: the next pass tries again
+    except (RetryLater, ConfigurationError, Deferred) as exc:  # its own listing failed: the next pass tries again
         report.errors.append(("*", f"{automation.name}: {exc}"))
         logger.warning("fleet check left to the next pass", extra={"automation": automation.name, "error": str(exc)})
+        return
+    except Exception as exc:  # one check's trouble never stops the pass for the stages
+        _stage_failed(services, report, "*", automation.name, exc)
         return
     report.errors.extend(found.errors)
     report.deferred.extend(arn for arn in found.deferred if arn not in report.deferred)
@@ -310,17 +450,30 @@ def _converge_fleet(
         report.outcomes.append((arn, outcome))
         if outcome.acted:
             session = outcome.details.get("session_id")
-            _record_healed(services, arn, session if isinstance(session, str) else None, now, outcome)
+            try:
+                _record_healed(services, arn, session if isinstance(session, str) else None, now, outcome)
+            except Exception as exc:  # the heal happened; its audit entry is what failed
+                _stage_failed(services, report, arn, automation.name, exc)
         logger.info(
             outcome.reason,
             extra={"stage_arn": arn, "automation": outcome.automation, "action": outcome.action},
         )
 
 
-def _record_healed(services: Services, arn: str, session_id: str | None, now: datetime, outcome: Outcome) -> None:
+def _record_healed(
+    services: Services,
+    arn: str,
+    session_id: str | None,
+    now: datetime,
+    outcome: Outcome,
+    stage: LiveStage | None = None,
+) -> None:
+    reason = explain_heal(_observed(services, arn, now, outcome, stage), known=_known_reason(outcome))
     services.metrics.count(HEALED_METRIC)
     services.metrics.count(f"{HEALED_METRIC}{outcome.automation.capitalize()}")
+    services.metrics.count(heal_metric(reason))
     participant = outcome.details.get("participant_id")
+    details = {k: v for k, v in outcome.details.items() if isinstance(v, str | int | float | bool | list)}
     services.audit.record(
         AuditRecord(
             time=now,
@@ -332,6 +485,73 @@ def _record_healed(services: Services, arn: str, session_id: str | None, now: da
             participant_id=participant if isinstance(participant, str) else None,
             result=outcome.action,
             event_id=f"reconcile:{session_id or 'idle'}",
-            details={k: v for k, v in outcome.details.items() if isinstance(v, str | int | float | bool | list)},
+            details={**details, "healReason": reason.value},
         )
     )
+
+
+def _known_reason(outcome: Outcome) -> str | None:
+    """The reason the converge function gave (``Outcome.heal_reason``, or ``healReason`` in its details),
+    unless it is ``event-lost``: that is what is left when nothing else explains a heal, so the pass
+    still looks for what else does (a resume, a policy change, a publish too recent for its event)."""
+    known = outcome.heal_reason or outcome.details.get("healReason")
+    return str(known) if known and known != HealReason.EVENT_LOST else None
+
+
+def _observed(services: Services, arn: str, now: datetime, outcome: Outcome, stage: LiveStage | None) -> Observed:
+    """What the pass saw of the stage, to explain one heal: when the publish the missing event reports
+    started (the participant's, else the stage's first publisher's), when the policy was written, when the
+    stage was resumed (one read, only for a heal no converge function explained). A fleet check's heal
+    (no ``LiveStage``) knows only the resume."""
+    happened = None
+    if stage is not None:
+        participant = outcome.details.get("participant_id")
+        happened = stage.published_at(participant) if isinstance(participant, str) else stage.first_published_at()
+    resumed_at = None
+    if _known_reason(outcome) is None:
+        try:
+            resumed_at = PauseSwitches(services.table, clock=services.clock).resumed_at(arn)
+        except Exception as exc:
+            logger.warning("could not read when the stage was resumed", extra={"stage_arn": arn, "error": str(exc)})
+    return Observed(
+        now=now,
+        happened_at=happened,
+        policy_changed_at=stage.policy_updated_at if stage is not None else None,
+        resumed_at=resumed_at,
+    )
+
+
+class PassCursor:
+    """Where the next pass starts: the first live stage (in ARN order) the last pass did not reach, kept in
+    one item. Kept rather than derived from the clock because how far a pass gets depends on the time its
+    stages take, not only on their number: a pass cut short by its deadline must be continued, not
+    skipped over. An ARN rather than a position, so stages going live or idle between passes do not shift
+    the others; a cursor that cannot be read or written costs at most one pass re-examining stages
+    (converging is idempotent), never a stage left out."""
+
+    KEY: Final = (f"{STAGE_PREFIX}{CURSOR_PARTITION_SUFFIX}", "CURSOR")
+
+    def __init__(self, table: Table, *, now: datetime) -> None:
+        self._table = table
+        self._now = now
+        self._was: str | None = None
+
+    def start(self, arns: list[str]) -> int:
+        """The position in ``arns`` (sorted) where this pass begins."""
+        try:
+            item = self._table.get(*self.KEY)
+        except Exception as exc:
+            logger.warning("could not read the convergence cursor", extra={"error": str(exc)})
+            return 0
+        self._was = str(item.get("next", "")) if item else None
+        return bisect.bisect_left(arns, self._was) % len(arns) if self._was else 0
+
+    def save(self, next_arn: str | None) -> None:
+        """``next_arn``: the first stage this pass did not reach; None when it reached every stage (the
+        cursor stays: the next pass starts where this one did)."""
+        if next_arn is None or next_arn == self._was:
+            return
+        try:
+            self._table.put({PARTITION_KEY: self.KEY[0], SORT_KEY: self.KEY[1], "next": next_arn, "at": iso(self._now)})
+        except Exception as exc:
+            logger.warning("could not save the convergence cursor", extra={"error": str(exc)})

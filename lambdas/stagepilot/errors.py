@@ -43,3 +43,13 @@ class NotFound(StagePilotError):
 
 class ConflictError(StagePilotError):
     """A concurrent writer changed the item first (optimistic concurrency)."""
+
+
+class MalformedItem(StagePilotError):
+    """A stored item that does not have the shape stagepilot writes (edited behind its back): ``key`` names
+    the item (``BAN/troll-3``), ``field`` the attribute. Reported and skipped, never fatal to a pass."""
+
+    def __init__(self, key: str, field: str, message: str) -> None:
+        super().__init__(f"item {key}: {field}: {message}")
+        self.key = key
+        self.field = field

@@ -31,6 +31,7 @@ from stagepilot.adapters.table import (
     PolicyStore,
     StoredPolicy,
     Table,
+    parse_iso,
 )
 from stagepilot.config import Settings
 from stagepilot.decisions.leases import MAX_RECEIVES
@@ -71,6 +72,9 @@ class Outcome:
     reason: str
     acted: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
+    # A heal's reason when the converge function knows it (decisions/heals.py: ``taken-over``,
+    # ``ivs-ended``...); None: the convergence pass explains it from what it observed of the stage.
+    heal_reason: str | None = None
 
 
 @dataclass
@@ -112,6 +116,7 @@ class EffectivePolicy:
     policy: StagePolicy
     version: int
     source: str  # "stage", "default", or "none" (no policy, but a pause switch holds the stage)
+    updated_at: datetime | None = None  # when that version was written (None: unknown, or no policy)
 
 
 class EffectivePolicies:
@@ -242,25 +247,48 @@ def _effective(stage_arn: str, found: PolicyLookup) -> EffectivePolicy | PolicyI
         policy = chosen.parse()
     except PolicyInvalid as exc:
         return exc
-    return EffectivePolicy(policy=policy, version=chosen.version, source=source)
+    return EffectivePolicy(
+        policy=policy, version=chosen.version, source=source, updated_at=parse_iso(chosen.updated_at)
+    )
+
+
+@dataclass(frozen=True)
+class StageGate:
+    """Whether any automation may act on a stage now, and why not (``closed``: the skip reason)."""
+
+    effective: EffectivePolicy | None
+    closed: str | None = None
+
+    @property
+    def policy(self) -> StagePolicy | None:
+        return self.effective.policy if self.effective is not None else None
+
+
+def stage_gate(services: Services, stage_arn: str, *, needs_policy: bool) -> StageGate:
+    """The one stage gate of the event path, the convergence pass and the ban sweep: the stage is in the
+    configured prefixes, not paused (its policy or a pause switch), and has a policy when ``needs_policy``
+    (moderation's ban list needs none). Raises ``PolicyInvalid`` for a stored policy that no longer
+    validates: each caller says what that means for it (retry, report, skip)."""
+    if not services.settings.covers(stage_arn):
+        return StageGate(None, "stage is outside the configured stage ARN prefixes")
+    effective = services.effective_policies.get(stage_arn)
+    if effective is not None and effective.policy.paused:
+        return StageGate(effective, "stage is paused")
+    if effective is None and needs_policy:
+        return StageGate(None, "no policy for this stage and no default policy")
+    return StageGate(effective)
 
 
 def handle_event(event: Event, automation: Automation, services: Services) -> Outcome:
     """Run one parsed event through the common checks and the automation."""
-    stage_arn = event.stage_arn
-    if not services.settings.covers(stage_arn):
-        return Outcome(automation.name, "skip", "stage is outside the configured stage ARN prefixes")
     try:
-        effective = services.effective_policies.get(stage_arn)
+        gate = stage_gate(services, event.stage_arn, needs_policy=automation.needs_policy)
     except PolicyInvalid as exc:
         services.metrics.count("PolicyInvalid")
         raise RetryLater(f"the stored policy for this stage is invalid: {exc}") from exc
-    policy = effective.policy if effective else None
-    if policy is not None and policy.paused:
-        return Outcome(automation.name, "skip", "stage is paused")
-    if policy is None and automation.needs_policy:
-        return Outcome(automation.name, "skip", "no policy for this stage and no default policy")
-    return automation.handle(event, policy, services)
+    if gate.closed is not None:
+        return Outcome(automation.name, "skip", gate.closed)
+    return automation.handle(event, gate.policy, services)
 
 
 def handle_record(

@@ -34,6 +34,10 @@ class LambdaContext:
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:StagePilot-Composition"
     aws_request_id: str = "req-1"
+    remaining_ms: float = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.remaining_ms)
 
 
 @pytest.fixture
@@ -142,15 +146,37 @@ def test_the_scheduled_pass_heals_a_lost_publish_and_reports_it(
 
     summary = lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, LambdaContext())
 
-    assert summary == {"stagesListed": 1, "live": 1, "examined": 1, "healed": 1, "deferred": 0, "errors": 0}
+    assert summary == {
+        "stagesListed": 1,
+        "live": 1,
+        "examined": 1,
+        "healed": 1,
+        "deferred": 0,
+        "outOfTime": False,
+        "errors": 0,
+    }
     [start] = [c for c in lambda_env["ivs"].mutating_calls() if c.operation == "StartComposition"]
     assert start.params["stageArn"] == STAGE
     logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     metrics = [m["Name"] for e in logs if "_aws" in e for m in e["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
-    assert {"Healed", "HealedComposition"} <= set(metrics)
+    # the publish happened a moment ago at the stand-in: its event may still come, so not (yet) "lost"
+    assert {"Healed", "HealedComposition", "HealedEventLate"} <= set(metrics)
+    assert "HealedEventLost" not in metrics
 
     again = lambda_handler({}, LambdaContext())
     assert again["healed"] == 0  # converged: nothing done twice
+
+
+def test_the_scheduled_pass_starts_no_stage_without_the_time_to_finish_it(lambda_env: dict[str, Any]):
+    from stagepilot.handlers.reconcile import lambda_handler
+
+    lambda_env["ivs"].observe(EventFactory().published("host1", event_id="never-delivered"))
+
+    summary = lambda_handler({}, LambdaContext(remaining_ms=5_000))  # the listing took all but 5 s
+
+    assert summary["outOfTime"] is True and summary["deferred"] == 1 and summary["healed"] == 0
+    assert _started(lambda_env["ivs"]) == []
+    assert lambda_handler({}, LambdaContext())["healed"] == 1  # the next pass, with time, does it
 
 
 def test_the_scheduled_pass_survives_an_ivs_outage(lambda_env: dict[str, Any]):

@@ -37,8 +37,10 @@ def test_healing_often_and_failing_passes_raise_alarms(deployed: Synthesized) ->
         a["Properties"].get("MetricName"): a["Properties"]
         for a in deployed.template.find_resources("AWS::CloudWatch::Alarm").values()
     }
-    assert alarms[names.METRIC_HEALED]["Threshold"] == 5
-    assert alarms[names.METRIC_HEALED]["Period"] == 900
+    # only heals nothing but a lost event explains (CONTRACT §1): not a late event, a resume, IVS's own end
+    assert names.METRIC_HEALED not in alarms
+    assert alarms[names.METRIC_HEALED_EVENT_LOST]["Threshold"] == 5
+    assert alarms[names.METRIC_HEALED_EVENT_LOST]["Period"] == 900
     assert alarms[names.METRIC_RECONCILE_FAILED]["EvaluationPeriods"] == 3
     assert all(a["AlarmActions"] for a in alarms.values())
 

@@ -57,7 +57,7 @@ def test_the_dashboard_has_a_row_per_automation_with_what_an_operator_needs(depl
             "ApproximateAgeOfOldestMessage",
         ]
     [convergence] = [w for w in widgets if w["properties"].get("title") == "convergence: heals and failed passes"]
-    assert metric_names(convergence) == ["Healed", "ReconcileFailed", "Errors"]
+    assert metric_names(convergence) == ["Healed", "HealedEventLost", "ReconcileFailed", "Errors"]
     assert "DashboardName" in deployed.template.to_json()["Outputs"]
 
 

@@ -44,7 +44,7 @@ from stagepilot.adapters.table import (
     stage_partition,
     utc_now,
 )
-from stagepilot.decisions.leases import CLAIM_LEASE
+from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict
 from stagepilot.errors import RetryLater
 
 EVENT_PREFIX: Final = "e#"  # + event id: one attribute per counted event
@@ -310,9 +310,10 @@ class DisconnectClaims:
         current = _claim(old) if old else None
         if current is None or current.state is not ClaimState.CLAIMED:
             return None, current
-        if current.owner == owner:
+        verdict = claim_verdict(owner=current.owner, claimed_at=current.claimed_at, caller=owner, now=now)
+        if verdict is ClaimVerdict.RESUME:
             return current, None  # this event's earlier delivery claimed it and did not finish: resume
-        if now - current.claimed_at <= CLAIM_TIMEOUT:
+        if verdict is ClaimVerdict.HELD:
             return None, current
         taken = self._table.update(
             pk,

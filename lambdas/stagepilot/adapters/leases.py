@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from stagepilot.adapters.table import SORT_KEY, Table, iso, parse_iso, stage_partition, utc_now
-from stagepilot.decisions.leases import CLAIM_LEASE
+from stagepilot.decisions.leases import CLAIM_LEASE, lease_runs
 
 UNFINISHED = "claimed"  # the unfinished state of every claim kind (composition, replication, disconnect)
 
@@ -49,5 +49,4 @@ def release_claims(table: Table, stage_arn: str, owner: str, *, clock: Callable[
 
 def _holds(item: dict[str, object], now: datetime) -> bool:
     """The claim's lease is still running (one already over, or released before, needs nothing)."""
-    claimed_at = parse_iso(item.get("claimedAt"))
-    return claimed_at is not None and now - claimed_at <= CLAIM_LEASE
+    return lease_runs(parse_iso(item.get("claimedAt")), now)

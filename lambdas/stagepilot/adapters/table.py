@@ -7,11 +7,13 @@ DynamoDB's throttling and 5xx to ``RetryLater``; conditional-write failures are 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -31,8 +33,10 @@ from stagepilot.adapters.schema import (
     STAGE_PREFIX,
     TTL_ATTRIBUTE,
 )
-from stagepilot.errors import ConflictError, NotFound, RetryLater
+from stagepilot.errors import ConflictError, MalformedItem, NotFound, RetryLater
 from stagepilot.policy import DEFAULT_STAGE, StagePolicy, parse_policy
+
+logger = logging.getLogger(__name__)
 
 STATE_RETENTION = timedelta(days=7)
 AUDIT_RETENTION = timedelta(days=90)
@@ -593,6 +597,9 @@ def _stored_policy(item: Mapping[str, Any], stage_arn: str | None = None) -> Sto
 
 
 # The kill switch -----------------------------------------------------------------------------------
+RESUMED_KEY: Final = "RESUMED"  # sort key, in the stage's partition: when its pause switch was last lifted
+
+
 @dataclass(frozen=True)
 class PauseSwitch:
     """A ``PAUSE`` item: who paused the stage (or ``default``) and when."""
@@ -617,10 +624,32 @@ class PauseSwitches:
         return self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
 
     def resume(self, stage_arn: str) -> bool:
-        """True when this call lifted the switch; False when there was none."""
-        return self._table.delete(
+        """True when this call lifted the switch; False when there was none. A lifted switch leaves a
+        ``RESUMED`` mark in the stage's partition (when, kept ``STATE_RETENTION``): the convergence pass
+        audits what it then does as ``resumed``, not as lost events (decisions/heals.py)."""
+        lifted = self._table.delete(
             PAUSE_PARTITION, stage_arn, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
         )
+        if lifted:
+            now = self._clock()
+            self._table.put(
+                {
+                    PARTITION_KEY: stage_partition(stage_arn),
+                    SORT_KEY: RESUMED_KEY,
+                    "resumedAt": iso(now),
+                    TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
+                }
+            )
+        return lifted
+
+    def resumed_at(self, stage_arn: str) -> datetime | None:
+        """When the stage's own switch (or ``default``'s, which it may follow) was last lifted; None: never
+        (within ``STATE_RETENTION``)."""
+        found = self._table.get_many(
+            [(stage_partition(arn), RESUMED_KEY) for arn in dict.fromkeys((stage_arn, DEFAULT_STAGE))]
+        )
+        times = [parse_iso(item.get("resumedAt")) for item in found.values()]
+        return max((t for t in times if t is not None), default=None)
 
     def list(self) -> dict[str, PauseSwitch]:
         return {
@@ -800,14 +829,32 @@ class BanStore:
         return ban if ban is not None and ban.user_id == user_id and ban.stage_arn == stage_arn else None
 
     def list(self) -> list[Ban]:
-        """Every ban in force, global and per stage."""
+        """Every ban in force, global and per stage. A malformed ban item is logged (its key and field) and
+        left out: one bad item does not hide the others (``get`` on that user raises ``MalformedItem``)."""
         now = self._clock()
-        return [ban for ban in (_ban(item) for item in self._table.query(BAN_PARTITION)) if ban.active(now)]
+        bans = []
+        for item in self._table.query(BAN_PARTITION):
+            try:
+                ban = _ban(item)
+            except MalformedItem as exc:
+                logger.error(
+                    "malformed ban item skipped", extra={"key": exc.key, "field": exc.field, "error": str(exc)}
+                )
+                continue
+            if ban.active(now):
+                bans.append(ban)
+        return bans
 
 
 def _ban(item: Mapping[str, Any]) -> Ban:
     expires = item.get(TTL_ATTRIBUTE)
     stage_arn = item.get("stageArn")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float | Decimal)):
+        raise MalformedItem(
+            f"{BAN_PARTITION}/{item.get(SORT_KEY)}",
+            TTL_ATTRIBUTE,
+            f"expected epoch seconds (a number), found {type(expires).__name__} {str(expires)[:40]!r}",
+        )
     return Ban(
         user_id=str(item.get("userId", item[SORT_KEY])),  # bans stored before stage bans carry no userId
         reason=str(item.get("reason", "")),

@@ -52,7 +52,7 @@ from stagepilot.decisions.publishers import asks_ivs_about, may_need_attributes
 from stagepilot.door.records import TokenRecords
 from stagepilot.errors import RetryLater
 from stagepilot.events import Event, ParticipantFlagged, StageUpdate
-from stagepilot.pipeline import Outcome, Services
+from stagepilot.pipeline import Outcome, Services, stage_gate
 from stagepilot.policy import Limit, ModerationPolicy, PolicyInvalid, StagePolicy
 from stagepilot.routing import MODERATION, PARTICIPANT_PUBLISH_ERROR, PARTICIPANT_PUBLISHED
 
@@ -537,18 +537,15 @@ def sweep_banned_user(
     now = services.clock()
     outcomes: list[Outcome] = []
     for stage_arn in dict.fromkeys(stage_arns):
-        if not services.settings.covers(stage_arn):
-            outcomes.append(_skip("stage is outside the configured stage ARN prefixes", stage_arn=stage_arn))
-            continue
         try:
-            effective = services.effective_policies.get(stage_arn)
+            gate = stage_gate(services, stage_arn, needs_policy=False)
         except PolicyInvalid as exc:
             outcomes.append(_skip(f"the stored policy is invalid; stage skipped: {exc}", stage_arn=stage_arn))
             continue
-        moderation = effective.policy.moderation if effective is not None else None
-        if effective is not None and effective.policy.paused:
-            outcomes.append(_skip("stage is paused", stage_arn=stage_arn))
+        if gate.closed is not None:
+            outcomes.append(_skip(gate.closed, stage_arn=stage_arn))
             continue
+        moderation = gate.policy.moderation if gate.policy is not None else None
         try:
             session_id = services.ivs.active_session_id(stage_arn)
         except IvsRejected as exc:

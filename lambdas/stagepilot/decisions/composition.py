@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from stagepilot.decisions.leases import CLAIM_LEASE
+from stagepilot.decisions.heals import HealReason
+from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict, lease_runs
 
 CLAIM_TIMEOUT = CLAIM_LEASE  # past it the claim of an event that died can be taken over (decisions/leases.py)
 RESTART_BACKOFF_BASE = timedelta(seconds=5)
@@ -35,10 +36,10 @@ MANAGED_TAG = "stagepilot:managed"
 SESSION_TAG = "stagepilot:session"
 ATTEMPT_TAG = "stagepilot:attempt"
 # Heal reasons (CONTRACT §1): what the pass observed when it acted. Only event-lost raises HealedAlarm.
-EVENT_LOST = "event-lost"
-IVS_ENDED = "ivs-ended"
-POLICY_CHANGED = "policy-changed"
-TAKEN_OVER = "taken-over"
+EVENT_LOST = HealReason.EVENT_LOST.value  # the one vocabulary: decisions/heals.py
+IVS_ENDED = HealReason.IVS_ENDED.value
+POLICY_CHANGED = HealReason.POLICY_CHANGED.value
+TAKEN_OVER = HealReason.TAKEN_OVER.value
 _TOKEN_UNSAFE = re.compile(r"[^a-zA-Z0-9-_]")
 
 
@@ -96,9 +97,10 @@ def decide_on_publish(
     if record is None:
         return Decision(True, "first publisher of the session", attempt=1)
     if record.state is State.CLAIMED:
-        if record.owner == event_id:
+        verdict = claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=event_id, now=now)
+        if verdict is ClaimVerdict.RESUME:
             return Decision(True, "this event's earlier delivery claimed the start; finishing it", record.attempt)
-        if now - record.claimed_at > CLAIM_TIMEOUT:
+        if verdict is ClaimVerdict.TAKE_OVER:
             return Decision(True, "the claim of another event expired; taking over", record.attempt)
         return Decision(False, "another event is starting this session's composition")
     if record.state is State.STARTED:
@@ -142,11 +144,12 @@ def decide_on_failure(
     if record.state is State.CLAIMED and record.attempt == failed_attempt + 1:
         # The restart was claimed and then cut short (a throttle, a 500, a timeout): the failure event's
         # redelivery finishes it; anyone else waits for the claim's lease to run out.
-        if record.owner == event_id:
+        verdict = claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=event_id, now=now)
+        if verdict is ClaimVerdict.RESUME:
             return Decision(
                 True, "this event's earlier delivery claimed the restart; finishing it", record.attempt, True
             )
-        if now - record.claimed_at > CLAIM_TIMEOUT:
+        if verdict is ClaimVerdict.TAKE_OVER:
             return Decision(True, "the restart's claim expired; taking over", record.attempt, True)
         return Decision(False, "another event is restarting the composition")
     if record.attempt != failed_attempt:
@@ -230,7 +233,8 @@ def decide_on_heal(
             1,
         )
     if record.state is State.CLAIMED:
-        if record.owner == owner:
+        verdict = claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=owner, now=now)
+        if verdict is ClaimVerdict.RESUME:
             # Its reason is the first try's: after a composition IVS ended (what it shows of the one before
             # the claim), else a start no event made.
             after_ivs = seen in (Seen.STOPPED, Seen.FAILED, Seen.GONE)
@@ -240,7 +244,7 @@ def decide_on_heal(
                 record.attempt,
                 heal_reason=IVS_ENDED if after_ivs else None,
             )
-        if now - record.claimed_at > CLAIM_TIMEOUT:
+        if verdict is ClaimVerdict.TAKE_OVER:
             return Decision(
                 True,
                 "a start was claimed by an event that died (its lease ran out); taking over",
@@ -349,7 +353,7 @@ def why_list_compositions(
 def forgettable(others: Mapping[str, datetime], *, now: datetime) -> list[str]:
     """The other sessions' ledger entries that IVS's listing (nothing stagepilot started is live) shows
     stale: past the claim lease, so no start of theirs is in flight."""
-    return sorted(session for session, at in others.items() if now - at > CLAIM_LEASE)
+    return sorted(session for session, at in others.items() if not lease_runs(at, now))
 
 
 def restart_backoff(restarts_done: int) -> timedelta:

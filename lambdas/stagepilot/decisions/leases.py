@@ -4,6 +4,7 @@ A claim says "this event is doing this action"; it is a lease, not a lock. Its o
 timeout, a record that ran out of receives during an IVS outage): then, once the lease has run out,
 whoever comes next — a later event, the owner's own redelivery, the convergence pass — takes it over
 with the same attempt and idempotency token, so the action happens once however many try it.
+``claim_verdict`` is that rule, the one every decision about a claim asks.
 
 The lease is twice the functions' timeout (``infra/pipeline.py``: 60 s): a live owner is always within
 one invocation of finishing or failing, and a dead one blocks nothing for more than two minutes.
@@ -11,7 +12,8 @@ one invocation of finishing or failing, and a dead one blocks nothing for more t
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Final
 
 FUNCTION_TIMEOUT_SECONDS: Final = 60
@@ -20,3 +22,26 @@ CLAIM_LEASE: Final = timedelta(seconds=2 * FUNCTION_TIMEOUT_SECONDS)
 # The last receive releases the claims its event holds (``adapters/leases.py``), so nothing waits out a
 # lease for an owner that will never come back.
 MAX_RECEIVES: Final = 5
+
+
+class ClaimVerdict(StrEnum):
+    """What a caller may do with an unfinished claim it finds."""
+
+    RESUME = "resume"  # the caller's own earlier try holds it (a redelivery, the pass's own claim): finish it
+    TAKE_OVER = "take-over"  # another owner's lease ran out: that owner died; take it with the same attempt
+    HELD = "held"  # another owner holds it and its lease runs: leave it alone
+
+
+def claim_verdict(*, owner: str, claimed_at: datetime, caller: str, now: datetime) -> ClaimVerdict:
+    """The one claim-lease rule, for every kind of claim (composition start and restart, replication,
+    disconnect) and every caller (an event, its redelivery, the convergence pass)."""
+    if owner == caller:
+        return ClaimVerdict.RESUME
+    if now - claimed_at > CLAIM_LEASE:
+        return ClaimVerdict.TAKE_OVER
+    return ClaimVerdict.HELD
+
+
+def lease_runs(claimed_at: datetime | None, now: datetime) -> bool:
+    """A claim taken at ``claimed_at`` still holds at ``now`` (its owner may be acting)."""
+    return claimed_at is not None and now - claimed_at <= CLAIM_LEASE

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from stagepilot.decisions.leases import CLAIM_LEASE
+from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict
 from stagepilot.decisions.publishers import candidate_rules
 from stagepilot.policy import ReplicationRule
 
@@ -109,9 +109,10 @@ def decide_claim(claim: ReplicationClaim | None, *, event_id: str, now: datetime
     if claim.state is ClaimState.BLOCKED:
         return ClaimDecision(False, BLOCKED_AT_DESTINATION)
     if claim.state is ClaimState.CLAIMED:
-        if claim.owner == event_id:
+        verdict = claim_verdict(owner=claim.owner, claimed_at=claim.claimed_at, caller=event_id, now=now)
+        if verdict is ClaimVerdict.RESUME:
             return ClaimDecision(True, "this event's earlier delivery claimed the start; finishing it")
-        if now - claim.claimed_at > CLAIM_TIMEOUT:
+        if verdict is ClaimVerdict.TAKE_OVER:
             return ClaimDecision(True, "the claim of another event expired; taking over")
         return ClaimDecision(False, "another event is starting this replication")
     if claim.state is ClaimState.STARTED:

@@ -2,7 +2,10 @@
 
 One pass over every live stage (convergence.py). A pass that cannot list what is live (IVS or DynamoDB
 down) counts ``ReconcileFailed`` and ends: the schedule runs the next one. It never retries itself, so
-a long outage costs one cheap failed listing per period and nothing piles up.
+a long outage costs one cheap failed listing per period and nothing piles up. The pass takes its
+deadline from the Lambda context (``get_remaining_time_in_millis``): it stops starting stages before the
+timeout and the next pass begins with those it did not reach. GetParticipant's answers are kept by the
+container across passes (``ParticipantCache``).
 """
 
 from stagepilot.handlers import heap
@@ -15,12 +18,13 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from stagepilot.automations import convergence_order
-from stagepilot.convergence import run_pass
+from stagepilot.convergence import ParticipantCache, run_pass
 from stagepilot.handlers.wiring import services_for
 
 logger = Logger()
 metrics = Metrics()
 automations = convergence_order()
+participants = ParticipantCache()  # per container, across passes
 
 heap.settle()
 
@@ -29,7 +33,8 @@ heap.settle()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     services, _ = services_for(logger, metrics)
-    report = run_pass(services, automations)
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)  # Lambda's context always has it
+    report = run_pass(services, automations, remaining_ms=remaining_ms, participants=participants)
     metrics.add_metric(name="ReconcilePasses", unit=MetricUnit.Count, value=1)  # a pass ran (never empty EMF)
     summary = {
         "stagesListed": report.stages_listed,
@@ -37,6 +42,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "examined": report.examined,
         "healed": len(report.healed),
         "deferred": len(report.deferred),
+        "outOfTime": report.out_of_time,
         "errors": len(report.errors),
     }
     logger.info("convergence pass done", extra=summary)

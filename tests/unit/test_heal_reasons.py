@@ -1,0 +1,79 @@
+"""A heal's reason says what was observed (CONTRACT §1's vocabulary); only ``event-lost`` is alarmed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from infra import names
+from stagepilot.decisions.heals import (
+    ALARMED,
+    EVENT_LATE_SECONDS,
+    HealReason,
+    Observed,
+    explain_heal,
+    metric_name,
+)
+from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict, lease_runs
+from tests.support import T0
+
+LONG_AGO = T0 - timedelta(hours=1)
+NOW = T0
+
+
+def test_the_vocabulary_is_the_contracts() -> None:
+    assert {r.value for r in HealReason} == {
+        "event-lost",
+        "event-late",
+        "ivs-ended",
+        "resumed",
+        "policy-changed",
+        "taken-over",
+    }
+    assert {HealReason.EVENT_LOST} == ALARMED
+    assert metric_name(HealReason.EVENT_LOST) == names.METRIC_HEALED_EVENT_LOST  # what HealedAlarm watches
+    assert metric_name("taken-over") == "HealedTakenOver"
+
+
+@pytest.mark.parametrize(
+    ("observed", "reason"),
+    [
+        (Observed(now=NOW), HealReason.EVENT_LOST),  # nothing explains it
+        (Observed(now=NOW, happened_at=LONG_AGO), HealReason.EVENT_LOST),
+        (Observed(now=NOW, happened_at=NOW - timedelta(seconds=EVENT_LATE_SECONDS - 1)), HealReason.EVENT_LATE),
+        # resumed after the publish: its event came while the stage was paused, rightly skipped
+        (Observed(now=NOW, happened_at=LONG_AGO, resumed_at=NOW - timedelta(minutes=1)), HealReason.RESUMED),
+        # resumed before the publish: the event path should have acted
+        (Observed(now=NOW, happened_at=NOW - timedelta(minutes=5), resumed_at=LONG_AGO), HealReason.EVENT_LOST),
+        (Observed(now=NOW, resumed_at=NOW - timedelta(minutes=2)), HealReason.RESUMED),
+        (Observed(now=NOW, resumed_at=LONG_AGO), HealReason.EVENT_LOST),  # an old resume explains nothing
+        # the policy was written after the publish: the event was handled under the previous policy
+        (
+            Observed(now=NOW, happened_at=LONG_AGO, policy_changed_at=NOW - timedelta(minutes=1)),
+            HealReason.POLICY_CHANGED,
+        ),
+        (Observed(now=NOW, happened_at=NOW - timedelta(minutes=5), policy_changed_at=LONG_AGO), HealReason.EVENT_LOST),
+        (Observed(now=NOW, policy_changed_at=NOW), HealReason.EVENT_LOST),  # unknown when it happened
+    ],
+)
+def test_a_heal_is_explained_by_what_was_observed(observed: Observed, reason: HealReason) -> None:
+    assert explain_heal(observed) is reason
+
+
+def test_what_the_converge_function_knows_wins() -> None:
+    observed = Observed(now=NOW, happened_at=LONG_AGO)
+    assert explain_heal(observed, known="taken-over") is HealReason.TAKEN_OVER
+    assert explain_heal(observed, known=HealReason.IVS_ENDED) is HealReason.IVS_ENDED
+    with pytest.raises(ValueError):
+        explain_heal(observed, known="because")  # not in the vocabulary
+
+
+def test_one_claim_lease_rule() -> None:
+    fresh, stale = NOW - timedelta(seconds=1), NOW - CLAIM_LEASE - timedelta(seconds=1)
+    assert claim_verdict(owner="me", claimed_at=stale, caller="me", now=NOW) is ClaimVerdict.RESUME
+    assert claim_verdict(owner="me", claimed_at=fresh, caller="me", now=NOW) is ClaimVerdict.RESUME
+    assert claim_verdict(owner="other", claimed_at=fresh, caller="me", now=NOW) is ClaimVerdict.HELD
+    assert claim_verdict(owner="other", claimed_at=NOW - CLAIM_LEASE, caller="me", now=NOW) is ClaimVerdict.HELD
+    assert claim_verdict(owner="other", claimed_at=stale, caller="me", now=NOW) is ClaimVerdict.TAKE_OVER
+    assert lease_runs(fresh, NOW) and not lease_runs(stale, NOW) and not lease_runs(None, NOW)
