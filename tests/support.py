@@ -13,7 +13,10 @@ from stagepilot.policy import parse_policy
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-T0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
+T0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)  # where virtual clocks start
+# Where this process's real clock stands when each test starts (tests/conftest.py): a day after T0, so an
+# event at T0 is a day old on the real clock too, whatever today's date.
+REAL_CLOCK_START = T0 + timedelta(days=1)
 STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/MainStage0001"
 OTHER_STAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/GreenRoom0001"
 SESSION = "st-MainSession01"
@@ -29,8 +32,9 @@ def put_policy(deployment: LocalDeployment, document: dict[str, Any]) -> None:
 class EventFactory:
     """Real-shaped EventBridge envelopes (see tests/events/), at ``at`` unless told otherwise.
 
-    Tests on a virtual clock use the default ``T0``; tests where the handlers read the real clock pass
-    ``at=datetime.now(UTC)`` (events older than the queues could hold are parked, stagepilot.origin).
+    Tests on a virtual clock use the default ``T0``. Where the handlers read the real clock, ``T0`` is a day
+    ago (the clock is pinned, tests/conftest.py), so the default works there too; ``at=datetime.now(UTC)``
+    gives an event that happens now.
     """
 
     def __init__(self, *, at: datetime = T0) -> None:
