@@ -1,7 +1,7 @@
 """Construct ids and stack output names, in one place.
 
 The output names are a user-facing surface: the ``stagepilot`` CLI finds the deployed resources by them
-(CONTRACT.md section 3). Extend, don't rename.
+(docs/cli.md, "Finding the deployment"). Extend, don't rename.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The convergence pass: IVS is the state, events are hints (CONTRACT §1).
+"""The convergence pass: IVS is the state, events are hints (README.md, "Two paths").
 
 Events make stagepilot fast; this pass makes it certain. Every period (``reconcileMinutes``, default
 1) it lists what IVS says is live and compares each live stage with its policy:

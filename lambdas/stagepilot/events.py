@@ -114,7 +114,7 @@ class RecordingStateChange:
 
 @dataclass(frozen=True)
 class ParticipantFlagged:
-    """A moderation flag another system put on the bus (CONTRACT §2)."""
+    """A moderation flag another system put on the flag bus (docs/events.md)."""
 
     envelope: Envelope
     stage_arn: str

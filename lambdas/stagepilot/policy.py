@@ -1,4 +1,4 @@
-"""The stage policy: the per-stage configuration document (CONTRACT §1), its validation and its model.
+"""The stage policy: the per-stage configuration document (docs/policy.md), its validation and its model.
 
 A policy is hand-written JSON. ``validate_policy`` never raises: it returns every problem it finds,
 each naming the field (``composition.destinations[1].channel.channelArn: not a channel ARN ...``).
@@ -597,7 +597,7 @@ _ARN_PLACE: Final = re.compile(r"arn:aws:ivs:([a-z0-9-]+):([0-9]+):")
 
 
 def _check_same_place(document: dict, stage_arn: str, problems: list[Problem]) -> None:
-    """CONTRACT §1: every ARN in a policy is in the stage's own account and region (IVS refuses others)."""
+    """docs/policy.md: every ARN in a policy is in the stage's own account and region (IVS refuses others)."""
     home = _ARN_PLACE.match(stage_arn)
     assert home is not None
     for path, arn in _arns_in(document):

@@ -23,7 +23,7 @@ PARTICIPANT_RECORDING_STATE_CHANGE: Final = "IVS Participant Recording State Cha
 PARTICIPANT_FLAGGED: Final = "Participant Flagged"
 DEFAULT_MODERATION_SOURCES: Final = ("stagepilot.moderation",)
 # The event bus a route's rule listens on: IVS sends to the account's default bus; flags are put on the
-# stack's own bus, whose policy lets only the moderation principals put events (CONTRACT §2).
+# stack's own bus, whose policy lets only the moderation principals put events (docs/events.md).
 DEFAULT_BUS: Final = "default"
 FLAG_BUS: Final = "flags"
 

@@ -1,5 +1,5 @@
 """Whatever the input, the environment, the pipe or the terminal: no traceback, the contract's exit status
-(1 failure, 2 bad input) and one line on stderr that says what is wrong (CONTRACT §3).
+(1 failure, 2 bad input) and one line on stderr that says what is wrong (docs/cli.md).
 
 These run without AWS: the endpoint is a closed port on loopback, so a command that reaches for AWS when it
 should have refused its input first fails with "cannot reach" instead of the expected line."""

@@ -1,4 +1,4 @@
-"""``stagepilot simulate`` exactly as CONTRACT §4 describes it."""
+"""``stagepilot simulate`` exactly as docs/simulate.md describes it."""
 
 from __future__ import annotations
 

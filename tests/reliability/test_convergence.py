@@ -1,4 +1,4 @@
-"""Every live stage converges to its policy, whatever was lost (CONTRACT §1 "State is IVS's").
+"""Every live stage converges to its policy, whatever was lost (README.md, "Two paths").
 
 Each test is one of the failure stories of the convergence issue, reproduced on ``LocalDeployment``
 with the stand-in's fault knobs: an IVS error during a restart, an outage that outlasts the queue's

@@ -1,4 +1,4 @@
-"""The stage policy document (CONTRACT §1): what is accepted, what is rejected and where."""
+"""The stage policy document (docs/policy.md): what is accepted, what is rejected and where."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ CHANNEL = "arn:aws:ivs:us-east-1:123456789012:channel/AbCd1234"
 ENCODER = "arn:aws:ivs:us-east-1:123456789012:encoder-configuration/AbCd1234"
 STORAGE = "arn:aws:ivs:us-east-1:123456789012:storage-configuration/AbCd1234"
 
-# The example of CONTRACT §1, verbatim.
-CONTRACT_EXAMPLE: dict[str, Any] = {
+# The example of README.md (Policies), verbatim.
+README_EXAMPLE: dict[str, Any] = {
     "stageArn": STAGE,
     "paused": False,
     "composition": {
@@ -68,7 +68,7 @@ S3_DESTINATION = {
 
 
 def example() -> dict[str, Any]:
-    return copy.deepcopy(CONTRACT_EXAMPLE)
+    return copy.deepcopy(README_EXAMPLE)
 
 
 def set_at(document: dict, path: tuple, value: Any) -> dict:

@@ -19,7 +19,7 @@ safe_keys = st.text(alphabet=string.ascii_letters + string.digits + "-_", min_si
 short_text = st.text(max_size=12)
 
 
-# Every ARN of a valid policy is in its stage's account and region (CONTRACT §1); the generated policies
+# Every ARN of a valid policy is in its stage's account and region (docs/policy.md); the generated policies
 # use one place, and test_an_arn_of_another_place_is_refused_naming_its_field moves one elsewhere.
 PLACE = ("eu-west-1", "210987654321")
 

@@ -50,8 +50,9 @@ from stagepilot.errors import RetryLater
 EVENT_PREFIX: Final = "e#"  # + event id: one attribute per counted event
 REPORTER_PREFIX: Final = "r#"  # + reporter: a flag's reporter counts once, at its latest flag (CONTRACT §2)
 EVENTS_ATTRIBUTE: Final = "events"  # the previous version's map of event id → time, still read
-# Events can arrive hours late (ivs-facts §1.1): entries older than the newest event by more than the
-# window plus this much are pruned; a duplicate that old cannot meet the newer events in any window.
+# Events can arrive hours late (docs/events.md, "Delivery is best effort"): entries older than the newest
+# event by more than the window plus this much are pruned; a duplicate that old cannot meet the newer
+# events in any window.
 LATE_EVENT_TOLERANCE: Final = timedelta(hours=6)
 CLAIM_TIMEOUT: Final = CLAIM_LEASE  # past it the claim of an event that died can be taken over
 # A counter item never holds more than this many entries (≤ 280 bytes each: under 340 KB, clear of

@@ -1,6 +1,6 @@
 """Stage settings: the stage's individual participant recording configuration kept as the policy says.
 
-``stage.participantRecording`` (CONTRACT §1) is what IVS's UpdateStage takes as
+``stage.participantRecording`` (docs/policy.md) is what IVS's UpdateStage takes as
 ``autoParticipantRecordingConfiguration``. Members the policy leaves out mean IVS's defaults
 (``policy.RECORDING_DEFAULTS``), so the whole configuration is always sent: IVS keeps members an update
 leaves out, which would let a change made behind stagepilot's back survive.

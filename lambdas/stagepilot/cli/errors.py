@@ -2,7 +2,7 @@
 
 ``CliError`` is a failure a command decided on; ``describe_failure`` turns anything else (botocore,
 credentials, profiles, endpoints, the project's own exceptions, a bug) into the same kind of line, with a
-hint where the operator can do something about it. Exit status (CONTRACT §3): 1 failure, 2 bad input.
+hint where the operator can do something about it. Exit status (docs/cli.md): 1 failure, 2 bad input.
 """
 
 from __future__ import annotations

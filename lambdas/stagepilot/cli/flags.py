@@ -1,4 +1,4 @@
-"""``stagepilot flag``: put a ``Participant Flagged`` event on the stack's flag bus (CONTRACT §2).
+"""``stagepilot flag``: put a ``Participant Flagged`` event on the stack's flag bus (docs/events.md).
 
 The flag is put as the caller: the bus takes it only from the IAM roles named in the stack's
 ``moderationPrincipals`` context, and moderation counts it only on stages whose policy sets

@@ -1,6 +1,6 @@
 """``stagepilot``: the command tree. Each command lives in its own module and registers itself here.
 
-Conventions (CONTRACT §3): every command has ``--help``; the AWS CLI's global options (``--output``,
+Conventions (docs/cli.md): every command has ``--help``; the AWS CLI's global options (``--output``,
 ``--query``, ``--profile``, ``--region``, ``--endpoint-url``, ``--debug``) are accepted before or after the
 command; exit status 0 on success, 1 on failure, 2 on bad usage or invalid input; every failure is one line
 on stderr (``--debug`` adds the traceback).

@@ -8,7 +8,7 @@ sessions and participants, compositions and participant replications, driven by 
 would send through ``on_event``.
 
 Where IVS's behaviour is undocumented, the choice made here is written next to the code (search for
-"UNDOCUMENTED"). Facts come from ``shared/reference/ivs-facts.md``.
+"UNDOCUMENTED"). The facts and their sources: docs/simulate.md, "What the stand-in models".
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ request body, under its lock. An ``IvsApiError`` raised by an operation becomes 
 
 Every behaviour cites what it follows; ``docs/simulate.md`` has the whole table. Where IVS's behaviour
 is undocumented the choice is the one hardest on the automation, written next to the code (search for
-"UNDOCUMENTED"). Facts come from ``shared/reference/ivs-facts.md``.
+"UNDOCUMENTED"). The facts and their sources: docs/simulate.md, "What the stand-in models".
 """
 
 from __future__ import annotations

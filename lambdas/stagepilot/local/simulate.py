@@ -1,8 +1,8 @@
-"""``stagepilot simulate`` (CONTRACT §4): run a scenario through the real routing and handler code on
+"""``stagepilot simulate`` (docs/simulate.md): run a scenario through the real routing and handler code on
 moto DynamoDB and the IVS stand-in, with no AWS account.
 
 The scenario is JSON Lines: EventBridge envelopes in delivery order, plus directive lines told apart by
-a ``"simulate"`` key (CONTRACT §4): ``participant`` declares a token; ``composition-failure`` fails a
+a ``"simulate"`` key (docs/simulate.md): ``participant`` declares a token; ``composition-failure`` fails a
 stage's compositions the way IVS would; ``lost`` / ``late`` / ``lose-emitted`` lose or delay events;
 ``fault`` / ``outage`` make IVS calls fail; ``leave`` disconnects a participant; ``recording`` starts or
 stops IVS's individual recording of a participant; ``issue`` asks the door for a token and ``join`` joins
