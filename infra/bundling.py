@@ -44,8 +44,8 @@ TASK_ROOT = "/var/task"
 # deployment whose hash is unchanged keeps the zip it has: bump this when the zip's content changes for
 # the same sources (2: bytecode added).
 BUNDLE_FORMAT = "2"
-# Parts of the package that never run in Lambda (operator CLI, local simulator).
-EXCLUDED_SUBPACKAGES = ("cli", "local")
+# Parts of the package that never run in Lambda (operator CLI, local simulator, explain and what-if).
+EXCLUDED_SUBPACKAGES = ("cli", "local", "operator")
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib")
 # Paths under lambdas/ that do not change the zip, so they must not change the asset hash either.
 HASH_EXCLUDES = [

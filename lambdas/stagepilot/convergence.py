@@ -282,7 +282,7 @@ def run_pass(
     with less than ``CALL_MARGIN_MS`` left and no stage with less than ``STAGE_MARGIN_MS``, and the stages
     not reached are examined first by the next pass (``PassCursor``). ``participants``: GetParticipant's
     answers kept from earlier passes of this container. A dry run is this same pass on
-    what-if services (adapters/whatif.py): its heals, audit entries and metrics are recorded there, not
+    what-if services (operator/whatif.py): its heals, audit entries and metrics are recorded there, not
     made."""
     report = PassReport()
     every = list(automations)

@@ -1,4 +1,4 @@
-"""The what-if port (adapters/whatif.py): reads are real, writes and IVS mutations are recorded, never made.
+"""The what-if port (operator/whatif.py): reads are real, writes and IVS mutations are recorded, never made.
 
 On moto DynamoDB (the "real" table) and the IVS stand-in, as the handlers run: what ``explain`` and
 ``reconcile --dry-run`` rely on to run the real orchestration without acting.
@@ -14,15 +14,16 @@ from botocore.exceptions import ParamValidationError
 
 from stagepilot.adapters.schema import AUDIT_INDEX, PARTITION_KEY
 from stagepilot.adapters.table import ConditionalPut, Table
-from stagepilot.adapters.whatif import (
+from stagepilot.local.deployment import LocalDeployment
+from stagepilot.operator.whatif import (
     HYPOTHETICAL_PREFIX,
+    WHAT_IF_READS,
     IvsCall,
     TableWrite,
     WhatIf,
     WhatIfUnsupported,
     what_if,
 )
-from stagepilot.local.deployment import LocalDeployment
 from tests.support import CHANNEL, ENCODER, OTHER_STAGE, SESSION, STAGE, STORAGE, EventFactory
 
 PK = "STAGE#test"
@@ -188,6 +189,38 @@ def test_an_invalid_ivs_request_fails_as_the_real_client_would(whatif: WhatIf) -
             }
         )
     assert whatif.calls == []
+
+
+def test_an_ivs_call_neither_a_listed_read_nor_marked_mutating_is_refused(
+    whatif: WhatIf, deployment: LocalDeployment, events: EventFactory
+) -> None:
+    """Default deny: a write that forgot ``mutating=True`` never reaches IVS from a what-if run."""
+    deployment.ivs.observe(events.published("host", user_id="host-1"))
+    with pytest.raises(WhatIfUnsupported, match="not DisconnectParticipant"):
+        whatif.ivs._call("DisconnectParticipant", stageArn=STAGE, participantId="host", reason="forgot mutating")
+    assert deployment.ivs.mutating_calls() == []
+    assert [p.participant_id for p in whatif.ivs.connected_participants(STAGE, SESSION)] == ["host"]
+    assert whatif.calls == []
+
+
+def test_every_read_ivs_stage_makes_is_listed_and_no_write_is() -> None:
+    """WHAT_IF_READS is exactly the operations IvsStage calls without ``mutating=True``: a read added there
+    and not here would fail ``explain``; a write listed here would reach IVS if it forgot the flag."""
+    import ast
+    import inspect
+
+    from stagepilot.adapters import ivs
+
+    reads, writes = set(), set()
+    for node in ast.walk(ast.parse(inspect.getsource(ivs))):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("_call", "_paginate") and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                mutating = any(k.arg == "mutating" and getattr(k.value, "value", False) for k in node.keywords)
+                (writes if mutating else reads).add(first.value)
+    assert {"GetStage", "ListParticipants"} <= reads and {"StartComposition", "DisconnectParticipant"} <= writes
+    assert reads == WHAT_IF_READS
+    assert writes & WHAT_IF_READS == set()
 
 
 # the services ----------------------------------------------------------------------------------------

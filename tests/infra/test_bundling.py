@@ -42,6 +42,7 @@ def test_zip_holds_the_handlers_and_the_pinned_dependencies(bundled: Path) -> No
 def test_zip_leaves_out_operator_tools_caches_and_boto3(bundled: Path) -> None:
     assert not (bundled / "stagepilot" / "cli").exists()
     assert not (bundled / "stagepilot" / "local").exists()
+    assert not (bundled / "stagepilot" / "operator").exists()
     tag = sys.implementation.cache_tag
     assert [p for p in bundled.rglob("*.pyc") if p.parent.name != "__pycache__" or tag not in p.name] == []
     assert not (bundled / "boto3").exists()  # provided by the Lambda runtime

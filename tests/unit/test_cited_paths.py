@@ -19,7 +19,7 @@ CITED_PATH = re.compile(r"(?<![\w/.:-])((?:[\w.-]+/)*[\w-]+\.(?:md|py|json|jsonl
 OUTSIDE_CONTRACT = re.compile(r"CONTRACT(?:\.md| §)")
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
 # Where a bare name is looked up besides the citing file's own folder: ``stagepilot/origin.py`` and
-# ``adapters/whatif.py`` are written relative to the package, ``table.md`` relative to docs/.
+# ``operator/whatif.py`` are written relative to the package, ``table.md`` relative to docs/.
 BASES = (REPO, REPO / "lambdas", REPO / "lambdas" / "stagepilot", REPO / "docs")
 _STATEMENT_START = {tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.NL, tokenize.ENCODING}
 

@@ -1,6 +1,10 @@
-"""The table's physical schema, shared by the stack (infra/) and the stores. Design: docs/table.md."""
+"""The table's physical schema, shared by the stack (infra/) and the stores. Design: docs/table.md.
 
-from typing import Final
+``create_table`` makes it on a DynamoDB client (moto's, for the stand-in, the what-if shadow and the tests);
+the stack makes the deployed one from the same names (infra/stack.py).
+"""
+
+from typing import Any, Final
 
 PARTITION_KEY: Final = "pk"
 SORT_KEY: Final = "sk"
@@ -18,3 +22,32 @@ STAGE_PREFIX: Final = "STAGE#"  # + stage ARN: automation state, claims, counter
 HISTORY_PREFIX: Final = "HISTORY#"  # + stage ARN (or "default"): the last versions of its policy
 TOKEN_PREFIX: Final = "TOKEN#"  # + user id: the door's record of every token issued to the user
 AUDIT_PARTITION: Final = "AUDIT"  # the audit index's partition (auditPk), not a table partition
+
+
+def create_table(client: Any, name: str) -> None:
+    """The table exactly as the stack defines it (keys, audit index, TTL)."""
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": n, "AttributeType": "S"}
+            for n in (PARTITION_KEY, SORT_KEY, AUDIT_INDEX_PARTITION_KEY, AUDIT_INDEX_SORT_KEY)
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": AUDIT_INDEX,
+                "KeySchema": [
+                    {"AttributeName": AUDIT_INDEX_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": AUDIT_INDEX_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )

@@ -367,7 +367,7 @@ def _toggle(
 # explain -------------------------------------------------------------------------------------------
 def cmd_explain(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.cli.services import cli_services
-    from stagepilot.explain import explain_event
+    from stagepilot.operator.explain import explain_event
     from stagepilot.routing import DEFAULT_MODERATION_SOURCES, build_routes
 
     document = _read_event(args.event_file)

@@ -2,7 +2,7 @@
 
 The answer to "is everything as the policies say?": the same pass the scheduled function runs
 (convergence.py), over every live stage or one, printing the drift it found and what it did. With
-``--dry-run`` it is still that pass, run on what-if services (adapters/whatif.py) that read the real
+``--dry-run`` it is still that pass, run on what-if services (operator/whatif.py) that read the real
 table and IVS and hold back every write and IVS call: it prints what the pass would do and the IVS calls
 it would make, and changes nothing.
 """
@@ -17,9 +17,9 @@ from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import resources
 
 if TYPE_CHECKING:
-    from stagepilot.adapters.whatif import IvsCall
     from stagepilot.cli.output import Output
     from stagepilot.convergence import PassReport
+    from stagepilot.operator.whatif import IvsCall
 
 
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
@@ -47,10 +47,10 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 
 
 def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.adapters.whatif import what_if
     from stagepilot.automations import convergence_order
     from stagepilot.cli.services import cli_services
     from stagepilot.convergence import run_pass
+    from stagepilot.operator.whatif import what_if
 
     only = checked_arn(args.stage_arn) if args.stage_arn else None
     services = cli_services(resources(args))

@@ -35,21 +35,14 @@ from moto.events.models import EventPattern
 
 from stagepilot import budget
 from stagepilot.adapters.ivs import IvsStage
-from stagepilot.adapters.schema import (
-    AUDIT_INDEX,
-    AUDIT_INDEX_PARTITION_KEY,
-    AUDIT_INDEX_SORT_KEY,
-    PARTITION_KEY,
-    SORT_KEY,
-    TTL_ATTRIBUTE,
-)
+from stagepilot.adapters.schema import create_table as create_schema_table
 from stagepilot.adapters.table import Table
-from stagepilot.adapters.whatif import what_if
 from stagepilot.automations import convergence_order, event_automations
 from stagepilot.config import Settings
 from stagepilot.convergence import PassReport, run_pass
 from stagepilot.decisions.leases import MAX_RECEIVES  # the stack's redrive policy: maxReceiveCount
 from stagepilot.local.ivs import IvsStandIn
+from stagepilot.operator.whatif import what_if
 from stagepilot.pipeline import Automation, EffectivePolicies, Outcome, Services, handle_record
 from stagepilot.routing import (
     AUTOMATIONS,
@@ -62,32 +55,8 @@ TABLE_NAME = "stagepilot-local"
 
 
 def create_table(client: Any, name: str = TABLE_NAME) -> None:
-    """The table exactly as the stack defines it (keys, audit index, TTL)."""
-    client.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": n, "AttributeType": "S"}
-            for n in (PARTITION_KEY, SORT_KEY, AUDIT_INDEX_PARTITION_KEY, AUDIT_INDEX_SORT_KEY)
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": AUDIT_INDEX,
-                "KeySchema": [
-                    {"AttributeName": AUDIT_INDEX_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": AUDIT_INDEX_SORT_KEY, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
-    client.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
-    )
+    """The table exactly as the stack defines it (adapters/schema.py), named ``stagepilot-local`` by default."""
+    create_schema_table(client, name)
 
 
 class VirtualClock:
@@ -271,7 +240,7 @@ class LocalDeployment:
 
     def reconcile(self, *, only_stage: str | None = None, dry_run: bool = False) -> PassReport:
         """One convergence pass now, as the scheduled function runs it (moderation first: nobody banned
-        is composed or replicated). ``dry_run``: the same pass on what-if services (adapters/whatif.py):
+        is composed or replicated). ``dry_run``: the same pass on what-if services (operator/whatif.py):
         its report says what the pass would do; nothing is written, called or kept in ``passes``."""
         # the deployed pass's automations, in its order, limited to those this deployment runs
         deployed = {a.name for a in default_automations()}

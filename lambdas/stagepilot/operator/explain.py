@@ -2,7 +2,7 @@
 
 Nothing here decides or orchestrates: for each automation the stack's rules route the event to, the
 handler's own steps run — ``parse_event`` and ``check_origin``, then ``pipeline.handle_event`` with the
-automation — on what-if services (``adapters/whatif.py``) that read the real table and IVS and record
+automation — on what-if services (``operator/whatif.py``) that read the real table and IVS and record
 the writes and IVS calls the run would make instead of making them. The ``Outcome`` (or the failure the
 queue would see) and the recorded calls become an ``Explanation``. What ``explain`` cannot know is what
 the port cannot: an event that gets there first, and IVS rejecting a request it would make.
@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stagepilot.adapters.whatif import IvsCall, WhatIf, WhatIfUnsupported, what_if
 from stagepilot.errors import MalformedEvent, RetryLater
 from stagepilot.events import Event, parse_event
+from stagepilot.operator.whatif import IvsCall, WhatIf, WhatIfUnsupported, what_if
 from stagepilot.origin import check_origin
 from stagepilot.pipeline import Automation, Outcome, Services, handle_event
 from stagepilot.policy import PolicyInvalid

@@ -13,7 +13,9 @@ adapters read the real table and IVS but hold every change back:
   evaluated by DynamoDB's own semantics (moto's), not by hand. Every ``Table`` method goes through
   ``Table._call``, so any of them works here; a client method the port does not know is refused
   (``WhatIfUnsupported``) rather than sent to the real table.
-- **IVS** (``WhatIfIvs``): reads go through to IVS, paced and retried as usual. Every mutating call is
+- **IVS** (``WhatIfIvs``): the reads listed in ``WHAT_IF_READS`` go through to IVS, paced and retried as
+  usual; any other call not marked mutating is refused (``WhatIfUnsupported``), so a write that forgot
+  ``mutating=True`` can never reach IVS from ``explain``. Every mutating call is
   validated against IVS's API model where the real client validates it (botocore, before sending:
   ``ParamValidationError`` as the real call would raise), recorded in ``calls``, and answered as IVS
   would answer success — ``StartComposition`` with a composition ARN whose id starts with
@@ -40,7 +42,7 @@ from functools import cache
 from typing import Any, Final
 
 from stagepilot.adapters.ivs import IvsStage
-from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY
+from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, create_table
 from stagepilot.adapters.table import Table, _from_item
 from stagepilot.pipeline import Services
 
@@ -50,10 +52,26 @@ SHADOW_REGION: Final = "us-east-1"
 _SHADOW_ENDPOINT: Final = f"https://dynamodb.{SHADOW_REGION}.amazonaws.com"  # never reached: moto answers
 _KEYED_WRITES: Final = {"put_item": "PutItem", "update_item": "UpdateItem", "delete_item": "DeleteItem"}
 _TRANSACT_OPERATIONS: Final = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
+# The IVS reads a what-if run lets through to the real IVS. Anything else that is not marked mutating (a
+# write that forgot ``mutating=True``, a read added to IvsStage but not here) is refused: default deny.
+WHAT_IF_READS: Final = frozenset(
+    {
+        "GetComposition",
+        "GetParticipant",
+        "GetStage",
+        "GetStageSession",
+        "ListCompositions",
+        "ListParticipantEvents",
+        "ListParticipantReplicas",
+        "ListParticipants",
+        "ListStages",
+    }
+)
 
 
 class WhatIfUnsupported(Exception):
-    """The code under a what-if run used a DynamoDB call the port cannot hold back: a bug to fix here."""
+    """The code under a what-if run used a DynamoDB call the port cannot hold back, or an IVS operation it
+    does not let through (``WHAT_IF_READS``): a bug to fix here."""
 
 
 @dataclass(frozen=True)
@@ -247,6 +265,10 @@ class WhatIfIvs(IvsStage):
 
     def _call(self, operation: str, *, mutating: bool = False, **params: Any) -> dict[str, Any]:
         if not mutating:
+            if operation not in WHAT_IF_READS:
+                raise WhatIfUnsupported(
+                    f"the what-if IVS client lets through only the reads it lists (WHAT_IF_READS), not {operation}"
+                )
             return super()._call(operation, **params)
         from botocore.validate import validate_parameters
 
@@ -287,8 +309,6 @@ class WhatIf:
 @contextmanager
 def what_if(real: Services) -> Iterator[WhatIf]:
     """What-if services for one run over ``real``; the shadow table is dropped afterwards."""
-    from stagepilot.local.deployment import create_table
-
     client = shadow_client()
     name = f"stagepilot-what-if-{uuid.uuid4().hex}"
     create_table(client, name)
