@@ -123,7 +123,7 @@ class ParticipantFlagged:
     user_id: str | None
     reason: str | None
     time: datetime
-    reporter: str | None = None  # who flagged: flags count once per reporter and window (CONTRACT §2)
+    reporter: str | None = None  # who flagged: flags count once per reporter and window (docs/events.md)
 
     @property
     def event_id(self) -> str:

@@ -306,7 +306,7 @@ class TokenRole:
 
 @dataclass(frozen=True)
 class TokensPolicy:
-    """The policy's ``tokens`` section: the roles the door (CONTRACT §5) may grant on the stage."""
+    """The policy's ``tokens`` section: the roles the door (docs/door.md) may grant on the stage."""
 
     roles: Mapping[str, TokenRole]
     default_role: str | None = None  # the role of a request that names none; None: a request must name one

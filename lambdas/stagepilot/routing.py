@@ -37,7 +37,8 @@ COMPOSITION_EVENT_NAMES: Final = ("Session End", "Session Failure", "Destination
 # whose name mentions replication, and let the handler treat names it does not know as harmless.
 REPLICATION_EVENT_NAME_WILDCARD: Final = "*Replication*"
 # EventBridge marks an event it replays from an archive with the replay's name (``replay-name``); every
-# live rule leaves those alone: a replay of the default bus must not run the automations again (CONTRACT §1).
+# live rule leaves those alone: a replay of the default bus must not run the automations again
+# (docs/architecture-infra.md).
 REPLAY_NAME: Final = "replay-name"
 NOT_REPLAYED: Final = {REPLAY_NAME: [{"exists": False}]}
 

@@ -1,4 +1,4 @@
-"""``--debug`` never prints credentials or tokens (CONTRACT §3): a debug run of ``dlq redrive`` (which
+"""``--debug`` never prints credentials or tokens (docs/cli.md): a debug run of ``dlq redrive`` (which
 assumes the redrive role) is grepped for every secret it used, and finds none."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``stagepilot ban add --stage ARN --scope join|publish`` / ``ban remove --stage`` (CONTRACT §3)."""
+"""``stagepilot ban add --stage ARN --scope join|publish`` / ``ban remove --stage`` (docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -227,7 +227,7 @@ def test_pruning_removes_at_most_fifty_entries_per_add(table: Table) -> None:
     assert set(counted_events(stored(table))) == {"new", "newer"}
 
 
-# flags by reporter (CONTRACT §2) ----------------------------------------------------------------------
+# flags by reporter (docs/events.md) ----------------------------------------------------------------------
 def add_by(table: Table, event_id: str, at: datetime, reporter: str) -> Counted:
     return counters(table).add(
         STAGE, SESSION, "p1", Kind.FLAG, event_id=event_id, time=at, window_seconds=WINDOW, reporter=reporter

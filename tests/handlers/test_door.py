@@ -1,4 +1,4 @@
-"""The door end to end (CONTRACT §5): issuer → KMS (moto) → token → the IVS stand-in's join."""
+"""The door end to end (docs/door.md): issuer → KMS (moto) → token → the IVS stand-in's join."""
 
 from __future__ import annotations
 

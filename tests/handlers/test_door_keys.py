@@ -1,4 +1,4 @@
-"""The door's keys (CONTRACT §3 ``keys``): rotate refuses no join, lockout refuses every unused token."""
+"""The door's keys (docs/door.md): rotate refuses no join, lockout refuses every unused token."""
 
 from __future__ import annotations
 

@@ -554,7 +554,7 @@ def test_a_replica_is_moderated_by_its_destinations_policy_like_any_participant(
     assert blocked["details"]["destinationStageArn"] == OTHER_STAGE
 
 
-# flags by reporter (CONTRACT §2) ------------------------------------------------------------------
+# flags by reporter (docs/events.md) ------------------------------------------------------------------
 def test_one_report_sent_twice_with_a_new_id_counts_once(show: LocalDeployment, events: EventFactory) -> None:
     send(show, events.published("p1", user_id="viewer-3"))
     for second in (1, 2):  # the sender retries with a new event id

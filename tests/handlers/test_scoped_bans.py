@@ -1,4 +1,4 @@
-"""Scoped bans (CONTRACT §1, §3): global or for one stage, ``join`` or ``publish``; the event path and the
+"""Scoped bans (docs/policy.md, docs/cli.md): global or for one stage, ``join`` or ``publish``; the event path and the
 convergence pass honour them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Compositions the convergence pass heals when IVS's events were lost (CONTRACT §1, issue 22 items 6 and 8).
+"""Compositions the convergence pass heals when IVS's events were lost (docs/reliability.md, issue 22 items 6 and 8).
 
 ``maxRestarts`` bounds restarts whoever makes them: IVS lists a FAILED composition for about five
 minutes, and the pass records that failure as the lost ``Session Failure`` would have, so its restart

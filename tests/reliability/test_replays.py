@@ -1,4 +1,4 @@
-"""Replayed events (EventBridge archive replays, ``replay-name`` set) are never acted on (CONTRACT §1).
+"""Replayed events (EventBridge archive replays, ``replay-name`` set) are never acted on (docs/architecture-infra.md).
 
 Every live rule's pattern says ``"replay-name": [{"exists": false}]`` (stagepilot.routing); the local
 deployment and ``simulate`` route with the same patterns, so a replay reaches no automation there either.

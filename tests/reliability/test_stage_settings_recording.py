@@ -1,4 +1,4 @@
-"""Recording settings when IVS allows them (CONTRACT §1 ``stage.participantRecording``).
+"""Recording settings when IVS allows them (docs/policy.md ``stage.participantRecording``).
 
 IVS documents that the settings "cannot be updated while recording is active" (UpdateStage). Each story
 runs on ``LocalDeployment``, whose stand-in refuses UpdateStage while anyone on the stage is recorded:

@@ -2,7 +2,7 @@
 
 ``decide_on_heal`` is pure: each row is one situation the pass can find on a stage with nobody's
 composition live, and what it must do — start (which attempt, whether that start is a restart counted
-toward ``maxRestarts``), give up, or leave it — and the heal reason it reports (CONTRACT §1).
+toward ``maxRestarts``), give up, or leave it — and the heal reason it reports (docs/reliability.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The door's decision (CONTRACT §5) and its request parsing: plain data, no AWS."""
+"""The door's decision (docs/door.md) and its request parsing: plain data, no AWS."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def test_a_malformed_reporter_names_the_field(reporter: object, why: str) -> Non
 
 
 def test_stage_updates_carry_no_replica_or_stage_fields_from_the_body() -> None:
-    # IVS documents none: whether a publisher is a replica is asked of IVS (CONTRACT §1)
+    # IVS documents none: whether a publisher is a replica is asked of IVS (docs/policy.md)
     envelope = EventFactory().published("p1", replica=True, source_stage_arn="arn:aws:ivs:us-east-1:1:stage/x")
     event = parse_body(json.dumps(envelope))
     assert not hasattr(event, "source_stage_arn") and not hasattr(event, "destination_stage_arn")

@@ -1,4 +1,5 @@
-"""The policy's ``tokens`` section (CONTRACT §1, §5): the roles the door may grant, checked field by field."""
+"""The policy's ``tokens`` section (docs/policy.md, docs/door.md): the roles the door may grant, checked field
+by field."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from stagepilot.policy import TokenRole, TokensPolicy, parse_policy, validate_po
 
 STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdef1G2hij"
 
-# CONTRACT §1's tokens section, verbatim.
-CONTRACT_TOKENS: dict[str, Any] = {
+# The tokens example of docs/policy.md, verbatim.
+DOCUMENTED_TOKENS: dict[str, Any] = {
     "roles": {
         "host": {"capabilities": ["PUBLISH", "SUBSCRIBE"], "attributes": {"role": "host"}, "durationMinutes": 10},
         "viewer": {"capabilities": ["SUBSCRIBE"], "durationMinutes": 10},
@@ -28,7 +29,7 @@ def problems(tokens: object) -> list[str]:
 
 
 def test_the_contract_example_parses_to_roles_and_round_trips() -> None:
-    policy = parse_policy({"stageArn": STAGE, "tokens": CONTRACT_TOKENS})
+    policy = parse_policy({"stageArn": STAGE, "tokens": DOCUMENTED_TOKENS})
     assert policy.tokens == TokensPolicy(
         roles={
             "host": TokenRole(frozenset({"PUBLISH", "SUBSCRIBE"}), 10, {"role": "host"}),
@@ -37,7 +38,7 @@ def test_the_contract_example_parses_to_roles_and_round_trips() -> None:
         default_role="viewer",
     )
     assert parse_policy(policy.to_document()) == policy
-    assert policy.to_document()["tokens"] == CONTRACT_TOKENS
+    assert policy.to_document()["tokens"] == DOCUMENTED_TOKENS
 
 
 def test_a_policy_without_tokens_has_none() -> None:

@@ -48,7 +48,7 @@ from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict
 from stagepilot.errors import RetryLater
 
 EVENT_PREFIX: Final = "e#"  # + event id: one attribute per counted event
-REPORTER_PREFIX: Final = "r#"  # + reporter: a flag's reporter counts once, at its latest flag (CONTRACT §2)
+REPORTER_PREFIX: Final = "r#"  # + reporter: a flag's reporter counts once, at its latest flag (docs/events.md)
 EVENTS_ATTRIBUTE: Final = "events"  # the previous version's map of event id → time, still read
 # Events can arrive hours late (docs/events.md, "Delivery is best effort"): entries older than the newest
 # event by more than the window plus this much are pruned; a duplicate that old cannot meet the newer

@@ -156,7 +156,7 @@ class Participant:
 
     @property
     def is_replica(self) -> bool:
-        """The one rule for replicas (CONTRACT §1), from IVS's own answer — GetParticipant or
+        """The one rule for replicas (docs/policy.md), from IVS's own answer — GetParticipant or
         ListParticipants, whichever the caller has: ``replicationType`` REPLICA, or, in an answer that
         carries no replication type, a ``sourceStageArn``. Event bodies never decide it: IVS documents
         no replica field on its events, and a body in a queue can say anything."""
@@ -401,7 +401,7 @@ class IvsStage:
             reason=reason,
         )
 
-    # the door's tokens and keys (CONTRACT §5) --------------------------------------------------------
+    # the door's tokens and keys (docs/door.md) --------------------------------------------------------
     def create_participant_token(
         self, stage_arn: str, *, user_id: str, capabilities: list[str], attributes: Mapping[str, str], duration: int
     ) -> dict[str, Any]:

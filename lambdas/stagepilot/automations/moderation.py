@@ -10,7 +10,7 @@
 - ``Participant Publish Error`` / ``Participant Flagged``: counted per participant in the table on
   event time (adapters/counters.py); at ``publishErrorLimit`` / ``flagLimit`` the participant goes.
   Flags count distinct reporters: one ``reporter`` counts once per window whatever its event ids;
-  flags without a reporter count once per event id (CONTRACT §2).
+  flags without a reporter count once per event id (docs/events.md).
   Each is counted only where the policy sets its limit: neither has an implicit default.
 
 Every disconnect goes through ``disconnect_participant``, which the CLI's manual kick uses too: at most

@@ -97,7 +97,7 @@ class ReplicationAutomation:
         assert participant_id is not None  # the parser requires it on Participant Published
         ids = {"session_id": event.session_id, "participant_id": participant_id}
         # Whether the publisher is a replica, and who it is, are IVS's answer (GetParticipant), asked before
-        # anything is started: never the event's body (CONTRACT §1, one rule for replicas).
+        # anything is started: never the event's body (docs/policy.md, one rule for replicas).
         candidates = candidate_rules(rules, stage_arn=event.stage_arn)
         found: Participant | None = None
         if rules_need_attributes(candidates, user_id=event.user_id):

@@ -1,4 +1,4 @@
-"""``--debug`` never prints credentials or tokens (CONTRACT §3).
+"""``--debug`` never prints credentials or tokens (docs/cli.md).
 
 botocore's debug log shows each request's headers (``Authorization`` with its signature,
 ``X-Amz-Security-Token``), each response body (an STS ``AssumeRole`` answer holds a secret key and a

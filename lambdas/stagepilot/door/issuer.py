@@ -1,4 +1,4 @@
-"""The token issuer: one request of the door (CONTRACT §5), read → decide → make → record → audit.
+"""The token issuer: one request of the door (docs/door.md), read → decide → make → record → audit.
 
 Reads what decides in one request: the bans that can apply (global, the stage's) and, unless this
 container's policy cache holds the stage's policy, the policy lookup (own, default, pause switches) in

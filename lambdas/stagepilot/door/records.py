@@ -1,4 +1,4 @@
-"""Every token the door issued (CONTRACT §5): so ``ban add`` finds a user's participants without listing
+"""Every token the door issued (docs/door.md): so ``ban add`` finds a user's participants without listing
 every live stage. One item per token, under the user: ``TOKEN#<user id>`` / ``<stage ARN>#<participant id>``.
 
 A record is kept past the token's expiry for as long as a participant that joined with it can still be

@@ -1,4 +1,4 @@
-"""Key-pair participant tokens (CONTRACT §5), signed by a KMS key whose public key is imported into IVS.
+"""Key-pair participant tokens (docs/door.md), signed by a KMS key whose public key is imported into IVS.
 
 The token is the ES384 JWT IVS documents for key-pair tokens: header ``{alg: ES384, typ: JWT, kid: <IVS
 public-key ARN>}``, claims ``exp, iat, jti, resource, topic, events_url, whip_url, capabilities
