@@ -58,12 +58,15 @@ WHAT_IF_READS: Final = frozenset(
     {
         "GetComposition",
         "GetParticipant",
+        "GetPublicKey",
         "GetStage",
         "GetStageSession",
         "ListCompositions",
         "ListParticipantEvents",
         "ListParticipantReplicas",
         "ListParticipants",
+        "ListPublicKeys",
+        "ListStageSessions",
         "ListStages",
     }
 )
