@@ -1,4 +1,4 @@
-"""The door (CONTRACT §5): the token function behind a Function URL with ``AWS_IAM`` auth, its role, and the
+"""The door (docs/door.md): the token function behind a Function URL with ``AWS_IAM`` auth, its role, and the
 managed policy a backend's role is given to call it (stack outputs ``TokenUrl``, ``TokenIssuerPolicyArn``).
 
 Least privilege: the role reads only the items a decision needs (``BAN``, ``POLICY``, ``PAUSE`` and the
@@ -138,7 +138,7 @@ class TokenDoor(Construct):
         self.function = lambda_.Function(
             self,
             names.FUNCTION,
-            description="stagepilot door: participant tokens by policy (CONTRACT section 5)",
+            description="stagepilot door: participant tokens by policy (docs/door.md)",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
             handler="stagepilot.handlers.token.lambda_handler",

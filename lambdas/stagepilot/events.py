@@ -31,7 +31,7 @@ SESSION_ID = re.compile(r"st-[a-zA-Z0-9]{13}")  # fixed length 16 (model: StageS
 PARTICIPANT_ID = re.compile(r"[a-zA-Z0-9-_]+")
 MAX_ID_LENGTH = 64
 MAX_USER_ID_LENGTH = 128
-MAX_REPORTER_LENGTH = 256  # ours (CONTRACT §2): room for an IAM role or session ARN
+MAX_REPORTER_LENGTH = 256  # ours (docs/events.md): room for an IAM role or session ARN
 MAX_TEXT_LENGTH = 1024
 MAX_BODY_BYTES = 256 * 1024  # an SQS message cannot be larger
 

@@ -1,4 +1,4 @@
-"""The token function's entry point (CONTRACT §5): Function URL events in, 200/403/400/405 out, with moto
+"""The token function's entry point (docs/door.md): Function URL events in, 200/403/400/405 out, with moto
 (DynamoDB, KMS) and the IVS stand-in behind the real boto3 clients."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The door's resources (CONTRACT §5): a Function URL with AWS_IAM auth, outputs TokenUrl and
+"""The door's resources (docs/door.md): a Function URL with AWS_IAM auth, outputs TokenUrl and
 TokenIssuerPolicyArn, a role that reads only what a decision needs, writes only token records and audit
 entries, signs only with the door's keys, and passes cdk-nag (the synth raises on any unacknowledged
 finding)."""

@@ -1,4 +1,4 @@
-"""Lambda entry point of the door (CONTRACT §5), behind a Function URL with ``AWS_IAM`` auth.
+"""Lambda entry point of the door (docs/door.md), behind a Function URL with ``AWS_IAM`` auth.
 
 ``POST`` JSON ``{"stageArn", "userId", "role"?, "attributes"?}`` →
 ``200 {"token", "participantId", "expirationTime", "capabilities"}``,
