@@ -40,7 +40,7 @@ demo: $(STAMP) $(CDK)  ## run the automation on the example show, locally (no AW
 	$(VENV)/bin/stagepilot simulate --policies examples/policies.json --bans examples/bans.json --events examples/show.jsonl
 
 test: $(STAMP) $(CDK) lint  ## the whole test suite, offline
-	$(PY) -m pytest -q -n 2 -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 lint: $(STAMP)  ## ruff and mypy
 	$(VENV)/bin/ruff check .
@@ -61,7 +61,7 @@ bench: $(STAMP)  ## benchmarks against the floor (docs/performance.md)
 	$(PY) -m benchmarks
 
 soak: $(STAMP) $(CDK)  ## the slow reliability variants
-	$(PY) -m pytest -q -n 2 -m slow -rP
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m slow -rP
 
 completion: $(STAMP)  ## shell completion for stagepilot into build/completion/ (source the one of your shell)
 	mkdir -p build/completion

@@ -10,12 +10,22 @@ included) at ``REAL_CLOCK_START``, a day after ``T0``, and ticking from there: e
 old, ``datetime.now(UTC)`` is a day after ``T0``, whatever today's date. Monotonic clocks (timeouts, waits)
 are not moved. A test whose subprocess reads the real clock and exchanges times with the test is marked
 ``wall_clock`` and keeps the calendar's clock.
+
+**One botocore loader per process.** Every boto3 session reads botocore's service models afresh (a
+``LocalDeployment`` makes several: about 0.26 s each); here every session shares one loader, whose cache
+keeps each model once read (0.056 s). The models are read-only data, so sharing them changes nothing.
+
+**The CDK tests share one worker.** Each xdist worker that synthesizes pays the ~16 s jsii/CDK boot once;
+``tests/infra`` is one ``xdist_group``, so with ``--dist loadgroup`` (``make test``) only one worker pays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import botocore.loaders
+import botocore.session
 import pytest
 import time_machine
 
@@ -29,3 +39,25 @@ def pinned_clock(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     with time_machine.travel(REAL_CLOCK_START, tick=True):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader() -> Iterator[None]:
+    shared = botocore.loaders.create_loader()
+    create_loader = botocore.session.create_loader
+
+    def loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        return shared if search_path_string is None else create_loader(search_path_string)
+
+    botocore.session.create_loader = loader  # type: ignore[assignment]
+    yield
+    botocore.session.create_loader = create_loader
+
+
+CDK_TESTS = Path(__file__).parent / "infra"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(CDK_TESTS):
+            item.add_marker(pytest.mark.xdist_group("cdk"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from pathlib import Path
 
@@ -11,6 +13,13 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def simulate(*extra: str) -> list[dict]:
+    """The example show's calls (``--json``) or lines; run once per process for the same options (four tests
+    read the same ``--json`` run), each caller getting its own copy."""
+    return copy.deepcopy(_simulated(extra))
+
+
+@functools.cache
+def _simulated(extra: tuple[str, ...]) -> list[dict]:
     result = run(
         "simulate",
         "--policies",
