@@ -1,4 +1,4 @@
-"""``stagepilot token issue`` and ``stagepilot keys list|rotate|lockout`` (CONTRACT §3, §5), over real HTTP:
+"""``stagepilot token issue`` and ``stagepilot keys list|rotate|lockout`` (docs/cli.md, §5), over real HTTP:
 moto in server mode (DynamoDB, KMS, CloudFormation), the IVS stand-in on loopback, and the token function's
 handler behind a loopback URL that takes only SigV4-signed requests for the ``lambda`` service."""
 

@@ -1,4 +1,4 @@
-"""``simulate``'s ``issue`` and ``join`` directives (CONTRACT §4): the door's decisions, and IVS's check of
+"""``simulate``'s ``issue`` and ``join`` directives (docs/simulate.md): the door's decisions, and IVS's check of
 the tokens at join."""
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ class Decision:
     delay: timedelta | None = None  # act, but not before this much time has passed
     restart: bool = False  # the start restarts a failed composition: it counts toward maxRestarts
     give_up: bool = False  # out of restarts: the session's record says so (gave-up), audited once
-    # The pass's heals: what the record and IVS show, in CONTRACT §1's vocabulary. None: they cannot tell
+    # The pass's heals: what the record and IVS show, in the vocabulary of docs/reliability.md. None: they cannot tell
     # (an event that would have started it did not: lost, late, or skipped while paused); then the
     # pass says ``event-lost`` unless it knows the event is late, the stage resumed or its policy changed.
     heal_reason: str | None = None
@@ -219,7 +219,7 @@ def decide_on_heal(
     one, give up, or leave it? ``seen``: what IVS shows of the record's composition (None: not asked);
     ``publishing``: someone publishes now; ``publishing_since``: since when the earliest of them has
     published without a stop. The reason says what was observed, and ``heal_reason`` names it in the
-    contract's vocabulary (CONTRACT §1): ``ivs-ended`` whenever IVS ended the composition, whoever missed
+    vocabulary of docs/reliability.md: ``ivs-ended`` whenever IVS ended the composition, whoever missed
     the end; None when only a missing event explains it (the pass decides between event-lost and
     event-late, resumed, policy-changed)."""
     if record is not None and record.state is State.FAILED:

@@ -1,4 +1,4 @@
-"""The door in ``simulate`` (CONTRACT §4 ``issue`` / ``join``): the deployed issuer's code, a KMS key in moto
+"""The door in ``simulate`` (docs/simulate.md ``issue`` / ``join``): the deployed issuer's code, a KMS key in moto
 and its public key imported into the IVS stand-in, made on the first ``issue`` of a run."""
 
 from __future__ import annotations
