@@ -5,7 +5,7 @@ policy (moderation with ``blockedAttributes``, so every publisher's token attrib
 two publishers whose publish events were lost; one publisher in 50 has a blocked attribute and must be
 disconnected by the pass. Passes run one period (60 s) apart on a virtual clock, each with the Lambda's
 60-second deadline (``run_pass(remaining_ms=...)``). Time passes per call, advanced by this benchmark
-itself (IVS 100 ms, DynamoDB 10 ms: the middle of CONTRACT §4's ranges) and by the IVS adapter's own
+itself (IVS 100 ms, DynamoDB 10 ms: the middle of docs/simulate.md's ranges) and by the IVS adapter's own
 pacing at the convergence pass's slice of each operation (``stagepilot.budget``), slept on the same
 virtual clock. It reports, per fleet size, the passes until every live stage was examined, each pass's
 virtual duration against the timeout, and the IVS calls per pass; then (``no-deadline``) the same first

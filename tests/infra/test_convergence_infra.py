@@ -37,7 +37,7 @@ def test_healing_often_and_failing_passes_raise_alarms(deployed: Synthesized) ->
         a["Properties"].get("MetricName"): a["Properties"]
         for a in deployed.template.find_resources("AWS::CloudWatch::Alarm").values()
     }
-    # only heals nothing but a lost event explains (CONTRACT §1): not a late event, a resume, IVS's own end
+    # only heals nothing but a lost event explains (docs/policy.md): not a late event, a resume, IVS's own end
     assert names.METRIC_HEALED not in alarms
     assert alarms[names.METRIC_HEALED_EVENT_LOST]["Threshold"] == 5
     assert alarms[names.METRIC_HEALED_EVENT_LOST]["Period"] == 900

@@ -1,4 +1,4 @@
-"""One stage's trouble never stops the pass for the others (CONTRACT §1, issue 22 §2-3 and §5).
+"""One stage's trouble never stops the pass for the others (docs/policy.md, issue 22 §2-3 and §5).
 
 Each story is a fleet of live stages whose first publish was lost, so the pass must compose every one of
 them; one stage meets a trouble that used to abort the whole pass (and, the rotation never moving past

@@ -1,4 +1,4 @@
-"""A heal's reason says what was observed (CONTRACT §1's vocabulary); only ``event-lost`` is alarmed."""
+"""A heal's reason says what was observed (docs/policy.md's vocabulary); only ``event-lost`` is alarmed."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ LEDGER_HORIZON = timedelta(hours=24) + CLAIM_LEASE
 MANAGED_TAG = "stagepilot:managed"
 SESSION_TAG = "stagepilot:session"
 ATTEMPT_TAG = "stagepilot:attempt"
-# Heal reasons (CONTRACT §1): what the pass observed when it acted. Only event-lost raises HealedAlarm.
+# Heal reasons (docs/policy.md): what the pass observed when it acted. Only event-lost raises HealedAlarm.
 EVENT_LOST = HealReason.EVENT_LOST.value  # the one vocabulary: decisions/heals.py
 IVS_ENDED = HealReason.IVS_ENDED.value
 POLICY_CHANGED = HealReason.POLICY_CHANGED.value

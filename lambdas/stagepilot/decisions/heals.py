@@ -1,4 +1,4 @@
-"""Why the convergence pass healed a stage: what it observed, in CONTRACT §1's vocabulary. Pure.
+"""Why the convergence pass healed a stage: what it observed, in the vocabulary of docs/reliability.md. Pure.
 
 Every heal (an action the convergence pass took because the event path had not) carries one reason:
 
