@@ -96,6 +96,8 @@ def test_max_restarts_1_with_two_lost_failures_starts_twice_in_all(make_deployme
     assert (record(deployment).state, record(deployment).restarts) == (State.GAVE_UP, 1)
     assert deployment.metrics.counts.get("CompositionRestarted") == 1
     assert heal_reasons(deployment) == ["ivs-ended"]
+    assert deployment.metrics.counts.get("HealedIvsEnded") == 1
+    assert "HealedEventLost" not in deployment.metrics.counts  # HealedAlarm's metric: no event was lost
 
 
 def test_a_lost_failure_is_restarted_after_the_back_off_and_counted(make_deployment: Any, events: EventFactory) -> None:
@@ -188,6 +190,7 @@ def test_a_24_hour_composition_heals_as_ivs_ended(make_deployment: Any, events: 
     assert heal_reasons(deployment) == ["ivs-ended"]
     assert "24 hours" in audit(deployment, "healed")[0]["reason"]
     assert record(deployment).restarts == 0
+    assert "HealedEventLost" not in deployment.metrics.counts
 
 
 @pytest.mark.parametrize("cleaned_up", [False, True])

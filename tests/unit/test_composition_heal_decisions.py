@@ -15,9 +15,6 @@ import pytest
 
 from stagepilot.decisions.composition import (
     CLAIM_TIMEOUT,
-    IVS_ENDED,
-    POLICY_CHANGED,
-    TAKEN_OVER,
     Seen,
     SessionCompositions,
     State,
@@ -25,6 +22,7 @@ from stagepilot.decisions.composition import (
     failure_unrecorded,
     restart_backoff,
 )
+from stagepilot.decisions.heals import HealReason
 
 NOW = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
 PASS = "reconcile:st-MainSession01:composition"
@@ -67,7 +65,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         Seen.FAILED,
         True,
         None,
-        (True, 2, False, False, IVS_ENDED),
+        (True, 2, False, False, HealReason.IVS_ENDED),
     ),
     (
         "an event's claim past its lease",
@@ -75,7 +73,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         None,
-        (True, 2, False, False, TAKEN_OVER),
+        (True, 2, False, False, HealReason.TAKEN_OVER),
     ),
     (
         "an event's claim within its lease",
@@ -101,7 +99,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         Seen.STOPPED,
         True,
         None,
-        (True, 3, False, False, IVS_ENDED),
+        (True, 3, False, False, HealReason.IVS_ENDED),
     ),
     (
         "started, IVS forgot it (ended > 5 min ago)",
@@ -109,7 +107,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         Seen.GONE,
         True,
         None,
-        (True, 3, False, False, IVS_ENDED),
+        (True, 3, False, False, HealReason.IVS_ENDED),
     ),
     ("started, failure not recorded yet", rec(State.STARTED), Seen.FAILED, True, None, (False, 0, False, False, None)),
     (
@@ -135,7 +133,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         NOW - timedelta(hours=23),
-        (True, 3, False, False, IVS_ENDED),
+        (True, 3, False, False, HealReason.IVS_ENDED),
     ),
     # failed: maxRestarts (3 here), back-off, and whose turn it is
     (
@@ -160,7 +158,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         None,
-        (True, 3, True, False, IVS_ENDED),
+        (True, 3, True, False, HealReason.IVS_ENDED),
     ),
     (
         "failed by the pass, within back-off",
@@ -184,7 +182,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         None,
-        (True, 3, True, False, IVS_ENDED),
+        (True, 3, True, False, HealReason.IVS_ENDED),
     ),
     (
         "failed, restarts left, nobody publishing",
@@ -201,7 +199,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
         None,
         True,
         None,
-        (True, 3, False, False, POLICY_CHANGED),
+        (True, 3, False, False, HealReason.POLICY_CHANGED),
     ),
     ("rejected, same policy", rec(State.REJECTED, policy_hash="now"), None, True, None, (False, 0, False, False, None)),
     ("gave up", rec(State.GAVE_UP), None, True, None, (False, 0, False, False, None)),
@@ -250,7 +248,7 @@ def test_event_lost_is_said_only_when_an_event_should_have_started_it() -> None:
     """Whatever IVS shows of an ended composition, a restart after IVS ended it is never event-lost."""
     for seen in (Seen.STOPPED, Seen.GONE, None):
         decision = decide_on_heal(rec(State.STARTED), owner=PASS, now=NOW, policy_hash="now", max_restarts=3, seen=seen)
-        assert decision.heal_reason == IVS_ENDED
+        assert decision.heal_reason == HealReason.IVS_ENDED
 
 
 @pytest.mark.parametrize(

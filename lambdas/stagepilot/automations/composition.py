@@ -18,7 +18,6 @@ from stagepilot.adapters.ivs import CompositionSummary, IvsRejected
 from stagepilot.adapters.state import CompositionRecords, Ledger, RecordingRecords
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.composition import (
-    EVENT_LOST,
     Decision,
     Seen,
     SessionCompositions,
@@ -299,8 +298,8 @@ class CompositionAutomation:
             event_time=stage.now,
         )
         if outcome.acted:
-            healed = {**outcome.details, "healReason": decision.heal_reason or EVENT_LOST}
-            return [Outcome(self.name, outcome.action, decision.reason, acted=True, details=healed)]
+            healed = Outcome(self.name, outcome.action, decision.reason, acted=True, details=outcome.details)
+            return [replace(healed, heal_reason=decision.heal_reason)]  # None: the pass explains it
         return [outcome]
 
     @staticmethod

@@ -35,11 +35,6 @@ LEDGER_HORIZON = timedelta(hours=24) + CLAIM_LEASE
 MANAGED_TAG = "stagepilot:managed"
 SESSION_TAG = "stagepilot:session"
 ATTEMPT_TAG = "stagepilot:attempt"
-# Heal reasons (docs/policy.md): what the pass observed when it acted. Only event-lost raises HealedAlarm.
-EVENT_LOST = HealReason.EVENT_LOST.value  # the one vocabulary: decisions/heals.py
-IVS_ENDED = HealReason.IVS_ENDED.value
-POLICY_CHANGED = HealReason.POLICY_CHANGED.value
-TAKEN_OVER = HealReason.TAKEN_OVER.value
 _TOKEN_UNSAFE = re.compile(r"[^a-zA-Z0-9-_]")
 
 
@@ -87,7 +82,7 @@ class Decision:
     # The pass's heals: what the record and IVS show, in the vocabulary of docs/reliability.md. None: they cannot tell
     # (an event that would have started it did not: lost, late, or skipped while paused); then the
     # pass says ``event-lost`` unless it knows the event is late, the stage resumed or its policy changed.
-    heal_reason: str | None = None
+    heal_reason: HealReason | None = None
 
 
 def decide_on_publish(
@@ -242,14 +237,14 @@ def decide_on_heal(
                 True,
                 "an earlier pass claimed the start; finishing it",
                 record.attempt,
-                heal_reason=IVS_ENDED if after_ivs else None,
+                heal_reason=HealReason.IVS_ENDED if after_ivs else None,
             )
         if verdict is ClaimVerdict.TAKE_OVER:
             return Decision(
                 True,
                 "a start was claimed by an event that died (its lease ran out); taking over",
                 record.attempt,
-                heal_reason=TAKEN_OVER,
+                heal_reason=HealReason.TAKEN_OVER,
             )
         return Decision(False, "an event is starting this session's composition now")
     if record.state is State.STARTED:
@@ -264,7 +259,7 @@ def decide_on_heal(
             True,
             f"a publisher and no live composition: {how} and its Session End never arrived",
             record.attempt + 1,
-            heal_reason=IVS_ENDED,
+            heal_reason=HealReason.IVS_ENDED,
         )
     if record.state is State.ENDED:
         if record.ended_at is not None and publishing_since is not None and publishing_since <= record.ended_at:
@@ -272,7 +267,7 @@ def decide_on_heal(
                 True,
                 "someone was publishing when IVS ended the composition (its 24 hours, or a stop) and still is",
                 record.attempt + 1,
-                heal_reason=IVS_ENDED,
+                heal_reason=HealReason.IVS_ENDED,
             )
         return Decision(
             True,
@@ -291,7 +286,7 @@ def decide_on_heal(
                 True,
                 "IVS rejected the previous request; the policy has changed since",
                 record.attempt + 1,
-                heal_reason=POLICY_CHANGED,
+                heal_reason=HealReason.POLICY_CHANGED,
             )
         return Decision(False, "IVS rejected this policy's composition in this session; fix the policy")
     if record.state is State.GAVE_UP:
@@ -322,7 +317,7 @@ def _heal_failed(
         f"IVS failed the composition and it was not restarted: restart {record.restarts + 1} of {max_restarts}",
         record.attempt + 1,
         restart=True,
-        heal_reason=IVS_ENDED,
+        heal_reason=HealReason.IVS_ENDED,
     )
 
 
