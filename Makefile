@@ -1,20 +1,27 @@
 # stagepilot — every entry point sets up what it needs (.venv from pinned requirements, CDK CLI from npm).
 SHELL := /bin/bash
-# The functions run on Python 3.13 (infra/bundling.py RUNTIME_PYTHON): the venv is built on it, so the tests
-# run on the runtime's Python and the synth can compile the bytecode the zip ships. PYTHON=... overrides the
-# search (python3.13 on PATH, then pyenv's installed 3.13).
-RUNTIME_PYTHON := 3.13
-IS_RUNTIME_PYTHON := -c 'import sys; sys.exit(sys.version[:4] != "$(RUNTIME_PYTHON)")'
+# Any supported CPython runs the demo and the tests: the newest of PYTHON_VERSIONS found (python3.X on PATH,
+# then pyenv's installed ones, then python3). Only the Lambda zip's bytecode needs the runtime's 3.13
+# (infra/bundling.py RUNTIME_PYTHON): a synth on another version ships plain sources and says so.
+# PYTHON=/path/to/python overrides the search; PYTHON_VERSIONS=3.13 insists on one (.ci/run does).
+PYTHON_VERSIONS ?= 3.13 3.12 3.11
+PYTHON_VERSION_OF = -c 'import sys; print("%d.%d" % sys.version_info[:2] if sys.implementation.name == "cpython" else "")'
 ifndef PYTHON
-PYTHON := $(shell for p in python$(RUNTIME_PYTHON) $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(RUNTIME_PYTHON)*/bin/python$(RUNTIME_PYTHON) $$(pyenv root 2>/dev/null)/versions/$(RUNTIME_PYTHON)*/bin/python$(RUNTIME_PYTHON); do \
-  "$$p" $(IS_RUNTIME_PYTHON) 2>/dev/null && { echo "$$p"; break; }; done)
+PYTHON := $(shell root=$${PYENV_ROOT:-$$HOME/.pyenv}; other=$$(pyenv root 2>/dev/null); \
+  for v in $(PYTHON_VERSIONS); do \
+    for p in python$$v $$root/versions/$$v*/bin/python$$v $$other/versions/$$v*/bin/python$$v python3; do \
+      [ "$$("$$p" $(PYTHON_VERSION_OF) 2>/dev/null)" = "$$v" ] && { echo "$$p"; exit 0; }; \
+    done; \
+  done)
 endif
+PYTHON_VERSION := $(shell $(PYTHON) $(PYTHON_VERSION_OF) 2>/dev/null)
 VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 # make deploy STACK=StagePilot-staging: another deployment in the same account and region
 STACK ?= StagePilot
-STAMP := $(VENV)/.installed-$(RUNTIME_PYTHON)
+# The venv is stamped with its Python: another one found (or PYTHON=...) rebuilds it.
+STAMP := $(VENV)/.installed-$(PYTHON_VERSION)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
@@ -26,8 +33,9 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): requirements.txt pyproject.toml
-	@test -n "$(PYTHON)" || { echo "stagepilot needs CPython $(RUNTIME_PYTHON), the Lambda runtime's version: install it, or pass PYTHON=/path/to/python$(RUNTIME_PYTHON)" >&2; exit 1; }
-	$(PY) $(IS_RUNTIME_PYTHON) 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	@test -n "$(PYTHON_VERSION)" || { echo "stagepilot needs CPython $(PYTHON_VERSIONS) (none found$(if $(PYTHON), at $(PYTHON))): install one, or pass PYTHON=/path/to/python3.X" >&2; exit 1; }
+	@case " $(PYTHON_VERSIONS) " in *" $(PYTHON_VERSION) "*) ;; *) echo "stagepilot needs CPython $(PYTHON_VERSIONS); $(PYTHON) is $(PYTHON_VERSION)" >&2; exit 1;; esac
+	[ "$$($(PY) $(PYTHON_VERSION_OF) 2>/dev/null)" = "$(PYTHON_VERSION)" ] || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)

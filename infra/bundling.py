@@ -9,8 +9,10 @@ any OS/CPU, the function runs on Linux arm64, and a compiled extension would onl
 The zip also carries bytecode for the runtime's Python (``unchecked-hash`` ``.pyc`` files, which the
 interpreter uses without looking at the source's time stamp). ``/var/task`` is read-only, so without them
 every cold start compiles stagepilot, Powertools and typing_extensions from source before the first event
-(measured in ``docs/performance.md``). Bytecode is only valid for one Python minor version, so the synth
-must run on the runtime's version: ``RUNTIME_PYTHON``, which ``make`` builds the venv with.
+(measured in ``docs/performance.md``). Bytecode is only valid for one Python minor version, so only a synth
+on the runtime's version (``RUNTIME_PYTHON``) writes it; a synth on another supported CPython (3.11, 3.12:
+``make`` takes the newest it finds) ships the plain sources, which run the same, and says so in one line.
+The two zips differ, so the asset hash tells them apart (``zip_format``).
 
 The Docker image is only a fallback that CDK never pulls, because ``LocalBundling.try_bundle`` always
 succeeds or fails the synth with a message saying what to install.
@@ -61,10 +63,9 @@ _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;#]+)\s*$")
 RUNTIME_ACKNOWLEDGMENT = Acknowledgment(
     id="AwsSolutions-L1",
     reason=(
-        "Python 3.13 on purpose: the zip ships bytecode built by the synth's interpreter, which must be the "
-        "runtime's version, and 3.13 is the newest CPython the project builds and tests on (Makefile "
-        "RUNTIME_PYTHON). Without that bytecode every cold start compiles the code from source "
-        "(docs/performance.md)."
+        "Python 3.13 on purpose: a synth on 3.13 ships bytecode built by the synth's interpreter, which must be "
+        "the runtime's version, and 3.13 is the newest CPython the project builds and tests on (CI runs on it). "
+        "Without that bytecode every cold start compiles the code from source (docs/performance.md)."
     ),
 )
 
@@ -148,17 +149,24 @@ def copy_distribution(name: str, version: str, output_dir: Path) -> int:
     return copied
 
 
-def check_interpreter(version: tuple[int, ...] = (), implementation: str = "") -> None:
-    """The synth's Python must be the runtime's: its bytecode is what Lambda will load."""
+def ships_bytecode(version: tuple[int, ...] = (), implementation: str = "") -> bool:
+    """Whether this synth's Python writes bytecode the runtime loads: CPython of the runtime's version."""
     version = version or sys.version_info[:3]
     implementation = implementation or sys.implementation.name
-    if implementation != "cpython" or tuple(version[:2]) != RUNTIME_PYTHON:
-        wanted = ".".join(map(str, RUNTIME_PYTHON))
-        running = f"{implementation} {'.'.join(map(str, version[:3]))}"
-        raise BundlingError(
-            f"the functions run on Python {wanted} ({RUNTIME.name}) and their zip carries bytecode for it, "
-            f"but this synth runs on {running}; synth with CPython {wanted} (make synth builds its venv with it)"
-        )
+    return implementation == "cpython" and tuple(version[:2]) == RUNTIME_PYTHON
+
+
+def sources_only_note(version: tuple[int, ...] = (), implementation: str = "") -> str:
+    """The one line a synth on another Python prints: what the zip lacks and how to get it."""
+    version = version or sys.version_info[:3]
+    implementation = implementation or sys.implementation.name
+    wanted = ".".join(map(str, RUNTIME_PYTHON))
+    running = f"{implementation} {'.'.join(map(str, version[:3]))}"
+    return (
+        f"stagepilot bundling: this synth runs on {running}, not the functions' Python {wanted}, so the zip "
+        f"ships plain sources without bytecode (each cold start compiles them); synth on CPython {wanted} "
+        "to ship bytecode"
+    )
 
 
 # What the Lambda runtime provides besides the zip (and so is not bundled).
@@ -199,13 +207,16 @@ def compile_bytecode(output_dir: Path) -> None:
             ) from exc
 
 
-def bundle(output_dir: Path, lambdas_dir: Path = LAMBDAS_DIR) -> None:
-    """Everything that goes into the function zip, written into ``output_dir``."""
-    check_interpreter()
+def bundle(output_dir: Path, lambdas_dir: Path = LAMBDAS_DIR, *, bytecode: bool | None = None) -> None:
+    """Everything that goes into the function zip, written into ``output_dir``: with bytecode when this
+    synth runs on the runtime's Python (``bytecode`` None), plain sources otherwise."""
     copy_package(output_dir, lambdas_dir)
     for name, version in read_pins(lambdas_dir / "requirements.txt").items():
         copy_distribution(name, version, output_dir)
-    compile_bytecode(output_dir)
+    if ships_bytecode() if bytecode is None else bytecode:
+        compile_bytecode(output_dir)
+    else:
+        print(sources_only_note(), file=sys.stderr)
 
 
 @jsii.implements(ILocalBundling)
@@ -220,9 +231,16 @@ class OfflineBundling:
         return True
 
 
-def function_code(lambdas_dir: Path = LAMBDAS_DIR, *, bundle_format: str = BUNDLE_FORMAT) -> lambda_.Code:
+def zip_format(bytecode: bool | None = None) -> str:
+    """``BUNDLE_FORMAT``, marked when the zip has no bytecode: the two zips of the same sources differ."""
+    return BUNDLE_FORMAT if (ships_bytecode() if bytecode is None else bytecode) else f"{BUNDLE_FORMAT}-sources"
+
+
+def function_code(lambdas_dir: Path = LAMBDAS_DIR, *, bundle_format: str | None = None) -> lambda_.Code:
     """One asset for every function; its hash covers the sources and the pins (both under lambdas/), and
-    the bundling options: the runtime's image and ``BUNDLE_FORMAT``."""
+    the bundling options: the runtime's image and the zip's format (``zip_format()``)."""
+    if bundle_format is None:
+        bundle_format = zip_format()
     return lambda_.Code.from_asset(
         str(lambdas_dir),
         asset_hash_type=AssetHashType.SOURCE,

@@ -54,10 +54,15 @@ def _pyc(source: Path) -> Path:
     return Path(importlib.util.cache_from_source(str(source)))
 
 
+ON_THE_RUNTIMES_PYTHON = pytest.mark.skipif(
+    not bundling.ships_bytecode(), reason="bytecode is built on the runtime's Python only (CI runs on it)"
+)
+
+
+@ON_THE_RUNTIMES_PYTHON
 def test_zip_ships_bytecode_for_every_module_valid_whatever_the_time_stamps(bundled: Path) -> None:
     """Lambda's /var/task is read-only: without these, every cold start compiles the code from source."""
     assert bundling.RUNTIME.name == "python{}.{}".format(*bundling.RUNTIME_PYTHON)
-    assert sys.version_info[:2] == bundling.RUNTIME_PYTHON  # the venv the tests run in is the runtime's
     sources = list(bundled.rglob("*.py"))
     assert len(sources) > 100
     for source in sources:
@@ -69,12 +74,30 @@ def test_zip_ships_bytecode_for_every_module_valid_whatever_the_time_stamps(bund
     assert code.co_filename == f"{bundling.TASK_ROOT}/stagepilot/pipeline.py"
 
 
-def test_a_synth_on_another_python_fails_with_the_version_to_use() -> None:
-    bundling.check_interpreter((*bundling.RUNTIME_PYTHON, 0), "cpython")
-    with pytest.raises(bundling.BundlingError, match=r"run on Python 3\.13 .* this synth runs on cpython 3\.11\.7"):
-        bundling.check_interpreter((3, 11, 7), "cpython")
-    with pytest.raises(bundling.BundlingError, match=r"this synth runs on pypy 3\.13\.0"):
-        bundling.check_interpreter((3, 13, 0), "pypy")
+def test_only_the_runtimes_python_ships_bytecode() -> None:
+    assert bundling.RUNTIME.name == "python{}.{}".format(*bundling.RUNTIME_PYTHON)
+    assert bundling.ships_bytecode((*bundling.RUNTIME_PYTHON, 0), "cpython")
+    assert not bundling.ships_bytecode((3, 12, 1), "cpython")
+    assert not bundling.ships_bytecode((3, 13, 0), "pypy")
+    assert bundling.sources_only_note((3, 11, 7), "cpython") == (
+        "stagepilot bundling: this synth runs on cpython 3.11.7, not the functions' Python 3.13, so the zip ships "
+        "plain sources without bytecode (each cold start compiles them); synth on CPython 3.13 to ship bytecode"
+    )
+
+
+def test_a_synth_on_another_python_ships_sources_and_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lambdas = _lambdas_copy(tmp_path, f"jmespath=={bundling.read_pins()['jmespath']}\n")
+    bundling.bundle(tmp_path / "out", lambdas, bytecode=False)
+    assert (tmp_path / "out" / "stagepilot" / "__init__.py").is_file()
+    assert (tmp_path / "out" / "jmespath" / "__init__.py").is_file()
+    assert list((tmp_path / "out").rglob("*.pyc")) == []
+    assert capsys.readouterr().err.splitlines() == [bundling.sources_only_note()]
+
+    bundling.bundle(tmp_path / "with-bytecode", lambdas, bytecode=True)
+    assert (tmp_path / "with-bytecode" / "stagepilot" / "__pycache__").is_dir()
+    assert capsys.readouterr().err == ""
 
 
 def test_a_module_that_does_not_compile_fails_the_synth(tmp_path: Path) -> None:
@@ -150,6 +173,9 @@ def test_asset_hash_follows_the_bundle_format() -> None:
 
     assert fingerprint(bundling.BUNDLE_FORMAT) == fingerprint(bundling.BUNDLE_FORMAT)
     assert fingerprint(bundling.BUNDLE_FORMAT) != fingerprint(bundling.BUNDLE_FORMAT + "-next")
+    # A zip of plain sources (a synth on another Python) is another asset than the zip with bytecode.
+    assert bundling.zip_format(bytecode=True) == bundling.BUNDLE_FORMAT
+    assert fingerprint(bundling.zip_format(bytecode=False)) != fingerprint(bundling.zip_format(bytecode=True))
 
 
 def test_handlers_import_from_the_zip_with_only_what_the_runtime_adds(bundled: Path, tmp_path: Path) -> None:
@@ -168,7 +194,7 @@ def test_handlers_import_from_the_zip_with_only_what_the_runtime_adds(bundled: P
         "    module = importlib.import_module('stagepilot.handlers.' + automation)\n"
         "    assert callable(module.lambda_handler), automation\n"
         f"from_zip = [p for p in compiled if p.startswith({str(bundled)!r})]\n"
-        "assert not from_zip, f'compiled at import: {from_zip[:3]}'\n"
+        f"assert not from_zip or not {bundling.ships_bytecode()}, f'compiled at import: {{from_zip[:3]}}'\n"
         "assert sys.modules['aws_lambda_powertools'].__file__.startswith(" + repr(str(bundled)) + ")\n"
     )
     result = subprocess.run(
