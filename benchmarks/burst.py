@@ -1,9 +1,10 @@
 """A burst under the IVS quota, time-ordered: N stages whose first publisher arrives within one second,
 every IVS operation rate-limited by the stand-in at 5 calls per sliding second, on a virtual clock.
 
-A discrete-event simulation of the deployment: each function container is an actor (a thread that runs
-only when the scheduler hands it the virtual clock), and one global heap ordered by virtual time decides
-who runs next, so the stand-in's rate window sees every call in the order of its virtual time.
+A discrete-event simulation of the deployment on the one discrete-event scheduler (local/scheduler.py):
+each function container is an actor (a thread that runs only when the scheduler hands it the virtual
+clock), and one global heap ordered by virtual time decides who runs next, so the stand-in's rate window
+sees every call in the order of its virtual time.
 
 - **Containers.** ``budget.CONCURRENCY`` containers per automation (composition, and with
   ``alongside=True`` replication and moderation, which fetch the same publisher with ``GetParticipant``),
@@ -11,10 +12,10 @@ who runs next, so the stand-in's rate window sees every call in the order of its
   pacer's clock is the virtual clock and its sleep yields to the scheduler. A free container takes its
   queue's next visible message; a failed record comes back after the back-off the handler asked for,
   and after ``MAX_RECEIVES`` it is dead.
-- **Latency.** Every AWS call takes a seeded random latency (IVS 20-60 ms, DynamoDB 5-15 ms) before the
-  service sees it: the stand-in meters the call at its arrival. The IVS client is configured as the
-  functions' (``FUNCTION_CLIENT_CONFIG``: botocore does not retry); DynamoDB's retries back off on the
-  virtual clock.
+- **Latency.** Every AWS call takes a seeded random latency (IVS 50-150 ms, DynamoDB 5-15 ms, as
+  ``LocalDeployment``: CONTRACT §4) before the service sees it: the stand-in meters the call at its
+  arrival. The IVS client is configured as the functions' (``FUNCTION_CLIENT_CONFIG``: botocore does not
+  retry); DynamoDB's retries back off on the virtual clock.
 - **The application.** The customer's application spends its whole reserve
   (``budget.APPLICATION_RESERVE``, 1 call/s) of every rate-limited operation throughout, so a throttled
   stagepilot call is one the reserve did not cover.
@@ -33,7 +34,6 @@ import json
 import logging
 import random
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,72 +55,18 @@ from stagepilot.automations.replication import ReplicationAutomation
 from stagepilot.config import Settings
 from stagepilot.local import ivs_world
 from stagepilot.local.deployment import MAX_RECEIVES, TABLE_NAME, LocalDeployment, RecordingMetrics
+from stagepilot.local.scheduler import AS_DEPLOYED, Scheduler, VirtualTime, call_latency
 from stagepilot.pipeline import Automation, Services, handle_record
 from stagepilot.policy import parse_policy
 
 SIZES = (200, 1000)
 QUOTA_PER_SECOND = budget.QUOTA_PER_OPERATION
-IVS_LATENCY = (0.020, 0.060)  # seconds, uniform: an in-region call and its jitter
-TABLE_LATENCY = (0.005, 0.015)
+LATENCY = AS_DEPLOYED  # IVS 50-150 ms, DynamoDB 5-15 ms (CONTRACT §4)
 POLL_SECONDS = 0.2  # how often an idle container looks at its queue again
 APPLICATION = "application"  # the stand-in's ``trigger`` of the application's own calls
 STORAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:storage-configuration/BurstStorage01"
 ENCODER = f"arn:aws:ivs:{REGION}:{ACCOUNT}:encoder-configuration/BurstEncoder01"
 RESULTS = Path(__file__).resolve().parent / "results.json"
-
-
-class Scheduler:
-    """One global heap of (virtual time, actor): exactly one actor runs at a time, the earliest."""
-
-    def __init__(self, deployment: LocalDeployment) -> None:
-        self._deployment = deployment
-        self._heap: list[tuple[float, int, threading.Event]] = []
-        self._seq = itertools.count()
-        self._yielded = threading.Event()
-        self._local = threading.local()
-        self.alive = 0
-        self.failure: BaseException | None = None
-        self.now = 0.0  # seconds after T0; kept as a float (the deployment's clock has microseconds only)
-
-    def spawn(self, body: Callable[[], None], *, at: float = 0.0) -> None:
-        turn = threading.Event()
-        self._local_push(at, turn)
-        self.alive += 1
-
-        def run() -> None:
-            turn.wait()
-            self._local.turn = turn
-            try:
-                body()
-            except BaseException as exc:  # surfaced by run(); the simulation stops
-                self.failure = exc
-            finally:
-                self.alive -= 1
-                self._yielded.set()
-
-        threading.Thread(target=run, daemon=True).start()
-
-    def sleep(self, seconds: float) -> None:
-        """Called by an actor: give the clock back and resume ``seconds`` later (in virtual time)."""
-        turn: threading.Event = self._local.turn
-        turn.clear()
-        self._local_push(self.now + max(0.0, seconds), turn)
-        self._yielded.set()
-        turn.wait()
-
-    def run(self) -> None:
-        while self._heap and self.failure is None:
-            at, _, turn = heapq.heappop(self._heap)
-            self.now = max(at, self.now)
-            self._deployment.clock.now = T0 + timedelta(seconds=self.now)
-            self._yielded.clear()
-            turn.set()
-            self._yielded.wait()
-        if self.failure is not None:
-            raise self.failure
-
-    def _local_push(self, at: float, turn: threading.Event) -> None:
-        heapq.heappush(self._heap, (at, next(self._seq), turn))
 
 
 @dataclass(order=True)
@@ -152,19 +98,6 @@ class _Redelivery:
         self.delay = seconds
 
 
-class _VirtualTime:
-    """``time`` as botocore's endpoint sees it: its retry back-off sleeps on the virtual clock."""
-
-    scheduler: Scheduler | None = None
-
-    def sleep(self, seconds: float) -> None:
-        if _VirtualTime.scheduler is not None:
-            _VirtualTime.scheduler.sleep(seconds)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
-
 def _container(
     deployment: LocalDeployment,
     scheduler: Scheduler,
@@ -175,13 +108,10 @@ def _container(
 ) -> Callable[[], None]:
     """One function container of ``automation``: its clients, services and pacer, and its receive loop."""
 
-    def latency(bounds: tuple[float, float]) -> Callable[..., None]:
-        return lambda **_: scheduler.sleep(rng.uniform(*bounds))
-
+    # IVS: the stand-in makes every attempt (retries included) wait the deployment's latency.
     ivs_client = deployment.ivs.client(config=FUNCTION_CLIENT_CONFIG)
-    ivs_client.meta.events.register("before-send", latency(IVS_LATENCY))  # every attempt, retries included
     table_client = boto3.client("dynamodb", region_name=REGION)  # moto's table, this container's client
-    table_client.meta.events.register("before-send", latency(TABLE_LATENCY))
+    table_client.meta.events.register("before-send", call_latency(scheduler, LATENCY.dynamodb, rng))
     services = Services(
         settings=deployment.settings,
         table=Table(table_client, TABLE_NAME),
@@ -282,7 +212,7 @@ def run(
     with (
         mock_aws(),
         mock.patch.object(ivs_world, "MAX_COMPOSITIONS_PER_ACCOUNT", 10 * stages),
-        mock.patch.object(botocore.endpoint, "time", _VirtualTime()),
+        mock.patch.object(botocore.endpoint, "time", VirtualTime()),
         lean_dynamodb(),  # else each transaction copies the whole table, and moto keeps every copy
     ):
         deployment = LocalDeployment(
@@ -293,8 +223,9 @@ def run(
             settings=Settings(table_name=TABLE_NAME, policy_cache_seconds=30.0),
         )
         deployment.metrics = RecordingMetrics()
-        scheduler = Scheduler(deployment)
-        _VirtualTime.scheduler = scheduler
+        scheduler = Scheduler(deployment.clock)
+        VirtualTime.scheduler = scheduler
+        deployment.ivs.call_delay = call_latency(scheduler, LATENCY.ivs, random.Random(rng.random()))
         called = sorted({op for a in automations for op in budget.operations_of(a.name)})
         for operation in called:
             deployment.ivs.set_rate_limit(operation, QUOTA_PER_SECOND)

@@ -8,7 +8,7 @@ sessions and participants, compositions and participant replications, driven by 
 would send through ``on_event``.
 
 Where IVS's behaviour is undocumented, the choice made here is written next to the code (search for
-"UNDOCUMENTED"). The facts and their sources: docs/simulate.md, "What the stand-in models".
+"UNDOCUMENTED"). Facts come from ``shared/reference/ivs-facts.md``.
 """
 
 from __future__ import annotations
@@ -91,9 +91,22 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
         self._init_keys()
         self.operations.update(self.key_operations())
         self._rate_limits["CreateParticipantToken"] = CREATE_TOKEN_RATE
-        # Set by whoever drives the stand-in (LocalDeployment): why the calls now being made are made
-        # ("event", "retry", "reconcile"); recorded on each Call.
-        self.trigger: str | None = None
+        self._triggers = threading.local()
+        # Every request of a client answered here first waits this (LocalDeployment: an AWS call's virtual
+        # latency, CONTRACT §4); None: calls are instant.
+        self.call_delay: Callable[[], None] | None = None
+
+    @property
+    def trigger(self) -> str | None:
+        """Set by whoever drives the stand-in (LocalDeployment): why the calls now being made are made
+        ("event", "retry", "reconcile"); recorded on each Call. Per thread: each function container and
+        the convergence pass run as actors of their own (local/scheduler.py), side by side."""
+        value: str | None = getattr(self._triggers, "value", None)
+        return value
+
+    @trigger.setter
+    def trigger(self, value: str | None) -> None:
+        self._triggers.value = value
 
     # ------------------------------------------------------------------------------------ clients
 
@@ -492,6 +505,8 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
     # ------------------------------------------------------------------------------------ HTTP
 
     def _on_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        if self.call_delay is not None:
+            self.call_delay()  # the request's way there: IVS sees (and meters) it when it arrives
         body = request.body or b"{}"
         if hasattr(body, "read"):
             body = body.read()
