@@ -13,7 +13,7 @@ sees every call in the order of its virtual time.
   queue's next visible message; a failed record comes back after the back-off the handler asked for,
   and after ``MAX_RECEIVES`` it is dead.
 - **Latency.** Every AWS call takes a seeded random latency (IVS 50-150 ms, DynamoDB 5-15 ms, as
-  ``LocalDeployment``: CONTRACT §4) before the service sees it: the stand-in meters the call at its
+  ``LocalDeployment``: docs/simulate.md) before the service sees it: the stand-in meters the call at its
   arrival. The IVS client is configured as the functions' (``FUNCTION_CLIENT_CONFIG``: botocore does not
   retry); DynamoDB's retries back off on the virtual clock.
 - **The application.** The customer's application spends its whole reserve
@@ -61,7 +61,7 @@ from stagepilot.policy import parse_policy
 
 SIZES = (200, 1000)
 QUOTA_PER_SECOND = budget.QUOTA_PER_OPERATION
-LATENCY = AS_DEPLOYED  # IVS 50-150 ms, DynamoDB 5-15 ms (CONTRACT §4)
+LATENCY = AS_DEPLOYED  # IVS 50-150 ms, DynamoDB 5-15 ms (docs/simulate.md)
 POLL_SECONDS = 0.2  # how often an idle container looks at its queue again
 APPLICATION = "application"  # the stand-in's ``trigger`` of the application's own calls
 STORAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:storage-configuration/BurstStorage01"

@@ -8,7 +8,7 @@ sessions and participants, compositions and participant replications, driven by 
 would send through ``on_event``.
 
 Where IVS's behaviour is undocumented, the choice made here is written next to the code (search for
-"UNDOCUMENTED"). Facts come from ``shared/reference/ivs-facts.md``.
+"UNDOCUMENTED"). The facts and their sources: docs/simulate.md, "What the stand-in models".
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
         self._rate_limits["CreateParticipantToken"] = CREATE_TOKEN_RATE
         self._triggers = threading.local()
         # Every request of a client answered here first waits this (LocalDeployment: an AWS call's virtual
-        # latency, CONTRACT §4); None: calls are instant.
+        # latency, docs/simulate.md); None: calls are instant.
         self.call_delay: Callable[[], None] | None = None
 
     @property

@@ -1,4 +1,4 @@
-"""One virtual clock for everything that runs at once: a discrete-event scheduler (CONTRACT §4, "Time
+"""One virtual clock for everything that runs at once: a discrete-event scheduler (docs/simulate.md, "Time
 passes as deployed").
 
 Deployed, the automations' function containers and the convergence pass run side by side, and every AWS
