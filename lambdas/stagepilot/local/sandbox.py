@@ -159,6 +159,9 @@ class Sandbox:
             outputs[f"{automation.capitalize()}QueueUrl"] = {"Value": queue_url}
             outputs[f"{automation.capitalize()}DlqUrl"] = {"Value": dlq_url}
         outputs["FlagBusName"] = {"Value": self._flag_bus(sqs)}
+        # `status` shows the alarms that notify the stack's own topic (AlarmTopicArn), as deployed.
+        topic = self.client("sns").create_topic(Name=f"{self.stack}-AlarmTopic")["TopicArn"]
+        outputs["AlarmTopicArn"] = {"Value": topic}
         template = {"Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
         self.client("cloudformation").create_stack(StackName=self.stack, TemplateBody=json.dumps(template))
 
