@@ -39,8 +39,11 @@ from stagepilot.adapters.schema import create_table as create_schema_table
 from stagepilot.adapters.table import Table
 from stagepilot.automations import convergence_order, event_automations
 from stagepilot.config import Settings
-from stagepilot.convergence import PassReport, run_pass
-from stagepilot.decisions.leases import MAX_RECEIVES  # the stack's redrive policy: maxReceiveCount
+from stagepilot.convergence import ParticipantCache, PassReport, run_pass
+from stagepilot.decisions.leases import (  # the stack's redrive policy (maxReceiveCount) and timeout
+    FUNCTION_TIMEOUT_SECONDS,
+    MAX_RECEIVES,
+)
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.operator.whatif import what_if
 from stagepilot.pipeline import Automation, EffectivePolicies, Outcome, Services, handle_record
@@ -192,6 +195,7 @@ class LocalDeployment:
         chosen = list(automations) if automations is not None else default_automations()
         self.automations = {a.name: a for a in chosen}
         self.passes: list[PassReport] = []
+        self._participants = ParticipantCache()  # the convergence function's container, across passes
         if reconcile_seconds:
             self.every(timedelta(seconds=reconcile_seconds), self.reconcile)
         self.routes: list[tuple[Route, EventPattern]] = [
@@ -249,8 +253,19 @@ class LocalDeployment:
             with what_if(self.services) as whatif:
                 return run_pass(whatif.services, converging, only_stage=only_stage)
         self.ivs.trigger = "reconcile"
+        began = self.clock()
+
+        def remaining_ms() -> float:  # the function's deadline, on the virtual clock (Lambda's context)
+            return FUNCTION_TIMEOUT_SECONDS * 1000 - (self.clock() - began).total_seconds() * 1000
+
         try:
-            report = run_pass(self.function_services(budget.CONVERGENCE), converging, only_stage=only_stage)
+            report = run_pass(
+                self.function_services(budget.CONVERGENCE),
+                converging,
+                only_stage=only_stage,
+                remaining_ms=remaining_ms,
+                participants=self._participants,
+            )
         finally:
             self.ivs.trigger = None
         self.passes.append(report)
