@@ -11,7 +11,7 @@ from stagepilot.automations.moderation import disconnect_participant
 from stagepilot.decisions.moderation import Rule, disconnect_reason
 from stagepilot.door.records import TokenRecords
 from stagepilot.errors import RetryLater
-from stagepilot.pipeline import Outcome, Services
+from stagepilot.pipeline import Outcome, Services, StageGate, stage_gate
 from stagepilot.policy import PolicyInvalid
 from stagepilot.routing import MODERATION
 
@@ -27,13 +27,13 @@ def disconnect_issued(services: Services, ban: Ban) -> list[Outcome]:
         if ban.scope == PUBLISH and not record.may_publish:
             continue  # a SUBSCRIBE-only token: the user may still watch
         try:
-            effective = services.effective_policies.get(record.stage_arn)
+            gate = stage_gate(services, record.stage_arn, needs_policy=False)  # the one stage gate (pipeline.py)
         except PolicyInvalid:
-            effective = None
-        if effective is not None and effective.policy.paused:
-            outcomes.append(Outcome(MODERATION, "skip", "stage is paused", details=details))
+            gate = StageGate(None)  # a ban holds whatever the stage's stored policy says
+        if gate.closed is not None:
+            outcomes.append(Outcome(MODERATION, "skip", gate.closed, details=details))
             continue
-        moderation = effective.policy.moderation if effective is not None else None
+        moderation = gate.policy.moderation if gate.policy is not None else None
         try:
             outcome = disconnect_participant(
                 services,
