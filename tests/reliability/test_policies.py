@@ -113,4 +113,8 @@ def test_each_function_reads_policies_through_a_cache_of_its_own(deployment: Loc
 
     reads.reset()
     deployment.reconcile()
-    assert reads.policy_loads == 1  # the pass's own cache: nothing the automations read is shared with it
+    # the pass's own cache reads the stage (nothing the automations read is shared with it), and the pass's
+    # recording-settings check takes its one snapshot of every policy and pause switch (two Queries a pass,
+    # automations/stage_settings.py), whatever the automations hold
+    assert reads.calls[("dynamodb", "BatchGetItem")] == 1
+    assert reads.policy_loads == 1 + 2
