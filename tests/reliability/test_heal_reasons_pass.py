@@ -1,4 +1,4 @@
-"""A heal says what the pass observed (CONTRACT §1): only a heal nothing else explains is ``event-lost``,
+"""A heal says what the pass observed (docs/reliability.md): only a heal nothing else explains is ``event-lost``,
 the one reason that raises ``HealedAlarm``. Each story: one stage, one publisher, and the convergence
 pass run by hand at a chosen moment."""
 
