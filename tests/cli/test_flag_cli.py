@@ -46,6 +46,7 @@ def test_flag_puts_a_participant_flagged_event_on_the_flag_bus(ivs: IvsStandIn):
         "participant_id": "p-1",
         "user_id": "troll-9",
         "reason": "slurs in chat",
+        "reporter": boto3.client("sts", region_name="us-east-1").get_caller_identity()["Arn"],
     }
 
 

@@ -30,8 +30,9 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         help="flag a participant (a Participant Flagged event on the flag bus)",
         description="Put a Participant Flagged event for a participant of the stage's active session on the "
         "stack's flag bus (stack output FlagBusName), as you. The bus takes events only from the IAM roles in "
-        "the stack's moderationPrincipals context; moderation counts flags only on stages whose policy sets "
-        "moderation.flagLimit, and disconnects at that many flags within its window.",
+        "the stack's moderationPrincipals context. Your IAM ARN is the flag's reporter: moderation counts distinct "
+        "reporters, only on stages whose policy sets moderation.flagLimit, and disconnects at that many within its "
+        "window.",
     )
     flag.add_argument("stage_arn", metavar="STAGE_ARN")
     flag.add_argument("participant_id", metavar="PARTICIPANT_ID")
@@ -46,6 +47,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 
 def cmd_flag(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.ivs import IvsRejected
+    from stagepilot.cli.changes import caller_arn
     from stagepilot.cli.operations import active_session
 
     arn = checked_arn(args.stage_arn)
@@ -67,6 +69,9 @@ def cmd_flag(args: argparse.Namespace, out: Output) -> int:
         detail["user_id"] = user_id
     if args.reason:
         detail["reason"] = args.reason
+    # the caller is the reporter: flags count distinct reporters (docs/events.md), so an operator who flags
+    # the same participant twice counts once, like any other reporter
+    detail["reporter"] = caller_arn()
     entry = {
         "Source": args.source,
         "DetailType": PARTICIPANT_FLAGGED,
