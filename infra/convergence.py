@@ -23,13 +23,13 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import names
-from infra.bundling import RUNTIME, acknowledge_runtime
+from infra.bundling import acknowledge_runtime
 from infra.pipeline import (
-    FUNCTION_MEMORY_MB,
     FUNCTION_TIMEOUT,
     IvsStatement,
     automation_table_statements,
     ivs_policies,
+    stagepilot_function,
 )
 from stagepilot import budget, config
 
@@ -90,27 +90,20 @@ class ConvergencePass(Construct):
         for policy in policies:
             self.role.attach_inline_policy(policy)
 
-        self.function = lambda_.Function(
+        self.function = stagepilot_function(
             self,
-            names.FUNCTION,
             description="stagepilot convergence pass: every live stage back to its policy",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
             handler="stagepilot.handlers.reconcile.lambda_handler",
             code=code,
             timeout=FUNCTION_TIMEOUT,
-            memory_size=FUNCTION_MEMORY_MB,
             role=self.role,
             log_group=self.log_group,
-            tracing=lambda_.Tracing.DISABLED,
+            service="convergence",
             reserved_concurrent_executions=budget.CONCURRENCY[budget.CONVERGENCE],  # one pass at a time
             environment={
                 config.ENV_TABLE: table.table_name,
                 config.ENV_IVS_CALLER: budget.CONVERGENCE,  # its slice of each operation (stagepilot.budget)
                 **settings_env,
-                "POWERTOOLS_SERVICE_NAME": "convergence",
-                "POWERTOOLS_METRICS_NAMESPACE": config.METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
         acknowledge_runtime(self.function)

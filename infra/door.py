@@ -20,8 +20,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra import names
-from infra.bundling import RUNTIME, acknowledge_runtime
-from infra.pipeline import FUNCTION_MEMORY_MB, IvsStatement, ivs_policies
+from infra.bundling import acknowledge_runtime
+from infra.pipeline import IvsStatement, ivs_policies, stagepilot_function
 from stagepilot import config
 from stagepilot.adapters import schema
 from stagepilot.door import keys, signing, wiring
@@ -135,28 +135,21 @@ class TokenDoor(Construct):
         for policy in policies:
             self.role.attach_inline_policy(policy)
 
-        self.function = lambda_.Function(
+        self.function = stagepilot_function(
             self,
-            names.FUNCTION,
             description="stagepilot door: participant tokens by policy (docs/door.md)",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
             handler="stagepilot.handlers.token.lambda_handler",
             code=code,
             timeout=Duration.seconds(TOKEN_TIMEOUT_SECONDS),
-            memory_size=FUNCTION_MEMORY_MB,
             role=self.role,
             log_group=self.log_group,
-            tracing=lambda_.Tracing.DISABLED,
+            service="door",
             # create mode: CreateParticipantToken is paced per container under IVS's 50 TPS
             reserved_concurrent_executions=signing.CREATE_MODE_CONCURRENCY if token_mode == "create" else None,
             environment={
                 config.ENV_TABLE: table.table_name,
                 wiring.ENV_TOKEN_MODE: token_mode,
                 **settings_env,
-                "POWERTOOLS_SERVICE_NAME": "door",
-                "POWERTOOLS_METRICS_NAMESPACE": config.METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
         acknowledge_runtime(self.function)

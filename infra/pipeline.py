@@ -33,6 +33,47 @@ from stagepilot.routing import DEFAULT_BUS, Route
 
 FUNCTION_TIMEOUT = Duration.seconds(FUNCTION_TIMEOUT_SECONDS)  # claims' leases are twice this
 FUNCTION_MEMORY_MB = 512
+
+
+def stagepilot_function(
+    scope: Construct,
+    *,
+    description: str,
+    handler: str,
+    code: lambda_.Code,
+    timeout: Duration,
+    role: iam.IRole,
+    log_group: logs.ILogGroup,
+    service: str,
+    environment: Mapping[str, str],
+    reserved_concurrent_executions: int | None = None,
+) -> lambda_.Function:
+    """The one way every stagepilot function is built (automations, convergence, door): the runtime, ARM,
+    memory, its own role and log group, no X-Ray, Powertools' service and namespace."""
+    return lambda_.Function(
+        scope,
+        names.FUNCTION,
+        description=description,
+        runtime=RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        handler=handler,
+        code=code,
+        timeout=timeout,
+        memory_size=FUNCTION_MEMORY_MB,
+        role=role,
+        log_group=log_group,
+        # No X-Ray: creating the tracer client costs 0.5-0.7 s of every cold start.
+        tracing=lambda_.Tracing.DISABLED,
+        reserved_concurrent_executions=reserved_concurrent_executions,
+        environment={
+            **environment,
+            "POWERTOOLS_SERVICE_NAME": service,
+            "POWERTOOLS_METRICS_NAMESPACE": config.METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        },
+    )
+
+
 # SQS guidance: visibility >= 6 x function timeout, so a batch that is retried inside the poller is not
 # redelivered to a second container while the first one still works on it.
 VISIBILITY_TIMEOUT = Duration.seconds(6 * FUNCTION_TIMEOUT.to_seconds())
@@ -178,29 +219,21 @@ class AutomationPipeline(Construct):
         )
         self.role, policies = self._role(table=table, ivs_statements=ivs_statements)
 
-        self.function = lambda_.Function(
+        self.function = stagepilot_function(
             self,
-            names.FUNCTION,
             description=f"stagepilot {automation} automation",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
             handler=f"stagepilot.handlers.{automation}.lambda_handler",
             code=code,
             timeout=FUNCTION_TIMEOUT,
-            memory_size=FUNCTION_MEMORY_MB,
             role=self.role,
             log_group=self.log_group,
-            # No X-Ray: creating the tracer client costs 0.5-0.7 s of every cold start.
-            tracing=lambda_.Tracing.DISABLED,
+            service=automation,
             environment={
                 config.ENV_TABLE: table.table_name,
                 config.ENV_DLQ_URL: self.dlq.queue_url,
                 config.ENV_IVS_CALLER: automation,
                 config.ENV_MAX_EVENT_AGE_SECONDS: str(int(MAX_EVENT_AGE.to_seconds())),
                 **settings_env,
-                "POWERTOOLS_SERVICE_NAME": automation,
-                "POWERTOOLS_METRICS_NAMESPACE": config.METRICS_NAMESPACE,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
         acknowledge_runtime(self.function)
