@@ -92,7 +92,8 @@ class _Instant:
 def own_time() -> dict[str, float]:
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-    from stagepilot.adapters.table import PolicyStore, Table, _to_item
+    from stagepilot.adapters.dynamo import to_item
+    from stagepilot.adapters.table import PolicyStore, Table
     from stagepilot.door.decision import TokenRequest
     from stagepilot.door.issuer import TokenIssuer
     from stagepilot.door.signing import KeyPairTokens, KmsSigner, StageEndpoints
@@ -108,7 +109,7 @@ def own_time() -> dict[str, float]:
     }
     dynamodb = _Instant(
         {
-            "batch_get_item": {"Responses": {"door": [_to_item(policy_item)]}},
+            "batch_get_item": {"Responses": {"door": [to_item(policy_item)]}},
             "batch_write_item": {"UnprocessedItems": {}},
         }
     )

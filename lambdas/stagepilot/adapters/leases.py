@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from stagepilot.adapters.table import SORT_KEY, Table, iso, parse_iso, stage_partition, utc_now
+from stagepilot.adapters.schema import SORT_KEY
+from stagepilot.adapters.table import Table, iso, parse_iso, stage_partition, utc_now
 from stagepilot.decisions.leases import CLAIM_LEASE, lease_runs
 
 UNFINISHED = "claimed"  # the unfinished state of every claim kind (composition, replication, disconnect)

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Final
 
+from stagepilot.adapters.dynamo import Table, from_item
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, create_table
-from stagepilot.adapters.table import Table, _from_item
 from stagepilot.pipeline import Services
 
 HYPOTHETICAL_PREFIX: Final = "what-if-"  # the id of a composition ARN that only a what-if run started
@@ -144,7 +144,7 @@ class WhatIfTable(Table):
         pk, sk = _plain_key(key)
         after: Mapping[str, Any] | None = None
         if method == "put_item":
-            after = _from_item(params["Item"])
+            after = from_item(params["Item"])
         elif method == "update_item":
             after = self._shadow_item(key)
         self.writes.append(TableWrite(_KEYED_WRITES[method], pk, sk, after))
@@ -208,7 +208,7 @@ class WhatIfTable(Table):
 
     def _shadow_item(self, key: Mapping[str, Any]) -> Mapping[str, Any] | None:
         item = self.client.get_item(TableName=self.name, Key=dict(key), ConsistentRead=True).get("Item")
-        return _from_item(item) if item else None
+        return from_item(item) if item else None
 
 
 def _key_of(request: Mapping[str, Any]) -> Mapping[str, Any]:

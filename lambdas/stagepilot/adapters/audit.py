@@ -1,0 +1,129 @@
+"""The audit trail: one record per action taken or skipped, kept ``AUDIT_RETENTION``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from stagepilot.adapters.dynamo import ConditionalUpdate, Table, epoch, iso, stage_partition, utc_now
+from stagepilot.adapters.schema import (
+    AUDIT_INDEX,
+    AUDIT_INDEX_PARTITION_KEY,
+    AUDIT_INDEX_SORT_KEY,
+    AUDIT_PARTITION,
+    PARTITION_KEY,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+)
+
+AUDIT_RETENTION = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit entry: what an automation did (or would have done) on a stage, and why."""
+
+    time: datetime  # when it happened by the event's word; ``AuditLog`` stamps its own clock's time
+    stage_arn: str
+    automation: str
+    action: str  # e.g. "composition-start-rejected", "disconnect", "would-disconnect"
+    reason: str
+    session_id: str | None = None
+    participant_id: str | None = None
+    user_id: str | None = None
+    rule: str | None = None
+    dry_run: bool = False
+    result: str = ""
+    event_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    event_time: datetime | None = None  # set by ``AuditLog.record``: the event's own time
+
+    def to_json(self) -> dict[str, Any]:
+        out = {
+            "time": iso(self.time),
+            "eventTime": iso(self.event_time) if self.event_time is not None else None,
+            "stageArn": self.stage_arn,
+            "automation": self.automation,
+            "action": self.action,
+            "reason": self.reason,
+            "sessionId": self.session_id,
+            "participantId": self.participant_id,
+            "userId": self.user_id,
+            "rule": self.rule,
+            "dryRun": self.dry_run,
+            "result": self.result,
+            "eventId": self.event_id,
+            "details": dict(self.details),
+        }
+        return {k: v for k, v in out.items() if v not in (None, {}, "")}
+
+
+class AuditLog:
+    """Newest-first trail of actions per stage, and across stages through the sparse time index.
+
+    Entries are ordered, and expire, by the time they are written (this clock), never by the time an
+    event claims: a sender cannot date an entry into the past to hide it or make it expire at once.
+    The event's own time is kept as ``eventTime``.
+    """
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def record(self, entry: AuditRecord) -> None:
+        self._table.put(self.item(entry))
+
+    def record_with(self, entry: AuditRecord, change: ConditionalUpdate) -> bool:
+        """Apply ``change`` (the state change this entry audits) and write the entry, in one call. The
+        entry is written even when the change's condition no longer holds (then in a second call), as
+        ``record`` next to a separate update would have. True when the change was applied."""
+        item = self.item(entry)
+        if self._table.update_and_put(change, item):
+            return True
+        self._table.put(item)
+        return False
+
+    def item(self, entry: AuditRecord) -> dict[str, Any]:
+        """The table item ``record`` writes, for a caller that writes it in the same transaction as the
+        state change it audits (``Table.update_and_put``)."""
+        entry = replace(entry, time=self._clock(), event_time=entry.event_time or entry.time)
+        # The suffix is deterministic per (event, action): a retry at the same time writes the same item.
+        identity = json.dumps(
+            [entry.event_id, entry.action, entry.participant_id, entry.rule, dict(entry.details)],
+            sort_keys=True,
+            default=str,
+        )
+        suffix = str(uuid.uuid5(uuid.NAMESPACE_URL, identity))
+        when = iso(entry.time)
+        return {
+            PARTITION_KEY: stage_partition(entry.stage_arn),
+            SORT_KEY: f"AUDIT#{when}#{suffix}",
+            AUDIT_INDEX_PARTITION_KEY: AUDIT_PARTITION,
+            AUDIT_INDEX_SORT_KEY: f"{when}#{suffix}",
+            TTL_ATTRIBUTE: epoch(entry.time + AUDIT_RETENTION),
+            "entry": json.dumps(entry.to_json(), sort_keys=True),
+        }
+
+    def list(self, stage_arn: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+        if stage_arn:
+            items = self._table.query(stage_partition(stage_arn), sk_prefix="AUDIT#", newest_first=True, limit=limit)
+        else:
+            items = self._table.query(AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True, limit=limit)
+        return [json.loads(item["entry"]) for item in items]
+
+    def newest_first(self, stage_arn: str | None = None, *, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """Every entry newest first (one stage, or all), back to ``since``; pages are read as consumed."""
+        if stage_arn:
+            items = self._table.query(stage_partition(stage_arn), sk_prefix="AUDIT#", newest_first=True)
+        else:
+            items = self._table.query(AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True)
+        oldest = iso(since) if since is not None else ""
+        for item in items:
+            entry = json.loads(item["entry"])
+            if str(entry.get("time", "")) < oldest:
+                return
+            yield entry

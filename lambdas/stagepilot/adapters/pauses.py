@@ -1,0 +1,81 @@
+"""The kill switch: a pause switch per stage (or ``default``), and when it was last lifted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from stagepilot.adapters.dynamo import STATE_RETENTION, Table, epoch, iso, parse_iso, stage_partition, utc_now
+from stagepilot.adapters.schema import (
+    PARTITION_KEY,
+    PAUSE_PARTITION,
+    SORT_KEY,
+    TTL_ATTRIBUTE,
+)
+from stagepilot.policy import DEFAULT_STAGE
+
+RESUMED_KEY: Final = "RESUMED"  # sort key, in the stage's partition: when its pause switch was last lifted
+
+
+@dataclass(frozen=True)
+class PauseSwitch:
+    """A ``PAUSE`` item: who paused the stage (or ``default``) and when."""
+
+    stage_arn: str  # or "default": every stage without a policy of its own
+    paused_at: str
+    paused_by: str
+
+
+class PauseSwitches:
+    """``stagepilot pause``: one item per paused stage, apart from the policies, so operators may stop
+    and restart the automation (IAM writes on ``PAUSE`` items) without being able to write a policy.
+    A switch pauses the stage whatever its policy says; a policy's own ``paused: true`` pauses it too."""
+
+    def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._clock = clock
+
+    def pause(self, stage_arn: str, *, by: str) -> bool:
+        """True when this call paused it; False when it was paused already."""
+        item = {PARTITION_KEY: PAUSE_PARTITION, SORT_KEY: stage_arn, "pausedAt": iso(self._clock()), "pausedBy": by}
+        return self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
+
+    def resume(self, stage_arn: str) -> bool:
+        """True when this call lifted the switch; False when there was none. A lifted switch leaves a
+        ``RESUMED`` mark in the stage's partition (when, kept ``STATE_RETENTION``): the convergence pass
+        audits what it then does as ``resumed``, not as lost events (decisions/heals.py)."""
+        lifted = self._table.delete(
+            PAUSE_PARTITION, stage_arn, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
+        )
+        if lifted:
+            now = self._clock()
+            self._table.put(
+                {
+                    PARTITION_KEY: stage_partition(stage_arn),
+                    SORT_KEY: RESUMED_KEY,
+                    "resumedAt": iso(now),
+                    TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
+                }
+            )
+        return lifted
+
+    def resumed_at(self, stage_arn: str) -> datetime | None:
+        """When the stage's own switch (or ``default``'s, which it may follow) was last lifted; None: never
+        (within ``STATE_RETENTION``)."""
+        found = self._table.get_many(
+            [(stage_partition(arn), RESUMED_KEY) for arn in dict.fromkeys((stage_arn, DEFAULT_STAGE))]
+        )
+        times = [parse_iso(item.get("resumedAt")) for item in found.values()]
+        return max((t for t in times if t is not None), default=None)
+
+    def list(self) -> dict[str, PauseSwitch]:
+        return {
+            item[SORT_KEY]: PauseSwitch(
+                stage_arn=item[SORT_KEY],
+                paused_at=str(item.get("pausedAt", "")),
+                paused_by=str(item.get("pausedBy", "")),
+            )
+            for item in self._table.query(PAUSE_PARTITION)
+        }
