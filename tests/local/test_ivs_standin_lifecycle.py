@@ -600,3 +600,111 @@ def test_the_recording_directive_starts_and_stops_a_participants_recording_with_
         "Recording End",
     ]
     client.update_stage(arn=STAGE, autoParticipantRecordingConfiguration=RECORDING)
+
+
+# ------------------------------------------------------------------------------ ends, destinations, 24 hours
+
+
+def destination_states(client: Any, arn: str) -> dict[str, str]:
+    """Each destination's state by its kind, as GetComposition shows it."""
+    found = client.get_composition(arn=arn)["composition"]["destinations"]
+    return {("channel" if "channel" in d["configuration"] else "s3"): d["state"] for d in found}
+
+
+def test_stop_composition_ends_each_destination_then_the_session(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    # EventBridge events [eb]: "Destination End: output to a destination completed"; "Session End: the
+    # composition session completed". A stop ends every destination first, then the session.
+    publish(ivs, "p1")
+    arn = client.start_composition(stageArn=STAGE, destinations=[CHANNEL_DESTINATION, S3_DESTINATION])["composition"][
+        "arn"
+    ]
+    client.stop_composition(arn=arn)
+    ends = [e["detail"]["event_name"] for e in events if e["detail-type"] == "IVS Composition State Change"]
+    assert ends == ["Session Start", "Destination End", "Destination End", "Session End"]
+    assert all(e["resources"] == [arn] for e in named(events, "Destination End"))
+    assert destination_states(client, arn) == {"channel": "STOPPED", "s3": "STOPPED"}
+    client.stop_composition(arn=arn)  # already stopped: nothing more is sent
+    assert len(named(events, "Session End")) == 1
+
+
+def test_the_24_hour_end_ends_each_destination_too(
+    ivs: IvsStandIn, client: Any, clock: Clock, events: list[dict[str, Any]]
+) -> None:
+    ivs.connect(STAGE, "p1", publish=True)
+    arn = client.start_composition(stageArn=STAGE, destinations=[S3_DESTINATION])["composition"]["arn"]
+    clock.tick(12 * 3600)
+    ivs.connect(STAGE, "p2", publish=True)  # p1's connection ends at its own 24 hours; p2 carries on
+    clock.tick(12 * 3600)
+    assert state_of(client, arn) == "STOPPED"
+    assert [e["time"] for e in named(events, "Destination End")] == ["2026-11-22T20:00:00Z"]
+    assert destination_states(client, arn) == {"s3": "STOPPED"}
+
+
+def test_a_destination_of_a_given_kind_fails_and_the_other_records_on(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    # "IVS keeps the composition alive if at least one of its destinations is active" [ssc]; GetComposition
+    # shows each destination's state [model] (DestinationState: STARTING, ACTIVE, STOPPING, RECONNECTING,
+    # FAILED, STOPPED)
+    publish(ivs, "p1")
+    arn = client.start_composition(stageArn=STAGE, destinations=[S3_DESTINATION, CHANNEL_DESTINATION])["composition"][
+        "arn"
+    ]
+    ivs.fail_destination(arn, kind="channel", reason="the channel is already live")
+    assert state_of(client, arn) == "ACTIVE"
+    assert destination_states(client, arn) == {"channel": "FAILED", "s3": "ACTIVE"}
+    [listed] = client.list_compositions(filterByStageArn=STAGE)["compositions"]
+    assert sorted(d["state"] for d in listed["destinations"]) == ["ACTIVE", "FAILED"]
+    ivs.fail_destination(arn, kind="channel")  # already failed: nothing more
+    assert len(named(events, "Destination Failure")) == 1
+    client.stop_composition(arn=arn)
+    # the failed destination stays FAILED; only the one still active ends
+    assert len(named(events, "Destination End")) == 1
+    assert destination_states(client, arn) == {"channel": "FAILED", "s3": "STOPPED"}
+
+
+def test_fail_destinations_of_a_stage(ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]) -> None:
+    publish(ivs, "p1")
+    arn = client.start_composition(stageArn=STAGE, destinations=[S3_DESTINATION])["composition"]["arn"]
+    assert ivs.fail_destinations(STAGE, kind="channel") == 0  # no channel destination: nothing fails
+    assert ivs.fail_destinations(STAGE, kind="s3", reason="access denied to the bucket") == 1
+    assert state_of(client, arn) == "FAILED"  # no destination left active: the composition fails
+    [failure] = named(events, "Session Failure")
+    assert failure["detail"]["reason"] == "access denied to the bucket"
+
+
+def test_a_participant_is_disconnected_after_24_hours(
+    ivs: IvsStandIn, client: Any, clock: Clock, events: list[dict[str, Any]]
+) -> None:
+    # A participant may publish or subscribe for 24 hours at most (quota, not adjustable): a 24/7 show
+    # loses its publishers at 24 h whatever the composition does.
+    session = ivs.connect(STAGE, "p1", publish=True)
+    clock.tick(3600)
+    ivs.connect(STAGE, "viewer")
+    clock.tick(23 * 3600 - 1)
+    ivs.advance()
+    assert [p.state for p in ivs.participants(STAGE)] == ["CONNECTED", "CONNECTED"]
+    clock.tick(1)
+    ivs.advance()
+    assert [p.state for p in ivs.participants(STAGE)] == ["DISCONNECTED", "CONNECTED"]
+    [stopped] = named(events, "Participant Unpublished")
+    assert stopped["detail"]["participant_id"] == "p1" and stopped["time"] == "2026-11-22T20:00:00Z"
+    clock.tick(3600)
+    ivs.advance()
+    assert client.get_stage(arn=STAGE)["stage"].get("activeSessionId") is None  # the last one left: it ended
+    assert client.get_stage_session(stageArn=STAGE, sessionId=session)["stageSession"]["endTime"]
+
+
+def test_a_participant_back_with_the_same_token_gets_24_hours_from_its_return(
+    ivs: IvsStandIn, client: Any, clock: Clock
+) -> None:
+    ivs.connect(STAGE, "p1", publish=True)
+    ivs.connect(STAGE, "p2")
+    clock.tick(3600)
+    ivs.leave(STAGE, "p1")
+    ivs.connect(STAGE, "p1", publish=True)
+    clock.tick(24 * 3600 - 1)
+    ivs.advance()
+    assert {p.participant_id: p.state for p in ivs.participants(STAGE)} == {"p1": "CONNECTED", "p2": "DISCONNECTED"}

@@ -238,6 +238,11 @@ class Timeline:
             )
         elif what == "composition-failure":
             self._out.line(f"{when}  ▶ IVS fails the compositions of {_short(payload['stageArn'])}")
+        elif what == "destination-failure":
+            self._out.line(
+                f"{when}  ▶ IVS fails the {payload['destination']} destination of "
+                f"{_short(payload['stageArn'])}'s composition"
+            )
         elif what == "lost":
             event = payload["event"]
             self._inputs.add(str(event.get("id")))

@@ -187,7 +187,7 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
             session = self._active_session(stage, now)
             p = self._join(stage, session, participant_id, now, user_id=user_id)
             if p.state != "CONNECTED":
-                p.state = "CONNECTED"
+                self._connected(stage, p, now)
                 self._log(p, "JOINED", now)
             if publish:
                 self._publish(stage, p, now)
@@ -209,7 +209,7 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
             session = self._active_session(stage, now)
             p = self._join(stage, session, grant.participant_id, now, user_id=grant.user_id)
             if p.state != "CONNECTED":
-                p.state = "CONNECTED"
+                self._connected(stage, p, now)
                 self._log(p, "JOINED", now)
             published, error = False, None
             if publish and "PUBLISH" in grant.capabilities:
@@ -284,8 +284,8 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
             return False
         user_id = detail.get("user_id") if isinstance(detail.get("user_id"), str) else ""
         p = self._join(stage, session, participant_id, now, user_id=user_id or "")
-        if p.state != "CONNECTED":
-            p.state = "CONNECTED"  # the same token back in the same session (not revoked)
+        if p.state != "CONNECTED":  # the same token back in the same session (not revoked)
+            self._connected(stage, p, now)
             self._log(p, "JOINED", now)
         if name == "Participant Published":
             self._publish(stage, p, now)
@@ -372,21 +372,37 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
             pending = self.take_outbox()
         self._emit(pending)
 
-    def fail_destination(self, composition_arn: str, *, reason: str = "broadcast to the channel failed") -> None:
-        """One destination of a live composition fails (``Destination Failure``). "IVS keeps the
-        composition alive if at least one of its destinations is active" [ssc]; with none left it fails."""
+    def fail_destination(
+        self, composition_arn: str, *, kind: str | None = None, reason: str = "broadcast to the channel failed"
+    ) -> None:
+        """One destination of a live composition fails (``Destination Failure``): the first active one, or
+        the one of ``kind`` (``channel`` or ``s3``). "IVS keeps the composition alive if at least one of its
+        destinations is active" [ssc]; with none left it fails."""
         with self._lock:
             now = self._now()
             self._advance_locked(now)
             c = self._live.get(composition_arn)
             if c is not None:
-                target = next(d for d in c.destinations if d.state == "ACTIVE")
-                target.state, target.end_time = "FAILED", now
-                self._composition_event(c, "Destination Failure", now, reason=reason)
-                if not any(d.state == "ACTIVE" for d in c.destinations):
-                    self._end_composition(c, now, state="FAILED", event="Session Failure", reason=reason)
+                self.fail_destination_locked(c, kind, reason, now)
             pending = self.take_outbox()
         self._emit(pending)
+
+    def fail_destinations(self, stage_arn: str, *, kind: str, reason: str | None = None) -> int:
+        """The ``kind`` destination (``channel`` or ``s3``) of every live composition on the stage fails (the
+        ``destination-failure`` directive). Returns how many failed."""
+        why = reason or (
+            "the channel already has a live stream" if kind == "channel" else "access denied to the bucket"
+        )
+        with self._lock:
+            now = self._now()
+            self._advance_locked(now)
+            failed = sum(
+                self.fail_destination_locked(c, kind, why, now)
+                for c in [c for c in self._live.values() if c.stage_arn == stage_arn]
+            )
+            pending = self.take_outbox()
+        self._emit(pending)
+        return failed
 
     def fail_compositions(self, stage_arn: str, *, reason: str = "internal error") -> list[dict[str, Any]]:
         """Every STARTING/ACTIVE composition on the stage fails; returns the Session Failure envelopes."""

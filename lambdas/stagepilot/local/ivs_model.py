@@ -103,6 +103,7 @@ class Participant:
     recording_bucket: str | None = None
     recording_prefix: str | None = None
     recording_stops_at: datetime | None = None  # the publish stopped; the recording ends after the window
+    connected_at: datetime | None = None  # when its current connection began (24 hours at most)
 
     @property
     def is_publisher(self) -> bool:
@@ -152,6 +153,11 @@ class Destination:
     start_time: datetime
     end_time: datetime | None = None
     recording_prefix: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """``channel`` or ``s3``: which destination configuration it has."""
+        return "channel" if "channel" in self.configuration else "s3"
 
 
 @dataclass

@@ -53,6 +53,10 @@ from stagepilot.local.ivs_model import (
 # that is what is modelled: 60 s after the last publisher stopped (or the composition started without one).
 AUTO_STOP_AFTER = timedelta(seconds=60)
 MAX_COMPOSITION_DURATION = timedelta(hours=24)  # "Composition: max duration" 24 h, not adjustable [quotas]
+# A participant may publish or subscribe for 24 hours at most [quotas], not adjustable: the stand-in ends a
+# connection 24 h after it began (UNDOCUMENTED whether the same token may join again: it may, as a new
+# connection with 24 hours of its own).
+MAX_CONNECTION_DURATION = timedelta(hours=24)
 CLEANUP_AFTER = timedelta(minutes=5)  # STOPPED/FAILED compositions vanish after five minutes [ssc]
 MAX_REPLICATIONS_PER_PARTICIPANT = 5  # "Concurrent participant replications" [quotas]
 MAX_COMPOSITIONS_PER_STAGE = 5  # "Compositions per stage" [quotas]
@@ -85,6 +89,9 @@ class IvsWorld:
         self._replications: dict[tuple[str, str], list[Replication]] = {}  # (source stage, participant) -> all
         self._stopping: list[Replication] = []  # active, source stopped publishing: ends unless it returns
         self._recordings_ending: list[tuple[Stage, Participant]] = []  # end after recordingReconnectWindowSeconds
+        # heap of (when the connection reaches its 24 hours, seq, stage ARN, session id, participant id);
+        # entries of connections that ended sooner are skipped when they come up
+        self._connections: list[tuple[datetime, int, str, str, str]] = []
         self._missing: set[str] = set()
         self._followed: set[str] = set()  # ids of the envelopes the world has followed (duplicates are ignored)
         self._outbox: list[dict[str, Any]] = []
@@ -398,7 +405,9 @@ class IvsWorld:
         replica = self._join(destination, destination_session, participant_id, now, user_id=p.user_id)
         replica.attributes = {**p.attributes, **replication.attributes}
         replica.user_id = p.user_id
-        replica.state, replica.publishing, replica.published = "CONNECTED", True, True
+        if replica.state != "CONNECTED" or replica.connected_at is None:
+            self._connected(destination, replica, now)
+        replica.publishing, replica.published = True, True
         replica.replication_type, replica.replication_state = "REPLICA", "ACTIVE"
         replica.source_stage_arn, replica.source_session_id = source.arn, p.session_id
         self._log(replica, "PUBLISH_STARTED", now, replica=True)
@@ -449,6 +458,9 @@ class IvsWorld:
         due += [self._composition_deadline(c) for c in self._live.values()]
         if self._cleanup:
             due.append(self._cleanup[0][0])
+        self._drop_ended_connections()
+        if self._connections:
+            due.append(self._connections[0][0])
         return min(due, default=None)
 
     def _advance_locked(self, now: datetime) -> None:
@@ -464,6 +476,12 @@ class IvsWorld:
                 self._end_recording(stage, p, moment, failed=False)
             for c in [c for c in self._live.values() if self._composition_deadline(c) <= moment]:
                 self._end_composition(c, moment, state="STOPPED", event="Session End")
+            while self._connections and self._connections[0][0] <= moment:
+                _, _, stage_arn, session_id, participant_id = heapq.heappop(self._connections)
+                holder = self._stages.get(stage_arn)
+                connected = holder.participants.get((session_id, participant_id)) if holder is not None else None
+                if holder is not None and connected is not None and self._connection_deadline(connected) == moment:
+                    self._leave(holder, connected, moment)  # its 24 hours are over [quotas]
             while self._cleanup and self._cleanup[0][0] <= moment:
                 _, _, arn = heapq.heappop(self._cleanup)
                 gone = self._compositions.pop(arn, None)
@@ -479,6 +497,22 @@ class IvsWorld:
         if stage is not None and stage.idle_since is not None:
             deadline = min(deadline, max(c.start_time, stage.idle_since) + AUTO_STOP_AFTER)
         return deadline
+
+    @staticmethod
+    def _connection_deadline(p: Participant) -> datetime | None:
+        if p.state != "CONNECTED" or p.connected_at is None:
+            return None
+        return p.connected_at + MAX_CONNECTION_DURATION
+
+    def _drop_ended_connections(self) -> None:
+        """Forget heap entries of connections that ended before their 24 hours (left, disconnected)."""
+        while self._connections:
+            at, _, stage_arn, session_id, participant_id = self._connections[0]
+            stage = self._stages.get(stage_arn)
+            p = stage.participants.get((session_id, participant_id)) if stage is not None else None
+            if p is not None and self._connection_deadline(p) == at:
+                return
+            heapq.heappop(self._connections)
 
     @staticmethod
     def _replica_deadline(r: Replication) -> datetime:
@@ -577,6 +611,7 @@ class IvsWorld:
                 first_join_time=now,
                 seq=self._next_seq(),
             )
+            self._connected(stage, stage.participants[key], now)
             self._log(stage.participants[key], "JOINED", now)
         return stage.participants[key]
 
@@ -751,13 +786,33 @@ class IvsWorld:
     def _end_composition(
         self, c: Composition, at: datetime, *, state: str, event: str, reason: str | None = None
     ) -> None:
+        """The composition ends: ``STOPPED`` (a stop, its 24 hours, the idle minute) ends each destination still
+        live first, with a ``Destination End`` each ("output to a destination completed" [eb]), then the
+        session (``Session End``); ``FAILED`` fails them with the session (``Session Failure``)."""
         c.state, c.end_time = state, at
         self._live.pop(c.arn, None)
         heapq.heappush(self._cleanup, (at + CLEANUP_AFTER, c.seq, c.arn))
         for d in c.destinations:
             if d.state not in ("STOPPED", "FAILED"):
                 d.state, d.end_time = state, at
+                if state == "STOPPED":
+                    self._composition_event(c, "Destination End", at)
         self._composition_event(c, event, at, reason=reason)
+
+    def fail_destination_locked(self, c: Composition, kind: str | None, reason: str, now: datetime) -> bool:
+        """One live destination of ``c`` (the first, or the one of ``kind``: channel or s3) fails, with the
+        ``Destination Failure`` event; "IVS keeps the composition alive if at least one of its destinations
+        is active" [ssc], else it fails (``Session Failure``). Returns whether a destination failed.
+        UNDOCUMENTED whether the event names the destination: it does not here (only ``reason``), so the
+        automation must ask GetComposition which one failed."""
+        target = next((d for d in c.destinations if d.state == "ACTIVE" and kind in (None, d.kind)), None)
+        if c.arn not in self._live or target is None:
+            return False
+        target.state, target.end_time = "FAILED", now
+        self._composition_event(c, "Destination Failure", now, reason=reason)
+        if not any(d.state == "ACTIVE" for d in c.destinations):
+            self._end_composition(c, now, state="FAILED", event="Session Failure", reason=reason)
+        return True
 
     def _delete_stage_locked(self, arn: str, now: datetime) -> None:
         """DeleteStage: the stage's compositions end ("failed due to stage deletion", the ko/ja event
@@ -779,6 +834,15 @@ class IvsWorld:
 
     def _log(self, p: Participant, name: str, at: datetime, **fields: Any) -> None:
         p.history.append(ParticipantEvent(name=name, time=at, seq=self._next_seq(), **fields))
+
+    def _connected(self, stage: Stage, p: Participant, at: datetime) -> None:
+        """A connection of ``p`` begins (a join, the same token back): it lasts 24 hours at most [quotas]."""
+        p.state = "CONNECTED"
+        p.connected_at = at
+        heapq.heappush(
+            self._connections,
+            (at + MAX_CONNECTION_DURATION, self._next_seq(), stage.arn, p.session_id, p.participant_id),
+        )
 
     # ------------------------------------------------------------------------------------ events
 

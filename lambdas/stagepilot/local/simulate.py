@@ -3,7 +3,8 @@ moto DynamoDB and the IVS stand-in, with no AWS account.
 
 The scenario is JSON Lines: EventBridge envelopes in delivery order, plus directive lines told apart by
 a ``"simulate"`` key (docs/simulate.md): ``participant`` declares a token; ``composition-failure`` fails a
-stage's compositions the way IVS would; ``lost`` / ``late`` / ``lose-emitted`` lose or delay events;
+stage's compositions the way IVS would, ``destination-failure`` one destination of them; ``lost`` /
+``late`` / ``lose-emitted`` lose or delay events;
 ``fault`` / ``outage`` make IVS calls fail; ``leave`` disconnects a participant; ``recording`` starts or
 stops IVS's individual recording of a participant; ``issue`` asks the door for a token and ``join`` joins
 with it (local/door.py). Malformed lines are
@@ -27,6 +28,7 @@ from stagepilot.policy import StagePolicy
 DIRECTIVES = (
     "participant",
     "composition-failure",
+    "destination-failure",
     "lost",
     "late",
     "lose-emitted",
@@ -39,6 +41,7 @@ DIRECTIVES = (
     "ban",
 )
 RECORDING_STATES = ("active", "stopped")
+DESTINATION_KINDS = ("channel", "s3")
 DEFAULT_RECONCILE_SECONDS = 60  # the deployed convergence period (cdk.json reconcileMinutes = 1)
 DEFAULT_SETTLE_SECONDS = 600
 MAX_DELAY_SECONDS = 14 * 24 * 3600  # longer than any queue holds a message
@@ -123,6 +126,15 @@ def _check_participant(data: dict[str, Any]) -> None:
 def _check_composition_failure(data: dict[str, Any]) -> None:
     _require_stage(data)
     _require_time(data)
+
+
+def _check_destination_failure(data: dict[str, Any]) -> None:
+    _require_stage(data)
+    if data.get("destination") not in DESTINATION_KINDS:
+        raise ValueError(f"destination: required, one of {', '.join(DESTINATION_KINDS)}")
+    _require_time(data)
+    if not isinstance(data.get("reason", ""), str):
+        raise ValueError("reason: must be a string")
 
 
 def _check_lost(data: dict[str, Any]) -> None:
@@ -211,6 +223,7 @@ def _check_ban(data: dict[str, Any]) -> None:
 _DIRECTIVE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "participant": _check_participant,
     "composition-failure": _check_composition_failure,
+    "destination-failure": _check_destination_failure,
     "lost": _check_lost,
     "late": _check_late,
     "lose-emitted": _check_lose_emitted,
@@ -433,6 +446,8 @@ def _play(deployment: Any, line: Line, notify: Listener) -> None:
         )
     elif line.kind == "composition-failure":
         deployment.ivs.fail_compositions(data["stageArn"])
+    elif line.kind == "destination-failure":
+        deployment.ivs.fail_destinations(data["stageArn"], kind=data["destination"], reason=data.get("reason"))
     elif line.kind == "lost":
         deployment.put_event(data["event"], deliver=False)
     elif line.kind == "late":
