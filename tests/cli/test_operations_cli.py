@@ -85,7 +85,7 @@ def test_disconnect_after_a_throttled_try_resumes_and_blocks_no_one(ivs: IvsStan
 
 
 def test_a_manual_kick_has_one_owner_per_operator_stage_and_participant():
-    from stagepilot.cli.operations import manual_owner
+    from stagepilot.cli.disconnect import manual_owner
 
     alice = "arn:aws:sts::123456789012:assumed-role/Operators/alice"
     assert manual_owner(alice, STAGE, "p-1") == manual_owner(alice, STAGE, "p-1")  # a re-run resumes

@@ -48,7 +48,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 def cmd_flag(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.ivs import IvsRejected
     from stagepilot.cli.changes import caller_arn
-    from stagepilot.cli.operations import active_session
+    from stagepilot.cli.disconnect import active_session
 
     arn = checked_arn(args.stage_arn)
     if not PARTICIPANT_ID.fullmatch(args.participant_id) or len(args.participant_id) > 64:

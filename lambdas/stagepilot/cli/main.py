@@ -82,11 +82,14 @@ def stack_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     from stagepilot.cli import (
+        audit,
         bans,
+        disconnect,
         dlq,
+        explain,
         flags,
         keys,
-        operations,
+        pause,
         policies,
         reconcile,
         sandbox,
@@ -108,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     policies.register(commands, common, aws)
     bans.register(commands, common, aws)
-    operations.register(commands, common, aws)
+    disconnect.register(commands, common, aws)
+    audit.register(commands, common, aws)
+    pause.register(commands, common, aws)
+    explain.register(commands, common, aws)
     status.register(commands, common, aws)
     dlq.register(commands, common, aws)
     reconcile.register(commands, common, aws)

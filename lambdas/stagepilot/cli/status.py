@@ -447,7 +447,7 @@ def alarm_states(res: Resources) -> list[dict[str, str]] | None:
 
 
 def print_stage(report: dict[str, Any], out: Output) -> None:
-    from stagepilot.cli.operations import audit_line
+    from stagepilot.cli.audit import audit_line
 
     policy = report["policy"]
     out.line(f"stage    {report['stageArn']}" + (f"  ({report['name']})" if report["name"] else ""))
