@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 
 from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, StageInfo
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, STAGE_PREFIX
-from stagepilot.adapters.table import AuditRecord, Ban, PauseSwitches, Table, iso
+from stagepilot.adapters.table import AuditRecord, Ban, Table, iso
 from stagepilot.decisions.heals import HEALED_METRIC, HealReason, Observed, explain_heal
 from stagepilot.decisions.heals import metric_name as heal_metric
 from stagepilot.errors import ConfigurationError, MalformedItem, RetryLater
@@ -510,7 +510,7 @@ def _observed(services: Services, arn: str, now: datetime, outcome: Outcome, sta
     resumed_at = None
     if _known_reason(outcome) is None:
         try:
-            resumed_at = PauseSwitches(services.table, clock=services.clock).resumed_at(arn)
+            resumed_at = services.pauses.resumed_at(arn)
         except Exception as exc:
             logger.warning("could not read when the stage was resumed", extra={"stage_arn": arn, "error": str(exc)})
     return Observed(

@@ -19,26 +19,29 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
 
+from stagepilot.adapters.audit import AuditLog
+from stagepilot.adapters.bans import BanStore
+from stagepilot.adapters.dynamo import Table, parse_iso
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.leases import release_claims
-from stagepilot.adapters.table import (
-    AuditLog,
-    BanStore,
-    PolicyLookup,
-    PolicySnapshot,
-    PolicyStore,
-    StoredPolicy,
-    Table,
-    parse_iso,
-)
+from stagepilot.adapters.pauses import PauseSwitches
+from stagepilot.adapters.policies import PolicyLookup, PolicySnapshot, PolicyStore, StoredPolicy
 from stagepilot.config import Settings
 from stagepilot.decisions.leases import MAX_RECEIVES
 from stagepilot.errors import MalformedEvent, RetryLater
 from stagepilot.events import Event, parse_body
 from stagepilot.origin import check_origin
 from stagepilot.policy import PolicyInvalid, StagePolicy
+
+if TYPE_CHECKING:
+    from stagepilot.adapters.counters import DisconnectClaims, WindowCounters
+    from stagepilot.adapters.replication_state import ReplicationRecords
+    from stagepilot.adapters.settings_records import SettingsRecords
+    from stagepilot.adapters.state import CompositionRecords, RecordingRecords
+    from stagepilot.door.records import TokenRecords
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +82,11 @@ class Outcome:
 
 @dataclass
 class Services:
-    """The ports an automation acts through. Built once per container (or per simulation)."""
+    """The ports an automation acts through. Built once per container (or per simulation).
+
+    Every store of the table hangs off it, on the services' table and clock. The stores one automation alone
+    uses are built (and their modules imported) on first use, so each function loads only its own.
+    """
 
     settings: Settings
     table: Table
@@ -89,13 +96,57 @@ class Services:
     policies: PolicyStore = field(init=False)
     bans: BanStore = field(init=False)
     audit: AuditLog = field(init=False)
+    pauses: PauseSwitches = field(init=False)
     effective_policies: EffectivePolicies = field(init=False)
 
     def __post_init__(self) -> None:
         self.policies = PolicyStore(self.table, clock=self.clock)
         self.bans = BanStore(self.table, clock=self.clock)
         self.audit = AuditLog(self.table, clock=self.clock)
+        self.pauses = PauseSwitches(self.table, clock=self.clock)
         self.effective_policies = self.new_policy_cache()
+
+    @cached_property
+    def compositions(self) -> CompositionRecords:
+        from stagepilot.adapters.state import CompositionRecords
+
+        return CompositionRecords(self.table, clock=self.clock)
+
+    @cached_property
+    def recordings(self) -> RecordingRecords:
+        from stagepilot.adapters.state import RecordingRecords
+
+        return RecordingRecords(self.table, clock=self.clock)
+
+    @cached_property
+    def replications(self) -> ReplicationRecords:
+        from stagepilot.adapters.replication_state import ReplicationRecords
+
+        return ReplicationRecords(self.table, clock=self.clock)
+
+    @cached_property
+    def disconnect_claims(self) -> DisconnectClaims:
+        from stagepilot.adapters.counters import DisconnectClaims
+
+        return DisconnectClaims(self.table, clock=self.clock)
+
+    @cached_property
+    def counters(self) -> WindowCounters:
+        from stagepilot.adapters.counters import WindowCounters
+
+        return WindowCounters(self.table, clock=self.clock)
+
+    @cached_property
+    def settings_records(self) -> SettingsRecords:
+        from stagepilot.adapters.settings_records import SettingsRecords
+
+        return SettingsRecords(self.table, clock=self.clock)
+
+    @cached_property
+    def tokens(self) -> TokenRecords:
+        from stagepilot.door.records import TokenRecords
+
+        return TokenRecords(self.table, clock=self.clock)
 
     def new_policy_cache(self) -> EffectivePolicies:
         """An empty policy cache over this table, with the settings' lifetime: one per container."""

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from stagepilot.adapters.ivs import CompositionSummary, IvsRejected
-from stagepilot.adapters.state import CompositionRecords, Ledger, RecordingRecords
+from stagepilot.adapters.state import CompositionRecords, Ledger
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.composition import (
     Decision,
@@ -59,7 +59,7 @@ class CompositionAutomation:
 
     # Participant Published ---------------------------------------------------------------------------
     def _on_publish(self, event: StageUpdate, composition: CompositionPolicy, services: Services) -> Outcome:
-        records = CompositionRecords(services.table, clock=services.clock)
+        records = services.compositions
         # Claim first and decide after: the first publisher's claim is one write, and any later one's
         # failed write answers the record (what a read before the write would have).
         claimed, record = records.claim_first(event.stage_arn, event.session_id, owner=event.event_id)
@@ -96,7 +96,7 @@ class CompositionAutomation:
         if owned is None:
             return self._skip("not a composition stagepilot started; left alone")
         session_id, attempt = owned
-        records = CompositionRecords(services.table, clock=services.clock)
+        records = services.compositions
         # The composition is the stage's: carried into the next session (everyone left and came back within
         # the minute), that session's record holds it too. Its end closes every record that holds it, and a
         # restart belongs to the newest of them; the tags name only the session that started it.
@@ -212,7 +212,7 @@ class CompositionAutomation:
         """A participant's recording started, ended or failed: kept for status; a failure is audited and
         counted (``RecordingFailed``, alarmed) so a missing recording is known before someone looks for it."""
         details = {"session_id": event.session_id, "participant_id": event.participant_id}
-        RecordingRecords(services.table, clock=services.clock).record(
+        services.recordings.record(
             event.stage_arn,
             event.session_id,
             event.participant_id,
@@ -251,7 +251,7 @@ class CompositionAutomation:
         if any(c.active and managed_attempt(dict(c.tags)) is not None for c in stage.compositions):
             return []  # IVS says it runs: nothing to read, nothing to do
         composition = policy.composition
-        records = CompositionRecords(services.table, clock=services.clock)
+        records = services.compositions
         owner = f"reconcile:{stage.session_id}:composition"
         record: SessionCompositions | None = None
         ended = {c.arn: c for c in stage.compositions if managed_attempt(dict(c.tags)) is not None}
@@ -425,7 +425,7 @@ class CompositionAutomation:
         claimed: bool = False,
     ) -> Outcome:
         """``claimed``: the caller already holds the claim of ``decision.attempt`` (``claim_first``)."""
-        records = CompositionRecords(services.table, clock=services.clock)
+        records = services.compositions
         attempt = decision.attempt
         resumed = not claimed and (
             record is not None and record.state is State.CLAIMED and record.attempt == attempt and record.owner == owner

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from stagepilot.adapters.counters import ClaimState, DisconnectClaims, Kind, WindowCounters
+from stagepilot.adapters.counters import ClaimState, Kind
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
 from stagepilot.adapters.publishers import (
     PublisherTokens,
@@ -49,7 +49,6 @@ from stagepilot.decisions.moderation import (
     should_disconnect_viewer,
 )
 from stagepilot.decisions.publishers import asks_ivs_about, may_need_attributes
-from stagepilot.door.records import TokenRecords
 from stagepilot.errors import RetryLater
 from stagepilot.events import Event, ParticipantFlagged, StageUpdate
 from stagepilot.pipeline import Outcome, Services, stage_gate
@@ -87,9 +86,7 @@ class ModerationAutomation:
             if (
                 event.user_id
                 and event.participant_id
-                and TokenRecords(services.table).issued_without_publish(
-                    event.user_id, event.stage_arn, event.participant_id
-                )
+                and services.tokens.issued_without_publish(event.user_id, event.stage_arn, event.participant_id)
             ):
                 return _skip(IVS_REFUSED_PUBLISH, participant_id=event.participant_id)
             return self._on_counted(
@@ -153,7 +150,7 @@ class ModerationAutomation:
     ) -> Outcome:
         if participant_id is None:
             return _skip("the event names no participant")
-        counted = WindowCounters(services.table, clock=services.clock).add(
+        counted = services.counters.add(
             event.stage_arn,
             event.session_id,
             participant_id,
@@ -366,7 +363,7 @@ def disconnect_participant(
     rule = Rule(rule)
     session = session_id or services.ivs.active_session_id(stage_arn) or NO_SESSION
     details: dict[str, Any] = {"session_id": session, "participant_id": participant_id, "rule": rule.value}
-    claims = DisconnectClaims(services.table, clock=services.clock)
+    claims = services.disconnect_claims
     claim, current = claims.claim(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run)
     if claim is None:
         if current is not None and current.state is ClaimState.DONE:

@@ -113,7 +113,7 @@ class ReplicationAutomation:
             return self._skip(reason, **ids)
 
         progress = _Progress()
-        records = ReplicationRecords(services.table, clock=services.clock)
+        records = services.replications
         wanted: list[ReplicationRule] = []
         claims: dict[str, ReplicationClaim | None] = {}
         fresh: list[ReplicationTarget] = []  # claims this event made now, on destinations nobody had claimed
@@ -428,7 +428,7 @@ class ReplicationAutomation:
         candidates = candidate_rules(rules, stage_arn=stage.arn)
         if not candidates:
             return []
-        records = ReplicationRecords(services.table, clock=services.clock)
+        records = services.replications
         outcomes = []
         for participant in stage.publishers(replicas=False):
             attributes = None
@@ -494,7 +494,7 @@ class ReplicationAutomation:
             return self._skip(f"unknown replication event {event.event_name!r}; recorded nothing", **ids)
         if event.participant_id is None:
             return self._skip(f"{event.event_name} names no participant; recorded nothing", **ids)
-        records = ReplicationRecords(services.table, clock=services.clock)
+        records = services.replications
         destination = only_destination(rules, stage_arn=event.stage_arn)
         if destination is not None:
             target = _target(event, destination)

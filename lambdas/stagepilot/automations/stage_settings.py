@@ -148,7 +148,7 @@ class StageSettingsAutomation:
         from stagepilot.convergence import Deferred
 
         report = SettingsReport([], [], [])
-        records = SettingsRecords(services.table, clock=services.clock)
+        records = services.settings_records
         wanted = self._wanted(stages, services, report)
         if only_stage is not None:  # an operator asked: even settings IVS refused before are tried again
             chosen = [

@@ -86,7 +86,6 @@ def manual_owner(operator: str, stage_arn: str, participant_id: str) -> str:
 
 
 def _kick(res: Resources, arn: str, participant_id: str, reason: str) -> tuple[str, str | None, Outcome]:
-    from stagepilot.adapters.counters import DisconnectClaims
     from stagepilot.adapters.ivs import IvsRejected
     from stagepilot.automations.moderation import disconnect_participant
     from stagepilot.cli.changes import caller_arn
@@ -123,7 +122,7 @@ def _kick(res: Resources, arn: str, participant_id: str, reason: str) -> tuple[s
     except Exception:
         # Nobody retries a CLI command on its own: let the next kick (this operator's re-run, another
         # operator, or the automation) claim at once instead of after the claim's lease runs out.
-        DisconnectClaims(services.table).release(arn, session_id, participant_id, owner=owner, dry_run=False)
+        services.disconnect_claims.release(arn, session_id, participant_id, owner=owner, dry_run=False)
         raise
     return session_id, user_id, outcome
 

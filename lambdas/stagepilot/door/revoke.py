@@ -9,7 +9,6 @@ from __future__ import annotations
 from stagepilot.adapters.table import PUBLISH, Ban
 from stagepilot.automations.moderation import disconnect_participant
 from stagepilot.decisions.moderation import Rule, disconnect_reason
-from stagepilot.door.records import TokenRecords
 from stagepilot.errors import RetryLater
 from stagepilot.pipeline import Outcome, Services, StageGate, stage_gate
 from stagepilot.policy import PolicyInvalid
@@ -22,7 +21,7 @@ def disconnect_issued(services: Services, ban: Ban) -> list[Outcome]:
     stages are left alone; a stage whose moderation is in ``dryRun`` records would-disconnects."""
     outcomes: list[Outcome] = []
     now = services.clock()
-    for record in TokenRecords(services.table, clock=services.clock).of_user(ban.user_id, stage_arn=ban.stage_arn):
+    for record in services.tokens.of_user(ban.user_id, stage_arn=ban.stage_arn):
         details = {"stage_arn": record.stage_arn, "participant_id": record.participant_id}
         if ban.scope == PUBLISH and not record.may_publish:
             continue  # a SUBSCRIBE-only token: the user may still watch
