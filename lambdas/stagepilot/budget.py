@@ -11,6 +11,9 @@ The split (docs/performance.md, section 3; measured by ``benchmarks/burst.py``):
 
 - ``APPLICATION_RESERVE`` (1 call/s of every operation) is never used by stagepilot: it is the application's.
 - The convergence pass (one container) has a slice of each operation it calls (``CONVERGENCE_SLICE``).
+- The operator's ``stagepilot`` command has a slice of ``ListStages`` (``OPERATOR_SLICES``): its fleet
+  views list every stage and answer within seconds; every other operation it paces at the application's
+  reserve (``operator_rates``).
 - What is left of an operation is split between the automations that call it, in proportion to the
   ``weight`` each has on it (how often it needs it on its main path), and within one automation equally
   between its ``MAX_CONCURRENCY`` containers.
@@ -65,6 +68,14 @@ CONVERGENCE_OPERATIONS: Final = frozenset({*EVENT_PATH_CALLS, "ListStages", "Upd
 # per-stage listing (stagepilot.convergence.PARTICIPANT_LISTINGS_PER_PASS: 120 per pass).
 CONVERGENCE_SLICE: Final = 1.0
 CONVERGENCE_SLICES: Final[Mapping[str, float]] = {"ListParticipants": 2.0}
+# The operator (the stagepilot CLI, one command at a time; not a function, so not in CALLERS): ``status``
+# and ``ban add`` answer within seconds for 1,000 live stages, and ``ListStages`` gives 100 stages a page
+# (10 pages at IVS's default 1,000 stages a region). At 2.5 calls/s those pages take 3.7 s; the pass, which
+# lists once a pass, keeps the other 1.5 (10 pages in about 6 s of its 60-s pass). No automation calls
+# ``ListStages``. The CLI's other operations are paced at the application's reserve (1 call/s), as before:
+# an operator's command is the account's own use of IVS (docs/performance.md, section 3).
+OPERATOR: Final = "operator"
+OPERATOR_SLICES: Final[Mapping[str, float]] = {"ListStages": 2.5}
 # What a function that does not say which caller it is (STAGEPILOT_IVS_CALLER unset: a local run, a
 # misconfigured deployment) paces every operation at: below every main-path share, so it works, slowly,
 # rather than stop; it is not part of the split.
@@ -77,6 +88,11 @@ def operations_of(caller: str) -> frozenset[str]:
         return CONVERGENCE_OPERATIONS
     _check(caller)
     return frozenset(op for op, weights in EVENT_PATH_CALLS.items() if caller in weights)
+
+
+def operator_rates() -> dict[str, float]:
+    """The CLI's own rates: its ``OPERATOR_SLICES``; any other operation at ``APPLICATION_RESERVE``."""
+    return dict(OPERATOR_SLICES)
 
 
 def container_rates(caller: str) -> dict[str, float]:
@@ -93,8 +109,9 @@ def _rate(operation: str, caller: str) -> float:
     available = QUOTA_PER_OPERATION - APPLICATION_RESERVE
     event_path = EVENT_PATH_CALLS.get(operation, {})
     if caller == CONVERGENCE:
-        # An operation no automation calls (ListStages, UpdateStage, ListStageSessions) is the pass's alone.
-        return convergence_slice(operation) if event_path else available
+        # An operation no automation calls (ListStages, UpdateStage, ListStageSessions) is the pass's, but for
+        # the operator's slice of it (ListStages).
+        return convergence_slice(operation) if event_path else available - OPERATOR_SLICES.get(operation, 0.0)
     weights = sum(event_path.values())
     return (available - convergence_slice(operation)) * event_path[caller] / weights / CONCURRENCY[caller]
 

@@ -41,8 +41,8 @@ def test_the_example_show_played_into_the_sandbox_is_what_the_operator_commands_
     assert "composition-failure directives are for simulate only (skipped)" in played.stderr
 
     fleet = {row["stageArn"]: row for row in run("status", "--json").json()["stages"]}
-    assert fleet[MAIN]["composition"]["state"] == "ACTIVE" and fleet[MAIN]["replicasOut"] == 1
-    assert fleet[GREEN]["replicasIn"] == 1
+    assert fleet[MAIN]["composition"]["state"] == "ACTIVE" and fleet[MAIN]["compositionRecord"]["state"] == "started"
+    assert GREEN in fleet and not fleet[MAIN]["problems"]  # who publishes and replicas: status ARN (below)
 
     actions = {(e["automation"], e["action"], e.get("rule")) for e in run("audit", "--json", "--limit", "50").json()}
     assert {

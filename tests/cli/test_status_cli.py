@@ -3,6 +3,7 @@ and moto over HTTP; ``--watch`` redraws."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.cli import status
+from stagepilot.errors import RetryLater
 from stagepilot.events import parse_event
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.pipeline import handle_event
@@ -57,12 +59,13 @@ def show(ivs: IvsStandIn, tmp_path: Path) -> IvsStandIn:
 
 
 def test_the_fleet_view_lists_every_live_stage_with_its_policy_and_composition(show: IvsStandIn):
+    show.calls.clear()
     report = run("status", "--json").json()
 
     assert report["liveStages"] == 2  # IDLE_STAGE has nobody
     rows = {row["stageArn"]: row for row in report["stages"]}
     main, green = rows[STAGE], rows[OTHER_STAGE]
-    assert (main["sessionId"], main["publishers"], main["replicasOut"]) == (SESSION, 2, 0)
+    assert main["sessionId"] == SESSION and main["compositionRecord"]["state"] == "started"
     assert main["composition"]["state"] == "ACTIVE" and main["composition"]["destinations"] == "1/1 destinations active"
     assert main["policy"] == {
         "source": "stage",
@@ -73,14 +76,51 @@ def test_the_fleet_view_lists_every_live_stage_with_its_policy_and_composition(s
         "valid": True,
         "sections": ["composition", "replication", "moderation"],
     }
+    assert main["lastAction"]["action"] == "composition-started" and main["problems"] == []
     assert (green["policy"]["source"], green["policy"]["paused"]) == ("default", True)
     assert green["composition"]["state"] == "none" and green["lastAction"] is None
     assert report["time"].endswith("Z")
+    assert report["summary"] == {
+        "live": 2,
+        "paused": 1,
+        "dryRun": 1,
+        "noPolicy": 0,
+        "invalidPolicy": 0,
+        "withProblems": 0,
+        "composed": 1,
+        "deadLetters": 0,
+        "deadLetterQueues": {"composition": 0, "replication": 0, "moderation": 0},
+        "alarmsInAlarm": [],
+        "alarms": 0,
+    }
+    # What it asked IVS: one listing of the stages and one of the compositions, whatever the fleet's size.
+    assert sorted(c.operation for c in show.calls) == ["ListCompositions", "ListStages"]
 
     text = run("status").stdout.splitlines()
-    assert text[0].startswith("2 live stage(s)  (20")
-    assert "policy own v1 DRY-RUN" in text[2] and "composition ACTIVE (1/1 destinations active)" in text[2]
+    assert text[0].startswith("2 live stage(s): 1 paused, 1 dry-run, 0 with problems, dead letters 0, ")
+    assert "(read 20" in text[0]
+    main_line = text[text.index(f"{STAGE}  session {SESSION}") + 1]
+    assert "policy own v1 DRY-RUN" in main_line and "composition ACTIVE (1/1 destinations active)" in main_line
     assert any("policy default v1 PAUSED" in line for line in text)
+    assert "  last action none in the last hour" in text  # the green room: nothing done there
+
+
+def test_problems_shows_only_the_stages_that_need_an_operator(show: IvsStandIn):
+    assert "no stage with a problem" in run("status", "--problems").stdout
+    [composition] = show.compositions(STAGE)
+    show.fail_destination(composition.arn)
+
+    report = run("status", "--problems", "--json").json()
+
+    assert report["problemsOnly"] is True and report["summary"]["live"] == 2  # the summary counts every stage
+    assert report["summary"]["withProblems"] == 1
+    [row] = report["stages"]
+    assert row["stageArn"] == STAGE and row["problems"] == ["stagepilot's composition FAILED"]  # its one destination
+    text = run("status", "--problems").stdout
+    assert "  composition FAILED (0/1 destinations active)" in text
+    assert "  PROBLEM: stagepilot's composition FAILED" in text
+    assert OTHER_STAGE not in text
+    assert run("status", STAGE, "--problems").status == 2
 
 
 def test_one_stage_shows_every_participant_and_what_the_policy_says_about_each(show: IvsStandIn):
@@ -155,12 +195,48 @@ def test_watch_redraws_until_interrupted(show: IvsStandIn, monkeypatch: pytest.M
 
     monkeypatch.setattr(status.time, "sleep", sleep)
     text = run("status", "--watch", "2")
-    assert text.status == 0 and sleeps == [2.0, 2.0]
+    assert text.status == 0 and len(sleeps) == 2 and 0 < sleeps[0] <= 2.0  # the period, less the frame's reads
     frames = text.stdout.split("\n\n")
-    assert len(frames) == 2 and all(f.startswith("# 20") and "every 2 s, Ctrl-C to stop" in f for f in frames)
+    assert len(frames) == 2 and all(f.startswith("# read 20") and "every 2 s, Ctrl-C to stop" in f for f in frames)
     sleeps.clear()
     lines = run("status", STAGE, "--watch", "--json").stdout.splitlines()
-    assert sleeps == [5.0, 5.0] and [json.loads(line)["stageArn"] for line in lines] == [STAGE, STAGE]
+    assert len(sleeps) == 2 and [json.loads(line)["stageArn"] for line in lines] == [STAGE, STAGE]
+
+
+def test_watch_keeps_its_period_whatever_a_frame_takes_and_survives_a_failed_refresh():
+    from stagepilot.cli.output import Output
+
+    now = [0.0]
+    sleeps: list[float] = []
+    reads = iter([3.0, 1.0, 7.0, 0.5])  # how long each frame's reads take (the period is 5 s)
+
+    def build() -> dict:
+        took = next(reads)
+        now[0] += took
+        if took == 1.0:
+            raise RetryLater("DynamoDB query: ProvisionedThroughputExceededException")
+        return {"time": f"t={now[0] - took:g}"}
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+        if len(sleeps) == 4:
+            raise KeyboardInterrupt
+
+    stdout = io.StringIO()
+    out = Output(stdout=stdout, stderr=io.StringIO())
+    code = status.watch(out, build, lambda report, o: o.line("frame"), every=5.0, sleep=sleep, clock=lambda: now[0])
+
+    assert code == 0
+    assert sleeps == [2.0, 4.0, 0.0, 4.5]  # frames start at 0, 5, 10 and, after a 7-s frame, at once (17)
+    text = stdout.getvalue()
+    assert "# read t=0  every 5 s" in text and "# read t=10  every 5 s" in text and "# read t=17" in text
+    assert "# refresh failed at " in text and "(last read t=0)" in text and "ProvisionedThroughput" in text
+
+
+def test_a_first_read_that_fails_is_the_commands_error_even_with_watch(ivs: IvsStandIn):
+    result = run("status", "--watch", "2", "--stack", "Nope")
+    assert result.status == 1 and "stack Nope not found" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("seconds", ["0", "0.5", "x", "3601"])

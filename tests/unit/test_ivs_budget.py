@@ -100,6 +100,7 @@ def test_the_shares_of_all_callers_fit_the_quota_minus_the_application_reserve()
         total = sum(
             budget.container_rates(caller).get(operation, 0.0) * budget.CONCURRENCY[caller] for caller in budget.CALLERS
         )
+        total += budget.operator_rates().get(operation, 0.0)  # the operator's own slice (ListStages)
         assert total == pytest.approx(budget.QUOTA_PER_OPERATION - budget.APPLICATION_RESERVE), operation
 
 
@@ -107,7 +108,13 @@ def test_the_convergence_pass_keeps_its_slice_of_every_shared_operation() -> Non
     rates = budget.container_rates(budget.CONVERGENCE)
     assert rates["ListParticipants"] == 2.0  # its per-stage listing: 120 per one-minute pass
     assert rates["GetParticipant"] == budget.CONVERGENCE_SLICE
-    assert rates["ListStages"] == budget.QUOTA_PER_OPERATION - budget.APPLICATION_RESERVE  # no one else lists
+    # No automation lists stages: the pass shares ListStages with the operator's fleet views only.
+    assert rates["ListStages"] == 1.5 and budget.operator_rates() == {"ListStages": 2.5}
+
+
+def test_the_operators_fleet_listing_fits_in_seconds_at_the_default_stage_quota() -> None:
+    pages = 1000 // 100  # IVS: 1,000 stages a region by default, ListStages gives 100 a page
+    assert (pages - 1) / budget.operator_rates()["ListStages"] <= 4.0  # the first page goes at once
 
 
 def test_an_automation_splits_its_share_between_its_containers_by_weight() -> None:

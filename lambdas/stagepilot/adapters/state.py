@@ -30,6 +30,7 @@ def ledger_key(stage_arn: str) -> tuple[str, str]:
     return stage_partition(stage_arn), "COMPOSITIONS"
 
 
+BATCH_GET_KEYS = 100  # DynamoDB's BatchGetItem limit
 LEDGER_ENTRY = "session#"  # one attribute per session in the ledger: ``session#<session id>`` = claim time
 
 
@@ -51,6 +52,17 @@ class CompositionRecords:
     def get(self, stage_arn: str, session_id: str) -> SessionCompositions | None:
         item = self._table.get(*composition_key(stage_arn, session_id), consistent=True)
         return _record(item) if item else None
+
+    def get_many(self, sessions: list[tuple[str, str]]) -> dict[tuple[str, str], SessionCompositions]:
+        """The records of many (stage, session) pairs, 100 keys a ``BatchGetItem`` (the fleet view's read:
+        eventually consistent, as a view may be)."""
+        keys = {composition_key(arn, session): (arn, session) for arn, session in sessions}
+        ordered = list(keys)
+        found = {}
+        for start in range(0, len(ordered), BATCH_GET_KEYS):
+            for key, item in self._table.get_many(ordered[start : start + BATCH_GET_KEYS]).items():
+                found[keys[key]] = _record(item)
+        return found
 
     def holding(self, stage_arn: str, composition_arn: str) -> list[tuple[str, SessionCompositions]]:
         """The stage's session records that hold ``composition_arn``, oldest claim first. A composition is

@@ -70,12 +70,19 @@ class Resources:
     @cached_property
     def ivs(self) -> IvsStage:
         # An operator's command (reconcile and converge-now included) is the account's own use of IVS: it paces
-        # each operation at the application's reserve, outside what the functions' split may spend.
-        return IvsStage(client("ivs-realtime", config=CLIENT_CONFIG), pacer=Pacer(budget.APPLICATION_RESERVE))
+        # each operation at the application's reserve, outside what the functions' split may spend, but for its
+        # own slice of ListStages (budget.OPERATOR_SLICES: the fleet views list every stage in seconds).
+        return IvsStage(client("ivs-realtime", config=CLIENT_CONFIG), pacer=operator_pacer())
 
     def queues(self) -> dict[str, tuple[str, str]]:
         """Per automation: (queue URL, DLQ URL)."""
         return {a: (self.output(queue_output(a)), self.output(dlq_output(a))) for a in AUTOMATIONS}
+
+
+def operator_pacer(**clock: Any) -> Pacer:
+    """The CLI's pacer: ``budget.operator_rates``, every other operation at the application's reserve.
+    ``clock``: ``clock=``/``sleep=`` of another clock (the benchmarks' virtual one)."""
+    return Pacer(budget.APPLICATION_RESERVE, rates=budget.operator_rates(), **clock)
 
 
 def resources(args: argparse.Namespace) -> Resources:

@@ -21,7 +21,7 @@ from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import OUTPUT_TOPIC, Resources, client, resources
 
 if TYPE_CHECKING:
-    from stagepilot.adapters.ivs import CompositionSummary, Participant
+    from stagepilot.adapters.ivs import Participant
     from stagepilot.adapters.table import PolicyLookup
     from stagepilot.cli.output import Output
     from stagepilot.policy import StagePolicy
@@ -43,6 +43,12 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     )
     status.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?")
     status.add_argument("--actions", type=_positive, default=10, metavar="N", help="recent actions shown (10)")
+    status.add_argument(
+        "--problems",
+        action="store_true",
+        help="the fleet: only the stages with a problem (an invalid policy, a failed composition or destination, "
+        "a composition given up, recording settings refused, a failure as last action); the summary line counts all",
+    )
     status.add_argument(
         "--watch",
         nargs="?",
@@ -76,9 +82,13 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     build: Callable[[], dict[str, Any]]
     render: Callable[[dict[str, Any], Output], None]
     if arn:
+        if args.problems:
+            raise CliError("--problems is for the fleet view (status without STAGE_ARN)", status=2)
         build, render = (lambda: stage_report(res, arn, actions=args.actions)), print_stage
     else:
-        build, render = (lambda: fleet_report(res)), print_fleet
+        from stagepilot.cli.fleet import fleet_report, print_fleet
+
+        build, render = (lambda: fleet_report(res, problems_only=args.problems)), print_fleet
     if args.watch is None:
         report = build()
         out.json(report) if out.as_json else render(report, out)
@@ -93,109 +103,51 @@ def watch(
     *,
     every: float,
     sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> int:
-    """Redraw until Ctrl-C: the screen is cleared on a terminal; elsewhere frames follow each other."""
+    """Redraw until Ctrl-C, a frame every ``every`` seconds from the start of the one before (however long
+    its reads took: a frame that took longer than the period is followed at once). The screen is cleared on
+    a terminal; elsewhere frames follow each other. Each frame says when it was read. A refresh that fails
+    (the network, a throttle, a credential that expired) is one line in the frame and the command goes on;
+    a first read that fails is the command's error, as without ``--watch``."""
+    from stagepilot.cli.errors import describe_failure
+
     terminal = bool(getattr(out.stdout, "isatty", lambda: False)())
+    tick = clock or time.monotonic
     frames = 0
+    last_good: str | None = None
     try:
+        due = tick()
         while True:
-            report = build()
+            try:
+                report: dict[str, Any] | None = build()
+                failure = None
+            except Exception as exc:  # one failed refresh; the next frame tries again
+                if not frames:
+                    raise  # the first read: nothing to show yet, and bad input stays bad (one error line)
+                report, failure = None, describe_failure(exc)[0]
             if out.as_json:
-                out.json_line(report)
+                out.json_line(report if report is not None else {"time": _now(), "error": failure})
             else:
                 if terminal:
                     out.stdout.write(CLEAR_SCREEN)
                 elif frames:
                     out.line("")
-                out.line(f"# {report['time']}  every {every:g} s, Ctrl-C to stop")
-                render(report, out)
+                if report is not None:
+                    last_good = report["time"]
+                    out.line(f"# read {report['time']}  every {every:g} s, Ctrl-C to stop")
+                    render(report, out)
+                else:
+                    since = f" (last read {last_good})" if last_good else ""
+                    out.line(f"# refresh failed at {_now()}{since}: {failure}; trying again in {every:g} s")
             frames += 1
-            (sleep or time.sleep)(every)
+            due = max(due + every, tick())
+            (sleep or time.sleep)(max(0.0, due - tick()))
     except KeyboardInterrupt:
         return 0
 
 
-# the fleet -----------------------------------------------------------------------------------------
-def fleet_report(res: Resources) -> dict[str, Any]:
-    from stagepilot.adapters.settings_records import SettingsRecords
-    from stagepilot.adapters.table import AuditLog, PolicyStore
-
-    live = res.ivs.live_stages()
-    store = PolicyStore(res.table)
-    settings = SettingsRecords(res.table).all() if live else {}  # one Query: every stage's record
-    rows = []
-    for stage in live:
-        session_id = str(stage.active_session_id)
-        participants = res.ivs.participants(stage.arn, session_id)
-        publishers = [p for p in participants if p.published and p.state == "CONNECTED"]
-        replicas_out = [
-            r for p in publishers if not p.is_replica for r in res.ivs.replicas(stage.arn, p.participant_id)
-        ]
-        last = AuditLog(res.table).list(stage.arn, limit=1)
-        rows.append(
-            {
-                "stageArn": stage.arn,
-                "name": stage.name,
-                "sessionId": session_id,
-                "composition": _composition_summary(res.ivs.compositions(stage.arn), session_id),
-                "publishers": len(publishers),
-                "participants": len([p for p in participants if p.state == "CONNECTED"]),
-                "replicasIn": len([p for p in publishers if p.is_replica]),
-                "replicasOut": len([r for r in replicas_out if r.state == "ACTIVE"]),
-                "policy": policy_summary(store.lookup(stage.arn)),
-                "recordingSettings": settings[stage.arn].to_json() if stage.arn in settings else None,
-                "lastAction": last[0] if last else None,
-            }
-        )
-    return {"time": _now(), "liveStages": len(rows), "stages": rows}
-
-
-def print_fleet(report: dict[str, Any], out: Output) -> None:
-    out.line(f"{report['liveStages']} live stage(s)  ({report['time']})")
-    for row in report["stages"]:
-        composition = row["composition"]
-        last = row["lastAction"]
-        out.line(f"{row['stageArn']}" + (f" ({row['name']})" if row["name"] else "") + f"  session {row['sessionId']}")
-        out.line(
-            f"  composition {composition['state']}"
-            + (f" ({composition['destinations']})" if composition["destinations"] else "")
-            + f"  publishers {row['publishers']}  replicas out {row['replicasOut']} in {row['replicasIn']}"
-            + f"  policy {policy_text(row['policy'])}"
-        )
-        settings = row.get("recordingSettings") or {}
-        if settings.get("state") in ("pending", "refused"):
-            out.line(f"  {recording_settings_text(settings)}")
-        out.line(
-            "  last action "
-            + (f"{last.get('time')} {last.get('automation')}/{last.get('action')}" if last else "none recorded")
-        )
-
-
-def _composition_summary(compositions: list[CompositionSummary], session_id: str) -> dict[str, Any]:
-    """The state of stagepilot's composition for this session (else of any live one), with its destinations."""
-    from stagepilot.decisions.composition import managed_attempt
-
-    def owned(c: CompositionSummary) -> bool:
-        managed = managed_attempt(dict(c.tags))
-        return managed is not None and managed[0] == session_id
-
-    mine = [c for c in compositions if owned(c)]
-    chosen = next((c for c in mine if c.active), mine[-1] if mine else None)
-    others = [c for c in compositions if c.active and not owned(c)]
-    if chosen is None:
-        return {"state": "none", "managedByStagepilot": False, "destinations": "", "others": len(others)}
-    active = sum(1 for state in chosen.destination_states if state == "ACTIVE")
-    destinations = f"{active}/{len(chosen.destination_states)} destinations active" if chosen.destination_states else ""
-    return {
-        "state": chosen.state,
-        "managedByStagepilot": True,
-        "arn": chosen.arn,
-        "destinations": destinations,
-        "destinationStates": list(chosen.destination_states),
-        "others": len(others),
-    }
-
-
+# the fleet (cli/fleet.py) and what both views show ------------------------------------------------
 def policy_summary(found: PolicyLookup) -> dict[str, Any]:
     """The effective policy: whose it is, paused (by the pause switch or the policy), dry run, valid."""
     from stagepilot.policy import validate_policy

@@ -1,0 +1,246 @@
+"""The fleet view of ``stagepilot status`` (no STAGE_ARN): every live stage, from what stagepilot already
+knows, in seconds at 1,000 live stages (docs/cli.md, "The fleet view").
+
+What one frame reads, whatever the fleet's size:
+
+    IVS   ListStages pages (100 stages a page, at the operator's slice, budget.OPERATOR_SLICES)
+                                                       → the live stages and their sessions
+          ListCompositions, unfiltered (one listing: IVS allows 20 compositions an account)
+                                                       → each stage's compositions and destinations
+    table every policy and pause switch (one Query each), every recording-settings record (one Query),
+          the composition record of each live session (BatchGetItem, 100 keys a call), the audit trail
+          of the last hour (its time index, newest first, at most ``AUDIT_WINDOW_ENTRIES``)
+    SQS, CloudWatch: each dead-letter queue's depth, the stack's alarms
+
+No IVS read per stage: who is on air on one stage is ``status STAGE_ARN``'s question (ListParticipants,
+then ListParticipantEvents per publisher: publishing now, or only earlier in the session); at the CLI's
+1 call/s of ListParticipants a per-stage listing would cost 1,000 s at 1,000 stages (issue 26). The
+answers the fleet view gives without it (a stage's composition and destinations, its policy, whether
+stagepilot gave up or IVS refused, the recording settings) are IVS's or the table's own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from stagepilot.adapters.ivs import CompositionSummary
+    from stagepilot.cli.output import Output
+    from stagepilot.cli.resources import Resources
+
+AUDIT_WINDOW: Final = timedelta(hours=1)  # "last action": the newest entry of the last hour, per stage
+AUDIT_WINDOW_ENTRIES: Final = 5_000  # at most this many entries read (a few 1 MB pages of the time index)
+# Audit actions that say something went wrong on the stage (the automations' own vocabulary).
+TROUBLE_ACTIONS: Final = frozenset(
+    {
+        "composition-rejected",
+        "composition-gave-up",
+        "destination-failure",
+        "recording-failed",
+        "replication-rejected",
+        "disconnect-rejected",
+    }
+)
+# A composition record in one of these states: stagepilot stopped trying for the session.
+GAVE_UP_STATES: Final = frozenset({"gave-up", "rejected"})
+
+
+def fleet_report(
+    res: Resources, *, problems_only: bool = False, clock: Callable[[], datetime] | None = None
+) -> dict[str, Any]:
+    """Every live stage's row, a summary of the fleet, and when it was read (``time``: when the reads
+    began; ``readSeconds``: how long they took)."""
+    from stagepilot.adapters.settings_records import SettingsRecords
+    from stagepilot.adapters.table import AuditLog, PolicyStore, iso
+    from stagepilot.cli.status import alarm_states, dead_letter_depths, policy_summary
+
+    now = (clock or _utc_now)()
+    began = time.monotonic()
+    live = res.ivs.live_stages()
+    compositions = res.ivs.all_compositions() if live else []
+    snapshot = PolicyStore(res.table).full_snapshot()
+    settings = SettingsRecords(res.table).all() if live else {}
+    records = _composition_records(res, [(s.arn, str(s.active_session_id)) for s in live])
+    last = _last_actions(AuditLog(res.table).newest_first(None, since=now - AUDIT_WINDOW)) if live else {}
+    by_stage: dict[str, list[CompositionSummary]] = {}
+    for c in compositions:
+        by_stage.setdefault(c.stage_arn, []).append(c)
+    rows = []
+    for stage in sorted(live, key=lambda s: s.arn):
+        session_id = str(stage.active_session_id)
+        row: dict[str, Any] = {
+            "stageArn": stage.arn,
+            "name": stage.name,
+            "sessionId": session_id,
+            "composition": composition_summary(by_stage.get(stage.arn, []), session_id),
+            "compositionRecord": records.get(stage.arn),
+            "policy": policy_summary(snapshot.lookup(stage.arn)),
+            "recordingSettings": settings[stage.arn].to_json() if stage.arn in settings else None,
+            "lastAction": last.get(stage.arn),
+        }
+        row["problems"] = stage_problems(row)
+        rows.append(row)
+    depths = dead_letter_depths(res)
+    alarms = alarm_states(res) if depths is not None else None
+    summary = fleet_summary(rows, depths, alarms)
+    return {
+        "time": iso(now),
+        "readSeconds": round(time.monotonic() - began, 3),
+        "liveStages": len(rows),
+        "summary": summary,
+        "auditWindowStart": iso(now - AUDIT_WINDOW),
+        "problemsOnly": problems_only,
+        "stages": [row for row in rows if row["problems"]] if problems_only else rows,
+    }
+
+
+def composition_summary(compositions: list[CompositionSummary], session_id: str) -> dict[str, Any]:
+    """The state of stagepilot's composition for this session (else of any live one), with its destinations."""
+    from stagepilot.decisions.composition import managed_attempt
+
+    def owned(c: CompositionSummary) -> bool:
+        managed = managed_attempt(dict(c.tags))
+        return managed is not None and managed[0] == session_id
+
+    mine = [c for c in compositions if owned(c)]
+    chosen = next((c for c in mine if c.active), mine[-1] if mine else None)
+    others = [c for c in compositions if c.active and not owned(c)]
+    if chosen is None:
+        return {"state": "none", "managedByStagepilot": False, "destinations": "", "others": len(others)}
+    active = sum(1 for state in chosen.destination_states if state == "ACTIVE")
+    destinations = f"{active}/{len(chosen.destination_states)} destinations active" if chosen.destination_states else ""
+    return {
+        "state": chosen.state,
+        "managedByStagepilot": True,
+        "arn": chosen.arn,
+        "destinations": destinations,
+        "destinationStates": list(chosen.destination_states),
+        "others": len(others),
+    }
+
+
+def stage_problems(row: Mapping[str, Any]) -> list[str]:
+    """What needs an operator on this stage, in words (``--problems`` shows only stages with some)."""
+    problems = []
+    policy = row["policy"]
+    if policy["source"] != "none" and policy["valid"] is False:
+        problems.append("the stored policy is invalid: nothing acts on it (policy validate, policy put)")
+    composition = row["composition"]
+    if composition["state"] == "FAILED":
+        problems.append("stagepilot's composition FAILED")
+    failed = [s for s in composition.get("destinationStates", []) if s == "FAILED"]
+    if failed and composition["state"] != "FAILED":
+        problems.append(f"composition: {len(failed)} destination(s) FAILED ({composition['destinations']})")
+    record = row.get("compositionRecord") or {}
+    if record.get("state") in GAVE_UP_STATES:
+        problems.append(
+            f"composition {record['state']} for this session (restarts {record.get('restarts', 0)}): "
+            "stagepilot starts none until the next session"
+        )
+    settings = row.get("recordingSettings") or {}
+    if settings.get("state") == "refused":
+        problems.append(f"recording settings REFUSED since {settings.get('since')}: {settings.get('reason')}")
+    last = row.get("lastAction") or {}
+    if last.get("action") in TROUBLE_ACTIONS:
+        problems.append(f"last action {last.get('time')} {last.get('automation')}/{last.get('action')}")
+    return problems
+
+
+def fleet_summary(
+    rows: list[dict[str, Any]], depths: Mapping[str, int] | None, alarms: list[dict[str, str]] | None
+) -> dict[str, Any]:
+    return {
+        "live": len(rows),
+        "paused": sum(1 for r in rows if r["policy"]["paused"]),
+        "dryRun": sum(1 for r in rows if r["policy"]["dryRun"] and not r["policy"]["paused"]),
+        "noPolicy": sum(1 for r in rows if r["policy"]["source"] == "none"),
+        "invalidPolicy": sum(1 for r in rows if r["policy"]["valid"] is False),
+        "withProblems": sum(1 for r in rows if r["problems"]),
+        "composed": sum(1 for r in rows if r["composition"]["state"] in ("ACTIVE", "STARTING")),
+        "deadLetters": sum(depths.values()) if depths is not None else None,
+        "deadLetterQueues": dict(depths) if depths is not None else None,
+        "alarmsInAlarm": [a["name"] for a in alarms if a["state"] == "ALARM"] if alarms is not None else None,
+        "alarms": len(alarms) if alarms is not None else None,
+    }
+
+
+def summary_text(report: Mapping[str, Any]) -> str:
+    s = report["summary"]
+    parts = [f"{s['paused']} paused", f"{s['dryRun']} dry-run", f"{s['withProblems']} with problems"]
+    if s["invalidPolicy"]:
+        parts.append(f"{s['invalidPolicy']} invalid policy")
+    if s["deadLetters"] is None:
+        parts.append("dead letters unknown (no stack outputs; use --stack)")
+    else:
+        parts.append(f"dead letters {s['deadLetters']}")
+    if s["alarms"] is not None:
+        firing = s["alarmsInAlarm"]
+        parts.append(f"alarms in ALARM {len(firing)}" + (f" ({', '.join(firing)})" if firing else ""))
+    read = f"  (read {report['time']}, {report['readSeconds']:.1f} s)"
+    return f"{report['liveStages']} live stage(s): " + ", ".join(parts) + read
+
+
+def print_fleet(report: dict[str, Any], out: Output) -> None:
+    from stagepilot.cli.status import policy_text, recording_settings_text
+
+    out.line(summary_text(report))
+    s = report["summary"]
+    if s["deadLetterQueues"]:
+        waiting = {name: n for name, n in s["deadLetterQueues"].items() if n}
+        if waiting:
+            out.line("dead-letter queues: " + ", ".join(f"{name} {n}" for name, n in waiting.items()) + " (dlq list)")
+    if report["problemsOnly"] and not report["stages"]:
+        out.line("no stage with a problem")
+    for row in report["stages"]:
+        composition = row["composition"]
+        last = row["lastAction"]
+        out.line(f"{row['stageArn']}" + (f" ({row['name']})" if row["name"] else "") + f"  session {row['sessionId']}")
+        others = f" +{composition['others']} not stagepilot's" if composition.get("others") else ""
+        out.line(
+            f"  composition {composition['state']}"
+            + (f" ({composition['destinations']})" if composition["destinations"] else "")
+            + others
+            + f"  policy {policy_text(row['policy'])}"
+        )
+        settings = row.get("recordingSettings") or {}
+        if settings.get("state") == "pending":
+            out.line(f"  {recording_settings_text(settings)}")
+        for problem in row["problems"]:
+            out.line(f"  PROBLEM: {problem}")
+        out.line(
+            "  last action "
+            + (f"{last.get('time')} {last.get('automation')}/{last.get('action')}" if last else "none in the last hour")
+        )
+
+
+def _composition_records(res: Resources, sessions: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """The composition record of each live session, by stage (BatchGetItem, 100 keys a call)."""
+    from stagepilot.adapters.state import CompositionRecords
+
+    return {
+        arn: {
+            "state": record.state.value,
+            "attempt": record.attempt,
+            "restarts": record.restarts,
+            "compositionArn": record.composition_arn,
+        }
+        for (arn, _), record in CompositionRecords(res.table).get_many(sessions).items()
+    }
+
+
+def _last_actions(entries: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The newest entry of each stage among ``entries`` (newest first), at most ``AUDIT_WINDOW_ENTRIES``."""
+    last: dict[str, dict[str, Any]] = {}
+    for entry in itertools.islice(entries, AUDIT_WINDOW_ENTRIES):
+        arn = entry.get("stageArn")
+        if isinstance(arn, str) and arn not in last:
+            last[arn] = entry
+    return last
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
