@@ -264,7 +264,7 @@ def test_status_shows_session_publishers_compositions_and_recent_actions(ivs: Iv
     assert actions[0] == "disconnect" and sorted(actions[1:]) == ["composition-started", "policy-put"]
 
     text = run("status", STAGE).stdout
-    assert f"session  {SESSION}" in text and "participants (1 connected, 1 publishing)" in text
+    assert f"session  {SESSION}" in text and "participants (1 connected, 1 publishing now, 1 kicked)" in text
     assert f"{outcome.details['composition_arn']}  ACTIVE  (stagepilot, session {SESSION} attempt 1)" in text
     assert f"{stopped_other}  STOPPED  (other)" in text
     assert "stagepilot composition record: started, attempt 1" in text

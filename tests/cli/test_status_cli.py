@@ -164,7 +164,7 @@ def test_one_stage_shows_every_participant_and_what_the_policy_says_about_each(s
     assert report["sessionStartTime"].endswith("Z")
 
     text = run("status", STAGE).stdout
-    assert "participants (3 connected, 2 publishing)" in text
+    assert "participants (3 connected, 2 publishing now)" in text
     assert "  p-viewer user=troll-9  CONNECTED  viewer\n    policy: dry run: would be kicked (blocked-user-id)" in text
     assert "dead-letter queues: composition 1, replication 0, moderation 0" in text
     assert "alarms: 1, in ALARM: StagePilot-Composition-DlqDepthAlarm" in text
@@ -276,3 +276,22 @@ def test_status_shows_only_the_bans_that_hold_on_the_stage_and_a_join_banned_vie
 
     assert not any("kicked" in line for line in main["p-host"])  # banned on another stage only
     assert main["p-viewer"] == ["to be kicked (stage-ban, join ban): connected while banned"]
+
+
+def test_who_is_on_air_now_a_host_who_stopped_is_not_a_publisher_and_a_kicked_one_shows_as_kicked(show: IvsStandIn):
+    """IVS's ``published`` means "ever published in the session" (issue 26): the participant's events say
+    whether it publishes now; a participant stagepilot disconnected is shown as kicked, not as a viewer."""
+    show.observe(EventFactory().stage("Participant Unpublished", "p-host", user_id="host-1", event_id="evt-stop"))
+    assert run("disconnect", STAGE, "p-troll", "--reason", "spam").status == 0
+
+    report = run("status", STAGE, "--json").json()
+
+    by_id = {p["participantId"]: p for p in report["participants"]}
+    assert (by_id["p-host"]["published"], by_id["p-host"]["publishingNow"]) == (True, False)
+    assert by_id["p-host"]["state"] == "CONNECTED" and not by_id["p-host"]["kicked"]
+    assert (by_id["p-troll"]["state"], by_id["p-troll"]["kicked"]) == ("DISCONNECTED", True)
+    assert report["publishers"] == []  # nobody on air now
+    text = run("status", STAGE).stdout
+    assert "participants (1 connected, 0 publishing now, 1 published earlier, 1 kicked)" in text
+    assert "  p-host user=host-1  CONNECTED  published earlier, not publishing now" in text
+    assert "  p-troll user=troll-9  KICKED  disconnected by stagepilot (had published)" in text

@@ -288,6 +288,17 @@ class DisconnectClaims:
         item = self._table.get(*claim_key(stage_arn, session_id, participant_id, dry_run=dry_run), consistent=True)
         return _claim(item) if item else None
 
+    def disconnected(self, stage_arn: str, session_id: str) -> dict[str, DisconnectClaim]:
+        """The participants stagepilot disconnected in the session (the manual kick included), by id: one
+        ``Query`` of the session's disconnect claims (``status STAGE_ARN`` shows them as kicked)."""
+        pk, prefix = claim_key(stage_arn, session_id, "", dry_run=False)
+        found = {}
+        for item in self._table.query(pk, sk_prefix=prefix):
+            claim = _claim(item)
+            if claim.state is ClaimState.DONE and claim.result == "disconnected":
+                found[str(item[SORT_KEY])[len(prefix) :]] = claim
+        return found
+
     def claim(
         self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool
     ) -> tuple[DisconnectClaim | None, DisconnectClaim | None]:

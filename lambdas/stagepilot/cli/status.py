@@ -191,6 +191,7 @@ def policy_text(policy: dict[str, Any]) -> str:
 
 # one stage -----------------------------------------------------------------------------------------
 def stage_report(res: Resources, arn: str, *, actions: int) -> dict[str, Any]:
+    from stagepilot.adapters.counters import DisconnectClaims
     from stagepilot.adapters.replication_state import ReplicationRecords
     from stagepilot.adapters.state import CompositionRecords
     from stagepilot.adapters.table import AuditLog, BanStore, PolicyStore, iso, strongest
@@ -221,9 +222,17 @@ def stage_report(res: Resources, arn: str, *, actions: int) -> dict[str, Any]:
             if b.stage_arn in (None, arn):
                 applying.setdefault(b.user_id, []).append(b)
         bans = {user: strongest(found) for user, found in applying.items()}
+        kicked = DisconnectClaims(res.table).disconnected(arn, session_id)
         for p in res.ivs.participants(arn, session_id):
             replicas = []
-            if p.published and p.state == "CONNECTED" and not p.is_replica:
+            # IVS's ``published`` means "ever published in the session": its events say whether it still does
+            # (ListParticipantEvents, as the pass asks: convergence.LiveStage.publishing_now).
+            now, since = (
+                res.ivs.publish_state(arn, session_id, p.participant_id)
+                if p.published and p.state == "CONNECTED"
+                else (False, None)
+            )
+            if now and not p.is_replica:
                 replicas = [
                     {"destinationStageArn": r.destination_stage_arn, "state": r.state}
                     for r in res.ivs.replicas(arn, p.participant_id)
@@ -234,6 +243,9 @@ def stage_report(res: Resources, arn: str, *, actions: int) -> dict[str, Any]:
                     "userId": p.user_id,
                     "state": p.state,
                     "published": p.published,
+                    "publishingNow": now,
+                    "publishingSince": iso(since) if since is not None else None,
+                    "kicked": p.state != "CONNECTED" and p.participant_id in kicked,
                     "replica": p.is_replica,
                     "sourceStageArn": p.source_stage_arn,
                     "replicas": replicas,
@@ -244,7 +256,7 @@ def stage_report(res: Resources, arn: str, *, actions: int) -> dict[str, Any]:
                 }
             )
     report["participants"] = participants
-    report["publishers"] = [p for p in participants if p["published"] and p["state"] == "CONNECTED"]
+    report["publishers"] = [p for p in participants if p["publishingNow"]]  # on air now
 
     compositions = []
     for c in res.ivs.compositions(arn):
@@ -416,13 +428,22 @@ def print_stage(report: dict[str, Any], out: Output) -> None:
         started = report.get("sessionStartTime")
         out.line(f"session  {session_id}" + (f" (started {started})" if started else ""))
     connected = [p for p in report["participants"] if p["state"] == "CONNECTED"]
-    out.line(f"participants ({len(connected)} connected, {len(report['publishers'])} publishing)")
+    earlier = [p for p in connected if p["published"] and not p["publishingNow"]]
+    kicked = [p for p in report["participants"] if p["kicked"]]
+    out.line(
+        f"participants ({len(connected)} connected, {len(report['publishers'])} publishing now"
+        + (f", {len(earlier)} published earlier" if earlier else "")
+        + (f", {len(kicked)} kicked" if kicked else "")
+        + ")"
+    )
     for p in report["participants"]:
         who = p["participantId"] + (f" user={p['userId']}" if p["userId"] else "")
-        role = "publisher" if p["published"] else "viewer"
+        role = participant_role(p)
         if p["replica"]:
-            role = f"replica from {p['sourceStageArn']}"
-        out.line(f"  {who}  {p['state']}  {role}")
+            stopped = p["published"] and not p["publishingNow"]
+            role = f"replica from {p['sourceStageArn']}" + (", stopped" if stopped else "")
+        state = "KICKED" if p["kicked"] else p["state"]
+        out.line(f"  {who}  {state}  {role}")
         recording = p.get("recording") or {}
         if recording.get("state") not in (None, "DISABLED"):
             where = f"  s3://{recording['bucket']}/{recording['keyPrefix']}" if recording.get("keyPrefix") else ""
@@ -460,6 +481,18 @@ def print_stage(report: dict[str, Any], out: Output) -> None:
     out.line(f"recent actions ({len(report['recentActions'])})")
     for entry in report["recentActions"]:
         out.line("  " + audit_line(entry, with_stage=False))
+
+
+def participant_role(p: dict[str, Any]) -> str:
+    """What a participant does, from IVS's answers: publishing now (its last publish has no stop), published
+    earlier in the session only, or never (a viewer); a participant stagepilot disconnected is kicked."""
+    if p["kicked"]:
+        return "disconnected by stagepilot" + (" (had published)" if p["published"] else "")
+    if p["publishingNow"]:
+        return "publisher" + (f" since {p['publishingSince']}" if p.get("publishingSince") else "")
+    if p["published"]:
+        return "published earlier, not publishing now" if p["state"] == "CONNECTED" else "had published"
+    return "viewer"
 
 
 def _now() -> str:
