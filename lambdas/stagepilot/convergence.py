@@ -469,12 +469,9 @@ def _record_healed(
     stage: LiveStage | None = None,
 ) -> None:
     reason = explain_heal(_observed(services, arn, now, outcome, stage), known=_known_reason(outcome))
-    services.metrics.count(HEALED_METRIC)
-    services.metrics.count(f"{HEALED_METRIC}{outcome.automation.capitalize()}")
-    services.metrics.count(heal_metric(reason))
     participant = outcome.details.get("participant_id")
     details = {k: v for k, v in outcome.details.items() if isinstance(v, str | int | float | bool | list)}
-    services.audit.record(
+    services.record_action(
         AuditRecord(
             time=now,
             stage_arn=arn,
@@ -486,7 +483,10 @@ def _record_healed(
             result=outcome.action,
             event_id=f"reconcile:{session_id or 'idle'}",
             details={**details, "healReason": reason.value},
-        )
+        ),
+        HEALED_METRIC,
+        f"{HEALED_METRIC}{outcome.automation.capitalize()}",
+        heal_metric(reason),
     )
 
 

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
-from stagepilot.adapters.audit import AuditLog
+from stagepilot.adapters.audit import AuditLog, AuditRecord, MetricSink, record_action
 from stagepilot.adapters.bans import BanStore
-from stagepilot.adapters.dynamo import Table, parse_iso
+from stagepilot.adapters.dynamo import ConditionalUpdate, Table, parse_iso
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.leases import release_claims
 from stagepilot.adapters.pauses import PauseSwitches
@@ -52,10 +52,6 @@ MAX_RETRY_DELAY_SECONDS = 900  # SQS's maximum visibility extension per change w
 RETRY_BASE_SECONDS = 30
 RETRY_GROWTH = 3
 LOGGED_BODY_CHARS = 4096  # of a failed event, in its log line (CloudWatch takes 256 KB per event)
-
-
-class MetricSink(Protocol):
-    def count(self, name: str, value: float = 1) -> None: ...
 
 
 class Redelivery(Protocol):
@@ -105,6 +101,16 @@ class Services:
         self.audit = AuditLog(self.table, clock=self.clock)
         self.pauses = PauseSwitches(self.table, clock=self.clock)
         self.effective_policies = self.new_policy_cache()
+
+    def record_action(
+        self,
+        entry: AuditRecord,
+        *counted: str,
+        change: ConditionalUpdate | None = None,
+        only_if_changed: bool = False,
+    ) -> bool:
+        """Audit ``entry`` and count each metric in ``counted`` (``adapters.audit.record_action``)."""
+        return record_action(self.audit, self.metrics, entry, *counted, change=change, only_if_changed=only_if_changed)
 
     @cached_property
     def compositions(self) -> CompositionRecords:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from stagepilot.adapters.dynamo import ConditionalUpdate, Table, epoch, iso, stage_partition, utc_now
 from stagepilot.adapters.schema import (
@@ -21,6 +21,10 @@ from stagepilot.adapters.schema import (
 )
 
 AUDIT_RETENTION = timedelta(days=90)
+
+
+class MetricSink(Protocol):
+    def count(self, name: str, value: float = 1) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,11 @@ class AuditLog:
         self._table.put(item)
         return False
 
+    def record_if(self, entry: AuditRecord, change: ConditionalUpdate) -> bool:
+        """Apply ``change`` and write the entry in one transaction, or neither when the change's condition
+        no longer holds (someone else made it): True when both were written."""
+        return self._table.update_and_put(change, self.item(entry))
+
     def item(self, entry: AuditRecord) -> dict[str, Any]:
         """The table item ``record`` writes, for a caller that writes it in the same transaction as the
         state change it audits (``Table.update_and_put``)."""
@@ -127,3 +136,33 @@ class AuditLog:
             if str(entry.get("time", "")) < oldest:
                 return
             yield entry
+
+
+def record_action(
+    audit: AuditLog,
+    metrics: MetricSink,
+    entry: AuditRecord,
+    *counted: str,
+    change: ConditionalUpdate | None = None,
+    only_if_changed: bool = False,
+) -> bool:
+    """Record one action: its audit entry, then one count of each metric in ``counted``. The one way the
+    automations, the convergence pass and the door record what they did (``Services.record_action``).
+
+    With ``change`` (the state change the entry audits) both are written in one call
+    (``AuditLog.record_with``: the entry is written even when the change's condition no longer holds); with
+    ``only_if_changed`` too, neither the entry nor the counts are recorded then (``AuditLog.record_if``).
+    Returns whether the change was applied (True without one).
+    """
+    if change is None:
+        audit.record(entry)
+        applied = True
+    elif only_if_changed:
+        applied = audit.record_if(entry, change)
+        if not applied:
+            return False
+    else:
+        applied = audit.record_with(entry, change)
+    for name in counted:
+        metrics.count(name)
+    return applied

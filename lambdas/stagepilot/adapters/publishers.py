@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from stagepilot.adapters.audit import MetricSink, record_action
 from stagepilot.adapters.ivs import Participant
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 from stagepilot.adapters.table import (
@@ -147,17 +148,14 @@ def blocking_replica(
     )
 
 
-class _Metrics(Protocol):
-    def count(self, name: str, value: float = 1) -> None: ...
-
-
 def audit_body_mismatch(
-    audit: AuditLog, metrics: _Metrics, event: StageUpdate, found: Participant, *, automation: str
+    audit: AuditLog, metrics: MetricSink, event: StageUpdate, found: Participant, *, automation: str
 ) -> None:
     """An event body that disagrees with IVS about who a participant is: audited ``body-mismatch`` and
     counted (``BodyMismatch``); the caller goes on with IVS's answer."""
-    metrics.count("BodyMismatch")
-    audit.record(
+    record_action(
+        audit,
+        metrics,
         AuditRecord(
             time=event.time,
             stage_arn=event.stage_arn,
@@ -173,7 +171,8 @@ def audit_body_mismatch(
             result="ivs-answer-used",
             event_id=event.event_id,
             details={"bodyUserId": event.user_id or ""},
-        )
+        ),
+        "BodyMismatch",
     )
     logger.warning(
         "event body disagrees with IVS; IVS's answer used",

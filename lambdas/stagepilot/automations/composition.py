@@ -126,8 +126,7 @@ class CompositionAutomation:
                 )
             session_id, attempt = holders[-1][0], holders[-1][1].attempt
         if event.event_name == "Destination Failure":
-            services.metrics.count("CompositionDestinationFailure")
-            services.audit.record(
+            services.record_action(
                 AuditRecord(
                     time=event.time,
                     stage_arn=event.stage_arn,
@@ -137,7 +136,8 @@ class CompositionAutomation:
                     session_id=session_id,
                     event_id=event.event_id,
                     details={"compositionArn": event.composition_arn},
-                )
+                ),
+                "CompositionDestinationFailure",
             )
             return self._skip(
                 "destination failed while the composition is alive; recorded, no restart",
@@ -223,8 +223,7 @@ class CompositionAutomation:
         )
         if not event.failed:
             return self._skip(f"{event.event_name}: recorded for status", **details)
-        services.metrics.count("RecordingFailed")
-        services.audit.record(
+        services.record_action(
             AuditRecord(
                 time=event.time,
                 stage_arn=event.stage_arn,
@@ -236,7 +235,8 @@ class CompositionAutomation:
                 result=event.event_name,
                 event_id=event.event_id,
                 details={"bucket": event.bucket or "", "keyPrefix": event.key_prefix or ""},
-            )
+            ),
+            "RecordingFailed",
         )
         return Outcome(self.name, "recording-failed", f"{event.event_name}: audited and counted", details=details)
 
@@ -395,8 +395,7 @@ class CompositionAutomation:
             stage_arn, session_id, attempt=record.attempt, state=State.GAVE_UP, from_states=(State.FAILED,)
         ):
             return
-        services.metrics.count("CompositionGaveUp")
-        services.audit.record(
+        services.record_action(
             AuditRecord(
                 time=at,
                 stage_arn=stage_arn,
@@ -406,7 +405,8 @@ class CompositionAutomation:
                 session_id=session_id,
                 event_id=event_id,
                 details={"compositionArn": composition_arn or record.composition_arn or "", "failure": failure},
-            )
+            ),
+            "CompositionGaveUp",
         )
 
     # the one place a composition is started ----------------------------------------------------------
@@ -478,8 +478,7 @@ class CompositionAutomation:
                 policyHash=_policy_hash(composition),
                 rejection=exc.ivs_message,
             )
-            services.metrics.count("CompositionStartFailed")
-            services.audit.record(
+            services.record_action(
                 AuditRecord(
                     time=event_time,
                     stage_arn=stage_arn,
@@ -490,7 +489,8 @@ class CompositionAutomation:
                     result=exc.code,
                     event_id=owner,
                     details={"operation": exc.operation},
-                )
+                ),
+                "CompositionStartFailed",
             )
             return Outcome(
                 self.name,
@@ -498,9 +498,8 @@ class CompositionAutomation:
                 f"IVS rejected StartComposition: {exc.code}: {exc.ivs_message}",
                 details={"session_id": session_id},
             )
-        services.metrics.count("CompositionRestarted" if restart else "CompositionStarted")
         verb = "restarted" if restart else "started"
-        services.audit.record_with(
+        services.record_action(
             AuditRecord(
                 time=event_time,
                 stage_arn=stage_arn,
@@ -512,7 +511,8 @@ class CompositionAutomation:
                 event_id=owner,
                 details={"compositionArn": arn, "attempt": attempt},
             ),
-            records.marking(
+            "CompositionRestarted" if restart else "CompositionStarted",
+            change=records.marking(
                 stage_arn,
                 session_id,
                 attempt=attempt,

@@ -371,9 +371,9 @@ def disconnect_participant(
             return _skip(f"participant {done} in this session ({current.result or 'done'})", **details)
         return _skip("another event is disconnecting this participant", **details)
 
-    def audit(action: str, result: str, **extra: Any) -> None:
-        """Audit the decision and finish the claim with ``result``, in one call."""
-        services.audit.record_with(
+    def audit(action: str, result: str, metric: str, **extra: Any) -> None:
+        """Audit the decision and finish the claim with ``result``, in one call, and count ``metric``."""
+        services.record_action(
             AuditRecord(
                 time=time,
                 stage_arn=stage_arn,
@@ -389,12 +389,12 @@ def disconnect_participant(
                 event_id=event_id,
                 details={**({"why": why} if why else {}), **extra},
             ),
-            claims.finishing(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run, result=result),
+            metric,
+            change=claims.finishing(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run, result=result),
         )
 
     if dry_run:
-        audit("would-disconnect", "dry-run")
-        services.metrics.count(WOULD_DISCONNECT_METRIC)
+        audit("would-disconnect", "dry-run", WOULD_DISCONNECT_METRIC)
         return Outcome(
             MODERATION,
             "would-disconnect",
@@ -404,8 +404,7 @@ def disconnect_participant(
 
     def rejected(code: str, message: str) -> Outcome:
         # The same request cannot succeed later (IAM, a stage that is gone): recorded once, not retried.
-        audit("disconnect-rejected", code, error=message)
-        services.metrics.count(DISCONNECT_REJECTED_METRIC)
+        audit("disconnect-rejected", code, DISCONNECT_REJECTED_METRIC, error=message)
         return Outcome(
             MODERATION, "rejected", f"IVS rejected DisconnectParticipant: {code}: {message}", details=details
         )
@@ -424,11 +423,10 @@ def disconnect_participant(
     if replica is not None:
         source = stop_replication_into(services, replica, destination_stage_arn=stage_arn)
         stopped = [source] if source else []
-        audit("disconnect", result, **({"replicationStoppedFrom": source} if source else {}))
+        audit("disconnect", result, DISCONNECTED_METRIC, **({"replicationStoppedFrom": source} if source else {}))
     else:
         stopped = stop_replicas(services, stage_arn, participant_id)
-        audit("disconnect", result, **({"replicasStopped": stopped} if stopped else {}))
-    services.metrics.count(DISCONNECTED_METRIC)
+        audit("disconnect", result, DISCONNECTED_METRIC, **({"replicasStopped": stopped} if stopped else {}))
     return Outcome(
         MODERATION,
         "disconnect",
@@ -483,8 +481,7 @@ def block_replica(
         event_id=event_id,
         details={"destinationStageArn": destination_stage_arn},
     )
-    if services.table.update_and_put(change, services.audit.item(entry)):
-        services.metrics.count("ReplicaBlocked")
+    services.record_action(entry, "ReplicaBlocked", change=change, only_if_changed=True)
 
 
 def stop_replication_into(services: Services, replica: Participant, *, destination_stage_arn: str) -> str | None:

@@ -235,8 +235,7 @@ class ReplicationAutomation:
             return None
         except IvsRejected as exc:
             return self._rejected(records, event, rule, target, exc, services, progress)
-        services.metrics.count("ReplicationStarted")
-        services.audit.record_with(
+        services.record_action(
             AuditRecord(
                 time=event.time,
                 stage_arn=event.stage_arn,
@@ -250,7 +249,8 @@ class ReplicationAutomation:
                 event_id=event.event_id,
                 details={"destinationStageArn": destination},
             ),
-            records.starting(target, owner=owner, how="started"),
+            "ReplicationStarted",
+            change=records.starting(target, owner=owner, how="started"),
         )
         progress.started.append(destination)
         logger.info(
@@ -296,8 +296,7 @@ class ReplicationAutomation:
             else f"IVS rejected StartParticipantReplication: {exc.code}: {exc.ivs_message}"
         )
         records.mark_rejected(target, owner=event.event_id, rule_hash=rule_hash(rule), rejection=exc.code)
-        services.metrics.count("ReplicationFailed")
-        services.audit.record(
+        services.record_action(
             AuditRecord(
                 time=event.time,
                 stage_arn=event.stage_arn,
@@ -314,7 +313,8 @@ class ReplicationAutomation:
                     "destinationStageArn": destination,
                     "message": exc.ivs_message,
                 },
-            )
+            ),
+            "ReplicationFailed",
         )
         logger.error(
             "replication rejected: configuration error",

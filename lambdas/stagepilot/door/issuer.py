@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
+from stagepilot.adapters.audit import MetricSink, record_action
 from stagepilot.adapters.table import AuditLog, AuditRecord, BanStore, PolicyStore, Table
 from stagepilot.door.decision import Grant, Refusal, TokenRequest, decide_token
 from stagepilot.door.records import TokenRecord, TokenRecords
 from stagepilot.door.signing import IssuedToken
-from stagepilot.pipeline import EffectivePolicies, MetricSink
+from stagepilot.pipeline import EffectivePolicies
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,12 @@ class TokenIssuer:
             ban_on_stage=ban is not None and ban.stage_arn is not None,
         )
         if isinstance(decision, Refusal):
-            self._audit.record(self._entry("token-refused", decision.reason, request, rule=decision.refused))
-            self.metrics.count(REFUSED_METRIC)
+            record_action(
+                self._audit,
+                self.metrics,
+                self._entry("token-refused", decision.reason, request, rule=decision.refused),
+                REFUSED_METRIC,
+            )
             logger.info(
                 "token refused",
                 extra={"stage_arn": request.stage_arn, "user_id": request.user_id, "refused": decision.refused},

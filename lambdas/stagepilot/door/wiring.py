@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from stagepilot.adapters.audit import MetricSink
 from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import PolicyStore, Table
 from stagepilot.config import Settings
@@ -29,7 +30,7 @@ from stagepilot.door.signing import (
     StageEndpoints,
 )
 from stagepilot.errors import ConfigurationError
-from stagepilot.pipeline import EffectivePolicies, MetricSink
+from stagepilot.pipeline import EffectivePolicies
 
 ENV_TOKEN_MODE: Final = "STAGEPILOT_TOKEN_MODE"  # "signed" (default) or "create"
 TOKEN_MODES: Final = ("signed", "create")
