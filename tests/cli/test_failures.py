@@ -6,12 +6,17 @@ should have refused its input first fails with "cannot reach" instead of the exp
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,7 +164,9 @@ CASES = [
     Case("--ttl 0s", ("ban", "add", "u", "--ttl", "0s"), 2, "longer than 0"),
     Case("--ttl 1y", ("ban", "add", "u", "--ttl", "1y"), 2, "not a duration: '1y'"),
     Case("empty user id", ("ban", "add", "", "--no-disconnect"), 2, "USER_ID must be 1-128 characters"),
-    Case("--output yaml", ("--output", "yaml", "policy", "list"), 2, "invalid choice: 'yaml'"),
+    Case("--output xml", ("--output", "xml", "policy", "list"), 2, "invalid choice: 'xml'"),
+    Case("--cli-read-timeout -1", ("--cli-read-timeout", "-1", "ban", "list"), 2, "must be a number of seconds"),
+    Case("--cli-connect-timeout x", ("ban", "list", "--cli-connect-timeout", "x"), 2, "must be a number of seconds"),
     Case("--query syntax", ("policy", "list", "--query", "[?"), 2, "--query: not a JMESPath expression"),
     Case("--limit 0", ("audit", "--limit", "0"), 2, "must be a whole number"),
     Case("--limit huge", ("audit", "--limit", "9" * 5000), 2, "must be a whole number"),
@@ -170,6 +177,29 @@ CASES = [
     Case("empty reason", ("disconnect", STAGE, "p-1", "--reason", ""), 2, "--reason must be 1-128"),
     Case("pause both", ("pause", STAGE, "--all"), 2, "not allowed with argument"),
     Case("dlq unknown automation", ("dlq", "list", "--automation", "x"), 2, "invalid choice: 'x'"),
+    # issue 26, "Why 9": inputs that used to be accepted -------------------------------------------------
+    validating(
+        "duplicate JSON keys",
+        "p.json: the key 'dryRun' is given twice in one object",
+        b'{"stageArn": "' + STAGE.encode() + b'", "moderation": {"dryRun": true, "dryRun": false}}',
+    ),
+    Case(
+        "one stageArn twice in a file",
+        ("simulate", "--policies", "p.json", "--events", "e.json"),
+        2,
+        "p.json: invalid policies; nothing simulated",
+        {"p.json": json.dumps([{"stageArn": STAGE}, {"stageArn": STAGE, "paused": True}]).encode(), "e.json": b""},
+        problems=True,
+    ),
+    Case("--stack ''", ("ban", "list", "--stack", ""), 2, "argument --stack: not a stack name: ''"),
+    Case("--table too short", ("ban", "list", "--table", "T"), 2, "argument --table: not a DynamoDB table name"),
+    Case(
+        "100,000-character ARN",
+        ("status", STAGE + "a" * 100_000),
+        2,
+        f"{len(STAGE) + 100_000:,} characters (IVS's have at most 128)",
+    ),
+    Case("ARN whose account is not 12 digits", ("pause", STAGE.replace("123456789012", "1")), 2, "not a stage ARN"),
     # environment --------------------------------------------------------------------------------------
     Case("AWS_PROFILE unknown", ("policy", "list"), 1, "AWS profile 'prod' not found", env={"AWS_PROFILE": "prod"}),
     Case("--profile unknown", ("--profile", "prod", "policy", "list"), 1, "AWS profile 'prod' not found"),
@@ -188,10 +218,10 @@ CASES = [
         env={"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None},
     ),
     Case("endpoint unreachable", ("policy", "list"), 1, f"cannot reach {CLOSED_ENDPOINT}/"),
-    Case("table endpoint unreachable", ("ban", "list", "--table", "T"), 1, "cannot reach"),
+    Case("table endpoint unreachable", ("ban", "list", "--table", "T-1"), 1, "cannot reach"),
     Case(
         "ivs endpoint unreachable (RetryLater inside)",
-        ("status", STAGE, "--table", "T"),
+        ("status", STAGE, "--table", "T-1"),
         1,
         "cannot reach http://127.0.0.1:1/",
         env={"AWS_ENDPOINT_URL_IVS_REALTIME": "http://127.0.0.1:1"},
@@ -346,3 +376,198 @@ def test_version_names_the_package_and_botocore(make_stdout: Callable[[], io.Str
     with pytest.raises(SystemExit):
         main(["--version"], stdout=stdout)
     assert stdout.getvalue().startswith("stagepilot/") and " botocore/" in stdout.getvalue()
+
+
+def test_a_pasted_megabyte_stays_a_short_line(offline: Path):
+    result = run("pause", STAGE + "a" * 100_000)
+    assert result.status == 2 and len(result.stderr) < 300, result.stderr[:300]
+
+
+def test_policy_validate_refuses_one_stage_twice(offline: Path):
+    (offline / "p.json").write_text(json.dumps([{"stageArn": STAGE}, {"stageArn": STAGE, "paused": True}]))
+    result = run("policy", "validate", "p.json")
+    assert result.status == 2
+    assert f"p.json: [1].stageArn: {STAGE} is already the stageArn of [0]: one policy per stage" in result.stdout
+
+
+# `-` is standard input ----------------------------------------------------------------------------------
+class Piped(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+class Typing(Piped):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_dash_reads_the_policy_from_stdin(offline: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(sys, "stdin", Piped(json.dumps({"stageArn": STAGE, "paused": True})))
+    result = run("policy", "validate", "-")
+    assert result.status == 0 and result.stdout == "-: valid (1 policy)\n", result.stderr
+
+
+def test_dash_refuses_duplicate_keys_on_stdin_too(offline: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(sys, "stdin", Piped('{"stageArn": "x", "stageArn": "y"}'))
+    assert_one_line(run("policy", "validate", "-"), 2, "-: the key 'stageArn' is given twice")
+
+
+def test_dash_does_not_wait_on_a_terminal(offline: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(sys, "stdin", Typing(""))
+    assert_one_line(run("policy", "put", "-"), 2, "-: standard input is a terminal")
+
+
+# Ctrl-C -------------------------------------------------------------------------------------------------
+def test_ctrl_c_exits_130_with_one_line(offline: Path, monkeypatch: pytest.MonkeyPatch):
+    from stagepilot.cli import policies
+
+    def interrupted(path: Path) -> list[object]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(policies, "load_policy_file", interrupted)
+    assert_one_line(run("policy", "validate", "p.json"), 130, "interrupted")
+
+
+# endpoints that are not the AWS service ------------------------------------------------------------------
+@contextlib.contextmanager
+def answering(status: int, body: bytes, content_type: str = "text/html") -> Iterator[str]:
+    """An HTTP server on loopback that answers every request with ``status`` and ``body`` (a proxy's page,
+    or another service)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    "body, content_type, says",
+    [
+        (b"<html><body>Welcome to the proxy</body></html>", "text/html", "not JSON ('<html><body>Welcome"),
+        (b"{}", "application/json", "no Count in a successful answer"),
+        (b"[]", "application/json", "JSON but not an object"),
+    ],
+    ids=["html page", "empty object", "array"],
+)
+def test_a_garbage_200_is_an_error_never_no_bans(
+    offline: Path, monkeypatch: pytest.MonkeyPatch, body: bytes, content_type: str, says: str
+):
+    with answering(200, body, content_type) as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
+        result = run("ban", "list", "--table", "StagePilot-Table")
+    assert "no bans" not in result.stdout
+    assert_one_line(result, 1, f"the answer of {url}/ to DynamoDB Query is not DynamoDB's: {says}")
+    assert "AWS_ENDPOINT_URL_DYNAMODB" in result.stderr
+
+
+def test_an_ivs_listing_without_its_required_member_is_an_error(offline: Path, monkeypatch: pytest.MonkeyPatch):
+    with answering(200, b"{}", "application/json") as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_IVS_REALTIME", url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
+        result = run("status", "--table", "StagePilot-Table")
+    assert_one_line(result, 1, "to IVS RealTime ListStages is not IVS RealTime's: no stages in a successful answer")
+
+
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        (400, b'{"__type": "com.amazonaws.dynamodb.v20120810#UnknownOperationException"}'),
+        (200, b'{"stages": []}'),
+        (200, b"<html>proxy</html>"),
+    ],
+    ids=["a JSON error", "a JSON answer", "an HTML page"],
+)
+def test_a_wrong_service_endpoint_is_named_not_a_parser_error(
+    offline: Path, monkeypatch: pytest.MonkeyPatch, status: int, body: bytes
+):
+    """CloudFormation (XML) pointed at a JSON service: botocore's ResponseParserError (or a KeyError) before."""
+    with answering(status, body, "application/json") as url:
+        result = run("--endpoint-url", url, "policy", "list")
+    assert_one_line(result, 1, f"the answer of {url}/ to CloudFormation DescribeStacks is not CloudFormation's")
+
+
+def test_an_endpoint_that_never_answers_times_out_as_told(offline: Path):
+    with socket.socket() as listening:  # accepts connections (the kernel's backlog) and never answers
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        started = time.monotonic()
+        result = run("--cli-read-timeout", "0.2", "ban", "list", "--table", "StagePilot-Table", "--endpoint-url", url)
+        took = time.monotonic() - started
+    assert_one_line(result, 1, f"{url}/ did not answer in time")
+    assert took < 5, took
+
+
+def test_timeouts_reach_every_client_and_zero_means_none(offline: Path):
+    from stagepilot.cli import resources
+
+    resources.use_aws_options(resources.AwsOptions())
+    default = resources.client("dynamodb").meta.config
+    assert (default.connect_timeout, default.read_timeout) == (5.0, 15.0)
+    ivs = resources.client("ivs-realtime", config=resources.CLIENT_CONFIG).meta.config
+    assert ivs.retries["total_max_attempts"] == 4  # the client's own retries kept (3 retries)
+    resources.use_aws_options(resources.AwsOptions(connect_timeout=0, read_timeout=30))
+    given = resources.client("ivs-realtime", config=resources.CLIENT_CONFIG).meta.config
+    assert (given.connect_timeout, given.read_timeout) == (None, 30)
+    resources.use_aws_options(resources.AwsOptions())
+
+
+# terminals ----------------------------------------------------------------------------------------------
+class Screen(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    "env, clears",
+    [
+        ({"TERM": "xterm-256color"}, True),
+        ({"TERM": "dumb"}, False),
+        ({"TERM": None}, False),
+        ({"TERM": "xterm", "NO_COLOR": "1"}, False),
+    ],
+    ids=["xterm", "TERM=dumb", "no TERM", "NO_COLOR"],
+)
+def test_watch_clears_the_screen_only_on_a_terminal_that_takes_it(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str | None], clears: bool
+):
+    from stagepilot.cli.output import Output
+    from stagepilot.cli.status import watch
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    screen = Screen()
+    frames = iter(range(2))
+
+    def stop_after_two(seconds: float) -> None:
+        if next(frames) == 1:
+            raise KeyboardInterrupt
+
+    assert (
+        watch(Output(stdout=screen), lambda: {"time": "t"}, lambda r, o: o.line("frame"), every=1, sleep=stop_after_two)
+        == 0
+    )
+    assert ("\x1b" in screen.getvalue()) is clears
+    assert screen.getvalue().count("frame") == 2

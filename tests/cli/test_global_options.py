@@ -126,3 +126,19 @@ def test_table_rendering_of_a_document_and_of_rows_with_different_keys():
     assert render_table({"a": 1, "b": [1, 2]}).splitlines()[3:5] == ["| a   | 1     |", "| b   | [1,2] |"]
     rows = render_table([{"a": 1}, {"b": "x"}]).splitlines()
     assert rows[1] == "| a | b |" and rows[3] == "| 1 |   |" and rows[4] == "|   | x |"
+
+
+def test_output_yaml_prints_the_document_as_yaml(stored: str):
+    import yaml
+
+    result = run("policy", "list", "--output", "yaml")
+    assert result.status == 0, result.stderr
+    assert result.stdout.startswith(f"- stageArn: {STAGE}\n  version: 1\n")
+    assert yaml.safe_load(result.stdout) == run("policy", "list", "--json").json()
+
+
+def test_no_cli_pager_is_accepted_before_or_after_the_command(stored: str):
+    assert (
+        run("--no-cli-pager", "policy", "list", "--json").json()
+        == run("policy", "list", "--no-cli-pager", "--json").json()
+    )

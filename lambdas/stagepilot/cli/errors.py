@@ -2,7 +2,8 @@
 
 ``CliError`` is a failure a command decided on; ``describe_failure`` turns anything else (botocore,
 credentials, profiles, endpoints, the project's own exceptions, a bug) into the same kind of line, with a
-hint where the operator can do something about it. Exit status (docs/cli.md): 1 failure, 2 bad input.
+hint where the operator can do something about it. Exit status (docs/cli.md): 1 failure, 2 bad input,
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from botocore import exceptions as boto
 
 EXIT_FAILURE: Final = 1
 EXIT_BAD_INPUT: Final = 2
+EXIT_INTERRUPTED: Final = 130  # Ctrl-C, as the AWS CLI and shells report SIGINT (128 + 2)
 
 _EXPIRED: Final = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})
 _BAD_CREDENTIALS: Final = frozenset(
@@ -98,6 +100,17 @@ def describe_aws_error(exc: BaseException) -> str | None:
         return f"invalid request: {' '.join(str(exc).split())}"
     if isinstance(exc, boto.ClientError):
         return _client_error(exc)
+    from stagepilot.cli.answers import NotTheServiceAnswer
+
+    if isinstance(exc, NotTheServiceAnswer):
+        return str(exc)
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exc, ResponseParserError):
+        return (
+            f"the endpoint's answer is not the AWS service's: {' '.join(str(exc).split())[:200]} "
+            "(hint: is the endpoint right? --endpoint-url, AWS_ENDPOINT_URL_<SERVICE>; a proxy in the way?)"
+        )
     if isinstance(exc, boto.BotoCoreError):
         return f"AWS: {exc}"
     if isinstance(exc, ValueError) and str(exc).startswith("Invalid endpoint"):

@@ -3,13 +3,16 @@
 Whatever the file holds, reading it either returns plain JSON data the rest of the code can trust or
 raises ``BadInput`` (exit 2) with one line that names the file and the problem. Bounded: the size read,
 the nesting depth, the length of numbers; and strictly UTF-8, with no lone surrogates (``"\\ud800"``),
-which JSON allows but nothing downstream (botocore, DynamoDB, the terminal) can encode.
+which JSON allows but nothing downstream (botocore, DynamoDB, the terminal) can encode. An object that names
+a key twice is refused (JSON parsers disagree on which one wins: ``"dryRun": true, "dryRun": false`` must not
+kick for real). ``-`` is standard input, as in the AWS CLI.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,6 +22,7 @@ MAX_DOCUMENT_BYTES: Final = 1024 * 1024  # policies, bans, one event (a DynamoDB
 MAX_LINES_BYTES: Final = 64 * 1024 * 1024  # a JSON Lines scenario
 MAX_DEPTH: Final = 32  # DynamoDB's own nesting limit for a document attribute
 MAX_NUMBER_CHARS: Final = 40  # DynamoDB numbers have at most 38 significant digits
+STDIN: Final = "-"
 
 
 class _Refused(ValueError):
@@ -39,8 +43,11 @@ def read_json_file(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> Any:
 def read_text_file(path: Path, *, max_bytes: int = MAX_LINES_BYTES) -> str:
     """The file's text: at most ``max_bytes``, UTF-8 (a byte-order mark is allowed), no NUL bytes."""
     try:
-        with path.open("rb") as stream:
-            data = stream.read(max_bytes + 1)
+        if str(path) == STDIN:
+            data = _stdin_bytes(max_bytes + 1)
+        else:
+            with path.open("rb") as stream:
+                data = stream.read(max_bytes + 1)
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from exc
     if len(data) > max_bytes:
@@ -54,11 +61,26 @@ def read_text_file(path: Path, *, max_bytes: int = MAX_LINES_BYTES) -> str:
     return text
 
 
+def _stdin_bytes(limit: int) -> bytes:
+    """Up to ``limit`` bytes of standard input (``-``); a terminal is not waited on."""
+    stream = sys.stdin
+    if stream is None:
+        raise BadInput("-: no standard input to read")
+    if stream.isatty():
+        raise BadInput("-: standard input is a terminal; pipe the file in (stagepilot ... - < file.json)")
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        return bytes(buffer.read(limit))
+    return str(stream.read(limit)).encode("utf-8", "surrogatepass")
+
+
 def parse_json(text: str) -> Any:
     """JSON text as plain data, refusing what cannot be used downstream (raises ``json.JSONDecodeError`` or
     ``ValueError`` with the reason)."""
     try:
-        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        value = json.loads(
+            text, parse_int=_int, parse_float=_float, parse_constant=_constant, object_pairs_hook=_unique_keys
+        )
     except RecursionError as exc:
         raise _Refused(f"nested more than {MAX_DEPTH} levels deep") from exc
     _check(value)
@@ -78,6 +100,15 @@ def _float(text: str) -> float:
     if not math.isfinite(value):
         raise _Refused(f"the number {text} is out of range")
     return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _Refused(f"the key {key!r} is given twice in one object (which one counts is ambiguous)")
+        seen.add(key)
+    return dict(pairs)
 
 
 def _constant(text: str) -> Any:

@@ -12,15 +12,24 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from stagepilot.cli.errors import BadInput, describe_failure
+from stagepilot.cli.errors import EXIT_INTERRUPTED, BadInput, describe_failure
 from stagepilot.cli.output import FORMATS, Output, PlainStream, can_encode
-from stagepilot.cli.resources import DEFAULT_STACK, STACK_VARIABLE, AwsOptions, use_aws_options
+from stagepilot.cli.resources import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_STACK,
+    MAX_TIMEOUT,
+    STACK_VARIABLE,
+    AwsOptions,
+    use_aws_options,
+)
 
 Handler = Callable[[argparse.Namespace, Output], int]
 PROG = "stagepilot"
@@ -46,7 +55,7 @@ def global_options(*, on_command: bool) -> argparse.ArgumentParser:
         "--output",
         choices=FORMATS,
         default=default(None),
-        help="json, table or text: the command's document instead of readable lines",
+        help="json, yaml, table or text: the command's document instead of readable lines",
     )
     group.add_argument(
         "--json", dest="output", action="store_const", const="json", default=default(None), help="--output json"
@@ -65,7 +74,37 @@ def global_options(*, on_command: bool) -> argparse.ArgumentParser:
     group.add_argument(
         "--debug", action="store_true", default=default(False), help="log AWS calls; show the traceback of a failure"
     )
+    group.add_argument(
+        "--cli-connect-timeout",
+        type=_timeout,
+        metavar="SECONDS",
+        default=default(None),
+        help=f"give up connecting to AWS after SECONDS (default {DEFAULT_CONNECT_TIMEOUT:g}; 0: wait for ever)",
+    )
+    group.add_argument(
+        "--cli-read-timeout",
+        type=_timeout,
+        metavar="SECONDS",
+        default=default(None),
+        help=f"give up waiting for an AWS answer after SECONDS (default {DEFAULT_READ_TIMEOUT:g}; 0: wait for ever)",
+    )
+    group.add_argument(
+        "--no-cli-pager",
+        action="store_true",
+        default=default(False),
+        help="accepted for the AWS CLI's habit: stagepilot never pipes its output to a pager",
+    )
     return parser
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to {MAX_TIMEOUT:g}, got {text!r}")
+    return value
 
 
 def stack_options() -> argparse.ArgumentParser:
@@ -73,11 +112,38 @@ def stack_options() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument(
         "--stack",
+        type=_stack_name,
         default=default_stack,
         help=f"the deployed stack to act on (default ${STACK_VARIABLE} or {DEFAULT_STACK}; now {default_stack})",
     )
-    parser.add_argument("--table", help="the DynamoDB table, instead of finding it from the stack's outputs")
+    parser.add_argument(
+        "--table", type=_table_name, help="the DynamoDB table, instead of finding it from the stack's outputs"
+    )
     return parser
+
+
+_STACK_NAME = re.compile(
+    r"[a-zA-Z][-a-zA-Z0-9]{0,127}|arn:aws[-a-z]*:cloudformation:[a-z0-9-]+:[0-9]{12}:stack/[^\s]{1,300}"
+)
+_TABLE_NAME = re.compile(
+    r"[a-zA-Z0-9_.-]{3,255}|arn:aws[-a-z]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[a-zA-Z0-9_.-]{3,255}"
+)
+
+
+def _stack_name(text: str) -> str:
+    """A CloudFormation stack name (or ARN). An empty one is refused: CloudFormation would answer with every
+    stack of the account, and the first would be taken for StagePilot."""
+    if not _STACK_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"not a stack name: {text!r} (a letter, then letters, digits or '-', at most 128; or the stack's ARN)"
+        )
+    return text
+
+
+def _table_name(text: str) -> str:
+    if not _TABLE_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a DynamoDB table name: {text!r} (3-255 letters, digits, '_', '-', '.')")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +234,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: Any = None, stderr: Any =
                 _log_debug(stderr)
             else:
                 _quiet_logs()
-            use_aws_options(AwsOptions(profile=args.profile, region=args.region, endpoint_url=args.endpoint_url))
+            use_aws_options(
+                AwsOptions(
+                    profile=args.profile,
+                    region=args.region,
+                    endpoint_url=args.endpoint_url,
+                    connect_timeout=args.cli_connect_timeout,
+                    read_timeout=args.cli_read_timeout,
+                )
+            )
             handler: Handler = args.handler
             return handler(args, out)
     except BrokenPipeError:
@@ -176,7 +250,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: Any = None, stderr: Any =
         return 1
     except KeyboardInterrupt:
         _report(out, "interrupted", debug=False)
-        return 1
+        return EXIT_INTERRUPTED
     except Exception as exc:
         message, status = describe_failure(exc)
         _report(out, message, debug=debug)

@@ -4,17 +4,20 @@ Commands hand ``Output`` either readable lines (``line``) or one JSON-able docum
 document is what ``--output json|table|text`` render, after ``--query`` (JMESPath, as in the AWS CLI)
 has picked from it; without ``--output`` and ``--query``, commands print their readable lines instead.
 
-Terminals that cannot show the timeline's symbols (▶ ✔ ✗ ↻ …) get plain ASCII stand-ins.
+Terminals that cannot show the timeline's symbols (▶ ✔ ✗ ↻ …) get plain ASCII stand-ins. Nothing is
+coloured; control sequences (clearing the screen for ``status --watch``) go only to a terminal whose
+``TERM`` is set and not ``dumb``, and never when ``NO_COLOR`` is set.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, Final, TextIO
 
-FORMATS: Final = ("json", "table", "text")
+FORMATS: Final = ("json", "yaml", "table", "text")
 # Symbols the readable output uses, and what a terminal that cannot encode them shows instead.
 ASCII_FALLBACK: Final = {
     "▶": ">",
@@ -42,6 +45,13 @@ _CONTROLS: Final = {
     for code in [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
     if code not in (0x09, 0x0A)
 }
+
+
+def screen_controls(stream: Any) -> bool:
+    """Whether ``stream`` may get control sequences (clear the screen): a terminal that understands them."""
+    if not bool(getattr(stream, "isatty", lambda: False)()):
+        return False
+    return os.environ.get("TERM", "") not in ("", "dumb") and "NO_COLOR" not in os.environ
 
 
 def can_encode(stream: Any, sample: str = "".join(ASCII_FALLBACK)) -> bool:
@@ -111,6 +121,8 @@ class Output:
         value = self._picked(value)
         if self.format == "table":
             self._write(self.stdout, render_table(value))
+        elif self.format == "yaml":
+            self._write(self.stdout, render_yaml(value))
         elif self.format == "text":
             for row in render_text(value):
                 self._write(self.stdout, row)
@@ -121,7 +133,9 @@ class Output:
     def json_line(self, value: Any) -> None:
         """One document of a stream (JSON Lines)."""
         value = self._picked(value)
-        if self.format in ("table", "text"):
+        if self.format == "yaml":
+            self._write(self.stdout, "---\n" + render_yaml(value))
+        elif self.format in ("table", "text"):
             for row in render_text(value):
                 self._write(self.stdout, row)
         else:
@@ -159,7 +173,7 @@ class ProgressLine:
     def __init__(self, out: Output, label: str) -> None:
         self._out = out
         self._label = label
-        self._terminal = not out.as_json and bool(getattr(out.stderr, "isatty", lambda: False)())
+        self._terminal = not out.as_json and screen_controls(out.stderr)
         self._shown = False
 
     def update(self, text: str) -> None:
@@ -177,6 +191,15 @@ class ProgressLine:
 
 def _one_line(text: str) -> str:
     return text.replace("\n", "\\x0a")
+
+
+# --output yaml: the document as YAML (block style, keys in the document's order), as the AWS CLI prints it
+def render_yaml(value: Any) -> str:
+    import yaml  # PyYAML (pinned in requirements.txt): only --output yaml imports it
+
+    plain_value = json.loads(json.dumps(value, default=str))  # what --output json would print, as data
+    text: str = yaml.safe_dump(plain_value, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1000)
+    return text.rstrip("\n")
 
 
 # --output text: tab-separated values, as the AWS CLI prints them ------------------------------------

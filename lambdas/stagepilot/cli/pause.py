@@ -57,6 +57,7 @@ def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
     from stagepilot.adapters.table import PauseSwitches, PolicyStore
     from stagepilot.cli.changes import caller_arn
 
+    given = None if args.all else checked_arn(args.stage_arn, allow_default=True)  # before any call
     if args.all:
         confirm(args, f"{'pause' if paused else 'resume'} every stage")
     table = resources(args).table
@@ -67,7 +68,7 @@ def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
         arns = [DEFAULT_STAGE, *stored] if paused else sorted(switches.list(), key=lambda a: a != DEFAULT_STAGE)
         out.progress(f"{'pausing' if paused else 'resuming'} {len(arns)} stages...")
     else:
-        arns = [checked_arn(args.stage_arn, allow_default=True)]
+        arns = [str(given)]
     results = [_toggle(store, switches, table, arn, paused=paused, by=by) for arn in arns]
     if not out.as_json:
         for result in results:

@@ -156,6 +156,13 @@ def problems_in(documents: list[Any]) -> list[str]:
             if problem.path:
                 where = f"{where}.{problem.path}" if where else problem.path
             lines.append(f"{where}: {problem.message}" if where else problem.message)
+    first: dict[str, int] = {}
+    for index, document in enumerate(documents):  # one policy per stage: which of two would count?
+        arn = document.get("stageArn") if isinstance(document, dict) else None
+        if isinstance(arn, str) and arn in first:
+            lines.append(f"[{index}].stageArn: {arn} is already the stageArn of [{first[arn]}]: one policy per stage")
+        elif isinstance(arn, str):
+            first[arn] = index
     return lines
 
 
@@ -485,12 +492,30 @@ def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+MAX_STAGE_ARN = 128  # IVS's StageArn: 1-128 characters
+
+
 def checked_arn(value: str, *, allow_default: bool = False) -> str:
+    """A stage ARN as IVS takes it (its pattern, a 12-digit account, at most 128 characters), checked before
+    any call; the refusal shows at most the start of what was given."""
     if allow_default and value == DEFAULT_STAGE:
         return value
-    if not STAGE_ARN.fullmatch(value):
-        raise CliError(f"not a stage ARN: {value!r} (expected arn:aws:ivs:<region>:<account>:stage/<id>)", status=2)
+    if len(value) > MAX_STAGE_ARN:
+        raise CliError(
+            f"not a stage ARN: {shown(value)}: {len(value):,} characters (IVS's have at most {MAX_STAGE_ARN})",
+            status=2,
+        )
+    parts = value.split(":")
+    if not STAGE_ARN.fullmatch(value) or len(parts) != 6 or len(parts[4]) != 12:
+        raise CliError(
+            f"not a stage ARN: {shown(value)} (expected arn:aws:ivs:<region>:<account>:stage/<id>)", status=2
+        )
     return value
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """``value`` quoted for an error line, cut to ``limit`` characters (a pasted megabyte stays one line)."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
 
 
 def _store(res: Any) -> Any:

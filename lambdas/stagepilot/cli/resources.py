@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any, Final
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError, NoRegionError
 
 from stagepilot import budget
@@ -28,6 +29,11 @@ OUTPUT_TABLE: Final = "TableName"
 OUTPUT_TOPIC: Final = "AlarmTopicArn"
 OUTPUT_FLAG_BUS: Final = "FlagBusName"
 OUTPUT_REDRIVE_ROLE: Final = "RedriveRoleArn"
+# --cli-connect-timeout / --cli-read-timeout defaults: an endpoint that accepts and never answers ends a command
+# in seconds, not in botocore's minutes (60 s a try, retried). 0 waits for ever, as in the AWS CLI.
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+DEFAULT_READ_TIMEOUT: Final = 15.0
+MAX_TIMEOUT: Final = 3600.0
 
 
 def queue_output(automation: str) -> str:
@@ -97,6 +103,8 @@ class AwsOptions:
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
+    connect_timeout: float | None = None  # None: not given (DEFAULT_CONNECT_TIMEOUT); 0: no timeout
+    read_timeout: float | None = None
 
 
 _options = AwsOptions()
@@ -119,12 +127,34 @@ def client(service: str, **kwargs: Any) -> Any:
     ``AWS_ENDPOINT_URL_<SERVICE>`` still wins, so one shell can point IVS and the rest at different places."""
     if _options.endpoint_url and not os.environ.get(endpoint_variable(service)):
         kwargs.setdefault("endpoint_url", _options.endpoint_url)
+    kwargs["config"] = client_config(kwargs.get("config"))
     try:
-        return (_session or boto3).client(service, **kwargs)
+        made = (_session or boto3).client(service, **kwargs)
     except NoRegionError as exc:
         raise CliError(
             "no AWS region configured (hint: --region, AWS_REGION or AWS_DEFAULT_REGION, or a profile with a region)"
         ) from exc
+    from stagepilot.cli.answers import check_answers
+
+    check_answers(made)
+    return made
+
+
+def client_config(passed: Config | None) -> Config:
+    """The timeouts every CLI client uses: ours by default, the client's own (``passed``) over them, and
+    ``--cli-connect-timeout``/``--cli-read-timeout`` over both. Retries: botocore's standard mode, so
+    ``AWS_MAX_ATTEMPTS`` and the profile's ``max_attempts`` apply."""
+    config = Config(
+        connect_timeout=DEFAULT_CONNECT_TIMEOUT, read_timeout=DEFAULT_READ_TIMEOUT, retries={"mode": "standard"}
+    )
+    if passed is not None:
+        config = config.merge(passed)
+    given: dict[str, Any] = {}
+    if _options.connect_timeout is not None:
+        given["connect_timeout"] = _options.connect_timeout or None  # 0: blocking, as in the AWS CLI
+    if _options.read_timeout is not None:
+        given["read_timeout"] = _options.read_timeout or None
+    return config.merge(Config(**given)) if given else config
 
 
 def aws_session() -> Any:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stagepilot.cli.errors import CliError
+from stagepilot.cli.output import screen_controls
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import OUTPUT_TOPIC, Resources, client, resources
 
@@ -112,7 +113,7 @@ def watch(
     a first read that fails is the command's error, as without ``--watch``."""
     from stagepilot.cli.errors import describe_failure
 
-    terminal = bool(getattr(out.stdout, "isatty", lambda: False)())
+    terminal = screen_controls(out.stdout)  # not on TERM=dumb or with NO_COLOR
     tick = clock or time.monotonic
     frames = 0
     last_good: str | None = None

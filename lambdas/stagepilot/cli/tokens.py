@@ -53,8 +53,10 @@ def cmd_issue(args: argparse.Namespace, out: Output) -> int:
     if args.role:
         body["role"] = args.role
     if args.attributes is not None:
+        from stagepilot.cli.files import parse_json
+
         try:
-            attributes = json.loads(args.attributes)
+            attributes = parse_json(args.attributes)
         except ValueError as exc:
             raise CliError(f"--attributes: not JSON: {exc}", status=2) from exc
         if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
