@@ -173,23 +173,29 @@ def test_an_idle_stop_whose_session_end_is_lost_is_no_failure(make_deployment: A
 
 
 @pytest.mark.parametrize("session_end", ["lost", "delivered"])
-def test_a_24_hour_composition_heals_as_ivs_ended(make_deployment: Any, events: EventFactory, session_end: str) -> None:
-    """IVS ends a composition at 24 hours while its stage still publishes: no event was lost (nobody
-    published anew), whether its Session End arrived or not."""
+def test_a_24_hour_composition_is_rolled_over_never_a_lost_event(
+    make_deployment: Any, events: EventFactory, session_end: str
+) -> None:
+    """IVS ends a composition at 24 hours while its stage still publishes: its successor is a rollover
+    (docs/policy.md), never a lost event nor a restart (``maxRestarts: 0`` allows none), whether its
+    Session End arrived (the event path starts it at once: a channel takes one composition at a time) or
+    was lost (the pass, from IVS's listing)."""
     deployment = show(make_deployment, max_restarts=0, reconcile_seconds=None)
     if session_end == "lost":
         deployment.lose_emitted("Session End", stage_arn=STAGE)
     deployment.put_event(events.published("host"))
     deployment.put_event(events.published("cohost", at=later(23 * 3600)))  # a fresh connection for the next day
     deployment.settle(3600 + 30)  # from the cohost's publish
-    assert live(deployment) == []  # IVS's 24-hour limit; the cohost still publishes
+    assert len(live(deployment)) == (0 if session_end == "lost" else 1)
 
     deployment.reconcile()
 
     assert len(starts(deployment)) == 2 and len(live(deployment)) == 1
-    assert heal_reasons(deployment) == ["ivs-ended"]
-    assert "24 hours" in audit(deployment, "healed")[0]["reason"]
+    [rollover] = audit(deployment, "rollover")
+    assert "24-hour limit" in rollover["reason"]
+    assert heal_reasons(deployment) == (["rollover"] if session_end == "lost" else [])
     assert record(deployment).restarts == 0
+    assert deployment.metrics.counts.get("CompositionRolledOver") == 1
     assert "HealedEventLost" not in deployment.metrics.counts
 
 

@@ -134,6 +134,11 @@ class CompositionSummary:
     tags: Mapping[str, str]
     destination_states: tuple[str, ...] = ()  # each destination's state (ACTIVE, FAILED, ...), as listed
     end_time: datetime | None = None  # when IVS ended it (STOPPED or FAILED)
+    start_time: datetime | None = None
+    # GetComposition only (a listing has no configuration): each destination's kind (channel or s3), in
+    # the order of ``destination_states``, and the S3 destination's recording prefix
+    destination_kinds: tuple[str, ...] = ()
+    recording_prefix: str | None = None
 
     @property
     def active(self) -> bool:
@@ -502,6 +507,20 @@ def _composition(raw: Mapping[str, Any]) -> CompositionSummary:
         tags=raw.get("tags") or {},
         destination_states=tuple(str(d.get("state", "")) for d in raw.get("destinations") or ()),
         end_time=raw.get("endTime"),
+        start_time=raw.get("startTime"),
+        destination_kinds=tuple(
+            ("channel" if "channel" in d["configuration"] else "s3")
+            for d in raw.get("destinations") or ()
+            if isinstance(d.get("configuration"), Mapping)
+        ),
+        recording_prefix=next(
+            (
+                str(d["detail"]["s3"]["recordingPrefix"])
+                for d in raw.get("destinations") or ()
+                if "recordingPrefix" in ((d.get("detail") or {}).get("s3") or {})
+            ),
+            None,
+        ),
     )
 
 

@@ -237,6 +237,7 @@ def _record(item: dict[str, Any]) -> SessionCompositions:
         failed_by=item.get("failedBy"),
         ended_at=parse_iso(item.get("endedAt")),
         policy_hash=item.get("policyHash"),
+        started_at=parse_iso(item.get("startedAt")),
     )
 
 

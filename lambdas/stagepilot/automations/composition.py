@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.ivs import CompositionSummary, IvsRejected
 from stagepilot.adapters.state import CompositionRecords, Ledger
@@ -22,16 +23,21 @@ from stagepilot.decisions.composition import (
     Seen,
     SessionCompositions,
     State,
+    decide_on_end,
     decide_on_failure,
     decide_on_heal,
     decide_on_publish,
+    decide_rollover_ahead,
+    ended_at_limit,
     failure_unrecorded,
     forgettable,
     idempotency_token,
     managed_attempt,
     managed_tags,
+    rollover_due,
     why_list_compositions,
 )
+from stagepilot.decisions.heals import HealReason
 from stagepilot.errors import RetryLater
 from stagepilot.events import CompositionStateChange, Event, RecordingStateChange, StageUpdate
 from stagepilot.pipeline import Outcome, Services
@@ -40,6 +46,8 @@ from stagepilot.routing import COMPOSITION, PARTICIPANT_PUBLISHED
 
 if TYPE_CHECKING:
     from stagepilot.convergence import LiveStage
+
+logger = logging.getLogger(__name__)
 
 
 class CompositionAutomation:
@@ -89,9 +97,9 @@ class CompositionAutomation:
     def _on_state_change(
         self, event: CompositionStateChange, composition: CompositionPolicy, services: Services
     ) -> Outcome:
-        tags = services.ivs.composition_tags(event.composition_arn)
-        owned = managed_attempt(dict(tags) if tags is not None else None)
-        if tags is None:
+        summary = services.ivs.composition(event.composition_arn)
+        owned = managed_attempt(dict(summary.tags)) if summary is not None else None
+        if summary is None:
             return self._skip("the composition no longer exists at IVS (the event is stale)")
         if owned is None:
             return self._skip("not a composition stagepilot started; left alone")
@@ -113,7 +121,8 @@ class CompositionAutomation:
                     from_states=(State.STARTED, State.CLAIMED),
                     endedAt=event.time,
                 )
-            return self._skip("composition ended normally; recorded, nothing to restart", session_id=session_id)
+            current = holders[-1][0] if holders else session_id
+            return self._roll_over_after_end(event, current, summary, composition, services, records)
         if holders and holders[-1][0] != session_id:
             for older_session, older in holders[:-1]:
                 records.mark(
@@ -146,6 +155,35 @@ class CompositionAutomation:
         if event.event_name != "Session Failure":
             return self._skip(f"{event.event_name} needs no action")
         return self._on_failure(event, session_id, attempt, composition, services, records)
+
+    def _roll_over_after_end(
+        self,
+        event: CompositionStateChange,
+        session_id: str,
+        ended: CompositionSummary,
+        composition: CompositionPolicy,
+        services: Services,
+        records: CompositionRecords,
+    ) -> Outcome:
+        """IVS ended the composition normally: at its 24-hour limit with the stage still publishing, its
+        successor starts now (a channel takes one composition at a time); audited ``rollover``."""
+        record = records.get(event.stage_arn, session_id)
+        decision = decide_on_end(
+            record, ended_arn=event.composition_arn, started_at=ended.start_time, ended_at=event.time
+        )
+        if not decision.act:
+            return self._skip(decision.reason, session_id=session_id)
+        return self._start(
+            event.stage_arn,
+            session_id,
+            decision,
+            record,
+            composition,
+            services,
+            owner=event.event_id,
+            restart=False,
+            event_time=event.time,
+        )
 
     def _on_failure(
         self,
@@ -248,11 +286,12 @@ class CompositionAutomation:
         policy = stage.policy
         if policy is None or policy.composition is None:
             return []
-        if any(c.active and managed_attempt(dict(c.tags)) is not None for c in stage.compositions):
-            return []  # IVS says it runs: nothing to read, nothing to do
         composition = policy.composition
         records = services.compositions
         owner = f"reconcile:{stage.session_id}:composition"
+        live = [c for c in stage.compositions if c.active and managed_attempt(dict(c.tags)) is not None]
+        if live:  # IVS says it runs: nothing to do, unless it nears its 24-hour limit with only S3 to record
+            return self._roll_over_ahead(stage, live, composition, services, records, owner)
         record: SessionCompositions | None = None
         ended = {c.arn: c for c in stage.compositions if managed_attempt(dict(c.tags)) is not None}
         if ended:
@@ -279,6 +318,7 @@ class CompositionAutomation:
             max_restarts=composition.max_restarts,
             seen=Seen.of(held.state if held else None) if _asks_ivs(record, owner) else None,
             publishing_since=stage.publishing_since(),
+            at_limit=held is not None and ended_at_limit(held.start_time, held.end_time),
         )
         details = {"session_id": stage.session_id, "publishers": len(publishers)}
         if decision.give_up:
@@ -301,6 +341,47 @@ class CompositionAutomation:
             healed = Outcome(self.name, outcome.action, decision.reason, acted=True, details=outcome.details)
             return [replace(healed, heal_reason=decision.heal_reason)]  # None: the pass explains it
         return [outcome]
+
+    def _roll_over_ahead(
+        self,
+        stage: LiveStage,
+        live: list[CompositionSummary],
+        composition: CompositionPolicy,
+        services: Services,
+        records: CompositionRecords,
+        owner: str,
+    ) -> list[Outcome]:
+        """The planned rollover of an S3-only composition: within ``ROLLOVER_LEAD`` of IVS's 24-hour limit,
+        with someone still publishing, its successor starts before it ends (no gap in the recording; the
+        two overlap at most 2 minutes). A channel takes one composition at a time: its successor waits for
+        IVS to end the predecessor (``_roll_over_after_end``). Costs nothing until a composition is due."""
+        due = [c for c in live if rollover_due(c.start_time, stage.now)]
+        if not due or any("channel" in d for d in composition.destinations):
+            return []
+        details = {"session_id": stage.session_id}
+        if not stage.publishers():
+            why = "nobody publishes: no successor before the 24-hour limit"
+            return [Outcome(self.name, "skip", why, details=details)]
+        record = records.get(stage.arn, stage.session_id)
+        for predecessor in due:
+            decision = decide_rollover_ahead(
+                record, live_arn=predecessor.arn, started_at=predecessor.start_time, owner=owner, now=stage.now
+            )
+            if not decision.act:
+                continue
+            outcome = self._start(
+                stage.arn,
+                stage.session_id,
+                decision,
+                record,
+                composition,
+                services,
+                owner=owner,
+                restart=False,
+                event_time=stage.now,
+            )
+            return [replace(outcome, heal_reason=HealReason.ROLLOVER) if outcome.acted else outcome]
+        return []
 
     @staticmethod
     def _held(
@@ -448,6 +529,7 @@ class CompositionAutomation:
             return self._skip("nobody is publishing in the session", session_id=session_id)
         existing = self._live_elsewhere(stage_arn, ledger, resumed=resumed, records=records, services=services)
         if existing is not None:
+            started = {"startedAt": existing.start_time} if existing.start_time is not None else {}
             records.mark(
                 stage_arn,
                 session_id,
@@ -455,6 +537,7 @@ class CompositionAutomation:
                 state=State.STARTED,
                 from_states=(State.CLAIMED,),
                 compositionArn=existing.arn,
+                **started,
             )
             return self._skip(
                 f"a stagepilot composition is already {existing.state.lower()} on the stage",
@@ -499,19 +582,25 @@ class CompositionAutomation:
                 details={"session_id": session_id},
             )
         verb = "restarted" if restart else "started"
+        action = f"composition-{verb}"
+        details: dict[str, Any] = {"compositionArn": arn, "attempt": attempt}
+        if decision.rollover:
+            action = "rollover"
+            details.update(_rollover_details(record, arn, services))
+        counted = "CompositionRestarted" if restart else "CompositionStarted"
         services.record_action(
             AuditRecord(
                 time=event_time,
                 stage_arn=stage_arn,
                 automation=self.name,
-                action=f"composition-{verb}",
+                action=action,
                 reason=decision.reason,
                 session_id=session_id,
                 result=verb,
                 event_id=owner,
-                details={"compositionArn": arn, "attempt": attempt},
+                details=details,
             ),
-            "CompositionRestarted" if restart else "CompositionStarted",
+            "CompositionRolledOver" if decision.rollover else counted,
             change=records.marking(
                 stage_arn,
                 session_id,
@@ -524,10 +613,11 @@ class CompositionAutomation:
         )
         return Outcome(
             self.name,
-            f"composition-{verb}",
+            action,
             f"{verb} composition: {decision.reason}",
             acted=True,
             details={"session_id": session_id, "composition_arn": arn, "attempt": attempt},
+            heal_reason=decision.heal_reason,
         )
 
     @staticmethod
@@ -555,6 +645,21 @@ def _asks_ivs(record: SessionCompositions | None, owner: str) -> bool:
     if record is None or record.composition_arn is None:
         return False
     return record.state is State.STARTED or (record.state is State.CLAIMED and record.owner == owner)
+
+
+def _rollover_details(record: SessionCompositions | None, successor: str, services: Services) -> dict[str, Any]:
+    """What the audit keeps of a rollover: both compositions and where each recorded (their S3 prefixes, as
+    GetComposition shows them; best effort: the start has happened, a failed read leaves a prefix out)."""
+    details: dict[str, Any] = {"predecessorArn": record.composition_arn if record is not None else ""}
+    for key, arn in (("predecessorS3Prefix", details["predecessorArn"]), ("s3Prefix", successor)):
+        try:
+            found = services.ivs.composition(arn) if arn else None
+        except Exception as exc:  # the rollover happened; only its audit detail is missing
+            logger.warning("could not read a rolled-over composition's prefix", extra={"arn": arn, "error": str(exc)})
+            continue
+        if found is not None and found.recording_prefix:
+            details[key] = found.recording_prefix
+    return details
 
 
 def _policy_hash(composition: CompositionPolicy) -> str:

@@ -30,7 +30,13 @@ RESTART_BACKOFF_MAX = timedelta(minutes=2)
 
 # A composition lives 24 hours at most (IVS quota, not adjustable) and starts within one function timeout of
 # the claim that enters it in the stage's ledger: an entry older than this cannot be a live composition.
-LEDGER_HORIZON = timedelta(hours=24) + CLAIM_LEASE
+MAX_COMPOSITION_AGE = timedelta(hours=24)
+LEDGER_HORIZON = MAX_COMPOSITION_AGE + CLAIM_LEASE
+# The planned rollover (docs/policy.md): an S3-only composition's successor starts at most this long before
+# its predecessor reaches the limit, so the two overlap at most 2 minutes; the pass (every minute) finds
+# it within the window. An end this close to 24 hours is the limit's (event times are to the second).
+ROLLOVER_LEAD = timedelta(minutes=2)
+LIMIT_TOLERANCE = timedelta(minutes=1)
 
 MANAGED_TAG = "stagepilot:managed"
 SESSION_TAG = "stagepilot:session"
@@ -66,6 +72,7 @@ class SessionCompositions:
     failed_by: str | None = None  # who recorded the failure: the failure event's id, or the pass's owner
     ended_at: datetime | None = None  # event time of the normal end of the current attempt
     policy_hash: str | None = None  # set when IVS rejected the request: a changed policy may try again
+    started_at: datetime | None = None  # when the current attempt's composition started (IVS's startTime)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,76 @@ class Decision:
     # (an event that would have started it did not: lost, late, or skipped while paused); then the
     # pass says ``event-lost`` unless it knows the event is late, the stage resumed or its policy changed.
     heal_reason: HealReason | None = None
+    # the start is the successor of a composition that reached IVS's 24-hour limit (audited ``rollover``;
+    # never a restart, never a lost event)
+    rollover: bool = False
+
+
+def ended_at_limit(started_at: datetime | None, ended_at: datetime | None) -> bool:
+    """IVS ended the composition at its 24-hour limit (not idle, not a stop, not a failure)."""
+    if started_at is None or ended_at is None:
+        return False
+    return ended_at - started_at >= MAX_COMPOSITION_AGE - LIMIT_TOLERANCE
+
+
+def decide_on_end(
+    record: SessionCompositions | None, *, ended_arn: str, started_at: datetime | None, ended_at: datetime
+) -> Decision:
+    """IVS ended one of stagepilot's compositions normally (``Session End``, recorded): roll over now? Only
+    a composition that reached its 24-hour limit and is still the session's own: a channel takes one
+    composition at a time, so its successor starts as soon as IVS has ended it (an S3-only one started
+    before the limit already, ``decide_rollover_ahead``; this catches the one that did not). Its
+    successor needs someone still publishing; an idle stop or a stop is not followed by anything."""
+    if record is None or record.composition_arn != ended_arn:
+        return Decision(False, "not the session's current composition (its successor runs already)")
+    if record.state is not State.ENDED:
+        return Decision(False, f"the session's composition is {record.state.value}")
+    if not ended_at_limit(started_at, ended_at):
+        return Decision(False, "composition ended normally; recorded, nothing to restart")
+    return Decision(
+        True,
+        "rollover: IVS ended the composition at its 24-hour limit and the stage still publishes; its successor "
+        "starts now",
+        attempt=record.attempt + 1,
+        needs_publishers=True,
+        heal_reason=HealReason.ROLLOVER,
+        rollover=True,
+    )
+
+
+def rollover_due(started_at: datetime | None, now: datetime) -> bool:
+    """The composition is within ``ROLLOVER_LEAD`` of IVS's 24-hour limit."""
+    return started_at is not None and now >= started_at + MAX_COMPOSITION_AGE - ROLLOVER_LEAD
+
+
+def decide_rollover_ahead(
+    record: SessionCompositions | None, *, live_arn: str, started_at: datetime | None, owner: str, now: datetime
+) -> Decision:
+    """The convergence pass found the session's S3-only composition live and near its 24-hour limit: start
+    its successor now, so the recording has no gap (the two overlap at most ``ROLLOVER_LEAD``)."""
+    if record is None or record.composition_arn != live_arn or not rollover_due(started_at, now):
+        return Decision(False, "no composition near its 24-hour limit")
+    assert started_at is not None
+    limit = (started_at + MAX_COMPOSITION_AGE).isoformat()
+    if record.state is State.CLAIMED and record.owner == owner:
+        return Decision(
+            True,
+            f"an earlier pass claimed the rollover; finishing it before the 24-hour limit ({limit})",
+            record.attempt,
+            needs_publishers=True,
+            heal_reason=HealReason.ROLLOVER,
+            rollover=True,
+        )
+    if record.state is not State.STARTED:
+        return Decision(False, f"the session's composition is {record.state.value}")
+    return Decision(
+        True,
+        f"rollover: the composition reaches IVS's 24-hour limit at {limit}; its S3-only successor starts before it",
+        record.attempt + 1,
+        needs_publishers=True,
+        heal_reason=HealReason.ROLLOVER,
+        rollover=True,
+    )
 
 
 def decide_on_publish(
@@ -209,13 +286,15 @@ def decide_on_heal(
     seen: Seen | None = None,
     publishing: bool = True,
     publishing_since: datetime | None = None,
+    at_limit: bool = False,
 ) -> Decision:
     """The convergence pass found no stagepilot composition live on the stage (IVS's own listing): start
     one, give up, or leave it? ``seen``: what IVS shows of the record's composition (None: not asked);
     ``publishing``: someone publishes now; ``publishing_since``: since when the earliest of them has
     published without a stop. The reason says what was observed, and ``heal_reason`` names it in the
     vocabulary of docs/reliability.md: ``ivs-ended`` whenever IVS ended the composition, whoever missed
-    the end; None when only a missing event explains it (the pass decides between event-lost and
+    the end, and ``rollover`` when that end was its 24-hour limit (``at_limit``) with someone publishing
+    since before it; None when only a missing event explains it (the pass decides between event-lost and
     event-late, resumed, policy-changed)."""
     if record is not None and record.state is State.FAILED:
         return _heal_failed(record, owner=owner, now=now, max_restarts=max_restarts, publishing=publishing)
@@ -254,6 +333,15 @@ def decide_on_heal(
             return Decision(False, "IVS is stopping the session's composition; the next pass looks again")
         if seen is Seen.FAILED:
             return Decision(False, "IVS shows the composition failed: the failure is recorded first")
+        if at_limit:
+            return Decision(
+                True,
+                "rollover: IVS ended the composition at its 24-hour limit (its Session End never arrived) and "
+                "the stage still publishes",
+                record.attempt + 1,
+                heal_reason=HealReason.ROLLOVER,
+                rollover=True,
+            )
         how = _ENDED_HOW.get(seen, "IVS ended it") if seen is not None else "IVS ended it"
         return Decision(
             True,
@@ -263,6 +351,14 @@ def decide_on_heal(
         )
     if record.state is State.ENDED:
         if record.ended_at is not None and publishing_since is not None and publishing_since <= record.ended_at:
+            if ended_at_limit(record.started_at, record.ended_at):
+                return Decision(
+                    True,
+                    "rollover: IVS ended the composition at its 24-hour limit and the stage still publishes",
+                    record.attempt + 1,
+                    heal_reason=HealReason.ROLLOVER,
+                    rollover=True,
+                )
             return Decision(
                 True,
                 "someone was publishing when IVS ended the composition (its 24 hours, or a stop) and still is",

@@ -12,6 +12,9 @@ Every heal (an action the convergence pass took because the event path had not) 
 - ``policy-changed``: the policy changed after the thing happened: its event was handled under the
   previous policy, which did not ask for this.
 - ``taken-over``: a claim whose owner died (its lease ran out) was taken over and finished.
+- ``rollover``: a composition reaching IVS's 24-hour limit while its stage still publishes got its
+  successor (planned: before the limit with only an S3 destination, as soon as IVS ended it with a
+  channel). Never a lost event, never a restart.
 
 How a converge function says which: it sets ``Outcome.heal_reason`` (``pipeline.Outcome``) when it
 knows (a claim taken over, IVS ending a composition); when it does not, the pass explains the heal from
@@ -33,6 +36,7 @@ class HealReason(StrEnum):
     RESUMED = "resumed"
     POLICY_CHANGED = "policy-changed"
     TAKEN_OVER = "taken-over"
+    ROLLOVER = "rollover"
 
 
 # The reasons that mean "events are being lost": HealedAlarm counts these only.
