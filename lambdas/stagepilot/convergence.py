@@ -286,7 +286,7 @@ def run_pass(
     made."""
     report = PassReport()
     every = list(automations)
-    chosen = [cast(Converging, a) for a in every if not hasattr(a, "converge_fleet")]
+    chosen = [a for a in every if not hasattr(a, "converge_fleet")]
     fleet = [cast(ConvergingFleet, a) for a in every if hasattr(a, "converge_fleet")]
     now = services.clock()
     budget = ReadBudget(participant_listings)

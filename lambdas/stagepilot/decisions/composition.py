@@ -449,7 +449,7 @@ def forgettable(others: Mapping[str, datetime], *, now: datetime) -> list[str]:
 
 def restart_backoff(restarts_done: int) -> timedelta:
     """5 s, 10 s, 20 s, … capped at 2 minutes, before restart number ``restarts_done + 1``."""
-    return min(RESTART_BACKOFF_BASE * (2**restarts_done), RESTART_BACKOFF_MAX)
+    return min(RESTART_BACKOFF_BASE * int(2**restarts_done), RESTART_BACKOFF_MAX)
 
 
 def idempotency_token(stage_arn: str, session_id: str, attempt: int) -> str:

@@ -45,7 +45,7 @@ class CompositionPolicy:
     tags: dict[str, str] = field(default_factory=dict)
     max_restarts: int = DEFAULT_MAX_RESTARTS
 
-    def start_request(self, *, stage_arn: str, idempotency_token: str, extra_tags: dict[str, str]) -> dict:
+    def start_request(self, *, stage_arn: str, idempotency_token: str, extra_tags: dict[str, str]) -> dict[str, Any]:
         """The exact ``StartComposition`` parameters; ``extra_tags`` win over the policy's tags."""
         request: dict[str, Any] = {
             "stageArn": stage_arn,
@@ -57,7 +57,7 @@ class CompositionPolicy:
             request["layout"] = copy.deepcopy(self.layout)
         return request
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {}
         if self.layout is not None:
             document["layout"] = copy.deepcopy(self.layout)
@@ -88,7 +88,7 @@ class ParticipantFilter:
             return all(attributes.get(key) == value for key, value in self.attributes.items())
         return True
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {}
         if self.user_ids is not None:
             document["userIds"] = sorted(self.user_ids)
@@ -109,7 +109,7 @@ class ReplicationRule:
     def matches(self, *, user_id: str | None, attributes: Mapping[str, str] | None) -> bool:
         return self.participants is None or self.participants.matches(user_id=user_id, attributes=attributes)
 
-    def start_request(self, *, source_stage_arn: str, participant_id: str) -> dict:
+    def start_request(self, *, source_stage_arn: str, participant_id: str) -> dict[str, Any]:
         """The exact ``StartParticipantReplication`` parameters."""
         request: dict[str, Any] = {
             "sourceStageArn": source_stage_arn,
@@ -121,7 +121,7 @@ class ReplicationRule:
             request["attributes"] = dict(self.attributes)
         return request
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {
             "destinationStageArn": self.destination_stage_arn,
             "reconnectWindowSeconds": self.reconnect_window_seconds,
@@ -140,7 +140,7 @@ class Limit:
     count: int
     window_seconds: int
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         return {"count": self.count, "windowSeconds": self.window_seconds}
 
 
@@ -160,7 +160,7 @@ class ModerationPolicy:
         """True when deciding needs the participant's token attributes (a GetParticipant call)."""
         return bool(self.blocked_attributes)
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {
             "dryRun": self.dry_run,
             "reason": self.reason,
@@ -191,7 +191,7 @@ class StageSettings:
             wanted[key] = {**wanted[key], **value} if isinstance(value, dict) else copy.deepcopy(value)
         return wanted
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {}
         if self.participant_recording is not None:
             document["participantRecording"] = copy.deepcopy(dict(self.participant_recording))
@@ -206,7 +206,7 @@ class TokenRole:
     duration_minutes: int
     attributes: Mapping[str, str] = field(default_factory=dict)
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {
             "capabilities": [c for c in TOKEN_CAPABILITIES if c in self.capabilities],
             "durationMinutes": self.duration_minutes,
@@ -223,7 +223,7 @@ class TokensPolicy:
     roles: Mapping[str, TokenRole]
     default_role: str | None = None  # the role of a request that names none; None: a request must name one
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {"roles": {name: role.to_document() for name, role in self.roles.items()}}
         if self.default_role is not None:
             document["defaultRole"] = self.default_role
@@ -247,7 +247,7 @@ class StagePolicy:
         """True for the policy that applies to every stage without a policy of its own."""
         return self.stage_arn == DEFAULT_STAGE
 
-    def to_document(self) -> dict:
+    def to_document(self) -> dict[str, Any]:
         """The JSON document; ``parse_policy(policy.to_document()) == policy``."""
         document: dict[str, Any] = {"stageArn": self.stage_arn, "paused": self.paused}
         if self.composition is not None:

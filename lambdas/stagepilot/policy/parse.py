@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from stagepilot.policy.model import (
     DEFAULT_MAX_RESTARTS,
@@ -42,7 +43,7 @@ def parse_policy(document: object) -> StagePolicy:
     )
 
 
-def _parse_tokens(section: dict) -> TokensPolicy:
+def _parse_tokens(section: dict[str, Any]) -> TokensPolicy:
     return TokensPolicy(
         roles={
             name: TokenRole(
@@ -56,7 +57,7 @@ def _parse_tokens(section: dict) -> TokensPolicy:
     )
 
 
-def _parse_composition(section: dict) -> CompositionPolicy:
+def _parse_composition(section: dict[str, Any]) -> CompositionPolicy:
     layout = section.get("layout")
     return CompositionPolicy(
         layout=None if layout is None else copy.deepcopy(layout),
@@ -66,7 +67,7 @@ def _parse_composition(section: dict) -> CompositionPolicy:
     )
 
 
-def _parse_replication_rule(entry: dict) -> ReplicationRule:
+def _parse_replication_rule(entry: dict[str, Any]) -> ReplicationRule:
     participants = entry.get("participants")
     participant_filter = None
     if participants is not None:
@@ -84,7 +85,7 @@ def _parse_replication_rule(entry: dict) -> ReplicationRule:
     )
 
 
-def _parse_moderation(section: dict) -> ModerationPolicy:
+def _parse_moderation(section: dict[str, Any]) -> ModerationPolicy:
     publish_error_limit = section.get("publishErrorLimit")
     flag_limit = section.get("flagLimit")
     return ModerationPolicy(
@@ -97,5 +98,5 @@ def _parse_moderation(section: dict) -> ModerationPolicy:
     )
 
 
-def _parse_limit(section: dict) -> Limit:
+def _parse_limit(section: dict[str, Any]) -> Limit:
     return Limit(count=section["count"], window_seconds=section["windowSeconds"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Final
+from typing import Any, Final
 
 from botocore.loaders import Loader
 from botocore.model import ServiceModel, Shape
@@ -80,7 +80,7 @@ def member_shape(operation: str, member: str) -> Shape:
 # Checking a request against a botocore shape
 
 
-def check_request(request: dict, operation: str, path: str, problems: list[Problem]) -> None:
+def check_request(request: dict[str, Any], operation: str, path: str, problems: list[Problem]) -> None:
     """Problems with ``request`` as input to ``operation``, their paths under ``path``."""
     check_shape(request, _input_shape(operation), path, problems)
 
@@ -98,7 +98,7 @@ def check_shape(value: object, shape: Shape, path: str, problems: list[Problem])
     walk(request, shape, path, problems)
 
 
-def _from_botocore(reason: str, name: str, details: dict, root: Shape, path: str) -> Problem:
+def _from_botocore(reason: str, name: str, details: dict[str, Any], root: Shape, path: str) -> Problem:
     segments, shape, key = _resolve(name, root)
     where = path
     for segment in segments:

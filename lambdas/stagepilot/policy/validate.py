@@ -172,7 +172,7 @@ def _check_role(role: object, path: str, problems: list[Problem]) -> None:
 _ARN_PLACE: Final = re.compile(r"arn:aws:ivs:([a-z0-9-]+):([0-9]+):")
 
 
-def _check_same_place(document: dict, stage_arn: str, problems: list[Problem]) -> None:
+def _check_same_place(document: dict[str, Any], stage_arn: str, problems: list[Problem]) -> None:
     """docs/policy.md: every ARN in a policy is in the stage's own account and region (IVS refuses others)."""
     home = _ARN_PLACE.match(stage_arn)
     assert home is not None
@@ -188,7 +188,7 @@ def _check_same_place(document: dict, stage_arn: str, problems: list[Problem]) -
             )
 
 
-def _arns_in(document: dict) -> Iterator[tuple[str, str]]:
+def _arns_in(document: dict[str, Any]) -> Iterator[tuple[str, str]]:
     composition = document.get("composition")
     destinations = composition.get("destinations") if isinstance(composition, dict) else None
     for index, destination in enumerate(destinations if isinstance(destinations, list) else []):
@@ -250,7 +250,7 @@ def _check_composition(section: object, path: str, problems: list[Problem]) -> N
                 )
 
 
-def _check_destinations(destinations: list, path: str, problems: list[Problem]) -> None:
+def _check_destinations(destinations: list[Any], path: str, problems: list[Problem]) -> None:
     """IVS rules the model cannot express: one channel and/or one s3, exactly one kind each, unique names."""
     seen_kind: dict[str, int] = {}
     seen_name: dict[str, int] = {}
@@ -430,7 +430,7 @@ def _check_strings(value: object, path: str, problems: list[Problem], *, non_emp
             problems.append(Problem(item_path, f"must be at most {MAX_USER_ID_LENGTH} characters, got {len(item)}"))
 
 
-def _check_unknown(section: dict, known: tuple[str, ...], path: str, problems: list[Problem]) -> None:
+def _check_unknown(section: dict[str, Any], known: tuple[str, ...], path: str, problems: list[Problem]) -> None:
     for key in section:
         if key not in known:
             problems.append(Problem(join(path, str(key)), f"unknown field (expected one of: {', '.join(known)})"))
