@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
@@ -24,6 +24,9 @@ from stagepilot.adapters.schema import (
     STAGE_PREFIX,
 )
 from stagepilot.errors import RetryLater
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 STATE_RETENTION = timedelta(days=7)
 
@@ -67,7 +70,7 @@ def epoch(value: datetime) -> int:
 class Table:
     """Thin typed access to one table; the stores below own the item shapes."""
 
-    def __init__(self, client: Any, name: str) -> None:
+    def __init__(self, client: DynamoDBClient, name: str) -> None:
         self.client = client
         self.name = name
 

@@ -19,12 +19,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from stagepilot.errors import ConfigurationError, RetryLater
+
+if TYPE_CHECKING:
+    from mypy_boto3_ivs_realtime import IvsrealtimeClient
 
 # CompositionState [model]: STARTING | ACTIVE | STOPPING | FAILED | STOPPED. Only the first two are live: IVS
 # keeps listing a STOPPED or FAILED composition for about five minutes after it ends [ssc].
@@ -203,11 +206,11 @@ class StageSession:
 class IvsStage:
     """The IVS real-time operations stagepilot uses. ``client`` is a boto3 ``ivs-realtime`` client."""
 
-    def __init__(self, client: Any, *, pacer: Pacer | None = None) -> None:
+    def __init__(self, client: IvsrealtimeClient, *, pacer: Pacer | None = None) -> None:
         self._client = client
         self._pacer = pacer
 
-    def on_client(self, client: Any) -> IvsStage:
+    def on_client(self, client: IvsrealtimeClient) -> IvsStage:
         """The same adapter (its pacing included) over another client: another function's credentials."""
         return IvsStage(client, pacer=self._pacer)
 
