@@ -48,6 +48,7 @@ SCHEDULE: Final = "Schedule"
 HEALED_ALARM: Final = "HealedAlarm"
 RECONCILE_FAILED_ALARM: Final = "ReconcileFailedAlarm"
 RECORDING_FAILED_ALARM: Final = "RecordingFailedAlarm"
+DESTINATION_FAILED_ALARM: Final = "DestinationFailedAlarm"
 
 # The door (infra/door.py).
 DOOR: Final = "Door"
@@ -85,6 +86,9 @@ METRIC_HEALED: Final = "Healed"  # by the convergence pass (dimension service=co
 METRIC_HEALED_EVENT_LOST: Final = "HealedEventLost"
 METRIC_RECONCILE_FAILED: Final = "ReconcileFailed"
 METRIC_RECORDING_FAILED: Final = "RecordingFailed"  # by the composition function (service=composition)
+# a composition's destination failed (channel already live, bucket refused): by the composition function and
+# the convergence pass, once per composition and destination
+METRIC_DESTINATION_FAILED: Final = "DestinationFailed"
 OUTPUT_CONVERGENCE_FUNCTION_NAME: Final = "ConvergenceFunctionName"
 METRIC_EVENT_ACTED: Final = "EventActed"
 METRIC_EVENT_SKIPPED: Final = "EventSkipped"

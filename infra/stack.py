@@ -78,6 +78,9 @@ class StagePilotSettings:
 
 
 ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[\w+=,.@/-]+")
+# The functions that count DestinationFailed (their metrics' ``service`` dimension): the composition function
+# on the event, the convergence pass when the event was lost.
+_DESTINATION_WATCHERS = (routing.COMPOSITION, "convergence")
 NO_REDRIVE_PRINCIPALS = (
     "redrivePrincipals is empty: nobody can assume the redrive role, so `stagepilot dlq redrive` cannot send "
     "failed events back. Name the IAM roles of the operators who redrive with "
@@ -191,6 +194,7 @@ class StagePilotStack(Stack):
         CfnOutput(self, names.OUTPUT_TOKEN_ISSUER_POLICY_ARN, value=self.door.issuer_policy.managed_policy_arn)
 
         self.recording_alarm = self._recording_failed_alarm()
+        self.destination_alarms = [self._destination_failed_alarm(service) for service in _DESTINATION_WATCHERS]
 
         CfnOutput(self, names.OUTPUT_CONVERGENCE_FUNCTION_NAME, value=self.convergence.function.function_name)
 
@@ -299,6 +303,39 @@ class StagePilotStack(Stack):
             "Failure). `stagepilot audit --json` lists them ('recording-failed', with the S3 prefix); check the "
             "stage's storage configuration, its bucket and the bucket policy (see the runbook "
             "recordings-missing-or-fragmented).",
+        )
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alarm_topic))
+        return alarm
+
+    def _destination_failed_alarm(self, service: str) -> cloudwatch.Alarm:
+        """A composition's destination failed while it runs (a channel already live, a bucket refused): the
+        show is off-air or unrecorded now, so the first one alarms (one alarm per function that counts it:
+        the composition function on the event, the convergence pass when that event was lost)."""
+        construct = (
+            names.DESTINATION_FAILED_ALARM
+            if service == routing.COMPOSITION
+            else f"Pass{names.DESTINATION_FAILED_ALARM}"
+        )
+        alarm = cloudwatch.Alarm(
+            self,
+            construct,
+            alarm_name=names.account_scoped(self.stack_name, construct, max_length=names.ALARM_NAME_MAX),
+            metric=cloudwatch.Metric(
+                namespace=config.METRICS_NAMESPACE,
+                metric_name=names.METRIC_DESTINATION_FAILED,
+                dimensions_map={"service": service},
+                statistic="Sum",
+                period=Duration.minutes(1),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="A composition's destination failed while it runs (a channel already live, a "
+            "bucket refused): the show is off-air or unrecorded. `stagepilot audit --json` lists it "
+            "('destination-failed', with the destination and IVS's reason); `stagepilot status ARN` shows each "
+            "destination's state. stagepilot does not restart the composition for it (that would cut the other "
+            "destination's recording): see the runbook stage-did-not-compose.",
         )
         alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alarm_topic))
         return alarm

@@ -49,3 +49,20 @@ def test_healing_often_and_failing_passes_raise_alarms(deployed: Synthesized) ->
 def test_reconcile_minutes_is_checked(value: str) -> None:
     with pytest.raises(ValueError, match="reconcileMinutes"):
         build_app({"reconcileMinutes": value, "aws:cdk:bundling-stacks": []})
+
+
+def test_a_failed_destination_alarms_at_once_whoever_counts_it(deployed: Synthesized) -> None:
+    """DestinationFailed (docs/policy.md): counted by the composition function on the event and by the pass
+    when that event was lost; the first one alarms, within the minute."""
+    watching = {
+        a["Properties"]["Dimensions"][0]["Value"]: a["Properties"]
+        for a in deployed.template.find_resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == names.METRIC_DESTINATION_FAILED
+    }
+    assert set(watching) == {"composition", "convergence"}
+    for alarm in watching.values():
+        assert (alarm["Threshold"], alarm["EvaluationPeriods"], alarm["Period"]) == (1, 1, 60)
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"]
+    assert any(names.DESTINATION_FAILED_ALARM in str(a["AlarmName"]) for a in watching.values())

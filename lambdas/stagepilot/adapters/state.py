@@ -198,6 +198,22 @@ class CompositionRecords:
             return self._table.apply_all([change, self.leaving(stage_arn, session_id)])
         return self._table.apply(change)
 
+    def noting_destination_failure(
+        self, stage_arn: str, session_id: str, composition_arn: str, kind: str, at: datetime
+    ) -> ConditionalUpdate:
+        """The update that notes one failed destination of a composition on the session's record, once: a
+        duplicated or redelivered ``Destination Failure``, or the pass finding it in IVS's listing, is
+        audited and alarmed once (attribute ``destinationFailed#<composition id>#<channel|s3>``)."""
+        pk, sk = composition_key(stage_arn, session_id)
+        return ConditionalUpdate(
+            pk,
+            sk,
+            "SET #failed = :at",
+            "attribute_exists(#pk) AND attribute_not_exists(#failed)",
+            {"#failed": f"destinationFailed#{composition_arn.rsplit('/', 1)[-1]}#{kind}", "#pk": PARTITION_KEY},
+            {":at": iso(at)},
+        )
+
     def marking(
         self,
         stage_arn: str,

@@ -135,23 +135,19 @@ class CompositionAutomation:
                 )
             session_id, attempt = holders[-1][0], holders[-1][1].attempt
         if event.event_name == "Destination Failure":
-            services.record_action(
-                AuditRecord(
-                    time=event.time,
-                    stage_arn=event.stage_arn,
-                    automation=self.name,
-                    action="destination-failure",
-                    reason=event.reason or "a destination failed",
-                    session_id=session_id,
-                    event_id=event.event_id,
-                    details={"compositionArn": event.composition_arn},
-                ),
-                "CompositionDestinationFailure",
+            found = self._destination_failed(
+                event.stage_arn,
+                session_id,
+                summary,
+                reason=event.reason or "",
+                at=event.time,
+                event_id=event.event_id,
+                services=services,
+                records=records,
             )
-            return self._skip(
-                "destination failed while the composition is alive; recorded, no restart",
-                session_id=session_id,
-            )
+            if not found:
+                return self._skip("the failed destination is recorded already", session_id=session_id)
+            return replace(found[0], reason="; ".join(o.reason for o in found))
         if event.event_name != "Session Failure":
             return self._skip(f"{event.event_name} needs no action")
         return self._on_failure(event, session_id, attempt, composition, services, records)
@@ -291,7 +287,8 @@ class CompositionAutomation:
         owner = f"reconcile:{stage.session_id}:composition"
         live = [c for c in stage.compositions if c.active and managed_attempt(dict(c.tags)) is not None]
         if live:  # IVS says it runs: nothing to do, unless it nears its 24-hour limit with only S3 to record
-            return self._roll_over_ahead(stage, live, composition, services, records, owner)
+            found = self._failed_destinations(stage, live, services, records)
+            return found + self._roll_over_ahead(stage, live, composition, services, records, owner)
         record: SessionCompositions | None = None
         ended = {c.arn: c for c in stage.compositions if managed_attempt(dict(c.tags)) is not None}
         if ended:
@@ -341,6 +338,76 @@ class CompositionAutomation:
             healed = Outcome(self.name, outcome.action, decision.reason, acted=True, details=outcome.details)
             return [replace(healed, heal_reason=decision.heal_reason)]  # None: the pass explains it
         return [outcome]
+
+    def _destination_failed(
+        self,
+        stage_arn: str,
+        session_id: str,
+        summary: CompositionSummary,
+        *,
+        reason: str,
+        at: datetime,
+        event_id: str,
+        services: Services,
+        records: CompositionRecords,
+    ) -> list[Outcome]:
+        """A destination failed (a channel already live, a bucket refused): the show is off-air or
+        unrecorded. Audited ``destination-failed`` with IVS's reason, counted ``DestinationFailed`` (its
+        alarm fires at once), once per composition and destination whoever sees it first (the event, its
+        duplicate, the pass). Nothing is restarted for it: a restart would cut the other destination's
+        recording. IVS's event does not say which destination: ``GetComposition``'s states do."""
+        failed = [
+            k
+            for k, state in zip(summary.destination_kinds, summary.destination_states, strict=False)
+            if state == "FAILED"
+        ]
+        outcomes = []
+        for kind in failed:
+            recorded = services.record_action(
+                AuditRecord(
+                    time=at,
+                    stage_arn=stage_arn,
+                    automation=self.name,
+                    action="destination-failed",
+                    reason=f"the {kind} destination failed: {reason or 'IVS gave no reason'}",
+                    session_id=session_id,
+                    result="FAILED",
+                    event_id=event_id,
+                    details={"compositionArn": summary.arn, "destination": kind, "ivsReason": reason},
+                ),
+                "DestinationFailed",
+                change=records.noting_destination_failure(stage_arn, session_id, summary.arn, kind, at),
+                only_if_changed=True,
+            )
+            if recorded:
+                why = f"the {kind} destination failed ({reason or 'no reason given'}); audited and alarmed, no restart"
+                outcomes.append(Outcome(self.name, "destination-failed", why, details={"session_id": session_id}))
+        return outcomes
+
+    def _failed_destinations(
+        self, stage: LiveStage, live: list[CompositionSummary], services: Services, records: CompositionRecords
+    ) -> list[Outcome]:
+        """IVS lists a live stagepilot composition with a FAILED destination: its ``Destination Failure`` may
+        have been lost; recorded as the event would have (once: usually it was)."""
+        outcomes: list[Outcome] = []
+        for listed in live:
+            if "FAILED" not in listed.destination_states:
+                continue
+            summary = services.ivs.composition(listed.arn)  # the listing does not say which destination
+            owned = managed_attempt(dict(summary.tags)) if summary is not None else None
+            if summary is None or owned is None:
+                continue
+            outcomes += self._destination_failed(
+                stage.arn,
+                owned[0],
+                summary,
+                reason="IVS lists the destination FAILED",
+                at=stage.now,
+                event_id=f"reconcile:{stage.session_id}:composition",
+                services=services,
+                records=records,
+            )
+        return outcomes
 
     def _roll_over_ahead(
         self,

@@ -39,7 +39,7 @@ TROUBLE_ACTIONS: Final = frozenset(
     {
         "composition-rejected",
         "composition-gave-up",
-        "destination-failure",
+        "destination-failed",
         "recording-failed",
         "replication-rejected",
         "disconnect-rejected",
