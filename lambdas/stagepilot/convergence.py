@@ -33,6 +33,7 @@ from typing import Any, Final, Protocol, cast
 from botocore.exceptions import ClientError
 
 from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, StageInfo
+from stagepilot.adapters.pass_log import PassLog, PassRecord
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, STAGE_PREFIX
 from stagepilot.adapters.table import AuditRecord, Ban, Table, iso
 from stagepilot.decisions.heals import HEALED_METRIC, HealReason, Observed, explain_heal
@@ -247,6 +248,7 @@ class PassReport:
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)  # (stage ARN, outcome)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (stage ARN, why it could not be examined)
     deferred: list[str] = field(default_factory=list)  # stages left to the next pass (read budget or time spent)
+    reached: int = 0  # examinable stages finished: every automation ran on them (adapters/pass_log.py)
     out_of_time: bool = False  # the pass stopped starting stages: its deadline came near
 
     @property
@@ -308,6 +310,7 @@ def run_pass(
     for checker in fleet:  # first: a few checks, whatever the size of the live fleet after them
         _converge_fleet(checker, covered, pass_services, report, budget=budget, only_stage=only_stage, now=now)
     if not live:
+        _log_pass(services, report, now=now, only_stage=only_stage)
         return report
     try:
         compositions = services.ivs.all_compositions()
@@ -336,6 +339,7 @@ def run_pass(
         examinable.append((arn, info.active_session_id, gate.effective))
     report.examined = len(examinable)
     if not examinable:
+        _log_pass(services, report, now=now, only_stage=only_stage)
         return report
     cursor = PassCursor(services.table, now=now) if only_stage is None else None
     ordered = sorted(examinable, key=lambda stage: stage[0])
@@ -358,10 +362,13 @@ def run_pass(
         )
         if not _converge_stage(pass_services, report, stage, chosen):
             not_reached.append(arn)
+        else:
+            report.reached += 1
     report.deferred.extend(arn for arn in not_reached if arn not in report.deferred)
     report.out_of_time = bool(not_reached) and deadline.left_ms() < STAGE_MARGIN_MS
     if cursor is not None:
         cursor.save(not_reached[0] if not_reached else None)
+    _log_pass(services, report, now=now, only_stage=only_stage)
     if report.out_of_time:
         services.metrics.count("ReconcileOutOfTime")
         logger.warning(
@@ -369,6 +376,12 @@ def run_pass(
             extra={"not_reached": len(not_reached), "examined": report.examined},
         )
     return report
+
+
+def _log_pass(services: Services, report: PassReport, *, now: datetime, only_stage: str | None) -> None:
+    """A full pass's record, for ``ban list``'s sweep progress (adapters/pass_log.py); never raises."""
+    if only_stage is None:
+        PassLog(services.table).record(PassRecord(started_at=now, examinable=report.examined, reached=report.reached))
 
 
 def _converge_stage(services: Services, report: PassReport, stage: LiveStage, automations: list[Converging]) -> bool:

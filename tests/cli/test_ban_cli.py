@@ -137,3 +137,65 @@ def test_ban_add_disconnects_the_user_on_every_live_stage_whatever_its_policy(iv
     assert run("ban", "add", "spammer-7", "--replace", "--sweep").stdout.splitlines()[1] == (
         "  not connected on any of the 2 live stage(s)"
     )
+
+
+def test_a_global_ban_hands_the_rest_of_its_sweep_to_the_convergence_pass_and_ban_list_shows_how_far(ivs):
+    """No listing of live stages (issue 26: a sweep took 29.6 s at 30 live stages): the door's token
+    records now, the pass for the rest, saying so; ``ban list`` sums the passes since the ban."""
+    from stagepilot.adapters.pass_log import PassLog, PassRecord
+    from stagepilot.adapters.table import Table
+    from tests.cli.conftest import TABLE
+    from tests.support import STAGE, EventFactory
+
+    log = PassLog(Table(boto3.client("dynamodb"), TABLE))
+    log.record(PassRecord(datetime.now(UTC) - timedelta(minutes=1), examinable=300, reached=104))
+    ivs.create_stage(STAGE)
+    ivs.observe(EventFactory(at=datetime.now(UTC)).published("bad-1", user_id="spammer-7"))
+    ivs.calls.clear()
+
+    added = run("ban", "add", "spammer-7", "--reason", "spam", "--json")
+
+    assert added.status == 0, added.stderr
+    assert added.json()["sweep"] == {"by": "convergence-pass", "liveStages": 300, "passesNeeded": 3}
+    assert [c.operation for c in ivs.calls] == []  # no token of the door's: nothing to ask IVS
+    assert run("ban", "remove", "spammer-7").status == 0
+    text = run("ban", "add", "spammer-7", "--reason", "spam").stdout
+    assert (
+        "the rest of the sweep (participants whose tokens stagepilot did not issue) is the convergence pass's: " in text
+    )
+    assert "300 live stage(s), about 3 pass(es), one every reconcileMinutes; `stagepilot ban list` shows" in text
+
+    assert run("ban", "list").stdout.splitlines()[1] == (
+        "  sweep: 0 of 300 live stage(s) checked by the convergence pass (0 pass(es) since the ban, about 3 more)"
+    )
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    for n in range(2):
+        log.record(PassRecord(later + timedelta(minutes=n), examinable=300, reached=104))
+    assert run("ban", "list").stdout.splitlines()[1] == (
+        "  sweep: 208 of 300 live stage(s) checked by the convergence pass (2 pass(es) since the ban, about 1 more)"
+    )
+    log.record(PassRecord(later + timedelta(minutes=2), examinable=300, reached=104))
+    [listed] = run("ban", "list", "--json").json()
+    assert listed["sweep"]["done"] and listed["sweep"]["stagesChecked"] == 300 and listed["sweep"]["passesLeft"] == 0
+    assert (
+        "  sweep: done: every live stage checked by the convergence pass (the pass of 20" in run("ban", "list").stdout
+    )
+
+
+def test_a_stage_ban_checks_its_one_stage_at_once(ivs):
+    from tests.support import OTHER_STAGE, STAGE, EventFactory
+
+    events = EventFactory(at=datetime.now(UTC))
+    for stage, session in ((STAGE, "st-MainSession01"), (OTHER_STAGE, "st-GreenSession1")):
+        ivs.create_stage(stage)
+        ivs.observe(events.published("bad-1", user_id="spammer-7", stage=stage, session=session))
+
+    result = run("ban", "add", "spammer-7", "--stage", STAGE, "--reason", "spam")
+
+    assert result.status == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        f"  disconnect: bad-1 on {STAGE} (disconnected (stage-ban): user spammer-7 was banned)"
+    ]
+    kicked = [c.params["stageArn"] for c in ivs.mutating_calls() if c.operation == "DisconnectParticipant"]
+    assert kicked == [STAGE]  # the other stage: not banned there
+    assert "ListStages" not in {c.operation for c in ivs.calls}

@@ -13,6 +13,7 @@ from stagepilot.cli.resources import resources
 from stagepilot.errors import ConflictError, NotFound
 
 if TYPE_CHECKING:
+    from stagepilot.adapters.pass_log import SweepProgress
     from stagepilot.adapters.table import Ban
     from stagepilot.cli.output import Output
 
@@ -39,11 +40,14 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         parents=[common, aws],
         help="ban a user and disconnect them now",
         description="Ban a user id on every stage (or one, --stage), and disconnect at once the user's "
-        "participants whose tokens the door issued (found from its token records: no listing of live stages); "
-        "paused stages are left alone. Participants whose tokens your application made itself are disconnected "
-        "by the convergence pass within its documented number of passes, or now with --sweep (lists every live "
-        "stage at the IVS quota: minutes for a large fleet). A ban in force is not changed (not shortened, not "
-        "replaced) unless you pass --replace. Audited with your identity.",
+        "participants whose tokens the door issued (found from its token records: no listing of live stages, "
+        "seconds at any fleet size); paused stages are left alone. A stage ban also checks its one stage now. "
+        "For a global ban, participants whose tokens your application made itself are left to the deployed "
+        "convergence pass, which checks every live stage against the bans within its documented number of "
+        "passes (about a hundred stages a pass): the command says so, and `ban list` shows how far the sweep "
+        "got. --sweep checks every live stage now instead, at the CLI's IVS pace (1 ListParticipants a second: "
+        "minutes for a large fleet). A ban in force is not changed (not shortened, not replaced) unless you "
+        "pass --replace. Audited with your identity.",
     )
     add.add_argument("user_id", metavar="USER_ID")
     add.add_argument("--stage", metavar="STAGE_ARN", help="ban on this stage only (default: every stage)")
@@ -66,8 +70,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     add.add_argument(
         "--sweep",
         action="store_true",
-        help="also check every live stage now (ListStages, ListParticipants) for participants whose tokens "
-        "stagepilot did not issue",
+        help="also check every live stage now (ListStages, a ListParticipants per stage at 1 a second) for "
+        "participants whose tokens stagepilot did not issue, instead of leaving it to the convergence pass",
     )
     add.add_argument(
         "--replace", action="store_true", help="replace a ban in force (its reason and expiry, even a shorter one)"
@@ -84,8 +88,10 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     listing = sub.add_parser(
         "list",
         parents=[common, aws],
-        help="list active bans",
-        description="List the bans in force (expired ones are not shown).",
+        help="list active bans, and how far each one's sweep got",
+        description="List the bans in force (expired ones are not shown), each with its sweep: how many of the "
+        "live stages the convergence passes that started after the ban have checked for the user's "
+        "participants, and about how many passes are left (or done).",
     )
     listing.set_defaults(handler=cmd_list)
 
@@ -137,11 +143,14 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
     )
     disconnected: list[dict[str, Any]] = []
     checked = 0
+    handed: dict[str, Any] | None = None
     if not args.no_disconnect:
         disconnected = from_records(res, ban)
-        if args.sweep:
+        if args.sweep or ban.stage_arn:  # a stage ban: its one stage is checked now (one listing)
             checked, swept = sweep(res, ban, out)
             disconnected += [item for item in swept if item not in disconnected]
+        else:
+            handed = handed_to_the_pass(res)
     if out.as_json:
         out.json(
             {
@@ -152,6 +161,7 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
                 "expiresAt": _iso(ban.expires_at),
                 "liveStagesChecked": checked,
                 "disconnected": disconnected,
+                **({"sweep": handed} if handed is not None else {}),
             }
         )
     else:
@@ -160,9 +170,43 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
         for item in disconnected:
             out.line(f"  {item['action']}: {item['participantId']} on {item['stageArn']} ({item['reason']})")
         if not args.no_disconnect and not disconnected:
-            where = f"on any of the {checked} live stage(s)" if args.sweep else "with a token stagepilot issued"
+            where = f"on any of the {checked} live stage(s)" if checked else "with a token stagepilot issued"
             out.line(f"  not connected {where}")
+        if handed is not None:
+            out.line(f"  {handed_text(handed)}")
     return 0
+
+
+def handed_to_the_pass(res: Any) -> dict[str, Any]:
+    """What the rest of a global ban's sweep is left to: the convergence pass, which judges every connected
+    participant of the live stages it examines against the bans (its last passes say how many stages that
+    is, and how many a pass gets through: adapters/pass_log.py). No IVS call."""
+    from stagepilot.adapters.pass_log import PassLog
+
+    try:
+        passes = PassLog(res.table).passes()
+    except Exception:  # the ban is stored: what the estimate needs is not worth failing the command for
+        passes = []
+    last = passes[-1] if passes else None
+    live = last.examinable if last is not None else None
+    per_pass = last.reached if last is not None else None
+    return {
+        "by": "convergence-pass",
+        "liveStages": live,
+        "passesNeeded": max(1, -(-live // per_pass)) if live and per_pass else (1 if live == 0 else None),
+    }
+
+
+def handed_text(handed: dict[str, Any]) -> str:
+    if handed["liveStages"] is None:
+        how = "no pass recorded yet (is the stack deployed?)"
+    else:
+        needed = f"about {handed['passesNeeded']} pass(es)" if handed["passesNeeded"] else "passes"
+        how = f"{handed['liveStages']} live stage(s), {needed}, one every reconcileMinutes"
+    return (
+        "the rest of the sweep (participants whose tokens stagepilot did not issue) is the convergence pass's: "
+        f"{how}; `stagepilot ban list` shows how far it got (or --sweep: every live stage now, at the CLI's pace)"
+    )
 
 
 def from_records(res: Any, ban: Ban) -> list[dict[str, Any]]:
@@ -242,7 +286,9 @@ def cmd_remove(args: argparse.Namespace, out: Output) -> int:
 def cmd_list(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import BanStore
 
-    bans = BanStore(resources(args).table).list()
+    res = resources(args)
+    bans = BanStore(res.table).list()
+    sweeps = sweep_progress(res, bans)
     if out.as_json:
         out.json(
             [
@@ -253,17 +299,52 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
                     "reason": b.reason,
                     "createdAt": b.created_at,
                     "expiresAt": _iso(b.expires_at),
+                    "sweep": progress.to_json() if progress is not None else None,
                 }
-                for b in bans
+                for b, progress in zip(bans, sweeps, strict=True)
             ]
         )
         return 0
     if not bans:
         out.line("no bans in force")
-    for b in bans:
+    for b, progress in zip(bans, sweeps, strict=True):
         until = f"until {_iso(b.expires_at)}" if b.expires_at else "permanent"
         out.line(f"{b.banned()}  {until}  since {b.created_at}  {b.reason}")
+        if progress is not None:
+            out.line(f"  sweep: {sweep_text(progress)}")
     return 0
+
+
+def sweep_progress(res: Any, bans: list[Ban]) -> list[SweepProgress | None]:
+    """Each ban's sweep by the convergence passes that started after it (one read for all); None where the
+    passes' record cannot be read (the bans are still listed)."""
+    from stagepilot.adapters.pass_log import PassLog
+    from stagepilot.adapters.table import parse_iso
+
+    log = PassLog(res.table)
+    try:
+        passes = log.passes() if bans else []
+    except Exception:
+        return [None for _ in bans]
+    found: list[SweepProgress | None] = []
+    for b in bans:
+        since = parse_iso(b.created_at)
+        found.append(log.progress(since, passes) if since is not None else None)
+    return found
+
+
+def sweep_text(progress: SweepProgress) -> str:
+    """``done``, or how many live stages the passes since the ban checked and about how many passes are left."""
+    if progress.done:
+        return f"done: every live stage checked by the convergence pass (the pass of {_iso(progress.finished_at)})"
+    if progress.examinable is None:
+        return "waiting for the convergence pass (no pass recorded yet: is the stack deployed?)"
+    checked = min(progress.reached, progress.examinable)
+    left = f", about {progress.passes_left} more" if progress.passes_left else ""
+    return (
+        f"{checked} of {progress.examinable} live stage(s) checked by the convergence pass "
+        f"({progress.passes} pass(es) since the ban{left})"
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
