@@ -65,18 +65,7 @@ CONTEXT_REDRIVE_PRINCIPALS: Final = "redrivePrincipals"  # IAM roles that may as
 CONTEXT_TOKEN_MODE: Final = "tokenMode"  # "signed" (default) or "create"
 CONTEXT_STACK_NAME: Final = "stackName"  # default STACK_NAME: several deployments in one account and region
 
-# Stack outputs (exact names; the CLI reads them).
-OUTPUT_TABLE_NAME: Final = "TableName"
-OUTPUT_ALARM_TOPIC_ARN: Final = "AlarmTopicArn"
-OUTPUT_FLAG_BUS_NAME: Final = "FlagBusName"
-OUTPUT_REDRIVE_ROLE_ARN: Final = "RedriveRoleArn"
-OUTPUT_VIEWER_POLICY_ARN: Final = "ViewerPolicyArn"
-OUTPUT_OPERATOR_POLICY_ARN: Final = "OperatorPolicyArn"
-OUTPUT_ADMIN_POLICY_ARN: Final = "AdminPolicyArn"
-OUTPUT_BAN_READER_POLICY_ARN: Final = "BanReaderPolicyArn"
-OUTPUT_DASHBOARD_NAME: Final = "DashboardName"
-OUTPUT_TOKEN_URL: Final = "TokenUrl"
-OUTPUT_TOKEN_ISSUER_POLICY_ARN: Final = "TokenIssuerPolicyArn"
+# Stack outputs: stagepilot/outputs.py (the CLI, the sandbox and the tests read them too).
 
 # Custom metrics the handlers emit (namespace config.METRICS_NAMESPACE, dimension service=<automation>).
 METRIC_MALFORMED_EVENT: Final = "MalformedEvent"
@@ -89,29 +78,11 @@ METRIC_RECORDING_FAILED: Final = "RecordingFailed"  # by the composition functio
 # a composition's destination failed (channel already live, bucket refused): by the composition function and
 # the convergence pass, once per composition and destination
 METRIC_DESTINATION_FAILED: Final = "DestinationFailed"
-OUTPUT_CONVERGENCE_FUNCTION_NAME: Final = "ConvergenceFunctionName"
 METRIC_EVENT_ACTED: Final = "EventActed"
 METRIC_EVENT_SKIPPED: Final = "EventSkipped"
 METRIC_EVENT_FAILED: Final = "EventFailed"
 METRIC_EVENT_RETRIED: Final = "EventRetried"
 METRIC_IVS_THROTTLED: Final = "IvsThrottled"
-
-
-def pipeline_id(automation: str) -> str:
-    """``composition`` -> ``Composition``: the pipeline's construct id and its outputs' prefix."""
-    return automation.capitalize()
-
-
-def output_queue_url(automation: str) -> str:
-    return f"{pipeline_id(automation)}QueueUrl"
-
-
-def output_dlq_url(automation: str) -> str:
-    return f"{pipeline_id(automation)}DlqUrl"
-
-
-def output_function_name(automation: str) -> str:
-    return f"{pipeline_id(automation)}FunctionName"
 
 
 def ivs_policy_id(statement_name: str) -> str:

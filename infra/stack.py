@@ -36,7 +36,7 @@ from infra.convergence import DEFAULT_RECONCILE_MINUTES, ConvergencePass
 from infra.dashboard import OperationsDashboard
 from infra.door import TokenDoor
 from infra.pipeline import AutomationPipeline, IvsStatement
-from stagepilot import config, routing
+from stagepilot import config, outputs, routing
 from stagepilot.adapters import schema
 
 
@@ -129,7 +129,7 @@ class StagePilotStack(Stack):
         self.pipelines = {
             automation: AutomationPipeline(
                 self,
-                names.pipeline_id(automation),
+                outputs.pipeline_id(automation),
                 automation=automation,
                 routes=routing.routes_for(automation, routes),
                 table=self.table,
@@ -190,34 +190,34 @@ class StagePilotStack(Stack):
             settings_env=settings_env,
             token_mode=settings.token_mode,
         )
-        CfnOutput(self, names.OUTPUT_TOKEN_URL, value=self.door.url.url)
-        CfnOutput(self, names.OUTPUT_TOKEN_ISSUER_POLICY_ARN, value=self.door.issuer_policy.managed_policy_arn)
+        CfnOutput(self, outputs.OUTPUT_TOKEN_URL, value=self.door.url.url)
+        CfnOutput(self, outputs.OUTPUT_TOKEN_ISSUER_POLICY_ARN, value=self.door.issuer_policy.managed_policy_arn)
 
         self.recording_alarm = self._recording_failed_alarm()
         self.destination_alarms = [self._destination_failed_alarm(service) for service in _DESTINATION_WATCHERS]
 
-        CfnOutput(self, names.OUTPUT_CONVERGENCE_FUNCTION_NAME, value=self.convergence.function.function_name)
+        CfnOutput(self, outputs.OUTPUT_CONVERGENCE_FUNCTION_NAME, value=self.convergence.function.function_name)
 
         self.operations = OperationsDashboard(
             self, names.OPERATIONS, pipelines=self.pipelines, convergence=self.convergence
         )
 
-        CfnOutput(self, names.OUTPUT_TABLE_NAME, value=self.table.table_name)
-        CfnOutput(self, names.OUTPUT_DASHBOARD_NAME, value=self.operations.dashboard.dashboard_name)
-        CfnOutput(self, names.OUTPUT_ALARM_TOPIC_ARN, value=self.alarm_topic.topic_arn)
-        CfnOutput(self, names.OUTPUT_FLAG_BUS_NAME, value=self.flag_bus.event_bus_name)
-        CfnOutput(self, names.OUTPUT_REDRIVE_ROLE_ARN, value=self.redrive_role.role_arn)
+        CfnOutput(self, outputs.OUTPUT_TABLE_NAME, value=self.table.table_name)
+        CfnOutput(self, outputs.OUTPUT_DASHBOARD_NAME, value=self.operations.dashboard.dashboard_name)
+        CfnOutput(self, outputs.OUTPUT_ALARM_TOPIC_ARN, value=self.alarm_topic.topic_arn)
+        CfnOutput(self, outputs.OUTPUT_FLAG_BUS_NAME, value=self.flag_bus.event_bus_name)
+        CfnOutput(self, outputs.OUTPUT_REDRIVE_ROLE_ARN, value=self.redrive_role.role_arn)
         for output, policy in (
-            (names.OUTPUT_VIEWER_POLICY_ARN, self.access.viewer),
-            (names.OUTPUT_OPERATOR_POLICY_ARN, self.access.operator),
-            (names.OUTPUT_ADMIN_POLICY_ARN, self.access.admin),
-            (names.OUTPUT_BAN_READER_POLICY_ARN, self.access.ban_reader),
+            (outputs.OUTPUT_VIEWER_POLICY_ARN, self.access.viewer),
+            (outputs.OUTPUT_OPERATOR_POLICY_ARN, self.access.operator),
+            (outputs.OUTPUT_ADMIN_POLICY_ARN, self.access.admin),
+            (outputs.OUTPUT_BAN_READER_POLICY_ARN, self.access.ban_reader),
         ):
             CfnOutput(self, output, value=policy.managed_policy_arn)
         for automation, pipeline in self.pipelines.items():
-            CfnOutput(self, names.output_queue_url(automation), value=pipeline.queue.queue_url)
-            CfnOutput(self, names.output_dlq_url(automation), value=pipeline.dlq.queue_url)
-            CfnOutput(self, names.output_function_name(automation), value=pipeline.function.function_name)
+            CfnOutput(self, outputs.output_queue_url(automation), value=pipeline.queue.queue_url)
+            CfnOutput(self, outputs.output_dlq_url(automation), value=pipeline.dlq.queue_url)
+            CfnOutput(self, outputs.output_function_name(automation), value=pipeline.function.function_name)
 
     # -- resources shared by the automations ---------------------------------------------------------
 

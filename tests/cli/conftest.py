@@ -17,12 +17,19 @@ from moto.server import ThreadedMotoServer
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.table import Table
 from stagepilot.cli.main import main
-from stagepilot.cli.resources import OUTPUT_FLAG_BUS, OUTPUT_REDRIVE_ROLE, OUTPUT_TOPIC, dlq_output, queue_output
 from stagepilot.config import Settings
 from stagepilot.local.deployment import MAX_RECEIVES, RecordingMetrics, create_table
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.local.ivs_server import IvsEndpoint
 from stagepilot.local.sandbox import Sandbox
+from stagepilot.outputs import (
+    OUTPUT_ALARM_TOPIC_ARN,
+    OUTPUT_FLAG_BUS_NAME,
+    OUTPUT_REDRIVE_ROLE_ARN,
+    OUTPUT_TABLE_NAME,
+    output_dlq_url,
+    output_queue_url,
+)
 from stagepilot.pipeline import Services
 from stagepilot.routing import AUTOMATIONS
 from tests.support import ACCOUNT, REGION
@@ -56,7 +63,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> s
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     create_table(boto3.client("dynamodb"), TABLE)
-    outputs = {"TableName": {"Value": TABLE}}
+    outputs = {OUTPUT_TABLE_NAME: {"Value": TABLE}}
     sqs = boto3.client("sqs")
     for automation in AUTOMATIONS:  # each automation's queue and DLQ, as the stack wires them
         dlq_url = sqs.create_queue(QueueName=f"StagePilot-{automation}-dlq")["QueueUrl"]
@@ -65,14 +72,16 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> s
         queue_url = sqs.create_queue(
             QueueName=f"StagePilot-{automation}", Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "360"}
         )["QueueUrl"]
-        outputs[queue_output(automation)] = {"Value": queue_url}
-        outputs[dlq_output(automation)] = {"Value": dlq_url}
+        outputs[output_queue_url(automation)] = {"Value": queue_url}
+        outputs[output_dlq_url(automation)] = {"Value": dlq_url}
     boto3.client("events").create_event_bus(Name=FLAG_BUS)
-    outputs[OUTPUT_FLAG_BUS] = {"Value": FLAG_BUS}
+    outputs[OUTPUT_FLAG_BUS_NAME] = {"Value": FLAG_BUS}
     trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}]}
     role = boto3.client("iam").create_role(RoleName="StagePilot-Redrive", AssumeRolePolicyDocument=json.dumps(trust))
-    outputs[OUTPUT_REDRIVE_ROLE] = {"Value": role["Role"]["Arn"]}
-    outputs[OUTPUT_TOPIC] = {"Value": boto3.client("sns").create_topic(Name="StagePilot-AlarmTopic")["TopicArn"]}
+    outputs[OUTPUT_REDRIVE_ROLE_ARN] = {"Value": role["Role"]["Arn"]}
+    outputs[OUTPUT_ALARM_TOPIC_ARN] = {
+        "Value": boto3.client("sns").create_topic(Name="StagePilot-AlarmTopic")["TopicArn"]
+    }
     template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
     boto3.client("cloudformation").create_stack(StackName="StagePilot", TemplateBody=json.dumps(template))
     return moto_endpoint

@@ -342,11 +342,11 @@ def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
 def redrive_sender(res: Any, out: Output) -> Any:
     """An SQS client signed as the stack's redrive role: the queues take messages only from their rules
     and the stack's own roles (docs/architecture-infra.md). A stack without the role: your own identity."""
-    from stagepilot.cli.resources import OUTPUT_REDRIVE_ROLE
+    from stagepilot.outputs import OUTPUT_REDRIVE_ROLE_ARN
 
-    role_arn = res.outputs.get(OUTPUT_REDRIVE_ROLE)
+    role_arn = res.outputs.get(OUTPUT_REDRIVE_ROLE_ARN)
     if not role_arn:
-        out.warn(f"stack {res.stack} names no redrive role ({OUTPUT_REDRIVE_ROLE}); sending as yourself")
+        out.warn(f"stack {res.stack} names no redrive role ({OUTPUT_REDRIVE_ROLE_ARN}); sending as yourself")
         return client("sqs")
     try:
         credentials = client("sts").assume_role(RoleArn=role_arn, RoleSessionName="stagepilot-dlq-redrive")[

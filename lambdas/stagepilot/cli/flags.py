@@ -15,8 +15,9 @@ from botocore.exceptions import ClientError
 
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.policies import checked_arn
-from stagepilot.cli.resources import OUTPUT_FLAG_BUS, client, resources
+from stagepilot.cli.resources import client, resources
 from stagepilot.events import MAX_TEXT_LENGTH, PARTICIPANT_ID
+from stagepilot.outputs import OUTPUT_FLAG_BUS_NAME
 from stagepilot.routing import DEFAULT_MODERATION_SOURCES, PARTICIPANT_FLAGGED
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def cmd_flag(args: argparse.Namespace, out: Output) -> int:
     if args.reason is not None and not 0 < len(args.reason) <= MAX_TEXT_LENGTH:
         raise CliError(f"--reason must be 1-{MAX_TEXT_LENGTH} characters", status=2)
     res = resources(args)
-    bus = res.output(OUTPUT_FLAG_BUS)
+    bus = res.output(OUTPUT_FLAG_BUS_NAME)
     session_id = active_session(res, arn)
     detail: dict[str, Any] = {"stage_arn": arn, "session_id": session_id, "participant_id": args.participant_id}
     try:

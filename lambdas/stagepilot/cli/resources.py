@@ -20,28 +20,16 @@ from stagepilot import budget
 from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import Table
 from stagepilot.cli.errors import CliError
+from stagepilot.outputs import OUTPUT_TABLE_NAME, output_dlq_url, output_queue_url
 from stagepilot.routing import AUTOMATIONS
 
 DEFAULT_STACK: Final = "StagePilot"
 STACK_VARIABLE: Final = "STAGEPILOT_STACK"  # the default for --stack (a deployment with -c stackName=...)
-# Output names of the StagePilot stack (infra/names.py defines them; tests/infra checks they agree).
-OUTPUT_TABLE: Final = "TableName"
-OUTPUT_TOPIC: Final = "AlarmTopicArn"
-OUTPUT_FLAG_BUS: Final = "FlagBusName"
-OUTPUT_REDRIVE_ROLE: Final = "RedriveRoleArn"
 # --cli-connect-timeout / --cli-read-timeout defaults: an endpoint that accepts and never answers ends a command
 # in seconds, not in botocore's minutes (60 s a try, retried). 0 waits for ever, as in the AWS CLI.
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
 DEFAULT_READ_TIMEOUT: Final = 15.0
 MAX_TIMEOUT: Final = 3600.0
-
-
-def queue_output(automation: str) -> str:
-    return f"{automation.capitalize()}QueueUrl"
-
-
-def dlq_output(automation: str) -> str:
-    return f"{automation.capitalize()}DlqUrl"
 
 
 @dataclass
@@ -71,7 +59,7 @@ class Resources:
 
     @cached_property
     def table(self) -> Table:
-        return Table(client("dynamodb"), self.table_name or self.output(OUTPUT_TABLE))
+        return Table(client("dynamodb"), self.table_name or self.output(OUTPUT_TABLE_NAME))
 
     @cached_property
     def ivs(self) -> IvsStage:
@@ -82,7 +70,7 @@ class Resources:
 
     def queues(self) -> dict[str, tuple[str, str]]:
         """Per automation: (queue URL, DLQ URL)."""
-        return {a: (self.output(queue_output(a)), self.output(dlq_output(a))) for a in AUTOMATIONS}
+        return {a: (self.output(output_queue_url(a)), self.output(output_dlq_url(a))) for a in AUTOMATIONS}
 
 
 def operator_pacer(**clock: Any) -> Pacer:

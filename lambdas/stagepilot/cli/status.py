@@ -19,7 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.output import screen_controls
 from stagepilot.cli.policies import checked_arn
-from stagepilot.cli.resources import OUTPUT_TOPIC, Resources, client, resources
+from stagepilot.cli.resources import Resources, client, resources
+from stagepilot.outputs import OUTPUT_ALARM_TOPIC_ARN
 
 if TYPE_CHECKING:
     from stagepilot.adapters.ivs import Participant
@@ -395,7 +396,7 @@ def alarm_states(res: Resources) -> list[dict[str, str]] | None:
     (its output AlarmTopicArn). A name prefix is not enough: ``StagePilot-`` also starts every alarm of a
     ``StagePilot-staging`` stack in the same account and region."""
     try:
-        topic = res.output(OUTPUT_TOPIC)
+        topic = res.output(OUTPUT_ALARM_TOPIC_ARN)
         pages = (
             client("cloudwatch")
             .get_paginator("describe_alarms")

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import resources
+from stagepilot.outputs import OUTPUT_TOKEN_URL
 
 if TYPE_CHECKING:
     from stagepilot.cli.output import Output
-
-OUTPUT_TOKEN_URL: Final = "TokenUrl"
 
 
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:

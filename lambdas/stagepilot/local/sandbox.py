@@ -30,6 +30,13 @@ import boto3
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
+from stagepilot.outputs import (
+    OUTPUT_ALARM_TOPIC_ARN,
+    OUTPUT_FLAG_BUS_NAME,
+    OUTPUT_TABLE_NAME,
+    output_dlq_url,
+    output_queue_url,
+)
 from stagepilot.pipeline import Automation, Services, handle_record
 from stagepilot.policy import StagePolicy
 from stagepilot.routing import AUTOMATIONS, DEFAULT_MODERATION_SOURCES, build_routes
@@ -143,7 +150,7 @@ class Sandbox:
 
         create_table(self.client("dynamodb"), TABLE)
         sqs = self.client("sqs")
-        outputs: dict[str, Any] = {"TableName": {"Value": TABLE}}
+        outputs: dict[str, Any] = {OUTPUT_TABLE_NAME: {"Value": TABLE}}
         for automation in AUTOMATIONS:
             name = f"{self.stack}-{automation}"
             dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
@@ -156,12 +163,12 @@ class Sandbox:
                 },
             )["QueueUrl"]
             self.queues[automation] = (queue_url, dlq_url)
-            outputs[f"{automation.capitalize()}QueueUrl"] = {"Value": queue_url}
-            outputs[f"{automation.capitalize()}DlqUrl"] = {"Value": dlq_url}
-        outputs["FlagBusName"] = {"Value": self._flag_bus(sqs)}
+            outputs[output_queue_url(automation)] = {"Value": queue_url}
+            outputs[output_dlq_url(automation)] = {"Value": dlq_url}
+        outputs[OUTPUT_FLAG_BUS_NAME] = {"Value": self._flag_bus(sqs)}
         # `status` shows the alarms that notify the stack's own topic (AlarmTopicArn), as deployed.
         topic = self.client("sns").create_topic(Name=f"{self.stack}-AlarmTopic")["TopicArn"]
-        outputs["AlarmTopicArn"] = {"Value": topic}
+        outputs[OUTPUT_ALARM_TOPIC_ARN] = {"Value": topic}
         template = {"Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
         self.client("cloudformation").create_stack(StackName=self.stack, TemplateBody=json.dumps(template))
 
