@@ -275,6 +275,7 @@ def run_pass(
     participant_listings: int = PARTICIPANT_LISTINGS_PER_PASS,
     remaining_ms: Callable[[], float] | None = None,
     participants: ParticipantCache | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PassReport:
     """One convergence pass over every live stage (or ``only_stage``). Never raises for one stage's
     trouble: whatever one stage and automation raise (an IVS or DynamoDB error, a missing permission, a
@@ -285,7 +286,8 @@ def run_pass(
     not reached are examined first by the next pass (``PassCursor``). ``participants``: GetParticipant's
     answers kept from earlier passes of this container. A dry run is this same pass on
     what-if services (operator/whatif.py): its heals, audit entries and metrics are recorded there, not
-    made."""
+    made. ``progress(done, of)``: called before each stage it examines and once at the end (the CLI's
+    progress line)."""
     report = PassReport()
     every = list(automations)
     chosen = [a for a in every if not hasattr(a, "converge_fleet")]
@@ -345,7 +347,9 @@ def run_pass(
     ordered = sorted(examinable, key=lambda stage: stage[0])
     start = cursor.start([arn for arn, _, _ in ordered]) if cursor is not None else 0
     not_reached: list[str] = []
-    for arn, session_id, effective in ordered[start:] + ordered[:start]:
+    for index, (arn, session_id, effective) in enumerate(ordered[start:] + ordered[:start]):
+        if progress is not None:
+            progress(index, len(ordered))
         if not_reached or deadline.left_ms() < STAGE_MARGIN_MS:
             not_reached.append(arn)
             continue
@@ -364,6 +368,8 @@ def run_pass(
             not_reached.append(arn)
         else:
             report.reached += 1
+    if progress is not None:
+        progress(len(ordered), len(ordered))
     report.deferred.extend(arn for arn in not_reached if arn not in report.deferred)
     report.out_of_time = bool(not_reached) and deadline.left_ms() < STAGE_MARGIN_MS
     if cursor is not None:

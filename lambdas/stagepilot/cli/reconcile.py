@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from stagepilot.cli.output import ProgressLine
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import resources
+
+EVERY_STAGE: Final = 1_000_000  # a dry run's participant listings: every live stage (IVS: 1,000 stages a region)
 
 if TYPE_CHECKING:
     from stagepilot.cli.output import Output
     from stagepilot.convergence import PassReport
     from stagepilot.operator.whatif import IvsCall
+    from stagepilot.pipeline import Services
 
 
 def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.ArgumentParser) -> None:
@@ -33,7 +37,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "while IVS records someone on the stage: shown, applied by a later pass). The same pass the stack runs "
         "every reconcileMinutes; every healed action is audited as 'healed'. With --dry-run the same pass reads "
         "the real table and IVS but holds back every write and IVS call: it prints what it would do and the "
-        "calls it would make, and nothing is done or recorded.",
+        "calls it would make, and nothing is done or recorded; it examines every live stage (not a pass's "
+        "share), with a progress line on a terminal, and takes the time its reads need at the CLI's pace.",
     )
     target = command.add_mutually_exclusive_group(required=True)
     target.add_argument(
@@ -57,7 +62,7 @@ def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
     calls: Sequence[IvsCall] | None = None  # None: the pass acted; else the calls it held back
     if args.dry_run:
         with what_if(services) as whatif:
-            report = run_pass(whatif.services, convergence_order(), only_stage=only)
+            report = dry_run_pass(whatif.services, only, out)
             calls = whatif.calls
     else:
         report = run_pass(services, convergence_order(), only_stage=only)
@@ -66,6 +71,27 @@ def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
     else:
         _print(out, report, only=only, would_call=calls)
     return 1 if report.errors else 0
+
+
+def dry_run_pass(services: Services, only: str | None, out: Output) -> PassReport:
+    """The pass on what-if services, over every live stage: unlike the deployed function it has no timeout
+    and no cursor to go on from next time (its writes are held back), so it examines every stage rather
+    than the pass's ``PARTICIPANT_LISTINGS_PER_PASS``, at the CLI's pace (``budget.operator_rates``), with
+    a progress line on a terminal: it takes the time its reads need (docs/performance.md, section 9)."""
+    from stagepilot.automations import convergence_order
+    from stagepilot.convergence import run_pass
+
+    line = ProgressLine(out, "examining live stages")
+    try:
+        return run_pass(
+            services,
+            convergence_order(),
+            only_stage=only,
+            participant_listings=EVERY_STAGE,
+            progress=lambda done, of: line.update(f"{done} of {of}"),
+        )
+    finally:
+        line.done()
 
 
 def _as_json(report: PassReport, *, would_call: Sequence[IvsCall] | None) -> dict[str, Any]:
