@@ -141,12 +141,17 @@ def claim(state: ClaimState, *, owner: str = "event-1", age: timedelta = timedel
         (None, True),
         (claim(ClaimState.CLAIMED), True),  # the owner's retry finishes its own claim
         (claim(ClaimState.CLAIMED, owner="other"), False),
+        (claim(ClaimState.CLAIMED, owner="other", age=CLAIM_TIMEOUT), False),  # exactly at the lease: still held
         (claim(ClaimState.CLAIMED, owner="other", age=CLAIM_TIMEOUT + timedelta(seconds=1)), True),
+        (claim(ClaimState.CLAIMED, age=CLAIM_TIMEOUT * 10), True),  # its own claim, however old
+        (claim(ClaimState.STARTED, owner="other", age=CLAIM_TIMEOUT * 10), False),  # no lease on a started one
+        (claim(ClaimState.STOPPED, owner="other", age=timedelta(seconds=1)), True),
         (claim(ClaimState.STARTED), False),
         (claim(ClaimState.STARTED, owner="other"), False),
         (claim(ClaimState.STOPPED, owner=""), True),
         (claim(ClaimState.REJECTED, rule_hash="same", rejection="ResourceNotFoundException"), False),
         (claim(ClaimState.REJECTED, rule_hash="older", rejection="ResourceNotFoundException"), True),
+        (claim(ClaimState.REJECTED, owner="other", rule_hash="same", rejection="ValidationException"), False),
         # the destination's moderation removed the replica: final for the source session, whoever asks
         (claim(ClaimState.BLOCKED), False),
         (claim(ClaimState.BLOCKED, owner="other", age=CLAIM_TIMEOUT + timedelta(hours=1)), False),

@@ -1,0 +1,282 @@
+"""The event path's composition decisions, table-driven: record state × trigger × lease.
+
+``decide_on_publish`` (Participant Published), ``decide_on_failure`` (Session Failure) and ``decide_on_end``
+(Session End) are pure: each row is one record the event can find in the table and what the event must do —
+start or not, which attempt, whether only while someone still publishes, after what back-off. The pass's
+own decision (``decide_on_heal``) has its table in test_composition_heal_decisions.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from stagepilot.decisions.composition import (
+    MAX_COMPOSITION_AGE,
+    Decision,
+    SessionCompositions,
+    State,
+    decide_on_end,
+    decide_on_failure,
+    decide_on_publish,
+)
+from stagepilot.decisions.heals import HealReason
+from stagepilot.decisions.leases import CLAIM_LEASE
+
+NOW = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
+EVENT = "00000000-0000-0000-0000-000000000007"  # the event deciding
+OTHER = "00000000-0000-0000-0000-000000000042"  # another event (or the pass)
+ARN = "arn:aws:ivs:us-east-1:123456789012:composition/AbCd1234"
+POLICY = "policy-hash-now"
+SECOND = timedelta(seconds=1)
+
+
+def rec(state: State, **changes: Any) -> SessionCompositions:
+    base = SessionCompositions(
+        attempt=2, state=state, owner=OTHER, claimed_at=NOW - timedelta(minutes=10), restarts=1, composition_arn=ARN
+    )
+    return replace(base, **changes)
+
+
+def claimed(*, owner: str, age: timedelta, **changes: Any) -> SessionCompositions:
+    return rec(State.CLAIMED, owner=owner, claimed_at=NOW - age, **changes)
+
+
+def outcome(decision: Decision) -> tuple[Any, ...]:
+    return (decision.act, decision.attempt, decision.needs_publishers, decision.delay)
+
+
+NO = (False, 0, False, None)
+
+
+# Participant Published ---------------------------------------------------------------------------------
+# (id, record, event time) → (act, attempt, needs_publishers, delay)
+PUBLISH: list[tuple[str, SessionCompositions | None, datetime, tuple[Any, ...]]] = [
+    ("no record: the session's first publisher starts it", None, NOW, (True, 1, False, None)),
+    # the claim's lease
+    ("own claim, fresh: the redelivery finishes it", claimed(owner=EVENT, age=SECOND), NOW, (True, 2, False, None)),
+    (
+        "own claim, lease long run out: still its own to finish",
+        claimed(owner=EVENT, age=CLAIM_LEASE * 10),
+        NOW,
+        (True, 2, False, None),
+    ),
+    ("another's claim, fresh: held", claimed(owner=OTHER, age=SECOND), NOW, NO),
+    ("another's claim, exactly at the lease: still held", claimed(owner=OTHER, age=CLAIM_LEASE), NOW, NO),
+    (
+        "another's claim, a second past the lease: taken over with the same attempt",
+        claimed(owner=OTHER, age=CLAIM_LEASE + SECOND),
+        NOW,
+        (True, 2, False, None),
+    ),
+    # the other states
+    ("started: nothing to do", rec(State.STARTED), NOW, NO),
+    (
+        "ended, published again after the end: the next attempt, if someone still publishes",
+        rec(State.ENDED, ended_at=NOW - timedelta(minutes=1)),
+        NOW,
+        (True, 3, True, None),
+    ),
+    (
+        "ended, end time not known: the next attempt",
+        rec(State.ENDED, ended_at=None),
+        NOW,
+        (True, 3, True, None),
+    ),
+    (
+        "ended, the publish happened before the end (a late event)",
+        rec(State.ENDED, ended_at=NOW - timedelta(minutes=1)),
+        NOW - timedelta(minutes=2),
+        NO,
+    ),
+    ("ended, the publish happened at the end's second", rec(State.ENDED, ended_at=NOW), NOW, NO),
+    ("rejected, same policy: fix the policy", rec(State.REJECTED, policy_hash=POLICY), NOW, NO),
+    (
+        "rejected, the policy changed since: the next attempt",
+        rec(State.REJECTED, policy_hash="policy-hash-then"),
+        NOW,
+        (True, 3, False, None),
+    ),
+    ("failed: its failure event restarts it", rec(State.FAILED), NOW, NO),
+    ("gave up", rec(State.GAVE_UP, restarts=3), NOW, NO),
+    ("stale: no longer the stage's active session", rec(State.STALE), NOW, NO),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "event_time", "expected"), [row[1:] for row in PUBLISH], ids=[r[0] for r in PUBLISH]
+)
+def test_decide_on_publish(record: SessionCompositions | None, event_time: datetime, expected: tuple[Any, ...]) -> None:
+    decision = decide_on_publish(record, event_id=EVENT, now=NOW, event_time=event_time, policy_hash=POLICY)
+    assert outcome(decision) == expected
+    assert decision.reason
+    assert (decision.restart, decision.give_up, decision.rollover, decision.heal_reason) == (False, False, False, None)
+
+
+def test_every_state_has_a_publish_row() -> None:
+    assert {row[1].state for row in PUBLISH if row[1] is not None} == set(State)
+
+
+# Session Failure ---------------------------------------------------------------------------------------
+# (id, record, failed attempt, max restarts, failed at) → (act, attempt, needs_publishers, delay)
+FAILURE: list[tuple[str, SessionCompositions | None, int, int, datetime, tuple[Any, ...]]] = [
+    ("no record: not stagepilot's to restart", None, 1, 3, NOW, NO),
+    # the restart's claim (attempt = failed + 1) and its lease
+    (
+        "restart claimed by this event's earlier delivery: finish it",
+        claimed(owner=EVENT, age=SECOND, attempt=3),
+        2,
+        3,
+        NOW,
+        (True, 3, True, None),
+    ),
+    ("restart claimed by another, fresh: held", claimed(owner=OTHER, age=SECOND, attempt=3), 2, 3, NOW, NO),
+    ("restart claimed by another, at the lease: held", claimed(owner=OTHER, age=CLAIM_LEASE, attempt=3), 2, 3, NOW, NO),
+    (
+        "restart claimed by another, past the lease: taken over",
+        claimed(owner=OTHER, age=CLAIM_LEASE + SECOND, attempt=3),
+        2,
+        3,
+        NOW,
+        (True, 3, True, None),
+    ),
+    # which attempt failed
+    (
+        "a later attempt's claim, even by this event: the failure is an older attempt's",
+        claimed(owner=EVENT, age=SECOND, attempt=4),
+        2,
+        3,
+        NOW,
+        NO,
+    ),
+    ("an older attempt's failure", rec(State.STARTED, attempt=3), 2, 3, NOW, NO),
+    ("a failure of an attempt not made yet", rec(State.STARTED, attempt=2), 3, 3, NOW, NO),
+    # the current attempt failed, by the record's state
+    ("ended", rec(State.ENDED), 2, 3, NOW, NO),
+    ("gave up", rec(State.GAVE_UP), 2, 3, NOW, NO),
+    ("stale", rec(State.STALE), 2, 3, NOW, NO),
+    ("rejected", rec(State.REJECTED), 2, 3, NOW, NO),
+    # restarts and their back-off (5 s, 10 s, 20 s, … capped at 2 minutes)
+    (
+        "started, first failure just now: restart after 5 s",
+        rec(State.STARTED, restarts=0),
+        2,
+        3,
+        NOW,
+        (True, 3, True, timedelta(seconds=5)),
+    ),
+    (
+        "started, second failure 4 s ago: restart after the 6 s left of 10",
+        rec(State.STARTED, restarts=1),
+        2,
+        3,
+        NOW - timedelta(seconds=4),
+        (True, 3, True, timedelta(seconds=6)),
+    ),
+    (
+        "started, the back-off already over: restart at once",
+        rec(State.STARTED, restarts=2),
+        2,
+        3,
+        NOW - timedelta(seconds=20),
+        (True, 3, True, None),
+    ),
+    (
+        "started, the back-off capped at 2 minutes",
+        rec(State.STARTED, restarts=10),
+        2,
+        20,
+        NOW,
+        (True, 3, True, timedelta(minutes=2)),
+    ),
+    (
+        "failed already recorded (a redelivery): restart",
+        rec(State.FAILED, restarts=0),
+        2,
+        3,
+        NOW - timedelta(minutes=1),
+        (True, 3, True, None),
+    ),
+    ("out of restarts", rec(State.STARTED, restarts=3), 2, 3, NOW, NO),
+    ("maxRestarts 0: never restarted", rec(State.STARTED, restarts=0), 2, 0, NOW, NO),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "failed_attempt", "max_restarts", "failed_at", "expected"),
+    [row[1:] for row in FAILURE],
+    ids=[r[0] for r in FAILURE],
+)
+def test_decide_on_failure(
+    record: SessionCompositions | None,
+    failed_attempt: int,
+    max_restarts: int,
+    failed_at: datetime,
+    expected: tuple[Any, ...],
+) -> None:
+    decision = decide_on_failure(
+        record, failed_attempt=failed_attempt, max_restarts=max_restarts, failed_at=failed_at, now=NOW, event_id=EVENT
+    )
+    assert outcome(decision) == expected
+    assert decision.reason
+    assert (decision.give_up, decision.rollover, decision.heal_reason) == (False, False, None)
+
+
+def test_the_restart_reason_counts_restarts_against_the_bound() -> None:
+    decision = decide_on_failure(
+        rec(State.STARTED, restarts=1), failed_attempt=2, max_restarts=3, failed_at=NOW, now=NOW
+    )
+    assert decision.reason == "restart 2 of 3"
+    refused = decide_on_failure(
+        rec(State.STARTED, restarts=3), failed_attempt=2, max_restarts=3, failed_at=NOW, now=NOW
+    )
+    assert refused.reason == "maxRestarts (3) reached"
+
+
+# Session End -------------------------------------------------------------------------------------------
+STARTED_AT = NOW - MAX_COMPOSITION_AGE
+# (id, record, ended arn, started at) → (act, attempt, needs_publishers, rollover)
+END: list[tuple[str, SessionCompositions | None, str, datetime | None, tuple[Any, ...]]] = [
+    ("no record", None, ARN, STARTED_AT, (False, 0, False, False)),
+    (
+        "another composition ended (its successor runs)",
+        rec(State.ENDED),
+        ARN + "x",
+        STARTED_AT,
+        (False, 0, False, False),
+    ),
+    ("the record is not ended", rec(State.STARTED), ARN, STARTED_AT, (False, 0, False, False)),
+    ("ended after an hour: idle or stopped", rec(State.ENDED), ARN, NOW - timedelta(hours=1), (False, 0, False, False)),
+    ("start time not known", rec(State.ENDED), ARN, None, (False, 0, False, False)),
+    ("ended at its 24-hour limit: roll over", rec(State.ENDED), ARN, STARTED_AT, (True, 3, True, True)),
+    (
+        "ended within the minute's tolerance of the limit: roll over",
+        rec(State.ENDED),
+        ARN,
+        NOW - MAX_COMPOSITION_AGE + timedelta(seconds=59),
+        (True, 3, True, True),
+    ),
+    (
+        "ended two minutes short of the limit: not the limit's",
+        rec(State.ENDED),
+        ARN,
+        NOW - MAX_COMPOSITION_AGE + timedelta(minutes=2),
+        (False, 0, False, False),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "ended_arn", "started_at", "expected"), [row[1:] for row in END], ids=[r[0] for r in END]
+)
+def test_decide_on_end(
+    record: SessionCompositions | None, ended_arn: str, started_at: datetime | None, expected: tuple[Any, ...]
+) -> None:
+    decision = decide_on_end(record, ended_arn=ended_arn, started_at=started_at, ended_at=NOW)
+    assert (decision.act, decision.attempt, decision.needs_publishers, decision.rollover) == expected
+    assert decision.reason
+    assert decision.heal_reason is (HealReason.ROLLOVER if decision.act else None)
+    assert (decision.restart, decision.give_up, decision.delay) == (False, False, None)
