@@ -79,6 +79,7 @@ def test_a_stage_that_is_not_live_is_left_to_its_first_event(ivs: IvsStandIn, tm
 
 def test_resume_converges_what_the_pause_held_back(ivs: IvsStandIn, tmp_path: Path) -> None:
     assert run("policy", "put", policy_file(tmp_path, POLICY)).status == 0
+    ivs.create_stage(STAGE)  # created, not live yet: pause refuses a stage IVS does not know
     assert run("pause", STAGE).status == 0
     live(ivs)
     assert "composition: " not in run("reconcile", STAGE).stdout  # paused: nothing is done

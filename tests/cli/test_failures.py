@@ -200,6 +200,19 @@ CASES = [
         f"{len(STAGE) + 100_000:,} characters (IVS's have at most 128)",
     ),
     Case("ARN whose account is not 12 digits", ("pause", STAGE.replace("123456789012", "1")), 2, "not a stage ARN"),
+    Case(
+        "another region's stage",
+        ("pause", STAGE.replace("us-east-1", "eu-west-1")),
+        2,
+        "is in eu-west-1; this command acts in us-east-1, the stack's region",
+    ),
+    Case(
+        "a policy for another region's stage",
+        ("policy", "put", "p.json"),
+        2,
+        "stageArn arn:aws:ivs:eu-west-1:123456789012:stage/MainStage0001 is in eu-west-1",
+        {"p.json": json.dumps({"stageArn": STAGE.replace("us-east-1", "eu-west-1")}).encode()},
+    ),
     # environment --------------------------------------------------------------------------------------
     Case("AWS_PROFILE unknown", ("policy", "list"), 1, "AWS profile 'prod' not found", env={"AWS_PROFILE": "prod"}),
     Case("--profile unknown", ("--profile", "prod", "policy", "list"), 1, "AWS profile 'prod' not found"),

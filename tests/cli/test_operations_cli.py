@@ -189,6 +189,8 @@ def test_resume_says_what_still_pauses_the_stage(ivs: IvsStandIn, tmp_path: Path
 
 def test_pause_and_resume_are_audited_with_the_caller(ivs: IvsStandIn, tmp_path: Path):
     put(tmp_path, {"stageArn": STAGE, "composition": COMPOSITION})
+    ivs.create_stage(STAGE)
+    ivs.create_stage(OTHER_STAGE)
     assert run("pause", STAGE).status == 0
     assert run("pause", STAGE).status == 0  # already paused: nothing changed, nothing audited
     assert run("resume", STAGE).status == 0

@@ -31,7 +31,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     audit.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N entries (default 20)")
     audit.add_argument(
         "--since",
-        type=_since,
+        type=parse_since,
         metavar="WHEN",
         help="only entries from then on: 2026-11-21T20:00:00Z, or 30m, 12h, 7d ago",
     )
@@ -94,7 +94,7 @@ def audit_matches(entry: dict[str, Any], *, user: str | None, actions: list[str]
     return user in (entry.get("userId"), by) or (bool(by) and by.rsplit("/", 1)[-1] == user)
 
 
-def _since(text: str) -> datetime:
+def parse_since(text: str) -> datetime:
     from stagepilot.cli.bans import parse_duration
 
     try:

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.table import HISTORY_VERSIONS
+from stagepilot.cli.changes import caller_arn
 from stagepilot.cli.converge import add_option as add_converge_option
 from stagepilot.cli.converge import converge_now
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.files import read_json_file
+from stagepilot.cli.home import check_home, check_region
 from stagepilot.cli.resources import resources
 from stagepilot.errors import ConflictError, NotFound
 from stagepilot.events import STAGE_ARN
@@ -203,6 +205,8 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
         for line in problems:
             out.notice(f"{args.file}: {line}")
         raise CliError(f"{args.file}: invalid policy ({len(problems)} problems); nothing stored", status=2)
+    check_home(documents[0])  # another region's ARN: refused before any call
+    check_home(documents[0], caller=caller_arn())  # another account's: before anything is read or stored
     policy = parse_policy(documents[0])
     res = resources(args)
     if args.check:
@@ -510,6 +514,7 @@ def checked_arn(value: str, *, allow_default: bool = False) -> str:
         raise CliError(
             f"not a stage ARN: {shown(value)} (expected arn:aws:ivs:<region>:<account>:stage/<id>)", status=2
         )
+    check_region(value)  # another region's stage: refused before any call (cli/home.py)
     return value
 
 
