@@ -10,8 +10,10 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
 from stagepilot.cli.policies import load_policy_file
 from stagepilot.local.sandbox import Sandbox
@@ -37,8 +39,8 @@ def show(sandbox: Sandbox) -> Sandbox:
 def test_the_example_show_played_into_the_sandbox_is_what_the_operator_commands_see(show: Sandbox):
     played = run("sandbox", "play", str(EXAMPLES / "show.jsonl"))
     assert played.status == 0, played.stderr
-    assert played.stdout.startswith("played 8 events (17 deliveries to automations), 4 participants declared")
-    assert "composition-failure directives are for simulate only (skipped)" in played.stderr
+    assert played.stdout == "played 8 events (17 deliveries to automations), 5 directives\n"
+    assert played.stderr == ""  # the composition failure too: IVS fails it, the automation restarts it
 
     fleet = {row["stageArn"]: row for row in run("status", "--json").json()["stages"]}
     assert fleet[MAIN]["composition"]["state"] == "ACTIVE" and fleet[MAIN]["compositionRecord"]["state"] == "started"
@@ -50,6 +52,7 @@ def test_the_example_show_played_into_the_sandbox_is_what_the_operator_commands_
         ("replication", "replication-started", None),
         ("moderation", "disconnect", "global-ban"),
         ("moderation", "disconnect", "flag-limit"),
+        ("composition", "composition-restarted", None),
     } <= actions
     assert [r["count"] for r in run("dlq", "list", "--json").json()] == [0, 0, 0]
     stage = run("status", MAIN).stdout
@@ -84,20 +87,52 @@ def test_play_needs_a_running_sandbox(monkeypatch: pytest.MonkeyPatch):
     )
 
 
-def test_the_sandbox_command_prints_the_environment_and_stops_on_ctrl_c(tmp_path: Path):
-    env_file = tmp_path / "sandbox.env"
+def _free_port_block() -> int:
+    """A port whose next three are free too (the sandbox takes four)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base > 65000:
+            continue
+        try:
+            held = []
+            for offset in range(4):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise AssertionError("no four free ports in a row")
+
+
+def test_the_sandbox_command_writes_sandbox_env_on_fixed_ports_and_stops_on_ctrl_c(tmp_path: Path):
+    """`source sandbox.env` in another shell: the CLI points at the sandbox and `stagepilot` is on PATH; the
+    ports are the ones asked for, so the exports stay valid across restarts."""
+    port = _free_port_block()
     command = [sys.executable, "-c", "import sys; from stagepilot.cli.main import main; sys.exit(main())"]
-    process = subprocess.Popen(
-        [*command, "sandbox", "--env-file", str(env_file), "--policies", str(EXAMPLES / "policies.json")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    started = [*command, "sandbox", "--port", str(port), "--policies", str(EXAMPLES / "policies.json")]
+    process = subprocess.Popen(started, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    env_file = tmp_path / "sandbox.env"
     try:
         deadline = time.monotonic() + 60
         while not env_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         exports = env_file.read_text().splitlines()
+        again = subprocess.run([*command, "sandbox", "--port", str(port)], capture_output=True, text=True, cwd=tmp_path)
+        shell = subprocess.run(
+            ["bash", "-c", "source sandbox.env && command -v stagepilot && echo $STAGEPILOT_SANDBOX_URL"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        )
     finally:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
@@ -112,9 +147,26 @@ def test_the_sandbox_command_prints_the_environment_and_stops_on_ctrl_c(tmp_path
         "export AWS_ENDPOINT_URL_IVS_REALTIME",
         "export STAGEPILOT_STACK",
         "export STAGEPILOT_SANDBOX_URL",
+        "export PATH",
     ]
+    assert f"export AWS_ENDPOINT_URL=http://127.0.0.1:{port}" in exports
+    assert f"export AWS_ENDPOINT_URL_IVS_REALTIME=http://127.0.0.1:{port + 1}" in exports
     assert stdout.splitlines() == exports
-    assert stderr.startswith("# stagepilot sandbox: AWS at http://127.0.0.1:") and "# sandbox stopped" in stderr
+    ivs = f"http://127.0.0.1:{port + 1}"
+    assert stderr.startswith(f"# stagepilot sandbox: AWS at http://127.0.0.1:{port}, IVS at {ivs}")
+    assert "# in another shell: source sandbox.env\n" in stderr and "# sandbox stopped" in stderr
+    assert shell.returncode == 0, shell.stderr
+    on_path, control = shell.stdout.splitlines()
+    assert on_path.endswith("/stagepilot") and control == f"http://127.0.0.1:{port + 2}"
+    assert again.returncode == 1 and again.stderr == (
+        f"error: cannot listen on ports {port}-{port + 3} (Address already in use): is a sandbox already running? "
+        "(--port N for others)\n"
+    )
+
+
+def test_sandbox_env_is_not_committed():
+    ignored = (Path(__file__).parents[2] / ".gitignore").read_text().splitlines()
+    assert "sandbox.env" in ignored
 
 
 def test_a_flag_put_with_the_cli_reaches_moderation_in_the_sandbox(sandbox: Sandbox, tmp_path: Path):
@@ -136,3 +188,72 @@ def test_a_flag_put_with_the_cli_reaches_moderation_in_the_sandbox(sandbox: Sand
         kicks = run("audit", MAIN, "--action", "disconnect", "--json").json()
         time.sleep(0.3)
     assert [(k["participantId"], k["rule"]) for k in kicks] == [("guest", "flag-limit")]
+
+
+def test_play_runs_every_simulate_directive_as_simulate_does(sandbox: Sandbox, tmp_path: Path):
+    """The door, a ban, a fault and a composition failure, played into the sandbox: nothing is refused as
+    'for simulate only', and the operator commands see what happened."""
+    [main_policy] = [d for d in load_policy_file(EXAMPLES / "policies.json") if d["stageArn"] == MAIN]
+    roles = {"host": {"capabilities": ["PUBLISH", "SUBSCRIBE"], "durationMinutes": 10}}
+    sandbox.store(
+        [parse_policy({"stageArn": MAIN, "composition": main_policy["composition"], "tokens": {"roles": roles}})], []
+    )
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = [
+        {"simulate": "fault", "operation": "StartComposition", "error": "ThrottlingException", "count": 1, "time": now},
+        {"simulate": "issue", "stageArn": MAIN, "userId": "host-1", "role": "host", "as": "h", "time": now},
+        {"simulate": "join", "token": "h", "publish": True, "time": now},
+        {"simulate": "issue", "stageArn": MAIN, "userId": "raider-1", "role": "host", "as": "r", "time": now},
+        {"simulate": "join", "token": "r", "publish": True, "time": now},
+        {"simulate": "ban", "userId": "raider-1", "reason": "raid", "time": now},
+        {"simulate": "issue", "stageArn": MAIN, "userId": "raider-1", "role": "host", "time": now},
+        {"simulate": "composition-failure", "stageArn": MAIN, "time": now},
+    ]
+    scenario = tmp_path / "bad-day.jsonl"
+    scenario.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    played = run("sandbox", "play", str(scenario))
+    assert played.status == 0 and played.stderr == "", played.stderr
+    said = played.stdout.splitlines()
+    assert said[-1] == "played 0 events (0 deliveries to automations), 8 directives"
+    assert sum("door         issued PUBLISH+SUBSCRIBE token" in line for line in said) == 2
+    assert any("door         refused (banned)" in line for line in said)
+    assert sum("✔ joined as" in line and "publishes" in line for line in said) == 2
+
+    actions = [(e["action"], e.get("userId")) for e in run("audit", MAIN, "--json", "--limit", "50").json()]
+    assert ("disconnect", "raider-1") in actions  # the ban directive, through the door's token records
+    assert ("composition-restarted", None) in actions  # IVS failed it (the directive): restarted
+    starts = [c.status for c in sandbox.ivs.calls if c.operation == "StartComposition"]
+    assert starts[0] == 429 and 200 in starts  # the fault, then a retry started it
+
+
+def test_the_sandbox_serves_the_door_as_the_token_function_url(sandbox: Sandbox):
+    """`token issue` (a SigV4-signed POST to TokenUrl, as a backend makes it) gets a token the sandbox's IVS
+    takes; a ban refuses the next one; an unsigned request is refused as a Function URL with AWS_IAM does."""
+    roles = {"host": {"capabilities": ["PUBLISH", "SUBSCRIBE"], "durationMinutes": 10}}
+    sandbox.store([parse_policy({"stageArn": MAIN, "tokens": {"roles": roles, "defaultRole": "host"}})], [])
+    issued = run("token", "issue", MAIN, "host-1", "--json")
+    assert issued.status == 0, issued.stderr
+    joined = sandbox.ivs.join(issued.json()["token"], publish=True)
+    assert joined.refused is None and joined.published
+
+    assert run("ban", "add", "host-1", "--reason", "raid").status == 0
+    refused = run("token", "issue", MAIN, "host-1")
+    assert refused.status == 1 and refused.stderr.startswith("error: refused (banned): ")
+
+    unsigned = requests.post(sandbox.door_url, json={"stageArn": MAIN, "userId": "x"}, timeout=10)
+    assert (unsigned.status_code, unsigned.json()) == (403, {"Message": "Forbidden"})
+
+
+def test_the_readme_backend_call_gets_a_token_from_the_sandbox_door(sandbox: Sandbox):
+    """README, "The door": the backend's SigV4 call, run as written against the sandbox's TokenUrl."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    door_section = readme[readme.index("## The door") :]
+    snippet = door_section[door_section.index("```python") + len("```python") : door_section.index("```\n\n")]
+    roles = {"viewer": {"capabilities": ["SUBSCRIBE"], "durationMinutes": 5}}
+    sandbox.store([parse_policy({"stageArn": MAIN, "tokens": {"roles": roles, "defaultRole": "viewer"}})], [])
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    issued = namespace["participant_token"](sandbox.door_url, MAIN, "viewer-1")
+    assert issued["status"] == 200 and issued["capabilities"] == ["SUBSCRIBE"]
+    sandbox.store([], [{"userId": "viewer-2", "reason": "spam"}])
+    assert namespace["participant_token"](sandbox.door_url, MAIN, "viewer-2")["refused"] == "banned"

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shlex
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from stagepilot.cli.output import Output
 
 URL_VARIABLE = "STAGEPILOT_SANDBOX_URL"
+ENV_FILE = "sandbox.env"
+DEFAULT_PORT = 4510  # local/sandbox.py DEFAULT_PORT (this module does not import moto)
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -26,12 +29,27 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "sandbox",
         parents=[common],
         help="run StagePilot on loopback (moto + the IVS stand-in) to try the operator commands",
-        description="Start moto server (DynamoDB, SQS, CloudFormation, CloudWatch, STS), the IVS stand-in and "
-        "the three automations on 127.0.0.1, with a StagePilot stack whose outputs the CLI reads; print the "
-        "environment to export in another shell, and run until Ctrl-C. Needs the development dependencies "
-        "(moto).",
+        description="Start moto server (DynamoDB, SQS, CloudFormation, CloudWatch, KMS, STS), the IVS stand-in, "
+        "the three automations, the convergence pass and the door on 127.0.0.1, with a StagePilot stack whose "
+        "outputs the CLI reads; write the environment for another shell to sandbox.env (`source sandbox.env` "
+        "points the CLI and the AWS CLI at the sandbox and puts stagepilot on PATH), and run until Ctrl-C. "
+        "Needs the development dependencies (moto).",
     )
-    sandbox.add_argument("--env-file", type=Path, metavar="FILE", help="also write the export lines to FILE")
+    sandbox.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path(ENV_FILE),
+        metavar="FILE",
+        help=f"write the export lines to FILE, for `source FILE` in another shell ({ENV_FILE})",
+    )
+    sandbox.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        metavar="N",
+        help=f"moto on N, the IVS stand-in on N+1, the sandbox's control on N+2, the door on N+3 ({DEFAULT_PORT}; "
+        "0: any free ports)",
+    )
     sandbox.add_argument(
         "--policies", type=Path, metavar="FILE", help="store these policies first (one, or a JSON array, as simulate)"
     )
@@ -42,9 +60,11 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "play",
         parents=[common],
         help="play a scenario into the running sandbox",
-        description="Send a scenario (simulate's JSON Lines: EventBridge events and participant directives) to "
-        f"the sandbox named by ${URL_VARIABLE}. Event times are shifted so the first one is now. Waits until "
-        "the automations have handled everything (or --settle seconds).",
+        description="Send a scenario (simulate's JSON Lines: EventBridge events and every simulate directive: "
+        "participants, faults, outages, lost and late events, composition and destination failures, issue, "
+        f"join, ban ...; docs/simulate.md) to the sandbox named by ${URL_VARIABLE}. Times are shifted so the "
+        "last line is now; lines happen in order, each once the automations have handled the previous ones "
+        "(at most --settle seconds in all). Prints the door's decisions and the joins.",
     )
     play.add_argument("file", type=Path, metavar="FILE")
     play.add_argument(
@@ -63,16 +83,30 @@ def cmd_run(args: argparse.Namespace, out: Output, *, ready: threading.Event | N
 
     policies = _policies(args.policies) if args.policies else []
     bans = read_bans(args.bans) if args.bans else []
-    with Sandbox() as sandbox:
+    try:
+        sandbox = Sandbox(port=args.port)
+    except OSError as exc:
+        raise CliError(
+            f"cannot listen on ports {args.port}-{args.port + 3} ({exc.strerror}): is a sandbox already running? "
+            "(--port N for others)"
+        ) from exc
+    with sandbox:
         sandbox.store(policies, bans)
         environment = sandbox.environment
         lines = [f"export {name}={shlex.quote(value)}" for name, value in environment.items()]
-        if args.env_file:
+        lines.append(_path_line())
+        try:
             args.env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.env_file}: {exc.strerror}") from exc
         if out.as_json:
             out.json(environment)
         else:
-            out.notice(f"# stagepilot sandbox: AWS at {sandbox.moto_url}, IVS at {sandbox.ivs_url}; Ctrl-C to stop")
+            out.notice(
+                f"# stagepilot sandbox: AWS at {sandbox.moto_url}, IVS at {sandbox.ivs_url}, door at "
+                f"{sandbox.door_url}; Ctrl-C to stop"
+            )
+            out.notice(f"# in another shell: source {shlex.quote(str(args.env_file))}")
             for line in lines:
                 out.line(line)
         try:
@@ -80,6 +114,22 @@ def cmd_run(args: argparse.Namespace, out: Output, *, ready: threading.Event | N
         except KeyboardInterrupt:
             out.notice("# sandbox stopped")
     return 0
+
+
+def _path_line() -> str:
+    """``stagepilot`` on PATH: the directory of this Python's console scripts (the venv's bin)."""
+    scripts = Path(sys.executable).parent
+    return f'export PATH={shlex.quote(str(scripts))}:"$PATH"'
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if port != 0 and not 1024 <= port <= 65532:
+        raise argparse.ArgumentTypeError(f"{port}: must be 0 or 1024-65532 (the sandbox takes it and the next 3)")
+    return port
 
 
 def _policies(path: Path) -> list[Any]:
@@ -112,10 +162,16 @@ def cmd_play(args: argparse.Namespace, out: Output) -> int:
         out.notice(f"{args.file}: {skipped} (skipped)")
     if out.as_json:
         out.json(played)
-    else:
-        out.line(
-            f"played {played['events']} events ({played['routed']} deliveries to automations), "
-            f"{played['participants']} participants declared"
-            + ("" if played["settled"] else f"; still handling after {args.settle:g} s")
-        )
+        return 0
+    from stagepilot.cli.simulate import Timeline
+    from stagepilot.local.ivs_keys import JoinResult
+
+    timeline = Timeline(out)
+    for kind, payload in played["notices"]:
+        timeline.notify(kind, (payload[0], JoinResult(**payload[1])) if kind == "join" else payload)
+    out.line(
+        f"played {played['events']} events ({played['routed']} deliveries to automations), "
+        f"{played['directives']} directives"
+        + ("" if played["settled"] else f"; still handling after {args.settle:g} s")
+    )
     return 0

@@ -75,29 +75,32 @@ class Door:
     settings: Settings
 
 
-def build_door(metrics: MetricSink, *, environ: Mapping[str, str] | None = None) -> Door:
-    """The container's issuer: boto3 clients (imported here, not at module load), the active key, the cache."""
-    import boto3
+def build_door(
+    metrics: MetricSink, *, environ: Mapping[str, str] | None = None, client: Callable[..., Any] | None = None
+) -> Door:
+    """The container's issuer: boto3 clients (imported here, not at module load), the active key, the cache.
+    ``client(service, **kwargs)`` makes the clients (default ``boto3.client``; the sandbox gives its own)."""
+    if client is None:
+        import boto3
 
+        client = boto3.client
     env = os.environ if environ is None else environ
     settings = Settings.from_env(env)
     mode = env.get(ENV_TOKEN_MODE, "signed") or "signed"
     if mode not in TOKEN_MODES:
         raise ConfigurationError(f"{ENV_TOKEN_MODE} must be signed or create, got {mode!r}")
-    table = Table(boto3.client("dynamodb"), settings.table_name)
+    table = Table(client("dynamodb"), settings.table_name)
 
     def clock() -> datetime:
         return datetime.now(UTC)
 
     rates = {"CreateParticipantToken": CREATE_TOKENS_PER_SECOND / CREATE_MODE_CONCURRENCY}
-    ivs = IvsStage(
-        boto3.client("ivs-realtime", config=FUNCTION_CLIENT_CONFIG), pacer=Pacer(GET_STAGE_RATE, rates=rates)
-    )
+    ivs = IvsStage(client("ivs-realtime", config=FUNCTION_CLIENT_CONFIG), pacer=Pacer(GET_STAGE_RATE, rates=rates))
     maker: Any
     if mode == "create":
         maker = CreatedTokens(ivs)
     else:
-        signer = ActiveKeySigner(table, boto3.client("kms"), ttl_seconds=settings.policy_cache_seconds)
+        signer = ActiveKeySigner(table, client("kms"), ttl_seconds=settings.policy_cache_seconds)
         maker = KeyPairTokens(signer, StageEndpoints(ivs, clock=clock), clock=clock)
     policies = EffectivePolicies(PolicyStore(table), ttl_seconds=settings.policy_cache_seconds, clock=clock)
     return Door(TokenIssuer(table=table, policies=policies, maker=maker, metrics=metrics, clock=clock), settings)

@@ -15,9 +15,10 @@ from stagepilot.policy import TOKEN_DURATION_RANGE
 class LocalDoor:
     """Issues tokens as the token function does, and keeps them by the scenario's names (``as``)."""
 
-    def __init__(self, deployment: Any) -> None:
+    def __init__(self, deployment: Any, *, issuer: Any = None) -> None:
+        """``issuer``: the door to ask (the sandbox's token function); default one made on the first issue."""
         self._deployment = deployment
-        self._issuer: Any = None
+        self._issuer: Any = issuer
         self.tokens: dict[str, IssuedToken] = {}
 
     def _ready(self) -> Any:

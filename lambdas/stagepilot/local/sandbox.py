@@ -8,13 +8,19 @@ SQS queues, and one worker per automation consumes its queue with the functions'
 ``maxReceiveCount``, moved to the dead-letter queue by SQS, as deployed. IVS's own events (composition
 lifecycle) are routed the same way, and the convergence pass runs every minute, as deployed.
 
+The door (docs/door.md) is served on loopback as the token function's Function URL (output ``TokenUrl``):
+the token function's own request handling, on a signing key made at start, as ``keys rotate`` makes one.
+
 The CLI in another shell reaches it through the environment ``Sandbox.environment`` lists; ``stagepilot
-sandbox play FILE`` sends a scenario (``simulate``'s JSON Lines: events and ``participant`` directives) to
-the sandbox's control endpoint. Needs moto (a development dependency), no AWS account, no Docker.
+sandbox play FILE`` sends a scenario (``simulate``'s JSON Lines: events and every directive, local/directives.py,
+the same code ``simulate`` runs) to the sandbox's control endpoint. With a fixed ``port`` the endpoints are
+``port`` (moto), ``port + 1`` (IVS), ``port + 2`` (control) and ``port + 3`` (the door), so a shell's
+exports stay valid across restarts. Needs moto (a development dependency), no AWS account, no Docker.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -34,6 +40,7 @@ from stagepilot.outputs import (
     OUTPUT_ALARM_TOPIC_ARN,
     OUTPUT_FLAG_BUS_NAME,
     OUTPUT_TABLE_NAME,
+    OUTPUT_TOKEN_URL,
     output_dlq_url,
     output_queue_url,
 )
@@ -48,13 +55,19 @@ TABLE: Final = "StagePilot-Table"
 CREDENTIALS: Final = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
 VISIBILITY_SECONDS: Final = 2  # a failed record comes back quickly (the stack: 360 s)
 ERROR_ATTRIBUTE: Final = "stagepilot-error"  # handlers/wiring.py
+DEFAULT_PORT: Final = 4510  # `stagepilot sandbox --port`: moto here, IVS, control and the door on the next three
 logger = logging.getLogger(__name__)
 
 
 class Sandbox:
     """``with Sandbox() as sandbox:`` runs everything until the block ends; ``sandbox.environment``."""
 
-    def __init__(self, *, stack: str = STACK, host: str = "127.0.0.1", reconcile_seconds: float = 60) -> None:
+    services: Services  # the functions' (a local/directives.py World, as LocalDeployment is)
+
+    def __init__(
+        self, *, stack: str = STACK, host: str = "127.0.0.1", port: int = 0, reconcile_seconds: float = 60
+    ) -> None:
+        """``port``: moto's, and IVS, control and the door on the next three (0: any free ports)."""
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
@@ -65,10 +78,16 @@ class Sandbox:
         self.stack = stack
         self.reconcile_seconds = reconcile_seconds
         self._host = host
-        self._moto = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+        ports = [port + offset if port else 0 for offset in range(4)]
+        self._moto = ThreadedMotoServer(ip_address=host, port=ports[0], verbose=False)
         self.ivs = IvsStandIn(account=ACCOUNT, region=REGION, on_event=self._ivs_emitted)
-        self._ivs_endpoint = IvsEndpoint(self.ivs, host=host)
-        self._control = ThreadingHTTPServer((host, 0), _control_handler(self))
+        self._ivs_endpoint = IvsEndpoint(self.ivs, host=host, port=ports[1])
+        self._control = ThreadingHTTPServer((host, ports[2]), _control_handler(self))
+        self._door_server = ThreadingHTTPServer((host, ports[3]), _door_handler(self))
+        self.clock = _wall_clock
+        self._emitted_losses: list[Any] = []  # deployment._EmittedLoss: lose-emitted
+        self._play_lock = threading.Lock()  # one scenario at a time
+        self._routed = 0  # deliveries to automations of the scenario being played
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.queues: dict[str, tuple[str, str]] = {}
@@ -91,12 +110,14 @@ class Sandbox:
         )
         self._deploy()
         self._start(self._control.serve_forever, "sandbox-control")
+        self._start(self._door_server.serve_forever, "sandbox-door")
         return self
 
     def __exit__(self, *_: Any) -> None:
         self._stop.set()
-        self._control.shutdown()
-        self._control.server_close()
+        for server in (self._control, self._door_server):
+            server.shutdown()
+            server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
         self._ivs_endpoint.__exit__()
@@ -106,6 +127,11 @@ class Sandbox:
     def control_url(self) -> str:
         host, port = self._control.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    @property
+    def door_url(self) -> str:
+        host, port = self._door_server.server_address[:2]
+        return f"http://{host!s}:{port}/"
 
     @property
     def environment(self) -> dict[str, str]:
@@ -134,10 +160,11 @@ class Sandbox:
                 stage_arn=ban.get("stageArn"),
                 scope=ban.get("scope", "join"),
             )
+        self._create_policy_stages()
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, **kwargs: Any) -> Any:
         url = self.ivs_url if service == "ivs-realtime" else self.moto_url
-        return self._session.client(service, endpoint_url=url)
+        return self._session.client(service, endpoint_url=url, **kwargs)
 
     # the stack ---------------------------------------------------------------------------------------
     def _deploy(self) -> None:
@@ -169,6 +196,7 @@ class Sandbox:
         # `status` shows the alarms that notify the stack's own topic (AlarmTopicArn), as deployed.
         topic = self.client("sns").create_topic(Name=f"{self.stack}-AlarmTopic")["TopicArn"]
         outputs[OUTPUT_ALARM_TOPIC_ARN] = {"Value": topic}
+        outputs[OUTPUT_TOKEN_URL] = {"Value": self.door_url}
         template = {"Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
         self.client("cloudformation").create_stack(StackName=self.stack, TemplateBody=json.dumps(template))
 
@@ -186,6 +214,8 @@ class Sandbox:
             ivs=IvsStage(self.client("ivs-realtime")),
             metrics=self.metrics,
         )
+        self.services = services
+        self.door = self._open_door(table)
         for handler in default_automations():
             worker = threading.Thread(
                 target=self._work, args=(handler, services), name=f"sandbox-{handler.name}", daemon=True
@@ -194,6 +224,18 @@ class Sandbox:
             self._threads.append(worker)
         self._start(lambda: self._converge(services), "sandbox-convergence")
         self._start(self._forward_flags, "sandbox-flags")
+
+    def _open_door(self, table: Table) -> Any:
+        """The token function's container (door/wiring.py) on the sandbox's clients, with a signing key made
+        and imported now, as ``stagepilot keys rotate`` makes one."""
+        from stagepilot.door.keys import SigningKeys
+        from stagepilot.door.wiring import build_door
+        from stagepilot.policy import TOKEN_DURATION_RANGE
+
+        SigningKeys(table, ivs=IvsStage(self.client("ivs-realtime")), kms=self.client("kms"), name=self.stack).rotate(
+            longest_token_minutes=TOKEN_DURATION_RANGE[1]
+        )
+        return build_door(self.metrics, environ={"STAGEPILOT_TABLE": TABLE}, client=self.client)
 
     def _flag_bus(self, sqs: Any) -> str:
         """The stack's flag bus: what `stagepilot flag` puts there reaches the automations like any event
@@ -230,35 +272,67 @@ class Sandbox:
 
     # events ------------------------------------------------------------------------------------------
     def play(self, text: str, *, settle_seconds: float = 30) -> dict[str, Any]:
-        """A scenario's lines, in order, as if they happened now (times are shifted so the first is now)."""
+        """A scenario's lines, in order, as if they happened now (times are shifted so the last line is now):
+        events and every directive, as ``simulate`` runs them (local/directives.py). Each line waits until
+        the automations have handled what the previous ones caused (at most ``settle_seconds`` in all)."""
+        from stagepilot.local.directives import act
+        from stagepilot.local.door import LocalDoor
         from stagepilot.local.simulate import read_scenario
 
         scenario = read_scenario(text)
-        self._create_policy_stages()
-        times = [t for t in (_time(line.data.get("time")) for line in scenario.lines) if t is not None]
+        deadline = time.monotonic() + settle_seconds
+        times = [t for t in (_time(_line_time(line.data)) for line in scenario.lines) if t is not None]
         shift = datetime.now(UTC) - max(times) if times else None  # the last line happened just now
-        played: dict[str, Any] = {"events": 0, "participants": 0, "routed": 0, "skipped": list(scenario.errors)}
-        for line in scenario.lines:
-            data = dict(line.data)
-            if line.kind == "participant":
-                self.ivs.declare_participant(
-                    data["stageArn"],
-                    data["participantId"],
-                    user_id=data.get("userId", ""),
-                    attributes=data.get("attributes") or {},
-                )
-                played["participants"] += 1
-            elif line.kind == "event":
-                if shift is not None:
-                    data = _shifted(data, shift)
-                if data.get("source") == "aws.ivs":
-                    self.ivs.observe(data)
-                played["events"] += 1
-                played["routed"] += len(self.route(data))
-            else:
-                played["skipped"].append(f"line {line.number}: {line.kind} directives are for simulate only")
-        played["settled"] = self.wait_until_handled(settle_seconds)
+        played: dict[str, Any] = {"events": 0, "directives": 0, "routed": 0, "skipped": list(scenario.errors)}
+        notices: list[list[Any]] = []
+        decisions: list[dict[str, Any]] = []
+
+        def notify(kind: str, payload: Any) -> None:
+            if kind == "door":
+                notices.append([kind, payload])
+            elif kind == "join":
+                data, joined = payload
+                notices.append([kind, [data, dataclasses.asdict(joined)]])
+            elif kind == "lost":
+                notices.append([kind, [payload[0], payload[1]]])
+
+        with self._play_lock:
+            self._create_policy_stages()
+            door = LocalDoor(self, issuer=self.door.issuer)
+            self._routed = 0
+            for line in scenario.lines:
+                data = _shifted_line(line.data, shift) if shift is not None else line.data
+                act(self, door, dataclasses.replace(line, data=data), notify, decisions)
+                played["events" if line.kind == "event" else "directives"] += 1
+                self.wait_until_handled(max(deadline - time.monotonic(), 0))
+            played["routed"] = self._routed
+        played["notices"] = notices
+        played["settled"] = self.wait_until_handled(max(deadline - time.monotonic(), 0))
         return played
+
+    def put_event(
+        self, event: Mapping[str, Any], *, observe: bool = True, deliver: bool = True, delay_seconds: float = 0
+    ) -> list[str]:
+        """An event happens now (local/directives.py): IVS follows it, and EventBridge delivers it to the
+        automations' queues (never, with ``deliver=False``; ``delay_seconds`` late)."""
+        if observe and event.get("source") == "aws.ivs":
+            self.ivs.observe(dict(event))
+        if not deliver:
+            return []
+        targets = [automation for automation, pattern in self._routes if pattern.matches_event(dict(event))]
+        self._routed += len(targets)
+        if delay_seconds > 0:
+            timer = threading.Timer(delay_seconds, self.route, args=(dict(event),))
+            timer.daemon = True
+            timer.start()
+            return targets
+        return self.route(event)
+
+    def lose_emitted(self, event_name: str, count: int = 1, *, stage_arn: str | None = None) -> None:
+        """The next ``count`` events IVS itself emits named ``event_name`` (on ``stage_arn``) are never delivered."""
+        from stagepilot.local.deployment import _EmittedLoss
+
+        self._emitted_losses.append(_EmittedLoss(event_name, count, stage_arn))
 
     def _create_policy_stages(self) -> None:
         """The stages the stored policies name exist in the sandbox's IVS (replication needs its
@@ -298,6 +372,8 @@ class Sandbox:
         return targets
 
     def _ivs_emitted(self, event: dict[str, Any]) -> None:
+        if any(loss.takes(event) for loss in self._emitted_losses):
+            return
         if self._routes:
             self.route(event)
 
@@ -380,17 +456,66 @@ def _control_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 self._answer(500, {"error": f"{type(exc).__name__}: {exc}"})
 
         def _answer(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            _send_json(self, status, json.dumps(body))
 
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
     return Handler
+
+
+def _door_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
+    """The token function's Function URL (``AWS_IAM`` auth): a request without a SigV4 signature is refused
+    as Lambda refuses it (403 ``Forbidden``); the signature itself is not verified (moto's credentials are
+    anyone's)."""
+    from stagepilot.door.function_url import answer_request
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def _serve(self, method: str) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8", "replace")
+            if not (self.headers.get("Authorization") or "").startswith("AWS4-HMAC-SHA256 "):
+                answer = {"statusCode": 403, "body": json.dumps({"Message": "Forbidden"})}
+            else:
+                event = {"requestContext": {"http": {"method": method}}, "body": body, "isBase64Encoded": False}
+                answer = answer_request(sandbox.door, event, logger)
+            _send_json(self, int(str(answer["statusCode"])), str(answer["body"]))
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    return Handler
+
+
+def _send_json(handler: BaseHTTPRequestHandler, status: int, text: str) -> None:
+    data = text.encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _line_time(data: Mapping[str, Any]) -> object:
+    """When a line happens: its ``time`` (a lost or late event's own)."""
+    event = data.get("event")
+    return event.get("time") if isinstance(event, dict) else data.get("time")
+
+
+def _shifted_line(data: dict[str, Any], shift: timedelta) -> dict[str, Any]:
+    moved = _shifted(data, shift)
+    if isinstance(moved.get("event"), dict):
+        moved["event"] = _shifted(moved["event"], shift)
+    return moved
 
 
 def _time(value: object) -> datetime | None:

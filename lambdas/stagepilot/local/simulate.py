@@ -13,7 +13,6 @@ reported with their line number and skipped.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -282,8 +281,8 @@ class SimulationResult:
     decisions: list[dict[str, Any]] = field(default_factory=list)  # the door's, in order (issue directives)
 
 
-# ("event" | "delivery" | "directive" | "lost" | "pass", payload); "lost" carries (event, why), "pass"
-# (time, PassReport)
+# ("event" | "delivery" | "directive" | "lost" | "pass" | "door" | "join", payload); "lost" carries
+# (event, why), "pass" (time, PassReport)
 Listener = Callable[[str, Any], None]
 
 
@@ -347,6 +346,7 @@ def _run(
     prepare: Callable[[Any], None] | None = None,
 ) -> SimulationResult:
     from stagepilot.local.deployment import LocalDeployment
+    from stagepilot.local.directives import act
 
     deployment = LocalDeployment(
         account=account, region=region, start=start, reconcile_seconds=reconcile_seconds or None
@@ -373,12 +373,7 @@ def _run(
         if when is not None:  # what falls due before this line happens before it
             deployment.run_until(when)
         deployment.run_due()
-        if line.kind in ("issue", "join"):
-            _door(door, line, notify, decisions)
-        elif line.kind == "ban":
-            _ban(deployment, line, notify)
-        else:
-            _play(deployment, line, notify)
+        act(deployment, door, line, notify, decisions)
         deployment.run_due()
     deployment.settle(settle_seconds)
     calls = [
@@ -397,73 +392,6 @@ def _run(
         lost=len(deployment.lost),
         decisions=decisions,
     )
-
-
-def _ban(deployment: Any, line: Line, notify: Listener) -> None:
-    """An operator adds (or removes) a ban mid-run, as ``ban add`` / ``ban remove`` would: added, the user's
-    participants the door let in are disconnected at once (token records); the pass finds the others."""
-    from stagepilot.door.revoke import disconnect_issued
-    from stagepilot.errors import NotFound
-
-    data = line.data
-    notify("directive", data)
-    bans = deployment.services.bans
-    if data.get("remove"):
-        with contextlib.suppress(NotFound):
-            bans.remove(data["userId"], stage_arn=data.get("stageArn"))
-        return
-    ban, _ = bans.add(
-        data["userId"], reason=data.get("reason", ""), stage_arn=data.get("stageArn"), scope=data.get("scope", "join")
-    )
-    deployment.ivs.trigger = "event"
-    try:
-        disconnect_issued(deployment.services, ban)
-    finally:
-        deployment.ivs.trigger = None
-
-
-def _door(door: LocalDoor, line: Line, notify: Listener, decisions: list[dict[str, Any]]) -> None:
-    """``issue``: the application asks the door; ``join``: a client joins with a token it got."""
-    notify("directive", line.data)
-    if line.kind == "issue":
-        decision = door.issue(line.data)
-        decisions.append(decision)
-        notify("door", decision)
-    else:
-        notify("join", (line.data, door.join(line.data)))
-
-
-def _play(deployment: Any, line: Line, notify: Listener) -> None:
-    data = line.data
-    if line.kind == "event":
-        notify("event", data)
-        deployment.put_event(data)
-        return
-    notify("directive", data)
-    if line.kind == "participant":
-        deployment.ivs.declare_participant(
-            data["stageArn"], data["participantId"], user_id=data.get("userId", ""), attributes=data.get("attributes")
-        )
-    elif line.kind == "composition-failure":
-        deployment.ivs.fail_compositions(data["stageArn"])
-    elif line.kind == "destination-failure":
-        deployment.ivs.fail_destinations(data["stageArn"], kind=data["destination"], reason=data.get("reason"))
-    elif line.kind == "lost":
-        deployment.put_event(data["event"], deliver=False)
-    elif line.kind == "late":
-        deployment.put_event(data["event"], delay_seconds=float(data["seconds"]))
-    elif line.kind == "lose-emitted":
-        deployment.lose_emitted(data["eventName"], data.get("count", 1), stage_arn=data.get("stageArn"))
-    elif line.kind == "fault":
-        deployment.ivs.fail_next(data["operation"], data.get("count", 1), error=data["error"])
-    elif line.kind == "outage":
-        deployment.ivs.outage(deployment.clock(), float(data["seconds"]))
-    elif line.kind == "leave":
-        deployment.ivs.leave(data["stageArn"], data["participantId"])
-    elif line.kind == "recording":
-        deployment.ivs.set_participant_recording(
-            data["stageArn"], data["participantId"], active=data["state"] == "active"
-        )
 
 
 def _line_time(line: Line) -> datetime | None:
