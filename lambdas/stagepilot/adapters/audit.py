@@ -21,6 +21,43 @@ from stagepilot.adapters.schema import (
 )
 
 AUDIT_RETENTION = timedelta(days=90)
+# Every action the audit trail records (the automations, the pass, the door and the CLI): what
+# `stagepilot audit --action` accepts; tests/unit/test_audit_actions.py keeps it in step with the code.
+AUDIT_ACTIONS: frozenset[str] = frozenset(
+    {
+        # composition
+        "composition-started",
+        "composition-restarted",
+        "composition-rejected",
+        "composition-gave-up",
+        "rollover",
+        "destination-failed",
+        "recording-failed",
+        # replication
+        "replication-started",
+        "replication-rejected",
+        "blocked-at-destination",
+        # moderation
+        "disconnect",
+        "would-disconnect",
+        "disconnect-rejected",
+        "body-mismatch",
+        # the convergence pass
+        "healed",
+        # the door
+        "token-issued",
+        "token-refused",
+        # people, through the CLI
+        "policy-put",
+        "policy-rollback",
+        "policy-delete",
+        "pause",
+        "resume",
+        "ban-add",
+        "ban-remove",
+        "flag",
+    }
+)
 
 
 class MetricSink(Protocol):
@@ -126,16 +163,38 @@ class AuditLog:
 
     def newest_first(self, stage_arn: str | None = None, *, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         """Every entry newest first (one stage, or all), back to ``since``; pages are read as consumed."""
-        if stage_arn:
-            items = self._table.query(stage_partition(stage_arn), sk_prefix="AUDIT#", newest_first=True)
-        else:
-            items = self._table.query(AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True)
-        oldest = iso(since) if since is not None else ""
-        for item in items:
-            entry = json.loads(item["entry"])
-            if str(entry.get("time", "")) < oldest:
-                return
+        for _, entry in self.trail(stage_arn, since=since):
             yield entry
+
+    def trail(
+        self,
+        stage_arn: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(position, entry) newest first, one stage or all, written from ``since`` to ``until`` and strictly
+        before ``position`` ``before`` (a position this returned: where a cut listing goes on). The window is
+        the query's key condition: only the entries in it are read, pages as consumed."""
+        low = iso(since) if since is not None else "0"  # a key condition cannot hold an empty string
+        high = (iso(until) + "#~") if until is not None else "~"  # every suffix of the last instant
+        if before is not None:
+            high = min(high, before)
+        if stage_arn:
+            prefix = "AUDIT#"
+            items = self._table.query(
+                stage_partition(stage_arn), newest_first=True, sk_between=(prefix + low, prefix + high)
+            )
+        else:
+            prefix = ""
+            items = self._table.query(AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True, sk_between=(low, high))
+        key = SORT_KEY if stage_arn else AUDIT_INDEX_SORT_KEY
+        for item in items:
+            position = str(item[key])[len(prefix) :]
+            if position == before:
+                continue
+            yield position, json.loads(item["entry"])
 
 
 def record_action(

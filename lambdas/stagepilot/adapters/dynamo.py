@@ -265,8 +265,11 @@ class Table:
         newest_first: bool = False,
         limit: int | None = None,
         index: str | None = None,
+        sk_between: tuple[str, str] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        params = _query_params(pk, sk_prefix=sk_prefix, index=index)
+        """The partition's items (on ``index``'s keys), those whose sort key starts with ``sk_prefix`` or
+        lies in ``sk_between`` (both ends included: a key condition, so only those are read)."""
+        params = _query_params(pk, sk_prefix=sk_prefix, index=index, sk_between=sk_between)
         params["ScanIndexForward"] = not newest_first
         returned = 0
         while True:
@@ -313,14 +316,24 @@ class Table:
             raise RetryLater(f"DynamoDB {method}: {exc}") from exc
 
 
-def _query_params(pk: str, *, sk_prefix: str | None = None, index: str | None = None) -> dict[str, Any]:
-    """A ``Query``'s key condition: the partition, and a sort key prefix when given (on ``index``'s keys)."""
+def _query_params(
+    pk: str, *, sk_prefix: str | None = None, index: str | None = None, sk_between: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """A ``Query``'s key condition: the partition, and a sort key prefix or range when given (on ``index``'s
+    keys)."""
     pk_name = AUDIT_INDEX_PARTITION_KEY if index == AUDIT_INDEX else PARTITION_KEY
     sk_name = AUDIT_INDEX_SORT_KEY if index == AUDIT_INDEX else SORT_KEY
+    condition, values = "#pk = :pk", {":pk": pk}
+    if sk_between is not None:
+        condition += " AND #sk BETWEEN :low AND :high"
+        values.update({":low": sk_between[0], ":high": sk_between[1]})
+    elif sk_prefix:
+        condition += " AND begins_with(#sk, :prefix)"
+        values[":prefix"] = sk_prefix
     params: dict[str, Any] = {
-        "KeyConditionExpression": "#pk = :pk" + (" AND begins_with(#sk, :prefix)" if sk_prefix else ""),
-        "ExpressionAttributeNames": {"#pk": pk_name, **({"#sk": sk_name} if sk_prefix else {})},
-        "ExpressionAttributeValues": to_item({":pk": pk, **({":prefix": sk_prefix} if sk_prefix else {})}),
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": {"#pk": pk_name, **({"#sk": sk_name} if len(values) > 1 else {})},
+        "ExpressionAttributeValues": to_item(values),
     }
     if index:
         params["IndexName"] = index

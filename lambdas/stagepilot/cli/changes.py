@@ -33,6 +33,8 @@ def record_change(
     previous_version: int | None = None,
     version: int | None = None,
     user_id: str | None = None,
+    participant_id: str | None = None,
+    session_id: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> None:
     """One audit entry for one change: ``action`` (``policy-put``, ``ban-add``...), by whom, and the
@@ -49,6 +51,8 @@ def record_change(
             action=action,
             reason=reason,
             user_id=user_id,
+            participant_id=participant_id,
+            session_id=session_id,
             event_id=f"cli:{uuid.uuid4()}",
             details={"why": f"by {by}", "by": by, **versions, **(details or {})},
         )

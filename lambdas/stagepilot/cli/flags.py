@@ -48,7 +48,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 
 def cmd_flag(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.ivs import IvsRejected
-    from stagepilot.cli.changes import caller_arn
+    from stagepilot.cli.changes import caller_arn, record_change
     from stagepilot.cli.disconnect import active_session
 
     arn = checked_arn(args.stage_arn)
@@ -93,6 +93,18 @@ def cmd_flag(args: argparse.Namespace, out: Output) -> int:
         raise CliError(
             f"the flag bus {bus} did not take the flag: {result.get('ErrorCode')}: {result.get('ErrorMessage')}"
         )
+    record_change(
+        res.table,
+        stage_arn=arn,
+        action="flag",
+        by=detail["reporter"],
+        reason=f"flagged {args.participant_id} on the flag bus {bus} (event {result['EventId']})"
+        + (f": {args.reason}" if args.reason else ""),
+        user_id=user_id or None,
+        participant_id=args.participant_id,
+        session_id=session_id,
+        details={"flagEventId": result["EventId"]},
+    )
     if out.as_json:
         out.json({"eventId": result["EventId"], "eventBusName": bus, "detail": detail})
     else:
