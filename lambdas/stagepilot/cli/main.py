@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     from stagepilot.cli import (
         audit,
         bans,
+        completion,
         disconnect,
         dlq,
         explain,
@@ -162,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         simulate,
         status,
         tokens,
+        whoami,
     )
+    from stagepilot.cli.examples import add_examples
 
     common = global_options(on_command=True)
     aws = stack_options()
@@ -189,7 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys.register(commands, common, aws)
     simulate.register(commands, common)
     sandbox.register(commands, common)
+    whoami.register(commands, common, aws)
+    completion.register(commands, common)
     _complete_paths(parser)
+    add_examples(parser)
     return parser
 
 
