@@ -222,3 +222,20 @@ def test_redrive_by_someone_the_redrive_role_does_not_trust_says_what_to_do(
     assert result.status == 1
     assert "redrivePrincipals" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_delete_takes_the_event_from_every_dead_letter_queue_that_holds_it(aws: str):
+    """One EventBridge event goes to all three automations: failed in each, it is parked three times."""
+    body = json.dumps(EventFactory().published("p-1", event_id="evt-all"))
+    for automation in ("composition", "replication", "moderation"):
+        park(queue_urls(automation)[1], body)
+    park(queue_urls("moderation")[1], json.dumps(EventFactory().published("p-2", event_id="evt-other")))
+
+    one = run("dlq", "delete", "evt-all", "--automation", "moderation", "--yes")
+    deleted = run("dlq", "delete", "evt-all", "--yes", "--json")
+
+    assert one.stdout == "moderation: deleted evt-all\n"
+    assert deleted.status == 0, deleted.stderr
+    assert [d["automation"] for d in deleted.json()] == ["composition", "replication"]
+    assert waiting("composition") == waiting("replication") == []
+    assert waiting("moderation") == ["evt-other"]

@@ -82,8 +82,10 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     delete = sub.add_parser(
         "delete",
         parents=[common, aws, choose, yes_option()],
-        help="delete one failed event",
-        description="Delete one message of the dead-letter queues, found by event id or SQS message id.",
+        help="delete one failed event (from every dead-letter queue that holds it)",
+        description="Delete one failed event, found by event id or SQS message id, from every dead-letter queue "
+        "that holds it (an event all three automations failed on is parked in each of their queues; "
+        "--automation: from that one only), and name each queue it was deleted from.",
     )
     for parser, handler in ((show, cmd_show), (delete, cmd_delete)):
         parser.add_argument("ident", metavar="ID", help="the event id (or the SQS message id) dlq list shows")
@@ -249,19 +251,24 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, out: Output) -> int:
+    """Delete the event from every dead-letter queue that holds it: one EventBridge event goes to each
+    automation, so a failure all three shared is parked three times, once per DLQ."""
     confirm(args, f"delete the failed event {args.ident}")
     sqs = client("sqs")
+    deleted: list[dict[str, Any]] = []
     for automation, (_, dlq_url) in _chosen(args).items():
         found, _ = find(sqs, dlq_url, args.ident)  # peeked: nothing else was hidden
         if found is not None:
             sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=found["ReceiptHandle"])
-        if found is not None:
-            if out.as_json:
-                out.json({"automation": automation, "messageId": found["MessageId"], "deleted": True})
-            else:
-                out.line(f"{automation}: deleted {args.ident}")
-            return 0
-    raise CliError(f"no failed event {args.ident!r} in the dead-letter queues (see: stagepilot dlq list)")
+            deleted.append({"automation": automation, "messageId": found["MessageId"], "deleted": True})
+    if not deleted:
+        raise CliError(f"no failed event {args.ident!r} in the dead-letter queues (see: stagepilot dlq list)")
+    if out.as_json:
+        out.json(deleted)
+    else:
+        for entry in deleted:
+            out.line(f"{entry['automation']}: deleted {args.ident}")
+    return 0
 
 
 def cmd_purge(args: argparse.Namespace, out: Output) -> int:
