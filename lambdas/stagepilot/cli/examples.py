@@ -23,6 +23,15 @@ EXAMPLES: Final[dict[str, tuple[str, ...]]] = {
     "policy delete": ("stagepilot policy delete $STAGE_ARN --expected-version 3",),
     "policy history": ("stagepilot policy history $STAGE_ARN",),
     "policy rollback": ("stagepilot policy rollback $STAGE_ARN --to 2",),
+    "policy diff": (
+        "stagepilot policy diff policy.json              # the stored policy -> the file",
+        "stagepilot policy diff $STAGE_ARN --version 2   # version 2 -> the stored policy",
+    ),
+    "policy export": ("stagepilot policy export > policies.json",),
+    "policy import": (
+        "stagepilot policy import policies.json --dry-run",
+        "stagepilot policy import policies.json --yes",
+    ),
     "ban": ("stagepilot ban add spammer-7 --reason spam --ttl 7d", "stagepilot ban list"),
     "ban add": (
         "stagepilot ban add spammer-7 --reason spam --ttl 7d",

@@ -132,6 +132,10 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     add_converge_option(rollback)
     rollback.set_defaults(handler=cmd_rollback)
 
+    from stagepilot.cli import policy_copies  # diff, export, import: a module of their own
+
+    policy_copies.register(sub, common, aws)
+
 
 def _version(text: str) -> int:
     try:
