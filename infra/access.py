@@ -15,6 +15,7 @@ from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import names
@@ -53,13 +54,13 @@ class OperatorAccess(Construct):
         redrive_role: iam.IRole,
         stage_resources: Sequence[str],
         compositions: str,
-        reconcile_statements: Sequence[IvsStatement],
+        convergence_function: lambda_.IFunction,
         ivs_acknowledgments: Mapping[str, str],
     ) -> None:
         """``stage_resources``/``compositions``: the IVS ARNs (wildcards) the functions' roles use too;
         ``ivs_acknowledgments``: the cdk-nag findings they raise, with the reasons.
-        ``reconcile_statements``: the convergence pass's IVS statements: `stagepilot reconcile` runs the
-        pass with the operator's own credentials, so operators hold what the pass holds."""
+        ``convergence_function``: what `reconcile`, `policy put|rollback` and `resume` invoke to converge a
+        stage: operators hold no IVS write but the manual kick, the function acts with its own role."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         queues = [arn for p in pipelines for arn in (p.queue.queue_arn, p.dlq.queue_arn)]
@@ -96,6 +97,8 @@ class OperatorAccess(Construct):
             # `status` without a stage and `ban add` find the live stages (no resource type: '*').
             IvsStatement("ListStages", ("ivs:ListStages",), ("*",), {}),
         ]
+        # The manual kick (`disconnect`, the `ban add` sweep): the participant, and its replicas after it.
+        # No other IVS write: compositions, replications and stage settings are the convergence function's.
         operator_ivs = [
             *viewer_ivs,
             IvsStatement(
@@ -104,7 +107,6 @@ class OperatorAccess(Construct):
                 tuple(stage_resources),
                 {},
             ),
-            *reconcile_statements,
         ]
         operator = [
             *viewer,
@@ -115,6 +117,12 @@ class OperatorAccess(Construct):
                 conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(OPERATOR_KEYS)}},
             ),
             iam.PolicyStatement(sid="PutFlags", actions=["events:PutEvents"], resources=[flag_bus.event_bus_arn]),
+            # `reconcile`, `policy put|rollback` and `resume`: the function converges, with its own role.
+            iam.PolicyStatement(
+                sid="ConvergeThroughTheFunction",
+                actions=["lambda:InvokeFunction"],
+                resources=[convergence_function.function_arn],
+            ),
             # `dlq redrive` sends as the redrive role (the queues take no one else's messages).
             iam.PolicyStatement(sid="Redrive", actions=["sts:AssumeRole"], resources=[redrive_role.role_arn]),
             # `dlq redrive` and `dlq delete` take messages out (and make what they leave visible again);
@@ -153,15 +161,14 @@ class OperatorAccess(Construct):
                 "DescribeAlarms is read-only and `stagepilot status` shows their states."
             ),
         }
-        reconciling = {**wildcards, **{k: v for s in reconcile_statements for k, v in s.acknowledgments.items()}}
         self.viewer = self._policy(names.VIEWER_POLICY, "read policies, bans, audit, status, DLQs", viewer, wildcards)
         self.operator = self._policy(
             names.OPERATOR_POLICY,
             "viewer + ban, disconnect, pause/resume, flag, dlq redrive, reconcile",
             operator,
-            reconciling,
+            wildcards,
         )
-        self.admin = self._policy(names.ADMIN_POLICY, "operator + policy put/delete/rollback", admin, reconciling)
+        self.admin = self._policy(names.ADMIN_POLICY, "operator + policy put/delete/rollback", admin, wildcards)
         self.ban_reader = self._policy(
             names.BAN_READER_POLICY, "the token service: GetItem on BAN items only", ban_reader, {}
         )

@@ -146,6 +146,17 @@ class StagePilotStack(Stack):
             self._let_redrive(pipeline)
         compositions = self._ivs_arn("composition")
         convergence_statements = self._convergence_statements(statements)
+        self.convergence = ConvergencePass(
+            self,
+            names.CONVERGENCE,
+            table=self.table,
+            code=code,
+            alarm_topic=self.alarm_topic,
+            ivs_statements=convergence_statements,
+            settings_env=settings_env,
+            period_minutes=settings.reconcile_minutes,
+        )
+
         self.access = OperatorAccess(
             self,
             names.OPERATOR_ACCESS,
@@ -155,7 +166,7 @@ class StagePilotStack(Stack):
             redrive_role=self.redrive_role,
             stage_resources=self._stage_resources(),
             compositions=compositions,
-            reconcile_statements=convergence_statements,
+            convergence_function=self.convergence.function,
             ivs_acknowledgments={
                 **self._stage_acknowledgments("operators read stages and disconnect participants on any of them"),
                 iam5_finding(self.resolve(compositions)): (
@@ -167,17 +178,6 @@ class StagePilotStack(Stack):
                     "It is read-only and is the only action in its statement."
                 ),
             },
-        )
-
-        self.convergence = ConvergencePass(
-            self,
-            names.CONVERGENCE,
-            table=self.table,
-            code=code,
-            alarm_topic=self.alarm_topic,
-            ivs_statements=convergence_statements,
-            settings_env=settings_env,
-            period_minutes=settings.reconcile_minutes,
         )
 
         self.door = TokenDoor(

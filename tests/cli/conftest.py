@@ -19,11 +19,13 @@ from stagepilot.adapters.table import Table
 from stagepilot.cli.main import main
 from stagepilot.config import Settings
 from stagepilot.local.deployment import MAX_RECEIVES, RecordingMetrics, create_table
+from stagepilot.local.functions import FunctionEndpoint, convergence_function
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.local.ivs_server import IvsEndpoint
 from stagepilot.local.sandbox import Sandbox
 from stagepilot.outputs import (
     OUTPUT_ALARM_TOPIC_ARN,
+    OUTPUT_CONVERGENCE_FUNCTION_NAME,
     OUTPUT_FLAG_BUS_NAME,
     OUTPUT_REDRIVE_ROLE_ARN,
     OUTPUT_TABLE_NAME,
@@ -36,6 +38,7 @@ from tests.support import ACCOUNT, REGION
 
 TABLE = "StagePilot-Table"
 FLAG_BUS = "StagePilot-FlagBus"
+CONVERGENCE_FUNCTION = "StagePilot-ConvergenceFunction"
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +55,8 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> s
     """A fresh moto account with the table and a StagePilot stack whose outputs name it."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # each test reads the environment afresh
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_IVS_REALTIME"):
+    endpoints = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_IVS_REALTIME", "AWS_ENDPOINT_URL_LAMBDA")
+    for name in ("AWS_PROFILE", *endpoints):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
@@ -82,6 +86,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> s
     outputs[OUTPUT_ALARM_TOPIC_ARN] = {
         "Value": boto3.client("sns").create_topic(Name="StagePilot-AlarmTopic")["TopicArn"]
     }
+    outputs[OUTPUT_CONVERGENCE_FUNCTION_NAME] = {"Value": CONVERGENCE_FUNCTION}  # served by the `ivs` fixture
     template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
     boto3.client("cloudformation").create_stack(StackName="StagePilot", TemplateBody=json.dumps(template))
     return moto_endpoint
@@ -107,10 +112,14 @@ def sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp
 
 @pytest.fixture
 def ivs(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[IvsStandIn]:
-    """The IVS stand-in served over HTTP on loopback; the CLI reaches it through AWS_ENDPOINT_URL_IVS_REALTIME."""
+    """The IVS stand-in served over HTTP on loopback; the CLI reaches it through AWS_ENDPOINT_URL_IVS_REALTIME.
+    With it, the stack's convergence function (Lambda's Invoke on loopback, AWS_ENDPOINT_URL_LAMBDA): what
+    `reconcile`, `policy put` and `resume` invoke, running the function's code on the same table and IVS."""
     stand_in = IvsStandIn(account=ACCOUNT, region=REGION)
-    with IvsEndpoint(stand_in) as url:
+    function = convergence_function(handler_services(stand_in))
+    with IvsEndpoint(stand_in) as url, FunctionEndpoint({CONVERGENCE_FUNCTION: function}) as functions:
         monkeypatch.setenv("AWS_ENDPOINT_URL_IVS_REALTIME", url)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", functions)
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
         yield stand_in
 

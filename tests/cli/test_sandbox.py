@@ -145,6 +145,7 @@ def test_the_sandbox_command_writes_sandbox_env_on_fixed_ports_and_stops_on_ctrl
         "export AWS_DEFAULT_REGION",
         "export AWS_ENDPOINT_URL",
         "export AWS_ENDPOINT_URL_IVS_REALTIME",
+        "export AWS_ENDPOINT_URL_LAMBDA",
         "export STAGEPILOT_STACK",
         "export STAGEPILOT_SANDBOX_URL",
         "export PATH",

@@ -276,21 +276,27 @@ def test_the_convergence_pass_writes_only_automation_state(deployed: Synthesized
             assert not _allows(statements, action, table, _key(forbidden)), (action, forbidden)
 
 
-def test_operators_may_reconcile_with_what_the_pass_holds(deployed: Synthesized) -> None:
-    # `stagepilot reconcile` runs the pass with the caller's credentials.
-    role = {"Ref": deployed.logical_id(deployed.stack.convergence.role)}
-    pass_ivs = {
-        a
-        for policy in deployed.template.find_resources("AWS::IAM::Policy").values()
-        if role in policy["Properties"]["Roles"]
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-        for a in _as_list(s["Action"])
-        if a.startswith("ivs:")
-    }
+def test_people_hold_no_ivs_write_but_the_manual_kick_and_converge_through_the_function(
+    deployed: Synthesized,
+) -> None:
+    """`reconcile`, `policy put|rollback` and `resume` invoke the convergence function: its IVS writes are its
+    own. Operators and admins write to IVS only to kick (disconnect, and the kicked one's replicas)."""
     access = deployed.stack.access
+    function = _arn(deployed, deployed.stack.convergence.function)
     for policy, may in ((access.viewer, False), (access.operator, True), (access.admin, True)):
-        held = {a for s in _managed(deployed, policy) for a in _as_list(s["Action"]) if a.startswith("ivs:")}
-        assert (pass_ivs <= held) is may
+        statements = _managed(deployed, policy)
+        writes = {
+            a
+            for s in statements
+            for a in _as_list(s["Action"])
+            if a.startswith("ivs:") and not a.startswith(("ivs:Get", "ivs:List"))
+        }
+        assert writes == ({"ivs:DisconnectParticipant", "ivs:StopParticipantReplication"} if may else set())
+        assert _allows(statements, "lambda:InvokeFunction", function, {}) is may
+        invokes = [
+            r for s in statements if "lambda:InvokeFunction" in _as_list(s["Action"]) for r in _as_list(s["Resource"])
+        ]
+        assert invokes == ([function] if may else [])
 
 
 def test_table_is_protected_from_deletion(deployed: Synthesized) -> None:

@@ -22,7 +22,19 @@ from stagepilot.local.simulate import read_scenario, simulate
 from stagepilot.policy import parse_policy
 from tests.iam_emulation import AccessDenied, FunctionRoles, Request, TemplateIam, allowed
 from tests.infra.conftest import Synthesized
-from tests.support import ACCOUNT, CHANNEL, ENCODER, REGION, STAGE, STORAGE, T0, EventFactory, later, put_policy
+from tests.support import (
+    ACCOUNT,
+    CHANNEL,
+    ENCODER,
+    OTHER_STAGE,
+    REGION,
+    STAGE,
+    STORAGE,
+    T0,
+    EventFactory,
+    later,
+    put_policy,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FUNCTIONS = (*budget.CALLERS,)  # composition, replication, moderation, convergence
@@ -247,3 +259,66 @@ def test_a_persons_managed_policy_can_stand_in_for_a_role(
     with pytest.raises(operator.exceptions.ResourceNotFoundException):  # past IAM: IVS knows no such participant
         operator.disconnect_participant(stageArn=STAGE, participantId="p")
     assert [d.function for d in roles.denied] == ["viewer"]
+
+
+def test_operators_converge_through_the_function_and_hold_no_ivs_write_but_the_kick(
+    deployed: Synthesized, template_iam: TemplateIam, role_ids: dict[str, str], deployment: LocalDeployment
+) -> None:
+    """CONTRACT: `reconcile`, `policy put|rollback` and `resume` invoke the convergence function. An operator's
+    (or an admin's) role cannot start a composition, change a stage's settings or replicate anyone; it may
+    invoke that one function, which heals the stage under its own role."""
+    from stagepilot.convergence_request import ConvergeRequest, report_from_json
+    from stagepilot.local.functions import convergence_function
+
+    access = deployed.stack.access
+    people = {
+        who: template_iam.managed_policy(deployed.logical_id(policy))
+        for who, policy in (("viewer", access.viewer), ("operator", access.operator), ("admin", access.admin))
+    }
+    roles = FunctionRoles(template_iam, {**role_ids, **people}, ivs_client=deployment.ivs.client)
+    deployment.function_roles = roles
+    for arn in (STAGE, OTHER_STAGE):
+        deployment.ivs.create_stage(arn)
+    channel = {"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}
+    put_policy(
+        deployment,
+        {
+            "stageArn": STAGE,
+            "composition": {"destinations": [channel]},
+            "replication": [{"destinationStageArn": OTHER_STAGE}],
+            "stage": {"participantRecording": {"storageConfigurationArn": STORAGE}},
+        },
+    )
+    deployment.put_event(EventFactory().published("host", user_id="host-1"), deliver=False)  # lost
+    deployment.clock.advance_to(later(30))
+
+    for who in ("operator", "admin"):
+        ivs = deployment.function_services(who).ivs._client
+        with pytest.raises(AccessDenied):
+            ivs.start_composition(stageArn=STAGE, destinations=[channel])
+        with pytest.raises(AccessDenied):
+            ivs.update_stage(arn=STAGE, autoParticipantRecordingConfiguration={"storageConfigurationArn": STORAGE})
+        with pytest.raises(AccessDenied):
+            ivs.start_participant_replication(
+                sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="host"
+            )
+    assert sorted({(d.function, d.operation) for d in roles.denied}) == [
+        (who, operation)
+        for who in ("admin", "operator")
+        for operation in ("StartComposition", "StartParticipantReplication", "UpdateStage")
+    ]
+    function = template_iam.resolve({"Fn::GetAtt": [deployed.logical_id(deployed.stack.convergence.function), "Arn"]})
+    invoke = Request("lambda:InvokeFunction", function)
+    assert {who: allowed(people[who], invoke) for who in people} == {"viewer": False, "operator": True, "admin": True}
+    other = Request("lambda:InvokeFunction", function.replace("Convergence", "Composition"))
+    assert not allowed(people["operator"], other)  # that one function only
+    roles.denied.clear()
+
+    # `reconcile STAGE`: the operator asks, the function acts with the convergence role.
+    answer = convergence_function(deployment.function_services(budget.CONVERGENCE))(ConvergeRequest(STAGE).payload())
+    report = report_from_json(answer)
+
+    assert refusals(roles) == []
+    assert sorted(o.automation for _, o in report.healed) == ["composition", "replication", "stage"]
+    made = sorted(c.operation for c in deployment.ivs.mutating_calls())
+    assert made == ["StartComposition", "StartParticipantReplication", "UpdateStage"]

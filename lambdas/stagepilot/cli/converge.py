@@ -1,23 +1,40 @@
-"""Converge one stage at once after an operator changed what it should be (``policy put``, ``resume``).
+"""Converge through the deployed convergence function: ``reconcile``, and at once after an operator changed
+what a stage should be (``policy put|rollback``, ``resume``).
 
-The scheduled pass would get there within ``reconcileMinutes``; an operator who just resumed a stage or
-stored its policy wants the show right now. This runs the same pass (``convergence.run_pass``) for that
-one stage, with the caller's credentials. It never fails the command that called it: the change is
-stored already, and if IVS cannot be reached the scheduled pass converges the stage later.
+Operators never call an IVS write with their own credentials except a manual kick (docs/cli.md,
+"Converging through the function"): these commands invoke the stack's convergence function
+(``ConvergenceFunctionName``, ``lambda:InvokeFunction``) synchronously with a request
+(convergence_request.py), and print the report of the pass it ran with its own role. The scheduled pass
+would get there within ``reconcileMinutes``; an operator who just resumed a stage or stored its policy
+wants the show right now. Converging never fails the command that changed the stage: the change is
+stored already, and if the function cannot be reached the scheduled pass converges the stage later.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+import json
+import time
+from typing import TYPE_CHECKING, Any, Final
 
+from stagepilot.cli.errors import CliError
 from stagepilot.policy import DEFAULT_STAGE
 
 if TYPE_CHECKING:
     from stagepilot.cli.output import Output
     from stagepilot.cli.resources import Resources
+    from stagepilot.convergence import PassReport
 
 LATER = "the convergence pass does it within reconcileMinutes"
+# The function's timeout is 60 s (infra/pipeline.py FUNCTION_TIMEOUT): the invoke waits that long and more.
+INVOKE_READ_TIMEOUT: Final = 75.0
+# Reserved concurrency 1: while the scheduled pass runs (at most its 60 s timeout), an invoke is throttled.
+BUSY_WAIT_SECONDS: Final = 90.0
+BUSY_RETRY_SECONDS: Final = 3.0
+
+
+class ConvergenceUnavailable(CliError):
+    """The function could not run the request (not deployed, refused, busy for too long, failed)."""
 
 
 def add_option(parser: argparse.ArgumentParser) -> None:
@@ -28,12 +45,54 @@ def add_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def invoke_convergence(res: Resources, stage_arn: str | None, out: Output | None = None) -> PassReport:
+    """Ask the stack's convergence function to converge ``stage_arn`` (None: every live stage) and return the
+    report of the pass it ran. Raises ``ConvergenceUnavailable`` (one line) when it could not."""
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from stagepilot.cli.resources import client
+    from stagepilot.convergence_request import ConvergeRequest, report_from_json
+    from stagepilot.outputs import OUTPUT_CONVERGENCE_FUNCTION_NAME
+
+    name = res.output(OUTPUT_CONVERGENCE_FUNCTION_NAME)
+    # One attempt per invoke: a read timeout must not run the pass twice (it would be harmless, claims make
+    # it so, but it doubles the IVS reads); throttling is waited out below.
+    lambda_client = client("lambda", config=Config(read_timeout=INVOKE_READ_TIMEOUT, retries={"total_max_attempts": 1}))
+    payload = json.dumps(ConvergeRequest(stage_arn).payload()).encode()
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    said = False
+    while True:
+        try:
+            response = lambda_client.invoke(FunctionName=name, InvocationType="RequestResponse", Payload=payload)
+            break
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "TooManyRequestsException" and time.monotonic() < deadline:
+                if out is not None and not said:
+                    out.warn("the convergence function is busy (a scheduled pass is running); waiting for it")
+                    said = True
+                time.sleep(BUSY_RETRY_SECONDS)
+                continue
+            if code == "TooManyRequestsException":
+                raise ConvergenceUnavailable(f"the convergence function {name} stayed busy") from exc
+            if code == "ResourceNotFoundException":
+                raise ConvergenceUnavailable(f"the convergence function {name} is not deployed") from exc
+            raise
+    answer = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        error = answer.get("errorMessage") if isinstance(answer, dict) else None
+        raise ConvergenceUnavailable(f"the convergence function {name} failed: {error or 'no message'}")
+    if not isinstance(answer, dict):
+        raise ConvergenceUnavailable(f"the convergence function {name} answered no report")
+    if "refused" in answer:
+        raise ConvergenceUnavailable(f"the convergence function {name} refused the request: {answer['refused']}")
+    return report_from_json(answer)
+
+
 def converge_now(args: argparse.Namespace, res: Resources, out: Output, stage_arn: str) -> dict[str, Any] | None:
-    """Run a pass over ``stage_arn`` now, print what it did, and return that as JSON (None: not run)."""
-    from stagepilot.automations import convergence_order
-    from stagepilot.cli.services import cli_services
-    from stagepilot.convergence import run_pass
-    from stagepilot.errors import ConfigurationError, RetryLater
+    """Have the function converge ``stage_arn`` now, print what it did, and return that as JSON (None: not run)."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
     def say(text: str) -> None:
         if not out.as_json:  # the caller's JSON document carries the same
@@ -45,8 +104,8 @@ def converge_now(args: argparse.Namespace, res: Resources, out: Output, stage_ar
         say(f"live stages that follow '{DEFAULT_STAGE}': {LATER}")
         return {"ran": False, "reason": f"'{DEFAULT_STAGE}' covers many stages: {LATER}"}
     try:
-        report = run_pass(cli_services(res), convergence_order(), only_stage=stage_arn)
-    except (RetryLater, ConfigurationError) as exc:
+        report = invoke_convergence(res, stage_arn, out)
+    except (CliError, ClientError, BotoCoreError) as exc:
         out.warn(f"could not converge {stage_arn} now ({exc}); {LATER}")
         return {"ran": False, "reason": str(exc)}
     if report.errors and not report.live:  # IVS's listing itself failed

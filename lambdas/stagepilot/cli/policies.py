@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     )
     version.add_argument("--force", action="store_true", help="overwrite the stored policy, whatever its version")
     add_converge_option(put)
+    add_dry_run_option(put)
     put.set_defaults(handler=cmd_put)
 
     get = sub.add_parser(
@@ -106,6 +108,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     delete.add_argument(
         "--expected-version", type=_version, metavar="N", help="delete only if the stored version is still N"
     )
+    add_dry_run_option(delete)
     delete.set_defaults(handler=cmd_delete)
 
     history = sub.add_parser(
@@ -130,6 +133,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     rollback.add_argument("stage_arn", metavar="ARN")
     rollback.add_argument("--to", type=_version, required=True, metavar="VERSION", dest="to_version")
     add_converge_option(rollback)
+    add_dry_run_option(rollback)
     rollback.set_defaults(handler=cmd_rollback)
 
     from stagepilot.cli import policy_copies  # diff, export, import: a module of their own
@@ -226,6 +230,8 @@ def cmd_put(args: argparse.Namespace, out: Output) -> int:
         return 0
     expected = _expected_version(args, current, policy.stage_arn)
     _require_stage_for_settings(policy, res)
+    if args.dry_run:
+        return _dry_run_store(res, out, policy, current, expected, change="put")
     # The version check is the store's conditional write: nothing reaches IVS before it has passed, so a
     # stale or losing put leaves the stage as it is.
     stored = _write(store, res, policy, expected_version=expected, action="policy-put")
@@ -418,6 +424,20 @@ def cmd_delete(args: argparse.Namespace, out: Output) -> int:
 
     arn = checked_arn(args.stage_arn, allow_default=True)
     res = resources(args)
+    if args.dry_run:
+        current = _store(res).get(arn)
+        if current is None:
+            raise CliError(f"no policy stored for {arn}")
+        sections = changed_sections(current.document, None)
+        if not out.as_json:
+            fallback = "no automation" if arn == DEFAULT_STAGE else "the 'default' policy, if one is stored"
+            out.line(
+                f"would delete the policy for {arn} (version {current.version}); the stage would follow {fallback}"
+            )
+        said = {"change": "delete", "version": current.version, "sections": sections}
+        return dry_run_change(
+            res, out, arn, lambda store: store.delete(arn, expected_version=args.expected_version), said
+        )
     by = caller_arn()
     try:
         deleted = _store(res).delete(arn, expected_version=args.expected_version)
@@ -478,6 +498,9 @@ def cmd_rollback(args: argparse.Namespace, out: Output) -> int:
     if current is not None and current.document == policy.to_document():
         out.line(f"policy for {arn} is already the document of version {args.to_version} (version {current.version})")
         return 0
+    if args.dry_run:
+        expected = current.version if current is not None else 0
+        return _dry_run_store(res, out, policy, current, expected, change="rollback", to_version=args.to_version)
     stored = _write(
         store,
         res,
@@ -539,3 +562,74 @@ def _parsed(stored: list[Any]) -> list[StagePolicy]:
         if not validate_policy(item.document):
             out.append(parse_policy(item.document))
     return out
+
+
+def _dry_run_store(
+    res: Any,
+    out: Output,
+    policy: StagePolicy,
+    current: StoredPolicy | None,
+    expected: int,
+    *,
+    change: str,
+    to_version: int | None = None,
+) -> int:
+    """``policy put|rollback --dry-run``: the version it would store, the sections it changes, and what the
+    convergence pass would then do."""
+    version = (current.version if current is not None else 0) + 1
+    sections = changed_sections(current.document if current is not None else None, policy.to_document())
+    if not out.as_json:
+        over = f"over version {current.version}" if current is not None else "no policy stored yet"
+        what = f"roll back to version {to_version}: store" if to_version is not None else "store"
+        out.line(
+            f"would {what} the policy for {policy.stage_arn} as version {version} ({over}); "
+            f"changes: {', '.join(sections) or 'nothing'}"
+        )
+    said: dict[str, Any] = {"change": change, "version": version, "sections": sections}
+    if to_version is not None:
+        said["rolledBackTo"] = to_version
+    return dry_run_change(
+        res,
+        out,
+        policy.stage_arn,
+        lambda store: store.put(policy, expected_version=expected, updated_by="dry-run", history=True),
+        said,
+    )
+
+
+def add_dry_run_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would change and what convergence would then do; store nothing, call nothing",
+    )
+
+
+def dry_run_change(
+    res: Any, out: Output, stage_arn: str, change: Callable[[PolicyStore], StoredPolicy | None], said: dict[str, Any]
+) -> int:
+    """What a policy change would do, changing nothing: ``change`` is made on what-if services
+    (cli/preview.py: reads copied from the real table, every write held, no IVS write sent), then the
+    convergence pass runs over the stage (every live stage for ``default``) as `reconcile --dry-run` does.
+    ``said``: what would change, for the JSON document (the caller has printed it)."""
+    from stagepilot.adapters.table import PolicyStore
+    from stagepilot.cli.preview import NOTHING_CHANGED, converge_after
+
+    def make(services: Any) -> None:
+        try:
+            change(PolicyStore(services.table))
+        except (ConflictError, NotFound) as exc:
+            raise CliError(str(exc)) from exc
+
+    convergence = converge_after(res, out, make, only=None if stage_arn == DEFAULT_STAGE else stage_arn)
+    if out.as_json:
+        out.json({"dryRun": True, "stageArn": stage_arn, **said, "convergence": convergence})
+    else:
+        out.line(NOTHING_CHANGED)
+    return 0
+
+
+def changed_sections(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """The top-level keys of a policy document that a change adds, removes or alters."""
+    before, after = before or {}, after or {}
+    return sorted(key for key in {*before, *after} if before.get(key) != after.get(key))

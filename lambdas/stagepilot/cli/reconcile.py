@@ -1,10 +1,12 @@
 """``stagepilot reconcile [STAGE_ARN | --all] [--dry-run]``: run a convergence pass now.
 
 The answer to "is everything as the policies say?": the same pass the scheduled function runs
-(convergence.py), over every live stage or one, printing the drift it found and what it did. With
-``--dry-run`` it is still that pass, run on what-if services (operator/whatif.py) that read the real
+(convergence.py), over every live stage or one, printing the drift it found and what it did. It is run
+by the deployed convergence function itself (cli/converge.py): the operator asks, the function acts with
+its own role, and the operator's credentials need ``lambda:InvokeFunction`` on it, no IVS write. With
+``--dry-run`` it is still that pass, run here on what-if services (operator/whatif.py) that read the real
 table and IVS and hold back every write and IVS call: it prints what the pass would do and the IVS calls
-it would make, and changes nothing.
+it would make, and changes nothing (IVS and table reads only: a viewer may run it).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "missing: a composition where someone publishes and none runs, a replica IVS does not list, a banned "
         "or blocked publisher still connected, and the recording settings of live and idle stages (pending "
         "while IVS records someone on the stage: shown, applied by a later pass). The same pass the stack runs "
-        "every reconcileMinutes; every healed action is audited as 'healed'. With --dry-run the same pass reads "
-        "the real table and IVS but holds back every write and IVS call: it prints what it would do and the "
-        "calls it would make, and nothing is done or recorded; it examines every live stage (not a pass's "
-        "share), with a progress line on a terminal, and takes the time its reads need at the CLI's pace.",
+        "every reconcileMinutes, run by the stack's convergence function (the command invokes it: "
+        "lambda:InvokeFunction, no IVS write with your credentials); every healed action is audited as 'healed'. "
+        "With --dry-run the same pass reads the real table and IVS but holds back every write and IVS call: it "
+        "prints what it would do and the calls it would make, and nothing is done or recorded; it examines "
+        "every live stage (not a pass's share), with a progress line on a terminal, and takes the time its "
+        "reads need at the CLI's pace.",
     )
     target = command.add_mutually_exclusive_group(required=True)
     target.add_argument(
@@ -52,20 +56,19 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 
 
 def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.automations import convergence_order
+    from stagepilot.cli.converge import invoke_convergence
     from stagepilot.cli.services import cli_services
-    from stagepilot.convergence import run_pass
     from stagepilot.operator.whatif import what_if
 
     only = checked_arn(args.stage_arn) if args.stage_arn else None
-    services = cli_services(resources(args))
+    res = resources(args)
     calls: Sequence[IvsCall] | None = None  # None: the pass acted; else the calls it held back
     if args.dry_run:
-        with what_if(services) as whatif:
+        with what_if(cli_services(res)) as whatif:
             report = dry_run_pass(whatif.services, only, out)
             calls = whatif.calls
     else:
-        report = run_pass(services, convergence_order(), only_stage=only)
+        report = invoke_convergence(res, only, out)
     if out.as_json:
         out.json(_as_json(report, would_call=calls))
     else:

@@ -6,6 +6,11 @@ a long outage costs one cheap failed listing per period and nothing piles up. Th
 deadline from the Lambda context (``get_remaining_time_in_millis``): it stops starting stages before the
 timeout and the next pass begins with those it did not reach. GetParticipant's answers are kept by the
 container across passes (``ParticipantCache``).
+
+The same function answers operators: ``stagepilot reconcile``, ``policy put|rollback`` and ``resume``
+invoke it synchronously with a request (convergence_request.py: the payload and the report it returns),
+so that operators never hold the pass's IVS writes. A request runs the same pass (one stage, or every
+live stage) and returns its report; a request it does not take is answered ``{"refused": why}``.
 """
 
 from stagepilot.handlers import heap
@@ -19,6 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from stagepilot.automations import convergence_order
 from stagepilot.convergence import ParticipantCache, run_pass
+from stagepilot.convergence_request import answer
 from stagepilot.handlers.wiring import services_for
 
 logger = Logger()
@@ -34,6 +40,14 @@ heap.settle()
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     services, _ = services_for(logger, metrics)
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)  # Lambda's context always has it
+    answered = answer(event, services, automations, remaining_ms=remaining_ms, participants=participants)
+    if answered is not None:  # an operator's request (reconcile, policy put, resume): its report
+        logger.info(
+            "operator request answered",
+            extra={"stage_arn": str(event.get("stageArn", "all"))[:200], "refused": answered.get("refused")},
+        )
+        metrics.add_metric(name="ReconcileRequests", unit=MetricUnit.Count, value=1)
+        return answered
     report = run_pass(services, automations, remaining_ms=remaining_ms, participants=participants)
     metrics.add_metric(name="ReconcilePasses", unit=MetricUnit.Count, value=1)  # a pass ran (never empty EMF)
     summary = {

@@ -10,13 +10,12 @@ from typing import Any
 from stagepilot.local.ivs import IvsStandIn
 
 
-class IvsEndpoint:
-    """``with IvsEndpoint(stand_in) as url:`` serves the stand-in at ``url`` until the block ends."""
+class LoopbackEndpoint:
+    """``with Endpoint(...) as url:`` serves ``handler`` at ``url`` (a thread) until the block ends."""
 
-    def __init__(self, stand_in: IvsStandIn, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        handler = _handler_for(stand_in)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], *, name: str, host: str, port: int) -> None:
         self._server = ThreadingHTTPServer((host, port), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ivs-stand-in", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=name, daemon=True)
 
     @property
     def url(self) -> str:
@@ -30,6 +29,13 @@ class IvsEndpoint:
     def __exit__(self, *_: Any) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class IvsEndpoint(LoopbackEndpoint):
+    """``with IvsEndpoint(stand_in) as url:`` serves the stand-in at ``url`` until the block ends."""
+
+    def __init__(self, stand_in: IvsStandIn, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(_handler_for(stand_in), name="ivs-stand-in", host=host, port=port)
 
 
 def _handler_for(stand_in: IvsStandIn) -> type[BaseHTTPRequestHandler]:

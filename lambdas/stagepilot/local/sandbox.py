@@ -38,6 +38,7 @@ from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
 from stagepilot.outputs import (
     OUTPUT_ALARM_TOPIC_ARN,
+    OUTPUT_CONVERGENCE_FUNCTION_NAME,
     OUTPUT_FLAG_BUS_NAME,
     OUTPUT_TABLE_NAME,
     OUTPUT_TOKEN_URL,
@@ -96,6 +97,8 @@ class Sandbox:
         self._session: Any = None
         self._routes: list[tuple[str, Any]] = []
         self._flag_inbox = ""
+        self._functions: Any = None  # Lambda's Invoke for the convergence function (local/functions.py)
+        self.functions_url = ""
 
     # lifecycle ---------------------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -109,6 +112,7 @@ class Sandbox:
             region_name=REGION,
         )
         self._deploy()
+        self.functions_url = self._functions.__enter__()
         self._start(self._control.serve_forever, "sandbox-control")
         self._start(self._door_server.serve_forever, "sandbox-door")
         return self
@@ -120,6 +124,8 @@ class Sandbox:
             server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.functions_url:
+            self._functions.__exit__()
         self._ivs_endpoint.__exit__()
         self._moto.stop()
 
@@ -142,6 +148,7 @@ class Sandbox:
             "AWS_DEFAULT_REGION": REGION,
             "AWS_ENDPOINT_URL": self.moto_url,
             "AWS_ENDPOINT_URL_IVS_REALTIME": self.ivs_url,
+            "AWS_ENDPOINT_URL_LAMBDA": self.functions_url,  # reconcile, policy put, resume invoke the function
             "STAGEPILOT_STACK": self.stack,
             "STAGEPILOT_SANDBOX_URL": self.control_url,
         }
@@ -197,6 +204,7 @@ class Sandbox:
         topic = self.client("sns").create_topic(Name=f"{self.stack}-AlarmTopic")["TopicArn"]
         outputs[OUTPUT_ALARM_TOPIC_ARN] = {"Value": topic}
         outputs[OUTPUT_TOKEN_URL] = {"Value": self.door_url}
+        outputs[OUTPUT_CONVERGENCE_FUNCTION_NAME] = {"Value": f"{self.stack}-ConvergenceFunction"}
         template = {"Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
         self.client("cloudformation").create_stack(StackName=self.stack, TemplateBody=json.dumps(template))
 
@@ -223,6 +231,12 @@ class Sandbox:
             worker.start()
             self._threads.append(worker)
         self._start(lambda: self._converge(services), "sandbox-convergence")
+        from stagepilot.local.functions import FunctionEndpoint, convergence_function
+
+        # What `reconcile`, `policy put|rollback` and `resume` invoke, as deployed: the function's own code.
+        self._functions = FunctionEndpoint(
+            {f"{self.stack}-ConvergenceFunction": convergence_function(services)}, host=self._host
+        )
         self._start(self._forward_flags, "sandbox-flags")
 
     def _open_door(self, table: Table) -> Any:
