@@ -199,3 +199,56 @@ def test_a_stage_ban_checks_its_one_stage_at_once(ivs):
     kicked = [c.params["stageArn"] for c in ivs.mutating_calls() if c.operation == "DisconnectParticipant"]
     assert kicked == [STAGE]  # the other stage: not banned there
     assert "ListStages" not in {c.operation for c in ivs.calls}
+
+
+def test_ban_add_dry_run_shows_the_ban_and_whom_it_would_disconnect_and_changes_nothing(ivs):
+    from tests.support import OTHER_STAGE, STAGE, EventFactory
+
+    events = EventFactory(at=datetime.now(UTC))
+    for stage, session in ((STAGE, "st-MainSession01"), (OTHER_STAGE, "st-GreenSession1")):
+        ivs.create_stage(stage)
+        ivs.observe(events.published("bad-1", user_id="spammer-7", stage=stage, session=session))
+
+    result = run("ban", "add", "spammer-7", "--stage", STAGE, "--reason", "spam", "--ttl", "1h", "--dry-run")
+    document = run("ban", "add", "spammer-7", "--reason", "spam", "--sweep", "--dry-run", "--json").json()
+
+    assert result.status == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"would ban spammer-7 on {STAGE} until ")
+    assert lines[1:] == [
+        f"  would disconnect bad-1 on {STAGE}",
+        f"  would call DisconnectParticipant (stageArn={STAGE}, participantId=bad-1, reason=spam)",
+        "dry run: nothing changed",
+    ]
+    assert document["wouldStore"] is True and document["liveStagesChecked"] == 2
+    assert sorted(d["stageArn"] for d in document["wouldDisconnect"]) == [OTHER_STAGE, STAGE]
+    assert [c for c in ivs.mutating_calls() if c.operation == "DisconnectParticipant"] == []
+    assert run("ban", "list", "--json").json() == []
+    assert run("audit", "--json").json() == []
+
+
+def test_ban_add_dry_run_of_a_ban_in_force_says_it_would_not_change_it(aws: str):
+    assert run("ban", "add", "spammer-7", "--no-disconnect").status == 0
+
+    result = run("ban", "add", "spammer-7", "--ttl", "1h", "--no-disconnect", "--dry-run")
+
+    assert result.status == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("would not ban: ")
+    assert result.stdout.splitlines()[-1] == "dry run: nothing changed"
+
+
+def test_a_long_ban_list_is_cut_at_max_items_and_says_how_to_go_on(aws: str):
+    for n in range(5):
+        assert run("ban", "add", f"user-{n}", "--no-disconnect").status == 0
+
+    first = run("ban", "list", "--max-items", "2")
+
+    assert [line.split()[0] for line in first.stdout.splitlines() if not line.startswith(" ")] == ["user-0", "user-1"]
+    assert first.stderr.startswith("more bans than shown: add --starting-token ")
+    token = first.stderr.split("--starting-token ")[1].split()[0]
+    rest = run("ban", "list", "--starting-token", token, "--json")
+    assert [b["userId"] for b in rest.json()] == ["user-2", "user-3", "user-4"]
+    assert rest.stderr == ""
+    assert run("ban", "list").stderr == ""  # all shown: no notice
+    bad = run("ban", "list", "--starting-token", "bm90LW1pbmU")
+    assert bad.status == 2 and "not a token a cut listing printed: 'bm90LW1pbmU'" in bad.stderr

@@ -121,3 +121,17 @@ def test_import_refuses_an_invalid_file_and_stores_nothing(aws: str, tmp_path: P
     )
     assert duplicated.status == 2 and "is already the stageArn of [0]" in duplicated.stderr
     assert run("policy", "list", "--json").json() == []
+
+
+def test_a_long_policy_list_is_cut_at_max_items_and_says_how_to_go_on(aws: str, tmp_path: Path):
+    for document in POLICIES:
+        put(tmp_path, document)
+
+    first = run("policy", "list", "--max-items", "2", "--json")
+    token = first.stderr.split("--starting-token ")[1].split()[0]
+    rest = run("policy", "list", "--starting-token", token)
+
+    assert [p["stageArn"] for p in first.json()] == ["default", OTHER_STAGE]
+    assert first.stderr.startswith("more policies than shown: ")
+    assert [line.split()[0] for line in rest.stdout.splitlines()] == [STAGE]
+    assert rest.stderr == ""

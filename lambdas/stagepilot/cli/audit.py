@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from stagepilot.cli.errors import BadInput
+from stagepilot.cli.paging import positive
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import resources
 
@@ -38,7 +39,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     audit.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?")
     audit.add_argument("--stage", dest="stage_option", metavar="STAGE_ARN", help="the same as STAGE_ARN")
     audit.add_argument(
-        "--limit", "--max-items", dest="limit", type=_positive, default=20, metavar="N", help="at most N entries (20)"
+        "--limit", "--max-items", dest="limit", type=positive, default=20, metavar="N", help="at most N entries (20)"
     )
     audit.add_argument(
         "--starting-token",
@@ -65,16 +66,6 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     )
     audit.add_argument("--csv", action="store_true", help="comma-separated values, a header line first")
     audit.set_defaults(handler=cmd_audit)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text!r}")
-    return value
 
 
 def _action(text: str) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.output import ProgressLine
+from stagepilot.cli.paging import page, paging_options, say_more
 from stagepilot.cli.resources import resources
 from stagepilot.errors import ConflictError, NotFound
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from stagepilot.adapters.pass_log import SweepProgress
     from stagepilot.adapters.table import Ban
     from stagepilot.cli.output import Output
+    from stagepilot.pipeline import Services
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -76,6 +78,11 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     add.add_argument(
         "--replace", action="store_true", help="replace a ban in force (its reason and expiry, even a shorter one)"
     )
+    add.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the ban that would be stored and the participants it would disconnect now; change nothing",
+    )
     add.set_defaults(handler=cmd_add)
 
     remove = sub.add_parser(
@@ -87,11 +94,12 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 
     listing = sub.add_parser(
         "list",
-        parents=[common, aws],
+        parents=[common, aws, paging_options()],
         help="list active bans, and how far each one's sweep got",
-        description="List the bans in force (expired ones are not shown), each with its sweep: how many of the "
-        "live stages the convergence passes that started after the ban have checked for the user's "
-        "participants, and about how many passes are left (or done).",
+        description="List the bans in force (expired ones are not shown), by user id, each with its sweep: how "
+        "many of the live stages the convergence passes that started after the ban have checked for the "
+        "user's participants, and about how many passes are left (or done). --max-items N cuts the listing "
+        "and says so, with the --starting-token that goes on from there.",
     )
     listing.set_defaults(handler=cmd_list)
 
@@ -111,9 +119,10 @@ def parse_duration(text: str) -> timedelta:
 
 
 def cmd_add(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.adapters.table import BanStore
     from stagepilot.cli.changes import GLOBAL_STAGE, caller_arn, record_change
+    from stagepilot.cli.home import check_account
     from stagepilot.cli.policies import checked_arn
+    from stagepilot.cli.services import cli_services
 
     if not args.user_id or len(args.user_id) > 128:
         raise CliError("USER_ID must be 1-128 characters", status=2)
@@ -122,15 +131,14 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
     stage_arn = checked_arn(args.stage) if args.stage else None
     res = resources(args)
     by = caller_arn()
+    if stage_arn is not None:
+        check_account(stage_arn, caller=by)
+    if args.dry_run:
+        from stagepilot.cli.preview import preview_ban
+
+        return preview_ban(args, res, out, stage_arn)
     try:
-        ban, replaced = BanStore(res.table).add(
-            args.user_id,
-            reason=args.reason,
-            ttl=args.ttl,
-            replace=args.replace,
-            stage_arn=stage_arn,
-            scope=args.scope,
-        )
+        ban, replaced = store_ban(res.table, args, stage_arn)
     except ConflictError as exc:
         raise CliError(str(exc)) from exc
     record_change(
@@ -141,16 +149,7 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
         reason=f"banned {ban.banned()} {ban.until()}" + (f" (replaced a ban {replaced.until()})" if replaced else ""),
         user_id=ban.user_id,
     )
-    disconnected: list[dict[str, Any]] = []
-    checked = 0
-    handed: dict[str, Any] | None = None
-    if not args.no_disconnect:
-        disconnected = from_records(res, ban)
-        if args.sweep or ban.stage_arn:  # a stage ban: its one stage is checked now (one listing)
-            checked, swept = sweep(res, ban, out)
-            disconnected += [item for item in swept if item not in disconnected]
-        else:
-            handed = handed_to_the_pass(res)
+    disconnected, checked, handed = disconnect_now(args, res, cli_services(res), ban, out)
     if out.as_json:
         out.json(
             {
@@ -175,6 +174,35 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
         if handed is not None:
             out.line(f"  {handed_text(handed)}")
     return 0
+
+
+def store_ban(table: Any, args: argparse.Namespace, stage_arn: str | None) -> tuple[Ban, Ban | None]:
+    """Store the ban ``ban add``'s arguments describe: (the ban, the one it replaced). Raises ConflictError
+    when a ban is in force and --replace was not given."""
+    from stagepilot.adapters.table import BanStore
+
+    return BanStore(table).add(
+        args.user_id, reason=args.reason, ttl=args.ttl, replace=args.replace, stage_arn=stage_arn, scope=args.scope
+    )
+
+
+def disconnect_now(
+    args: argparse.Namespace, res: Any, services: Services, ban: Ban, out: Output
+) -> tuple[list[dict[str, Any]], int, dict[str, Any] | None]:
+    """What ``ban add`` does at once after storing the ban: (disconnected, live stages checked, what it
+    leaves to the convergence pass). The door's token records; the ban's stage, or every live stage with
+    --sweep; a global ban's rest is handed to the pass."""
+    disconnected: list[dict[str, Any]] = []
+    checked = 0
+    handed: dict[str, Any] | None = None
+    if not args.no_disconnect:
+        disconnected = from_records(services, ban)
+        if args.sweep or ban.stage_arn:  # a stage ban: its one stage is checked now (one listing)
+            checked, swept = sweep(services, ban, out)
+            disconnected += [item for item in swept if item not in disconnected]
+        else:
+            handed = handed_to_the_pass(res)
+    return disconnected, checked, handed
 
 
 def handed_to_the_pass(res: Any) -> dict[str, Any]:
@@ -209,9 +237,8 @@ def handed_text(handed: dict[str, Any]) -> str:
     )
 
 
-def from_records(res: Any, ban: Ban) -> list[dict[str, Any]]:
+def from_records(services: Services, ban: Ban) -> list[dict[str, Any]]:
     """Disconnect the participants of the tokens the door issued to the user (token records): no listing."""
-    from stagepilot.cli.services import cli_services
     from stagepilot.door.revoke import disconnect_issued
 
     return [
@@ -221,21 +248,19 @@ def from_records(res: Any, ban: Ban) -> list[dict[str, Any]]:
             "stageArn": o.details.get("stage_arn"),
             "participantId": o.details.get("participant_id"),
         }
-        for o in disconnect_issued(cli_services(res), ban)
+        for o in disconnect_issued(services, ban)
         if o.action != "skip" and o.details.get("result") != "not-connected"
     ]
 
 
-def sweep(res: Any, ban: Ban, out: Output) -> tuple[int, list[dict[str, Any]]]:
+def sweep(services: Services, ban: Ban, out: Output) -> tuple[int, list[dict[str, Any]]]:
     """Disconnect the user's connected participants on every live stage (ListStages: those with an active
     session), or on the ban's stage, whatever their policy; paced at the IVS quota. A publish ban
     disconnects only participants that published. Returns (stages checked, what was done)."""
     from stagepilot.automations.moderation import sweep_banned_user
-    from stagepilot.cli.services import cli_services
 
-    services = cli_services(res)
     user_id, reason = ban.user_id, ban.reason
-    live = [ban.stage_arn] if ban.stage_arn else [stage.arn for stage in res.ivs.live_stages()]
+    live = [ban.stage_arn] if ban.stage_arn else [stage.arn for stage in services.ivs.live_stages()]
     progress = ProgressLine(out, f"checking live stages for {user_id}")
     done: list[dict[str, Any]] = []
     try:
@@ -287,8 +312,13 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import BanStore
 
     res = resources(args)
-    bans = BanStore(res.table).list()
-    sweeps = sweep_progress(res, bans)
+    bans, more = page(BanStore(res.table).list(), lambda b: f"{b.user_id}\x00{b.stage_arn or ''}", args)
+    _print_bans(out, bans, sweep_progress(res, bans), after=args.starting_token is not None)
+    say_more(out, more, "bans")
+    return 0
+
+
+def _print_bans(out: Output, bans: list[Ban], sweeps: list[SweepProgress | None], *, after: bool) -> None:
     if out.as_json:
         out.json(
             [
@@ -304,15 +334,14 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
                 for b, progress in zip(bans, sweeps, strict=True)
             ]
         )
-        return 0
+        return
     if not bans:
-        out.line("no bans in force")
+        out.line("no more bans in force" if after else "no bans in force")
     for b, progress in zip(bans, sweeps, strict=True):
         until = f"until {_iso(b.expires_at)}" if b.expires_at else "permanent"
         out.line(f"{b.banned()}  {until}  since {b.created_at}  {b.reason}")
         if progress is not None:
             out.line(f"  sweep: {sweep_text(progress)}")
-    return 0
 
 
 def sweep_progress(res: Any, bans: list[Ban]) -> list[SweepProgress | None]:

@@ -19,7 +19,7 @@ EXAMPLES: Final[dict[str, tuple[str, ...]]] = {
         "cat policy.json | stagepilot policy put - --force",
     ),
     "policy get": ("stagepilot policy get $STAGE_ARN > policy.json", "stagepilot policy get default"),
-    "policy list": ("stagepilot policy list", "stagepilot policy list --output table"),
+    "policy list": ("stagepilot policy list", "stagepilot policy list --max-items 100 --output table"),
     "policy delete": ("stagepilot policy delete $STAGE_ARN --expected-version 3",),
     "policy history": ("stagepilot policy history $STAGE_ARN",),
     "policy rollback": ("stagepilot policy rollback $STAGE_ARN --to 2",),
@@ -36,9 +36,10 @@ EXAMPLES: Final[dict[str, tuple[str, ...]]] = {
     "ban add": (
         "stagepilot ban add spammer-7 --reason spam --ttl 7d",
         "stagepilot ban add spammer-7 --stage $STAGE_ARN --scope publish",
+        "stagepilot ban add spammer-7 --dry-run",
     ),
     "ban remove": ("stagepilot ban remove spammer-7", "stagepilot ban remove spammer-7 --stage $STAGE_ARN"),
-    "ban list": ("stagepilot ban list", "stagepilot ban list --output table"),
+    "ban list": ("stagepilot ban list", "stagepilot ban list --max-items 50"),
     "disconnect": ("stagepilot disconnect $STAGE_ARN p-1234 --reason 'abusive chat'",),
     "audit": (
         "stagepilot audit $STAGE_ARN --since 1h",

@@ -22,6 +22,7 @@ from stagepilot.cli.converge import converge_now
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.files import read_json_file
 from stagepilot.cli.home import check_home, check_region
+from stagepilot.cli.paging import page, paging_options, say_more
 from stagepilot.cli.resources import resources
 from stagepilot.errors import ConflictError, NotFound
 from stagepilot.events import STAGE_ARN
@@ -93,7 +94,11 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     get.set_defaults(handler=cmd_get)
 
     listing = sub.add_parser(
-        "list", parents=[common, aws], help="list stored policies", description="List the stored policies."
+        "list",
+        parents=[common, aws, paging_options()],
+        help="list stored policies",
+        description="List the stored policies, by stage ARN ('default' first). --max-items N cuts the listing "
+        "and says so, with the --starting-token that goes on from there.",
     )
     listing.set_defaults(handler=cmd_list)
 
@@ -389,7 +394,7 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import PauseSwitches
 
     res = resources(args)
-    stored = _store(res).list()
+    stored, more = page(_store(res).list(), lambda p: "" if p.stage_arn == DEFAULT_STAGE else p.stage_arn, args)
     switches = PauseSwitches(res.table).list()
     rows = []
     for item in stored:
@@ -406,16 +411,16 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
         )
     if out.as_json:
         out.json(rows)
-        return 0
-    if not rows:
-        out.line("no policies stored")
-    for row in rows:
+    elif not rows:
+        out.line("no more policies stored" if args.starting_token is not None else "no policies stored")
+    for row in [] if out.as_json else rows:
         state = "PAUSED " if row["paused"] else ""
         invalid = " INVALID (fix with policy put)" if not row["valid"] else ""
         out.line(
             f"{row['stageArn']}  v{row['version']}  {state}{','.join(row['sections']) or '-'}"
             f"  {row['updatedAt']}{invalid}"
         )
+    say_more(out, more, "policies")
     return 0
 
 

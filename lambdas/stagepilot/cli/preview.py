@@ -129,3 +129,57 @@ def _print(out: Output, report: PassReport, calls: Sequence[IvsCall], *, only: s
         out.line(f"  would call {call.operation} ({params})")
     for arn, error in report.errors:
         out.warn(f"the convergence pass could not examine {arn}: {error}")
+
+
+def preview_ban(args: argparse.Namespace, res: Resources, out: Output, stage_arn: str | None) -> int:
+    """``ban add --dry-run``: the ban that would be stored, the participants it would disconnect now (the
+    door's token records; the ban's one stage, or every live stage with --sweep), and what is left to the
+    convergence pass; on what-if services, so nothing is stored, disconnected or audited."""
+    from stagepilot.adapters.table import iso
+    from stagepilot.cli.bans import disconnect_now, handed_text, store_ban
+    from stagepilot.cli.services import cli_services
+    from stagepilot.errors import ConflictError
+    from stagepilot.operator.whatif import what_if
+
+    with what_if(cli_services(res)) as whatif:
+        try:
+            ban, replaced = store_ban(whatif.services.table, args, stage_arn)
+        except ConflictError as exc:
+            if out.as_json:
+                out.json({"dryRun": True, "wouldStore": False, "refused": str(exc)})
+            else:
+                out.line(f"would not ban: {exc}")
+                out.line(NOTHING_CHANGED)
+            return 0
+        disconnected, checked, handed = disconnect_now(args, res, whatif.services, ban, out)
+        calls = list(whatif.calls)
+    until = f" until {iso(ban.expires_at)}" if ban.expires_at else ""
+    if out.as_json:
+        out.json(
+            {
+                "dryRun": True,
+                "wouldStore": True,
+                "userId": ban.user_id,
+                "stageArn": ban.stage_arn,
+                "scope": ban.scope,
+                "replaces": replaced is not None,
+                "liveStagesChecked": checked,
+                "wouldDisconnect": disconnected,
+                "wouldCall": [call.to_json() for call in calls],
+                **({"sweep": handed} if handed is not None else {}),
+            }
+        )
+        return 0
+    out.line(f"would ban {ban.banned()}{until}" + (f" (replacing a ban {replaced.until()})" if replaced else ""))
+    for item in disconnected:
+        out.line(f"  would disconnect {item['participantId']} on {item['stageArn']}")
+    for call in calls:
+        params = ", ".join(f"{k}={v}" for k, v in call.params.items() if isinstance(v, str))
+        out.line(f"  would call {call.operation} ({params})")
+    if not args.no_disconnect and not disconnected:
+        where = f"on any of the {checked} live stage(s)" if checked else "with a token stagepilot issued"
+        out.line(f"  not connected {where}: nobody to disconnect now")
+    if handed is not None:
+        out.line(f"  {handed_text(handed)}")
+    out.line(NOTHING_CHANGED)
+    return 0
