@@ -309,7 +309,7 @@ def test_put_applies_the_recording_settings_once_stored(ivs: IvsStandIn, tmp_pat
     assert stored.stdout.splitlines()[:2] == [
         f"stored policy for {STAGE} (version 1)",
         "converged now: stage: the stage's recording settings differ from the policy in "
-        "recordingReconnectWindowSeconds, storageConfigurationArn; applied",
+        "recordingReconnectWindowSeconds, storageConfigurationArn",
     ]
     [update] = ivs.mutating_calls()
     assert update.operation == "UpdateStage"

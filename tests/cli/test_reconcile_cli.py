@@ -133,7 +133,7 @@ def test_recording_settings_ivs_cannot_take_yet_are_pending_in_reconcile_and_sta
 
     ivs.set_participant_recording(STAGE, "host", active=False)
     applied = run("reconcile", STAGE)
-    assert f"healed {STAGE}  stage: the stage's recording settings differ from the policy in mediaTypes; applied" in (
+    assert f"healed {STAGE}  stage: the stage's recording settings differ from the policy in mediaTypes" in (
         applied.stdout
     )
     assert ivs.stage(STAGE).recording["mediaTypes"] == ["AUDIO_ONLY"]  # type: ignore[union-attr]

@@ -1,128 +1,183 @@
-"""The runbooks' commands, run as written: every ``stagepilot ...`` line of every ```sh block in
-docs/runbooks/, in order, against ``stagepilot sandbox`` (moto server, the IVS stand-in and the
-automations, over HTTP), so the docs cannot drift from the CLI.
-A line whose comment quotes text (``# "disconnected p-spam"``) promises the operator sees it: checked."""
+"""The runbooks, run as written (docs/runbooks/README.md, "Practise"): each page in a fresh ``stagepilot
+sandbox`` (moto server, the IVS stand-in, the automations, the convergence pass and the door, over HTTP),
+after the page's own setup (its ``sh`` block that starts with ``source sandbox.env``: its ``stagepilot``
+lines are run, its ``export NAME=value`` lines give the page's ``$NAME``), then every ``$ stagepilot ...``
+line of its ``console`` blocks in order, whose output (stdout and stderr, as a terminal shows them) must be
+the lines quoted under it. Times and dates (``2026-12-07T13:02:11Z``, ``13:02:11``, ``2026-12-07``) match
+any, and ``…`` stands for what differs from run to run (an id, a duration). A quoted output whose last line starts with
+``error:`` must end with a non-zero exit; any other with 0. No fixture makes the situation: the page does."""
 
 from __future__ import annotations
 
-import json
+import io
 import re
 import shlex
 import textwrap
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from stagepilot.cli.main import main
 from stagepilot.local.sandbox import Sandbox
-from tests.cli.conftest import TABLE, run
-from tests.support import CHANNEL, ENCODER, STAGE, EventFactory
 
-RUNBOOKS = Path(__file__).parents[2] / "docs" / "runbooks"
+ROOT = Path(__file__).parents[2]
+RUNBOOKS = ROOT / "docs" / "runbooks"
 PAGES = sorted(p for p in RUNBOOKS.glob("*.md") if p.name != "README.md")
-BLOCK = re.compile(r"^\s*```(\w*)\n(.*?)^\s*```", re.MULTILINE | re.DOTALL)
-USER = "spammer-7"
-PARTICIPANT = "p-spam"
-FAILED_EVENT = "evt-failed-1"
-PROMISE = re.compile(r'\s#\s*"([^"]+)"[^"]*$')  # the quoted text of a command's comment
+BLOCK = re.compile(r"^([ \t]*)```(\w*)\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|\+00:00)")
+CLOCK = re.compile(r"(?<!\d)\d\d:\d\d:\d\d(?:\.\d+)?(?!\d)")
+DATE = re.compile(r"(?<!\d)\d{4}-\d\d-\d\d(?!\d)")
+SETUP_START = "source sandbox.env"
 
 
-def promised(line: str) -> str | None:
-    found = PROMISE.search(line)
-    return found.group(1) if found else None
+@dataclass
+class Step:
+    command: str
+    expected: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    setup: list[str]  # the setup block's lines
+    steps: list[Step]  # the console blocks' commands and their quoted output
+    loose: list[str]  # stagepilot lines in other sh blocks (none allowed: quote their output)
 
 
 def blocks(page: Path, language: str) -> list[str]:
-    return [body for lang, body in BLOCK.findall(page.read_text()) if lang == language]
+    return [textwrap.dedent(body) for _, lang, body in BLOCK.findall(page.read_text()) if lang == language]
 
 
-def commands(page: Path) -> list[str]:
-    lines = []
-    for body in blocks(page, "sh"):
-        lines.extend(line.strip() for line in body.splitlines() if line.strip().startswith("stagepilot "))
-    return lines
+def read_page(page: Path) -> Page:
+    setups = [body for body in blocks(page, "sh") if body.lstrip().startswith(SETUP_START)]
+    others = [body for body in blocks(page, "sh") if not body.lstrip().startswith(SETUP_START)]
+    steps: list[Step] = []
+    for body in blocks(page, "console"):
+        for line in body.splitlines():
+            if line.startswith("$ "):
+                steps.append(Step(line[2:].strip()))
+            elif steps:
+                steps[-1].expected.append(line)
+            elif line.strip():
+                raise AssertionError(f"{page.name}: output before any command in a console block: {line!r}")
+    # a command of its own in an sh block (not one inside a loop, indented) must be quoted in a console block
+    loose = [line for body in others for line in body.splitlines() if line.startswith("stagepilot ")]
+    return Page(setup=[line for body in setups for line in body.splitlines()], steps=steps, loose=loose)
 
 
-@pytest.fixture
-def placeholders(sandbox: Sandbox, tmp_path: Path) -> dict[str, str]:
-    """``stagepilot sandbox`` with one onboarded stage whose composition IVS refused (its channel does not
-    exist), a live session with a publisher, and a failed event in the composition dead-letter queue."""
-    policy = {
-        "stageArn": STAGE,
-        "composition": {
-            "destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]
-        },
-        "moderation": {"flagLimit": {"count": 2, "windowSeconds": 60}},
-    }
-    policy_file = tmp_path / "policy.json"
-    policy_file.write_text(json.dumps(policy))
-    assert run("policy", "put", str(policy_file)).status == 0  # version 1
-    sandbox.ivs.missing(CHANNEL)
-    now = datetime.now(UTC)
-    events = EventFactory(at=now)
-    published = events.published(PARTICIPANT, user_id=USER, at=now)
-    scenario = tmp_path / "show.jsonl"
-    token = {"simulate": "participant", "stageArn": STAGE, "participantId": PARTICIPANT, "userId": USER}
-    scenario.write_text(json.dumps(token) + "\n" + json.dumps(published) + "\n")
-    played = run("sandbox", "play", str(scenario))
-    assert played.status == 0 and played.stdout.startswith("played 1 events"), played.stderr
-    event_file = tmp_path / "event.json"
-    event_file.write_text(json.dumps(published))
-    failed = events.published("p-other", event_id=FAILED_EVENT, at=now)
-    sandbox.client("sqs").send_message(QueueUrl=sandbox.queues["composition"][1], MessageBody=json.dumps(failed))
-    return {
-        "STAGE_ARN": STAGE,
-        "PARTICIPANT_ID": PARTICIPANT,
-        "USER_ID": USER,
-        "POLICY_FILE": str(policy_file),
-        "EVENT_FILE": str(event_file),
-        "EVENT_ID": FAILED_EVENT,
-    }
+def normalized(line: str) -> str:
+    return DATE.sub("<date>", CLOCK.sub("<clock>", ISO_TIME.sub("<time>", line.rstrip())))
 
 
-def test_every_runbook_is_indexed_and_has_commands():
+def matches(expected: str, actual: str) -> bool:
+    """One quoted line against one line of output: times are any time, ``…`` is anything."""
+    pattern = ".*?".join(re.escape(part) for part in normalized(expected).split("…"))
+    return re.fullmatch(pattern, normalized(actual)) is not None
+
+
+class _Tee(io.StringIO):
+    """One of the command's streams: kept apart, and also written to the terminal (``shown``)."""
+
+    def __init__(self, shown: io.StringIO) -> None:
+        super().__init__()
+        self._shown = shown
+
+    def write(self, text: str) -> int:
+        self._shown.write(text)
+        return super().write(text)
+
+
+def run_terminal(argv: list[str]) -> tuple[int, str]:
+    """The command as a terminal shows it: stdout and stderr interleaved in the order written; ``> FILE``
+    sends stdout to FILE instead, as the shell does."""
+    target = None
+    if ">" in argv:
+        argv, target = argv[: argv.index(">")], argv[argv.index(">") + 1]
+    shown = io.StringIO()
+    stdout, stderr = io.StringIO() if target else _Tee(shown), _Tee(shown)
+    try:
+        status = main(argv, stdout=stdout, stderr=stderr)
+    except SystemExit as exc:  # argparse: bad usage
+        status = int(exc.code or 0)
+    if target:
+        Path(target).write_text(stdout.getvalue())
+    return status, shown.getvalue()
+
+
+def expand(line: str, names: dict[str, str]) -> list[str]:
+    text = re.sub(r"\$(\w+)", lambda m: shlex.quote(names[m.group(1)]), line)
+    return shlex.split(text, comments=True)
+
+
+def practise(page: Path) -> list[tuple[Step, int, str]]:
+    """The page's setup, then its commands: (step, exit status, what the terminal showed) for each."""
+    read = read_page(page)
+    names: dict[str, str] = {}
+    for line in read.setup:
+        if line.startswith("export "):
+            for assignment in shlex.split(line[len("export ") :], comments=True):
+                name, _, value = assignment.partition("=")
+                names[name] = value
+        elif line.startswith("stagepilot "):
+            status, shown = run_terminal(expand(line, names)[1:])
+            assert status == 0, f"{page.name} setup: {line}\n{shown}"
+    results = []
+    for step in read.steps:
+        status, shown = run_terminal(expand(step.command, names)[1:])
+        results.append((step, status, shown))
+    return results
+
+
+def test_every_runbook_is_indexed_and_practisable():
     index = (RUNBOOKS / "README.md").read_text()
     assert PAGES
     for page in PAGES:
+        read = read_page(page)
         assert f"]({page.name})" in index, page.name
-        assert commands(page), f"{page.name} has no stagepilot command in a sh block"
+        assert read.setup, f"{page.name} has no setup block (a sh block starting with {SETUP_START!r})"
+        assert read.steps, f"{page.name} has no $ stagepilot command in a console block"
+        assert all(step.command.startswith("stagepilot ") for step in read.steps), page.name
+        assert not read.loose, f"{page.name}: quote the output of {read.loose[0]!r} in a console block"
 
 
-@pytest.mark.parametrize(
-    "page",
-    PAGES,
-    ids=[p.stem for p in PAGES],
-)
-def test_runbook_commands_run_as_written(page: Path, placeholders: dict[str, str]):
-    for line in commands(page):
-        text = re.sub(r"\$(\w+)", lambda m: shlex.quote(placeholders[m.group(1)]), line)
-        argv = shlex.split(text, comments=True)
-        result = run(*argv[1:])
-        assert result.status == 0, f"{page.name}: {line}\n{result.stderr}"
-        expected = promised(line)
-        if expected is not None:
-            assert expected in result.stdout, f"{page.name}: {line}\n{result.stdout}"
+def test_quoted_lines_match_the_output_modulo_times_and_ellipses():
+    assert matches("banned spammer-7 until 2026-12-14T13:02:11Z", "banned spammer-7 until 2027-01-01T00:00:00Z")
+    assert matches("13:02:11  ▶ composition …", "09:00:00  ▶ composition started")
+    assert matches("(token issued 2026-12-07 13:12:18Z)", "(token issued 2026-11-22 20:00:02Z)")
+    assert not matches("banned spammer-7", "banned spammer-8")
+    assert not matches("banned", "banned spammer-7")
 
 
-def test_promises_are_read_from_comments():
-    assert promised('stagepilot disconnect A B --reason "x y"   # "disconnected p-spam"') == "disconnected p-spam"
-    assert promised('stagepilot disconnect A B --reason "x y"') is None
-    assert promised("stagepilot dlq list   # anything still waiting") is None
-    assert sum(promised(line) is not None for page in PAGES for line in commands(page)) >= 15
+@pytest.mark.parametrize("sandbox", [{"reconcile_seconds": 3600}], indirect=True)  # its pass at start only
+@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+def test_runbook_works_as_written_outputs_included(
+    page: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    (tmp_path / "docs").symlink_to(ROOT / "docs")  # the pages name their files from the repository's root
+    monkeypatch.chdir(tmp_path)  # and write theirs (`> event.json`) where they run
+    for step, status, shown in practise(page):
+        said = shown.splitlines()
+        where = f"{page.name}: $ {step.command}\n--- the terminal showed:\n{shown}--- the page quotes:\n" + "\n".join(
+            step.expected
+        )
+        failing = bool(step.expected) and step.expected[-1].startswith("error:")
+        assert (status != 0) if failing else (status == 0), where
+        assert len(said) == len(step.expected) and all(map(matches, step.expected, said)), where
 
 
-def test_the_token_service_snippet_sees_the_ban(placeholders: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+def test_the_token_service_snippet_sees_the_ban(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch):
+    """ban-a-user.md's check for a service that still makes its own tokens, run as written."""
     [snippet] = blocks(RUNBOOKS / "ban-a-user.md", "python")
-    monkeypatch.setenv("STAGEPILOT_TABLE", TABLE)
+    monkeypatch.setenv("STAGEPILOT_TABLE", "StagePilot-Table")
     namespace: dict[str, object] = {}
-    exec(compile(textwrap.dedent(snippet), "ban-a-user.md", "exec"), namespace)
+    exec(compile(snippet, "ban-a-user.md", "exec"), namespace)
     may_join = namespace["may_join"]
     stage = "arn:aws:ivs:us-east-1:123456789012:stage/MainStage0001"
     other = "arn:aws:ivs:us-east-1:123456789012:stage/GreenRoom0001"
-    assert callable(may_join) and may_join(USER, stage) is True
-    assert run("ban", "add", USER, "--stage", stage, "--no-disconnect").status == 0
-    assert may_join(USER, stage) is False and may_join(USER, other) is True
-    assert run("ban", "add", USER, "--scope", "publish", "--no-disconnect").status == 0
-    assert may_join(USER, other) is True  # may watch
-    assert run("ban", "add", USER, "--no-disconnect", "--replace").status == 0
-    assert may_join(USER, other) is False
+    assert callable(may_join) and may_join("spammer-7", stage) is True
+    assert run_terminal(["ban", "add", "spammer-7", "--stage", stage, "--no-disconnect"])[0] == 0
+    assert may_join("spammer-7", stage) is False and may_join("spammer-7", other) is True
+    assert run_terminal(["ban", "add", "spammer-7", "--scope", "publish", "--no-disconnect"])[0] == 0
+    assert may_join("spammer-7", other) is True  # may watch
+    assert run_terminal(["ban", "add", "spammer-7", "--no-disconnect", "--replace"])[0] == 0
+    assert may_join("spammer-7", other) is False

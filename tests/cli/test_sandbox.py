@@ -88,7 +88,7 @@ def test_play_needs_a_running_sandbox(monkeypatch: pytest.MonkeyPatch):
 
 
 def _free_port_block() -> int:
-    """A port whose next three are free too (the sandbox takes four)."""
+    """A port whose next four are free too (the sandbox takes five)."""
     import socket
 
     for _ in range(50):
@@ -99,7 +99,7 @@ def _free_port_block() -> int:
             continue
         try:
             held = []
-            for offset in range(4):
+            for offset in range(5):
                 sock = socket.socket()
                 held.append(sock)
                 sock.bind(("127.0.0.1", base + offset))
@@ -160,7 +160,7 @@ def test_the_sandbox_command_writes_sandbox_env_on_fixed_ports_and_stops_on_ctrl
     on_path, control = shell.stdout.splitlines()
     assert on_path.endswith("/stagepilot") and control == f"http://127.0.0.1:{port + 2}"
     assert again.returncode == 1 and again.stderr == (
-        f"error: cannot listen on ports {port}-{port + 3} (Address already in use): is a sandbox already running? "
+        f"error: cannot listen on ports {port}-{port + 4} (Address already in use): is a sandbox already running? "
         "(--port N for others)\n"
     )
 

@@ -278,7 +278,7 @@ class StageSettingsAutomation:
         return Outcome(
             self.name,
             APPLIED,
-            f"{found}; applied",
+            found,  # "healed" or "would" says what was done (a dry run applies nothing)
             acted=True,
             details={"session_id": session_id, "fields": differing, "healReason": CHANGED, "checked": check.why},
         )

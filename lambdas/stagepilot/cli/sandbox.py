@@ -47,8 +47,8 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         type=_port,
         default=DEFAULT_PORT,
         metavar="N",
-        help=f"moto on N, the IVS stand-in on N+1, the sandbox's control on N+2, the door on N+3 ({DEFAULT_PORT}; "
-        "0: any free ports)",
+        help=f"moto on N, the IVS stand-in on N+1, the sandbox's control on N+2, the door on N+3, Lambda's Invoke "
+        f"on N+4 ({DEFAULT_PORT}; 0: any free ports)",
     )
     sandbox.add_argument(
         "--policies", type=Path, metavar="FILE", help="store these policies first (one, or a JSON array, as simulate)"
@@ -87,7 +87,7 @@ def cmd_run(args: argparse.Namespace, out: Output, *, ready: threading.Event | N
         sandbox = Sandbox(port=args.port)
     except OSError as exc:
         raise CliError(
-            f"cannot listen on ports {args.port}-{args.port + 3} ({exc.strerror}): is a sandbox already running? "
+            f"cannot listen on ports {args.port}-{args.port + 4} ({exc.strerror}): is a sandbox already running? "
             "(--port N for others)"
         ) from exc
     with sandbox:
@@ -127,8 +127,8 @@ def _port(text: str) -> int:
         port = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if port != 0 and not 1024 <= port <= 65532:
-        raise argparse.ArgumentTypeError(f"{port}: must be 0 or 1024-65532 (the sandbox takes it and the next 3)")
+    if port != 0 and not 1024 <= port <= 65531:
+        raise argparse.ArgumentTypeError(f"{port}: must be 0 or 1024-65531 (the sandbox takes it and the next 4)")
     return port
 
 

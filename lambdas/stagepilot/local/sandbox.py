@@ -14,8 +14,9 @@ the token function's own request handling, on a signing key made at start, as ``
 The CLI in another shell reaches it through the environment ``Sandbox.environment`` lists; ``stagepilot
 sandbox play FILE`` sends a scenario (``simulate``'s JSON Lines: events and every directive, local/directives.py,
 the same code ``simulate`` runs) to the sandbox's control endpoint. With a fixed ``port`` the endpoints are
-``port`` (moto), ``port + 1`` (IVS), ``port + 2`` (control) and ``port + 3`` (the door), so a shell's
-exports stay valid across restarts. Needs moto (a development dependency), no AWS account, no Docker.
+``port`` (moto), ``port + 1`` (IVS), ``port + 2`` (control), ``port + 3`` (the door) and ``port + 4``
+(Lambda's Invoke), so a shell's exports stay valid across restarts. Needs moto (a development
+dependency), no AWS account, no Docker.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
-from stagepilot.adapters.ivs import IvsStage
+from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
 from stagepilot.outputs import (
     OUTPUT_ALARM_TOPIC_ARN,
     OUTPUT_CONVERGENCE_FUNCTION_NAME,
     OUTPUT_FLAG_BUS_NAME,
+    OUTPUT_REDRIVE_ROLE_ARN,
     OUTPUT_TABLE_NAME,
     OUTPUT_TOKEN_URL,
     output_dlq_url,
@@ -56,7 +58,7 @@ TABLE: Final = "StagePilot-Table"
 CREDENTIALS: Final = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
 VISIBILITY_SECONDS: Final = 2  # a failed record comes back quickly (the stack: 360 s)
 ERROR_ATTRIBUTE: Final = "stagepilot-error"  # handlers/wiring.py
-DEFAULT_PORT: Final = 4510  # `stagepilot sandbox --port`: moto here, IVS, control and the door on the next three
+DEFAULT_PORT: Final = 4510  # `stagepilot sandbox --port`: moto here, IVS, control, the door and Lambda next
 logger = logging.getLogger(__name__)
 
 
@@ -68,7 +70,7 @@ class Sandbox:
     def __init__(
         self, *, stack: str = STACK, host: str = "127.0.0.1", port: int = 0, reconcile_seconds: float = 60
     ) -> None:
-        """``port``: moto's, and IVS, control and the door on the next three (0: any free ports)."""
+        """``port``: moto's, and IVS, control, the door and Lambda on the next four (0: any free ports)."""
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
@@ -79,7 +81,8 @@ class Sandbox:
         self.stack = stack
         self.reconcile_seconds = reconcile_seconds
         self._host = host
-        ports = [port + offset if port else 0 for offset in range(4)]
+        ports = [port + offset if port else 0 for offset in range(5)]
+        self._ports = ports
         self._moto = ThreadedMotoServer(ip_address=host, port=ports[0], verbose=False)
         self.ivs = IvsStandIn(account=ACCOUNT, region=REGION, on_event=self._ivs_emitted)
         self._ivs_endpoint = IvsEndpoint(self.ivs, host=host, port=ports[1])
@@ -205,6 +208,12 @@ class Sandbox:
         outputs[OUTPUT_ALARM_TOPIC_ARN] = {"Value": topic}
         outputs[OUTPUT_TOKEN_URL] = {"Value": self.door_url}
         outputs[OUTPUT_CONVERGENCE_FUNCTION_NAME] = {"Value": f"{self.stack}-ConvergenceFunction"}
+        # `dlq redrive` assumes the redrive role (the stack's redrivePrincipals), as deployed
+        trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}]}
+        role = self.client("iam").create_role(
+            RoleName=f"{self.stack}-Redrive", AssumeRolePolicyDocument=json.dumps(trust)
+        )
+        outputs[OUTPUT_REDRIVE_ROLE_ARN] = {"Value": role["Role"]["Arn"]}
         template = {"Resources": {"AlarmTopic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
         self.client("cloudformation").create_stack(StackName=self.stack, TemplateBody=json.dumps(template))
 
@@ -219,7 +228,8 @@ class Sandbox:
         services = Services(
             settings=Settings(table_name=TABLE),
             table=table,
-            ivs=IvsStage(self.client("ivs-realtime")),
+            # the functions' client: no retry left to botocore (adapters/ivs.py), as deployed
+            ivs=IvsStage(self.client("ivs-realtime", config=FUNCTION_CLIENT_CONFIG)),
             metrics=self.metrics,
         )
         self.services = services
@@ -230,12 +240,13 @@ class Sandbox:
             )
             worker.start()
             self._threads.append(worker)
-        self._start(lambda: self._converge(services), "sandbox-convergence")
+        self.converge_once(services)  # before anyone looks, as a deployed stack's schedule has run
+        self._start(lambda: self._loop_passes(services), "sandbox-convergence")
         from stagepilot.local.functions import FunctionEndpoint, convergence_function
 
         # What `reconcile`, `policy put|rollback` and `resume` invoke, as deployed: the function's own code.
         self._functions = FunctionEndpoint(
-            {f"{self.stack}-ConvergenceFunction": convergence_function(services)}, host=self._host
+            {f"{self.stack}-ConvergenceFunction": convergence_function(services)}, host=self._host, port=self._ports[4]
         )
         self._start(self._forward_flags, "sandbox-flags")
 
@@ -421,19 +432,20 @@ class Sandbox:
                     continue
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    def _converge(self, services: Services) -> None:
+    def _loop_passes(self, services: Services) -> None:
         """The scheduled convergence pass, every ``reconcile_seconds`` (the stack's default period)."""
-        from stagepilot.automations.composition import CompositionAutomation
-        from stagepilot.automations.moderation import ModerationAutomation
-        from stagepilot.automations.replication import ReplicationAutomation
+        while not self._stop.wait(self.reconcile_seconds):
+            self.converge_once(services)
+
+    def converge_once(self, services: Services | None = None) -> None:
+        """One scheduled convergence pass now."""
+        from stagepilot.automations import convergence_order
         from stagepilot.convergence import run_pass
 
-        automations = (ModerationAutomation(), CompositionAutomation(), ReplicationAutomation())
-        while not self._stop.wait(self.reconcile_seconds):
-            try:
-                run_pass(services, automations)
-            except Exception:  # as the scheduled function: this pass failed, the next one runs
-                logger.exception("convergence pass failed")
+        try:
+            run_pass(services or self.services, convergence_order())
+        except Exception:  # as the scheduled function: this pass failed, the next one runs
+            logger.exception("convergence pass failed")
 
 
 class _Redelivery:
