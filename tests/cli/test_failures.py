@@ -177,6 +177,11 @@ CASES = [
     Case("empty reason", ("disconnect", STAGE, "p-1", "--reason", ""), 2, "--reason must be 1-128"),
     Case("pause both", ("pause", STAGE, "--all"), 2, "not allowed with argument"),
     Case("dlq unknown automation", ("dlq", "list", "--automation", "x"), 2, "invalid choice: 'x'"),
+    Case("dlq list --max -5", ("dlq", "list", "--max", "-5"), 2, "must be a whole number ≥ 1, got '-5'"),
+    Case("dlq list --max-items 0", ("dlq", "list", "--max-items", "0"), 2, "must be a whole number ≥ 1, got '0'"),
+    Case("audit --action typo", ("audit", "--action", "disconect"), 2, "(did you mean disconnect"),
+    Case("audit --since future", ("audit", "--since", "2999-01-01T00:00:00Z"), 2, "is in the future"),
+    Case("ban list token", ("ban", "list", "--starting-token", "x" * 3000), 2, "not a token a cut listing printed"),
     # issue 26, "Why 9": inputs that used to be accepted -------------------------------------------------
     validating(
         "duplicate JSON keys",

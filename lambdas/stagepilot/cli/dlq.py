@@ -29,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from stagepilot.cli.confirm import confirm, yes_option
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.output import ProgressLine
+from stagepilot.cli.paging import positive
 from stagepilot.cli.redaction import remember
 from stagepilot.cli.resources import client, resources
 from stagepilot.routing import AUTOMATIONS
@@ -68,7 +69,16 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "(event id, detail-type, event name, stage, first error if known). Messages are received with a "
         "visibility timeout of 0 (peeked, never hidden); nothing is deleted.",
     )
-    listing.add_argument("--max", type=int, default=1000, metavar="N", help="show at most N events per queue (1000)")
+    listing.add_argument(
+        "--max-items",
+        "--max",
+        dest="max",
+        type=positive,
+        default=1000,
+        metavar="N",
+        help="show at most N events per queue (1000); the rest are counted, not shown (SQS has no position to "
+        "go on from, so no --starting-token: delete or redrive what was shown)",
+    )
     listing.set_defaults(handler=cmd_list)
 
     show = sub.add_parser(
@@ -179,7 +189,7 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
             name = f" / {e.event_name}" if e.event_name else ""
             out.line(f"  {e.event_id or e.message_id}  {e.detail_type or '?'}{name}  {e.stage_arn or '-'}  {e.error}")
         if len(r.events) < r.count:
-            out.line(f"  ({r.count - len(r.events)} not shown: over --max, or in flight)")
+            out.line(f"  ({r.count - len(r.events)} not shown: over --max-items, or in flight)")
     return 0
 
 
