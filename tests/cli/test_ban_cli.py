@@ -252,3 +252,17 @@ def test_a_long_ban_list_is_cut_at_max_items_and_says_how_to_go_on(aws: str):
     assert run("ban", "list").stderr == ""  # all shown: no notice
     bad = run("ban", "list", "--starting-token", "bm90LW1pbmU")
     assert bad.status == 2 and "not a token a cut listing printed: 'bm90LW1pbmU'" in bad.stderr
+
+
+def test_ban_remove_dry_run_names_the_ban_and_lifts_nothing(aws: str):
+    assert run("ban", "add", "spammer-7", "--no-disconnect").status == 0
+
+    result = run("ban", "remove", "spammer-7", "--dry-run")
+
+    assert result.status == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "would lift the ban on spammer-7 (banned permanently)"
+    assert result.stdout.splitlines()[-1] == "dry run: nothing changed"
+    assert [b["userId"] for b in run("ban", "list", "--json").json()] == ["spammer-7"]
+    assert [e["action"] for e in run("audit", "--json").json()] == ["ban-add"]
+    missing = run("ban", "remove", "nobody", "--dry-run")
+    assert missing.status == 1 and missing.stderr.strip() == "error: nobody is not banned"

@@ -239,3 +239,21 @@ def test_delete_takes_the_event_from_every_dead_letter_queue_that_holds_it(aws: 
     assert [d["automation"] for d in deleted.json()] == ["composition", "replication"]
     assert waiting("composition") == waiting("replication") == []
     assert waiting("moderation") == ["evt-other"]
+
+
+def test_delete_and_purge_dry_run_say_what_would_go_and_delete_nothing(aws: str):
+    body = json.dumps(EventFactory().published("p-1", event_id="evt-all"))
+    for automation in ("composition", "moderation"):
+        park(queue_urls(automation)[1], body)
+
+    deleting = run("dlq", "delete", "evt-all", "--dry-run")  # no --yes needed: nothing is deleted
+    purging = run("dlq", "purge", "--automation", "moderation", "--dry-run")
+
+    assert deleting.status == 0, deleting.stderr
+    assert deleting.stdout.splitlines() == [
+        "composition: would delete evt-all",
+        "moderation: would delete evt-all",
+        "dry run: nothing deleted",
+    ]
+    assert purging.stdout.splitlines() == ["moderation: would purge ~1 event", "dry run: nothing deleted"]
+    assert waiting("composition") == waiting("moderation") == ["evt-all"]

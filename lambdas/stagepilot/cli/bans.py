@@ -90,6 +90,9 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     )
     remove.add_argument("user_id", metavar="USER_ID")
     remove.add_argument("--stage", metavar="STAGE_ARN", help="lift the ban on this stage (default: the global ban)")
+    remove.add_argument(
+        "--dry-run", action="store_true", help="say which ban would be lifted (and who may then join); lift nothing"
+    )
     remove.set_defaults(handler=cmd_remove)
 
     listing = sub.add_parser(
@@ -288,6 +291,21 @@ def cmd_remove(args: argparse.Namespace, out: Output) -> int:
 
     stage_arn = checked_arn(args.stage) if args.stage else None
     res = resources(args)
+    if args.dry_run:
+        found = BanStore(res.table).get(args.user_id, stage_arn=stage_arn)
+        if found is None:
+            raise CliError(f"{args.user_id} is not banned" + (f" on {stage_arn}" if stage_arn else ""))
+        if out.as_json:
+            out.json({"dryRun": True, "userId": args.user_id, "stageArn": stage_arn, "wouldRemove": True})
+        else:
+            out.line(f"would lift the ban on {found.banned()} (banned {found.until()})")
+            out.line(
+                "then the door issues the user tokens again and the convergence pass no longer disconnects them"
+                + (f" on {stage_arn}" if stage_arn else "")
+                + " (a ban of another scope or stage still applies: stagepilot ban list)"
+            )
+            out.line("dry run: nothing changed")
+        return 0
     by = caller_arn()
     try:
         lifted = BanStore(res.table).remove(args.user_id, stage_arn=stage_arn)

@@ -108,6 +108,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         description="Empty the dead-letter queue(s) (SQS PurgeQueue: takes up to a minute; at most once a minute).",
     )
     purge.set_defaults(handler=cmd_purge)
+    for parser in (delete, purge):
+        parser.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
 
     redrive = sub.add_parser(
         "redrive",
@@ -263,38 +265,47 @@ def cmd_show(args: argparse.Namespace, out: Output) -> int:
 def cmd_delete(args: argparse.Namespace, out: Output) -> int:
     """Delete the event from every dead-letter queue that holds it: one EventBridge event goes to each
     automation, so a failure all three shared is parked three times, once per DLQ."""
-    confirm(args, f"delete the failed event {args.ident}")
+    if not args.dry_run:
+        confirm(args, f"delete the failed event {args.ident}")
     sqs = client("sqs")
     deleted: list[dict[str, Any]] = []
     for automation, (_, dlq_url) in _chosen(args).items():
         found, _ = find(sqs, dlq_url, args.ident)  # peeked: nothing else was hidden
         if found is not None:
-            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=found["ReceiptHandle"])
-            deleted.append({"automation": automation, "messageId": found["MessageId"], "deleted": True})
+            if not args.dry_run:
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=found["ReceiptHandle"])
+            deleted.append({"automation": automation, "messageId": found["MessageId"], "deleted": not args.dry_run})
     if not deleted:
         raise CliError(f"no failed event {args.ident!r} in the dead-letter queues (see: stagepilot dlq list)")
     if out.as_json:
         out.json(deleted)
     else:
         for entry in deleted:
-            out.line(f"{entry['automation']}: deleted {args.ident}")
+            out.line(f"{entry['automation']}: {'would delete' if args.dry_run else 'deleted'} {args.ident}")
+        if args.dry_run:
+            out.line("dry run: nothing deleted")
     return 0
 
 
 def cmd_purge(args: argparse.Namespace, out: Output) -> int:
     chosen = _chosen(args)
-    confirm(args, f"delete every failed event of {', '.join(chosen)}")
+    if not args.dry_run:
+        confirm(args, f"delete every failed event of {', '.join(chosen)}")
     sqs = client("sqs")
     results = []
     for automation, (_, dlq_url) in chosen.items():
         count = _count(sqs, dlq_url)
-        sqs.purge_queue(QueueUrl=dlq_url)
-        results.append({"automation": automation, "purged": count})
+        if not args.dry_run:
+            sqs.purge_queue(QueueUrl=dlq_url)
+        results.append({"automation": automation, "purged": count, **({"dryRun": True} if args.dry_run else {})})
     if out.as_json:
         out.json(results)
     else:
+        verb = "would purge" if args.dry_run else "purged"
         for r in results:
-            out.line(f"{r['automation']}: purged ~{r['purged']} event{'s' if r['purged'] != 1 else ''}")
+            out.line(f"{r['automation']}: {verb} ~{r['purged']} event{'s' if r['purged'] != 1 else ''}")
+        if args.dry_run:
+            out.line("dry run: nothing deleted")
     return 0
 
 
