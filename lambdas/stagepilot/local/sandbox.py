@@ -221,10 +221,12 @@ class Sandbox:
 
         routes = build_routes(account=ACCOUNT, region=REGION, moderation_sources=list(DEFAULT_MODERATION_SOURCES))
         self._routes = [(route.automation, EventPattern.load(json.dumps(route.pattern))) for route in routes]
-        from stagepilot.local.deployment import RecordingMetrics, default_automations
+        from stagepilot.local.alarms import AlarmEvaluator, MetricStore, WindowedMetrics, stack_alarms
+        from stagepilot.local.deployment import default_automations
 
         table = Table(self.client("dynamodb"), TABLE)
-        self.metrics = RecordingMetrics()
+        self.metric_store = MetricStore()  # every function's counts, with their times, for the alarms
+        self.metrics = WindowedMetrics("door", self.metric_store)
         services = Services(
             settings=Settings(table_name=TABLE),
             table=table,
@@ -235,19 +237,27 @@ class Sandbox:
         self.services = services
         self.door = self._open_door(table)
         for handler in default_automations():
+            own = dataclasses.replace(services, metrics=WindowedMetrics(handler.name, self.metric_store))
             worker = threading.Thread(
-                target=self._work, args=(handler, services), name=f"sandbox-{handler.name}", daemon=True
+                target=self._work, args=(handler, own), name=f"sandbox-{handler.name}", daemon=True
             )
             worker.start()
             self._threads.append(worker)
-        self.converge_once(services)  # before anyone looks, as a deployed stack's schedule has run
-        self._start(lambda: self._loop_passes(services), "sandbox-convergence")
+        converging = dataclasses.replace(services, metrics=WindowedMetrics("convergence", self.metric_store))
+        self.converge_once(converging)  # before anyone looks, as a deployed stack's schedule has run
+        self._start(lambda: self._loop_passes(converging), "sandbox-convergence")
         from stagepilot.local.functions import FunctionEndpoint, convergence_function
 
         # What `reconcile`, `policy put|rollback` and `resume` invoke, as deployed: the function's own code.
         self._functions = FunctionEndpoint(
-            {f"{self.stack}-ConvergenceFunction": convergence_function(services)}, host=self._host, port=self._ports[4]
+            {f"{self.stack}-ConvergenceFunction": convergence_function(converging)},
+            host=self._host,
+            port=self._ports[4],
         )
+        self.alarms = AlarmEvaluator(
+            stack_alarms(self.stack), self.metric_store, self._moto_queues, self.client("cloudwatch"), topic
+        )
+        self._start(self._evaluate_alarms, "sandbox-alarms")
         self._start(self._forward_flags, "sandbox-flags")
 
     def _open_door(self, table: Table) -> Any:
@@ -261,6 +271,25 @@ class Sandbox:
             longest_token_minutes=TOKEN_DURATION_RANGE[1]
         )
         return build_door(self.metrics, environ={"STAGEPILOT_TABLE": TABLE}, client=self.client)
+
+    def _moto_queues(self, automation: str) -> tuple[Any, Any]:
+        """moto's own queue and dead-letter queue of an automation, read in-process (local/alarms.py)."""
+        from moto.sqs.models import sqs_backends
+
+        queues = sqs_backends[ACCOUNT][REGION].queues
+        name = f"{self.stack}-{automation}"
+        return queues[name], queues[f"{name}-dlq"]
+
+    def _evaluate_alarms(self) -> None:
+        from stagepilot.local.alarms import EVALUATION_SECONDS
+
+        while not self._stop.wait(EVALUATION_SECONDS):
+            try:
+                self.alarms.evaluate()
+            except Exception:  # moto stopping, or a transient error: the next evaluation tries again
+                if self._stop.is_set():
+                    return
+                logger.exception("alarm evaluation failed")
 
     def _flag_bus(self, sqs: Any) -> str:
         """The stack's flag bus: what `stagepilot flag` puts there reaches the automations like any event
@@ -333,6 +362,7 @@ class Sandbox:
             played["routed"] = self._routed
         played["notices"] = notices
         played["settled"] = self.wait_until_handled(max(deadline - time.monotonic(), 0))
+        self.alarms.evaluate()  # what the scenario caused shows in the alarms' states at once
         return played
 
     def put_event(
@@ -444,8 +474,9 @@ class Sandbox:
 
         try:
             run_pass(services or self.services, convergence_order())
-        except Exception:  # as the scheduled function: this pass failed, the next one runs
+        except Exception:  # as the scheduled function: this pass failed (a function error), the next one runs
             logger.exception("convergence pass failed")
+            self.metric_store.add("convergence", "Errors", 1)
 
 
 class _Redelivery:
