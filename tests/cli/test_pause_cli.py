@@ -175,3 +175,18 @@ def test_policy_put_refuses_another_accounts_stage(ivs: IvsStandIn, tmp_path: Pa
         "(use that account's credentials, --profile)"
     )
     assert run("policy", "list", "--json").json() == []
+
+
+def test_a_long_pause_list_is_cut_at_max_items(ivs: IvsStandIn):
+    for stage in (STAGE, OTHER_STAGE):
+        assert run("pause", stage, "--force").status == 0
+    assert run("pause", "default").status == 0
+
+    first = run("pause", "list", "--max-items", "2")
+    token = first.stderr.split("--starting-token ")[1].split()[0]
+    rest = run("pause", "list", "--starting-token", token, "--json")
+
+    assert [line.split()[0] for line in first.stdout.splitlines()] == ["default", OTHER_STAGE]
+    assert first.stderr.startswith("more paused stages than shown: ")
+    assert [r["stageArn"] for r in rest.json()] == [STAGE] and rest.stderr == ""
+    assert run("pause", STAGE, "--max-items", "2").status == 2

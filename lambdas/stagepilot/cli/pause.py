@@ -17,6 +17,7 @@ from stagepilot.cli.confirm import confirm, yes_option
 from stagepilot.cli.converge import add_option as add_converge_option
 from stagepilot.cli.converge import converge_now
 from stagepilot.cli.errors import BadInput, CliError
+from stagepilot.cli.paging import page, paging_options, say_more
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import resources
 from stagepilot.policy import DEFAULT_STAGE
@@ -35,7 +36,7 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
     for name, paused in (("pause", True), ("resume", False)):
         parser = commands.add_parser(
             name,
-            parents=[common, aws, yes_option()],
+            parents=[common, aws, yes_option(), *([paging_options()] if paused else [])],
             help="the per-stage kill switch (pause list: every paused stage)" if paused else "undo pause",
             description=(
                 "Turn on the stage's kill switch: no automation acts on it (bans included), whatever its policy "
@@ -86,6 +87,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
 def cmd_pause(args: argparse.Namespace, out: Output) -> int:
     if args.stage_arn == LIST:
         return cmd_list(args, out)
+    if args.max_items is not None or args.starting_token is not None:
+        raise BadInput("--max-items and --starting-token go with pause list")
     return _set_paused(args, out, paused=True)
 
 
@@ -113,16 +116,25 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
         {"stageArn": p.stage_arn, "pausedBy": "policy", "version": p.version, "updatedAt": p.updated_at}
         for p in by_policy
     ]
+    every = rows
+    rows, more = page(every, _row_key, args)
     if out.as_json:
         out.json(rows)
-        return 0
-    if not rows:
-        out.line("nothing is paused")
-    for row in rows:
-        out.line(_listed(row))
-    if not any(r["stageArn"] == DEFAULT_STAGE for r in rows):
-        out.line(f"({DEFAULT_STAGE} is not paused: stages without a policy of their own are not paused by it)")
+    else:
+        if not rows:
+            out.line("nothing more is paused" if args.starting_token is not None else "nothing is paused")
+        for row in rows:
+            out.line(_listed(row))
+        if args.starting_token is None and not any(r["stageArn"] == DEFAULT_STAGE for r in every):
+            out.line(f"({DEFAULT_STAGE} is not paused: stages without a policy of their own are not paused by it)")
+    say_more(out, more, "paused stages")
     return 0
+
+
+def _row_key(row: dict[str, Any]) -> str:
+    """Switches first, then policies; 'default' first in each, then by stage ARN."""
+    kind = "0" if row["pausedBy"] == "pause" else "1"
+    return kind + ("" if row["stageArn"] == DEFAULT_STAGE else row["stageArn"])
 
 
 def _listed(row: dict[str, Any]) -> str:
