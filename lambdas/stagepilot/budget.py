@@ -74,7 +74,6 @@ CONVERGENCE_SLICES: Final[Mapping[str, float]] = {"ListParticipants": 2.0}
 # lists once a pass, keeps the other 1.5 (10 pages in about 6 s of its 60-s pass). No automation calls
 # ``ListStages``. The CLI's other operations are paced at the application's reserve (1 call/s), as before:
 # an operator's command is the account's own use of IVS (docs/performance.md, section 3).
-OPERATOR: Final = "operator"
 OPERATOR_SLICES: Final[Mapping[str, float]] = {"ListStages": 2.5}
 # What a function that does not say which caller it is (STAGEPILOT_IVS_CALLER unset: a local run, a
 # misconfigured deployment) paces every operation at: below every main-path share, so it works, slowly,

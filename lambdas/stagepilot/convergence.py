@@ -51,7 +51,6 @@ PENDING = "pending"  # an Outcome's action for drift IVS cannot take yet
 # confirm a publisher before a start), so a one-minute pass may list the participants of 120 stages. With
 # more live stages, the next pass starts with the first stage this one did not reach (``PassCursor``).
 PARTICIPANT_LISTINGS_PER_PASS = 120
-PASS_PERIOD_SECONDS = 60
 # The deadline (``remaining_ms``). No IVS read starts with less than CALL_MARGIN_MS left: the slowest
 # read (its pacing wait at the pass's 1 call/s, IVS's latency, a throttled retry) and the writes it may
 # lead to (a start, the claim and audit writes) fit in it. No stage starts with less than STAGE_MARGIN_MS:

@@ -28,7 +28,6 @@ DEFAULT_BUS: Final = "default"
 FLAG_BUS: Final = "flags"
 
 PARTICIPANT_PUBLISHED: Final = "Participant Published"
-PARTICIPANT_UNPUBLISHED: Final = "Participant Unpublished"
 PARTICIPANT_PUBLISH_ERROR: Final = "Participant Publish Error"
 # Session Start needs no action (the start was recorded when StartComposition returned), so it is not routed.
 COMPOSITION_EVENT_NAMES: Final = ("Session End", "Session Failure", "Destination Failure")

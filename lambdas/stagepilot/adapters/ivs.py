@@ -257,11 +257,6 @@ class IvsStage:
         params = {"stageArn": stage_arn, "sessionId": session_id, "filterByState": "CONNECTED", "maxResults": 100}
         return [_participant(p) for p in self._paginate("ListParticipants", "participants", params)]
 
-    def stage_recording(self, stage_arn: str) -> dict[str, Any] | None:
-        """The stage's autoParticipantRecordingConfiguration (GetStage); None when the stage does not exist."""
-        stage = self.get_stage(stage_arn)
-        return dict(stage.get("autoParticipantRecordingConfiguration") or {}) if stage is not None else None
-
     def recorded_participants(self, stage_arn: str, session_id: str) -> list[str]:
         """Who IVS is recording now in this session (ListParticipants ``filterByRecordingState`` ACTIVE,
         those who left but are still recorded within the reconnect window included)."""
@@ -358,16 +353,6 @@ class IvsStage:
                 return None
             raise
         return _composition(response["composition"])
-
-    def composition_tags(self, composition_arn: str) -> Mapping[str, str] | None:
-        """The composition's tags, or None when IVS no longer knows it (cleaned up 5 minutes after it ended)."""
-        try:
-            response = self._call("GetComposition", arn=composition_arn)
-        except IvsRejected as exc:
-            if exc.not_found:
-                return None
-            raise
-        return response["composition"].get("tags") or {}
 
     def replicas(self, stage_arn: str, participant_id: str) -> list[Replica]:
         params = {"sourceStageArn": stage_arn, "participantId": participant_id, "maxResults": 50}

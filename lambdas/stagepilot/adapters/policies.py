@@ -96,11 +96,6 @@ class PolicyStore:
         item = self._table.get(POLICY_PARTITION, stage_arn, consistent=True)
         return _stored_policy(item) if item else None
 
-    def get_with_default(self, stage_arn: str) -> tuple[StoredPolicy | None, StoredPolicy | None]:
-        """The stage's own policy and the default policy, in one request."""
-        found = self.lookup(stage_arn)
-        return found.own, found.default
-
     def lookup(self, stage_arn: str) -> PolicyLookup:
         """Everything that decides a stage's effective policy, in one request: its own policy, the default
         policy, and the pause switches of the stage and of ``default``."""

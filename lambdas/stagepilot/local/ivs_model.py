@@ -31,7 +31,6 @@ RECORDING_DEFAULTS: dict[str, Any] = {
     "hlsConfiguration": {"targetSegmentDurationSeconds": 6},
     "recordParticipantReplicas": True,
 }
-ENDED_COMPOSITION_STATES = ("STOPPED", "FAILED")
 
 
 class IvsApiError(Exception):

@@ -28,15 +28,6 @@ _PY_TYPE_NAMES: Final = {
     "<class 'float'>": "number",
     "<class 'decimal.Decimal'>": "number",
 }
-_SHAPE_TYPE_NAMES: Final = {
-    "string": "a string",
-    "integer": "an integer",
-    "long": "an integer",
-    "boolean": "a boolean",
-    "structure": "an object",
-    "map": "an object",
-    "list": "an array",
-}
 
 
 # --------------------------------------------------------------------------------------------------
