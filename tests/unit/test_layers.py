@@ -20,6 +20,15 @@ PACKAGE_DIR = LAMBDAS_DIR / "stagepilot"
 NOT_IN_THE_ZIP = ("moto", "stagepilot.local", "stagepilot.cli", "stagepilot.operator")
 # What the decisions must never import: they are plain functions over plain data.
 NOT_IN_DECISIONS = ("stagepilot.adapters", "boto3", "botocore", *NOT_IN_THE_ZIP)
+# The layers below the orchestration (decisions, policy, adapters) never import what orchestrates them.
+LOWER_LAYERS = ("decisions", "policy", "adapters")
+ORCHESTRATION = (
+    "stagepilot.pipeline",
+    "stagepilot.convergence",
+    "stagepilot.automations",
+    "stagepilot.handlers",
+    "stagepilot.door",
+)
 
 
 def excluded_subpackages() -> tuple[str, ...]:
@@ -79,6 +88,12 @@ def test_the_decisions_import_no_adapters_and_no_aws() -> None:
     modules = sorted((PACKAGE_DIR / "decisions").rglob("*.py"))
     assert len(modules) >= 5
     assert violations(modules, NOT_IN_DECISIONS) == []
+
+
+def test_decisions_policy_and_adapters_import_nothing_that_orchestrates_them() -> None:
+    modules = sorted(p for layer in LOWER_LAYERS for p in (PACKAGE_DIR / layer).rglob("*.py"))
+    assert len(modules) >= 20
+    assert violations(modules, (*ORCHESTRATION, *NOT_IN_THE_ZIP)) == []
 
 
 @pytest.mark.parametrize(
