@@ -130,3 +130,30 @@ def test_flag_is_in_the_audit_trail(ivs: IvsStandIn):
     assert (entry["stageArn"], entry["participantId"], entry["userId"]) == (STAGE, "p-1", "troll-9")
     assert entry["automation"] == "cli" and entry["details"]["by"].startswith("arn:aws:sts::")
     assert entry["reason"].endswith(": spam in chat")
+
+
+def test_action_is_filtered_by_dynamodb_and_entries_from_before_the_attribute_still_match(aws: str):
+    import json as jsonlib
+
+    from stagepilot.adapters.schema import AUDIT_INDEX_PARTITION_KEY
+
+    record(0, "composition-started")
+    record(1, "disconnect")
+    for minutes in range(2, 40):
+        record(minutes, "token-issued")
+    old = AuditLog(table(), clock=lambda: T0 + timedelta(minutes=50)).item(
+        AuditRecord(time=T0, stage_arn=STAGE, automation="moderation", action="disconnect", reason="old", event_id="o")
+    )
+    del old["action"]  # written before the attribute existed
+    table().put(old)
+    queried: list[dict] = []
+    client = boto3.client("dynamodb")
+    client.meta.events.register("provide-client-params.dynamodb.Query", lambda params, **_: queried.append(params))
+    log = AuditLog(Table(client, TABLE))
+
+    found = [entry["reason"] for _, entry in log.trail(None, actions=["disconnect"])]
+
+    assert found == ["old", "at 1"]
+    assert "#in IN (:in0)" in queried[0]["FilterExpression"]
+    assert reasons("--action", "disconnect") == ["old", "at 1"]  # the CLI: the same, through the filter
+    assert old[AUDIT_INDEX_PARTITION_KEY] and jsonlib.loads(old["entry"])["action"] == "disconnect"

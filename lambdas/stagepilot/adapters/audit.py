@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -21,6 +21,7 @@ from stagepilot.adapters.schema import (
 )
 
 AUDIT_RETENTION = timedelta(days=90)
+ACTION_ATTRIBUTE = "action"  # the entry's action, as an attribute of its own (entries from before: none)
 # Every action the audit trail records (the automations, the pass, the door and the CLI): what
 # `stagepilot audit --action` accepts; tests/unit/test_audit_actions.py keeps it in step with the code.
 AUDIT_ACTIONS: frozenset[str] = frozenset(
@@ -151,6 +152,7 @@ class AuditLog:
             AUDIT_INDEX_PARTITION_KEY: AUDIT_PARTITION,
             AUDIT_INDEX_SORT_KEY: f"{when}#{suffix}",
             TTL_ATTRIBUTE: epoch(entry.time + AUDIT_RETENTION),
+            ACTION_ATTRIBUTE: entry.action,  # `audit --action` filters on it server-side
             "entry": json.dumps(entry.to_json(), sort_keys=True),
         }
 
@@ -173,22 +175,31 @@ class AuditLog:
         since: datetime | None = None,
         until: datetime | None = None,
         before: str | None = None,
+        actions: Sequence[str] | None = None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(position, entry) newest first, one stage or all, written from ``since`` to ``until`` and strictly
         before ``position`` ``before`` (a position this returned: where a cut listing goes on). The window is
-        the query's key condition: only the entries in it are read, pages as consumed."""
+        the query's key condition: only the entries in it are read, pages as consumed. ``actions``: DynamoDB
+        returns only entries of those actions (and entries written before the action attribute existed,
+        which the caller filters itself)."""
         low = iso(since) if since is not None else "0"  # a key condition cannot hold an empty string
         high = (iso(until) + "#~") if until is not None else "~"  # every suffix of the last instant
         if before is not None:
             high = min(high, before)
+        only = (ACTION_ATTRIBUTE, list(actions)) if actions else None
         if stage_arn:
             prefix = "AUDIT#"
             items = self._table.query(
-                stage_partition(stage_arn), newest_first=True, sk_between=(prefix + low, prefix + high)
+                stage_partition(stage_arn),
+                newest_first=True,
+                sk_between=(prefix + low, prefix + high),
+                attribute_in=only,
             )
         else:
             prefix = ""
-            items = self._table.query(AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True, sk_between=(low, high))
+            items = self._table.query(
+                AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True, sk_between=(low, high), attribute_in=only
+            )
         key = SORT_KEY if stage_arn else AUDIT_INDEX_SORT_KEY
         for item in items:
             position = str(item[key])[len(prefix) :]

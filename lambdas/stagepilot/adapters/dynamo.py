@@ -7,7 +7,7 @@ DynamoDB's throttling and 5xx to ``RetryLater``; conditional-write failures are 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -266,10 +266,19 @@ class Table:
         limit: int | None = None,
         index: str | None = None,
         sk_between: tuple[str, str] | None = None,
+        attribute_in: tuple[str, Sequence[str]] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The partition's items (on ``index``'s keys), those whose sort key starts with ``sk_prefix`` or
-        lies in ``sk_between`` (both ends included: a key condition, so only those are read)."""
+        lies in ``sk_between`` (both ends included: a key condition, so only those are read).
+        ``attribute_in`` (name, values): DynamoDB returns only items whose attribute is one of the values,
+        or that lack it (items written before it existed: the caller checks those itself)."""
         params = _query_params(pk, sk_prefix=sk_prefix, index=index, sk_between=sk_between)
+        if attribute_in is not None and attribute_in[1]:
+            name, allowed = attribute_in
+            placeholders = [f":in{i}" for i in range(len(allowed))]
+            params["FilterExpression"] = f"attribute_not_exists(#in) OR #in IN ({', '.join(placeholders)})"
+            params["ExpressionAttributeNames"]["#in"] = name
+            params["ExpressionAttributeValues"].update(to_item(dict(zip(placeholders, allowed, strict=True))))
         params["ScanIndexForward"] = not newest_first
         returned = 0
         while True:

@@ -32,9 +32,9 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         description="What stagepilot did (compositions started, restarted, healed, given up; replications "
         "started; disconnects and dry-run decisions; tokens the door issued or refused) and what people did "
         "through the CLI (policies, pauses, bans, flags), newest first: for one stage, or all. Filters combine. "
-        "--since and --until are the query's key condition (only that window is read); --action and --user "
-        f"filter it, reading at most {AUDIT_SCAN_LIMIT} entries a run. A listing that is cut says so on "
-        "stderr, with the --starting-token that goes on from there.",
+        "--since and --until are the query's key condition (only that window is read); --action is a filter "
+        f"DynamoDB applies; --user is applied here, reading at most {AUDIT_SCAN_LIMIT} entries a run. A listing "
+        "that is cut says so on stderr, with the --starting-token that goes on from there.",
     )
     audit.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?")
     audit.add_argument("--stage", dest="stage_option", metavar="STAGE_ARN", help="the same as STAGE_ARN")
@@ -115,7 +115,9 @@ def cmd_audit(args: argparse.Namespace, out: Output) -> int:
     entries: list[dict[str, Any]] = []
     more: str | None = None  # where the next listing starts, when this one is cut
     last = args.starting_token
-    trail = AuditLog(resources(args).table).trail(arn, since=args.since, until=args.until, before=args.starting_token)
+    trail = AuditLog(resources(args).table).trail(
+        arn, since=args.since, until=args.until, before=args.starting_token, actions=args.action
+    )
     for scanned, (position, entry) in enumerate(trail, start=1):
         if audit_matches(entry, user=args.user, actions=args.action):
             if len(entries) >= args.limit:  # one more than asked for: the listing is cut
