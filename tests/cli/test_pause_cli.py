@@ -190,3 +190,20 @@ def test_a_long_pause_list_is_cut_at_max_items(ivs: IvsStandIn):
     assert first.stderr.startswith("more paused stages than shown: ")
     assert [r["stageArn"] for r in rest.json()] == [STAGE] and rest.stderr == ""
     assert run("pause", STAGE, "--max-items", "2").status == 2
+
+
+def test_resume_all_dry_run_names_every_switch_and_lifts_none(ivs: IvsStandIn):
+    ivs.create_stage(STAGE)
+    assert run("pause", STAGE).status == 0
+    assert run("pause", "default").status == 0
+
+    result = run("resume", "--all", "--dry-run")  # no --yes: nothing is lifted
+
+    assert result.status == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("would resume default (paused at ")
+    assert lines[1].startswith(f"would resume {STAGE} (paused at ")
+    assert lines[-1] == "dry run: nothing changed"
+    assert sorted(switches()) == sorted(["default", STAGE])
+    paused_all = run("pause", "--all", "--dry-run")
+    assert paused_all.status == 0 and paused_all.stdout.splitlines()[0] == "default is already paused"
