@@ -177,6 +177,7 @@ CASES = [
     Case("empty reason", ("disconnect", STAGE, "p-1", "--reason", ""), 2, "--reason must be 1-128"),
     Case("pause both", ("pause", STAGE, "--all"), 2, "not allowed with argument"),
     Case("dlq unknown automation", ("dlq", "list", "--automation", "x"), 2, "invalid choice: 'x'"),
+    Case("whoami offline", ("whoami",), 1, "caller: cannot reach http://127.0.0.1:9"),
     Case("dlq list --max -5", ("dlq", "list", "--max", "-5"), 2, "must be a whole number ≥ 1, got '-5'"),
     Case("dlq list --max-items 0", ("dlq", "list", "--max-items", "0"), 2, "must be a whole number ≥ 1, got '0'"),
     Case("audit --action typo", ("audit", "--action", "disconect"), 2, "(did you mean disconnect"),

@@ -67,8 +67,8 @@ def cmd_whoami(args: argparse.Namespace, out: Output) -> int:
         out.line(f"table      {found.get('table', '?')}")
         for service, url in found["endpoints"].items():
             out.line(f"endpoint   {service:<15} {url}")
-    for problem in problems:
-        out.error(problem)
+    if problems:
+        out.error("; ".join(problems))  # one line, as every failure
     return 1 if problems else 0
 
 
