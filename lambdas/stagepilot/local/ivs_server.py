@@ -42,6 +42,8 @@ def _handler_for(stand_in: IvsStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            if stand_in.call_delay is not None:
+                stand_in.call_delay()  # the request's way there, as through the boto3 hook (local/ivs.py)
             status, headers, body = stand_in.handle_http(self.path, self.rfile.read(length))
             self.send_response(status)
             for name, value in headers.items():
