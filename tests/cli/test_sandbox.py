@@ -258,3 +258,27 @@ def test_the_readme_backend_call_gets_a_token_from_the_sandbox_door(sandbox: San
     assert issued["status"] == 200 and issued["capabilities"] == ["SUBSCRIBE"]
     sandbox.store([], [{"userId": "viewer-2", "reason": "spam"}])
     assert namespace["participant_token"](sandbox.door_url, MAIN, "viewer-2")["refused"] == "banned"
+
+
+def test_the_sandbox_alarms_fire_on_their_metrics_over_their_periods(sandbox: Sandbox):
+    """HealedAlarm: 5 heals explained by a lost event within 15 minutes; ReconcileFailedAlarm: a failed
+    listing in each of 3 one-minute periods in a row (2 are not enough), as the stack defines them."""
+    import time_machine
+
+    def firing() -> list[str]:
+        sandbox.alarms.evaluate()
+        return list(run("status", "--json").json()["summary"]["alarmsInAlarm"])
+
+    for _ in range(4):
+        sandbox.metric_store.add("convergence", "HealedEventLost", 1)
+    assert firing() == []
+    sandbox.metric_store.add("convergence", "HealedEventLost", 1)
+    assert firing() == ["StagePilot-Convergence-HealedAlarm"]
+
+    now = time.time()
+    for minutes_ago in (2, 1):
+        with time_machine.travel(now - 60 * minutes_ago, tick=False):
+            sandbox.metric_store.add("convergence", "ReconcileFailed", 1)
+    assert "StagePilot-Convergence-ReconcileFailedAlarm" not in firing()
+    sandbox.metric_store.add("convergence", "ReconcileFailed", 1)
+    assert "StagePilot-Convergence-ReconcileFailedAlarm" in firing()
