@@ -122,6 +122,17 @@ moderation = optional(
     flagLimit=limit,
 )
 
+limits = optional(
+    maxSessionMinutes=st.integers(1, 1440),
+    noPublisherSeconds=st.integers(10, 3600),
+    hostGone=st.builds(
+        lambda hosts, grace, action: {**hosts, "graceSeconds": grace, "action": action},
+        participants,
+        st.integers(0, 3600),
+        st.sampled_from(["stop-composition", "end-show"]),
+    ),
+)
+
 
 @st.composite
 def valid_policies(draw: st.DrawFn) -> dict[str, Any]:
@@ -148,6 +159,8 @@ def valid_policies(draw: st.DrawFn) -> dict[str, Any]:
         document["moderation"] = draw(moderation)
     if draw(st.booleans()):
         document["stage"] = {"participantRecording": draw(recording)}
+    if draw(st.booleans()):
+        document["limits"] = draw(limits)
     return document
 
 

@@ -34,6 +34,13 @@ RECORDING_DEFAULTS: Final[Mapping[str, Any]] = {
 TOKEN_DURATION_RANGE: Final = (1, 20160)  # CreateParticipantToken.duration, minutes (IVS's range)
 TOKEN_CAPABILITIES: Final = ("PUBLISH", "SUBSCRIBE")
 MAX_TOKEN_ATTRIBUTES_BYTES: Final = 1024  # CreateParticipantToken.attributes: "1 KB total"
+# ``limits`` (docs/policy.md, "What a stage may cost"): its ranges, and what hostGone may do
+MAX_SESSION_MINUTES_RANGE: Final = (1, 1440)
+NO_PUBLISHER_SECONDS_RANGE: Final = (10, 3600)
+HOST_GONE_GRACE_RANGE: Final = (0, 3600)
+STOP_COMPOSITION: Final = "stop-composition"
+END_SHOW: Final = "end-show"
+HOST_GONE_ACTIONS: Final = (STOP_COMPOSITION, END_SHOW)
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,43 @@ class TokensPolicy:
 
 
 @dataclass(frozen=True)
+class HostGone:
+    """``limits.hostGone``: who the show's hosts are, how long the show waits once none of them publishes,
+    and what it then does (``stop-composition``, or ``end-show``: that and everyone disconnected)."""
+
+    hosts: ParticipantFilter
+    grace_seconds: int
+    action: str  # STOP_COMPOSITION or END_SHOW
+
+    @property
+    def ends_show(self) -> bool:
+        return self.action == END_SHOW
+
+    def to_document(self) -> dict[str, Any]:
+        return {**self.hosts.to_document(), "graceSeconds": self.grace_seconds, "action": self.action}
+
+
+@dataclass(frozen=True)
+class LimitsPolicy:
+    """The policy's ``limits`` section: bounds on what a stage session's composition may cost. None: no
+    such bound."""
+
+    max_session_minutes: int | None = None
+    no_publisher_seconds: int | None = None
+    host_gone: HostGone | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        document: dict[str, Any] = {}
+        if self.max_session_minutes is not None:
+            document["maxSessionMinutes"] = self.max_session_minutes
+        if self.no_publisher_seconds is not None:
+            document["noPublisherSeconds"] = self.no_publisher_seconds
+        if self.host_gone is not None:
+            document["hostGone"] = self.host_gone.to_document()
+        return document
+
+
+@dataclass(frozen=True)
 class StagePolicy:
     """One stage's validated policy document (or the ``default`` one)."""
 
@@ -241,6 +285,7 @@ class StagePolicy:
     moderation: ModerationPolicy | None = None
     stage: StageSettings | None = None
     tokens: TokensPolicy | None = None  # None: the door refuses every token for the stage
+    limits: LimitsPolicy | None = None  # None: nothing bounds what the stage's compositions cost
 
     @property
     def is_default(self) -> bool:
@@ -260,4 +305,6 @@ class StagePolicy:
             document["stage"] = self.stage.to_document()
         if self.tokens is not None:
             document["tokens"] = self.tokens.to_document()
+        if self.limits is not None:
+            document["limits"] = self.limits.to_document()
         return document

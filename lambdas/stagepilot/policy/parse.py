@@ -9,7 +9,9 @@ from stagepilot.policy.model import (
     DEFAULT_MAX_RESTARTS,
     DEFAULT_REASON,
     CompositionPolicy,
+    HostGone,
     Limit,
+    LimitsPolicy,
     ModerationPolicy,
     ParticipantFilter,
     ReplicationRule,
@@ -32,6 +34,7 @@ def parse_policy(document: object) -> StagePolicy:
     moderation = document.get("moderation")
     stage = document.get("stage")
     tokens = document.get("tokens")
+    limits = document.get("limits")
     return StagePolicy(
         stage_arn=document["stageArn"],
         paused=document.get("paused", False),
@@ -40,6 +43,31 @@ def parse_policy(document: object) -> StagePolicy:
         moderation=None if moderation is None else _parse_moderation(moderation),
         stage=None if stage is None else StageSettings(copy.deepcopy(stage.get("participantRecording"))),
         tokens=None if tokens is None else _parse_tokens(tokens),
+        limits=None if limits is None else _parse_limits(limits),
+    )
+
+
+def _parse_limits(section: dict[str, Any]) -> LimitsPolicy:
+    host_gone = section.get("hostGone")
+    return LimitsPolicy(
+        max_session_minutes=section.get("maxSessionMinutes"),
+        no_publisher_seconds=section.get("noPublisherSeconds"),
+        host_gone=None
+        if host_gone is None
+        else HostGone(
+            hosts=_parse_filter(host_gone),
+            grace_seconds=host_gone["graceSeconds"],
+            action=host_gone["action"],
+        ),
+    )
+
+
+def _parse_filter(section: dict[str, Any]) -> ParticipantFilter:
+    user_ids = section.get("userIds")
+    attributes = section.get("attributes")
+    return ParticipantFilter(
+        user_ids=None if user_ids is None else frozenset(user_ids),
+        attributes=None if attributes is None else dict(attributes),
     )
 
 
@@ -69,14 +97,7 @@ def _parse_composition(section: dict[str, Any]) -> CompositionPolicy:
 
 def _parse_replication_rule(entry: dict[str, Any]) -> ReplicationRule:
     participants = entry.get("participants")
-    participant_filter = None
-    if participants is not None:
-        user_ids = participants.get("userIds")
-        attributes = participants.get("attributes")
-        participant_filter = ParticipantFilter(
-            user_ids=None if user_ids is None else frozenset(user_ids),
-            attributes=None if attributes is None else dict(attributes),
-        )
+    participant_filter = None if participants is None else _parse_filter(participants)
     return ReplicationRule(
         destination_stage_arn=entry["destinationStageArn"],
         reconnect_window_seconds=entry.get("reconnectWindowSeconds", 0),

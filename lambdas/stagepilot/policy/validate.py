@@ -13,14 +13,18 @@ from typing import Any, Final
 
 from stagepilot.policy.model import (
     DEFAULT_STAGE,
+    HOST_GONE_ACTIONS,
+    HOST_GONE_GRACE_RANGE,
     LIMIT_COUNT_RANGE,
     LIMIT_WINDOW_RANGE,
     MAX_POLICY_TAGS,
     MAX_REPLICATION_ATTRIBUTES_BYTES,
     MAX_REPLICATIONS,
     MAX_RESTARTS_LIMIT,
+    MAX_SESSION_MINUTES_RANGE,
     MAX_TOKEN_ATTRIBUTES_BYTES,
     MAX_USER_ID_LENGTH,
+    NO_PUBLISHER_SECONDS_RANGE,
     RESERVED_TAG_PREFIXES,
     STAGEPILOT_TAG_COUNT,
     TOKEN_CAPABILITIES,
@@ -33,11 +37,22 @@ from stagepilot.policy.shapes import check_request, check_shape, member_shape, w
 _STANDIN_STAGE_ARN: Final = "arn:aws:ivs:us-east-1:000000000000:stage/StandIn"
 _STANDIN_PARTICIPANT_ID: Final = "StandIn"
 
-_ROOT_FIELDS: Final = ("stageArn", "paused", "composition", "replication", "moderation", "stage", "tokens")
+_ROOT_FIELDS: Final = (
+    "stageArn",
+    "paused",
+    "composition",
+    "replication",
+    "moderation",
+    "stage",
+    "tokens",
+    "limits",
+)
 _STAGE_FIELDS: Final = ("participantRecording",)
 _COMPOSITION_FIELDS: Final = ("layout", "destinations", "tags", "maxRestarts")
 _REPLICATION_FIELDS: Final = ("destinationStageArn", "reconnectWindowSeconds", "attributes", "participants")
 _PARTICIPANTS_FIELDS: Final = ("userIds", "attributes")
+_LIMITS_FIELDS: Final = ("maxSessionMinutes", "noPublisherSeconds", "hostGone")
+_HOST_GONE_FIELDS: Final = (*_PARTICIPANTS_FIELDS, "graceSeconds", "action")
 _MODERATION_FIELDS: Final = (
     "dryRun",
     "reason",
@@ -82,6 +97,8 @@ def validate_policy(document: object) -> list[Problem]:
         _check_stage(document["stage"], "stage", problems)
     if "tokens" in document:
         _check_tokens(document["tokens"], "tokens", problems)
+    if "limits" in document:
+        _check_limits(document["limits"], "limits", problems)
     if isinstance(stage_arn, str) and stage_arn != DEFAULT_STAGE and _ARN_PLACE.match(stage_arn):
         _check_same_place(document, stage_arn, problems)
     return problems
@@ -344,15 +361,57 @@ def _check_replication(section: object, own_stage_arn: str | None, path: str, pr
             _check_participants(entry["participants"], join(item, "participants"), problems)
 
 
-def _check_participants(section: object, path: str, problems: list[Problem]) -> None:
+def _check_limits(section: object, path: str, problems: list[Problem]) -> None:
     if not isinstance(section, dict):
         problems.append(Problem(path, f"must be an object, got {json_type(section)}"))
         return
-    _check_unknown(section, _PARTICIPANTS_FIELDS, path, problems)
-    if not any(key in section for key in _PARTICIPANTS_FIELDS):
-        problems.append(
-            Problem(path, "must give userIds and/or attributes (omit participants to replicate every publisher)")
+    _check_unknown(section, _LIMITS_FIELDS, path, problems)
+    if "maxSessionMinutes" in section:
+        _check_int(section["maxSessionMinutes"], *MAX_SESSION_MINUTES_RANGE, join(path, "maxSessionMinutes"), problems)
+    if "noPublisherSeconds" in section:
+        _check_int(
+            section["noPublisherSeconds"], *NO_PUBLISHER_SECONDS_RANGE, join(path, "noPublisherSeconds"), problems
         )
+    if "hostGone" in section:
+        _check_host_gone(section["hostGone"], join(path, "hostGone"), problems)
+
+
+def _check_host_gone(section: object, path: str, problems: list[Problem]) -> None:
+    """Who the hosts are (as ``replication[].participants``), the grace, and the action: all required, as
+    the action ends a show."""
+    if not isinstance(section, dict):
+        problems.append(Problem(path, f"must be an object, got {json_type(section)}"))
+        return
+    _check_participants(section, path, problems, known=_HOST_GONE_FIELDS, missing="who the hosts are")
+    grace_path = join(path, "graceSeconds")
+    if "graceSeconds" not in section:
+        problems.append(Problem(grace_path, "required field missing (how long the show waits for a host, 0-3600)"))
+    else:
+        _check_int(section["graceSeconds"], *HOST_GONE_GRACE_RANGE, grace_path, problems)
+    action_path = join(path, "action")
+    choices = " or ".join(HOST_GONE_ACTIONS)
+    action = section.get("action")
+    if "action" not in section:
+        problems.append(Problem(action_path, f"required field missing ({choices})"))
+    elif action not in HOST_GONE_ACTIONS:
+        shown = show(action) if isinstance(action, str) else json_type(action)
+        problems.append(Problem(action_path, f"must be {choices}, got {shown}"))
+
+
+def _check_participants(
+    section: object,
+    path: str,
+    problems: list[Problem],
+    *,
+    known: tuple[str, ...] = _PARTICIPANTS_FIELDS,
+    missing: str = "omit participants to replicate every publisher",
+) -> None:
+    if not isinstance(section, dict):
+        problems.append(Problem(path, f"must be an object, got {json_type(section)}"))
+        return
+    _check_unknown(section, known, path, problems)
+    if not any(key in section for key in _PARTICIPANTS_FIELDS):
+        problems.append(Problem(path, f"must give userIds and/or attributes ({missing})"))
     if "userIds" in section:
         _check_strings(section["userIds"], join(path, "userIds"), problems, non_empty_list=True)
     if "attributes" in section:
