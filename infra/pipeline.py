@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -106,13 +107,15 @@ class IvsStatement:
     """One IVS statement of an automation's role, in a policy of its own named after ``name``.
 
     ``acknowledgments`` (cdk-nag finding id -> reason) are the findings this statement raises; they are
-    acknowledged on its own policy and nowhere else.
+    acknowledged on its own policy and nowhere else. ``conditions``: the statement's IAM conditions
+    (e.g. StopComposition only on compositions tagged as stagepilot's).
     """
 
     name: str
     actions: tuple[str, ...]
     resources: tuple[str, ...]
     acknowledgments: Mapping[str, str]
+    conditions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def ivs_policies(scope: Construct, statements: Sequence[IvsStatement]) -> list[iam.Policy]:
@@ -125,7 +128,10 @@ def ivs_policies(scope: Construct, statements: Sequence[IvsStatement]) -> list[i
             names.ivs_policy_id(statement.name),
             statements=[
                 iam.PolicyStatement(
-                    sid=statement.name, actions=list(statement.actions), resources=list(statement.resources)
+                    sid=statement.name,
+                    actions=list(statement.actions),
+                    resources=list(statement.resources),
+                    conditions={op: dict(block) for op, block in statement.conditions.items()} or None,
                 )
             ],
         )

@@ -38,6 +38,7 @@ from infra.door import TokenDoor
 from infra.pipeline import AutomationPipeline, IvsStatement
 from stagepilot import config, outputs, routing
 from stagepilot.adapters import schema
+from stagepilot.decisions.composition import MANAGED_TAG
 
 
 @dataclass(frozen=True)
@@ -519,6 +520,7 @@ class StagePilotStack(Stack):
                 actions=statement.actions,
                 resources=statement.resources,
                 acknowledgments=statement.acknowledgments,
+                conditions=statement.conditions,
             )
             for automation, statements in automations.items()
             for statement in statements
@@ -543,7 +545,21 @@ class StagePilotStack(Stack):
                 "the pass puts a stage's recording settings back to its policy (stage.participantRecording)"
             ),
         )
-        return [*healing, listing, settings]
+        compositions = self._ivs_arn("composition")
+        guard = IvsStatement(
+            name="StopManagedCompositions",
+            # the policy's limits (docs/policy.md): only compositions stagepilot started, which it tags so
+            actions=("ivs:StopComposition",),
+            resources=(compositions,),
+            acknowledgments={
+                iam5_finding(self.resolve(compositions)): (
+                    "Composition ids are created by StartComposition at run time; StopComposition is allowed "
+                    f"only on compositions tagged {MANAGED_TAG}=true, which stagepilot tags at StartComposition."
+                )
+            },
+            conditions={"StringEquals": {f"aws:ResourceTag/{MANAGED_TAG}": "true"}},
+        )
+        return [*healing, listing, settings, guard]
 
     def _moderation_statements(self) -> list[IvsStatement]:
         return [

@@ -13,8 +13,9 @@ What it models, as AWS evaluates an identity policy in one account:
   ``NotResource``;
 - conditions: ``String*``/``Arn*`` operators (``...IfExists`` too) with ``ForAllValues:``/``ForAnyValue:``,
   on ``dynamodb:LeadingKeys`` (taken from the request, as DynamoDB does: every partition key a request
-  touches) and ``aws:PrincipalArn``; a condition on a key it does not know fails the test instead of
-  guessing;
+  touches), ``aws:PrincipalArn`` and ``aws:ResourceTag/<key>`` (the tags IVS holds on the resource a call
+  names: ``FunctionRoles(resource_tags=...)``, the stand-in's); a condition on a key it does not know fails
+  the test instead of guessing;
 - DynamoDB: ``TransactWriteItems``/``TransactGetItems`` are authorized item by item on ``PutItem``,
   ``UpdateItem``, ``DeleteItem``, ``ConditionCheckItem``, ``GetItem``; a ``Query`` on an index is
   authorized on ``<table>/index/<name>`` with that index's partition key as the leading key;
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,10 +217,11 @@ def _glob(pattern: str, value: str, *, fold: bool = False) -> bool:
 
 
 KNOWN_CONDITION_KEYS = {"dynamodb:LeadingKeys", "aws:PrincipalArn"}
+RESOURCE_TAG = "aws:ResourceTag/"
 
 
 def _condition(operator: str, key: str, values: list[Any], context: Mapping[str, tuple[str, ...]]) -> bool:
-    if key not in KNOWN_CONDITION_KEYS:
+    if key not in KNOWN_CONDITION_KEYS and not key.startswith(RESOURCE_TAG):
         raise AssertionError(f"the emulation does not know condition key {key}: model it before relying on it")
     qualifier, _, test = operator.rpartition(":")
     if_exists = test.endswith("IfExists")
@@ -314,11 +316,23 @@ def dynamodb_requests(iam: TemplateIam, operation: str, params: Mapping[str, Any
     return [Request(f"dynamodb:{operation}", table_arn(params["TableName"], params.get("IndexName")))]
 
 
-def ivs_requests(iam: TemplateIam, operation: str, params: Mapping[str, Any]) -> list[Request]:
+def ivs_requests(
+    iam: TemplateIam,
+    operation: str,
+    params: Mapping[str, Any],
+    resource_tags: Callable[[str], Mapping[str, str] | None] | None = None,
+) -> list[Request]:
+    """``resource_tags``: the tags IVS holds on an ARN (None: it holds none, or no such resource), the
+    ``aws:ResourceTag/<key>`` keys of each request on an existing resource."""
     if operation not in IVS_AUTHORIZED_ON:
         raise AssertionError(f"the emulation does not know how IAM authorizes ivs:{operation}: add it")
     arns = [arn for path in IVS_AUTHORIZED_ON[operation] for arn in _at(params, path.split("."))]
-    requests = [Request(f"ivs:{operation}", arn) for arn in (arns or ["*"])]
+
+    def tags(arn: str) -> dict[str, tuple[str, ...]]:
+        found = resource_tags(arn) if resource_tags is not None and arn != "*" else None
+        return {f"{RESOURCE_TAG}{key}": (value,) for key, value in (found or {}).items()}
+
+    requests = [Request(f"ivs:{operation}", arn, tags(arn)) for arn in (arns or ["*"])]
     if operation == "StartComposition" and params.get("tags"):
         new = f"arn:aws:ivs:{iam.region}:{iam.account}:composition/NewComposition0"
         requests.append(Request("ivs:TagResource", new))
@@ -346,11 +360,20 @@ class FunctionRoles:
 
     ``roles``: function name (automation, or ``convergence``) -> its role's logical id in the template, or
     the statements it holds (``TemplateIam.managed_policy``: a person's role running the same code).
-    ``ivs_client``: makes a new IVS client answered by the stand-in (``IvsStandIn.client``).
+    ``ivs_client``: makes a new IVS client answered by the stand-in (``IvsStandIn.client``);
+    ``resource_tags``: the tags the stand-in holds on an ARN (what ``aws:ResourceTag/<key>`` conditions see).
     """
 
-    def __init__(self, iam: TemplateIam, roles: Mapping[str, str | list[dict[str, Any]]], *, ivs_client: Any) -> None:
+    def __init__(
+        self,
+        iam: TemplateIam,
+        roles: Mapping[str, str | list[dict[str, Any]]],
+        *,
+        ivs_client: Any,
+        resource_tags: Callable[[str], Mapping[str, str] | None] | None = None,
+    ) -> None:
         self.iam = iam
+        self._resource_tags = resource_tags
         self.statements = {
             function: iam.statements(role) if isinstance(role, str) else role for function, role in roles.items()
         }
@@ -367,7 +390,12 @@ class FunctionRoles:
             dynamodb = boto3.client("dynamodb", region_name=self.iam.region)
             self._check(dynamodb, "dynamodb", function, dynamodb_requests)
             ivs = self._ivs_client()
-            self._check(ivs, "ivs-realtime", function, ivs_requests)
+            self._check(
+                ivs,
+                "ivs-realtime",
+                function,
+                lambda iam, operation, params: ivs_requests(iam, operation, params, self._resource_tags),
+            )
             self._services[function] = dataclasses.replace(
                 services, table=Table(dynamodb, services.table.name), ivs=services.ivs.on_client(ivs)
             )

@@ -63,7 +63,10 @@ EVENT_PATH_CALLS: Final[Mapping[str, Mapping[str, float]]] = {
 }
 # ListStageSessions: the stage's last session, asked only after IVS refused an idle stage's recording
 # settings (who is still recorded within the reconnect window, automations/stage_settings.py).
-CONVERGENCE_OPERATIONS: Final = frozenset({*EVENT_PATH_CALLS, "ListStages", "UpdateStage", "ListStageSessions"})
+# StopComposition: the policy's limits, which only the pass enforces (automations/limits.py).
+CONVERGENCE_OPERATIONS: Final = frozenset(
+    {*EVENT_PATH_CALLS, "ListStages", "UpdateStage", "ListStageSessions", "StopComposition"}
+)
 # The pass's slice: 1 call/s (60 per one-minute pass) of each operation; 2 of ListParticipants, its one
 # per-stage listing (stagepilot.convergence.PARTICIPANT_LISTINGS_PER_PASS: 120 per pass).
 CONVERGENCE_SLICE: Final = 1.0

@@ -32,7 +32,7 @@ from typing import Any, Final, Protocol, cast
 
 from botocore.exceptions import ClientError
 
-from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, StageInfo
+from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, PublishTimes, StageInfo
 from stagepilot.adapters.pass_log import PassLog, PassRecord
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, STAGE_PREFIX
 from stagepilot.adapters.table import AuditRecord, Ban, Table, iso
@@ -150,6 +150,7 @@ class LiveStage:
     policy_updated_at: datetime | None = None  # when the stage's effective policy was written
     _connected: list[Participant] | None = field(default=None, repr=False)
     _publishing: dict[str, tuple[bool, datetime | None]] = field(default_factory=dict, repr=False)
+    _history: list[tuple[Participant, PublishTimes]] | None = field(default=None, repr=False)
 
     def connected(self) -> list[Participant]:
         if self._connected is None:
@@ -159,6 +160,17 @@ class LiveStage:
 
     def forget_participants(self) -> None:
         self._connected = None
+        self._history = None
+
+    def publish_history(self) -> list[tuple[Participant, PublishTimes]]:
+        """Everyone who ever published in the session, connected or not, with when their last publish
+        started and stopped (one ListParticipants, one ListParticipantEvents each): what the policy's
+        ``limits`` measure idleness and a host's absence by."""
+        if self._history is None:
+            self.budget.take()
+            found = self.ivs.published_participants(self.arn, self.session_id)
+            self._history = [(p, self.ivs.publish_times(self.arn, self.session_id, p.participant_id)) for p in found]
+        return self._history
 
     def publishing_now(self, participant_id: str) -> bool:
         """ListParticipants' ``published`` means "ever published in the session": only the participant's

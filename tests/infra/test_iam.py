@@ -124,6 +124,7 @@ def test_the_convergence_pass_holds_the_automations_actions_and_list_stages(depl
         "ivs:ListStages",
         "ivs:UpdateStage",
         "ivs:ListStageSessions",
+        "ivs:StopComposition",
     }
     assert {f"ivs:{operation}" for operation in budget.operations_of(budget.CONVERGENCE)} <= _actions(
         statements, "ivs:"
@@ -131,6 +132,25 @@ def test_the_convergence_pass_holds_the_automations_actions_and_list_stages(depl
     # It gives back the replication claims it could not use, as the automations do (test_permissions.py);
     # on STAGE# items only (test_access.py).
     assert "dynamodb:DeleteItem" in _actions(statements, "dynamodb:")
+
+
+def test_stop_composition_only_on_compositions_stagepilot_tagged_and_only_for_the_pass(deployed: Synthesized) -> None:
+    """The policy's limits stop compositions (docs/policy.md, "What a stage may cost"): only the pass may,
+    and only those stagepilot started (tagged stagepilot:managed=true at StartComposition)."""
+    convergence = {"Ref": deployed.logical_id(deployed.stack.convergence.role)}
+    found = [
+        (policy["Properties"]["Roles"], statement)
+        for policy in deployed.template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "ivs:StopComposition" in _as_list(statement["Action"])
+    ]
+    assert [roles for roles, _ in found] == [[convergence]]
+    [(_, statement)] = found
+    assert _as_list(statement["Action"]) == ["ivs:StopComposition"]
+    assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/stagepilot:managed": "true"}}
+    assert all(":composition/" in str(resource) for resource in _as_list(statement["Resource"]))
+    for automation in IVS_ACTIONS:
+        assert "ivs:StopComposition" not in _actions(_statements(deployed, automation), "ivs:")
 
 
 def test_roles_use_no_managed_policies(deployed: Synthesized) -> None:

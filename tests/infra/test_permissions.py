@@ -53,9 +53,21 @@ def role_ids(deployed: Synthesized) -> dict[str, str]:
 
 
 def under_roles(template_iam: TemplateIam, role_ids: dict[str, str], deployment: LocalDeployment) -> FunctionRoles:
-    roles = FunctionRoles(template_iam, role_ids, ivs_client=deployment.ivs.client)
+    roles = FunctionRoles(
+        template_iam, role_ids, ivs_client=deployment.ivs.client, resource_tags=composition_tags(deployment)
+    )
     deployment.function_roles = roles
     return roles
+
+
+def composition_tags(deployment: LocalDeployment) -> Any:
+    """The tags the stand-in holds on a composition (what ``aws:ResourceTag`` conditions see)."""
+
+    def tags(arn: str) -> dict[str, str] | None:
+        found = [c for c in deployment.ivs.compositions(include_deleted=True) if c.arn == arn]
+        return dict(found[0].tags) if found else None
+
+    return tags
 
 
 def refusals(roles: FunctionRoles) -> list[str]:
@@ -197,6 +209,34 @@ def test_a_call_the_role_does_not_allow_is_refused_as_aws_refuses_it(
     ]
     # Writes of automation state (STAGE#...) are the functions' own.
     moderation.table.client.put_item(TableName=TABLE_NAME, Item={"pk": {"S": f"STAGE#{STAGE}"}, "sk": {"S": "x"}})
+
+
+def test_the_pass_stops_only_compositions_stagepilot_started(
+    template_iam: TemplateIam, role_ids: dict[str, str], deployment: LocalDeployment
+) -> None:
+    """The convergence role's StopComposition holds only on compositions tagged stagepilot:managed=true
+    (docs/policy.md, "What a stage may cost"): a limit's stop runs within it; another's composition is refused."""
+    deployment.ivs.create_stage(STAGE)
+    s3 = {"name": "archive", "s3": {"storageConfigurationArn": STORAGE, "encoderConfigurationArns": [ENCODER]}}
+    limits = {"maxSessionMinutes": 1}
+    put_policy(deployment, {"stageArn": STAGE, "composition": {"destinations": [s3]}, "limits": limits})
+    roles = under_roles(template_iam, role_ids, deployment)
+    deployment.put_event(EventFactory().published("host", user_id="host-1"))
+    deployment.drain()
+    deployment.clock.advance_to(later(90))
+    deployment.reconcile()
+
+    assert refusals(roles) == []
+    assert [c.operation for c in deployment.ivs.mutating_calls()] == ["StartComposition", "StopComposition"]
+    theirs = deployment.ivs.client().start_composition(  # the application's own composition, untagged
+        stageArn=STAGE, destinations=[s3], tags={"team": "shows"}
+    )["composition"]["arn"]
+    convergence = deployment.function_services(budget.CONVERGENCE)
+    with pytest.raises(AccessDenied):
+        convergence.ivs._client.stop_composition(arn=theirs)
+    assert refusals(roles) == [
+        f"convergence: StopComposition needs ivs:StopComposition on {theirs} {{'aws:ResourceTag/team': ('shows',)}}"
+    ]
 
 
 @pytest.mark.parametrize(

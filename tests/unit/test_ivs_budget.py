@@ -27,6 +27,7 @@ CALLER_MODULES = {
         "convergence.py",
         *(m for ms in AUTOMATION_MODULES.values() for m in ms),
         "automations/stage_settings.py",
+        "automations/limits.py",
     ),
 }
 

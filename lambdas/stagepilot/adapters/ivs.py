@@ -149,6 +149,15 @@ class CompositionSummary:
 
 
 @dataclass(frozen=True)
+class PublishTimes:
+    """A participant's publishing as its events tell it (``IvsStage.publish_times``)."""
+
+    publishing: bool
+    started_at: datetime | None  # its last publish's start
+    stopped_at: datetime | None  # when that publish stopped (None while it publishes, or if it never did)
+
+
+@dataclass(frozen=True)
 class Participant:
     """A participant as ``GetParticipant`` or ``ListParticipants`` returns it (a listing has no attributes)."""
 
@@ -316,6 +325,12 @@ class IvsStage:
             params["filterByUserId"] = user_id
         return [_participant(p) for p in self._paginate("ListParticipants", "participants", params)]
 
+    def published_participants(self, stage_arn: str, session_id: str) -> list[Participant]:
+        """Everyone who ever published in the session, connected or not (ListParticipants
+        ``filterByPublished``; no attributes)."""
+        params = {"stageArn": stage_arn, "sessionId": session_id, "filterByPublished": True, "maxResults": 100}
+        return [_participant(p) for p in self._paginate("ListParticipants", "participants", params)]
+
     def participant(self, stage_arn: str, session_id: str, participant_id: str) -> Participant:
         response = self._call("GetParticipant", stageArn=stage_arn, sessionId=session_id, participantId=participant_id)
         return _participant(response["participant"])
@@ -328,17 +343,26 @@ class IvsStage:
     def publish_state(self, stage_arn: str, session_id: str, participant_id: str) -> tuple[bool, datetime | None]:
         """(publishing now, since when): its last PUBLISH_STARTED with no stop after it (ListParticipantEvents;
         the time is None if IVS gave none)."""
+        times = self.publish_times(stage_arn, session_id, participant_id)
+        return (True, times.started_at) if times.publishing else (False, None)
+
+    def publish_times(self, stage_arn: str, session_id: str, participant_id: str) -> PublishTimes:
+        """Whether the participant publishes now, when its last publish started and when it stopped (its
+        PUBLISH_STOPPED, or its LEFT: leaving stops a publish), from its events (ListParticipantEvents)."""
         params = {"stageArn": stage_arn, "sessionId": session_id, "participantId": participant_id, "maxResults": 100}
-        last: tuple[str, int, str] | None = None
-        started: Any = None
-        for index, event in enumerate(self._paginate("ListParticipantEvents", "events", params)):
-            if event.get("name") in ("PUBLISH_STARTED", "PUBLISH_STOPPED"):
-                key = (str(event.get("eventTime", "")), index, event["name"])
-                if last is None or key[:2] >= last[:2]:
-                    last, started = key, event.get("eventTime")
-        if last is None or last[2] != "PUBLISH_STARTED":
-            return False, None
-        return True, started if isinstance(started, datetime) else None
+        events = [
+            (str(event.get("eventTime", "")), index, event.get("name"), event.get("eventTime"))
+            for index, event in enumerate(self._paginate("ListParticipantEvents", "events", params))
+            if event.get("name") in ("PUBLISH_STARTED", "PUBLISH_STOPPED", "LEFT")
+        ]
+        publishing, started, stopped = False, None, None
+        for _, _, name, at in sorted(events, key=lambda e: e[:2]):
+            when = at if isinstance(at, datetime) else None
+            if name == "PUBLISH_STARTED":
+                publishing, started = True, when
+            elif publishing:  # PUBLISH_STOPPED, or LEFT while publishing
+                publishing, stopped = False, when
+        return PublishTimes(publishing, started, stopped)
 
     def compositions(self, stage_arn: str) -> list[CompositionSummary]:
         params = {"filterByStageArn": stage_arn, "maxResults": 100}
@@ -372,6 +396,14 @@ class IvsStage:
     def start_composition(self, request: Mapping[str, Any]) -> str:
         response = self._call("StartComposition", mutating=True, **request)
         return str(response["composition"]["arn"])
+
+    def stop_composition(self, composition_arn: str) -> None:
+        """StopComposition; a composition IVS no longer knows (ended and cleaned up) is stopped already."""
+        try:
+            self._call("StopComposition", mutating=True, arn=composition_arn)
+        except IvsRejected as exc:
+            if not exc.not_found:
+                raise
 
     def start_replication(self, request: Mapping[str, Any]) -> None:
         self._call("StartParticipantReplication", mutating=True, **request)

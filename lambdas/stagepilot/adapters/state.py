@@ -143,7 +143,8 @@ class CompositionRecords:
         updated = self._table.update(
             pk,
             sk,
-            "SET #attempt = :attempt, #state = :claimed, #owner = :owner, #claimedAt = :now, #restarts = :restarts",
+            "SET #attempt = :attempt, #state = :claimed, #owner = :owner, #claimedAt = :now, #restarts = :restarts "
+            "REMOVE #stoppedBy",  # a new attempt: what stopped the last one (a limit) is history
             condition="#attempt = :expected_attempt AND #state = :expected_state AND #owner = :expected_owner",
             names={
                 "#attempt": "attempt",
@@ -151,6 +152,7 @@ class CompositionRecords:
                 "#owner": "owner",
                 "#claimedAt": "claimedAt",
                 "#restarts": "restarts",
+                "#stoppedBy": "stoppedBy",
             },
             values={
                 ":attempt": attempt,
@@ -254,6 +256,8 @@ def _record(item: dict[str, Any]) -> SessionCompositions:
         ended_at=parse_iso(item.get("endedAt")),
         policy_hash=item.get("policyHash"),
         started_at=parse_iso(item.get("startedAt")),
+        first_started_at=parse_iso(item.get("firstStartedAt")),
+        stopped_by=item.get("stoppedBy"),
     )
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from stagepilot.adapters.ivs import CompositionSummary, IvsRejected
 from stagepilot.adapters.state import CompositionRecords, Ledger
 from stagepilot.adapters.table import AuditRecord
+from stagepilot.automations.limits import CostGuard
 from stagepilot.decisions.composition import (
     Decision,
     Seen,
@@ -286,6 +287,10 @@ class CompositionAutomation:
         records = services.compositions
         owner = f"reconcile:{stage.session_id}:composition"
         live = [c for c in stage.compositions if c.active and managed_attempt(dict(c.tags)) is not None]
+        if policy.limits is not None:  # what a stage may cost (docs/policy.md): checked first
+            guarded = CostGuard(self.name).converge(stage, live, policy.limits, services)
+            if guarded is not None:
+                return guarded
         if live:  # IVS says it runs: nothing to do, unless it nears its 24-hour limit with only S3 to record
             found = self._failed_destinations(stage, live, services, records)
             return found + self._roll_over_ahead(stage, live, composition, services, records, owner)
@@ -597,6 +602,8 @@ class CompositionAutomation:
         existing = self._live_elsewhere(stage_arn, ledger, resumed=resumed, records=records, services=services)
         if existing is not None:
             started = {"startedAt": existing.start_time} if existing.start_time is not None else {}
+            first = _first_start(record, existing.start_time or services.clock())
+            started["firstStartedAt"] = first
             records.mark(
                 stage_arn,
                 session_id,
@@ -676,6 +683,7 @@ class CompositionAutomation:
                 from_states=(State.CLAIMED,),
                 compositionArn=arn,
                 startedAt=services.clock(),
+                firstStartedAt=_first_start(record, services.clock()),
             ),
         )
         return Outcome(
@@ -727,6 +735,14 @@ def _rollover_details(record: SessionCompositions | None, successor: str, servic
         if found is not None and found.recording_prefix:
             details[key] = found.recording_prefix
     return details
+
+
+def _first_start(record: SessionCompositions | None, now: datetime) -> datetime:
+    """When the session's first composition started (``limits.maxSessionMinutes`` counts from it): the
+    record's, or its current one's for a record written before it was kept, else now."""
+    if record is None:
+        return now
+    return record.first_started_at or record.started_at or now
 
 
 def _policy_hash(composition: CompositionPolicy) -> str:

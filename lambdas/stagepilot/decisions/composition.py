@@ -4,8 +4,14 @@ The per-session record (``SessionCompositions``) is what the table remembers abo
 compositions. Its ``state`` moves:
 
     (none) ─claim→ claimed ─start→ started ─Session End→ ended ─publish again→ claimed (attempt+1)
-                      │                 └─Session Failure→ failed ─restart→ claimed (attempt+1)
+                      │                 ├─Session Failure→ failed ─restart→ claimed (attempt+1)
+                      │                 ├─a final limit→ guarded (nothing leaves it: final for the session)
+                      │                 └─noPublisherSeconds→ ended (as IVS's own idle stop)
                       └─IVS rejects→ rejected                   └─out of restarts→ gave-up
+
+``guarded``: the pass stopped the composition at a final limit of the policy's ``limits``
+(``maxSessionMinutes``, ``hostGone``; decisions/limits.py): no event, retry or pass starts one again in
+the session.
 
 The convergence pass moves a record the same way when the event never came: a composition IVS lists
 FAILED (it keeps ended compositions about five minutes) is recorded ``failed`` by the pass, so its
@@ -52,6 +58,7 @@ class State(StrEnum):
     REJECTED = "rejected"
     GAVE_UP = "gave-up"
     STALE = "stale"
+    GUARDED = "guarded"
 
 
 # A session whose record reaches one of these states has no composition live: it leaves the stage's ledger.
@@ -73,6 +80,8 @@ class SessionCompositions:
     ended_at: datetime | None = None  # event time of the normal end of the current attempt
     policy_hash: str | None = None  # set when IVS rejected the request: a changed policy may try again
     started_at: datetime | None = None  # when the current attempt's composition started (IVS's startTime)
+    first_started_at: datetime | None = None  # when the session's first composition started (maxSessionMinutes)
+    stopped_by: str | None = None  # the limit that stopped the composition (decisions/limits.Bound), if one did
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,8 @@ def decide_on_publish(
         return Decision(False, "the failed composition is being restarted by its failure event")
     if record.state is State.GAVE_UP:
         return Decision(False, f"gave up after {record.restarts} restarts in this session")
+    if record.state is State.GUARDED:
+        return Decision(False, _guarded(record))
     return Decision(False, "this session is no longer the stage's active session")
 
 
@@ -226,6 +237,8 @@ def decide_on_failure(
         return Decision(False, "another event is restarting the composition")
     if record.attempt != failed_attempt:
         return Decision(False, f"attempt {failed_attempt} is not the current one ({record.attempt})")
+    if record.state is State.GUARDED:
+        return Decision(False, _guarded(record))
     if record.state in (State.ENDED, State.GAVE_UP, State.STALE, State.REJECTED):
         return Decision(False, f"the session's composition is {record.state.value}")
     if record.restarts >= max_restarts:
@@ -296,6 +309,8 @@ def decide_on_heal(
     the end, and ``rollover`` when that end was its 24-hour limit (``at_limit``) with someone publishing
     since before it; None when only a missing event explains it (the pass decides between event-lost and
     event-late, resumed, policy-changed)."""
+    if record is not None and record.state is State.GUARDED:
+        return Decision(False, _guarded(record))
     if record is not None and record.state is State.FAILED:
         return _heal_failed(record, owner=owner, now=now, max_restarts=max_restarts, publishing=publishing)
     if not publishing:
@@ -388,6 +403,10 @@ def decide_on_heal(
     if record.state is State.GAVE_UP:
         return Decision(False, f"gave up after {record.restarts} restarts in this session")
     return Decision(False, f"the session's composition is {record.state.value}")
+
+
+def _guarded(record: SessionCompositions) -> str:
+    return f"stopped at limits.{record.stopped_by or 'a limit'}: final for this session (nothing composes again)"
 
 
 def _heal_failed(

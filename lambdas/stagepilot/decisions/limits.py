@@ -1,0 +1,117 @@
+"""When a stage session's composition has cost what its policy's ``limits`` allow (docs/policy.md, "What a
+stage may cost"). Pure: what the convergence pass observed in, a guard stop (or none) out.
+
+A ``maxSessionMinutes`` or ``hostGone`` stop is final for the session: the session's record moves to
+``guarded`` (decisions/composition.py), which no start decision leaves. A ``noPublisherSeconds`` stop is
+IVS's own idle stop made sooner: the record moves to ``ended``, and a later publish composes again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from stagepilot.policy import LimitsPolicy
+
+
+class Bound(StrEnum):
+    """Which limit stopped a composition (the audit's ``limit``, the policy's field)."""
+
+    MAX_SESSION = "maxSessionMinutes"
+    HOST_GONE = "hostGone"
+    NO_PUBLISHER = "noPublisherSeconds"
+
+
+FINAL = frozenset({Bound.MAX_SESSION, Bound.HOST_GONE})
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the pass observed of a session whose composition (stagepilot's) is live.
+
+    ``composing_since``: when stagepilot first started a composition in the session; ``composition_started``:
+    when the live one started; ``publishing``: someone publishes now (None: not read, no limit needs it);
+    ``nobody_since``: when the last publish stopped; ``host_publishing`` / ``host_last_seen``: a host publishes
+    now / when a host's last publish stopped (None: no host ever published in the session)."""
+
+    now: datetime
+    composing_since: datetime
+    composition_started: datetime
+    publishing: bool | None = None
+    nobody_since: datetime | None = None
+    host_publishing: bool | None = None
+    host_last_seen: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Stop the composition: which limit, why, with the figures the audit keeps."""
+
+    bound: Bound
+    reason: str
+    figures: dict[str, str | int] = field(default_factory=dict)
+    end_show: bool = False  # hostGone's end-show: everyone is disconnected too (replicas stopped first)
+
+    @property
+    def final(self) -> bool:
+        """Nothing composes again in the session (not a restart, an event or the pass)."""
+        return self.bound in FINAL
+
+
+def needs_publishers(limits: LimitsPolicy) -> bool:
+    """The limits need to know who publishes (and since when): the pass reads the session's publishers."""
+    return limits.no_publisher_seconds is not None or limits.host_gone is not None
+
+
+def guard_due(limits: LimitsPolicy, seen: Seen) -> Guard | None:
+    """The first limit the session's composition has reached, or None. ``maxSessionMinutes`` first, then
+    ``hostGone`` (both final), then ``noPublisherSeconds``."""
+    if limits.max_session_minutes is not None:
+        allowed = timedelta(minutes=limits.max_session_minutes)
+        composed = seen.now - seen.composing_since
+        if composed >= allowed:
+            return Guard(
+                Bound.MAX_SESSION,
+                f"limits.maxSessionMinutes: {int(composed.total_seconds() // 60)} minutes since the session's first "
+                f"composition started, {limits.max_session_minutes} allowed; nothing composes again in this session",
+                {
+                    "maxSessionMinutes": limits.max_session_minutes,
+                    "composingSince": seen.composing_since.isoformat(),
+                    "composedMinutes": int(composed.total_seconds() // 60),
+                },
+            )
+    host_gone = limits.host_gone
+    if host_gone is not None and seen.host_publishing is False:
+        since = seen.host_last_seen or seen.composing_since
+        gone = seen.now - since
+        if gone >= timedelta(seconds=host_gone.grace_seconds):
+            what = "the show ends (everyone is disconnected)" if host_gone.ends_show else "the composition stops"
+            never = " (no host published in the session)" if seen.host_last_seen is None else ""
+            return Guard(
+                Bound.HOST_GONE,
+                f"limits.hostGone: no host has published for {int(gone.total_seconds())} s{never}, "
+                f"grace {host_gone.grace_seconds} s; {what}, final for this session",
+                {
+                    "graceSeconds": host_gone.grace_seconds,
+                    "hostGoneSince": since.isoformat(),
+                    "goneSeconds": int(gone.total_seconds()),
+                    "action": host_gone.action,
+                },
+                end_show=host_gone.ends_show,
+            )
+    if limits.no_publisher_seconds is not None and seen.publishing is False:
+        since = max(seen.nobody_since or seen.composition_started, seen.composition_started)
+        idle = seen.now - since
+        if idle >= timedelta(seconds=limits.no_publisher_seconds):
+            return Guard(
+                Bound.NO_PUBLISHER,
+                f"limits.noPublisherSeconds: nobody has published for {int(idle.total_seconds())} s, "
+                f"{limits.no_publisher_seconds} allowed; a later publish composes again",
+                {
+                    "noPublisherSeconds": limits.no_publisher_seconds,
+                    "nobodySince": since.isoformat(),
+                    "idleSeconds": int(idle.total_seconds()),
+                },
+            )
+    return None

@@ -1,0 +1,169 @@
+"""What a stage may cost (docs/policy.md, "What a stage may cost"; issue 28): the policy's ``limits`` stop a
+session's composition, on the virtual clock with the convergence pass every minute, as deployed.
+
+A ``maxSessionMinutes`` or ``hostGone`` stop is final for the session: no event, retry or pass composes
+again in it. A ``noPublisherSeconds`` stop is like IVS's own idle stop: a later publish composes again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from stagepilot.adapters.state import CompositionRecords
+from stagepilot.decisions.composition import State
+from stagepilot.local.deployment import LocalDeployment
+from tests.support import ENCODER, SESSION, STAGE, STORAGE, T0, EventFactory, later, put_policy
+
+PASS = timedelta(seconds=60)
+S3 = {"name": "archive", "s3": {"storageConfigurationArn": STORAGE, "encoderConfigurationArns": [ENCODER]}}
+
+
+def show(
+    make_deployment: Any, limits: dict[str, Any], *, windows: list[tuple[float, float]] | None = None
+) -> LocalDeployment:
+    """The pass every minute, as deployed; with ``windows`` (hours), every minute within them and every
+    hour outside (``make test``: a pass costs most of a second of CPU on moto; ``make soak`` runs them all)."""
+    deployment: LocalDeployment = make_deployment(reconcile_seconds=None)
+
+    def scheduled_pass() -> None:
+        hours = (deployment.clock() - T0) / timedelta(hours=1)
+        on_the_hour = (deployment.clock() - T0) % timedelta(hours=1) == timedelta(0)
+        if windows is None or on_the_hour or any(start <= hours < end for start, end in windows):
+            deployment.reconcile()
+
+    deployment.every(PASS, scheduled_pass, first=T0 + PASS)
+    put_policy(deployment, {"stageArn": STAGE, "composition": {"destinations": [S3]}, "limits": limits})
+    return deployment
+
+
+def calls(deployment: LocalDeployment, operation: str) -> list[Any]:
+    return [c for c in deployment.ivs.mutating_calls() if c.operation == operation]
+
+
+def guarded(deployment: LocalDeployment) -> list[dict[str, Any]]:
+    return [e for e in deployment.services.audit.list(STAGE, limit=500) if e.get("action") == "guarded"]
+
+
+def composed(deployment: LocalDeployment) -> timedelta:
+    """Composition time stagepilot's compositions of the stage cost, ended or running."""
+    total = timedelta(0)
+    for c in deployment.ivs.compositions(STAGE, include_deleted=True):
+        total += (c.end_time or deployment.clock()) - c.start_time
+    return total
+
+
+def at(deployment: LocalDeployment, moment: datetime) -> None:
+    deployment.run_until(moment)
+
+
+FAST = pytest.param([(3.9, 4.1), (5.0, 5.2)], id="passes-around-the-stop-and-the-events-else-hourly")
+WHOLE = pytest.param(None, id="every-pass", marks=pytest.mark.slow)
+
+
+@pytest.mark.parametrize("windows", [FAST, WHOLE])
+def test_a_forgotten_publisher_for_30_hours_costs_max_session_minutes_and_nothing_starts_again(
+    make_deployment: Any, events: EventFactory, windows: list[tuple[float, float]] | None
+) -> None:
+    deployment = show(make_deployment, {"maxSessionMinutes": 240}, windows=windows)
+    deployment.put_event(events.published("encoder"))
+    # within the session, after the stop: another publisher, a redelivered publish, a failure event of the
+    # stopped composition; the pass runs every minute throughout
+    at(deployment, later(5 * 3600))
+    deployment.put_event(events.published("guest", at=later(5 * 3600)))
+    deployment.put_event(events.published("encoder", event_id="redelivered"))
+    [first] = deployment.ivs.compositions(STAGE, include_deleted=True)
+    deployment.put_event(events.composition("Session Failure", first.arn, at=later(5 * 3600)))
+    at(deployment, later(30 * 3600))
+
+    assert len(calls(deployment, "StartComposition")) == 1  # 0 later starts: events, retries, passes
+    [stop] = calls(deployment, "StopComposition")
+    assert stop.params == {"arn": first.arn}
+    assert timedelta(minutes=240) <= composed(deployment) <= timedelta(minutes=240) + PASS
+    [entry] = guarded(deployment)
+    assert entry["details"]["limit"] == "maxSessionMinutes"
+    assert entry["details"]["maxSessionMinutes"] == 240
+    assert entry["details"]["compositionArn"] == first.arn
+    record = CompositionRecords(deployment.services.table).get(STAGE, SESSION)
+    assert record is not None and record.state is State.GUARDED
+    assert deployment.metrics.counts.get("CompositionGuarded") == 1
+    assert deployment.metrics.counts.get("GuardedMaxSessionMinutes") == 1
+    assert "HealedEventLost" not in deployment.metrics.counts
+
+
+def test_no_publisher_seconds_stops_an_idle_composition_and_a_later_publish_composes_again(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    deployment = show(make_deployment, {"noPublisherSeconds": 20})
+    deployment.put_event(events.published("host"))
+    at(deployment, later(100))
+    deployment.put_event(events.stage("Participant Unpublished", "host", at=later(100)))  # stays connected
+    at(deployment, later(150))
+    # the pass at 120 s: nobody has published for 20 s; stopped before IVS's own minute (160 s)
+    [stop] = calls(deployment, "StopComposition")
+    assert later(120) <= stop.time < later(125)
+    [entry] = guarded(deployment)
+    assert entry["details"]["limit"] == "noPublisherSeconds" and entry["details"]["idleSeconds"] == 20
+    at(deployment, later(300))
+    deployment.put_event(events.published("host", at=later(300)))
+    at(deployment, later(400))
+
+    starts = calls(deployment, "StartComposition")
+    assert len(starts) == 2 and starts[1].trigger == "event"  # composes again, as after IVS's idle stop
+    assert [c.state for c in deployment.ivs.compositions(STAGE)][-1] == "ACTIVE"
+    assert len(guarded(deployment)) == 1
+
+
+def test_host_gone_ends_the_show_within_grace_and_one_pass(make_deployment: Any, events: EventFactory) -> None:
+    limits = {"hostGone": {"userIds": ["host-1"], "graceSeconds": 120, "action": "end-show"}}
+    deployment = show(make_deployment, limits)
+    deployment.put_event(events.published("host", user_id="host-1"))
+    deployment.put_event(events.published("guest", user_id="guest-1", at=later(5)))
+    deployment.ivs.connect(STAGE, "viewer", user_id="viewer-1")
+    at(deployment, later(200))
+    deployment.ivs.leave(STAGE, "host")  # the host is gone; the guest still publishes
+    at(deployment, later(200 + 120) + PASS)
+
+    [stop] = calls(deployment, "StopComposition")
+    assert later(320) <= stop.time <= later(320) + PASS  # within grace + one pass
+    kicked = {c.params["participantId"] for c in calls(deployment, "DisconnectParticipant")}
+    assert kicked == {"guest", "viewer"}
+    assert all(c.time >= stop.time for c in calls(deployment, "DisconnectParticipant"))
+    entries = guarded(deployment)
+    assert [e["details"]["limit"] for e in entries] == ["hostGone", "hostGone"]
+    at(deployment, later(3600))
+    assert len(calls(deployment, "StartComposition")) == 1
+
+
+def test_host_gone_stop_composition_is_final_even_when_the_host_comes_back(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    limits = {"hostGone": {"userIds": ["host-1"], "graceSeconds": 60, "action": "stop-composition"}}
+    deployment = show(make_deployment, limits)
+    deployment.put_event(events.published("host", user_id="host-1"))
+    deployment.put_event(events.published("guest", user_id="guest-1", at=later(5)))
+    at(deployment, later(100))
+    deployment.put_event(events.stage("Participant Unpublished", "host", user_id="host-1", at=later(100)))
+    at(deployment, later(400))
+    deployment.put_event(events.published("host", user_id="host-1", at=later(400)))  # back, too late
+    at(deployment, later(1800))
+
+    [stop] = calls(deployment, "StopComposition")
+    assert later(160) <= stop.time <= later(160) + PASS
+    assert len(calls(deployment, "StartComposition")) == 1
+    assert calls(deployment, "DisconnectParticipant") == []  # stop-composition disconnects nobody
+
+
+def test_limits_far_off_stop_nothing(make_deployment: Any, events: EventFactory) -> None:
+    limits = {
+        "maxSessionMinutes": 60,
+        "noPublisherSeconds": 30,
+        "hostGone": {"userIds": ["host-1"], "graceSeconds": 300, "action": "end-show"},
+    }
+    deployment = show(make_deployment, limits)
+    deployment.put_event(events.published("host", user_id="host-1"))
+    at(deployment, later(50 * 60))
+
+    assert calls(deployment, "StopComposition") == [] and guarded(deployment) == []
