@@ -38,6 +38,7 @@ from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, STAGE_PREFIX
 from stagepilot.adapters.table import AuditRecord, Ban, Table, iso
 from stagepilot.decisions.heals import HEALED_METRIC, HealReason, Observed, explain_heal
 from stagepilot.decisions.heals import metric_name as heal_metric
+from stagepilot.decisions.limits import GUARDED
 from stagepilot.errors import ConfigurationError, MalformedItem, RetryLater
 from stagepilot.events import Envelope, StageUpdate
 from stagepilot.pipeline import EffectivePolicy, Outcome, Services, stage_gate
@@ -411,7 +412,8 @@ def _converge_stage(services: Services, report: PassReport, stage: LiveStage, au
                 report.outcomes.append((stage.arn, outcome))
                 if outcome.acted:
                     stage.forget_participants()  # someone was disconnected or replicated: read again
-                    _record_healed(services, stage.arn, stage.session_id, stage.now, outcome, stage)
+                    if outcome.action != GUARDED:  # a limit's stop is audited as such, never as a heal
+                        _record_healed(services, stage.arn, stage.session_id, stage.now, outcome, stage)
                 logger.info(
                     outcome.reason,
                     extra={

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stagepilot.adapters.ivs import CompositionSummary, Participant
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.composition import SessionCompositions, State
-from stagepilot.decisions.limits import Bound, Guard, Seen, guard_due, needs_publishers
+from stagepilot.decisions.limits import GUARDED, Bound, Guard, Seen, guard_due, needs_publishers
 from stagepilot.pipeline import Outcome, Services
 from stagepilot.policy import HostGone, LimitsPolicy
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-GUARDED: Final = "guarded"  # the audit's action, and the Outcome's
 GUARDED_METRIC: Final = "CompositionGuarded"
 END_SHOW_DISCONNECTS_PER_PASS: Final = 100
 END_SHOW_REASON: Final = "The show has ended (no host)"
@@ -67,7 +66,7 @@ class CostGuard:
             if current is not None:
                 services.ivs.stop_composition(current.arn)
                 why = f"stopped again at limits.{record.stopped_by} (the earlier stop did not happen)"
-                outcomes.append(Outcome(self.automation, GUARDED, why, details=details))
+                outcomes.append(Outcome(self.automation, GUARDED, why, acted=True, details=details))
             if record.stopped_by == Bound.HOST_GONE and ends_show:
                 outcomes += self._end_show(stage, record, services, first=False)
             return outcomes or None
@@ -122,7 +121,7 @@ class CostGuard:
             "composition stopped at a limit",
             extra={"stage_arn": stage.arn, "limit": guard.bound.value, "composition_arn": current.arn},
         )
-        outcomes = [Outcome(self.automation, GUARDED, guard.reason, details=details)]
+        outcomes = [Outcome(self.automation, GUARDED, guard.reason, acted=True, details=details)]
         if guard.end_show:
             outcomes += self._end_show(stage, record, services, first=True)
         return outcomes
@@ -173,7 +172,7 @@ class CostGuard:
                 },
             ),
         )
-        return [Outcome(self.automation, GUARDED, reason, details={"session_id": stage.session_id})]
+        return [Outcome(self.automation, GUARDED, reason, acted=True, details={"session_id": stage.session_id})]
 
     def _seen(
         self, stage: LiveStage, record: SessionCompositions, current: CompositionSummary, limits: LimitsPolicy

@@ -128,6 +128,7 @@ def _as_json(report: PassReport, *, would_call: Sequence[IvsCall] | None) -> dic
 
 def _print(out: Output, report: PassReport, *, only: str | None, would_call: Sequence[IvsCall] | None) -> None:
     from stagepilot.convergence import PENDING
+    from stagepilot.decisions.limits import GUARDED
 
     scope = only or "every live stage"
     if only and not report.live:
@@ -141,6 +142,8 @@ def _print(out: Output, report: PassReport, *, only: str | None, would_call: Seq
         verb = "would" if would_call is not None else ("healed" if outcome.acted else "drift")
         if outcome.action == PENDING:  # IVS cannot take it yet: not done, and not an error
             verb = "pending"
+        elif outcome.action == GUARDED and outcome.acted and would_call is None:  # a limit's stop (docs/policy.md)
+            verb = "guard"
         out.line(f"{verb:<6} {arn}  {outcome.automation}: {outcome.reason}")
     for call in would_call or ():
         params = ", ".join(f"{k}={v}" for k, v in call.params.items() if isinstance(v, str) and k != "idempotencyToken")

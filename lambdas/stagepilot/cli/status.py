@@ -165,7 +165,7 @@ def policy_summary(found: PolicyLookup) -> dict[str, Any]:
         "pausedBy": "pause" if found.paused_by is not None else "policy" if by_policy else None,
         "dryRun": bool(moderation.get("dryRun", False)),
         "valid": not validate_policy(document) if chosen else None,
-        "sections": [k for k in ("composition", "replication", "moderation") if document.get(k)],
+        "sections": [k for k in ("composition", "replication", "moderation", "limits") if document.get(k)],
     }
 
 

@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Final
 
 from stagepilot.policy import LimitsPolicy
+
+GUARDED: Final = "guarded"  # what a limit's stop is audited as (and the pass's Outcome action)
 
 
 class Bound(StrEnum):
