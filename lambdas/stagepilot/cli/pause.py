@@ -185,7 +185,7 @@ def _set_paused(args: argparse.Namespace, out: Output, *, paused: bool) -> int:
         for result in results:
             out.line(result["message"])
         if args.all and not results:
-            out.line("nothing is paused" + (" by a switch set since then" if args.since is not None else ""))
+            out.line("nothing is paused" + (" by a switch set since then" if getattr(args, "since", None) else ""))
     if not paused and not args.all and results[0]["ok"] and not results[0]["paused"]:
         converged = converge_now(args, res, out, arns[0])
         if converged is not None:
