@@ -37,6 +37,7 @@ import boto3
 from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
+from stagepilot.local.ivs_server import POLL_SECONDS
 from stagepilot.outputs import (
     OUTPUT_ALARM_TOPIC_ARN,
     OUTPUT_CONVERGENCE_FUNCTION_NAME,
@@ -116,8 +117,8 @@ class Sandbox:
         )
         self._deploy()
         self.functions_url = self._functions.__enter__()
-        self._start(self._control.serve_forever, "sandbox-control")
-        self._start(self._door_server.serve_forever, "sandbox-door")
+        self._start(lambda: self._control.serve_forever(POLL_SECONDS), "sandbox-control")
+        self._start(lambda: self._door_server.serve_forever(POLL_SECONDS), "sandbox-door")
         return self
 
     def __exit__(self, *_: Any) -> None:
