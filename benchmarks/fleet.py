@@ -7,7 +7,7 @@ over loopback (about 1-3 ms a call, below DynamoDB's 5-15 ms). Each command runs
 ``stagepilot`` process of its own, timed from start to exit:
 
 - ``status`` (the fleet) and ``ban add USER --reason ...`` (a global ban: the door's token records, the rest
-  of the sweep handed to the convergence pass), each at most 5 s at 1,000 live stages (CONTRACT §3);
+  of the sweep handed to the convergence pass), each at most 5 s at 1,000 live stages;
 - ``stagepilot --version``: what every command pays before reading anything (the interpreter, boto3, the
   CLI's imports), the best of three;
 - ``reconcile --all --dry-run`` (the convergence function's pass on a what-if copy of the world), against

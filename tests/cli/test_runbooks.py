@@ -154,7 +154,7 @@ def test_runbook_works_as_written_outputs_included(
     page: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
     (tmp_path / "docs").symlink_to(ROOT / "docs")  # the pages name their files from the repository's root
-    monkeypatch.chdir(tmp_path)  # and write theirs (`> event.json`) where they run
+    monkeypatch.chdir(tmp_path)  # and write the files they redirect to where they run
     for step, status, shown in practise(page):
         said = shown.splitlines()
         where = f"{page.name}: $ {step.command}\n--- the terminal showed:\n{shown}--- the page quotes:\n" + "\n".join(
@@ -166,7 +166,7 @@ def test_runbook_works_as_written_outputs_included(
 
 
 def test_the_token_service_snippet_sees_the_ban(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch):
-    """ban-a-user.md's check for a service that still makes its own tokens, run as written."""
+    """docs/runbooks/ban-a-user.md: the check for a service that still makes its own tokens, run as written."""
     [snippet] = blocks(RUNBOOKS / "ban-a-user.md", "python")
     monkeypatch.setenv("STAGEPILOT_TABLE", "StagePilot-Table")
     namespace: dict[str, object] = {}
