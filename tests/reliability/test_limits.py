@@ -7,7 +7,9 @@ again in it. A ``noPublisherSeconds`` stop is like IVS's own idle stop: a later 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +17,11 @@ import pytest
 from stagepilot.adapters.state import CompositionRecords
 from stagepilot.decisions.composition import State
 from stagepilot.local.deployment import LocalDeployment
+from stagepilot.local.simulate import read_scenario, simulate
+from stagepilot.policy import parse_policy
 from tests.support import ENCODER, SESSION, STAGE, STORAGE, T0, EventFactory, later, put_policy
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PASS = timedelta(seconds=60)
 S3 = {"name": "archive", "s3": {"storageConfigurationArn": STORAGE, "encoderConfigurationArns": [ENCODER]}}
 
@@ -167,3 +172,15 @@ def test_limits_far_off_stop_nothing(make_deployment: Any, events: EventFactory)
     at(deployment, later(50 * 60))
 
     assert calls(deployment, "StopComposition") == [] and guarded(deployment) == []
+
+
+@pytest.mark.parametrize("scenario", ["show.jsonl", "chaos.jsonl"])
+def test_the_examples_limits_stop_nothing_in_the_example_shows(scenario: str) -> None:
+    """The demo policy bounds the show (4 hours; 5 minutes without a host): neither the show nor its chaos
+    (lost, late and failed events, an outage, a host leaving) comes near a limit."""
+    policies = [parse_policy(p) for p in json.loads((EXAMPLES / "policies.json").read_text())]
+    assert policies[0].limits is not None and policies[0].limits.host_gone is not None
+    bans = json.loads((EXAMPLES / "bans.json").read_text())
+    result = simulate(policies, read_scenario((EXAMPLES / scenario).read_text()), bans=bans)
+
+    assert result.calls and "StopComposition" not in [c["operation"] for c in result.calls]
