@@ -15,6 +15,10 @@ are not moved. A test whose subprocess reads the real clock and exchanges times 
 ``LocalDeployment`` makes several: about 0.26 s each); here every session shares one loader, whose cache
 keeps each model once read (0.056 s). The models are read-only data, so sharing them changes nothing.
 
+**moto writes items out as it holds them.** moto builds each DynamoDB answer by walking every attribute
+value member by member (about 20 µs each: half the CPU of a 26-hour show went to reading back the pass's
+log); tests/moto_items.py writes the ones already in wire form as they are. The answers are the same text.
+
 **The CDK tests share one worker.** Each xdist worker that synthesizes pays the ~16 s jsii/CDK boot once;
 ``tests/infra`` is one ``xdist_group``, so with ``--dist loadgroup`` (``make test``) only one worker pays.
 """
@@ -29,6 +33,7 @@ import botocore.session
 import pytest
 import time_machine
 
+from tests.moto_items import items_as_moto_holds_them
 from tests.support import REAL_CLOCK_START
 
 
@@ -52,6 +57,12 @@ def one_botocore_loader() -> Iterator[None]:
     botocore.session.create_loader = loader  # type: ignore[assignment]
     yield
     botocore.session.create_loader = create_loader
+
+
+@pytest.fixture(scope="session", autouse=True)
+def moto_items_as_held() -> Iterator[None]:
+    with items_as_moto_holds_them():
+        yield
 
 
 CDK_TESTS = Path(__file__).parent / "infra"

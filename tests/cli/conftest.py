@@ -37,6 +37,10 @@ from stagepilot.routing import AUTOMATIONS
 from tests.support import ACCOUNT, REGION
 
 TABLE = "StagePilot-Table"
+# For plumbing tests of ``simulate`` (what it reads, prints and leaves alone, not what the automation does): no
+# convergence pass (docs/simulate.md, ``--reconcile-seconds 0``). The example show's 55 passes change nothing
+# it prints and cost most of its run.
+NO_PASSES = ("--reconcile-seconds", "0")
 FLAG_BUS = "StagePilot-FlagBus"
 CONVERGENCE_FUNCTION = "StagePilot-ConvergenceFunction"
 

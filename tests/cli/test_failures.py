@@ -23,7 +23,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.cli.conftest import Result, run
+from tests.cli.conftest import NO_PASSES, Result, run
 from tests.support import STAGE
 
 CLOSED_ENDPOINT = "http://127.0.0.1:9"  # the discard port: nothing listens there
@@ -302,8 +302,8 @@ def test_simulate_never_uses_the_configured_aws_endpoint(offline: Path, monkeypa
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", CLOSED_ENDPOINT)
     monkeypatch.setenv("AWS_PROFILE", "prod")  # does not exist
     argv = ("--endpoint-url", CLOSED_ENDPOINT, "simulate", "--policies", str(EXAMPLES / "policies.json"))
-    for _ in range(2):  # the second run used to find the first run's table
-        result = run(*argv, "--events", str(EXAMPLES / "show.jsonl"), "--json")
+    for passes in ((), NO_PASSES):  # the second run used to find the first run's table
+        result = run(*argv, "--events", str(EXAMPLES / "show.jsonl"), "--json", *passes)
         assert result.status == 0, result.stderr
         assert any(json.loads(line)["operation"] == "StartComposition" for line in result.stdout.splitlines())
     assert os.environ["AWS_ENDPOINT_URL"] == CLOSED_ENDPOINT  # the shell's environment is left as it was
@@ -314,7 +314,9 @@ def test_simulate_skips_lines_the_reader_refuses_and_runs_the_rest(offline: Path
     lines = (EXAMPLES / "show.jsonl").read_text().splitlines()
     events = offline / "events.jsonl"
     events.write_text("\n".join([deep(100), *lines[:3], '{"id": ' + "1" * 5000 + "}", '"\\udc00"']) + "\n")
-    result = run("simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(events), "--json")
+    result = run(
+        "simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(events), "--json", *NO_PASSES
+    )
     assert result.status == 0, result.stderr
     skipped = result.stderr.splitlines()
     assert [line.split(":")[1].strip() for line in skipped] == ["line 1", "line 5", "line 6"]
@@ -351,7 +353,7 @@ def test_an_ascii_terminal_gets_plain_symbols_in_the_timeline(offline: Path):
 
     stdout, stderr = ascii_terminal(), ascii_terminal()
     argv = ["simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(EXAMPLES / "show.jsonl")]
-    assert main(argv, stdout=stdout, stderr=stderr) == 0
+    assert main([*argv, *NO_PASSES], stdout=stdout, stderr=stderr) == 0
     timeline = written(stdout)
     assert "  > Participant Published" in timeline and "composition  + started composition" in timeline
     assert "\u25b6" not in timeline
@@ -377,7 +379,7 @@ def test_a_real_pipe_closed_by_head_and_a_latin1_terminal(offline: Path):
     """As a shell runs it: `stagepilot simulate ... | head -1` under a non-UTF-8 locale."""
     env = {**os.environ, "PYTHONIOENCODING": "latin-1", "PYTHONUTF8": "0"}
     argv = ("simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(EXAMPLES / "show.jsonl"))
-    process = stagepilot(*argv, env=env)
+    process = stagepilot(*argv, *NO_PASSES, env=env)
     assert process.stdout is not None and process.stderr is not None
     first = process.stdout.readline()
     process.stdout.close()  # what `head -1` does after one line

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.cli.conftest import Result, run
+from tests.cli.conftest import NO_PASSES, Result, run
 from tests.cli.test_failures import offline  # noqa: F401  (fixture)
 from tests.support import STAGE
 
@@ -93,7 +93,7 @@ def test_any_file_is_refused_in_one_line(command: str, content: bytes, offline: 
 def test_any_events_file_runs_the_good_lines_and_skips_the_rest(content: bytes, offline: Path) -> None:  # noqa: F811
     file = offline / "events.jsonl"
     file.write_bytes(content)
-    result = run("simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(file))
+    result = run("simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(file), *NO_PASSES)
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     if result.status == 2:  # the file as a whole: not text, or too large

@@ -7,7 +7,7 @@ import functools
 import json
 from pathlib import Path
 
-from tests.cli.conftest import run
+from tests.cli.conftest import NO_PASSES, run
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -58,7 +58,9 @@ def test_json_lines_name_operation_and_exact_params():
 
 
 def test_readable_timeline_says_what_was_done_and_why():
-    result = run("simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(EXAMPLES / "show.jsonl"))
+    result = run(
+        "simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(EXAMPLES / "show.jsonl"), *NO_PASSES
+    )
     assert result.status == 0
     assert "started composition: first publisher of the session" in result.stdout
     assert "composition already started for this session" in result.stdout
@@ -73,7 +75,9 @@ def test_malformed_lines_are_reported_with_their_number_and_skipped(tmp_path: Pa
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(lines) + "\n")
 
-    result = run("simulate", "--json", "--policies", str(EXAMPLES / "policies.json"), "--events", str(events))
+    result = run(
+        "simulate", "--json", "--policies", str(EXAMPLES / "policies.json"), "--events", str(events), *NO_PASSES
+    )
 
     assert result.status == 0
     errors = result.stderr.splitlines()
@@ -193,7 +197,9 @@ def test_bad_directives_are_reported_and_skipped(tmp_path: Path):
     events = tmp_path / "events.jsonl"
     events.write_text("\n".join(json.dumps(line) for line in [*bad, published]) + "\n")
 
-    result = run("simulate", "--json", "--policies", str(EXAMPLES / "policies.json"), "--events", str(events))
+    result = run(
+        "simulate", "--json", "--policies", str(EXAMPLES / "policies.json"), "--events", str(events), *NO_PASSES
+    )
 
     assert result.status == 0
     errors = result.stderr.splitlines()
