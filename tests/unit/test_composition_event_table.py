@@ -103,6 +103,7 @@ PUBLISH: list[tuple[str, SessionCompositions | None, datetime, tuple[Any, ...]]]
     ("failed: its failure event restarts it", rec(State.FAILED), NOW, NO),
     ("gave up", rec(State.GAVE_UP, restarts=3), NOW, NO),
     ("stale: no longer the stage's active session", rec(State.STALE), NOW, NO),
+    ("guarded: stopped at a limit, final for the session", rec(State.GUARDED, stopped_by="maxSessionMinutes"), NOW, NO),
 ]
 
 
@@ -159,6 +160,7 @@ FAILURE: list[tuple[str, SessionCompositions | None, int, int, datetime, tuple[A
     ("gave up", rec(State.GAVE_UP), 2, 3, NOW, NO),
     ("stale", rec(State.STALE), 2, 3, NOW, NO),
     ("rejected", rec(State.REJECTED), 2, 3, NOW, NO),
+    ("guarded: stopped at a limit", rec(State.GUARDED, stopped_by="maxSessionMinutes"), 2, 3, NOW, NO),
     # restarts and their back-off (5 s, 10 s, 20 s, … capped at 2 minutes)
     (
         "started, first failure just now: restart after 5 s",
