@@ -19,7 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import names
-from infra.pipeline import AutomationPipeline, IvsStatement
+from infra.pipeline import AutomationPipeline, IvsStatement, audit_statements
 from stagepilot.adapters import schema
 
 TABLE_READS = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query")
@@ -34,8 +34,9 @@ IVS_STAGE_READS = (
     "ivs:ListParticipantReplicas",
 )
 # The leading keys each level may write (docs/table.md). Operators ban, pause (the kill switch is an item
-# of its own, PAUSE) and write claims and audit entries (STAGE#...); only admins write policies and their
-# history.
+# of its own, PAUSE) and write claims (STAGE#...); only admins write policies and their history. Audit
+# entries (AUDIT#...) are only added, by operators and admins, and nobody updates or deletes one
+# (infra/pipeline.py audit_statements).
 OPERATOR_KEYS = (schema.BAN_PARTITION, schema.PAUSE_PARTITION, f"{schema.STAGE_PREFIX}*")
 ADMIN_KEYS = (schema.POLICY_PARTITION, f"{schema.HISTORY_PREFIX}*")
 
@@ -89,6 +90,8 @@ class OperatorAccess(Construct):
             iam.PolicyStatement(sid="PeekDeadLetterQueues", actions=["sqs:ReceiveMessage"], resources=dlqs),
             # `status STAGE_ARN` shows the stack's alarm states (named after the stack: infra/names.py).
             iam.PolicyStatement(sid="ReadAlarmStates", actions=["cloudwatch:DescribeAlarms"], resources=[alarms]),
+            # Whatever else a role holding it is allowed: no UpdateItem, DeleteItem, BatchWriteItem on AUDIT#.
+            *[s for s in audit_statements(table) if s.effect == iam.Effect.DENY],
         ]
         viewer_ivs = [
             IvsStatement("ReadStages", IVS_STAGE_READS, tuple(stage_resources), {}),
@@ -116,6 +119,7 @@ class OperatorAccess(Construct):
                 resources=[table.table_arn],
                 conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(OPERATOR_KEYS)}},
             ),
+            *[s for s in audit_statements(table) if s.effect == iam.Effect.ALLOW],
             iam.PolicyStatement(sid="PutFlags", actions=["events:PutEvents"], resources=[flag_bus.event_bus_arn]),
             # `reconcile`, `policy put|rollback` and `resume`: the function converges, with its own role.
             iam.PolicyStatement(

@@ -21,12 +21,12 @@ from constructs import Construct
 
 from infra import names
 from infra.bundling import acknowledge_runtime
-from infra.pipeline import IvsStatement, ivs_policies, stagepilot_function
+from infra.pipeline import IvsStatement, audit_statements, ivs_policies, stagepilot_function
 from stagepilot import config
 from stagepilot.adapters import schema
 from stagepilot.door import keys, signing, wiring
 
-TOKEN_TIMEOUT_SECONDS = 10  # one BatchGetItem, one KMS Sign, one BatchWriteItem: well under a second
+TOKEN_TIMEOUT_SECONDS = 10  # one BatchGetItem, one KMS Sign, one TransactWriteItems: well under a second
 
 
 class TokenDoor(Construct):
@@ -81,16 +81,15 @@ class TokenDoor(Construct):
                         }
                     },
                 ),
+                # The token's record and its audit entry: one TransactWriteItems (authorized item by item
+                # as PutItem); no BatchWriteItem, whose requests may delete.
                 iam.PolicyStatement(
-                    sid="WriteTokenRecordsAndAudit",
-                    actions=["dynamodb:PutItem", "dynamodb:BatchWriteItem"],
+                    sid="WriteTokenRecords",
+                    actions=["dynamodb:PutItem"],
                     resources=[table.table_arn],
-                    conditions={
-                        "ForAllValues:StringLike": {
-                            "dynamodb:LeadingKeys": [f"{schema.TOKEN_PREFIX}*", f"{schema.STAGE_PREFIX}*"]
-                        }
-                    },
+                    conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{schema.TOKEN_PREFIX}*"]}},
                 ),
+                *audit_statements(table),
             ],
         )
         policies = [execution]

@@ -429,6 +429,30 @@ def automation_table_statements(
             resources=[table.table_arn],
             conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{schema.STAGE_PREFIX}*"]}},
         ),
+        *audit_statements(table),
+    ]
+
+
+def audit_statements(table: dynamodb.ITable) -> list[iam.PolicyStatement]:
+    """The audit trail is added to, never rewritten (docs/table.md): ``PutItem`` on ``AUDIT#`` keys (the code
+    adds with ``attribute_not_exists``), and an explicit Deny of every action that changes or removes an
+    item there (``UpdateItem``, ``DeleteItem``, and ``BatchWriteItem``, whose requests may delete), in every
+    role and managed policy of the stack: whatever else it is allowed, only the table's TTL removes an entry."""
+    audit_keys = [f"{schema.AUDIT_PREFIX}*"]
+    return [
+        iam.PolicyStatement(
+            sid="AddAuditEntries",
+            actions=["dynamodb:PutItem"],
+            resources=[table.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": audit_keys}},
+        ),
+        iam.PolicyStatement(
+            sid="NobodyRewritesTheAuditTrail",
+            effect=iam.Effect.DENY,
+            actions=["dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"],
+            resources=[table.table_arn],
+            conditions={"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": audit_keys}},
+        ),
     ]
 
 

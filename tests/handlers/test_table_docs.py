@@ -17,6 +17,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "table.md"
 
 def _kind(pk: str, sk: str) -> str:
     """The item's key shape with its variable parts left out: ``SESSION#…#PUBLISHER#``, ``AUDIT#``, ``BAN``."""
+    if pk.startswith("AUDIT#"):
+        return "AUDIT#"  # the audit trail: AUDIT#<stage ARN>, sort key <time>#<id>
     if not pk.startswith(("STAGE#", "HISTORY#")):
         return pk  # POLICY, PAUSE, BAN: one partition each, the sort key is the stage ARN or user id
     if pk.startswith("HISTORY#"):

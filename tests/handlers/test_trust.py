@@ -157,6 +157,6 @@ def test_audit_entries_are_dated_and_expire_by_processing_time(
     [entry] = moderation.services.audit.list(STAGE)
     assert entry["time"] == "2026-11-21T23:00:00.000Z"  # when it was acted on
     assert entry["eventTime"] == "2026-11-21T20:01:00.000Z"  # what the event said
-    [item] = [i for i in moderation.table.query(f"STAGE#{STAGE}", sk_prefix="AUDIT#") if i["sk"].startswith("AUDIT#")]
-    assert item["sk"].startswith("AUDIT#2026-11-21T23:00:00.000Z#")
+    [item] = moderation.table.query(f"AUDIT#{STAGE}")
+    assert item["sk"].startswith("2026-11-21T23:00:00.000Z#")
     assert item["expiresAt"] == int((T0 + timedelta(hours=3, days=90)).timestamp())

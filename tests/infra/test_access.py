@@ -257,8 +257,15 @@ def test_function_roles_write_only_automation_state(deployed: Synthesized, autom
     for action in ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"):
         for readable in ("POLICY", "BAN", f"STAGE#{STAGE}"):
             assert _allows(statements, action, table, _key(readable)), (action, readable)
-    [write] = [s for s in statements if "dynamodb:PutItem" in _as_list(s["Action"])]
-    assert write["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["STAGE#*"]}}
+    writes = [s for s in statements if "dynamodb:PutItem" in _as_list(s["Action"])]
+    assert [w["Condition"] for w in writes] == [
+        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["STAGE#*"]}},
+        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["AUDIT#*"]}},  # audit entries: added only
+    ]
+    audit = _key(f"AUDIT#{STAGE}")
+    assert _allows(statements, "dynamodb:PutItem", table, audit)
+    assert not _allows(statements, "dynamodb:UpdateItem", table, audit)
+    assert not _allows(statements, "dynamodb:DeleteItem", table, audit)
 
 
 def test_the_convergence_pass_writes_only_automation_state(deployed: Synthesized) -> None:

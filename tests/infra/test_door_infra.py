@@ -51,9 +51,12 @@ def test_the_door_role_reads_decisions_writes_records_and_signs_with_its_keys_on
     granted = sorted(a for s in statements for a in actions(s))
     assert granted == [
         "dynamodb:BatchGetItem",
-        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchWriteItem",  # denied on audit entries (NobodyRewritesTheAuditTrail)
+        "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
         "ivs:GetStage",
         "kms:Sign",
         "logs:CreateLogStream",
@@ -62,8 +65,16 @@ def test_the_door_role_reads_decisions_writes_records_and_signs_with_its_keys_on
     by_sid = {s["Sid"]: s for s in statements}
     reads = by_sid["ReadBansPoliciesAndTheSigningKey"]["Condition"]["ForAllValues:StringEquals"]
     assert sorted(reads["dynamodb:LeadingKeys"]) == ["BAN", "DOOR", "PAUSE", "POLICY"]
-    writes = by_sid["WriteTokenRecordsAndAudit"]["Condition"]["ForAllValues:StringLike"]
-    assert sorted(writes["dynamodb:LeadingKeys"]) == ["STAGE#*", "TOKEN#*"]
+    writes = by_sid["WriteTokenRecords"]["Condition"]["ForAllValues:StringLike"]
+    assert sorted(writes["dynamodb:LeadingKeys"]) == ["TOKEN#*"]
+    audit = by_sid["AddAuditEntries"]
+    assert audit["Action"] == "dynamodb:PutItem"
+    assert audit["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == ["AUDIT#*"]
+    denied = by_sid["NobodyRewritesTheAuditTrail"]
+    assert denied["Effect"] == "Deny"
+    assert denied["Condition"] == {"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": ["AUDIT#*"]}}
+    allowed = [a for s in statements if s["Effect"] == "Allow" for a in actions(s)]
+    assert not {"dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"} & set(allowed)
     sign = by_sid["SignWithTheDoorsKeys"]["Condition"]["StringEquals"]
     assert sign["kms:SigningAlgorithm"] == "ECDSA_SHA_384"
     assert sign["aws:ResourceTag/stagepilot:door"] == deployed.stack.stack_name  # keys rotate tags its keys so

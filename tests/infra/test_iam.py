@@ -177,9 +177,16 @@ def test_own_logs_table_and_queues_only(deployed: Synthesized, automation: str) 
     assert resources_for("logs:PutLogEvents") == [arn(pipeline.log_group)]
     assert resources_for("logs:CreateLogStream") == [arn(pipeline.log_group)]
     table_actions = {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"}
-    assert _actions(statements, "dynamodb:") == {f"dynamodb:{action}" for action in table_actions}
-    for action in table_actions:
-        assert resources_for(f"dynamodb:{action}") == [arn(deployed.stack.table)]
+    allowed = [s for s in statements if s["Effect"] == "Allow"]
+    assert _actions(allowed, "dynamodb:") == {f"dynamodb:{action}" for action in table_actions}
+    for action in table_actions:  # PutItem twice: automation state, and audit entries (test_access.py)
+        assert {str(r) for r in resources_for(f"dynamodb:{action}")} == {str(arn(deployed.stack.table))}
+    [denied] = [s for s in statements if s["Effect"] == "Deny"]  # nobody rewrites the audit trail
+    assert sorted(_as_list(denied["Action"])) == [
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+    ]
     assert resources_for("sqs:SendMessage") == [arn(pipeline.dlq)]
     assert set(map(str, resources_for("sqs:ChangeMessageVisibility"))) == {str(arn(pipeline.queue))}
 

@@ -362,3 +362,59 @@ def test_operators_converge_through_the_function_and_hold_no_ivs_write_but_the_k
     assert sorted(o.automation for _, o in report.healed) == ["composition", "replication", "stage"]
     made = sorted(c.operation for c in deployment.ivs.mutating_calls())
     assert made == ["StartComposition", "StartParticipantReplication", "UpdateStage"]
+
+
+def test_nobody_can_rewrite_the_audit_trail(
+    deployed: Synthesized, template_iam: TemplateIam, role_ids: dict[str, str], deployment: LocalDeployment
+) -> None:
+    """Audit entries are only added: an operator's or admin's role (and every function's) may add one, and
+    none may update, delete or batch-delete one, nor overwrite it through stagepilot's code."""
+    from datetime import UTC, datetime
+
+    from stagepilot.adapters.audit import ADD_ONLY, ADD_ONLY_NAMES, AuditRecord, audit_partition
+    from stagepilot.adapters.dynamo import from_item
+
+    access = deployed.stack.access
+    people = {
+        who: template_iam.managed_policy(deployed.logical_id(policy))
+        for who, policy in (("operator", access.operator), ("admin", access.admin))
+    }
+    roles = FunctionRoles(template_iam, {**role_ids, **people}, ivs_client=deployment.ivs.client)
+    deployment.function_roles = roles
+    entry = AuditRecord(
+        time=datetime.now(UTC),
+        stage_arn=STAGE,
+        automation="cli",
+        action="policy-put",
+        reason="stored version 1",
+        event_id="cli:1",
+        details={"by": "arn:aws:sts::123456789012:assumed-role/Admin/alice"},
+    )
+    deployment.function_services("admin").audit.record(entry)  # adding is allowed
+    [item] = deployment.services.table.client.scan(TableName=TABLE_NAME)["Items"]
+    key = {"pk": item["pk"], "sk": item["sk"]}
+    assert item["pk"]["S"] == audit_partition(STAGE)
+
+    for who in ("operator", "admin", *FUNCTIONS):
+        client = deployment.function_services(who).table.client
+        with pytest.raises(AccessDenied):
+            client.update_item(
+                TableName=TABLE_NAME,
+                Key=key,
+                UpdateExpression="SET #e = :e",
+                ExpressionAttributeNames={"#e": "entry"},
+                ExpressionAttributeValues={":e": {"S": "{}"}},
+            )
+        with pytest.raises(AccessDenied):
+            client.delete_item(TableName=TABLE_NAME, Key=key)
+        with pytest.raises(AccessDenied):
+            client.batch_write_item(RequestItems={TABLE_NAME: [{"DeleteRequest": {"Key": key}}]})
+        # stagepilot's code only adds: writing the same key again leaves the entry as it was.
+        deployment.function_services(who).table.put(
+            {**from_item(item), "entry": "{}"}, condition=ADD_ONLY, names=ADD_ONLY_NAMES
+        )
+    assert {d.operation for d in roles.denied} == {"UpdateItem", "DeleteItem", "BatchWriteItem"}
+    assert len(roles.denied) == 3 * (2 + len(FUNCTIONS))
+    assert deployment.services.table.client.get_item(TableName=TABLE_NAME, Key=key)["Item"] == item
+    [shown] = deployment.services.audit.list(STAGE)  # `stagepilot audit` reads it, as it was written
+    assert shown["details"]["by"].endswith("/alice")

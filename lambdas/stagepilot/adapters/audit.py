@@ -1,20 +1,31 @@
-"""The audit trail: one record per action taken or skipped, kept ``AUDIT_RETENTION``."""
+"""The audit trail: one record per action taken or skipped, kept ``AUDIT_RETENTION``.
+
+Entries live in a key space of their own (``AUDIT#<stage ARN>``, docs/table.md): every writer only adds
+(``attribute_not_exists``: an entry is never overwritten by stagepilot's code), and IAM denies every role
+and managed policy of the stack ``UpdateItem``, ``DeleteItem`` and ``BatchWriteItem`` on those keys, so
+only the table's TTL removes one. Entries written before this key space (under ``STAGE#<stage ARN>``, sort
+key ``AUDIT#...``) are still read, merged in time order, until their TTL removes them (90 days).
+"""
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from stagepilot.adapters.dynamo import ConditionalUpdate, Table, epoch, iso, stage_partition, utc_now
+from stagepilot.adapters.dynamo import ConditionalPut, ConditionalUpdate, Table, epoch, iso, stage_partition, utc_now
 from stagepilot.adapters.schema import (
     AUDIT_INDEX,
     AUDIT_INDEX_PARTITION_KEY,
     AUDIT_INDEX_SORT_KEY,
     AUDIT_PARTITION,
+    AUDIT_PREFIX,
+    LEGACY_AUDIT_SORT_PREFIX,
     PARTITION_KEY,
     SORT_KEY,
     TTL_ATTRIBUTE,
@@ -22,6 +33,15 @@ from stagepilot.adapters.schema import (
 
 AUDIT_RETENTION = timedelta(days=90)
 ACTION_ATTRIBUTE = "action"  # the entry's action, as an attribute of its own (entries from before: none)
+ADD_ONLY = "attribute_not_exists(#pk)"  # an audit entry is added, never overwritten
+ADD_ONLY_NAMES = {"#pk": PARTITION_KEY}
+
+
+def audit_partition(stage_arn: str) -> str:
+    """The partition of a stage's audit trail (``stage_arn`` may be ``global``: changes of no one stage)."""
+    return f"{AUDIT_PREFIX}{stage_arn}"
+
+
 # Every action the audit trail records (the automations, the pass, the door and the CLI): what
 # `stagepilot audit --action` accepts; tests/unit/test_audit_actions.py keeps it in step with the code.
 AUDIT_ACTIONS: frozenset[str] = frozenset(
@@ -117,22 +137,28 @@ class AuditLog:
         self._clock = clock
 
     def record(self, entry: AuditRecord) -> None:
-        self._table.put(self.item(entry))
+        """Add the entry; an entry already there (a retry writes the same key) is left as it is."""
+        self._table.put(self.item(entry), condition=ADD_ONLY, names=ADD_ONLY_NAMES)
 
     def record_with(self, entry: AuditRecord, change: ConditionalUpdate) -> bool:
         """Apply ``change`` (the state change this entry audits) and write the entry, in one call. The
         entry is written even when the change's condition no longer holds (then in a second call), as
         ``record`` next to a separate update would have. True when the change was applied."""
         item = self.item(entry)
-        if self._table.update_and_put(change, item):
+        if self._table.update_and_put(change, item, item_condition=(ADD_ONLY, ADD_ONLY_NAMES)):
             return True
-        self._table.put(item)
+        self._table.put(item, condition=ADD_ONLY, names=ADD_ONLY_NAMES)
         return False
 
     def record_if(self, entry: AuditRecord, change: ConditionalUpdate) -> bool:
         """Apply ``change`` and write the entry in one transaction, or neither when the change's condition
         no longer holds (someone else made it): True when both were written."""
-        return self._table.update_and_put(change, self.item(entry))
+        return self._table.update_and_put(change, self.item(entry), item_condition=(ADD_ONLY, ADD_ONLY_NAMES))
+
+    def put_with(self, entry: AuditRecord) -> ConditionalPut:
+        """The entry as one write of a caller's transaction (``Table.put_all``): the change it audits and
+        the entry are stored together or not at all."""
+        return ConditionalPut(self.item(entry), ADD_ONLY, ADD_ONLY_NAMES)
 
     def item(self, entry: AuditRecord) -> dict[str, Any]:
         """The table item ``record`` writes, for a caller that writes it in the same transaction as the
@@ -147,8 +173,8 @@ class AuditLog:
         suffix = str(uuid.uuid5(uuid.NAMESPACE_URL, identity))
         when = iso(entry.time)
         return {
-            PARTITION_KEY: stage_partition(entry.stage_arn),
-            SORT_KEY: f"AUDIT#{when}#{suffix}",
+            PARTITION_KEY: audit_partition(entry.stage_arn),
+            SORT_KEY: f"{when}#{suffix}",
             AUDIT_INDEX_PARTITION_KEY: AUDIT_PARTITION,
             AUDIT_INDEX_SORT_KEY: f"{when}#{suffix}",
             TTL_ATTRIBUTE: epoch(entry.time + AUDIT_RETENTION),
@@ -158,9 +184,8 @@ class AuditLog:
 
     def list(self, stage_arn: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
         if stage_arn:
-            items = self._table.query(stage_partition(stage_arn), sk_prefix="AUDIT#", newest_first=True, limit=limit)
-        else:
-            items = self._table.query(AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True, limit=limit)
+            return [entry for _, entry in itertools.islice(self.trail(stage_arn), limit)]
+        items = self._table.query(AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True, limit=limit)
         return [json.loads(item["entry"]) for item in items]
 
     def newest_first(self, stage_arn: str | None = None, *, since: datetime | None = None) -> Iterator[dict[str, Any]]:
@@ -188,24 +213,43 @@ class AuditLog:
             high = min(high, before)
         only = (ACTION_ATTRIBUTE, list(actions)) if actions else None
         if stage_arn:
-            prefix = "AUDIT#"
-            items = self._table.query(
-                stage_partition(stage_arn),
-                newest_first=True,
-                sk_between=(prefix + low, prefix + high),
-                attribute_in=only,
+            legacy = LEGACY_AUDIT_SORT_PREFIX
+            current = self._positions(
+                self._table.query(
+                    audit_partition(stage_arn), newest_first=True, sk_between=(low, high), attribute_in=only
+                ),
+                SORT_KEY,
+                "",
             )
+            older = self._positions(
+                self._table.query(
+                    stage_partition(stage_arn),
+                    newest_first=True,
+                    sk_between=(legacy + low, legacy + high),
+                    attribute_in=only,
+                ),
+                SORT_KEY,
+                legacy,
+            )
+            # Both newest first: merged, still newest first (entries from before the audit key space too).
+            found: Iterator[tuple[str, dict[str, Any]]] = heapq.merge(current, older, key=lambda p: p[0], reverse=True)
         else:
-            prefix = ""
-            items = self._table.query(
-                AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True, sk_between=(low, high), attribute_in=only
+            found = self._positions(
+                self._table.query(
+                    AUDIT_PARTITION, index=AUDIT_INDEX, newest_first=True, sk_between=(low, high), attribute_in=only
+                ),
+                AUDIT_INDEX_SORT_KEY,
+                "",
             )
-        key = SORT_KEY if stage_arn else AUDIT_INDEX_SORT_KEY
-        for item in items:
-            position = str(item[key])[len(prefix) :]
+        for position, entry in found:
             if position == before:
                 continue
-            yield position, json.loads(item["entry"])
+            yield position, entry
+
+    @staticmethod
+    def _positions(items: Iterable[dict[str, Any]], key: str, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        for item in items:
+            yield str(item[key])[len(prefix) :], json.loads(item["entry"])
 
 
 def record_action(

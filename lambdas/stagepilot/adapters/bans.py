@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from stagepilot.adapters.dynamo import Table, epoch, iso, utc_now
+from stagepilot.adapters.dynamo import ConditionalPut, Table, epoch, iso, utc_now
 from stagepilot.adapters.schema import (
     BAN_PARTITION,
     PARTITION_KEY,
@@ -37,6 +37,7 @@ class Ban:
     expires_at: datetime | None
     stage_arn: str | None = None
     scope: str = JOIN
+    created_by: str = ""  # who banned (the CLI: the caller's STS ARN); empty for bans from before it was kept
 
     def active(self, now: datetime) -> bool:
         return self.expires_at is None or self.expires_at > now
@@ -94,11 +95,15 @@ class BanStore:
         replace: bool = True,
         stage_arn: str | None = None,
         scope: str = JOIN,
+        by: str = "",
+        audit: Callable[[Ban, Ban | None], ConditionalPut] | None = None,
     ) -> tuple[Ban, Ban | None]:
         """Ban ``user_id`` (everywhere, or on ``stage_arn``); returns the ban and the one it replaced.
         ``replace=False`` (``ban add`` without ``--replace``) keeps a ban in force and raises
         ``ConflictError``: a second ``ban add --ttl 1h`` must not shorten a permanent ban. Seeding
-        (simulate's ban file) replaces."""
+        (simulate's ban file) replaces. The item carries who (``by``) and when (``createdAt``);
+        ``audit``: the change's audit entry (given the ban and the one it replaces), written in the same
+        transaction as the ban."""
         if scope not in BAN_SCOPES:
             raise ValueError(f"a ban's scope is join or publish, not {scope!r}")
         now = self._clock()
@@ -109,6 +114,7 @@ class BanStore:
             expires_at=now + ttl if ttl else None,
             stage_arn=stage_arn,
             scope=scope,
+            created_by=by,
         )
         pk, sk = ban_key(user_id, stage_arn)
         item: dict[str, Any] = {
@@ -118,6 +124,7 @@ class BanStore:
             "reason": reason,
             "createdAt": ban.created_at,
             "scope": scope,
+            **({"createdBy": by} if by else {}),
         }
         if stage_arn is not None:
             item["stageArn"] = stage_arn
@@ -125,28 +132,44 @@ class BanStore:
             item[TTL_ATTRIBUTE] = epoch(ban.expires_at)
         if replace:
             previous = self.get(user_id, stage_arn=stage_arn)
-            self._table.put(item)
+            if audit is None:
+                self._table.put(item)
+            elif not self._table.put_all([ConditionalPut(item), audit(ban, previous)]):
+                raise ConflictError(f"the ban on {user_id} changed while it was being replaced; run it again")
             return ban, previous
         # Written only if no ban is in force: none stored, or the stored one has expired (TTL lags).
-        if not self._table.put(
+        write = ConditionalPut(
             item,
-            condition="attribute_not_exists(#pk) OR (attribute_exists(#exp) AND #exp <= :now)",
-            names={"#pk": PARTITION_KEY, "#exp": TTL_ATTRIBUTE},
-            values={":now": epoch(now)},
-        ):
+            "attribute_not_exists(#pk) OR (attribute_exists(#exp) AND #exp <= :now)",
+            {"#pk": PARTITION_KEY, "#exp": TTL_ATTRIBUTE},
+            {":now": epoch(now)},
+        )
+        if audit is not None:
+            written = self._table.put_all([write, audit(ban, None)])
+        else:
+            written = self._table.put(write.item, condition=write.condition, names=write.names, values=write.values)
+        if not written:
             current = self.get(user_id, stage_arn=stage_arn)
             until = " ".join(filter(None, [current.where(), current.until()])) if current else "(the ban just changed)"
             raise ConflictError(f"{user_id} is already banned {until}; pass --replace to replace that ban")
         return ban, None
 
-    def remove(self, user_id: str, *, stage_arn: str | None = None) -> Ban:
-        """Lift the ban (the global one, or the stage's); returns it."""
+    def remove(
+        self, user_id: str, *, stage_arn: str | None = None, audit: Callable[[Ban], ConditionalPut] | None = None
+    ) -> Ban:
+        """Lift the ban (the global one, or the stage's); returns it. ``audit``: the change's audit entry
+        (given the ban lifted), written in the same transaction as the removal."""
         pk, sk = ban_key(user_id, stage_arn)
         current = self._table.get(pk, sk, consistent=True)
+        exists: dict[str, Any] = {"condition": "attribute_exists(#pk)", "names": {"#pk": PARTITION_KEY}}
         if (
             current is None
             or _ban(current).stage_arn != stage_arn
-            or not self._table.delete(pk, sk, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY})
+            or not (
+                self._table.delete_and_put(pk, sk, audit(_ban(current)), **exists)
+                if audit is not None
+                else self._table.delete(pk, sk, **exists)
+            )
         ):
             where = f" on {stage_arn}" if stage_arn else ""
             raise NotFound(f"{user_id} is not banned{where}")
@@ -217,6 +240,7 @@ def _ban(item: Mapping[str, Any]) -> Ban:
         user_id=str(item.get("userId", item[SORT_KEY])),  # bans stored before stage bans carry no userId
         reason=str(item.get("reason", "")),
         created_at=str(item.get("createdAt", "")),
+        created_by=str(item.get("createdBy", "")),
         expires_at=datetime.fromtimestamp(int(expires), UTC) if expires is not None else None,
         stage_arn=str(stage_arn) if stage_arn else None,
         scope=PUBLISH if item.get("scope") == PUBLISH else JOIN,

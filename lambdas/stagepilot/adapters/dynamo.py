@@ -192,10 +192,20 @@ class Table:
         )
         return updated is not None
 
-    def update_and_put(self, update: ConditionalUpdate, item: Mapping[str, Any]) -> bool:
+    def update_and_put(
+        self,
+        update: ConditionalUpdate,
+        item: Mapping[str, Any],
+        *,
+        item_condition: tuple[str, Mapping[str, str]] | None = None,
+    ) -> bool:
         """Apply ``update`` and write ``item`` in one transaction: one call (two write units) where two
-        writes would be two calls. False when the update's condition did not hold: nothing was written."""
-        return self._transact([self._update_request(update), {"Put": {"TableName": self.name, "Item": to_item(item)}}])
+        writes would be two calls. False when a condition (the update's, or ``item_condition``: an
+        expression and its names) did not hold: nothing was written."""
+        put: dict[str, Any] = {"TableName": self.name, "Item": to_item(item)}
+        if item_condition is not None:
+            _add_condition(put, item_condition[0], item_condition[1], None)
+        return self._transact([self._update_request(update), {"Put": put}])
 
     def apply_all(self, changes: list[ConditionalUpdate]) -> bool:
         """Apply every change or none (one transaction); False when a condition did not hold. Another
@@ -220,15 +230,29 @@ class Table:
                 return
         raise RetryLater("DynamoDB BatchWriteItem left items unprocessed")
 
+    def delete_and_put(
+        self,
+        pk: str,
+        sk: str,
+        *puts: ConditionalPut,
+        condition: str | None = None,
+        names: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Delete an item and write ``puts`` in one transaction; False when a condition did not hold."""
+        delete: dict[str, Any] = {"TableName": self.name, "Key": _key(pk, sk)}
+        _add_condition(delete, condition, names, values)
+        return self._transact([{"Delete": delete}, *(self._put_request(put) for put in puts)])
+
+    def _put_request(self, put: ConditionalPut) -> dict[str, Any]:
+        params: dict[str, Any] = {"TableName": self.name, "Item": to_item(put.item)}
+        _add_condition(params, put.condition, put.names, put.values)
+        return {"Put": params}
+
     def put_all(self, puts: list[ConditionalPut]) -> bool:
         """Write every item or none (one transaction); False when a condition did not hold or another
         transaction wrote one of the items at the same time."""
-        items = []
-        for put in puts:
-            params: dict[str, Any] = {"TableName": self.name, "Item": to_item(put.item)}
-            _add_condition(params, put.condition, put.names, put.values)
-            items.append({"Put": params})
-        return self._transact(items)
+        return self._transact([self._put_request(put) for put in puts])
 
     def _transact(self, items: list[dict[str, Any]], *, conflict_answers: bool = True) -> bool:
         try:

@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from stagepilot.adapters.dynamo import STATE_RETENTION, Table, epoch, iso, parse_iso, stage_partition, utc_now
+from stagepilot.adapters.dynamo import (
+    STATE_RETENTION,
+    ConditionalPut,
+    Table,
+    epoch,
+    iso,
+    parse_iso,
+    stage_partition,
+    utc_now,
+)
 from stagepilot.adapters.schema import (
     PARTITION_KEY,
     PAUSE_PARTITION,
@@ -37,29 +46,31 @@ class PauseSwitches:
         self._table = table
         self._clock = clock
 
-    def pause(self, stage_arn: str, *, by: str) -> bool:
-        """True when this call paused it; False when it was paused already."""
+    def pause(self, stage_arn: str, *, by: str, audit: ConditionalPut | None = None) -> bool:
+        """True when this call paused it; False when it was paused already. ``audit``: the change's audit
+        entry, written in the same transaction as the switch (both or neither)."""
         item = {PARTITION_KEY: PAUSE_PARTITION, SORT_KEY: stage_arn, "pausedAt": iso(self._clock()), "pausedBy": by}
-        return self._table.put(item, condition="attribute_not_exists(#pk)", names={"#pk": PARTITION_KEY})
+        switch = ConditionalPut(item, "attribute_not_exists(#pk)", {"#pk": PARTITION_KEY})
+        if audit is not None:
+            return self._table.put_all([switch, audit])
+        return self._table.put(item, condition=switch.condition, names=switch.names)
 
-    def resume(self, stage_arn: str) -> bool:
+    def resume(self, stage_arn: str, *, audit: ConditionalPut | None = None) -> bool:
         """True when this call lifted the switch; False when there was none. A lifted switch leaves a
         ``RESUMED`` mark in the stage's partition (when, kept ``STATE_RETENTION``): the convergence pass
-        audits what it then does as ``resumed``, not as lost events (decisions/heals.py)."""
-        lifted = self._table.delete(
-            PAUSE_PARTITION, stage_arn, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
+        audits what it then does as ``resumed``, not as lost events (decisions/heals.py). The switch's
+        removal, the mark and ``audit`` (the change's audit entry) are one transaction."""
+        now = self._clock()
+        mark = {
+            PARTITION_KEY: stage_partition(stage_arn),
+            SORT_KEY: RESUMED_KEY,
+            "resumedAt": iso(now),
+            TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
+        }
+        puts = [ConditionalPut(mark), *([audit] if audit is not None else [])]
+        return self._table.delete_and_put(
+            PAUSE_PARTITION, stage_arn, *puts, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
         )
-        if lifted:
-            now = self._clock()
-            self._table.put(
-                {
-                    PARTITION_KEY: stage_partition(stage_arn),
-                    SORT_KEY: RESUMED_KEY,
-                    "resumedAt": iso(now),
-                    TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
-                }
-            )
-        return lifted
 
     def resumed_at(self, stage_arn: str) -> datetime | None:
         """When the stage's own switch (or ``default``'s, which it may follow) was last lifted; None: never

@@ -152,9 +152,12 @@ class PolicyStore:
         expected_version: int | None = None,
         updated_by: str = "",
         history: bool = False,
+        audit: Callable[[StoredPolicy], ConditionalPut] | None = None,
     ) -> StoredPolicy:
         """Write a policy. ``expected_version``: the version the writer read (0 = must not exist yet);
-        None means "whatever is stored now", read first, so two concurrent writers still conflict."""
+        None means "whatever is stored now", read first, so two concurrent writers still conflict.
+        ``audit``: the audit entry of this change (given the version stored), written in the same
+        transaction: the policy and its entry are stored together or not at all."""
         if expected_version is None:
             current = self.get(policy.stage_arn)
             expected_version = current.version if current else 0
@@ -178,9 +181,12 @@ class PolicyStore:
             write = ConditionalPut(item, "attribute_not_exists(#pk)", {"#pk": PARTITION_KEY})
         else:
             write = ConditionalPut(item, "#v = :v", {"#v": "version"}, {":v": expected_version})
+        together = [audit(stored)] if audit is not None else []
         if history:
             kept = {**item, PARTITION_KEY: history_partition(stored.stage_arn), SORT_KEY: _version_key(stored.version)}
-            written = self._table.put_all([write, ConditionalPut(kept)])
+            written = self._table.put_all([write, ConditionalPut(kept), *together])
+        elif together:
+            written = self._table.put_all([write, *together])
         else:
             written = self._table.put(write.item, condition=write.condition, names=write.names, values=write.values)
         if not written:
@@ -192,19 +198,29 @@ class PolicyStore:
             self._prune_history(stored.stage_arn)
         return stored
 
-    def delete(self, stage_arn: str, *, expected_version: int | None = None) -> StoredPolicy:
-        """Delete the stored policy (only if it is still ``expected_version``, when given); returns it."""
+    def delete(
+        self,
+        stage_arn: str,
+        *,
+        expected_version: int | None = None,
+        audit: Callable[[StoredPolicy], ConditionalPut] | None = None,
+    ) -> StoredPolicy:
+        """Delete the stored policy (only if it is still ``expected_version``, when given); returns it.
+        ``audit``: the audit entry of this change, written in the same transaction."""
         current = self.get(stage_arn)
         if current is None:
             raise NotFound(f"no policy stored for {stage_arn}")
         version = current.version if expected_version is None else expected_version
-        if not self._table.delete(
-            POLICY_PARTITION,
-            stage_arn,
-            condition="attribute_exists(#pk) AND #v = :v",
-            names={"#pk": PARTITION_KEY, "#v": "version"},
-            values={":v": version},
-        ):
+        condition: dict[str, Any] = {
+            "condition": "attribute_exists(#pk) AND #v = :v",
+            "names": {"#pk": PARTITION_KEY, "#v": "version"},
+            "values": {":v": version},
+        }
+        if audit is not None:
+            deleted = self._table.delete_and_put(POLICY_PARTITION, stage_arn, audit(current), **condition)
+        else:
+            deleted = self._table.delete(POLICY_PARTITION, stage_arn, **condition)
+        if not deleted:
             raise ConflictError(f"policy for {stage_arn} changed since version {version} was read; nothing deleted")
         return current
 

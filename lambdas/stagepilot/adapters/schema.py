@@ -22,6 +22,10 @@ STAGE_PREFIX: Final = "STAGE#"  # + stage ARN: automation state, claims, counter
 HISTORY_PREFIX: Final = "HISTORY#"  # + stage ARN (or "default"): the last versions of its policy
 TOKEN_PREFIX: Final = "TOKEN#"  # + user id: the door's record of every token issued to the user
 AUDIT_PARTITION: Final = "AUDIT"  # the audit index's partition (auditPk), not a table partition
+# + stage ARN (or "global"): the audit trail, a key space of its own that every role may only add to
+# (PutItem if attribute_not_exists; IAM denies UpdateItem, DeleteItem and BatchWriteItem on it to all).
+AUDIT_PREFIX: Final = "AUDIT#"
+LEGACY_AUDIT_SORT_PREFIX: Final = "AUDIT#"  # entries written before AUDIT_PREFIX: under STAGE#, sk AUDIT#...
 
 
 def create_table(client: Any, name: str) -> None:

@@ -122,7 +122,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def cmd_add(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.cli.changes import GLOBAL_STAGE, caller_arn, record_change
+    from stagepilot.cli.changes import caller_arn
     from stagepilot.cli.home import check_account
     from stagepilot.cli.policies import checked_arn
     from stagepilot.cli.services import cli_services
@@ -141,17 +141,9 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
 
         return preview_ban(args, res, out, stage_arn)
     try:
-        ban, replaced = store_ban(res.table, args, stage_arn)
+        ban, replaced = store_ban(res.table, args, stage_arn, by=by)
     except ConflictError as exc:
         raise CliError(str(exc)) from exc
-    record_change(
-        res.table,
-        stage_arn=stage_arn or GLOBAL_STAGE,
-        action="ban-add",
-        by=by,
-        reason=f"banned {ban.banned()} {ban.until()}" + (f" (replaced a ban {replaced.until()})" if replaced else ""),
-        user_id=ban.user_id,
-    )
     disconnected, checked, handed = disconnect_now(args, res, cli_services(res), ban, out)
     if out.as_json:
         out.json(
@@ -179,13 +171,36 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def store_ban(table: Any, args: argparse.Namespace, stage_arn: str | None) -> tuple[Ban, Ban | None]:
-    """Store the ban ``ban add``'s arguments describe: (the ban, the one it replaced). Raises ConflictError
-    when a ban is in force and --replace was not given."""
-    from stagepilot.adapters.table import BanStore
+def store_ban(
+    table: Any, args: argparse.Namespace, stage_arn: str | None, *, by: str = ""
+) -> tuple[Ban, Ban | None]:
+    """Store the ban ``ban add``'s arguments describe, with who made it and its audit entry (one
+    transaction): (the ban, the one it replaced). Raises ConflictError when a ban is in force and
+    --replace was not given."""
+    from stagepilot.adapters.table import AuditLog, BanStore
+    from stagepilot.cli.changes import GLOBAL_STAGE, change_entry
+
+    def entry(ban: Ban, replaced: Ban | None) -> Any:
+        return AuditLog(table).put_with(
+            change_entry(
+                stage_arn=stage_arn or GLOBAL_STAGE,
+                action="ban-add",
+                by=by,
+                reason=f"banned {ban.banned()} {ban.until()}"
+                + (f" (replaced a ban {replaced.until()})" if replaced else ""),
+                user_id=ban.user_id,
+            )
+        )
 
     return BanStore(table).add(
-        args.user_id, reason=args.reason, ttl=args.ttl, replace=args.replace, stage_arn=stage_arn, scope=args.scope
+        args.user_id,
+        reason=args.reason,
+        ttl=args.ttl,
+        replace=args.replace,
+        stage_arn=stage_arn,
+        scope=args.scope,
+        by=by,
+        audit=entry,
     )
 
 
@@ -285,8 +300,8 @@ def sweep(services: Services, ban: Ban, out: Output) -> tuple[int, list[dict[str
 
 
 def cmd_remove(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.adapters.table import BanStore
-    from stagepilot.cli.changes import GLOBAL_STAGE, caller_arn, record_change
+    from stagepilot.adapters.table import AuditLog, BanStore
+    from stagepilot.cli.changes import GLOBAL_STAGE, caller_arn, change_entry
     from stagepilot.cli.policies import checked_arn
 
     stage_arn = checked_arn(args.stage) if args.stage else None
@@ -307,18 +322,23 @@ def cmd_remove(args: argparse.Namespace, out: Output) -> int:
             out.line("dry run: nothing changed")
         return 0
     by = caller_arn()
+    audit = AuditLog(res.table)
+
+    def entry(lifted: Ban) -> Any:  # removed with its audit entry, in one transaction
+        return audit.put_with(
+            change_entry(
+                stage_arn=stage_arn or GLOBAL_STAGE,
+                action="ban-remove",
+                by=by,
+                reason=f"lifted the ban on {lifted.banned()} (was {lifted.until()})",
+                user_id=args.user_id,
+            )
+        )
+
     try:
-        lifted = BanStore(res.table).remove(args.user_id, stage_arn=stage_arn)
+        lifted = BanStore(res.table).remove(args.user_id, stage_arn=stage_arn, audit=entry)
     except NotFound as exc:
         raise CliError(str(exc)) from exc
-    record_change(
-        res.table,
-        stage_arn=stage_arn or GLOBAL_STAGE,
-        action="ban-remove",
-        by=by,
-        reason=f"lifted the ban on {lifted.banned()} (was {lifted.until()})",
-        user_id=args.user_id,
-    )
     if out.as_json:
         out.json({"userId": args.user_id, "stageArn": stage_arn, "removed": True})
     else:
@@ -346,6 +366,7 @@ def _print_bans(out: Output, bans: list[Ban], sweeps: list[SweepProgress | None]
                     "scope": b.scope,
                     "reason": b.reason,
                     "createdAt": b.created_at,
+                    **({"createdBy": b.created_by} if b.created_by else {}),
                     "expiresAt": _iso(b.expires_at),
                     "sweep": progress.to_json() if progress is not None else None,
                 }
@@ -357,7 +378,8 @@ def _print_bans(out: Output, bans: list[Ban], sweeps: list[SweepProgress | None]
         out.line("no more bans in force" if after else "no bans in force")
     for b, progress in zip(bans, sweeps, strict=True):
         until = f"until {_iso(b.expires_at)}" if b.expires_at else "permanent"
-        out.line(f"{b.banned()}  {until}  since {b.created_at}  {b.reason}")
+        by = f" by {b.created_by}" if b.created_by else ""
+        out.line(f"{b.banned()}  {until}  since {b.created_at}{by}  {b.reason}")
         if progress is not None:
             out.line(f"  sweep: {sweep_text(progress)}")
 

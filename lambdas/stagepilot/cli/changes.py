@@ -23,8 +23,12 @@ def caller_arn() -> str:
     return str(client("sts").get_caller_identity()["Arn"])
 
 
-def record_change(
-    table: Table,
+def record_change(table: Table, **change: Any) -> None:
+    """One audit entry for one change made on its own (``change_entry``'s arguments)."""
+    AuditLog(table).record(change_entry(**change))
+
+
+def change_entry(
     *,
     stage_arn: str,
     action: str,
@@ -36,24 +40,23 @@ def record_change(
     participant_id: str | None = None,
     session_id: str | None = None,
     details: Mapping[str, Any] | None = None,
-) -> None:
-    """One audit entry for one change: ``action`` (``policy-put``, ``ban-add``...), by whom, and the
-    versions before and after (policies)."""
+) -> AuditRecord:
+    """The audit entry of one change: ``action`` (``policy-put``, ``ban-add``...), by whom, and the
+    versions before and after (policies). Written with the change in one transaction where the store
+    takes it (``AuditLog.put_with``), else on its own (``record_change``)."""
     versions = {
         **({"previousVersion": previous_version} if previous_version is not None else {}),
         **({"version": version} if version is not None else {}),
     }
-    AuditLog(table).record(
-        AuditRecord(
-            time=datetime.now(UTC),
-            stage_arn=stage_arn,
-            automation=ACTOR,
-            action=action,
-            reason=reason,
-            user_id=user_id,
-            participant_id=participant_id,
-            session_id=session_id,
-            event_id=f"cli:{uuid.uuid4()}",
-            details={"why": f"by {by}", "by": by, **versions, **(details or {})},
-        )
+    return AuditRecord(
+        time=datetime.now(UTC),
+        stage_arn=stage_arn,
+        automation=ACTOR,
+        action=action,
+        reason=reason,
+        user_id=user_id,
+        participant_id=participant_id,
+        session_id=session_id,
+        event_id=f"cli:{uuid.uuid4()}",
+        details={"why": f"by {by}", "by": by, **versions, **(details or {})},
     )

@@ -349,24 +349,30 @@ def _expected_version(args: argparse.Namespace, current: StoredPolicy | None, st
 
 
 def _write(store: PolicyStore, res: Any, policy: StagePolicy, *, expected_version: int, action: str) -> StoredPolicy:
-    """Store ``policy`` over ``expected_version`` with its history, and audit who did it."""
-    from stagepilot.cli.changes import caller_arn, record_change
+    """Store ``policy`` over ``expected_version`` with its history and the audit entry of who did it, in one
+    transaction (both or neither)."""
+    from stagepilot.adapters.table import AuditLog
+    from stagepilot.cli.changes import caller_arn, change_entry
 
     by = caller_arn()
+    audit = AuditLog(res.table)
+
+    def entry(stored: StoredPolicy) -> Any:
+        return audit.put_with(
+            change_entry(
+                stage_arn=policy.stage_arn,
+                action=action,
+                by=by,
+                reason=f"stored version {stored.version}",
+                previous_version=expected_version or None,
+                version=stored.version,
+            )
+        )
+
     try:
-        stored = store.put(policy, expected_version=expected_version, updated_by=by, history=True)
+        return store.put(policy, expected_version=expected_version, updated_by=by, history=True, audit=entry)
     except ConflictError as exc:
         raise CliError(str(exc)) from exc
-    record_change(
-        res.table,
-        stage_arn=policy.stage_arn,
-        action=action,
-        by=by,
-        reason=f"stored version {stored.version}",
-        previous_version=expected_version or None,
-        version=stored.version,
-    )
-    return stored
 
 
 def cmd_get(args: argparse.Namespace, out: Output) -> int:
@@ -425,7 +431,8 @@ def cmd_list(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, out: Output) -> int:
-    from stagepilot.cli.changes import caller_arn, record_change
+    from stagepilot.adapters.table import AuditLog
+    from stagepilot.cli.changes import caller_arn, change_entry
 
     arn = checked_arn(args.stage_arn, allow_default=True)
     res = resources(args)
@@ -444,18 +451,23 @@ def cmd_delete(args: argparse.Namespace, out: Output) -> int:
             res, out, arn, lambda store: store.delete(arn, expected_version=args.expected_version), said
         )
     by = caller_arn()
+    audit = AuditLog(res.table)
+
+    def entry(current: StoredPolicy) -> Any:  # deleted with its audit entry, in one transaction
+        return audit.put_with(
+            change_entry(
+                stage_arn=arn,
+                action="policy-delete",
+                by=by,
+                reason=f"deleted version {current.version}",
+                previous_version=current.version,
+            )
+        )
+
     try:
-        deleted = _store(res).delete(arn, expected_version=args.expected_version)
+        deleted = _store(res).delete(arn, expected_version=args.expected_version, audit=entry)
     except (NotFound, ConflictError) as exc:
         raise CliError(str(exc)) from exc
-    record_change(
-        res.table,
-        stage_arn=arn,
-        action="policy-delete",
-        by=by,
-        reason=f"deleted version {deleted.version}",
-        previous_version=deleted.version,
-    )
     if out.as_json:
         out.json({"stageArn": arn, "deleted": True, "version": deleted.version})
     else:

@@ -168,7 +168,7 @@ def cmd_export(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_import(args: argparse.Namespace, out: Output) -> int:
     from stagepilot.adapters.table import PolicyStore
-    from stagepilot.cli.changes import caller_arn, record_change
+    from stagepilot.cli.changes import caller_arn
     from stagepilot.cli.home import check_home
     from stagepilot.errors import ConflictError
 
@@ -200,24 +200,41 @@ def cmd_import(args: argparse.Namespace, out: Output) -> int:
     failed = 0
     for entry in writes:
         policy = by_arn[entry["stageArn"]]
-        try:
-            stored = store.put(policy, expected_version=entry["version"], updated_by=by, history=True)
+        try:  # the policy and its audit entry: one transaction
+            stored = store.put(
+                policy,
+                expected_version=entry["version"],
+                updated_by=by,
+                history=True,
+                audit=_audited(res, by, args.file, entry["version"]),
+            )
         except ConflictError as exc:
             entry.update(change="conflict", error=str(exc))
             failed += 1
             continue
-        record_change(
-            res.table,
-            stage_arn=stored.stage_arn,
-            action="policy-put",
-            by=by,
-            reason=f"stored version {stored.version} (imported from {args.file})",
-            previous_version=entry["version"] or None,
-            version=stored.version,
-        )
         entry["stored"] = stored.version
     _print_plan(out, plan, untouched, dry_run=False)
     return 1 if failed else 0
+
+
+def _audited(res: Any, by: str, file: object, previous: int) -> Any:
+    """The audit entry of one imported policy, for the store's transaction."""
+    from stagepilot.adapters.table import AuditLog
+    from stagepilot.cli.changes import change_entry
+
+    def entry(stored: Any) -> Any:
+        return AuditLog(res.table).put_with(
+            change_entry(
+                stage_arn=stored.stage_arn,
+                action="policy-put",
+                by=by,
+                reason=f"stored version {stored.version} (imported from {file})",
+                previous_version=previous or None,
+                version=stored.version,
+            )
+        )
+
+    return entry
 
 
 def _print_plan(out: Output, plan: list[dict[str, Any]], untouched: list[str], *, dry_run: bool) -> None:

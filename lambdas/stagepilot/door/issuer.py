@@ -4,7 +4,8 @@ Reads what decides in one request: the bans that can apply (global, the stage's)
 container's policy cache holds the stage's policy, the policy lookup (own, default, pause switches) in
 the same ``BatchGetItem``. The decision is ``decision.decide_token``; a grant becomes a token
 (``KeyPairTokens``: one KMS Sign, no IVS call; or ``CreatedTokens``: CreateParticipantToken), and the
-token's record and the audit entry are written in one request (BatchWriteItem). Every decision is counted
+token's record and the audit entry are written in one request (TransactWriteItems: the audit entry is
+only added, never overwritten, docs/table.md). Every decision is counted
 (``TokenIssued``, ``TokenRefused``).
 """
 
@@ -17,10 +18,12 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from stagepilot.adapters.audit import MetricSink, record_action
+from stagepilot.adapters.dynamo import ConditionalPut
 from stagepilot.adapters.table import AuditLog, AuditRecord, BanStore, PolicyStore, Table
 from stagepilot.door.decision import Grant, Refusal, TokenRequest, decide_token
 from stagepilot.door.records import TokenRecord, TokenRecords
 from stagepilot.door.signing import IssuedToken
+from stagepilot.errors import RetryLater
 from stagepilot.pipeline import EffectivePolicies
 
 logger = logging.getLogger(__name__)
@@ -113,7 +116,8 @@ class TokenIssuer:
                 "expires": str(record.expires_at),
             },
         )
-        self.table.put_many([self._records.item(record), self._audit.item(entry)])
+        if not self.table.put_all([ConditionalPut(self._records.item(record)), self._audit.put_with(entry)]):
+            raise RetryLater("the token's record and audit entry were not written (a concurrent write)")
         self.metrics.count(ISSUED_METRIC)
         logger.info(
             "token issued",
