@@ -171,9 +171,7 @@ def cmd_add(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def store_ban(
-    table: Any, args: argparse.Namespace, stage_arn: str | None, *, by: str = ""
-) -> tuple[Ban, Ban | None]:
+def store_ban(table: Any, args: argparse.Namespace, stage_arn: str | None, *, by: str = "") -> tuple[Ban, Ban | None]:
     """Store the ban ``ban add``'s arguments describe, with who made it and its audit entry (one
     transaction): (the ban, the one it replaced). Raises ConflictError when a ban is in force and
     --replace was not given."""

@@ -228,16 +228,16 @@ def _toggle(
     from stagepilot.adapters.table import AuditLog
     from stagepilot.cli.changes import change_entry
 
-    def audited(action: str, reason: str) -> Any:  # the switch and its audit entry: one transaction
+    def _entry(action: str, reason: str) -> Any:  # the switch and its audit entry: one transaction
         return AuditLog(table).put_with(change_entry(stage_arn=arn, action=action, by=by, reason=reason))
 
     result: dict[str, Any] = {"stageArn": arn, "paused": paused, "changed": False, "ok": True}
     if paused:
-        changed = switches.pause(arn, by=by, audit=audited("pause", f"paused {arn}"))
+        changed = switches.pause(arn, by=by, audit=_entry("pause", f"paused {arn}"))
         result.update(changed=changed, message=f"paused {arn}" if changed else f"{arn} is already paused")
     else:
         was = f" (paused at {lifted.paused_at} by {lifted.paused_by or '?'})" if lifted is not None else ""
-        changed = switches.resume(arn, audit=audited("resume", f"resumed {arn}{was}"))
+        changed = switches.resume(arn, audit=_entry("resume", f"resumed {arn}{was}"))
         result.update(changed=changed, message=f"resumed {arn}{was}" if changed else f"{arn} is not paused by pause")
         if lifted is not None:
             result.update(wasPausedAt=lifted.paused_at, wasPausedBy=lifted.paused_by)
