@@ -36,6 +36,7 @@ from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, P
 from stagepilot.adapters.pass_log import PassLog, PassRecord
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, STAGE_PREFIX
 from stagepilot.adapters.table import AuditRecord, Ban, Table, iso
+from stagepilot.decisions.composition import managed_attempt
 from stagepilot.decisions.heals import HEALED_METRIC, HealReason, Observed, explain_heal
 from stagepilot.decisions.heals import metric_name as heal_metric
 from stagepilot.decisions.limits import GUARDED
@@ -330,6 +331,7 @@ def run_pass(
         compositions = services.ivs.all_compositions()
         bans = tuple(services.bans.list())
         banned = bool(bans)
+        _count_unmanaged(services, compositions)
     except RetryLater as exc:  # IVS or DynamoDB unavailable: the next pass tries again
         report.errors.append(("*", f"cannot list what is live: {exc}"))
         services.metrics.count("ReconcileFailed")
@@ -394,6 +396,18 @@ def run_pass(
             extra={"not_reached": len(not_reached), "examined": report.examined},
         )
     return report
+
+
+def _count_unmanaged(services: Services, compositions: list[CompositionSummary]) -> None:
+    """Compositions stagepilot did not start (no stagepilot:managed tag) that run now: counted
+    (``UnmanagedCompositions``, each pass) and logged, never stopped (docs/policy.md, "What a stage may cost")."""
+    unmanaged = [c for c in compositions if c.active and managed_attempt(dict(c.tags)) is None]
+    if unmanaged:
+        services.metrics.count("UnmanagedCompositions", len(unmanaged))
+        logger.info(
+            "compositions stagepilot did not start are running; left alone",
+            extra={"count": len(unmanaged), "composition_arns": [c.arn for c in unmanaged[:20]]},
+        )
 
 
 def _log_pass(services: Services, report: PassReport, *, now: datetime, only_stage: str | None) -> None:

@@ -58,6 +58,22 @@ def show(ivs: IvsStandIn, tmp_path: Path) -> IvsStandIn:
     return ivs
 
 
+def test_compositions_stagepilot_did_not_start_are_listed_and_counted(show: IvsStandIn):
+    """The application's own composition (no stagepilot:managed tag): in the fleet view's summary and row,
+    and in the stage view as another's (docs/policy.md, "What a stage may cost")."""
+    s3 = {"s3": {"storageConfigurationArn": STORAGE, "encoderConfigurationArns": [ENCODER]}}
+    show.client().start_composition(stageArn=STAGE, destinations=[s3])
+    report = run("status", "--json").json()
+    assert report["summary"]["unmanagedCompositions"] == 1
+    [main] = [row for row in report["stages"] if row["stageArn"] == STAGE]
+    assert main["composition"]["others"] == 1 and main["composition"]["managedByStagepilot"] is True
+    text = run("status").stdout
+    assert "1 composition(s) stagepilot did not start" in text.splitlines()[0]
+    assert "+1 not stagepilot's" in text
+    stage = run("status", STAGE).stdout
+    assert len([line for line in stage.splitlines() if "ACTIVE  (other)" in line]) == 1
+
+
 def test_the_fleet_view_lists_every_live_stage_with_its_policy_and_composition(show: IvsStandIn):
     show.calls.clear()
     report = run("status", "--json").json()
@@ -92,6 +108,7 @@ def test_the_fleet_view_lists_every_live_stage_with_its_policy_and_composition(s
         "deadLetterQueues": {"composition": 0, "replication": 0, "moderation": 0},
         "alarmsInAlarm": [],
         "alarms": 0,
+        "unmanagedCompositions": 0,
     }
     # What it asked IVS: one listing of the stages and one of the compositions, whatever the fleet's size.
     assert sorted(c.operation for c in show.calls) == ["ListCompositions", "ListStages"]

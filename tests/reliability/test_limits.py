@@ -184,3 +184,19 @@ def test_the_examples_limits_stop_nothing_in_the_example_shows(scenario: str) ->
     result = simulate(policies, read_scenario((EXAMPLES / scenario).read_text()), bans=bans)
 
     assert result.calls and "StopComposition" not in [c["operation"] for c in result.calls]
+
+
+def test_a_composition_stagepilot_did_not_start_is_counted_and_left_running(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    deployment = show(make_deployment, {"maxSessionMinutes": 1, "noPublisherSeconds": 10})
+    deployment.put_event(events.published("host"))
+    at(deployment, later(5))
+    theirs = deployment.ivs.client().start_composition(stageArn=STAGE, destinations=[S3], tags={"team": "shows"})
+    at(deployment, later(600))
+
+    [stop] = calls(deployment, "StopComposition")  # stagepilot's own, at its limit
+    assert stop.params["arn"] != theirs["composition"]["arn"]
+    [their] = [c for c in deployment.ivs.compositions(STAGE) if c.arn == theirs["composition"]["arn"]]
+    assert their.state == "ACTIVE"  # never stopped, whatever the stage's limits
+    assert deployment.metrics.counts.get("UnmanagedCompositions", 0) >= 9  # counted by every pass

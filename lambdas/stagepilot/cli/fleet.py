@@ -87,6 +87,8 @@ def fleet_report(
     depths = dead_letter_depths(res)
     alarms = alarm_states(res) if depths is not None else None
     summary = fleet_summary(rows, depths, alarms)
+    # compositions stagepilot did not start (no stagepilot:managed tag): reported, never stopped (docs/policy.md)
+    summary["unmanagedCompositions"] = sum(1 for c in compositions if c.active and not _managed(c))
     return {
         "time": iso(now),
         "readSeconds": round(time.monotonic() - began, 3),
@@ -108,7 +110,7 @@ def composition_summary(compositions: list[CompositionSummary], session_id: str)
 
     mine = [c for c in compositions if owned(c)]
     chosen = next((c for c in mine if c.active), mine[-1] if mine else None)
-    others = [c for c in compositions if c.active and not owned(c)]
+    others = [c for c in compositions if c.active and not _managed(c)]
     if chosen is None:
         return {"state": "none", "managedByStagepilot": False, "destinations": "", "others": len(others)}
     active = sum(1 for state in chosen.destination_states if state == "ACTIVE")
@@ -121,6 +123,12 @@ def composition_summary(compositions: list[CompositionSummary], session_id: str)
         "destinationStates": list(chosen.destination_states),
         "others": len(others),
     }
+
+
+def _managed(composition: CompositionSummary) -> bool:
+    from stagepilot.decisions.composition import managed_attempt
+
+    return managed_attempt(dict(composition.tags)) is not None
 
 
 def stage_problems(row: Mapping[str, Any]) -> list[str]:
@@ -173,6 +181,8 @@ def summary_text(report: Mapping[str, Any]) -> str:
     parts = [f"{s['paused']} paused", f"{s['dryRun']} dry-run", f"{s['withProblems']} with problems"]
     if s["invalidPolicy"]:
         parts.append(f"{s['invalidPolicy']} invalid policy")
+    if s.get("unmanagedCompositions"):
+        parts.append(f"{s['unmanagedCompositions']} composition(s) stagepilot did not start")
     if s["deadLetters"] is None:
         parts.append("dead letters unknown (no stack outputs; use --stack)")
     else:
