@@ -66,7 +66,17 @@ def settings_from_context(node: Any) -> StagePilotSettings:
             node.try_get_context(names.CONTEXT_REDRIVE_PRINCIPALS), names.CONTEXT_REDRIVE_PRINCIPALS, ()
         ),
         token_mode=_token_mode(node.try_get_context(names.CONTEXT_TOKEN_MODE)),
+        audit_trail=_flag(node.try_get_context(names.CONTEXT_AUDIT_TRAIL), names.CONTEXT_AUDIT_TRAIL),
     )
+
+
+def _flag(value: Any, key: str) -> bool:
+    """A true/false context value (``cdk -c key=true`` hands it over as a string)."""
+    if value is None or value is False or value in ("false", ""):
+        return False
+    if value is True or value == "true":
+        return True
+    raise ValueError(f"context {key} must be true or false, got {value!r}")
 
 
 def _token_mode(value: Any) -> str:

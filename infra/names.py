@@ -63,6 +63,9 @@ CONTEXT_RECONCILE_MINUTES: Final = "reconcileMinutes"
 CONTEXT_MODERATION_PRINCIPALS: Final = "moderationPrincipals"
 CONTEXT_REDRIVE_PRINCIPALS: Final = "redrivePrincipals"  # IAM roles that may assume the redrive role
 CONTEXT_TOKEN_MODE: Final = "tokenMode"  # "signed" (default) or "create"
+CONTEXT_AUDIT_TRAIL: Final = "auditTrail"  # true: a CloudTrail trail of the table's data events
+AUDIT_TRAIL: Final = "AuditTrail"
+AUDIT_TRAIL_BUCKET: Final = "AuditTrailBucket"
 CONTEXT_STACK_NAME: Final = "stackName"  # default STACK_NAME: several deployments in one account and region
 
 # Stack outputs: stagepilot/outputs.py (the CLI, the sandbox and the tests read them too).

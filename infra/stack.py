@@ -11,13 +11,16 @@ import re
 from dataclasses import dataclass, field
 
 from aws_cdk import (
+    Acknowledgment,
     Annotations,
     ArnFormat,
     CfnOutput,
     Duration,
     RemovalPolicy,
     Stack,
+    Validations,
 )
+from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -25,6 +28,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -55,6 +59,9 @@ class StagePilotSettings:
     # IAM roles that may assume the redrive role (`dlq redrive`); empty = nobody (the stack warns at synth).
     redrive_principals: tuple[str, ...] = field(default=())
     token_mode: str = "signed"  # the door: "signed" (KMS key-pair tokens) or "create" (CreateParticipantToken)
+    # A CloudTrail trail of the table's data events (every read and write, with who made it), in a bucket
+    # of its own that no table writer can touch: the record of the audit trail's own changes.
+    audit_trail: bool = False
 
     def __post_init__(self) -> None:
         for key, principals in (
@@ -199,6 +206,8 @@ class StagePilotStack(Stack):
 
         CfnOutput(self, outputs.OUTPUT_CONVERGENCE_FUNCTION_NAME, value=self.convergence.function.function_name)
 
+        self.audit_trail = self._audit_trail() if settings.audit_trail else None
+
         self.operations = OperationsDashboard(
             self, names.OPERATIONS, pipelines=self.pipelines, convergence=self.convergence
         )
@@ -245,6 +254,56 @@ class StagePilotStack(Stack):
             projection_type=dynamodb.ProjectionType.ALL,
         )
         return table
+
+    def _audit_trail(self) -> cloudtrail.Trail:
+        """CloudTrail data events of the table (every PutItem, UpdateItem, DeleteItem, TransactWriteItems...,
+        reads included, with the principal that made each) into an encrypted, TLS-only bucket of their own
+        that keeps them a year; CloudTrail validates the log files (digest files), so a changed or deleted
+        log is detected. Only the trail's own service writes there."""
+        bucket = s3.Bucket(
+            self,
+            names.AUDIT_TRAIL_BUCKET,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            versioned=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))
+            ],
+        )
+        Validations.of(bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="The bucket holds CloudTrail's log files only, written by CloudTrail, validated by its digest "
+                "files; the trail is the access record, and a second bucket of access logs would be one more to guard.",
+            )
+        )
+        trail = cloudtrail.Trail(
+            self,
+            names.AUDIT_TRAIL,
+            bucket=bucket,
+            is_multi_region_trail=False,
+            include_global_service_events=False,
+            enable_file_validation=True,
+        )
+        cfn_trail = trail.node.default_child
+        assert isinstance(cfn_trail, cloudtrail.CfnTrail)
+        cfn_trail.add_property_override(
+            "AdvancedEventSelectors",
+            [
+                {
+                    "Name": "stagepilot table data events",
+                    "FieldSelectors": [
+                        {"Field": "eventCategory", "Equals": ["Data"]},
+                        {"Field": "resources.type", "Equals": ["AWS::DynamoDB::Table"]},
+                        {"Field": "resources.ARN", "Equals": [self.table.table_arn]},
+                    ],
+                }
+            ],
+        )
+        cfn_trail.add_property_deletion_override("EventSelectors")
+        return trail
 
     def _alarm_topic(self, alarm_email: str | None) -> sns.Topic:
         # CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key: use our own key
