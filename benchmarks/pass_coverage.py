@@ -130,7 +130,7 @@ def _measure(size: int, *, attributes: bool, deadline: bool = True) -> dict[str,
         clock.advance_to(clock() + timedelta(seconds=wait))
 
     pacer = Pacer(
-        budget.CONSERVATIVE_RATE, rates=budget.container_rates(budget.CONVERGENCE), clock=seconds, sleep=sleep
+        budget.CONSERVATIVE_RATE, shares=budget.container_shares(budget.CONVERGENCE), clock=seconds, sleep=sleep
     )
     services = Services(
         settings=deployment.settings,

@@ -83,10 +83,11 @@ DLQ_RETENTION = Duration.days(14)
 BATCH_SIZE = 10
 # IVS real-time API call quotas are 5 TPS per operation, per account and region, and not adjustable, and
 # every function that calls an operation takes from the same quota. At most budget.CONCURRENCY[automation]
-# containers of one automation run at once (the event source's MaximumConcurrency); each paces every IVS
-# operation at its automation's share of that operation (stagepilot.budget.container_rates, chosen by
-# config.ENV_IVS_CALLER), so that all containers of all functions, the convergence pass included, together
-# stay within the quota minus the application's reserve.
+# containers of one automation run at once (the function's reserved concurrency, and the event source's
+# MaximumConcurrency, equal to it so the poller is never throttled); each sends at most its share of every
+# IVS operation in any window (stagepilot.budget.container_shares, chosen by config.ENV_IVS_CALLER), so that
+# all containers of all functions, the convergence pass included, never send more than
+# budget.FUNCTIONS_PER_SECOND calls of an operation into one second.
 # Events EventBridge cannot deliver to the queue are retried for a day, then parked in the DLQ.
 TARGET_RETRY_ATTEMPTS = 185
 TARGET_MAX_EVENT_AGE = Duration.hours(24)
@@ -234,6 +235,9 @@ class AutomationPipeline(Construct):
             role=self.role,
             log_group=self.log_group,
             service=automation,
+            # At most budget.CONCURRENCY[automation] containers run at once, whatever the event source or a
+            # deploy does: stagepilot.budget's bound on IVS calls counts containers by this number.
+            reserved_concurrent_executions=budget.CONCURRENCY[automation],
             environment={
                 config.ENV_TABLE: table.table_name,
                 config.ENV_DLQ_URL: self.dlq.queue_url,

@@ -625,7 +625,7 @@ class StagePilotStack(Stack):
             IvsStatement(
                 name="ModerateParticipants",
                 actions=(
-                    "ivs:GetStage",
+                    "ivs:ListStageSessions",  # the live session of a flag that names none (no GetStage share)
                     "ivs:GetParticipant",
                     "ivs:ListParticipants",
                     "ivs:DisconnectParticipant",

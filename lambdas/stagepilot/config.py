@@ -20,7 +20,7 @@ ENV_STAGE_PREFIXES: Final = "STAGEPILOT_STAGE_ARN_PREFIXES"  # JSON list; empty/
 ENV_DLQ_URL: Final = "STAGEPILOT_DLQ_URL"  # malformed events are parked here directly (never retried)
 ENV_POLICY_CACHE_SECONDS: Final = "STAGEPILOT_POLICY_CACHE_SECONDS"
 # Which of stagepilot.budget.CALLERS this function is: each container paces every IVS operation at that
-# caller's share of the operation's quota (budget.container_rates). Absent: budget.CONSERVATIVE_RATE.
+# caller's share of the operation's quota (budget.container_shares). Absent: budget.CONSERVATIVE_CALLS.
 ENV_IVS_CALLER: Final = "STAGEPILOT_IVS_CALLER"
 # Where events may come from (stagepilot.origin): the stack's own account and region, and the sources a
 # Participant Flagged event may have. Absent account/region: not checked (local runs).

@@ -311,8 +311,8 @@ def test_replications_started_by_others_count_against_the_five_per_participant(
     assert len(deployment.ivs.replicas(STAGE, "host", active_only=True)) == 5
     assert deployment.metrics.counts["ReplicationSkippedLimit"] == 1
     # The first delivery's claims are fresh, so it does not list the host's replicas first: its second start
-    # is refused (402, the participant's limit) and retried; the redelivery resumes its own claim, lists,
-    # and gives up the destination that does not fit — one refused call instead of a listing per publish.
+    # is refused (402, the participant's limit): not a throttle, so not retried (issue 24); the destination
+    # is reported over the limit at once — one refused call instead of a listing per publish.
     assert attempts(deployment) == len(others) + 2
     assert THIRD_STAGE not in {r.destination_stage_arn for r in ReplicationRecords(deployment.table).list(STAGE)}
     assert not deployment.dead_letters["replication"]

@@ -28,7 +28,7 @@ IVS_ACTIONS = {
         "ivs:ListParticipantReplicas",
     },
     "moderation": {
-        "ivs:GetStage",
+        "ivs:ListStageSessions",  # not GetStage: moderation has no share of it (stagepilot.budget)
         "ivs:GetParticipant",
         "ivs:ListParticipants",
         "ivs:DisconnectParticipant",

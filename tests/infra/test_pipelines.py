@@ -184,3 +184,23 @@ def test_alarms_watch_the_dlq_the_queue_age_the_errors_and_the_custom_metrics(
     for metric_name in ("Errors", "MalformedEvent", "PolicyInvalid"):
         (alarm,) = _alarms_on(deployed, metric_name, expected[[e[0] for e in expected].index(metric_name)][1])
         assert alarm["Statistic"] == "Sum" and alarm["Period"] == 300
+
+
+@pytest.mark.parametrize("automation", AUTOMATIONS)
+def test_each_function_runs_at_most_the_containers_the_ivs_budget_counts(
+    deployed: Synthesized, automation: str
+) -> None:
+    """stagepilot.budget bounds the IVS calls in any second by counting each function's containers: the
+    template must make that count a ceiling (reserved concurrency), not only the poller's habit."""
+    from stagepilot import budget
+
+    pipeline = deployed.stack.pipelines[automation]
+    function = deployed.logical_id(pipeline.function)
+    assert deployed.resources[function]["Properties"]["ReservedConcurrentExecutions"] == budget.CONCURRENCY[automation]
+    (mapping,) = [
+        m["Properties"]
+        for m in deployed.template.find_resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+    # The poller never invokes more than the function may run (a throttled batch would count a receive).
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] <= budget.CONCURRENCY[automation]

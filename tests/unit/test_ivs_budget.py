@@ -95,61 +95,60 @@ def test_every_ivs_operation_a_caller_makes_is_in_the_budget_map(caller: str) ->
     assert not missing, f"{caller} calls {sorted(missing)} but stagepilot.budget gives it no share of them"
 
 
-def test_the_shares_of_all_callers_fit_the_quota_minus_the_application_reserve() -> None:
-    operations = set().union(*(budget.operations_of(caller) for caller in budget.CALLERS))
-    for operation in operations:
-        total = sum(
-            budget.container_rates(caller).get(operation, 0.0) * budget.CONCURRENCY[caller] for caller in budget.CALLERS
-        )
-        total += budget.operator_rates().get(operation, 0.0)  # the operator's own slice (ListStages)
-        assert total == pytest.approx(budget.QUOTA_PER_OPERATION - budget.APPLICATION_RESERVE), operation
+def test_no_second_holds_more_than_stagepilots_share_of_any_operation() -> None:
+    """Every container of every caller spending its whole window at once, in the fullest frame: at most
+    FUNCTIONS_PER_SECOND; with the operator's command too, never into the application's reserve."""
+    for operation in budget.SPLIT:
+        assert budget.worst_second(operation) <= budget.FUNCTIONS_PER_SECOND, operation
+        operator = budget.operator_shares().get(operation, budget.OPERATOR_PER_SECOND)
+        stagepilot = budget.worst_second(operation) + operator
+        assert stagepilot <= budget.QUOTA_PER_OPERATION - budget.APPLICATION_RESERVE, operation
+    assert budget.FUNCTIONS_PER_SECOND + budget.OPERATOR_PER_SECOND + budget.APPLICATION_RESERVE <= 5
 
 
-def test_the_convergence_pass_keeps_its_slice_of_every_shared_operation() -> None:
-    rates = budget.container_rates(budget.CONVERGENCE)
-    assert rates["ListParticipants"] == 2.0  # its per-stage listing: 120 per one-minute pass
-    assert rates["GetParticipant"] == budget.CONVERGENCE_SLICE
-    # No automation lists stages: the pass shares ListStages with the operator's fleet views only.
-    assert rates["ListStages"] == 1.5 and budget.operator_rates() == {"ListStages": 2.5}
+def test_the_worst_second_counts_every_container_of_every_caller() -> None:
+    # GetParticipant: the pass's 1 beside the fuller of the replication and moderation frames (2 containers).
+    assert budget.worst_second("GetParticipant") == 1 + 2
+    assert budget.container_shares(budget.REPLICATION)["GetParticipant"] == (1, 0)
+    assert budget.container_shares(budget.MODERATION)["GetParticipant"] == (0, 1)
+
+
+def test_the_convergence_pass_never_waits_for_a_frame() -> None:
+    for operation, calls in budget.container_shares(budget.CONVERGENCE).items():
+        assert len(calls) == 1 and calls[0] >= 1, operation
 
 
 def test_the_operators_fleet_listing_fits_in_seconds_at_the_default_stage_quota() -> None:
     pages = 1000 // 100  # IVS: 1,000 stages a region by default, ListStages gives 100 a page
-    assert (pages - 1) / budget.operator_rates()["ListStages"] <= 4.0  # the first page goes at once
-
-
-def test_an_automation_splits_its_share_between_its_containers_by_weight() -> None:
-    # GetParticipant: replication and moderation weigh the same, after the pass's slice: 3 calls/s over 4.
-    assert budget.container_rates(budget.REPLICATION)["GetParticipant"] == pytest.approx(0.75)
-    assert budget.container_rates(budget.MODERATION)["GetParticipant"] == pytest.approx(0.75)
-    # StartComposition is the composition automation's alone: 3 calls/s over its 2 containers.
-    assert budget.container_rates(budget.COMPOSITION)["StartComposition"] == pytest.approx(1.5)
-    # GetStage: composition's every start, moderation's rare flag without a session id.
-    composition = budget.container_rates(budget.COMPOSITION)["GetStage"]
-    assert composition > 10 * budget.container_rates(budget.MODERATION)["GetStage"]
+    per_window = budget.operator_shares()["ListStages"]
+    assert (pages - per_window) / per_window * budget.WINDOW_SECONDS <= 4.0  # the first window's go at once
 
 
 def test_a_caller_gets_no_share_of_an_operation_it_does_not_call() -> None:
-    assert "StartComposition" not in budget.container_rates(budget.MODERATION)
-    assert "DisconnectParticipant" not in budget.container_rates(budget.COMPOSITION)
+    assert "StartComposition" not in budget.container_shares(budget.MODERATION)
+    assert "DisconnectParticipant" not in budget.container_shares(budget.COMPOSITION)
+    assert "GetStage" not in budget.container_shares(budget.MODERATION)  # it asks ListStageSessions
+
+
+def test_the_door_is_in_the_map() -> None:
+    assert budget.operations_of(budget.DOOR) == {"GetStage"}
 
 
 def test_an_unknown_caller_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown IVS caller 'reconcile'"):
-        budget.container_rates("reconcile")
+        budget.container_shares("reconcile")
 
 
 def test_the_deployed_pacer_paces_at_the_callers_shares() -> None:
     pacer = budget_pacer(budget.COMPOSITION)
-    assert pacer.rate("StartComposition") == budget.container_rates(budget.COMPOSITION)["StartComposition"]
-    assert pacer.rate("ListStages") == budget.CONSERVATIVE_RATE  # not the composition's to call
+    assert pacer.share("StartComposition") == budget.container_shares(budget.COMPOSITION)["StartComposition"]
+    assert pacer.share("ListStages") is None  # not the composition's to call: the conservative pace
+    assert pacer.rate("ListStages") == pytest.approx(1 / budget.WINDOW_SECONDS)
 
 
 def test_a_function_that_does_not_say_which_caller_it_is_paces_conservatively() -> None:
     pacer = budget_pacer(None)
-    smallest = min(rate for caller in budget.CALLERS for rate in budget.container_rates(caller).values())
-    assert pacer.rate("GetParticipant") == budget.CONSERVATIVE_RATE
-    assert max(smallest, 0.5) >= budget.CONSERVATIVE_RATE
+    assert pacer.rate("GetParticipant") == pytest.approx(budget.CONSERVATIVE_CALLS / budget.WINDOW_SECONDS)
 
 
 def test_settings_read_the_ivs_caller() -> None:

@@ -4,9 +4,10 @@ Owns the boto3 ``ivs-realtime`` client: paces every call at the container's shar
 5-TPS account quota (``stagepilot.budget``), follows ``nextToken`` (these list operations have no boto3
 paginator) and turns AWS errors into the project's exceptions, decided once here:
 
-- 5xx, throttling (429; the functions' client leaves no retry to botocore, ``FUNCTION_CLIENT_CONFIG``)
-  and ``ServiceQuotaExceededException`` (402) → ``RetryLater`` (a throttled read after ``READ_RETRIES``
-  paced tries);
+- 5xx and throttling (429; the functions' client leaves no retry to botocore, ``FUNCTION_CLIENT_CONFIG``)
+  → ``RetryLater`` (a throttled call only after it was sent again in-process: ``IvsStage._call``);
+- ``ServiceQuotaExceededException`` (402, a resource limit, not a throttle) → ``IvsQuotaExceeded``, an
+  ``IvsRejected``: reported, not retried;
 - ``ValidationException``/``ResourceNotFoundException``/``AccessDenied``/``PendingVerification`` →
   ``IvsRejected`` (a ``ConfigurationError``: the same request cannot succeed later);
 - ``ConflictException`` (409) → ``IvsConflict``; callers decide.
@@ -14,8 +15,11 @@ paginator) and turns AWS errors into the project's exceptions, decided once here
 
 from __future__ import annotations
 
+import math
+import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from stagepilot import budget
 from stagepilot.errors import ConfigurationError, RetryLater
 
 if TYPE_CHECKING:
@@ -36,11 +41,11 @@ ACTIVE_COMPOSITION_STATES = frozenset({"STARTING", "ACTIVE"})
 # autoParticipantRecordingConfiguration "cannot be updated while recording is active" [model].
 RECORDING_ACTIVE_STATES = frozenset({"STARTING", "ACTIVE", "STOPPING"})
 # The CLI's client: botocore retries a throttled or failed request itself (an operator's command, paced at
-# the application's reserve, ``budget.APPLICATION_RESERVE``).
+# ``budget.OPERATOR_PER_SECOND``; botocore's retries are outside that pacer: docs/performance.md, section 3).
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
 # The functions' client: botocore does not retry, so every request that leaves goes through the pacer and
-# stays within the container's share of the quota. A throttled read is tried again in ``IvsStage._call``
-# after the pacer's wait; any other transient failure is the event's redelivery (claims make it safe).
+# stays within the container's share of the quota. A throttled call is tried again in ``IvsStage._call``
+# after a jittered wait; any other transient failure is the event's redelivery (claims make it safe).
 # The IVS stand-in's clients default to the same, so what the tests see is what the functions do.
 FUNCTION_CLIENT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=10
@@ -49,7 +54,6 @@ FUNCTION_CLIENT_CONFIG = Config(
 _RETRYABLE_CODES = frozenset(
     {
         "InternalServerException",
-        "ServiceQuotaExceededException",
         "ThrottlingException",
         "Throttling",
         "TooManyRequestsException",
@@ -57,10 +61,16 @@ _RETRYABLE_CODES = frozenset(
         "RequestTimeout",
     }
 )
-_THROTTLE_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceQuotaExceededException"}
-)
-READ_RETRIES = 3
+_THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
+# 402 in IVS's model: "Request would cause a service quota to be exceeded" (compositions per account, per
+# stage...). A limit on resources, not on the call rate: sending it again in a second cannot help.
+_QUOTA_CODES = frozenset({"ServiceQuotaExceededException"})
+READ_RETRIES = 3  # without a deadline: a throttled read is sent again this many times
+THROTTLE_RETRIES = 3  # a throttled call is sent again at most this many times in one invocation
+THROTTLE_WAIT = (1.0, 3.0)  # seconds, jittered: long enough for IVS's one-second window to pass
+# What an invocation must still have left after the wait to send the call again (a call's own read
+# timeout is 10 s, FUNCTION_CLIENT_CONFIG; the record's audit and claim writes follow it).
+THROTTLE_TIME_NEEDED = 15.0
 _REJECTED_CODES = frozenset(
     {"ValidationException", "ResourceNotFoundException", "AccessDeniedException", "PendingVerification"}
 )
@@ -80,6 +90,12 @@ class IvsRejected(ConfigurationError):
         return self.code == "ResourceNotFoundException"
 
 
+class IvsQuotaExceeded(IvsRejected):
+    """402 ``ServiceQuotaExceededException``: the request would exceed an IVS resource quota (e.g. 20
+    compositions per account, 5 per stage). Reported like any rejection (audited with IVS's reason,
+    counted), not retried: it is not a throttle."""
+
+
 class IvsConflict(ConfigurationError):
     """409: the request conflicts with the resource's current state."""
 
@@ -90,40 +106,109 @@ class IvsConflict(ConfigurationError):
 
 
 class Pacer:
-    """Spaces calls at most ``rate`` per second within this process (token bucket of size 1), separately for
-    each key: IVS's quotas are per operation, so ``wait(operation)`` paces each operation on its own.
+    """Paces this process's IVS calls, separately for each operation (IVS's quotas are per operation).
 
-    ``rates`` gives an operation a rate of its own: the container's share of that operation's quota
-    (``stagepilot.budget.container_rates``); ``rate`` is for any operation not listed.
+    ``shares`` (``stagepilot.budget.container_shares``): for each operation, the calls this container may
+    send in any sliding window of ``window`` seconds: one number (any time), or one per frame of the
+    operation's rotation (wall-clock frames of ``frame`` seconds; a container sends only in the first
+    ``send_span`` seconds of a frame whose number is not 0). A true bound: never more than that many calls
+    in any window, whenever they are asked for. Any operation not in ``shares`` is spaced at ``rates``'
+    rate for it, else at ``rate`` (one call per ``1 / rate`` seconds: the door's CreateParticipantToken).
+
+    After IVS throttles an operation (``throttled``), this container sends it at most once per
+    ``SLOWED_SPACING`` seconds until ``RECOVERY_SECONDS`` pass without another throttle.
     """
+
+    SLOWED_SPACING = 2 * budget.WINDOW_SECONDS
+    RECOVERY_SECONDS = 30.0
 
     def __init__(
         self,
         rate: float,
         *,
         rates: Mapping[str, float] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        shares: Mapping[str, tuple[int, ...]] | None = None,
+        window: float = budget.WINDOW_SECONDS,
+        frame: float = budget.FRAME_SECONDS,
+        send_span: float = budget.SEND_SPAN,
+        clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if rate <= 0 or any(r <= 0 for r in (rates or {}).values()):
             raise ValueError("a pacer's rates must be > 0")
+        if any(not calls or min(calls) < 0 or max(calls) < 1 for calls in (shares or {}).values()):
+            raise ValueError("a pacer's shares must allow at least one call")
         self._interval = 1.0 / rate
         self._intervals = {key: 1.0 / r for key, r in (rates or {}).items()}
+        self._shares = dict(shares or {})
+        self._window = window
+        self._frame = frame
+        self._span = send_span
         self._clock = clock
         self._sleep = sleep
         self._next: dict[str, float] = {}
+        self._sent: dict[str, deque[float]] = {}
+        self._slowed_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def rate(self, key: str) -> float:
-        return 1.0 / self._intervals.get(key, self._interval)
+        """The average calls per second this pacer allows ``key`` (its bound is per window: ``share``)."""
+        calls = self._shares.get(key)
+        if calls is None:
+            return 1.0 / self._intervals.get(key, self._interval)
+        if len(calls) == 1:
+            return calls[0] / self._window
+        return sum(calls) / (len(calls) * self._frame)
+
+    def share(self, key: str) -> tuple[int, ...] | None:
+        return self._shares.get(key)
+
+    def throttled(self, key: str) -> None:
+        """IVS throttled ``key``: slow it down in this container until it has been quiet a while."""
+        with self._lock:
+            self._slowed_until[key] = self._clock() + self.RECOVERY_SECONDS
+
+    def slowed(self, key: str) -> bool:
+        return self._slowed_until.get(key, 0.0) > self._clock()
 
     def wait(self, key: str = "") -> None:
         with self._lock:
             now = self._clock()
-            start = max(now, self._next.get(key, 0.0))
-            self._next[key] = start + self._intervals.get(key, self._interval)
+            start = self._reserve(key, now)
         if start > now:
             self._sleep(start - now)
+
+    def _reserve(self, key: str, now: float) -> float:
+        calls = self._shares.get(key)
+        if calls is None:
+            start = max(now, self._next.get(key, 0.0))
+            self._next[key] = start + self._intervals.get(key, self._interval)
+            return start
+        sent = self._sent.setdefault(key, deque())
+        start = max(now, sent[-1]) if sent else now
+        if self._slowed_until.get(key, 0.0) > now and sent:
+            start = max(start, sent[-1] + self.SLOWED_SPACING)
+        horizon = max(self._window, self._frame)
+        while sent and sent[0] <= start - horizon:
+            sent.popleft()
+        while True:
+            if len(calls) == 1:
+                recent = [t for t in sent if t > start - self._window + 1e-9]  # (float: the window's own end)
+                if len(recent) < calls[0]:
+                    break
+                start = recent[-calls[0]] + self._window
+                continue
+            number = math.floor(start / self._frame + 1e-9)  # a frame's own start is in it
+            opens = number * self._frame
+            allowed = calls[number % len(calls)]
+            if allowed and start - opens < self._span and sum(1 for t in sent if t >= opens - 1e-9) < allowed:
+                break
+            number += 1
+            while not calls[number % len(calls)]:
+                number += 1
+            start = number * self._frame
+        sent.append(start)
+        return start
 
 
 @dataclass(frozen=True)
@@ -215,13 +300,27 @@ class StageSession:
 class IvsStage:
     """The IVS real-time operations stagepilot uses. ``client`` is a boto3 ``ivs-realtime`` client."""
 
-    def __init__(self, client: IvsrealtimeClient, *, pacer: Pacer | None = None) -> None:
+    def __init__(
+        self,
+        client: IvsrealtimeClient,
+        *,
+        pacer: Pacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
         self._client = client
         self._pacer = pacer
+        self._sleep = sleep
+        self._jitter = jitter
+        # Seconds the current invocation has left (Lambda's remaining time), set per invocation by the
+        # handler; None: no deadline (the CLI), so a throttled call is sent again THROTTLE_RETRIES times.
+        self.time_left: Callable[[], float] | None = None
 
     def on_client(self, client: IvsrealtimeClient) -> IvsStage:
         """The same adapter (its pacing included) over another client: another function's credentials."""
-        return IvsStage(client, pacer=self._pacer)
+        other = IvsStage(client, pacer=self._pacer, sleep=self._sleep, jitter=self._jitter)
+        other.time_left = self.time_left
+        return other
 
     # reads -----------------------------------------------------------------------------------------
     def get_stage(self, stage_arn: str) -> dict[str, Any] | None:
@@ -291,6 +390,21 @@ class IvsStage:
             for s in response.get("stageSessions") or []
             if s.get("endTime") is None or s["endTime"] > ended_after
         ]
+
+    def live_session_id(self, stage_arn: str) -> str | None:
+        """The stage's active session from ListStageSessions (the one with no ``endTime``; 100 a page), for
+        a caller with no share of GetStage (moderation, ``stagepilot.budget``); None when the stage is idle
+        or does not exist."""
+        params = {"stageArn": stage_arn, "maxResults": 100}
+        try:
+            for session in self._paginate("ListStageSessions", "stageSessions", params):
+                if session.get("endTime") is None and session.get("sessionId"):
+                    return str(session["sessionId"])
+        except IvsRejected as exc:
+            if exc.not_found:
+                return None
+            raise
+        return None
 
     def update_stage_recording(self, stage_arn: str, configuration: Mapping[str, Any]) -> None:
         self._call(
@@ -475,21 +589,37 @@ class IvsStage:
                 return
 
     def _call(self, operation: str, *, mutating: bool = False, **params: Any) -> dict[str, Any]:
-        """Every call is paced per operation (reads share the quota as much as writes). A read IVS throttles
-        (429, or the 402 its model gives for quotas) is tried again after the pacer's wait, up to
-        ``READ_RETRIES`` times, instead of failing the event; a write is not (its caller's claim and the
-        queue decide, so nothing is done twice)."""
+        """Every call waits for the pacer (reads share the quota as much as writes), and a throttled one
+        slows the pacer's operation down for a while (``Pacer.throttled``).
+
+        In a function (``time_left`` set: Lambda's remaining time) a call IVS throttles (429) was refused,
+        not done, so it is sent again here, read or write, after a jittered ``THROTTLE_WAIT`` (1-3 s: IVS's
+        one-second window has passed), at most ``THROTTLE_RETRIES`` times and only while the invocation has
+        ``THROTTLE_TIME_NEEDED`` left after the wait; then ``RetryLater``, for the queue. Without a deadline
+        (the CLI, a local run) a throttled read is sent again after the pacer's wait, ``READ_RETRIES`` times;
+        a write is not. 402 ``ServiceQuotaExceededException`` is not a throttle: a resource limit
+        (compositions per account or stage), answered ``IvsQuotaExceeded`` at once (reported, not spun on).
+        """
         method: Callable[..., dict[str, Any]] = getattr(self._client, _snake(operation))
-        tries = 1 if mutating else 1 + READ_RETRIES
+        deadline = self.time_left
+        tries = 1 + (THROTTLE_RETRIES if deadline is not None else 0 if mutating else READ_RETRIES)
         for attempt in range(1, tries + 1):
             if self._pacer is not None:
                 self._pacer.wait(operation)
             try:
                 return method(**params)
             except ClientError as exc:
-                if attempt < tries and _throttled(exc):
-                    continue
-                raise _translate(operation, exc) from exc
+                if not _throttled(exc):
+                    raise _translate(operation, exc) from exc
+                if self._pacer is not None:
+                    self._pacer.throttled(operation)
+                if attempt == tries:
+                    raise _translate(operation, exc) from exc
+                if deadline is not None:
+                    wait = self._jitter(*THROTTLE_WAIT)
+                    if deadline() - wait < THROTTLE_TIME_NEEDED:
+                        raise _translate(operation, exc) from exc
+                    self._sleep(wait)
             except ParamValidationError:
                 raise  # a bug in this code (or a policy that escaped validation), not a transient failure
             except BotoCoreError as exc:  # connection errors, timeouts: transient
@@ -500,7 +630,7 @@ class IvsStage:
 def _throttled(exc: ClientError) -> bool:
     code = str(exc.response.get("Error", {}).get("Code", ""))
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return status == 429 or code in _THROTTLE_CODES
+    return code in _THROTTLE_CODES or (status == 429 and code not in _QUOTA_CODES)
 
 
 def _translate(operation: str, exc: ClientError) -> Exception:
@@ -509,6 +639,8 @@ def _translate(operation: str, exc: ClientError) -> Exception:
     # IVS puts its text in the modelled member ``exceptionMessage``, which botocore surfaces at the top level.
     message = str(error.get("Message") or exc.response.get("exceptionMessage") or exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _QUOTA_CODES or status == 402:
+        return IvsQuotaExceeded(operation, code or str(status), message)
     if code in _RETRYABLE_CODES or status == 429 or status >= 500:
         return RetryLater(f"{operation}: {code or status}: {message}", throttled=_throttled(exc))
     if code == "ConflictException":

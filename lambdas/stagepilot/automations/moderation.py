@@ -361,7 +361,7 @@ def disconnect_participant(
     """
     reason = (reason or disconnect_reason(None))[:MAX_REASON_LENGTH]
     rule = Rule(rule)
-    session = session_id or services.ivs.active_session_id(stage_arn) or NO_SESSION
+    session = session_id or services.ivs.live_session_id(stage_arn) or NO_SESSION
     details: dict[str, Any] = {"session_id": session, "participant_id": participant_id, "rule": rule.value}
     claims = services.disconnect_claims
     claim, current = claims.claim(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run)
@@ -541,7 +541,7 @@ def sweep_banned_user(
             continue
         moderation = gate.policy.moderation if gate.policy is not None else None
         try:
-            session_id = services.ivs.active_session_id(stage_arn)
+            session_id = services.ivs.live_session_id(stage_arn)
         except IvsRejected as exc:
             outcomes.append(_skip(f"IVS: {exc.code}: {exc.ivs_message}", stage_arn=stage_arn))
             continue

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
+from stagepilot.adapters.ivs import IvsConflict, IvsQuotaExceeded, IvsRejected, Participant
 from stagepilot.adapters.publishers import PublisherTokens, audit_body_mismatch
 from stagepilot.adapters.replication_state import KnownEvent, ReplicationRecords, ReplicationTarget
 from stagepilot.adapters.table import AuditRecord
@@ -216,6 +216,14 @@ class ReplicationAutomation:
         request = rule.start_request(source_stage_arn=event.stage_arn, participant_id=target.participant_id)
         try:
             services.ivs.start_replication(request)
+        except IvsQuotaExceeded:
+            # 402: the participant's 5 concurrent replications (or the destination's 12 publishers) are
+            # taken, replicas others started included. A limit, not a throttle: the destination is skipped
+            # (reported over the limit), never retried, and its claim given up so a later publish may try.
+            records.release(target, owner=owner)
+            progress.over_limit.append(destination)
+            services.metrics.count("ReplicationSkippedLimit")
+            return None
         except IvsConflict:
             # 409 is undocumented for this operation: it may mean "already replicating", or not. IVS's own
             # listing decides; without an ACTIVE replica there, the claim stays ours and the event retries.

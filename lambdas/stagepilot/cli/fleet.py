@@ -3,7 +3,7 @@ knows, in seconds at 1,000 live stages (docs/cli.md, "The fleet view").
 
 What one frame reads, whatever the fleet's size:
 
-    IVS   ListStages pages (100 stages a page, at the operator's slice, budget.OPERATOR_SLICES)
+    IVS   ListStages pages (100 stages a page, at the operator's share, budget.OPERATOR_SHARES)
                                                        → the live stages and their sessions
           ListCompositions, unfiltered (one listing: IVS allows 20 compositions an account)
                                                        → each stage's compositions and destinations

@@ -79,7 +79,7 @@ def cmd_reconcile(args: argparse.Namespace, out: Output) -> int:
 def dry_run_pass(services: Services, only: str | None, out: Output) -> PassReport:
     """The pass on what-if services, over every live stage: unlike the deployed function it has no timeout
     and no cursor to go on from next time (its writes are held back), so it examines every stage rather
-    than the pass's ``PARTICIPANT_LISTINGS_PER_PASS``, at the CLI's pace (``budget.operator_rates``), with
+    than the pass's ``PARTICIPANT_LISTINGS_PER_PASS``, at the CLI's pace (``budget.operator_shares``), with
     a progress line on a terminal: it takes the time its reads need (docs/performance.md, section 9)."""
     from stagepilot.automations import convergence_order
     from stagepilot.convergence import run_pass

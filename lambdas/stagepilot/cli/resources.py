@@ -63,9 +63,9 @@ class Resources:
 
     @cached_property
     def ivs(self) -> IvsStage:
-        # An operator's command (reconcile and converge-now included) is the account's own use of IVS: it paces
-        # each operation at the application's reserve, outside what the functions' split may spend, but for its
-        # own slice of ListStages (budget.OPERATOR_SLICES: the fleet views list every stage in seconds).
+        # An operator's command (reconcile and converge-now included) sends at most one call of an operation in
+        # any window, beside the functions' split (budget.OPERATOR_PER_SECOND), and 3 of ListStages
+        # (budget.OPERATOR_SHARES: the fleet views list every stage in seconds).
         return IvsStage(client("ivs-realtime", config=CLIENT_CONFIG), pacer=operator_pacer())
 
     def queues(self) -> dict[str, tuple[str, str]]:
@@ -74,9 +74,14 @@ class Resources:
 
 
 def operator_pacer(**clock: Any) -> Pacer:
-    """The CLI's pacer: ``budget.operator_rates``, every other operation at the application's reserve.
-    ``clock``: ``clock=``/``sleep=`` of another clock (the benchmarks' virtual one)."""
-    return Pacer(budget.APPLICATION_RESERVE, rates=budget.operator_rates(), **clock)
+    """The CLI's pacer: ``budget.OPERATOR_PER_SECOND`` call of every operation in any window, but its
+    ``budget.operator_shares`` (ListStages). ``clock``: ``clock=``/``sleep=`` of another clock (the
+    benchmarks' virtual one)."""
+    return Pacer(budget.OPERATOR_PER_SECOND / budget.WINDOW_SECONDS, shares=operator_shares(), **clock)
+
+
+def operator_shares() -> dict[str, tuple[int, ...]]:
+    return {operation: (calls,) for operation, calls in budget.operator_shares().items()}
 
 
 def resources(args: argparse.Namespace) -> Resources:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from stagepilot import budget
 from stagepilot.adapters.audit import MetricSink
 from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import PolicyStore, Table
@@ -34,7 +35,8 @@ from stagepilot.pipeline import EffectivePolicies
 
 ENV_TOKEN_MODE: Final = "STAGEPILOT_TOKEN_MODE"  # "signed" (default) or "create"
 TOKEN_MODES: Final = ("signed", "create")
-# The door's IVS calls outside tokenMode create: GetStage once per stage per container and day.
+# The door's IVS calls outside tokenMode create: GetStage once per stage per container and day, at most
+# budget.DOOR_GET_STAGE_PER_WINDOW in any window per container (budget.DOOR). Any other: this rate.
 GET_STAGE_RATE: Final = 1.0
 
 
@@ -95,7 +97,10 @@ def build_door(
         return datetime.now(UTC)
 
     rates = {"CreateParticipantToken": CREATE_TOKENS_PER_SECOND / CREATE_MODE_CONCURRENCY}
-    ivs = IvsStage(client("ivs-realtime", config=FUNCTION_CLIENT_CONFIG), pacer=Pacer(GET_STAGE_RATE, rates=rates))
+    ivs = IvsStage(
+        client("ivs-realtime", config=FUNCTION_CLIENT_CONFIG),
+        pacer=Pacer(GET_STAGE_RATE, rates=rates, shares={"GetStage": (budget.DOOR_GET_STAGE_PER_WINDOW,)}),
+    )
     maker: Any
     if mode == "create":
         maker = CreatedTokens(ivs)

@@ -25,7 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from stagepilot.automations import convergence_order
 from stagepilot.convergence import ParticipantCache, run_pass
 from stagepilot.convergence_request import answer
-from stagepilot.handlers.wiring import services_for
+from stagepilot.handlers.wiring import services_for, set_deadline
 
 logger = Logger()
 metrics = Metrics()
@@ -39,6 +39,7 @@ heap.settle()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     services, _ = services_for(logger, metrics)
+    set_deadline(services, context)
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)  # Lambda's context always has it
     answered = answer(event, services, automations, remaining_ms=remaining_ms, participants=participants)
     if answered is not None:  # an operator's request (reconcile, policy put, resume): its report

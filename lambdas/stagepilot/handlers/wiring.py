@@ -97,10 +97,17 @@ def services_for(logger: Logger, metrics: Metrics) -> tuple[Services, SqsRedeliv
 
 
 def budget_pacer(caller: str | None) -> Pacer:
-    """Pace each IVS operation at this container's share of its quota (``stagepilot.budget``); a function
-    that does not say which caller it is takes the conservative rate, never more."""
-    rates = budget.container_rates(caller) if caller is not None else None
-    return Pacer(budget.CONSERVATIVE_RATE, rates=rates)
+    """Pace each IVS operation at this container's share of it (``stagepilot.budget``); a function that
+    does not say which caller it is sends one call of each operation a window, in no frame: never more."""
+    shares = budget.container_shares(caller) if caller is not None else {}
+    return Pacer(budget.CONSERVATIVE_CALLS / budget.WINDOW_SECONDS, shares=shares)
+
+
+def set_deadline(services: Services, context: Any) -> None:
+    """This invocation's deadline for the IVS adapter: a throttled call is sent again in-process only
+    while the invocation has time for it (``adapters/ivs.py``). Lambda's context always has it."""
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    services.ivs.time_left = (lambda: float(remaining_ms()) / 1000) if callable(remaining_ms) else None
 
 
 def run_batch(
@@ -114,6 +121,7 @@ def run_batch(
     per container (the settings, the clients): when that fails, every record would fail the same way.
     """
     services, redelivery = services_for(logger, metrics)
+    set_deadline(services, context)
     failures = []
     for record in event.get("Records", []):
         try:
