@@ -49,9 +49,10 @@ logger = logging.getLogger(__name__)
 
 HEAL_SOURCE = "stagepilot.reconcile"
 PENDING = "pending"  # an Outcome's action for drift IVS cannot take yet
-# The pass's share of ListParticipants' 5 TPS: 2 calls/s (the event path lists participants only to
-# confirm a publisher before a start), so a one-minute pass may list the participants of 120 stages. With
-# more live stages, the next pass starts with the first stage this one did not reach (``PassCursor``).
+# The pass lists at most this many stages' participants. Its share of ListParticipants is 1 call in any
+# 1.2 s (stagepilot.budget, since the bound of issue 24; 2 calls/s before), so the deadline stops a
+# one-minute pass after about 50 listings first. With more live stages, the next pass starts with the
+# first stage this one did not reach (``PassCursor``).
 PARTICIPANT_LISTINGS_PER_PASS = 120
 # The deadline (``remaining_ms``). No IVS read starts with less than CALL_MARGIN_MS left: the slowest
 # read (its pacing wait at the pass's 1 call/s, IVS's latency, a throttled retry) and the writes it may

@@ -1,6 +1,6 @@
 """``ban add``'s fast path: disconnect the user's participants the door issued tokens for, found from the
 token records (docs/door.md), with no ListStages and no ListParticipants: one DisconnectParticipant per
-token that may still be connected (GetStage names the stage's session). Participants whose tokens
+token that may still be connected (ListStageSessions names the stage's live session). Participants whose tokens
 stagepilot did not issue are left to the convergence pass (it disconnects join-banned participants it
 finds connected) or to ``ban add --sweep``."""
 
