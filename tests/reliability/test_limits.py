@@ -19,7 +19,7 @@ from stagepilot.decisions.composition import State
 from stagepilot.local.deployment import LocalDeployment
 from stagepilot.local.simulate import read_scenario, simulate
 from stagepilot.policy import parse_policy
-from tests.support import ENCODER, SESSION, STAGE, STORAGE, T0, EventFactory, later, put_policy
+from tests.support import ENCODER, OTHER_STAGE, SESSION, STAGE, STORAGE, T0, EventFactory, later, put_policy
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PASS = timedelta(seconds=60)
@@ -200,3 +200,30 @@ def test_a_composition_stagepilot_did_not_start_is_counted_and_left_running(
     [their] = [c for c in deployment.ivs.compositions(STAGE) if c.arn == theirs["composition"]["arn"]]
     assert their.state == "ACTIVE"  # never stopped, whatever the stage's limits
     assert deployment.metrics.counts.get("UnmanagedCompositions", 0) >= 9  # counted by every pass
+
+
+def test_end_show_stops_the_replicas_before_it_disconnects_anyone(make_deployment: Any, events: EventFactory) -> None:
+    deployment: LocalDeployment = make_deployment(reconcile_seconds=None)
+    deployment.every(PASS, deployment.reconcile, first=T0 + PASS)
+    put_policy(
+        deployment,
+        {
+            "stageArn": STAGE,
+            "composition": {"destinations": [S3]},
+            "replication": [{"destinationStageArn": OTHER_STAGE, "reconnectWindowSeconds": 300}],
+            "limits": {"hostGone": {"userIds": ["host-1"], "graceSeconds": 60, "action": "end-show"}},
+        },
+    )
+    deployment.put_event(events.published("host", user_id="host-1"))
+    deployment.put_event(events.published("guest", user_id="guest-1", at=later(5)))
+    at(deployment, later(30))
+    assert len(calls(deployment, "StartParticipantReplication")) == 2  # both publishers, into the green room
+    deployment.put_event(events.stage("Participant Unpublished", "host", user_id="host-1", at=later(30)))
+    at(deployment, later(30 + 60) + PASS)
+
+    made = [c.operation for c in deployment.ivs.mutating_calls()]
+    stops = [i for i, op in enumerate(made) if op == "StopParticipantReplication"]
+    kicks = [i for i, op in enumerate(made) if op == "DisconnectParticipant"]
+    assert stops and kicks and max(stops) < min(kicks)  # the guest's replica first: it would outlive the show
+    assert made.index("StopComposition") < min(stops)
+    assert {c.params["participantId"] for c in calls(deployment, "DisconnectParticipant")} == {"host", "guest"}
