@@ -74,7 +74,7 @@ def main() -> int:
                 f"{w['calls_per_event']:.2f}/event, IVS {w['ivs_calls_per_action']:.2f}/action",
                 f"{w['floor_calls']} calls",
                 w["ratio"],
-                "≤ 3.6/event, ≤ 2.0 IVS/action",
+                f"≤ {w['target_calls_per_event']}/event, ≤ {w['target_ivs_calls_per_action']} IVS/action",
                 w["calls_met"],
             )
         )

@@ -26,6 +26,8 @@ from stagepilot.policy import StagePolicy, parse_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+TARGET_CALLS_PER_EVENT = 3.6  # AWS calls per event on the 100-stage show (issue 24)
+TARGET_IVS_CALLS_PER_ACTION = 2.7  # IVS calls per action taken (issue 24)
 ACCOUNT, REGION = "123456789012", "us-east-1"
 T0 = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
 
@@ -264,9 +266,14 @@ def measure(
             "target_ratio": 1.2,
         }
         result["met"] = result["ratio"] <= 1.2
-        # Issue 15's targets: AWS calls per event and IVS calls (its 5 TPS per operation) per action taken.
-        result["target_calls_per_event"], result["target_ivs_calls_per_action"] = 3.6, 2.0
-        result["calls_met"] = result["calls_per_event"] <= 3.6 and result["ivs_calls_per_action"] <= 2.0 and dead == 0
+        # Issue 24's targets: AWS calls per event and IVS calls (its 5 TPS per operation) per action taken
+        # (issue 15 asked 2.0 IVS calls per action: only by dropping the listing after a disconnect and the
+        # GetStage before a start, docs/performance.md section 2; issue 24 keeps them and asks 2.7).
+        target_calls, target_ivs = TARGET_CALLS_PER_EVENT, TARGET_IVS_CALLS_PER_ACTION
+        result["target_calls_per_event"], result["target_ivs_calls_per_action"] = target_calls, target_ivs
+        result["calls_met"] = (
+            result["calls_per_event"] <= target_calls and result["ivs_calls_per_action"] <= target_ivs and dead == 0
+        )
         return result
 
 
