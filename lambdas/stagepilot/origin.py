@@ -8,7 +8,8 @@ malformed, with the reason, instead of being trusted.
 
 - ``source``: ``aws.ivs`` for IVS's events (``events.parse_event`` insists), one of the allowed
   moderation sources for ``Participant Flagged``.
-- ``account`` / ``region``: the function's own (the rules are pinned to them).
+- ``account`` / ``region``: the function's own (the rules are pinned to them), and those of the stage
+  the event names (a stage ARN of another account or region than the envelope's is not IVS's event).
 - time: not more than ``MAX_CLOCK_SKEW`` ahead of the processing clock, and not older than the
   stack's queues can keep an event (``Settings.max_event_age_seconds``). Within those bounds, the
   counters use the event's own time; TTLs and the audit trail use the processing time.
@@ -41,6 +42,14 @@ def check_origin(event: Event, settings: Settings, *, now: datetime) -> None:
         raise MalformedEvent("account", f"{envelope.account!r} is not this stack's account")
     if settings.region is not None and envelope.region != settings.region:
         raise MalformedEvent("region", f"{envelope.region!r} is not this stack's region {settings.region!r}")
+    stage_arn = getattr(event, "stage_arn", None)
+    if isinstance(stage_arn, str) and stage_arn.count(":") >= 5:
+        _, _, _, region, account, _ = stage_arn.split(":", 5)
+        where = "resources[0]" if stage_arn in envelope.resources else "detail.stage_arn"
+        if account != envelope.account:
+            raise MalformedEvent(where, f"the stage's account {account} is not the event's {envelope.account!r}")
+        if region != envelope.region:
+            raise MalformedEvent(where, f"the stage's region {region} is not the event's {envelope.region!r}")
     oldest = timedelta(seconds=settings.max_event_age_seconds)
     for where, when in (("time", envelope.time), ("detail.event_time", event.time)):
         if when - now > MAX_CLOCK_SKEW:

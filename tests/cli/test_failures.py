@@ -592,3 +592,22 @@ def test_watch_clears_the_screen_only_on_a_terminal_that_takes_it(
     )
     assert ("\x1b" in screen.getvalue()) is clears
     assert screen.getvalue().count("frame") == 2
+
+
+@pytest.mark.parametrize("mark", ["\u202e", "\u202a", "\u2066", "\u2069", "\u200f", "\u061c", "\x1b[2J"])
+def test_bidi_and_control_characters_from_data_are_shown_escaped(mark: str) -> None:
+    """A user id carrying a right-to-left override (or an isolate, a mark, an escape sequence) cannot
+    reorder or repaint what the operator reads: it is shown as its code, in lines and in JSON alike."""
+    import io
+
+    from stagepilot.cli.output import Output
+
+    for as_json in (False, True):
+        stdout = io.StringIO()
+        out = Output(as_json=as_json, stdout=stdout, stderr=io.StringIO())
+        out.json({"userId": f"evil{mark}1-tsoh"}) if as_json else out.line(f"banned evil{mark}1-tsoh")
+        shown = stdout.getvalue()
+        assert mark[0] not in shown
+        assert f"\\u{ord(mark[0]):04x}" in shown or f"\\x{ord(mark[0]):02x}" in shown
+        if as_json and mark[0] != "\x1b":
+            assert json.loads(shown)["userId"] == f"evil{mark}1-tsoh"  # still the same JSON document

@@ -75,3 +75,16 @@ def test_delete_and_rollback_dry_runs_change_nothing(ivs: IvsStandIn, tmp_path: 
     assert (delete.json()["change"], delete.json()["version"]) == ("delete", 2)
     assert ivs.mutating_calls() == [] and table_items() == before
     assert run("policy", "get", STAGE, "--json").json()["version"] == 2
+
+
+def test_validate_refuses_a_policy_dynamodb_cannot_store(tmp_path: Path) -> None:
+    """A 520 KB policy is refused by `policy validate`, naming DynamoDB's 400 KB limit, not only by `put`."""
+    users = [f"user-{n:06d}-" + "x" * 100 for n in range(4_500)]
+    big = write(tmp_path, {"stageArn": STAGE, "moderation": {"blockedUserIds": users}})
+    assert 500_000 < Path(big).stat().st_size < 560_000
+
+    result = run("policy", "validate", big)
+
+    assert result.status == 2
+    assert "DynamoDB stores items of at most 400 KB, so a policy may be at most 405,504 bytes" in result.stdout
+    assert run("policy", "validate", write(tmp_path, BLOCKING, "small.json")).status == 0

@@ -39,3 +39,18 @@ def test_an_event_at_t0_is_fresh_on_the_pinned_real_clock() -> None:
 @pytest.mark.wall_clock
 def test_a_wall_clock_test_keeps_the_calendar() -> None:
     assert datetime.now(UTC) - REAL_CLOCK_START > timedelta(days=1)  # the calendar is past 2026-11-22
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [("account", "999999999999", "the stage's account"), ("region", "eu-west-1", "the stage's region")],
+)
+def test_a_stage_of_another_account_or_region_than_the_envelope_is_refused(field: str, value: str, why: str) -> None:
+    """The origin check compares the stage ARN with the envelope: a body that names the stack's account and
+    region in its envelope but a stage elsewhere is not an event IVS sent."""
+    settings = Settings(table_name="t")  # local: the envelope is not pinned, the stage still must match it
+    body = EventFactory().published("host1")
+    forged = {**body, field: value}
+    check_origin(parse_event(body), settings, now=datetime.now(UTC))
+    with pytest.raises(MalformedEvent, match=why):
+        check_origin(parse_event(forged), settings, now=datetime.now(UTC))

@@ -40,9 +40,12 @@ ASCII_FALLBACK: Final = {
 _TRANSLATION: Final = str.maketrans(ASCII_FALLBACK)
 # Control characters from data (a user id, a policy key, an event) must not reach the terminal as such
 # (escape sequences, line breaks that fake another line): shown as \xNN / \uNNNN instead. Newline stays.
+# So are Unicode's bidirectional controls (a user id with U+202E shown right to left reads as another):
+# the marks (U+061C, U+200E, U+200F), embeddings and overrides (U+202A-202E), isolates (U+2066-2069).
+BIDI_CONTROLS: Final = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
 _CONTROLS: Final = {
     code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    for code in [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+    for code in [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *BIDI_CONTROLS]
     if code not in (0x09, 0x0A)
 }
 

@@ -7,6 +7,7 @@ The parts of a policy that are handed to IVS as they are (``composition.layout``
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any, Final
@@ -47,6 +48,10 @@ _ROOT_FIELDS: Final = (
     "tokens",
     "limits",
 )
+# DynamoDB's item limit is 400 KB (names and values, UTF-8); a policy item holds the document as JSON plus its
+# key, version, time and who stored it (at most about 2.5 KB): documents up to this size can be stored.
+DYNAMODB_ITEM_LIMIT: Final = 400 * 1024
+MAX_POLICY_BYTES: Final = DYNAMODB_ITEM_LIMIT - 4 * 1024
 _STAGE_FIELDS: Final = ("participantRecording",)
 _COMPOSITION_FIELDS: Final = ("layout", "destinations", "tags", "maxRestarts")
 _REPLICATION_FIELDS: Final = ("destinationStageArn", "reconnectWindowSeconds", "attributes", "participants")
@@ -101,7 +106,24 @@ def validate_policy(document: object) -> list[Problem]:
         _check_limits(document["limits"], "limits", problems)
     if isinstance(stage_arn, str) and stage_arn != DEFAULT_STAGE and _ARN_PLACE.match(stage_arn):
         _check_same_place(document, stage_arn, problems)
+    _check_storable(document, problems)
     return problems
+
+
+def _check_storable(document: dict[str, Any], problems: list[Problem]) -> None:
+    """A document DynamoDB cannot store (its 400 KB item limit) is refused here, not by ``put``."""
+    try:
+        size = len(json.dumps(document, sort_keys=True).encode("utf-8"))
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return  # not JSON at all: the field checks above say why
+    if size > MAX_POLICY_BYTES:
+        problems.append(
+            Problem(
+                "",
+                f"the policy is {size:,} bytes as stored; DynamoDB stores items of at most 400 KB, so a policy may "
+                f"be at most {MAX_POLICY_BYTES:,} bytes (its key, version and author take the rest)",
+            )
+        )
 
 
 def _check_stage(section: object, path: str, problems: list[Problem]) -> None:
