@@ -31,6 +31,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def make_deployment() -> Iterator[Any]:
     """Factory: ``make_deployment(automations=[...], **kwargs)`` inside one moto mock."""
+    built: list[LocalDeployment] = []
     with mock_aws():
 
         def build(**kwargs: Any) -> LocalDeployment:
@@ -38,11 +39,14 @@ def make_deployment() -> Iterator[Any]:
             kwargs.setdefault("region", REGION)
             kwargs.setdefault("start", T0)
             deployment = LocalDeployment(**kwargs)
+            built.append(deployment)
             for stage in (STAGE, OTHER_STAGE):
                 deployment.ivs.create_stage(stage)
             return deployment
 
         yield build
+        for deployment in built:  # its containers' threads end with the test
+            deployment.close()
 
 
 @pytest.fixture

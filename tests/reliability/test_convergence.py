@@ -242,7 +242,8 @@ def test_recording_settings_changed_behind_stagepilots_back_are_put_back_by_the_
     deployment.ivs.set_stage_recording(STAGE, {"recordingReconnectWindowSeconds": 0, "mediaTypes": ["AUDIO_ONLY"]})
     deployment.settle(ROTATION_MIN_AGE_SECONDS - 2 * RECONCILE_SECONDS)
     assert len(calls(deployment, "UpdateStage")) == 1  # not yet the rotation's turn
-    deployment.settle(2 * RECONCILE_SECONDS)
+    # the check was made a moment into its pass (its calls take time): 15 minutes after it, the pass after
+    deployment.settle(3 * RECONCILE_SECONDS)
 
     assert len(calls(deployment, "UpdateStage")) == 2
     stage = deployment.ivs.stage(STAGE)

@@ -15,6 +15,7 @@ paginator) and turns AWS errors into the project's exceptions, decided once here
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import threading
@@ -321,6 +322,13 @@ class IvsStage:
         other = IvsStage(client, pacer=self._pacer, sleep=self._sleep, jitter=self._jitter)
         other.time_left = self.time_left
         return other
+
+    def paced(self, pacer: Pacer) -> IvsStage:
+        """This adapter paced by ``pacer``: one container's share of the quota (LocalDeployment). A copy,
+        so whatever was set on this one (a test's replaced method) holds on it too."""
+        paced = copy.copy(self)
+        paced._pacer = pacer
+        return paced
 
     # reads -----------------------------------------------------------------------------------------
     def get_stage(self, stage_arn: str) -> dict[str, Any] | None:

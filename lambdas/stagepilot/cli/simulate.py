@@ -59,6 +59,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="after the last line, let this much virtual time pass for retries, back-offs and passes (default 600)",
     )
+    command.add_argument(
+        "--latency",
+        choices=("deployed", "none"),
+        default="deployed",
+        help="how long each AWS call takes on the virtual clock: 'deployed' (IVS 50-150 ms, DynamoDB 5-15 ms; "
+        "the default) or 'none' (instant calls; pacing waits still pass)",
+    )
     command.set_defaults(handler=cmd_simulate)
 
 
@@ -73,6 +80,7 @@ def _seconds(text: str) -> float:
 
 
 def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
+    from stagepilot.local.scheduler import AS_DEPLOYED
     from stagepilot.local.simulate import read_scenario, simulate
 
     documents = load_policy_file(args.policies)
@@ -98,6 +106,7 @@ def cmd_simulate(args: argparse.Namespace, out: Output) -> int:
             listener=timeline.notify if timeline else None,
             reconcile_seconds=args.reconcile_seconds,
             settle_seconds=args.settle,
+            latency=AS_DEPLOYED if args.latency == "deployed" else None,
         )
     if out.as_json:  # IVS calls and the door's decisions, in the order of their (virtual) times
         for item in sorted([*result.calls, *result.decisions], key=lambda item: item["time"]):

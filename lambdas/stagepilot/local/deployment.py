@@ -6,6 +6,15 @@ patterns with moto's EventBridge matcher, each matching rule delivers it to its 
 a delivery that fails is retried after its back-off until ``MAX_RECEIVES``, then kept in that
 automation's dead-letter queue. Used by ``stagepilot simulate`` and by the handler tests.
 
+Time passes as deployed (docs/simulate.md): each function runs as containers (``budget.CONCURRENCY``:
+two per automation, one for the convergence pass), each an actor on one discrete-event scheduler
+(local/scheduler.py). Every AWS call a container makes takes virtual time (IVS 50-150 ms, DynamoDB
+5-15 ms: ``latency``), each container paces its IVS calls at its share of the quota (``budget``), and a
+container handles one record at a time: a record waits in its queue while both containers of its
+automation are busy. The convergence pass runs beside them with its deadline on the virtual clock and is
+stopped at its timeout, as Lambda stops it. What the driver (a test, ``simulate``'s script, the CLI on
+the sandbox) does itself takes no time.
+
 The world can misbehave on purpose, as IVS and EventBridge document they may: an event that happens at
 IVS but is never delivered (``put_event(..., deliver=False)``), delivered late (``delay_seconds``), the
 stand-in's own events lost (``lose_emitted``), and IVS faults and outages (``ivs.fail_next``,
@@ -24,7 +33,9 @@ import copy
 import heapq
 import itertools
 import json
+import random
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,7 +45,7 @@ import boto3
 from moto.events.models import EventPattern
 
 from stagepilot import budget
-from stagepilot.adapters.ivs import IvsStage
+from stagepilot.adapters.ivs import IvsStage, Pacer
 from stagepilot.adapters.schema import create_table as create_schema_table
 from stagepilot.adapters.table import Table
 from stagepilot.automations import convergence_order, event_automations
@@ -45,6 +56,7 @@ from stagepilot.decisions.leases import (  # the stack's redrive policy (maxRece
     MAX_RECEIVES,
 )
 from stagepilot.local.ivs import IvsStandIn
+from stagepilot.local.scheduler import AS_DEPLOYED, Latency, Scheduler, call_latency
 from stagepilot.operator.whatif import what_if
 from stagepilot.pipeline import Automation, EffectivePolicies, Outcome, Services, handle_record
 from stagepilot.routing import (
@@ -128,6 +140,35 @@ class _Pending:
     retry_delay: float | None = field(compare=False, default=None)
 
 
+@dataclass
+class _Container:
+    """One container of a function: its own policy cache (``LocalDeployment.function_services``) and IVS
+    pacer; it handles one record (or one pass) at a time."""
+
+    function: str
+    index: int
+    pacer: Pacer
+    busy: bool = False
+
+    @property
+    def cache_key(self) -> str:
+        return self.function if self.index == 0 else f"{self.function}#{self.index}"
+
+
+@dataclass
+class _RunningPass:
+    """The convergence function's invocation now running: killed at its timeout, as Lambda kills it."""
+
+    began: datetime
+    handle: Any = None
+    report: PassReport | None = None
+    done: bool = False
+
+    @property
+    def deadline(self) -> datetime:
+        return self.began + timedelta(seconds=FUNCTION_TIMEOUT_SECONDS)
+
+
 class _QueueRedelivery:
     def __init__(self) -> None:
         self.parked: list[tuple[Mapping[str, Any], str]] = []
@@ -153,8 +194,15 @@ class LocalDeployment:
         automations: Iterable[Automation] | None = None,
         settings: Settings | None = None,
         reconcile_seconds: float | None = None,
+        latency: Latency | None = AS_DEPLOYED,
+        seed: int = 0,
     ) -> None:
+        """``latency``: how long each AWS call a function makes takes (virtual time; None: instant);
+        ``seed``: the latencies' random draws, so a run is repeatable."""
         self.clock = VirtualClock(start)
+        self.scheduler = Scheduler(self.clock)
+        self.latency = latency
+        rng = random.Random(seed)
         self.account, self.region = account, region
         moderation_sources = tuple(moderation_sources)
         self._seq = itertools.count()
@@ -175,6 +223,11 @@ class LocalDeployment:
         self.ivs = IvsStandIn(account=account, region=region, clock=self.clock, on_event=self._ivs_emitted)
         dynamodb = boto3.client("dynamodb", region_name=region)
         create_table(dynamodb)
+        if latency is not None:
+            self.ivs.call_delay = call_latency(self.scheduler, latency.ivs, random.Random(rng.random()))
+            dynamodb.meta.events.register(
+                "before-send", call_latency(self.scheduler, latency.dynamodb, random.Random(rng.random()))
+            )
         self.table = Table(dynamodb, TABLE_NAME)
         self.settings = settings or Settings(
             table_name=TABLE_NAME,
@@ -191,13 +244,22 @@ class LocalDeployment:
             metrics=self.metrics,
             clock=self.clock,
         )
-        self._policy_caches: dict[str, EffectivePolicies] = {}  # per function (module docstring)
+        self._policy_caches: dict[str, EffectivePolicies] = {}  # per container (module docstring)
         chosen = list(automations) if automations is not None else default_automations()
         self.automations = {a.name: a for a in chosen}
+        self._containers = {
+            name: [_Container(name, i, self._pacer(name)) for i in range(budget.CONCURRENCY.get(name, 1))]
+            for name in self.automations
+        }
+        self._waiting: dict[str, deque[_Pending]] = {name: deque() for name in self.automations}
+        self._convergence = _Container(budget.CONVERGENCE, 0, self._pacer(budget.CONVERGENCE))
+        self._running_pass: _RunningPass | None = None
         self.passes: list[PassReport] = []
+        self.passes_killed = 0  # passes stopped at the function's timeout (none should be)
+        self.passes_skipped = 0  # scheduled passes refused because the previous one still ran
         self._participants = ParticipantCache()  # the convergence function's container, across passes
         if reconcile_seconds:
-            self.every(timedelta(seconds=reconcile_seconds), self.reconcile)
+            self.every(timedelta(seconds=reconcile_seconds), self._scheduled_pass)
         self.routes: list[tuple[Route, EventPattern]] = [
             (route, EventPattern.load(json.dumps(route.pattern)))
             for route in build_routes(account=account, region=region, moderation_sources=list(moderation_sources))
@@ -220,9 +282,8 @@ class LocalDeployment:
         later (``late``). Returns the automations it is (or will be) delivered to.
         """
         when = _event_time(event)
-        if when is not None:
-            self.run_until(when)
-        self.run_due()
+        # What falls due before it happens first; deliveries already under way go on beside it.
+        self.run_until(when if when is not None else self.clock())
         if observe and event.get("source") == "aws.ivs":
             self.ivs.observe(dict(event))
         if not deliver:
@@ -252,38 +313,106 @@ class LocalDeployment:
         if dry_run:
             with what_if(self.services) as whatif:
                 return run_pass(whatif.services, converging, only_stage=only_stage)
-        self.ivs.trigger = "reconcile"
-        began = self.clock()
+        # Invoked now (an operator's converge-now, a test): the function runs one invocation at a time
+        # (reserved concurrency 1), so this one starts when the running one has ended. Meanwhile, and
+        # while it runs, everything else goes on: deliveries, IVS's own transitions.
+        self._run_while(lambda: self._running_pass is not None)
+        running = self._start_pass(converging, only_stage)
+        self._run_while(lambda: not running.done)
+        assert running.report is not None
+        return running.report
+
+    def _scheduled_pass(self) -> None:
+        """The schedule's invocation: refused while the previous pass still runs (reserved concurrency 1;
+        docs/simulate.md), never two passes at once."""
+        if self._running_pass is not None:
+            self.passes_skipped += 1
+            return
+        deployed = {a.name for a in default_automations()}
+        self._start_pass([a for a in convergence_order() if a.name in self.automations or a.name not in deployed], None)
+
+    def _start_pass(self, converging: list[Any], only_stage: str | None) -> _RunningPass:
+        running = _RunningPass(began=self.clock())
+        self._running_pass = running
+        services = self.function_services(budget.CONVERGENCE, self._convergence)
 
         def remaining_ms() -> float:  # the function's deadline, on the virtual clock (Lambda's context)
-            return FUNCTION_TIMEOUT_SECONDS * 1000 - (self.clock() - began).total_seconds() * 1000
+            return (running.deadline - self.clock()).total_seconds() * 1000
 
-        try:
-            report = run_pass(
-                self.function_services(budget.CONVERGENCE),
-                converging,
-                only_stage=only_stage,
-                remaining_ms=remaining_ms,
-                participants=self._participants,
-            )
-        finally:
-            self.ivs.trigger = None
-        self.passes.append(report)
-        if self.on_pass:
-            self.on_pass(report)
-        return report
+        def invocation() -> None:
+            self.ivs.trigger = "reconcile"
+            try:
+                report = run_pass(
+                    services,
+                    converging,
+                    only_stage=only_stage,
+                    remaining_ms=remaining_ms,
+                    participants=self._participants,
+                )
+            finally:
+                self.ivs.trigger = None
+                self._end_pass(running)
+            running.report = report
+            self.passes.append(report)
+            if self.on_pass:
+                self.on_pass(report)
 
-    def function_services(self, function: str) -> Services:
-        """``services`` as one function's container holds them: the same table, IVS and metrics (read from
-        ``services`` at each call, so a test that swaps one swaps it for every function) and that function's
-        own policy cache, kept across its deliveries."""
+        running.handle = self.scheduler.spawn(invocation)
+        return running
+
+    def _end_pass(self, running: _RunningPass) -> None:
+        running.done = True
+        if self._running_pass is running:
+            self._running_pass = None
+
+    def _stop_overdue_pass(self) -> None:
+        """Lambda stops the pass at its timeout wherever it is (its report is lost with it)."""
+        running = self._running_pass
+        if running is None or running.done or self.clock() < running.deadline:
+            return
+        self.passes_killed += 1
+        report = PassReport()
+        report.errors.append(("*", f"the pass was stopped at its {FUNCTION_TIMEOUT_SECONDS}-s timeout"))
+        running.report = report
+        self._end_pass(running)
+        self.scheduler.cancel(running.handle)
+
+    def function_services(self, function: str, container: _Container | None = None) -> Services:
+        """``services`` as one container of ``function`` holds them: the same table, IVS and metrics (read
+        from ``services`` at each call, so a test that swaps one swaps it for every function), the
+        container's own IVS pacer, and its own policy cache, kept across its deliveries (container 0's is
+        ``function``'s: what a test asks for by name)."""
         services = copy.copy(self.services)
+        if container is not None and isinstance(services.ivs, IvsStage):  # a test's own fake stays as it is
+            services.ivs = services.ivs.paced(container.pacer)
         if self.function_roles is not None:
             services = copy.copy(self.function_roles(function, services))
-        if function not in self._policy_caches:
-            self._policy_caches[function] = services.new_policy_cache()
-        services.effective_policies = self._policy_caches[function]
+        key = container.cache_key if container is not None else function
+        if key not in self._policy_caches:
+            self._policy_caches[key] = services.new_policy_cache()
+        services.effective_policies = self._policy_caches[key]
         return services
+
+    def _pacer(self, function: str) -> Pacer:
+        """The container's pacer at its deployed share (``handlers/wiring.budget_pacer``), on the virtual
+        clock: its waits let the other containers run."""
+        return Pacer(
+            budget.CONSERVATIVE_RATE,
+            rates=budget.container_rates(function),
+            clock=lambda: self.scheduler.seconds(self.clock()),
+            sleep=self.scheduler.sleep,
+        )
+
+    def close(self) -> None:
+        """Stop every container still waiting (the run is over): their threads end."""
+        self.scheduler.close()
+        self._running_pass = None
+
+    def __enter__(self) -> LocalDeployment:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def _route(self, event: Mapping[str, Any], *, due: datetime | None = None) -> list[str]:
         message: Any = dict(event)
@@ -310,9 +439,11 @@ class LocalDeployment:
 
     # the queues ------------------------------------------------------------------------------------
     def run_due(self) -> None:
-        """Deliver every message that is due at the current virtual time."""
-        while self._queue and self._queue[0].due <= self.clock():
-            self._deliver(heapq.heappop(self._queue))
+        """Deliver every message that is due now and let time pass until they are handled and a pass
+        under way has ended (each container's calls take their time; whatever else falls due meanwhile
+        happens too)."""
+        self._dispatch()
+        self._run_while(self._busy)
 
     def run_until(self, moment: datetime) -> None:
         """Let time pass up to ``moment``: deliveries, what IVS does on its own and periodic work happen
@@ -321,10 +452,7 @@ class LocalDeployment:
             step = self._next_due()
             if step is None or step > moment:
                 break
-            self.clock.advance_to(step)
-            self.ivs.advance()
-            self.run_due()
-            self._run_periodic()
+            self._advance(step)
         self.clock.advance_to(moment)
         self.ivs.advance()
 
@@ -334,11 +462,40 @@ class LocalDeployment:
         self.run_due()
 
     def drain(self, *, limit: timedelta = timedelta(hours=2)) -> None:
-        """Let time pass until every queue is empty (retries included)."""
+        """Let time pass until every queue is empty and every record handled (retries included)."""
         deadline = self.clock() + limit
-        while self._queue and self._queue[0].due <= deadline:
-            self.run_until(self._queue[0].due)
-            self.run_due()
+        while self._queue or self._delivering():
+            step = self._next_due()
+            if step is None or step > deadline:
+                break
+            self._advance(step)
+
+    def _delivering(self) -> bool:
+        """A record is being handled, or waits for a free container."""
+        return any(self._waiting.values()) or any(c.busy for cs in self._containers.values() for c in cs)
+
+    def _busy(self) -> bool:
+        return self._delivering() or self._running_pass is not None
+
+    def _run_while(self, going: Callable[[], bool]) -> None:
+        while going():
+            step = self._next_due()
+            if step is None:
+                return
+            self._advance(step)
+
+    def _advance(self, step: datetime) -> None:
+        """Make the next thing happen at ``step``: an actor's turn, or the world's (deliveries due, IVS's
+        own transitions, periodic work, a pass's timeout)."""
+        actor = self.scheduler.next_at()
+        if actor is not None and self.scheduler.moment(actor) <= step:
+            self.scheduler.step()
+            return
+        self.clock.advance_to(step)
+        self.ivs.advance()
+        self._stop_overdue_pass()
+        self._dispatch()
+        self._run_periodic()
 
     def _next_due(self) -> datetime | None:
         candidates = [self._queue[0].due] if self._queue else []
@@ -346,7 +503,41 @@ class LocalDeployment:
         if transition is not None:
             candidates.append(max(transition, self.clock()))
         candidates += [due for _, due, _ in self._periodic]
+        actor = self.scheduler.next_at()
+        if actor is not None:
+            candidates.append(max(self.scheduler.moment(actor), self.clock()))
+        if self._running_pass is not None and not self._running_pass.done:
+            candidates.append(max(self._running_pass.deadline, self.clock()))
         return min(candidates, default=None)
+
+    def _dispatch(self) -> None:
+        """Messages due now go to their queue's free containers (a container takes the next one when it
+        is done; none waits while a container of its automation is idle)."""
+        now = self.clock()
+        while self._queue and self._queue[0].due <= now:
+            pending = heapq.heappop(self._queue)
+            self._waiting[pending.automation].append(pending)
+        for name, waiting in self._waiting.items():
+            for container in self._containers[name]:
+                if not waiting:
+                    break
+                if not container.busy:
+                    self._start(container, waiting.popleft())
+
+    def _start(self, container: _Container, first: _Pending) -> None:
+        container.busy = True
+
+        def receive_loop() -> None:
+            try:
+                pending: _Pending | None = first
+                while pending is not None:
+                    self._deliver(pending, container)
+                    waiting = self._waiting[container.function]
+                    pending = waiting.popleft() if waiting else None
+            finally:
+                container.busy = False
+
+        self.scheduler.spawn(receive_loop)
 
     def _run_periodic(self) -> None:
         now = self.clock()
@@ -355,7 +546,7 @@ class LocalDeployment:
                 self._periodic[index] = (period, due + period, callback)
                 callback()
 
-    def _deliver(self, pending: _Pending) -> None:
+    def _deliver(self, pending: _Pending, container: _Container) -> None:
         pending.receives += 1
         automation = self.automations[pending.automation]
         record = {
@@ -374,7 +565,8 @@ class LocalDeployment:
             receive=pending.receives,
         )
         try:
-            delivery.outcome = handle_record(record, automation, self.function_services(pending.automation), redelivery)
+            services = self.function_services(pending.automation, container)
+            delivery.outcome = handle_record(record, automation, services, redelivery)
         except Exception as exc:  # the record failed: the queue shows it again, or moves it to the DLQ
             delivery.error = f"{type(exc).__name__}: {exc}"
             if pending.receives >= MAX_RECEIVES:

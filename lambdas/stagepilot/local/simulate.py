@@ -22,6 +22,7 @@ from typing import Any
 
 from stagepilot.events import STAGE_ARN
 from stagepilot.local.door import LocalDoor
+from stagepilot.local.scheduler import AS_DEPLOYED, Latency
 from stagepilot.policy import StagePolicy
 
 DIRECTIVES = (
@@ -295,6 +296,7 @@ def simulate(
     reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS,
     settle_seconds: float = DEFAULT_SETTLE_SECONDS,
     prepare: Callable[[Any], None] | None = None,
+    latency: Latency | None = AS_DEPLOYED,
 ) -> SimulationResult:
     """Run the scenario. Needs no AWS account: everything runs inside ``moto.mock_aws``.
 
@@ -303,6 +305,7 @@ def simulate(
 
     ``reconcile_seconds``: the convergence pass's period on the virtual clock (0: off). ``settle_seconds``:
     how long the run goes on after the last line, so that retries, back-offs and passes can finish.
+    ``latency``: how long each AWS call takes on the virtual clock (None: ``--latency none``, instant).
     """
     from moto import mock_aws
 
@@ -324,6 +327,7 @@ def simulate(
                 reconcile_seconds,
                 settle_seconds,
                 prepare,
+                latency,
             )
     finally:
         for key, value in saved.items():
@@ -344,13 +348,31 @@ def _run(
     reconcile_seconds: float,
     settle_seconds: float,
     prepare: Callable[[Any], None] | None = None,
+    latency: Latency | None = AS_DEPLOYED,
 ) -> SimulationResult:
     from stagepilot.local.deployment import LocalDeployment
-    from stagepilot.local.directives import act
 
     deployment = LocalDeployment(
-        account=account, region=region, start=start, reconcile_seconds=reconcile_seconds or None
+        account=account, region=region, start=start, reconcile_seconds=reconcile_seconds or None, latency=latency
     )
+    with deployment:
+        return _play_scenario(
+            deployment, policies, scenario, bans, listener=listener, settle_seconds=settle_seconds, prepare=prepare
+        )
+
+
+def _play_scenario(
+    deployment: Any,
+    policies: list[StagePolicy],
+    scenario: Scenario,
+    bans: list[dict[str, str]],
+    *,
+    listener: Listener | None,
+    settle_seconds: float,
+    prepare: Callable[[Any], None] | None,
+) -> SimulationResult:
+    from stagepilot.local.directives import act
+
     notify = listener or (lambda kind, payload: None)
     deployment.on_delivery = lambda delivery: notify("delivery", delivery)
     deployment.on_lost = lambda event, why: notify("lost", (event, why))
@@ -369,12 +391,11 @@ def _run(
     door = LocalDoor(deployment)
     decisions: list[dict[str, Any]] = []
     for line in scenario.lines:
+        # What falls due before this line happens before it; deliveries under way go on beside it (each
+        # container's calls take their time: a burst of lines is handled side by side, as deployed).
         when = _line_time(line)
-        if when is not None:  # what falls due before this line happens before it
-            deployment.run_until(when)
-        deployment.run_due()
+        deployment.run_until(when if when is not None else deployment.clock())
         act(deployment, door, line, notify, decisions)
-        deployment.run_due()
     deployment.settle(settle_seconds)
     calls = [
         {
