@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,17 @@ class Envelope:
     time: datetime
     resources: tuple[str, ...]
     detail: Mapping[str, Any] = field(repr=False)
+    # The SQS message this copy of the event came in (its ``messageId``; "" outside a queue). EventBridge
+    # delivers an event at least once: two copies share the event id but not the message, while the queue
+    # redelivers one message under its own id. See ``owner``.
+    delivery: str = ""
+
+    @property
+    def owner(self) -> str:
+        """Who holds the claims this copy of the event takes (docs/table.md, "Claims"): the event id and its
+        delivery, so a redelivery of the message resumes its own unfinished claim, and a second copy of the
+        event, handled at the same moment in another container, finds that claim held and leaves it alone."""
+        return f"{self.event_id}@{self.delivery}" if self.delivery else self.event_id
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,13 @@ class ParticipantFlagged:
 
 
 Event = StageUpdate | CompositionStateChange | ParticipantFlagged | RecordingStateChange
+
+
+def delivered(event: Event, message_id: object) -> Event:
+    """``event`` as this delivery of it: its envelope names the SQS message it came in (``Envelope.owner``)."""
+    if not isinstance(message_id, str) or not message_id:
+        return event
+    return replace(event, envelope=replace(event.envelope, delivery=message_id))
 
 
 def parse_body(body: str) -> Event:

@@ -32,7 +32,7 @@ from stagepilot.adapters.policies import PolicyLookup, PolicySnapshot, PolicySto
 from stagepilot.config import Settings
 from stagepilot.decisions.leases import MAX_RECEIVES
 from stagepilot.errors import MalformedEvent, RetryLater
-from stagepilot.events import Event, parse_body
+from stagepilot.events import Event, delivered, parse_body
 from stagepilot.origin import check_origin
 from stagepilot.policy import PolicyInvalid, StagePolicy
 
@@ -354,7 +354,7 @@ def handle_record(
     """One SQS record. Returns the outcome; raises when the record must be retried."""
     body = record.get("body", "")
     try:
-        event = parse_body(body if isinstance(body, str) else json.dumps(body))
+        event = delivered(parse_body(body if isinstance(body, str) else json.dumps(body)), record.get("messageId"))
         check_origin(event, services.settings, now=services.clock())
     except MalformedEvent as exc:
         services.metrics.count("MalformedEvent")
@@ -405,7 +405,7 @@ def _release_if_last(record: Mapping[str, Any], event: Event, services: Services
     if _receives(record) < MAX_RECEIVES:
         return
     try:
-        released = release_claims(services.table, event.stage_arn, event.event_id, clock=services.clock)
+        released = release_claims(services.table, event.stage_arn, event.envelope.owner, clock=services.clock)
     except Exception as exc:  # the event failed already; this must not hide why
         logger.warning("could not release the claims of an event going to the DLQ", extra={**extra, "error": str(exc)})
         return

@@ -211,6 +211,25 @@ def test_repeated_triggers_in_one_session_disconnect_once(show: LocalDeployment,
     assert any("already disconnected" in reason for reason in skipped)
 
 
+def test_two_copies_of_one_event_handled_side_by_side_disconnect_once(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    # EventBridge delivers an event at least once: two copies (one event id, two SQS messages) reach the
+    # moderation function's two containers at the same moment. The first copy's claim is held while it
+    # acts; the second finds it held (not its own: another delivery) and leaves the disconnect alone.
+    send(show, events.published("p0", user_id="host"))
+    kick = events.published("p1", user_id="spammer-7", at=later(1), event_id="kick-event")
+    show.put_event(kick)
+    show.put_event(kick, observe=False)
+    show.run_due()
+
+    handled = [d for d in show.deliveries if d.automation == "moderation" and d.event.get("id") == "kick-event"]
+    assert len(handled) == 2 and handled[0].time == handled[1].time  # side by side
+    assert len(disconnects(show)) == 1
+    assert show.metrics.counts["ParticipantDisconnected"] == 1
+    assert [e["result"] for e in audit(show)] == ["disconnected"]
+
+
 # bans ----------------------------------------------------------------------------------------------
 def test_a_banned_users_new_participant_in_a_later_session_is_disconnected_again(
     show: LocalDeployment, events: EventFactory

@@ -159,7 +159,7 @@ def claim(state: ClaimState, *, owner: str = "event-1", age: timedelta = timedel
     ],
 )
 def test_claim_decisions(record: ReplicationClaim | None, act: bool) -> None:
-    decision = decide_claim(record, event_id="event-1", now=NOW, rule_hash="same")
+    decision = decide_claim(record, owner="event-1", now=NOW, rule_hash="same")
     assert decision.act is act
     assert decision.reason
     if record is not None and record.state is ClaimState.BLOCKED:

@@ -71,10 +71,10 @@ class CompositionAutomation:
         records = services.compositions
         # Claim first and decide after: the first publisher's claim is one write, and any later one's
         # failed write answers the record (what a read before the write would have).
-        claimed, record = records.claim_first(event.stage_arn, event.session_id, owner=event.event_id)
+        claimed, record = records.claim_first(event.stage_arn, event.session_id, owner=event.envelope.owner)
         decision = decide_on_publish(
             record,
-            event_id=event.event_id,
+            owner=event.envelope.owner,
             now=services.clock(),
             event_time=event.time,
             policy_hash=_policy_hash(composition),
@@ -88,7 +88,7 @@ class CompositionAutomation:
             record,
             composition,
             services,
-            owner=event.event_id,
+            owner=event.envelope.owner,
             restart=False,
             event_time=event.time,
             claimed=claimed,
@@ -177,7 +177,7 @@ class CompositionAutomation:
             record,
             composition,
             services,
-            owner=event.event_id,
+            owner=event.envelope.owner,
             restart=False,
             event_time=event.time,
         )
@@ -208,7 +208,7 @@ class CompositionAutomation:
             max_restarts=composition.max_restarts,
             failed_at=event.time,
             now=services.clock(),
-            event_id=event.event_id,
+            owner=event.envelope.owner,
         )
         if not decision.act:
             if record is not None and record.attempt == attempt and record.state is State.FAILED:
@@ -237,7 +237,7 @@ class CompositionAutomation:
             record,
             composition,
             services,
-            owner=event.event_id,
+            owner=event.envelope.owner,
             restart=True,
             event_time=event.time,
         )

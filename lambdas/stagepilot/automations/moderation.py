@@ -221,6 +221,7 @@ class ModerationAutomation:
             reason=verdict.reason,
             dry_run=moderation.dry_run if moderation is not None else False,
             event_id=event.event_id,
+            owner=event.envelope.owner,
             time=event.time,
             why=verdict.why,
             replica=found if found is not None and found.is_replica else None,
@@ -348,23 +349,26 @@ def disconnect_participant(
     time: datetime,
     why: str = "",
     replica: Participant | None = None,
+    owner: str | None = None,
 ) -> Outcome:
     """Disconnect one participant (once per stage session) and stop its replicas; audit and count it.
 
-    ``session_id`` None: the stage's active session (the manual kick). ``event_id`` identifies the
-    decision: a retry with the same id resumes a disconnect that was cut short; another id finds it
-    done and does nothing. ``dry_run``: audit and count a would-disconnect, call nothing on IVS.
+    ``session_id`` None: the stage's active session (the manual kick). ``owner`` (default ``event_id``, which
+    the audit names) holds the disconnect's claim: a retry by the same owner (the same delivery of an
+    event: ``Envelope.owner``) resumes a disconnect that was cut short; any other finds it done, or held
+    while its owner acts, and does nothing. ``dry_run``: audit and count a would-disconnect, call nothing on IVS.
     ``replica``: IVS's answer when the participant is a replica on this (its destination) stage: before
     the disconnect its replication is blocked for the rest of its source session (audited
     ``blocked-at-destination`` on the source stage), and after it the replication is stopped.
-    Raises ``RetryLater`` on a transient IVS or DynamoDB failure (the claim stays with ``event_id``).
+    Raises ``RetryLater`` on a transient IVS or DynamoDB failure (the claim stays with its owner).
     """
+    owner = owner or event_id
     reason = (reason or disconnect_reason(None))[:MAX_REASON_LENGTH]
     rule = Rule(rule)
     session = session_id or services.ivs.live_session_id(stage_arn) or NO_SESSION
     details: dict[str, Any] = {"session_id": session, "participant_id": participant_id, "rule": rule.value}
     claims = services.disconnect_claims
-    claim, current = claims.claim(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run)
+    claim, current = claims.claim(stage_arn, session, participant_id, owner=owner, dry_run=dry_run)
     if claim is None:
         if current is not None and current.state is ClaimState.DONE:
             done = "would have been disconnected" if dry_run else "already disconnected"
@@ -390,7 +394,7 @@ def disconnect_participant(
                 details={**({"why": why} if why else {}), **extra},
             ),
             metric,
-            change=claims.finishing(stage_arn, session, participant_id, owner=event_id, dry_run=dry_run, result=result),
+            change=claims.finishing(stage_arn, session, participant_id, owner=owner, dry_run=dry_run, result=result),
         )
 
     if dry_run:

@@ -121,11 +121,11 @@ class ReplicationAutomation:
             # Claim first and decide after: a first claim is one write, and a failed one answers the stored
             # claim (what a read before the write would have).
             target = _target(event, rule.destination_stage_arn)
-            new, claim = records.claim_first(target, owner=event.event_id)
+            new, claim = records.claim_first(target, owner=event.envelope.owner)
             if new is not None:
                 fresh.append(target)
                 claim = new
-            decision = decide_claim(claim, event_id=event.event_id, now=services.clock(), rule_hash=rule_hash(rule))
+            decision = decide_claim(claim, owner=event.envelope.owner, now=services.clock(), rule_hash=rule_hash(rule))
             if decision.act:
                 wanted.append(rule)
                 claims[rule.destination_stage_arn] = claim
@@ -137,19 +137,19 @@ class ReplicationAutomation:
             asked = self._source_publisher(services, event, ids, moderation)
             if isinstance(asked, Outcome):
                 for target in fresh:
-                    records.release(target, owner=event.event_id)
+                    records.release(target, owner=event.envelope.owner)
                 return asked
             found = asked
             if _user(found.user_id) != _user(event.user_id):
                 matching = {r.destination_stage_arn for r in self._match(rules, event, found, services).matching}
                 for rule in [rule for rule in wanted if rule.destination_stage_arn not in matching]:
-                    records.release(_target(event, rule.destination_stage_arn), owner=event.event_id)
+                    records.release(_target(event, rule.destination_stage_arn), owner=event.envelope.owner)
                     progress.skipped[rule.destination_stage_arn] = "IVS's answer does not match this entry"
                 wanted = [rule for rule in wanted if rule.destination_stage_arn in matching]
         if wanted:
             plan = plan_capacity(wanted, active_destinations=self._active(services, event, wanted, fresh))
             for rule in plan.over_limit:  # the claims this event holds for them would block a later publish
-                records.release(_target(event, rule.destination_stage_arn), owner=event.event_id)
+                records.release(_target(event, rule.destination_stage_arn), owner=event.envelope.owner)
             for rule in plan.already_active:
                 self._already_active(records, event, rule, claims[rule.destination_stage_arn], progress)
             if plan.over_limit:
@@ -171,7 +171,7 @@ class ReplicationAutomation:
                 if gone is not None:  # the publisher is gone: the other destinations would fail the same way
                     progress.skipped[rule.destination_stage_arn] = gone
                     for untried in plan.start[index + 1 :]:  # their claims (taken up front) are given up too
-                        records.release(_target(event, untried.destination_stage_arn), owner=event.event_id)
+                        records.release(_target(event, untried.destination_stage_arn), owner=event.envelope.owner)
                     break
         if progress.retry is not None:
             raise progress.retry
@@ -208,7 +208,7 @@ class ReplicationAutomation:
         """Start one destination. Returns a reason when the publisher turned out to be gone (stop here)."""
         target = _target(event, rule.destination_stage_arn)
         destination = rule.destination_stage_arn
-        owner = event.event_id
+        owner = event.envelope.owner
         resuming = claim is not None and claim.state is ClaimState.CLAIMED and claim.owner == owner
         if not resuming and not records.claim(target, owner=owner, expected=claim):
             progress.skipped[destination] = "another event claimed this replication first"
@@ -294,7 +294,7 @@ class ReplicationAutomation:
         if gone is not None:
             # Nothing was started: give the claims up so a later publish may try again.
             for claimed in (target, *progress.retrying):
-                records.release(claimed, owner=event.event_id)
+                records.release(claimed, owner=event.envelope.owner)
             progress.retry = None
             return gone
         destination = rule.destination_stage_arn
@@ -303,7 +303,7 @@ class ReplicationAutomation:
             if exc.not_found
             else f"IVS rejected StartParticipantReplication: {exc.code}: {exc.ivs_message}"
         )
-        records.mark_rejected(target, owner=event.event_id, rule_hash=rule_hash(rule), rejection=exc.code)
+        records.mark_rejected(target, owner=event.envelope.owner, rule_hash=rule_hash(rule), rejection=exc.code)
         services.record_action(
             AuditRecord(
                 time=event.time,
@@ -346,7 +346,7 @@ class ReplicationAutomation:
         progress: _Progress,
     ) -> None:
         target = _target(event, rule.destination_stage_arn)
-        owner = event.event_id
+        owner = event.envelope.owner
         resuming = claim is not None and claim.state is ClaimState.CLAIMED and claim.owner == owner
         if resuming or records.claim(target, owner=owner, expected=claim):
             records.mark_started(target, owner=owner, how="already-active")

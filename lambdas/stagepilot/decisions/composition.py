@@ -172,13 +172,14 @@ def decide_rollover_ahead(
 
 
 def decide_on_publish(
-    record: SessionCompositions | None, *, event_id: str, now: datetime, event_time: datetime, policy_hash: str
+    record: SessionCompositions | None, *, owner: str, now: datetime, event_time: datetime, policy_hash: str
 ) -> Decision:
-    """A participant published: does this event start the session's composition?"""
+    """A participant published: does this event start the session's composition? ``owner``: this delivery
+    of the event (``Envelope.owner``), which holds the claim it takes."""
     if record is None:
         return Decision(True, "first publisher of the session", attempt=1)
     if record.state is State.CLAIMED:
-        verdict = claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=event_id, now=now)
+        verdict = claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=owner, now=now)
         if verdict is ClaimVerdict.RESUME:
             return Decision(True, "this event's earlier delivery claimed the start; finishing it", record.attempt)
         if verdict is ClaimVerdict.TAKE_OVER:
@@ -219,7 +220,7 @@ def decide_on_failure(
     max_restarts: int,
     failed_at: datetime,
     now: datetime,
-    event_id: str = "",
+    owner: str = "",
 ) -> Decision:
     """One of stagepilot's compositions failed: restart it?"""
     if record is None:
@@ -227,7 +228,7 @@ def decide_on_failure(
     if record.state is State.CLAIMED and record.attempt == failed_attempt + 1:
         # The restart was claimed and then cut short (a throttle, a 500, a timeout): the failure event's
         # redelivery finishes it; anyone else waits for the claim's lease to run out.
-        verdict = claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=event_id, now=now)
+        verdict = claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=owner, now=now)
         if verdict is ClaimVerdict.RESUME:
             return Decision(
                 True, "this event's earlier delivery claimed the restart; finishing it", record.attempt, True

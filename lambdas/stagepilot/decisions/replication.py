@@ -102,14 +102,15 @@ def plan_capacity(
     )
 
 
-def decide_claim(claim: ReplicationClaim | None, *, event_id: str, now: datetime, rule_hash: str) -> ClaimDecision:
-    """May this event start the replication to this destination?"""
+def decide_claim(claim: ReplicationClaim | None, *, owner: str, now: datetime, rule_hash: str) -> ClaimDecision:
+    """May this event (``owner``: this delivery of it, ``Envelope.owner``) start the replication to this
+    destination?"""
     if claim is None:
         return ClaimDecision(True, "not replicated to this destination in this session yet")
     if claim.state is ClaimState.BLOCKED:
         return ClaimDecision(False, BLOCKED_AT_DESTINATION)
     if claim.state is ClaimState.CLAIMED:
-        verdict = claim_verdict(owner=claim.owner, claimed_at=claim.claimed_at, caller=event_id, now=now)
+        verdict = claim_verdict(owner=claim.owner, claimed_at=claim.claimed_at, caller=owner, now=now)
         if verdict is ClaimVerdict.RESUME:
             return ClaimDecision(True, "this event's earlier delivery claimed the start; finishing it")
         if verdict is ClaimVerdict.TAKE_OVER:
