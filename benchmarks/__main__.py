@@ -92,8 +92,14 @@ def main() -> int:
         label = f"burst drain, {b['stages']} stages: {b['label']}"
         once = f"{b['stages_with_one_composition']}/{b['stages']} once"
         detail = (
-            f"{b['drain_seconds']:.1f} s, {once}, {b['throttled_calls'] + b['application_throttled_calls']} throttled"
+            f"{b['drain_seconds']:.1f} s, {once}, {b['duplicates']} duplicated, "
+            f"{b['throttled_calls'] + b['application_throttled_calls']} throttled"
         )
+        if b.get("with_pass"):  # the pass beside it: within its timeout, no lost-event heal
+            detail += (
+                f"; pass beside it: longest {b['pass_longest_seconds']:.0f} of {b['pass_timeout_seconds']} s, "
+                f"{b['healed_event_lost']} event-lost heals"
+            )
         rows.append(_row(label, detail, f"{b['floor_seconds']:.0f} s", b["ratio"], "≤ 1.10×", b["met"]))
     c = results["convergence"]
     for label, key in (("healing", "healing_pass"), ("converged", "converged_pass")):

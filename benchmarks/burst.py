@@ -16,6 +16,11 @@ sees every call in the order of its virtual time.
   ``LocalDeployment``: docs/simulate.md) before the service sees it: the stand-in meters the call at its
   arrival. The IVS client is configured as the functions' (``FUNCTION_CLIENT_CONFIG``: botocore does not
   retry); DynamoDB's retries back off on the virtual clock.
+- **The convergence pass beside it** (``with_pass``, as deployed): its own container (reserved concurrency
+  1) runs a pass every minute of virtual time with the pass's pacer and its deadline (Lambda's remaining
+  time, on the virtual clock), over the very stages the burst is composing: what it lists at its start is
+  stale by the time it reaches a stage. Reported: each pass's duration against the 60-s timeout, the heals
+  by reason (a burst with every event delivered must make no ``event-lost`` heal) and duplicates.
 - **The application.** The customer's application spends its whole reserve
   (``budget.APPLICATION_RESERVE``, 1 call/s) of every rate-limited operation throughout, so a throttled
   stagepilot call is one the reserve did not cover.
@@ -49,10 +54,14 @@ from benchmarks.work_per_event import ACCOUNT, REGION, T0, stage_arn, stage_even
 from stagepilot import budget
 from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import Table
+from stagepilot.automations import convergence_order
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.automations.moderation import ModerationAutomation
 from stagepilot.automations.replication import ReplicationAutomation
 from stagepilot.config import Settings
+from stagepilot.convergence import ParticipantCache, run_pass
+from stagepilot.decisions.heals import HealReason, metric_name
+from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS
 from stagepilot.local import ivs_world
 from stagepilot.local.deployment import MAX_RECEIVES, TABLE_NAME, LocalDeployment, RecordingMetrics
 from stagepilot.local.scheduler import AS_DEPLOYED, Scheduler, VirtualTime, call_latency
@@ -60,6 +69,8 @@ from stagepilot.pipeline import Automation, Services, handle_record
 from stagepilot.policy import parse_policy
 
 SIZES = (200, 1000)
+PASS_PERIOD = 60.0  # the deployed schedule: rate(1 minute)
+PASS_TRIGGER = "reconcile"  # the stand-in's ``trigger`` of the pass's calls
 QUOTA_PER_SECOND = budget.QUOTA_PER_OPERATION
 LATENCY = AS_DEPLOYED  # IVS 50-150 ms, DynamoDB 5-15 ms (docs/simulate.md)
 POLL_SECONDS = 0.2  # how often an idle container looks at its queue again
@@ -153,6 +164,68 @@ def _container(
     return receive_loop
 
 
+@dataclass
+class Passes:
+    """What the convergence pass did beside the burst."""
+
+    durations: list[float] = field(default_factory=list)
+    healed: dict[str, int] = field(default_factory=dict)  # heal reason -> heals (from the Healed<Reason> metrics)
+    out_of_time: int = 0  # passes that stopped starting stages near their deadline (the rest: next pass)
+
+
+def _convergence(
+    deployment: LocalDeployment, scheduler: Scheduler, rng: random.Random, done: Callable[[], bool], passes: Passes
+) -> Callable[[], None]:
+    """The convergence function's one container: a pass every ``PASS_PERIOD`` while the burst runs; a
+    scheduled pass that comes due while one still runs is not started (reserved concurrency 1)."""
+    table_client = boto3.client("dynamodb", region_name=REGION)
+    table_client.meta.events.register("before-send", call_latency(scheduler, LATENCY.dynamodb, rng))
+    pacer = Pacer(
+        budget.CONSERVATIVE_RATE,
+        rates=budget.container_rates(budget.CONVERGENCE),
+        clock=lambda: scheduler.now,
+        sleep=scheduler.sleep,
+    )
+    services = Services(
+        settings=deployment.settings,
+        table=Table(table_client, TABLE_NAME),
+        ivs=IvsStage(deployment.ivs.client(config=FUNCTION_CLIENT_CONFIG), pacer=pacer),
+        metrics=deployment.metrics,
+        clock=deployment.clock,
+    )
+    automations = [a for a in convergence_order() if a.name != "stage"]  # no settings in these policies
+    participants = ParticipantCache()
+
+    def schedule() -> None:
+        due = PASS_PERIOD
+        while not done():
+            scheduler.sleep(due - scheduler.now)
+            began = scheduler.now
+
+            def remaining_ms(began: float = began) -> float:
+                return (FUNCTION_TIMEOUT_SECONDS - (scheduler.now - began)) * 1000
+
+            deployment.ivs.trigger = PASS_TRIGGER
+            report = run_pass(services, automations, remaining_ms=remaining_ms, participants=participants)
+            deployment.ivs.trigger = None
+            passes.durations.append(scheduler.now - began)
+            passes.out_of_time += report.out_of_time
+            while due <= scheduler.now:  # a tick that came while this pass ran was refused
+                due += PASS_PERIOD
+
+    return schedule
+
+
+def _until_done(body: Callable[[], None], working: list[int]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            body()
+        finally:
+            working[0] -= 1
+
+    return run
+
+
 def _application(
     deployment: LocalDeployment, scheduler: Scheduler, operations: list[str], done: Callable[[], bool]
 ) -> Callable[[], None]:
@@ -197,8 +270,10 @@ def run(
     seed: int = 1,
     shares: Callable[[str], dict[str, float]] = budget.container_rates,
     label: str = "as deployed",
+    with_pass: bool = True,
 ) -> dict[str, Any]:
-    """One burst of ``stages`` first publishes; ``alongside``: replication and moderation run too.
+    """One burst of ``stages`` first publishes; ``alongside``: replication and moderation run too;
+    ``with_pass``: the convergence pass runs beside it, as deployed.
     ``shares``: each container's calls/s per operation (the deployed split unless measuring another)."""
     import botocore.endpoint
     from moto import mock_aws
@@ -221,12 +296,14 @@ def run(
             start=T0,
             automations=[CompositionAutomation()],
             settings=Settings(table_name=TABLE_NAME, policy_cache_seconds=30.0),
+            latency=None,  # this benchmark runs its own containers, with the latency below
         )
         deployment.metrics = RecordingMetrics()
         scheduler = Scheduler(deployment.clock)
         VirtualTime.scheduler = scheduler
         deployment.ivs.call_delay = call_latency(scheduler, LATENCY.ivs, random.Random(rng.random()))
-        called = sorted({op for a in automations for op in budget.operations_of(a.name)})
+        callers = [a.name for a in automations] + ([budget.CONVERGENCE] if with_pass else [])
+        called = sorted({op for name in callers for op in budget.operations_of(name)})
         for operation in called:
             deployment.ivs.set_rate_limit(operation, QUOTA_PER_SECOND)
         arns = [stage_arn(f"Burst{i:04d}") for i in range(stages)]
@@ -247,6 +324,7 @@ def run(
                 heapq.heappush(queue.messages, Message(at, next(seq), json.dumps(event), f"m-{i}"))
         deployment.clock.now = T0
         deployment.ivs.calls.clear()
+        working = [0]  # containers still receiving
         for automation in automations:
             for _ in range(budget.CONCURRENCY[automation.name]):
                 # The deployed shares (wiring.budget_pacer), on the scheduler's clock.
@@ -259,14 +337,43 @@ def run(
                 body = _container(
                     deployment, scheduler, automation, queues[automation.name], pacer, random.Random(rng.random())
                 )
-                scheduler.spawn(body, at=rng.uniform(0.0, 0.05))
-        consumers = scheduler.alive
-        scheduler.spawn(_application(deployment, scheduler, called, lambda: scheduler.alive <= 1))
+                working[0] += 1
+                scheduler.spawn(_until_done(body, working), at=rng.uniform(0.0, 0.05))
+        consumers = working[0]
+
+        def burst_done() -> bool:
+            return working[0] == 0
+
+        passes = Passes()
+        if with_pass:
+            scheduler.spawn(_convergence(deployment, scheduler, random.Random(rng.random()), burst_done, passes))
+        scheduler.spawn(_application(deployment, scheduler, called, burst_done))
         started = time.perf_counter()
         scheduler.run()
         wall = time.perf_counter() - started
         report = _report(deployment, arns, queues, called, shares=shares, consumers=consumers, wall=wall)
+        report.update(_pass_report(passes, deployment, with_pass=with_pass))
+        report["met"] = report["met"] and report["pass_met"]
         return {"label": label, "alongside": alongside, **report}
+
+
+def _pass_report(passes: Passes, deployment: LocalDeployment, *, with_pass: bool) -> dict[str, Any]:
+    """The pass beside the burst: never past its timeout, never a lost-event heal when no event was lost."""
+    for reason in HealReason:  # each heal is counted under its reason (the audit entry's healReason)
+        if deployment.metrics.counts.get(metric_name(reason)):
+            passes.healed[reason.value] = int(deployment.metrics.counts[metric_name(reason)])
+    event_lost = passes.healed.get(HealReason.EVENT_LOST.value, 0)
+    longest = max(passes.durations, default=0.0)
+    return {
+        "with_pass": with_pass,
+        "passes": len(passes.durations),
+        "pass_longest_seconds": longest,
+        "pass_timeout_seconds": FUNCTION_TIMEOUT_SECONDS,
+        "passes_out_of_time": passes.out_of_time,
+        "healed_by_reason": dict(sorted(passes.healed.items())),
+        "healed_event_lost": event_lost,
+        "pass_met": (not with_pass) or (longest <= FUNCTION_TIMEOUT_SECONDS and event_lost == 0),
+    }
 
 
 def _report(
@@ -280,7 +387,8 @@ def _report(
     wall: float,
 ) -> dict[str, Any]:
     stages = len(arns)
-    ours = [c for c in deployment.ivs.calls if c.trigger != APPLICATION]
+    everything_ours = [c for c in deployment.ivs.calls if c.trigger != APPLICATION]  # the pass's calls included
+    ours = [c for c in everything_ours if c.trigger != PASS_TRIGGER]  # the event path's: what drains the burst
     ok = [c for c in ours if c.operation == "StartComposition" and c.status == 200]
     per_stage: dict[str, int] = {}
     for composition in deployment.ivs.compositions(include_deleted=True):
@@ -290,7 +398,7 @@ def _report(
     rate = budget.container_rates(budget.COMPOSITION)["StartComposition"] * budget.CONCURRENCY[budget.COMPOSITION]
     floor = stages / rate
     by_op = {op: sum(1 for c in ours if c.operation == op) for op in operations}
-    throttled = {op: sum(1 for c in ours if c.operation == op and c.status == 429) for op in operations}
+    throttled = {op: sum(1 for c in everything_ours if c.operation == op and c.status == 429) for op in operations}
     app_throttled = sum(1 for c in deployment.ivs.calls if c.trigger == APPLICATION and c.status == 429)
     # Every automation's floor: an operation's calls at the rate all its callers' containers may use.
     may_use = {op: sum(budget.container_rates(n).get(op, 0.0) * budget.CONCURRENCY[n] for n in queues) for op in by_op}
@@ -340,7 +448,10 @@ def run_all(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
     thread on one virtual clock); ``make bench`` runs both."""
     return {
         "runs": [run(size) for size in sizes],
-        "alternatives": [run(SIZES[0], shares=previous_split, label="previous: 2.0/s of every operation")],
+        "alternatives": [
+            run(SIZES[0], shares=previous_split, label="previous: 2.0/s of every operation"),
+            run(SIZES[0], with_pass=False, label="as deployed, without the convergence pass"),
+        ],
     }
 
 
@@ -364,6 +475,12 @@ def summary(one: dict[str, Any]) -> str:
         f"{one['all_drained_seconds']:.1f} s ({one['all_ratio']:.2f}x their floor); "
         f"{one['stages_with_one_composition']}/{one['stages']} once, {one['duplicates']} duplicated, "
         f"{one['dead_letters']} lost; throttled {throttled or 0}, application {one['application_throttled_calls']}"
+        + (
+            f"; pass beside it: {one['passes']} passes, longest {one['pass_longest_seconds']:.1f} s of "
+            f"{one['pass_timeout_seconds']} s, heals {one['healed_by_reason'] or 0}"
+            if one.get("with_pass")
+            else ""
+        )
     )
 
 
