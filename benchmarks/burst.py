@@ -174,7 +174,12 @@ class Passes:
 
 
 def _convergence(
-    deployment: LocalDeployment, scheduler: Scheduler, rng: random.Random, done: Callable[[], bool], passes: Passes
+    deployment: LocalDeployment,
+    scheduler: Scheduler,
+    rng: random.Random,
+    done: Callable[[], bool],
+    passes: Passes,
+    queues: dict[str, Queue],
 ) -> Callable[[], None]:
     """The convergence function's one container: a pass every ``PASS_PERIOD`` while the burst runs; a
     scheduled pass that comes due while one still runs is not started (reserved concurrency 1)."""
@@ -192,6 +197,8 @@ def _convergence(
         ivs=IvsStage(deployment.ivs.client(config=FUNCTION_CLIENT_CONFIG), pacer=pacer),
         metrics=deployment.metrics,
         clock=deployment.clock,
+        # what SQS would answer the pass (adapters/queues.py): the automation's queue holds events
+        events_queued=lambda name: bool(queues[name].messages or queues[name].in_flight) if name in queues else None,
     )
     automations = [a for a in convergence_order() if a.name != "stage"]  # no settings in these policies
     participants = ParticipantCache()
@@ -346,7 +353,8 @@ def run(
 
         passes = Passes()
         if with_pass:
-            scheduler.spawn(_convergence(deployment, scheduler, random.Random(rng.random()), burst_done, passes))
+            pass_rng = random.Random(rng.random())
+            scheduler.spawn(_convergence(deployment, scheduler, pass_rng, burst_done, passes, queues))
         scheduler.spawn(_application(deployment, scheduler, called, burst_done))
         started = time.perf_counter()
         scheduler.run()

@@ -20,6 +20,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import names
@@ -32,6 +33,7 @@ from infra.pipeline import (
     stagepilot_function,
 )
 from stagepilot import budget, config
+from stagepilot.adapters.queues import ENV_QUEUE_URLS
 
 DEFAULT_RECONCILE_MINUTES = 1
 # Healing is normal now and then (IVS drops an event rarely); often, it means events are being lost
@@ -56,8 +58,12 @@ class ConvergencePass(Construct):
         alarm_topic: sns.ITopic,
         ivs_statements: Sequence[IvsStatement],
         settings_env: Mapping[str, str],
+        queues: Mapping[str, sqs.IQueue] | None = None,
         period_minutes: int = DEFAULT_RECONCILE_MINUTES,
     ) -> None:
+        """``queues``: each automation's queue, whose depth the pass reads to tell a late event from a lost
+        one when it explains a heal (lambdas/stagepilot/adapters/queues.py)."""
+        queues = dict(queues or {})
         super().__init__(scope, construct_id)
         if not 1 <= period_minutes <= 60:
             raise ValueError(f"reconcileMinutes: {period_minutes} must be between 1 and 60")
@@ -83,6 +89,17 @@ class ConvergencePass(Construct):
                     # It heals through the automations' own code, which gives claims back (DeleteItem) when
                     # nothing was started: the same writes as theirs (tests/infra/test_permissions.py).
                     *automation_table_statements(table),
+                    *(
+                        [
+                            iam.PolicyStatement(
+                                sid="ReadQueueDepths",  # a heal's reason: is the event still queued?
+                                actions=["sqs:GetQueueAttributes"],
+                                resources=[queue.queue_arn for queue in queues.values()],
+                            )
+                        ]
+                        if queues
+                        else []
+                    ),
                 ],
             ),
             *ivs_policies(self, ivs_statements),
@@ -104,6 +121,11 @@ class ConvergencePass(Construct):
                 config.ENV_TABLE: table.table_name,
                 config.ENV_IVS_CALLER: budget.CONVERGENCE,  # its slice of each operation (stagepilot.budget)
                 **settings_env,
+                **(
+                    {ENV_QUEUE_URLS: Stack.of(self).to_json_string({k: q.queue_url for k, q in queues.items()})}
+                    if queues
+                    else {}
+                ),
             },
         )
         acknowledge_runtime(self.function)

@@ -162,6 +162,7 @@ class StagePilotStack(Stack):
             alarm_topic=self.alarm_topic,
             ivs_statements=convergence_statements,
             settings_env=settings_env,
+            queues={automation: pipeline.queue for automation, pipeline in self.pipelines.items()},
             period_minutes=settings.reconcile_minutes,
         )
 

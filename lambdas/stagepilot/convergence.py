@@ -560,11 +560,18 @@ def _observed(services: Services, arn: str, now: datetime, outcome: Outcome, sta
             resumed_at = services.pauses.resumed_at(arn)
         except Exception as exc:
             logger.warning("could not read when the stage was resumed", extra={"stage_arn": arn, "error": str(exc)})
+    queued = None
+    if _known_reason(outcome) is None:
+        try:
+            queued = services.events_queued(outcome.automation)
+        except Exception as exc:  # unknown: the heal is explained by the age of what happened
+            logger.warning("could not read the automation's queue", extra={"stage_arn": arn, "error": str(exc)})
     return Observed(
         now=now,
         happened_at=happened,
         policy_changed_at=stage.policy_updated_at if stage is not None else None,
         resumed_at=resumed_at,
+        events_queued=queued,
     )
 
 

@@ -89,6 +89,9 @@ class Services:
     ivs: IvsStage
     metrics: MetricSink
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Whether an automation's queue holds events now (visible, in flight or delayed): what tells a late
+    # event from a lost one when the pass explains a heal (decisions/heals.py). None: not known.
+    events_queued: Callable[[str], bool | None] = lambda automation: None
     policies: PolicyStore = field(init=False)
     bans: BanStore = field(init=False)
     audit: AuditLog = field(init=False)

@@ -10,6 +10,7 @@ from infra import names
 from stagepilot.decisions.heals import (
     ALARMED,
     EVENT_LATE_SECONDS,
+    EVENT_TRANSIT_SECONDS,
     HealReason,
     Observed,
     explain_heal,
@@ -56,6 +57,20 @@ def test_the_vocabulary_is_the_contracts() -> None:
         ),
         (Observed(now=NOW, happened_at=NOW - timedelta(minutes=5), policy_changed_at=LONG_AGO), HealReason.EVENT_LOST),
         (Observed(now=NOW, policy_changed_at=NOW), HealReason.EVENT_LOST),  # unknown when it happened
+        # the automation's queue read: events still queued make any heal late, however old (a burst drains
+        # for minutes); an empty queue leaves only EventBridge's transit, so a 60-s-old publish was lost
+        (Observed(now=NOW, happened_at=NOW - timedelta(minutes=5), events_queued=True), HealReason.EVENT_LATE),
+        (Observed(now=NOW, events_queued=True), HealReason.EVENT_LATE),
+        (Observed(now=NOW, happened_at=NOW - timedelta(seconds=60), events_queued=False), HealReason.EVENT_LOST),
+        (
+            Observed(now=NOW, happened_at=NOW - timedelta(seconds=EVENT_TRANSIT_SECONDS - 1), events_queued=False),
+            HealReason.EVENT_LATE,
+        ),
+        # a resume still explains it first
+        (
+            Observed(now=NOW, happened_at=LONG_AGO, resumed_at=NOW - timedelta(minutes=1), events_queued=True),
+            HealReason.RESUMED,
+        ),
     ],
 )
 def test_a_heal_is_explained_by_what_was_observed(observed: Observed, reason: HealReason) -> None:
@@ -78,3 +93,31 @@ def test_one_claim_lease_rule() -> None:
     assert claim_verdict(owner="other", claimed_at=NOW - CLAIM_LEASE, caller="me", now=NOW) is ClaimVerdict.HELD
     assert claim_verdict(owner="other", claimed_at=stale, caller="me", now=NOW) is ClaimVerdict.TAKE_OVER
     assert lease_runs(fresh, NOW) and not lease_runs(stale, NOW) and not lease_runs(None, NOW)
+
+
+def test_the_queue_depth_is_read_once_a_pass_per_queue_and_counts_every_kind_of_message() -> None:
+    from stagepilot.adapters.queues import QueueDepths, queue_urls_from_env
+
+    asked: list[str] = []
+    answers = {
+        "q-composition": {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"},
+        "q-moderation": {"ApproximateNumberOfMessagesDelayed": "2"},  # a retry waiting its back-off
+    }
+
+    class Sqs:
+        def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict[str, object]:
+            asked.append(QueueUrl)
+            return {"Attributes": answers[QueueUrl]}
+
+    now = [0.0]
+    urls = queue_urls_from_env(
+        {"STAGEPILOT_QUEUE_URLS": '{"composition": "q-composition", "moderation": "q-moderation"}'}
+    )
+    depths = QueueDepths(urls, Sqs, clock=lambda: now[0])
+
+    assert (depths("composition"), depths("moderation"), depths("replication")) == (False, True, None)
+    assert depths("composition") is False and asked == ["q-composition", "q-moderation"]  # kept within a pass
+    now[0] = 31.0
+    depths("composition")
+    assert asked == ["q-composition", "q-moderation", "q-composition"]
+    assert queue_urls_from_env({"STAGEPILOT_QUEUE_URLS": "not json"}) == {}

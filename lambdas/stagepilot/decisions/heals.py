@@ -4,8 +4,10 @@ Every heal (an action the convergence pass took because the event path had not) 
 
 - ``event-lost``: nothing else explains it; the event that would have done it never arrived. The only
   reason counted toward ``HealedAlarm`` (events are being lost).
-- ``event-late``: the thing happened so recently (``EVENT_LATE_SECONDS``) that its event may still be on
-  its way; the pass did it first (the claims make sure the event then finds it done).
+- ``event-late``: its event may still be on its way: the automation's queue holds events now (it may be
+  one of them, queued behind a burst or waiting for a retry), or, when the pass could not read the queue,
+  the thing happened within ``EVENT_LATE_SECONDS``; the pass did it first (the claims make sure the event
+  then finds it done).
 - ``ivs-ended``: IVS ended what was there (a failed composition, the 24-hour limit, the idle stop).
 - ``resumed``: the stage was resumed (``stagepilot resume``) after the thing happened: its event came
   while the stage was paused and was skipped, as it should be.
@@ -46,6 +48,9 @@ HEALED_METRIC: Final = "Healed"
 # what it reports, it may still be on its way (queued behind a burst, or redelivered after a throttle):
 # one function timeout for the delivery and its first retry's back-off (pipeline.RETRY_BASE_SECONDS).
 EVENT_LATE_SECONDS: Final = 90
+# With the queue read, an empty queue leaves only EventBridge's own way to SQS (well under a second, bar
+# its retries of a failed delivery): an event older than this and not queued is lost.
+EVENT_TRANSIT_SECONDS: Final = 10
 # When the pass does not know when the thing happened (a composition, a setting), a resume this recent
 # explains the heal: the pass examines every live stage within a few periods (docs/performance.md).
 RESUMED_HORIZON: Final = timedelta(minutes=10)
@@ -64,6 +69,8 @@ class Observed:
     happened_at: datetime | None = None  # when the thing the missing event reports happened (a publish)
     policy_changed_at: datetime | None = None  # when the stage's effective policy was last written
     resumed_at: datetime | None = None  # when the stage was last resumed (``stagepilot resume``)
+    # the automation's queue holds events now (visible, in flight or delayed); None: not known (not read)
+    events_queued: bool | None = None
 
 
 def explain_heal(observed: Observed, *, known: HealReason | str | None = None) -> HealReason:
@@ -79,6 +86,9 @@ def explain_heal(observed: Observed, *, known: HealReason | str | None = None) -
         return HealReason.RESUMED
     if observed.policy_changed_at is not None and happened is not None and happened < observed.policy_changed_at:
         return HealReason.POLICY_CHANGED
-    if happened is not None and observed.now - happened < timedelta(seconds=EVENT_LATE_SECONDS):
+    if observed.events_queued:
+        return HealReason.EVENT_LATE
+    window = EVENT_LATE_SECONDS if observed.events_queued is None else EVENT_TRANSIT_SECONDS
+    if happened is not None and observed.now - happened < timedelta(seconds=window):
         return HealReason.EVENT_LATE
     return HealReason.EVENT_LOST

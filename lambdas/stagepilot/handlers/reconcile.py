@@ -25,7 +25,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from stagepilot.automations import convergence_order
 from stagepilot.convergence import ParticipantCache, run_pass
 from stagepilot.convergence_request import answer
-from stagepilot.handlers.wiring import services_for, set_deadline
+from stagepilot.handlers.wiring import pass_services, set_deadline
 
 logger = Logger()
 metrics = Metrics()
@@ -38,7 +38,7 @@ heap.settle()
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    services, _ = services_for(logger, metrics)
+    services = pass_services(logger, metrics)
     set_deadline(services, context)
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)  # Lambda's context always has it
     answered = answer(event, services, automations, remaining_ms=remaining_ms, participants=participants)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -94,6 +95,17 @@ def services_for(logger: Logger, metrics: Metrics) -> tuple[Services, SqsRedeliv
         metrics=PowertoolsMetricSink(metrics),
     )
     return services, SqsRedelivery(settings.dlq_url)
+
+
+@cache
+def pass_services(logger: Logger, metrics: Metrics) -> Services:
+    """The convergence function's services: a container's, and whether each automation's queue holds
+    events (``adapters/queues.py``: what tells a late event from a lost one when a heal is explained)."""
+    from stagepilot.adapters.queues import QueueDepths, queue_urls_from_env
+
+    services, _ = services_for(logger, metrics)
+    services.events_queued = QueueDepths(queue_urls_from_env(os.environ), _sqs_client)
+    return services
 
 
 def budget_pacer(caller: str | None) -> Pacer:

@@ -243,6 +243,7 @@ class LocalDeployment:
             ivs=IvsStage(self.ivs.client()),
             metrics=self.metrics,
             clock=self.clock,
+            events_queued=self._queued,
         )
         self._policy_caches: dict[str, EffectivePolicies] = {}  # per container (module docstring)
         chosen = list(automations) if automations is not None else default_automations()
@@ -473,6 +474,17 @@ class LocalDeployment:
     def _delivering(self) -> bool:
         """A record is being handled, or waits for a free container."""
         return any(self._waiting.values()) or any(c.busy for cs in self._containers.values() for c in cs)
+
+    def _queued(self, automation: str) -> bool | None:
+        """The automation's queue holds events (due or not yet, waiting or being handled): what the
+        convergence function reads from SQS (``adapters/queues.py``)."""
+        if automation not in self.automations:
+            return None
+        return (
+            any(p.automation == automation for p in self._queue)
+            or bool(self._waiting[automation])
+            or any(c.busy for c in self._containers[automation])
+        )
 
     def _busy(self) -> bool:
         return self._delivering() or self._running_pass is not None
