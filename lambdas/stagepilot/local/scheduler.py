@@ -143,6 +143,10 @@ class Scheduler:
                 return
 
     # the driver --------------------------------------------------------------------------------------
+    def next_at(self) -> float | None:
+        """When the earliest waiting actor runs next (seconds on this clock); None when none waits."""
+        return self._heap[0][0] if self._heap else None
+
     def step(self) -> None:
         """Run the earliest actor until it waits or ends."""
         at, _, turn = heapq.heappop(self._heap)
