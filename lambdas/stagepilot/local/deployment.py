@@ -398,9 +398,9 @@ class LocalDeployment:
         """The container's pacer at its deployed share (``handlers/wiring.budget_pacer``), on the virtual
         clock: its waits let the other containers run."""
         return Pacer(
-            budget.CONSERVATIVE_RATE,
-            rates=budget.container_rates(function),
-            clock=lambda: self.scheduler.seconds(self.clock()),
+            budget.CONSERVATIVE_CALLS / budget.WINDOW_SECONDS,
+            shares=budget.container_shares(function),
+            clock=lambda: self.clock().timestamp(),  # its frames are on the (virtual) wall clock, as deployed
             sleep=self.scheduler.sleep,
         )
 
