@@ -111,7 +111,7 @@ PUBLISH: list[tuple[str, SessionCompositions | None, datetime, tuple[Any, ...]]]
     ("record", "event_time", "expected"), [row[1:] for row in PUBLISH], ids=[r[0] for r in PUBLISH]
 )
 def test_decide_on_publish(record: SessionCompositions | None, event_time: datetime, expected: tuple[Any, ...]) -> None:
-    decision = decide_on_publish(record, event_id=EVENT, now=NOW, event_time=event_time, policy_hash=POLICY)
+    decision = decide_on_publish(record, owner=EVENT, now=NOW, event_time=event_time, policy_hash=POLICY)
     assert outcome(decision) == expected
     assert decision.reason
     assert (decision.restart, decision.give_up, decision.rollover, decision.heal_reason) == (False, False, False, None)
@@ -220,7 +220,7 @@ def test_decide_on_failure(
     expected: tuple[Any, ...],
 ) -> None:
     decision = decide_on_failure(
-        record, failed_attempt=failed_attempt, max_restarts=max_restarts, failed_at=failed_at, now=NOW, event_id=EVENT
+        record, failed_attempt=failed_attempt, max_restarts=max_restarts, failed_at=failed_at, now=NOW, owner=EVENT
     )
     assert outcome(decision) == expected
     assert decision.reason

@@ -89,7 +89,7 @@ GUARDED = SessionCompositions(
 STARTS = [
     (
         "a-publish",
-        lambda: decide_on_publish(GUARDED, event_id="e9", now=at(9999), event_time=at(9999), policy_hash="h"),
+        lambda: decide_on_publish(GUARDED, owner="e9", now=at(9999), event_time=at(9999), policy_hash="h"),
     ),
     (
         "a-failure",
@@ -123,5 +123,5 @@ def test_a_guarded_session_never_composes_again(decide: object) -> None:
 
 
 def test_the_reason_names_the_limit() -> None:
-    decision = decide_on_publish(GUARDED, event_id="e9", now=at(1), event_time=at(1), policy_hash="h")
+    decision = decide_on_publish(GUARDED, owner="e9", now=at(1), event_time=at(1), policy_hash="h")
     assert decision.reason == "stopped at limits.maxSessionMinutes: final for this session (nothing composes again)"

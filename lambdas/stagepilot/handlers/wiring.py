@@ -97,14 +97,14 @@ def services_for(logger: Logger, metrics: Metrics) -> tuple[Services, SqsRedeliv
     return services, SqsRedelivery(settings.dlq_url)
 
 
-@cache
 def pass_services(logger: Logger, metrics: Metrics) -> Services:
-    """The convergence function's services: a container's, and whether each automation's queue holds
-    events (``adapters/queues.py``: what tells a late event from a lost one when a heal is explained)."""
+    """The convergence function's services: the container's (built once), and whether each automation's
+    queue holds events (``adapters/queues.py``: what tells a late event from a lost one in a heal)."""
     from stagepilot.adapters.queues import QueueDepths, queue_urls_from_env
 
     services, _ = services_for(logger, metrics)
-    services.events_queued = QueueDepths(queue_urls_from_env(os.environ), _sqs_client)
+    if not isinstance(services.events_queued, QueueDepths):
+        services.events_queued = QueueDepths(queue_urls_from_env(os.environ), _sqs_client)
     return services
 
 
