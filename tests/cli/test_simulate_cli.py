@@ -119,7 +119,7 @@ def test_json_calls_say_when_and_why_they_were_made():
     assert (first["time"], first["trigger"]) == ("2026-11-21T20:00:00Z", "event")
     restart = [c for c in calls if c["operation"] == "StartComposition"][1]
     # the Session Failure is redelivered after the restart back-off: the restart is a retry
-    assert (restart["time"], restart["trigger"]) == ("2026-11-21T20:10:05Z", "retry")
+    assert (restart["time"], restart["trigger"]) == ("2026-11-21T20:10:06Z", "retry")
 
 
 def test_chaos_scenario_shows_what_was_lost_late_and_failed():
@@ -144,7 +144,7 @@ def test_chaos_scenario_shows_what_was_lost_late_and_failed():
     assert "20:01:03    replication  ✔ [convergence pass] healed: replicated" in out
     assert "20:01:35    composition  · composition already started for this session" in out
     # the lost Session Failure: the pass restarts the composition once IVS stops throttling StartComposition
-    assert "20:13:03    composition  ✔ [convergence pass] healed" in out
+    assert "20:13:04    composition  ✔ [convergence pass] healed" in out
     assert "EventBridge  ✗ lose-emitted: never delivered: Session Failure" in out
     assert "IVS fails the next 2 StartComposition call(s) with ThrottlingException" in out
     assert "IVS is down for 900 s (every call: InternalServerException)" in out
@@ -170,9 +170,9 @@ def test_json_says_what_the_convergence_pass_did():
         ).stdout.splitlines()
     ]
     assert [(c["operation"], c["trigger"], c["time"]) for c in calls] == [
-        ("StartComposition", "reconcile", "2026-11-21T20:01:02Z"),
+        ("StartComposition", "reconcile", "2026-11-21T20:01:03Z"),
         ("StartParticipantReplication", "reconcile", "2026-11-21T20:01:03Z"),
-        ("StartComposition", "reconcile", "2026-11-21T20:13:03Z"),
+        ("StartComposition", "reconcile", "2026-11-21T20:13:04Z"),
         ("DisconnectParticipant", "event", "2026-11-21T20:13:30Z"),
     ]
 
