@@ -118,18 +118,7 @@ def _container(
     rng: random.Random,
 ) -> Callable[[], None]:
     """One function container of ``automation``: its clients, services and pacer, and its receive loop."""
-
-    # IVS: the stand-in makes every attempt (retries included) wait the deployment's latency.
-    ivs_client = deployment.ivs.client(config=FUNCTION_CLIENT_CONFIG)
-    table_client = boto3.client("dynamodb", region_name=REGION)  # moto's table, this container's client
-    table_client.meta.events.register("before-send", call_latency(scheduler, LATENCY.dynamodb, rng))
-    services = Services(
-        settings=deployment.settings,
-        table=Table(table_client, TABLE_NAME),
-        ivs=IvsStage(ivs_client, pacer=pacer),
-        metrics=deployment.metrics,
-        clock=deployment.clock,
-    )
+    services = _container_services(deployment, scheduler, pacer, rng)
 
     def receive_loop() -> None:
         while queue.messages or queue.in_flight:
@@ -183,22 +172,16 @@ def _convergence(
 ) -> Callable[[], None]:
     """The convergence function's one container: a pass every ``PASS_PERIOD`` while the burst runs; a
     scheduled pass that comes due while one still runs is not started (reserved concurrency 1)."""
-    table_client = boto3.client("dynamodb", region_name=REGION)
-    table_client.meta.events.register("before-send", call_latency(scheduler, LATENCY.dynamodb, rng))
     pacer = Pacer(
         budget.CONSERVATIVE_RATE,
         rates=budget.container_rates(budget.CONVERGENCE),
         clock=lambda: scheduler.now,
         sleep=scheduler.sleep,
     )
-    services = Services(
-        settings=deployment.settings,
-        table=Table(table_client, TABLE_NAME),
-        ivs=IvsStage(deployment.ivs.client(config=FUNCTION_CLIENT_CONFIG), pacer=pacer),
-        metrics=deployment.metrics,
-        clock=deployment.clock,
-        # what SQS would answer the pass (adapters/queues.py): the automation's queue holds events
-        events_queued=lambda name: bool(queues[name].messages or queues[name].in_flight) if name in queues else None,
+    services = _container_services(deployment, scheduler, pacer, rng)
+    # what SQS would answer the pass (adapters/queues.py): the automation's queue holds events
+    services.events_queued = lambda name: (
+        bool(queues[name].messages or queues[name].in_flight) if name in queues else None
     )
     automations = [a for a in convergence_order() if a.name != "stage"]  # no settings in these policies
     participants = ParticipantCache()
@@ -221,6 +204,23 @@ def _convergence(
                 due += PASS_PERIOD
 
     return schedule
+
+
+def _container_services(
+    deployment: LocalDeployment, scheduler: Scheduler, pacer: Pacer, rng: random.Random
+) -> Services:
+    """One container's clients and services: IVS as the functions configure it (the stand-in makes every
+    attempt wait the deployment's latency), and its own DynamoDB client on moto's table, each call waiting
+    its latency on the virtual clock."""
+    table_client = boto3.client("dynamodb", region_name=REGION)
+    table_client.meta.events.register("before-send", call_latency(scheduler, LATENCY.dynamodb, rng))
+    return Services(
+        settings=deployment.settings,
+        table=Table(table_client, TABLE_NAME),
+        ivs=IvsStage(deployment.ivs.client(config=FUNCTION_CLIENT_CONFIG), pacer=pacer),
+        metrics=deployment.metrics,
+        clock=deployment.clock,
+    )
 
 
 def _until_done(body: Callable[[], None], working: list[int]) -> Callable[[], None]:

@@ -308,9 +308,7 @@ class LocalDeployment:
         """One convergence pass now, as the scheduled function runs it (moderation first: nobody banned
         is composed or replicated). ``dry_run``: the same pass on what-if services (operator/whatif.py):
         its report says what the pass would do; nothing is written, called or kept in ``passes``."""
-        # the deployed pass's automations, in its order, limited to those this deployment runs
-        deployed = {a.name for a in default_automations()}
-        converging = [a for a in convergence_order() if a.name in self.automations or a.name not in deployed]
+        converging = self._converging()
         if dry_run:
             with what_if(self.services) as whatif:
                 return run_pass(whatif.services, converging, only_stage=only_stage)
@@ -329,8 +327,12 @@ class LocalDeployment:
         if self._running_pass is not None:
             self.passes_skipped += 1
             return
+        self._start_pass(self._converging(), None)
+
+    def _converging(self) -> list[Any]:
+        """The deployed pass's automations, in its order, limited to those this deployment runs."""
         deployed = {a.name for a in default_automations()}
-        self._start_pass([a for a in convergence_order() if a.name in self.automations or a.name not in deployed], None)
+        return [a for a in convergence_order() if a.name in self.automations or a.name not in deployed]
 
     def _start_pass(self, converging: list[Any], only_stage: str | None) -> _RunningPass:
         running = _RunningPass(began=self.clock())
