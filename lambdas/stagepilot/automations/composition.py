@@ -24,6 +24,7 @@ from stagepilot.decisions.composition import (
     Seen,
     SessionCompositions,
     State,
+    asks_ivs,
     decide_on_end,
     decide_on_failure,
     decide_on_heal,
@@ -318,7 +319,7 @@ class CompositionAutomation:
             now=stage.now,
             policy_hash=_policy_hash(composition),
             max_restarts=composition.max_restarts,
-            seen=Seen.of(held.state if held else None) if _asks_ivs(record, owner) else None,
+            seen=Seen.of(held.state if held else None) if asks_ivs(record, owner=owner, now=stage.now) else None,
             publishing_since=stage.publishing_since(),
             at_limit=held is not None and ended_at_limit(held.start_time, held.end_time),
         )
@@ -462,7 +463,7 @@ class CompositionAutomation:
         """The record's composition as IVS shows it: from the pass's listing, else ``GetComposition`` (the
         listing is older than this stage's turn, and a composition ended more than ~5 minutes ago is in
         neither: None). For the pass's own unfinished claim, the composition before it: what it heals."""
-        if record is None or record.composition_arn is None or not _asks_ivs(record, owner):
+        if record is None or record.composition_arn is None or not asks_ivs(record, owner=owner, now=stage.now):
             return None
         listed = next((c for c in stage.compositions if c.arn == record.composition_arn), None)
         return listed if listed is not None else services.ivs.composition(record.composition_arn)
@@ -580,9 +581,7 @@ class CompositionAutomation:
         """``claimed``: the caller already holds the claim of ``decision.attempt`` (``claim_first``)."""
         records = services.compositions
         attempt = decision.attempt
-        resumed = not claimed and (
-            record is not None and record.state is State.CLAIMED and record.attempt == attempt and record.owner == owner
-        )
+        resumed = not claimed and decision.resume  # the caller's earlier try holds this attempt's claim
         if not (claimed or resumed) and not records.claim(
             stage_arn, session_id, attempt=attempt, owner=owner, expected=record
         ):
@@ -712,14 +711,6 @@ class CompositionAutomation:
 
     def _skip(self, reason: str, **details: str) -> Outcome:
         return Outcome(self.name, "skip", reason, details=details)
-
-
-def _asks_ivs(record: SessionCompositions | None, owner: str) -> bool:
-    """What IVS shows of the record's composition decides: the record says it runs, or the pass's own
-    claim (cut short) restarts after it."""
-    if record is None or record.composition_arn is None:
-        return False
-    return record.state is State.STARTED or (record.state is State.CLAIMED and record.owner == owner)
 
 
 def _rollover_details(record: SessionCompositions | None, successor: str, services: Services) -> dict[str, Any]:

@@ -116,6 +116,7 @@ class ReplicationAutomation:
         records = services.replications
         wanted: list[ReplicationRule] = []
         claims: dict[str, ReplicationClaim | None] = {}
+        resumed: set[str] = set()  # destinations whose claim this event's earlier delivery holds
         fresh: list[ReplicationTarget] = []  # claims this event made now, on destinations nobody had claimed
         for rule in match.matching:
             # Claim first and decide after: a first claim is one write, and a failed one answers the stored
@@ -129,6 +130,8 @@ class ReplicationAutomation:
             if decision.act:
                 wanted.append(rule)
                 claims[rule.destination_stage_arn] = claim
+                if decision.resume:
+                    resumed.add(rule.destination_stage_arn)
             else:
                 progress.skipped[rule.destination_stage_arn] = decision.reason
         if wanted and found is None:
@@ -151,7 +154,8 @@ class ReplicationAutomation:
             for rule in plan.over_limit:  # the claims this event holds for them would block a later publish
                 records.release(_target(event, rule.destination_stage_arn), owner=event.envelope.owner)
             for rule in plan.already_active:
-                self._already_active(records, event, rule, claims[rule.destination_stage_arn], progress)
+                destination = rule.destination_stage_arn
+                self._already_active(records, event, rule, claims[destination], destination in resumed, progress)
             if plan.over_limit:
                 skipped = [rule.destination_stage_arn for rule in plan.over_limit]
                 progress.over_limit.extend(skipped)
@@ -167,7 +171,10 @@ class ReplicationAutomation:
                     },
                 )
             for index, rule in enumerate(plan.start):
-                gone = self._start(records, event, rule, claims[rule.destination_stage_arn], services, progress)
+                destination = rule.destination_stage_arn
+                gone = self._start(
+                    records, event, rule, claims[destination], destination in resumed, services, progress
+                )
                 if gone is not None:  # the publisher is gone: the other destinations would fail the same way
                     progress.skipped[rule.destination_stage_arn] = gone
                     for untried in plan.start[index + 1 :]:  # their claims (taken up front) are given up too
@@ -202,14 +209,15 @@ class ReplicationAutomation:
         event: StageUpdate,
         rule: ReplicationRule,
         claim: ReplicationClaim | None,
+        resuming: bool,
         services: Services,
         progress: _Progress,
     ) -> str | None:
-        """Start one destination. Returns a reason when the publisher turned out to be gone (stop here)."""
+        """Start one destination. Returns a reason when the publisher turned out to be gone (stop here).
+        ``resuming``: this event's earlier delivery holds ``claim`` (``decide_claim``): no claim again."""
         target = _target(event, rule.destination_stage_arn)
         destination = rule.destination_stage_arn
         owner = event.envelope.owner
-        resuming = claim is not None and claim.state is ClaimState.CLAIMED and claim.owner == owner
         if not resuming and not records.claim(target, owner=owner, expected=claim):
             progress.skipped[destination] = "another event claimed this replication first"
             return None
@@ -343,11 +351,11 @@ class ReplicationAutomation:
         event: StageUpdate,
         rule: ReplicationRule,
         claim: ReplicationClaim | None,
+        resuming: bool,
         progress: _Progress,
     ) -> None:
         target = _target(event, rule.destination_stage_arn)
         owner = event.envelope.owner
-        resuming = claim is not None and claim.state is ClaimState.CLAIMED and claim.owner == owner
         if resuming or records.claim(target, owner=owner, expected=claim):
             records.mark_started(target, owner=owner, how="already-active")
         progress.already.append(rule.destination_stage_arn)

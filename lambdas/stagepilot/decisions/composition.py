@@ -102,6 +102,9 @@ class Decision:
     # the start is the successor of a composition that reached IVS's 24-hour limit (audited ``rollover``;
     # never a restart, never a lost event)
     rollover: bool = False
+    # the caller's own earlier try holds the claim of ``attempt`` (``ClaimVerdict.RESUME``): it finishes it
+    # without claiming again, and asks IVS first whether that try started the composition
+    resume: bool = False
 
 
 def ended_at_limit(started_at: datetime | None, ended_at: datetime | None) -> bool:
@@ -150,7 +153,7 @@ def decide_rollover_ahead(
         return Decision(False, "no composition near its 24-hour limit")
     assert started_at is not None
     limit = (started_at + MAX_COMPOSITION_AGE).isoformat()
-    if record.state is State.CLAIMED and record.owner == owner:
+    if record.state is State.CLAIMED and _verdict(record, owner, now) is ClaimVerdict.RESUME:
         return Decision(
             True,
             f"an earlier pass claimed the rollover; finishing it before the 24-hour limit ({limit})",
@@ -158,6 +161,7 @@ def decide_rollover_ahead(
             needs_publishers=True,
             heal_reason=HealReason.ROLLOVER,
             rollover=True,
+            resume=True,
         )
     if record.state is not State.STARTED:
         return Decision(False, f"the session's composition is {record.state.value}")
@@ -179,9 +183,11 @@ def decide_on_publish(
     if record is None:
         return Decision(True, "first publisher of the session", attempt=1)
     if record.state is State.CLAIMED:
-        verdict = claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=owner, now=now)
+        verdict = _verdict(record, owner, now)
         if verdict is ClaimVerdict.RESUME:
-            return Decision(True, "this event's earlier delivery claimed the start; finishing it", record.attempt)
+            return Decision(
+                True, "this event's earlier delivery claimed the start; finishing it", record.attempt, resume=True
+            )
         if verdict is ClaimVerdict.TAKE_OVER:
             return Decision(True, "the claim of another event expired; taking over", record.attempt)
         return Decision(False, "another event is starting this session's composition")
@@ -228,10 +234,14 @@ def decide_on_failure(
     if record.state is State.CLAIMED and record.attempt == failed_attempt + 1:
         # The restart was claimed and then cut short (a throttle, a 500, a timeout): the failure event's
         # redelivery finishes it; anyone else waits for the claim's lease to run out.
-        verdict = claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=owner, now=now)
+        verdict = _verdict(record, owner, now)
         if verdict is ClaimVerdict.RESUME:
             return Decision(
-                True, "this event's earlier delivery claimed the restart; finishing it", record.attempt, True
+                True,
+                "this event's earlier delivery claimed the restart; finishing it",
+                record.attempt,
+                True,
+                resume=True,
             )
         if verdict is ClaimVerdict.TAKE_OVER:
             return Decision(True, "the restart's claim expired; taking over", record.attempt, True)
@@ -323,7 +333,7 @@ def decide_on_heal(
             1,
         )
     if record.state is State.CLAIMED:
-        verdict = claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=owner, now=now)
+        verdict = _verdict(record, owner, now)
         if verdict is ClaimVerdict.RESUME:
             # Its reason is the first try's: after a composition IVS ended (what it shows of the one before
             # the claim), else a start no event made.
@@ -333,6 +343,7 @@ def decide_on_heal(
                 "an earlier pass claimed the start; finishing it",
                 record.attempt,
                 heal_reason=HealReason.IVS_ENDED if after_ivs else None,
+                resume=True,
             )
         if verdict is ClaimVerdict.TAKE_OVER:
             return Decision(
@@ -406,6 +417,21 @@ def decide_on_heal(
     return Decision(False, f"the session's composition is {record.state.value}")
 
 
+def _verdict(record: SessionCompositions, caller: str, now: datetime) -> ClaimVerdict:
+    """What ``caller`` may do with the record's unfinished claim (the one rule, decisions/leases.py)."""
+    return claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=caller, now=now)
+
+
+def asks_ivs(record: SessionCompositions | None, *, owner: str, now: datetime) -> bool:
+    """What IVS shows of the record's composition decides the pass's heal: the record says it runs, or
+    the pass's own claim (cut short: ``ClaimVerdict.RESUME``) restarts after it."""
+    if record is None or record.composition_arn is None:
+        return False
+    if record.state is State.STARTED:
+        return True
+    return record.state is State.CLAIMED and _verdict(record, owner, now) is ClaimVerdict.RESUME
+
+
 def _guarded(record: SessionCompositions) -> str:
     return f"stopped at limits.{record.stopped_by or 'a limit'}: final for this session (nothing composes again)"
 
@@ -422,11 +448,11 @@ def _heal_failed(
         return Decision(False, "the composition failed and nobody is publishing in the session")
     failed_at = record.failed_at or record.claimed_at
     due = failed_at + restart_backoff(record.restarts)
-    if record.failed_by != owner:
-        due += CLAIM_TIMEOUT
-        if now < due:
-            return Decision(False, "the failure event is restarting the composition (its back-off and lease)")
-    elif now < due:
+    # Whoever recorded the failure holds its restart from the end of its back-off, as a claim's lease.
+    verdict = claim_verdict(owner=record.failed_by or "", claimed_at=due, caller=owner, now=now)
+    if verdict is ClaimVerdict.HELD:
+        return Decision(False, "the failure event is restarting the composition (its back-off and lease)")
+    if verdict is ClaimVerdict.RESUME and now < due:
         return Decision(False, f"restart back-off: due at {due.isoformat()}")
     return Decision(
         True,

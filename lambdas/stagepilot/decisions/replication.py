@@ -58,6 +58,9 @@ class ClaimDecision:
 
     act: bool
     reason: str
+    # the event's own earlier delivery holds the claim (``ClaimVerdict.RESUME``): it finishes it without
+    # claiming again
+    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def decide_claim(claim: ReplicationClaim | None, *, owner: str, now: datetime, r
     if claim.state is ClaimState.CLAIMED:
         verdict = claim_verdict(owner=claim.owner, claimed_at=claim.claimed_at, caller=owner, now=now)
         if verdict is ClaimVerdict.RESUME:
-            return ClaimDecision(True, "this event's earlier delivery claimed the start; finishing it")
+            return ClaimDecision(True, "this event's earlier delivery claimed the start; finishing it", resume=True)
         if verdict is ClaimVerdict.TAKE_OVER:
             return ClaimDecision(True, "the claim of another event expired; taking over")
         return ClaimDecision(False, "another event is starting this replication")
