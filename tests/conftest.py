@@ -19,6 +19,11 @@ keeps each model once read (0.056 s). The models are read-only data, so sharing 
 value member by member (about 20 µs each: half the CPU of a 26-hour show went to reading back the pass's
 log); tests/moto_items.py writes the ones already in wire form as they are. The answers are the same text.
 
+**moto's transactions back up their own items.** moto copies every table a ``TransactWriteItems`` names
+before writing, so each transaction cost as much as the table was long (the door's thousand tokens: 140 s);
+tests/moto_transactions.py backs up and rolls back only the items the transaction names. The tables left
+behind are the same.
+
 **The CDK tests share one worker.** Each xdist worker that synthesizes pays the ~16 s jsii/CDK boot once;
 ``tests/infra`` is one ``xdist_group``, so with ``--dist loadgroup`` (``make test``) only one worker pays.
 """
@@ -34,6 +39,7 @@ import pytest
 import time_machine
 
 from tests.moto_items import items_as_moto_holds_them
+from tests.moto_transactions import transactions_roll_back_their_items
 from tests.support import REAL_CLOCK_START
 
 
@@ -62,6 +68,12 @@ def one_botocore_loader() -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def moto_items_as_held() -> Iterator[None]:
     with items_as_moto_holds_them():
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def moto_transactions_back_up_their_items() -> Iterator[None]:
+    with transactions_roll_back_their_items():
         yield
 
 
