@@ -11,6 +11,7 @@ import pytest
 from stagepilot.adapters.counters import Kind, counted_events, counter_key
 from stagepilot.adapters.ivs import IvsStage, Pacer
 from stagepilot.automations.moderation import ModerationAutomation, disconnect_participant, sweep_banned_user
+from stagepilot.decisions.leases import CLAIM_LEASE
 from stagepilot.decisions.moderation import Rule
 from stagepilot.local.deployment import LocalDeployment
 from stagepilot.pipeline import Services
@@ -428,6 +429,37 @@ def test_manual_kick_resolves_the_active_session_and_is_audited(show: LocalDeplo
     assert (entry["rule"], entry["sessionId"], entry["action"]) == ("manual", SESSION, "disconnect")
 
 
+@pytest.mark.parametrize("disconnected_before", [True, False], ids=["it disconnected first", "it did not"])
+def test_a_disconnect_taken_over_from_an_owner_that_died_is_not_repeated(
+    show: LocalDeployment, events: EventFactory, disconnected_before: bool
+) -> None:
+    send(show, events.published("p1", user_id="viewer-3"))
+    # Another delivery claimed p1's disconnect (and perhaps disconnected it), then died before recording it.
+    claim, _ = show.services.disconnect_claims.claim(STAGE, SESSION, "p1", owner="dead-delivery", dry_run=False)
+    assert claim is not None
+    if disconnected_before:
+        show.ivs.client().disconnect_participant(stageArn=STAGE, participantId="p1", reason="spam")
+    show.clock.advance_to(show.clock() + CLAIM_LEASE + timedelta(seconds=1))
+
+    outcome = disconnect_participant(
+        show.services,
+        stage_arn=STAGE,
+        session_id=SESSION,
+        participant_id="p1",
+        user_id="viewer-3",
+        rule=Rule.MANUAL,
+        reason="spam",
+        dry_run=False,
+        event_id="manual-2",
+        time=later(200),
+    )
+
+    assert outcome.acted
+    assert len(disconnects(show)) == 1  # whoever made it, DisconnectParticipant reached IVS once
+    assert not connected(show, STAGE, "p1")
+    assert [e["result"] for e in audit(show)] == ["disconnected"]
+
+
 # routing and failures ------------------------------------------------------------------------------
 def test_a_flag_from_a_source_not_in_the_allow_list_never_reaches_moderation(
     show: LocalDeployment, events: EventFactory
@@ -472,10 +504,10 @@ def test_a_retry_after_a_crash_past_the_disconnect_finishes_the_job(
 
     show.drain()
 
-    # The retry repeats DisconnectParticipant (IVS answers an already-disconnected participant as done),
-    # then stops the replica it had not reached (IVS keeps it on air for its reconnect window); one audit
-    # entry, one metric.
-    assert [d["participantId"] for d in disconnects(show)] == ["p1", "p1"]
+    # The retry resumes its claim: IVS shows p1 disconnected (GetParticipant), so DisconnectParticipant is
+    # not called again; it stops the replica it had not reached (IVS keeps it on air for its reconnect
+    # window); one audit entry, one metric.
+    assert [d["participantId"] for d in disconnects(show)] == ["p1"]
     assert show.ivs.replicas(STAGE, "p1", active_only=True) == []
     assert [e["result"] for e in audit(show)] == ["disconnected"]
     assert show.metrics.counts["ParticipantDisconnected"] == 1

@@ -28,7 +28,7 @@ are no-ops.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -270,6 +270,9 @@ class DisconnectClaim:
     state: ClaimState
     claimed_at: datetime
     result: str = ""
+    # how ``DisconnectClaims.claim``'s caller came to hold it: None, a new claim; ``RESUME``, its own earlier
+    # try's; ``TAKE_OVER``, an owner's whose lease ran out. Either earlier try may have disconnected already.
+    verdict: ClaimVerdict | None = None
 
 
 def claim_key(stage_arn: str, session_id: str, participant_id: str, *, dry_run: bool) -> tuple[str, str]:
@@ -324,7 +327,7 @@ class DisconnectClaims:
             return None, current
         verdict = claim_verdict(owner=current.owner, claimed_at=current.claimed_at, caller=owner, now=now)
         if verdict is ClaimVerdict.RESUME:
-            return current, None  # this event's earlier delivery claimed it and did not finish: resume
+            return replace(current, verdict=verdict), None  # this event's earlier delivery did not finish: resume
         if verdict is ClaimVerdict.HELD:
             return None, current
         taken = self._table.update(
@@ -342,7 +345,7 @@ class DisconnectClaims:
         )
         if taken is None:  # another caller took it over first
             return None, DisconnectClaim(owner="", state=ClaimState.CLAIMED, claimed_at=now)
-        return DisconnectClaim(owner=owner, state=ClaimState.CLAIMED, claimed_at=now), None
+        return DisconnectClaim(owner=owner, state=ClaimState.CLAIMED, claimed_at=now, verdict=verdict), None
 
     def release(self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool) -> bool:
         """Give up ``owner``'s unfinished claim (its caller failed and will not retry on its own), so the

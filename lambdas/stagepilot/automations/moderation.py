@@ -355,8 +355,10 @@ def disconnect_participant(
 
     ``session_id`` None: the stage's active session (the manual kick). ``owner`` (default ``event_id``, which
     the audit names) holds the disconnect's claim: a retry by the same owner (the same delivery of an
-    event: ``Envelope.owner``) resumes a disconnect that was cut short; any other finds it done, or held
-    while its owner acts, and does nothing. ``dry_run``: audit and count a would-disconnect, call nothing on IVS.
+    event: ``Envelope.owner``) resumes a disconnect that was cut short, and anyone takes over one whose
+    owner's lease ran out; either asks IVS first (GetParticipant) and does not disconnect again a participant
+    the earlier try disconnected. Any other caller finds it done, or held while its owner acts, and does
+    nothing. ``dry_run``: audit and count a would-disconnect, call nothing on IVS.
     ``replica``: IVS's answer when the participant is a replica on this (its destination) stage: before
     the disconnect its replication is blocked for the rest of its source session (audited
     ``blocked-at-destination`` on the source stage), and after it the replication is stopped.
@@ -416,7 +418,16 @@ def disconnect_participant(
     if replica is not None:
         block_replica(services, replica, destination_stage_arn=stage_arn, rule=rule, event_id=event_id, time=time)
     try:
-        services.ivs.disconnect(stage_arn, participant_id, reason)
+        if claim.verdict is not None and _disconnected_already(services, stage_arn, session, participant_id):
+            # An earlier try (this delivery's, or a dead owner's) disconnected it and stopped before recording
+            # it: IVS's answer says so, and DisconnectParticipant is not called twice (as a composition's resume
+            # asks IVS before starting again).
+            logger.info(
+                "disconnect not repeated: IVS shows the participant disconnected by an earlier try",
+                extra={"stage_arn": stage_arn, "session_id": session, "participant_id": participant_id},
+            )
+        else:
+            services.ivs.disconnect(stage_arn, participant_id, reason)
         result = "disconnected"
     except IvsRejected as exc:
         if not exc.not_found:
@@ -438,6 +449,17 @@ def disconnect_participant(
         acted=True,
         details={**details, "result": result, "replicas_stopped": stopped},
     )
+
+
+def _disconnected_already(services: Services, stage_arn: str, session_id: str, participant_id: str) -> bool:
+    """IVS shows the participant DISCONNECTED in the session (GetParticipant). A participant IVS does not
+    know, or a read IVS refuses, says nothing: the disconnect goes ahead as on a first try."""
+    if session_id == NO_SESSION:
+        return False
+    try:
+        return services.ivs.participant(stage_arn, session_id, participant_id).state == "DISCONNECTED"
+    except IvsRejected:
+        return False
 
 
 def block_replica(
