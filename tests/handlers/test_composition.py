@@ -100,6 +100,7 @@ def test_twenty_concurrent_invocations_for_one_session_start_once(show: LocalDep
     assert [r for r in results if isinstance(r, BaseException)] == []
     assert len(starts(show)) == 1
     assert len([c for c in show.ivs.compositions(STAGE) if c.state == "ACTIVE"]) == 1
+    assert listings(show) == 0  # a new stage: the claim alone decides who starts
 
 
 def test_failed_composition_is_restarted_until_max_restarts(show: LocalDeployment, events: EventFactory):
@@ -337,9 +338,11 @@ def ended_normally(show: LocalDeployment, events: EventFactory, session: str, at
     show.settle(120)
 
 
-def test_a_first_start_asks_ivs_only_while_the_stage_has_no_ledger(show: LocalDeployment, events: EventFactory):
+def test_a_first_start_on_a_new_stage_and_the_next_sessions_start_ask_ivs_nothing(
+    show: LocalDeployment, events: EventFactory
+):
     ended_normally(show, events, SESSION, 0)
-    assert listings(show) == 1  # the stage had no ledger: a composition from before it could be live
+    assert listings(show) == 0  # no ledger and no record: nothing of stagepilot's can be live on the stage
 
     before = listings(show)
     publish(show, events.published("host2", user_id="host-2", session="st-NextSession01", at=later(600)))

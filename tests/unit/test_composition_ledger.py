@@ -10,9 +10,13 @@ from stagepilot.decisions.leases import CLAIM_LEASE
 NOW = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
 
 
-def why(*, resumed: bool = False, kept: bool = True, **others: timedelta) -> str | None:
+def why(*, resumed: bool = False, kept: bool = True, recorded: bool = True, **others: timedelta) -> str | None:
     return why_list_compositions(
-        resumed=resumed, ledger_kept=kept, others={s: NOW - age for s, age in others.items()}, now=NOW
+        resumed=resumed,
+        ledger_kept=kept,
+        others={s: NOW - age for s, age in others.items()},
+        now=NOW,
+        session_recorded=recorded,
     )
 
 
@@ -24,6 +28,14 @@ def test_a_resumed_claim_a_stage_without_ledger_or_another_live_entry_asks() -> 
     assert why(resumed=True) == "the claim is resumed: an earlier try may have started the composition"
     assert why(kept=False) == "the stage has no composition ledger yet"
     assert why(older=timedelta(hours=3)) == "session older may still hold a live composition"
+
+
+def test_a_first_claim_on_a_stage_without_ledger_needs_no_listing_nothing_of_ours_can_be_live() -> None:
+    # no ledger: no start on the stage for 7 days, or ever (a composition lives 24 hours at most)
+    assert why(kept=False, recorded=False) is None
+    # a session record without a ledger was written before stagepilot kept ledgers: IVS is asked
+    assert why(kept=False, recorded=True) == "the stage has no composition ledger yet"
+    assert why(kept=False, recorded=False, resumed=True) is not None
 
 
 def test_an_entry_older_than_a_compositions_longest_life_is_not_live() -> None:

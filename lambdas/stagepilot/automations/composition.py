@@ -598,7 +598,9 @@ class CompositionAutomation:
             # Over for now; a later publisher in this session starts a new attempt.
             records.mark(stage_arn, session_id, attempt=attempt, state=State.ENDED, from_states=(State.CLAIMED,))
             return self._skip("nobody is publishing in the session", session_id=session_id)
-        existing = self._live_elsewhere(stage_arn, ledger, resumed=resumed, records=records, services=services)
+        existing = self._live_elsewhere(
+            stage_arn, ledger, resumed=resumed, recorded=record is not None, records=records, services=services
+        )
         if existing is not None:
             started = {"startedAt": existing.start_time} if existing.start_time is not None else {}
             first = _first_start(record, existing.start_time or services.clock())
@@ -696,12 +698,21 @@ class CompositionAutomation:
 
     @staticmethod
     def _live_elsewhere(
-        stage_arn: str, ledger: Ledger, *, resumed: bool, records: CompositionRecords, services: Services
+        stage_arn: str,
+        ledger: Ledger,
+        *,
+        resumed: bool,
+        recorded: bool,
+        records: CompositionRecords,
+        services: Services,
     ) -> CompositionSummary | None:
         """The stagepilot composition live on the stage, as IVS lists it — asked only when the claim and
         the stage's ledger cannot tell that there is none (``why_list_compositions``)."""
         now = services.clock()
-        if why_list_compositions(resumed=resumed, ledger_kept=ledger.kept, others=ledger.others, now=now) is None:
+        why = why_list_compositions(
+            resumed=resumed, ledger_kept=ledger.kept, others=ledger.others, now=now, session_recorded=recorded
+        )
+        if why is None:
             return None
         live = [c for c in services.ivs.compositions(stage_arn) if c.active and managed_attempt(dict(c.tags))]
         if not live:  # IVS shows the other entries stale (their Session End lost, a crash): drop them

@@ -464,7 +464,12 @@ def _heal_failed(
 
 
 def why_list_compositions(
-    *, resumed: bool, ledger_kept: bool, others: Mapping[str, datetime], now: datetime
+    *,
+    resumed: bool,
+    ledger_kept: bool,
+    others: Mapping[str, datetime],
+    now: datetime,
+    session_recorded: bool = True,
 ) -> str | None:
     """Why IVS must list the stage's compositions before this attempt starts one, or None when the
     claim and the stage's ledger answer alone.
@@ -473,13 +478,18 @@ def why_list_compositions(
     someone came back within the minute: it carries on into the next session). The stage's ledger
     (adapters/state.py) has an entry for every session that claimed a start and has not been seen to
     end; with no other entry, no stagepilot composition can be live on the stage, and
-    ``ListCompositions`` would only confirm it. Asked when:
-    the claim is resumed (an earlier try of this attempt may have started it), the stage has no ledger
-    yet (compositions started before stagepilot kept one), or another session's entry is recent enough
-    to hold a live composition."""
+    ``ListCompositions`` would only confirm it. A stage with no ledger had no start for 7 days (the
+    ledger outlives each composition it lists by days) or never: nothing stagepilot started can be live
+    there, and the claim (one winner) and the start's idempotency token (the same composition back on a
+    retry) guard the start itself. Only a composition a version from before the ledger (2026-12-01)
+    started is not seen when it carries into a new session across the upgrade: traded, written down in
+    docs/reliability.md. A session record without a ledger is such a version's own session: IVS is asked.
+    Asked when: the claim is resumed (an earlier try of this attempt may have started it), the session has
+    a record but the stage no ledger, or another session's entry is recent enough to hold a live
+    composition."""
     if resumed:
         return "the claim is resumed: an earlier try may have started the composition"
-    if not ledger_kept:
+    if not ledger_kept and session_recorded:
         return "the stage has no composition ledger yet"
     live = sorted(session for session, at in others.items() if now - at < LEDGER_HORIZON)
     if live:
