@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
 import py_compile
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path, PurePath
 from typing import Any
@@ -44,8 +46,8 @@ RUNTIME_PYTHON = (3, 13)
 TASK_ROOT = "/var/task"
 # What the bundler makes of the same sources. The asset hash covers the sources, not this file, and a
 # deployment whose hash is unchanged keeps the zip it has: bump this when the zip's content changes for
-# the same sources (2: bytecode added).
-BUNDLE_FORMAT = "2"
+# the same sources (2: bytecode added; 3: dataclasses' generated methods compiled, handlers/dataclass_code.py).
+BUNDLE_FORMAT = "3"
 # Parts of the package that never run in Lambda (operator CLI, local simulator, explain and what-if).
 EXCLUDED_SUBPACKAGES = ("cli", "local", "operator")
 COMPILED_SUFFIXES = (".so", ".pyd", ".dylib")
@@ -207,6 +209,38 @@ def compile_bytecode(output_dir: Path) -> None:
             ) from exc
 
 
+def entry_modules(output_dir: Path) -> list[str]:
+    """The Lambda entry modules in the zip: those that load under ``heap.pause()``."""
+    handlers = output_dir / PACKAGE / "handlers"
+    return [  # "heap.pause()" is what an entry module calls first
+        f"{PACKAGE}.handlers.{source.stem}"
+        for source in sorted(handlers.glob("*.py"))
+        if "heap.pause()" in source.read_text(encoding="utf-8")
+    ]
+
+
+def compile_dataclass_methods(output_dir: Path) -> None:
+    """The methods dataclasses write for every class the entry modules define, compiled once here
+    (``handlers/dataclass_code.py``), in a fresh interpreter that imports the zip's own modules."""
+    from stagepilot.handlers.dataclass_code import SHIPPED
+
+    modules = entry_modules(output_dir)
+    if not modules:
+        return
+    shipped = output_dir / PACKAGE / "handlers" / SHIPPED
+    shipped.unlink(missing_ok=True)  # a bundle written again: record from the sources, not the old file
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(output_dir)!r})\n"
+        "from stagepilot.handlers import dataclass_code\n"
+        f"dataclass_code.write({str(shipped)!r}, {modules!r})\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-B", "-c", script], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise BundlingError(f"compiling the dataclasses' methods for the zip failed:\n{done.stderr[-2000:]}")
+
+
 def bundle(output_dir: Path, lambdas_dir: Path = LAMBDAS_DIR, *, bytecode: bool | None = None) -> None:
     """Everything that goes into the function zip, written into ``output_dir``: with bytecode when this
     synth runs on the runtime's Python (``bytecode`` None), plain sources otherwise."""
@@ -215,6 +249,7 @@ def bundle(output_dir: Path, lambdas_dir: Path = LAMBDAS_DIR, *, bytecode: bool 
         copy_distribution(name, version, output_dir)
     if ships_bytecode() if bytecode is None else bytecode:
         compile_bytecode(output_dir)
+        compile_dataclass_methods(output_dir)
     else:
         print(sources_only_note(), file=sys.stderr)
 

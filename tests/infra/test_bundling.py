@@ -74,6 +74,38 @@ def test_zip_ships_bytecode_for_every_module_valid_whatever_the_time_stamps(bund
     assert code.co_filename == f"{bundling.TASK_ROOT}/stagepilot/pipeline.py"
 
 
+@ON_THE_RUNTIMES_PYTHON
+@pytest.mark.parametrize("entry", ["composition", "replication", "moderation", "reconcile", "token"])
+def test_every_dataclass_an_entry_module_loads_gets_the_methods_the_synth_compiled(bundled: Path, entry: str) -> None:
+    """Compiling each dataclass's generated methods is most of what it costs a cold start
+    (handlers/dataclass_code.py): in the zip, none an entry module defines while it loads is compiled again."""
+    assert bundling.entry_modules(bundled) == [
+        f"stagepilot.handlers.{name}" for name in ("composition", "moderation", "reconcile", "replication", "token")
+    ]
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(bundled)!r})\n"
+        "from stagepilot.handlers import dataclass_code\n"
+        "seen = []\n"
+        "shipped = dataclass_code._exec_with\n"
+        "def spying(codes):\n"
+        "    run = shipped(codes)\n"
+        "    def exec_spied(source, globals=None, locals=None, /):\n"
+        "        seen.append(source in codes)\n"
+        "        run(source, globals, locals)\n"
+        "    return exec_spied\n"
+        "dataclass_code._exec_with = spying\n"
+        f"import stagepilot.handlers.{entry}\n"
+        "print(len(seen), seen.count(False))\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-B", "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    defined, compiled = map(int, done.stdout.split())
+    assert defined > 20
+    assert compiled == 0
+
+
 def test_only_the_runtimes_python_ships_bytecode() -> None:
     assert bundling.RUNTIME.name == "python{}.{}".format(*bundling.RUNTIME_PYTHON)
     assert bundling.ships_bytecode((*bundling.RUNTIME_PYTHON, 0), "cpython")
