@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol, cast
 
-from botocore.exceptions import ClientError
-
 from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, PublishTimes, StageInfo
 from stagepilot.adapters.pass_log import PassLog, PassRecord
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, STAGE_PREFIX
@@ -40,10 +38,11 @@ from stagepilot.decisions.composition import managed_attempt
 from stagepilot.decisions.heals import HEALED_METRIC, HealReason, Observed, explain_heal
 from stagepilot.decisions.heals import metric_name as heal_metric
 from stagepilot.decisions.limits import GUARDED
-from stagepilot.errors import ConfigurationError, MalformedItem, RetryLater
+from stagepilot.errors import Deferred, RetryLater
 from stagepilot.events import Envelope, StageUpdate
+from stagepilot.failures import Log, Meaning, Path, describe, handling, metrics
 from stagepilot.pipeline import EffectivePolicy, Outcome, Services, stage_gate
-from stagepilot.policy import PolicyInvalid, StagePolicy
+from stagepilot.policy import StagePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +63,6 @@ CURSOR_PARTITION_SUFFIX: Final = "~convergence"  # STAGE#~convergence: no stage 
 # GetParticipant answers kept per container (a participant's token attributes cannot change within its
 # session): a pass over a stage with many publishers reads each once per session, not once per pass.
 PARTICIPANT_CACHE_SIZE: Final = 20_000
-
-
-class Deferred(Exception):
-    """The pass's read budget or time is spent: this stage is examined first by the next pass."""
 
 
 class Deadline:
@@ -344,10 +339,6 @@ def run_pass(
         assert info.active_session_id is not None
         try:
             gate = stage_gate(services, arn, needs_policy=not banned)
-        except PolicyInvalid as exc:
-            services.metrics.count("PolicyInvalid")
-            report.errors.append((arn, f"the stored policy is invalid: {exc}"))
-            continue
         except Exception as exc:
             _stage_failed(services, report, arn, "policy", exc)
             continue
@@ -438,38 +429,29 @@ def _converge_stage(services: Services, report: PassReport, stage: LiveStage, au
                         "acted": outcome.acted,
                     },
                 )
-        except Deferred:
-            return False
-        except (RetryLater, ConfigurationError) as exc:
-            report.errors.append((stage.arn, f"{automation.name}: {exc}"))
-            services.metrics.count("ReconcileStageFailed")
-            logger.warning(
-                "stage left to the next pass",
-                extra={"stage_arn": stage.arn, "automation": automation.name, "error": str(exc)},
-            )
         except Exception as exc:
+            if handling(exc, Path.PASS).meaning is Meaning.DEFER:
+                return False
             _stage_failed(services, report, stage.arn, automation.name, exc)
     return True
 
 
 def _stage_failed(services: Services, report: PassReport, arn: str, what: str, exc: Exception) -> None:
-    """An unexpected failure on one stage (a permission missing, a malformed item, a bug): reported with
-    the stage and what failed, counted, logged with its traceback; the pass goes on."""
-    services.metrics.count("ReconcileStageFailed")
-    if isinstance(exc, MalformedItem):
-        services.metrics.count("MalformedItem")
-        why = str(exc)
-    elif isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        why = f"{exc.operation_name}: {error.get('Code', '')}: {error.get('Message', '')}"
-    else:
-        why = f"{type(exc).__name__}: {exc}"
+    """A failure on one stage (``arn``; ``*``: a fleet check), as ``failures.handling`` says for the pass:
+    reported with the stage and what failed (an automation, ``policy``), counted, logged; the pass goes on
+    and the next pass tries again (nothing here defers: the caller has)."""
+    found = handling(exc, Path.PASS)
+    for metric in metrics(exc, Path.PASS):
+        services.metrics.count(metric)
+    why = describe(exc)
     report.errors.append((arn, f"{what}: {why}"))
-    logger.error(
-        "stage failed in the convergence pass; the pass goes on",
-        extra={"stage_arn": arn, "automation": what, "error": why},
-        exc_info=not isinstance(exc, MalformedItem),
-    )
+    extra = {"stage_arn": arn, "automation": what, "error": why}
+    if found.log is Log.WARNING:
+        logger.warning("stage left to the next pass", extra=extra)
+    elif found.log is not Log.QUIET:
+        logger.error(
+            "stage failed in the convergence pass; the pass goes on", extra=extra, exc_info=found.log is Log.TRACEBACK
+        )
 
 
 def _converge_fleet(
@@ -484,11 +466,7 @@ def _converge_fleet(
 ) -> None:
     try:
         found = automation.converge_fleet(stages, services, budget=budget, only_stage=only_stage)
-    except (RetryLater, ConfigurationError, Deferred) as exc:  # its own listing failed: the next pass tries again
-        report.errors.append(("*", f"{automation.name}: {exc}"))
-        logger.warning("fleet check left to the next pass", extra={"automation": automation.name, "error": str(exc)})
-        return
-    except Exception as exc:  # one check's trouble never stops the pass for the stages
+    except Exception as exc:  # one check's trouble never stops the pass for the stages; the next pass tries again
         _stage_failed(services, report, "*", automation.name, exc)
         return
     report.errors.extend(found.errors)

@@ -1,4 +1,5 @@
-"""The project's own exceptions. Each says, by its type, what the pipeline does with it.
+"""The project's own exceptions. Each says, by its type, what the pipeline does with it (decided once, for
+the event path and the convergence pass, in ``stagepilot.failures``).
 
 - ``RetryLater``: a transient failure (IVS 5xx, throttling, quota, a DynamoDB throttle). The record is
   reported as failed, so the queue delivers it again after a back-off; after the queue's last receive it
@@ -6,6 +7,7 @@
 - ``MalformedEvent``: the event itself is wrong. Retrying cannot help: it is parked in the DLQ at once.
 - ``ConfigurationError``: IVS rejected what the policy asked for (a channel that does not exist, a
   destination stage that is gone). Not retried: audited, counted, visible with the CLI.
+- ``Deferred``: the convergence pass's time or read budget is spent; the stage is the next pass's first.
 - Anything else is a bug or an unknown failure: it is retried like ``RetryLater`` and ends in the DLQ.
 """
 
@@ -43,6 +45,10 @@ class NotFound(StagePilotError):
 
 class ConflictError(StagePilotError):
     """A concurrent writer changed the item first (optimistic concurrency)."""
+
+
+class Deferred(StagePilotError):
+    """The convergence pass's read budget or time is spent: this stage is examined first by the next pass."""
 
 
 class MalformedItem(StagePilotError):

@@ -3,11 +3,12 @@
     body ─parse→ event ─from where it may, at a believable time? (origin.py)→ event
          ─stage in scope?→ effective policy (cached) ─paused?→ automation.handle → Outcome
 
-What happens to failures is decided here, once (see ``stagepilot.errors``): a malformed event is parked
-in the dead-letter queue at once and counted (``MalformedEvent``), a transient failure is reported as a
-batch item failure with a back-off so the queue redelivers it, and after the queue's last receive the
-event is in the DLQ where an alarm fires (that last receive first releases the claims its event holds,
-``adapters/leases.py``). Used by the Lambda handlers and by ``stagepilot simulate``.
+What a failure means is decided once, for this path and the convergence pass (``stagepilot.failures``);
+here it is carried out: a malformed event is parked in the dead-letter queue at once and counted
+(``MalformedEvent``), a transient failure is reported as a batch item failure with a back-off so the queue
+redelivers it, and after the queue's last receive the event is in the DLQ where an alarm fires (that last
+receive first releases the claims its event holds, ``adapters/leases.py``). Used by the Lambda handlers
+and by ``stagepilot simulate``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from stagepilot.config import Settings
 from stagepilot.decisions.leases import MAX_RECEIVES
 from stagepilot.errors import MalformedEvent, RetryLater
 from stagepilot.events import Event, delivered, parse_body
+from stagepilot.failures import Log, Meaning, Path, describe, handling, metrics
 from stagepilot.origin import check_origin
 from stagepilot.policy import PolicyInvalid, StagePolicy
 
@@ -340,12 +342,9 @@ def stage_gate(services: Services, stage_arn: str, *, needs_policy: bool) -> Sta
 
 
 def handle_event(event: Event, automation: Automation, services: Services) -> Outcome:
-    """Run one parsed event through the common checks and the automation."""
-    try:
-        gate = stage_gate(services, event.stage_arn, needs_policy=automation.needs_policy)
-    except PolicyInvalid as exc:
-        services.metrics.count("PolicyInvalid")
-        raise RetryLater(f"the stored policy for this stage is invalid: {exc}") from exc
+    """Run one parsed event through the common checks and the automation. Raises what fails
+    (``PolicyInvalid`` for a stored policy that no longer validates); ``failures.handling`` says what it means."""
+    gate = stage_gate(services, event.stage_arn, needs_policy=automation.needs_policy)
     if gate.closed is not None:
         return Outcome(automation.name, "skip", gate.closed)
     return automation.handle(event, gate.policy, services)
@@ -360,34 +359,12 @@ def handle_record(
         event = delivered(parse_body(body if isinstance(body, str) else json.dumps(body)), record.get("messageId"))
         check_origin(event, services.settings, now=services.clock())
     except MalformedEvent as exc:
-        services.metrics.count("MalformedEvent")
-        logger.error(
-            "malformed event parked in the dead-letter queue",
-            extra={"message_id": record.get("messageId"), "error": str(exc), "event_body": logged_body(body)},
-        )
-        redelivery.park(record, f"malformed event: {exc}")
-        return Outcome(automation.name, "park", f"malformed event: {exc}")
+        return _failed(exc, record, None, automation, services, redelivery, {"message_id": record.get("messageId")})
     extra = {"event_id": event.event_id, "stage_arn": event.stage_arn, "automation": automation.name}
     try:
         outcome = handle_event(event, automation, services)
-    except RetryLater as exc:
-        delay = exc.delay_seconds if exc.delay_seconds is not None else backoff_seconds(record)
-        logger.warning(
-            "event will be retried",
-            extra={**extra, "error": str(exc), "retry_in_seconds": delay, "event_body": logged_body(body)},
-        )
-        services.metrics.count("EventRetried")
-        if exc.throttled:
-            services.metrics.count("IvsThrottled")
-        _release_if_last(record, event, services, extra)
-        redelivery.retry_after(record, delay)
-        raise
-    except Exception:
-        logger.exception("event failed; the queue will retry it", extra={**extra, "event_body": logged_body(body)})
-        services.metrics.count("EventFailed")
-        _release_if_last(record, event, services, extra)
-        redelivery.retry_after(record, backoff_seconds(record))
-        raise
+    except Exception as exc:
+        return _failed(exc, record, event, automation, services, redelivery, extra)
     services.metrics.count("EventActed" if outcome.acted else "EventSkipped")
     logger.info(
         outcome.reason,
@@ -399,6 +376,42 @@ def handle_record(
         },
     )
     return outcome
+
+
+def _failed(
+    exc: Exception,
+    record: Mapping[str, Any],
+    event: Event | None,
+    automation: Automation,
+    services: Services,
+    redelivery: Redelivery,
+    extra: Mapping[str, Any],
+) -> Outcome:
+    """Carry out what ``exc`` means for an event (``failures.handling``): park the record and return, or
+    have the queue deliver it again after a back-off (its own delay if it says one) and raise."""
+    found = handling(exc, Path.EVENT)
+    for metric in metrics(exc, Path.EVENT):
+        services.metrics.count(metric)
+    body = logged_body(record.get("body", ""))
+    if found.meaning is Meaning.PARK:
+        logger.error(
+            "malformed event parked in the dead-letter queue", extra={**extra, "error": str(exc), "event_body": body}
+        )
+        redelivery.park(record, f"malformed event: {exc}")
+        return Outcome(automation.name, "park", f"malformed event: {exc}")
+    delay = exc.delay_seconds if isinstance(exc, RetryLater) and exc.delay_seconds is not None else None
+    if found.log is Log.TRACEBACK:
+        logger.exception("event failed; the queue will retry it", extra={**extra, "event_body": body})
+    else:
+        delay = delay if delay is not None else backoff_seconds(record)
+        logger.warning(
+            "event will be retried",
+            extra={**extra, "error": describe(exc), "retry_in_seconds": delay, "event_body": body},
+        )
+    if event is not None:
+        _release_if_last(record, event, services, extra)
+    redelivery.retry_after(record, delay if delay is not None else backoff_seconds(record))
+    raise exc
 
 
 def _release_if_last(record: Mapping[str, Any], event: Event, services: Services, extra: Mapping[str, Any]) -> None:

@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stagepilot.errors import MalformedEvent, RetryLater
+from stagepilot.errors import MalformedEvent
 from stagepilot.events import Event, parse_event
+from stagepilot.failures import Log, Meaning, Path, describe, handling
 from stagepilot.operator.whatif import IvsCall, WhatIf, WhatIfUnsupported, what_if
 from stagepilot.origin import check_origin
 from stagepilot.pipeline import Automation, Outcome, Services, handle_event
@@ -97,12 +98,14 @@ def explain_one(event: Event, automation: Automation, whatif: WhatIf) -> Explana
     name = automation.name
     try:
         outcome = handle_event(event, automation, whatif.services)
-    except RetryLater as exc:
-        return Explanation(name, True, "retry", False, f"retry later: {exc}", _recorded(whatif))
     except WhatIfUnsupported:
         raise
-    except Exception as exc:  # what the handler does with any other failure: the queue retries it
-        return Explanation(name, True, "retry", False, f"fail and be retried: {exc}", _recorded(whatif))
+    except Exception as exc:  # what the handler would do with it (stagepilot.failures)
+        found = handling(exc, Path.EVENT)
+        if found.meaning is Meaning.PARK:
+            return Explanation(name, True, "park", False, f"park it in the dead-letter queue: {exc}", _recorded(whatif))
+        why = f"fail and be retried: {exc}" if found.log is Log.TRACEBACK else f"retry later: {describe(exc)}"
+        return Explanation(name, True, "retry", False, why, _recorded(whatif))
     details = {"policySource": _policy_source(event, whatif.services), **outcome.details, **_recorded(whatif)}
     return Explanation(name, True, outcome.action, bool(whatif.calls), _reason(outcome, whatif.calls), details)
 
