@@ -80,6 +80,10 @@ def stagepilot_function(
 VISIBILITY_TIMEOUT = Duration.seconds(6 * FUNCTION_TIMEOUT.to_seconds())
 QUEUE_RETENTION = Duration.days(4)  # SQS's default, said out loud: the event-age bound depends on it
 DLQ_RETENTION = Duration.days(14)
+# Up to 10 records per invocation, and no batching window (MaximumBatchingWindowInSeconds stays at SQS's
+# default, 0 s): the poller invokes as soon as it has read what is there, so no event waits for others to
+# gather. A window would add up to its length to every event's latency (benchmarks/latency.py) to save
+# invocations this stack does not pay much for (docs/performance.md, cost).
 BATCH_SIZE = 10
 # IVS real-time API call quotas are 5 TPS per operation, per account and region, and not adjustable, and
 # every function that calls an operation takes from the same quota. At most budget.CONCURRENCY[automation]
