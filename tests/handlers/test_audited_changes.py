@@ -3,15 +3,18 @@ say who banned and when. (The stores, on moto's DynamoDB.)"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from stagepilot.adapters.audit import AuditLog, AuditRecord
+from stagepilot.adapters.audit import AuditLog, AuditRecord, record_action
 from stagepilot.adapters.bans import BanStore
 from stagepilot.adapters.dynamo import ConditionalPut, Table
 from stagepilot.adapters.policies import PolicyStore
@@ -76,3 +79,18 @@ def test_a_ban_carries_who_and_when_and_is_stored_with_its_audit_entry(table: Ta
     bans.remove("spammer-7", audit=lambda _: audit.put_with(entry("ban-remove")))
     assert bans.get("spammer-7") is None
     assert [e["action"] for e in audit.list(STAGE)] == ["ban-remove", "ban-add"]
+
+
+def test_an_action_with_the_items_it_audits_is_recorded_and_counted_all_or_nothing(table: Table) -> None:
+    # The door's issued token: its record and its audit entry in one transaction, counted once written.
+    audit, counted = AuditLog(table), Counter[str]()
+    metrics = SimpleNamespace(count=lambda name, value=1: counted.update({name: value}))
+    token = {"pk": "TOKEN#1", "sk": "RECORD"}
+    first = ConditionalPut(token, "attribute_not_exists(#pk)", {"#pk": "pk"})
+
+    assert record_action(audit, metrics, entry("token-issued"), "TokenIssued", puts=[first])
+    assert table.get("TOKEN#1", "RECORD") is not None and [e["action"] for e in audit.list(STAGE)] == ["token-issued"]
+
+    again = replace(entry("token-issued"), event_id="cli:2")  # its condition no longer holds: nothing written
+    assert not record_action(audit, metrics, again, "TokenIssued", puts=[first])
+    assert len(audit.list(STAGE)) == 1 and counted == {"TokenIssued": 1}

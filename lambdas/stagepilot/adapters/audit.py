@@ -155,6 +155,11 @@ class AuditLog:
         no longer holds (someone else made it): True when both were written."""
         return self._table.update_and_put(change, self.item(entry), item_condition=(ADD_ONLY, ADD_ONLY_NAMES))
 
+    def record_all(self, entry: AuditRecord, puts: Sequence[ConditionalPut]) -> bool:
+        """Write ``puts`` (what this entry audits) and the entry in one transaction, or none of them: True
+        when all were written."""
+        return self._table.put_all([*puts, self.put_with(entry)])
+
     def put_with(self, entry: AuditRecord) -> ConditionalPut:
         """The entry as one write of a caller's transaction (``Table.put_all``): the change it audits and
         the entry are stored together or not at all."""
@@ -259,6 +264,7 @@ def record_action(
     *counted: str,
     change: ConditionalUpdate | None = None,
     only_if_changed: bool = False,
+    puts: Sequence[ConditionalPut] = (),
 ) -> bool:
     """Record one action: its audit entry, then one count of each metric in ``counted``. The one way the
     automations, the convergence pass and the door record what they did (``Services.record_action``).
@@ -266,9 +272,17 @@ def record_action(
     With ``change`` (the state change the entry audits) both are written in one call
     (``AuditLog.record_with``: the entry is written even when the change's condition no longer holds); with
     ``only_if_changed`` too, neither the entry nor the counts are recorded then (``AuditLog.record_if``).
-    Returns whether the change was applied (True without one).
+    With ``puts`` (the items the entry audits, e.g. an issued token's record) they and the entry are written
+    in one transaction, all or none: none, nothing counted, when a condition did not hold (``Table.put_all``).
+    Returns whether the change (or the puts) was applied (True without one).
     """
-    if change is None:
+    if puts:
+        if change is not None:
+            raise ValueError("record_action takes a change or puts, not both")
+        if not audit.record_all(entry, puts):
+            return False
+        applied = True
+    elif change is None:
         audit.record(entry)
         applied = True
     elif only_if_changed:

@@ -116,9 +116,10 @@ class TokenIssuer:
                 "expires": str(record.expires_at),
             },
         )
-        if not self.table.put_all([ConditionalPut(self._records.item(record)), self._audit.put_with(entry)]):
+        if not record_action(
+            self._audit, self.metrics, entry, ISSUED_METRIC, puts=[ConditionalPut(self._records.item(record))]
+        ):
             raise RetryLater("the token's record and audit entry were not written (a concurrent write)")
-        self.metrics.count(ISSUED_METRIC)
         logger.info(
             "token issued",
             extra={
