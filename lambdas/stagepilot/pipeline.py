@@ -326,14 +326,17 @@ class StageGate:
         return self.effective.policy if self.effective is not None else None
 
 
-def stage_gate(services: Services, stage_arn: str, *, needs_policy: bool) -> StageGate:
-    """The one stage gate of the event path, the convergence pass and the ban sweep: the stage is in the
-    configured prefixes, not paused (its policy or a pause switch), and has a policy when ``needs_policy``
-    (moderation's ban list needs none). Raises ``PolicyInvalid`` for a stored policy that no longer
-    validates: each caller says what that means for it (retry, report, skip)."""
+def stage_gate(
+    services: Services, stage_arn: str, *, needs_policy: bool, found: PolicyLookup | None = None
+) -> StageGate:
+    """The one stage gate of the event path, the convergence pass, its fleet checks and the ban sweep: the
+    stage is in the configured prefixes, not paused (its policy or a pause switch), and has a policy when
+    ``needs_policy`` (moderation's ban list needs none). ``found``: what a snapshot of the policies holds
+    for the stage (``PolicySnapshot.lookup``), instead of the policy cache. Raises ``PolicyInvalid`` for a
+    stored policy that no longer validates (``failures.handling`` says what that means)."""
     if not services.settings.covers(stage_arn):
         return StageGate(None, "stage is outside the configured stage ARN prefixes")
-    effective = services.effective_policies.get(stage_arn)
+    effective = effective_policy(stage_arn, found) if found is not None else services.effective_policies.get(stage_arn)
     if effective is not None and effective.policy.paused:
         return StageGate(effective, "stage is paused")
     if effective is None and needs_policy:

@@ -40,7 +40,8 @@ from stagepilot.adapters.settings_records import (
     wanted_hash,
 )
 from stagepilot.convergence import PENDING as PENDING_OUTCOME
-from stagepilot.pipeline import EffectivePolicy, Outcome, Services, effective_policy
+from stagepilot.failures import Meaning, Path, describe, handling
+from stagepilot.pipeline import Outcome, Services, stage_gate
 from stagepilot.policy import PolicyInvalid
 
 if TYPE_CHECKING:
@@ -145,8 +146,6 @@ class StageSettingsAutomation:
     ) -> SettingsReport:
         """Keep the recording settings of ``stages`` as their policies say, within this pass's checks.
         ``only_stage``: that stage is checked whatever its record says (an operator asked)."""
-        from stagepilot.convergence import Deferred
-
         report = SettingsReport([], [], [])
         records = services.settings_records
         wanted = self._wanted(stages, services, report)
@@ -165,16 +164,16 @@ class StageSettingsAutomation:
             arn = check.wanted.stage.arn
             try:
                 outcome = self._check(check, services, records, budget)
-            except Deferred:
-                report.deferred.append(arn)
-                continue
             except IvsRejected as exc:
                 if exc.not_found:
                     continue  # deleted since the listing
-                report.errors.append((arn, f"{self.name}: {exc}"))
+                report.errors.append((arn, f"{self.name}: {describe(exc)}"))
                 continue
             except Exception as exc:  # one stage's trouble never stops the pass for the others
-                report.errors.append((arn, f"{self.name}: {type(exc).__name__}: {exc}"))
+                if handling(exc, Path.PASS).meaning is Meaning.DEFER:
+                    report.deferred.append(arn)
+                    continue
+                report.errors.append((arn, f"{self.name}: {describe(exc)}"))
                 logger.warning("stage settings left to the next pass", extra={"stage_arn": arn, "error": str(exc)})
                 continue
             if outcome is not None:
@@ -191,19 +190,15 @@ class StageSettingsAutomation:
         found = []
         for stage in stages:
             try:
-                effective: EffectivePolicy | None = (
-                    effective_policy(stage.arn, snapshot.lookup(stage.arn))
-                    if snapshot is not None
-                    else services.effective_policies.get(stage.arn)
-                )
+                lookup = snapshot.lookup(stage.arn) if snapshot is not None else None
+                gate = stage_gate(services, stage.arn, needs_policy=True, found=lookup)
             except PolicyInvalid:
                 continue  # reported by the pass for live stages, and by `policy list`
-            policy = effective.policy if effective is not None else None
-            settings = policy.stage if policy is not None and not policy.paused else None
+            settings = gate.policy.stage if gate.closed is None and gate.policy is not None else None  # paused: none
             configuration = settings.wanted_recording() if settings is not None else None
-            if configuration is None or effective is None:
+            if configuration is None or gate.effective is None:
                 continue
-            found.append(Wanted(stage, configuration, wanted_hash(configuration), effective.version))
+            found.append(Wanted(stage, configuration, wanted_hash(configuration), gate.effective.version))
         return found
 
     def _check(self, check: Check, services: Services, records: SettingsRecords, budget: ReadBudget) -> Outcome | None:
