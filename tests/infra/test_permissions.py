@@ -306,9 +306,10 @@ def test_a_persons_managed_policy_can_stand_in_for_a_role(
 def test_operators_converge_through_the_function_and_hold_no_ivs_write_but_the_kick(
     deployed: Synthesized, template_iam: TemplateIam, role_ids: dict[str, str], deployment: LocalDeployment
 ) -> None:
-    """CONTRACT: `reconcile`, `policy put|rollback` and `resume` invoke the convergence function. An operator's
-    (or an admin's) role cannot start a composition, change a stage's settings or replicate anyone; it may
-    invoke that one function, which heals the stage under its own role."""
+    """docs/architecture-infra.md (who can make stagepilot act): `reconcile`, `policy put|rollback` and
+    `resume` invoke the convergence function. An operator's (or an admin's) role cannot start a composition,
+    change a stage's settings or replicate anyone; it may invoke that one function, which heals the stage
+    under its own role."""
     from stagepilot.convergence_request import ConvergeRequest, report_from_json
     from stagepilot.local.functions import convergence_function
 

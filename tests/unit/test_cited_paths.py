@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 # A relative path ending in a file type the repository holds; not part of a URL or of a longer path.
 CITED_PATH = re.compile(r"(?<![\w/.:-])((?:[\w.-]+/)*[\w-]+\.(?:md|py|json|jsonl|txt|toml|cfg|ini|yaml|yml|sh))\b")
 # The user-facing contract lives in docs/ (policy.md, events.md, cli.md, simulate.md), not in a file outside.
-OUTSIDE_CONTRACT = re.compile(r"CONTRACT(?:\.md| §)")
+OUTSIDE_CONTRACT = re.compile(r"\bCONTRACT(?:\.md|\b)")
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
 # Where a bare name is looked up besides the citing file's own folder: ``stagepilot/origin.py`` and
 # ``operator/whatif.py`` are written relative to the package, ``table.md`` relative to docs/.
@@ -80,7 +80,7 @@ def test_a_citation_of_a_missing_file_is_caught(tmp_path: Path) -> None:
     cited = tmp_path / "lambdas" / "stagepilot" / "cited.py"
     cited.parent.mkdir(parents=True)
     cited.write_text(
-        '"""The flag event (CONTRACT §2), as docs/events.md says."""\n'
+        '"""The flag event (CONTRACT §2), as docs/events.md says. CONTRACT: the kick."""\n'
         "x = 'docs/nowhere.md'  # a string in code is not a citation\n"
         "# see docs/gone.md and stagepilot/origin.py, https://example.com/a/b.py\n"
     )
@@ -88,4 +88,4 @@ def test_a_citation_of_a_missing_file_is_caught(tmp_path: Path) -> None:
     assert [text for _, text in texts if "nowhere" in text] == []  # strings in code are left alone
     missing = [m.group(1) for _, text in texts for m in CITED_PATH.finditer(text) if unresolved(m.group(1), cited)]
     assert missing == ["docs/gone.md"]
-    assert [m.group(0) for _, text in texts for m in OUTSIDE_CONTRACT.finditer(text)] == ["CONTRACT §"]
+    assert [m.group(0) for _, text in texts for m in OUTSIDE_CONTRACT.finditer(text)] == ["CONTRACT", "CONTRACT"]
