@@ -167,6 +167,20 @@ def test_the_scheduled_pass_heals_a_lost_publish_and_reports_it(
     assert again["healed"] == 0  # converged: nothing done twice
 
 
+def test_a_pass_that_finds_nothing_to_do_publishes_no_metric(
+    lambda_env: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The schedule runs a pass every minute, all day: a metric it published each time would be a custom
+    metric billed every hour of the month (docs/performance.md, cost). Only what a pass finds is counted."""
+    from stagepilot.handlers.reconcile import lambda_handler
+
+    summary = lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, LambdaContext())
+
+    assert summary["healed"] == 0 and summary["errors"] == 0 and summary["outOfTime"] is False
+    logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [entry for entry in logs if "_aws" in entry] == []
+
+
 def test_the_scheduled_pass_starts_no_stage_without_the_time_to_finish_it(lambda_env: dict[str, Any]):
     from stagepilot.handlers.reconcile import lambda_handler
 
