@@ -1,5 +1,11 @@
 """Fixtures for every suite.
 
+**One AWS environment.** Every test runs with the same fake account's environment: none of the shell's
+``AWS_*`` variables (a profile, an endpoint, real credentials), no config or credentials file, credentials
+``testing`` and the region ``REGION`` (tests/support.py), no instance metadata. moto and the stand-in take
+it as is; a test that needs another (the CLI's moto server, the sandbox, a shell without credentials) changes
+it with ``monkeypatch``, which puts this one back afterwards.
+
 **The real clock is pinned.** Tests on a virtual clock (``LocalDeployment``, ``simulate``) start at ``T0``
 (tests/support.py), a fixed date, so what they assert never depends on the day they run. Tests on the real
 clock (a Lambda entry point, the CLI against moto's server, the sandbox) would otherwise meet ``T0`` on the
@@ -30,9 +36,11 @@ behind are the same.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import botocore.loaders
 import botocore.session
 import pytest
@@ -40,7 +48,24 @@ import time_machine
 
 from tests.moto_items import items_as_moto_holds_them
 from tests.moto_transactions import transactions_roll_back_their_items
-from tests.support import REAL_CLOCK_START
+from tests.support import REAL_CLOCK_START, REGION
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_environment() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as env:
+        for name in list(os.environ):
+            if name.startswith("AWS_"):
+                env.delenv(name)
+        env.setenv("AWS_CONFIG_FILE", os.devnull)
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_REGION", REGION)
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        env.setattr(boto3, "DEFAULT_SESSION", None)
+        yield
 
 
 @pytest.fixture(autouse=True)

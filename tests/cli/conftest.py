@@ -55,21 +55,11 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> str:
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh moto account with the table and a StagePilot stack whose outputs name it."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # each test reads the environment afresh
-    endpoints = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_IVS_REALTIME", "AWS_ENDPOINT_URL_LAMBDA")
-    for name in ("AWS_PROFILE", *endpoints):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # in every suite's AWS environment (tests/conftest.py)
     create_table(boto3.client("dynamodb"), TABLE)
     outputs = {OUTPUT_TABLE_NAME: {"Value": TABLE}}
     sqs = boto3.client("sqs")

@@ -19,15 +19,6 @@ from stagepilot.local.deployment import LocalDeployment
 from tests.support import ACCOUNT, OTHER_STAGE, REGION, STAGE, T0, EventFactory
 
 
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_IVS_REALTIME"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
 @pytest.fixture
 def make_deployment() -> Iterator[Any]:
     """Factory: ``make_deployment(automations=[...], **kwargs)`` inside one moto mock."""

@@ -24,21 +24,10 @@ ENCODER = f"arn:aws:ivs:{REGION}:{ACCOUNT}:encoder-configuration/ShowEncoder01"
 @pytest.fixture(scope="module")
 def shared() -> Iterator[LocalDeployment]:
     """One deployment for all hypothesis examples (building one per example would dominate the run)."""
-    import os
-
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION)
-    try:
-        with mock_aws():
-            deployment = LocalDeployment(account=ACCOUNT, region=REGION, start=T0)
-            deployment.ivs.create_stage(STAGE)
-            yield deployment
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with mock_aws():
+        deployment = LocalDeployment(account=ACCOUNT, region=REGION, start=T0)
+        deployment.ivs.create_stage(STAGE)
+        yield deployment
 
 
 json_values = st.recursive(

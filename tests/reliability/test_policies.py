@@ -31,14 +31,7 @@ def _composition_policy(stage: str, *, paused: bool = False) -> dict[str, Any]:
 
 
 @pytest.fixture
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
-@pytest.fixture
-def deployment(aws_environment: None) -> Iterator[LocalDeployment]:
+def deployment() -> Iterator[LocalDeployment]:
     with mock_aws():
         deployment = LocalDeployment(account=ACCOUNT, region=REGION, start=T0)
         for stage in (STAGE, OTHER_STAGE):

@@ -8,20 +8,12 @@ from contextlib import nullcontext
 from typing import Any
 
 import boto3
-import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from benchmarks.lean_moto import lean_dynamodb
 
 TABLE = "lean"
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 def _item(pk: str, sk: str, n: int) -> dict[str, Any]:
