@@ -32,6 +32,11 @@ behind are the same.
 
 **The CDK tests share one worker.** Each xdist worker that synthesizes pays the ~16 s jsii/CDK boot once;
 ``tests/infra`` is one ``xdist_group``, so with ``--dist loadgroup`` (``make test``) only one worker pays.
+
+**The stories start first.** ``make test`` runs every test, the long ones too: a subprocess, a sandbox, a
+whole show, a hypothesis property (``story``, ``is_story`` below). They are collected first, so the workers
+take them (after the CDK group, the largest) while the many short tests are left to fill the gaps; a long
+test handed out last would keep one worker busy while the other idles.
 """
 
 from __future__ import annotations
@@ -105,7 +110,20 @@ def moto_transactions_back_up_their_items() -> Iterator[None]:
 CDK_TESTS = Path(__file__).parent / "infra"
 
 
+def is_story(item: pytest.Item) -> bool:
+    """A test of seconds, not milliseconds: marked ``story`` (a subprocess, a whole show), driving a whole
+    sandbox (moto's server, the stand-in, the automations' threads), or a hypothesis property (its examples)."""
+    return (
+        item.get_closest_marker("story") is not None
+        or "sandbox" in getattr(item, "fixturenames", ())
+        or getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(CDK_TESTS):
             item.add_marker(pytest.mark.xdist_group("cdk"))
+        elif is_story(item):
+            item.add_marker(pytest.mark.story)
+    items.sort(key=lambda item: not is_story(item))  # stable: the stories first, each file's order kept

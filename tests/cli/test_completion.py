@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import shtab
 
 from stagepilot.cli.main import build_parser
@@ -25,11 +26,13 @@ def test_file_arguments_complete_file_names():
     assert "--policies[JSON array of stage policies]:FILE:_files" in script
 
 
+@pytest.mark.story
 def test_the_cli_does_not_import_shtab():
     code = "import sys; from stagepilot.cli.main import build_parser; build_parser(); print('shtab' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
 
 
+@pytest.mark.story
 def test_completion_bash_is_a_script_bash_accepts_that_completes_commands(tmp_path):
     result = run("completion", "bash")
 

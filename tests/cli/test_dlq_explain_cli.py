@@ -166,6 +166,7 @@ def agree(rows: list[tuple[str, str, str]]) -> dict[str, str]:
     return {name: explained for name, explained, _ in rows}
 
 
+@pytest.mark.story
 def test_explain_agrees_with_the_handlers_through_a_session(ivs: IvsStandIn, tmp_path: Path):
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(POLICY))

@@ -297,6 +297,7 @@ def test_debug_adds_the_traceback_to_the_line(offline: Path):
     assert result.stderr.splitlines()[-1].startswith(f"error: cannot reach {CLOSED_ENDPOINT}/")
 
 
+@pytest.mark.story
 def test_simulate_never_uses_the_configured_aws_endpoint(offline: Path, monkeypatch: pytest.MonkeyPatch):
     """An operator's shell set up for a local AWS (or a broken one) does not leak into simulate."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", CLOSED_ENDPOINT)
@@ -359,6 +360,7 @@ def test_an_ascii_terminal_gets_plain_symbols_in_the_timeline(offline: Path):
     assert "\u25b6" not in timeline
 
 
+@pytest.mark.story
 def test_an_ascii_terminal_gets_help_and_errors_without_a_crash(offline: Path):
     from stagepilot.cli.main import main
 
@@ -375,6 +377,7 @@ def stagepilot(*argv: str, env: dict[str, str], stdout: int | None = subprocess.
     return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, env=env)
 
 
+@pytest.mark.story
 def test_a_real_pipe_closed_by_head_and_a_latin1_terminal(offline: Path):
     """As a shell runs it: `stagepilot simulate ... | head -1` under a non-UTF-8 locale."""
     env = {**os.environ, "PYTHONIOENCODING": "latin-1", "PYTHONUTF8": "0"}

@@ -231,6 +231,7 @@ def test_rollback_restores_a_deleted_policy_and_versions_keep_counting(aws: str,
     assert [h["version"] for h in run("policy", "history", STAGE, "--json").json()] == [2, 1]
 
 
+@pytest.mark.story
 def test_history_keeps_the_last_20_versions(aws: str, tmp_path: Path):
     path = write(tmp_path, POLICY)
     assert run("policy", "put", str(path)).status == 0
@@ -276,6 +277,7 @@ def test_bad_usage_exits_2_with_one_line():
     assert run("policy", "put").status == 2
 
 
+@pytest.mark.story
 def test_console_script_in_an_operator_shell(aws: str, tmp_path: Path):
     """The installed ``stagepilot`` command, in its own process, reaching AWS by endpoint URL."""
     path = write(tmp_path, POLICY)

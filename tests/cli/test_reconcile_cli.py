@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import boto3
+import pytest
 
 from stagepilot.local.ivs import IvsStandIn
 from tests.cli.conftest import TABLE, run
@@ -30,6 +31,7 @@ def table_items() -> list[dict]:
     return boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
 
 
+@pytest.mark.story
 def test_dry_run_reports_what_the_pass_then_does_and_changes_nothing(ivs: IvsStandIn, tmp_path: Path) -> None:
     put(tmp_path, POLICY)
     events = EventFactory()

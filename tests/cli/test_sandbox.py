@@ -112,6 +112,7 @@ def _free_port_block() -> int:
     raise AssertionError("no four free ports in a row")
 
 
+@pytest.mark.story
 def test_the_sandbox_command_writes_sandbox_env_on_fixed_ports_and_stops_on_ctrl_c(tmp_path: Path):
     """`source sandbox.env` in another shell: the CLI points at the sandbox and `stagepilot` is on PATH; the
     ports are the ones asked for, so the exports stay valid across restarts."""

@@ -169,6 +169,7 @@ def test_a_token_for_one_stage_or_a_forged_one_does_not_join(show: LocalDeployme
     assert show.ivs.join(tampered).refused in ("bad-signature", "malformed")
 
 
+@pytest.mark.story
 def test_a_thousand_issues_for_ten_stages_make_at_most_ten_getstage_calls_and_no_other_ivs_call(
     make_deployment: Any,
 ) -> None:

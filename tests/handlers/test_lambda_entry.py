@@ -263,6 +263,7 @@ def test_a_forged_body_sent_to_the_queue_is_parked_without_acting(lambda_env: di
 
 
 @pytest.mark.parametrize("entry", ["composition", "replication", "moderation", "reconcile"])
+@pytest.mark.story
 def test_an_entry_module_loads_with_no_collection_and_freezes_what_it_loaded(entry: str) -> None:
     """A full collection over botocore's loaded models costs ~25 ms of a cold start (handlers/heap.py):
     none runs while the entry module imports, the collector is on again afterwards, and what the import
@@ -299,6 +300,7 @@ _OTHER_AUTOMATIONS = {
 
 
 @pytest.mark.parametrize("entry", sorted(_OTHER_AUTOMATIONS))
+@pytest.mark.story
 def test_an_automation_function_imports_none_of_the_others_modules(entry: str) -> None:
     script = (
         "import sys\n"

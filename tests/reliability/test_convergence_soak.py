@@ -127,6 +127,7 @@ def check(fleet: Fleet) -> dict[str, Any]:
     return {"duplicates": duplicates, "worst_seconds": worst, "healed": healed, "calls": len(calls)}
 
 
+@pytest.mark.story
 def test_a_small_fleet_under_mixed_faults_converges_once(make_deployment: Any) -> None:
     result = check(play(make_deployment, stages=20, seed=7))
     assert result["duplicates"] == 0

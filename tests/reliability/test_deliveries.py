@@ -184,6 +184,7 @@ def _stages_of(body: str) -> list[str]:
     return [*event.get("resources", []), *([detail["stage_arn"]] if "stage_arn" in detail else [])]
 
 
+@pytest.mark.story
 def test_four_deliveries_have_the_same_effects() -> None:
     check_show(stages=6, seed=11)
 

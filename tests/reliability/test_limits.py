@@ -70,6 +70,7 @@ WHOLE = pytest.param(None, id="every-pass", marks=pytest.mark.slow)
 
 
 @pytest.mark.parametrize("windows", [FAST, WHOLE])
+@pytest.mark.story
 def test_a_forgotten_publisher_for_30_hours_costs_max_session_minutes_and_nothing_starts_again(
     make_deployment: Any, events: EventFactory, windows: list[tuple[float, float]] | None
 ) -> None:
@@ -177,6 +178,7 @@ def test_limits_far_off_stop_nothing(make_deployment: Any, events: EventFactory)
 
 
 @pytest.mark.parametrize("scenario", ["show.jsonl", "chaos.jsonl"])
+@pytest.mark.story
 def test_the_examples_limits_stop_nothing_in_the_example_shows(scenario: str) -> None:
     """The demo policy bounds the show (4 hours; 5 minutes without a host): neither the show nor its chaos
     (lost, late and failed events, an outage, a host leaving) comes near a limit."""

@@ -70,6 +70,7 @@ def heals(deployment: LocalDeployment, stages: int) -> list[str]:
     ]
 
 
+@pytest.mark.story
 def test_a_show_start_spread_over_a_pass_composes_every_stage_once(make_deployment: Any, events: EventFactory) -> None:
     # 20 stages go live before the first pass, so it has many stages to walk (its paced reads take most of
     # its minute); 20 more start one every 1.5 s while it walks them, each composed by the event path

@@ -48,6 +48,7 @@ def run_show(
 
 FAST = pytest.param(timedelta(hours=23, minutes=30), id="passes-from-23h30")
 WHOLE = pytest.param(timedelta(seconds=PASS), id="every-pass", marks=pytest.mark.slow)
+pytestmark = pytest.mark.story  # 26 hours of a show each
 
 
 def compositions(deployment: LocalDeployment) -> list[Any]:
