@@ -14,7 +14,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import burst, cold_start, convergence, first_record, package, simulate_throughput, work_per_event
+from benchmarks import (
+    burst,
+    cold_start,
+    convergence,
+    cost,
+    first_record,
+    latency,
+    package,
+    simulate_throughput,
+    work_per_event,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -25,6 +35,12 @@ def _row(name: str, value: str, floor: str, ratio: float | None, target: str, me
     return f"| {name} | {value} | {floor} | {shown} | {target} | {verdict} |"
 
 
+def _load(measured: dict[str, Any]) -> str:
+    """Wall-clock figures measured on a loaded machine are not figures: say so beside them."""
+    load = measured["load"]
+    return f"; under load ({load['max']:.1f} on {load['cores']} cores)" if measured.get("under_load") else ""
+
+
 def main() -> int:
     logging.disable(logging.WARNING)  # the handlers' "will be retried" lines are expected here
     started = time.perf_counter()
@@ -32,39 +48,41 @@ def main() -> int:
         "python": sys.version.split()[0],
         "machine": platform.machine(),
         "cold_start": cold_start.run(runs=15),
-        "cold_start_first_record": first_record.run(runs=11),
+        "cold_start_first_record": first_record.run(runs=15),
         "work_per_event": work_per_event.run(),
+        "latency": latency.run(),
         "burst": burst.run_all(),  # 200 and 1,000 stages: about 5 minutes (benchmarks/lean_moto.py)
         "package": package.run(),
         "convergence": convergence.run(),
         "simulate": simulate_throughput.run(),
     }
+    results["cost"] = cost.run(results["work_per_event"]["show100"], results["latency"]["new_stages"])
     results["seconds"] = time.perf_counter() - started
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
 
     cold = results["cold_start"]
     rows = ["| measure | value | floor | ratio | target | |", "|---|---|---|---|---|---|"]
-    for name, h in cold["handlers"].items():
-        rows.append(
-            _row(
-                f"cold start: {name}",
-                f"{h['median_ms']:.0f} ms",
-                f"{cold['floor_ms']:.0f} ms",
-                h["ratio"],
-                "≤ 1.3×",
-                h["ratio"] <= 1.3,
-            )
-        )
     first = results["cold_start_first_record"]
-    for name, h in first["handlers"].items():
+    for name, h in first["handlers"].items():  # issue 24: ≤ 1.2× the fair floor, every handler
         rows.append(
             _row(
                 f"cold start, first record that acts: {name}",
-                f"{h['median_ms']:.0f} ms ({h['without_bytecode_ms']:.0f} ms without the zip's bytecode)",
-                f"{h['floor_ms']:.0f} ms",
+                f"{h['median_ms']:.0f} ms, CPU {h['cpu_ms']:.0f} ms ({h['cpu_ratio']:.2f}× the floor's){_load(first)}",
+                f"{h['floor_ms']:.0f} ms (import, 2 clients, {h['floor_calls']} calls)",
                 h["ratio"],
-                "≤ 1.2×",
-                h["ratio"] <= 1.2,
+                f"≤ {first['target_ratio']}×",
+                None if first.get("under_load") else h["ratio"] <= first["target_ratio"],  # wall time: idle only
+            )
+        )
+    for name, h in cold["handlers"].items():
+        rows.append(
+            _row(
+                f"cold start, import + init: {name}",
+                f"{h['median_ms']:.0f} ms, CPU {h['cpu_ms']:.0f} ms ({h['cpu_ratio']:.2f}×){_load(cold)}",
+                f"{h['floor_ms']:.0f} ms (import, {len(h['clients'])} clients)",
+                h["ratio"],
+                "—",
+                None,
             )
         )
     for w in results["work_per_event"].values():
@@ -85,6 +103,35 @@ def main() -> int:
                 "—",
                 None,
                 "—",
+                None,
+            )
+        )
+    lat = results["latency"]
+    anchor = lat["anchor"]
+    for kind, label in (("new_stages", "new stage"), ("composed_before", "stage composed before")):
+        for name in latency.ACTIONS:
+            one = lat[kind][name]
+            rows.append(
+                _row(
+                    f"latency, event on the bus → {latency.ACTIONS[name]}: {name}, {label}",
+                    f"p50 {one['p50_seconds']:.2f} s, p99 {one['p99_seconds']:.2f} s ({one['actions']} actions)",
+                    f"p50 {anchor['p50']:.2f} s, p99 {anchor['p99']:.2f} s (EventBridge → SQS → Lambda → IVS)",
+                    one["p50_ratio"],
+                    "against the anchor",
+                    None,
+                )
+            )
+    for stages in cost.FLEETS:
+        c = results["cost"][str(stages)]
+        rows.append(
+            _row(
+                f"cost a month, {stages} stages live {cost.LIVE_HOURS_PER_DAY} h/day",
+                f"${c['total']:.2f}: Lambda {c['lambda']:.2f} (the pass {c['pass_share_of_lambda']:.0%}), "
+                f"DynamoDB {c['dynamodb']:.2f}, SQS {c['sqs']:.2f}, CloudWatch {c['cloudwatch']:.2f}, "
+                f"KMS {c['kms']:.2f}",
+                "—",
+                None,
+                "a table (docs/performance.md)",
                 None,
             )
         )

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import random
 import statistics
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from unittest import mock
@@ -38,6 +37,7 @@ from benchmarks.work_per_event import (
     stage_event,
 )
 from stagepilot.local import ivs_world
+from stagepilot.local.deployment import Delivery
 from stagepilot.local.scheduler import AS_DEPLOYED
 from stagepilot.policy import StagePolicy, parse_policy
 
@@ -109,6 +109,13 @@ def measure(stages: int = 100, *, composed_before: bool = False, seed: int = 0) 
                 earlier_sessions(deployment, chosen)
                 deployment.run_until(T0)
             on_bus: dict[tuple[str, str], datetime] = {}  # (automation, stage) -> when its event was on the bus
+            durations: dict[str, list[float]] = {name: [] for name in ACTIONS}  # each delivery's handling, s
+
+            def handled(delivery: Delivery) -> None:  # called as the delivery ends, on the virtual clock
+                if delivery.time >= T0:
+                    durations[delivery.automation].append((deployment.clock() - delivery.time).total_seconds())
+
+            deployment.on_delivery = handled
             for i, policy in enumerate(chosen):
                 stage, session = policy.stage_arn, f"st-Late{i:04d}Sessn"
                 at = T0 + timedelta(seconds=SPACING_SECONDS * i + rng.uniform(0, 1))
@@ -127,6 +134,7 @@ def measure(stages: int = 100, *, composed_before: bool = False, seed: int = 0) 
                     at += timedelta(seconds=SPACING_SECONDS / 2)
             deployment.drain()
             calls = deployment.ivs.mutating_calls()
+            metric_names = sorted(deployment.metrics.counts)
     latencies: dict[str, list[float]] = {name: [] for name in ACTIONS}
     for automation, operation in ACTIONS.items():
         source = "sourceStageArn" if operation == "StartParticipantReplication" else "stageArn"
@@ -138,18 +146,25 @@ def measure(stages: int = 100, *, composed_before: bool = False, seed: int = 0) 
             if name == automation and stage in first:
                 latencies[automation].append((first[stage] - at).total_seconds())
     return {
-        name: {
-            "actions": len(values),
-            "stages": stages,
-            "p50_seconds": percentile(values, 0.50) if values else float("nan"),
-            "p99_seconds": percentile(values, 0.99) if values else float("nan"),
-            "mean_seconds": statistics.fmean(values) if values else float("nan"),
-        }
-        for name, values in latencies.items()
+        "metric_names": metric_names,  # every custom metric the functions published on this show
+        **{
+            name: {
+                "actions": len(values),
+                "stages": stages,
+                "p50_seconds": percentile(values, 0.50) if values else float("nan"),
+                "p99_seconds": percentile(values, 0.99) if values else float("nan"),
+                "mean_seconds": statistics.fmean(values) if values else float("nan"),
+                # every delivery of this automation's queue (acting or not): what Lambda bills as duration
+                "deliveries": len(durations[name]),
+                "delivery_mean_seconds": statistics.fmean(durations[name]) if durations[name] else float("nan"),
+                "delivery_p99_seconds": percentile(durations[name], 0.99) if durations[name] else float("nan"),
+            }
+            for name, values in latencies.items()
+        },
     }
 
 
-def run(stages: int = 100, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run(stages: int = 100) -> dict[str, Any]:
     results: dict[str, Any] = {
         "stages": stages,
         "eventbridge_seconds": list(EVENTBRIDGE_SECONDS),
@@ -159,7 +174,8 @@ def run(stages: int = 100, *, progress: Callable[[str], None] | None = None) -> 
         "composed_before": measure(stages, composed_before=True),
     }
     for kind in ("new_stages", "composed_before"):
-        for figures in results[kind].values():
+        for name in ACTIONS:
+            figures = results[kind][name]
             figures["p50_ratio"] = figures["p50_seconds"] / results["anchor"]["p50"]
             figures["p99_ratio"] = figures["p99_seconds"] / results["anchor"]["p99"]
     return results
