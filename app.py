@@ -7,6 +7,8 @@ Context (cdk.json, or ``cdk synth -c key=value``):
   stageArnPrefixes   stage-ARN prefixes the automation is limited to (JSON list; empty = every stage)
   moderationPrincipals  IAM role ARNs that may put flags on the flag bus (JSON list; empty = nobody)
   redrivePrincipals  IAM role ARNs that may assume the redrive role for `dlq redrive` (JSON list; empty = nobody)
+  compositionHoursPerDay  {"limit": hours, "mode": "alert" | "block"}: the fleet's composition hours per UTC
+                     day (unset = none; docs/policy.md, "The fleet's composition budget")
   stackName          the stack's name (default StagePilot): staging and production side by side;
                      the CLI takes the same name with --stack or STAGEPILOT_STACK
 """
@@ -26,6 +28,7 @@ from infra import names
 from infra.convergence import DEFAULT_RECONCILE_MINUTES
 from infra.stack import StagePilotSettings, StagePilotStack
 from stagepilot import routing
+from stagepilot.decisions.composition_hours import parse_composition_hours
 
 CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
 
@@ -67,6 +70,9 @@ def settings_from_context(node: Any) -> StagePilotSettings:
         ),
         token_mode=_token_mode(node.try_get_context(names.CONTEXT_TOKEN_MODE)),
         audit_trail=_flag(node.try_get_context(names.CONTEXT_AUDIT_TRAIL), names.CONTEXT_AUDIT_TRAIL),
+        composition_hours=parse_composition_hours(
+            node.try_get_context(names.CONTEXT_COMPOSITION_HOURS), f"context {names.CONTEXT_COMPOSITION_HOURS}"
+        ),
     )
 
 

@@ -49,6 +49,7 @@ HEALED_ALARM: Final = "HealedAlarm"
 RECONCILE_FAILED_ALARM: Final = "ReconcileFailedAlarm"
 RECORDING_FAILED_ALARM: Final = "RecordingFailedAlarm"
 DESTINATION_FAILED_ALARM: Final = "DestinationFailedAlarm"
+COMPOSITION_BUDGET_ALARM: Final = "CompositionBudgetAlarm"
 
 # The door (infra/door.py).
 DOOR: Final = "Door"
@@ -64,6 +65,8 @@ CONTEXT_MODERATION_PRINCIPALS: Final = "moderationPrincipals"
 CONTEXT_REDRIVE_PRINCIPALS: Final = "redrivePrincipals"  # IAM roles that may assume the redrive role
 CONTEXT_TOKEN_MODE: Final = "tokenMode"  # "signed" (default) or "create"
 CONTEXT_AUDIT_TRAIL: Final = "auditTrail"  # true: a CloudTrail trail of the table's data events
+# {"limit": hours, "mode": "alert" | "block"}: the fleet's composition hours per UTC day (docs/policy.md)
+CONTEXT_COMPOSITION_HOURS: Final = "compositionHoursPerDay"
 AUDIT_TRAIL: Final = "AuditTrail"
 AUDIT_TRAIL_BUCKET: Final = "AuditTrailBucket"
 CONTEXT_STACK_NAME: Final = "stackName"  # default STACK_NAME: several deployments in one account and region
@@ -81,6 +84,8 @@ METRIC_RECORDING_FAILED: Final = "RecordingFailed"  # by the composition functio
 # a composition's destination failed (channel already live, bucket refused): by the composition function and
 # the convergence pass, once per composition and destination
 METRIC_DESTINATION_FAILED: Final = "DestinationFailed"
+# the day's composition hours are spent (compositionHoursPerDay): by the convergence pass, once per UTC day
+METRIC_COMPOSITION_BUDGET_SPENT: Final = "CompositionBudgetSpent"
 METRIC_EVENT_ACTED: Final = "EventActed"
 METRIC_EVENT_SKIPPED: Final = "EventSkipped"
 METRIC_EVENT_FAILED: Final = "EventFailed"

@@ -43,6 +43,7 @@ from infra.pipeline import AutomationPipeline, IvsStatement
 from stagepilot import config, outputs, routing
 from stagepilot.adapters import schema
 from stagepilot.decisions.composition import MANAGED_TAG
+from stagepilot.decisions.composition_hours import CompositionHoursPerDay
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class StagePilotSettings:
     # A CloudTrail trail of the table's data events (every read and write, with who made it), in a bucket
     # of its own that no table writer can touch: the record of the audit trail's own changes.
     audit_trail: bool = False
+    # The fleet's composition hours per UTC day (docs/policy.md, "The fleet's composition budget"); None = none.
+    composition_hours: CompositionHoursPerDay | None = None
 
     def __post_init__(self) -> None:
         for key, principals in (
@@ -128,6 +131,11 @@ class StagePilotStack(Stack):
             config.ENV_ACCOUNT: self.account,
             config.ENV_REGION: self.region,
             config.ENV_MODERATION_SOURCES: json.dumps(list(settings.moderation_sources)),
+            **(
+                {config.ENV_COMPOSITION_HOURS: settings.composition_hours.to_json()}
+                if settings.composition_hours is not None
+                else {}
+            ),
         }
         statements = {
             routing.COMPOSITION: self._composition_statements(),
@@ -204,6 +212,11 @@ class StagePilotStack(Stack):
 
         self.recording_alarm = self._recording_failed_alarm()
         self.destination_alarms = [self._destination_failed_alarm(service) for service in _DESTINATION_WATCHERS]
+        self.budget_alarm = (
+            self._composition_budget_alarm(settings.composition_hours)
+            if settings.composition_hours is not None
+            else None
+        )
 
         CfnOutput(self, outputs.OUTPUT_CONVERGENCE_FUNCTION_NAME, value=self.convergence.function.function_name)
 
@@ -341,32 +354,43 @@ class StagePilotStack(Stack):
             topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         return topic
 
-    def _recording_failed_alarm(self) -> cloudwatch.Alarm:
-        """IVS reported a participant recording that could not start or ended with failure."""
+    def _metric_alarm(
+        self, construct: str, *, metric: str, service: str, period: Duration, description: str
+    ) -> cloudwatch.Alarm:
+        """An alarm on one of the functions' own metrics (``service``'s dimension): 1 or more within a period
+        raises it, and it notifies the alarm topic."""
         alarm = cloudwatch.Alarm(
             self,
-            names.RECORDING_FAILED_ALARM,
-            alarm_name=names.account_scoped(
-                self.stack_name, names.RECORDING_FAILED_ALARM, max_length=names.ALARM_NAME_MAX
-            ),
+            construct,
+            alarm_name=names.account_scoped(self.stack_name, construct, max_length=names.ALARM_NAME_MAX),
             metric=cloudwatch.Metric(
                 namespace=config.METRICS_NAMESPACE,
-                metric_name=names.METRIC_RECORDING_FAILED,
-                dimensions_map={"service": routing.COMPOSITION},
+                metric_name=metric,
+                dimensions_map={"service": service},
                 statistic="Sum",
-                period=Duration.minutes(5),
+                period=period,
             ),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description="IVS could not record a participant (Recording Start Failure / Recording End "
+            alarm_description=description,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alarm_topic))
+        return alarm
+
+    def _recording_failed_alarm(self) -> cloudwatch.Alarm:
+        """IVS reported a participant recording that could not start or ended with failure."""
+        return self._metric_alarm(
+            names.RECORDING_FAILED_ALARM,
+            metric=names.METRIC_RECORDING_FAILED,
+            service=routing.COMPOSITION,
+            period=Duration.minutes(5),
+            description="IVS could not record a participant (Recording Start Failure / Recording End "
             "Failure). `stagepilot audit --json` lists them ('recording-failed', with the S3 prefix); check the "
             "stage's storage configuration, its bucket and the bucket policy (see the runbook "
             "recordings-missing-or-fragmented).",
         )
-        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alarm_topic))
-        return alarm
 
     def _destination_failed_alarm(self, service: str) -> cloudwatch.Alarm:
         """A composition's destination failed while it runs (a channel already live, a bucket refused): the
@@ -377,29 +401,31 @@ class StagePilotStack(Stack):
             if service == routing.COMPOSITION
             else f"Pass{names.DESTINATION_FAILED_ALARM}"
         )
-        alarm = cloudwatch.Alarm(
-            self,
+        return self._metric_alarm(
             construct,
-            alarm_name=names.account_scoped(self.stack_name, construct, max_length=names.ALARM_NAME_MAX),
-            metric=cloudwatch.Metric(
-                namespace=config.METRICS_NAMESPACE,
-                metric_name=names.METRIC_DESTINATION_FAILED,
-                dimensions_map={"service": service},
-                statistic="Sum",
-                period=Duration.minutes(1),
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description="A composition's destination failed while it runs (a channel already live, a "
+            metric=names.METRIC_DESTINATION_FAILED,
+            service=service,
+            period=Duration.minutes(1),
+            description="A composition's destination failed while it runs (a channel already live, a "
             "bucket refused): the show is off-air or unrecorded. `stagepilot audit --json` lists it "
             "('destination-failed', with the destination and IVS's reason); `stagepilot status ARN` shows each "
             "destination's state. stagepilot does not restart the composition for it (that would cut the other "
             "destination's recording): see the runbook stage-did-not-compose.",
         )
-        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alarm_topic))
-        return alarm
+
+    def _composition_budget_alarm(self, budget: CompositionHoursPerDay) -> cloudwatch.Alarm:
+        """The day's composition hours (``compositionHoursPerDay``) are spent: the convergence pass counts
+        it once per UTC day, so the alarm fires once and is back to OK a period later."""
+        refuses = "new compositions are refused until the next UTC day" if budget.blocks else "nothing is refused"
+        return self._metric_alarm(
+            names.COMPOSITION_BUDGET_ALARM,
+            metric=names.METRIC_COMPOSITION_BUDGET_SPENT,
+            service="convergence",
+            period=Duration.minutes(1),
+            description=f"The compositions stagepilot started today (UTC) have run {budget.limit:g} hours, "
+            f"the compositionHoursPerDay limit (mode {budget.mode}: {refuses}). `stagepilot status` shows today's "
+            "figure; see the runbook a-show-ran-away-with-the-budget.",
+        )
 
     def _flag_bus(self, principals: tuple[str, ...]) -> events.EventBus:
         """The bus flags are put on. Its policy lets ``principals`` put events and denies everyone else by

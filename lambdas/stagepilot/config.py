@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from stagepilot import budget
+from stagepilot.decisions.composition_hours import CompositionHoursPerDay, parse_composition_hours
 from stagepilot.routing import DEFAULT_MODERATION_SOURCES
 
 ENV_TABLE: Final = "STAGEPILOT_TABLE"
@@ -28,6 +29,8 @@ ENV_ACCOUNT: Final = "STAGEPILOT_ACCOUNT"
 ENV_REGION: Final = "STAGEPILOT_REGION"  # else AWS_REGION, which Lambda sets
 ENV_MODERATION_SOURCES: Final = "STAGEPILOT_MODERATION_SOURCES"  # JSON list
 ENV_MAX_EVENT_AGE_SECONDS: Final = "STAGEPILOT_MAX_EVENT_AGE_SECONDS"  # older events are parked as malformed
+# The stack context compositionHoursPerDay, as JSON (decisions/composition_hours.py); absent = no budget.
+ENV_COMPOSITION_HOURS: Final = "STAGEPILOT_COMPOSITION_HOURS_PER_DAY"
 
 DEFAULT_POLICY_CACHE_SECONDS: Final = 30.0
 METRICS_NAMESPACE: Final = "StagePilot"
@@ -53,6 +56,7 @@ class Settings:
     region: str | None = None
     moderation_sources: tuple[str, ...] = DEFAULT_MODERATION_SOURCES
     max_event_age_seconds: float = DEFAULT_MAX_EVENT_AGE_SECONDS
+    composition_hours: CompositionHoursPerDay | None = None  # the fleet's budget (docs/policy.md)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +74,7 @@ class Settings:
             region=env.get(ENV_REGION) or env.get("AWS_REGION") or None,
             moderation_sources=_string_list(env, ENV_MODERATION_SOURCES) or DEFAULT_MODERATION_SOURCES,
             max_event_age_seconds=_positive_float(env, ENV_MAX_EVENT_AGE_SECONDS, DEFAULT_MAX_EVENT_AGE_SECONDS),
+            composition_hours=_composition_hours(env),
         )
 
     def covers(self, stage_arn: str) -> bool:
@@ -82,6 +87,13 @@ def _ivs_caller(env: Mapping[str, str]) -> str | None:
     if caller and caller not in budget.CALLERS:
         raise SettingsError(f"{ENV_IVS_CALLER} must be one of {', '.join(budget.CALLERS)}, got {caller!r}")
     return caller or None
+
+
+def _composition_hours(env: Mapping[str, str]) -> CompositionHoursPerDay | None:
+    try:
+        return parse_composition_hours(env.get(ENV_COMPOSITION_HOURS, ""), ENV_COMPOSITION_HOURS)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
 
 
 def _string_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, P
 from stagepilot.adapters.pass_log import PassLog, PassRecord
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, STAGE_PREFIX
 from stagepilot.adapters.table import AuditRecord, Ban, Table, iso
+from stagepilot.automations.composition_hours import keep_the_day
 from stagepilot.decisions.composition import managed_attempt
 from stagepilot.decisions.heals import HEALED_METRIC, HealReason, Observed, explain_heal
 from stagepilot.decisions.heals import metric_name as heal_metric
@@ -333,6 +334,10 @@ def run_pass(
         services.metrics.count("ReconcileFailed")
         logger.warning("convergence pass could not list what is live", extra={"error": str(exc)})
         return report
+    try:  # the fleet's composition budget (docs/policy.md): the day's figure, from this listing
+        keep_the_day(services, compositions, now)
+    except Exception as exc:  # the budget's trouble never stops the pass for the stages
+        _stage_failed(services, report, "*", "compositionHoursPerDay", exc)
     examinable: list[tuple[str, str, EffectivePolicy | None]] = []
     for info in live:
         arn = info.arn

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
 
+from stagepilot.adapters.composition_hours import CompositionHours, Listed, composition_id
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.cli import status
+from stagepilot.decisions.composition_hours import CompositionHoursPerDay, utc_day
 from stagepilot.errors import RetryLater
 from stagepilot.events import parse_event
 from stagepilot.local.ivs import IvsStandIn
@@ -74,6 +77,27 @@ def test_compositions_stagepilot_did_not_start_are_listed_and_counted(show: IvsS
     assert len([line for line in stage.splitlines() if "ACTIVE  (other)" in line]) == 1
 
 
+def test_the_fleet_view_shows_todays_composition_hours_and_the_limit(show: IvsStandIn):
+    """compositionHoursPerDay (docs/policy.md): today's figure as the convergence pass keeps it, and the limit."""
+    services = handler_services(show)
+    now = datetime.now(UTC)
+    [composition] = show.compositions(STAGE)
+    live = {composition_id(composition.arn): Listed(now - timedelta(hours=2), STAGE, SESSION)}
+    budget = CompositionHoursPerDay(limit=10, mode="block")
+    CompositionHours(services.table).record_live(utc_day(now), live, now=now, budget=budget)
+
+    hours = run("status", "--json").json()["summary"]["compositionHours"]
+    assert (hours["day"], hours["limit"], hours["mode"], hours["spentAt"]) == (
+        utc_day(now).isoformat(),
+        10,
+        "block",
+        None,
+    )
+    assert 2 <= hours["hours"] < 2.1
+    assert "composition hours today 2" in run("status").stdout.splitlines()[0]
+    assert " of 10 (block)" in run("status").stdout.splitlines()[0]
+
+
 def test_the_fleet_view_lists_every_live_stage_with_its_policy_and_composition(show: IvsStandIn):
     show.calls.clear()
     report = run("status", "--json").json()
@@ -109,6 +133,7 @@ def test_the_fleet_view_lists_every_live_stage_with_its_policy_and_composition(s
         "alarmsInAlarm": [],
         "alarms": 0,
         "unmanagedCompositions": 0,
+        "compositionHours": None,  # the stack sets no compositionHoursPerDay
     }
     # What it asked IVS: one listing of the stages and one of the compositions, whatever the fleet's size.
     assert sorted(c.operation for c in show.calls) == ["ListCompositions", "ListStages"]

@@ -42,6 +42,7 @@ CUSTOM_CONTEXT = {
         "arn:aws:iam::123456789012:role/stagepilot-operators",
     ],
     "redrivePrincipals": ["arn:aws:iam::123456789012:role/stagepilot-operators"],
+    "compositionHoursPerDay": {"limit": 200, "mode": "block"},
 }
 
 

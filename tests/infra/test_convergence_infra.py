@@ -66,3 +66,47 @@ def test_a_failed_destination_alarms_at_once_whoever_counts_it(deployed: Synthes
         assert alarm["TreatMissingData"] == "notBreaching"
         assert alarm["AlarmActions"]
     assert any(names.DESTINATION_FAILED_ALARM in str(a["AlarmName"]) for a in watching.values())
+
+
+def test_the_composition_budget_alarms_once_when_the_days_hours_are_spent(
+    deployed: Synthesized, customized: Synthesized
+) -> None:
+    """compositionHoursPerDay (docs/policy.md): its alarm watches what the pass counts once a UTC day; every
+    function is told the setting; without the context there is neither."""
+    [alarm] = [
+        a["Properties"]
+        for a in customized.template.find_resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == names.METRIC_COMPOSITION_BUDGET_SPENT
+    ]
+    assert alarm["AlarmName"] == "StagePilot-CompositionBudgetAlarm"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "convergence"}]
+    assert (alarm["Threshold"], alarm["EvaluationPeriods"], alarm["Period"]) == (1, 1, 60)
+    assert alarm["TreatMissingData"] == "notBreaching" and alarm["AlarmActions"]
+    assert "mode block" in alarm["AlarmDescription"]
+    for function in (customized.stack.convergence.function, customized.stack.pipelines["composition"].function):
+        env = customized.template.find_resources("AWS::Lambda::Function")[customized.logical_id(function)]
+        assert env["Properties"]["Environment"]["Variables"]["STAGEPILOT_COMPOSITION_HOURS_PER_DAY"] == (
+            '{"limit": 200.0, "mode": "block"}'
+        )
+    assert not [
+        a
+        for a in deployed.template.find_resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == names.METRIC_COMPOSITION_BUDGET_SPENT
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('{"limit": 0}', "compositionHoursPerDay.limit: must be a number of hours"),
+        ('{"limit": "ten"}', "compositionHoursPerDay.limit: must be a number of hours"),
+        ('{"limit": 10, "mode": "stop"}', 'compositionHoursPerDay.mode: must be "alert" or "block"'),
+        ('{"limit": 10, "hours": 3}', "compositionHoursPerDay.hours: unknown field"),
+        ("10", "compositionHoursPerDay must be an object"),
+        ("{limit: 10}", "compositionHoursPerDay must be JSON"),
+    ],
+)
+def test_composition_hours_per_day_is_checked_at_synth(value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")) as raised:
+        build_app({"compositionHoursPerDay": value, "aws:cdk:bundling-stacks": []})
+    assert "\n" not in str(raised.value)  # one line

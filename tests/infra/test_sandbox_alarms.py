@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from stagepilot.local.alarms import stack_alarms
 from tests.infra.conftest import Synthesized
 
@@ -15,14 +17,17 @@ def _period(props: dict[str, Any]) -> int:
     return min(int(m["MetricStat"]["Period"]) for m in props["Metrics"] if "MetricStat" in m)
 
 
-def test_the_sandbox_evaluates_exactly_the_stacks_alarms(deployed: Synthesized):
+@pytest.mark.parametrize("synthesized", ["deployed", "customized"])
+def test_the_sandbox_evaluates_exactly_the_stacks_alarms(synthesized: str, request: pytest.FixtureRequest):
+    deployed: Synthesized = request.getfixturevalue(synthesized)
     deployed_alarms = {
         props["AlarmName"]: props
         for resource in deployed.resources.values()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
         for props in [resource["Properties"]]
     }
-    sandbox = {alarm.name: alarm for alarm in stack_alarms(deployed.stack.stack_name)}
+    budget = deployed.stack.settings.composition_hours is not None  # compositionHoursPerDay's alarm
+    sandbox = {alarm.name: alarm for alarm in stack_alarms(deployed.stack.stack_name, composition_budget=budget)}
     assert sorted(sandbox) == sorted(deployed_alarms)
     for name, alarm in sandbox.items():
         props = deployed_alarms[name]

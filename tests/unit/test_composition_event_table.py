@@ -104,6 +104,13 @@ PUBLISH: list[tuple[str, SessionCompositions | None, datetime, tuple[Any, ...]]]
     ("gave up", rec(State.GAVE_UP, restarts=3), NOW, NO),
     ("stale: no longer the stage's active session", rec(State.STALE), NOW, NO),
     ("guarded: stopped at a limit, final for the session", rec(State.GUARDED, stopped_by="maxSessionMinutes"), NOW, NO),
+    ("budget, refused today: nothing until the next UTC day", rec(State.BUDGET, refused_day="2026-11-21"), NOW, NO),
+    (
+        "budget, refused yesterday: the next attempt, if someone still publishes",
+        rec(State.BUDGET, refused_day="2026-11-20"),
+        NOW,
+        (True, 3, True, None),
+    ),
 ]
 
 

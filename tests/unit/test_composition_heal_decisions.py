@@ -25,6 +25,7 @@ from stagepilot.decisions.composition import (
 from stagepilot.decisions.heals import HealReason
 
 NOW = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
+NOT = (False, 0, False, False, None)  # no start, nothing to give up
 PASS = "reconcile:st-MainSession01:composition"
 EVENT = "00000000-0000-0000-0000-000000000007"
 ARN = "arn:aws:ivs:us-east-1:123456789012:composition/AbCd1234"
@@ -204,6 +205,24 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
     ("rejected, same policy", rec(State.REJECTED, policy_hash="now"), None, True, None, (False, 0, False, False, None)),
     ("gave up", rec(State.GAVE_UP), None, True, None, (False, 0, False, False, None)),
     ("stale", rec(State.STALE), None, True, None, (True, 3, False, False, None)),
+    # refused by compositionHoursPerDay (block): nothing that UTC day; the next day a start, never a lost event
+    ("budget, refused today", rec(State.BUDGET, refused_day=NOW.date().isoformat()), None, True, None, NOT),
+    (
+        "budget, refused yesterday, publishing",
+        rec(State.BUDGET, refused_day=(NOW - timedelta(days=1)).date().isoformat()),
+        None,
+        True,
+        None,
+        (True, 3, False, False, HealReason.BUDGET),
+    ),
+    (
+        "budget, refused yesterday, nobody publishing",
+        rec(State.BUDGET, refused_day=(NOW - timedelta(days=1)).date().isoformat()),
+        None,
+        False,
+        None,
+        NOT,
+    ),
 ]
 
 

@@ -32,6 +32,7 @@ def test_the_vocabulary_is_the_contracts() -> None:
         "policy-changed",
         "taken-over",
         "rollover",  # the planned successor at IVS's 24-hour limit (docs/policy.md): not a lost event
+        "budget",  # a start compositionHoursPerDay refused, made the next UTC day (docs/policy.md): not lost
     }
     assert {HealReason.EVENT_LOST} == ALARMED
     assert metric_name(HealReason.EVENT_LOST) == names.METRIC_HEALED_EVENT_LOST  # what HealedAlarm watches

@@ -258,6 +258,7 @@ def _record(item: dict[str, Any]) -> SessionCompositions:
         started_at=parse_iso(item.get("startedAt")),
         first_started_at=parse_iso(item.get("firstStartedAt")),
         stopped_by=item.get("stoppedBy"),
+        refused_day=item.get("refusedDay"),
     )
 
 

@@ -12,12 +12,13 @@ import hashlib
 import json
 import logging
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stagepilot.adapters.ivs import CompositionSummary, IvsRejected
 from stagepilot.adapters.state import CompositionRecords, Ledger
 from stagepilot.adapters.table import AuditRecord
+from stagepilot.automations.composition_hours import REFUSED_METRIC, count_end, refused
 from stagepilot.automations.limits import CostGuard
 from stagepilot.decisions.composition import (
     Decision,
@@ -39,6 +40,7 @@ from stagepilot.decisions.composition import (
     rollover_due,
     why_list_compositions,
 )
+from stagepilot.decisions.composition_hours import BUDGET
 from stagepilot.decisions.heals import HealReason
 from stagepilot.errors import RetryLater
 from stagepilot.events import CompositionStateChange, Event, RecordingStateChange, StageUpdate
@@ -112,6 +114,8 @@ class CompositionAutomation:
         # restart belongs to the newest of them; the tags name only the session that started it.
         ending = event.event_name in ("Session End", "Session Failure")
         holders = records.holding(event.stage_arn, event.composition_arn) if ending else []
+        if ending:  # the fleet's composition hours (compositionHoursPerDay): counted once, whoever sees the end
+            count_end(services, summary, event.time)
         if event.event_name == "Session End":
             held_attempts = [(held_session, held.attempt) for held_session, held in holders] or [(session_id, attempt)]
             for held_session, held_attempt in held_attempts:
@@ -432,6 +436,9 @@ class CompositionAutomation:
         if not due or any("channel" in d for d in composition.destinations):
             return []
         details = {"session_id": stage.session_id}
+        refusal = refused(services, stage.now)
+        if refusal is not None:  # its predecessor runs on to IVS's limit; after it, the refused start is audited
+            return [Outcome(self.name, "skip", f"no successor before the 24-hour limit: {refusal}", details=details)]
         if not stage.publishers():
             why = "nobody publishes: no successor before the 24-hour limit"
             return [Outcome(self.name, "skip", why, details=details)]
@@ -586,6 +593,9 @@ class CompositionAutomation:
             stage_arn, session_id, attempt=attempt, owner=owner, expected=record
         ):
             return self._skip("another event claimed this start first", session_id=session_id)
+        refusal = refused(services, services.clock())
+        if refusal is not None:
+            return self._refuse(stage_arn, session_id, attempt, refusal, services, owner=owner, event_time=event_time)
         ledger = records.enter(stage_arn, session_id)
         active_session = services.ivs.active_session_id(stage_arn)
         if active_session != session_id:
@@ -695,6 +705,43 @@ class CompositionAutomation:
             details={"session_id": session_id, "composition_arn": arn, "attempt": attempt},
             heal_reason=decision.heal_reason,
         )
+
+    def _refuse(
+        self,
+        stage_arn: str,
+        session_id: str,
+        attempt: int,
+        refusal: str,
+        services: Services,
+        *,
+        owner: str,
+        event_time: datetime,
+    ) -> Outcome:
+        """``compositionHoursPerDay`` in ``block`` mode, the day's hours spent: the claimed attempt is
+        refused, audited ``budget`` and counted once per session and day (the record says ``budget``, which
+        no start decision leaves that day: decisions/composition.py)."""
+        records = services.compositions
+        day = services.clock().astimezone(UTC).date().isoformat()
+        services.record_action(
+            AuditRecord(
+                time=event_time,
+                stage_arn=stage_arn,
+                automation=self.name,
+                action=BUDGET,
+                reason=refusal,
+                session_id=session_id,
+                result="refused",
+                event_id=owner,
+                details={"day": day, "attempt": attempt},
+            ),
+            REFUSED_METRIC,
+            change=records.marking(
+                stage_arn, session_id, attempt=attempt, state=State.BUDGET, from_states=(State.CLAIMED,), refusedDay=day
+            ),
+        )
+        services.table.apply(records.leaving(stage_arn, session_id))  # nothing of the session is live
+        logger.warning("composition start refused by the budget", extra={"stage_arn": stage_arn, "reason": refusal})
+        return Outcome(self.name, BUDGET, refusal, details={"session_id": session_id})
 
     @staticmethod
     def _live_elsewhere(

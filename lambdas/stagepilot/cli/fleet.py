@@ -89,6 +89,7 @@ def fleet_report(
     summary = fleet_summary(rows, depths, alarms)
     # compositions stagepilot did not start (no stagepilot:managed tag): reported, never stopped (docs/policy.md)
     summary["unmanagedCompositions"] = sum(1 for c in compositions if c.active and not _managed(c))
+    summary["compositionHours"] = composition_hours_today(res, now)
     return {
         "time": iso(now),
         "readSeconds": round(time.monotonic() - began, 3),
@@ -122,6 +123,24 @@ def composition_summary(compositions: list[CompositionSummary], session_id: str)
         "destinations": destinations,
         "destinationStates": list(chosen.destination_states),
         "others": len(others),
+    }
+
+
+def composition_hours_today(res: Resources, now: datetime) -> dict[str, Any] | None:
+    """Today's (UTC) composition hours and the ``compositionHoursPerDay`` limit, as the convergence pass
+    keeps them (one read; docs/policy.md); None when the stack sets no budget (or no pass kept today yet)."""
+    from stagepilot.adapters.composition_hours import CompositionHours
+    from stagepilot.decisions.composition_hours import utc_day
+
+    figure = CompositionHours(res.table).figure(utc_day(now))
+    if figure.limit is None:
+        return None
+    return {
+        "day": figure.day.isoformat(),
+        "hours": round(figure.hours(now), 2),
+        "limit": figure.limit.limit,
+        "mode": figure.limit.mode,
+        "spentAt": figure.spent_at.isoformat() if figure.spent_at is not None else None,
     }
 
 
@@ -183,6 +202,10 @@ def summary_text(report: Mapping[str, Any]) -> str:
         parts.append(f"{s['invalidPolicy']} invalid policy")
     if s.get("unmanagedCompositions"):
         parts.append(f"{s['unmanagedCompositions']} composition(s) stagepilot did not start")
+    hours = s.get("compositionHours")
+    if hours:
+        spent = ", spent" if hours["spentAt"] else ""
+        parts.append(f"composition hours today {hours['hours']:g} of {hours['limit']:g} ({hours['mode']}{spent})")
     if s["deadLetters"] is None:
         parts.append("dead letters unknown (no stack outputs; use --stack)")
     else:

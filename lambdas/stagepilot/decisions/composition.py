@@ -7,11 +7,14 @@ compositions. Its ``state`` moves:
                       │                 ├─Session Failure→ failed ─restart→ claimed (attempt+1)
                       │                 ├─a final limit→ guarded (nothing leaves it: final for the session)
                       │                 └─noPublisherSeconds→ ended (as IVS's own idle stop)
-                      └─IVS rejects→ rejected                   └─out of restarts→ gave-up
+                      ├─IVS rejects→ rejected                   └─out of restarts→ gave-up
+                      └─the day's composition hours spent (compositionHoursPerDay: block)→ budget
+                                                  ─the next UTC day, someone publishing→ claimed (attempt+1)
 
 ``guarded``: the pass stopped the composition at a final limit of the policy's ``limits``
 (``maxSessionMinutes``, ``hostGone``; decisions/limits.py): no event, retry or pass starts one again in
-the session.
+the session. ``budget``: the fleet's composition budget refused the start (decisions/composition_hours.py);
+nothing asks again that UTC day, and the next day's first publish or pass starts it.
 
 The convergence pass moves a record the same way when the event never came: a composition IVS lists
 FAILED (it keeps ended compositions about five minutes) is recorded ``failed`` by the pass, so its
@@ -24,7 +27,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from stagepilot.decisions.heals import HealReason
@@ -59,10 +62,11 @@ class State(StrEnum):
     GAVE_UP = "gave-up"
     STALE = "stale"
     GUARDED = "guarded"
+    BUDGET = "budget"
 
 
 # A session whose record reaches one of these states has no composition live: it leaves the stage's ledger.
-NOTHING_LIVE = frozenset({State.ENDED, State.STALE, State.REJECTED, State.GAVE_UP})
+NOTHING_LIVE = frozenset({State.ENDED, State.STALE, State.REJECTED, State.GAVE_UP, State.BUDGET})
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class SessionCompositions:
     started_at: datetime | None = None  # when the current attempt's composition started (IVS's startTime)
     first_started_at: datetime | None = None  # when the session's first composition started (maxSessionMinutes)
     stopped_by: str | None = None  # the limit that stopped the composition (decisions/limits.Bound), if one did
+    refused_day: str | None = None  # the UTC day (yyyy-mm-dd) the fleet's composition budget refused a start
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,15 @@ def decide_on_publish(
         return Decision(False, f"gave up after {record.restarts} restarts in this session")
     if record.state is State.GUARDED:
         return Decision(False, _guarded(record))
+    if record.state is State.BUDGET:
+        if _refused_today(record, now):
+            return Decision(False, _budget_spent(record))
+        return Decision(
+            True,
+            f"the composition budget refused a start on {record.refused_day} (UTC); a new day",
+            attempt=record.attempt + 1,
+            needs_publishers=True,
+        )
     return Decision(False, "this session is no longer the stage's active session")
 
 
@@ -250,7 +264,7 @@ def decide_on_failure(
         return Decision(False, f"attempt {failed_attempt} is not the current one ({record.attempt})")
     if record.state is State.GUARDED:
         return Decision(False, _guarded(record))
-    if record.state in (State.ENDED, State.GAVE_UP, State.STALE, State.REJECTED):
+    if record.state in (State.ENDED, State.GAVE_UP, State.STALE, State.REJECTED, State.BUDGET):
         return Decision(False, f"the session's composition is {record.state.value}")
     if record.restarts >= max_restarts:
         return Decision(False, f"maxRestarts ({max_restarts}) reached")
@@ -322,6 +336,8 @@ def decide_on_heal(
     event-late, resumed, policy-changed)."""
     if record is not None and record.state is State.GUARDED:
         return Decision(False, _guarded(record))
+    if record is not None and record.state is State.BUDGET and _refused_today(record, now):
+        return Decision(False, _budget_spent(record))
     if record is not None and record.state is State.FAILED:
         return _heal_failed(record, owner=owner, now=now, max_restarts=max_restarts, publishing=publishing)
     if not publishing:
@@ -414,6 +430,13 @@ def decide_on_heal(
         return Decision(False, "IVS rejected this policy's composition in this session; fix the policy")
     if record.state is State.GAVE_UP:
         return Decision(False, f"gave up after {record.restarts} restarts in this session")
+    if record.state is State.BUDGET:
+        return Decision(
+            True,
+            f"the composition budget refused a start on {record.refused_day} (UTC); a new day and someone publishes",
+            record.attempt + 1,
+            heal_reason=HealReason.BUDGET,
+        )
     return Decision(False, f"the session's composition is {record.state.value}")
 
 
@@ -434,6 +457,17 @@ def asks_ivs(record: SessionCompositions | None, *, owner: str, now: datetime) -
 
 def _guarded(record: SessionCompositions) -> str:
     return f"stopped at limits.{record.stopped_by or 'a limit'}: final for this session (nothing composes again)"
+
+
+def _refused_today(record: SessionCompositions, now: datetime) -> bool:
+    return record.refused_day is None or record.refused_day >= now.astimezone(UTC).date().isoformat()
+
+
+def _budget_spent(record: SessionCompositions) -> str:
+    return (
+        f"the day's composition hours are spent (compositionHoursPerDay, block; refused on {record.refused_day}): "
+        "nothing starts until the next UTC day"
+    )
 
 
 def _heal_failed(

@@ -17,6 +17,8 @@ Every heal (an action the convergence pass took because the event path had not) 
 - ``rollover``: a composition reaching IVS's 24-hour limit while its stage still publishes got its
   successor (planned: before the limit with only an S3 destination, as soon as IVS ended it with a
   channel). Never a lost event, never a restart.
+- ``budget``: a start the fleet's composition budget refused (``compositionHoursPerDay``, ``block``),
+  made on the next UTC day with the stage still publishing.
 
 How a converge function says which: it sets ``Outcome.heal_reason`` (``pipeline.Outcome``) when it
 knows (a claim taken over, IVS ending a composition); when it does not, the pass explains the heal from
@@ -39,6 +41,7 @@ class HealReason(StrEnum):
     POLICY_CHANGED = "policy-changed"
     TAKEN_OVER = "taken-over"
     ROLLOVER = "rollover"
+    BUDGET = "budget"
 
 
 # The reasons that mean "events are being lost": HealedAlarm counts these only.

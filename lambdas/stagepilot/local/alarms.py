@@ -32,6 +32,7 @@ HEALED: Final = "HealedAlarm"
 RECONCILE_FAILED: Final = "ReconcileFailedAlarm"
 RECORDING_FAILED: Final = "RecordingFailedAlarm"
 DESTINATION_FAILED: Final = "DestinationFailedAlarm"
+COMPOSITION_BUDGET: Final = "CompositionBudgetAlarm"  # only with the compositionHoursPerDay context
 CONVERGENCE: Final = "Convergence"
 ALARM_NAME_MAX: Final = 255
 EVALUATION_SECONDS: Final = 2.0  # how often the sandbox evaluates (CloudWatch: every period)
@@ -52,8 +53,9 @@ class AlarmDefinition:
     metric: str | None = None
 
 
-def stack_alarms(stack: str) -> list[AlarmDefinition]:
-    """Every alarm the stack deploys, named as it names them (infra/names.py ``account_scoped``)."""
+def stack_alarms(stack: str, *, composition_budget: bool = False) -> list[AlarmDefinition]:
+    """Every alarm the stack deploys, named as it names them (infra/names.py ``account_scoped``);
+    ``composition_budget``: the stack sets ``compositionHoursPerDay``."""
     alarms = []
     for automation in AUTOMATIONS:
         part = automation.capitalize()  # the pipeline's construct id (stagepilot.outputs.pipeline_id)
@@ -78,6 +80,12 @@ def stack_alarms(stack: str) -> list[AlarmDefinition]:
             _name(stack, f"Pass{DESTINATION_FAILED}"), "metric", convergence, 1, 60, metric="DestinationFailed"
         ),
     ]
+    if composition_budget:
+        alarms.append(
+            AlarmDefinition(
+                _name(stack, COMPOSITION_BUDGET), "metric", convergence, 1, 60, metric="CompositionBudgetSpent"
+            )
+        )
     return alarms
 
 
