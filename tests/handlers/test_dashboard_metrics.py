@@ -28,3 +28,20 @@ def test_a_server_error_is_a_retry_but_not_a_throttle(deployment: LocalDeploymen
     publish_and_drain(deployment, events.published("host", user_id="host-1"))
 
     assert deployment.metrics.counts["EventRetried"] >= 1 and "IvsThrottled" not in deployment.metrics.counts
+
+
+def test_a_count_of_nothing_publishes_no_metric() -> None:
+    """A custom metric costs every hour it is published in (docs/performance.md, section 11): the functions'
+    sink publishes a count only when something was counted, so a zero never makes a metric exist."""
+    from aws_lambda_powertools import Metrics
+
+    from stagepilot.handlers.wiring import PowertoolsMetricSink
+
+    metrics = Metrics(namespace="StagePilot", service="test")
+    metrics.clear_metrics()  # Powertools keeps one metric set per process: nothing another test left
+    sink = PowertoolsMetricSink(metrics)
+    sink.count("ClaimsReleased", 0)
+    assert metrics.metric_set == {}
+    sink.count("ClaimsReleased", 2)
+    assert metrics.metric_set["ClaimsReleased"]["Value"] == [2.0]
+    metrics.clear_metrics()

@@ -34,6 +34,8 @@ class PowertoolsMetricSink:
         self._metrics = metrics
 
     def count(self, name: str, value: float = 1) -> None:
+        if not value:  # a metric is billed for every hour it is published in: a zero is not published
+            return
         self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
