@@ -10,7 +10,7 @@ gives dataclasses an ``exec`` that runs the shipped code compiled from exactly t
 text it does not find as before.
 
 Nothing about the classes changes: the code run is what ``exec`` would have compiled from the same text (the
-same file name, ``<string>``, and the same compiler flags: none, dataclasses.py has no ``__future__``
+same file name, ``<string>``, and the same compiler flags: none, the stdlib dataclasses module has no ``__future__``
 import). Code objects are only valid on the Python that wrote them, so the file is written by a synth on
 the runtime's Python (as the bytecode beside it) and refused on any other; without it nothing changes.
 """
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from types import CodeType
 
 SHIPPED = "dataclass_code.marshal"  # beside this module, in the zip only
-_FLAGS = 0  # the compiler flags dataclasses' own exec compiles with (it inherits dataclasses.py's: none)
+_FLAGS = 0  # the compiler flags dataclasses' own exec compiles with (it inherits the stdlib dataclasses module's: none)
 
 
 def use_shipped(path: str | None = None) -> int:
