@@ -3,8 +3,13 @@ SHELL := /bin/bash
 # Any supported CPython runs the demo and the tests: the newest of PYTHON_VERSIONS found (python3.X on PATH,
 # then pyenv's installed ones, then python3). Only the Lambda zip's bytecode needs the runtime's 3.13
 # (infra/bundling.py RUNTIME_PYTHON): a synth on another version ships plain sources and says so.
-# PYTHON=/path/to/python overrides the search; PYTHON_VERSIONS=3.13 insists on one (.ci/run does).
-PYTHON_VERSIONS ?= 3.13 3.12 3.11
+# PYTHON=/path/to/python overrides the search; PYTHON_VERSIONS=3.13 insists on one (.ci/run does), and names
+# only supported ones: SUPPORTED_PYTHONS is the one list (newest first), never overridden.
+override SUPPORTED_PYTHONS := 3.13 3.12 3.11
+PYTHON_VERSIONS ?= $(SUPPORTED_PYTHONS)
+ifneq ($(or $(filter-out $(SUPPORTED_PYTHONS),$(PYTHON_VERSIONS)),$(if $(strip $(PYTHON_VERSIONS)),,none)),)
+$(error PYTHON_VERSIONS='$(strip $(PYTHON_VERSIONS))': stagepilot supports CPython $(SUPPORTED_PYTHONS) only; name one or more of them)
+endif
 PYTHON_VERSION_OF = -c 'import sys; print("%d.%d" % sys.version_info[:2] if sys.implementation.name == "cpython" else "")'
 ifndef PYTHON
 PYTHON := $(shell root=$${PYENV_ROOT:-$$HOME/.pyenv}; other=$$(pyenv root 2>/dev/null); \
