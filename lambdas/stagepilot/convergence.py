@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, Final, Protocol, cast
 
 from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, PublishTimes, StageInfo
-from stagepilot.adapters.pass_log import PassLog, PassRecord
+from stagepilot.adapters.pass_log import ListedStage, PassLog, PassRecord
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, STAGE_PREFIX
 from stagepilot.adapters.table import AuditRecord, Ban, Table, iso
 from stagepilot.automations.composition_hours import keep_the_day
@@ -322,7 +322,7 @@ def run_pass(
     for checker in fleet:  # first: a few checks, whatever the size of the live fleet after them
         _converge_fleet(checker, covered, pass_services, report, budget=budget, only_stage=only_stage, now=now)
     if not live:
-        _log_pass(services, report, now=now, only_stage=only_stage)
+        _log_pass(services, report, now=now, only_stage=only_stage, listed=stages)
         return report
     try:
         compositions = services.ivs.all_compositions()
@@ -352,7 +352,7 @@ def run_pass(
         examinable.append((arn, info.active_session_id, gate.effective))
     report.examined = len(examinable)
     if not examinable:
-        _log_pass(services, report, now=now, only_stage=only_stage)
+        _log_pass(services, report, now=now, only_stage=only_stage, listed=stages)
         return report
     cursor = PassCursor(services.table, now=now) if only_stage is None else None
     ordered = sorted(examinable, key=lambda stage: stage[0])
@@ -385,7 +385,7 @@ def run_pass(
     report.out_of_time = bool(not_reached) and deadline.left_ms() < STAGE_MARGIN_MS
     if cursor is not None:
         cursor.save(not_reached[0] if not_reached else None)
-    _log_pass(services, report, now=now, only_stage=only_stage)
+    _log_pass(services, report, now=now, only_stage=only_stage, listed=stages)
     if report.out_of_time:
         services.metrics.count("ReconcileOutOfTime")
         logger.warning(
@@ -407,10 +407,17 @@ def _count_unmanaged(services: Services, compositions: list[CompositionSummary])
         )
 
 
-def _log_pass(services: Services, report: PassReport, *, now: datetime, only_stage: str | None) -> None:
-    """A full pass's record, for ``ban list``'s sweep progress (adapters/pass_log.py); never raises."""
+def _log_pass(
+    services: Services, report: PassReport, *, now: datetime, only_stage: str | None, listed: list[StageInfo]
+) -> None:
+    """A full pass's record, for ``ban list``'s sweep progress, with its listing of the live stages, for
+    the fleet view (adapters/pass_log.py); never raises."""
     if only_stage is None:
-        PassLog(services.table).record(PassRecord(started_at=now, examinable=report.examined, reached=report.reached))
+        PassLog(services.table).record(
+            PassRecord(started_at=now, examinable=report.examined, reached=report.reached),
+            [ListedStage(s.arn, s.active_session_id, s.name) for s in listed if s.active_session_id],
+            stages_listed=len(listed),
+        )
 
 
 def _converge_stage(services: Services, report: PassReport, stage: LiveStage, automations: list[Converging]) -> bool:

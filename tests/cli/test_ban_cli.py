@@ -266,3 +266,28 @@ def test_ban_remove_dry_run_names_the_ban_and_lifts_nothing(aws: str):
     assert [e["action"] for e in run("audit", "--json").json()] == ["ban-add"]
     missing = run("ban", "remove", "nobody", "--dry-run")
     assert missing.status == 1 and missing.stderr.strip() == "error: nobody is not banned"
+
+
+def test_a_ban_made_when_no_stage_is_live_says_there_is_nothing_to_sweep_yet(ivs):
+    """``ban list`` said "0 of 0 live stage(s) checked" when the last pass had found nothing live: true in
+    numbers, no answer to "is the sweep done?"."""
+    from stagepilot.adapters.pass_log import PassLog, PassRecord
+    from stagepilot.adapters.table import Table
+    from tests.cli.conftest import TABLE
+
+    log = PassLog(Table(boto3.client("dynamodb"), TABLE))
+    log.record(PassRecord(datetime.now(UTC) - timedelta(minutes=1), examinable=0, reached=0))
+
+    added = run("ban", "add", "spammer-7", "--reason", "spam")
+
+    assert added.status == 0, added.stderr
+    assert "is the convergence pass's: no live stage to check at the last pass, the next one checks every stage " in (
+        added.stdout
+    )
+    assert "0 live stage(s)" not in added.stdout
+    assert run("ban", "list").stdout.splitlines()[1] == (
+        "  sweep: nothing to sweep yet: the last convergence pass found no live stage to check; "
+        "the passes after the ban check every stage live by then"
+    )
+    log.record(PassRecord(datetime.now(UTC) + timedelta(seconds=1), examinable=0, reached=0))
+    assert "  sweep: done: every live stage checked by the convergence pass" in run("ban", "list").stdout

@@ -541,15 +541,16 @@ def test_an_endpoint_that_never_answers_times_out_as_told(offline: Path):
 
 
 def test_timeouts_reach_every_client_and_zero_means_none(offline: Path):
+    from stagepilot.adapters.ivs import CLIENT_CONFIG
     from stagepilot.cli import resources
 
     resources.use_aws_options(resources.AwsOptions())
     default = resources.client("dynamodb").meta.config
     assert (default.connect_timeout, default.read_timeout) == (5.0, 15.0)
-    ivs = resources.client("ivs-realtime", config=resources.CLIENT_CONFIG).meta.config
+    ivs = resources.client("ivs-realtime", config=CLIENT_CONFIG).meta.config
     assert ivs.retries["total_max_attempts"] == 4  # the client's own retries kept (3 retries)
     resources.use_aws_options(resources.AwsOptions(connect_timeout=0, read_timeout=30))
-    given = resources.client("ivs-realtime", config=resources.CLIENT_CONFIG).meta.config
+    given = resources.client("ivs-realtime", config=CLIENT_CONFIG).meta.config
     assert (given.connect_timeout, given.read_timeout) == (None, 30)
     resources.use_aws_options(resources.AwsOptions())
 

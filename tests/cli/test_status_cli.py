@@ -134,13 +134,16 @@ def test_the_fleet_view_lists_every_live_stage_with_its_policy_and_composition(s
         "alarms": 0,
         "unmanagedCompositions": 0,
         "compositionHours": None,  # the stack sets no compositionHoursPerDay
+        "notCheckedForPublishers": 0,
     }
-    # What it asked IVS: one listing of the stages and one of the compositions, whatever the fleet's size.
+    # What it asked IVS: one listing of the stages and one of the compositions, whatever the fleet's size (no
+    # convergence pass has run here: no listing of its own to take).
     assert sorted(c.operation for c in show.calls) == ["ListCompositions", "ListStages"]
+    assert report["listing"]["by"] == "ListStages" and report["listing"]["why"] == "no listing of the convergence pass"
 
     text = run("status").stdout.splitlines()
     assert text[0].startswith("2 live stage(s): 1 paused, 1 dry-run, 0 with problems, dead letters 0, ")
-    assert "(read 20" in text[0]
+    assert "(read 20" in text[0] and text[0].endswith("; live stages listed now)")
     main_line = text[text.index(f"{STAGE}  session {SESSION}") + 1]
     assert "policy own v1 DRY-RUN" in main_line and "composition ACTIVE (1/1 destinations active)" in main_line
     assert any("policy default v1 PAUSED" in line for line in text)
@@ -337,3 +340,115 @@ def test_who_is_on_air_now_a_host_who_stopped_is_not_a_publisher_and_a_kicked_on
     assert "participants (1 connected, 0 publishing now, 1 published earlier, 1 kicked)" in text
     assert "  p-host user=host-1  CONNECTED  published earlier, not publishing now" in text
     assert "  p-troll user=troll-9  KICKED  disconnected by stagepilot (had published)" in text
+
+
+def test_the_fleet_view_takes_the_convergence_passs_listing_of_a_large_fleet_while_it_is_fresh(show: IvsStandIn):
+    """Issue 26: ten ListStages pages at the CLI's share took 5 s of a 7 s fleet view at 1,000 live stages. The
+    pass lists every stage each minute anyway and keeps the live ones with its record: the view reads that (one
+    GetItem) and says how old it is. IVS is listed again where that costs no wait (at most the CLI's 3 pages
+    in a window: 300 stages, then the view is exact), when the listing is old, or with --fresh."""
+    from datetime import UTC, datetime, timedelta
+
+    from stagepilot.adapters.pass_log import ListedStage, PassLog
+    from stagepilot.automations import convergence_order
+    from stagepilot.convergence import run_pass
+
+    services = handler_services(show)
+    run_pass(services, convergence_order())  # a full pass, as the scheduled function runs it
+    kept = PassLog(services.table).listing()
+    assert kept is not None and kept.stages_listed == 3  # IDLE_STAGE too: one ListStages page
+    assert [(s.arn, s.session_id) for s in kept.stages] == [(STAGE, SESSION), (OTHER_STAGE, OTHER_SESSION)]
+    show.calls.clear()
+    small = run("status", "--json").json()
+    assert sorted(c.operation for c in show.calls) == ["ListCompositions", "ListStages"]  # 3 stages: listed now
+    assert small["listing"]["why"] == "3 stage(s) at the last pass: listed at once"
+
+    # A fleet of 1,000 stages as the pass listed it (a record as the pass writes it; two of them live).
+    def listed(at: datetime) -> None:
+        from stagepilot.adapters.pass_log import PassRecord
+
+        live = [ListedStage(STAGE, SESSION, ""), ListedStage(OTHER_STAGE, OTHER_SESSION, "")]
+        PassLog(services.table).record(PassRecord(at, examinable=2, reached=2), live, stages_listed=1000)
+
+    listed(datetime.now(UTC) - timedelta(seconds=20))
+    show.calls.clear()
+    report = run("status", "--json").json()
+    assert [c.operation for c in show.calls] == ["ListCompositions"]  # no ListStages
+    assert report["listing"]["by"] == "convergence-pass" and 20 <= report["listing"]["ageSeconds"] < 80
+    assert {row["stageArn"]: row["sessionId"] for row in report["stages"]} == {
+        STAGE: SESSION,
+        OTHER_STAGE: OTHER_SESSION,
+    }
+    [main] = [row for row in report["stages"] if row["stageArn"] == STAGE]
+    assert main["composition"]["state"] == "ACTIVE"  # IVS's ListCompositions, as before
+    first = run("status").stdout.splitlines()[0]
+    assert first.startswith("2 live stage(s): ") and "; live stages as the convergence pass listed them " in first
+
+    # A listing older than the passes' period and timeout allow (the pass stopped running): IVS is listed again.
+    listed(datetime.now(UTC) - timedelta(minutes=3))
+    show.calls.clear()
+    stale = run("status", "--json").json()
+    assert sorted(c.operation for c in show.calls) == ["ListCompositions", "ListStages"]
+    assert stale["listing"]["why"].startswith("the convergence pass's last listing is from")
+    assert run("status").stdout.splitlines()[0].endswith("; live stages listed now)")
+    # --fresh lists IVS whatever the pass kept; it is the fleet view's only.
+    listed(datetime.now(UTC))
+    show.calls.clear()
+    assert run("status", "--fresh", "--json").json()["listing"]["why"] == "--fresh"
+    assert "ListStages" in [c.operation for c in show.calls]
+    refused = run("status", STAGE, "--fresh")
+    assert refused.status == 2 and refused.stderr.strip().endswith(
+        "--fresh is for the fleet view (status without STAGE_ARN)"
+    )
+
+
+def test_the_policy_sections_include_the_stage_settings_and_the_door(ivs: IvsStandIn, tmp_path: Path):
+    """The sections line named composition, replication, moderation and limits only: a policy that only gives the
+    door's roles read as having no section at all."""
+    ivs.create_stage(STAGE)
+    put(
+        tmp_path,
+        {"stageArn": STAGE, "tokens": {"roles": {"viewer": {"capabilities": ["SUBSCRIBE"], "durationMinutes": 10}}}},
+    )
+    assert "policy   own v1, sections: tokens" in run("status", STAGE).stdout.splitlines()
+    assert run("status", STAGE, "--json").json()["policy"]["sections"] == ["tokens"]
+
+
+def test_a_stage_whose_policy_composes_with_someone_publishing_and_no_composition_is_a_problem(
+    show: IvsStandIn, tmp_path: Path
+):
+    """The fleet view missed it: nothing in IVS's listings or the table says a publisher is there. Only the
+    stages that compose by policy and have no composition are asked (ListParticipants, ListParticipantEvents),
+    at most PUBLISHER_CHECKS a frame; a stage where nobody publishes (IVS stopped its composition) is none."""
+    from stagepilot.cli.fleet import PUBLISHER_CHECKS
+
+    events = EventFactory()
+    extra = [f"arn:aws:ivs:us-east-1:123456789012:stage/Uncomposed{n:03d}" for n in range(PUBLISHER_CHECKS + 1)]
+    for n, arn in enumerate(extra):
+        show.create_stage(arn)
+        put(tmp_path, {"stageArn": arn, "composition": COMPOSITION})
+        session = f"st-Uncompose{n:04d}"  # 16 characters, as IVS's
+        if n == 0:  # a host on air (its publish event lost: no composition record either)
+            show.observe(events.published("p-on-air", user_id="host", stage=arn, session=session, event_id="on-air"))
+        else:  # a host who stopped: still connected, not publishing
+            for name in ("Participant Published", "Participant Unpublished"):
+                show.observe(events.stage(name, f"p-stopped-{n}", stage=arn, session=session, event_id=f"{name}-{n}"))
+    show.calls.clear()
+
+    report = run("status", "--json").json()
+
+    rows = {row["stageArn"]: row for row in report["stages"]}
+    assert rows[extra[0]]["problems"] == [
+        "p-on-air publishes and no composition runs, though the policy composes "
+        "(the convergence pass starts one; stagepilot reconcile STAGE_ARN to now)"
+    ]
+    assert rows[extra[1]]["problems"] == [] and rows[extra[1]]["publishing"] is None  # checked: nobody on air
+    assert "publishing" not in rows[extra[2]]  # past the frame's checks
+    assert report["summary"]["withProblems"] == 1 and report["summary"]["notCheckedForPublishers"] == 1
+    asked = [c.operation for c in show.calls]
+    assert asked.count("ListParticipants") == PUBLISHER_CHECKS  # STAGE is composed: never asked
+    text = run("status", "--problems").stdout
+    assert text.splitlines()[0].startswith(f"{2 + len(extra)} live stage(s): 1 paused, 1 dry-run, 1 with problems, ")
+    assert "1 uncomposed stage(s) whose policy composes not checked for a publisher (status STAGE_ARN)" in text
+    assert "  PROBLEM: p-on-air publishes and no composition runs, though the policy composes" in text
+    assert "  composition none (nobody publishing)" in run("status").stdout

@@ -14,6 +14,7 @@ from typing import Any
 from stagepilot.adapters.dynamo import ConditionalPut, Table, iso, utc_now
 from stagepilot.adapters.schema import (
     HISTORY_PREFIX,
+    HISTORY_VERSIONS,
     PARTITION_KEY,
     PAUSE_PARTITION,
     POLICY_PARTITION,
@@ -21,8 +22,6 @@ from stagepilot.adapters.schema import (
 )
 from stagepilot.errors import ConflictError, NotFound
 from stagepilot.policy import DEFAULT_STAGE, StagePolicy, parse_policy
-
-HISTORY_VERSIONS = 20  # `policy history` / `policy rollback`: the last this many versions of a policy
 
 
 def history_partition(stage_arn: str) -> str:

@@ -20,6 +20,7 @@ BAN_PARTITION: Final = "BAN"
 PAUSE_PARTITION: Final = "PAUSE"  # the kill switch: one item per paused stage (or "default"), apart from policies
 STAGE_PREFIX: Final = "STAGE#"  # + stage ARN: automation state, claims, counters and the audit trail
 HISTORY_PREFIX: Final = "HISTORY#"  # + stage ARN (or "default"): the last versions of its policy
+HISTORY_VERSIONS: Final = 20  # `policy history` / `policy rollback`: the last this many versions of a policy
 TOKEN_PREFIX: Final = "TOKEN#"  # + user id: the door's record of every token issued to the user
 AUDIT_PARTITION: Final = "AUDIT"  # the audit index's partition (auditPk), not a table partition
 # + stage ARN (or "global"): the audit trail, a key space of its own that every role may only add to

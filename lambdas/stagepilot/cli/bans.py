@@ -244,6 +244,8 @@ def handed_to_the_pass(res: Any) -> dict[str, Any]:
 def handed_text(handed: dict[str, Any]) -> str:
     if handed["liveStages"] is None:
         how = "no pass recorded yet (is the stack deployed?)"
+    elif not handed["liveStages"]:
+        how = "no live stage to check at the last pass, the next one checks every stage live by then"
     else:
         needed = f"about {handed['passesNeeded']} pass(es)" if handed["passesNeeded"] else "passes"
         how = f"{handed['liveStages']} live stage(s), {needed}, one every reconcileMinutes"
@@ -406,6 +408,11 @@ def sweep_text(progress: SweepProgress) -> str:
         return f"done: every live stage checked by the convergence pass (the pass of {_iso(progress.finished_at)})"
     if progress.examinable is None:
         return "waiting for the convergence pass (no pass recorded yet: is the stack deployed?)"
+    if not progress.examinable and not progress.passes:
+        return (
+            "nothing to sweep yet: the last convergence pass found no live stage to check; "
+            "the passes after the ban check every stage live by then"
+        )
     checked = min(progress.reached, progress.examinable)
     left = f", about {progress.passes_left} more" if progress.passes_left else ""
     return (

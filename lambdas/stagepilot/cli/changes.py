@@ -9,10 +9,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from stagepilot.adapters.table import AuditLog, AuditRecord, Table
 from stagepilot.cli.resources import client
+
+if TYPE_CHECKING:
+    from stagepilot.adapters.table import AuditRecord, Table
 
 ACTOR: Final = "cli"  # the audit entry's "automation": a person, through the CLI
 GLOBAL_STAGE: Final = "global"  # the audit trail's stage for changes that belong to no stage (bans)
@@ -25,6 +27,8 @@ def caller_arn() -> str:
 
 def record_change(table: Table, **change: Any) -> None:
     """One audit entry for one change made on its own (``change_entry``'s arguments)."""
+    from stagepilot.adapters.table import AuditLog
+
     AuditLog(table).record(change_entry(**change))
 
 
@@ -44,6 +48,8 @@ def change_entry(
     """The audit entry of one change: ``action`` (``policy-put``, ``ban-add``...), by whom, and the
     versions before and after (policies). Written with the change in one transaction where the store
     takes it (``AuditLog.put_with``), else on its own (``record_change``)."""
+    from stagepilot.adapters.table import AuditRecord
+
     versions = {
         **({"previousVersion": previous_version} if previous_version is not None else {}),
         **({"version": version} if version is not None else {}),

@@ -24,8 +24,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from stagepilot.cli.confirm import confirm, yes_option
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.output import ProgressLine
@@ -370,6 +368,8 @@ def cmd_redrive(args: argparse.Namespace, out: Output) -> int:
 def redrive_sender(res: Any, out: Output) -> Any:
     """An SQS client signed as the stack's redrive role: the queues take messages only from their rules
     and the stack's own roles (docs/architecture-infra.md). A stack without the role: your own identity."""
+    from botocore.exceptions import ClientError
+
     from stagepilot.outputs import OUTPUT_REDRIVE_ROLE_ARN
 
     role_arn = res.outputs.get(OUTPUT_REDRIVE_ROLE_ARN)
@@ -434,6 +434,8 @@ def _peeked(sqs: Any, dlq_url: str, total: int) -> list[dict[str, Any]]:
 
 def _move_task(sqs: Any, dlq_url: str, queue_url: str, total: int, progress: ProgressLine) -> int | None:
     """SQS moves the queue itself; None where StartMessageMoveTask is not available."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         source = _arn(sqs, dlq_url)
         handle = sqs.start_message_move_task(SourceArn=source, DestinationArn=_arn(sqs, queue_url))["TaskHandle"]

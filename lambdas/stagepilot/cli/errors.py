@@ -9,9 +9,10 @@ hint where the operator can do something about it. Exit status (docs/cli.md): 1 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from botocore import exceptions as boto
+if TYPE_CHECKING:  # botocore is imported when a failure is described, not with the CLI (its start-up)
+    from botocore import exceptions as boto
 
 EXIT_FAILURE: Final = 1
 EXIT_BAD_INPUT: Final = 2
@@ -43,6 +44,8 @@ class BadInput(CliError):
 
 def describe_failure(exc: BaseException) -> tuple[str, int]:
     """The one line (without ``error:``) and the exit status for any exception a command raised."""
+    from botocore import exceptions as boto
+
     if isinstance(exc, CliError):
         return _one_line(str(exc)), exc.status
     for cause in _chain(exc):
@@ -68,6 +71,8 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
 
 def describe_aws_error(exc: BaseException) -> str | None:
     """One line, with a hint, for the AWS failures an operator meets; None for anything else."""
+    from botocore import exceptions as boto
+
     if isinstance(exc, boto.ProfileNotFound):
         profile = exc.kwargs.get("profile", "?")
         return (

@@ -11,8 +11,6 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.policies import checked_arn
 from stagepilot.cli.resources import client, resources
@@ -79,6 +77,8 @@ def cmd_flag(args: argparse.Namespace, out: Output) -> int:
         "Detail": json.dumps(detail),
         "EventBusName": bus,
     }
+    from botocore.exceptions import ClientError
+
     try:
         response = client("events").put_events(Entries=[entry])
     except ClientError as exc:

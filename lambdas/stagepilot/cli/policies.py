@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stagepilot.adapters.table import HISTORY_VERSIONS
+from stagepilot.adapters.schema import HISTORY_VERSIONS
 from stagepilot.cli.changes import caller_arn
 from stagepilot.cli.converge import add_option as add_converge_option
 from stagepilot.cli.converge import converge_now

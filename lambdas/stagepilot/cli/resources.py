@@ -2,6 +2,10 @@
 
 Clients come from boto3's default session, so the usual AWS environment applies (``AWS_PROFILE``,
 ``AWS_REGION``, ``AWS_ENDPOINT_URL_*``), or from the global ``--profile``/``--region``/``--endpoint-url``.
+
+boto3, botocore and the adapters are imported when a command first needs them, not with this module: every
+command imports it (through ``main``), and ``--version``, ``--help``, ``policy validate``, ``simulate`` and
+``completion`` never make a client (docs/performance.md, section 9: the CLI's start-up).
 """
 
 from __future__ import annotations
@@ -10,18 +14,17 @@ import argparse
 import os
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError, NoRegionError
-
-from stagepilot import budget
-from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage, Pacer
-from stagepilot.adapters.table import Table
 from stagepilot.cli.errors import CliError
 from stagepilot.outputs import OUTPUT_TABLE_NAME, output_dlq_url, output_queue_url
 from stagepilot.routing import AUTOMATIONS
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+
+    from stagepilot.adapters.ivs import IvsStage, Pacer
+    from stagepilot.adapters.table import Table
 
 DEFAULT_STACK: Final = "StagePilot"
 STACK_VARIABLE: Final = "STAGEPILOT_STACK"  # the default for --stack (a deployment with -c stackName=...)
@@ -39,6 +42,8 @@ class Resources:
 
     @cached_property
     def outputs(self) -> dict[str, str]:
+        from botocore.exceptions import ClientError
+
         cloudformation = client("cloudformation")
         try:
             stacks = cloudformation.describe_stacks(StackName=self.stack)["Stacks"]
@@ -59,10 +64,14 @@ class Resources:
 
     @cached_property
     def table(self) -> Table:
+        from stagepilot.adapters.table import Table
+
         return Table(client("dynamodb"), self.table_name or self.output(OUTPUT_TABLE_NAME))
 
     @cached_property
     def ivs(self) -> IvsStage:
+        from stagepilot.adapters.ivs import CLIENT_CONFIG, IvsStage
+
         # An operator's command (reconcile and converge-now included) sends at most one call of an operation in
         # any window, beside the functions' split (budget.OPERATOR_PER_SECOND), and 3 of ListStages
         # (budget.OPERATOR_SHARES: the fleet views list every stage in seconds).
@@ -77,10 +86,15 @@ def operator_pacer(**clock: Any) -> Pacer:
     """The CLI's pacer: ``budget.OPERATOR_PER_SECOND`` call of every operation in any window, but its
     ``budget.operator_shares`` (ListStages). ``clock``: ``clock=``/``sleep=`` of another clock (the
     benchmarks' virtual one)."""
+    from stagepilot import budget
+    from stagepilot.adapters.ivs import Pacer
+
     return Pacer(budget.OPERATOR_PER_SECOND / budget.WINDOW_SECONDS, shares=operator_shares(), **clock)
 
 
 def operator_shares() -> dict[str, tuple[int, ...]]:
+    from stagepilot import budget
+
     return {operation: (calls,) for operation, calls in budget.operator_shares().items()}
 
 
@@ -112,12 +126,17 @@ def use_aws_options(options: AwsOptions) -> None:
     # AWS_REGION beats AWS_DEFAULT_REGION, as in the AWS CLI v2 (botocore itself reads only the latter).
     region = options.region or os.environ.get("AWS_REGION") or None
     if options.profile or region:
+        import boto3.session
+
         _session = boto3.session.Session(profile_name=options.profile, region_name=region)
 
 
 def client(service: str, **kwargs: Any) -> Any:
     """A boto3 client. ``--endpoint-url`` acts like ``AWS_ENDPOINT_URL``: a service's own
     ``AWS_ENDPOINT_URL_<SERVICE>`` still wins, so one shell can point IVS and the rest at different places."""
+    import boto3
+    from botocore.exceptions import NoRegionError
+
     if _options.endpoint_url and not os.environ.get(endpoint_variable(service)):
         kwargs.setdefault("endpoint_url", _options.endpoint_url)
     kwargs["config"] = client_config(kwargs.get("config"))
@@ -137,6 +156,8 @@ def client_config(passed: Config | None) -> Config:
     """The timeouts every CLI client uses: ours by default, the client's own (``passed``) over them, and
     ``--cli-connect-timeout``/``--cli-read-timeout`` over both. Retries: botocore's standard mode, so
     ``AWS_MAX_ATTEMPTS`` and the profile's ``max_attempts`` apply."""
+    from botocore.config import Config
+
     config = Config(
         connect_timeout=DEFAULT_CONNECT_TIMEOUT, read_timeout=DEFAULT_READ_TIMEOUT, retries={"mode": "standard"}
     )
@@ -152,6 +173,8 @@ def client_config(passed: Config | None) -> Config:
 
 def aws_session() -> Any:
     """The boto3 session this command's clients come from (its credentials sign the door's requests)."""
+    import boto3
+
     if _session is not None:
         return _session
     if boto3.DEFAULT_SESSION is None:

@@ -10,7 +10,6 @@ import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib import error, request
 
 from stagepilot.cli.errors import BadInput, CliError
 from stagepilot.cli.files import read_text_file
@@ -144,6 +143,8 @@ def _policies(path: Path) -> list[Any]:
 
 
 def cmd_play(args: argparse.Namespace, out: Output) -> int:
+    from urllib import error, request
+
     url = os.environ.get(URL_VARIABLE)
     if not url:
         raise CliError(

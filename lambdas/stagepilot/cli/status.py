@@ -14,8 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from stagepilot.cli.errors import CliError
 from stagepilot.cli.output import screen_controls
 from stagepilot.cli.policies import checked_arn
@@ -29,6 +27,8 @@ if TYPE_CHECKING:
     from stagepilot.policy import StagePolicy
 
 DEFAULT_WATCH_SECONDS = 5.0
+# A policy's sections, in the order docs/policy.md gives them (``paused`` is shown apart).
+POLICY_SECTIONS = ("composition", "replication", "moderation", "stage", "limits", "tokens")
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 
@@ -50,6 +50,12 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         action="store_true",
         help="the fleet: only the stages with a problem (an invalid policy, a failed composition or destination, "
         "a composition given up, recording settings refused, a failure as last action); the summary line counts all",
+    )
+    status.add_argument(
+        "--fresh",
+        action="store_true",
+        help="the fleet: list the live stages from IVS now (ListStages: about 4 s at 1,000 live stages) instead of "
+        "taking the convergence pass's listing (one read, at most about 2 minutes old; the frame says how old)",
     )
     status.add_argument(
         "--watch",
@@ -84,13 +90,14 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     build: Callable[[], dict[str, Any]]
     render: Callable[[dict[str, Any], Output], None]
     if arn:
-        if args.problems:
-            raise CliError("--problems is for the fleet view (status without STAGE_ARN)", status=2)
+        for given, flag in ((args.problems, "--problems"), (args.fresh, "--fresh")):
+            if given:
+                raise CliError(f"{flag} is for the fleet view (status without STAGE_ARN)", status=2)
         build, render = (lambda: stage_report(res, arn, actions=args.actions)), print_stage
     else:
         from stagepilot.cli.fleet import fleet_report, print_fleet
 
-        build, render = (lambda: fleet_report(res, problems_only=args.problems)), print_fleet
+        build, render = (lambda: fleet_report(res, problems_only=args.problems, fresh=args.fresh)), print_fleet
     if args.watch is None:
         report = build()
         out.json(report) if out.as_json else render(report, out)
@@ -165,7 +172,7 @@ def policy_summary(found: PolicyLookup) -> dict[str, Any]:
         "pausedBy": "pause" if found.paused_by is not None else "policy" if by_policy else None,
         "dryRun": bool(moderation.get("dryRun", False)),
         "valid": not validate_policy(document) if chosen else None,
-        "sections": [k for k in ("composition", "replication", "moderation", "limits") if document.get(k)],
+        "sections": [k for k in POLICY_SECTIONS if document.get(k)],
     }
 
 
@@ -376,6 +383,8 @@ def _recording(res: Resources, arn: str, session_id: str, p: Any) -> dict[str, A
 
 def dead_letter_depths(res: Resources) -> dict[str, int] | None:
     """Messages waiting per automation's dead-letter queue; None when the stack's outputs cannot be read."""
+    from botocore.exceptions import ClientError
+
     try:
         queues = res.queues()
         sqs = client("sqs")
@@ -395,6 +404,8 @@ def alarm_states(res: Resources) -> list[dict[str, str]] | None:
     """The stack's own CloudWatch alarms and their states: exactly those that notify the stack's alarm topic
     (its output AlarmTopicArn). A name prefix is not enough: ``StagePilot-`` also starts every alarm of a
     ``StagePilot-staging`` stack in the same account and region."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         topic = res.output(OUTPUT_ALARM_TOPIC_ARN)
         pages = (

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Final
-
-from botocore.loaders import Loader
-from botocore.model import ServiceModel, Shape
-from botocore.validate import ParamValidator
+from typing import TYPE_CHECKING, Any, Final
 
 from stagepilot.policy.problems import Problem, article, join, json_type, show
+
+if TYPE_CHECKING:  # botocore's modules are imported when a policy is first checked: the CLI's commands that
+    # never check one (``--version``, ``status``'s help, ``simulate``'s parsing) do not pay for them at start-up
+    from botocore.model import ServiceModel, Shape
 
 _ARN_KIND = re.compile(r"^arn:aws:ivs:.*:([a-z-]+)/")
 _PY_TYPE_NAMES: Final = {
@@ -53,6 +53,9 @@ def _service_model() -> ServiceModel:
         return _LOADED_MODEL[0]
     # Measured with boto3 already imported (as in the Lambda), Python 3.11, botocore 1.44.5:
     # ~7 ms through botocore.loaders (~12 ms through botocore.session.get_session()); once per container.
+    from botocore.loaders import Loader
+    from botocore.model import ServiceModel
+
     return ServiceModel(Loader().load_service_model("ivs-realtime", "service-2"), "ivs-realtime")
 
 
@@ -82,6 +85,8 @@ def check_shape(value: object, shape: Shape, path: str, problems: list[Problem])
         problems.append(Problem(path, f"must be an object, got {json_type(value)}"))
         return
     request = value
+    from botocore.validate import ParamValidator
+
     report = ParamValidator().validate(request, shape)
     # The report keeps (reason, name, details) tuples; generate_report() would only give us text.
     for reason, name, details in getattr(report, "_errors", []):
