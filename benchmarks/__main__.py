@@ -41,6 +41,43 @@ def _load(measured: dict[str, Any]) -> str:
     return f"; under load ({load['max']:.1f} on {load['cores']} cores)" if measured.get("under_load") else ""
 
 
+def burst_rows(b: dict[str, Any]) -> list[str]:
+    """One burst run against issue 24's targets: the composition's drain and each automation's against
+    their floors (stages at the rate stagepilot's functions may use), throttles of any operation (the
+    application's included), duplicates, lost records, the pass within its timeout."""
+    label = f"burst, {b['stages']} stages, {b['label']}"
+    throttles = b["throttled_calls"] + b["application_throttled_calls"]
+    detail = (
+        f"{b['drain_seconds']:.1f} s; {b['duplicates']} duplicated, {b['dead_letters']} lost; "
+        f"{throttles} throttled ({b['throttled_calls']} ours, {b['application_throttled_calls']} the application's; "
+        f"stagepilot's busiest second {b['stagepilot_busiest_second_max']} of its {b['floor_rate']})"
+    )
+    if b.get("with_pass"):
+        detail += f"; longest pass {b['pass_longest_seconds']:.1f} of {b['pass_timeout_seconds']} s"
+    rows = [
+        _row(
+            f"{label}: composed",
+            detail,
+            f"{b['floor_seconds']:.1f} s",
+            b["ratio"],
+            f"≤ {b['target_ratio']}×, 0 throttled, 0 duplicated, 0 lost",
+            b["met"],
+        )
+    ]
+    for name, a in b["automations"].items():
+        rows.append(
+            _row(
+                f"{label}: {name} drained ({a['operation']})",
+                f"{a['drained_seconds']:.1f} s",
+                f"{a['floor_seconds']:.1f} s",
+                a["ratio"],
+                f"≤ {b['target_ratio']}×",
+                a["ratio"] <= b["target_ratio"],
+            )
+        )
+    return rows
+
+
 def main() -> int:
     logging.disable(logging.WARNING)  # the handlers' "will be retried" lines are expected here
     started = time.perf_counter()
@@ -51,7 +88,7 @@ def main() -> int:
         "cold_start_first_record": first_record.run(runs=15),
         "work_per_event": work_per_event.run(),
         "latency": latency.run(),
-        "burst": burst.run_all(),  # 200 and 1,000 stages: about 5 minutes (benchmarks/lean_moto.py)
+        "burst": burst.run_all(),  # 200 and 1,000 stages, each as deployed and in the deploy case: minutes
         "package": package.run(),
         "convergence": convergence.run(),
         "simulate": simulate_throughput.run(),
@@ -136,18 +173,7 @@ def main() -> int:
             )
         )
     for b in [*results["burst"]["runs"], *results["burst"]["alternatives"]]:
-        label = f"burst drain, {b['stages']} stages: {b['label']}"
-        once = f"{b['stages_with_one_composition']}/{b['stages']} once"
-        detail = (
-            f"{b['drain_seconds']:.1f} s, {once}, {b['duplicates']} duplicated, "
-            f"{b['throttled_calls'] + b['application_throttled_calls']} throttled"
-        )
-        if b.get("with_pass"):  # the pass beside it: within its timeout, no lost-event heal
-            detail += (
-                f"; pass beside it: longest {b['pass_longest_seconds']:.0f} of {b['pass_timeout_seconds']} s, "
-                f"{b['healed_event_lost']} event-lost heals"
-            )
-        rows.append(_row(label, detail, f"{b['floor_seconds']:.0f} s", b["ratio"], "≤ 1.10×", b["met"]))
+        rows.extend(burst_rows(b))
     c = results["convergence"]
     for label, key in (("healing", "healing_pass"), ("converged", "converged_pass")):
         one = c[key]

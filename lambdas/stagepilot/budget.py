@@ -20,8 +20,11 @@ functions' reserved concurrency and environment, and each function paces its cal
 How the bound holds without any call to a shared store:
 
 1. Each function runs at most ``CONCURRENCY[caller]`` containers at once: the reserved concurrency of its
-   function (the template sets it from this map, ``infra/``; an extra environment during a deploy is
-   idle, never concurrent, because reserved concurrency caps concurrent executions).
+   function (the template sets it from this map, ``infra/``). Reserved concurrency caps concurrent
+   executions, not environments: during a deploy one more environment exists, never running beside the
+   others, and an invocation may land in one that did not see what its slot just sent. So a container
+   sends nothing in the first window of each invocation (``Pacer.invocation_started``): by then every
+   call of the slot's previous invocations has left it (docs/performance.md, section 3).
 2. Each container's pacer (``adapters/ivs.py``, ``Pacer``) is a sliding-window bound: at most ``calls``
    requests of an operation in any ``WINDOW_SECONDS`` (1.2 s: one second plus ``LATENCY_SPREAD``, the most
    two requests' trips to IVS can differ, so requests sent 1.2 s apart cannot land within one second).

@@ -87,6 +87,26 @@ def test_function_consumes_its_queue_with_partial_batch_failures(deployed: Synth
 
 
 @pytest.mark.parametrize("automation", AUTOMATIONS)
+def test_the_burst_benchmark_runs_the_deployed_batches(deployed: Synthesized, automation: str) -> None:
+    """benchmarks/burst.py invokes each function with the batches the event source sends (no batching
+    window: a batch of what is there) and brings a timed-out batch back after the queue's visibility."""
+    from benchmarks import burst
+
+    pipeline = deployed.stack.pipelines[automation]
+    (mapping,) = [
+        m["Properties"]
+        for m in deployed.template.find_resources("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": deployed.logical_id(pipeline.function)}
+    ]
+    assert mapping["BatchSize"] == burst.BATCH_SIZE
+    assert mapping.get("MaximumBatchingWindowInSeconds", 0) == 0
+    queue = deployed.resources[deployed.logical_id(pipeline.queue)]["Properties"]
+    assert queue["VisibilityTimeout"] == burst.VISIBILITY_TIMEOUT_SECONDS
+    function = deployed.resources[deployed.logical_id(pipeline.function)]["Properties"]
+    assert function["Timeout"] == burst.FUNCTION_TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize("automation", AUTOMATIONS)
 def test_function_runtime_settings_and_environment(deployed: Synthesized, automation: str) -> None:
     pipeline = deployed.stack.pipelines[automation]
     function = deployed.resources[deployed.logical_id(pipeline.function)]["Properties"]

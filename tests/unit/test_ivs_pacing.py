@@ -224,3 +224,37 @@ def test_every_request_of_the_functions_client_waits_for_the_pacer() -> None:
 
     assert stage.active_session_id(STAGE) is None
     assert len(ivs.calls) == len(waits) == READ_RETRIES + 1
+
+
+def test_environments_taking_turns_in_the_slots_never_exceed_the_slots_share() -> None:
+    """Reserved concurrency caps concurrent executions, not environments: in a deploy one more environment
+    exists, and an invocation may land in the one idle longest, which never saw the calls its slot just
+    sent. Each invocation's quiet window keeps the two slots' calls within their two shares."""
+    time = Time()
+    environments = [Pacer(1.0, shares={"StartComposition": (1,)}, clock=time.clock, sleep=time.sleep) for _ in range(3)]
+    free_at = [0.0, 0.0, 0.0]
+    slots = [0.0, 0.05]  # when each slot's next invocation starts (reserved concurrency 2)
+    sent: list[float] = []
+    for _ in range(60):
+        slot = min(range(len(slots)), key=slots.__getitem__)
+        time.now = slots[slot]
+        idle = [i for i, free in enumerate(free_at) if free <= time.now]
+        environment = min(idle, key=lambda i: (free_at[i], i))
+        environments[environment].invocation_started()
+        environments[environment].wait("StartComposition")
+        sent.append(time.now)
+        free_at[environment] = time.now + 0.01
+        slots[slot] = free_at[environment] + 0.001
+    sent.sort()
+    most = max(sum(1 for t in sent[i:] if t < start + budget.WINDOW_SECONDS - 1e-9) for i, start in enumerate(sent))
+    assert most <= 2
+
+
+def test_an_invocations_first_call_waits_one_window_and_the_next_ones_do_not() -> None:
+    time = Time(10.0)
+    pacer = Pacer(1.0, shares={"GetStage": (1,), "StartComposition": (1,)}, clock=time.clock, sleep=time.sleep)
+    pacer.invocation_started()
+    pacer.wait("GetStage")
+    assert time.now == pytest.approx(10.0 + budget.WINDOW_SECONDS)
+    pacer.wait("StartComposition")  # the same invocation: its window has passed
+    assert time.now == pytest.approx(10.0 + budget.WINDOW_SECONDS)

@@ -118,6 +118,12 @@ class Pacer:
 
     After IVS throttles an operation (``throttled``), this container sends it at most once per
     ``SLOWED_SPACING`` seconds until ``RECOVERY_SECONDS`` pass without another throttle.
+
+    An invocation starts (``invocation_started``): nothing is sent until one window after it. Reserved
+    concurrency caps how many invocations run at once, not how many environments hold pacers (a deploy
+    brings one more; docs/performance.md, section 3), and the environment an invocation lands in may not
+    be the one that just sent from that concurrency slot: a window after its start, every call the slot's
+    previous invocations sent has left it, so the slots' calls never exceed their shares.
     """
 
     SLOWED_SPACING = 2 * budget.WINDOW_SECONDS
@@ -150,7 +156,23 @@ class Pacer:
         self._next: dict[str, float] = {}
         self._sent: dict[str, deque[float]] = {}
         self._slowed_until: dict[str, float] = {}
+        self._quiet_until = 0.0  # one window after the current invocation started
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_caller(
+        cls,
+        caller: str | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Pacer:
+        """The pacer a function's container builds (``handlers/wiring.budget_pacer``; the local deployment
+        and the burst benchmark build theirs here too, on their virtual clock): each IVS operation at this
+        container's share of it (``stagepilot.budget``). A function that does not say which caller it is
+        sends one call of each operation a window, in no frame: never more."""
+        shares = budget.container_shares(caller) if caller is not None else {}
+        return cls(budget.CONSERVATIVE_CALLS / budget.WINDOW_SECONDS, shares=shares, clock=clock, sleep=sleep)
 
     def rate(self, key: str) -> float:
         """The average calls per second this pacer allows ``key`` (its bound is per window: ``share``)."""
@@ -172,6 +194,12 @@ class Pacer:
     def slowed(self, key: str) -> bool:
         return self._slowed_until.get(key, 0.0) > self._clock()
 
+    def invocation_started(self) -> None:
+        """An invocation starts in this environment: its first call of any operation waits until one window
+        has passed (the class docstring says why)."""
+        with self._lock:
+            self._quiet_until = self._clock() + self._window
+
     def wait(self, key: str = "") -> None:
         with self._lock:
             now = self._clock()
@@ -181,6 +209,7 @@ class Pacer:
 
     def _reserve(self, key: str, now: float) -> float:
         calls = self._shares.get(key)
+        now = max(now, self._quiet_until)
         if calls is None:
             start = max(now, self._next.get(key, 0.0))
             self._next[key] = start + self._intervals.get(key, self._interval)
@@ -316,6 +345,11 @@ class IvsStage:
         # Seconds the current invocation has left (Lambda's remaining time), set per invocation by the
         # handler; None: no deadline (the CLI), so a throttled call is sent again THROTTLE_RETRIES times.
         self.time_left: Callable[[], float] | None = None
+
+    def invocation_started(self) -> None:
+        """A function's invocation starts (``handlers/wiring``): the pacer's quiet window (``Pacer``)."""
+        if self._pacer is not None:
+            self._pacer.invocation_started()
 
     def on_client(self, client: IvsrealtimeClient) -> IvsStage:
         """The same adapter (its pacing included) over another client: another function's credentials."""

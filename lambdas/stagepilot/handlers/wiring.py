@@ -19,11 +19,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
-from stagepilot import budget
 from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
-from stagepilot.pipeline import Automation, Services, handle_record
+from stagepilot.pipeline import Automation, Redelivery, Services, handle_record
 from stagepilot.policy import use_service_model
 
 ERROR_ATTRIBUTE = "stagepilot-error"  # message attribute on events parked in a DLQ: why they are there
@@ -111,15 +110,16 @@ def pass_services(logger: Logger, metrics: Metrics) -> Services:
 
 
 def budget_pacer(caller: str | None) -> Pacer:
-    """Pace each IVS operation at this container's share of it (``stagepilot.budget``); a function that
-    does not say which caller it is sends one call of each operation a window, in no frame: never more."""
-    shares = budget.container_shares(caller) if caller is not None else {}
-    return Pacer(budget.CONSERVATIVE_CALLS / budget.WINDOW_SECONDS, shares=shares)
+    """Pace each IVS operation at this container's share of it (``stagepilot.budget``): ``Pacer.for_caller``
+    on the wall clock."""
+    return Pacer.for_caller(caller)
 
 
 def set_deadline(services: Services, context: Any) -> None:
-    """This invocation's deadline for the IVS adapter: a throttled call is sent again in-process only
-    while the invocation has time for it (``adapters/ivs.py``). Lambda's context always has it."""
+    """An invocation starts: its deadline for the IVS adapter (a throttled call is sent again in-process
+    only while the invocation has time for it; Lambda's context always has it), and the pacer's quiet
+    window (``Pacer.invocation_started``: another environment may have just sent from this slot)."""
+    services.ivs.invocation_started()
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
     services.ivs.time_left = (lambda: float(remaining_ms()) / 1000) if callable(remaining_ms) else None
 
@@ -135,6 +135,20 @@ def run_batch(
     per container (the settings, the clients): when that fails, every record would fail the same way.
     """
     services, redelivery = services_for(logger, metrics)
+    return handle_batch(event, context, automation=automation, services=services, redelivery=redelivery, logger=logger)
+
+
+def handle_batch(
+    event: dict[str, Any],
+    context: Any,
+    *,
+    automation: Automation,
+    services: Services,
+    redelivery: Redelivery,
+    logger: Logger,
+) -> dict[str, Any]:
+    """``run_batch`` on a container's services (built once; ``benchmarks/burst.py`` passes its own, on a
+    virtual clock): the invocation's deadline, then each record on its own, the failed ones reported."""
     set_deadline(services, context)
     failures = []
     for record in event.get("Records", []):

@@ -240,7 +240,8 @@ class LocalDeployment:
         self.services = Services(
             settings=self.settings,
             table=self.table,
-            ivs=IvsStage(self.ivs.client()),
+            # a throttled call's in-process wait (when an invocation has a deadline) is virtual time too
+            ivs=IvsStage(self.ivs.client(), sleep=self.scheduler.sleep, jitter=random.Random(rng.random()).uniform),
             metrics=self.metrics,
             clock=self.clock,
             events_queued=self._queued,
@@ -249,11 +250,10 @@ class LocalDeployment:
         chosen = list(automations) if automations is not None else default_automations()
         self.automations = {a.name: a for a in chosen}
         self._containers = {
-            name: [_Container(name, i, self._pacer(name)) for i in range(budget.CONCURRENCY.get(name, 1))]
-            for name in self.automations
+            name: [self.container(name, i) for i in range(budget.CONCURRENCY.get(name, 1))] for name in self.automations
         }
         self._waiting: dict[str, deque[_Pending]] = {name: deque() for name in self.automations}
-        self._convergence = _Container(budget.CONVERGENCE, 0, self._pacer(budget.CONVERGENCE))
+        self._convergence = self.container(budget.CONVERGENCE, 0)
         self._running_pass: _RunningPass | None = None
         self.passes: list[PassReport] = []
         self.passes_killed = 0  # passes stopped at the function's timeout (none should be)
@@ -396,15 +396,12 @@ class LocalDeployment:
         services.effective_policies = self._policy_caches[key]
         return services
 
-    def _pacer(self, function: str) -> Pacer:
-        """The container's pacer at its deployed share (``handlers/wiring.budget_pacer``), on the virtual
-        clock: its waits let the other containers run."""
-        return Pacer(
-            budget.CONSERVATIVE_CALLS / budget.WINDOW_SECONDS,
-            shares=budget.container_shares(function),
-            clock=lambda: self.clock().timestamp(),  # its frames are on the (virtual) wall clock, as deployed
-            sleep=self.scheduler.sleep,
-        )
+    def container(self, function: str, index: int) -> _Container:
+        """A new container (execution environment) of ``function``: its pacer at its deployed share
+        (``Pacer.for_caller``, as ``handlers/wiring`` builds it) on the virtual wall clock (its frames are
+        on it, as deployed), its waits letting the other containers run; its own policy cache on first use."""
+        pacer = Pacer.for_caller(function, clock=lambda: self.clock().timestamp(), sleep=self.scheduler.sleep)
+        return _Container(function, index, pacer)
 
     def close(self) -> None:
         """Stop every container still waiting (the run is over): their threads end."""
