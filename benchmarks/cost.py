@@ -175,5 +175,9 @@ def run(work: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    import sys
+
     results = json.loads((Path(__file__).resolve().parent / "results.json").read_text())
+    if "latency" not in results or "work_per_event" not in results:
+        sys.exit("benchmarks/results.json has no latency or work_per_event figures yet: run make bench first")
     print(json.dumps(run(results["work_per_event"]["show100"], results["latency"]["new_stages"]), indent=2))
