@@ -69,9 +69,17 @@ class Sandbox:
     services: Services  # the functions' (a local/directives.py World, as LocalDeployment is)
 
     def __init__(
-        self, *, stack: str = STACK, host: str = "127.0.0.1", port: int = 0, reconcile_seconds: float = 60
+        self,
+        *,
+        stack: str = STACK,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        reconcile_seconds: float = 60,
+        visibility_seconds: int = VISIBILITY_SECONDS,
     ) -> None:
-        """``port``: moto's, and IVS, control, the door and Lambda on the next four (0: any free ports)."""
+        """``port``: moto's, and IVS, control, the door and Lambda on the next four (0: any free ports).
+        ``visibility_seconds``: how long a failed record stays hidden before its next receive (0: at once; a
+        record that fails every time reaches its dead-letter queue after its five receives)."""
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
@@ -81,6 +89,7 @@ class Sandbox:
 
         self.stack = stack
         self.reconcile_seconds = reconcile_seconds
+        self.visibility_seconds = visibility_seconds
         self._host = host
         ports = [port + offset if port else 0 for offset in range(5)]
         self._ports = ports
@@ -197,7 +206,7 @@ class Sandbox:
                 QueueName=name,
                 Attributes={
                     "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES}),
-                    "VisibilityTimeout": str(VISIBILITY_SECONDS),
+                    "VisibilityTimeout": str(self.visibility_seconds),
                 },
             )["QueueUrl"]
             self.queues[automation] = (queue_url, dlq_url)
