@@ -16,8 +16,8 @@ over loopback (about 1-3 ms a call, below DynamoDB's 5-15 ms). Each command runs
   the reads it needs: the IVS calls it made, counted on the stand-in, at the latency above.
 
 Each ``stagepilot`` process runs as an installed package does, from byte-compiled modules (pip compiles them
-at install): the benchmark gives them a cache of their own (``PYTHONPYCACHEPREFIX``) and a first run to fill it,
-whatever ``PYTHONDONTWRITEBYTECODE`` says in the shell it is run from.
+at install): the benchmark gives them a cache of their own (``PYTHONPYCACHEPREFIX``) and a first run of each
+command to fill it, whatever ``PYTHONDONTWRITEBYTECODE`` says in the shell it is run from.
 
 Run: ``python -m benchmarks.fleet [--fleet | --reconcile] [SIZES]`` (the dry run at 1,000 live stages takes
 about 20 minutes: it reads every live stage at the pass's pace).
@@ -108,7 +108,9 @@ def run(sizes: tuple[int, ...] = SIZES, *, fleet: bool = True, reconcile: bool =
         environment.update(sandbox.environment, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
         environment["PYTHONPYCACHEPREFIX"] = pycache
         sandbox.store([parse_policy(DEFAULT)], [])
-        timed(environment, "status", "--help")  # compiles the CLI's modules once, as pip does at install
+        # compiles every module the commands import (the CLI's, boto3's, botocore's) once, as pip does at install
+        for warm_up in (("status",), ("ban", "list"), ("--version",)):
+            timed(environment, *warm_up)
         # what every command pays before it reads anything: the interpreter, boto3 and the CLI's imports
         results["startup_seconds"] = min(timed(environment, "--version")[0] for _ in range(3))
         results["load_average"] = [round(x, 1) for x in os.getloadavg()]
