@@ -591,10 +591,8 @@ def _report(
             composed_at.setdefault(str(c.params.get("stageArn")), seconds(c))
     drain = max(composed_at.values()) if len(composed_at) == stages else float("inf")
     floor = stages / budget.FUNCTIONS_PER_SECOND
-    share = budget.container_shares(budget.COMPOSITION)["StartComposition"]
-    share_rate = budget.CONCURRENCY[budget.COMPOSITION] * (
-        share[0] / budget.WINDOW_SECONDS if len(share) == 1 else sum(share) / (len(share) * budget.FRAME_SECONDS)
-    )
+    # what the composition's containers' own shares allow (the pacer's average rate, both containers)
+    share_rate = budget.CONCURRENCY[budget.COMPOSITION] * Pacer.for_caller(budget.COMPOSITION).rate("StartComposition")
     by_op = {op: sum(1 for c in ours if c.operation == op) for op in operations}
     throttled = {op: sum(1 for c in ours if c.operation == op and c.status == 429) for op in operations}
     app_throttled = {op: sum(1 for c in app if c.operation == op and c.status == 429) for op in operations}

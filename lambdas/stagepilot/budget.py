@@ -152,17 +152,6 @@ def worst_second(operation: str) -> int:
     return always + framed
 
 
-def container_rates(caller: str) -> dict[str, float]:
-    """The average calls per second each share allows one container (what the burst benchmark paces at)."""
-    rates = {}
-    for operation, calls in container_shares(caller).items():
-        if len(calls) == 1:
-            rates[operation] = calls[0] / WINDOW_SECONDS
-        else:
-            rates[operation] = sum(calls) / (len(calls) * FRAME_SECONDS)
-    return rates
-
-
 def _check(caller: str) -> None:
     if caller not in CONCURRENCY:
         raise ValueError(f"unknown IVS caller {caller!r}; expected one of {', '.join(CALLERS)}")
