@@ -69,7 +69,7 @@ def test_the_shipped_code_is_what_runs_when_its_text_matches(
     assert "self.__class__.__qualname__" in text  # how 3.13's dataclasses write __repr__
     marked = compile(text.replace("self.__class__.__qualname__", "'shipped'"), "<string>", "exec", dont_inherit=True)
     shipped = tmp_path / dataclass_code.SHIPPED
-    shipped.write_bytes(marshal.dumps([list(sys.version_info[:2]), {text: marked}]))
+    shipped.write_bytes(marshal.dumps([list(sys.version_info[:2]), {text: marshal.dumps(marked)}]))
 
     assert dataclass_code.use_shipped(str(shipped)) == 1
     seat = sys.modules[_module(tmp_path, monkeypatch, "seats_marked")].Seat
