@@ -67,8 +67,9 @@ def test_pause_refuses_another_accounts_stage(ivs: IvsStandIn):
 
     result = run("pause", theirs, "--force")
 
-    assert result.status == 2
-    assert "belongs to account 210987654321; you act in account 123456789012" in result.stderr
+    assert result.status == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()  # one line, never a traceback (docs/cli.md)
+    assert line.startswith("error: ") and "belongs to account 210987654321; you act in account 123456789012" in line
     assert switches() == {}
 
 

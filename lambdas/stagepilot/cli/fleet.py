@@ -93,7 +93,8 @@ def fleet_report(
     # is not to be shared across threads for making clients; a client is), the queues and alarms meanwhile.
     ivs, table = res.ivs, res.table
     sessions = [(s.arn, str(s.active_session_id)) for s in live]
-    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="fleet-read") as pool:
+    pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="fleet-read")
+    try:
         compositions_read = pool.submit(ivs.all_compositions if live else list)
         snapshot_read = pool.submit(PolicyStore(table).full_snapshot)
         settings_read = pool.submit(SettingsRecords(table).all if live else dict)
@@ -109,6 +110,8 @@ def fleet_report(
         compositions, snapshot, settings = compositions_read.result(), snapshot_read.result(), settings_read.result()
         last, hours = audit_read.result(), hours_read.result()
         records = {arn: record for read in record_reads for arn, record in read.result().items()}
+    finally:  # a failed read or Ctrl-C: the reads not started yet are dropped, not made
+        pool.shutdown(cancel_futures=True)
     by_stage: dict[str, list[CompositionSummary]] = {}
     for c in compositions:
         by_stage.setdefault(c.stage_arn, []).append(c)
