@@ -21,7 +21,9 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         parents=[common],
         help="the door's signing keys",
         description="The door's signing keys: a KMS key pair each, its public key imported into IVS (at most 3 "
-        "per account and region; stagepilot keeps at most 2).",
+        "per account and region; stagepilot keeps at most 2). rotate and lockout act with your own credentials "
+        "(KMS key creation and deletion, IVS ImportPublicKey and DeletePublicKey): an account administrator's, "
+        "which no managed policy of the stack grants (docs/door.md).",
     )
     sub = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
     listing = sub.add_parser(
