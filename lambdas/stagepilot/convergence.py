@@ -97,23 +97,32 @@ class PassIvs(IvsStage):
         self._deadline = deadline
         self._participants = participants if participants is not None else ParticipantCache()
 
-    def _call(self, operation: str, *, mutating: bool = False, **params: Any) -> dict[str, Any]:
+    def _call(
+        self, operation: str, *, mutating: bool = False, paced_once: bool = False, **params: Any
+    ) -> dict[str, Any]:
         if not mutating:
             self._deadline.check(CALL_MARGIN_MS)
         try:
-            return self._inner._call(operation, mutating=mutating, **params)
+            return self._inner._call(operation, mutating=mutating, paced_once=paced_once, **params)
         except Exception:
             if mutating and "participantId" in params:  # what IVS knows of it may have changed: ask again
                 self.forget_participant(str(params["participantId"]))
             raise
 
-    def participant(self, stage_arn: str, session_id: str, participant_id: str) -> Participant:
+    def participant(
+        self,
+        stage_arn: str,
+        session_id: str,
+        participant_id: str,
+        *,
+        kept: Callable[[], Participant | None] | None = None,
+    ) -> Participant:
         key = (stage_arn, session_id, participant_id)
         cached = self._participants.get(key)
         if cached is not None and cached.state == "CONNECTED":
             self._participants.move_to_end(key)
             return cached
-        found = super().participant(stage_arn, session_id, participant_id)
+        found = super().participant(stage_arn, session_id, participant_id, kept=kept)
         self._participants[key] = found
         while len(self._participants) > PARTICIPANT_CACHE_SIZE:
             self._participants.popitem(last=False)

@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stagepilot.adapters.audit import AuditLog, AuditRecord, MetricSink, record_action
-from stagepilot.adapters.bans import BanStore
+from stagepilot.adapters.bans import BanListWatch, BanStore
 from stagepilot.adapters.dynamo import ConditionalUpdate, Table, parse_iso
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.leases import release_claims
@@ -99,6 +99,7 @@ class Services:
     audit: AuditLog = field(init=False)
     pauses: PauseSwitches = field(init=False)
     effective_policies: EffectivePolicies = field(init=False)
+    ban_watch: BanListWatch = field(init=False)  # per container, like the policy cache
 
     def __post_init__(self) -> None:
         self.policies = PolicyStore(self.table, clock=self.clock)
@@ -106,6 +107,7 @@ class Services:
         self.audit = AuditLog(self.table, clock=self.clock)
         self.pauses = PauseSwitches(self.table, clock=self.clock)
         self.effective_policies = self.new_policy_cache()
+        self.ban_watch = self.new_ban_watch()
 
     def record_action(
         self,
@@ -163,6 +165,10 @@ class Services:
         """An empty policy cache over this table, with the settings' lifetime: one per container."""
         return EffectivePolicies(self.policies, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock)
 
+    def new_ban_watch(self) -> BanListWatch:
+        """Whether the ban list is empty, read once per policy-cache lifetime: one per container."""
+        return BanListWatch(self.table, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock)
+
 
 class Automation(Protocol):
     name: str
@@ -188,11 +194,13 @@ class EffectivePolicies:
     default and both pause switches in one ``BatchGetItem``) and keeps the answer for one lifetime. Once
     a lifetime has read ``SNAPSHOT_FROM_STAGES`` stages or more, the next lifetime starts with a snapshot of
     every policy and pause switch instead (``PolicyStore.snapshot``: two ``Query`` calls), which answers
-    every stage it has something for, so a busy container reads the table twice per lifetime however many
-    stages its events name. A stage the snapshot has nothing for (no policy, no default, no pause) is
-    still read on its own, so the first policy put for a stage since the snapshot is not a lifetime late.
-    When the policies do not fit in one page the container reads per stage and tries the snapshot again
-    after ``SNAPSHOT_RETRY_LIFETIMES``. Either way a policy change reaches the container within one lifetime.
+    every stage, so a busy container reads the table twice per lifetime however many stages its events
+    name. A stage the snapshot has nothing for (no policy, no default, no pause) has none for the lifetime:
+    its first policy, like any change, reaches the container within one lifetime (since 2026-12-07; a read
+    of its own per stage and function cost 300 calls on the 100-stage show, mostly stages that never get
+    one, docs/reliability.md). When the policies do not fit in one page the container reads per stage and
+    tries the snapshot again after ``SNAPSHOT_RETRY_LIFETIMES``. Either way a policy change, a first one
+    included, reaches the container within one lifetime.
 
     A pause switch (``stagepilot pause``) on the stage, or on ``default`` for a stage that follows it,
     makes the policy paused whatever it says. A stored policy that no longer validates (written behind
@@ -258,10 +266,9 @@ class EffectivePolicies:
             if window is None or self._expired(window.started, now, window.lifetimes):
                 window = self._window = self._next_window(now)
             self._stages_read.add(stage_arn)
-        found = window.snapshot.lookup(stage_arn) if window.snapshot is not None else NOTHING_FOUND
-        if found == NOTHING_FOUND:
+        if window.snapshot is None:
             return now, self._store.lookup(stage_arn)
-        return window.started, found
+        return window.started, window.snapshot.lookup(stage_arn)
 
     def _next_window(self, now: datetime) -> _Window:
         busy = len(self._stages_read) >= self.SNAPSHOT_FROM_STAGES

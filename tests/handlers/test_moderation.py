@@ -15,6 +15,7 @@ from stagepilot.decisions.leases import CLAIM_LEASE
 from stagepilot.decisions.moderation import Rule
 from stagepilot.local.deployment import LocalDeployment
 from stagepilot.pipeline import Services
+from tests.handlers.conftest import Calls
 from tests.support import OTHER_STAGE, SESSION, STAGE, T0, EventFactory, deliver_concurrently, later, put_policy
 
 MODERATION: dict[str, Any] = {
@@ -116,6 +117,28 @@ def test_a_publisher_no_rule_matches_is_left_alone_and_attributes_are_read_only_
     assert audit(deployment) == []
     assert not any(c.operation == "GetParticipant" for c in deployment.ivs.calls)
     assert connected(deployment, STAGE, "p1")
+
+
+def test_while_the_ban_list_is_empty_a_publisher_costs_no_table_read_and_a_new_ban_is_seen_within_a_lifetime(
+    show: LocalDeployment, events: EventFactory
+) -> None:
+    calls = Calls(show.table.client)
+    for n in range(4):
+        show.ivs.declare_participant(STAGE, f"p{n}", user_id=f"viewer-{n}", attributes={"tier": "free"})
+    send(show, events.published("p0", user_id="viewer-0"))  # the container reads its policy, the ban list once
+    calls.reset()
+
+    send(show, events.published("p1", user_id="viewer-1", at=later(5)))
+    assert calls.made == {}  # no ban read, and no kept publisher to read: nobody else asks IVS about it
+    assert connected(show, STAGE, "p1")
+
+    show.services.bans.add("viewer-2", reason="harassment")  # the first ban: this container knows the list empty
+    send(show, events.published("p2", user_id="viewer-2", at=later(10)))
+    assert disconnects(show) == []  # within the lifetime of the container's read (docs/reliability.md)
+
+    show.ivs.declare_participant(STAGE, "p4", user_id="viewer-2")
+    send(show, events.published("p4", user_id="viewer-2", at=later(31)))  # a lifetime after the read
+    assert [d["participantId"] for d in disconnects(show)] == ["p4"]
 
 
 def test_dry_run_calls_nothing_on_ivs_and_audits_what_it_would_have_done(

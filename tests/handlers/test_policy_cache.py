@@ -1,6 +1,6 @@
 """The functions' policy cache (pipeline.EffectivePolicies) on moto DynamoDB: a busy container takes one
-snapshot of every policy and pause switch per lifetime, a quiet one reads per stage, a stage the snapshot
-cannot answer is read on its own, and the snapshot answers what a per-stage read would."""
+snapshot of every policy and pause switch per lifetime (which answers every stage, one it has nothing for
+too), a quiet one reads per stage, and the snapshot answers what a per-stage read would."""
 
 from __future__ import annotations
 
@@ -111,7 +111,9 @@ def test_a_change_is_seen_within_one_lifetime(table: Table, snapshot: bool) -> N
     assert now is not None and now.version == 2 and now.policy.paused
 
 
-def test_a_stage_the_snapshot_has_nothing_for_is_read_on_its_own(table: Table, calls: Calls) -> None:
+def test_a_stage_the_snapshot_has_nothing_for_gets_its_first_policy_within_one_lifetime(
+    table: Table, calls: Calls
+) -> None:
     put(table, ARN.format(1))
     clock = Clock()
     policies = cache(table, clock)
@@ -120,13 +122,17 @@ def test_a_stage_the_snapshot_has_nothing_for_is_read_on_its_own(table: Table, c
     calls.reset()
 
     newcomer = ARN.format(2)
+    assert policies.get(newcomer) is None  # the snapshot answers for every stage: none, and no read
     put(table, newcomer)  # after the snapshot: its first policy
     calls.reset()
+    clock.advance(TTL - 1)
+    assert policies.get(newcomer) is None
+    assert calls.made == {}
+
+    clock.advance(1)  # one lifetime after the snapshot: the next one has it
     effective = policies.get(newcomer)
     assert effective is not None and effective.source == "stage"
-    assert calls.made == {"BatchGetItem": 1}
-    assert policies.get(newcomer) is not None
-    assert calls.made == {"BatchGetItem": 1}  # and then cached like the rest
+    assert calls.made == {"BatchGetItem": 1}  # two stages read in the last lifetime: read on its own now
 
 
 def test_too_many_policies_for_a_page_reads_per_stage_then_tries_again_later(

@@ -72,3 +72,32 @@ def test_a_pass_cut_short_counts_only_the_stages_it_finished(make_deployment: An
     # A pass over one stage (reconcile STAGE_ARN, converge-now) is not a sweep: it is not recorded.
     run_pass(deployment.services, convergence_order(), only_stage=STAGES[0])
     assert PassLog(deployment.table).progress(since).passes == 1
+
+
+def test_the_pass_judges_publishers_on_the_ban_list_it_read_not_a_ban_read_each(make_deployment: Any):
+    """One ban list read per pass, whatever the number of connected publishers (issue 24): a banned
+    publisher, with a stage ban and a global one, is disconnected on it, and no ``BAN`` key is read apart."""
+    deployment: LocalDeployment = make_deployment()
+    put_policy(deployment, {"stageArn": "default", "moderation": {"blockedUserIds": ["spammer-7"]}})
+    for n, arn in enumerate(STAGES[:3]):
+        deployment.ivs.create_stage(arn)
+        deployment.ivs.connect(arn, f"p-host-{n}", user_id=f"host-{n}", publish=True)
+        deployment.ivs.connect(arn, f"p-guest-{n}", user_id=f"guest-{n}", publish=True)
+    deployment.ivs.connect(STAGES[1], "p-raider", user_id="raider", publish=True)
+    deployment.ivs.connect(STAGES[2], "p-local", user_id="local-troll", publish=True)
+    deployment.services.bans.add("raider", reason="raid")
+    deployment.services.bans.add("local-troll", reason="spam", stage_arn=STAGES[2])
+    ban_reads: list[str] = []
+
+    def count(model: Any, params: Any, **_: Any) -> None:
+        if model.name in ("GetItem", "BatchGetItem") and '"BAN"' in repr(params).replace("'", '"'):
+            ban_reads.append(model.name)
+
+    deployment.table.client.meta.events.register("before-call.dynamodb", count)
+    run_pass(deployment.services, convergence_order())
+
+    assert ban_reads == []
+    gone = sorted(
+        c.params["participantId"] for c in deployment.ivs.mutating_calls() if c.operation == "DisconnectParticipant"
+    )
+    assert gone == ["p-local", "p-raider"]

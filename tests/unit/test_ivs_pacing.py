@@ -17,6 +17,7 @@ from stagepilot.adapters.ivs import (
     IvsRejected,
     IvsStage,
     Pacer,
+    Participant,
 )
 from stagepilot.errors import RetryLater
 from stagepilot.local.ivs import IvsStandIn
@@ -258,3 +259,34 @@ def test_an_invocations_first_call_waits_one_window_and_the_next_ones_do_not() -
     assert time.now == pytest.approx(10.0 + budget.WINDOW_SECONDS)
     pacer.wait("StartComposition")  # the same invocation: its window has passed
     assert time.now == pytest.approx(10.0 + budget.WINDOW_SECONDS)
+
+
+@pytest.mark.parametrize(("starts_at", "kept_answer"), [(0.5, True), (0.5, False), (0.0, True)])
+def test_a_get_participant_that_waited_for_its_frame_takes_the_answer_kept_meanwhile(
+    starts_at: float, kept_answer: bool
+) -> None:
+    """Replication and moderation both ask about a shared publisher, each in its own frames: the one whose
+    frame comes second reads what the other kept while it waited, and asks IVS only if nothing was kept."""
+    ivs = IvsStandIn()
+    ivs.create_stage(STAGE)
+    session = ivs.connect(STAGE, "p1", user_id="host-1", publish=True)
+    assert session is not None
+    time = Time(now=starts_at)
+    pacer = Pacer(1.0, shares={"GetParticipant": (1, 0)}, clock=time.clock, sleep=time.sleep)  # our frame, theirs
+    stage = IvsStage(ivs.client(), pacer=pacer)
+    asked: list[float] = []
+    kept = Participant("p1", "host-1", "", False, {"role": "host"}, "NONE", None)
+
+    def read_kept() -> Participant | None:
+        asked.append(time.now)
+        return kept if kept_answer else None
+
+    found = stage.participant(STAGE, session, "p1", kept=read_kept)
+
+    sent = [c for c in ivs.calls if c.operation == "GetParticipant"]
+    if starts_at == 0.0:  # our frame is open: nobody can have asked since; IVS is asked, nothing read
+        assert (asked, len(sent), found.state) == ([], 1, "CONNECTED")
+    elif kept_answer:  # waited 2.3 s for our next frame; the other automation kept its answer meanwhile
+        assert (asked, sent, found) == ([2.8], [], kept)
+    else:  # nothing kept: asked once, at the frame it waited for (not made to wait again)
+        assert (asked, len(sent), time.slept, found.user_id) == ([2.8], 1, [pytest.approx(2.3)], "host-1")

@@ -227,6 +227,26 @@ class BanStore:
         return bans
 
 
+class BanListWatch:
+    """Whether the ban list is empty, as one container last read it: at most ``ttl_seconds`` ago (the
+    policy cache's lifetime). While it is, a publisher needs no ban read; one ``Query`` (``Limit`` 1) a
+    lifetime answers it, and a stored item (an expired ban that TTL has not deleted yet included) means
+    "read the bans". A ban added to an empty list reaches the publishers this container judges within one
+    lifetime: ``ban add`` sweeps again after it (docs/reliability.md, "Fewer calls per event")."""
+
+    def __init__(self, table: Table, *, ttl_seconds: float, clock: Callable[[], datetime] = utc_now) -> None:
+        self._table = table
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._read: tuple[datetime, bool] | None = None  # (when, empty)
+
+    def empty(self) -> bool:
+        now = self._clock()
+        if self._read is None or (now - self._read[0]).total_seconds() >= self._ttl:
+            self._read = (now, not self._table.holds_any(BAN_PARTITION))
+        return self._read[1]
+
+
 def _ban(item: Mapping[str, Any]) -> Ban:
     expires = item.get(TTL_ATTRIBUTE)
     stage_arn = item.get("stageArn")

@@ -321,6 +321,12 @@ class Table:
         page = self._call("query", **_query_params(pk))
         return [from_item(raw) for raw in page.get("Items", [])], "LastEvaluatedKey" not in page
 
+    def holds_any(self, pk: str) -> bool:
+        """Whether the partition holds an item: one ``Query`` with ``Limit`` 1 (its key only)."""
+        params = _query_params(pk)
+        page = self._call("query", Limit=1, ProjectionExpression="#pk", **params)
+        return bool(page.get("Items"))
+
     def _conditional(self, method: str, params: dict[str, Any]) -> bool:
         try:
             self._call(method, **params)

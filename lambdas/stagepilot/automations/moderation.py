@@ -21,7 +21,7 @@ every decision audited and counted, and in ``dryRun`` nothing called on IVS.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -181,7 +181,9 @@ class ModerationAutomation:
             seen = stage.publish_seen(participant, "moderation")
             judged: tuple[Verdict, Participant | None] | str
             if participant.published:
-                judged = judge_publisher(seen, participant.participant_id, moderation, services, listed=participant)
+                judged = judge_publisher(
+                    seen, participant.participant_id, moderation, services, listed=participant, bans=stage.bans
+                )
             elif participant.is_replica:
                 continue  # replicas are moderated at their source
             else:  # a subscriber sends no events: only the pass finds a join-banned one
@@ -237,6 +239,7 @@ def judge_publisher(
     *,
     share: bool = False,
     listed: Participant | None = None,
+    bans: Sequence[Ban] | None = None,
 ) -> tuple[Verdict, Participant | None] | str:
     """The rule that disconnects this publisher and IVS's answer about it (None only when ``listed``
     gave none), or why no rule does.
@@ -244,29 +247,46 @@ def judge_publisher(
     Who the participant is (user id, attributes, replica or not) is IVS's answer, never the body's:
     ``listed`` is the pass's (ListParticipants); on the event path the body's user id only chooses what
     to look at, and a rule it matches is confirmed with one GetParticipant before it may disconnect
-    anyone (a body that disagrees with IVS is audited ``body-mismatch`` and judged as IVS says). Reads the
-    ban list, and the token's attributes only when a rule needs them: kept by replication if it asked IVS
-    first (read with the ban, one request), else from GetParticipant — kept for replication when ``share``
-    (it will ask too). Shared by the handler, the convergence pass and ``stagepilot explain``."""
+    anyone (a body that disagrees with IVS is audited ``body-mismatch`` and judged as IVS says).
+    The bans that apply come from ``bans`` (the list the pass read once), else nothing while this
+    container knows the ban list empty (``BanListWatch``: read once a lifetime), else the user's two ban
+    keys. The token's attributes are read only when a rule needs them: kept in the table when replication
+    asks IVS about the publisher too (``share``; the pass always looks), read with the ban in one request,
+    else from GetParticipant, kept for replication when ``share``. Shared by the handler and the pass."""
     user_id = listed.user_id if listed is not None else event.user_id
     ivs: Participant | None = None  # GetParticipant's answer (asked now, or kept in the table)
-    if user_id and may_need_attributes(user_id, moderation):
-        ban, item = services.bans.get_with(
-            user_id, event.stage_arn, publisher_key(event.stage_arn, event.session_id, participant_id)
-        )
+    no_bans = bans is None and services.ban_watch.empty()
+
+    def ban_of(user: str | None) -> Ban | None:
+        if not user or no_bans:
+            return None
+        if bans is not None:
+            return strongest(b for b in bans if b.user_id == user and b.stage_arn in (None, event.stage_arn))
+        return services.bans.for_stage(user, event.stage_arn)
+
+    kept = publisher_key(event.stage_arn, event.session_id, participant_id)
+    if user_id and may_need_attributes(user_id, moderation) and (share or listed is not None):
+        if bans is None and not no_bans:
+            ban, item = services.bans.get_with(user_id, event.stage_arn, kept)
+        else:
+            ban, item = ban_of(user_id), services.table.get(*kept, consistent=True)
         ivs = publisher(item) if item else None
     else:
-        ban = services.bans.for_stage(user_id, event.stage_arn) if user_id else None
+        ban = ban_of(user_id)
 
     def ask() -> Participant | None:
+        # A shared publisher's GetParticipant waits for moderation's frame (budget.py): replication's may
+        # have come first and kept its answer meanwhile, read then instead of asking IVS again.
+        tokens = PublisherTokens(services.table, clock=services.clock)
+        kept_now = (lambda: tokens.get(event.stage_arn, event.session_id, participant_id)) if share else None
         try:
-            found = services.ivs.participant(event.stage_arn, event.session_id, participant_id)
+            found = services.ivs.participant(event.stage_arn, event.session_id, participant_id, kept=kept_now)
         except IvsRejected as exc:
             if not exc.not_found:
                 raise
             return None
-        if share:
-            PublisherTokens(services.table, clock=services.clock).put(event.stage_arn, event.session_id, found)
+        if share and found.state:  # asked now (a kept answer has no state): kept for replication
+            tokens.put(event.stage_arn, event.session_id, found)
         return found
 
     def identify(found: Participant) -> None:
@@ -276,7 +296,7 @@ def judge_publisher(
             return
         audit_body_mismatch(services.audit, services.metrics, event, found, automation=MODERATION)
         user_id = found.user_id
-        ban = services.bans.for_stage(user_id, event.stage_arn) if user_id else None
+        ban = ban_of(user_id)
 
     if ivs is not None:
         identify(ivs)

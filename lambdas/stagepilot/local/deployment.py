@@ -45,6 +45,7 @@ import boto3
 from moto.events.models import EventPattern
 
 from stagepilot import budget
+from stagepilot.adapters.bans import BanListWatch
 from stagepilot.adapters.ivs import IvsStage, Pacer
 from stagepilot.adapters.schema import create_table as create_schema_table
 from stagepilot.adapters.table import Table
@@ -247,6 +248,7 @@ class LocalDeployment:
             events_queued=self._queued,
         )
         self._policy_caches: dict[str, EffectivePolicies] = {}  # per container (module docstring)
+        self._ban_watches: dict[str, BanListWatch] = {}  # per container, like the policy caches
         chosen = list(automations) if automations is not None else default_automations()
         self.automations = {a.name: a for a in chosen}
         self._containers = {
@@ -393,7 +395,9 @@ class LocalDeployment:
         key = container.cache_key if container is not None else function
         if key not in self._policy_caches:
             self._policy_caches[key] = services.new_policy_cache()
+            self._ban_watches[key] = services.new_ban_watch()
         services.effective_policies = self._policy_caches[key]
+        services.ban_watch = self._ban_watches[key]
         return services
 
     def container(self, function: str, index: int) -> _Container:
