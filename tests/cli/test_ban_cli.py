@@ -198,6 +198,10 @@ def test_a_stage_ban_checks_its_one_stage_at_once(ivs):
     ]
     kicked = [c.params["stageArn"] for c in ivs.mutating_calls() if c.operation == "DisconnectParticipant"]
     assert kicked == [STAGE]  # the other stage: not banned there
+    # its sweep is its one stage, not the passes' progress through the fleet ("0 of 0 live stage(s)" before)
+    assert run("ban", "list").stdout.splitlines()[1] == (
+        "  sweep: its one stage, checked by ban add at once (unless --no-disconnect) and by the passes"
+    )
     assert "ListStages" not in {c.operation for c in ivs.calls}
 
 

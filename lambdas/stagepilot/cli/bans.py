@@ -101,7 +101,8 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         help="list active bans, and how far each one's sweep got",
         description="List the bans in force (expired ones are not shown), by user id, each with its sweep: how "
         "many of the live stages the convergence passes that started after the ban have checked for the "
-        "user's participants, and about how many passes are left (or done). --max-items N cuts the listing "
+        "user's participants, and about how many passes are left (or done; a stage ban's sweep is its one "
+        "stage, checked by ban add at once). --max-items N cuts the listing "
         "and says so, with the --starting-token that goes on from there.",
     )
     listing.set_defaults(handler=cmd_list)
@@ -380,7 +381,10 @@ def _print_bans(out: Output, bans: list[Ban], sweeps: list[SweepProgress | None]
         until = f"until {_iso(b.expires_at)}" if b.expires_at else "permanent"
         by = f" by {b.created_by}" if b.created_by else ""
         out.line(f"{b.banned()}  {until}  since {b.created_at}{by}  {b.reason}")
-        if progress is not None:
+        if b.stage_arn is not None:
+            # a stage ban's sweep is its one stage: ban add checks it at once, every pass that reaches it again
+            out.line("  sweep: its one stage, checked by ban add at once (unless --no-disconnect) and by the passes")
+        elif progress is not None:
             out.line(f"  sweep: {sweep_text(progress)}")
 
 
