@@ -1,6 +1,7 @@
 """``stagepilot status [STAGE_ARN] [--watch [SECONDS]]``: what is live now, and what stagepilot makes of it.
 
-Without an ARN, the fleet: every stage with an active session (ListStages), one row each. With an ARN,
+Without an ARN, the fleet (cli/fleet.py): every stage with an active session, one row each, from the
+convergence pass's listing of a large fleet or from ListStages (``--fresh``). With an ARN,
 one stage in detail: every participant and what the policy says about each, compositions and their
 destinations, replicas, stagepilot's records, dead-letter queues, alarms and the last actions. Times are
 ISO-8601 UTC. The views read IVS, the table, SQS and CloudWatch; they change nothing.
@@ -37,11 +38,12 @@ def register(commands: Any, common: argparse.ArgumentParser, aws: argparse.Argum
         "status",
         parents=[common, aws],
         help="live view: every live stage, or one stage in detail",
-        description="Without STAGE_ARN: every stage with an active session (composition, publishers, replicas, "
-        "policy: own/default, paused, dry-run, last action). With STAGE_ARN: every participant and what the "
-        "policy says about each (would be kicked, replicated where), compositions and their destinations, "
-        "stagepilot's records (the recording settings: pending while IVS records someone, and since when), "
-        "dead-letter queue depths, alarm states and the last actions. Changes nothing.",
+        description="Without STAGE_ARN: every stage with an active session (its composition and destinations, "
+        "policy: own/default, paused, dry-run, problems, last action), the live stages as the convergence pass "
+        "listed them for a fleet of more than 300 stages (its age shown) or from IVS now. With STAGE_ARN: every "
+        "participant and what the policy says about each (would be kicked, replicated where), compositions and "
+        "their destinations, stagepilot's records (the recording settings: pending while IVS records someone, "
+        "and since when), dead-letter queue depths, alarm states and the last actions. Changes nothing.",
     )
     status.add_argument("stage_arn", metavar="STAGE_ARN", nargs="?")
     status.add_argument("--actions", type=_positive, default=10, metavar="N", help="recent actions shown (10)")
