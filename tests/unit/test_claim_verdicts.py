@@ -16,14 +16,15 @@ import pytest
 from stagepilot.decisions.composition import (
     MAX_COMPOSITION_AGE,
     ROLLOVER_LEAD,
+    Converging,
     Decision,
+    Published,
     SessionCompositions,
     State,
     asks_ivs,
     decide_on_failure,
-    decide_on_heal,
-    decide_on_publish,
     decide_rollover_ahead,
+    decide_start,
     restart_backoff,
 )
 from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict
@@ -64,7 +65,7 @@ def record(owner: str, age: timedelta, **changes: Any) -> SessionCompositions:
 
 
 def on_publish(claim: SessionCompositions) -> Decision:
-    return decide_on_publish(claim, owner=ME, now=NOW, event_time=NOW, policy_hash="h")
+    return decide_start(claim, Published(at=NOW), owner=ME, now=NOW, policy_hash="h", max_restarts=3)
 
 
 def on_failure(claim: SessionCompositions) -> Decision:
@@ -72,7 +73,7 @@ def on_failure(claim: SessionCompositions) -> Decision:
 
 
 def on_heal(claim: SessionCompositions) -> Decision:
-    return decide_on_heal(claim, owner=ME, now=NOW, policy_hash="h", max_restarts=3)
+    return decide_start(claim, Converging(), owner=ME, now=NOW, policy_hash="h", max_restarts=3)
 
 
 def rollover_ahead(claim: SessionCompositions) -> Decision:
@@ -88,9 +89,9 @@ def replication(claim: SessionCompositions) -> Decision:
 # what each decision does with each verdict: (act, resume)
 ACTS = (True, True), (True, False), (False, False)
 DECISIONS: list[tuple[str, Any, dict[ClaimVerdict, tuple[bool, bool]]]] = [
-    ("decide_on_publish", on_publish, dict(zip(ClaimVerdict, ACTS, strict=True))),
+    ("decide_start (Published)", on_publish, dict(zip(ClaimVerdict, ACTS, strict=True))),
     ("decide_on_failure", on_failure, dict(zip(ClaimVerdict, ACTS, strict=True))),
-    ("decide_on_heal", on_heal, dict(zip(ClaimVerdict, ACTS, strict=True))),
+    ("decide_start (Converging)", on_heal, dict(zip(ClaimVerdict, ACTS, strict=True))),
     # a rollover claim is only ever the pass's own: it finishes it, and leaves anyone else's alone
     (
         "decide_rollover_ahead",
@@ -153,6 +154,6 @@ FAILED: list[tuple[str, str | None, timedelta, bool]] = [
 @pytest.mark.parametrize(("by", "ago", "act"), [row[1:] for row in FAILED], ids=[row[0] for row in FAILED])
 def test_a_failure_is_restarted_by_its_recorder_or_after_its_lease(by: str | None, ago: timedelta, act: bool) -> None:
     failed = record(OTHER, ago, state=State.FAILED, failed_at=NOW - ago, failed_by=by)
-    decision = decide_on_heal(failed, owner=ME, now=NOW, policy_hash="h", max_restarts=3)
+    decision = decide_start(failed, Converging(), owner=ME, now=NOW, policy_hash="h", max_restarts=3)
     assert decision.act is act
     assert decision.restart is act and not decision.resume

@@ -1,9 +1,10 @@
 """The event path's composition decisions, table-driven: record state × trigger × lease.
 
-``decide_on_publish`` (Participant Published), ``decide_on_failure`` (Session Failure) and ``decide_on_end``
-(Session End) are pure: each row is one record the event can find in the table and what the event must do —
-start or not, which attempt, whether only while someone still publishes, after what back-off. The pass's
-own decision (``decide_on_heal``) has its table in test_composition_heal_decisions.py.
+``decide_start`` on a Participant Published (``Published``), ``decide_on_failure`` (Session Failure) and
+``decide_on_end`` (Session End) are pure: each row is one record the event can find in the table and what the
+event must do — start or not, which attempt, whether only while someone still publishes, after what back-off.
+The pass's side of ``decide_start`` (``Converging``) has its table in test_composition_heal_decisions.py, and
+test_composition_start_paths.py holds both sides against each other.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import pytest
 from stagepilot.decisions.composition import (
     MAX_COMPOSITION_AGE,
     Decision,
+    Published,
     SessionCompositions,
     State,
     decide_on_end,
     decide_on_failure,
-    decide_on_publish,
+    decide_start,
 )
 from stagepilot.decisions.heals import HealReason
 from stagepilot.decisions.leases import CLAIM_LEASE
@@ -118,7 +120,7 @@ PUBLISH: list[tuple[str, SessionCompositions | None, datetime, tuple[Any, ...]]]
     ("record", "event_time", "expected"), [row[1:] for row in PUBLISH], ids=[r[0] for r in PUBLISH]
 )
 def test_decide_on_publish(record: SessionCompositions | None, event_time: datetime, expected: tuple[Any, ...]) -> None:
-    decision = decide_on_publish(record, owner=EVENT, now=NOW, event_time=event_time, policy_hash=POLICY)
+    decision = decide_start(record, Published(at=event_time), owner=EVENT, now=NOW, policy_hash=POLICY, max_restarts=3)
     assert outcome(decision) == expected
     assert decision.reason
     assert (decision.restart, decision.give_up, decision.rollover, decision.heal_reason) == (False, False, False, None)

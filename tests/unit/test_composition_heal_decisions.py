@@ -1,8 +1,9 @@
 """The convergence pass's composition decision, table-driven: record state × what IVS shows × lease.
 
-``decide_on_heal`` is pure: each row is one situation the pass can find on a stage with nobody's
-composition live, and what it must do — start (which attempt, whether that start is a restart counted
-toward ``maxRestarts``), give up, or leave it — and the heal reason it reports (docs/reliability.md).
+``decide_start`` with the pass's trigger (``Converging``) is pure: each row is one situation the pass can find
+on a stage with nobody's composition live, and what it must do — start (which attempt, whether that start is a
+restart counted toward ``maxRestarts``), give up, or leave it — and the heal reason it reports
+(docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import pytest
 
 from stagepilot.decisions.composition import (
     CLAIM_TIMEOUT,
+    Converging,
     Seen,
     SessionCompositions,
     State,
-    decide_on_heal,
+    decide_start,
     failure_unrecorded,
     restart_backoff,
 )
@@ -238,15 +240,13 @@ def test_decide_on_heal(
     since: datetime | None,
     expected: tuple[Any, ...],
 ) -> None:
-    decision = decide_on_heal(
+    decision = decide_start(
         record,
+        Converging(publishing=publishing, publishing_since=since, seen=seen),
         owner=PASS,
         now=NOW,
         policy_hash="now",
         max_restarts=3,
-        seen=seen,
-        publishing=publishing,
-        publishing_since=since,
     )
     act, attempt, restart, give_up, reason = expected
     assert (decision.act, decision.restart, decision.give_up, decision.heal_reason) == (act, restart, give_up, reason)
@@ -257,8 +257,13 @@ def test_decide_on_heal(
 
 def test_max_restarts_0_never_restarts_a_failure_whoever_recorded_it() -> None:
     for by in (PASS, EVENT, None):
-        decision = decide_on_heal(
-            failed(ago=timedelta(hours=1), by=by, restarts=0), owner=PASS, now=NOW, policy_hash="now", max_restarts=0
+        decision = decide_start(
+            failed(ago=timedelta(hours=1), by=by, restarts=0),
+            Converging(),
+            owner=PASS,
+            now=NOW,
+            policy_hash="now",
+            max_restarts=0,
         )
         assert (decision.act, decision.give_up) == (False, True)
 
@@ -266,7 +271,9 @@ def test_max_restarts_0_never_restarts_a_failure_whoever_recorded_it() -> None:
 def test_event_lost_is_said_only_when_an_event_should_have_started_it() -> None:
     """Whatever IVS shows of an ended composition, a restart after IVS ended it is never event-lost."""
     for seen in (Seen.STOPPED, Seen.GONE, None):
-        decision = decide_on_heal(rec(State.STARTED), owner=PASS, now=NOW, policy_hash="now", max_restarts=3, seen=seen)
+        decision = decide_start(
+            rec(State.STARTED), Converging(seen=seen), owner=PASS, now=NOW, policy_hash="now", max_restarts=3
+        )
         assert decision.heal_reason == HealReason.IVS_ENDED
 
 

@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stagepilot.decisions.composition import (
+    Converging,
+    Published,
     SessionCompositions,
     State,
     decide_on_end,
     decide_on_failure,
-    decide_on_heal,
-    decide_on_publish,
     decide_rollover_ahead,
+    decide_start,
 )
 from stagepilot.decisions.limits import Bound, Seen, guard_due
 from stagepilot.policy import HostGone, LimitsPolicy, ParticipantFilter
@@ -89,17 +90,22 @@ GUARDED = SessionCompositions(
 STARTS = [
     (
         "a-publish",
-        lambda: decide_on_publish(GUARDED, owner="e9", now=at(9999), event_time=at(9999), policy_hash="h"),
+        lambda: decide_start(
+            GUARDED, Published(at=at(9999)), owner="e9", now=at(9999), policy_hash="h", max_restarts=3
+        ),
     ),
     (
         "a-failure",
         lambda: decide_on_failure(GUARDED, failed_attempt=1, max_restarts=3, failed_at=at(9999), now=at(9999)),
     ),
-    ("a-pass", lambda: decide_on_heal(GUARDED, owner="reconcile:s", now=at(9999), policy_hash="h", max_restarts=3)),
+    (
+        "a-pass",
+        lambda: decide_start(GUARDED, Converging(), owner="reconcile:s", now=at(9999), policy_hash="h", max_restarts=3),
+    ),
     (
         "a-pass-at-the-24-hour-limit",
-        lambda: decide_on_heal(
-            GUARDED, owner="reconcile:s", now=at(9999), policy_hash="h", max_restarts=3, at_limit=True
+        lambda: decide_start(
+            GUARDED, Converging(at_limit=True), owner="reconcile:s", now=at(9999), policy_hash="h", max_restarts=3
         ),
     ),
     (
@@ -123,5 +129,5 @@ def test_a_guarded_session_never_composes_again(decide: object) -> None:
 
 
 def test_the_reason_names_the_limit() -> None:
-    decision = decide_on_publish(GUARDED, owner="e9", now=at(1), event_time=at(1), policy_hash="h")
+    decision = decide_start(GUARDED, Published(at=at(1)), owner="e9", now=at(1), policy_hash="h", max_restarts=3)
     assert decision.reason == "stopped at limits.maxSessionMinutes: final for this session (nothing composes again)"

@@ -14,12 +14,13 @@ from typing import Any
 
 from stagepilot.decisions.composition import (
     ROLLOVER_LEAD,
+    Converging,
     Seen,
     SessionCompositions,
     State,
     decide_on_end,
-    decide_on_heal,
     decide_rollover_ahead,
+    decide_start,
     ended_at_limit,
 )
 from stagepilot.decisions.heals import ALARMED, HealReason
@@ -83,33 +84,32 @@ def test_a_pass_finishes_its_own_rollover_claim_and_leaves_anyone_elses() -> Non
 
 def test_the_pass_calls_a_missed_24_hour_end_a_rollover_not_a_lost_event() -> None:
     # its Session End lost: the record says STARTED, IVS lists it STOPPED at 24 hours
-    lost_end = decide_on_heal(
+    lost_end = decide_start(
         rec(State.STARTED),
+        Converging(seen=Seen.STOPPED, at_limit=True),
         owner=PASS,
         now=LIMIT + timedelta(seconds=30),
         policy_hash="h",
         max_restarts=0,
-        seen=Seen.STOPPED,
-        at_limit=True,
     )
     assert lost_end.act and lost_end.heal_reason is HealReason.ROLLOVER and not lost_end.restart
     # its Session End handled, the successor not started (nobody published at that instant)
-    handled = decide_on_heal(
+    handled = decide_start(
         rec(State.ENDED, ended_at=LIMIT),
+        Converging(publishing_since=STARTED + timedelta(hours=12)),
         owner=PASS,
         now=LIMIT + timedelta(minutes=1),
         policy_hash="h",
         max_restarts=0,
-        publishing_since=STARTED + timedelta(hours=12),
     )
     assert handled.act and handled.heal_reason is HealReason.ROLLOVER
     # an idle stop with someone publishing since before it is still ivs-ended
-    idle = decide_on_heal(
+    idle = decide_start(
         rec(State.ENDED, ended_at=STARTED + timedelta(hours=3)),
+        Converging(publishing_since=STARTED + timedelta(hours=1)),
         owner=PASS,
         now=LIMIT,
         policy_hash="h",
         max_restarts=0,
-        publishing_since=STARTED + timedelta(hours=1),
     )
     assert idle.heal_reason is HealReason.IVS_ENDED

@@ -21,16 +21,17 @@ from stagepilot.adapters.table import AuditRecord
 from stagepilot.automations.composition_hours import REFUSED_METRIC, count_end, refused
 from stagepilot.automations.limits import CostGuard
 from stagepilot.decisions.composition import (
+    Converging,
     Decision,
+    Published,
     Seen,
     SessionCompositions,
     State,
     asks_ivs,
     decide_on_end,
     decide_on_failure,
-    decide_on_heal,
-    decide_on_publish,
     decide_rollover_ahead,
+    decide_start,
     ended_at_limit,
     failure_unrecorded,
     forgettable,
@@ -75,12 +76,13 @@ class CompositionAutomation:
         # Claim first and decide after: the first publisher's claim is one write, and any later one's
         # failed write answers the record (what a read before the write would have).
         claimed, record = records.claim_first(event.stage_arn, event.session_id, owner=event.envelope.owner)
-        decision = decide_on_publish(
+        decision = decide_start(
             record,
+            Published(at=event.time),
             owner=event.envelope.owner,
             now=services.clock(),
-            event_time=event.time,
             policy_hash=_policy_hash(composition),
+            max_restarts=composition.max_restarts,
         )
         if not decision.act:
             return self._skip(decision.reason, session_id=event.session_id)
@@ -317,15 +319,17 @@ class CompositionAutomation:
             record = records.get(stage.arn, stage.session_id)
         held = self._held(record, stage, services, owner)
         record = self._record_failure(stage, record, held, records, owner)
-        decision = decide_on_heal(
+        decision = decide_start(
             record,
+            Converging(
+                publishing_since=stage.publishing_since(),
+                seen=Seen.of(held.state if held else None) if asks_ivs(record, owner=owner, now=stage.now) else None,
+                at_limit=held is not None and ended_at_limit(held.start_time, held.end_time),
+            ),
             owner=owner,
             now=stage.now,
             policy_hash=_policy_hash(composition),
             max_restarts=composition.max_restarts,
-            seen=Seen.of(held.state if held else None) if asks_ivs(record, owner=owner, now=stage.now) else None,
-            publishing_since=stage.publishing_since(),
-            at_limit=held is not None and ended_at_limit(held.start_time, held.end_time),
         )
         details = {"session_id": stage.session_id, "publishers": len(publishers)}
         if decision.give_up:
@@ -514,13 +518,13 @@ class CompositionAutomation:
         """A failed composition with no restart left: the session's record gives up, as on the event path."""
         if record is None or record.state is not State.FAILED:
             return None
-        decision = decide_on_heal(
+        decision = decide_start(
             record,
+            Converging(publishing=False),
             owner=owner,
             now=stage.now,
             policy_hash=_policy_hash(composition),
             max_restarts=composition.max_restarts,
-            publishing=False,
         )
         if not decision.give_up:
             return None

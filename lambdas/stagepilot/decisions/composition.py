@@ -18,7 +18,7 @@ nothing asks again that UTC day, and the next day's first publish or pass starts
 
 The convergence pass moves a record the same way when the event never came: a composition IVS lists
 FAILED (it keeps ended compositions about five minutes) is recorded ``failed`` by the pass, so its
-restart counts toward ``maxRestarts`` like the event's would (``failure_unrecorded``, ``decide_on_heal``).
+restart counts toward ``maxRestarts`` like the event's would (``failure_unrecorded``, ``decide_start``).
 """
 
 from __future__ import annotations
@@ -180,59 +180,6 @@ def decide_rollover_ahead(
     )
 
 
-def decide_on_publish(
-    record: SessionCompositions | None, *, owner: str, now: datetime, event_time: datetime, policy_hash: str
-) -> Decision:
-    """A participant published: does this event start the session's composition? ``owner``: this delivery
-    of the event (``Envelope.owner``), which holds the claim it takes."""
-    if record is None:
-        return Decision(True, "first publisher of the session", attempt=1)
-    if record.state is State.CLAIMED:
-        verdict = _verdict(record, owner, now)
-        if verdict is ClaimVerdict.RESUME:
-            return Decision(
-                True, "this event's earlier delivery claimed the start; finishing it", record.attempt, resume=True
-            )
-        if verdict is ClaimVerdict.TAKE_OVER:
-            return Decision(True, "the claim of another event expired; taking over", record.attempt)
-        return Decision(False, "another event is starting this session's composition")
-    if record.state is State.STARTED:
-        return Decision(False, f"composition already started for this session ({record.composition_arn})")
-    if record.state is State.ENDED:
-        if record.ended_at is not None and event_time <= record.ended_at:
-            return Decision(False, "this publish happened before the session's composition ended (a late event)")
-        return Decision(
-            True,
-            "the session's composition ended normally and someone is publishing again",
-            attempt=record.attempt + 1,
-            needs_publishers=True,
-        )
-    if record.state is State.REJECTED:
-        if record.policy_hash != policy_hash:
-            return Decision(
-                True,
-                "IVS rejected the previous request; the policy has changed since",
-                attempt=record.attempt + 1,
-            )
-        return Decision(False, "IVS rejected this policy's composition in this session; fix the policy")
-    if record.state is State.FAILED:
-        return Decision(False, "the failed composition is being restarted by its failure event")
-    if record.state is State.GAVE_UP:
-        return Decision(False, f"gave up after {record.restarts} restarts in this session")
-    if record.state is State.GUARDED:
-        return Decision(False, _guarded(record))
-    if record.state is State.BUDGET:
-        if _refused_today(record, now):
-            return Decision(False, _budget_spent(record))
-        return Decision(
-            True,
-            f"the composition budget refused a start on {record.refused_day} (UTC); a new day",
-            attempt=record.attempt + 1,
-            needs_publishers=True,
-        )
-    return Decision(False, "this session is no longer the stage's active session")
-
-
 def decide_on_failure(
     record: SessionCompositions | None,
     *,
@@ -314,130 +261,198 @@ def failure_unrecorded(record: SessionCompositions | None, seen: Seen | None) ->
     return record is not None and record.state is State.STARTED and seen is Seen.FAILED
 
 
-def decide_on_heal(
+@dataclass(frozen=True)
+class Published:
+    """The event path's trigger: a ``Participant Published`` of the session, its participant publishing at
+    ``at`` (the event's time). Whether anyone still publishes is IVS's answer, asked before a start that
+    needs it (``Decision.needs_publishers``)."""
+
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Converging:
+    """The convergence pass's trigger: IVS lists no stagepilot composition live on the stage.
+
+    ``publishing``: someone publishes now (IVS's listing); ``publishing_since``: since when the earliest of
+    them has published without a stop; ``seen``: what IVS shows of the record's composition (None: not asked,
+    ``asks_ivs``); ``at_limit``: that composition ended at IVS's 24-hour limit."""
+
+    publishing: bool = True
+    publishing_since: datetime | None = None
+    seen: Seen | None = None
+    at_limit: bool = False
+
+
+def decide_start(
     record: SessionCompositions | None,
+    trigger: Published | Converging,
     *,
     owner: str,
     now: datetime,
     policy_hash: str,
     max_restarts: int,
-    seen: Seen | None = None,
-    publishing: bool = True,
-    publishing_since: datetime | None = None,
-    at_limit: bool = False,
 ) -> Decision:
-    """The convergence pass found no stagepilot composition live on the stage (IVS's own listing): start
-    one, give up, or leave it? ``seen``: what IVS shows of the record's composition (None: not asked);
-    ``publishing``: someone publishes now; ``publishing_since``: since when the earliest of them has
-    published without a stop. The reason says what was observed, and ``heal_reason`` names it in the
-    vocabulary of docs/reliability.md: ``ivs-ended`` whenever IVS ended the composition, whoever missed
-    the end, and ``rollover`` when that end was its 24-hour limit (``at_limit``) with someone publishing
-    since before it; None when only a missing event explains it (the pass decides between event-lost and
-    event-late, resumed, policy-changed)."""
+    """Start the session's composition now? The one decision of both callers that may start one where none
+    runs: a ``Participant Published`` event (``Published``) and the convergence pass finding none live at
+    IVS (``Converging``). ``owner``: the caller (the event's delivery, ``Envelope.owner``, or the pass's
+    owner), which holds the claim it takes.
+
+    The rules are written once, state by state; the callers differ only in what they know. The event knows
+    one publish and its time: a record saying a composition runs or failed is believed (its failure event
+    restarts it), a publish from before the recorded end is a late event, and a start after an end asks
+    IVS first whether anyone still publishes. The pass knows what IVS shows now: it starts after an end no
+    event reported, restarts a failure nobody restarted (``maxRestarts`` and the back-off as the failure
+    event's: ``decide_on_failure``), and names why in ``heal_reason`` (docs/reliability.md): ``ivs-ended``
+    whenever IVS ended the composition, whoever missed the end, ``rollover`` when that end was its 24-hour
+    limit with someone publishing since before it, ``taken-over``, ``policy-changed``, ``budget``; None when
+    only a missing event explains it (the pass decides between event-lost and event-late, resumed,
+    policy-changed)."""
+    healing = trigger if isinstance(trigger, Converging) else None
     if record is not None and record.state is State.GUARDED:
         return Decision(False, _guarded(record))
     if record is not None and record.state is State.BUDGET and _refused_today(record, now):
         return Decision(False, _budget_spent(record))
     if record is not None and record.state is State.FAILED:
-        return _heal_failed(record, owner=owner, now=now, max_restarts=max_restarts, publishing=publishing)
-    if not publishing:
+        if healing is None:
+            return Decision(False, "the failed composition is being restarted by its failure event")
+        return _heal_failed(record, owner=owner, now=now, max_restarts=max_restarts, publishing=healing.publishing)
+    if healing is not None and not healing.publishing:
         return Decision(False, "nobody is publishing in the session")
     if record is None:
-        return Decision(
-            True,
-            "a publisher and no composition: the Participant Published event never arrived",
-            1,
-        )
+        if healing is not None:
+            return Decision(True, "a publisher and no composition: the Participant Published event never arrived", 1)
+        return Decision(True, "first publisher of the session", attempt=1)
     if record.state is State.CLAIMED:
-        verdict = _verdict(record, owner, now)
-        if verdict is ClaimVerdict.RESUME:
-            # Its reason is the first try's: after a composition IVS ended (what it shows of the one before
-            # the claim), else a start no event made.
-            after_ivs = seen in (Seen.STOPPED, Seen.FAILED, Seen.GONE)
-            return Decision(
-                True,
-                "an earlier pass claimed the start; finishing it",
-                record.attempt,
-                heal_reason=HealReason.IVS_ENDED if after_ivs else None,
-                resume=True,
-            )
-        if verdict is ClaimVerdict.TAKE_OVER:
-            return Decision(
-                True,
-                "a start was claimed by an event that died (its lease ran out); taking over",
-                record.attempt,
-                heal_reason=HealReason.TAKEN_OVER,
-            )
-        return Decision(False, "an event is starting this session's composition now")
+        return _finish_claim(record, healing, owner=owner, now=now)
     if record.state is State.STARTED:
-        if seen is Seen.LIVE:
-            return Decision(False, "IVS shows the session's composition live (the listing was older)")
-        if seen is Seen.STOPPING:
-            return Decision(False, "IVS is stopping the session's composition; the next pass looks again")
-        if seen is Seen.FAILED:
-            return Decision(False, "IVS shows the composition failed: the failure is recorded first")
-        if at_limit:
-            return Decision(
-                True,
-                "rollover: IVS ended the composition at its 24-hour limit (its Session End never arrived) and "
-                "the stage still publishes",
-                record.attempt + 1,
-                heal_reason=HealReason.ROLLOVER,
-                rollover=True,
-            )
-        how = _ENDED_HOW.get(seen, "IVS ended it") if seen is not None else "IVS ended it"
-        return Decision(
-            True,
-            f"a publisher and no live composition: {how} and its Session End never arrived",
-            record.attempt + 1,
-            heal_reason=HealReason.IVS_ENDED,
-        )
+        if healing is None:
+            return Decision(False, f"composition already started for this session ({record.composition_arn})")
+        return _heal_started(record, healing)
     if record.state is State.ENDED:
-        if record.ended_at is not None and publishing_since is not None and publishing_since <= record.ended_at:
-            if ended_at_limit(record.started_at, record.ended_at):
-                return Decision(
-                    True,
-                    "rollover: IVS ended the composition at its 24-hour limit and the stage still publishes",
-                    record.attempt + 1,
-                    heal_reason=HealReason.ROLLOVER,
-                    rollover=True,
-                )
-            return Decision(
-                True,
-                "someone was publishing when IVS ended the composition (its 24 hours, or a stop) and still is",
-                record.attempt + 1,
-                heal_reason=HealReason.IVS_ENDED,
-            )
-        return Decision(
-            True,
-            "publishing again since the composition ended and no composition: the Participant Published event was lost",
-            record.attempt + 1,
-        )
-    if record.state is State.STALE:
-        return Decision(
-            True,
-            "publishing in a session a start found inactive: the Participant Published event was lost",
-            record.attempt + 1,
-        )
+        return _start_after_end(record, trigger)
     if record.state is State.REJECTED:
         if record.policy_hash != policy_hash:
             return Decision(
                 True,
                 "IVS rejected the previous request; the policy has changed since",
-                record.attempt + 1,
-                heal_reason=HealReason.POLICY_CHANGED,
+                attempt=record.attempt + 1,
+                heal_reason=HealReason.POLICY_CHANGED if healing is not None else None,
             )
         return Decision(False, "IVS rejected this policy's composition in this session; fix the policy")
     if record.state is State.GAVE_UP:
         return Decision(False, f"gave up after {record.restarts} restarts in this session")
-    if record.state is State.BUDGET:
+    if record.state is State.BUDGET:  # refused on an earlier UTC day
+        refused_on = f"the composition budget refused a start on {record.refused_day} (UTC)"
+        if healing is not None:
+            return Decision(
+                True,
+                f"{refused_on}; a new day and someone publishes",
+                record.attempt + 1,
+                heal_reason=HealReason.BUDGET,
+            )
+        return Decision(True, f"{refused_on}; a new day", attempt=record.attempt + 1, needs_publishers=True)
+    # stale: a start found the session no longer the stage's active one; the pass sees it publishing
+    if healing is None:
+        return Decision(False, "this session is no longer the stage's active session")
+    return Decision(
+        True,
+        "publishing in a session a start found inactive: the Participant Published event was lost",
+        record.attempt + 1,
+    )
+
+
+def _finish_claim(record: SessionCompositions, healing: Converging | None, *, owner: str, now: datetime) -> Decision:
+    """A start claimed and not finished: the one claim verdict (decisions/leases.py) for both callers."""
+    verdict = _verdict(record, owner, now)
+    if verdict is ClaimVerdict.RESUME:
+        if healing is None:
+            return Decision(
+                True, "this event's earlier delivery claimed the start; finishing it", record.attempt, resume=True
+            )
+        # Its reason is the first try's: after a composition IVS ended (what it shows of the one before the
+        # claim), else a start no event made.
+        after_ivs = healing.seen in (Seen.STOPPED, Seen.FAILED, Seen.GONE)
         return Decision(
             True,
-            f"the composition budget refused a start on {record.refused_day} (UTC); a new day and someone publishes",
-            record.attempt + 1,
-            heal_reason=HealReason.BUDGET,
+            "an earlier pass claimed the start; finishing it",
+            record.attempt,
+            heal_reason=HealReason.IVS_ENDED if after_ivs else None,
+            resume=True,
         )
-    return Decision(False, f"the session's composition is {record.state.value}")
+    if verdict is ClaimVerdict.TAKE_OVER:
+        if healing is None:
+            return Decision(True, "the claim of another event expired; taking over", record.attempt)
+        return Decision(
+            True,
+            "a start was claimed by an event that died (its lease ran out); taking over",
+            record.attempt,
+            heal_reason=HealReason.TAKEN_OVER,
+        )
+    return Decision(False, "another event is starting this session's composition")
+
+
+def _heal_started(record: SessionCompositions, healing: Converging) -> Decision:
+    """The record says the composition runs and IVS lists none live: what IVS shows of it decides."""
+    if healing.seen is Seen.LIVE:
+        return Decision(False, "IVS shows the session's composition live (the listing was older)")
+    if healing.seen is Seen.STOPPING:
+        return Decision(False, "IVS is stopping the session's composition; the next pass looks again")
+    if healing.seen is Seen.FAILED:
+        return Decision(False, "IVS shows the composition failed: the failure is recorded first")
+    if healing.at_limit:
+        return Decision(
+            True,
+            "rollover: IVS ended the composition at its 24-hour limit (its Session End never arrived) and "
+            "the stage still publishes",
+            record.attempt + 1,
+            heal_reason=HealReason.ROLLOVER,
+            rollover=True,
+        )
+    how = _ENDED_HOW.get(healing.seen, "IVS ended it") if healing.seen is not None else "IVS ended it"
+    return Decision(
+        True,
+        f"a publisher and no live composition: {how} and its Session End never arrived",
+        record.attempt + 1,
+        heal_reason=HealReason.IVS_ENDED,
+    )
+
+
+def _start_after_end(record: SessionCompositions, trigger: Published | Converging) -> Decision:
+    """The session's composition ended normally (its Session End recorded): a publish after the end starts
+    the next attempt. The event's publish from before the end is a late event; the pass's publisher who
+    published across the end had the composition ended under them (its 24 hours: a rollover, or a stop)."""
+    ended_at = record.ended_at
+    if isinstance(trigger, Published):
+        if ended_at is not None and trigger.at <= ended_at:
+            return Decision(False, "this publish happened before the session's composition ended (a late event)")
+        return Decision(
+            True,
+            "the session's composition ended normally and someone is publishing again",
+            attempt=record.attempt + 1,
+            needs_publishers=True,
+        )
+    since = trigger.publishing_since
+    if ended_at is not None and since is not None and since <= ended_at:
+        if ended_at_limit(record.started_at, ended_at):
+            return Decision(
+                True,
+                "rollover: IVS ended the composition at its 24-hour limit and the stage still publishes",
+                record.attempt + 1,
+                heal_reason=HealReason.ROLLOVER,
+                rollover=True,
+            )
+        return Decision(
+            True,
+            "someone was publishing when IVS ended the composition (its 24 hours, or a stop) and still is",
+            record.attempt + 1,
+            heal_reason=HealReason.IVS_ENDED,
+        )
+    return Decision(
+        True,
+        "publishing again since the composition ended and no composition: the Participant Published event was lost",
+        record.attempt + 1,
+    )
 
 
 def _verdict(record: SessionCompositions, caller: str, now: datetime) -> ClaimVerdict:
