@@ -54,8 +54,7 @@ QUOTA_PER_OPERATION: Final = 5  # calls/s, per operation, account and region; no
 APPLICATION_RESERVE: Final = 1  # calls in any second of every operation, left to the customer's application
 FUNCTIONS_PER_SECOND: Final = 3  # every stagepilot function together, any second, any operation
 OPERATOR_PER_SECOND: Final = 1  # the operator's command, any second, any operation but ListStages
-HEADROOM: Final = QUOTA_PER_OPERATION - APPLICATION_RESERVE - FUNCTIONS_PER_SECOND - OPERATOR_PER_SECOND  # 0 with
-# an operator's command running, 1 without one
+# Headroom: the quota less the three shares above, 0 with an operator's command running, 1 without one.
 
 LATENCY_SPREAD: Final = 0.2  # seconds: how much two requests' trips to IVS may differ (clock skew included)
 WINDOW_SECONDS: Final = 1.0 + LATENCY_SPREAD  # a container's sliding window

@@ -218,18 +218,6 @@ class Table:
         _add_condition(request, change.condition, change.names, change.values)
         return {"Update": request}
 
-    def put_many(self, items: list[Mapping[str, Any]]) -> None:
-        """Write up to 25 items in one ``BatchWriteItem`` (no transaction: each item stands alone, at half
-        a transaction's cost). Items DynamoDB leaves unprocessed (throttling) are tried once more, then
-        ``RetryLater``."""
-        requests = [{"PutRequest": {"Item": to_item(item)}} for item in items]
-        for _ in range(2):
-            response = self._call("batch_write_item", RequestItems={self.name: requests})
-            requests = response.get("UnprocessedItems", {}).get(self.name, [])
-            if not requests:
-                return
-        raise RetryLater("DynamoDB BatchWriteItem left items unprocessed")
-
     def delete_and_put(
         self,
         pk: str,

@@ -20,7 +20,6 @@ BANNED: Final = "banned"
 PAUSED: Final = "paused"
 NO_TOKENS_POLICY: Final = "no-tokens-policy"
 UNKNOWN_ROLE: Final = "unknown-role"
-REFUSALS: Final = (BANNED, PAUSED, NO_TOKENS_POLICY, UNKNOWN_ROLE)
 _REQUEST_FIELDS: Final = ("stageArn", "userId", "role", "attributes")
 
 
@@ -57,7 +56,8 @@ class Grant:
 
 @dataclass(frozen=True)
 class Refusal:
-    """No token: ``refused`` is one of ``REFUSALS``; ``reason`` says why in words."""
+    """No token: ``refused`` is one of ``BANNED``, ``PAUSED``, ``NO_TOKENS_POLICY``, ``UNKNOWN_ROLE``; ``reason``
+    says why in words."""
 
     stage_arn: str
     user_id: str

@@ -138,7 +138,6 @@ class _Pending:
     body: str = field(compare=False)
     message_id: str = field(compare=False)
     receives: int = field(compare=False, default=0)
-    retry_delay: float | None = field(compare=False, default=None)
 
 
 @dataclass
