@@ -146,7 +146,11 @@ def main() -> int:
         )
     lat = results["latency"]
     anchor = lat["anchor"]
-    for kind, label in (("new_stages", "new stage"), ("composed_before", "stage composed before")):
+    for kind, label in (
+        ("new_stages", "new stage"),
+        ("composed_before", "stage composed before"),
+        ("new_stages_without_quiet_window", "new stage, without the pacer's quiet window (what it costs)"),
+    ):
         for name in latency.ACTIONS:
             one = lat[kind][name]
             rows.append(

@@ -11,7 +11,9 @@ How: ``LocalDeployment`` on its virtual clock with the deployed call latencies (
 frames are on the wall clock as deployed (``stagepilot.budget``). The way from the bus to the function is
 not in ``LocalDeployment`` (it delivers at once); each event is delivered ``delay_seconds`` later, drawn
 from the figures below. Stages publish ``SPACING_SECONDS`` apart: this is the latency of one event, not
-of a burst (``benchmarks/burst.py`` measures bursts). Containers are warm: a cold one adds its cold start
+of a burst (``benchmarks/burst.py`` measures bursts), and each delivery is an invocation of its own that
+starts with the pacer's quiet window, as deployed (``adapters/ivs.Pacer.invocation_started``); a third run
+leaves the window out to show what it costs. Containers are warm: a cold one adds its cold start
 (``benchmarks/first_record.py``, about half a second).
 
 The anchor is the least any EventBridge → SQS → Lambda → IVS automation pays: the bus's delivery, the
@@ -96,8 +98,14 @@ def policies(stages: int) -> list[StagePolicy]:
     return chosen
 
 
-def measure(stages: int = 100, *, composed_before: bool = False, seed: int = 0) -> dict[str, Any]:
-    """Per automation: each action's latency from its event on the bus (seconds), p50 and p99."""
+def measure(
+    stages: int = 100, *, composed_before: bool = False, quiet_window: bool = True, seed: int = 0
+) -> dict[str, Any]:
+    """Per automation: each action's latency from its event on the bus (seconds), p50 and p99.
+
+    ``quiet_window``: each delivery is an invocation of its own (events come seconds apart, so each batch
+    holds one) and starts with the pacer's quiet window, as ``handlers/wiring.set_deadline`` starts every
+    invocation deployed; ``LocalDeployment`` delivers records without it. False: what the window costs."""
     from moto import mock_aws
 
     rng = random.Random(seed)
@@ -116,6 +124,14 @@ def measure(stages: int = 100, *, composed_before: bool = False, seed: int = 0) 
                     durations[delivery.automation].append((deployment.clock() - delivery.time).total_seconds())
 
             deployment.on_delivery = handled
+            if quiet_window:
+                deliver = deployment._deliver
+
+                def invoked(pending: Any, container: Any) -> None:
+                    container.pacer.invocation_started()  # what set_deadline does at each invocation
+                    deliver(pending, container)
+
+                deployment._deliver = invoked  # type: ignore[method-assign]
             for i, policy in enumerate(chosen):
                 stage, session = policy.stage_arn, f"st-Late{i:04d}Sessn"
                 at = T0 + timedelta(seconds=SPACING_SECONDS * i + rng.uniform(0, 1))
@@ -172,8 +188,9 @@ def run(stages: int = 100) -> dict[str, Any]:
         "anchor": anchor(),
         "new_stages": measure(stages),
         "composed_before": measure(stages, composed_before=True),
+        "new_stages_without_quiet_window": measure(stages, quiet_window=False),
     }
-    for kind in ("new_stages", "composed_before"):
+    for kind in ("new_stages", "composed_before", "new_stages_without_quiet_window"):
         for name in ACTIONS:
             figures = results[kind][name]
             figures["p50_ratio"] = figures["p50_seconds"] / results["anchor"]["p50"]
