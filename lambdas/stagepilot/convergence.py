@@ -26,8 +26,8 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, Final, Protocol, cast
 
 from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, PublishTimes, StageInfo
@@ -44,6 +44,7 @@ from stagepilot.events import Envelope, StageUpdate
 from stagepilot.failures import Log, Meaning, Path, describe, handling, metrics
 from stagepilot.pipeline import EffectivePolicy, Outcome, Services, stage_gate
 from stagepilot.policy import StagePolicy
+from stagepilot.routing import COMPOSITION
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ PARTICIPANT_LISTINGS_PER_PASS = 120
 # room for its first reads, so a stage is not begun only to be cut after its listing.
 CALL_MARGIN_MS: Final = 4_000
 STAGE_MARGIN_MS: Final = 6_000
+# A scheduled pass waits for a limit's deadline (``act_at_deadlines``) only within this long of its own
+# start, with STAGE_MARGIN_MS left before its timeout: it ends before the next pass of the schedule (every
+# minute at the shortest, the function's timeout), which takes the deadlines after it.
+DEADLINE_WINDOW_SECONDS: Final = 60 - STAGE_MARGIN_MS / 1000
 CURSOR_PARTITION_SUFFIX: Final = "~convergence"  # STAGE#~convergence: no stage ARN starts with "~"
 # GetParticipant answers kept per container (a participant's token attributes cannot change within its
 # session): a pass over a stage with many publishers reads each once per session, not once per pass.
@@ -156,6 +161,9 @@ class LiveStage:
     budget: ReadBudget = field(default_factory=lambda: ReadBudget(PARTICIPANT_LISTINGS_PER_PASS), repr=False)
     bans: tuple[Ban, ...] = ()  # every ban in force, read once per pass (subscribers are judged on it)
     policy_updated_at: datetime | None = None  # when the stage's effective policy was written
+    # when a limit of the policy's ``limits`` falls due if nothing changes (automations/limits.py): the pass
+    # looks again then when it falls within the pass's own minute (``act_at_deadlines``)
+    limits_due: datetime | None = None
     _connected: list[Participant] | None = field(default=None, repr=False)
     _publishing: dict[str, tuple[bool, datetime | None]] = field(default_factory=dict, repr=False)
     _history: list[tuple[Participant, PublishTimes]] | None = field(default=None, repr=False)
@@ -295,6 +303,7 @@ def run_pass(
     remaining_ms: Callable[[], float] | None = None,
     participants: ParticipantCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> PassReport:
     """One convergence pass over every live stage (or ``only_stage``). Never raises for one stage's
     trouble: whatever one stage and automation raise (an IVS or DynamoDB error, a missing permission, a
@@ -367,6 +376,7 @@ def run_pass(
     ordered = sorted(examinable, key=lambda stage: stage[0])
     start = cursor.start([arn for arn, _, _ in ordered]) if cursor is not None else 0
     not_reached: list[str] = []
+    running_down: list[LiveStage] = []  # stages whose limits fall due later: ``act_at_deadlines``
     for index, (arn, session_id, effective) in enumerate(ordered[start:] + ordered[:start]):
         if progress is not None:
             progress(index, len(ordered))
@@ -388,12 +398,16 @@ def run_pass(
             not_reached.append(arn)
         else:
             report.reached += 1
+            if stage.limits_due is not None:
+                running_down.append(stage)
     if progress is not None:
         progress(len(ordered), len(ordered))
     report.deferred.extend(arn for arn in not_reached if arn not in report.deferred)
     report.out_of_time = bool(not_reached) and deadline.left_ms() < STAGE_MARGIN_MS
     if cursor is not None:
         cursor.save(not_reached[0] if not_reached else None)
+    if sleep is not None and only_stage is None:
+        act_at_deadlines(pass_services, report, running_down, deadline=deadline, began=now, sleep=sleep)
     _log_pass(services, report, now=now, only_stage=only_stage, listed=stages)
     if report.out_of_time:
         services.metrics.count("ReconcileOutOfTime")
@@ -402,6 +416,62 @@ def run_pass(
             extra={"not_reached": len(not_reached), "examined": report.examined},
         )
     return report
+
+
+def act_at_deadlines(
+    services: Services,
+    report: PassReport,
+    stages: list[LiveStage],
+    *,
+    deadline: Deadline,
+    began: datetime,
+    sleep: Callable[[float], None],
+) -> None:
+    """Limits act within seconds of their deadline (docs/policy.md, "What a stage may cost"): the scheduled
+    pass, done with every stage, waits for each deadline that falls within its own minute
+    (``DEADLINE_WINDOW_SECONDS`` of its start, with time left before its timeout) and looks at that stage
+    again then: the stage gate (paused since?), the composition (``GetComposition``: still live?), who
+    publishes (read afresh), and ``CostGuard`` stops it only if a limit is due now. A deadline beyond the
+    window is the next pass's (it comes within seconds of it); whatever changed meanwhile (a publisher
+    back, a stop already made) is seen then, so a deadline that no longer holds does nothing."""
+    from stagepilot.automations.limits import CostGuard
+
+    window_end = began + timedelta(seconds=DEADLINE_WINDOW_SECONDS)
+    for stage in sorted(stages, key=lambda s: s.limits_due or s.now):
+        due = stage.limits_due
+        if due is None or due > window_end:
+            continue
+        wait = (due - services.clock()).total_seconds()
+        if deadline.left_ms() - max(wait, 0) * 1000 < STAGE_MARGIN_MS:
+            break  # the rest are the next pass's
+        if wait > 0:
+            sleep(wait)
+        try:
+            gate = stage_gate(services, stage.arn, needs_policy=True)
+            policy = gate.policy
+            if gate.closed is not None or policy is None or policy.limits is None:
+                continue
+            fresh = [services.ivs.composition(c.arn) for c in stage.compositions if c.active]
+            live = [c for c in fresh if c is not None and c.active and managed_attempt(dict(c.tags)) is not None]
+        except Exception as exc:  # the next pass looks again
+            _stage_failed(services, report, stage.arn, "limits", exc)
+            continue
+        again = replace(stage, policy=policy, compositions=live, now=services.clock(), limits_due=None)
+        again.forget_participants()
+        _converge_stage(services, report, again, [_Limits(CostGuard(COMPOSITION), live)])
+
+
+@dataclass
+class _Limits:
+    """The limits alone, as the composition automation checks them first (automations/composition.py)."""
+
+    guard: Any
+    live: list[CompositionSummary]
+    name: str = COMPOSITION
+
+    def converge(self, stage: LiveStage, services: Services) -> list[Outcome]:
+        assert stage.policy is not None and stage.policy.limits is not None
+        return self.guard.converge(stage, self.live, stage.policy.limits, services) or []
 
 
 def _count_unmanaged(services: Services, compositions: list[CompositionSummary]) -> None:

@@ -231,3 +231,76 @@ def test_end_show_stops_the_replicas_before_it_disconnects_anyone(make_deploymen
     assert stops and kicks and max(stops) < min(kicks)  # the guest's replica first: it would outlive the show
     assert made.index("StopComposition") < min(stops)
     assert {c.params["participantId"] for c in calls(deployment, "DisconnectParticipant")} == {"host", "guest"}
+
+
+# Limits act within seconds of their deadline (docs/policy.md): the pass waits for a deadline that falls
+# within its own minute and looks at the stage again then; a deadline it cannot wait for is the next pass's.
+SECONDS = timedelta(seconds=3)  # the re-look's own calls (GetComposition, the publishers, the stop)
+
+
+def scheduled(make_deployment: Any, limits: dict[str, Any]) -> LocalDeployment:
+    """The pass every minute on the deployment's own schedule, as deployed: it runs beside the world (an
+    event the test puts while a pass waits for a deadline happens at its time)."""
+    deployment: LocalDeployment = make_deployment(reconcile_seconds=PASS.total_seconds())
+    put_policy(deployment, {"stageArn": STAGE, "composition": {"destinations": [S3]}, "limits": limits})
+    return deployment
+
+
+def host_stops_at_70(deployment: LocalDeployment, events: EventFactory) -> None:
+    """The host and a guest publish; the host stops at 70 s (a 90-s grace falls due at 160 s, between the
+    passes at 120 s and 180 s)."""
+    deployment.put_event(events.published("host", user_id="host-1"))
+    deployment.put_event(events.published("guest", user_id="guest-1", at=later(5)))
+    deployment.put_event(events.stage("Participant Unpublished", "host", user_id="host-1", at=later(70)))
+
+
+def test_max_session_minutes_acts_within_seconds_of_its_deadline(make_deployment: Any, events: EventFactory) -> None:
+    deployment = scheduled(make_deployment, {"maxSessionMinutes": 3})
+    deployment.put_event(events.published("encoder", at=later(25)))  # its deadline falls between two passes
+    at(deployment, later(400))
+
+    [composition] = deployment.ivs.compositions(STAGE, include_deleted=True)
+    deadline = composition.start_time + timedelta(minutes=3)  # about 205 s: the passes run at 180 and 240
+    [stop] = calls(deployment, "StopComposition")
+    assert deadline <= stop.time <= deadline + SECONDS
+    [entry] = guarded(deployment)
+    assert entry["details"]["composedMinutes"] == 3
+
+
+def test_host_gone_acts_within_seconds_of_its_grace(make_deployment: Any, events: EventFactory) -> None:
+    limits = {"hostGone": {"userIds": ["host-1"], "graceSeconds": 90, "action": "stop-composition"}}
+    deployment = scheduled(make_deployment, limits)
+    host_stops_at_70(deployment, events)
+    at(deployment, later(400))
+
+    [stop] = calls(deployment, "StopComposition")
+    assert later(160) <= stop.time <= later(160) + SECONDS  # the pass at 120 s waited for 160 s, not the one at 180 s
+    assert len(guarded(deployment)) == 1  # the passes after it find it stopped: nothing more
+
+
+def test_a_deadline_that_no_longer_holds_does_nothing(make_deployment: Any, events: EventFactory) -> None:
+    """The pass at 120 s waits for the host's grace (160 s); the host is back at 150 s: it looks, and stops
+    nothing, then or later."""
+    limits = {"hostGone": {"userIds": ["host-1"], "graceSeconds": 90, "action": "end-show"}}
+    deployment = scheduled(make_deployment, limits)
+    host_stops_at_70(deployment, events)
+    deployment.put_event(events.published("host", user_id="host-1", at=later(150)))
+    at(deployment, later(600))
+
+    assert calls(deployment, "StopComposition") == [] and calls(deployment, "DisconnectParticipant") == []
+    assert guarded(deployment) == []
+
+
+def test_a_deadline_the_pass_could_not_act_on_is_the_next_passs(make_deployment: Any, events: EventFactory) -> None:
+    """The pass at 120 s waits for 160 s and cannot look (IVS fails its GetComposition): the pass at 180 s
+    stops it, once."""
+    limits = {"hostGone": {"userIds": ["host-1"], "graceSeconds": 90, "action": "stop-composition"}}
+    deployment = scheduled(make_deployment, limits)
+    host_stops_at_70(deployment, events)
+    at(deployment, later(150))
+    deployment.ivs.fail_next("GetComposition")
+    at(deployment, later(400))
+
+    [stop] = calls(deployment, "StopComposition")
+    assert later(180) <= stop.time <= later(180) + PASS_CALLS
+    assert len(guarded(deployment)) == 1

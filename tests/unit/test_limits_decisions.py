@@ -3,6 +3,7 @@ limit a session's composition has reached, and that a ``guarded`` session never 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from stagepilot.decisions.composition import (
     decide_rollover_ahead,
     decide_start,
 )
-from stagepilot.decisions.limits import Bound, Seen, guard_due
+from stagepilot.decisions.limits import Bound, Seen, guard_due, next_deadline
 from stagepilot.policy import HostGone, LimitsPolicy, ParticipantFilter
 
 T = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
@@ -66,6 +67,23 @@ def test_the_limit_reached(limits: LimitsPolicy, observed: Seen, expected: Bound
         assert guard.final == (expected is not Bound.NO_PUBLISHER)
         assert guard.reason.startswith(f"limits.{expected}:")
         assert guard.figures
+
+
+@pytest.mark.parametrize(("limits", "observed", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_the_next_deadline_is_the_moment_a_limit_falls_due(
+    limits: LimitsPolicy, observed: Seen, expected: Bound | None
+) -> None:
+    """What the pass waits for (convergence.py, ``act_at_deadlines``): due then, not a second before, if
+    nothing changes; at or before now when a limit is due now; None when nothing runs down."""
+    deadline = next_deadline(limits, observed)
+    if expected is not None:
+        assert deadline is not None and deadline <= observed.now
+    elif deadline is None:
+        assert guard_due(limits, replace(observed, now=at(10**7))) is None
+    else:
+        assert deadline > observed.now
+        assert guard_due(limits, replace(observed, now=deadline)) is not None
+        assert guard_due(limits, replace(observed, now=deadline - timedelta(seconds=1))) is None
 
 
 def test_end_show_says_so() -> None:

@@ -1,16 +1,18 @@
 """What a stage may cost (docs/policy.md, "What a stage may cost"): the convergence pass stops a stage
 session's composition at its policy's ``limits``.
 
-The pass examines every live stage each period (one minute, deployed): a limit acts at the first pass
-after its deadline. A stop is ``StopComposition`` on a composition stagepilot started (the function's
-role may stop no other), audited ``guarded`` with the limit and its figures and counted
-(``CompositionGuarded``, and ``Guarded<limit>``), written together with the session record's move, before
-the call: ``guarded`` for a final limit (``maxSessionMinutes``, ``hostGone``: nothing composes again in
-the session), ``ended`` for ``noPublisherSeconds`` (a later publish composes again, as after IVS's own idle
-stop). A stop that did not happen (an error, the pass's deadline) is made again by the next pass, not
-audited again. ``hostGone``'s ``end-show`` also stops the replicas of the stage's publishers and then
-disconnects everyone, at most ``END_SHOW_DISCONNECTS_PER_PASS`` a pass (paced like every IVS call), until
-nobody is left.
+The pass examines every live stage each period (one minute, deployed), and a limit whose deadline falls
+within the pass's own minute is waited for: the pass looks at that stage again at its deadline
+(convergence.py, ``act_at_deadlines``), so a limit acts within seconds of it; one beyond the pass's minute
+is the next pass's, which comes within seconds of it. A stop is ``StopComposition`` on a composition
+stagepilot started (the function's role may stop no other), audited ``guarded`` with the limit and its
+figures and counted (``CompositionGuarded``, and ``Guarded<limit>``), written together with the session
+record's move, before the call: ``guarded`` for a final limit (``maxSessionMinutes``, ``hostGone``:
+nothing composes again in the session), ``ended`` for ``noPublisherSeconds`` (a later publish composes
+again, as after IVS's own idle stop). A stop that did not happen (an error, the pass's deadline) is made
+again by the next pass, not audited again. ``hostGone``'s ``end-show`` also stops the replicas of the
+stage's publishers and then disconnects everyone, at most ``END_SHOW_DISCONNECTS_PER_PASS`` a pass (paced
+like every IVS call), until nobody is left.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from stagepilot.adapters.ivs import CompositionSummary, Participant
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.composition import SessionCompositions, State
-from stagepilot.decisions.limits import GUARDED, Bound, Guard, Seen, guard_due, needs_publishers
+from stagepilot.decisions.limits import GUARDED, Bound, Guard, Seen, guard_due, needs_publishers, next_deadline
 from stagepilot.pipeline import Outcome, Services
 from stagepilot.policy import HostGone, LimitsPolicy
 
@@ -72,8 +74,10 @@ class CostGuard:
             return outcomes or None
         if current is None or record.state is not State.STARTED:
             return None
-        guard = guard_due(limits, self._seen(stage, record, current, limits))
-        if guard is None:
+        seen = self._seen(stage, record, current, limits)
+        guard = guard_due(limits, seen)
+        if guard is None:  # the pass waits for the deadline if it falls before the next pass (convergence.py)
+            stage.limits_due = next_deadline(limits, seen)
             return None
         return self._stop(stage, record, current, guard, services)
 

@@ -118,3 +118,18 @@ def guard_due(limits: LimitsPolicy, seen: Seen) -> Guard | None:
                 },
             )
     return None
+
+
+def next_deadline(limits: LimitsPolicy, seen: Seen) -> datetime | None:
+    """When the first limit falls due if nothing changes (nobody publishes again, the host stays away),
+    or None (no limit is running down). What the convergence pass waits for when it falls before the next
+    pass (convergence.py, ``act_at_deadlines``): it looks again then and acts only if ``guard_due`` says so."""
+    due = []
+    if limits.max_session_minutes is not None:
+        due.append(seen.composing_since + timedelta(minutes=limits.max_session_minutes))
+    if limits.host_gone is not None and seen.host_publishing is False:
+        due.append((seen.host_last_seen or seen.composing_since) + timedelta(seconds=limits.host_gone.grace_seconds))
+    if limits.no_publisher_seconds is not None and seen.publishing is False:
+        since = max(seen.nobody_since or seen.composition_started, seen.composition_started)
+        due.append(since + timedelta(seconds=limits.no_publisher_seconds))
+    return min(due, default=None)

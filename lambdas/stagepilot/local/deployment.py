@@ -352,6 +352,8 @@ class LocalDeployment:
                     only_stage=only_stage,
                     remaining_ms=remaining_ms,
                     participants=self._participants,
+                    # a scheduled pass (or a test's) waits for the limits due in its minute, on the virtual clock
+                    sleep=self.scheduler.sleep if only_stage is None else None,
                 )
             finally:
                 self.ivs.trigger = None
