@@ -602,8 +602,8 @@ def _report(
     app_busiest = {op: _busiest_second(sorted(seconds(c) for c in app if c.operation == op)) for op in operations}
     # Each throttle's second: how many calls the application had sent into it (more than the budget leaves
     # it, QUOTA - FUNCTIONS_PER_SECOND = 2, means the application's own burst took stagepilot's part).
-    # Each throttle's second at IVS (the calls it admitted): the application's own calls above what the
-    # budget leaves it (QUOTA - FUNCTIONS_PER_SECOND = 2), or stagepilot's above its bound.
+    # Each throttle's second at IVS (the calls it admitted, and the throttled one): the application's own
+    # calls above what the budget leaves it (QUOTA - FUNCTIONS_PER_SECOND = 2), or stagepilot's above its bound.
     admitted = [c for c in calls if c.status != 429]
     blame = {"application_over_its_part": 0, "stagepilot_over_its_bound": 0}
     application_part = budget.QUOTA_PER_OPERATION - budget.FUNCTIONS_PER_SECOND
@@ -611,7 +611,7 @@ def _report(
         if c.status != 429:
             continue
         t = seconds(c)
-        window = [a for a in admitted if a.operation == c.operation and t - 1.0 < seconds(a) <= t]
+        window = [a for a in admitted if a.operation == c.operation and t - 1.0 < seconds(a) <= t] + [c]
         if sum(1 for a in window if a.trigger == APPLICATION) > application_part:
             blame["application_over_its_part"] += 1
         if sum(1 for a in window if a.trigger != APPLICATION) > budget.FUNCTIONS_PER_SECOND:
