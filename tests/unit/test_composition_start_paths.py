@@ -1,5 +1,5 @@
 """The event path and the convergence pass start a composition by one decision (``decide_start``), table-driven:
-record state × trigger × lease.
+record state × trigger × lease; and restart a failed one by one bound and one back-off.
 
 Each record is decided twice, as a ``Participant Published`` (``Published``) and as the pass finding no
 composition live with someone publishing (``Converging``). Where the rule is the same for both (a claim's
@@ -23,7 +23,9 @@ from stagepilot.decisions.composition import (
     Seen,
     SessionCompositions,
     State,
+    decide_on_failure,
     decide_start,
+    restart_backoff,
 )
 from stagepilot.decisions.leases import CLAIM_LEASE
 
@@ -161,3 +163,28 @@ def test_what_each_caller_adds(record: SessionCompositions | None) -> None:
     assert not on_pass.needs_publishers
     assert not decide(record, Converging(publishing=False, seen=Seen.GONE)).act
     assert on_event.reason and on_pass.reason
+
+
+# A failed composition's restart: the failure event (``decide_on_failure``) and the pass restarting a failure
+# nobody restarted (``decide_start``) count restarts against one bound and wait one back-off.
+@pytest.mark.parametrize(("restarts", "max_restarts"), [(0, 0), (0, 3), (2, 3), (3, 3), (4, 3), (9, 20)])
+def test_both_restart_paths_share_the_bound(restarts: int, max_restarts: int) -> None:
+    failed_at = NOW - timedelta(hours=1)  # any back-off and lease long over
+    failed = rec(State.FAILED, restarts=restarts, failed_at=failed_at)
+    on_event = decide_on_failure(failed, failed_attempt=2, max_restarts=max_restarts, failed_at=failed_at, now=NOW)
+    on_pass = decide_start(failed, PASS, owner=ME, now=NOW, policy_hash=POLICY, max_restarts=max_restarts)
+    assert shape(on_event) == shape(on_pass)
+    assert on_pass.give_up is (not on_pass.act)
+    assert on_event.reason in on_pass.reason  # "restart 3 of 3", "maxRestarts (3) reached"
+
+
+@pytest.mark.parametrize("restarts", [0, 1, 2, 10])
+def test_both_restart_paths_wait_the_same_back_off(restarts: int) -> None:
+    """The failure event's delay ends when the pass, as the failure's recorder, may restart it."""
+    failed = rec(State.FAILED, restarts=restarts, failed_at=NOW, failed_by=ME)
+    on_event = decide_on_failure(failed, failed_attempt=2, max_restarts=20, failed_at=NOW, now=NOW)
+    assert on_event.delay == restart_backoff(restarts)
+    due = NOW + restart_backoff(restarts)
+    for now, act in ((due - SECOND, False), (due, True)):
+        on_pass = decide_start(failed, PASS, owner=ME, now=now, policy_hash=POLICY, max_restarts=20)
+        assert on_pass.act is act

@@ -213,13 +213,14 @@ def decide_on_failure(
         return Decision(False, _guarded(record))
     if record.state in (State.ENDED, State.GAVE_UP, State.STALE, State.REJECTED, State.BUDGET):
         return Decision(False, f"the session's composition is {record.state.value}")
-    if record.restarts >= max_restarts:
-        return Decision(False, f"maxRestarts ({max_restarts}) reached")
-    due = failed_at + restart_backoff(record.restarts)
+    spent = _restarts_spent(record, max_restarts)
+    if spent is not None:
+        return Decision(False, spent)
+    due = _restart_due(record, failed_at)
     delay = due - now if due > now else None
     return Decision(
         True,
-        f"restart {record.restarts + 1} of {max_restarts}",
+        _nth_restart(record, max_restarts),
         attempt=record.attempt + 1,
         needs_publishers=True,
         delay=delay,
@@ -491,12 +492,12 @@ def _heal_failed(
     """A failed composition not restarted yet: the same bound and back-off as the failure event's restart
     (``decide_on_failure``), and the event keeps its turn: a failure an event recorded is restarted by
     that event once its back-off is over; the pass steps in only when a lease later nothing has."""
-    if record.restarts >= max_restarts:
-        return Decision(False, f"maxRestarts ({max_restarts}) reached", give_up=True)
+    spent = _restarts_spent(record, max_restarts)
+    if spent is not None:
+        return Decision(False, spent, give_up=True)
     if not publishing:
         return Decision(False, "the composition failed and nobody is publishing in the session")
-    failed_at = record.failed_at or record.claimed_at
-    due = failed_at + restart_backoff(record.restarts)
+    due = _restart_due(record, record.failed_at or record.claimed_at)
     # Whoever recorded the failure holds its restart from the end of its back-off, as a claim's lease.
     verdict = claim_verdict(owner=record.failed_by or "", claimed_at=due, caller=owner, now=now)
     if verdict is ClaimVerdict.HELD:
@@ -505,11 +506,27 @@ def _heal_failed(
         return Decision(False, f"restart back-off: due at {due.isoformat()}")
     return Decision(
         True,
-        f"IVS failed the composition and it was not restarted: restart {record.restarts + 1} of {max_restarts}",
+        f"IVS failed the composition and it was not restarted: {_nth_restart(record, max_restarts)}",
         record.attempt + 1,
         restart=True,
         heal_reason=HealReason.IVS_ENDED,
     )
+
+
+# The restart of a failed composition, the same whoever makes it (the failure event, or the pass for a
+# failure nobody restarted): one bound, one back-off, one count.
+def _restarts_spent(record: SessionCompositions, max_restarts: int) -> str | None:
+    """Why no restart is left (``maxRestarts``), or None."""
+    return f"maxRestarts ({max_restarts}) reached" if record.restarts >= max_restarts else None
+
+
+def _restart_due(record: SessionCompositions, failed_at: datetime) -> datetime:
+    """When the next restart of a composition that failed at ``failed_at`` may start (``restart_backoff``)."""
+    return failed_at + restart_backoff(record.restarts)
+
+
+def _nth_restart(record: SessionCompositions, max_restarts: int) -> str:
+    return f"restart {record.restarts + 1} of {max_restarts}"
 
 
 def why_list_compositions(
