@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from stagepilot.decisions.composition import (
-    CLAIM_TIMEOUT,
     Converging,
     Seen,
     SessionCompositions,
@@ -25,6 +24,7 @@ from stagepilot.decisions.composition import (
     restart_backoff,
 )
 from stagepilot.decisions.heals import HealReason
+from stagepilot.decisions.leases import CLAIM_LEASE
 
 NOW = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
 NOT = (False, 0, False, False, None)  # no start, nothing to give up
@@ -72,7 +72,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
     ),
     (
         "an event's claim past its lease",
-        rec(State.CLAIMED, claimed_at=NOW - CLAIM_TIMEOUT - timedelta(seconds=1)),
+        rec(State.CLAIMED, claimed_at=NOW - CLAIM_LEASE - timedelta(seconds=1)),
         None,
         True,
         None,
@@ -181,7 +181,7 @@ ROWS: list[tuple[str, SessionCompositions | None, Seen | None, bool, datetime | 
     ),
     (
         "failed by an event that never restarted it",
-        failed(ago=restart_backoff(1) + CLAIM_TIMEOUT + timedelta(seconds=1), by=EVENT),
+        failed(ago=restart_backoff(1) + CLAIM_LEASE + timedelta(seconds=1), by=EVENT),
         None,
         True,
         None,

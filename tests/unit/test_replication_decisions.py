@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stagepilot.adapters.ivs import Participant
+from stagepilot.decisions.leases import CLAIM_LEASE
 from stagepilot.decisions.publishers import candidate_rules, match_publisher, rules_need_attributes
 from stagepilot.decisions.replication import (
     BLOCKED_AT_DESTINATION,
-    CLAIM_TIMEOUT,
     ClaimState,
     ReplicationClaim,
     ReplicationEventKind,
@@ -141,10 +141,10 @@ def claim(state: ClaimState, *, owner: str = "event-1", age: timedelta = timedel
         (None, True),
         (claim(ClaimState.CLAIMED), True),  # the owner's retry finishes its own claim
         (claim(ClaimState.CLAIMED, owner="other"), False),
-        (claim(ClaimState.CLAIMED, owner="other", age=CLAIM_TIMEOUT), False),  # exactly at the lease: still held
-        (claim(ClaimState.CLAIMED, owner="other", age=CLAIM_TIMEOUT + timedelta(seconds=1)), True),
-        (claim(ClaimState.CLAIMED, age=CLAIM_TIMEOUT * 10), True),  # its own claim, however old
-        (claim(ClaimState.STARTED, owner="other", age=CLAIM_TIMEOUT * 10), False),  # no lease on a started one
+        (claim(ClaimState.CLAIMED, owner="other", age=CLAIM_LEASE), False),  # exactly at the lease: still held
+        (claim(ClaimState.CLAIMED, owner="other", age=CLAIM_LEASE + timedelta(seconds=1)), True),
+        (claim(ClaimState.CLAIMED, age=CLAIM_LEASE * 10), True),  # its own claim, however old
+        (claim(ClaimState.STARTED, owner="other", age=CLAIM_LEASE * 10), False),  # no lease on a started one
         (claim(ClaimState.STOPPED, owner="other", age=timedelta(seconds=1)), True),
         (claim(ClaimState.STARTED), False),
         (claim(ClaimState.STARTED, owner="other"), False),
@@ -154,7 +154,7 @@ def claim(state: ClaimState, *, owner: str = "event-1", age: timedelta = timedel
         (claim(ClaimState.REJECTED, owner="other", rule_hash="same", rejection="ValidationException"), False),
         # the destination's moderation removed the replica: final for the source session, whoever asks
         (claim(ClaimState.BLOCKED), False),
-        (claim(ClaimState.BLOCKED, owner="other", age=CLAIM_TIMEOUT + timedelta(hours=1)), False),
+        (claim(ClaimState.BLOCKED, owner="other", age=CLAIM_LEASE + timedelta(hours=1)), False),
         (claim(ClaimState.BLOCKED, rule_hash="older"), False),
     ],
 )

@@ -44,7 +44,7 @@ from stagepilot.adapters.table import (
     stage_partition,
     utc_now,
 )
-from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict
+from stagepilot.decisions.leases import ClaimVerdict, claim_verdict
 from stagepilot.errors import RetryLater
 
 EVENT_PREFIX: Final = "e#"  # + event id: one attribute per counted event
@@ -54,7 +54,6 @@ EVENTS_ATTRIBUTE: Final = "events"  # the previous version's map of event id →
 # event by more than the window plus this much are pruned; a duplicate that old cannot meet the newer
 # events in any window.
 LATE_EVENT_TOLERANCE: Final = timedelta(hours=6)
-CLAIM_TIMEOUT: Final = CLAIM_LEASE  # past it the claim of an event that died can be taken over
 # A counter item never holds more than this many entries (≤ 280 bytes each: under 340 KB, clear of
 # DynamoDB's 400 KB), and at least a limit's largest ``count`` (1,000) plus room, so every decision
 # about the newest events is exact. ``ENTRY_COUNT`` keeps the number, so the add's condition can refuse a
@@ -349,7 +348,7 @@ class DisconnectClaims:
 
     def release(self, stage_arn: str, session_id: str, participant_id: str, *, owner: str, dry_run: bool) -> bool:
         """Give up ``owner``'s unfinished claim (its caller failed and will not retry on its own), so the
-        next caller need not wait out ``CLAIM_TIMEOUT``. A finished claim, or another owner's, stays."""
+        next caller need not wait out its lease (decisions/leases.py). A finished claim, or another owner's, stays."""
         pk, sk = claim_key(stage_arn, session_id, participant_id, dry_run=dry_run)
         return self._table.delete(
             pk,

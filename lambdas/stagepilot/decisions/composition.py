@@ -33,7 +33,6 @@ from enum import StrEnum
 from stagepilot.decisions.heals import HealReason
 from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict, lease_runs
 
-CLAIM_TIMEOUT = CLAIM_LEASE  # past it the claim of an event that died can be taken over (decisions/leases.py)
 RESTART_BACKOFF_BASE = timedelta(seconds=5)
 RESTART_BACKOFF_MAX = timedelta(minutes=2)
 

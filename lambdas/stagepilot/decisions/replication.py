@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict
+from stagepilot.decisions.leases import ClaimVerdict, claim_verdict
 from stagepilot.decisions.publishers import candidate_rules
 from stagepilot.policy import ReplicationRule
 
 MAX_REPLICATIONS_PER_PARTICIPANT = 5  # "Concurrent participant replications", per participant, not adjustable
-CLAIM_TIMEOUT = CLAIM_LEASE  # past it the claim of an event that died can be taken over (decisions/leases.py)
 BLOCKED_AT_DESTINATION = (
     "the destination's moderation removed this participant's replica in this session: not replicated there again"
 )
