@@ -289,9 +289,6 @@ class _Window:
     lifetimes: int
 
 
-NOTHING_FOUND = PolicyLookup(own=None, default=None, paused_by=None)
-
-
 def effective_policy(stage_arn: str, found: PolicyLookup) -> EffectivePolicy | None:
     """The stage's effective policy from what one read (or a snapshot) found; ``PolicyInvalid`` when the
     policy that applies no longer validates."""
