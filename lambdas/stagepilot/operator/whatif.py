@@ -266,13 +266,15 @@ class WhatIfIvs(IvsStage):
         """The same client and pacer as ``real``: reads share its quota."""
         return cls(real._client, pacer=real._pacer)
 
-    def _call(self, operation: str, *, mutating: bool = False, **params: Any) -> dict[str, Any]:
+    def _call(
+        self, operation: str, *, mutating: bool = False, paced_once: bool = False, **params: Any
+    ) -> dict[str, Any]:
         if not mutating:
             if operation not in WHAT_IF_READS:
                 raise WhatIfUnsupported(
                     f"the what-if IVS client lets through only the reads it lists (WHAT_IF_READS), not {operation}"
                 )
-            return super()._call(operation, **params)
+            return super()._call(operation, paced_once=paced_once, **params)
         from botocore.validate import validate_parameters
 
         validate_parameters(params, self._client.meta.service_model.operation_model(operation).input_shape)
