@@ -421,3 +421,43 @@ def test_nobody_can_rewrite_the_audit_trail(
     assert deployment.services.table.client.get_item(TableName=TABLE_NAME, Key=key)["Item"] == item
     [shown] = deployment.services.audit.list(STAGE)  # `stagepilot audit` reads it, as it was written
     assert shown["details"]["by"].endswith("/alice")
+
+
+def test_the_composition_budget_is_kept_and_enforced_within_the_roles(
+    template_iam: TemplateIam, role_ids: dict[str, str]
+) -> None:
+    """compositionHoursPerDay (docs/policy.md): the composition function counts an end and refuses a start,
+    the pass keeps the day's item and marks it spent, all within their roles (the day's item is a STAGE#
+    item, ``STAGE#~composition-hours``)."""
+    from stagepilot.config import Settings
+    from stagepilot.decisions.composition_hours import parse_composition_hours
+
+    settings = Settings(
+        table_name=TABLE_NAME,
+        account=ACCOUNT,
+        region=REGION,
+        composition_hours=parse_composition_hours({"limit": 0.01, "mode": "block"}),
+    )
+    with mock_aws():
+        deployment = LocalDeployment(account=ACCOUNT, region=REGION, start=T0, settings=settings)
+        for stage in (STAGE, OTHER_STAGE):
+            deployment.ivs.create_stage(stage)
+            s3 = {"name": "archive", "s3": {"storageConfigurationArn": STORAGE, "encoderConfigurationArns": [ENCODER]}}
+            put_policy(deployment, {"stageArn": stage, "composition": {"destinations": [s3]}})
+        roles = under_roles(template_iam, role_ids, deployment)
+        events = EventFactory()
+        deployment.put_event(events.published("host", user_id="host-1"))
+        deployment.drain()
+        deployment.clock.advance_to(later(60))
+        deployment.reconcile()  # 60 s of 36 allowed: spent
+        deployment.ivs.leave(STAGE, "host")
+        deployment.settle(180)  # IVS ends it a minute later; its Session End is counted
+        deployment.put_event(events.published("guest", stage=OTHER_STAGE, session="st-OtherSession1", at=later(300)))
+        deployment.drain()
+        deployment.reconcile()
+
+        assert refusals(roles) == []
+        assert deployment.metrics.counts.get("CompositionBudgetSpent") == 1
+        assert deployment.metrics.counts.get("CompositionBudgetRefused") == 1
+        assert [c.operation for c in deployment.ivs.mutating_calls()] == ["StartComposition"]
+        deployment.close()

@@ -475,7 +475,9 @@ def _guarded(record: SessionCompositions) -> str:
 
 
 def _refused_today(record: SessionCompositions, now: datetime) -> bool:
-    return record.refused_day is None or record.refused_day >= now.astimezone(UTC).date().isoformat()
+    """The budget refused this session's start today (UTC); a record that does not say when may try again
+    (a start asks the budget first)."""
+    return record.refused_day is not None and record.refused_day >= now.astimezone(UTC).date().isoformat()
 
 
 def _budget_spent(record: SessionCompositions) -> str:
