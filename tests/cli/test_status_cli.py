@@ -452,3 +452,35 @@ def test_a_stage_whose_policy_composes_with_someone_publishing_and_no_compositio
     assert "1 uncomposed stage(s) whose policy composes not checked for a publisher (status STAGE_ARN)" in text
     assert "  PROBLEM: p-on-air publishes and no composition runs, though the policy composes" in text
     assert "  composition none (nobody publishing)" in run("status").stdout
+
+
+def test_a_stage_whose_publishers_the_frame_could_not_all_ask_is_unchecked_not_nobody_publishing():
+    """PUBLISH_STATE_READS bounds the events asked a frame: a stage left with participants not asked is
+    counted unchecked, never shown as "nobody publishing"."""
+    from types import SimpleNamespace
+
+    from stagepilot.adapters.ivs import Participant
+    from stagepilot.cli.fleet import PUBLISH_STATE_READS, check_publishers
+
+    def stopped(n: int) -> Participant:
+        return Participant(f"p-{n}", None, "CONNECTED", True, {}, "NONE", None)
+
+    class Ivs:
+        def published_participants(self, stage_arn: str, session_id: str) -> list[Participant]:
+            return [stopped(n) for n in range(PUBLISH_STATE_READS + 1)]  # more than a frame asks
+
+        def publish_state(self, stage_arn: str, session_id: str, participant_id: str) -> tuple[bool, None]:
+            return False, None
+
+    def row(arn: str) -> dict:
+        return {
+            "stageArn": arn,
+            "sessionId": SESSION,
+            "policy": {"valid": True, "paused": False, "sections": ["composition"]},
+            "composition": {"state": "none"},
+            "compositionRecord": None,
+        }
+
+    rows = [row(STAGE), row(OTHER_STAGE)]
+    assert check_publishers(SimpleNamespace(ivs=Ivs()), rows) == 2  # type: ignore[arg-type]
+    assert all("publishing" not in r for r in rows)

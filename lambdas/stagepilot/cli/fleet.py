@@ -199,23 +199,28 @@ def missing_composition(row: Mapping[str, Any]) -> bool:
 
 
 def check_publishers(res: Resources, rows: list[dict[str, Any]]) -> int:
-    """Ask IVS who publishes on the first ``PUBLISHER_CHECKS`` stages that miss a composition (``row["publishing"]``:
-    the participant on air, or None); returns how many such stages were left unchecked this frame."""
+    """Ask IVS who publishes on the first ``PUBLISHER_CHECKS`` stages that miss a composition, at most
+    ``PUBLISH_STATE_READS`` participants' events in all (``row["publishing"]``: the participant on air, or None
+    when nobody is); returns how many such stages were left unchecked this frame (no ``publishing`` key)."""
     candidates = [row for row in rows if missing_composition(row)]
     reads = PUBLISH_STATE_READS
+    unchecked = max(0, len(candidates) - PUBLISHER_CHECKS)
     for row in candidates[:PUBLISHER_CHECKS]:
-        row["publishing"] = None
         published = [
             p for p in res.ivs.published_participants(row["stageArn"], row["sessionId"]) if p.state == "CONNECTED"
         ]
-        for p in published:
-            if reads <= 0:
-                break
-            reads -= 1
+        on_air, asked = None, 0
+        for p in published[:reads]:
+            asked += 1
             if res.ivs.publish_state(row["stageArn"], row["sessionId"], p.participant_id)[0]:
-                row["publishing"] = p.participant_id
+                on_air = p.participant_id
                 break
-    return max(0, len(candidates) - PUBLISHER_CHECKS)
+        reads -= asked
+        if on_air is None and asked < len(published):
+            unchecked += 1  # out of reads before every participant who published was asked: not known
+        else:
+            row["publishing"] = on_air
+    return unchecked
 
 
 def composition_summary(compositions: list[CompositionSummary], session_id: str) -> dict[str, Any]:
