@@ -41,6 +41,7 @@ test handed out last would keep one worker busy while the other idles.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,22 @@ def aws_environment() -> Iterator[None]:
         env.setenv("AWS_EC2_METADATA_DISABLED", "true")
         env.setattr(boto3, "DEFAULT_SESSION", None)
         yield
+
+
+# ``stagepilot --debug`` (run in-process by the CLI tests) hangs a redacting handler on these loggers and sets
+# them to DEBUG; the handler's filter takes each record's traceback for its own text, so a later test of the
+# same worker that reads a traceback from caplog would find none.
+DEBUGGED_LOGGERS = ("stagepilot", "botocore", "boto3")
+
+
+@pytest.fixture(autouse=True)
+def logging_left_as_found() -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in DEBUGGED_LOGGERS]
+    saved = [(logger, logger.level, list(logger.handlers)) for logger in loggers]
+    yield
+    for logger, level, handlers in saved:
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
 
 
 @pytest.fixture(autouse=True)
