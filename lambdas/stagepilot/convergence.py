@@ -340,6 +340,8 @@ def run_pass(
     for checker in fleet:  # first: a few checks, whatever the size of the live fleet after them
         _converge_fleet(checker, covered, pass_services, report, budget=budget, only_stage=only_stage, now=now)
     if not live:
+        if services.settings.composition_hours is not None:  # what ended since the last pass is counted
+            _keep_composition_hours(services, report, None, now)
         _log_pass(services, report, now=now, only_stage=only_stage, listed=stages)
         return report
     try:
@@ -352,10 +354,7 @@ def run_pass(
         services.metrics.count("ReconcileFailed")
         logger.warning("convergence pass could not list what is live", extra={"error": str(exc)})
         return report
-    try:  # the fleet's composition budget (docs/policy.md): the day's figure, from this listing
-        keep_the_day(services, compositions, now)
-    except Exception as exc:  # the budget's trouble never stops the pass for the stages
-        _stage_failed(services, report, "*", "compositionHoursPerDay", exc)
+    _keep_composition_hours(services, report, compositions, now)
     examinable: list[tuple[str, str, EffectivePolicy | None]] = []
     for info in live:
         arn = info.arn
@@ -472,6 +471,17 @@ class _Limits:
     def converge(self, stage: LiveStage, services: Services) -> list[Outcome]:
         assert stage.policy is not None and stage.policy.limits is not None
         return self.guard.converge(stage, self.live, stage.policy.limits, services) or []
+
+
+def _keep_composition_hours(
+    services: Services, report: PassReport, compositions: list[CompositionSummary] | None, now: datetime
+) -> None:
+    """The fleet's composition budget (docs/policy.md): the day's figure from the pass's listing (``None``:
+    listed here, when no stage is live: a composition that ended since the last pass is still counted)."""
+    try:
+        keep_the_day(services, services.ivs.all_compositions() if compositions is None else compositions, now)
+    except Exception as exc:  # the budget's trouble never stops the pass for the stages
+        _stage_failed(services, report, "*", "compositionHoursPerDay", exc)
 
 
 def _count_unmanaged(services: Services, compositions: list[CompositionSummary]) -> None:

@@ -107,15 +107,22 @@ def test_alert_refuses_nothing_and_counts_the_spent_day_once(make_deployment: An
     assert deployment.metrics.counts.get("CompositionBudgetSpent") == 1
 
 
-def test_an_ended_composition_is_counted_once_whoever_sees_its_end(make_deployment: Any, events: EventFactory) -> None:
-    """The Session End event, its duplicate and the passes that list the ended composition count it once."""
+@pytest.mark.parametrize("end", ["delivered-twice", "lost"])
+def test_an_ended_composition_is_counted_once_whoever_sees_its_end(
+    make_deployment: Any, events: EventFactory, end: str
+) -> None:
+    """The Session End event, its duplicate and the passes that list the ended composition count it once;
+    with its event lost, the passes count it (no stage is live then: everyone left)."""
     deployment = budgeted(make_deployment, {"limit": 100, "mode": "block"}, windows=[(T0, T0 + timedelta(hours=1))])
     deployment.put_event(events.published("host"))
     deployment.run_until(later(600))
+    if end == "lost":
+        deployment.lose_emitted("Session End", stage_arn=STAGE)
     deployment.ivs.leave(STAGE, "host")  # IVS stops the composition a minute later (Session End)
     deployment.run_until(later(900))
-    [end] = [e for e in deployment.ivs.events if e["detail"].get("event_name") == "Session End"]
-    deployment.put_event(end)  # delivered twice
+    if end == "delivered-twice":
+        [ended] = [e for e in deployment.ivs.events if e["detail"].get("event_name") == "Session End"]
+        deployment.put_event(ended)
     deployment.run_until(later(1800))
 
     [composition] = deployment.ivs.compositions(STAGE, include_deleted=True)

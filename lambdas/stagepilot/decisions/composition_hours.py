@@ -22,6 +22,9 @@ MODES: Final = (ALERT, BLOCK)
 # 20 compositions per account (IVS's default quota, adjustable) for 24 hours is 480 a day: a limit beyond
 # a hundred times that is a typo, not a budget.
 MAX_LIMIT_HOURS: Final = 48_000
+# A live entry counts up to this long after the pass that listed it (passes come every minute): one that
+# no pass has listed for longer (the passes failing, its end unseen) is not counted on and on.
+LISTING_TRUSTED: Final = timedelta(minutes=10)
 BUDGET: Final = "budget"  # what a refused start is audited as (and the record's state: decisions/composition.py)
 CONTEXT_KEY: Final = "compositionHoursPerDay"
 
@@ -107,8 +110,10 @@ class DayFigure:
     limit: CompositionHoursPerDay | None = None  # the setting the pass kept the day with (what status shows)
 
     def seconds(self, now: datetime) -> float:
-        """Ended seconds plus the live compositions' time within the day up to ``now``."""
-        return self.ended_seconds + sum(seconds_in_day(start, now, self.day) for start in self.live.values())
+        """Ended seconds plus the live compositions' time within the day up to ``now`` (at most
+        ``LISTING_TRUSTED`` past the listing that showed them live)."""
+        until = min(now, self.listed_at + LISTING_TRUSTED) if self.listed_at is not None else now
+        return self.ended_seconds + sum(seconds_in_day(start, until, self.day) for start in self.live.values())
 
     def hours(self, now: datetime) -> float:
         return self.seconds(now) / 3600
