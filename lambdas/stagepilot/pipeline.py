@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from stagepilot.adapters.audit import AuditLog, AuditRecord, MetricSink, record_action
 from stagepilot.adapters.bans import BanListWatch, BanStore
+from stagepilot.adapters.changes import FORCED_LIFETIMES, ChangeMark
 from stagepilot.adapters.dynamo import ConditionalUpdate, Table, parse_iso
 from stagepilot.adapters.ivs import IvsStage
 from stagepilot.adapters.leases import release_claims
@@ -100,14 +101,17 @@ class Services:
     pauses: PauseSwitches = field(init=False)
     effective_policies: EffectivePolicies = field(init=False)
     ban_watch: BanListWatch = field(init=False)  # per container, like the policy cache
+    handled: HandledEvents = field(init=False)  # per container: the events it handled (a second delivery)
 
     def __post_init__(self) -> None:
         self.policies = PolicyStore(self.table, clock=self.clock)
         self.bans = BanStore(self.table, clock=self.clock)
         self.audit = AuditLog(self.table, clock=self.clock)
         self.pauses = PauseSwitches(self.table, clock=self.clock)
-        self.effective_policies = self.new_policy_cache()
-        self.ban_watch = self.new_ban_watch()
+        mark = self.new_change_mark()
+        self.effective_policies = self.new_policy_cache(mark)
+        self.ban_watch = self.new_ban_watch(mark)
+        self.handled = HandledEvents(ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock)
 
     def record_action(
         self,
@@ -161,13 +165,20 @@ class Services:
 
         return TokenRecords(self.table, clock=self.clock)
 
-    def new_policy_cache(self) -> EffectivePolicies:
-        """An empty policy cache over this table, with the settings' lifetime: one per container."""
-        return EffectivePolicies(self.policies, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock)
+    def new_policy_cache(self, mark: ChangeMark | None = None) -> EffectivePolicies:
+        """An empty policy cache over this table, with the settings' lifetime: one per container, with the
+        container's change mark (``adapters/changes.py``; None: a snapshot is read again every lifetime)."""
+        return EffectivePolicies(
+            self.policies, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock, mark=mark
+        )
 
-    def new_ban_watch(self) -> BanListWatch:
-        """Whether the ban list is empty, read once per policy-cache lifetime: one per container."""
-        return BanListWatch(self.table, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock)
+    def new_ban_watch(self, mark: ChangeMark | None = None) -> BanListWatch:
+        """Whether the ban list is empty, read once per policy-cache lifetime: one per container (with the
+        container's change mark, shared with its policy cache)."""
+        return BanListWatch(self.table, ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock, mark=mark)
+
+    def new_change_mark(self) -> ChangeMark:
+        return ChangeMark(self.table, clock=self.clock)
 
 
 class Automation(Protocol):
@@ -211,8 +222,16 @@ class EffectivePolicies:
     SNAPSHOT_FROM_STAGES = 3  # a snapshot costs two reads: worth it from three stages a lifetime
     SNAPSHOT_RETRY_LIFETIMES = 10
 
-    def __init__(self, store: PolicyStore, *, ttl_seconds: float, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: PolicyStore,
+        *,
+        ttl_seconds: float,
+        clock: Callable[[], datetime],
+        mark: ChangeMark | None = None,
+    ) -> None:
         self._store = store
+        self._mark = mark
         self._ttl = ttl_seconds
         self._clock = clock
         self._cache: dict[str, tuple[datetime, EffectivePolicy | PolicyInvalid | None]] = {}
@@ -272,21 +291,37 @@ class EffectivePolicies:
 
     def _next_window(self, now: datetime) -> _Window:
         busy = len(self._stages_read) >= self.SNAPSHOT_FROM_STAGES
-        snapshot = self._store.snapshot() if busy else None  # a failed read keeps the count for the retry
-        self._stages_read = set()
         if not busy:
+            self._stages_read = set()
             return _Window(now, None, 1)
-        return _Window(now, snapshot, 1 if snapshot is not None else self.SNAPSHOT_RETRY_LIFETIMES)
+        previous = self._window
+        token = None
+        if self._mark is not None:  # the change mark (adapters/changes.py): is the last snapshot still current?
+            token, read_at = self._mark.read_since(previous.started if previous is not None else None)
+            if (
+                previous is not None
+                and previous.snapshot is not None
+                and previous.token == token
+                and previous.carried + 1 < FORCED_LIFETIMES
+            ):
+                self._stages_read = set()
+                return replace(previous, started=read_at, lifetimes=1, carried=previous.carried + 1)
+        snapshot = self._store.snapshot()  # a failed read keeps the count for the retry
+        self._stages_read = set()
+        return _Window(now, snapshot, 1 if snapshot is not None else self.SNAPSHOT_RETRY_LIFETIMES, token)
 
 
 @dataclass(frozen=True)
 class _Window:
     """One stretch of the policy cache: from ``started``, for ``lifetimes`` lifetimes, with or without a
-    snapshot (None: every stage is read on its own)."""
+    snapshot (None: every stage is read on its own); the change mark the snapshot was read under, and how
+    many lifetimes it was carried on for since it was read (the mark unchanged)."""
 
     started: datetime
     snapshot: PolicySnapshot | None
     lifetimes: int
+    token: str | None = None
+    carried: int = 0
 
 
 def effective_policy(stage_arn: str, found: PolicyLookup) -> EffectivePolicy | None:
@@ -316,6 +351,41 @@ def _effective(stage_arn: str, found: PolicyLookup) -> EffectivePolicy | PolicyI
     return EffectivePolicy(
         policy=policy, version=chosen.version, source=source, updated_at=parse_iso(chosen.updated_at)
     )
+
+
+class HandledEvents:
+    """The events one container handled (whatever it decided) in the last ``ttl_seconds`` (the policy
+    cache's lifetime), by EventBridge event id: a second delivery of one (EventBridge delivers at least
+    once, 10% twice on the 100-stage show) is answered from here, with no call, when it reaches the same
+    container. Handled again it would decide the same, on the same policy and bans as cached then: the
+    claims, counters and records make a second delivery on another container a no-op anyway. A delivery
+    that failed is not kept: its retry is handled."""
+
+    MAX_KEPT = 10_000
+
+    def __init__(self, *, ttl_seconds: float, clock: Callable[[], datetime]) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._handled: dict[str, datetime] = {}
+
+    def when(self, event_id: str) -> datetime | None:
+        with self._lock:
+            at = self._handled.get(event_id)
+        if at is None or (self._clock() - at).total_seconds() >= self._ttl:
+            return None
+        return at
+
+    def keep(self, event_id: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._handled.pop(event_id, None)
+            self._handled[event_id] = now
+            while self._handled:  # oldest first: drop what has expired, and beyond MAX_KEPT
+                oldest, at = next(iter(self._handled.items()))
+                if len(self._handled) <= self.MAX_KEPT and (now - at).total_seconds() < self._ttl:
+                    break
+                del self._handled[oldest]
 
 
 @dataclass(frozen=True)
@@ -368,10 +438,19 @@ def handle_record(
     except MalformedEvent as exc:
         return _failed(exc, record, None, automation, services, redelivery, {"message_id": record.get("messageId")})
     extra = {"event_id": event.event_id, "stage_arn": event.stage_arn, "automation": automation.name}
-    try:
-        outcome = handle_event(event, automation, services)
-    except Exception as exc:
-        return _failed(exc, record, event, automation, services, redelivery, extra)
+    handled_at = services.handled.when(event.event_id)
+    if handled_at is not None:  # EventBridge delivered it twice, and this container handled the first
+        outcome = Outcome(
+            automation.name,
+            "skip",
+            f"a second delivery of an event this container handled at {handled_at.isoformat()}: done already",
+        )
+    else:
+        try:
+            outcome = handle_event(event, automation, services)
+        except Exception as exc:
+            return _failed(exc, record, event, automation, services, redelivery, extra)
+        services.handled.keep(event.event_id)
     services.metrics.count("EventActed" if outcome.acted else "EventSkipped")
     logger.info(
         outcome.reason,

@@ -11,6 +11,7 @@ from stagepilot.adapters.state import CompositionRecords
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.decisions.composition import State
 from stagepilot.local.deployment import LocalDeployment
+from tests.handlers.conftest import Calls
 from tests.support import (
     CHANNEL,
     ENCODER,
@@ -88,6 +89,29 @@ def test_second_publisher_and_duplicate_delivery_leave_one_composition(show: Loc
     assert len(starts(show)) == 1
     skipped = [d.outcome.reason for d in show.deliveries if d.outcome and not d.outcome.acted]
     assert any("already started" in reason for reason in skipped)
+
+
+def test_a_second_delivery_to_the_container_that_handled_the_event_costs_no_call(
+    show: LocalDeployment, events: EventFactory
+):
+    first = events.published("host1", user_id="host-1")
+    publish(show, first)
+    calls = Calls(show.table.client)
+    ivs_before = len(show.ivs.calls)
+
+    show._route(first)  # EventBridge delivers it again, a moment later: the same container takes it
+    show.run_due()
+
+    assert (sum(calls.made.values()), len(show.ivs.calls) - ivs_before) == (0, 0)
+    outcome = show.deliveries[-1].outcome
+    assert outcome is not None and "a second delivery of an event this container handled" in outcome.reason
+    assert len(starts(show)) == 1
+
+    show.clock.advance_to(later(60))  # past the lifetime: a late copy is judged again, and changes nothing
+    show._route(first)
+    show.run_due()
+    assert "already" in show.deliveries[-1].outcome.reason  # type: ignore[union-attr]
+    assert len(starts(show)) == 1
 
 
 def test_twenty_concurrent_invocations_for_one_session_start_once(show: LocalDeployment, events: EventFactory):

@@ -370,6 +370,24 @@ def test_replicas_of_a_disconnected_source_are_stopped(show: LocalDeployment, ev
     assert entry["details"]["replicasStopped"] == [OTHER_STAGE]
 
 
+@pytest.mark.parametrize("replicated", [False, True])
+def test_a_publisher_ivs_just_called_no_replication_source_is_disconnected_without_listing_replicas(
+    show: LocalDeployment, events: EventFactory, replicated: bool
+) -> None:
+    show.ivs.declare_participant(STAGE, "p1", user_id="spammer-7")
+    if replicated:  # the application replicates it itself: GetParticipant says SOURCE
+        show.ivs.observe(events.published("p1", user_id="spammer-7"))
+        show.ivs.client().start_participant_replication(
+            sourceStageArn=STAGE, destinationStageArn=OTHER_STAGE, participantId="p1", reconnectWindowSeconds=300
+        )
+    send(show, events.published("p1", user_id="spammer-7"))
+
+    listed = [c for c in show.ivs.calls if c.operation == "ListParticipantReplicas"]
+    assert [c["participantId"] for c in disconnects(show)] == ["p1"]
+    assert len(listed) == (1 if replicated else 0)
+    assert show.ivs.replicas(STAGE, "p1", active_only=True) == []
+
+
 def test_a_replica_without_a_reconnect_window_ends_with_its_disconnected_source(
     show: LocalDeployment, events: EventFactory
 ) -> None:

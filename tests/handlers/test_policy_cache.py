@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from stagepilot.adapters.changes import FORCED_LIFETIMES, ChangeMark
 from stagepilot.adapters.table import PauseSwitches, PolicyStore, Table
 from stagepilot.errors import RetryLater
 from stagepilot.local.deployment import VirtualClock
@@ -234,3 +235,48 @@ def test_a_snapshot_that_fails_is_retried_by_the_next_read(table: Table, calls: 
     assert effective is not None and effective.version == 1
     assert failures["left"] == 0
     assert calls.made == {"Query": 2}  # the snapshot's two (the failed one never left the client)
+
+
+def test_with_the_change_mark_a_busy_container_reads_one_item_a_lifetime_until_something_changes(
+    table: Table, calls: Calls
+) -> None:
+    """The change mark (adapters/changes.py): while no policy, pause switch or ban is written, a busy
+    container's snapshot is carried on for one GetItem a lifetime instead of its two Query calls; a write
+    through the stores is seen at the next lifetime, one behind their back at the forced read."""
+    for n in range(5):
+        put(table, ARN.format(n), moderation={"blockedUserIds": [f"troll-{n}"]})
+    clock = Clock()
+    policies = EffectivePolicies(PolicyStore(table), ttl_seconds=TTL, clock=clock, mark=ChangeMark(table, clock=clock))
+
+    def read_all() -> None:
+        for n in range(5):
+            assert policies.get(ARN.format(n)) is not None
+
+    read_all()
+    clock.advance(TTL)
+    calls.reset()
+    read_all()
+    assert calls.made == {"GetItem": 1, "Query": 2}  # the mark, then the snapshot
+    for _ in range(3):
+        clock.advance(TTL)
+        calls.reset()
+        read_all()
+        assert calls.made == {"GetItem": 1}  # nothing changed: the snapshot carried on
+
+    PauseSwitches(table).pause(ARN.format(2), by="operator")  # through the store: the mark changes
+    calls.reset()
+    clock.advance(TTL)
+    effective = policies.get(ARN.format(2))
+    assert effective is not None and effective.policy.paused
+    read_all()
+    assert calls.made == {"GetItem": 1, "Query": 2}
+
+    item = table.get("POLICY", ARN.format(3))  # a console edit: the mark stays as it was
+    assert item is not None
+    table.put({**item, "document": '{"stageArn": "' + ARN.format(3) + '", "paused": true}'})
+    lifetimes = 0
+    while not policies.get(ARN.format(3)).policy.paused:  # type: ignore[union-attr]
+        read_all()  # still busy: the snapshot is carried on
+        clock.advance(TTL)
+        lifetimes += 1
+    assert lifetimes == FORCED_LIFETIMES  # seen at the forced read, FORCED_LIFETIMES after the last snapshot

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
+from stagepilot.adapters.changes import FORCED_LIFETIMES, ChangeMark, mark_changed
 from stagepilot.adapters.dynamo import ConditionalPut, Table, epoch, iso, utc_now
 from stagepilot.adapters.schema import (
     BAN_PARTITION,
@@ -136,6 +137,7 @@ class BanStore:
                 self._table.put(item)
             elif not self._table.put_all([ConditionalPut(item), audit(ban, previous)]):
                 raise ConflictError(f"the ban on {user_id} changed while it was being replaced; run it again")
+            mark_changed(self._table, clock=self._clock)
             return ban, previous
         # Written only if no ban is in force: none stored, or the stored one has expired (TTL lags).
         write = ConditionalPut(
@@ -152,6 +154,7 @@ class BanStore:
             current = self.get(user_id, stage_arn=stage_arn)
             until = " ".join(filter(None, [current.where(), current.until()])) if current else "(the ban just changed)"
             raise ConflictError(f"{user_id} is already banned {until}; pass --replace to replace that ban")
+        mark_changed(self._table, clock=self._clock)
         return ban, None
 
     def remove(
@@ -173,6 +176,7 @@ class BanStore:
         ):
             where = f" on {stage_arn}" if stage_arn else ""
             raise NotFound(f"{user_id} is not banned{where}")
+        mark_changed(self._table, clock=self._clock)
         return _ban(current)
 
     def get(self, user_id: str, *, stage_arn: str | None = None) -> Ban | None:
@@ -229,21 +233,41 @@ class BanStore:
 
 class BanListWatch:
     """Whether the ban list is empty, as one container last read it: at most ``ttl_seconds`` ago (the
-    policy cache's lifetime). While it is, a publisher needs no ban read; one ``Query`` (``Limit`` 1) a
-    lifetime answers it, and a stored item (an expired ban that TTL has not deleted yet included) means
-    "read the bans". A ban added to an empty list reaches the publishers this container judges within one
-    lifetime: ``ban add`` sweeps again after it (docs/reliability.md, "Fewer calls per event")."""
+    policy cache's lifetime). While it is, a publisher needs no ban read. One ``Query`` (``Limit`` 1)
+    answers it; a stored item (an expired ban that TTL has not deleted yet included) means "read the bans".
+    With the container's change mark (``adapters/changes.py``, one ``GetItem`` a lifetime shared with the
+    policy cache) the answer is carried on while the mark is unchanged, up to ``FORCED_LIFETIMES``. A ban
+    added to an empty list reaches the publishers this container judges within one lifetime
+    (docs/reliability.md, "Fewer calls per event")."""
 
-    def __init__(self, table: Table, *, ttl_seconds: float, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        table: Table,
+        *,
+        ttl_seconds: float,
+        clock: Callable[[], datetime] = utc_now,
+        mark: ChangeMark | None = None,
+    ) -> None:
         self._table = table
         self._ttl = ttl_seconds
         self._clock = clock
+        self._mark = mark
         self._read: tuple[datetime, bool] | None = None  # (when, empty)
+        self._token: str | None = None  # the change mark it was read under
+        self._carried = 0
 
     def empty(self) -> bool:
         now = self._clock()
-        if self._read is None or (now - self._read[0]).total_seconds() >= self._ttl:
-            self._read = (now, not self._table.holds_any(BAN_PARTITION))
+        if self._read is not None and (now - self._read[0]).total_seconds() < self._ttl:
+            return self._read[1]
+        token = None
+        if self._mark is not None:
+            token, read_at = self._mark.read_since(self._read[0] if self._read is not None else None)
+            if self._read is not None and token == self._token and self._carried + 1 < FORCED_LIFETIMES:
+                self._read, self._carried = (read_at, self._read[1]), self._carried + 1
+                return self._read[1]
+        self._read = (now, not self._table.holds_any(BAN_PARTITION))
+        self._token, self._carried = token, 0
         return self._read[1]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from stagepilot.adapters.changes import mark_changed
 from stagepilot.adapters.dynamo import (
     STATE_RETENTION,
     ConditionalPut,
@@ -18,6 +19,7 @@ from stagepilot.adapters.dynamo import (
     utc_now,
 )
 from stagepilot.adapters.schema import (
+    CHANGE_MARK_SORT_KEY,
     PARTITION_KEY,
     PAUSE_PARTITION,
     SORT_KEY,
@@ -52,8 +54,12 @@ class PauseSwitches:
         item = {PARTITION_KEY: PAUSE_PARTITION, SORT_KEY: stage_arn, "pausedAt": iso(self._clock()), "pausedBy": by}
         switch = ConditionalPut(item, "attribute_not_exists(#pk)", {"#pk": PARTITION_KEY})
         if audit is not None:
-            return self._table.put_all([switch, audit])
-        return self._table.put(item, condition=switch.condition, names=switch.names)
+            paused = self._table.put_all([switch, audit])
+        else:
+            paused = self._table.put(item, condition=switch.condition, names=switch.names)
+        if paused:
+            mark_changed(self._table, clock=self._clock)
+        return paused
 
     def resume(self, stage_arn: str, *, audit: ConditionalPut | None = None) -> bool:
         """True when this call lifted the switch; False when there was none. A lifted switch leaves a
@@ -68,9 +74,12 @@ class PauseSwitches:
             TTL_ATTRIBUTE: epoch(now + STATE_RETENTION),
         }
         puts = [ConditionalPut(mark), *([audit] if audit is not None else [])]
-        return self._table.delete_and_put(
+        resumed = self._table.delete_and_put(
             PAUSE_PARTITION, stage_arn, *puts, condition="attribute_exists(#pk)", names={"#pk": PARTITION_KEY}
         )
+        if resumed:
+            mark_changed(self._table, clock=self._clock)
+        return resumed
 
     def resumed_at(self, stage_arn: str) -> datetime | None:
         """When the stage's own switch (or ``default``'s, which it may follow) was last lifted; None: never
@@ -89,4 +98,5 @@ class PauseSwitches:
                 paused_by=str(item.get("pausedBy", "")),
             )
             for item in self._table.query(PAUSE_PARTITION)
+            if item[SORT_KEY] != CHANGE_MARK_SORT_KEY
         }

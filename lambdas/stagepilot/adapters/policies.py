@@ -5,14 +5,16 @@ read (the stage's own policy or ``default``, and whether either is paused).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stagepilot.adapters.changes import mark_changed
 from stagepilot.adapters.dynamo import ConditionalPut, Table, iso, utc_now
 from stagepilot.adapters.schema import (
+    CHANGE_MARK_SORT_KEY,
     HISTORY_PREFIX,
     HISTORY_VERSIONS,
     PARTITION_KEY,
@@ -129,16 +131,14 @@ class PolicyStore:
         switches, complete = self._table.query_page(PAUSE_PARTITION)
         if not complete:
             return None
-        return PolicySnapshot(
-            policies={item[SORT_KEY]: item for item in policies}, paused=frozenset(i[SORT_KEY] for i in switches)
-        )
+        return PolicySnapshot(policies={item[SORT_KEY]: item for item in policies}, paused=_switches(switches))
 
     def full_snapshot(self) -> PolicySnapshot:
         """``snapshot``, however many pages each partition takes (the convergence pass's settings check,
         once per pass: reading each stage on its own would be a call per stage)."""
         return PolicySnapshot(
             policies={item[SORT_KEY]: item for item in self._table.query(POLICY_PARTITION)},
-            paused=frozenset(item[SORT_KEY] for item in self._table.query(PAUSE_PARTITION)),
+            paused=_switches(self._table.query(PAUSE_PARTITION)),
         )
 
     def list(self) -> list[StoredPolicy]:
@@ -193,6 +193,7 @@ class PolicyStore:
                 f"policy for {policy.stage_arn} changed since version {expected_version} was read; "
                 "get it again, re-apply your change, and put it"
             )
+        mark_changed(self._table, clock=self._clock)
         if history:
             self._prune_history(stored.stage_arn)
         return stored
@@ -221,6 +222,7 @@ class PolicyStore:
             deleted = self._table.delete(POLICY_PARTITION, stage_arn, **condition)
         if not deleted:
             raise ConflictError(f"policy for {stage_arn} changed since version {version} was read; nothing deleted")
+        mark_changed(self._table, clock=self._clock)
         return current
 
     def history(self, stage_arn: str) -> tuple[StoredPolicy, ...]:
@@ -242,6 +244,11 @@ class PolicyStore:
         items = self._table.query(history_partition(stage_arn), newest_first=True)
         for item in list(items)[HISTORY_VERSIONS:]:
             self._table.delete(item[PARTITION_KEY], item[SORT_KEY])
+
+
+def _switches(items: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The stages (or ``default``) a ``PAUSE`` partition's items pause: all but the change mark."""
+    return frozenset(str(item[SORT_KEY]) for item in items if item[SORT_KEY] != CHANGE_MARK_SORT_KEY)
 
 
 def _version_key(version: int) -> str:

@@ -62,12 +62,6 @@ class PublisherTokens:
         item = self._table.get(*publisher_key(stage_arn, session_id, participant_id), consistent=True)
         return publisher(item) if item else None
 
-    def reader(self, event: StageUpdate) -> Callable[[], Participant | None]:
-        """Reads the publisher of ``event`` as kept, when asked (``IvsStage.participant``'s ``kept``)."""
-        assert event.participant_id is not None
-        stage_arn, session_id, participant_id = event.stage_arn, event.session_id, event.participant_id
-        return lambda: self.get(stage_arn, session_id, participant_id)
-
     def put(self, stage_arn: str, session_id: str, found: Participant) -> None:
         pk, sk = publisher_key(stage_arn, session_id, found.participant_id)
         self._table.put(

@@ -18,6 +18,9 @@ AUDIT_INDEX_SORT_KEY: Final = "auditSk"
 POLICY_PARTITION: Final = "POLICY"
 BAN_PARTITION: Final = "BAN"
 PAUSE_PARTITION: Final = "PAUSE"  # the kill switch: one item per paused stage (or "default"), apart from policies
+# In the PAUSE partition: the change mark every write of a policy, pause switch or ban rewrites (adapters/changes.py);
+# no stage ARN starts with "~".
+CHANGE_MARK_SORT_KEY: Final = "~changed"
 STAGE_PREFIX: Final = "STAGE#"  # + stage ARN: automation state, claims, counters and the audit trail
 HISTORY_PREFIX: Final = "HISTORY#"  # + stage ARN (or "default"): the last versions of its policy
 HISTORY_VERSIONS: Final = 20  # `policy history` / `policy rollback`: the last this many versions of a policy

@@ -130,7 +130,12 @@ class ModerationAutomation:
             return _skip(judged, participant_id=participant_id)
         verdict, found = judged
         user_id = found.user_id if found is not None else event.user_id
-        return self._act(event, participant_id, user_id, verdict, moderation, services, found=found)
+        # IVS's answer, asked for this decision: not a replication source, and no rule of the policy makes
+        # stagepilot replicate it: no replica to stop after the disconnect (docs/reliability.md)
+        unreplicated = not replicated and found is not None and found.state != "" and found.replication_type == "NONE"
+        return self._act(
+            event, participant_id, user_id, verdict, moderation, services, found=found, unreplicated=unreplicated
+        )
 
     # Participant Publish Error / Participant Flagged -------------------------------------------------
     def _on_counted(
@@ -212,6 +217,7 @@ class ModerationAutomation:
         services: Services,
         *,
         found: Participant | None = None,
+        unreplicated: bool = False,
     ) -> Outcome:
         return disconnect_participant(
             services,
@@ -227,6 +233,7 @@ class ModerationAutomation:
             time=event.time,
             why=verdict.why,
             replica=found if found is not None and found.is_replica else None,
+            unreplicated=unreplicated,
         )
 
 
@@ -266,11 +273,14 @@ def judge_publisher(
 
     kept = publisher_key(event.stage_arn, event.session_id, participant_id)
     if user_id and may_need_attributes(user_id, moderation) and (share or listed is not None):
-        if bans is None and not no_bans:
+        if bans is None and not no_bans:  # read with the ban, in one request
             ban, item = services.bans.get_with(user_id, event.stage_arn, kept)
-        else:
+            ivs = publisher(item) if item else None
+        elif listed is not None:
             ban, item = ban_of(user_id), services.table.get(*kept, consistent=True)
-        ivs = publisher(item) if item else None
+            ivs = publisher(item) if item else None
+        else:  # read after the wait for moderation's GetParticipant frame instead, when it waits (ask)
+            ban = ban_of(user_id)
     else:
         ban = ban_of(user_id)
 
@@ -370,6 +380,7 @@ def disconnect_participant(
     why: str = "",
     replica: Participant | None = None,
     owner: str | None = None,
+    unreplicated: bool = False,
 ) -> Outcome:
     """Disconnect one participant (once per stage session) and stop its replicas; audit and count it.
 
@@ -382,6 +393,9 @@ def disconnect_participant(
     ``replica``: IVS's answer when the participant is a replica on this (its destination) stage: before
     the disconnect its replication is blocked for the rest of its source session (audited
     ``blocked-at-destination`` on the source stage), and after it the replication is stopped.
+    ``unreplicated``: GetParticipant, asked for this decision, said the participant is no replication
+    source, and no rule of the stage's policy replicates it: its replicas are not listed after the
+    disconnect (one that started since, within about a second, ends at its reconnect window).
     Raises ``RetryLater`` on a transient IVS or DynamoDB failure (the claim stays with its owner).
     """
     owner = owner or event_id
@@ -460,7 +474,7 @@ def disconnect_participant(
         stopped = [source] if source else []
         audit("disconnect", result, DISCONNECTED_METRIC, **({"replicationStoppedFrom": source} if source else {}))
     else:
-        stopped = stop_replicas(services, stage_arn, participant_id)
+        stopped = [] if unreplicated else stop_replicas(services, stage_arn, participant_id)
         audit("disconnect", result, DISCONNECTED_METRIC, **({"replicasStopped": stopped} if stopped else {}))
     return Outcome(
         MODERATION,

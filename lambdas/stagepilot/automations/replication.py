@@ -11,7 +11,6 @@ recorded for ``stagepilot status``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -370,10 +369,10 @@ class ReplicationAutomation:
         assert event.participant_id is not None
         shared = may_need_attributes(event.user_id, moderation)
         tokens = PublisherTokens(services.table, clock=services.clock)
-        # GetParticipant is sent in its automation's frames (budget.py): when this call waits for its frame,
-        # moderation's frame came first and moderation may have kept its answer meanwhile: read then, not
-        # before (replication's frame usually comes first: a read before the wait would mostly find nothing).
-        found = self._participant(services, event, kept=tokens.reader(event) if shared else None)
+        # Replication asks IVS at once and keeps the answer; moderation, whose frame of GetParticipant comes
+        # after (budget.py), reads it then (adapters/publishers.py). Replication starts a replica: it does not
+        # wait on moderation, the busier function (every publish, flag and error).
+        found = self._participant(services, event)
         if found is None:
             return self._skip("the publisher left before the event was handled", **ids)
         if shared and found.state:  # asked now (a kept answer has no state): kept for moderation
@@ -404,14 +403,11 @@ class ReplicationAutomation:
         return services.ivs.is_publishing(event.stage_arn, event.session_id, event.participant_id)
 
     @staticmethod
-    def _participant(
-        services: Services, event: StageUpdate, *, kept: Callable[[], Participant | None] | None = None
-    ) -> Participant | None:
-        """GetParticipant (or ``kept``'s answer after a wait for the call's frame: ``IvsStage.participant``);
-        None when the participant (or its session) no longer exists."""
+    def _participant(services: Services, event: StageUpdate) -> Participant | None:
+        """GetParticipant; None when the participant (or its session) no longer exists."""
         assert event.participant_id is not None
         try:
-            return services.ivs.participant(event.stage_arn, event.session_id, event.participant_id, kept=kept)
+            return services.ivs.participant(event.stage_arn, event.session_id, event.participant_id)
         except IvsRejected as exc:
             if exc.not_found:
                 return None

@@ -59,7 +59,7 @@ from stagepilot.decisions.leases import (  # the stack's redrive policy (maxRece
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.local.scheduler import AS_DEPLOYED, Latency, Scheduler, call_latency
 from stagepilot.operator.whatif import what_if
-from stagepilot.pipeline import Automation, EffectivePolicies, Outcome, Services, handle_record
+from stagepilot.pipeline import Automation, EffectivePolicies, HandledEvents, Outcome, Services, handle_record
 from stagepilot.routing import (
     AUTOMATIONS,
     DEFAULT_MODERATION_SOURCES,
@@ -248,6 +248,7 @@ class LocalDeployment:
         )
         self._policy_caches: dict[str, EffectivePolicies] = {}  # per container (module docstring)
         self._ban_watches: dict[str, BanListWatch] = {}  # per container, like the policy caches
+        self._handled: dict[str, HandledEvents] = {}  # per container: the events it handled
         chosen = list(automations) if automations is not None else default_automations()
         self.automations = {a.name: a for a in chosen}
         self._containers = {
@@ -395,10 +396,13 @@ class LocalDeployment:
             services = copy.copy(self.function_roles(function, services))
         key = container.cache_key if container is not None else function
         if key not in self._policy_caches:
-            self._policy_caches[key] = services.new_policy_cache()
-            self._ban_watches[key] = services.new_ban_watch()
+            mark = services.new_change_mark()  # the container's, shared by its policy cache and ban watch
+            self._policy_caches[key] = services.new_policy_cache(mark)
+            self._ban_watches[key] = services.new_ban_watch(mark)
+            self._handled[key] = HandledEvents(ttl_seconds=self.settings.policy_cache_seconds, clock=self.clock)
         services.effective_policies = self._policy_caches[key]
         services.ban_watch = self._ban_watches[key]
+        services.handled = self._handled[key]
         return services
 
     def container(self, function: str, index: int) -> _Container:
