@@ -30,6 +30,10 @@ before writing, so each transaction cost as much as the table was long (the door
 tests/moto_transactions.py backs up and rolls back only the items the transaction names. The tables left
 behind are the same.
 
+**moto answers one DynamoDB request at a time.** moto's tables are plain dicts; two requests at once (the
+CLI's side-by-side reads against moto's server) could meet inside one and get a 500 from moto's race, not
+from stagepilot (tests/moto_threads.py).
+
 **The CDK tests share one worker.** Each xdist worker that synthesizes pays the ~16 s jsii/CDK boot once;
 ``tests/infra`` is one ``xdist_group``, so with ``--dist loadgroup`` (``make test``) only one worker pays.
 
@@ -53,6 +57,7 @@ import pytest
 import time_machine
 
 from tests.moto_items import items_as_moto_holds_them
+from tests.moto_threads import dynamodb_answers_one_request_at_a_time
 from tests.moto_transactions import transactions_roll_back_their_items
 from tests.support import REAL_CLOCK_START, REGION
 
@@ -115,6 +120,12 @@ def one_botocore_loader() -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def moto_items_as_held() -> Iterator[None]:
     with items_as_moto_holds_them():
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def moto_answers_one_dynamodb_request_at_a_time() -> Iterator[None]:
+    with dynamodb_answers_one_request_at_a_time():
         yield
 
 
