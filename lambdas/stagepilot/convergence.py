@@ -65,6 +65,11 @@ STAGE_MARGIN_MS: Final = 6_000
 # start, with STAGE_MARGIN_MS left before its timeout: it ends before the next pass of the schedule (every
 # minute at the shortest, the function's timeout), which takes the deadlines after it.
 DEADLINE_WINDOW_SECONDS: Final = 60 - STAGE_MARGIN_MS / 1000
+# Meanwhile it looks this often at the stages whose noPublisherSeconds or hostGone grace is shorter than a
+# pass (their clock may start after the pass examined them), at most this many a pass (each look is a
+# GetComposition and the stage's publishers, at the pass's pace).
+POLL_SECONDS: Final = 10.0
+WATCHED_PER_PASS: Final = 5
 CURSOR_PARTITION_SUFFIX: Final = "~convergence"  # STAGE#~convergence: no stage ARN starts with "~"
 # GetParticipant answers kept per container (a participant's token attributes cannot change within its
 # session): a pass over a stage with many publishers reads each once per session, not once per pass.
@@ -164,6 +169,7 @@ class LiveStage:
     # when a limit of the policy's ``limits`` falls due if nothing changes (automations/limits.py): the pass
     # looks again then when it falls within the pass's own minute (``act_at_deadlines``)
     limits_due: datetime | None = None
+    limits_short: bool = False  # a noPublisherSeconds or hostGone shorter than a pass: watched while it waits
     _connected: list[Participant] | None = field(default=None, repr=False)
     _publishing: dict[str, tuple[bool, datetime | None]] = field(default_factory=dict, repr=False)
     _history: list[tuple[Participant, PublishTimes]] | None = field(default=None, repr=False)
@@ -397,7 +403,7 @@ def run_pass(
             not_reached.append(arn)
         else:
             report.reached += 1
-            if stage.limits_due is not None:
+            if stage.limits_due is not None or stage.limits_short:
                 running_down.append(stage)
     if progress is not None:
         progress(len(ordered), len(ordered))
@@ -430,34 +436,65 @@ def act_at_deadlines(
     pass, done with every stage, waits for each deadline that falls within its own minute
     (``DEADLINE_WINDOW_SECONDS`` of its start, with time left before its timeout) and looks at that stage
     again then: the stage gate (paused since?), the composition (``GetComposition``: still live?), who
-    publishes (read afresh), and ``CostGuard`` stops it only if a limit is due now. A deadline beyond the
-    window is the next pass's (it comes within seconds of it); whatever changed meanwhile (a publisher
-    back, a stop already made) is seen then, so a deadline that no longer holds does nothing."""
-    from stagepilot.automations.limits import CostGuard
-
+    publishes (read afresh), and ``CostGuard`` stops it only if a limit is due now. Meanwhile it looks every
+    ``POLL_SECONDS`` at the stages whose ``noPublisherSeconds`` or ``hostGone`` is shorter than a pass
+    (``WATCHED_PER_PASS`` of them at most): a last publisher (a host) leaving after the pass starts that
+    limit's clock, and its deadline is then waited for too. A deadline beyond the window is the next pass's
+    (it comes within seconds of it); whatever changed meanwhile (a publisher back, a stop already made) is
+    seen when it looks, so a deadline that no longer holds does nothing."""
     window_end = began + timedelta(seconds=DEADLINE_WINDOW_SECONDS)
-    for stage in sorted(stages, key=lambda s: s.limits_due or s.now):
-        due = stage.limits_due
-        if due is None or due > window_end:
-            continue
-        wait = (due - services.clock()).total_seconds()
+    due = {s.arn: s for s in stages if s.limits_due is not None}
+    watching = {s.arn: s for s in stages if s.limits_short}
+    watching = dict(list(watching.items())[:WATCHED_PER_PASS])
+    next_poll = services.clock() + timedelta(seconds=POLL_SECONDS)
+    while True:
+        moments = [(s.limits_due, arn) for arn, s in due.items() if s.limits_due is not None]
+        if watching:
+            moments.append((next_poll, ""))  # "": every watched stage
+        moments = [(when, arn) for when, arn in moments if when <= window_end]
+        if not moments:
+            return
+        when, arn = min(moments)
+        wait = (when - services.clock()).total_seconds()
         if deadline.left_ms() - max(wait, 0) * 1000 < STAGE_MARGIN_MS:
-            break  # the rest are the next pass's
+            return  # the rest are the next pass's
         if wait > 0:
             sleep(wait)
-        try:
-            gate = stage_gate(services, stage.arn, needs_policy=True)
-            policy = gate.policy
-            if gate.closed is not None or policy is None or policy.limits is None:
+        looking = list(watching.values()) if arn == "" else [due.pop(arn)]
+        for stage in looking:
+            again = _look_again(services, report, stage)
+            if again is None:  # nothing of stagepilot's runs there any more, or the stage is closed
+                watching.pop(stage.arn, None)
+                due.pop(stage.arn, None)
                 continue
-            fresh = [services.ivs.composition(c.arn) for c in stage.compositions if c.active]
-            live = [c for c in fresh if c is not None and c.active and managed_attempt(dict(c.tags)) is not None]
-        except Exception as exc:  # the next pass looks again
-            _stage_failed(services, report, stage.arn, "limits", exc)
-            continue
-        again = replace(stage, policy=policy, compositions=live, now=services.clock(), limits_due=None)
-        again.forget_participants()
-        _converge_stage(services, report, again, [_Limits(CostGuard(COMPOSITION), live)])
+            if stage.arn in watching:
+                watching[stage.arn] = again
+            if again.limits_due is not None and again.limits_due > when:
+                due[stage.arn] = again  # its clock started, or moved on (a publisher back and gone again)
+        if arn == "":
+            next_poll = services.clock() + timedelta(seconds=POLL_SECONDS)
+
+
+def _look_again(services: Services, report: PassReport, stage: LiveStage) -> LiveStage | None:
+    """One stage's limits, read afresh now (``act_at_deadlines``); None when nothing is left to watch."""
+    from stagepilot.automations.limits import CostGuard
+
+    try:
+        gate = stage_gate(services, stage.arn, needs_policy=True)
+        policy = gate.policy
+        if gate.closed is not None or policy is None or policy.limits is None:
+            return None
+        fresh = [services.ivs.composition(c.arn) for c in stage.compositions if c.active]
+        live = [c for c in fresh if c is not None and c.active and managed_attempt(dict(c.tags)) is not None]
+    except Exception as exc:  # the next pass looks again
+        _stage_failed(services, report, stage.arn, "limits", exc)
+        return None
+    if not live:
+        return None
+    again = replace(stage, policy=policy, compositions=live, now=services.clock(), limits_due=None, limits_short=False)
+    again.forget_participants()
+    _converge_stage(services, report, again, [_Limits(CostGuard(COMPOSITION), live)])
+    return again
 
 
 @dataclass

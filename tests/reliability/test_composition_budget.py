@@ -38,7 +38,7 @@ def budgeted(make_deployment: Any, budget: dict[str, Any], windows: list[tuple[d
         now = deployment.clock()
         on_the_hour = (now - T0) % timedelta(hours=1) == timedelta(0)
         if on_the_hour or any(start <= now < end for start, end in windows):
-            deployment.reconcile()
+            deployment.scheduled_pass()  # beside the world, as the schedule invokes it
 
     deployment.every(PASS, scheduled_pass, first=T0 + PASS)
     for stage in (STAGE, OTHER_STAGE):

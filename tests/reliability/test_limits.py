@@ -38,7 +38,7 @@ def show(
         hours = (deployment.clock() - T0) / timedelta(hours=1)
         on_the_hour = (deployment.clock() - T0) % timedelta(hours=1) == timedelta(0)
         if windows is None or on_the_hour or any(start <= hours < end for start, end in windows):
-            deployment.reconcile()
+            deployment.scheduled_pass()  # beside the world, as the schedule invokes it
 
     deployment.every(PASS, scheduled_pass, first=T0 + PASS)
     put_policy(deployment, {"stageArn": STAGE, "composition": {"destinations": [S3]}, "limits": limits})
@@ -304,3 +304,19 @@ def test_a_deadline_the_pass_could_not_act_on_is_the_next_passs(make_deployment:
     [stop] = calls(deployment, "StopComposition")
     assert later(180) <= stop.time <= later(180) + PASS_CALLS
     assert len(guarded(deployment)) == 1
+
+
+def test_a_limit_shorter_than_a_pass_acts_within_seconds_of_its_deadline(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    """noPublisherSeconds 20, the last publisher stops at 70 s, after the pass at 60 s: that pass, waiting,
+    looks at the stage every 10 s, sees the clock start and stops it at 90 s (not the pass at 120 s)."""
+    deployment = scheduled(make_deployment, {"noPublisherSeconds": 20})
+    deployment.put_event(events.published("host"))
+    deployment.put_event(events.stage("Participant Unpublished", "host", at=later(70)))  # stays connected
+    at(deployment, later(300))
+
+    [stop] = calls(deployment, "StopComposition")
+    assert later(90) <= stop.time <= later(90) + SECONDS
+    [entry] = guarded(deployment)
+    assert entry["details"]["limit"] == "noPublisherSeconds"

@@ -18,7 +18,7 @@ from stagepilot.decisions.composition import (
     decide_rollover_ahead,
     decide_start,
 )
-from stagepilot.decisions.limits import Bound, Seen, guard_due, next_deadline
+from stagepilot.decisions.limits import Bound, Seen, guard_due, next_deadline, short_clock
 from stagepilot.policy import HostGone, LimitsPolicy, ParticipantFilter
 
 T = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
@@ -149,3 +149,10 @@ def test_a_guarded_session_never_composes_again(decide: object) -> None:
 def test_the_reason_names_the_limit() -> None:
     decision = decide_start(GUARDED, Published(at=at(1)), owner="e9", now=at(1), policy_hash="h", max_restarts=3)
     assert decision.reason == "stopped at limits.maxSessionMinutes: final for this session (nothing composes again)"
+
+
+def test_a_clock_shorter_than_a_pass_is_watched() -> None:
+    """noPublisherSeconds or hostGone shorter than a pass (60 s) can start and run out between two passes."""
+    assert short_clock(LimitsPolicy(no_publisher_seconds=59)) and not short_clock(LimitsPolicy(no_publisher_seconds=60))
+    assert short_clock(LimitsPolicy(host_gone=HostGone(HOSTS, 0, "end-show")))
+    assert not short_clock(GONE) and not short_clock(MAX)

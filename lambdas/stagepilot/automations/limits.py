@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Any, Final
 from stagepilot.adapters.ivs import CompositionSummary, Participant
 from stagepilot.adapters.table import AuditRecord
 from stagepilot.decisions.composition import SessionCompositions, State
-from stagepilot.decisions.limits import GUARDED, Bound, Guard, Seen, guard_due, needs_publishers, next_deadline
+from stagepilot.decisions.limits import (
+    GUARDED,
+    Bound,
+    Guard,
+    Seen,
+    guard_due,
+    needs_publishers,
+    next_deadline,
+    short_clock,
+)
 from stagepilot.pipeline import Outcome, Services
 from stagepilot.policy import HostGone, LimitsPolicy
 
@@ -78,6 +87,7 @@ class CostGuard:
         guard = guard_due(limits, seen)
         if guard is None:  # the pass waits for the deadline if it falls before the next pass (convergence.py)
             stage.limits_due = next_deadline(limits, seen)
+            stage.limits_short = short_clock(limits)
             return None
         return self._stop(stage, record, current, guard, services)
 

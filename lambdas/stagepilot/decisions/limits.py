@@ -133,3 +133,14 @@ def next_deadline(limits: LimitsPolicy, seen: Seen) -> datetime | None:
         since = max(seen.nobody_since or seen.composition_started, seen.composition_started)
         due.append(since + timedelta(seconds=limits.no_publisher_seconds))
     return min(due, default=None)
+
+
+SHORT_CLOCK_SECONDS: Final = 60  # a pass period, deployed: a shorter limit may start and end between two passes
+
+
+def short_clock(limits: LimitsPolicy) -> bool:
+    """A ``noPublisherSeconds`` or ``hostGone`` grace shorter than a pass period: its clock (a last publisher
+    or host leaving) can start after a pass and run out before the next, so the pass watches the stage while
+    it waits (convergence.py, ``act_at_deadlines``)."""
+    short = limits.no_publisher_seconds is not None and limits.no_publisher_seconds < SHORT_CLOCK_SECONDS
+    return short or (limits.host_gone is not None and limits.host_gone.grace_seconds < SHORT_CLOCK_SECONDS)

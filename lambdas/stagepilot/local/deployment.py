@@ -323,6 +323,11 @@ class LocalDeployment:
         assert running.report is not None
         return running.report
 
+    def scheduled_pass(self) -> None:
+        """A pass as the schedule invokes it (a test's own schedule): it runs beside the world and the
+        driver, as ``_scheduled_pass`` does."""
+        self._scheduled_pass()
+
     def _scheduled_pass(self) -> None:
         """The schedule's invocation: refused while the previous pass still runs (reserved concurrency 1;
         docs/simulate.md), never two passes at once."""
