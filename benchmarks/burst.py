@@ -378,6 +378,9 @@ def _policy(arn: str, destination: str | None) -> dict[str, Any]:
     return policy
 
 
+_DEPLOYED_PACER = Pacer.for_caller  # kept before any run replaces it with the shared store
+
+
 class _SharedStore(Pacer):
     """What a shared store would allow (docs/performance.md section 3, "Why no shared store"): one sliding
     log per operation for every stagepilot function together, ``budget.FUNCTIONS_PER_SECOND`` calls a
@@ -401,9 +404,9 @@ class _SharedStore(Pacer):
     def throttled(self, key: str) -> None:
         return  # the log is the bound: a throttle (the application's burst) slows no one down
 
-    def wait(self, key: str = "") -> None:
+    def wait(self, key: str = "") -> float:
         self._round_trip()
-        super().wait(key)
+        return super().wait(key)
 
 
 @contextmanager
@@ -528,7 +531,9 @@ def _burst(
     started = time.perf_counter()
     scheduler.run()
     wall = time.perf_counter() - started
-    report = _report(deployment, arns, queues, called, wall=wall)
+    # what the composition's containers' own shares allow (the deployed pacer's average rate, both containers)
+    share_rate = budget.CONCURRENCY[budget.COMPOSITION] * _DEPLOYED_PACER(budget.COMPOSITION).rate("StartComposition")
+    report = _report(deployment, arns, queues, called, share_rate=share_rate, wall=wall)
     report.update(_pass_report(passes, deployment, with_pass=with_pass))
     report["cold_starts"] = {name: f.cold_starts for name, f in functions.items()}
     report["environments_per_function"] = {name: len(f.environments) for name, f in functions.items()}
@@ -572,6 +577,7 @@ def _report(
     queues: dict[str, Queue],
     operations: list[str],
     *,
+    share_rate: float,
     wall: float,
 ) -> dict[str, Any]:
     stages = len(arns)
@@ -591,8 +597,6 @@ def _report(
             composed_at.setdefault(str(c.params.get("stageArn")), seconds(c))
     drain = max(composed_at.values()) if len(composed_at) == stages else float("inf")
     floor = stages / budget.FUNCTIONS_PER_SECOND
-    # what the composition's containers' own shares allow (the pacer's average rate, both containers)
-    share_rate = budget.CONCURRENCY[budget.COMPOSITION] * Pacer.for_caller(budget.COMPOSITION).rate("StartComposition")
     by_op = {op: sum(1 for c in ours if c.operation == op) for op in operations}
     throttled = {op: sum(1 for c in ours if c.operation == op and c.status == 429) for op in operations}
     app_throttled = {op: sum(1 for c in app if c.operation == op and c.status == 429) for op in operations}
