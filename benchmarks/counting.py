@@ -30,8 +30,9 @@ class CallCounter:
 
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
-        # The cached policy reads: a snapshot's Query of the POLICY or PAUSE partition, or a stage's own
-        # BatchGetItem of its policy, the default and both pause switches.
+        # The cached policy reads: a snapshot's Query of the POLICY or PAUSE partition, a stage's own
+        # BatchGetItem of its policy, the default and both pause switches, or the change mark's GetItem
+        # (adapters/changes.py) that carries a snapshot over to the next lifetime.
         self.policy_loads = 0
         self.call_cpu = 0.0
         self._started: list[float] = []
@@ -47,8 +48,10 @@ class CallCounter:
         service = model.service_model.service_id.hyphenize()
         self.calls[(service, model.name)] += 1
         text = repr(params).replace("'", '"')
-        if (model.name == "BatchGetItem" and '"POLICY"' in text) or (
-            model.name == "Query" and ('{"S": "POLICY"}' in text or '{"S": "PAUSE"}' in text)
+        if (
+            (model.name == "BatchGetItem" and '"POLICY"' in text)
+            or (model.name == "Query" and ('{"S": "POLICY"}' in text or '{"S": "PAUSE"}' in text))
+            or (model.name == "GetItem" and '{"S": "~changed"}' in text)
         ):
             self.policy_loads += 1
         self._started.append(time.process_time())

@@ -261,9 +261,9 @@ class BanListWatch:
         if self._read is not None and (now - self._read[0]).total_seconds() < self._ttl:
             return self._read[1]
         token = None
-        if self._mark is not None:
-            token, read_at = self._mark.read_since(self._read[0] if self._read is not None else None)
-            if self._read is not None and token == self._token and self._carried + 1 < FORCED_LIFETIMES:
+        if self._mark is not None and self._read is not None:  # something to carry over (not on the first read)
+            token, read_at = self._mark.read_since(self._read[0])
+            if token == self._token and self._carried + 1 < FORCED_LIFETIMES:
                 self._read, self._carried = (read_at, self._read[1]), self._carried + 1
                 return self._read[1]
         self._read = (now, not self._table.holds_any(BAN_PARTITION))
