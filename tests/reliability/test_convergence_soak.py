@@ -10,6 +10,7 @@ over several seeds and prints the figures.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -24,7 +25,15 @@ from tests.support import ACCOUNT, CHANNEL, ENCODER, REGION, T0, EventFactory, p
 COMPOSED_STAGES = 15  # IVS runs at most 20 compositions per account
 OUTAGE = (T0 + timedelta(minutes=4), 300)  # (start, seconds)
 PASS_SECONDS = 60
-BOUND_SECONDS = 4 * PASS_SECONDS  # three passes after the world allows it, plus the wait for the first
+# Live stages one pass examines: its ListParticipants slice (stagepilot/budget.py: one call a window, 50 a
+# minute) less the time its other reads take; docs/performance.md, section 3, "What the bound costs".
+STAGES_PER_PASS = 45
+
+
+def bound_seconds(stages: int) -> int:
+    """From "the world allows it" to done: the wait for the first pass, then the passes that take the pass's
+    cursor round the fleet's examined stages (at least three, however small the fleet)."""
+    return PASS_SECONDS * (1 + max(3, math.ceil(stages / STAGES_PER_PASS)))
 
 
 @dataclass
@@ -85,18 +94,19 @@ def play(make_deployment: Any, *, stages: int, seed: int) -> Fleet:
     return fleet
 
 
-def allowed_from(moment: datetime) -> datetime:
+def allowed_from(moment: datetime, bound: int) -> datetime:
     """From when the world allowed acting on something that happened at ``moment``: then, or when IVS came
     back if it went down before three passes could have done it."""
     start, seconds = OUTAGE
     end = start + timedelta(seconds=seconds)
-    overlaps = moment < end and moment + timedelta(seconds=BOUND_SECONDS) > start
+    overlaps = moment < end and moment + timedelta(seconds=bound) > start
     return max(moment, end) if overlaps else moment
 
 
 def check(fleet: Fleet) -> dict[str, Any]:
     ivs = fleet.deployment.ivs
     calls = ivs.mutating_calls()
+    bound = bound_seconds(len(fleet.stages))
     starts = Counter(c.params["stageArn"] for c in calls if c.operation == "StartComposition")
     replications = Counter(
         (c.params["sourceStageArn"], c.params["participantId"])
@@ -109,7 +119,7 @@ def check(fleet: Fleet) -> dict[str, Any]:
     duplicates = sum(n - 1 for counter in (starts, replications, kicks) for n in counter.values() if n > 1)
     worst = 0.0
     for n, stage in enumerate(fleet.stages):
-        allowed = allowed_from(fleet.publish_time[stage])
+        allowed = allowed_from(fleet.publish_time[stage], bound)
         if n < COMPOSED_STAGES:
             [composition] = [c for c in ivs.compositions(stage) if c.state == "ACTIVE"]
             worst = max(worst, (composition.start_time - allowed).total_seconds())
@@ -121,7 +131,7 @@ def check(fleet: Fleet) -> dict[str, Any]:
             troll = f"troll{n}"
             assert not any(p.participant_id == troll and p.state == "CONNECTED" for p in ivs.participants(stage))
             [kick] = [c for c in calls if c.operation == "DisconnectParticipant" and c.params["participantId"] == troll]
-            worst = max(worst, (kick.time - allowed_from(fleet.trolls[stage])).total_seconds())
+            worst = max(worst, (kick.time - allowed_from(fleet.trolls[stage], bound)).total_seconds())
             assert (stage, troll) not in replications  # a blocked user is never replicated
     healed = sum(len(p.healed) for p in fleet.deployment.passes)
     return {"duplicates": duplicates, "worst_seconds": worst, "healed": healed, "calls": len(calls)}
@@ -131,7 +141,7 @@ def check(fleet: Fleet) -> dict[str, Any]:
 def test_a_small_fleet_under_mixed_faults_converges_once(make_deployment: Any) -> None:
     result = check(play(make_deployment, stages=20, seed=7))
     assert result["duplicates"] == 0
-    assert result["worst_seconds"] <= BOUND_SECONDS
+    assert result["worst_seconds"] <= bound_seconds(20)
     assert result["healed"] > 0  # the faults did lose things, and the pass made up for them
 
 
@@ -141,4 +151,4 @@ def test_hundreds_of_stages_under_mixed_faults_converge_once(make_deployment: An
     result = check(play(make_deployment, stages=200, seed=seed))
     print(f"\nsoak seed {seed}: 200 stages, {result}")  # make soak shows it (-s)
     assert result["duplicates"] == 0
-    assert result["worst_seconds"] <= BOUND_SECONDS
+    assert result["worst_seconds"] <= bound_seconds(200)
