@@ -12,7 +12,7 @@ import pytest
 
 from stagepilot.config import Settings
 from stagepilot.errors import RetryLater
-from stagepilot.pipeline import LOGGED_BODY_CHARS, Outcome, handle_record, logged_body
+from stagepilot.pipeline import LOGGED_BODY_CHARS, HandledEvents, Outcome, handle_record, logged_body
 from tests.support import T0, EventFactory
 
 
@@ -44,6 +44,7 @@ def services() -> Any:
         effective_policies=SimpleNamespace(get=lambda arn: None),
         metrics=SimpleNamespace(count=lambda name, value=1: None),
         clock=lambda: T0,  # when the sample events happen
+        handled=HandledEvents(ttl_seconds=30, clock=lambda: T0),  # what this container handled: nothing yet
     )
 
 

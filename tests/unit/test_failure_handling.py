@@ -32,7 +32,7 @@ from stagepilot.errors import (
     RetryLater,
 )
 from stagepilot.failures import Log, Meaning, Path, handling, metrics
-from stagepilot.pipeline import Outcome, handle_record
+from stagepilot.pipeline import HandledEvents, Outcome, handle_record
 from stagepilot.policy import PolicyInvalid
 from stagepilot.policy.problems import Problem
 from tests.support import STAGE, T0, EventFactory
@@ -146,6 +146,7 @@ def services(counted: list[str]) -> Any:
         effective_policies=SimpleNamespace(get=lambda arn: None),
         metrics=SimpleNamespace(count=lambda name, value=1: counted.append(name)),
         clock=lambda: T0,  # when the sample events happen
+        handled=HandledEvents(ttl_seconds=30, clock=lambda: T0),  # what this container handled: nothing yet
     )
 
 
