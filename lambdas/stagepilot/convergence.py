@@ -30,10 +30,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol, cast
 
+from stagepilot.adapters.bans import BanList
 from stagepilot.adapters.ivs import CompositionSummary, IvsStage, Participant, PublishTimes, StageInfo
 from stagepilot.adapters.pass_log import ListedStage, PassLog, PassRecord
 from stagepilot.adapters.schema import PARTITION_KEY, SORT_KEY, STAGE_PREFIX
-from stagepilot.adapters.table import AuditRecord, Ban, Table, iso
+from stagepilot.adapters.table import AuditRecord, Table, iso
 from stagepilot.automations.composition_hours import keep_the_day
 from stagepilot.decisions.composition import managed_attempt
 from stagepilot.decisions.heals import HEALED_METRIC, HealReason, Observed, explain_heal
@@ -164,7 +165,8 @@ class LiveStage:
     ivs: IvsStage
     now: datetime
     budget: ReadBudget = field(default_factory=lambda: ReadBudget(PARTICIPANT_LISTINGS_PER_PASS), repr=False)
-    bans: tuple[Ban, ...] = ()  # every ban in force, read once per pass (subscribers are judged on it)
+    bans: BanList = field(default_factory=BanList)  # the ban list, read once per pass (publishers and
+    # subscribers are judged on it; a user whose ban item cannot be read fails on their stages)
     policy_updated_at: datetime | None = None  # when the stage's effective policy was written
     # when a limit of the policy's ``limits`` falls due if nothing changes (automations/limits.py): the pass
     # looks again then when it falls within the pass's own minute (``act_at_deadlines``)
@@ -352,8 +354,8 @@ def run_pass(
         return report
     try:
         compositions = services.ivs.all_compositions()
-        bans = tuple(services.bans.list())
-        banned = bool(bans)
+        bans = services.bans.listing()
+        banned = bool(bans) or bool(bans.unreadable)
         _count_unmanaged(services, compositions)
     except RetryLater as exc:  # IVS or DynamoDB unavailable: the next pass tries again
         report.errors.append(("*", f"cannot list what is live: {exc}"))

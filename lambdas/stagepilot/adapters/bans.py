@@ -216,8 +216,14 @@ class BanStore:
     def list(self) -> list[Ban]:
         """Every ban in force, global and per stage. A malformed ban item is logged (its key and field) and
         left out: one bad item does not hide the others (``get`` on that user raises ``MalformedItem``)."""
+        return list(self.listing())
+
+    def listing(self) -> BanList:
+        """Every ban in force, as ``list``, with the malformed items kept aside by the user and stage they
+        name: judged from it, that user is an error on that stage (``BanList.applying``), as ``get`` is."""
         now = self._clock()
         bans = []
+        unreadable: dict[tuple[str, str | None], MalformedItem] = {}
         for item in self._table.query(BAN_PARTITION):
             try:
                 ban = _ban(item)
@@ -225,10 +231,35 @@ class BanStore:
                 logger.error(
                     "malformed ban item skipped", extra={"key": exc.key, "field": exc.field, "error": str(exc)}
                 )
+                unreadable[_named(item)] = exc
                 continue
             if ban.active(now):
                 bans.append(ban)
-        return bans
+        return BanList(bans, unreadable)
+
+
+class BanList(tuple[Ban, ...]):
+    """The bans in force as one read of the list found them (the convergence pass reads it once a pass),
+    with the items it could not read, by (user id, stage ARN or None)."""
+
+    unreadable: Mapping[tuple[str, str | None], MalformedItem]
+
+    def __new__(
+        cls, bans: Iterable[Ban] = (), unreadable: Mapping[tuple[str, str | None], MalformedItem] | None = None
+    ) -> BanList:
+        found = super().__new__(cls, bans)
+        found.unreadable = dict(unreadable or {})
+        return found
+
+    def applying(self, user_id: str | None, stage_arn: str) -> Ban | None:
+        """The ban that applies to the user on the stage; raises the item's ``MalformedItem`` when one of
+        the user's ban items there could not be read (the user's verdict cannot be known)."""
+        if not user_id:
+            return None
+        for where in (None, stage_arn):
+            if (user_id, where) in self.unreadable:
+                raise self.unreadable[(user_id, where)]
+        return strongest(b for b in self if b.user_id == user_id and b.stage_arn in (None, stage_arn))
 
 
 class BanListWatch:
@@ -269,6 +300,15 @@ class BanListWatch:
         self._read = (now, not self._table.holds_any(BAN_PARTITION))
         self._token, self._carried = token, 0
         return self._read[1]
+
+
+def _named(item: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The user and stage (None: global) a ban item names, from its attributes, else from its key."""
+    stage_arn = item.get("stageArn") if isinstance(item.get("stageArn"), str) else None
+    key = str(item.get(SORT_KEY, ""))
+    if stage_arn is not None and key.endswith(f"#{stage_arn}"):
+        key = key[: -len(stage_arn) - 1]
+    return str(item.get("userId", key)), stage_arn
 
 
 def _ban(item: Mapping[str, Any]) -> Ban:

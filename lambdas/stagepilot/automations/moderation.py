@@ -21,10 +21,11 @@ every decision audited and counted, and in ``dryRun`` nothing called on IVS.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from stagepilot.adapters.bans import BanList
 from stagepilot.adapters.counters import ClaimState, Kind
 from stagepilot.adapters.ivs import IvsConflict, IvsRejected, Participant
 from stagepilot.adapters.publishers import (
@@ -34,7 +35,7 @@ from stagepilot.adapters.publishers import (
     publisher,
     publisher_key,
 )
-from stagepilot.adapters.table import JOIN, PUBLISH, AuditRecord, Ban, strongest
+from stagepilot.adapters.table import JOIN, PUBLISH, AuditRecord, Ban
 from stagepilot.decisions.moderation import (
     MAX_REASON_LENGTH,
     NO_FLAG_LIMIT,
@@ -246,7 +247,7 @@ def judge_publisher(
     *,
     share: bool = False,
     listed: Participant | None = None,
-    bans: Sequence[Ban] | None = None,
+    bans: BanList | None = None,
 ) -> tuple[Verdict, Participant | None] | str:
     """The rule that disconnects this publisher and IVS's answer about it (None only when ``listed``
     gave none), or why no rule does.
@@ -268,7 +269,7 @@ def judge_publisher(
         if not user or no_bans:
             return None
         if bans is not None:
-            return strongest(b for b in bans if b.user_id == user and b.stage_arn in (None, event.stage_arn))
+            return bans.applying(user, event.stage_arn)
         return services.bans.for_stage(user, event.stage_arn)
 
     kept = publisher_key(event.stage_arn, event.session_id, participant_id)
@@ -350,11 +351,11 @@ def judge_publisher(
 
 
 def judge_viewer(
-    bans: Iterable[Ban], user_id: str | None, stage_arn: str, moderation: ModerationPolicy | None
+    bans: BanList, user_id: str | None, stage_arn: str, moderation: ModerationPolicy | None
 ) -> Verdict | str:
     """A connected participant that has not published: disconnected only under a ``join`` ban (global or
     the stage's), from the ban list the pass read once."""
-    ban = strongest(b for b in bans if user_id and b.user_id == user_id and b.stage_arn in (None, stage_arn))
+    ban = bans.applying(user_id, stage_arn)
     verdict = should_disconnect_viewer(
         user_id,
         join_banned=ban is not None and ban.scope == JOIN,
