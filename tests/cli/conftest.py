@@ -54,15 +54,24 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def stack_builders(moto_endpoint: str) -> dict[str, Any]:
+    """The clients ``aws`` builds the stack with, made once per worker (six clients for every CLI test cost
+    about a third of its setup); they hold no state of moto's, which ``aws`` resets."""
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    services = ("dynamodb", "sqs", "events", "iam", "sns", "cloudformation")
+    return {service: session.client(service, endpoint_url=moto_endpoint) for service in services}
+
+
 @pytest.fixture
-def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def aws(moto_endpoint: str, stack_builders: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh moto account with the table and a StagePilot stack whose outputs name it."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # each test reads the environment afresh
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # in every suite's AWS environment (tests/conftest.py)
-    create_table(boto3.client("dynamodb"), TABLE)
+    create_table(stack_builders["dynamodb"], TABLE)
     outputs = {OUTPUT_TABLE_NAME: {"Value": TABLE}}
-    sqs = boto3.client("sqs")
+    sqs = stack_builders["sqs"]
     for automation in AUTOMATIONS:  # each automation's queue and DLQ, as the stack wires them
         dlq_url = sqs.create_queue(QueueName=f"StagePilot-{automation}-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -72,17 +81,17 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
         )["QueueUrl"]
         outputs[output_queue_url(automation)] = {"Value": queue_url}
         outputs[output_dlq_url(automation)] = {"Value": dlq_url}
-    boto3.client("events").create_event_bus(Name=FLAG_BUS)
+    stack_builders["events"].create_event_bus(Name=FLAG_BUS)
     outputs[OUTPUT_FLAG_BUS_NAME] = {"Value": FLAG_BUS}
     trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"}]}
-    role = boto3.client("iam").create_role(RoleName="StagePilot-Redrive", AssumeRolePolicyDocument=json.dumps(trust))
+    role = stack_builders["iam"].create_role(RoleName="StagePilot-Redrive", AssumeRolePolicyDocument=json.dumps(trust))
     outputs[OUTPUT_REDRIVE_ROLE_ARN] = {"Value": role["Role"]["Arn"]}
     outputs[OUTPUT_ALARM_TOPIC_ARN] = {
-        "Value": boto3.client("sns").create_topic(Name="StagePilot-AlarmTopic")["TopicArn"]
+        "Value": stack_builders["sns"].create_topic(Name="StagePilot-AlarmTopic")["TopicArn"]
     }
     outputs[OUTPUT_CONVERGENCE_FUNCTION_NAME] = {"Value": CONVERGENCE_FUNCTION}  # served by the `ivs` fixture
     template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}
-    boto3.client("cloudformation").create_stack(StackName="StagePilot", TemplateBody=json.dumps(template))
+    stack_builders["cloudformation"].create_stack(StackName="StagePilot", TemplateBody=json.dumps(template))
     return moto_endpoint
 
 
