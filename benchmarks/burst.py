@@ -55,7 +55,6 @@ from unittest import mock
 
 from aws_lambda_powertools import Logger
 
-from benchmarks.lean_moto import lean_dynamodb
 from benchmarks.work_per_event import ACCOUNT, REGION, T0, stage_arn, stage_event
 from stagepilot import budget
 from stagepilot.adapters.ivs import Pacer
@@ -70,6 +69,7 @@ from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS
 from stagepilot.handlers.wiring import handle_batch, set_deadline
 from stagepilot.local import ivs_world
 from stagepilot.local.deployment import MAX_RECEIVES, TABLE_NAME, LocalDeployment
+from stagepilot.local.lean_moto import lean_dynamodb
 from stagepilot.local.scheduler import AS_DEPLOYED, Cancelled, VirtualTime
 from stagepilot.pipeline import Automation, Services
 from stagepilot.policy import parse_policy

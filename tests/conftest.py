@@ -27,7 +27,7 @@ log); tests/moto_items.py writes the ones already in wire form as they are. The 
 
 **moto's transactions back up their own items.** moto copies every table a ``TransactWriteItems`` names
 before writing, so each transaction cost as much as the table was long (the door's thousand tokens: 140 s);
-tests/moto_transactions.py backs up and rolls back only the items the transaction names. The tables left
+stagepilot/local/lean_moto.py backs up and rolls back only the items the transaction names. The tables left
 behind are the same.
 
 **moto answers one DynamoDB request at a time.** moto's tables are plain dicts; two requests at once (the
@@ -56,9 +56,9 @@ import botocore.session
 import pytest
 import time_machine
 
+from stagepilot.local.lean_moto import transactions_roll_back_their_items
 from tests.moto_items import items_as_moto_holds_them
 from tests.moto_threads import dynamodb_answers_one_request_at_a_time
-from tests.moto_transactions import transactions_roll_back_their_items
 from tests.support import REAL_CLOCK_START, REGION
 
 

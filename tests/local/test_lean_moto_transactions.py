@@ -1,4 +1,4 @@
-"""tests/moto_transactions.py: a transaction leaves the same table as moto's own, and backs up only its items."""
+"""stagepilot/local/lean_moto.py: a transaction leaves the same table as moto's own, and backs up only its items."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 
-from tests.moto_transactions import MOTO_TRANSACT, transactions_roll_back_their_items
+from stagepilot.local.lean_moto import MOTO_TRANSACT, transactions_roll_back_their_items
 
 
 @contextmanager

@@ -1,4 +1,8 @@
-"""moto's ``TransactWriteItems`` rolls back the items it touched, not a copy of every table it touched.
+"""moto's DynamoDB, made to cost what one request costs, for the tests and the simulations whose tables grow
+with their size (``benchmarks.burst``, the door's thousand tokens). Two of moto's habits made time and memory
+grow as requests × items; the tables and every answer stay moto's own.
+
+``TransactWriteItems`` rolls back the items it touched, not a copy of every table it touched.
 
 moto (5.2) backs up each table a transaction names with ``copy.deepcopy`` of the whole table before writing,
 so that a cancelled transaction can put the copy back: the cost grows with the table, not the transaction.
@@ -8,7 +12,11 @@ so a thousand tokens made a thousand copies of a table a thousand items long (te
 just before moto runs it, and a cancelled transaction puts exactly those back (or removes the ones it
 created); moto's own code still decides what is written, what is refused and what the caller is told.
 A table with a stream (whose records a rollback must also take back) keeps moto's whole-table copy.
-The outcome is the same table (tests/unit/test_moto_transactions.py compares them).
+The outcome is the same table (tests/local/test_lean_moto_transactions.py compares them).
+
+moto also keeps every model object it ever creates (``BaseModel.__new__`` appends it to its class's
+``instances_tracked``, for the moto server's dashboard), so every item ever written stayed alive (20 GB in the
+1,000-stage burst). ``lean_dynamodb`` also keeps nothing there; nothing in-process reads those lists.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from __future__ import annotations
 import copy
 import types
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 from unittest import mock
 
@@ -64,7 +72,7 @@ def _put_back(table: Table, hash_value: DynamoType, range_value: DynamoType | No
         if item is None:
             table.items.pop(hash_value, None)
         else:
-            table.items[hash_value] = item
+            table.items[hash_value] = item  # type: ignore[assignment]  # moto types items as dicts of ranges
         return
     by_range = table.items.get(hash_value, {})
     if item is None:
@@ -96,6 +104,25 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
             _put_back(table, hash_value, range_value, item)
         self.tables.update(tables)
         raise
+
+
+class _Untracked(list[Any]):
+    """A model class's ``instances_tracked`` that keeps nothing."""
+
+    def append(self, instance: Any) -> None:
+        pass
+
+
+@contextmanager
+def lean_dynamodb() -> Iterator[None]:
+    """Inside ``mock_aws()``: transactions back up only their items, and moto keeps no model object alive."""
+    from moto.core.model_instances import model_data
+
+    with ExitStack() as stack:
+        stack.enter_context(transactions_roll_back_their_items())
+        for model in model_data["dynamodb"].values():
+            stack.enter_context(mock.patch.object(model, "instances_tracked", _Untracked()))
+        yield
 
 
 @contextmanager

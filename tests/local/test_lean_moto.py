@@ -1,5 +1,5 @@
-"""``benchmarks.lean_moto``: the burst benchmark's moto DynamoDB answers and stores exactly what moto does,
-without copying the table per transaction or keeping every model object it made."""
+"""``stagepilot.local.lean_moto.lean_dynamodb``: the burst benchmark's moto DynamoDB answers and stores exactly
+what moto does, without copying the table per transaction or keeping every model object it made."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import boto3
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from benchmarks.lean_moto import lean_dynamodb
+from stagepilot.local.lean_moto import lean_dynamodb
 
 TABLE = "lean"
 
