@@ -1,10 +1,11 @@
-"""The runbooks, run as written (docs/runbooks/README.md, "Practise"): each page in a fresh ``stagepilot
-sandbox`` (moto server, the IVS stand-in, the automations, the convergence pass and the door, over HTTP),
-after the page's own setup (its ``sh`` block that starts with ``source sandbox.env``: its ``stagepilot``
-lines are run, its ``export NAME=value`` lines give the page's ``$NAME``), then every ``$ stagepilot ...``
-line of its ``console`` blocks in order, whose output (stdout and stderr, as a terminal shows them) must be
-the lines quoted under it. Times and dates (``2026-12-07T13:02:11Z``, ``13:02:11``, ``2026-12-07``) match
-any, and ``…`` stands for what differs from run to run (an id, a duration). A quoted output whose last line starts with
+"""The runbooks, run as written (docs/runbooks/README.md, "Practise"): each page in a fresh ``stagepilot sandbox``
+(moto server, the IVS stand-in, the automations, the convergence pass and the door, over HTTP), after the page's
+own setup (its ``sh`` block that starts with ``source sandbox.env``: its ``stagepilot`` lines are run, its
+``export NAME=value`` lines give the page's ``$NAME``; a page whose sandbox is started with options, a ``sh``
+block line ``stagepilot sandbox OPTIONS``, gets a sandbox started with them), then every ``$ stagepilot ...``
+line of its ``console`` blocks in order, whose output (stdout and stderr, as a terminal shows them) must be the
+lines quoted under it. Times and dates (``2026-12-07T13:02:11Z``, ``13:02:11``, ``2026-12-07``) match any, and
+``…`` stands for what differs from run to run (an id, a duration). A quoted output whose last line starts with
 ``error:`` must end with a non-zero exit; any other with 0. No fixture makes the situation: the page does."""
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import shlex
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from stagepilot.cli.main import main
+from stagepilot.cli.main import build_parser, main
+from stagepilot.cli.sandbox import sandbox_options
 from stagepilot.local.sandbox import Sandbox
 
 ROOT = Path(__file__).parents[2]
@@ -29,6 +32,7 @@ ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|\+00:00)")
 CLOCK = re.compile(r"(?<!\d)\d\d:\d\d:\d\d(?:\.\d+)?(?!\d)")
 DATE = re.compile(r"(?<!\d)\d{4}-\d\d-\d\d(?!\d)")
 SETUP_START = "source sandbox.env"
+SANDBOX_START = re.compile(r"^stagepilot sandbox(?! play)( |$)")
 
 
 @dataclass
@@ -61,8 +65,23 @@ def read_page(page: Path) -> Page:
             elif line.strip():
                 raise AssertionError(f"{page.name}: output before any command in a console block: {line!r}")
     # a command of its own in an sh block (not one inside a loop, indented) must be quoted in a console block
-    loose = [line for body in others for line in body.splitlines() if line.startswith("stagepilot ")]
+    loose = [
+        line
+        for body in others
+        for line in body.splitlines()
+        if line.startswith("stagepilot ") and not SANDBOX_START.match(line)
+    ]
     return Page(setup=[line for body in setups for line in body.splitlines()], steps=steps, loose=loose)
+
+
+def page_sandbox(page: Path) -> dict[str, Any]:
+    """The ``Sandbox`` keyword arguments of the sandbox the page starts in another shell (its ``stagepilot
+    sandbox OPTIONS`` line), read by the command's own parser; {} for a plain ``stagepilot sandbox``."""
+    started = [line for body in blocks(page, "sh") for line in body.splitlines() if SANDBOX_START.match(line.strip())]
+    if not started:
+        return {}
+    assert len(started) == 1, f"{page.name}: one sandbox a page, not {started}"
+    return sandbox_options(build_parser().parse_args(shlex.split(started[0], comments=True)[1:]))
 
 
 def normalized(line: str) -> str:
@@ -149,9 +168,15 @@ def test_quoted_lines_match_the_output_modulo_times_and_ellipses():
 
 
 # its pass at start only; a failed record comes back at once (the pages' failed event: five receives, then
-# its dead-letter queue, without two seconds between receives)
-@pytest.mark.parametrize("sandbox", [{"reconcile_seconds": 3600, "visibility_seconds": 0}], indirect=True)
-@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+# its dead-letter queue, without two seconds between receives); and the options the page starts it with
+PRACTICE = {"reconcile_seconds": 3600, "visibility_seconds": 0}
+
+
+@pytest.mark.parametrize(
+    ("page", "sandbox"),
+    [pytest.param(p, {**PRACTICE, **page_sandbox(p)}, id=f"{p.stem}-sandbox0") for p in PAGES],
+    indirect=["sandbox"],
+)
 def test_runbook_works_as_written_outputs_included(
     page: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from stagepilot.cli.policies import load_policy_file
+from stagepilot.decisions.composition_hours import CompositionHoursPerDay
 from stagepilot.local.sandbox import Sandbox
 from stagepilot.policy import parse_policy
 from tests.cli.conftest import run
@@ -283,3 +284,42 @@ def test_the_sandbox_alarms_fire_on_their_metrics_over_their_periods(sandbox: Sa
     assert "StagePilot-Convergence-ReconcileFailedAlarm" not in firing()
     sandbox.metric_store.add("convergence", "ReconcileFailed", 1)
     assert "StagePilot-Convergence-ReconcileFailedAlarm" in firing()
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ('{"limit": 40, "mode": "blok"}', 'compositionHoursPerDay.mode: must be "alert" or "block", got \'blok\''),
+        ('{"limit": 0}', "compositionHoursPerDay.limit: must be a number of hours, more than 0 and at most 48000"),
+        ("40", "compositionHoursPerDay must be an object like"),
+        ("{limit: 40}", "compositionHoursPerDay must be JSON like"),
+        ('{"limit": 40, "mod": "block"}', "compositionHoursPerDay.mod: unknown field (expected limit and mode)"),
+        ("", "compositionHoursPerDay: empty"),
+    ],
+)
+def test_a_bad_composition_budget_is_one_line_and_starts_nothing(value: str, says: str, tmp_path: Path):
+    result = run("sandbox", "--composition-hours-per-day", value, "--env-file", str(tmp_path / "sandbox.env"))
+    assert result.status == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"error: argument --composition-hours-per-day: {says}")
+    assert result.stderr.endswith("(see: stagepilot sandbox --help)\n") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "sandbox.env").exists()
+
+
+@pytest.mark.parametrize(
+    "sandbox", [{"composition_hours": CompositionHoursPerDay(limit=0.0001, mode="block")}], indirect=True
+)
+def test_the_sandbox_takes_the_composition_budget_as_the_stack_takes_it(sandbox: Sandbox, tmp_path: Path):
+    """`--composition-hours-per-day` reaches the functions (the pass keeps the day with it) and the stack's
+    CompositionBudgetAlarm, as `cdk deploy -c compositionHoursPerDay=...` does."""
+    from stagepilot.cli.main import build_parser
+    from stagepilot.cli.sandbox import sandbox_options
+
+    asked = build_parser().parse_args(["sandbox", "--composition-hours-per-day", '{"limit": 0.0001, "mode": "block"}'])
+    assert sandbox_options(asked) == {"composition_hours": CompositionHoursPerDay(limit=0.0001, mode="block")}
+    plain = build_parser().parse_args(["sandbox"])
+    assert sandbox_options(plain) == {"composition_hours": None}  # no budget, as the stack without the context
+
+    status = run("status", "--json").json()
+    assert status["summary"]["compositionHours"]["limit"] == 0.0001  # the pass at start kept the day with it
+    assert status["summary"]["compositionHours"]["mode"] == "block"
+    assert status["summary"]["alarms"] == 25  # the 24 of every stack and CompositionBudgetAlarm

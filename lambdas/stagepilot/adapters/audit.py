@@ -54,6 +54,8 @@ AUDIT_ACTIONS: frozenset[str] = frozenset(
         "rollover",
         "destination-failed",
         "recording-failed",
+        "budget",  # a start refused: the day's composition hours are spent (decisions/composition_hours.py)
+        "guarded",  # a composition stopped at a policy limit (decisions/limits.py)
         # replication
         "replication-started",
         "replication-rejected",

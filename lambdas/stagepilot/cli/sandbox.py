@@ -53,6 +53,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         "--policies", type=Path, metavar="FILE", help="store these policies first (one, or a JSON array, as simulate)"
     )
     sandbox.add_argument("--bans", type=Path, metavar="FILE", help='ban these first: [{"userId": ..., "reason": ...}]')
+    sandbox.add_argument(
+        "--composition-hours-per-day",
+        type=_composition_hours,
+        metavar="JSON",
+        help="the stack context compositionHoursPerDay, as `cdk deploy -c compositionHoursPerDay=JSON` takes it "
+        "(docs/policy.md): the fleet's composition hours per UTC day, with CompositionBudgetAlarm; e.g. "
+        '\'{"limit": 40, "mode": "block"}\' (mode alert or block; default: no budget)',
+    )
     sandbox.set_defaults(handler=cmd_run)
     sub = sandbox.add_subparsers(dest="sandbox_command", metavar="COMMAND")
     play = sub.add_parser(
@@ -83,7 +91,7 @@ def cmd_run(args: argparse.Namespace, out: Output, *, ready: threading.Event | N
     policies = _policies(args.policies) if args.policies else []
     bans = read_bans(args.bans) if args.bans else []
     try:
-        sandbox = Sandbox(port=args.port)
+        sandbox = Sandbox(port=args.port, **sandbox_options(args))
     except OSError as exc:
         raise CliError(
             f"cannot listen on ports {args.port}-{args.port + 4} ({exc.strerror}): is a sandbox already running? "
@@ -113,6 +121,23 @@ def cmd_run(args: argparse.Namespace, out: Output, *, ready: threading.Event | N
         except KeyboardInterrupt:
             out.notice("# sandbox stopped")
     return 0
+
+
+def sandbox_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Sandbox`` keyword arguments the command's options ask for (the stack's settings)."""
+    return {"composition_hours": args.composition_hours_per_day}
+
+
+def _composition_hours(text: str) -> Any:
+    from stagepilot.decisions.composition_hours import parse_composition_hours
+
+    try:
+        budget = parse_composition_hours(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if budget is None:
+        raise argparse.ArgumentTypeError('compositionHoursPerDay: empty (e.g. \'{"limit": 40, "mode": "block"}\')')
+    return budget
 
 
 def _path_line() -> str:

@@ -37,6 +37,7 @@ import boto3
 from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
+from stagepilot.decisions.composition_hours import CompositionHoursPerDay
 from stagepilot.local.ivs_server import POLL_SECONDS
 from stagepilot.outputs import (
     OUTPUT_ALARM_TOPIC_ARN,
@@ -76,10 +77,13 @@ class Sandbox:
         port: int = 0,
         reconcile_seconds: float = 60,
         visibility_seconds: int = VISIBILITY_SECONDS,
+        composition_hours: CompositionHoursPerDay | None = None,
     ) -> None:
         """``port``: moto's, and IVS, control, the door and Lambda on the next four (0: any free ports).
         ``visibility_seconds``: how long a failed record stays hidden before its next receive (0: at once; a
-        record that fails every time reaches its dead-letter queue after its five receives)."""
+        record that fails every time reaches its dead-letter queue after its five receives).
+        ``composition_hours``: the stack context ``compositionHoursPerDay`` (docs/policy.md), as every
+        function takes it when deployed, with its ``CompositionBudgetAlarm``; None: no budget."""
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
@@ -90,6 +94,7 @@ class Sandbox:
         self.stack = stack
         self.reconcile_seconds = reconcile_seconds
         self.visibility_seconds = visibility_seconds
+        self.composition_hours = composition_hours
         self._host = host
         ports = [port + offset if port else 0 for offset in range(5)]
         self._ports = ports
@@ -238,7 +243,7 @@ class Sandbox:
         self.metric_store = MetricStore()  # every function's counts, with their times, for the alarms
         self.metrics = WindowedMetrics("door", self.metric_store)
         services = Services(
-            settings=Settings(table_name=TABLE),
+            settings=Settings(table_name=TABLE, composition_hours=self.composition_hours),
             table=table,
             # the functions' client: no retry left to botocore (adapters/ivs.py), as deployed
             ivs=IvsStage(self.client("ivs-realtime", config=FUNCTION_CLIENT_CONFIG)),
@@ -265,7 +270,11 @@ class Sandbox:
             port=self._ports[4],
         )
         self.alarms = AlarmEvaluator(
-            stack_alarms(self.stack), self.metric_store, self._moto_queues, self.client("cloudwatch"), topic
+            stack_alarms(self.stack, composition_budget=self.composition_hours is not None),
+            self.metric_store,
+            self._moto_queues,
+            self.client("cloudwatch"),
+            topic,
         )
         self._start(self._evaluate_alarms, "sandbox-alarms")
         self._start(self._forward_flags, "sandbox-flags")
