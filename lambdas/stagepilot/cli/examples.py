@@ -65,7 +65,11 @@ EXAMPLES: Final[dict[str, tuple[str, ...]]] = {
     "keys rotate": ("stagepilot keys rotate",),
     "keys lockout": ("stagepilot keys lockout --yes",),
     "simulate": ("stagepilot simulate --policies examples/policies.json --events examples/events.jsonl",),
-    "sandbox": ("stagepilot sandbox", "stagepilot sandbox play show.jsonl"),
+    "sandbox": (
+        "stagepilot sandbox",
+        "stagepilot sandbox play show.jsonl",
+        'stagepilot sandbox --composition-hours-per-day \'{"limit": 40, "mode": "block"}\'',
+    ),
     "sandbox play": ("stagepilot sandbox play show.jsonl",),
     "whoami": ("stagepilot whoami", "stagepilot whoami --profile prod --region eu-west-1"),
     "completion": (
