@@ -49,7 +49,7 @@ def test_a_typod_action_is_refused_with_the_valid_ones(aws: str):
     assert line.startswith(
         "error: argument --action: no action 'disconect' in the audit trail (did you mean disconnect"
     )
-    assert "actions: ban-add, ban-remove, blocked-at-destination, body-mismatch, composition-gave-up," in line
+    assert "actions: ban-add, ban-remove, blocked-at-destination, body-mismatch, budget, composition-gave-up," in line
 
 
 def test_a_future_since_is_an_error_and_until_before_since_too(aws: str):
