@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +19,6 @@ from botocore.exceptions import ClientError
 
 from stagepilot import errors
 from stagepilot.adapters.ivs import IvsConflict, IvsQuotaExceeded, IvsRejected
-from stagepilot.config import Settings
 from stagepilot.convergence import PassReport, _converge_stage
 from stagepilot.errors import (
     ConfigurationError,
@@ -32,10 +30,11 @@ from stagepilot.errors import (
     RetryLater,
 )
 from stagepilot.failures import Log, Meaning, Path, handling, metrics
-from stagepilot.pipeline import HandledEvents, Outcome, handle_record
+from stagepilot.pipeline import handle_record
 from stagepilot.policy import PolicyInvalid
 from stagepilot.policy.problems import Problem
 from tests.support import STAGE, T0, EventFactory
+from tests.unit.failing_records import Failing, Queue, services
 
 RETRY, PARK, DEFER = Meaning.RETRY, Meaning.PARK, Meaning.DEFER
 EVENT_BUG = (RETRY, ("EventFailed",), Log.TRACEBACK)
@@ -114,42 +113,6 @@ def test_the_map_in_the_pass(error: Exception, expected: tuple[Any, ...]) -> Non
 
 
 # through the callers ------------------------------------------------------------------------------------
-@dataclass
-class Queue:
-    parked: list[str] = field(default_factory=list)
-    retried: list[float] = field(default_factory=list)
-
-    def park(self, record: Any, reason: str) -> None:
-        self.parked.append(reason)
-
-    def retry_after(self, record: Any, seconds: float) -> None:
-        self.retried.append(seconds)
-
-
-class Failing:
-    name = "moderation"
-    needs_policy = False
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    def handle(self, event: Any, policy: Any, services: Any) -> Outcome:
-        raise self.error
-
-    def converge(self, stage: Any, services: Any) -> list[Outcome]:
-        raise self.error
-
-
-def services(counted: list[str]) -> Any:
-    return SimpleNamespace(
-        settings=Settings(table_name="StagePilot-Table"),
-        effective_policies=SimpleNamespace(get=lambda arn: None),
-        metrics=SimpleNamespace(count=lambda name, value=1: counted.append(name)),
-        clock=lambda: T0,  # when the sample events happen
-        handled=HandledEvents(ttl_seconds=30, clock=lambda: T0),  # what this container handled: nothing yet
-    )
-
-
 def logged(caplog: pytest.LogCaptureFixture) -> Log:
     mine = [r for r in caplog.records if r.name.startswith("stagepilot")]
     if not mine:
