@@ -43,25 +43,23 @@ def _load(measured: dict[str, Any]) -> str:
 
 def burst_rows(b: dict[str, Any]) -> list[str]:
     """One burst run against issue 24's targets: the composition's drain and each automation's against
-    their floors (stages at the rate stagepilot's functions may use), throttles of any operation (the
-    application's included), duplicates, lost records, the pass within its timeout."""
+    their floors (stages at the rate stagepilot's functions may use) with no stage composed twice or lost
+    and the pass within its timeout, and the throttled calls of any operation (the application's included)
+    against 0, each with its own verdict."""
     label = f"burst, {b['stages']} stages, {b['label']}"
     throttles = b["throttled_calls"] + b["application_throttled_calls"]
-    detail = (
-        f"{b['drain_seconds']:.1f} s; {b['duplicates']} duplicated, {b['dead_letters']} lost; "
-        f"{throttles} throttled ({b['throttled_calls']} ours, {b['application_throttled_calls']} the application's; "
-        f"stagepilot's busiest second {b['stagepilot_busiest_second_max']} of its {b['floor_rate']})"
-    )
+    detail = f"{b['drain_seconds']:.1f} s; {b['duplicates']} duplicated, {b['dead_letters']} lost"
     if b.get("with_pass"):
         detail += f"; longest pass {b['pass_longest_seconds']:.1f} of {b['pass_timeout_seconds']} s"
+    clean = b["duplicates"] == 0 and b["dead_letters"] == 0 and b["stages_with_one_composition"] == b["stages"]
     rows = [
         _row(
             f"{label}: composed",
             detail,
             f"{b['floor_seconds']:.1f} s",
             b["ratio"],
-            f"≤ {b['target_ratio']}×, 0 throttled, 0 duplicated, 0 lost",
-            b["met"],
+            f"≤ {b['target_ratio']}×, 0 duplicated, 0 lost",
+            b["ratio"] <= b["target_ratio"] and clean and b.get("pass_met", True),
         )
     ]
     for name, a in b["automations"].items():
@@ -75,6 +73,20 @@ def burst_rows(b: dict[str, Any]) -> list[str]:
                 a["ratio"] <= b["target_ratio"],
             )
         )
+    blame = b["throttles_in_a_second_where"]
+    rows.append(
+        _row(
+            f"{label}: throttled calls, any operation",
+            f"{throttles} ({b['throttled_calls']} ours, {b['application_throttled_calls']} the application's; "
+            f"in a second where the application was over its part {blame['application_over_its_part']}, "
+            f"stagepilot over its bound {blame['stagepilot_over_its_bound']}; stagepilot's busiest second "
+            f"{b['stagepilot_busiest_second_max']} of its {b['floor_rate']})",
+            "0",
+            None,
+            "0",
+            throttles == 0,
+        )
+    )
     return rows
 
 
@@ -88,7 +100,8 @@ def main() -> int:
         "cold_start_first_record": first_record.run(runs=15),
         "work_per_event": work_per_event.run(),
         "latency": latency.run(),
-        "burst": burst.run_all(),  # 200 and 1,000 stages, each as deployed and in the deploy case: minutes
+        # virtual time, 2 runs at a time in processes of their own: after the wall-clock ones, never beside them
+        "burst": burst.run_all(),
         "package": package.run(),
         "convergence": convergence.run(),
         "simulate": simulate_throughput.run(),

@@ -23,7 +23,10 @@ order of its virtual time. What is as deployed, and where it is read from:
 - **The convergence pass beside it**: its function (reserved concurrency 1) runs a pass every minute of
   virtual time with the pass's pacer and its deadline, over the very stages the burst is composing.
 - **The application** spends its reserve (``budget.APPLICATION_RESERVE``, 1 call/s) of every rate-limited
-  operation on average, at Poisson arrivals (seeded): some seconds it sends 2, 3 or more.
+  operation on average, at Poisson arrivals (seeded): some seconds it sends 2, 3 or more (``application=
+  "poisson"``, the sensitivity figure). ``application="bounded"``: the same arrivals through a client-side
+  limiter that holds a call back (never drops it) until it puts at most the application's part
+  (``APPLICATION_PART``: IVS's 5 less stagepilot's 3) of its calls of an operation into any one second.
 - **The deploy case** (``extra_environments=1``): one more environment per function than it may run at
   once. Reserved concurrency caps concurrent executions, not environments, so the extra one exists (a
   deploy's new version beside the old) but never runs beside the others; each invocation goes to the
@@ -42,10 +45,14 @@ import heapq
 import itertools
 import json
 import logging
+import multiprocessing
 import random
+import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -342,24 +349,68 @@ def _convergence(
     return schedule
 
 
+APPLICATIONS = ("poisson", "bounded")  # ``run(application=...)``: how the customer's application calls
+# The bounded application's own part of each operation: what the budget leaves it in any one second.
+APPLICATION_PART = budget.QUOTA_PER_OPERATION - budget.FUNCTIONS_PER_SECOND
+# Its limiter's slack past the one-second window: the stand-in's clock keeps microseconds.
+APPLICATION_SLACK_SECONDS = 0.001
+
+
+def _arrivals(operations: list[str], rng: random.Random) -> Iterator[tuple[float, str]]:
+    """The application's calls as they arise: each operation's at Poisson arrivals of
+    ``APPLICATION_RESERVE`` calls/s, in time order (the same draws, in the same order, for both models)."""
+    arrivals = [(rng.expovariate(budget.APPLICATION_RESERVE), op) for op in operations]
+    heapq.heapify(arrivals)
+    while True:
+        at, operation = heapq.heappop(arrivals)
+        yield at, operation
+        heapq.heappush(arrivals, (at + rng.expovariate(budget.APPLICATION_RESERVE), operation))
+
+
+def bounded_sends(arrivals: Iterator[tuple[float, str]], part: int = APPLICATION_PART) -> Iterator[tuple[float, str]]:
+    """What a client-side rate limiter makes of ``arrivals``: each call sent in order of its operation's
+    arrivals, held back (never dropped) until sending it puts at most ``part`` of these calls of its
+    operation into any one second (IVS's sliding window, ``(t - 1, t]``); in time order."""
+    sent: dict[str, deque[float]] = {}
+    pending: list[tuple[float, int, str]] = []
+    seq = itertools.count()
+    upcoming = next(arrivals)
+    while True:
+        # a call is never sent before it arises: every arrival up to the earliest pending send is placed first
+        while not pending or upcoming[0] <= pending[0][0]:
+            at, operation = upcoming
+            recent = sent.setdefault(operation, deque(maxlen=part))
+            send_at = max(at, recent[0] + 1.0 + APPLICATION_SLACK_SECONDS) if len(recent) == part else at
+            recent.append(send_at)
+            heapq.heappush(pending, (send_at, next(seq), operation))
+            upcoming = next(arrivals)
+        send_at, _, operation = heapq.heappop(pending)
+        yield send_at, operation
+
+
 def _application(
-    deployment: LocalDeployment, operations: list[str], done: Callable[[], bool], rng: random.Random
+    deployment: LocalDeployment, operations: list[str], done: Callable[[], bool], rng: random.Random, model: str
 ) -> Callable[[], None]:
     """The customer's application: ``APPLICATION_RESERVE`` calls/s of each operation on average, each
-    operation's calls at Poisson arrivals (answered or refused, they count in IVS's window as IVS counts)."""
+    operation's calls at Poisson arrivals (answered or refused, they count in IVS's window as IVS counts).
+    ``model`` "poisson": each call sent as it arises (some seconds 2, 3 or more of one operation);
+    "bounded": the same arrivals through a client-side limiter that keeps to the application's part
+    (``APPLICATION_PART`` in any second of an operation, ``bounded_sends``)."""
     scheduler = deployment.scheduler
     arn = stage_arn("Application")
+    if model not in APPLICATIONS:
+        raise ValueError(f"unknown application model {model!r}; expected one of {', '.join(APPLICATIONS)}")
 
     def run() -> None:
-        arrivals = [(rng.expovariate(budget.APPLICATION_RESERVE), op) for op in operations]
-        heapq.heapify(arrivals)
+        sends = _arrivals(operations, rng)
+        if model == "bounded":
+            sends = bounded_sends(sends)
         while not done():
-            at, operation = heapq.heappop(arrivals)
+            at, operation = next(sends)
             scheduler.sleep(at - scheduler.now)
             deployment.ivs.trigger = APPLICATION
             deployment.ivs.handle_http(f"/{operation}", json.dumps({"arn": arn, "stageArn": arn}))
             deployment.ivs.trigger = None
-            heapq.heappush(arrivals, (at + rng.expovariate(budget.APPLICATION_RESERVE), operation))
 
     return run
 
@@ -428,14 +479,19 @@ def run(
     shared_store: bool = False,
     label: str = "as deployed",
     with_pass: bool = True,
+    application: str = "poisson",
 ) -> dict[str, Any]:
     """One burst of ``stages`` first publishes; ``alongside``: replication and moderation run too;
     ``with_pass``: the convergence pass runs beside it; ``extra_environments``: environments per function
     beyond its reserved concurrency (1: the deploy case); ``shared_store``: every function paced by one shared
-    log instead (the trade docs/performance.md weighs), measured through the same code."""
+    log instead (the trade docs/performance.md weighs), measured through the same code; ``application``:
+    "poisson" (its calls sent as they arise) or "bounded" (held back to its part, ``bounded_sends``)."""
+    if application not in APPLICATIONS:
+        raise ValueError(f"unknown application model {application!r}; expected one of {', '.join(APPLICATIONS)}")
     import botocore.endpoint
     from moto import mock_aws
 
+    commit = _commit()  # what is measured: the tree as the run starts
     rng = random.Random(seed)
     logging.getLogger("stagepilot").setLevel(logging.ERROR)  # "will be retried" lines say nothing here
     logger = Logger(service="burst", level="ERROR")
@@ -461,7 +517,25 @@ def run(
         VirtualTime.scheduler = scheduler
         shared = _SharedStore(deployment, random.Random(rng.random())) if shared_store else None
         with mock.patch.object(botocore.endpoint, "time", VirtualTime()), deployment, _pacers(shared):
-            return _burst(deployment, automations, stages, rng, extra_environments, with_pass, logger, label)
+            one = _burst(
+                deployment, automations, stages, rng, extra_environments, with_pass, logger, label, application
+            )
+    one["shared_store"] = shared_store
+    one["commit"] = commit
+    return one
+
+
+def _commit() -> str | None:
+    """The commit the run measured (with "+" when the tree had changes), or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=here.parent, capture_output=True)
+    except OSError:
+        return None
+    if head.returncode:
+        return None
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
 
 
 def _burst(
@@ -473,6 +547,7 @@ def _burst(
     with_pass: bool,
     logger: Logger,
     label: str,
+    application: str,
 ) -> dict[str, Any]:
     scheduler = deployment.scheduler
     callers = [a.name for a in automations] + ([budget.CONVERGENCE] if with_pass else [])
@@ -527,7 +602,7 @@ def _burst(
             deployment, budget.CONVERGENCE, budget.CONCURRENCY[budget.CONVERGENCE] + extra_environments
         )
         scheduler.spawn(_convergence(functions[budget.CONVERGENCE], burst_done, passes, queues))
-    scheduler.spawn(_application(deployment, called, burst_done, random.Random(rng.random())))
+    scheduler.spawn(_application(deployment, called, burst_done, random.Random(rng.random()), application))
     started = time.perf_counter()
     scheduler.run()
     wall = time.perf_counter() - started
@@ -538,6 +613,7 @@ def _burst(
     report["cold_starts"] = {name: f.cold_starts for name, f in functions.items()}
     report["environments_per_function"] = {name: len(f.environments) for name, f in functions.items()}
     report["extra_environments"] = extra_environments
+    report["application"] = application
     report["met"] = report["met"] and report["pass_met"]
     return {"label": label, "alongside": alongside, **report}
 
@@ -674,16 +750,48 @@ def _report(
     }
 
 
-def run_all(sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
-    """At each size, as deployed and in the deploy case (one extra environment per function); at the first
-    size, the shared store beside them (the trade docs/performance.md section 3 weighs). The 1,000-stage
-    runs take several minutes each (every environment is a thread on one virtual clock)."""
-    runs = []
+DEPLOY_CASE = "deploy case: one extra environment per function"
+BOUNDED = "an application that keeps to its part"
+SHARED_STORE = "the trade: one shared store paces every function"
+WORKERS = 2  # burst runs at once (``run_all``): the reference machine has 2 cores
+
+
+def plan(sizes: tuple[int, ...] = SIZES) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The runs ``run_all`` makes, as ``run``'s arguments: at each size, the Poisson application (the
+    sensitivity figure: it alone sends more than IVS's 5 in some seconds) and the application that keeps to
+    its part, each as deployed and in the deploy case; then the alternatives (the trades
+    docs/performance.md section 3 weighs): the shared store at each size."""
+    runs: list[dict[str, Any]] = []
     for size in sizes:
-        runs.append(run(size))
-        runs.append(run(size, extra_environments=1, label="deploy case: one extra environment per function"))
-    alternatives = [run(sizes[0], shared_store=True, label="the trade: one shared store paces every function")]
-    return {"runs": runs, "alternatives": alternatives}
+        runs.append({"stages": size})
+        runs.append({"stages": size, "extra_environments": 1, "label": DEPLOY_CASE})
+        runs.append({"stages": size, "application": "bounded", "label": BOUNDED})
+        runs.append(
+            {"stages": size, "application": "bounded", "extra_environments": 1, "label": f"{DEPLOY_CASE}, {BOUNDED}"}
+        )
+    alternatives = [{"stages": size, "shared_store": True, "label": SHARED_STORE} for size in sizes]
+    return runs, alternatives
+
+
+def run_all(sizes: tuple[int, ...] = SIZES, *, workers: int = WORKERS) -> dict[str, Any]:
+    """Every run of ``plan``, ``workers`` at a time in processes of their own (each is virtual time: what it
+    measures does not depend on what runs beside it; its ``wall_seconds`` does), the largest first; the
+    answers in ``plan``'s order. Run it after the wall-clock benchmarks, never beside them."""
+    runs, alternatives = plan(sizes)
+    every = [*runs, *alternatives]
+    if workers <= 1:
+        done = [run(**kwargs) for kwargs in every]
+    else:
+        order = sorted(range(len(every)), key=lambda i: -every[i]["stages"])  # the longest first
+        context = multiprocessing.get_context("spawn")  # no fork of a process that may hold threads
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet) as pool:
+            futures = {i: pool.submit(run, **every[i]) for i in order}
+            done = [futures[i].result() for i in range(len(every))]
+    return {"runs": done[: len(runs)], "alternatives": done[len(runs) :], "workers": max(1, workers)}
+
+
+def _quiet() -> None:
+    logging.disable(logging.WARNING)  # the handlers' "will be retried" lines are expected here
 
 
 def main(argv: list[str]) -> int:
