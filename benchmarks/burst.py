@@ -64,7 +64,7 @@ from aws_lambda_powertools import Logger
 
 from benchmarks.work_per_event import ACCOUNT, REGION, T0, stage_arn, stage_event
 from stagepilot import budget
-from stagepilot.adapters.ivs import Pacer
+from stagepilot.adapters.ivs import IvsStage, Pacer, Participant
 from stagepilot.automations import convergence_order
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.automations.moderation import ModerationAutomation
@@ -460,6 +460,60 @@ class _SharedStore(Pacer):
         return super().wait(key)
 
 
+# The one-reader trade (``run(one_reader=True)``, not built): moderation does not ask IVS about a publisher
+# replication reads too; it waits for the publisher record replication keeps (adapters/publishers.py),
+# reading it again every ``ONE_READER_POLL_SECONDS``, and asks IVS itself only after ``ONE_READER_WAIT_SECONDS``.
+ONE_READER_POLL_SECONDS = 0.5
+ONE_READER_WAIT_SECONDS = 30.0
+
+
+@dataclass
+class OneReader:
+    """What moderation's wait for replication's publisher record cost (``run(one_reader=True)``)."""
+
+    served: int = 0  # publishers moderation took from the record, not from IVS
+    fell_back: int = 0  # waited ONE_READER_WAIT_SECONDS, then asked IVS
+    table_reads: int = 0  # consistent reads of the record (each a DynamoDB call)
+    waited_seconds: list[float] = field(default_factory=list)
+
+
+@contextmanager
+def _one_reader(deployment: LocalDeployment, enabled: bool, cost: OneReader) -> Iterator[None]:
+    """Moderation's shared ``GetParticipant`` (the one asked with ``kept``: replication reads the same
+    publisher and keeps its answer) waits for replication's record instead of reading IVS too."""
+    if not enabled:
+        yield
+        return
+    scheduler = deployment.scheduler
+    original = IvsStage.participant
+
+    def participant(
+        self: IvsStage,
+        stage_arn: str,
+        session_id: str,
+        participant_id: str,
+        *,
+        kept: Callable[[], Participant | None] | None = None,
+    ) -> Participant:
+        if kept is not None and deployment.ivs.trigger != PASS_TRIGGER:
+            began = scheduler.now
+            while True:
+                cost.table_reads += 1
+                found = kept()
+                if found is not None:
+                    cost.served += 1
+                    cost.waited_seconds.append(scheduler.now - began)
+                    return found
+                if scheduler.now - began >= ONE_READER_WAIT_SECONDS:
+                    cost.fell_back += 1
+                    break
+                scheduler.sleep(ONE_READER_POLL_SECONDS)
+        return original(self, stage_arn, session_id, participant_id, kept=kept)
+
+    with mock.patch.object(IvsStage, "participant", participant):
+        yield
+
+
 @contextmanager
 def _pacers(shared: Pacer | None) -> Iterator[None]:
     """Every environment's pacer is ``Pacer.for_caller`` (as the functions build it), or the shared store."""
@@ -480,12 +534,15 @@ def run(
     label: str = "as deployed",
     with_pass: bool = True,
     application: str = "poisson",
+    one_reader: bool = False,
 ) -> dict[str, Any]:
     """One burst of ``stages`` first publishes; ``alongside``: replication and moderation run too;
     ``with_pass``: the convergence pass runs beside it; ``extra_environments``: environments per function
     beyond its reserved concurrency (1: the deploy case); ``shared_store``: every function paced by one shared
     log instead (the trade docs/performance.md weighs), measured through the same code; ``application``:
-    "poisson" (its calls sent as they arise) or "bounded" (held back to its part, ``bounded_sends``)."""
+    "poisson" (its calls sent as they arise) or "bounded" (held back to its part, ``bounded_sends``);
+    ``one_reader``: moderation waits for replication's publisher record instead of its own ``GetParticipant``
+    (a trade, not built: ``_one_reader``)."""
     if application not in APPLICATIONS:
         raise ValueError(f"unknown application model {application!r}; expected one of {', '.join(APPLICATIONS)}")
     import botocore.endpoint
@@ -516,11 +573,27 @@ def run(
         scheduler = deployment.scheduler
         VirtualTime.scheduler = scheduler
         shared = _SharedStore(deployment, random.Random(rng.random())) if shared_store else None
-        with mock.patch.object(botocore.endpoint, "time", VirtualTime()), deployment, _pacers(shared):
+        reader = OneReader()
+        with (
+            mock.patch.object(botocore.endpoint, "time", VirtualTime()),
+            deployment,
+            _pacers(shared),
+            _one_reader(deployment, one_reader, reader),
+        ):
             one = _burst(
                 deployment, automations, stages, rng, extra_environments, with_pass, logger, label, application
             )
     one["shared_store"] = shared_store
+    one["one_reader"] = one_reader
+    if one_reader:
+        waits = sorted(reader.waited_seconds)
+        one["one_reader_cost"] = {
+            "served_from_the_record": reader.served,
+            "fell_back_to_ivs": reader.fell_back,
+            "table_reads": reader.table_reads,
+            "wait_p50_seconds": waits[len(waits) // 2] if waits else 0.0,
+            "wait_max_seconds": waits[-1] if waits else 0.0,
+        }
     one["commit"] = commit
     return one
 
@@ -753,6 +826,7 @@ def _report(
 DEPLOY_CASE = "deploy case: one extra environment per function"
 BOUNDED = "an application that keeps to its part"
 SHARED_STORE = "the trade: one shared store paces every function"
+ONE_READER = "the trades: the shared store, and one reader of each publisher"
 WORKERS = 2  # burst runs at once (``run_all``): the reference machine has 2 cores
 
 
@@ -760,7 +834,9 @@ def plan(sizes: tuple[int, ...] = SIZES) -> tuple[list[dict[str, Any]], list[dic
     """The runs ``run_all`` makes, as ``run``'s arguments: at each size, the Poisson application (the
     sensitivity figure: it alone sends more than IVS's 5 in some seconds) and the application that keeps to
     its part, each as deployed and in the deploy case; then the alternatives (the trades
-    docs/performance.md section 3 weighs): the shared store at each size."""
+    docs/performance.md section 3 weighs), with the application that keeps to its part (only it lets a
+    trade meet 0 throttled calls): at each size the shared store, and the shared store with one reader of
+    each publisher (moderation waits for replication's publisher record: ``_one_reader``)."""
     runs: list[dict[str, Any]] = []
     for size in sizes:
         runs.append({"stages": size})
@@ -769,7 +845,11 @@ def plan(sizes: tuple[int, ...] = SIZES) -> tuple[list[dict[str, Any]], list[dic
         runs.append(
             {"stages": size, "application": "bounded", "extra_environments": 1, "label": f"{DEPLOY_CASE}, {BOUNDED}"}
         )
-    alternatives = [{"stages": size, "shared_store": True, "label": SHARED_STORE} for size in sizes]
+    alternatives: list[dict[str, Any]] = []
+    for size in sizes:
+        trade = {"stages": size, "application": "bounded", "shared_store": True}
+        alternatives.append({**trade, "label": f"{SHARED_STORE}, {BOUNDED}"})
+        alternatives.append({**trade, "one_reader": True, "label": f"{ONE_READER}, {BOUNDED}"})
     return runs, alternatives
 
 
@@ -831,6 +911,16 @@ def summary(one: dict[str, Any]) -> str:
             if one.get("with_pass")
             else ""
         )
+        + (one_reader_cost(one["one_reader_cost"]) if one.get("one_reader") else "")
+    )
+
+
+def one_reader_cost(cost: Mapping[str, Any]) -> str:
+    """What moderation's wait for replication's publisher record cost, in words."""
+    return (
+        f"; one reader: moderation took {cost['served_from_the_record']} publishers from replication's record "
+        f"({cost['table_reads']} table reads, waiting p50 {cost['wait_p50_seconds']:.2f} s, most "
+        f"{cost['wait_max_seconds']:.2f} s), asked IVS itself {cost['fell_back_to_ivs']} times"
     )
 
 
