@@ -93,7 +93,11 @@ def _row(automation: str, pipeline: AutomationPipeline) -> list[cloudwatch.IWidg
     return [
         cloudwatch.GraphWidget(
             title=f"{automation}: events acted on / skipped, and actions",
-            left=[custom(names.METRIC_EVENT_ACTED, "acted"), custom(names.METRIC_EVENT_SKIPPED, "skipped")],
+            left=[
+                custom(names.METRIC_EVENT_ACTED, "acted"),
+                custom(names.METRIC_EVENT_SKIPPED, "skipped"),
+                custom(names.METRIC_EVENT_CLAIM_HELD, "waiting for another's claim"),
+            ],
             right=[custom(name) for name in ACTION_METRICS.get(automation, ())],
             width=WIDTH,
             height=HEIGHT,

@@ -88,6 +88,8 @@ METRIC_EVENT_ACTED: Final = "EventActed"
 METRIC_EVENT_SKIPPED: Final = "EventSkipped"
 METRIC_EVENT_FAILED: Final = "EventFailed"
 METRIC_EVENT_RETRIED: Final = "EventRetried"
+# an event sent back to its queue until another owner's live claim can have run out (not a failure)
+METRIC_EVENT_CLAIM_HELD: Final = "EventClaimHeld"
 METRIC_IVS_THROTTLED: Final = "IvsThrottled"
 
 

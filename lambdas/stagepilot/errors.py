@@ -4,6 +4,9 @@ the event path and the convergence pass, in ``stagepilot.failures``).
 - ``RetryLater``: a transient failure (IVS 5xx, throttling, quota, a DynamoDB throttle). The record is
   reported as failed, so the queue delivers it again after a back-off; after the queue's last receive it
   is in the dead-letter queue and an alarm fires.
+- ``ClaimHeld`` (a ``RetryLater``): another owner holds the claim the event needs and its lease runs. Not a
+  failure: the event is tried again once that lease can have run out (decisions/leases.py), counted apart
+  (``EventClaimHeld``) and logged at info level with the reason.
 - ``MalformedEvent``: the event itself is wrong. Retrying cannot help: it is parked in the DLQ at once.
 - ``ConfigurationError``: IVS rejected what the policy asked for (a channel that does not exist, a
   destination stage that is gone). Not retried: audited, counted, visible with the CLI.
@@ -25,6 +28,16 @@ class RetryLater(StagePilotError):
         super().__init__(message)
         self.delay_seconds = delay_seconds
         self.throttled = throttled  # IVS said "slow down" (429 / throttling): counted apart on the dashboard
+
+
+class ClaimHeld(RetryLater):
+    """Another owner holds the claim this event needs while its lease runs (``ClaimVerdict.HELD``): tried
+    again after ``delay_seconds``, when the lease can have run out; not a failure, not a throttle."""
+
+    def __init__(self, message: str, *, owner: str, delay_seconds: float, outcome: object = None) -> None:
+        super().__init__(message, delay_seconds=delay_seconds)
+        self.owner = owner
+        self.outcome = outcome  # what the event did meanwhile (``pipeline.Outcome``: another destination, say)
 
 
 class MalformedEvent(StagePilotError):

@@ -6,6 +6,9 @@ differs only in how it carries the meaning out:
 
     error type           event path                                  convergence pass
     MalformedEvent       park in the DLQ at once (MalformedEvent)    unexpected (as any other error)
+    ClaimHeld            retry once the holder's lease can have      not raised: the pass leaves a held
+                         run out (EventClaimHeld; an info line:      claim to its owner and its next pass
+                         not a failure, not a throttle)              (as RetryLater if it ever were)
     RetryLater           retry after its delay or a back-off         the next pass tries again, reported
                          (EventRetried; IvsThrottled if throttled)   (ReconcileStageFailed)
     PolicyInvalid        retry: the policy may be fixed meanwhile    reported, the stage skipped (PolicyInvalid)
@@ -32,7 +35,7 @@ from typing import Final
 
 from botocore.exceptions import ClientError
 
-from stagepilot.errors import ConfigurationError, Deferred, MalformedEvent, MalformedItem, RetryLater
+from stagepilot.errors import ClaimHeld, ConfigurationError, Deferred, MalformedEvent, MalformedItem, RetryLater
 from stagepilot.policy import PolicyInvalid
 
 
@@ -55,6 +58,7 @@ class Log(StrEnum):
     """How the failure is logged."""
 
     QUIET = "quiet"  # reported and counted only
+    INFO = "info"  # expected and not a failure (a held claim): one info line saying why it is retried
     WARNING = "warning"  # expected (IVS or DynamoDB unavailable): one warning line
     ERROR = "error"  # an operator should look (a malformed event or stored item): an error line
     TRACEBACK = "traceback"  # unknown, perhaps a bug: an error line with its traceback
@@ -79,6 +83,7 @@ _PASS_TRANSIENT: Final = Handling(Meaning.RETRY, ("ReconcileStageFailed",), Log.
 HANDLING: Final[Mapping[Path, Mapping[type[Exception], Handling]]] = {
     Path.EVENT: {
         MalformedEvent: Handling(Meaning.PARK, ("MalformedEvent",), Log.ERROR),
+        ClaimHeld: Handling(Meaning.RETRY, ("EventClaimHeld",), Log.INFO),
         RetryLater: Handling(Meaning.RETRY, ("EventRetried",), Log.WARNING, counts_throttles=True),
         PolicyInvalid: Handling(Meaning.RETRY, ("PolicyInvalid", "EventRetried"), Log.WARNING),
         ConfigurationError: _EVENT_UNEXPECTED,

@@ -32,8 +32,8 @@ from stagepilot.adapters.leases import release_claims
 from stagepilot.adapters.pauses import PauseSwitches
 from stagepilot.adapters.policies import PolicyLookup, PolicySnapshot, PolicyStore, StoredPolicy
 from stagepilot.config import Settings
-from stagepilot.decisions.leases import MAX_RECEIVES
-from stagepilot.errors import MalformedEvent, RetryLater
+from stagepilot.decisions.leases import MAX_RECEIVES, HeldClaim
+from stagepilot.errors import ClaimHeld, MalformedEvent, RetryLater
 from stagepilot.events import Event, delivered, parse_body
 from stagepilot.failures import Log, Meaning, Path, describe, handling, metrics
 from stagepilot.origin import check_origin
@@ -77,6 +77,10 @@ class Outcome:
     # A heal's reason when the converge function knows it (decisions/heals.py: ``taken-over``,
     # ``ivs-ended``...); None: the convergence pass explains it from what it observed of the stage.
     heal_reason: str | None = None
+    # Another owner's live claim kept it from acting (decisions/leases.py, ``HELD``): on the event path the
+    # record is tried again once that lease can have run out (``handle_record``); the convergence pass and
+    # the operators' commands leave the claim to its owner.
+    held: HeldClaim | None = None
 
 
 @dataclass
@@ -450,7 +454,18 @@ def handle_record(
             outcome = handle_event(event, automation, services)
         except Exception as exc:
             return _failed(exc, record, event, automation, services, redelivery, extra)
+        if outcome.held is not None:  # not done: what it did (another destination) is logged, then it comes back
+            if outcome.acted:
+                _log_outcome(outcome, services, extra)
+            return _failed(
+                _held(outcome, outcome.held, services.clock()), record, event, automation, services, redelivery, extra
+            )
         services.handled.keep(event.event_id)
+    _log_outcome(outcome, services, extra)
+    return outcome
+
+
+def _log_outcome(outcome: Outcome, services: Services, extra: Mapping[str, Any]) -> None:
     services.metrics.count("EventActed" if outcome.acted else "EventSkipped")
     logger.info(
         outcome.reason,
@@ -461,7 +476,19 @@ def handle_record(
             **{f"detail_{k}": v for k, v in outcome.details.items()},
         },
     )
-    return outcome
+
+
+def _held(outcome: Outcome, held: HeldClaim, now: datetime) -> ClaimHeld:
+    """The event could not act because another owner's claim is live: not done, not failed. It comes back
+    once that lease can have run out, and then finds the action done or takes the claim over with the same
+    attempt and idempotency token (decisions/leases.py), so a dead owner never silently drops it."""
+    return ClaimHeld(
+        f"{outcome.reason}: the claim of {held.owner or 'another caller'} runs until "
+        f"{held.lease_ends.isoformat()}; tried again then, to find it done or take it over",
+        owner=held.owner,
+        delay_seconds=held.retry_in(now),
+        outcome=outcome,
+    )
 
 
 def _failed(
@@ -486,8 +513,21 @@ def _failed(
         redelivery.park(record, f"malformed event: {exc}")
         return Outcome(automation.name, "park", f"malformed event: {exc}")
     delay = exc.delay_seconds if isinstance(exc, RetryLater) and exc.delay_seconds is not None else None
+    if delay is not None:  # a visibility change per retry, well within SQS's 12 hours
+        delay = min(max(delay, 0.0), float(MAX_RETRY_DELAY_SECONDS))
     if found.log is Log.TRACEBACK:
         logger.exception("event failed; the queue will retry it", extra={**extra, "event_body": body})
+    elif found.log is Log.INFO:  # a held claim: expected, not a failure
+        logger.info(
+            "event will be retried once another owner's claim can have run out",
+            extra={**extra, "reason": describe(exc), "retry_in_seconds": delay},
+        )
+        if _receives(record) >= MAX_RECEIVES:
+            logger.warning(
+                "a claim still held on the record's last receive: the event goes to the dead-letter queue "
+                "(redrive it: it finds the action done or takes the claim over; the convergence pass heals the stage)",
+                extra={**extra, "reason": describe(exc)},
+            )
     else:
         delay = delay if delay is not None else backoff_seconds(record)
         logger.warning(

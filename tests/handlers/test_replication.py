@@ -10,7 +10,9 @@ import pytest
 
 from stagepilot.adapters.replication_state import KnownEvent, ReplicationRecords, ReplicationTarget
 from stagepilot.automations.replication import ReplicationAutomation
+from stagepilot.decisions.leases import CLAIM_LEASE, HELD_RETRY_MARGIN
 from stagepilot.decisions.replication import ClaimState, ReplicationEventKind
+from stagepilot.errors import ClaimHeld
 from stagepilot.events import parse_body
 from stagepilot.local.deployment import LocalDeployment
 from stagepilot.pipeline import Outcome
@@ -245,9 +247,18 @@ def test_twenty_concurrent_deliveries_start_once_per_destination(
     results = run_concurrently(deployment, bodies)
 
     assert len(results) == 20
-    assert [r for r in results if isinstance(r, BaseException)] == []
+    # Those that found another delivery's claim live are sent back until its lease can have run out (a held
+    # claim is retried, not dropped: test_held_claims.py); nothing else fails.
+    assert [r for r in results if isinstance(r, BaseException) and not isinstance(r, ClaimHeld)] == []
     assert sorted(p["destinationStageArn"] for p in starts(deployment)) == sorted([OTHER_STAGE, THIRD_STAGE])
-    assert sum(1 for r in results if isinstance(r, Outcome) and r.acted) >= 1
+    did = [
+        r.outcome if isinstance(r, ClaimHeld) else r for r in results
+    ]  # one held on a destination may act on another
+    assert sum(1 for r in did if isinstance(r, Outcome) and r.acted) >= 1
+    deployment.clock.advance_to(deployment.clock() + CLAIM_LEASE + HELD_RETRY_MARGIN)  # their return: done
+    again = run_concurrently(deployment, bodies)
+    assert [r for r in again if isinstance(r, BaseException) or r.acted] == []
+    assert sorted(p["destinationStageArn"] for p in starts(deployment)) == sorted([OTHER_STAGE, THIRD_STAGE])
 
 
 def test_replica_is_not_replicated_back_when_both_directions_are_configured(

@@ -37,7 +37,7 @@ def test_the_dashboard_has_a_row_per_automation_with_what_an_operator_needs(depl
             f"{automation}: IVS throttles, event age at handling",
         }
         acted = row[f"{automation}: events acted on / skipped, and actions"]
-        assert metric_names(acted) == ["EventActed", "EventSkipped", *ACTION_METRICS[automation]]
+        assert metric_names(acted) == ["EventActed", "EventSkipped", "EventClaimHeld", *ACTION_METRICS[automation]]
         assert all(
             m[0] == config.METRICS_NAMESPACE and m[2:4] == ["service", automation]
             for m in acted["properties"]["metrics"]

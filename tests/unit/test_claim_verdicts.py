@@ -2,7 +2,10 @@
 
 One table of leases (whose claim, how old) × every ``decide_*`` that meets a claim: what the verdict is and
 what each decision does with it — act or not, and whether it resumes its own earlier try (then the
-automation neither claims again nor skips asking IVS what that try did).
+automation neither claims again nor skips asking IVS what that try did); and, for a claim another owner
+holds, that the decision names it (``held``), so an event is tried again when its lease can have run out
+instead of being dropped (the disconnect claim's ``held`` is tested through the automation:
+tests/handlers/test_held_claims.py).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from stagepilot.decisions.composition import (
     decide_start,
     restart_backoff,
 )
-from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict
+from stagepilot.decisions.leases import CLAIM_LEASE, HELD_RETRY_MARGIN, ClaimVerdict, HeldClaim, claim_verdict
 from stagepilot.decisions.replication import ClaimState, ReplicationClaim, decide_claim
 
 NOW = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
@@ -83,7 +86,7 @@ def rollover_ahead(claim: SessionCompositions) -> Decision:
 def replication(claim: SessionCompositions) -> Decision:
     stored = ReplicationClaim(state=ClaimState.CLAIMED, owner=claim.owner, claimed_at=claim.claimed_at)
     decision = decide_claim(stored, owner=ME, now=NOW, rule_hash="h")
-    return Decision(decision.act, decision.reason, resume=decision.resume)
+    return Decision(decision.act, decision.reason, resume=decision.resume, held=decision.held)
 
 
 # what each decision does with each verdict: (act, resume)
@@ -117,6 +120,47 @@ def test_every_decision_about_a_claim_follows_the_verdict(
     assert decision.reason
     if decision.act:
         assert decision.attempt in (0, 2)  # a claim is finished or taken over with its own attempt
+
+
+# every decision but the rollover's (a rollover claim is only ever the pass's own) names a held claim
+NAMING = [d for d in DECISIONS if d[1] is not rollover_ahead]
+
+
+@pytest.mark.parametrize(
+    ("decide", "lease"),
+    [(d[1], lease) for d in NAMING for lease in LEASES],
+    ids=[f"{d[0]}: {lease[0]}" for d in NAMING for lease in LEASES],
+)
+def test_a_decision_that_meets_a_held_claim_names_it_and_when_its_lease_can_have_run_out(
+    decide: Any, lease: tuple[str, str, timedelta, ClaimVerdict]
+) -> None:
+    _, owner, age, verdict = lease
+    decision = decide(record(owner, age))
+    if verdict is not ClaimVerdict.HELD:
+        assert decision.held is None
+        return
+    assert decision.held == HeldClaim(OTHER, NOW - age)
+    # the event comes back once the lease can have run out (and the verdict is TAKE_OVER, past it strictly)
+    wait = timedelta(seconds=decision.held.retry_in(NOW))
+    assert wait == CLAIM_LEASE - age + HELD_RETRY_MARGIN
+    assert claim_verdict(owner=OTHER, claimed_at=NOW - age, caller=ME, now=NOW + wait) is ClaimVerdict.TAKE_OVER
+
+
+# (id, the claim's age, the wait in whole seconds): the lease's remaining time and the margin, whole seconds
+WAITS: list[tuple[str, timedelta, int]] = [
+    ("just claimed", timedelta(0), 125),
+    ("a second old", SECOND, 124),
+    ("half a second old: rounded up", SECOND / 2, 125),
+    ("exactly at the lease", CLAIM_LEASE, 5),
+    ("claimed a second in the future (another container's clock)", -SECOND, 125),
+]
+
+
+@pytest.mark.parametrize(("age", "seconds"), [w[1:] for w in WAITS], ids=[w[0] for w in WAITS])
+def test_how_long_an_event_waits_for_a_held_claim(age: timedelta, seconds: int) -> None:
+    held = HeldClaim(OTHER, NOW - age)
+    assert held.retry_in(NOW) == seconds
+    assert held.lease_ends == NOW - age + CLAIM_LEASE
 
 
 # whether the pass asks IVS about the record's composition before it decides: it runs, or its own claim

@@ -21,6 +21,7 @@ from stagepilot import errors
 from stagepilot.adapters.ivs import IvsConflict, IvsQuotaExceeded, IvsRejected
 from stagepilot.convergence import PassReport, _converge_stage
 from stagepilot.errors import (
+    ClaimHeld,
     ConfigurationError,
     ConflictError,
     Deferred,
@@ -50,6 +51,14 @@ ROWS: list[tuple[str, Exception, tuple[Any, ...], tuple[Any, ...]]] = [
         PASS_BUG,
     ),
     ("RetryLater", RetryLater("IVS: 500"), (RETRY, ("EventRetried",), Log.WARNING), PASS_TRANSIENT),
+    # another owner's live claim: retried once its lease can have run out, counted apart, one info line; the
+    # pass never raises it (it leaves a held claim to its owner), and would treat it as any RetryLater
+    (
+        "ClaimHeld",
+        ClaimHeld("another event is starting this replication", owner="e-2@m-2", delay_seconds=125),
+        (RETRY, ("EventClaimHeld",), Log.INFO),
+        PASS_TRANSIENT,
+    ),
     (
         "RetryLater, throttled",
         RetryLater("IVS: slow down", throttled=True),
@@ -120,7 +129,9 @@ def logged(caplog: pytest.LogCaptureFixture) -> Log:
     [record] = mine
     if record.exc_info:
         return Log.TRACEBACK
-    return Log.ERROR if record.levelno >= logging.ERROR else Log.WARNING
+    if record.levelno >= logging.ERROR:
+        return Log.ERROR
+    return Log.WARNING if record.levelno >= logging.WARNING else Log.INFO
 
 
 @pytest.mark.parametrize(("error", "expected"), [(r[1], r[2]) for r in ROWS], ids=[r[0] for r in ROWS])

@@ -43,6 +43,7 @@ from stagepilot.decisions.composition import (
 )
 from stagepilot.decisions.composition_hours import BUDGET
 from stagepilot.decisions.heals import HealReason
+from stagepilot.decisions.leases import HeldClaim
 from stagepilot.errors import RetryLater
 from stagepilot.events import CompositionStateChange, Event, RecordingStateChange, StageUpdate
 from stagepilot.pipeline import Outcome, Services
@@ -85,7 +86,7 @@ class CompositionAutomation:
             max_restarts=composition.max_restarts,
         )
         if not decision.act:
-            return self._skip(decision.reason, session_id=event.session_id)
+            return self._skip(decision.reason, decision.held, session_id=event.session_id)
         return self._start(
             event.stage_arn,
             event.session_id,
@@ -231,7 +232,7 @@ class CompositionAutomation:
                     failure=event.reason or "",
                     composition_arn=event.composition_arn,
                 )
-            return self._skip(decision.reason, session_id=session_id)
+            return self._skip(decision.reason, decision.held, session_id=session_id)
         if decision.delay is not None:
             raise RetryLater(
                 f"restart back-off: {decision.delay.total_seconds():.0f} s to wait",
@@ -596,7 +597,9 @@ class CompositionAutomation:
         if not (claimed or resumed) and not records.claim(
             stage_arn, session_id, attempt=attempt, owner=owner, expected=record
         ):
-            return self._skip("another event claimed this start first", session_id=session_id)
+            # a caller not named claimed it between the read and this write: held from now
+            held = HeldClaim("", services.clock())
+            return self._skip("another event claimed this start first", held, session_id=session_id)
         refusal = refused(services, services.clock())
         if refusal is not None:
             return self._refuse(stage_arn, session_id, attempt, refusal, services, owner=owner, event_time=event_time)
@@ -771,8 +774,9 @@ class CompositionAutomation:
             records.forget(stage_arn, {session: ledger.others[session] for session in stale})
         return live[0] if live else None
 
-    def _skip(self, reason: str, **details: str) -> Outcome:
-        return Outcome(self.name, "skip", reason, details=details)
+    def _skip(self, reason: str, held: HeldClaim | None = None, /, **details: str) -> Outcome:
+        """Nothing done, and why; ``held``: another owner's live claim is why (``Outcome.held``)."""
+        return Outcome(self.name, "skip", reason, details=details, held=held)
 
 
 def _rollover_details(record: SessionCompositions | None, successor: str, services: Services) -> dict[str, Any]:

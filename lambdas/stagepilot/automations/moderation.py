@@ -36,6 +36,7 @@ from stagepilot.adapters.publishers import (
     publisher_key,
 )
 from stagepilot.adapters.table import JOIN, PUBLISH, AuditRecord, Ban
+from stagepilot.decisions.leases import HeldClaim
 from stagepilot.decisions.moderation import (
     MAX_REASON_LENGTH,
     NO_FLAG_LIMIT,
@@ -390,7 +391,9 @@ def disconnect_participant(
     event: ``Envelope.owner``) resumes a disconnect that was cut short, and anyone takes over one whose
     owner's lease ran out; either asks IVS first (GetParticipant) and does not disconnect again a participant
     the earlier try disconnected. Any other caller finds it done, or held while its owner acts, and does
-    nothing. ``dry_run``: audit and count a would-disconnect, call nothing on IVS.
+    nothing now: the outcome names the held claim (``Outcome.held``), and an event is tried again once its
+    lease can have run out (the pass, the sweep and the manual kick leave it to its owner). ``dry_run``: audit
+    and count a would-disconnect, call nothing on IVS.
     ``replica``: IVS's answer when the participant is a replica on this (its destination) stage: before
     the disconnect its replication is blocked for the rest of its source session (audited
     ``blocked-at-destination`` on the source stage), and after it the replication is stopped.
@@ -410,7 +413,12 @@ def disconnect_participant(
         if current is not None and current.state is ClaimState.DONE:
             done = "would have been disconnected" if dry_run else "already disconnected"
             return _skip(f"participant {done} in this session ({current.result or 'done'})", **details)
-        return _skip("another event is disconnecting this participant", **details)
+        # Another owner's claim, its lease running (``current``; None: taken over by a caller not named, just
+        # now): an event is tried again once it can have run out (``pipeline.handle_record``).
+        held = HeldClaim(current.owner, current.claimed_at) if current is not None else HeldClaim("", services.clock())
+        return Outcome(
+            MODERATION, "skip", "another event is disconnecting this participant", details=details, held=held
+        )
 
     def audit(action: str, result: str, metric: str, **extra: Any) -> None:
         """Audit the decision and finish the claim with ``result``, in one call, and count ``metric``."""

@@ -18,6 +18,7 @@ from stagepilot.adapters.ivs import IvsConflict, IvsQuotaExceeded, IvsRejected, 
 from stagepilot.adapters.publishers import PublisherTokens, audit_body_mismatch
 from stagepilot.adapters.replication_state import KnownEvent, ReplicationRecords, ReplicationTarget
 from stagepilot.adapters.table import AuditRecord
+from stagepilot.decisions.leases import HeldClaim
 from stagepilot.decisions.publishers import (
     PublisherMatch,
     candidate_rules,
@@ -59,6 +60,13 @@ class _Progress:
     over_limit: list[str] = field(default_factory=list)
     retry: RetryLater | None = None
     retrying: list[ReplicationTarget] = field(default_factory=list)  # claims kept for this event's retry
+    held: HeldClaim | None = None  # the latest-ending live claim of another owner this event found
+
+    def wait_for(self, held: HeldClaim | None) -> None:
+        """Another owner's live claim kept a destination from this event: it is tried again once the last
+        such lease can have run out (``pipeline.handle_record``)."""
+        if held is not None and (self.held is None or held.lease_ends > self.held.lease_ends):
+            self.held = held
 
     def details(self, session_id: str, participant_id: str) -> dict[str, Any]:
         out: dict[str, Any] = {"session_id": session_id, "participant_id": participant_id}
@@ -134,6 +142,7 @@ class ReplicationAutomation:
                     resumed.add(rule.destination_stage_arn)
             else:
                 progress.skipped[rule.destination_stage_arn] = decision.reason
+                progress.wait_for(decision.held)
         if wanted and found is None:
             # About to replicate and IVS has not been asked yet: GetParticipant says whether the publisher
             # is a replica (never replicated back) and who it is — the body's user id only chose whom to ask.
@@ -220,6 +229,7 @@ class ReplicationAutomation:
         owner = event.envelope.owner
         if not resuming and not records.claim(target, owner=owner, expected=claim):
             progress.skipped[destination] = "another event claimed this replication first"
+            progress.wait_for(HeldClaim("", services.clock()))  # claimed by a caller not named, just now
             return None
         request = rule.start_request(source_stage_arn=event.stage_arn, participant_id=target.participant_id)
         try:
@@ -430,11 +440,12 @@ class ReplicationAutomation:
         if progress.skipped:
             parts.append("; ".join(sorted(set(progress.skipped.values()))))
         reason = "; ".join(parts) or "nothing to replicate"
+        held = progress.held
         if progress.started:
-            return Outcome(self.name, "replication-started", reason, acted=True, details=details)
+            return Outcome(self.name, "replication-started", reason, acted=True, details=details, held=held)
         if progress.rejected:
-            return Outcome(self.name, "rejected", reason, details=details)
-        return Outcome(self.name, "skip", reason, details=details)
+            return Outcome(self.name, "rejected", reason, details=details, held=held)
+        return Outcome(self.name, "skip", reason, details=details, held=held)
 
     # the convergence pass -----------------------------------------------------------------------------
     def converge(self, stage: LiveStage, services: Services) -> list[Outcome]:

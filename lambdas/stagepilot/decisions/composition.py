@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from stagepilot.decisions.heals import HealReason
-from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, claim_verdict, lease_runs
+from stagepilot.decisions.leases import CLAIM_LEASE, ClaimVerdict, HeldClaim, claim_verdict, lease_runs
 
 RESTART_BACKOFF_BASE = timedelta(seconds=5)
 RESTART_BACKOFF_MAX = timedelta(minutes=2)
@@ -109,6 +109,9 @@ class Decision:
     # the caller's own earlier try holds the claim of ``attempt`` (``ClaimVerdict.RESUME``): it finishes it
     # without claiming again, and asks IVS first whether that try started the composition
     resume: bool = False
+    # another owner's live claim (``ClaimVerdict.HELD``) stopped it: an event is tried again once its lease
+    # can have run out (``pipeline.handle_record``); the pass leaves it to its owner and its next pass
+    held: HeldClaim | None = None
 
 
 def ended_at_limit(started_at: datetime | None, ended_at: datetime | None) -> bool:
@@ -205,7 +208,7 @@ def decide_on_failure(
             )
         if verdict is ClaimVerdict.TAKE_OVER:
             return Decision(True, "the restart's claim expired; taking over", record.attempt, True)
-        return Decision(False, "another event is restarting the composition")
+        return Decision(False, "another event is restarting the composition", held=_held(record))
     if record.attempt != failed_attempt:
         return Decision(False, f"attempt {failed_attempt} is not the current one ({record.attempt})")
     if record.state is State.GUARDED:
@@ -389,7 +392,7 @@ def _finish_claim(record: SessionCompositions, healing: Converging | None, *, ow
             record.attempt,
             heal_reason=HealReason.TAKEN_OVER,
         )
-    return Decision(False, "another event is starting this session's composition")
+    return Decision(False, "another event is starting this session's composition", held=_held(record))
 
 
 def _heal_started(record: SessionCompositions, healing: Converging) -> Decision:
@@ -458,6 +461,10 @@ def _start_after_end(record: SessionCompositions, trigger: Published | Convergin
 def _verdict(record: SessionCompositions, caller: str, now: datetime) -> ClaimVerdict:
     """What ``caller`` may do with the record's unfinished claim (the one rule, decisions/leases.py)."""
     return claim_verdict(owner=record.owner, claimed_at=record.claimed_at, caller=caller, now=now)
+
+
+def _held(record: SessionCompositions) -> HeldClaim:
+    return HeldClaim(record.owner, record.claimed_at)
 
 
 def asks_ivs(record: SessionCompositions | None, *, owner: str, now: datetime) -> bool:

@@ -8,10 +8,17 @@ with the same attempt and idempotency token, so the action happens once however 
 
 The lease is twice the functions' timeout (``infra/pipeline.py``: 60 s): a live owner is always within
 one invocation of finishing or failing, and a dead one blocks nothing for more than two minutes.
+
+A caller that finds another owner's live claim (``HELD``) does not act, and is not done either: the owner
+may still die. An event goes back to its queue until the lease can have run out (``HeldClaim.retry_in``;
+``pipeline.handle_record``), and then finds the action done, or takes the claim over; the convergence pass
+leaves the claim to its owner and to its next pass (docs/reliability.md, "A held claim is retried").
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -22,6 +29,9 @@ CLAIM_LEASE: Final = timedelta(seconds=2 * FUNCTION_TIMEOUT_SECONDS)
 # The last receive releases the claims its event holds (``adapters/leases.py``), so nothing waits out a
 # lease for an owner that will never come back.
 MAX_RECEIVES: Final = 5
+# An event that found a live claim comes back this long after the lease can have run out: the verdict turns
+# TAKE_OVER only past the lease (strictly), and the claim's time is another container's clock.
+HELD_RETRY_MARGIN: Final = timedelta(seconds=5)
 
 
 class ClaimVerdict(StrEnum):
@@ -40,6 +50,26 @@ def claim_verdict(*, owner: str, claimed_at: datetime, caller: str, now: datetim
     if now - claimed_at > CLAIM_LEASE:
         return ClaimVerdict.TAKE_OVER
     return ClaimVerdict.HELD
+
+
+@dataclass(frozen=True)
+class HeldClaim:
+    """A claim another owner holds while its lease runs (``ClaimVerdict.HELD``): what a caller that needs it
+    waits for. ``owner`` as stored (empty when a conditional write lost to a caller not named)."""
+
+    owner: str
+    claimed_at: datetime
+
+    @property
+    def lease_ends(self) -> datetime:
+        return self.claimed_at + CLAIM_LEASE
+
+    def retry_in(self, now: datetime) -> int:
+        """Whole seconds (SQS's visibility is in seconds) until the caller may try again and take the claim
+        over if it is still unfinished: the lease's remaining time plus ``HELD_RETRY_MARGIN``, at most one
+        lease and the margin (a claim time in the future is another clock's)."""
+        remaining = min(max((self.lease_ends - now).total_seconds(), 0.0), CLAIM_LEASE.total_seconds())
+        return math.ceil(remaining + HELD_RETRY_MARGIN.total_seconds())
 
 
 def lease_runs(claimed_at: datetime | None, now: datetime) -> bool:

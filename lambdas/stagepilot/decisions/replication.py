@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from stagepilot.decisions.leases import ClaimVerdict, claim_verdict
+from stagepilot.decisions.leases import ClaimVerdict, HeldClaim, claim_verdict
 from stagepilot.decisions.publishers import candidate_rules
 from stagepilot.policy import ReplicationRule
 
@@ -60,6 +60,8 @@ class ClaimDecision:
     # the event's own earlier delivery holds the claim (``ClaimVerdict.RESUME``): it finishes it without
     # claiming again
     resume: bool = False
+    # another owner's live claim (``ClaimVerdict.HELD``): the event is tried again once its lease can have run out
+    held: HeldClaim | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,9 @@ def decide_claim(claim: ReplicationClaim | None, *, owner: str, now: datetime, r
             return ClaimDecision(True, "this event's earlier delivery claimed the start; finishing it", resume=True)
         if verdict is ClaimVerdict.TAKE_OVER:
             return ClaimDecision(True, "the claim of another event expired; taking over")
-        return ClaimDecision(False, "another event is starting this replication")
+        return ClaimDecision(
+            False, "another event is starting this replication", held=HeldClaim(claim.owner, claim.claimed_at)
+        )
     if claim.state is ClaimState.STARTED:
         return ClaimDecision(False, "already replicated to this destination in this session")
     if claim.state is ClaimState.STOPPED:
