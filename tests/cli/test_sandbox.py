@@ -116,11 +116,16 @@ def _free_port_block() -> int:
 @pytest.mark.story
 def test_the_sandbox_command_writes_sandbox_env_on_fixed_ports_and_stops_on_ctrl_c(tmp_path: Path):
     """`source sandbox.env` in another shell: the CLI points at the sandbox and `stagepilot` is on PATH; the
-    ports are the ones asked for, so the exports stay valid across restarts."""
+    ports are the ones asked for, so the exports stay valid across restarts. Ctrl-C stops it even when it
+    was started with SIGINT ignored, as a non-interactive shell starts its background jobs (`stagepilot
+    sandbox &` in a script, a test suite run in the background): Python leaves an ignored SIGINT ignored."""
     port = _free_port_block()
     command = [sys.executable, "-c", "import sys; from stagepilot.cli.main import main; sys.exit(main())"]
     started = [*command, "sandbox", "--port", str(port), "--policies", str(EXAMPLES / "policies.json")]
-    process = subprocess.Popen(started, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    in_background = ["bash", "-c", 'trap "" INT; exec "$@"', "bash"]  # SIGINT ignored, as `&` leaves it
+    process = subprocess.Popen(
+        [*in_background, *started], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
     env_file = tmp_path / "sandbox.env"
     try:
         deadline = time.monotonic() + 60
@@ -137,7 +142,12 @@ def test_the_sandbox_command_writes_sandbox_env_on_fixed_ports_and_stops_on_ctrl
         )
     finally:
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()  # not left running (its ports, its passes) after the test
+            process.communicate()
+            raise
     assert process.returncode == 0, stderr
     names = [line.split("=", 1)[0] for line in exports]
     assert names == [

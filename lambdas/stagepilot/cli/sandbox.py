@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
+import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +83,27 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     play.set_defaults(handler=cmd_play)
 
 
-def cmd_run(args: argparse.Namespace, out: Output, *, ready: threading.Event | None = None) -> int:
+def cmd_run(args: argparse.Namespace, out: Output) -> int:
+    with _stopped_by_ctrl_c():
+        return _run(args, out)
+
+
+@contextlib.contextmanager
+def _stopped_by_ctrl_c() -> Iterator[None]:
+    """Ctrl-C (SIGINT) stops the sandbox however it was started. A non-interactive shell starts its
+    background jobs (``stagepilot sandbox &`` in a script, a test suite run in the background) with SIGINT
+    ignored, and Python then leaves it ignored: nothing but SIGKILL would stop the sandbox."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread
+        return
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _run(args: argparse.Namespace, out: Output) -> int:
     try:
         from stagepilot.local.sandbox import Sandbox
     except ImportError as exc:
