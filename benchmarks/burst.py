@@ -599,11 +599,16 @@ def run(
 
 
 def _commit() -> str | None:
-    """The commit the run measured (with "+" when the tree had changes), or None outside a git checkout."""
+    """The commit the run measured (with "+" when the code it runs had changes: the functions, the stand-ins,
+    the benchmarks), or None outside a git checkout."""
     here = Path(__file__).resolve().parent
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=here.parent, capture_output=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "lambdas", "benchmarks", ":!benchmarks/results.json"],
+            cwd=here.parent,
+            capture_output=True,
+        )
     except OSError:
         return None
     if head.returncode:
@@ -825,6 +830,7 @@ def _report(
 
 DEPLOY_CASE = "deploy case: one extra environment per function"
 BOUNDED = "an application that keeps to its part"
+POISSON = "the Poisson application (over its part in some seconds)"
 SHARED_STORE = "the trade: one shared store paces every function"
 ONE_READER = "the trades: the shared store, and one reader of each publisher"
 WORKERS = 2  # burst runs at once (``run_all``): the reference machine has 2 cores
@@ -839,9 +845,9 @@ def plan(sizes: tuple[int, ...] = SIZES) -> tuple[list[dict[str, Any]], list[dic
     each publisher (moderation waits for replication's publisher record: ``_one_reader``)."""
     runs: list[dict[str, Any]] = []
     for size in sizes:
-        runs.append({"stages": size})
-        runs.append({"stages": size, "extra_environments": 1, "label": DEPLOY_CASE})
-        runs.append({"stages": size, "application": "bounded", "label": BOUNDED})
+        runs.append({"stages": size, "label": f"as deployed, {POISSON}"})
+        runs.append({"stages": size, "extra_environments": 1, "label": f"{DEPLOY_CASE}, {POISSON}"})
+        runs.append({"stages": size, "application": "bounded", "label": f"as deployed, {BOUNDED}"})
         runs.append(
             {"stages": size, "application": "bounded", "extra_environments": 1, "label": f"{DEPLOY_CASE}, {BOUNDED}"}
         )
