@@ -457,9 +457,8 @@ def handle_record(
         if outcome.held is not None:  # not done: what it did (another destination) is logged, then it comes back
             if outcome.acted:
                 _log_outcome(outcome, services, extra)
-            return _failed(
-                _held(outcome, outcome.held, services.clock()), record, event, automation, services, redelivery, extra
-            )
+            held = claim_held(outcome, outcome.held, services.clock())
+            return _failed(held, record, event, automation, services, redelivery, extra)
         services.handled.keep(event.event_id)
     _log_outcome(outcome, services, extra)
     return outcome
@@ -478,7 +477,7 @@ def _log_outcome(outcome: Outcome, services: Services, extra: Mapping[str, Any])
     )
 
 
-def _held(outcome: Outcome, held: HeldClaim, now: datetime) -> ClaimHeld:
+def claim_held(outcome: Outcome, held: HeldClaim, now: datetime) -> ClaimHeld:
     """The event could not act because another owner's claim is live: not done, not failed. It comes back
     once that lease can have run out, and then finds the action done or takes the claim over with the same
     attempt and idempotency token (decisions/leases.py), so a dead owner never silently drops it."""

@@ -240,6 +240,28 @@ def test_explain_says_why_not_in_words(ivs: IvsStandIn, tmp_path: Path):
     assert run("audit", "--json").json()[0]["action"] != "composition-started"  # nothing written either
 
 
+def test_explain_says_an_event_that_finds_a_claim_held_is_retried_after_the_lease(ivs: IvsStandIn, tmp_path: Path):
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(POLICY))
+    assert run("policy", "put", str(path), "--no-converge").status == 0
+    event = EventFactory(at=datetime.now(UTC)).published("p-guest", user_id="guest")
+    ivs.observe(event)
+    services = handler_services(ivs)
+    services.compositions.claim_first(STAGE, SESSION, owner="e-other@m-other")  # another delivery is starting it
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(event))
+
+    composition = run("explain", str(event_file), "--json").json()["automations"][0]
+
+    assert (composition["automation"], composition["action"], composition["acts"]) == ("composition", "retry", False)
+    assert composition["summary"].startswith(
+        "would retry later: another event is starting this session's composition: the claim of e-other@m-other runs "
+        "until "
+    )
+    held = handle_event(parse_event(event), default_automations()[0], services).held  # the handler agrees
+    assert held is not None and held.owner == "e-other@m-other"
+
+
 @pytest.mark.parametrize("content, status", [("{nope", 2), ("[1, 2]", 2)])
 def test_explain_bad_event_file_is_bad_input(aws: str, tmp_path: Path, content: str, status: int):
     path = tmp_path / "event.json"

@@ -24,7 +24,7 @@ from stagepilot.events import Event, parse_event
 from stagepilot.failures import Log, Meaning, Path, describe, handling
 from stagepilot.operator.whatif import IvsCall, WhatIf, WhatIfUnsupported, what_if
 from stagepilot.origin import check_origin
-from stagepilot.pipeline import Automation, Outcome, Services, handle_event
+from stagepilot.pipeline import Automation, Outcome, Services, claim_held, handle_event
 from stagepilot.policy import PolicyInvalid
 from stagepilot.routing import AUTOMATIONS, Route
 
@@ -107,6 +107,9 @@ def explain_one(event: Event, automation: Automation, whatif: WhatIf) -> Explana
         why = f"fail and be retried: {exc}" if found.log is Log.TRACEBACK else f"retry later: {describe(exc)}"
         return Explanation(name, True, "retry", False, why, _recorded(whatif))
     details = {"policySource": _policy_source(event, whatif.services), **outcome.details, **_recorded(whatif)}
+    if outcome.held is not None:  # the handler sends it back until the holder's lease can have run out
+        held = claim_held(outcome, outcome.held, whatif.services.clock())
+        return Explanation(name, True, "retry", bool(whatif.calls), f"retry later: {describe(held)}", details)
     return Explanation(name, True, outcome.action, bool(whatif.calls), _reason(outcome, whatif.calls), details)
 
 
