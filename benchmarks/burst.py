@@ -681,15 +681,16 @@ def _burst(
         )
         scheduler.spawn(_convergence(functions[budget.CONVERGENCE], burst_done, passes, queues))
     scheduler.spawn(_application(deployment, called, burst_done, random.Random(rng.random()), application))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     scheduler.run()
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     # what the composition's containers' own shares allow (the deployed pacer's average rate, both containers)
     share_rate = budget.CONCURRENCY[budget.COMPOSITION] * _DEPLOYED_PACER(budget.COMPOSITION).rate("StartComposition")
     report = _report(deployment, arns, queues, called, share_rate=share_rate, wall=wall)
     report.update(_pass_report(passes, deployment, with_pass=with_pass))
     report["cold_starts"] = {name: f.cold_starts for name, f in functions.items()}
     report["environments_per_function"] = {name: len(f.environments) for name, f in functions.items()}
+    report["cpu_seconds"] = cpu  # the process's, every actor's thread: what an idle core would take, about
     report["extra_environments"] = extra_environments
     report["application"] = application
     report["met"] = report["met"] and report["pass_met"]
@@ -918,6 +919,8 @@ def summary(one: dict[str, Any]) -> str:
             else ""
         )
         + (one_reader_cost(one["one_reader_cost"]) if one.get("one_reader") else "")
+        + f"; wall {one['wall_seconds']:.0f} s"
+        + (f", CPU {one['cpu_seconds']:.0f} s" if "cpu_seconds" in one else "")
     )
 
 
