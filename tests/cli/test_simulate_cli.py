@@ -301,3 +301,21 @@ def test_the_recording_directive_holds_recording_settings_until_nobody_is_record
     timeline = run(*args, "--settle", "120").stdout
     assert "▶ IVS starts recording participant p1 on" in timeline
     assert "⏸ [convergence pass] pending: the stage's recording settings differ from the policy in" in timeline
+
+
+def test_a_copy_of_an_event_that_finds_the_first_copys_claim_held_comes_back_after_the_lease(tmp_path: Path):
+    lines = (EXAMPLES / "show.jsonl").read_text().splitlines()
+    first_publish = next(line for line in lines if "Participant Published" in line)
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([*lines[:4], first_publish, first_publish]) + "\n")  # EventBridge sent it twice
+
+    result = run("simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(events), *NO_PASSES)
+
+    assert result.status == 0, result.stderr
+    held = [
+        line for line in result.stdout.splitlines() if "another event is starting this session's composition" in line
+    ]
+    assert len(held) == 1 and "↻" in held[0] and "ClaimHeld" not in held[0], result.stdout
+    assert "tried again then, to find it done or take it over; again in 12" in held[0]
+    assert any("composition already started" in line and "(delivery 2)" in line for line in result.stdout.splitlines())
+    assert "StartComposition ×1" in result.stdout and "dead-letter queues: empty" in result.stdout

@@ -311,7 +311,8 @@ class Timeline:
                 f"{when}    {delivery.automation:<12} ✗ {source}gave up, event in the DLQ: {delivery.error}{retry}"
             )
         else:
-            error = (delivery.error or "").removeprefix("RetryLater: ")
+            # a held claim is not a failure: it says whose claim and until when (docs/reliability.md)
+            error = (delivery.error or "").removeprefix("RetryLater: ").removeprefix("ClaimHeld: ")
             wait = f"; again in {delivery.retry_in:.0f} s" if delivery.retry_in is not None else ""
             self._out.line(f"{when}    {delivery.automation:<12} ↻ {source}{error}{wait}{retry}")
 
