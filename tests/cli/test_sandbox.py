@@ -177,6 +177,27 @@ def test_the_sandbox_command_writes_sandbox_env_on_fixed_ports_and_stops_on_ctrl
     )
 
 
+def test_a_port_taken_by_any_program_is_one_line_and_starts_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """moto's port in use by something that is not a sandbox (the next four free): the command says so and
+    ends, as for a sandbox already running; it does not wait for ever for a moto server that cannot start."""
+    import socket
+    import threading
+
+    monkeypatch.chdir(tmp_path)
+    port = _free_port_block()
+    said: list[Any] = []
+    with socket.create_server(("127.0.0.1", port)):
+        command = threading.Thread(target=lambda: said.append(run("sandbox", "--port", str(port))), daemon=True)
+        command.start()
+        command.join(timeout=20)
+    assert said, "the sandbox still waits for its moto server"
+    assert said[0].status == 1 and said[0].stderr == (
+        f"error: cannot listen on ports {port}-{port + 4} (Address already in use): is a sandbox already running? "
+        "(--port N for others)\n"
+    )
+    assert not (tmp_path / "sandbox.env").exists()
+
+
 def test_sandbox_env_is_not_committed():
     ignored = (Path(__file__).parents[2] / ".gitignore").read_text().splitlines()
     assert "sandbox.env" in ignored

@@ -4,7 +4,7 @@ CLI in an operator-like shell) reaches it through ``AWS_ENDPOINT_URL_IVS_REALTIM
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
 
 from stagepilot.local.ivs import IvsStandIn
@@ -16,8 +16,13 @@ class LoopbackEndpoint:
     """``with Endpoint(...) as url:`` serves ``handler`` at ``url`` (a thread) until the block ends."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], *, name: str, host: str, port: int) -> None:
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_SECONDS,), name=name, daemon=True)
+        self._serve(ThreadingHTTPServer((host, port), handler), name)
+
+    def _serve(self, server: HTTPServer, name: str) -> None:
+        """``server`` (bound: a port in use is an OSError now, not a thread that never serves) is served from
+        ``__enter__`` to ``__exit__``."""
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, args=(POLL_SECONDS,), name=name, daemon=True)
 
     @property
     def url(self) -> str:

@@ -38,7 +38,7 @@ from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
 from stagepilot.decisions.composition_hours import CompositionHoursPerDay
-from stagepilot.local.ivs_server import POLL_SECONDS
+from stagepilot.local.ivs_server import POLL_SECONDS, LoopbackEndpoint
 from stagepilot.outputs import (
     OUTPUT_ALARM_TOPIC_ARN,
     OUTPUT_CONVERGENCE_FUNCTION_NAME,
@@ -60,6 +60,7 @@ TABLE: Final = "StagePilot-Table"
 CREDENTIALS: Final = {"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"}
 VISIBILITY_SECONDS: Final = 2  # a failed record comes back quickly (the stack: 360 s)
 ERROR_ATTRIBUTE: Final = "stagepilot-error"  # handlers/wiring.py
+SETTLE_POLL_SECONDS: Final = 0.02  # how often `play` looks whether the automations are done
 DEFAULT_PORT: Final = 4510  # `stagepilot sandbox --port`: moto here, IVS, control, the door and Lambda next
 logger = logging.getLogger(__name__)
 
@@ -84,8 +85,6 @@ class Sandbox:
         record that fails every time reaches its dead-letter queue after its five receives).
         ``composition_hours``: the stack context ``compositionHoursPerDay`` (docs/policy.md), as every
         function takes it when deployed, with its ``CompositionBudgetAlarm``; None: no budget."""
-        from moto.server import ThreadedMotoServer
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
 
         from stagepilot.local.ivs import IvsStandIn
@@ -98,7 +97,7 @@ class Sandbox:
         self._host = host
         ports = [port + offset if port else 0 for offset in range(5)]
         self._ports = ports
-        self._moto = ThreadedMotoServer(ip_address=host, port=ports[0], verbose=False)
+        self._moto = MotoEndpoint(host=host, port=ports[0])
         self.ivs = IvsStandIn(account=ACCOUNT, region=REGION, on_event=self._ivs_emitted)
         self._ivs_endpoint = IvsEndpoint(self.ivs, host=host, port=ports[1])
         self._control = ThreadingHTTPServer((host, ports[2]), _control_handler(self))
@@ -113,6 +112,7 @@ class Sandbox:
         self.moto_url = ""
         self.ivs_url = ""
         self._session: Any = None
+        self._sqs: Any = None
         self._routes: list[tuple[str, Any]] = []
         self._flag_inbox = ""
         self._functions: Any = None  # Lambda's Invoke for the convergence function (local/functions.py)
@@ -120,9 +120,7 @@ class Sandbox:
 
     # lifecycle ---------------------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        self.moto_url = f"http://{host}:{port}"
+        self.moto_url = self._moto.__enter__()
         self.ivs_url = self._ivs_endpoint.__enter__()
         self._session = boto3.session.Session(
             aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -137,6 +135,7 @@ class Sandbox:
 
     def __exit__(self, *_: Any) -> None:
         self._stop.set()
+        self._wake_pollers()
         for server in (self._control, self._door_server):
             server.shutdown()
             server.server_close()
@@ -145,7 +144,18 @@ class Sandbox:
         if self.functions_url:
             self._functions.__exit__()
         self._ivs_endpoint.__exit__()
-        self._moto.stop()
+        self._moto.__exit__()
+
+    def _wake_pollers(self) -> None:
+        """Each worker's and the flag forwarder's long poll returns now, not at its end (a second): a message
+        on each queue, which they leave alone once the sandbox stops."""
+        if not self.queues:
+            return  # stopped before its stack was made
+        for queue_url in [*(queue for queue, _ in self.queues.values()), self._flag_inbox]:
+            try:
+                self._sqs.send_message(QueueUrl=queue_url, MessageBody="{}")
+            except Exception:  # moto gone: a poller not woken ends its poll within a second
+                continue
 
     @property
     def control_url(self) -> str:
@@ -201,7 +211,7 @@ class Sandbox:
         request.urlopen(request.Request(f"{self.moto_url}/moto-api/reset", method="POST"), timeout=10).close()
 
         create_table(self.client("dynamodb"), TABLE)
-        sqs = self.client("sqs")
+        sqs = self._sqs = self.client("sqs")  # routes every event (a client a call costs more than the call)
         outputs: dict[str, Any] = {OUTPUT_TABLE_NAME: {"Value": TABLE}}
         for automation in AUTOMATIONS:
             name = f"{self.stack}-{automation}"
@@ -332,6 +342,8 @@ class Sandbox:
                 if self._stop.is_set():
                     return
                 raise
+            if self._stop.is_set():
+                return  # woken to stop (_wake_pollers)
             for message in messages.get("Messages", []):
                 event = json.loads(message["Body"])
                 event.setdefault("account", ACCOUNT)  # moto leaves it out of what it delivers
@@ -423,26 +435,26 @@ class Sandbox:
                     self.ivs.create_stage(arn)
 
     def wait_until_handled(self, seconds: float) -> bool:
-        """Until every queue is empty (handled, or moved to its dead-letter queue); False on timeout."""
-        sqs = self.client("sqs")
+        """Until every queue is empty (handled, or moved to its dead-letter queue); False on timeout. moto's
+        queues are read in-process, as the alarms read them (a read costs microseconds, not six requests)."""
         deadline = time.monotonic() + seconds
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        while time.monotonic() < deadline:
-            waiting = 0
-            for queue_url, _ in self.queues.values():
-                attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
-                waiting += sum(int(attributes.get(name, 0)) for name in names)
-            if waiting == 0:
-                return True
-            time.sleep(0.2)
-        return False
+        while any(self._waiting(automation) for automation in self.queues):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(SETTLE_POLL_SECONDS)
+        return True
+
+    def _waiting(self, automation: str) -> int:
+        """What SQS counts as the queue's messages, visible (ApproximateNumberOfMessages) or in flight
+        (ApproximateNumberOfMessagesNotVisible)."""
+        queue, _ = self._moto_queues(automation)
+        return sum(1 for message in list(queue._messages) if not message.visible or not message.delayed)
 
     def route(self, event: Mapping[str, Any]) -> list[str]:
         """Put the event on the queue of every automation whose rule matches it."""
         targets = [automation for automation, pattern in self._routes if pattern.matches_event(dict(event))]
-        sqs = self.client("sqs")
         for automation in targets:
-            sqs.send_message(QueueUrl=self.queues[automation][0], MessageBody=json.dumps(event))
+            self._sqs.send_message(QueueUrl=self.queues[automation][0], MessageBody=json.dumps(event))
         return targets
 
     def _ivs_emitted(self, event: dict[str, Any]) -> None:
@@ -468,6 +480,8 @@ class Sandbox:
                 if self._stop.is_set():
                     return
                 raise
+            if self._stop.is_set():
+                return  # woken to stop (_wake_pollers)
             for message in messages:
                 record = {
                     "messageId": message["MessageId"],
@@ -496,6 +510,29 @@ class Sandbox:
         except Exception:  # as the scheduled function: this pass failed (a function error), the next one runs
             logger.exception("convergence pass failed")
             self.metric_store.add("convergence", "Errors", 1)
+
+
+class MotoEndpoint(LoopbackEndpoint):
+    """``with MotoEndpoint() as url:`` serves moto's server (its whole app, as ``moto.server.ThreadedMotoServer``
+    serves it) at ``url``. Its port is taken here, an OSError if in use (``ThreadedMotoServer`` binds in its
+    thread, where werkzeug's ``sys.exit`` ends the thread and ``start`` waits for ever); it stops in
+    ``POLL_SECONDS`` (``ThreadedMotoServer`` in werkzeug's 0.5 s)."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        import socket
+
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        with socket.socket() as listening:  # bound as the other endpoints' (HTTPServer); werkzeug serves a copy
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listening.bind((host, port))
+            listening.listen()
+            server = make_server(
+                host, port, app, threaded=True, request_handler=MotoRequestHandler, fd=listening.fileno()
+            )
+        self._serve(server, "moto")
 
 
 class _Redelivery:
