@@ -663,14 +663,22 @@ def _burst(
         start()
 
     composed: set[str] = set()
+    burst_stages = set(arns)
+    read = [0]  # the stand-in's calls already looked at
 
     def burst_done() -> bool:
         """Every queue drained and every stage composed: a stage whose event found the pass's claim (and
-        skipped) is composed by a later pass, so the burst lasts until then, ``SETTLE_SECONDS`` at most."""
+        skipped) is composed by a later pass, so the burst lasts until then, ``SETTLE_SECONDS`` at most.
+        Asked before each of the application's calls: it reads only the calls since it last looked (a
+        stage is composed once a StartComposition for it succeeded), never a copy of every composition."""
         if working[0]:
             return False
-        if len(composed) < stages:
-            composed.update(c.stage_arn for c in deployment.ivs.compositions(include_deleted=True))
+        calls = deployment.ivs.calls
+        for call in calls[read[0] :]:
+            arn = call.params.get("stageArn")
+            if call.operation == "StartComposition" and call.status == 200 and arn in burst_stages:
+                composed.add(str(arn))
+        read[0] = len(calls)
         drained = max(q.last_done for q in queues.values())
         return len(composed) == stages or scheduler.now > drained + SETTLE_SECONDS
 
