@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from moto.events.models import EventPattern
 
 from stagepilot import budget
@@ -56,6 +55,7 @@ from stagepilot.decisions.leases import (  # the stack's redrive policy (maxRece
     FUNCTION_TIMEOUT_SECONDS,
     MAX_RECEIVES,
 )
+from stagepilot.local.clients import local_client
 from stagepilot.local.ivs import IvsStandIn
 from stagepilot.local.scheduler import AS_DEPLOYED, Latency, Scheduler, call_latency
 from stagepilot.operator.whatif import what_if
@@ -221,7 +221,7 @@ class LocalDeployment:
         # periodic work on the virtual clock (the convergence pass): (period, next due, callback)
         self._periodic: list[tuple[timedelta, datetime, Callable[[], object]]] = []
         self.ivs = IvsStandIn(account=account, region=region, clock=self.clock, on_event=self._ivs_emitted)
-        dynamodb = boto3.client("dynamodb", region_name=region)
+        dynamodb = local_client("dynamodb", region=region)
         create_table(dynamodb)
         if latency is not None:
             self.ivs.call_delay = call_latency(self.scheduler, latency.ivs, random.Random(rng.random()))

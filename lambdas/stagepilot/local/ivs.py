@@ -25,11 +25,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
 from botocore.client import BaseClient
 from botocore.config import Config
 
+from stagepilot.local.clients import local_client
 from stagepilot.local.ivs_keys import CREATE_TOKEN_RATE, JoinResult, KeyPairTokensWorld
 from stagepilot.local.ivs_model import (
     SERVICE_NAME,
@@ -116,13 +116,8 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
         By default botocore does not retry (``total_max_attempts=1``), so ``fail_next(op, 1)`` is
         seen by the caller exactly once; pass ``config`` to test retry behaviour.
         """
-        session = boto3.session.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # dummy: requests never leave the process
-            region_name=self.region,
-        )
         config = config or Config(retries={"mode": "standard", "total_max_attempts": 1})
-        client = session.client(SERVICE_NAME, config=config)
+        client: BaseClient = local_client(SERVICE_NAME, region=self.region, config=config)
         self.attach(client)
         return client
 
