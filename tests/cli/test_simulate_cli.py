@@ -7,6 +7,8 @@ import functools
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import NO_PASSES, run
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -14,8 +16,12 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 
 def simulate(*extra: str) -> list[dict]:
     """The example show's calls (``--json``) or lines; run once per process for the same options (four tests
-    read the same ``--json`` run), each caller getting its own copy."""
+    read the same ``--json`` run), each caller getting its own copy. Its readers are one xdist group
+    (``EXAMPLE_SHOW``), so with ``make test``'s ``--dist loadgroup`` one worker runs it, not each."""
     return copy.deepcopy(_simulated(extra))
+
+
+EXAMPLE_SHOW = pytest.mark.xdist_group("example-show-json")
 
 
 @functools.cache
@@ -34,6 +40,7 @@ def _simulated(extra: tuple[str, ...]) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
+@EXAMPLE_SHOW
 def test_demo_starts_the_show_composition_once_and_restarts_it_after_the_failure():
     calls = [c for c in simulate("--json") if c["operation"] == "StartComposition"]
     assert [c["params"]["idempotencyToken"] for c in calls] == [
@@ -45,6 +52,7 @@ def test_demo_starts_the_show_composition_once_and_restarts_it_after_the_failure
     assert first["layout"] == {"grid": {"featuredParticipantAttribute": "featured"}}
 
 
+@EXAMPLE_SHOW
 def test_json_lines_name_operation_and_exact_params():
     for call in simulate("--json"):
         assert set(call) >= {"operation", "params"}
@@ -95,6 +103,7 @@ def test_invalid_policies_stop_the_simulation(tmp_path: Path):
     assert "moderation.dryRun: " in result.stderr
 
 
+@EXAMPLE_SHOW
 def test_demo_replicates_the_host_and_removes_the_banned_user_and_the_flagged_guest():
     calls = simulate("--json")
     replications = [c["params"] for c in calls if c["operation"] == "StartParticipantReplication"]
@@ -111,6 +120,7 @@ def test_demo_replicates_the_host_and_removes_the_banned_user_and_the_flagged_gu
     assert kicked == ["bAnNed0pArt1", "gUe5t9pArt1c"]
 
 
+@EXAMPLE_SHOW
 def test_json_calls_say_when_and_why_they_were_made():
     calls = simulate("--json")
     assert all(set(call) >= {"operation", "params", "time", "trigger"} for call in calls)
