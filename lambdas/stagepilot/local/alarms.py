@@ -155,6 +155,10 @@ class AlarmEvaluator:
                 ComparisonOperator="GreaterThanOrEqualToThreshold",
                 TreatMissingData="notBreaching",
             )
+        # what each starts in (moto's new alarms: OK), read at once, so that each is set only when it changes
+        pages = cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=[alarm.name for alarm in alarms])
+        self._states = {made["AlarmName"]: made["StateValue"] for page in pages for made in page["MetricAlarms"]}
+        for alarm in alarms:
             self._set(alarm, "OK", "the sandbox started")
 
     def evaluate(self) -> None:
