@@ -2,6 +2,12 @@
 
 ``deployed`` is the app as ``cdk synth`` builds it from cdk.json; ``customized`` sets every context
 option (alarm email, stage-ARN prefixes, other moderation sources) so tests can compare both.
+
+Nothing here or in the test modules imports ``aws_cdk``, ``app`` or ``infra`` (but the plain ``infra.names``)
+when pytest collects them: every xdist worker collects every test, and that import starts the jsii kernel
+(node, the CDK assembly: ~2 CPU-s), which only the worker that runs the ``cdk`` group needs. The tests import
+them where they use them; ``cdk_at_collection`` records what the collection imported, and
+test_collection.py checks it is nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,11 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # app.py lives at the repo root
     sys.path.insert(0, str(REPO))
 
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
+if TYPE_CHECKING:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
 
-import app as cdk_app  # noqa: E402
-from infra.stack import StagePilotStack  # noqa: E402
+    from infra.stack import StagePilotStack
 
 # The reference sample events, kept in the repo so a clone alone runs the suite (tests/events/README.md).
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "events"
@@ -46,6 +52,16 @@ CUSTOM_CONTEXT = {
 }
 
 
+CDK_MODULES = ("aws_cdk", "jsii", "constructs", "cdk_nag", "app", "infra")
+# What of the CDK this process had imported when pytest finished collecting (infra.names is plain Python).
+cdk_at_collection: list[str] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    plain = {"infra", "infra.names"}
+    cdk_at_collection[:] = sorted(m for m in sys.modules if m.split(".")[0] in CDK_MODULES and m not in plain)
+
+
 @dataclass(frozen=True)
 class Synthesized:
     app: cdk.App
@@ -64,6 +80,11 @@ class Synthesized:
 
 def synthesize(context: dict[str, Any], outdir: Path) -> Synthesized:
     """Synthesize like ``cdk synth`` does; raises if cdk-nag reports an unacknowledged finding."""
+    from aws_cdk.assertions import Template
+
+    import app as cdk_app
+    from infra.stack import StagePilotStack
+
     app = cdk_app.build_app({**SKIP_BUNDLING, **context}, outdir=str(outdir))
     app.synth()
     stack = app.node.find_child(context.get("stackName", "StagePilot"))

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from infra.stack import StagePilotSettings
 from tests.infra.conftest import CUSTOM_CONTEXT, Synthesized
 from tests.infra.test_iam import _statements
 
@@ -124,6 +123,8 @@ def test_flags_are_taken_from_the_flag_bus_and_ivs_events_from_the_default_bus(d
     ["arn:aws:iam::123456789012:user/alice", "arn:aws:iam::123456789012:role/*", "role/moderation", ""],
 )
 def test_moderation_principals_must_be_role_arns(principal: str) -> None:
+    from infra.stack import StagePilotSettings
+
     with pytest.raises(ValueError, match="moderationPrincipals"):
         StagePilotSettings(moderation_principals=(principal,))
 

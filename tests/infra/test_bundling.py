@@ -10,22 +10,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aws_cdk as cdk
 import pytest
-
-from infra import bundling
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 
 
 @pytest.fixture(scope="module")
 def bundled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from infra import bundling
+
     out = tmp_path_factory.mktemp("bundle")
     assert bundling.OfflineBundling().try_bundle(str(out), None) is True
     return out
 
 
 def test_zip_holds_the_handlers_and_the_pinned_dependencies(bundled: Path) -> None:
+    from infra import bundling
+
     assert (bundled / "stagepilot" / "handlers" / "__init__.py").is_file()
     assert (bundled / "stagepilot" / "config.py").is_file()
     assert (bundled / "stagepilot" / "routing.py").is_file()
@@ -40,6 +41,8 @@ def test_zip_holds_the_handlers_and_the_pinned_dependencies(bundled: Path) -> No
 
 
 def test_zip_leaves_out_operator_tools_caches_and_boto3(bundled: Path) -> None:
+    from infra import bundling
+
     assert not (bundled / "stagepilot" / "cli").exists()
     assert not (bundled / "stagepilot" / "local").exists()
     assert not (bundled / "stagepilot" / "operator").exists()
@@ -54,14 +57,22 @@ def _pyc(source: Path) -> Path:
     return Path(importlib.util.cache_from_source(str(source)))
 
 
-ON_THE_RUNTIMES_PYTHON = pytest.mark.skipif(
-    not bundling.ships_bytecode(), reason="bytecode is built on the runtime's Python only (CI runs on it)"
-)
+@pytest.fixture
+def on_the_runtimes_python() -> None:
+    from infra import bundling
+
+    if not bundling.ships_bytecode():
+        pytest.skip("bytecode is built on the runtime's Python only (CI runs on it)")
+
+
+ON_THE_RUNTIMES_PYTHON = pytest.mark.usefixtures("on_the_runtimes_python")
 
 
 @ON_THE_RUNTIMES_PYTHON
 def test_zip_ships_bytecode_for_every_module_valid_whatever_the_time_stamps(bundled: Path) -> None:
     """Lambda's /var/task is read-only: without these, every cold start compiles the code from source."""
+    from infra import bundling
+
     assert bundling.RUNTIME.name == "python{}.{}".format(*bundling.RUNTIME_PYTHON)
     sources = list(bundled.rglob("*.py"))
     assert len(sources) > 100
@@ -79,6 +90,8 @@ def test_zip_ships_bytecode_for_every_module_valid_whatever_the_time_stamps(bund
 def test_every_dataclass_an_entry_module_loads_gets_the_methods_the_synth_compiled(bundled: Path, entry: str) -> None:
     """Compiling each dataclass's generated methods is most of what it costs a cold start
     (handlers/dataclass_code.py): in the zip, none an entry module defines while it loads is compiled again."""
+    from infra import bundling
+
     assert bundling.entry_modules(bundled) == [
         f"stagepilot.handlers.{name}" for name in ("composition", "moderation", "reconcile", "replication", "token")
     ]
@@ -107,6 +120,8 @@ def test_every_dataclass_an_entry_module_loads_gets_the_methods_the_synth_compil
 
 
 def test_only_the_runtimes_python_ships_bytecode() -> None:
+    from infra import bundling
+
     assert bundling.RUNTIME.name == "python{}.{}".format(*bundling.RUNTIME_PYTHON)
     assert bundling.ships_bytecode((*bundling.RUNTIME_PYTHON, 0), "cpython")
     assert not bundling.ships_bytecode((3, 12, 1), "cpython")
@@ -120,6 +135,8 @@ def test_only_the_runtimes_python_ships_bytecode() -> None:
 def test_a_synth_on_another_python_ships_sources_and_says_so_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from infra import bundling
+
     lambdas = _lambdas_copy(tmp_path, f"jmespath=={bundling.read_pins()['jmespath']}\n")
     bundling.bundle(tmp_path / "out", lambdas, bytecode=False)
     assert (tmp_path / "out" / "stagepilot" / "__init__.py").is_file()
@@ -133,6 +150,8 @@ def test_a_synth_on_another_python_ships_sources_and_says_so_in_one_line(
 
 
 def test_a_module_that_does_not_compile_fails_the_synth(tmp_path: Path) -> None:
+    from infra import bundling
+
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "broken.py").write_text("def f(:\n")
     with pytest.raises(
@@ -150,6 +169,8 @@ def _lambdas_copy(tmp_path: Path, requirements: str) -> Path:
 
 
 def test_a_pin_that_differs_from_the_installed_version_fails_the_synth(tmp_path: Path) -> None:
+    from infra import bundling
+
     lambdas = _lambdas_copy(tmp_path, "jmespath==0.0.1\n")
     with pytest.raises(bundling.BundlingError, match=r"jmespath is pinned to 0\.0\.1 .* installed"):
         bundling.bundle(tmp_path / "out", lambdas)
@@ -158,12 +179,16 @@ def test_a_pin_that_differs_from_the_installed_version_fails_the_synth(tmp_path:
 def test_a_dependency_with_compiled_code_fails_the_synth(tmp_path: Path) -> None:
     import pydantic_core
 
+    from infra import bundling
+
     lambdas = _lambdas_copy(tmp_path, f"pydantic_core=={pydantic_core.__version__}\n")
     with pytest.raises(bundling.BundlingError, match="compiled extensions"):
         bundling.bundle(tmp_path / "out", lambdas)
 
 
 def test_a_missing_dependency_or_a_loose_pin_fails_the_synth(tmp_path: Path) -> None:
+    from infra import bundling
+
     with pytest.raises(bundling.BundlingError, match="not installed"):
         bundling.bundle(tmp_path / "a", _lambdas_copy(tmp_path / "a", "no-such-dist-stagepilot==1.0\n"))
     with pytest.raises(bundling.BundlingError, match="expected 'name==version'"):
@@ -171,6 +196,10 @@ def test_a_missing_dependency_or_a_loose_pin_fails_the_synth(tmp_path: Path) -> 
 
 
 def test_asset_hash_follows_sources_and_pins_but_not_caches_or_the_cli(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+
+    from infra import bundling
+
     lambdas = tmp_path / "lambdas"
     shutil.copytree(LAMBDAS, lambdas, ignore=shutil.ignore_patterns("__pycache__"))
 
@@ -196,6 +225,9 @@ def test_asset_hash_follows_sources_and_pins_but_not_caches_or_the_cli(tmp_path:
 
 def test_asset_hash_follows_the_bundle_format() -> None:
     """A change in what the bundler makes of the same sources (bytecode, say) must reach deployments."""
+    import aws_cdk as cdk
+
+    from infra import bundling
 
     def fingerprint(bundle_format: str) -> str:
         app = cdk.App(context={"aws:cdk:bundling-stacks": []})
@@ -212,6 +244,8 @@ def test_asset_hash_follows_the_bundle_format() -> None:
 
 def test_handlers_import_from_the_zip_with_only_what_the_runtime_adds(bundled: Path, tmp_path: Path) -> None:
     """The Lambda runtime adds boto3 and its dependencies; everything else must be in the zip."""
+    from infra import bundling
+
     runtime = bundling.runtime_stand_in(tmp_path / "runtime")
     script = (
         "import importlib, importlib.machinery, sys\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from app import build_app
 from infra import names
 from tests.infra.conftest import Synthesized
 
@@ -47,6 +46,8 @@ def test_healing_often_and_failing_passes_raise_alarms(deployed: Synthesized) ->
 
 @pytest.mark.parametrize("value", ["0", "61", "often", "1.5"])
 def test_reconcile_minutes_is_checked(value: str) -> None:
+    from app import build_app
+
     with pytest.raises(ValueError, match="reconcileMinutes"):
         build_app({"reconcileMinutes": value, "aws:cdk:bundling-stacks": []})
 
@@ -107,6 +108,8 @@ def test_the_composition_budget_alarms_once_when_the_days_hours_are_spent(
     ],
 )
 def test_composition_hours_per_day_is_checked_at_synth(value: str, message: str) -> None:
+    from app import build_app
+
     with pytest.raises(ValueError, match=message.replace("(", r"\(")) as raised:
         build_app({"compositionHoursPerDay": value, "aws:cdk:bundling-stacks": []})
     assert "\n" not in str(raised.value)  # one line

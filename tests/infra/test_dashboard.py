@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 
-import app as cdk_app
-from infra.dashboard import ACTION_METRICS
 from stagepilot import config, routing
 from tests.infra.conftest import Synthesized
 
@@ -25,6 +23,8 @@ def metric_names(widget: dict[str, Any]) -> list[str]:
 
 
 def test_the_dashboard_has_a_row_per_automation_with_what_an_operator_needs(deployed: Synthesized) -> None:
+    from infra.dashboard import ACTION_METRICS
+
     widgets = dashboard_body(deployed)["widgets"]
     titles = [w["properties"].get("title") or w["properties"].get("markdown") for w in widgets]
     for automation in routing.AUTOMATIONS:
@@ -67,5 +67,7 @@ def test_the_stack_name_comes_from_context(staging: Synthesized) -> None:
 
 @pytest.mark.parametrize("name", ["1abc", "has space", "x" * 129, 5])
 def test_a_stack_name_cloudformation_would_refuse_is_refused_at_synth(name: object) -> None:
+    import app as cdk_app
+
     with pytest.raises(ValueError, match="stackName"):
         cdk_app.build_app({"aws:cdk:bundling-stacks": [], "stackName": name})

@@ -8,10 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
-from aws_cdk import aws_sqs as sqs
-from cdk_nag import AwsSolutionsChecks
 
 from tests.infra.conftest import Synthesized
 
@@ -50,6 +47,10 @@ def test_synth_says_when_nobody_may_put_flags(deployed: Synthesized, customized:
 
 
 def test_cdk_nag_gate_fails_a_noncompliant_stack(tmp_path: Path) -> None:
+    import aws_cdk as cdk
+    from aws_cdk import aws_sqs as sqs
+    from cdk_nag import AwsSolutionsChecks
+
     app = cdk.App(outdir=str(tmp_path))
     stack = cdk.Stack(app, "Throwaway")
     sqs.Queue(stack, "PlainQueue", encryption=sqs.QueueEncryption.UNENCRYPTED)
@@ -110,6 +111,7 @@ def test_outputs_the_cli_reads(deployed: Synthesized) -> None:
 def test_the_runtime_finding_is_acknowledged_on_the_functions_and_nowhere_else(deployed: Synthesized) -> None:
     """cdk-nag's AwsSolutions-L1 (not the latest Python) is acknowledged function by function, with the
     reason: the zip's bytecode is built for the runtime's Python (infra/bundling.py)."""
+    import aws_cdk as cdk
     from aws_cdk import aws_lambda as lambda_
 
     acknowledged = {

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk.assertions import Match
-
 from stagepilot.adapters import schema
 from tests.infra.conftest import CUSTOM_CONTEXT, Synthesized
 
 
 def test_table_is_on_demand_recoverable_expiring_and_retained(deployed: Synthesized) -> None:
+    from aws_cdk.assertions import Match
+
     deployed.template.has_resource(
         "AWS::DynamoDB::Table",
         {
