@@ -21,7 +21,7 @@ from stagepilot.config import Settings
 from stagepilot.local.deployment import MAX_RECEIVES, RecordingMetrics, create_table
 from stagepilot.local.functions import FunctionEndpoint, convergence_function
 from stagepilot.local.ivs import IvsStandIn
-from stagepilot.local.ivs_server import IvsEndpoint
+from stagepilot.local.ivs_server import IvsEndpoint, LoopbackEndpoint
 from stagepilot.local.sandbox import Sandbox
 from stagepilot.outputs import (
     OUTPUT_ALARM_TOPIC_ARN,
@@ -74,7 +74,7 @@ def aws(moto_endpoint: str, stack_builders: dict[str, Any], monkeypatch: pytest.
     sqs = stack_builders["sqs"]
     for automation in AUTOMATIONS:  # each automation's queue and DLQ, as the stack wires them
         dlq_url = sqs.create_queue(QueueName=f"StagePilot-{automation}-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        dlq_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:StagePilot-{automation}-dlq"  # SQS's ARN of that queue
         redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES})
         queue_url = sqs.create_queue(
             QueueName=f"StagePilot-{automation}", Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "360"}
@@ -120,11 +120,15 @@ def ivs(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[IvsStandIn]:
     `reconcile`, `policy put` and `resume` invoke, running the function's code on the same table and IVS."""
     stand_in = IvsStandIn(account=ACCOUNT, region=REGION)
     function = convergence_function(handler_services(stand_in))
-    with IvsEndpoint(stand_in) as url, FunctionEndpoint({CONVERGENCE_FUNCTION: function}) as functions:
+    endpoints = IvsEndpoint(stand_in), FunctionEndpoint({CONVERGENCE_FUNCTION: function})
+    url, functions = (endpoint.__enter__() for endpoint in endpoints)
+    try:
         monkeypatch.setenv("AWS_ENDPOINT_URL_IVS_REALTIME", url)
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", functions)
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
         yield stand_in
+    finally:
+        LoopbackEndpoint.stop_together(*endpoints)  # both in one poll interval
 
 
 @dataclass

@@ -38,7 +38,7 @@ from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
 from stagepilot.decisions.composition_hours import CompositionHoursPerDay
-from stagepilot.local.ivs_server import POLL_SECONDS, LoopbackEndpoint
+from stagepilot.local.ivs_server import POLL_SECONDS, LoopbackEndpoint, shut_down_together
 from stagepilot.outputs import (
     OUTPUT_ALARM_TOPIC_ARN,
     OUTPUT_CONVERGENCE_FUNCTION_NAME,
@@ -136,15 +136,12 @@ class Sandbox:
     def __exit__(self, *_: Any) -> None:
         self._stop.set()
         self._wake_pollers()
-        for server in (self._control, self._door_server):
-            server.shutdown()
-            server.server_close()
+        shut_down_together(self._control, self._door_server)
         for thread in self._threads:
             thread.join(timeout=5)
-        if self.functions_url:
-            self._functions.__exit__()
-        self._ivs_endpoint.__exit__()
-        self._moto.__exit__()
+        # what the workers called, once they are done: the functions' Invoke, IVS and moto
+        functions = [self._functions] if self.functions_url else []
+        LoopbackEndpoint.stop_together(*functions, self._ivs_endpoint, self._moto)
 
     def _wake_pollers(self) -> None:
         """Each worker's and the flag forwarder's long poll returns now, not at its end (a second): a message
