@@ -36,7 +36,7 @@ from stagepilot (tests/moto_threads.py).
 
 **The CDK tests share one worker.** Each xdist worker that synthesizes pays the ~16 s jsii/CDK boot once;
 ``tests/infra`` is one ``xdist_group``, so with ``--dist loadgroup`` (``make test``) only one worker pays
-(the scheduler takes the group from the path too: xdist's marks get lost on pytest 9.2, tests/xdist_groups.py).
+(xdist's group marks get lost on pytest 9.2 without tests/xdist_groups.py, which also groups by path).
 
 **The stories start first.** ``make test`` runs every test, the long ones too: a subprocess, a sandbox, a
 whole show, a hypothesis property (``story``, ``is_story`` below). They are collected first, so the workers
@@ -56,13 +56,13 @@ import botocore.loaders
 import botocore.session
 import pytest
 import time_machine
-from xdist.remote import Producer
 
 from stagepilot.local.lean_moto import transactions_roll_back_their_items
 from tests.moto_items import items_as_moto_holds_them
 from tests.moto_threads import dynamodb_answers_one_request_at_a_time
 from tests.support import REAL_CLOCK_START, REGION
-from tests.xdist_groups import PathGroupScheduling
+
+pytest_plugins = ["tests.xdist_groups"]  # xdist_group marks reach the scheduler on pytest 9.2
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -139,12 +139,6 @@ def moto_transactions_back_up_their_items() -> Iterator[None]:
 
 
 CDK_TESTS = Path(__file__).parent / "infra"
-
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> PathGroupScheduling | None:
-    """``--dist loadgroup`` puts ``tests/infra`` on one worker even where xdist's group marks get lost
-    (tests/xdist_groups.py)."""
-    return PathGroupScheduling(config, log, {CDK_TESTS: "cdk"}) if config.getvalue("dist") == "loadgroup" else None
 
 
 def is_story(item: pytest.Item) -> bool:
