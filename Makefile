@@ -52,8 +52,11 @@ $(CDK): package.json package-lock.json
 demo: $(STAMP) $(CDK)  ## run the automation on the example show, locally (no AWS account)
 	$(VENV)/bin/stagepilot simulate --policies examples/policies.json --bans examples/bans.json --events examples/show.jsonl
 
+# The tests cache bytecode (in the git-ignored __pycache__) even where the environment says not to, as many CI
+# images do (PYTHONDONTWRITEBYTECODE): otherwise every xdist worker and every subprocess a test starts compiles
+# stagepilot again, and each worker rewrites every test module's asserts (its collection: ~7 CPU-s, ~3.5 cached).
 test: $(STAMP) $(CDK) lint  ## the whole test suite, offline
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 lint: $(STAMP)  ## ruff and mypy
 	$(VENV)/bin/ruff check .
