@@ -17,6 +17,7 @@ import copy
 import io
 import json
 import math
+import sys
 import threading
 import uuid
 from collections import deque
@@ -129,6 +130,7 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
         client.meta.events.register_first(
             f"before-send.{SERVICE_NAME}", self._on_send, unique_id=f"stagepilot-ivs-standin-{id(self)}"
         )
+        _without_moto(client)
 
     # ------------------------------------------------------------------------------------ world
 
@@ -603,6 +605,17 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
         if self._on_event is not None:
             for envelope in pending:
                 self._on_event(envelope)
+
+
+def _without_moto(client: BaseClient) -> None:
+    """botocore asks every ``before-send`` hook of a request and takes the first answer, so with moto loaded
+    (``LocalDeployment``'s table) moto's hook also saw each request the stand-in answers: it matched the URL
+    against every service moto fakes and answered 404, which botocore dropped (a sixth of an IVS call's CPU).
+    The stand-in answers every request of this client: moto's hook comes off it."""
+    moto_models = sys.modules.get("moto.core.models")
+    stubber = getattr(moto_models, "botocore_stubber", None)
+    if stubber is not None:
+        client.meta.events.unregister("before-send", stubber)
 
 
 def _check_operation(operation: str) -> None:
