@@ -107,6 +107,17 @@ def pinned_clock(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_metrics_left_by_another_test() -> None:
+    """Powertools keeps one metric set per process, shared by every ``Metrics()``: a metric another test
+    added without a handler's flush would be published by the next handler this worker runs (seen:
+    ``test_a_pass_that_finds_nothing_to_do_publishes_no_metric`` failing under xdist only). Each test starts
+    with none; a Lambda container runs one handler, which flushes what it adds."""
+    from aws_lambda_powertools import Metrics
+
+    Metrics().clear_metrics()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_botocore_loader() -> Iterator[None]:
     shared = botocore.loaders.create_loader()
