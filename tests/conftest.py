@@ -23,7 +23,8 @@ keeps each model once read (0.056 s). The models are read-only data, so sharing 
 
 **moto writes items out as it holds them.** moto builds each DynamoDB answer by walking every attribute
 value member by member (about 20 µs each: half the CPU of a 26-hour show went to reading back the pass's
-log); tests/moto_items.py writes the ones already in wire form as they are. The answers are the same text.
+log); tests/moto_items.py writes the ones already in wire form as they are, and reads them so from a request
+(moto walks those too). The answers are the same text, the requests read the same.
 
 **moto's transactions back up their own items.** moto copies every table a ``TransactWriteItems`` names
 before writing, so each transaction cost as much as the table was long (the door's thousand tokens: 140 s);

@@ -3,17 +3,20 @@ them, and only wire-form attribute values skip moto's walk."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 from unittest import mock
 
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.parse import BaseJSONParser, JSONParser
 from moto.core.responses import ActionResult, XFormedAttributePicker
 from moto.core.serialize import BaseJSONSerializer, get_serializer_class
 from moto.core.utils import get_service_model
 
-from tests.moto_items import MOTO_WALK, in_wire_form, items_as_moto_holds_them
+from tests.moto_items import MOTO_PARSE, MOTO_WALK, in_wire_form, items_as_moto_holds_them
 
 EVERY_KIND = {
     "pk": {"S": "STAGE#arn:aws:ivs:us-east-1:123456789012:stage/a"},
@@ -63,6 +66,49 @@ def test_the_answer_is_the_same_text(operation: str, result: dict[str, Any]) -> 
         walked = answer(operation, result)
     with items_as_moto_holds_them():
         assert answer(operation, result) == walked
+
+
+def read(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The parameters moto's DynamoDB reads from a request with ``body`` (as ``parse_parameters`` reads them)."""
+    parser = JSONParser(get_service_model("dynamodb").operation_model(operation), map_type=dict)
+    parsed: dict[str, Any] = parser.parse({"method": "POST", "headers": {}, "body": json.dumps(body).encode()})
+    return parsed
+
+
+@pytest.mark.parametrize(
+    ("operation", "body"),
+    [
+        (
+            "PutItem",
+            {"TableName": "t", "Item": {**EVERY_KIND, **PASSES}, "ConditionExpression": "attribute_exists(pk)"},
+        ),
+        ("GetItem", {"TableName": "t", "Key": {"pk": EVERY_KIND["pk"]}}),
+        (
+            "Query",
+            {
+                "TableName": "t",
+                "KeyConditionExpression": "#pk = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": "x"}, ":b": {"B": "AP8="}, ":m": EVERY_KIND["m"]},
+            },
+        ),
+        (
+            "TransactWriteItems",
+            {
+                "TransactItems": [
+                    {"Put": {"TableName": "t", "Item": {**EVERY_KIND, **PASSES}}},
+                    {"Delete": {"TableName": "t", "Key": {"pk": {"S": "y"}}}},
+                ]
+            },
+        ),
+    ],
+    ids=["put", "get", "query", "transaction"],
+)
+def test_a_request_is_read_the_same(operation: str, body: dict[str, Any]) -> None:
+    body = json.loads(json.dumps(body, default=lambda b: base64.b64encode(b).decode()))  # as botocore sends it
+    with mock.patch.object(BaseJSONParser, "_parse_structure", MOTO_PARSE):  # tests/conftest.py's aside
+        walked = read(operation, body)
+    with items_as_moto_holds_them():
+        assert read(operation, body) == walked
 
 
 def test_only_wire_form_values_skip_the_walk() -> None:
