@@ -64,13 +64,15 @@ from aws_lambda_powertools import Logger
 
 from benchmarks.work_per_event import ACCOUNT, REGION, T0, stage_arn, stage_event
 from stagepilot import budget
+from stagepilot import convergence
 from stagepilot.adapters.ivs import IvsStage, Pacer, Participant
+from stagepilot.adapters.publishers import PublisherTokens
 from stagepilot.automations import convergence_order
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.automations.moderation import ModerationAutomation
 from stagepilot.automations.replication import ReplicationAutomation
 from stagepilot.config import Settings
-from stagepilot.convergence import ParticipantCache, run_pass
+from stagepilot.convergence import Deadline, ParticipantCache, PassIvs, run_pass
 from stagepilot.decisions.heals import HealReason, metric_name
 from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS
 from stagepilot.handlers.wiring import handle_batch, set_deadline
@@ -308,7 +310,11 @@ class Passes:
 
 
 def _convergence(
-    function: _Function, done: Callable[[], bool], passes: Passes, queues: dict[str, Queue]
+    function: _Function,
+    done: Callable[[], bool],
+    passes: Passes,
+    queues: dict[str, Queue],
+    records: PassRecords | None = None,
 ) -> Callable[[], None]:
     """The convergence function: a pass every ``PASS_PERIOD`` while the burst runs, in its environment (a
     participant cache each, kept across passes); a scheduled pass that comes due while one still runs is
@@ -327,9 +333,10 @@ def _convergence(
         participants = caches.setdefault(id(services), ParticipantCache())
         function.deployment.ivs.trigger = PASS_TRIGGER
         try:
-            report = run_pass(
-                services, automations, remaining_ms=context.get_remaining_time_in_millis, participants=participants
-            )
+            with _pass_view(services, records):
+                report = run_pass(
+                    services, automations, remaining_ms=context.get_remaining_time_in_millis, participants=participants
+                )
         finally:
             function.deployment.ivs.trigger = None
         passes.out_of_time += report.out_of_time
@@ -514,6 +521,75 @@ def _one_reader(deployment: LocalDeployment, enabled: bool, cost: OneReader) -> 
         yield
 
 
+# The pass-reads-records trade (``run(pass_reads_records=True)``, not built): the convergence pass takes a
+# publisher's token (user id, attributes, replica or not) from the publisher record the event path keeps
+# (adapters/publishers.py) when one exists for that participant and session, and asks IVS (GetParticipant)
+# only when none does. Built today, the pass reads that record only for a listed publisher with a user id
+# (automations/moderation.py, ``judge_publisher``); the burst's publishers have none.
+@dataclass
+class PassRecords:
+    """What the pass's reads of the publisher records cost (``run(pass_reads_records=True)``)."""
+
+    table_reads: int = 0  # consistent reads of a publisher record by the pass (each a DynamoDB call)
+    served: int = 0  # publishers the pass took from a record, not from IVS
+    asked_ivs: int = 0  # no record: the pass's own view asked IVS (GetParticipant)
+    kept_connected: int = 0  # the pass's cache held the participant's answer, CONNECTED: no read at all
+
+
+class _RecordFirstPassIvs(PassIvs):
+    """The pass's IVS view (``convergence.PassIvs``, its deadline and participant cache as they are) that
+    first looks for the event path's publisher record: a record is IVS's earlier answer about the token,
+    which cannot change within a session. Its answer is not kept in the cache (it carries no ``state``)."""
+
+    def __init__(
+        self,
+        inner: IvsStage,
+        deadline: Deadline,
+        participants: ParticipantCache | None = None,
+        *,
+        tokens: PublisherTokens,
+        cost: PassRecords,
+    ) -> None:
+        super().__init__(inner, deadline, participants)
+        self._tokens = tokens
+        self._cost = cost
+
+    def participant(
+        self,
+        stage_arn: str,
+        session_id: str,
+        participant_id: str,
+        *,
+        kept: Callable[[], Participant | None] | None = None,
+    ) -> Participant:
+        cached = self._participants.get((stage_arn, session_id, participant_id))
+        if cached is not None and cached.state == "CONNECTED":
+            self._cost.kept_connected += 1
+        else:
+            self._cost.table_reads += 1
+            found = self._tokens.get(stage_arn, session_id, participant_id)
+            if found is not None:
+                self._cost.served += 1
+                return found
+            self._cost.asked_ivs += 1
+        return super().participant(stage_arn, session_id, participant_id, kept=kept)
+
+
+@contextmanager
+def _pass_view(services: Services, records: PassRecords | None) -> Iterator[None]:
+    """The pass's IVS view: ``PassIvs`` as built, or the one that reads the publisher records first."""
+    if records is None:
+        yield
+        return
+    tokens = PublisherTokens(services.table, clock=services.clock)
+
+    def view(inner: IvsStage, deadline: Deadline, participants: ParticipantCache | None = None) -> PassIvs:
+        return _RecordFirstPassIvs(inner, deadline, participants, tokens=tokens, cost=records)
+
+    with mock.patch.object(convergence, "PassIvs", view):
+        yield
+
+
 @contextmanager
 def _pacers(shared: Pacer | None) -> Iterator[None]:
     """Every environment's pacer is ``Pacer.for_caller`` (as the functions build it), or the shared store."""
@@ -535,6 +611,7 @@ def run(
     with_pass: bool = True,
     application: str = "poisson",
     one_reader: bool = False,
+    pass_reads_records: bool = False,
 ) -> dict[str, Any]:
     """One burst of ``stages`` first publishes; ``alongside``: replication and moderation run too;
     ``with_pass``: the convergence pass runs beside it; ``extra_environments``: environments per function
@@ -542,7 +619,8 @@ def run(
     log instead (the trade docs/performance.md weighs), measured through the same code; ``application``:
     "poisson" (its calls sent as they arise) or "bounded" (held back to its part, ``bounded_sends``);
     ``one_reader``: moderation waits for replication's publisher record instead of its own ``GetParticipant``
-    (a trade, not built: ``_one_reader``)."""
+    (a trade, not built: ``_one_reader``); ``pass_reads_records``: the pass takes a publisher's token from the
+    event path's publisher record when there is one (a trade, not built: ``_RecordFirstPassIvs``)."""
     if application not in APPLICATIONS:
         raise ValueError(f"unknown application model {application!r}; expected one of {', '.join(APPLICATIONS)}")
     import botocore.endpoint
@@ -574,6 +652,7 @@ def run(
         VirtualTime.scheduler = scheduler
         shared = _SharedStore(deployment, random.Random(rng.random())) if shared_store else None
         reader = OneReader()
+        records = PassRecords() if pass_reads_records else None
         with (
             mock.patch.object(botocore.endpoint, "time", VirtualTime()),
             deployment,
@@ -581,10 +660,19 @@ def run(
             _one_reader(deployment, one_reader, reader),
         ):
             one = _burst(
-                deployment, automations, stages, rng, extra_environments, with_pass, logger, label, application
+                deployment, automations, stages, rng, extra_environments, with_pass, logger, label, application, records
             )
     one["shared_store"] = shared_store
     one["one_reader"] = one_reader
+    one["pass_reads_records"] = pass_reads_records
+    if records is not None:
+        one["pass_records_cost"] = {
+            "table_reads": records.table_reads,
+            "served_from_the_record": records.served,
+            "asked_ivs": records.asked_ivs,
+            "kept_connected": records.kept_connected,
+            "table_reads_per_pass": records.table_reads / max(1, one["passes"]),
+        }
     if one_reader:
         waits = sorted(reader.waited_seconds)
         one["one_reader_cost"] = {
@@ -626,6 +714,7 @@ def _burst(
     logger: Logger,
     label: str,
     application: str,
+    records: PassRecords | None = None,
 ) -> dict[str, Any]:
     scheduler = deployment.scheduler
     callers = [a.name for a in automations] + ([budget.CONVERGENCE] if with_pass else [])
@@ -687,7 +776,7 @@ def _burst(
         functions[budget.CONVERGENCE] = _Function(
             deployment, budget.CONVERGENCE, budget.CONCURRENCY[budget.CONVERGENCE] + extra_environments
         )
-        scheduler.spawn(_convergence(functions[budget.CONVERGENCE], burst_done, passes, queues))
+        scheduler.spawn(_convergence(functions[budget.CONVERGENCE], burst_done, passes, queues, records))
     scheduler.spawn(_application(deployment, called, burst_done, random.Random(rng.random()), application))
     started, cpu = time.perf_counter(), time.process_time()
     scheduler.run()
@@ -761,6 +850,7 @@ def _report(
     drain = max(composed_at.values()) if len(composed_at) == stages else float("inf")
     floor = stages / budget.FUNCTIONS_PER_SECOND
     by_op = {op: sum(1 for c in ours if c.operation == op) for op in operations}
+    by_pass = {op: n for op in operations if (n := sum(1 for c in ours if c.operation == op and c.trigger == PASS_TRIGGER))}
     throttled = {op: sum(1 for c in ours if c.operation == op and c.status == 429) for op in operations}
     app_throttled = {op: sum(1 for c in app if c.operation == op and c.status == 429) for op in operations}
     # What reached IVS in its busiest second, per operation: stagepilot's (bound: FUNCTIONS_PER_SECOND)
@@ -816,6 +906,7 @@ def _report(
         "records_retried": sum(q.failed_receives for q in queues.values()),
         "automations": automations_report,
         "calls_per_operation": by_op,
+        "pass_calls_per_operation": by_pass,  # the convergence pass's own, within calls_per_operation
         "throttled_per_operation": {op: n for op, n in throttled.items() if n},
         "throttled_calls": sum(throttled.values()),
         "application_throttled_per_operation": {op: n for op, n in app_throttled.items() if n},
