@@ -53,6 +53,8 @@ def burst_rows(b: dict[str, Any]) -> list[str]:
         detail += f"; longest pass {b['pass_longest_seconds']:.1f} of {b['pass_timeout_seconds']} s"
     if b.get("one_reader"):
         detail += burst.one_reader_cost(b["one_reader_cost"])
+    if b.get("pass_reads_records"):
+        detail += burst.pass_records_cost(b)
     clean = b["duplicates"] == 0 and b["dead_letters"] == 0 and b["stages_with_one_composition"] == b["stages"]
     rows = [
         _row(

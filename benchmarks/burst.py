@@ -50,7 +50,7 @@ import random
 import subprocess
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -63,8 +63,7 @@ from unittest import mock
 from aws_lambda_powertools import Logger
 
 from benchmarks.work_per_event import ACCOUNT, REGION, T0, stage_arn, stage_event
-from stagepilot import budget
-from stagepilot import convergence
+from stagepilot import budget, convergence
 from stagepilot.adapters.ivs import IvsStage, Pacer, Participant
 from stagepilot.adapters.publishers import PublisherTokens
 from stagepilot.automations import convergence_order
@@ -850,7 +849,7 @@ def _report(
     drain = max(composed_at.values()) if len(composed_at) == stages else float("inf")
     floor = stages / budget.FUNCTIONS_PER_SECOND
     by_op = {op: sum(1 for c in ours if c.operation == op) for op in operations}
-    by_pass = {op: n for op in operations if (n := sum(1 for c in ours if c.operation == op and c.trigger == PASS_TRIGGER))}
+    by_pass = Counter(c.operation for c in ours if c.trigger == PASS_TRIGGER)
     throttled = {op: sum(1 for c in ours if c.operation == op and c.status == 429) for op in operations}
     app_throttled = {op: sum(1 for c in app if c.operation == op and c.status == 429) for op in operations}
     # What reached IVS in its busiest second, per operation: stagepilot's (bound: FUNCTIONS_PER_SECOND)
@@ -906,7 +905,7 @@ def _report(
         "records_retried": sum(q.failed_receives for q in queues.values()),
         "automations": automations_report,
         "calls_per_operation": by_op,
-        "pass_calls_per_operation": by_pass,  # the convergence pass's own, within calls_per_operation
+        "pass_calls_per_operation": dict(sorted(by_pass.items())),  # the pass's own, in calls_per_operation
         "throttled_per_operation": {op: n for op, n in throttled.items() if n},
         "throttled_calls": sum(throttled.values()),
         "application_throttled_per_operation": {op: n for op, n in app_throttled.items() if n},
@@ -933,6 +932,7 @@ BOUNDED = "an application that keeps to its part"
 POISSON = "the Poisson application (over its part in some seconds)"
 SHARED_STORE = "the trade: one shared store paces every function"
 ONE_READER = "the trades: the shared store, and one reader of each publisher"
+PASS_RECORDS = "the trades: the shared store, one reader, and the pass reads the publisher records"
 WORKERS = 2  # burst runs at once (``run_all``): the reference machine has 2 cores
 
 
@@ -941,8 +941,9 @@ def plan(sizes: tuple[int, ...] = SIZES) -> tuple[list[dict[str, Any]], list[dic
     sensitivity figure: it alone sends more than IVS's 5 in some seconds) and the application that keeps to
     its part, each as deployed and in the deploy case; then the alternatives (the trades
     docs/performance.md section 3 weighs), with the application that keeps to its part (only it lets a
-    trade meet 0 throttled calls): at each size the shared store, and the shared store with one reader of
-    each publisher (moderation waits for replication's publisher record: ``_one_reader``)."""
+    trade meet 0 throttled calls): at each size the shared store, the shared store with one reader of
+    each publisher (moderation waits for replication's publisher record: ``_one_reader``), and both with the
+    pass taking publishers from the records (``_RecordFirstPassIvs``)."""
     runs: list[dict[str, Any]] = []
     for size in sizes:
         runs.append({"stages": size, "label": f"as deployed, {POISSON}"})
@@ -956,6 +957,9 @@ def plan(sizes: tuple[int, ...] = SIZES) -> tuple[list[dict[str, Any]], list[dic
         trade = {"stages": size, "application": "bounded", "shared_store": True}
         alternatives.append({**trade, "label": f"{SHARED_STORE}, {BOUNDED}"})
         alternatives.append({**trade, "one_reader": True, "label": f"{ONE_READER}, {BOUNDED}"})
+        alternatives.append(
+            {**trade, "one_reader": True, "pass_reads_records": True, "label": f"{PASS_RECORDS}, {BOUNDED}"}
+        )
     return runs, alternatives
 
 
@@ -1018,6 +1022,7 @@ def summary(one: dict[str, Any]) -> str:
             else ""
         )
         + (one_reader_cost(one["one_reader_cost"]) if one.get("one_reader") else "")
+        + (pass_records_cost(one) if one.get("pass_reads_records") else "")
         + f"; wall {one['wall_seconds']:.0f} s"
         + (f", CPU {one['cpu_seconds']:.0f} s" if "cpu_seconds" in one else "")
     )
@@ -1029,6 +1034,16 @@ def one_reader_cost(cost: Mapping[str, Any]) -> str:
         f"; one reader: moderation took {cost['served_from_the_record']} publishers from replication's record "
         f"({cost['table_reads']} table reads, waiting p50 {cost['wait_p50_seconds']:.2f} s, most "
         f"{cost['wait_max_seconds']:.2f} s), asked IVS itself {cost['fell_back_to_ivs']} times"
+    )
+
+
+def pass_records_cost(one: Mapping[str, Any]) -> str:
+    """What the pass's reads of the publisher records cost, and the GetParticipant calls it still sent."""
+    cost = one["pass_records_cost"]
+    return (
+        f"; the pass read the records: {cost['served_from_the_record']} publishers from a record, "
+        f"{cost['table_reads']} table reads ({cost['table_reads_per_pass']:.1f} a pass), "
+        f"{one['pass_calls_per_operation'].get('GetParticipant', 0)} GetParticipant of its own"
     )
 
 
