@@ -31,6 +31,8 @@ before writing, so each transaction cost as much as the table was long (the door
 stagepilot/local/lean_moto.py backs up and rolls back only the items the transaction names. The tables left
 behind are the same.
 
+**moto lists a response class's methods once** (tests/moto_methods.py), not on every request.
+
 **moto answers one DynamoDB request at a time.** moto's tables are plain dicts; two requests at once (the
 CLI's side-by-side reads against moto's server) could meet inside one and get a 500 from moto's race, not
 from stagepilot (tests/moto_threads.py).
@@ -60,6 +62,7 @@ import time_machine
 
 from stagepilot.local.lean_moto import transactions_roll_back_their_items
 from tests.moto_items import items_as_moto_holds_them
+from tests.moto_methods import method_names_kept_per_class
 from tests.moto_threads import dynamodb_answers_one_request_at_a_time
 from tests.support import REAL_CLOCK_START, REGION
 
@@ -135,6 +138,12 @@ def one_botocore_loader() -> Iterator[None]:
 @pytest.fixture(scope="session", autouse=True)
 def moto_items_as_held() -> Iterator[None]:
     with items_as_moto_holds_them():
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def moto_method_names_kept() -> Iterator[None]:
+    with method_names_kept_per_class():
         yield
 
 
