@@ -6,6 +6,7 @@ quotes that file. Run it on an otherwise idle machine: the cold-start figures ar
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import platform
@@ -94,7 +95,15 @@ def burst_rows(b: dict[str, Any]) -> list[str]:
     return rows
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Every benchmark against its floor, in one run (`make bench`): prints one table and writes "
+        "benchmarks/results.json, which docs/performance.md quotes. Takes about 20 minutes; run it on an "
+        "otherwise idle machine (the cold-start figures are wall-clock). Each benchmark alone: "
+        "python -m benchmarks.NAME --help.",
+    )
+    parser.parse_args(argv)
     logging.disable(logging.WARNING)  # the handlers' "will be retried" lines are expected here
     started = time.perf_counter()
     results: dict[str, Any] = {
