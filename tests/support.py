@@ -189,3 +189,13 @@ def deliver_concurrently(deployment: LocalDeployment, automation: Any, bodies: l
     for thread in threads:
         thread.join(timeout=60)
     return results
+
+
+def key_table(client: Any, name: str) -> None:
+    """A pay-per-request table keyed by one string ``pk``: what the moto patches' own tests write to."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )

@@ -17,6 +17,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 
 from stagepilot.local.lean_moto import MOTO_TRANSACT, transactions_roll_back_their_items
+from tests.support import key_table
 
 
 @contextmanager
@@ -88,12 +89,7 @@ def outcome(transactions: list[list[dict[str, Any]]]) -> tuple[list[Any], dict[s
             ],
             BillingMode="PAY_PER_REQUEST",
         )
-        client.create_table(
-            TableName="flat",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        key_table(client, "flat")
         for pk, sk in (("a", "1"), ("a", "2"), ("b", "1")):
             client.put_item(TableName="t", Item={"pk": s(pk), "sk": s(sk), "n": {"N": "5"}})
         client.put_item(TableName="flat", Item={"pk": s("taken")})

@@ -17,6 +17,7 @@ from moto.core.serialize import BaseJSONSerializer, get_serializer_class
 from moto.core.utils import get_service_model
 
 from tests.moto_items import MOTO_PARSE, MOTO_WALK, in_wire_form, items_as_moto_holds_them
+from tests.support import key_table
 
 EVERY_KIND = {
     "pk": {"S": "STAGE#arn:aws:ivs:us-east-1:123456789012:stage/a"},
@@ -123,12 +124,7 @@ def test_only_wire_form_values_skip_the_walk() -> None:
 def test_a_table_round_trip_reads_back_what_was_written() -> None:
     with mock_aws(), items_as_moto_holds_them():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        key_table(client, "t")
         client.put_item(TableName="t", Item={**EVERY_KIND, **PASSES})
         item = client.get_item(TableName="t", Key={"pk": EVERY_KIND["pk"]}, ConsistentRead=True)["Item"]
     assert item == {**EVERY_KIND, **PASSES}

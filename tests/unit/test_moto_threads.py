@@ -11,6 +11,7 @@ from moto import mock_aws
 from moto.dynamodb.models import DynamoDBBackend
 
 from tests.moto_threads import dynamodb_answers_one_request_at_a_time
+from tests.support import key_table
 
 MOTO_GET_ITEM = DynamoDBBackend.get_item
 
@@ -29,12 +30,7 @@ def test_a_second_request_waits_until_the_first_is_answered() -> None:
 
     with mock_aws(), dynamodb_answers_one_request_at_a_time(), mock.patch.object(DynamoDBBackend, "get_item", get_item):
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        key_table(client, "t")
 
         def read(pk: str) -> None:
             client.get_item(TableName="t", Key={"pk": {"S": pk}})
