@@ -2,12 +2,22 @@
 
 Registered on the DynamoDB client of a ``LocalDeployment`` (moto) and on the handlers' IVS client (the
 stand-in): every API call the handler code makes is counted once, by service and operation, whatever
-its outcome. ``process_time`` spent inside calls (botocore serialization and parsing, plus the in-process
+its outcome. The CPU spent inside calls (botocore's request building and parsing, plus the in-process
 fakes) is kept apart, so the handler's own CPU can be told from the cost of talking to AWS.
+
+That CPU is the calling thread's own (``time.thread_time``), from ``before-call`` to ``after-call``, of the
+outermost call only. On ``LocalDeployment``'s scheduler every container is a thread and every call waits
+its latency on the virtual clock, so while one call waits the other containers run their own code and
+calls: the process's CPU over that call (``process_time``) is theirs, and summing it per call counted the
+same CPU once per call in flight (more than the run's whole CPU: a negative "own" CPU). A call made inside
+another (an in-process fake that calls a counted client) is in its caller's time already. Calls begun
+before ``reset`` are not counted, so the CPU in calls and a total taken from ``reset`` on cover one
+interval.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -35,7 +45,8 @@ class CallCounter:
         # (adapters/changes.py) that carries a snapshot over to the next lifetime.
         self.policy_loads = 0
         self.call_cpu = 0.0
-        self._started: list[float] = []
+        self._epoch = 0  # bumped by reset: a call begun before it is not counted
+        self._threads = threading.local()  # per thread: (epoch, thread CPU at the start) per open call
 
     def attach(self, client: Any) -> None:
         events = client.meta.events
@@ -54,11 +65,22 @@ class CallCounter:
             or (model.name == "GetItem" and '{"S": "~changed"}' in text)
         ):
             self.policy_loads += 1
-        self._started.append(time.process_time())
+        self._open().append((self._epoch, time.thread_time()))
 
     def _after(self, **_: Any) -> None:
-        if self._started:
-            self.call_cpu += time.process_time() - self._started.pop()
+        open_calls = self._open()
+        if not open_calls:
+            return
+        epoch, started = open_calls.pop()
+        if not open_calls and epoch == self._epoch:  # the outermost call, begun since the last reset
+            self.call_cpu += time.thread_time() - started
+
+    def _open(self) -> list[tuple[int, float]]:
+        """The calls open in this thread, outermost first."""
+        calls: list[tuple[int, float]] | None = getattr(self._threads, "calls", None)
+        if calls is None:
+            calls = self._threads.calls = []
+        return calls
 
     def _after_error(self, **_: Any) -> None:
         self._after()
@@ -67,6 +89,7 @@ class CallCounter:
         self.calls.clear()
         self.policy_loads = 0
         self.call_cpu = 0.0
+        self._epoch += 1
 
     # summaries ---------------------------------------------------------------------------------------
     def by_kind(self) -> dict[str, int]:
