@@ -249,45 +249,144 @@ def test_the_restart_reason_counts_restarts_against_the_bound() -> None:
 
 # Session End -------------------------------------------------------------------------------------------
 STARTED_AT = NOW - MAX_COMPOSITION_AGE
-# (id, record, ended arn, started at) → (act, attempt, needs_publishers, rollover)
-END: list[tuple[str, SessionCompositions | None, str, datetime | None, tuple[Any, ...]]] = [
-    ("no record", None, ARN, STARTED_AT, (False, 0, False, False)),
+SKIP = (False, 0, False, False)
+ROLL = (True, 3, True, True)  # the successor: the next attempt, only while someone publishes, a rollover
+# (id, record, ended arn, started at) → ((act, attempt, needs_publishers, rollover), then): ``then`` is what
+# else the event does: "held" (back once another owner's lease can have run out), "retry" (decided again
+# once the end is on the record), "resume" (its own earlier claim, finished)
+END: list[tuple[str, SessionCompositions | None, str, datetime | None, tuple[Any, ...], str | None]] = [
+    ("no record", None, ARN, STARTED_AT, SKIP, None),
     (
         "another composition ended (its successor runs)",
         rec(State.ENDED),
         ARN + "x",
         STARTED_AT,
-        (False, 0, False, False),
+        SKIP,
+        None,
     ),
-    ("the record is not ended", rec(State.STARTED), ARN, STARTED_AT, (False, 0, False, False)),
-    ("ended after an hour: idle or stopped", rec(State.ENDED), ARN, NOW - timedelta(hours=1), (False, 0, False, False)),
-    ("start time not known", rec(State.ENDED), ARN, None, (False, 0, False, False)),
-    ("ended at its 24-hour limit: roll over", rec(State.ENDED), ARN, STARTED_AT, (True, 3, True, True)),
+    ("ended after an hour: idle or stopped", rec(State.ENDED), ARN, NOW - timedelta(hours=1), SKIP, None),
+    ("start time not known", rec(State.ENDED), ARN, None, SKIP, None),
+    ("ended at its 24-hour limit: roll over", rec(State.ENDED), ARN, STARTED_AT, ROLL, None),
     (
         "ended within the minute's tolerance of the limit: roll over",
         rec(State.ENDED),
         ARN,
         NOW - MAX_COMPOSITION_AGE + timedelta(seconds=59),
-        (True, 3, True, True),
+        ROLL,
+        None,
     ),
     (
         "ended two minutes short of the limit: not the limit's",
         rec(State.ENDED),
         ARN,
         NOW - MAX_COMPOSITION_AGE + timedelta(minutes=2),
-        (False, 0, False, False),
+        SKIP,
+        None,
     ),
+    # the record still names the ended composition and is not ended: the end is not on it yet, or the
+    # successor is claimed (a claim records no composition), or something else followed the composition
+    (
+        "started: the end is recorded first, then decided again",
+        rec(State.STARTED),
+        ARN,
+        STARTED_AT,
+        SKIP,
+        "retry",
+    ),
+    (
+        "successor claimed by another, fresh: held, never dropped",
+        claimed(owner=OTHER, age=SECOND),
+        ARN,
+        STARTED_AT,
+        SKIP,
+        "held",
+    ),
+    (
+        "successor claimed by another, exactly at the lease: still held",
+        claimed(owner=OTHER, age=CLAIM_LEASE),
+        ARN,
+        STARTED_AT,
+        SKIP,
+        "held",
+    ),
+    (
+        "successor claimed by another, a second past the lease: taken over with its attempt",
+        claimed(owner=OTHER, age=CLAIM_LEASE + SECOND),
+        ARN,
+        STARTED_AT,
+        (True, 2, True, True),
+        None,
+    ),
+    (
+        "successor claimed by this event's earlier delivery: finished, never a second one",
+        claimed(owner=EVENT, age=SECOND),
+        ARN,
+        STARTED_AT,
+        (True, 2, True, True),
+        "resume",
+    ),
+    (
+        "a claim on an end short of the limit is not the event's to wait for",
+        claimed(owner=OTHER, age=SECOND),
+        ARN,
+        NOW - timedelta(hours=1),
+        SKIP,
+        None,
+    ),
+    ("failed: the failure's restart follows it", rec(State.FAILED), ARN, STARTED_AT, SKIP, None),
+    ("guarded: stopped at a limit, final", rec(State.GUARDED), ARN, STARTED_AT, SKIP, None),
+    ("gave up", rec(State.GAVE_UP), ARN, STARTED_AT, SKIP, None),
+    ("the successor rejected by IVS", rec(State.REJECTED), ARN, STARTED_AT, SKIP, None),
+    (
+        "the successor refused by the budget",
+        rec(State.BUDGET, refused_day="2026-11-21"),
+        ARN,
+        STARTED_AT,
+        SKIP,
+        None,
+    ),
+    ("the session found inactive", rec(State.STALE), ARN, STARTED_AT, SKIP, None),
 ]
 
 
 @pytest.mark.parametrize(
-    ("record", "ended_arn", "started_at", "expected"), [row[1:] for row in END], ids=[r[0] for r in END]
+    ("record", "ended_arn", "started_at", "expected", "then"), [row[1:] for row in END], ids=[r[0] for r in END]
 )
 def test_decide_on_end(
-    record: SessionCompositions | None, ended_arn: str, started_at: datetime | None, expected: tuple[Any, ...]
+    record: SessionCompositions | None,
+    ended_arn: str,
+    started_at: datetime | None,
+    expected: tuple[Any, ...],
+    then: str | None,
 ) -> None:
-    decision = decide_on_end(record, ended_arn=ended_arn, started_at=started_at, ended_at=NOW)
+    decision = decide_on_end(record, ended_arn=ended_arn, started_at=started_at, ended_at=NOW, owner=EVENT, now=NOW)
     assert (decision.act, decision.attempt, decision.needs_publishers, decision.rollover) == expected
     assert decision.reason
     assert decision.heal_reason is (HealReason.ROLLOVER if decision.act else None)
-    assert (decision.restart, decision.give_up, decision.delay) == (False, False, None)
+    assert (decision.restart, decision.give_up) == (False, False)
+    assert (decision.held is not None) == (then == "held")
+    assert (decision.delay is not None) == (then == "retry")
+    assert decision.resume == (then == "resume")
+    if then == "held":
+        assert decision.held is not None and decision.held.owner == OTHER
+
+
+def test_every_state_has_an_end_row() -> None:
+    """Whatever the record says when a 24-hour end arrives, a row says what the event does with it."""
+    covered = {row[1].state for row in END if row[1] is not None and row[2] == ARN and row[3] == STARTED_AT}
+    assert covered == set(State)
+
+
+def test_a_skipped_end_says_what_followed_the_composition() -> None:
+    """A 24-hour end that starts nothing names the state that stops it (not "the session's composition is X")."""
+    reasons = {
+        state: decide_on_end(
+            rec(state), ended_arn=ARN, started_at=STARTED_AT, ended_at=NOW, owner=EVENT, now=NOW
+        ).reason
+        for state in (State.FAILED, State.GUARDED, State.GAVE_UP, State.REJECTED, State.STALE)
+    }
+    assert "failure's restart" in reasons[State.FAILED]
+    assert reasons[State.GUARDED].startswith("stopped at limits.")
+    assert reasons[State.GAVE_UP] == "gave up after 1 restarts in this session"
+    assert "rejected" in reasons[State.REJECTED]
+    assert "no longer the stage's active session" in reasons[State.STALE]

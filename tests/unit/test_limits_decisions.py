@@ -128,7 +128,14 @@ STARTS = [
     ),
     (
         "the-session-end",
-        lambda: decide_on_end(GUARDED, ended_arn=GUARDED.composition_arn or "", started_at=T, ended_at=at(86400)),
+        lambda: decide_on_end(
+            GUARDED,
+            ended_arn=GUARDED.composition_arn or "",
+            started_at=T,
+            ended_at=at(86400),
+            owner="e9",
+            now=at(86400),
+        ),
     ),
     (
         "a-rollover",

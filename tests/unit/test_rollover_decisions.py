@@ -47,7 +47,9 @@ def test_only_an_end_at_24_hours_is_the_limit() -> None:
 
 
 def test_a_channel_composition_is_succeeded_as_soon_as_ivs_ended_it_at_its_limit() -> None:
-    decision = decide_on_end(rec(State.ENDED, ended_at=LIMIT), ended_arn=ARN, started_at=STARTED, ended_at=LIMIT)
+    decision = decide_on_end(
+        rec(State.ENDED, ended_at=LIMIT), ended_arn=ARN, started_at=STARTED, ended_at=LIMIT, owner=EVENT, now=LIMIT
+    )
     assert decision.act and decision.rollover and decision.needs_publishers
     assert decision.attempt == 2 and not decision.restart
     assert decision.heal_reason is HealReason.ROLLOVER and HealReason.ROLLOVER not in ALARMED
@@ -55,12 +57,16 @@ def test_a_channel_composition_is_succeeded_as_soon_as_ivs_ended_it_at_its_limit
 
 def test_an_earlier_end_or_another_composition_rolls_nothing_over() -> None:
     early = LIMIT - timedelta(hours=3)
-    assert not decide_on_end(rec(State.ENDED), ended_arn=ARN, started_at=STARTED, ended_at=early).act
+    assert not decide_on_end(
+        rec(State.ENDED), ended_arn=ARN, started_at=STARTED, ended_at=early, owner=EVENT, now=LIMIT
+    ).act
     # the S3-only successor started before the limit: the record holds it, not the one that ended
     succeeded = rec(State.STARTED, attempt=2, composition_arn=ARN + "2")
-    assert not decide_on_end(succeeded, ended_arn=ARN, started_at=STARTED, ended_at=LIMIT).act
-    assert not decide_on_end(None, ended_arn=ARN, started_at=STARTED, ended_at=LIMIT).act
-    assert not decide_on_end(rec(State.GAVE_UP), ended_arn=ARN, started_at=STARTED, ended_at=LIMIT).act
+    assert not decide_on_end(succeeded, ended_arn=ARN, started_at=STARTED, ended_at=LIMIT, owner=EVENT, now=LIMIT).act
+    assert not decide_on_end(None, ended_arn=ARN, started_at=STARTED, ended_at=LIMIT, owner=EVENT, now=LIMIT).act
+    assert not decide_on_end(
+        rec(State.GAVE_UP), ended_arn=ARN, started_at=STARTED, ended_at=LIMIT, owner=EVENT, now=LIMIT
+    ).act
 
 
 def test_an_s3_only_successor_starts_within_the_lead_and_not_before() -> None:

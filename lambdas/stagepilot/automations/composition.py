@@ -120,14 +120,20 @@ class CompositionAutomation:
         if ending:  # the fleet's composition hours (compositionHoursPerDay): counted once, whoever sees the end
             count_end(services, summary, event.time)
         if event.event_name == "Session End":
-            held_attempts = [(held_session, held.attempt) for held_session, held in holders] or [(session_id, attempt)]
-            for held_session, held_attempt in held_attempts:
+            # A record that holds the composition and says "claimed" claims its successor (a claim records no
+            # composition): that claim is not the ended composition's, and is left to the claim rule
+            # (``decide_on_end``). Only a record that does not hold it yet (the start that made it, cut short
+            # before recording it: the tags' session and attempt) is ended from "claimed".
+            ending_now: list[tuple[str, int, tuple[State, ...]]] = [
+                (held_session, held.attempt, (State.STARTED,)) for held_session, held in holders
+            ] or [(session_id, attempt, (State.STARTED, State.CLAIMED))]
+            for held_session, held_attempt, from_states in ending_now:
                 records.mark(
                     event.stage_arn,
                     held_session,
                     attempt=held_attempt,
                     state=State.ENDED,
-                    from_states=(State.STARTED, State.CLAIMED),
+                    from_states=from_states,
                     endedAt=event.time,
                 )
             current = holders[-1][0] if holders else session_id
@@ -171,13 +177,22 @@ class CompositionAutomation:
         records: CompositionRecords,
     ) -> Outcome:
         """IVS ended the composition normally: at its 24-hour limit with the stage still publishing, its
-        successor starts now (a channel takes one composition at a time); audited ``rollover``."""
+        successor starts now (a channel takes one composition at a time); audited ``rollover``. A successor
+        another owner claims while its lease runs is waited for (``Outcome.held``: the event comes back), and
+        a record the end is not on yet is decided again once it is (``RetryLater``): never dropped."""
         record = records.get(event.stage_arn, session_id)
         decision = decide_on_end(
-            record, ended_arn=event.composition_arn, started_at=ended.start_time, ended_at=event.time
+            record,
+            ended_arn=event.composition_arn,
+            started_at=ended.start_time,
+            ended_at=event.time,
+            owner=event.envelope.owner,
+            now=services.clock(),
         )
+        if not decision.act and decision.delay is not None:
+            raise RetryLater(decision.reason, delay_seconds=decision.delay.total_seconds())
         if not decision.act:
-            return self._skip(decision.reason, session_id=session_id)
+            return self._skip(decision.reason, decision.held, session_id=session_id)
         return self._start(
             event.stage_arn,
             session_id,

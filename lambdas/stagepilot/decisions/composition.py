@@ -96,7 +96,8 @@ class Decision:
     reason: str
     attempt: int = 0
     needs_publishers: bool = False  # act only if someone is still publishing
-    delay: timedelta | None = None  # act, but not before this much time has passed
+    # act, but not before this much time has passed; with act False: decide again then (``decide_on_end``)
+    delay: timedelta | None = None
     restart: bool = False  # the start restarts a failed composition: it counts toward maxRestarts
     give_up: bool = False  # out of restarts: the session's record says so (gave-up), audited once
     # The pass's heals: what the record and IVS show, in the vocabulary of docs/reliability.md. None: they cannot tell
@@ -122,28 +123,93 @@ def ended_at_limit(started_at: datetime | None, ended_at: datetime | None) -> bo
 
 
 def decide_on_end(
-    record: SessionCompositions | None, *, ended_arn: str, started_at: datetime | None, ended_at: datetime
+    record: SessionCompositions | None,
+    *,
+    ended_arn: str,
+    started_at: datetime | None,
+    ended_at: datetime,
+    owner: str,
+    now: datetime,
 ) -> Decision:
     """IVS ended one of stagepilot's compositions normally (``Session End``, recorded): roll over now? Only
     a composition that reached its 24-hour limit and is still the session's own: a channel takes one
     composition at a time, so its successor starts as soon as IVS has ended it (an S3-only one started
     before the limit already, ``decide_rollover_ahead``; this catches the one that did not). Its
-    successor needs someone still publishing; an idle stop or a stop is not followed by anything."""
-    if record is None or record.composition_arn != ended_arn:
+    successor needs someone still publishing; an idle stop or a stop is not followed by anything.
+
+    The record still names the ended composition until its successor is recorded, whatever state it is in:
+    ``ended`` (this event, or a copy of it, recorded the end: roll over), ``claimed`` (someone — a copy of
+    this event, a publisher reconnecting, the pass — claimed the successor: the one claim rule, so a copy
+    never starts a second one, and a dead owner's claim is taken over with its attempt), ``started`` (the
+    end not recorded on it yet: decided again once it is, ``delay``), or one the successor does not follow
+    (failed, guarded, gave up, rejected, refused by the budget, a stale session): skipped, saying which."""
+    if record is None:
+        return Decision(False, "no composition of this session is tracked")
+    if record.composition_arn != ended_arn:
         return Decision(False, "not the session's current composition (its successor runs already)")
-    if record.state is not State.ENDED:
-        return Decision(False, f"the session's composition is {record.state.value}")
     if not ended_at_limit(started_at, ended_at):
         return Decision(False, "composition ended normally; recorded, nothing to restart")
+    if record.state is State.ENDED:
+        return Decision(
+            True,
+            "rollover: IVS ended the composition at its 24-hour limit and the stage still publishes; its "
+            "successor starts now",
+            attempt=record.attempt + 1,
+            needs_publishers=True,
+            heal_reason=HealReason.ROLLOVER,
+            rollover=True,
+        )
+    if record.state is State.CLAIMED:
+        return _finish_successor_claim(record, owner=owner, now=now)
+    if record.state is State.STARTED:
+        return Decision(
+            False,
+            "IVS ended the composition at its 24-hour limit and the session's record still says it runs: "
+            "its end is recorded first, then the successor decided",
+            delay=END_UNRECORDED_RETRY,
+        )
+    return Decision(False, _no_successor(record))
+
+
+# The Session End found the record still saying "started" (its write of the end did not land on it: another
+# write came between): it comes back this soon and records it.
+END_UNRECORDED_RETRY = timedelta(seconds=5)
+
+
+def _finish_successor_claim(record: SessionCompositions, *, owner: str, now: datetime) -> Decision:
+    """The successor of a composition IVS ended at its 24-hour limit is claimed: the one claim verdict."""
+    verdict = _verdict(record, owner, now)
+    if verdict is ClaimVerdict.HELD:
+        why = "another event or the pass is starting the successor of the 24-hour composition"
+        return Decision(False, why, held=_held(record))
+    resume = verdict is ClaimVerdict.RESUME
     return Decision(
         True,
-        "rollover: IVS ended the composition at its 24-hour limit and the stage still publishes; its successor "
-        "starts now",
-        attempt=record.attempt + 1,
+        "rollover: this event's earlier delivery claimed the successor of the 24-hour composition; finishing it"
+        if resume
+        else "rollover: the claim on the successor of the 24-hour composition expired; taking over",
+        record.attempt,
         needs_publishers=True,
         heal_reason=HealReason.ROLLOVER,
         rollover=True,
+        resume=resume,
     )
+
+
+def _no_successor(record: SessionCompositions) -> str:
+    """Why a composition IVS ended at its 24-hour limit gets no successor from its Session End: the record
+    says what came after it (``decide_on_end``)."""
+    if record.state is State.GUARDED:
+        return _guarded(record)
+    if record.state is State.FAILED:
+        return "the session's composition is recorded failed: its failure's restart follows it (maxRestarts)"
+    if record.state is State.GAVE_UP:
+        return f"gave up after {record.restarts} restarts in this session"
+    if record.state is State.REJECTED:
+        return "IVS rejected the start of its successor (audited composition-rejected); a changed policy starts one"
+    if record.state is State.BUDGET:
+        return _budget_spent(record)
+    return "this session is no longer the stage's active session (a start found another one)"
 
 
 def rollover_due(started_at: datetime | None, now: datetime) -> bool:
