@@ -48,7 +48,6 @@ import logging
 import multiprocessing
 import random
 import subprocess
-import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
@@ -62,6 +61,7 @@ from unittest import mock
 
 from aws_lambda_powertools import Logger
 
+from benchmarks import cli
 from benchmarks.work_per_event import ACCOUNT, REGION, T0, stage_arn, stage_event
 from stagepilot import budget, convergence
 from stagepilot.adapters.ivs import IvsStage, Pacer, Participant
@@ -984,10 +984,16 @@ def _quiet() -> None:
     logging.disable(logging.WARNING)  # the handlers' "will be retried" lines are expected here
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.burst [SIZE ...]``: written into ``benchmarks/results.json`` (key ``burst``)
     when run at the default sizes."""
-    sizes = tuple(int(a) for a in argv) or SIZES
+    parser = cli.parser(
+        "benchmarks.burst",
+        __doc__,
+        more="At the default sizes the figures are written into benchmarks/results.json (key burst).",
+    )
+    cli.counts_argument(parser, "SIZE", default=SIZES, what="stages in a burst, one set of runs each")
+    sizes = tuple(parser.parse_args(argv).size)
     burst = run_all(sizes)
     if sizes == SIZES:
         results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -1048,4 +1054,4 @@ def pass_records_cost(one: Mapping[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

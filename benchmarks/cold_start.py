@@ -14,6 +14,7 @@ CPU time are both reported, and the load average beside them.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -22,6 +23,8 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from benchmarks import cli
 
 HANDLERS = ("composition", "replication", "moderation")
 FUNCTIONS = (*HANDLERS, "reconcile", "token")
@@ -166,7 +169,13 @@ def run(runs: int = 15) -> dict[str, Any]:
     return results
 
 
-if __name__ == "__main__":
-    import json
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("benchmarks.cold_start", __doc__)
+    cli.count_argument(parser, "RUNS", default=15, what="fresh interpreters per function and floor")
+    runs = parser.parse_args(argv).runs
+    print(json.dumps(run(runs=runs), indent=2))
+    return 0
 
-    print(json.dumps(run(runs=int(sys.argv[1]) if len(sys.argv) > 1 else 15), indent=2))
+
+if __name__ == "__main__":
+    raise SystemExit(main())

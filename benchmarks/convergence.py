@@ -9,10 +9,13 @@ from the stand-in, DynamoDB calls per operation on the table's client.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from benchmarks import cli
 
 STAGES = 1000
 LIVE = 100
@@ -103,7 +106,11 @@ def _measure() -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":
-    import json
-
+def main(argv: list[str] | None = None) -> int:
+    cli.parser("benchmarks.convergence", __doc__).parse_args(argv)
     print(json.dumps(run(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

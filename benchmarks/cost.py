@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
+
+from benchmarks import cli
 
 # --- assumptions ------------------------------------------------------------------------------------
 DAYS = 30
@@ -174,10 +177,16 @@ def run(work: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":
-    import sys
-
+def main(argv: list[str] | None = None) -> int:
+    cli.parser(
+        "benchmarks.cost", __doc__, more="Prints the table from the figures in benchmarks/results.json (make bench)."
+    ).parse_args(argv)
     results = json.loads((Path(__file__).resolve().parent / "results.json").read_text())
     if "latency" not in results or "work_per_event" not in results:
         sys.exit("benchmarks/results.json has no latency or work_per_event figures yet: run make bench first")
     print(json.dumps(run(results["work_per_event"]["show100"], results["latency"]["new_stages"]), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

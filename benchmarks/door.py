@@ -24,6 +24,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from benchmarks import cli
+
 N = 2000
 STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/Door0001"
 TOKENS = {"roles": {"viewer": {"capabilities": ["SUBSCRIBE"], "durationMinutes": 10}}, "defaultRole": "viewer"}
@@ -187,5 +189,11 @@ def run_all() -> dict[str, Any]:
     return {"calls": calls_per_token(), "own": own_time(), "cold_start": cold_start()}
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    cli.parser("benchmarks.door", __doc__, more="Takes about a minute.").parse_args(argv)
     print(json.dumps(run_all(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -37,9 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import cli
 from benchmarks.cold_start import environment
 from benchmarks.work_per_event import ACCOUNT, REGION, stage_event
-from infra.bundling import bundle, runtime_stand_in
 
 HANDLERS = ("composition", "replication", "moderation")
 TABLE = "stagepilot-bench"
@@ -222,6 +223,8 @@ def record(name: str, path: str) -> None:
 
 def lambda_layout(folder: Path, *, without_bytecode: bool = True) -> dict[str, Path]:
     """``task``: the zip as shipped; ``source``: the same without bytecode; ``runtime``: boto3 and co."""
+    from infra.bundling import bundle, runtime_stand_in  # the CDK (a node process): not for --help
+
     layout = {"task": folder / "task", "source": folder / "source", "runtime": folder / "runtime"}
     bundle(layout["task"])
     if without_bytecode:
@@ -344,13 +347,19 @@ def _count_calls(path: str) -> dict[str, int]:
         return {op: len(calls) for op, calls in json.load(recorded)["calls"].items()}
 
 
-if __name__ == "__main__":
-    import logging
-
-    logging.disable(logging.WARNING)  # the recording run's log lines
-    arguments = [a for a in sys.argv[1:] if a != "--no-source"]
-    print(
-        json.dumps(
-            run(int(arguments[0]) if arguments else 11, without_bytecode="--no-source" not in sys.argv), indent=2
-        )
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("benchmarks.first_record", __doc__)
+    cli.count_argument(parser, "RUNS", default=11, what="fresh interpreters per handler and floor")
+    parser.add_argument(
+        "--no-source",
+        action="store_true",
+        help="leave out the runs of the zip without its bytecode (what a cold start would compile)",
     )
+    arguments = parser.parse_args(argv)
+    logging.disable(logging.WARNING)  # the recording run's log lines
+    print(json.dumps(run(arguments.runs, without_bytecode=not arguments.no_source), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

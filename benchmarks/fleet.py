@@ -36,6 +36,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from benchmarks import cli
+
 SIZES = (30, 300, 1000)
 LIMIT_SECONDS = 5.0
 REPEATS = 3  # each fleet command this many times a size: the median is the figure (a loaded machine varies)
@@ -151,9 +153,17 @@ def run(sizes: tuple[int, ...] = SIZES, *, fleet: bool = True, reconcile: bool =
     return results
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("benchmarks.fleet", __doc__, more="The dry run at 1,000 live stages takes about 20 minutes.")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--fleet", action="store_true", help="only status and ban add (no reconcile --dry-run)")
+    only.add_argument("--reconcile", action="store_true", help="only reconcile --all --dry-run")
+    cli.counts_argument(parser, "SIZE", default=SIZES, what="live stages, in growing order")
+    arguments = parser.parse_args(argv)
+    sizes = tuple(arguments.size)
+    print(json.dumps(run(sizes, fleet=not arguments.reconcile, reconcile=not arguments.fleet), indent=2))
+    return 0
+
+
 if __name__ == "__main__":
-    arguments = sys.argv[1:]
-    only = {"--fleet": {"reconcile": False}, "--reconcile": {"fleet": False}}
-    options = next((only[a] for a in arguments if a in only), {})
-    sizes = tuple(int(a) for a in arguments if a.isdigit()) or SIZES
-    print(json.dumps(run(sizes, **options), indent=2))
+    raise SystemExit(main())

@@ -24,12 +24,14 @@ itself, drawn from the same figures (10,000 draws).
 from __future__ import annotations
 
 import json
+import logging
 import random
 import statistics
 from datetime import datetime, timedelta
 from typing import Any
 from unittest import mock
 
+from benchmarks import cli
 from benchmarks.work_per_event import (
     EXAMPLES,
     T0,
@@ -198,9 +200,14 @@ def run(stages: int = 100) -> dict[str, Any]:
     return results
 
 
-if __name__ == "__main__":
-    import logging
-    import sys
-
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("benchmarks.latency", __doc__)
+    cli.count_argument(parser, "STAGES", default=100, what="stages, one event each")
+    stages = parser.parse_args(argv).stages
     logging.disable(logging.WARNING)
-    print(json.dumps(run(int(sys.argv[1]) if len(sys.argv) > 1 else 100), indent=2))
+    print(json.dumps(run(stages), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

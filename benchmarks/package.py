@@ -3,6 +3,7 @@ local) bundling into a fresh output directory, so the asset is built, not reused
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import time
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from benchmarks import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +73,11 @@ def run() -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":
-    import json
-
+def main(argv: list[str] | None = None) -> int:
+    cli.parser("benchmarks.package", __doc__).parse_args(argv)
     print(json.dumps(run(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

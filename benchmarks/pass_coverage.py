@@ -15,11 +15,13 @@ Scenario ``user-ids``: the same fleet whose default policy blocks by user id onl
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from benchmarks import cli
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 PERIOD = timedelta(seconds=60)  # reconcileMinutes = 1
@@ -182,9 +184,30 @@ def _measure(size: int, *, attributes: bool, deadline: bool = True) -> dict[str,
     }
 
 
-def main(argv: list[str]) -> int:
-    scenarios = tuple(a for a in argv if not a.isdigit()) or SCENARIOS
-    sizes = tuple(int(a) for a in argv if a.isdigit()) or (100, 300, 1000)
+def scenario_or_size(text: str) -> str | int:
+    """One of ``SCENARIOS``, or a fleet size."""
+    if text in SCENARIOS:
+        return text
+    try:
+        return cli.count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a scenario ({', '.join(SCENARIOS)}) nor a positive number of stages"
+        ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("benchmarks.pass_coverage", __doc__)
+    parser.add_argument(
+        "choices",
+        nargs="*",
+        type=scenario_or_size,
+        metavar="SCENARIO|SIZE",
+        help=f"scenarios ({', '.join(SCENARIOS)}: default all) and live stages (default 100 300 1000), in any order",
+    )
+    choices = parser.parse_args(argv).choices
+    scenarios = tuple(c for c in choices if isinstance(c, str)) or SCENARIOS
+    sizes = tuple(c for c in choices if isinstance(c, int)) or (100, 300, 1000)
     for key, result in run(sizes, scenarios).items():
         print(
             f"{key} live stages: every stage examined within {result['passes_to_examine_every_stage']} passes; "
@@ -200,4 +223,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    raise SystemExit(main())

@@ -12,6 +12,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from benchmarks import cli
+
 ACCOUNT, REGION = "123456789012", "us-east-1"
 EVENTS_PER_STAGE = 8
 
@@ -94,8 +96,13 @@ def run(sizes: tuple[int, ...] = (1000, 5000, 20000)) -> dict[str, Any]:
     return results
 
 
-if __name__ == "__main__":
-    import sys
-
-    sizes = tuple(int(arg) for arg in sys.argv[1:]) or (1000, 5000, 20000)
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser("benchmarks.simulate_throughput", __doc__)
+    cli.counts_argument(parser, "EVENTS", default=(1000, 5000, 20000), what="events in a run, one run each")
+    sizes = tuple(parser.parse_args(argv).events)
     print(json.dumps(run(sizes), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

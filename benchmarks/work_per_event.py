@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from benchmarks import cli
 from benchmarks.counting import CallCounter
 from stagepilot.local import ivs_world
 from stagepilot.local.deployment import Delivery, LocalDeployment
@@ -285,5 +286,11 @@ def run() -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    cli.parser("benchmarks.work_per_event", __doc__).parse_args(argv)
     print(json.dumps(run(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
