@@ -95,6 +95,48 @@ def burst_rows(b: dict[str, Any]) -> list[str]:
     return rows
 
 
+def trade_rows(work: dict[str, Any]) -> list[str]:
+    """The trades' runs of the 100-stage show (not built; docs/performance.md section 3) against issue 24's
+    calls per event and IVS calls per action, beside the built run's, and what the store adds a month."""
+    built = work["show100"]
+    rows = []
+    for t in work["trades"].values():
+        store = t["store_calls"]
+        detail = (
+            f"{t['calls_per_event']:.2f}/event (built {built['calls_per_event']:.2f}), IVS "
+            f"{t['ivs_calls_per_action']:.2f}/action (built {built['ivs_calls_per_action']:.2f}); the store's "
+            f"UpdateItem {store['per_event']:.2f}/event, {store['per_ivs_call']:.2f} per IVS call "
+            f"({store['refused']} of {store['writes']} refused)"
+        )
+        if "one_reader_cost" in t:
+            detail += burst.one_reader_cost(t["one_reader_cost"])
+        rows.append(
+            _row(
+                f"AWS calls: {t['scenario']}",
+                detail,
+                f"{t['floor_calls']} calls",
+                t["ratio"],
+                f"≤ {t['target_calls_per_event']}/event, ≤ {t['target_ivs_calls_per_action']} IVS/action",
+                t["calls_met"],
+            )
+        )
+        units = ", ".join(
+            f"{stages} stages {u['write_units'] / 1e6:.2f} M (${u['dollars']:.2f})"
+            for stages, u in t["store_units_per_month"].items()
+        )
+        rows.append(
+            _row(
+                f"the store's DynamoDB write units a month: {t['scenario']}",
+                units,
+                "—",
+                None,
+                "—",
+                None,
+            )
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -149,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                 None,
             )
         )
-    for w in results["work_per_event"].values():
+    work = results["work_per_event"]
+    for w in (work[name] for name in ("demo", "show100", "show100_again")):
         rows.append(
             _row(
                 f"AWS calls: {w['scenario']}",
@@ -170,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 None,
             )
         )
+    rows.extend(trade_rows(work))
     lat = results["latency"]
     anchor = lat["anchor"]
     for kind, label in (

@@ -52,7 +52,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -61,17 +60,17 @@ from unittest import mock
 
 from aws_lambda_powertools import Logger
 
-from benchmarks import cli
+from benchmarks import cli, trades
+from benchmarks.trades import PASS_TRIGGER, OneReader, PassRecords
 from benchmarks.work_per_event import ACCOUNT, REGION, T0, stage_arn, stage_event
-from stagepilot import budget, convergence
-from stagepilot.adapters.ivs import IvsStage, Pacer, Participant
-from stagepilot.adapters.publishers import PublisherTokens
+from stagepilot import budget
+from stagepilot.adapters.ivs import Pacer
 from stagepilot.automations import convergence_order
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.automations.moderation import ModerationAutomation
 from stagepilot.automations.replication import ReplicationAutomation
 from stagepilot.config import Settings
-from stagepilot.convergence import Deadline, ParticipantCache, PassIvs, run_pass
+from stagepilot.convergence import ParticipantCache, run_pass
 from stagepilot.decisions.heals import HealReason, metric_name
 from stagepilot.decisions.leases import FUNCTION_TIMEOUT_SECONDS
 from stagepilot.handlers.wiring import handle_batch, set_deadline
@@ -97,7 +96,6 @@ COLD_START_SECONDS: Mapping[str, float] = {
 }
 PASS_PERIOD = 60.0  # the deployed schedule: rate(1 minute)
 SETTLE_SECONDS = 3 * PASS_PERIOD  # after the queues drained: the passes that may still compose a stage
-PASS_TRIGGER = "reconcile"  # the stand-in's ``trigger`` of the pass's calls
 POLL_SECONDS = 0.2  # how often an idle poller looks at its queue again
 APPLICATION = "application"  # the stand-in's ``trigger`` of the application's own calls
 STORAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:storage-configuration/BurstStorage01"
@@ -332,7 +330,7 @@ def _convergence(
         participants = caches.setdefault(id(services), ParticipantCache())
         function.deployment.ivs.trigger = PASS_TRIGGER
         try:
-            with _pass_view(services, records):
+            with trades.pass_view(services, records):
                 report = run_pass(
                     services, automations, remaining_ms=context.get_remaining_time_in_millis, participants=participants
                 )
@@ -438,167 +436,6 @@ def _policy(arn: str, destination: str | None) -> dict[str, Any]:
 _DEPLOYED_PACER = Pacer.for_caller  # kept before any run replaces it with the shared store
 
 
-class _SharedStore(Pacer):
-    """What a shared store would allow (docs/performance.md section 3, "Why no shared store"): one sliding
-    log per operation for every stagepilot function together, ``budget.FUNCTIONS_PER_SECOND`` calls a
-    window, asked before each IVS call (one DynamoDB round trip: its latency, on the virtual clock). Every
-    container's pacer is this one; an invocation needs no quiet window (the log sees every slot), and a
-    throttle slows no container (one container's slowing would slow them all)."""
-
-    def __init__(self, deployment: LocalDeployment, rng: random.Random) -> None:
-        shares = {op: (budget.FUNCTIONS_PER_SECOND,) for op in budget.SPLIT}
-        super().__init__(
-            budget.CONSERVATIVE_RATE,
-            shares=shares,
-            clock=lambda: deployment.clock().timestamp(),
-            sleep=deployment.scheduler.sleep,
-        )
-        self._round_trip = lambda: deployment.scheduler.sleep(rng.uniform(*AS_DEPLOYED.dynamodb))
-
-    def invocation_started(self) -> None:
-        return
-
-    def throttled(self, key: str) -> None:
-        return  # the log is the bound: a throttle (the application's burst) slows no one down
-
-    def wait(self, key: str = "") -> float:
-        self._round_trip()
-        return super().wait(key)
-
-
-# The one-reader trade (``run(one_reader=True)``, not built): moderation does not ask IVS about a publisher
-# replication reads too; it waits for the publisher record replication keeps (adapters/publishers.py),
-# reading it again every ``ONE_READER_POLL_SECONDS``, and asks IVS itself only after ``ONE_READER_WAIT_SECONDS``.
-ONE_READER_POLL_SECONDS = 0.5
-ONE_READER_WAIT_SECONDS = 30.0
-
-
-@dataclass
-class OneReader:
-    """What moderation's wait for replication's publisher record cost (``run(one_reader=True)``)."""
-
-    served: int = 0  # publishers moderation took from the record, not from IVS
-    fell_back: int = 0  # waited ONE_READER_WAIT_SECONDS, then asked IVS
-    table_reads: int = 0  # consistent reads of the record (each a DynamoDB call)
-    waited_seconds: list[float] = field(default_factory=list)
-
-
-@contextmanager
-def _one_reader(deployment: LocalDeployment, enabled: bool, cost: OneReader) -> Iterator[None]:
-    """Moderation's shared ``GetParticipant`` (the one asked with ``kept``: replication reads the same
-    publisher and keeps its answer) waits for replication's record instead of reading IVS too."""
-    if not enabled:
-        yield
-        return
-    scheduler = deployment.scheduler
-    original = IvsStage.participant
-
-    def participant(
-        self: IvsStage,
-        stage_arn: str,
-        session_id: str,
-        participant_id: str,
-        *,
-        kept: Callable[[], Participant | None] | None = None,
-    ) -> Participant:
-        if kept is not None and deployment.ivs.trigger != PASS_TRIGGER:
-            began = scheduler.now
-            while True:
-                cost.table_reads += 1
-                found = kept()
-                if found is not None:
-                    cost.served += 1
-                    cost.waited_seconds.append(scheduler.now - began)
-                    return found
-                if scheduler.now - began >= ONE_READER_WAIT_SECONDS:
-                    cost.fell_back += 1
-                    break
-                scheduler.sleep(ONE_READER_POLL_SECONDS)
-        return original(self, stage_arn, session_id, participant_id, kept=kept)
-
-    with mock.patch.object(IvsStage, "participant", participant):
-        yield
-
-
-# The pass-reads-records trade (``run(pass_reads_records=True)``, not built): the convergence pass takes a
-# publisher's token (user id, attributes, replica or not) from the publisher record the event path keeps
-# (adapters/publishers.py) when one exists for that participant and session, and asks IVS (GetParticipant)
-# only when none does. Built today, the pass reads that record only for a listed publisher with a user id
-# (automations/moderation.py, ``judge_publisher``); the burst's publishers have none.
-@dataclass
-class PassRecords:
-    """What the pass's reads of the publisher records cost (``run(pass_reads_records=True)``)."""
-
-    table_reads: int = 0  # consistent reads of a publisher record by the pass (each a DynamoDB call)
-    served: int = 0  # publishers the pass took from a record, not from IVS
-    asked_ivs: int = 0  # no record: the pass's own view asked IVS (GetParticipant)
-    kept_connected: int = 0  # the pass's cache held the participant's answer, CONNECTED: no read at all
-
-
-class _RecordFirstPassIvs(PassIvs):
-    """The pass's IVS view (``convergence.PassIvs``, its deadline and participant cache as they are) that
-    first looks for the event path's publisher record: a record is IVS's earlier answer about the token,
-    which cannot change within a session. Its answer is not kept in the cache (it carries no ``state``)."""
-
-    def __init__(
-        self,
-        inner: IvsStage,
-        deadline: Deadline,
-        participants: ParticipantCache | None = None,
-        *,
-        tokens: PublisherTokens,
-        cost: PassRecords,
-    ) -> None:
-        super().__init__(inner, deadline, participants)
-        self._tokens = tokens
-        self._cost = cost
-
-    def participant(
-        self,
-        stage_arn: str,
-        session_id: str,
-        participant_id: str,
-        *,
-        kept: Callable[[], Participant | None] | None = None,
-    ) -> Participant:
-        cached = self._participants.get((stage_arn, session_id, participant_id))
-        if cached is not None and cached.state == "CONNECTED":
-            self._cost.kept_connected += 1
-        else:
-            self._cost.table_reads += 1
-            found = self._tokens.get(stage_arn, session_id, participant_id)
-            if found is not None:
-                self._cost.served += 1
-                return found
-            self._cost.asked_ivs += 1
-        return super().participant(stage_arn, session_id, participant_id, kept=kept)
-
-
-@contextmanager
-def _pass_view(services: Services, records: PassRecords | None) -> Iterator[None]:
-    """The pass's IVS view: ``PassIvs`` as built, or the one that reads the publisher records first."""
-    if records is None:
-        yield
-        return
-    tokens = PublisherTokens(services.table, clock=services.clock)
-
-    def view(inner: IvsStage, deadline: Deadline, participants: ParticipantCache | None = None) -> PassIvs:
-        return _RecordFirstPassIvs(inner, deadline, participants, tokens=tokens, cost=records)
-
-    with mock.patch.object(convergence, "PassIvs", view):
-        yield
-
-
-@contextmanager
-def _pacers(shared: Pacer | None) -> Iterator[None]:
-    """Every environment's pacer is ``Pacer.for_caller`` (as the functions build it), or the shared store."""
-    if shared is None:
-        yield
-        return
-    with mock.patch.object(Pacer, "for_caller", lambda *_, **__: shared):
-        yield
-
-
 def run(
     stages: int = SIZES[0],
     *,
@@ -615,11 +452,12 @@ def run(
     """One burst of ``stages`` first publishes; ``alongside``: replication and moderation run too;
     ``with_pass``: the convergence pass runs beside it; ``extra_environments``: environments per function
     beyond its reserved concurrency (1: the deploy case); ``shared_store``: every function paced by one shared
-    log instead (the trade docs/performance.md weighs), measured through the same code; ``application``:
+    log in the table instead (the trade docs/performance.md weighs, ``trades.SharedStore``: its DynamoDB calls
+    are made, and counted in ``store_calls``); ``application``:
     "poisson" (its calls sent as they arise) or "bounded" (held back to its part, ``bounded_sends``);
     ``one_reader``: moderation waits for replication's publisher record instead of its own ``GetParticipant``
-    (a trade, not built: ``_one_reader``); ``pass_reads_records``: the pass takes a publisher's token from the
-    event path's publisher record when there is one (a trade, not built: ``_RecordFirstPassIvs``)."""
+    (a trade, not built: ``trades.one_reader``); ``pass_reads_records``: the pass takes a publisher's token from
+    the event path's publisher record when there is one (a trade, not built: ``trades.RecordFirstPassIvs``)."""
     if application not in APPLICATIONS:
         raise ValueError(f"unknown application model {application!r}; expected one of {', '.join(APPLICATIONS)}")
     import botocore.endpoint
@@ -649,14 +487,13 @@ def run(
         )
         scheduler = deployment.scheduler
         VirtualTime.scheduler = scheduler
-        shared = _SharedStore(deployment, random.Random(rng.random())) if shared_store else None
         reader = OneReader()
         records = PassRecords() if pass_reads_records else None
         with (
             mock.patch.object(botocore.endpoint, "time", VirtualTime()),
             deployment,
-            _pacers(shared),
-            _one_reader(deployment, one_reader, reader),
+            trades.shared_store((lambda: deployment.table.client) if shared_store else None) as stores,
+            trades.one_reader(deployment, one_reader, reader),
         ):
             one = _burst(
                 deployment, automations, stages, rng, extra_environments, with_pass, logger, label, application, records
@@ -664,23 +501,12 @@ def run(
     one["shared_store"] = shared_store
     one["one_reader"] = one_reader
     one["pass_reads_records"] = pass_reads_records
+    if shared_store:
+        one["store_calls"] = trades.store_calls(stores)
     if records is not None:
-        one["pass_records_cost"] = {
-            "table_reads": records.table_reads,
-            "served_from_the_record": records.served,
-            "asked_ivs": records.asked_ivs,
-            "kept_connected": records.kept_connected,
-            "table_reads_per_pass": records.table_reads / max(1, one["passes"]),
-        }
+        one["pass_records_cost"] = records.report(one["passes"])
     if one_reader:
-        waits = sorted(reader.waited_seconds)
-        one["one_reader_cost"] = {
-            "served_from_the_record": reader.served,
-            "fell_back_to_ivs": reader.fell_back,
-            "table_reads": reader.table_reads,
-            "wait_p50_seconds": waits[len(waits) // 2] if waits else 0.0,
-            "wait_max_seconds": waits[-1] if waits else 0.0,
-        }
+        one["one_reader_cost"] = reader.report()
     one["commit"] = commit
     return one
 
@@ -942,8 +768,8 @@ def plan(sizes: tuple[int, ...] = SIZES) -> tuple[list[dict[str, Any]], list[dic
     its part, each as deployed and in the deploy case; then the alternatives (the trades
     docs/performance.md section 3 weighs), with the application that keeps to its part (only it lets a
     trade meet 0 throttled calls): at each size the shared store, the shared store with one reader of
-    each publisher (moderation waits for replication's publisher record: ``_one_reader``), and both with the
-    pass taking publishers from the records (``_RecordFirstPassIvs``)."""
+    each publisher (moderation waits for replication's publisher record: ``trades.one_reader``), and both with the
+    pass taking publishers from the records (``trades.RecordFirstPassIvs``)."""
     runs: list[dict[str, Any]] = []
     for size in sizes:
         runs.append({"stages": size, "label": f"as deployed, {POISSON}"})

@@ -5,6 +5,11 @@ stand-in) exactly as ``stagepilot simulate`` does. The floor is what the show ca
 mutating IVS call per action taken, plus the policy reads the cache lets through (one per stage per
 cache lifetime per container). Everything above the floor is listed by operation so it can be
 attributed (claims, stale-session checks, state records, audit entries).
+
+``trades``: the 100-stage show (new stages) again with the trades docs/performance.md section 3 weighs
+(not built; benchmarks/trades.py): the shared store's ``UpdateItem`` before each IVS call goes through the
+table's client, so it is counted here with every other call, and what it adds a month is priced
+(``trades.store_units_per_month``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from benchmarks import cli
+from benchmarks import cli, trades
 from benchmarks.counting import CallCounter
 from stagepilot.local import ivs_world
 from stagepilot.local.deployment import Delivery, LocalDeployment
@@ -206,11 +211,21 @@ def measure(
     scenario: Scenario,
     *,
     composed_before: bool = False,
+    shared_store: bool = False,
+    one_reader: bool = False,
 ) -> dict[str, Any]:
+    """``shared_store``, ``one_reader``: the trades docs/performance.md section 3 weighs (not built;
+    benchmarks/trades.py), the show run with them: every container paced by the store's log in the table
+    (its ``UpdateItem`` calls counted with the rest), moderation waiting for replication's publisher record."""
     from moto import mock_aws
 
+    reader = trades.OneReader()
     # The default account quota is 20 live compositions (adjustable); a 100-stage operator has raised it.
-    with mock_aws(), mock.patch.object(ivs_world, "MAX_COMPOSITIONS_PER_ACCOUNT", 1000):
+    with (
+        mock_aws(),
+        mock.patch.object(ivs_world, "MAX_COMPOSITIONS_PER_ACCOUNT", 1000),
+        trades.shared_store((lambda: deployment.table.client) if shared_store else None) as stores,
+    ):
         deployment = deploy(policies, bans, start=T0 - timedelta(hours=1) if composed_before else T0)
         if composed_before:
             earlier_sessions(deployment, policies)
@@ -238,7 +253,8 @@ def measure(
         deployment.on_delivery = timed
         begin = time.process_time()
         started[0] = begin
-        play(deployment, scenario)
+        with trades.one_reader(deployment, one_reader, reader):
+            play(deployment, scenario)
         total_cpu = time.process_time() - begin
         events = sum(1 for line in scenario.lines if line.kind == "event")
         deliveries = len(deployment.deliveries) - before[0]
@@ -275,15 +291,44 @@ def measure(
         result["calls_met"] = (
             result["calls_per_event"] <= target_calls and result["ivs_calls_per_action"] <= target_ivs and dead == 0
         )
+        if shared_store:
+            calls = trades.store_calls(stores)
+            ivs_calls = counter.service_total("ivs-realtime")
+            result["store_calls"] = {
+                **calls,
+                "per_event": calls["writes"] / events,
+                "per_ivs_call": calls["writes"] / ivs_calls if ivs_calls else float("inf"),
+            }
+            result["store_units_per_month"] = trades.store_units_per_month(calls["writes"] / events)
+        if one_reader:
+            result["one_reader_cost"] = reader.report()
         return result
 
 
+# The trades' runs of the 100-stage show (new stages), as section 2's built run counts it: name -> label, flags.
+TRADES: dict[str, tuple[str, dict[str, Any]]] = {
+    "shared_store": ("the trade: one shared store paces every function (not built)", {"shared_store": True}),
+    # The third trade (the pass takes publishers from the records) changes only the convergence pass, and no
+    # pass runs in this show: with it the show's calls are these. Its cost is per pass (burst's pass_records_cost).
+    "shared_store_one_reader": (
+        "the trades: the shared store and one reader of each publisher (not built; with the third, the same)",
+        {"shared_store": True, "one_reader": True},
+    ),
+}
+
+
 def run() -> dict[str, Any]:
-    return {
+    """The demo, the 100-stage show (new stages, stages composed before) and the show with the trades."""
+    results = {
         "demo": measure("demo", *demo()),
         "show100": measure("100-stage show", *hundred_stage_show()),
         "show100_again": measure("100-stage show, stages composed before", *hundred_stage_show(), composed_before=True),
     }
+    results["trades"] = {
+        name: measure(f"100-stage show, {label}", *hundred_stage_show(), **flags)
+        for name, (label, flags) in TRADES.items()
+    }
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:

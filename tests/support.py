@@ -25,6 +25,21 @@ ENCODER = f"arn:aws:ivs:{REGION}:{ACCOUNT}:encoder-configuration/ShowEncoder01"
 STORAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:storage-configuration/ShowStorage01"
 
 
+class Time:
+    """Seconds that move only when someone sleeps: a pacer's clock and sleep in a test."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def put_policy(deployment: LocalDeployment, document: dict[str, Any]) -> None:
     deployment.services.policies.put(parse_policy(document))
 

@@ -21,21 +21,9 @@ from stagepilot.adapters.ivs import (
 )
 from stagepilot.errors import RetryLater
 from stagepilot.local.ivs import IvsStandIn
+from tests.support import Time
 
 STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdef1G2hij"
-
-
-class Time:
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def _sends(pacer: Pacer, time: Time, key: str, count: int) -> list[float]:
