@@ -111,3 +111,35 @@ def test_a_channel_show_of_26_hours_has_a_gap_no_longer_than_one_start(
     assert timedelta(0) <= gap <= (timedelta(seconds=PASS + 5) if session_end == "lost" else timedelta(seconds=5))
     reasons = [e["details"]["healReason"] for e in audit(deployment, "healed")]
     assert reasons == (["rollover"] if session_end == "lost" else [])
+
+
+def test_a_channel_shows_24_hour_end_delivered_three_times_beside_a_reconnecting_host_has_one_successor(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    """EventBridge delivers at least once: the ``Session End`` at the limit comes three times within half a
+    second, each copy in its own container, as the host (whose own connection IVS cut at 24 hours too)
+    publishes again, with the pass every minute. The copies that find another's claim on the successor come
+    back once its lease can have run out and find it started. (Before, a copy that came after another's
+    claim took it for its own end, wrote "ended" over it and started a second successor on the channel.)"""
+    deployment: LocalDeployment = make_deployment(reconcile_seconds=None)
+    deployment.every(
+        timedelta(seconds=PASS), deployment.reconcile, first=T0 + timedelta(hours=23, minutes=30, seconds=30)
+    )
+    put_policy(deployment, {"stageArn": STAGE, "composition": {"destinations": [LIVE, S3], "maxRestarts": 0}})
+    deployment.lose_emitted("Session End", stage_arn=STAGE)  # held back, to be delivered three times
+    deployment.put_event(events.published("host"))
+    deployment.put_event(events.published("cohost", at=later(12 * 3600)))
+    deployment.run_until(T0 + timedelta(hours=24, seconds=1))
+    [end] = [e for e in deployment.lost if e["detail"]["event_name"] == "Session End"]
+    for delay in (0.0, 0.2, 0.5):
+        deployment.put_event(end, observe=False, delay_seconds=delay)
+    deployment.put_event(events.published("host", at=later(24 * 3600 + 1)))
+    deployment.run_until(T0 + timedelta(hours=26))
+
+    assert_rolled_over_once(deployment)
+    first, second = compositions(deployment)
+    assert timedelta(0) <= second.start_time - first.end_time <= timedelta(seconds=5)
+    assert audit(deployment, "healed") == []  # the event path did it: nothing for the pass to heal
+    held = [d for d in deployment.deliveries if d.error is not None]
+    assert held and all(d.error is not None and d.error.startswith("ClaimHeld: ") for d in held)
+    assert not any(deployment.dead_letters.values())
