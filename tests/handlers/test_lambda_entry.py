@@ -313,3 +313,21 @@ def test_an_automation_function_imports_none_of_the_others_modules(entry: str) -
     loaded = {name.removeprefix("stagepilot.") for name in done.stdout.split()}
     foreign = {name for name in loaded if name.split(".")[0] in {"cli", "local"} or name == "convergence"}
     assert loaded & _OTHER_AUTOMATIONS[entry] | foreign == set()
+
+
+def test_the_functions_clients_are_made_without_botocores_scan_of_every_service(
+    lambda_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """adapters/clients.py: about 23 ms of every cold start (docs/performance.md §1)."""
+    from aws_lambda_powertools import Logger, Metrics
+    from botocore.loaders import Loader
+
+    from stagepilot.adapters.clients import ServiceLoader
+
+    scans: list[str] = []
+    full_scan = Loader.list_available_services
+    monkeypatch.setattr(Loader, "list_available_services", lambda self, t: scans.append(t) or full_scan(self, t))
+    _, redelivery = wiring.services_for(Logger(), Metrics())
+    redelivery._sqs  # noqa: B018  (made on first use)
+    assert isinstance(boto3.DEFAULT_SESSION._session.get_component("data_loader"), ServiceLoader)
+    assert scans == []

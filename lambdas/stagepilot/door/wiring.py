@@ -81,11 +81,12 @@ def build_door(
     metrics: MetricSink, *, environ: Mapping[str, str] | None = None, client: Callable[..., Any] | None = None
 ) -> Door:
     """The container's issuer: boto3 clients (imported here, not at module load), the active key, the cache.
-    ``client(service, **kwargs)`` makes the clients (default ``boto3.client``; the sandbox gives its own)."""
+    ``client(service, **kwargs)`` makes the clients (default ``adapters.clients.client``, boto3's without its
+    scan of every service; the sandbox gives its own)."""
     if client is None:
-        import boto3
+        from stagepilot.adapters import clients
 
-        client = boto3.client
+        client = clients.client
     env = os.environ if environ is None else environ
     settings = Settings.from_env(env)
     mode = env.get(ENV_TOKEN_MODE, "signed") or "signed"

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
+from stagepilot.adapters.clients import client
 from stagepilot.adapters.ivs import FUNCTION_CLIENT_CONFIG, IvsStage, Pacer
 from stagepilot.adapters.table import Table
 from stagepilot.config import Settings
@@ -79,7 +79,7 @@ def queue_url_from_arn(arn: str, endpoint_url: str) -> str | None:
 
 @cache
 def _sqs_client() -> Any:
-    return boto3.client("sqs")
+    return client("sqs")
 
 
 @cache
@@ -87,11 +87,11 @@ def services_for(logger: Logger, metrics: Metrics) -> tuple[Services, SqsRedeliv
     """Build the container's clients and stores once (first invocation), never at import time."""
     copy_config_to_registered_loggers(source_logger=logger, include={"stagepilot"})
     settings = Settings.from_env()
-    ivs_client = boto3.client("ivs-realtime", config=FUNCTION_CLIENT_CONFIG)
+    ivs_client = client("ivs-realtime", config=FUNCTION_CLIENT_CONFIG)
     use_service_model(ivs_client.meta.service_model)  # policies validate against the model the client loaded
     services = Services(
         settings=settings,
-        table=Table(boto3.client("dynamodb"), settings.table_name),
+        table=Table(client("dynamodb"), settings.table_name),
         ivs=IvsStage(ivs_client, pacer=budget_pacer(settings.ivs_caller)),
         metrics=PowertoolsMetricSink(metrics),
     )
