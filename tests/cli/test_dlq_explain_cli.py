@@ -4,19 +4,21 @@ agreeing with what the handlers then do on the same state."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import time_machine
 
 from stagepilot.cli import dlq
+from stagepilot.decisions.composition import State
 from stagepilot.events import parse_event
 from stagepilot.handlers.wiring import ERROR_ATTRIBUTE
 from stagepilot.local.deployment import default_automations
 from stagepilot.local.ivs import IvsStandIn
-from stagepilot.pipeline import handle_event
+from stagepilot.pipeline import Services, handle_event
 from tests.cli.conftest import handler_services, run
 from tests.support import CHANNEL, ENCODER, OTHER_STAGE, SESSION, STAGE, EventFactory
 
@@ -240,6 +242,20 @@ def test_explain_says_why_not_in_words(ivs: IvsStandIn, tmp_path: Path):
     assert run("audit", "--json").json()[0]["action"] != "composition-started"  # nothing written either
 
 
+def explained_held(tmp_path: Path, event: dict[str, Any], services: Services, *, why: str, owner: str) -> None:
+    """explain says the event would be retried once ``owner``'s claim can have run out (``why``, then who and
+    until when), and the handler on the same state agrees: it finds that claim held."""
+    event_file = tmp_path / f"{event['id']}.json"
+    event_file.write_text(json.dumps(event))
+
+    composition = run("explain", str(event_file), "--json").json()["automations"][0]
+
+    assert (composition["automation"], composition["action"], composition["acts"]) == ("composition", "retry", False)
+    assert composition["summary"].startswith(f"would retry later: {why}: the claim of {owner} runs until ")
+    held = handle_event(parse_event(event), default_automations()[0], services).held  # the handler agrees
+    assert held is not None and held.owner == owner
+
+
 def test_explain_says_an_event_that_finds_a_claim_held_is_retried_after_the_lease(ivs: IvsStandIn, tmp_path: Path):
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(POLICY))
@@ -248,18 +264,38 @@ def test_explain_says_an_event_that_finds_a_claim_held_is_retried_after_the_leas
     ivs.observe(event)
     services = handler_services(ivs)
     services.compositions.claim_first(STAGE, SESSION, owner="e-other@m-other")  # another delivery is starting it
-    event_file = tmp_path / "event.json"
-    event_file.write_text(json.dumps(event))
 
-    composition = run("explain", str(event_file), "--json").json()["automations"][0]
+    why = "another event is starting this session's composition"
+    explained_held(tmp_path, event, services, why=why, owner="e-other@m-other")
 
-    assert (composition["automation"], composition["action"], composition["acts"]) == ("composition", "retry", False)
-    assert composition["summary"].startswith(
-        "would retry later: another event is starting this session's composition: the claim of e-other@m-other runs "
-        "until "
-    )
-    held = handle_event(parse_event(event), default_automations()[0], services).held  # the handler agrees
-    assert held is not None and held.owner == "e-other@m-other"
+
+def test_explain_says_a_24_hour_end_that_finds_its_successor_claimed_is_retried_after_the_lease(
+    ivs: IvsStandIn, tmp_path: Path
+):
+    """A ``Session End`` at IVS's 24-hour limit whose record shows another owner's claim on the successor (a copy
+    of the event, a publisher reconnecting, the pass): the handler sends it back until the lease can have run
+    out (decide_on_end), so explain says "would retry later", not "would not: the session's composition is
+    claimed" (the drop it used to be)."""
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(POLICY))
+    assert run("policy", "put", str(path), "--no-converge").status == 0
+    services = handler_services(ivs)
+    with time_machine.travel(datetime.now(UTC) - timedelta(hours=24, seconds=30), tick=True):  # a day ago
+        publish = EventFactory(at=datetime.now(UTC)).published("p-host", user_id="host")
+        ivs.observe(publish)
+        started = handle_event(parse_event(publish), default_automations()[0], services)
+    assert started.action == "composition-started"
+    [listed] = ivs.compositions(STAGE)
+    ended = services.ivs.composition(listed.arn)  # IVS ended it at its 24 hours, half a minute ago
+    assert ended is not None and ended.state == "STOPPED" and ended.end_time is not None
+    records = services.compositions
+    assert records.mark(STAGE, SESSION, attempt=1, state=State.ENDED, from_states=(State.STARTED,))
+    recorded = records.get(STAGE, SESSION)
+    assert records.claim(STAGE, SESSION, attempt=2, owner="e-other@m-other", expected=recorded)
+    end = EventFactory(at=ended.end_time).composition("Session End", ended.arn)
+
+    why = "another event or the pass is starting the successor of the 24-hour composition"
+    explained_held(tmp_path, end, services, why=why, owner="e-other@m-other")
 
 
 @pytest.mark.parametrize("content, status", [("{nope", 2), ("[1, 2]", 2)])
