@@ -173,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             _row(
                 f"cold start, first record that acts: {name}",
                 f"{h['median_ms']:.0f} ms, CPU {h['cpu_ms']:.0f} ms ({h['cpu_ratio']:.2f}× the floor's); "
-                f"the pacer's quiet window, {h['pacer_wait_ms']:.0f} ms, left out{_load(first)}",
+                f"{h['ratio_loader_floor']:.2f}× the stricter floor ({h['loader_floor_ms']:.0f} ms, the clients "
+                f"made as the functions make them); the pacer's quiet window, {h['pacer_wait_ms']:.0f} ms, left out"
+                f"{_load(first)}",
                 f"{h['floor_ms']:.0f} ms (import, 2 clients, {h['floor_calls']} calls)",
                 h["ratio"],
                 f"≤ {first['target_ratio']}×",
