@@ -114,3 +114,23 @@ def test_client_uses_boto3s_default_session(monkeypatch: pytest.MonkeyPatch, sca
     made = clients.client("sqs")
     assert isinstance(boto3.DEFAULT_SESSION._session.get_component("data_loader"), ServiceLoader)
     assert made.meta.service_model.service_name == "sqs" and scans == []
+
+
+def test_a_lookup_this_botocore_cannot_make_falls_back_to_the_full_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    def changed(self: Loader, service_name: str, type_name: str) -> Any:
+        raise AttributeError("a future botocore's loader")
+
+    monkeypatch.setattr(Loader, "list_api_versions", changed)
+    known = KnownServices(Loader(), "service-2")
+    assert "ivs-realtime" in known and "nothing-like-it" not in known
+
+
+def test_a_loader_someone_else_chose_is_left_alone() -> None:
+    class Theirs(Loader):
+        pass
+
+    core = botocore.session.Session()
+    core.register_component("data_loader", Theirs())
+    theirs = boto3.Session(botocore_session=core, region_name="us-east-1")
+    use_service_loader(theirs)
+    assert type(theirs._session.get_component("data_loader")) is Theirs

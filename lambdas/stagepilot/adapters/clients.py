@@ -10,7 +10,9 @@ client exists, for an answer the function already knows. botocore's maintainers 
 ``ServiceLoader`` checks only the service asked for: a service is known when some data folder holds a
 version of it with that model file, which is what the full scan decides for each service too. Anything
 that lists the services (an unknown service's error message, ``Session.get_available_services``) still
-gets botocore's full, sorted list. Every model comes from the same files by the same code.
+gets botocore's full, sorted list. Every model comes from the same files by the same code. The functions
+run on the Lambda runtime's boto3, which AWS updates: a loader that is not botocore's own is left alone,
+and a lookup that fails in a way other than "not found" falls back to botocore's list.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class KnownServices(Sequence[str]):
             return bool(self._loader.list_api_versions(service_name, self._type_name))
         except DataNotFoundError:  # no folder holds this service with that model file
             return False
+        except Exception:  # a botocore (the runtime's, which AWS updates) whose loader differs: botocore's answer
+            return service_name in self._names
 
     @cached_property
     def _names(self) -> list[str]:
@@ -79,8 +83,8 @@ def use_service_loader(session: boto3.Session) -> None:
     it loaded, as the sessions of one process would share the files."""
     core = session._session  # boto3 keeps its botocore session here; it is how boto3 reaches the loader too
     current = core.get_component("data_loader")
-    if isinstance(current, ServiceLoader):
-        return
+    if isinstance(current, ServiceLoader) or type(current) is not Loader:
+        return  # ours already, or one someone else chose (a test's, another library's): left as it is
     key = (tuple(current.search_paths), tuple(current.extras_types))
     loader = _loaders.get(key)
     if loader is None:
