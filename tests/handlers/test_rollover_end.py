@@ -28,6 +28,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from stagepilot.adapters.state import composition_key
+from stagepilot.adapters.table import iso
 from stagepilot.automations.composition import CompositionAutomation
 from stagepilot.decisions.composition import State, idempotency_token, managed_tags
 from stagepilot.decisions.leases import CLAIM_LEASE, HELD_RETRY_MARGIN
@@ -214,3 +216,32 @@ def test_duplicates_and_the_pass_beside_them_start_one_successor(make_deployment
     assert all(e.startswith("ClaimHeld: ") for e in errors), errors
     assert idempotency_token(STAGE, SESSION, 2) in {c.idempotency_token for c in compositions(show)}
     assert managed_tags(SESSION, 2).items() <= compositions(show)[1].tags.items()
+
+
+def test_a_composition_whose_start_was_never_recorded_is_still_rolled_over_at_once(
+    make_deployment: Any, events: EventFactory
+) -> None:
+    """The first publish's start reached IVS, and every write that would record it failed until the event went
+    to the dead-letter queue (its last receive released the claim): for 24 hours the record said claimed,
+    naming no composition, while the pass saw one live and had nothing to do. The ``Session End`` records the
+    end on that claim (the tags name its session and attempt) and rolls over at once; before, it called the
+    composition "not the session's current" ("its successor runs already", though none did) and left the
+    successor to the next pass, as ``ivs-ended``."""
+    show, end = at_the_limit(make_deployment, events)
+    [first] = compositions(show)
+    show.table.update(
+        *composition_key(STAGE, SESSION),
+        "SET #state = :claimed, claimedAt = :released REMOVE compositionArn, startedAt, firstStartedAt",
+        names={"#state": "state"},
+        values={":claimed": State.CLAIMED.value, ":released": iso(T0 - CLAIM_LEASE)},
+    )
+
+    show.put_event(end, observe=False)
+    show.drain()
+
+    successor = assert_one_successor(show)
+    [delivery] = deliveries_of(show, end)
+    assert delivery.outcome is not None and delivery.outcome.action == "rollover", delivery
+    assert successor.start_time - delivery.time <= timedelta(seconds=5)  # at once, not at the next pass
+    # the record learnt when its composition started: the session's first (limits.maxSessionMinutes counts from it)
+    assert abs(record(show).first_started_at - first.start_time) < timedelta(seconds=1)

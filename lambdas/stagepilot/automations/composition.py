@@ -122,19 +122,30 @@ class CompositionAutomation:
         if event.event_name == "Session End":
             # A record that holds the composition and says "claimed" claims its successor (a claim records no
             # composition): that claim is not the ended composition's, and is left to the claim rule
-            # (``decide_on_end``). Only a record that does not hold it yet (the start that made it, cut short
-            # before recording it: the tags' session and attempt) is ended from "claimed".
-            ending_now: list[tuple[str, int, tuple[State, ...]]] = [
-                (held_session, held.attempt, (State.STARTED,)) for held_session, held in holders
-            ] or [(session_id, attempt, (State.STARTED, State.CLAIMED))]
-            for held_session, held_attempt, from_states in ending_now:
+            # (``decide_on_end``).
+            for held_session, held in holders:
                 records.mark(
                     event.stage_arn,
                     held_session,
-                    attempt=held_attempt,
+                    attempt=held.attempt,
                     state=State.ENDED,
-                    from_states=from_states,
+                    from_states=(State.STARTED,),
                     endedAt=event.time,
+                )
+            if not holders:
+                # No record holds it: the start that made it (the tags' session and attempt) was cut short before
+                # recording it. Its claim is ended and learns which composition it was, so a 24-hour end still
+                # rolls over at once (``decide_on_end``) and the pass knows the limit when the event is lost.
+                started = {"startedAt": summary.start_time} if summary.start_time is not None else {}
+                records.mark(
+                    event.stage_arn,
+                    session_id,
+                    attempt=attempt,
+                    state=State.ENDED,
+                    from_states=(State.STARTED, State.CLAIMED),
+                    endedAt=event.time,
+                    compositionArn=event.composition_arn,
+                    **started,
                 )
             current = holders[-1][0] if holders else session_id
             return self._roll_over_after_end(event, current, summary, composition, services, records)
