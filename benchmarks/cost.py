@@ -3,9 +3,11 @@
 Measured (passed in from the other benchmarks of the same run, ``make bench``): AWS calls per event by
 operation and deliveries per event (``work_per_event``, the 100-stage show), each delivery's duration as
 deployed and the custom metrics the functions publish (``latency``, on the virtual clock with the deployed
-call latencies and pacers). Assumed, and said: how long stages are live and how many events a live stage
-makes, the request units of each DynamoDB call, the log bytes, Lambda's idle SQS polls, and the pass's
-duration (docs/performance.md §5a measured it near its deadline whenever stages are live).
+call latencies and pacers), and the DynamoDB request units every call is charged from the sizes of the items
+it reads and writes (``request_units``: the same show, and converged passes at each fleet size with the pass
+log at its full length). Assumed, and said: how long stages are live and how many events a live stage
+makes, the log bytes, Lambda's idle SQS polls, and the pass's duration (docs/performance.md §5a measured it
+near its deadline whenever stages are live).
 
 Prices: us-east-1, on-demand, without the free tier (each cited at its constant). Everything is per month
 of ``DAYS`` days. ``python -m benchmarks.cost`` prints the table from ``benchmarks/results.json``.
@@ -20,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import cli
+from benchmarks.item_sizes import STORAGE_OVERHEAD_BYTES, read_units
+from stagepilot.adapters.changes import FORCED_LIFETIMES
+from stagepilot.config import DEFAULT_POLICY_CACHE_SECONDS
+from stagepilot.pipeline import EffectivePolicies
 
 # --- assumptions ------------------------------------------------------------------------------------
 DAYS = 30
@@ -36,17 +42,15 @@ PASS_LIVE_SECONDS = 55.0
 # DynamoDB reads and the invocation itself.
 PASS_IDLE_BASE_SECONDS = 0.5
 PASS_IDLE_SECONDS_PER_PAGE = 1.2
-# DynamoDB request units per call (items under 1 KB; reads eventually consistent, adapters/dynamo.py's
-# default: half a unit per 4 KB): a BatchGetItem reads about 3 items (the stage's policy, the default, a pause
-# switch or a publisher), a transaction writes 2 items at twice the rate. A policy snapshot (2 Query per
-# container per 30-s lifetime while busy) reads every policy: about 1 KB each.
-RRU_PER_CALL = {"GetItem": 0.5, "BatchGetItem": 1.5}
-WRU_PER_CALL = {"PutItem": 1, "UpdateItem": 1, "DeleteItem": 1, "TransactWriteItems": 4, "BatchWriteItem": 2}
-POLICY_KB = 1.0
-SNAPSHOT_LIFETIME_SECONDS = 30  # config.DEFAULT_POLICY_CACHE_SECONDS
+# DynamoDB: the request units measured per event on the 100-stage show, and per pass at each fleet size
+# (benchmarks/request_units.py). Apart from those, each busy container reads the policies once per lifetime
+# of its cache: the change mark (one consistent GetItem, measured) every lifetime, and a snapshot of every
+# policy and pause switch (two Query calls; their size measured per policy, scaled to the fleet) when the mark
+# changed or every FORCED_LIFETIMES lifetimes (adapters/changes.py; policy changes are not counted), or, when
+# the policies do not fit one Query page, each stage on its own (``policy_cache_read_units``).
+SNAPSHOT_LIFETIME_SECONDS = DEFAULT_POLICY_CACHE_SECONDS
+QUERY_PAGE_BYTES = 1024 * 1024  # "A Query operation can retrieve a maximum of 1 MB of data" (before a filter)
 EVENT_CONTAINERS = 6  # 2 per automation (budget.CONCURRENCY), all busy while stages are live
-PASS_TABLE_CALLS_PER_STAGE = 1.03  # a converged pass: 103 calls for 100 live stages (§5): ban reads
-AUDIT_KB_PER_ACTION = 1.0
 AUDIT_RETENTION_DAYS = 90  # adapters/audit.py AUDIT_RETENTION
 # Logs: a delivery's decision line (~0.8 KB of Powertools JSON), its share of the metrics blob (~0.5 KB) and
 # Lambda's START/END/REPORT lines (~0.35 KB); a pass logs a line per stage it examines.
@@ -84,12 +88,12 @@ CW_DASHBOARD = 3.00
 KMS_KEY_MONTH = 1.00
 
 
-def monthly(stages: int, work: dict[str, Any], latency: dict[str, Any]) -> dict[str, float]:
+def monthly(stages: int, work: dict[str, Any], latency: dict[str, Any], units: dict[str, Any]) -> dict[str, Any]:
     """Dollars per month by service for ``stages`` stages, from the measured ``work`` (work_per_event's
-    100-stage show) and ``latency`` (its new-stages run)."""
+    100-stage show), ``latency`` (its new-stages run) and ``units`` (request_units.run(): the DynamoDB request
+    units of the same show and of the pass at this fleet size)."""
     live_hours = LIVE_HOURS_PER_DAY * DAYS
     events = stages * EVENTS_PER_STAGE_HOUR * live_hours
-    per_event = {op: n / work["events"] for op, n in work["by_operation"].items()}
     deliveries_per_event = work["deliveries"] / work["events"]
     deliveries = events * deliveries_per_event
 
@@ -107,23 +111,15 @@ def monthly(stages: int, work: dict[str, Any], latency: dict[str, Any]) -> dict[
         deliveries + passes_live + passes_idle
     ) / 1e6 * LAMBDA_PER_MILLION
 
-    # DynamoDB: the event path's calls by operation, the snapshots, the pass, the audit kept 90 days.
-    rru = wru = 0.0
-    for op, n in per_event.items():
-        service, name = op.split(":", 1)
-        if service != "dynamodb" or name == "Query":  # snapshots: below, per container lifetime
-            continue
-        rru += events * n * RRU_PER_CALL.get(name, 0)
-        wru += events * n * WRU_PER_CALL.get(name, 0)
-    snapshot_units = 2 * max(0.5, stages * POLICY_KB / 4 / 2)
-    rru += EVENT_CONTAINERS * live_hours * 3600 / SNAPSHOT_LIFETIME_SECONDS * snapshot_units
-    examined_per_live_pass = min(stages, 50)
-    rru += passes_live * (snapshot_units + examined_per_live_pass * PASS_TABLE_CALLS_PER_STAGE)
-    rru += passes_idle * snapshot_units
-    wru += (passes_live + passes_idle) * 2  # the pass's cursor and its log
-    actions = events * sum(n for op, n in per_event.items() if op.split(":")[1] in _ACTIONS)
-    stored_gb = actions * AUDIT_KB_PER_ACTION * (AUDIT_RETENTION_DAYS / DAYS) / 1e6
-    dynamodb_cost = rru / 1e6 * DDB_RRU_PER_MILLION + wru / 1e6 * DDB_WRU_PER_MILLION + stored_gb * DDB_GB_MONTH
+    dynamodb = dynamodb_units(
+        stages, units, events=events, deliveries=deliveries, passes_live=passes_live, passes_idle=passes_idle
+    )
+    dynamodb_cost = (
+        dynamodb["read_units"] / 1e6 * DDB_RRU_PER_MILLION
+        + dynamodb["write_units"] / 1e6 * DDB_WRU_PER_MILLION
+        + dynamodb["audit_stored_gb"] * DDB_GB_MONTH
+    )
+    pass_log_cost = dynamodb["pass_log_write_units"] / 1e6 * DDB_WRU_PER_MILLION
 
     idle_polls = EVENT_QUEUES * IDLE_POLLERS_PER_QUEUE * (DAYS * 24 * 3600 / 20)
     sqs_cost = (deliveries * SQS_REQUESTS_PER_DELIVERY + idle_polls) / 1e6 * SQS_PER_MILLION
@@ -134,6 +130,7 @@ def monthly(stages: int, work: dict[str, Any], latency: dict[str, Any]) -> dict[
     names = latency["metric_names"]
     metrics = len(names) + 2 * sum(1 for n in names if n in ("EventActed", "EventSkipped"))
     metric_cost = metrics * CW_METRIC_MONTH * LIVE_HOURS_PER_DAY / 24
+    examined_per_live_pass = min(stages, 50)
     log_gb = (deliveries * LOG_KB_PER_DELIVERY + passes_live * examined_per_live_pass * LOG_KB_PER_PASS_STAGE) / 1e6
     cloudwatch_cost = metric_cost + ALARM_METRICS * CW_ALARM_METRIC + log_gb * CW_LOG_GB + CW_DASHBOARD
 
@@ -155,17 +152,108 @@ def monthly(stages: int, work: dict[str, Any], latency: dict[str, Any]) -> dict[
         mean_delivery_seconds=mean_delivery,
         custom_metrics=metrics,
         log_gb=log_gb,
-        read_units_millions=rru / 1e6,
-        write_units_millions=wru / 1e6,
+        read_units_millions=dynamodb["read_units"] / 1e6,
+        write_units_millions=dynamodb["write_units"] / 1e6,
+        dynamodb_units_millions={part: value / 1e6 for part, value in dynamodb.items() if part.endswith("_units")},
+        audit_stored_gb=dynamodb["audit_stored_gb"],
+        pass_log=pass_log_cost,
+        pass_log_share_of_dynamodb=pass_log_cost / dynamodb_cost,
+        pass_log_share_of_total=pass_log_cost / costs["total"],
     )
     return costs
 
 
-_ACTIONS = ("StartComposition", "StartParticipantReplication", "DisconnectParticipant")
+def dynamodb_units(
+    stages: int,
+    units: dict[str, Any],
+    *,
+    events: float,
+    deliveries: float,
+    passes_live: float,
+    passes_idle: float,
+) -> dict[str, float]:
+    """The month's DynamoDB read and write request units for ``stages`` stages, by part, and the audit trail's
+    storage, from the measured ``units`` (request_units.run()): the show's units per event, its policy-cache
+    reads left out (counted per container lifetime at this fleet's size), and the pass's per pass on a fleet
+    of this size, idle and live (its policy reads likewise at this fleet's size)."""
+    show = units["show100"]
+    live_hours = LIVE_HOURS_PER_DAY * DAYS
+    lifetimes = EVENT_CONTAINERS * live_hours * 3600 / SNAPSHOT_LIFETIME_SECONDS
+    # the stages a busy container reads in one lifetime: its deliveries name stages at random
+    per_lifetime = deliveries / lifetimes
+    stages_a_lifetime = stages * (1 - math.exp(-per_lifetime / stages))
+    cache_reads = policy_cache_read_units(stages, show, lifetimes=lifetimes, stages_a_lifetime=stages_a_lifetime)
+    event_reads = events * show["other_read_units"] / show["events"]
+    event_writes = events * show["write_units"] / show["events"]
+    # the pass: measured on a fleet of this size under the default policy only; the policies it reads are the
+    # fleet's: all of them once a pass (the recording settings' check: every page), and its own policy cache
+    measured = units["passes"][str(stages)]
+    pass_reads = pass_writes = pass_log_writes = 0.0
+    for state, passes in (("live", passes_live), ("idle", passes_idle)):
+        one = measured[state]["per_pass"]
+        examined = measured[state]["stages_reached_per_pass"]
+        policy_reads = one["change_mark_read_units"] + one["snapshot_read_units"] + one["policy_lookup_read_units"]
+        own_lifetimes = PASS_PERIOD_SECONDS / SNAPSHOT_LIFETIME_SECONDS
+        cache = (
+            policy_cache_read_units(stages, show, lifetimes=own_lifetimes, stages_a_lifetime=examined / own_lifetimes)
+            if examined >= EffectivePolicies.SNAPSHOT_FROM_STAGES
+            else 0.0
+        )
+        pass_reads += passes * (one["read_units"] - policy_reads + full_snapshot_read_units(stages, show) + cache)
+        pass_writes += passes * one["write_units"]
+        log = measured[state]["by_kind"].get("pass log", {"write_units": 0.0})
+        pass_log_writes += passes * log["write_units"] / measured[state]["passes"]
+    # the audit trail, kept AUDIT_RETENTION_DAYS: each entry (its measured size, and the storage overhead) twice,
+    # in the table and in the audit index (projection ALL)
+    audit = show["by_kind"].get("audit entry", {"items": 0, "mean_bytes": 0.0})
+    entries = events * audit["items"] / show["events"]
+    audit_gb = entries * 2 * (audit["mean_bytes"] + STORAGE_OVERHEAD_BYTES) * (AUDIT_RETENTION_DAYS / DAYS) / 1e9
+    return {
+        "read_units": event_reads + cache_reads + pass_reads,
+        "write_units": event_writes + pass_writes,
+        "event_path_read_units": event_reads,
+        "event_path_write_units": event_writes,
+        "policy_cache_read_units": cache_reads,
+        "pass_read_units": pass_reads,
+        "pass_write_units": pass_writes,
+        "pass_log_write_units": pass_log_writes,
+        "audit_stored_gb": audit_gb,
+        "policies_fit_a_page": float(snapshot_fits(stages, show)),
+    }
 
 
-def run(work: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
-    """``work``: work_per_event's ``show100``; ``latency``: latency.run()'s ``new_stages``."""
+def policies_bytes(stages: int, show: dict[str, Any]) -> int:
+    """Every policy of a fleet of ``stages`` stages, each the size of the show's (the default too)."""
+    return round(stages * show["policy_item_bytes"] + show["default_policy_bytes"])
+
+
+def snapshot_fits(stages: int, show: dict[str, Any]) -> bool:
+    """Whether a container's snapshot can read every policy: one Query page (adapters/policies.py)."""
+    return policies_bytes(stages, show) <= QUERY_PAGE_BYTES
+
+
+def full_snapshot_read_units(stages: int, show: dict[str, Any]) -> float:
+    """Every policy and every pause switch, however many pages (eventually consistent Query calls)."""
+    return read_units(policies_bytes(stages, show)) + read_units(show["pause_partition_bytes"])
+
+
+def policy_cache_read_units(stages: int, show: dict[str, Any], *, lifetimes: float, stages_a_lifetime: float) -> float:
+    """What a busy container's policy cache reads over ``lifetimes`` lifetimes (pipeline.EffectivePolicies).
+    When the policies fit in one page: the change mark every lifetime, a snapshot every ``FORCED_LIFETIMES``
+    (the mark unchanged). When they do not: the snapshot's first page read and given up every
+    ``SNAPSHOT_RETRY_LIFETIMES`` (with the mark), and meanwhile each stage on its own every lifetime (one
+    ``BatchGetItem``: its policy, the default, its pause switch and the default's)."""
+    mark = show["change_mark_read_units"] / show["change_mark_reads"] if show["change_mark_reads"] else 1.0
+    if snapshot_fits(stages, show):
+        return lifetimes * (mark + full_snapshot_read_units(stages, show) / FORCED_LIFETIMES)
+    lookup = read_units(round(show["policy_item_bytes"])) + read_units(show["default_policy_bytes"]) + 2 * read_units(0)
+    retry = EffectivePolicies.SNAPSHOT_RETRY_LIFETIMES
+    return lifetimes * ((mark + read_units(QUERY_PAGE_BYTES)) / retry + stages_a_lifetime * lookup)
+
+
+def run(work: dict[str, Any], latency: dict[str, Any], units: dict[str, Any]) -> dict[str, Any]:
+    """``work``: work_per_event's ``show100``; ``latency``: latency.run()'s ``new_stages``; ``units``:
+    request_units.run()."""
     return {
         "assumptions": {
             "days": DAYS,
@@ -173,7 +261,7 @@ def run(work: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
             "events_per_stage_hour": EVENTS_PER_STAGE_HOUR,
             "pass_live_seconds": PASS_LIVE_SECONDS,
         },
-        **{str(stages): monthly(stages, work, latency) for stages in FLEETS},
+        **{str(stages): monthly(stages, work, latency, units) for stages in FLEETS},
     }
 
 
@@ -182,9 +270,11 @@ def main(argv: list[str] | None = None) -> int:
         "benchmarks.cost", __doc__, more="Prints the table from the figures in benchmarks/results.json (make bench)."
     ).parse_args(argv)
     results = json.loads((Path(__file__).resolve().parent / "results.json").read_text())
-    if "latency" not in results or "work_per_event" not in results:
-        sys.exit("benchmarks/results.json has no latency or work_per_event figures yet: run make bench first")
-    print(json.dumps(run(results["work_per_event"]["show100"], results["latency"]["new_stages"]), indent=2))
+    missing = [key for key in ("latency", "work_per_event", "request_units") if key not in results]
+    if missing:
+        sys.exit(f"benchmarks/results.json has no {' or '.join(missing)} figures yet: run make bench first")
+    work, latency = results["work_per_event"]["show100"], results["latency"]["new_stages"]
+    print(json.dumps(run(work, latency, results["request_units"]), indent=2))
     return 0
 
 

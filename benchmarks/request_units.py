@@ -24,6 +24,7 @@ docs/table.md), with the largest item of each kind.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import defaultdict
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from benchmarks import cli
 from benchmarks.item_sizes import item_size, read_units, write_units
 from stagepilot.adapters.dynamo import Table
 from stagepilot.adapters.pass_log import KEPT_PASSES, PassLog, PassRecord
@@ -104,6 +106,7 @@ class Charges:
     item's size; a write's, the larger of before and after; a ``Query``'s, its items together)."""
 
     calls: int = 0
+    items: int = 0  # items read or written (a Query's count as one; an index's copy is not an item)
     read_units: float = 0.0
     write_units: float = 0.0
     largest: int = 0
@@ -112,6 +115,7 @@ class Charges:
     def to_json(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
+            "items": self.items,
             "read_units": self.read_units,
             "write_units": self.write_units,
             "largest_bytes": self.largest,
@@ -159,6 +163,9 @@ class RequestUnitMeter:
             "write_units": self.write_units,
             "by_operation": {op: c.to_json() for op, c in sorted(self.by_operation.items())},
             "by_kind": {kind: c.to_json() for kind, c in sorted(self.by_kind.items())},
+            "by_operation_and_kind": {
+                f"{op} {kind}": c.to_json() for (op, kind), c in sorted(self.by_operation_and_kind.items())
+            },
         }
 
     # the hooks -----------------------------------------------------------------------------------------
@@ -244,12 +251,16 @@ class RequestUnitMeter:
         return {i: self._stored(table, key) for i, (table, _, key, _) in enumerate(self._writes(name, params))}
 
     # charging --------------------------------------------------------------------------------------------
-    def _charge(self, operation: str, kind: str, *, read: float = 0.0, write: float = 0.0, size: int = 0) -> None:
+    def _charge(
+        self, operation: str, kind: str, *, read: float = 0.0, write: float = 0.0, size: int = 0, index: bool = False
+    ) -> None:
+        """Charge one item of ``kind`` (``index``: the audit index's copy of it)."""
         for charges in (
             self.by_operation[operation],
             self.by_kind[kind],
             self.by_operation_and_kind[(operation, kind)],
         ):
+            charges.items += 0 if index else 1
             charges.read_units += read
             charges.write_units += write
             charges.largest = max(charges.largest, size)
@@ -345,7 +356,7 @@ class RequestUnitMeter:
             self._charge(name, kind, write=write_units(size, transactional=transactional), size=size)
             index = self._index_write(table, old, new if ok else old)
             if index:
-                self._charge(name, kind, write=write_units(index), size=index)
+                self._charge(name, kind, write=write_units(index), size=index, index=True)
 
     def _index_write(self, table: str, old: Wire | None, new: Wire | None) -> int:
         """The size of the index entry a write put, changed or took out (0: no index write)."""
@@ -369,7 +380,7 @@ class RequestUnitMeter:
 
 
 # the benchmark ---------------------------------------------------------------------------------------------
-SNAPSHOT_KINDS = ("policy", "pause switch")  # a snapshot's two Query calls: per container lifetime, not per event
+POLICY_KINDS = ("policy", "pause switch")  # what a container's policy cache reads
 PASS_SIZES = (100, 1000)  # benchmarks/cost.py's fleets, every stage live
 MEASURED_PASSES = 3  # converged passes measured at each size, one period apart
 PASS_PERIOD = timedelta(minutes=1)  # the schedule's rate(1 minute)
@@ -382,18 +393,23 @@ def _peek_client(region: str) -> Any:
 
 
 def _split(meter: RequestUnitMeter) -> dict[str, Any]:
-    """The meter's charges, with the reads a container makes once per policy-cache lifetime (the change mark's
-    ``GetItem`` every lifetime, the snapshot's two ``Query`` calls) apart: cost.py counts those per lifetime."""
+    """The meter's charges, with the policy cache's reads apart (cost.py counts those per container lifetime,
+    at the fleet's size): the change mark's ``GetItem`` (every lifetime of a busy container), the snapshot's
+    two ``Query`` calls, and a stage's own ``BatchGetItem`` of its policy, the default and its pause switches
+    (a container's first lifetime, or one whose snapshot did not fit in a page)."""
     mark = meter.by_operation_and_kind.get(("GetItem", "change mark"), Charges())
-    snapshot = [meter.by_operation_and_kind.get(("Query", kind), Charges()) for kind in SNAPSHOT_KINDS]
+    snapshot = [meter.by_operation_and_kind.get(("Query", kind), Charges()) for kind in POLICY_KINDS]
+    lookups = [meter.by_operation_and_kind.get(("BatchGetItem", kind), Charges()) for kind in POLICY_KINDS]
     snapshot_units = sum(c.read_units for c in snapshot)
+    lookup_units = sum(c.read_units for c in lookups)
     return {
         **meter.to_json(),
         "change_mark_reads": mark.calls,
         "change_mark_read_units": mark.read_units,
         "snapshot_queries": sum(c.calls for c in snapshot),
         "snapshot_read_units": snapshot_units,
-        "other_read_units": meter.read_units - mark.read_units - snapshot_units,
+        "policy_lookup_read_units": lookup_units,
+        "other_read_units": meter.read_units - mark.read_units - snapshot_units - lookup_units,
     }
 
 
@@ -491,9 +507,16 @@ def measure_passes(stages: int) -> dict[str, Any]:
             charged = _split(meter)
             per_pass = {
                 key: charged[key] / MEASURED_PASSES
-                for key in ("read_units", "write_units", "change_mark_read_units", "snapshot_read_units")
+                for key in (
+                    "read_units",
+                    "write_units",
+                    "change_mark_read_units",
+                    "snapshot_read_units",
+                    "snapshot_queries",
+                    "policy_lookup_read_units",
+                    "other_read_units",
+                )
             }
-            per_pass["other_read_units"] = charged["other_read_units"] / MEASURED_PASSES
             log = deployment.table.client.get_item(
                 TableName=deployment.table.name,
                 Key={PARTITION_KEY: {"S": PASS_LOG_KEY[0]}, SORT_KEY: {"S": PASS_LOG_KEY[1]}},
@@ -527,8 +550,17 @@ def run(sizes: tuple[int, ...] = PASS_SIZES) -> dict[str, Any]:
     return {"show100": measure_show(), "passes": {str(size): measure_passes(size) for size in sizes}}
 
 
-if __name__ == "__main__":
-    import json
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    parser = cli.parser(
+        "benchmarks.request_units",
+        __doc__,
+        more="Prints the 100-stage show's request units and the convergence pass's at each fleet size (about 2 "
+        "minutes); make bench keeps them in benchmarks/results.json for benchmarks.cost.",
+    )
+    cli.counts_argument(parser, "SIZE", default=PASS_SIZES, what="fleet sizes of the pass's runs, every stage live")
+    print(json.dumps(run(tuple(parser.parse_args(argv).size)), indent=2))
+    return 0
 
-    print(json.dumps(run(tuple(int(a) for a in sys.argv[1:]) or PASS_SIZES), indent=2))
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,6 +29,7 @@ NAMES = (
     "latency",
     "package",
     "pass_coverage",
+    "request_units",
     "simulate_throughput",
     "work_per_event",
 )
@@ -108,6 +109,8 @@ VALID = [
         "run",
         {"sizes": (100,), "scenarios": ("user-ids", "no-deadline")},
     ),
+    ("request_units", [], "run", {"sizes": (100, 1000)}),
+    ("request_units", ["30"], "run", {"sizes": (30,)}),
     ("simulate_throughput", [], "run", {"sizes": (1000, 5000, 20000)}),
     ("simulate_throughput", ["1000"], "run", {"sizes": (1000,)}),
     ("convergence", [], "run", {}),
