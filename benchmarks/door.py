@@ -32,9 +32,12 @@ TOKENS = {"roles": {"viewer": {"capabilities": ["SUBSCRIBE"], "durationMinutes":
 
 
 def calls_per_token() -> dict[str, Any]:
+    """The calls of the first token of a stage and of the next, and the DynamoDB request units each is charged
+    from the sizes of the items it reads and writes (benchmarks/request_units.py)."""
     import boto3
     from moto import mock_aws
 
+    from benchmarks.request_units import RequestUnitMeter
     from stagepilot.adapters.ivs import IvsStage
     from stagepilot.adapters.table import PolicyStore, Table
     from stagepilot.door.decision import TokenRequest
@@ -62,6 +65,8 @@ def calls_per_token() -> dict[str, Any]:
         sent: list[str] = []
         for client in (dynamodb, kms):
             client.meta.events.register("before-call.*.*", lambda model, **_: sent.append(model.name))
+        meter = RequestUnitMeter(boto3.client("dynamodb", region_name="us-east-1"))
+        meter.attach(dynamodb)
         ivs_before = len(ivs.calls)
         clock = lambda: datetime.now(UTC)  # noqa: E731
         issuer = TokenIssuer(
@@ -73,11 +78,14 @@ def calls_per_token() -> dict[str, Any]:
         )
         issuer.issue(TokenRequest(STAGE, "user-0"))
         cold = sent + [f"ivs:{c.operation}" for c in ivs.calls[ivs_before:]]
+        cold_units = meter.to_json()
+        meter.reset()
         sent.clear()
         ivs_before = len(ivs.calls)
         issuer.issue(TokenRequest(STAGE, "user-1"))
         warm = sent + [f"ivs:{c.operation}" for c in ivs.calls[ivs_before:]]
-    return {"cold": cold, "warm": warm}
+        warm_units = meter.to_json()
+    return {"cold": cold, "warm": warm, "request_units": {"cold": cold_units, "warm": warm_units}}
 
 
 class _Instant:
