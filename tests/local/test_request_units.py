@@ -207,3 +207,11 @@ def test_the_pass_reads_and_rewrites_its_whole_log_every_pass() -> None:
         assert log["read_units"] == -(-size // (4 * KB)) / 2 * one["passes"]
     assert measured["live"]["stages_reached_per_pass"] == 20
     assert measured["live"]["pass_log_bytes"] > measured["idle"]["pass_log_bytes"]  # the listing of 20 live stages
+
+
+def test_a_read_the_meter_cannot_charge_is_kept_apart_not_missed(tables: Any) -> None:
+    client, meter = tables
+    client.scan(TableName=TABLE)
+    client.describe_table(TableName=TABLE)  # the control plane costs no request unit
+    assert meter.uncharged == {"Scan": 1}
+    assert meter.read_units == 0
