@@ -25,6 +25,7 @@ from benchmarks import (
     package,
     request_units,
     simulate_throughput,
+    trades,
     work_per_event,
 )
 
@@ -96,12 +97,20 @@ def burst_rows(b: dict[str, Any]) -> list[str]:
     return rows
 
 
-def trade_rows(work: dict[str, Any]) -> list[str]:
+def trades_cost(work: dict[str, Any], passes: dict[str, Any]) -> dict[str, Any]:
+    """What the store adds a month with each trade's run of the 100-stage show (``work_per_event``'s
+    ``trades``) and the pass paced by it (``convergence``'s ``shared_store``)."""
+    return {
+        name: trades.store_units_per_month(t["store_calls"]["per_event"], passes) for name, t in work["trades"].items()
+    }
+
+
+def trade_rows(work: dict[str, Any], units_per_month: dict[str, Any]) -> list[str]:
     """The trades' runs of the 100-stage show (not built; docs/performance.md section 3) against issue 24's
     calls per event and IVS calls per action, beside the built run's, and what the store adds a month."""
     built = work["show100"]
     rows = []
-    for t in work["trades"].values():
+    for name, t in work["trades"].items():
         store = t["store_calls"]
         detail = (
             f"{t['calls_per_event']:.2f}/event (built {built['calls_per_event']:.2f}), IVS "
@@ -122,8 +131,9 @@ def trade_rows(work: dict[str, Any]) -> list[str]:
             )
         )
         units = ", ".join(
-            f"{stages} stages {u['write_units'] / 1e6:.2f} M (${u['dollars']:.2f})"
-            for stages, u in t["store_units_per_month"].items()
+            f"{stages} stages {u['write_units'] / 1e6:.2f} M (${u['dollars']:.2f}; the pass "
+            f"{u['pass_writes_per_pass']['live']} a pass while stages are live)"
+            for stages, u in units_per_month[name].items()
         )
         rows.append(
             _row(
@@ -163,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "simulate": simulate_throughput.run(),
     }
     results["request_units"] = request_units.run()  # virtual work: after the wall-clock benchmarks
+    results["trades_cost"] = trades_cost(results["work_per_event"], results["convergence"]["shared_store"])
     results["cost"] = cost.run(
         results["work_per_event"]["show100"], results["latency"]["new_stages"], results["request_units"]
     )
@@ -219,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 None,
             )
         )
-    rows.extend(trade_rows(work))
+    rows.extend(trade_rows(work, results["trades_cost"]))
     lat = results["latency"]
     anchor = lat["anchor"]
     for kind, label in (

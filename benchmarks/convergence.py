@@ -5,6 +5,10 @@ be checked for a blocked publisher) and 20 of them have a composition policy of 
 compositions per account). The first pass finds everything missing (the publish events were lost) and
 heals it; the second, one period later, finds a converged fleet. IVS reads are counted per operation
 from the stand-in, DynamoDB calls per operation on the table's client.
+
+``shared_store``: the converged pass again with every pacer the shared store (a trade docs/performance.md
+section 3 weighs, not built: benchmarks/trades.py), at each fleet size with every stage live and with none:
+the store's writes per pass, which ``trades.store_units_per_month`` prices.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from benchmarks import cli
+from benchmarks import cli, trades
 
 STAGES = 1000
 LIVE = 100
@@ -37,24 +41,43 @@ def run() -> dict[str, Any]:
 
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION=REGION)
     with mock_aws():
-        return _measure()
+        measured = _measure()
+    measured["shared_store"] = store_passes()
+    return measured
 
 
-def _measure() -> dict[str, Any]:
+def store_passes(fleets: tuple[int, ...] = trades.FLEETS) -> dict[str, dict[str, Any]]:
+    """The converged pass paced by the shared store: at each fleet size, every stage live and none live."""
+    from moto import mock_aws
+
+    passes: dict[str, dict[str, Any]] = {}
+    for stages in fleets:
+        for live, name in ((stages, "live"), (0, "idle")):
+            with mock_aws():
+                passes.setdefault(str(stages), {})[name] = _measure(stages=stages, live=live, shared_store=True)[
+                    "converged_pass"
+                ]
+    return passes
+
+
+def _measure(*, stages: int = STAGES, live: int = LIVE, shared_store: bool = False) -> dict[str, Any]:
     from stagepilot.local.deployment import LocalDeployment
     from stagepilot.policy import parse_policy
     from tests.support import CHANNEL, ENCODER, EventFactory
 
     start = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
-    deployment = LocalDeployment(account=ACCOUNT, region=REGION, start=start)
+    built: list[LocalDeployment] = []  # the deployment, for the stores its containers' pacers are
+    with trades.shared_store((lambda: built[0].table.client) if shared_store else None) as stores:
+        deployment = LocalDeployment(account=ACCOUNT, region=REGION, start=start)
+    built.append(deployment)
     policies = deployment.services.policies
     policies.put(parse_policy({"stageArn": "default", "moderation": {"blockedUserIds": ["troll-3"]}}))
     events = EventFactory()
-    stages = [f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/Bench{n:06d}" for n in range(STAGES)]
+    arns = [f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/Bench{n:06d}" for n in range(stages)]
     destination = {"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}
-    for index, arn in enumerate(stages):
+    for index, arn in enumerate(arns):
         deployment.ivs.create_stage(arn)
-        if index < LIVE:
+        if index < live:
             session = f"st-Bench{index:05d}Ses"
             deployment.put_event(
                 events.published(f"host{index}", user_id="host", stage=arn, session=session), deliver=False
@@ -75,6 +98,7 @@ def _measure() -> dict[str, Any]:
             deployment.clock.advance_to(deployment.clock() + PERIOD)
         before = len(deployment.ivs.calls)
         table_calls.clear()
+        store_before = trades.store_calls(stores)
         report = deployment.reconcile()
         reads = Counter(
             c.operation
@@ -96,9 +120,12 @@ def _measure() -> dict[str, Any]:
                 "over_budget": {op: n for op, n in reads.items() if n > _budget(op)},
             }
         )
+        if shared_store:
+            store = trades.store_calls(stores)
+            passes[-1]["store_calls"] = {key: store[key] - store_before[key] for key in store}
     return {
-        "stages": STAGES,
-        "live": LIVE,
+        "stages": stages,
+        "live": live,
         "composed": COMPOSED,
         "budget_per_operation": BUDGET_PER_OPERATION,
         "healing_pass": passes[0],

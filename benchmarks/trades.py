@@ -15,9 +15,8 @@
 from __future__ import annotations
 
 import itertools
-import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,6 +25,7 @@ from unittest import mock
 
 from botocore.exceptions import ClientError
 
+from benchmarks import cost
 from stagepilot import budget, convergence
 from stagepilot.adapters.ivs import IvsStage, Pacer, Participant
 from stagepilot.adapters.publishers import PublisherTokens
@@ -305,31 +305,32 @@ def pass_view(services: Services, records: PassRecords | None) -> Iterator[None]
 
 # What the store adds to the bill (docs/performance.md section 11's prices and fleet, benchmarks/cost.py): one
 # write request unit per UpdateItem (an item under 1 KB; a refused conditional write is charged as one too).
-# The event path's writes are measured (work_per_event: per event of the 100-stage show, times cost.py's
-# events a month); the convergence pass's are counted from its IVS calls as built, which the store would pace
-# too: ListStages' pages, one ListParticipants per stage it examines (cost.py's 50 at most) and one
-# ListCompositions a live pass, the pages alone an idle one (section 5's converged pass at 1,000 stages: 48).
+# Measured: the event path's writes per event (work_per_event's 100-stage show, times cost.py's events a month)
+# and the convergence pass's writes per pass (convergence.store_passes: the converged pass at each fleet size,
+# every stage live, and none live), times cost.py's live and idle passes a month.
 STORE_WRITE_UNITS_PER_CALL = 1
+FLEETS = cost.FLEETS
 
 
-def store_units_per_month(writes_per_event: float) -> dict[str, dict[str, float]]:
-    """The store's write request units a month, and their price, for each of cost.py's fleets."""
-    from benchmarks import cost
-
+def store_units_per_month(writes_per_event: float, passes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The store's write request units a month, and their price, for each of cost.py's fleets: the event
+    path's ``writes_per_event`` and ``passes`` (per fleet size, the store's calls of a pass with every stage
+    live, "live", and with none, "idle")."""
     live_hours = cost.LIVE_HOURS_PER_DAY * cost.DAYS
     passes_live = live_hours * 3600 / cost.PASS_PERIOD_SECONDS
     passes_idle = (24 - cost.LIVE_HOURS_PER_DAY) * cost.DAYS * 3600 / cost.PASS_PERIOD_SECONDS
-    fleets: dict[str, dict[str, float]] = {}
-    for stages in cost.FLEETS:
+    fleets: dict[str, Any] = {}
+    for stages in FLEETS:
         events = stages * cost.EVENTS_PER_STAGE_HOUR * live_hours
-        pages = math.ceil(stages / 100)
         event_path = events * writes_per_event * STORE_WRITE_UNITS_PER_CALL
-        pass_calls = passes_live * (pages + min(stages, 50) + 1) + passes_idle * pages
-        units = event_path + pass_calls * STORE_WRITE_UNITS_PER_CALL
+        per_pass = {name: passes[str(stages)][name]["store_calls"]["writes"] for name in ("live", "idle")}
+        pass_units = (passes_live * per_pass["live"] + passes_idle * per_pass["idle"]) * STORE_WRITE_UNITS_PER_CALL
+        units = event_path + pass_units
         fleets[str(stages)] = {
             "events": events,
             "event_path_write_units": event_path,
-            "pass_write_units": pass_calls * STORE_WRITE_UNITS_PER_CALL,
+            "pass_writes_per_pass": per_pass,
+            "pass_write_units": pass_units,
             "write_units": units,
             "dollars": units / 1e6 * cost.DDB_WRU_PER_MILLION,
         }

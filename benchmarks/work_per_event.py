@@ -8,8 +8,8 @@ attributed (claims, stale-session checks, state records, audit entries).
 
 ``trades``: the 100-stage show (new stages) again with the trades docs/performance.md section 3 weighs
 (not built; benchmarks/trades.py): the shared store's ``UpdateItem`` before each IVS call goes through the
-table's client, so it is counted here with every other call, and what it adds a month is priced
-(``trades.store_units_per_month``).
+table's client, so it is counted here with every other call (``make bench`` prices what it adds a month with
+the pass's, ``trades.store_units_per_month``).
 """
 
 from __future__ import annotations
@@ -299,7 +299,6 @@ def measure(
                 "per_event": calls["writes"] / events,
                 "per_ivs_call": calls["writes"] / ivs_calls if ivs_calls else float("inf"),
             }
-            result["store_units_per_month"] = trades.store_units_per_month(calls["writes"] / events)
         if one_reader:
             result["one_reader_cost"] = reader.report()
         return result
