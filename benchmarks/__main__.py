@@ -54,6 +54,8 @@ def burst_rows(b: dict[str, Any]) -> list[str]:
     detail = f"{b['drain_seconds']:.1f} s; {b['duplicates']} duplicated, {b['dead_letters']} lost"
     if b.get("with_pass"):
         detail += f"; longest pass {b['pass_longest_seconds']:.1f} of {b['pass_timeout_seconds']} s"
+    if b.get("shared_store"):
+        detail += burst.store_cost(b)
     if b.get("one_reader"):
         detail += burst.one_reader_cost(b["one_reader_cost"])
     if b.get("pass_reads_records"):

@@ -853,10 +853,21 @@ def summary(one: dict[str, Any]) -> str:
             if one.get("with_pass")
             else ""
         )
+        + (store_cost(one) if one.get("shared_store") else "")
         + (one_reader_cost(one["one_reader_cost"]) if one.get("one_reader") else "")
         + (pass_records_cost(one) if one.get("pass_reads_records") else "")
         + f"; wall {one['wall_seconds']:.0f} s"
         + (f", CPU {one['cpu_seconds']:.0f} s" if "cpu_seconds" in one else "")
+    )
+
+
+def store_cost(one: Mapping[str, Any]) -> str:
+    """What the shared store's log in the table cost: its writes, the refused ones, per IVS call of ours."""
+    store = one["store_calls"]
+    ours = sum(one["calls_per_operation"].values())
+    return (
+        f"; the store: {store['writes']} UpdateItem ({store['refused']} refused), "
+        f"{store['writes'] / max(1, ours):.2f} per IVS call"
     )
 
 
