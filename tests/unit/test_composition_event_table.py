@@ -153,6 +153,35 @@ FAILURE: list[tuple[str, SessionCompositions | None, int, int, datetime, tuple[A
         NOW,
         (True, 3, True, None),
     ),
+    # a composition carried into a later session: the attempt is that session's record's, whose claim (a claim
+    # records no composition: it still names the failed one) is on the restart; never marked failed and
+    # restarted again (attempt + 2)
+    (
+        "carried, restart claimed by this event's earlier delivery: finish it",
+        claimed(owner=EVENT, age=SECOND),
+        2,
+        3,
+        NOW,
+        (True, 2, True, None),
+    ),
+    ("carried, restart claimed by another, fresh: held", claimed(owner=OTHER, age=SECOND), 2, 3, NOW, NO),
+    ("carried, restart claimed by another, at the lease: held", claimed(owner=OTHER, age=CLAIM_LEASE), 2, 3, NOW, NO),
+    (
+        "carried, restart claimed by another, past the lease: taken over with the claim's attempt",
+        claimed(owner=OTHER, age=CLAIM_LEASE + SECOND),
+        2,
+        3,
+        NOW,
+        (True, 2, True, None),
+    ),
+    (
+        "carried, restart claimed with the last restart spent: taken over, not given up",
+        claimed(owner=OTHER, age=CLAIM_LEASE + SECOND, restarts=3),
+        2,
+        3,
+        NOW,
+        (True, 2, True, None),
+    ),
     # which attempt failed
     (
         "a later attempt's claim, even by this event: the failure is an older attempt's",
@@ -166,6 +195,7 @@ FAILURE: list[tuple[str, SessionCompositions | None, int, int, datetime, tuple[A
     ("a failure of an attempt not made yet", rec(State.STARTED, attempt=2), 3, 3, NOW, NO),
     # the current attempt failed, by the record's state
     ("ended", rec(State.ENDED), 2, 3, NOW, NO),
+    ("ended by this failure (a copy: carried into a later session)", rec(State.ENDED, ended_at=NOW), 2, 3, NOW, NO),
     ("gave up", rec(State.GAVE_UP), 2, 3, NOW, NO),
     ("stale", rec(State.STALE), 2, 3, NOW, NO),
     ("rejected", rec(State.REJECTED), 2, 3, NOW, NO),
@@ -229,11 +259,57 @@ def test_decide_on_failure(
     expected: tuple[Any, ...],
 ) -> None:
     decision = decide_on_failure(
-        record, failed_attempt=failed_attempt, max_restarts=max_restarts, failed_at=failed_at, now=NOW, owner=EVENT
+        record,
+        failed_attempt=failed_attempt,
+        max_restarts=max_restarts,
+        failed_at=failed_at,
+        now=NOW,
+        owner=EVENT,
+        failed_arn=ARN,
     )
     assert outcome(decision) == expected
     assert decision.reason
     assert (decision.give_up, decision.rollover, decision.heal_reason) == (False, False, None)
+
+
+@pytest.mark.parametrize(
+    ("claim", "then"),
+    [
+        (claimed(owner=OTHER, age=SECOND), "held"),
+        (claimed(owner=OTHER, age=CLAIM_LEASE + SECOND), "take over"),
+        (claimed(owner=EVENT, age=SECOND), "resume"),
+    ],
+    ids=["held", "take over", "resume"],
+)
+def test_a_claim_that_still_names_the_failed_composition_is_its_restart(claim: SessionCompositions, then: str) -> None:
+    """The record a carried composition's failure decides on (the newest session's, ``attempt`` its own) says
+    claimed and still names the failed composition: that claim is the restart's, whatever its attempt."""
+    decision = decide_on_failure(
+        claim, failed_attempt=2, max_restarts=3, failed_at=NOW, now=NOW, owner=EVENT, failed_arn=ARN
+    )
+    assert (decision.held is not None) == (then == "held")
+    assert decision.resume == (then == "resume")
+    assert decision.attempt == (0 if then == "held" else claim.attempt)
+    if then == "held":
+        assert decision.held is not None and decision.held.owner == OTHER
+        assert decision.reason == "another event or the pass is restarting the composition"
+    # another composition named (the claim is not this failure's restart): the failed attempt's own record
+    other = decide_on_failure(
+        claim, failed_attempt=2, max_restarts=3, failed_at=NOW, now=NOW, owner=EVENT, failed_arn=ARN + "x"
+    )
+    assert other.held is None and not other.resume
+
+
+def test_a_skipped_copy_of_a_failure_says_where_the_restart_went() -> None:
+    ended_by_it = decide_on_failure(
+        rec(State.ENDED, ended_at=NOW), failed_attempt=2, max_restarts=3, failed_at=NOW, now=NOW, failed_arn=ARN
+    )
+    assert ended_by_it.reason.startswith("this failure is recorded already: the composition had been carried")
+    moved_on = decide_on_failure(
+        rec(State.STARTED, attempt=3), failed_attempt=2, max_restarts=3, failed_at=NOW, now=NOW, failed_arn=ARN
+    )
+    assert moved_on.reason.startswith("attempt 2 is not the current one: the session's record has moved on")
+    assert "to attempt 3 (its restart, or a later start)" in moved_on.reason
 
 
 def test_the_restart_reason_counts_restarts_against_the_bound() -> None:

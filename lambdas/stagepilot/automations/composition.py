@@ -176,7 +176,8 @@ class CompositionAutomation:
             return replace(found[0], reason="; ".join(o.reason for o in found))
         if event.event_name != "Session Failure":
             return self._skip(f"{event.event_name} needs no action")
-        return self._on_failure(event, session_id, attempt, composition, services, records)
+        names_it = any(holder == session_id for holder, _ in holders)
+        return self._on_failure(event, session_id, attempt, composition, services, records, names_it=names_it)
 
     def _roll_over_after_end(
         self,
@@ -224,13 +225,19 @@ class CompositionAutomation:
         composition: CompositionPolicy,
         services: Services,
         records: CompositionRecords,
+        *,
+        names_it: bool,
     ) -> Outcome:
+        """``names_it``: the session's record names the failed composition (``attempt`` is that record's). A record
+        that names it and says "claimed" is someone's claim on its restart (a claim records no composition),
+        left to the claim rule (``decide_on_failure``); only a record that does not name it (the start that
+        made it, cut short before recording it: the tags' attempt) is marked failed from "claimed"."""
         records.mark(
             event.stage_arn,
             session_id,
             attempt=attempt,
             state=State.FAILED,
-            from_states=(State.STARTED, State.CLAIMED),
+            from_states=(State.STARTED,) if names_it else (State.STARTED, State.CLAIMED),
             failedAt=event.time,
             failedBy=event.event_id,
             failureReason=event.reason or "",
@@ -243,6 +250,7 @@ class CompositionAutomation:
             failed_at=event.time,
             now=services.clock(),
             owner=event.envelope.owner,
+            failed_arn=event.composition_arn,
         )
         if not decision.act:
             if record is not None and record.attempt == attempt and record.state is State.FAILED:

@@ -256,13 +256,26 @@ def decide_on_failure(
     failed_at: datetime,
     now: datetime,
     owner: str = "",
+    failed_arn: str | None = None,
 ) -> Decision:
-    """One of stagepilot's compositions failed: restart it?"""
+    """One of stagepilot's compositions failed: restart it?
+
+    ``failed_attempt``: the attempt of ``record`` that holds the failed composition ``failed_arn`` (its tags'
+    attempt; for a composition carried into a later session, the attempt of that session's record). A claim
+    records no composition, so the record names the failed composition until its restart is recorded: a
+    record that still names it and says ``claimed`` is someone's claim on its restart (a copy of this event,
+    this event's earlier receive, the pass), as is a claim of the attempt after the failed one. Either is
+    decided by the one claim rule with the claim's attempt: held (back once the lease can have run out),
+    taken over (the same attempt and idempotency token: IVS answers the same composition) or resumed; never
+    marked failed and restarted again."""
     if record is None:
         return Decision(False, "no composition of this session is tracked")
-    if record.state is State.CLAIMED and record.attempt == failed_attempt + 1:
-        # The restart was claimed and then cut short (a throttle, a 500, a timeout): the failure event's
-        # redelivery finishes it; anyone else waits for the claim's lease to run out.
+    names_failed = failed_arn is not None and record.composition_arn == failed_arn
+    if record.state is State.CLAIMED and (
+        record.attempt == failed_attempt + 1 or (names_failed and record.attempt == failed_attempt)
+    ):
+        # The restart was claimed and not finished (cut short by a throttle, a 500, a timeout, or still in
+        # flight): the failure event's redelivery finishes it; anyone else waits for the claim's lease to run out.
         verdict = _verdict(record, owner, now)
         if verdict is ClaimVerdict.RESUME:
             return Decision(
@@ -274,11 +287,26 @@ def decide_on_failure(
             )
         if verdict is ClaimVerdict.TAKE_OVER:
             return Decision(True, "the restart's claim expired; taking over", record.attempt, True)
-        return Decision(False, "another event is restarting the composition", held=_held(record))
+        return Decision(False, "another event or the pass is restarting the composition", held=_held(record))
+    if record.attempt > failed_attempt:
+        return Decision(
+            False,
+            f"attempt {failed_attempt} is not the current one: the session's record has moved on to attempt "
+            f"{record.attempt} (its restart, or a later start)",
+        )
     if record.attempt != failed_attempt:
         return Decision(False, f"attempt {failed_attempt} is not the current one ({record.attempt})")
     if record.state is State.GUARDED:
         return Decision(False, _guarded(record))
+    if record.state is State.ENDED and names_failed and record.ended_at == failed_at:
+        # Ended at this failure's own time: a copy of it found the composition carried into a later session
+        # (the failure ends the older sessions' records and restarts it for the newest, ``holding``), whose
+        # record has moved on since (its restart recorded).
+        return Decision(
+            False,
+            "this failure is recorded already: the composition had been carried into a later session, whose "
+            "record restarts it (this session's record ended with it)",
+        )
     if record.state in (State.ENDED, State.GAVE_UP, State.STALE, State.REJECTED, State.BUDGET):
         return Decision(False, f"the session's composition is {record.state.value}")
     spent = _restarts_spent(record, max_restarts)
