@@ -298,6 +298,40 @@ def test_explain_says_a_24_hour_end_that_finds_its_successor_claimed_is_retried_
     explained_held(tmp_path, end, services, why=why, owner="e-other@m-other")
 
 
+def test_explain_says_a_carried_failure_that_finds_its_restart_claimed_is_retried_after_the_lease(
+    ivs: IvsStandIn, tmp_path: Path
+):
+    """A ``Session Failure`` of a composition carried into a new session, whose record (the new session's, which
+    still names the failed composition) shows another owner's claim on the restart: the handler sends it back
+    until the lease can have run out, so explain says "would retry later", not "would restart" (the failure used
+    to write "failed" over that claim and restart attempt + 2)."""
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(POLICY))
+    assert run("policy", "put", str(path), "--no-converge").status == 0
+    services = handler_services(ivs)
+    events = EventFactory(at=datetime.now(UTC))
+
+    def publish(session: str) -> None:
+        event = events.published("p-host", user_id="host", session=session)
+        ivs.observe(event)
+        handle_event(parse_event(event), default_automations()[0], services)
+
+    publish(SESSION)
+    ivs.leave(STAGE, "p-host")  # everyone leaves, and the host is back within the minute
+    publish("st-NextSession01")
+    [carried] = ivs.compositions(STAGE)
+    records = services.compositions
+    adopted = records.get(STAGE, "st-NextSession01")
+    assert adopted is not None and adopted.composition_arn == carried.arn  # the new session holds it
+    [failure] = ivs.fail_compositions(STAGE)
+    assert records.mark(STAGE, "st-NextSession01", attempt=1, state=State.FAILED, from_states=(State.STARTED,))
+    recorded = records.get(STAGE, "st-NextSession01")
+    assert records.claim(STAGE, "st-NextSession01", attempt=2, owner="e-other@m-other", expected=recorded)
+
+    why = "another event or the pass is restarting the composition"
+    explained_held(tmp_path, failure, services, why=why, owner="e-other@m-other")
+
+
 @pytest.mark.parametrize("content, status", [("{nope", 2), ("[1, 2]", 2)])
 def test_explain_bad_event_file_is_bad_input(aws: str, tmp_path: Path, content: str, status: int):
     path = tmp_path / "event.json"
