@@ -24,6 +24,7 @@ from typing import Any
 from benchmarks import cli
 from benchmarks.item_sizes import STORAGE_OVERHEAD_BYTES, read_units
 from stagepilot.adapters.changes import FORCED_LIFETIMES
+from stagepilot.adapters.policies import PolicyStore
 from stagepilot.config import DEFAULT_POLICY_CACHE_SECONDS
 from stagepilot.pipeline import EffectivePolicies
 
@@ -45,9 +46,10 @@ PASS_IDLE_SECONDS_PER_PAGE = 1.2
 # DynamoDB: the request units measured per event on the 100-stage show, and per pass at each fleet size
 # (benchmarks/request_units.py). Apart from those, each busy container reads the policies once per lifetime
 # of its cache: the change mark (one consistent GetItem, measured) every lifetime, and a snapshot of every
-# policy and pause switch (two Query calls; their size measured per policy, scaled to the fleet) when the mark
-# changed or every FORCED_LIFETIMES lifetimes (adapters/changes.py; policy changes are not counted), or, when
-# the policies do not fit one Query page, each stage on its own (``policy_cache_read_units``).
+# policy and pause switch (a Query page of each partition, two of policies past about 750 policies; their size
+# measured per policy, scaled to the fleet; strongly consistent) when the mark changed or every
+# FORCED_LIFETIMES lifetimes (adapters/changes.py; policy changes are not counted), or, when the policies do
+# not fit the snapshot's PolicyStore.SNAPSHOT_PAGES, each stage on its own (``policy_cache_read_units``).
 SNAPSHOT_LIFETIME_SECONDS = DEFAULT_POLICY_CACHE_SECONDS
 QUERY_PAGE_BYTES = 1024 * 1024  # "A Query operation can retrieve a maximum of 1 MB of data" (before a filter)
 EVENT_CONTAINERS = 6  # 2 per automation (budget.CONCURRENCY), all busy while stages are live
@@ -218,7 +220,7 @@ def dynamodb_units(
         "pass_write_units": pass_writes,
         "pass_log_write_units": pass_log_writes,
         "audit_stored_gb": audit_gb,
-        "policies_fit_a_page": float(snapshot_fits(stages, show)),
+        "policies_fit_the_snapshot": float(snapshot_fits(stages, show)),
     }
 
 
@@ -227,9 +229,24 @@ def policies_bytes(stages: int, show: dict[str, Any]) -> int:
     return round(stages * show["policy_item_bytes"] + show["default_policy_bytes"])
 
 
+def snapshot_pages(stages: int, show: dict[str, Any]) -> int:
+    """The Query pages of a container's snapshot: the policies' and the pause switches' (1 MB each at most)."""
+    return max(1, math.ceil(policies_bytes(stages, show) / QUERY_PAGE_BYTES)) + max(
+        1, math.ceil(show["pause_partition_bytes"] / QUERY_PAGE_BYTES)
+    )
+
+
 def snapshot_fits(stages: int, show: dict[str, Any]) -> bool:
-    """Whether a container's snapshot can read every policy: one Query page (adapters/policies.py)."""
-    return policies_bytes(stages, show) <= QUERY_PAGE_BYTES
+    """Whether a container's snapshot can read every policy: within ``PolicyStore.SNAPSHOT_PAGES`` pages of both
+    partitions together (adapters/policies.py)."""
+    return snapshot_pages(stages, show) <= PolicyStore.SNAPSHOT_PAGES
+
+
+def snapshot_read_units(stages: int, show: dict[str, Any]) -> float:
+    """A container's snapshot: every policy and every pause switch, each page strongly consistent."""
+    return read_units(policies_bytes(stages, show), consistent=True) + read_units(
+        show["pause_partition_bytes"], consistent=True
+    )
 
 
 def full_snapshot_read_units(stages: int, show: dict[str, Any]) -> float:
@@ -239,16 +256,18 @@ def full_snapshot_read_units(stages: int, show: dict[str, Any]) -> float:
 
 def policy_cache_read_units(stages: int, show: dict[str, Any], *, lifetimes: float, stages_a_lifetime: float) -> float:
     """What a busy container's policy cache reads over ``lifetimes`` lifetimes (pipeline.EffectivePolicies).
-    When the policies fit in one page: the change mark every lifetime, a snapshot every ``FORCED_LIFETIMES``
-    (the mark unchanged). When they do not: the snapshot's first page read and given up every
-    ``SNAPSHOT_RETRY_LIFETIMES`` (with the mark), and meanwhile each stage on its own every lifetime (one
-    ``BatchGetItem``: its policy, the default, its pause switch and the default's)."""
+    When the policies fit the snapshot's pages (``PolicyStore.SNAPSHOT_PAGES``, both partitions together): the
+    change mark every lifetime, a snapshot (strongly consistent) every ``FORCED_LIFETIMES`` (the mark
+    unchanged). When they do not: the policies' pages read and given up every ``SNAPSHOT_RETRY_LIFETIMES``
+    (with the mark), and meanwhile each stage on its own every lifetime (one ``BatchGetItem``: its policy, the
+    default, its pause switch and the default's)."""
     mark = show["change_mark_read_units"] / show["change_mark_reads"] if show["change_mark_reads"] else 1.0
     if snapshot_fits(stages, show):
-        return lifetimes * (mark + full_snapshot_read_units(stages, show) / FORCED_LIFETIMES)
+        return lifetimes * (mark + snapshot_read_units(stages, show) / FORCED_LIFETIMES)
     lookup = read_units(round(show["policy_item_bytes"])) + read_units(show["default_policy_bytes"]) + 2 * read_units(0)
     retry = EffectivePolicies.SNAPSHOT_RETRY_LIFETIMES
-    return lifetimes * ((mark + read_units(QUERY_PAGE_BYTES)) / retry + stages_a_lifetime * lookup)
+    given_up = read_units((PolicyStore.SNAPSHOT_PAGES - 1) * QUERY_PAGE_BYTES, consistent=True)  # the policies' pages
+    return lifetimes * ((mark + given_up) / retry + stages_a_lifetime * lookup)
 
 
 def run(work: dict[str, Any], latency: dict[str, Any], units: dict[str, Any]) -> dict[str, Any]:

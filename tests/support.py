@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from stagepilot.adapters.dynamo import to_item
+from stagepilot.adapters.schema import POLICY_PARTITION, SORT_KEY
+from stagepilot.adapters.table import PolicyStore, Table
 from stagepilot.local.deployment import LocalDeployment
 from stagepilot.policy import parse_policy
 
@@ -23,6 +28,8 @@ SESSION = "st-MainSession01"
 CHANNEL = f"arn:aws:ivs:{REGION}:{ACCOUNT}:channel/ShowChannel01"
 ENCODER = f"arn:aws:ivs:{REGION}:{ACCOUNT}:encoder-configuration/ShowEncoder01"
 STORAGE = f"arn:aws:ivs:{REGION}:{ACCOUNT}:storage-configuration/ShowStorage01"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+FLEET_ARN = f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/Show{{:04d}}Main"  # store_fleet's stages
 
 
 class Time:
@@ -214,3 +221,29 @@ def key_table(client: Any, name: str) -> None:
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def example_document(n: int) -> dict[str, Any]:
+    """examples/policies.json's first policy for stage ``n`` (its own green room, host and blocked user), as
+    benchmarks/work_per_event.py's show stores it: about 1,400 bytes an item."""
+    document: dict[str, Any] = json.loads((EXAMPLES / "policies.json").read_text())[0]
+    document["stageArn"] = FLEET_ARN.format(n)
+    document["replication"][0]["destinationStageArn"] = FLEET_ARN.format(n).replace("Main", "Green")
+    document["replication"][0]["participants"] = {"userIds": [f"host-{n}"]}
+    document["moderation"]["blockedUserIds"] = [f"troll-{n}"]
+    return document
+
+
+def store_fleet(table: Table, count: int) -> None:
+    """``count`` example-sized policies, the first put by the store and the others written as it writes them
+    (BatchWriteItem, 25 at a time: 800 puts through the store would take most of the test)."""
+    PolicyStore(table).put(parse_policy(example_document(0)))
+    first = table.get(POLICY_PARTITION, FLEET_ARN.format(0))
+    assert first is not None
+    items = []
+    for n in range(1, count):
+        document = parse_policy(example_document(n)).to_document()
+        items.append({**first, SORT_KEY: FLEET_ARN.format(n), "document": json.dumps(document, sort_keys=True)})
+    for start in range(0, len(items), 25):
+        requests = [{"PutRequest": {"Item": to_item(item)}} for item in items[start : start + 25]]
+        table.client.batch_write_item(RequestItems={table.name: requests})

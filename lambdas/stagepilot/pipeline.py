@@ -208,14 +208,16 @@ class EffectivePolicies:
     A container that reads few stages reads each on its own (``PolicyStore.lookup``: its policy, the
     default and both pause switches in one ``BatchGetItem``) and keeps the answer for one lifetime. Once
     a lifetime has read ``SNAPSHOT_FROM_STAGES`` stages or more, the next lifetime starts with a snapshot of
-    every policy and pause switch instead (``PolicyStore.snapshot``: two ``Query`` calls), which answers
-    every stage, so a busy container reads the table twice per lifetime however many stages its events
-    name. A stage the snapshot has nothing for (no policy, no default, no pause) has none for the lifetime:
-    its first policy, like any change, reaches the container within one lifetime (since 2026-12-07; a read
-    of its own per stage and function cost 300 calls on the 100-stage show, mostly stages that never get
-    one, docs/reliability.md). When the policies do not fit in one page the container reads per stage and
-    tries the snapshot again after ``SNAPSHOT_RETRY_LIFETIMES``. Either way a policy change, a first one
-    included, reaches the container within one lifetime.
+    every policy and pause switch instead (``PolicyStore.snapshot``: a ``Query`` page of each partition,
+    two of policies past about 750 of the example's size, at most ``PolicyStore.SNAPSHOT_PAGES``), which
+    answers every stage, so a busy container reads the table a few times per lifetime however many stages
+    its events name. A stage the snapshot has nothing for (no policy, no default, no pause) has none for the
+    lifetime: its first policy, like any change, reaches the container within one lifetime (since
+    2026-12-07; a read of its own per stage and function cost 300 calls on the 100-stage show, mostly stages
+    that never get one, docs/reliability.md). When the policies do not fit in those pages (some 2,200 of the
+    example's size) the container reads per stage and tries the snapshot again after
+    ``SNAPSHOT_RETRY_LIFETIMES``. Either way a policy change, a first one included, reaches the container
+    within one lifetime.
 
     A pause switch (``stagepilot pause``) on the stage, or on ``default`` for a stage that follows it,
     makes the policy paused whatever it says. A stored policy that no longer validates (written behind
@@ -223,7 +225,7 @@ class EffectivePolicies:
     cached like a policy so a broken item does not hammer the table.
     """
 
-    SNAPSHOT_FROM_STAGES = 3  # a snapshot costs two reads: worth it from three stages a lifetime
+    SNAPSHOT_FROM_STAGES = 3  # a snapshot: a read a page (2 up to some 750 policies), then the mark one a lifetime
     SNAPSHOT_RETRY_LIFETIMES = 10
 
     def __init__(

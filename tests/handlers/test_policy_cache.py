@@ -17,7 +17,7 @@ from stagepilot.local.deployment import VirtualClock
 from stagepilot.pipeline import EffectivePolicies
 from stagepilot.policy import parse_policy
 from tests.handlers.conftest import Calls
-from tests.support import T0
+from tests.support import FLEET_ARN, T0, store_fleet
 
 TTL = 30.0
 ARN = "arn:aws:ivs:us-east-1:123456789012:stage/Stage{:03d}"
@@ -136,20 +136,20 @@ def test_a_stage_the_snapshot_has_nothing_for_gets_its_first_policy_within_one_l
     assert calls.made == {"BatchGetItem": 1}  # two stages read in the last lifetime: read on its own now
 
 
-def test_too_many_policies_for_a_page_reads_per_stage_then_tries_again_later(
+def test_too_many_policies_for_the_snapshot_reads_per_stage_then_tries_again_later(
     table: Table, calls: Calls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stages = [ARN.format(n) for n in range(EffectivePolicies.SNAPSHOT_FROM_STAGES)]
     for stage in stages:
         put(table, stage)
-    pages = {"complete": False}
-    query_page = table.query_page
+    complete = {"complete": False}
+    query_pages = table.query_pages
 
-    def one_page(pk: str) -> tuple[list[dict[str, Any]], bool]:
-        items, _ = query_page(pk)
-        return items, pages["complete"]  # as when the partition is over DynamoDB's 1 MB page
+    def one_page(pk: str, *, pages: int, consistent: bool = False) -> tuple[list[dict[str, Any]], int, bool]:
+        items, made, _ = query_pages(pk, pages=1, consistent=consistent)
+        return items, made, complete["complete"]  # as when the policies are past the snapshot's pages
 
-    monkeypatch.setattr(table, "query_page", one_page)
+    monkeypatch.setattr(table, "query_pages", one_page)
     clock = Clock()
     policies = cache(table, clock)
 
@@ -162,9 +162,9 @@ def test_too_many_policies_for_a_page_reads_per_stage_then_tries_again_later(
     calls.reset()
     read_all()
     n = len(stages)
-    assert calls.made == {"Query": 1, "BatchGetItem": n}  # the policies' page said "more": per stage
+    assert calls.made == {"Query": 1, "BatchGetItem": n}  # the policies' pages said "more": per stage
 
-    pages["complete"] = True
+    complete["complete"] = True
     clock.advance(TTL)
     read_all()
     assert calls.made == {"Query": 1, "BatchGetItem": 2 * n}  # per stage, without another page for a while
@@ -172,6 +172,30 @@ def test_too_many_policies_for_a_page_reads_per_stage_then_tries_again_later(
     clock.advance(TTL * (EffectivePolicies.SNAPSHOT_RETRY_LIFETIMES - 1))
     read_all()
     assert calls.made == {"Query": 3, "BatchGetItem": 2 * n}  # the snapshot again, answering every stage
+
+
+def test_a_busy_container_at_800_stages_reads_no_stage_on_its_own(table: Table, calls: Calls) -> None:
+    """800 policies of the example's size take two Query pages (docs/performance.md, section 11: one page holds
+    about 750 in DynamoDB): a busy container's snapshot still answers every stage, so a lifetime that meets
+    all 800 makes no BatchGetItem (the old snapshot gave up past one page: 800 reads of their own)."""
+    store_fleet(table, 800)
+    clock = Clock()
+    policies = EffectivePolicies(PolicyStore(table), ttl_seconds=TTL, clock=clock, mark=ChangeMark(table, clock=clock))
+    for n in range(EffectivePolicies.SNAPSHOT_FROM_STAGES):  # a busy first lifetime
+        assert policies.get(FLEET_ARN.format(n)) is not None
+    clock.advance(TTL)
+    calls.reset()
+
+    for n in range(800):
+        effective = policies.get(FLEET_ARN.format(n))
+        assert effective is not None and effective.source == "stage"
+    assert calls.made == {"GetItem": 1, "Query": 3}  # the mark, two pages of policies, one of pause switches
+
+    clock.advance(TTL)
+    calls.reset()
+    for n in range(800):
+        assert policies.get(FLEET_ARN.format(n)) is not None
+    assert calls.made == {"GetItem": 1}  # nothing changed: carried on
 
 
 @pytest.mark.parametrize(

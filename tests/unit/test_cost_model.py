@@ -91,16 +91,20 @@ def test_the_audit_trail_is_stored_twice_at_its_measured_size() -> None:
     assert month["audit_stored_gb"] == pytest.approx(stored)  # the table's copy and the audit index's
 
 
-def test_policies_past_one_query_page_are_read_per_stage() -> None:
-    """At 1,384 bytes a policy, 757 fit in a snapshot's one page (1 MB); past that a busy container reads each
-    stage it meets on its own, every lifetime (pipeline.EffectivePolicies)."""
+def test_policies_past_the_snapshots_pages_are_read_per_stage() -> None:
+    """At 1,384 bytes a policy, 1,000 stages take two of a snapshot's pages (1 MB each) and 2,272 its three
+    (PolicyStore.SNAPSHOT_PAGES: 4 with the pause switches' page); past that a busy container reads each stage
+    it meets on its own, every lifetime (pipeline.EffectivePolicies). Before, past one page (757 policies)."""
     show = measured()["show100"]
-    assert cost.snapshot_fits(757, show)
-    assert not cost.snapshot_fits(758, show)
+    assert cost.snapshot_pages(1000, show) == 3
+    assert cost.snapshot_fits(2272, show)
+    assert not cost.snapshot_fits(2273, show)
 
-    fits = cost.policy_cache_read_units(757, show, lifetimes=10, stages_a_lifetime=60)
-    per_stage = cost.policy_cache_read_units(758, show, lifetimes=10, stages_a_lifetime=60)
-    # fits: the mark every lifetime, a whole snapshot (1 MB: 128 units, eventually consistent) every 10
-    assert fits == pytest.approx(10 * (1 + (128 + 0.5) / 10))
-    # per stage: 60 BatchGetItem of 4 keys each (policy, default, two pause switches: 2 units) every lifetime
-    assert per_stage == pytest.approx(10 * ((1 + 128) / 10 + 60 * 2))
+    fits = cost.policy_cache_read_units(1000, show, lifetimes=10, stages_a_lifetime=60)
+    per_stage = cost.policy_cache_read_units(2273, show, lifetimes=10, stages_a_lifetime=60)
+    # fits: the mark every lifetime, a whole snapshot every 10, strongly consistent: 1,384,231 bytes of policies
+    # (338 units of 4 KB) and the pause switches (1)
+    assert fits == pytest.approx(10 * (1 + (338 + 1) / 10))
+    # per stage: 60 BatchGetItem of 4 keys each (policy, default, two pause switches: 2 units) every lifetime,
+    # and the policies' three pages (3 MB: 768 units) read and given up every 10
+    assert per_stage == pytest.approx(10 * ((1 + 768) / 10 + 60 * 2))

@@ -1,9 +1,11 @@
 """The change mark: one item every write of a policy, a pause switch or a ban rewrites, so that a function
 container learns with one ``GetItem`` a lifetime whether what it read of them is still current.
 
-A busy container's policy snapshot is two ``Query`` calls and its ban-list check one more; read again only
-when the mark changed (or every ``FORCED_LIFETIMES``: a write that does not go through these stores, a
-console edit, is seen then), they cost one ``GetItem`` a lifetime (docs/table.md, docs/reliability.md).
+A busy container's policy snapshot is a ``Query`` page of each partition (a few past some 750 policies) and
+its ban-list check one more; read again only when the mark changed (or every ``FORCED_LIFETIMES``: a write
+that does not go through these stores, a console edit, is seen then), they cost one ``GetItem`` a lifetime
+(docs/table.md, docs/reliability.md). The mark is read before the snapshot, so a snapshot holds every write
+the mark it was read under stands for (``PolicyStore.snapshot`` says what else it guarantees).
 The mark lives in the ``PAUSE`` partition, which operators and admins write and the functions never do
 (``dynamodb:LeadingKeys``): the functions only read it.
 """

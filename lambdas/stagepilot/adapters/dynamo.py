@@ -304,10 +304,20 @@ class Table:
                 return
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def query_page(self, pk: str) -> tuple[list[dict[str, Any]], bool]:
-        """One ``Query`` call: the partition's first page (up to DynamoDB's 1 MB) and whether it was all."""
-        page = self._call("query", **_query_params(pk))
-        return [from_item(raw) for raw in page.get("Items", [])], "LastEvaluatedKey" not in page
+    def query_pages(self, pk: str, *, pages: int, consistent: bool = False) -> tuple[list[dict[str, Any]], int, bool]:
+        """At most ``pages`` ``Query`` calls over the partition (each page up to DynamoDB's 1 MB): the items
+        read, the calls made, and whether that was all of the partition."""
+        params = _query_params(pk)
+        if consistent:
+            params["ConsistentRead"] = True
+        items: list[dict[str, Any]] = []
+        for made in range(1, pages + 1):
+            page = self._call("query", **params)
+            items.extend(from_item(raw) for raw in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items, made, True
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return items, pages, False
 
     def holds_any(self, pk: str) -> bool:
         """Whether the partition holds an item: one ``Query`` with ``Limit`` 1 (its key only)."""

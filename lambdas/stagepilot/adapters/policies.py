@@ -89,6 +89,13 @@ class PolicyStore:
     one document for good.
     """
 
+    # The snapshot's pages, both partitions together: 4 MB at most, 1,024 read units (consistent). Enough for
+    # IVS's default quota of 1,000 stages (adjustable) with policies 2.2 times the example's 1.4 KB; near where
+    # (4.6 MB) a snapshot every 10 lifetimes costs the read units of 60 stages a lifetime read on their own (a
+    # busy container's, at 20 events a stage-hour: docs/performance.md, section 11). A pathological table
+    # costs each container 4 MB every 10 lifetimes before it falls back to reading per stage.
+    SNAPSHOT_PAGES = 4
+
     def __init__(self, table: Table, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._table = table
         self._clock = clock
@@ -123,12 +130,27 @@ class PolicyStore:
         return _policy_lookup(stage_arn, policies, {sk for (pk, sk) in found if pk == PAUSE_PARTITION})
 
     def snapshot(self) -> PolicySnapshot | None:
-        """Every policy and every pause switch, in one ``Query`` page each: what ``lookup`` would find for any
-        stage. None when either partition needs more than one page (roughly more than 500 policies)."""
-        policies, complete = self._table.query_page(POLICY_PARTITION)
+        """Every policy and every pause switch, in at most ``SNAPSHOT_PAGES`` ``Query`` pages of both partitions
+        together (each page up to 1 MB): what ``lookup`` would find for any stage. None when they need more
+        (some 2,200 policies of the example's 1.4 KB; 1,000 stages take two pages of policies and one of
+        switches): the caller reads each stage on its own.
+
+        What it guarantees, read after the change mark (``adapters/changes.py``: the caller reads the mark,
+        consistently, first): every page is read strongly consistent, so the snapshot holds every write of a
+        policy or pause switch that rewrote the mark before the mark was read (each write through the stores
+        stores its item, then the mark). A write made while the pages are read may be in it, or in part of it
+        (a page read before it, the next after): that write rewrote the mark after the one the snapshot was
+        read under, so the next lifetime reads a snapshot again, as a write between one page of policies and
+        one of switches always could. Read eventually consistent, a page could miss a write stored just before
+        the mark was read, and the unchanged mark would carry that snapshot for ``FORCED_LIFETIMES``."""
+        policies, made, complete = self._table.query_pages(
+            POLICY_PARTITION, pages=self.SNAPSHOT_PAGES - 1, consistent=True
+        )
         if not complete:
             return None
-        switches, complete = self._table.query_page(PAUSE_PARTITION)
+        switches, _, complete = self._table.query_pages(
+            PAUSE_PARTITION, pages=self.SNAPSHOT_PAGES - made, consistent=True
+        )
         if not complete:
             return None
         return PolicySnapshot(policies={item[SORT_KEY]: item for item in policies}, paused=_switches(switches))
