@@ -74,7 +74,6 @@ def _measure(*, stages: int = STAGES, live: int = LIVE, shared_store: bool = Fal
     policies.put(parse_policy({"stageArn": "default", "moderation": {"blockedUserIds": ["troll-3"]}}))
     events = EventFactory()
     arns = [f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/Bench{n:06d}" for n in range(stages)]
-    destination = {"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}
     for index, arn in enumerate(arns):
         deployment.ivs.create_stage(arn)
         if index < live:
@@ -83,7 +82,11 @@ def _measure(*, stages: int = STAGES, live: int = LIVE, shared_store: bool = Fal
                 events.published(f"host{index}", user_id="host", stage=arn, session=session), deliver=False
             )
         if index < COMPOSED:
-            policies.put(parse_policy({"stageArn": arn, "composition": {"destinations": [destination]}}))
+            # each stage its own channel: a channel takes one stream at a time (docs/simulate.md)
+            channel = {"channelArn": f"{CHANNEL}{index:06d}", "encoderConfigurationArn": ENCODER}
+            policies.put(
+                parse_policy({"stageArn": arn, "composition": {"destinations": [{"name": "live", "channel": channel}]}})
+            )
     deployment.clock.advance_to(start + timedelta(seconds=1))
 
     table_calls: Counter[str] = Counter()

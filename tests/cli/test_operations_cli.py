@@ -7,6 +7,7 @@ import json
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -239,9 +240,13 @@ def test_status_shows_session_publishers_compositions_and_recent_actions(ivs: Iv
     )
     assert outcome.action == "composition-started"
     other = ivs.client()  # another application's compositions on the same stage: one live, one stopped
-    mine = {"destinations": COMPOSITION["destinations"], "stageArn": STAGE}
-    live_other = other.start_composition(**mine, tags={"team": "clips"})["composition"]["arn"]
-    stopped_other = other.start_composition(**mine)["composition"]["arn"]
+
+    def theirs(channel: str) -> dict[str, Any]:  # a channel of its own: one stream at a time
+        encoder = {"channelArn": CHANNEL.replace("ShowChannel01", channel), "encoderConfigurationArn": ENCODER}
+        return {"destinations": [{"name": "clips", "channel": encoder}], "stageArn": STAGE}
+
+    live_other = other.start_composition(**theirs("Clips1"), tags={"team": "clips"})["composition"]["arn"]
+    stopped_other = other.start_composition(**theirs("Clips2"))["composition"]["arn"]
     other.stop_composition(arn=stopped_other)
     run("disconnect", STAGE, "p-2")
 

@@ -87,8 +87,15 @@ def unpublish(ivs: IvsStandIn, participant_id: str, **kwargs: Any) -> None:
     ivs.observe(stage_update("Participant Unpublished", participant_id, **kwargs))
 
 
-def start(client: Any, stage: str = STAGE, **kwargs: Any) -> dict[str, Any]:
-    return client.start_composition(stageArn=stage, destinations=[CHANNEL_DESTINATION], **kwargs)["composition"]
+def start(client: Any, stage: str = STAGE, *, channel: str = CHANNEL, **kwargs: Any) -> dict[str, Any]:
+    """A composition into ``channel``: a channel takes one stream at a time, so compositions meant to be
+    live side by side each have a channel of their own."""
+    destination = {"name": "live", "channel": {"channelArn": channel, "encoderConfigurationArn": ENCODER}}
+    return client.start_composition(stageArn=stage, destinations=[destination], **kwargs)["composition"]
+
+
+def channel_number(n: int) -> str:
+    return f"{CHANNEL}{n}"
 
 
 def error_of(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[int, str, str]:
@@ -383,10 +390,10 @@ def test_botocore_fills_in_an_idempotency_token(ivs: IvsStandIn, client: Any) ->
 
 def test_sixth_composition_on_a_stage_exceeds_the_quota(ivs: IvsStandIn, client: Any) -> None:
     publish(ivs, "p1")
-    for _ in range(5):
-        start(client)
+    for n in range(5):
+        start(client, channel=channel_number(n))
     with pytest.raises(client.exceptions.ServiceQuotaExceededException) as excinfo:
-        start(client)
+        start(client, channel=channel_number(5))
     assert error_of(excinfo)[:2] == (402, "ServiceQuotaExceededException")
 
 
@@ -417,10 +424,10 @@ def test_stop_unknown_composition_is_not_found(client: Any) -> None:
 def test_fail_compositions_emits_session_failure(ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]) -> None:
     publish(ivs, "p1")
     live = start(client)["arn"]
-    stopped = start(client)["arn"]
+    stopped = start(client, channel=channel_number(1))["arn"]
     client.stop_composition(arn=stopped)
     publish(ivs, "q1", stage=DEST)
-    elsewhere = start(client, stage=DEST)["arn"]
+    elsewhere = start(client, stage=DEST, channel=channel_number(2))["arn"]
 
     failures = ivs.fail_compositions(STAGE, reason="stage deleted")
 
@@ -482,8 +489,8 @@ def test_composition_started_without_publishers_stops_after_60s(ivs: IvsStandIn,
 def test_ended_compositions_disappear_after_five_minutes(ivs: IvsStandIn, client: Any, clock: FakeClock) -> None:
     publish(ivs, "p1")
     stopped = start(client)["arn"]
-    failed = start(client)["arn"]
-    also_failed = start(client)["arn"]
+    failed = start(client, channel=channel_number(1))["arn"]
+    also_failed = start(client, channel=channel_number(2))["arn"]
     client.stop_composition(arn=stopped)
     ivs.fail_compositions(STAGE)  # fails the two still live
     clock.tick(299)
@@ -500,8 +507,8 @@ def test_ended_compositions_disappear_after_five_minutes(ivs: IvsStandIn, client
 def test_list_compositions_filters_and_pages(ivs: IvsStandIn, client: Any) -> None:
     publish(ivs, "p1")
     publish(ivs, "q1", stage=DEST)
-    on_stage = [start(client)["arn"] for _ in range(4)]
-    start(client, stage=DEST)
+    on_stage = [start(client, channel=channel_number(n))["arn"] for n in range(4)]
+    start(client, stage=DEST, channel=channel_number(4))
 
     arns, token = [], None
     while True:

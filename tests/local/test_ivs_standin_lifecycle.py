@@ -708,3 +708,116 @@ def test_a_participant_back_with_the_same_token_gets_24_hours_from_its_return(
     clock.tick(24 * 3600 - 1)
     ivs.advance()
     assert {p.participant_id: p.state for p in ivs.participants(STAGE)} == {"p1": "CONNECTED", "p2": "DISCONNECTED"}
+
+
+# ------------------------------------------------------------------------------ a channel takes one stream
+
+
+def publish_on_both_stages(ivs: IvsStandIn) -> None:
+    publish(ivs, "p1")
+    publish(ivs, "p2", stage=DEST)
+
+
+def composition_events(events: list[dict[str, Any]], arn: str) -> list[str]:
+    return [e["detail"]["event_name"] for e in events if e["resources"] == [arn]]
+
+
+def test_a_second_composition_into_a_live_channel_starts_and_its_channel_destination_fails(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    # channelArn [model]: "The channel must be offline (not broadcasting)." Destination Failure [eb]:
+    # "broadcasting to a channel failed because there was no stream key or another broadcast was happening".
+    # The start is not refused (UNDOCUMENTED; the harder case): the second composition fails on its own.
+    publish_on_both_stages(ivs)
+    first = start(client)
+    second = client.start_composition(stageArn=DEST, destinations=[CHANNEL_DESTINATION])["composition"]
+    assert second["state"] == "STARTING"  # StartComposition answered as for any start
+
+    assert state_of(client, first) == "ACTIVE"
+    assert destination_states(client, first) == {"channel": "ACTIVE"}
+    assert state_of(client, second["arn"]) == "FAILED"  # its only destination failed
+    assert destination_states(client, second["arn"]) == {"channel": "FAILED"}
+    assert composition_events(events, second["arn"]) == ["Session Start", "Destination Failure", "Session Failure"]
+    [failure] = named(events, "Destination Failure")
+    assert failure["detail"] == {
+        "event_name": "Destination Failure",
+        "stage_arn": DEST,
+        "reason": "the channel already has a live stream",
+    }
+    assert composition_events(events, first) == ["Session Start"]
+
+
+def test_a_composition_into_a_live_channel_records_on_to_s3(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    # "IVS keeps the composition alive if at least one of its destinations is active" [ssc]: a composition
+    # whose channel is taken is ACTIVE (recording) and never reaches its channel.
+    publish_on_both_stages(ivs)
+    start(client)
+    arn = client.start_composition(stageArn=DEST, destinations=[CHANNEL_DESTINATION, S3_DESTINATION])["composition"][
+        "arn"
+    ]
+    assert state_of(client, arn) == "ACTIVE"
+    assert destination_states(client, arn) == {"channel": "FAILED", "s3": "ACTIVE"}
+    assert composition_events(events, arn) == ["Session Start", "Destination Failure"]
+
+
+def test_the_same_stage_twice_into_one_channel_fails_the_second(ivs: IvsStandIn, client: Any) -> None:
+    # A double start on one stage (5 compositions per stage are allowed [quotas]) reaches the channel once.
+    publish(ivs, "p1")
+    first, second = start(client), start(client)
+    assert (state_of(client, first), state_of(client, second)) == ("ACTIVE", "FAILED")
+
+
+def test_a_channel_is_free_again_once_its_composition_ends(ivs: IvsStandIn, client: Any, clock: Clock) -> None:
+    publish_on_both_stages(ivs)
+    first = start(client)
+    client.stop_composition(arn=first)
+    clock.tick(1)
+    second = start(client, DEST)
+    assert destination_states(client, second) == {"channel": "ACTIVE"}
+    # a composition whose channel destination failed holds nothing: the next start gets the channel
+    ivs.fail_destination(second, kind="channel")
+    third = start(client)
+    assert state_of(client, third) == "ACTIVE"
+
+
+def test_a_failed_channel_destination_does_not_come_back_when_the_channel_frees(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    # StartComposition doc: the composition ends "When broadcasting to the IVS channel fails and all retries
+    # are exhausted"; a FAILED destination is not retried later.
+    publish_on_both_stages(ivs)
+    first = start(client)
+    arn = client.start_composition(stageArn=DEST, destinations=[S3_DESTINATION, CHANNEL_DESTINATION])["composition"][
+        "arn"
+    ]
+    client.stop_composition(arn=first)
+    assert destination_states(client, arn) == {"channel": "FAILED", "s3": "ACTIVE"}
+    assert len(named(events, "Destination Failure")) == 1
+
+
+def test_an_encoder_on_the_channel_fails_a_composition_into_it(
+    ivs: IvsStandIn, client: Any, events: list[dict[str, Any]]
+) -> None:
+    publish(ivs, "p1")
+    assert ivs.encoder_on_air(CHANNEL)
+    arn = start(client)
+    assert state_of(client, arn) == "FAILED"
+    assert named(events, "Destination Failure")[0]["detail"]["reason"] == "the channel already has a live stream"
+    assert ivs.encoder_on_air(CHANNEL, on_air=False)
+    live = start(client)
+    assert state_of(client, live) == "ACTIVE"
+    assert not ivs.encoder_on_air(CHANNEL)  # the composition holds the channel: the encoder is refused
+    assert destination_states(client, live) == {"channel": "ACTIVE"}
+
+
+def test_other_channels_are_not_affected(ivs: IvsStandIn, client: Any) -> None:
+    publish_on_both_stages(ivs)
+    start(client)
+    other = {
+        "name": "live",
+        "channel": {"channelArn": CHANNEL.replace("AbCd1234", "Other567"), "encoderConfigurationArn": ENCODER},
+    }
+    arn = client.start_composition(stageArn=DEST, destinations=[other])["composition"]["arn"]
+    assert state_of(client, arn) == "ACTIVE"

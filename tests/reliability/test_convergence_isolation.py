@@ -25,18 +25,31 @@ from tests.support import CHANNEL, ENCODER, EventFactory, later, put_policy
 FLEET = [f"arn:aws:ivs:us-east-1:123456789012:stage/Fleet{n:04d}" for n in range(6)]
 TROUBLED = FLEET[0]  # first in the pass's order (ARN order from the cursor)
 DESTINATION = "arn:aws:ivs:us-east-1:123456789012:stage/GreenRoom"
-COMPOSED = {"destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]}
+COMPOSED = {
+    "destinations": [{"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}]
+}  # own_channel() gives each stage its own
 
 
 def session(n: int) -> str:
     return f"st-Fleet{n:04d}Sess"  # 16 characters, as IVS makes them
 
 
+def own_channel(policy: dict[str, Any], stage_arn: str) -> dict[str, Any]:
+    """The stage's policy: ``policy`` with a channel of the stage's own (a channel takes one stream at a
+    time, so a fleet composed side by side needs one channel per stage)."""
+    if "composition" not in policy:
+        return policy
+    channel = stage_arn.replace("stage/", "channel/")
+    destinations = [{"name": "live", "channel": {"channelArn": channel, "encoderConfigurationArn": ENCODER}}]
+    return {**policy, "composition": {**policy["composition"], "destinations": destinations}}
+
+
 def fleet(make_deployment: Any, events: EventFactory, policy: dict[str, Any]) -> LocalDeployment:
     deployment: LocalDeployment = make_deployment()  # the tests run the passes
-    put_policy(deployment, {"stageArn": "default", **policy})
+    put_policy(deployment, {"stageArn": "default", **{k: v for k, v in policy.items() if k != "composition"}})
     deployment.ivs.create_stage(DESTINATION)
     for n, arn in enumerate(FLEET):
+        put_policy(deployment, {"stageArn": arn, **own_channel(policy, arn)})
         deployment.ivs.create_stage(arn)
         deployment.put_event(
             events.published(f"host{n}", user_id=f"host-{n}", stage=arn, session=session(n)), deliver=False

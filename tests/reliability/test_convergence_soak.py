@@ -52,7 +52,6 @@ def play(make_deployment: Any, *, stages: int, seed: int) -> Fleet:
     rng = random.Random(seed)
     deployment: LocalDeployment = make_deployment(reconcile_seconds=PASS_SECONDS)
     events = EventFactory()
-    destination = {"name": "live", "channel": {"channelArn": CHANNEL, "encoderConfigurationArn": ENCODER}}
     fleet = Fleet(deployment, [], {}, {})
     deliveries: list[tuple[datetime, dict[str, Any], str]] = []
     for n in range(stages):
@@ -65,6 +64,8 @@ def play(make_deployment: Any, *, stages: int, seed: int) -> Fleet:
             "moderation": {"blockedUserIds": ["troll-3"]},
         }
         if n < COMPOSED_STAGES:
+            channel = f"{CHANNEL}{n:05d}"  # each show its own: a channel takes one stream at a time
+            destination = {"name": "live", "channel": {"channelArn": channel, "encoderConfigurationArn": ENCODER}}
             document["composition"] = {"destinations": [destination]}
         put_policy(deployment, document)
         session = f"st-Show{n:05d}Sess"

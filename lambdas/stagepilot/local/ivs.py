@@ -44,7 +44,7 @@ from stagepilot.local.ivs_model import (
     operation_names,
     validate_request,
 )
-from stagepilot.local.ivs_world import SESSION_ID, IvsWorld, utc
+from stagepilot.local.ivs_world import CHANNEL_ON_AIR_REASON, SESSION_ID, IvsWorld, utc
 
 __all__ = ["Call", "IvsStandIn"]
 
@@ -387,9 +387,7 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
     def fail_destinations(self, stage_arn: str, *, kind: str, reason: str | None = None) -> int:
         """The ``kind`` destination (``channel`` or ``s3``) of every live composition on the stage fails (the
         ``destination-failure`` directive). Returns how many failed."""
-        why = reason or (
-            "the channel already has a live stream" if kind == "channel" else "access denied to the bucket"
-        )
+        why = reason or (CHANNEL_ON_AIR_REASON if kind == "channel" else "access denied to the bucket")
         with self._lock:
             now = self._now()
             self._advance_locked(now)
@@ -400,6 +398,22 @@ class IvsStandIn(IvsWorld, KeyPairTokensWorld):
             pending = self.take_outbox()
         self._emit(pending)
         return failed
+
+    def encoder_on_air(self, channel_arn: str, *, on_air: bool = True) -> bool:
+        """An encoder outside any stage starts (or stops) streaming into the channel (RTMPS ingest). While it
+        streams, a composition that starts with that channel as a destination has its channel destination
+        fail at once (``Destination Failure``, docs/simulate.md). A channel takes one stream at a time;
+        UNDOCUMENTED what IVS does with an encoder's stream into a channel a composition streams into: it is
+        refused here (returns False) and the composition keeps the channel."""
+        with self._lock:
+            self._advance_locked(self._now())
+            if not on_air:
+                self._encoders_on_air.discard(channel_arn)
+                return True
+            if self.channel_on_air(channel_arn) and channel_arn not in self._encoders_on_air:
+                return False
+            self._encoders_on_air.add(channel_arn)
+            return True
 
     def fail_compositions(self, stage_arn: str, *, reason: str = "internal error") -> list[dict[str, Any]]:
         """Every STARTING/ACTIVE composition on the stage fails; returns the Session Failure envelopes."""

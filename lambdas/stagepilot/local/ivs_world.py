@@ -66,6 +66,9 @@ MAX_PUBLISHERS_PER_STAGE = 12  # "Stage participants (publishers)" 12, not adjus
 # The stand-in moves a recording straight to ACTIVE and from it to STOPPED/FAILED; STARTING and STOPPING
 # are listed for a world that has them (UNDOCUMENTED whether IVS counts them: it is assumed to).
 RECORDING_ACTIVE_STATES = frozenset({"STARTING", "ACTIVE", "STOPPING"})
+# The Destination Failure reason when a composition's channel is live already (UNDOCUMENTED text; the
+# event table's example is "another broadcast was happening" [eb]).
+CHANNEL_ON_AIR_REASON = "the channel already has a live stream"
 SESSION_ID = re.compile(r"st-[a-zA-Z0-9]{13}")  # StageSession sessionId: "Fixed length of 16" [model]
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ARN = re.compile(r"arn:aws:ivs:(?P<region>[a-z0-9-]+):(?P<account>[0-9]+):(?P<kind>[a-z-]+)/[a-zA-Z0-9-]+")
@@ -93,6 +96,7 @@ class IvsWorld:
         # entries of connections that ended sooner are skipped when they come up
         self._connections: list[tuple[datetime, int, str, str, str]] = []
         self._missing: set[str] = set()
+        self._encoders_on_air: set[str] = set()  # channels an encoder streams into, outside any stage
         self._followed: set[str] = set()  # ids of the envelopes the world has followed (duplicates are ignored)
         self._outbox: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []  # every envelope emitted, in order
@@ -305,7 +309,29 @@ class IvsWorld:
         # No STARTING phase is simulated: the pipeline comes up at once (no Destination Start events).
         composition.state = "ACTIVE"
         self._composition_event(composition, "Session Start", now)
+        for d in built:
+            if d.kind == "channel" and self.channel_on_air(d.configuration["channel"]["channelArn"], composition):
+                # channelArn [model]: "The channel must be offline (not broadcasting)." What IVS does when it
+                # is not is the Destination Failure event [eb]: "broadcasting to a channel failed because ...
+                # another broadcast was happening". UNDOCUMENTED whether StartComposition refuses it instead
+                # (ConflictException is in its error list, mapped to nothing): it does not here. The start
+                # succeeds and the channel destination fails at once, the harder case: the caller holds a
+                # composition that never reaches its channel, learns it only from an event (which may be
+                # lost) or GetComposition, and the composition lives on if it records to S3 as well.
+                self.fail_destination_locked(composition, "channel", CHANNEL_ON_AIR_REASON, now)
         return response
+
+    def channel_on_air(self, channel_arn: str, starting: Composition | None = None) -> bool:
+        """Whether the channel takes a stream already: an encoder streams into it, or another live
+        composition's channel destination does. An IVS channel takes one stream at a time."""
+        if channel_arn in self._encoders_on_air:
+            return True
+        return any(
+            d.kind == "channel" and d.state == "ACTIVE" and d.configuration["channel"]["channelArn"] == channel_arn
+            for c in self._live.values()
+            if c is not starting
+            for d in c.destinations
+        )
 
     def _check_destinations(self, destinations: list[dict[str, Any]]) -> None:
         # "A Composition can contain either one destination (channel or s3) or two (one channel and one s3)."
