@@ -329,3 +329,47 @@ def test_a_copy_of_an_event_that_finds_the_first_copys_claim_held_comes_back_aft
     assert "tried again then, to find it done or take it over; again in 12" in held[0]
     assert any("composition already started" in line and "(delivery 2)" in line for line in result.stdout.splitlines())
     assert "StartComposition ×1" in result.stdout and "dead-letter queues: empty" in result.stdout
+
+
+def test_an_encoder_on_the_show_channel_takes_it_and_the_composition_records_on(tmp_path: Path):
+    # docs/simulate.md: a channel takes one stream at a time; a composition into a live channel starts, and
+    # its channel destination fails (Destination Failure); with its S3 destination it records on.
+    channel = "arn:aws:ivs:us-east-1:123456789012:channel/ShowChannel01"
+    lines = (EXAMPLES / "show.jsonl").read_text().splitlines()
+    on_air = {"simulate": "encoder", "channelArn": channel, "onAir": True, "time": "2026-11-21T19:59:00Z"}
+    again = {**on_air, "onAir": False, "time": "2026-11-21T20:00:30Z"}
+    late = {**on_air, "time": "2026-11-21T20:00:40Z"}
+    bad = {"simulate": "encoder", "channelArn": channel.replace("channel/", "stage/"), "time": on_air["time"]}
+    events = tmp_path / "events.jsonl"
+    head = [json.dumps(line) for line in (bad, on_air)]
+    events.write_text("\n".join([*head, *lines[:5], json.dumps(again), json.dumps(late)]) + "\n")
+    args = ("simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(events), *NO_PASSES)
+
+    result = run(*args, "--settle", "60")
+
+    assert result.status == 0
+    assert result.stderr.splitlines() == [f"{events}: line 1: channelArn: required, a channel ARN (skipped)"]
+    timeline = result.stdout
+    assert "▶ an encoder outside stagepilot starts streaming into channel/ShowChannel01\n" in timeline
+    assert "started composition: first publisher of the session" in timeline
+    assert "the channel destination failed (the channel already has a live stream); audited and alarmed" in timeline
+    assert "▶ an encoder outside stagepilot stops streaming into channel/ShowChannel01\n" in timeline
+    # the channel is free, but the failed destination does not come back, and nothing restarts for it
+    assert "starts streaming into channel/ShowChannel01 (refused" not in timeline
+    assert "restarted composition" not in timeline
+    calls = [json.loads(line)["operation"] for line in run(*args, "--settle", "60", "--json").stdout.splitlines()]
+    assert calls.count("StartComposition") == 1
+
+
+def test_an_encoder_is_refused_a_channel_the_show_composes_into(tmp_path: Path):
+    lines = (EXAMPLES / "show.jsonl").read_text().splitlines()[:5]  # the first publish: the show composes
+    channel = "arn:aws:ivs:us-east-1:123456789012:channel/ShowChannel01"
+    encoder = {"simulate": "encoder", "channelArn": channel, "time": "2026-11-21T20:00:30Z"}
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([*lines, json.dumps(encoder)]) + "\n")
+
+    result = run("simulate", "--policies", str(EXAMPLES / "policies.json"), "--events", str(events), *NO_PASSES)
+
+    assert result.status == 0 and result.stderr == ""
+    assert "starts streaming into channel/ShowChannel01 (refused: a composition streams into it)" in result.stdout
+    assert "Destination Failure" not in result.stdout

@@ -291,6 +291,12 @@ class Timeline:
         elif what == "join":
             publish = " and publishes" if payload.get("publish") else ""
             self._out.line(f"{when}  ▶ a client joins with token {payload['token']}{publish}")
+        elif what == "encoder":
+            verb = "starts" if payload.get("onAir", True) else "stops"
+            self._out.line(
+                f"{when}  ▶ an encoder outside stagepilot {verb} streaming into {_short(payload['channelArn'])}"
+                + (" (refused: a composition streams into it)" if payload.get("refused") else "")
+            )
         elif what == "recording":
             verb = "starts" if payload["state"] == "active" else "stops"
             self._out.line(

@@ -87,6 +87,10 @@ def _play(world: World, line: Line, notify: Listener) -> None:
         notify("event", data)
         world.put_event(data)
         return
+    if line.kind == "encoder":  # said with its outcome: a channel a composition streams into refuses it
+        taken = world.ivs.encoder_on_air(data["channelArn"], on_air=data.get("onAir", True))
+        notify("directive", {**data, "refused": not taken})
+        return
     notify("directive", data)
     ivs = world.ivs
     if line.kind == "participant":

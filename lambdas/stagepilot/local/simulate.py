@@ -6,8 +6,8 @@ a ``"simulate"`` key (docs/simulate.md): ``participant`` declares a token; ``com
 stage's compositions the way IVS would, ``destination-failure`` one destination of them; ``lost`` /
 ``late`` / ``lose-emitted`` lose or delay events;
 ``fault`` / ``outage`` make IVS calls fail; ``leave`` disconnects a participant; ``recording`` starts or
-stops IVS's individual recording of a participant; ``issue`` asks the door for a token and ``join`` joins
-with it (local/door.py). Malformed lines are
+stops IVS's individual recording of a participant; ``encoder`` puts an outside encoder on a channel (or
+takes it off); ``issue`` asks the door for a token and ``join`` joins with it (local/door.py). Malformed lines are
 reported with their line number and skipped.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,12 +37,14 @@ DIRECTIVES = (
     "outage",
     "leave",
     "recording",
+    "encoder",
     "issue",
     "join",
     "ban",
 )
 RECORDING_STATES = ("active", "stopped")
 DESTINATION_KINDS = ("channel", "s3")
+CHANNEL_ARN = re.compile(r"arn:aws:ivs:[a-z0-9-]+:[0-9]+:channel/[a-zA-Z0-9-]+")  # ChannelArn [model]
 DEFAULT_RECONCILE_SECONDS = 60  # the deployed convergence period (cdk.json reconcileMinutes = 1)
 DEFAULT_SETTLE_SECONDS = 600
 MAX_DELAY_SECONDS = 14 * 24 * 3600  # longer than any queue holds a message
@@ -190,6 +193,14 @@ def _check_recording(data: dict[str, Any]) -> None:
     _require_time(data)
 
 
+def _check_encoder(data: dict[str, Any]) -> None:
+    if not isinstance(data.get("channelArn"), str) or not CHANNEL_ARN.fullmatch(data["channelArn"]):
+        raise ValueError("channelArn: required, a channel ARN")
+    if not isinstance(data.get("onAir", True), bool):
+        raise ValueError("onAir: must be true or false")
+    _require_time(data)
+
+
 def _check_issue(data: dict[str, Any]) -> None:
     _require_stage(data)
     _require_text(data, "userId", "the user id the token is for")
@@ -231,6 +242,7 @@ _DIRECTIVE_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "outage": _check_outage,
     "leave": _check_leave,
     "recording": _check_recording,
+    "encoder": _check_encoder,
     "issue": _check_issue,
     "join": _check_join,
     "ban": _check_ban,
