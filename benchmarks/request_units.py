@@ -424,15 +424,27 @@ def _split(meter: RequestUnitMeter) -> dict[str, Any]:
 
 
 def _partition(peek: Any, table: str, pk: str) -> list[Wire]:
-    items: list[Wire] = peek.query(
-        TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": pk}}
-    ).get("Items", [])
-    return items
+    """Every item of the partition, every page."""
+    params: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": pk}},
+    }
+    items: list[Wire] = []
+    while True:
+        page = peek.query(**params)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def measure_show() -> dict[str, Any]:
+def measure_show(fleet: int = 100) -> dict[str, Any]:
     """work_per_event's 100-stage show, played as it plays it, every call charged; and the sizes of the
-    policies as the show stored them (the snapshot reads them all: cost.py scales it to the fleet)."""
+    policies as the show stored them (the snapshot reads them all: cost.py scales it to the fleet).
+    ``fleet`` > 100: the table holds that many policies, the show's and quiet stages' of the same size (the
+    show's policies made for the stages ``Show0100Main``... that never see an event), so each container's
+    snapshot reads a fleet's policies, as it does on a fleet whose other stages are live elsewhere."""
     from unittest import mock
 
     from moto import mock_aws
@@ -441,8 +453,11 @@ def measure_show() -> dict[str, Any]:
     from stagepilot.local import ivs_world
 
     policies, bans, scenario = work_per_event.hundred_stage_show()
+    quiet = work_per_event.hundred_stage_show(fleet)[0][len(policies) :] if fleet > len(policies) else []
     with mock_aws(), mock.patch.object(ivs_world, "MAX_COMPOSITIONS_PER_ACCOUNT", 1000):
         deployment = work_per_event.deploy(policies, bans)
+        for policy in quiet:
+            deployment.services.policies.put(policy)
         peek = _peek_client(work_per_event.REGION)
         meter = RequestUnitMeter(peek)
         meter.attach(deployment.table.client)
@@ -451,6 +466,8 @@ def measure_show() -> dict[str, Any]:
         stage_policies = [item_size(item) for item in stored if item["sk"]["S"] != "default"]
         return {
             "events": sum(1 for line in scenario.lines if line.kind == "event"),
+            "policies": len(stored),
+            "calls": sum(charges.calls for charges in meter.by_operation.values()),
             **_split(meter),
             "policy_item_bytes": sum(stage_policies) / len(stage_policies),
             "default_policy_bytes": sum(item_size(item) for item in stored if item["sk"]["S"] == "default"),
@@ -553,11 +570,16 @@ def measure_passes(stages: int) -> dict[str, Any]:
         return {"stages": stages, "idle": idle, "live": live}
 
 
-def run(sizes: tuple[int, ...] = PASS_SIZES) -> dict[str, Any]:
-    """Every charge ``benchmarks.cost`` needs: the 100-stage show's, and the pass's at each fleet size."""
+def run(sizes: tuple[int, ...] = PASS_SIZES, policies: int = 100) -> dict[str, Any]:
+    """Every charge ``benchmarks.cost`` needs: the 100-stage show's, and the pass's at each fleet size.
+    ``policies`` > 100: the show is also played with that many policies stored (``measure_show``'s ``fleet``),
+    as ``show100_policies<N>``: what a fleet's snapshot, or its per-stage reads, cost the same events."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    return {"show100": measure_show(), "passes": {str(size): measure_passes(size) for size in sizes}}
+    measured = {"show100": measure_show(), "passes": {str(size): measure_passes(size) for size in sizes}}
+    if policies > 100:
+        measured[f"show100_policies{policies}"] = measure_show(policies)
+    return measured
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -568,7 +590,15 @@ def main(argv: list[str] | None = None) -> int:
         "minutes); make bench keeps them in benchmarks/results.json for benchmarks.cost.",
     )
     cli.counts_argument(parser, "SIZE", default=PASS_SIZES, what="fleet sizes of the pass's runs, every stage live")
-    print(json.dumps(run(tuple(parser.parse_args(argv).size)), indent=2))
+    parser.add_argument(
+        "--policies",
+        type=cli.count,
+        default=100,
+        metavar="N",
+        help="also play the show with N policies stored, its 100 stages' and quiet ones' (about 3 minutes at 1000)",
+    )
+    arguments = parser.parse_args(argv)
+    print(json.dumps(run(tuple(arguments.size), arguments.policies), indent=2))
     return 0
 
 
