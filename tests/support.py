@@ -247,3 +247,14 @@ def store_fleet(table: Table, count: int) -> None:
     for start in range(0, len(items), 25):
         requests = [{"PutRequest": {"Item": to_item(item)}} for item in items[start : start + 25]]
         table.client.batch_write_item(RequestItems={table.name: requests})
+
+
+class QueryCalls:
+    """The ``Query`` calls made on a client, with their parameters."""
+
+    def __init__(self, client: Any) -> None:
+        self.made: list[dict[str, Any]] = []
+        client.meta.events.register("provide-client-params.dynamodb.Query", self._seen)
+
+    def _seen(self, params: dict[str, Any], **_: Any) -> None:
+        self.made.append(dict(params))

@@ -6,7 +6,6 @@ many calls, so the policy cache reads per stage (docs/table.md, docs/performance
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from moto import mock_aws
@@ -17,7 +16,7 @@ from stagepilot.adapters.table import PauseSwitches, PolicyStore, Table
 from stagepilot.local.clients import local_client
 from stagepilot.policy import parse_policy
 from tests.support import FLEET_ARN as ARN
-from tests.support import REGION, example_document, store_fleet
+from tests.support import REGION, QueryCalls, example_document, store_fleet
 
 FLEET = 800  # example-sized policies: more than one page holds
 
@@ -28,17 +27,6 @@ def table() -> Iterator[Table]:
         client = local_client("dynamodb", region=REGION)
         create_table(client, "snapshot")
         yield Table(client, "snapshot")
-
-
-class QueryCalls:
-    """The ``Query`` calls made on a client, with their parameters."""
-
-    def __init__(self, client: Any) -> None:
-        self.made: list[dict[str, Any]] = []
-        client.meta.events.register("provide-client-params.dynamodb.Query", self._seen)
-
-    def _seen(self, params: dict[str, Any], **_: Any) -> None:
-        self.made.append(dict(params))
 
 
 def test_a_fleet_past_one_page_of_policies_is_read_whole(table: Table) -> None:

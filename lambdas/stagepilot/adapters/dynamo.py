@@ -319,9 +319,11 @@ class Table:
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return items, pages, False
 
-    def holds_any(self, pk: str) -> bool:
+    def holds_any(self, pk: str, *, consistent: bool = False) -> bool:
         """Whether the partition holds an item: one ``Query`` with ``Limit`` 1 (its key only)."""
         params = _query_params(pk)
+        if consistent:
+            params["ConsistentRead"] = True
         page = self._call("query", Limit=1, ProjectionExpression="#pk", **params)
         return bool(page.get("Items"))
 
