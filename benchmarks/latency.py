@@ -39,6 +39,7 @@ from benchmarks.work_per_event import (
     earlier_sessions,
     stage_arn,
     stage_event,
+    with_own_channel,
 )
 from stagepilot.local import ivs_world
 from stagepilot.local.deployment import Delivery
@@ -87,11 +88,12 @@ def anchor(seed: int = 1) -> dict[str, float]:
 
 
 def policies(stages: int) -> list[StagePolicy]:
-    """The demo's policy per stage: compose to its channel, replicate its host to a green room, block a troll."""
+    """The demo's policy per stage: compose to a channel of its own, replicate its host to a green room,
+    block a troll."""
     template = json.loads((EXAMPLES / "policies.json").read_text())[0]
     chosen = []
     for i in range(stages):
-        document = json.loads(json.dumps(template))
+        document = with_own_channel(json.loads(json.dumps(template)), f"Lat{i:04d}Chan1")
         document["stageArn"] = stage_arn(f"Lat{i:04d}Main")
         document["replication"][0]["destinationStageArn"] = stage_arn(f"Lat{i:04d}Green")
         document["replication"][0]["participants"] = {"userIds": [f"host-{i}"]}

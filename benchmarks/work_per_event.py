@@ -42,6 +42,16 @@ def stage_arn(name: str) -> str:
     return f"arn:aws:ivs:{REGION}:{ACCOUNT}:stage/{name}"
 
 
+def with_own_channel(document: dict[str, Any], channel: str) -> dict[str, Any]:
+    """``document`` (a copy of the demo's policy) with its channel destination on a channel of its own: IVS
+    takes one stream a channel at a time (docs/simulate.md), so stages that kept the template's channel would
+    fail each other's channel destinations, and the show would count the failures' events and reads."""
+    for destination in document["composition"]["destinations"]:
+        if "channel" in destination:
+            destination["channel"]["channelArn"] = f"arn:aws:ivs:{REGION}:{ACCOUNT}:channel/{channel}"
+    return document
+
+
 def _fmt(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -108,7 +118,7 @@ def hundred_stage_show(
     ids = iter(range(1, 10**6))
     for i in range(stages):
         stage, green = stage_arn(f"Show{i:04d}Main"), stage_arn(f"Show{i:04d}Green")
-        document = json.loads(json.dumps(template))
+        document = with_own_channel(json.loads(json.dumps(template)), f"Show{i:04d}Chan1")  # the template's length
         document["stageArn"] = stage
         document["replication"][0]["destinationStageArn"] = green
         document["replication"][0]["participants"] = {"userIds": [f"host-{i}"]}
