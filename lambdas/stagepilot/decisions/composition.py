@@ -178,20 +178,46 @@ END_UNRECORDED_RETRY = timedelta(seconds=5)
 
 def _finish_successor_claim(record: SessionCompositions, *, owner: str, now: datetime) -> Decision:
     """The successor of a composition IVS ended at its 24-hour limit is claimed: the one claim verdict."""
-    verdict = _verdict(record, owner, now)
-    if verdict is ClaimVerdict.HELD:
-        why = "another event or the pass is starting the successor of the 24-hour composition"
-        return Decision(False, why, held=_held(record))
-    resume = verdict is ClaimVerdict.RESUME
-    return Decision(
-        True,
-        "rollover: this event's earlier delivery claimed the successor of the 24-hour composition; finishing it"
-        if resume
-        else "rollover: the claim on the successor of the 24-hour composition expired; taking over",
-        record.attempt,
+    return _claim_decision(
+        record,
+        owner=owner,
+        now=now,
+        resumed="rollover: this event's earlier delivery claimed the successor of the 24-hour composition; "
+        "finishing it",
+        taken_over="rollover: the claim on the successor of the 24-hour composition expired; taking over",
+        held="another event or the pass is starting the successor of the 24-hour composition",
         needs_publishers=True,
         heal_reason=HealReason.ROLLOVER,
         rollover=True,
+    )
+
+
+def _claim_decision(
+    record: SessionCompositions,
+    *,
+    owner: str,
+    now: datetime,
+    resumed: str,
+    taken_over: str,
+    held: str,
+    needs_publishers: bool = False,
+    heal_reason: HealReason | None = None,
+    rollover: bool = False,
+) -> Decision:
+    """A claim taken and not finished, by the one claim verdict (decisions/leases.py): its owner's redelivery
+    resumes it, another caller takes it over once its lease ran out (the same attempt and idempotency token),
+    else it is held (the event comes back once the lease can have run out)."""
+    verdict = _verdict(record, owner, now)
+    if verdict is ClaimVerdict.HELD:
+        return Decision(False, held, held=_held(record))
+    resume = verdict is ClaimVerdict.RESUME
+    return Decision(
+        True,
+        resumed if resume else taken_over,
+        record.attempt,
+        needs_publishers=needs_publishers,
+        heal_reason=heal_reason,
+        rollover=rollover,
         resume=resume,
     )
 
@@ -276,18 +302,15 @@ def decide_on_failure(
     ):
         # The restart was claimed and not finished (cut short by a throttle, a 500, a timeout, or still in
         # flight): the failure event's redelivery finishes it; anyone else waits for the claim's lease to run out.
-        verdict = _verdict(record, owner, now)
-        if verdict is ClaimVerdict.RESUME:
-            return Decision(
-                True,
-                "this event's earlier delivery claimed the restart; finishing it",
-                record.attempt,
-                True,
-                resume=True,
-            )
-        if verdict is ClaimVerdict.TAKE_OVER:
-            return Decision(True, "the restart's claim expired; taking over", record.attempt, True)
-        return Decision(False, "another event or the pass is restarting the composition", held=_held(record))
+        return _claim_decision(
+            record,
+            owner=owner,
+            now=now,
+            resumed="this event's earlier delivery claimed the restart; finishing it",
+            taken_over="the restart's claim expired; taking over",
+            held="another event or the pass is restarting the composition",
+            needs_publishers=True,
+        )
     if record.attempt > failed_attempt:
         return Decision(
             False,
